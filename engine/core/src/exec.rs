@@ -1,0 +1,136 @@
+//! Running one stage's command as a child process.
+//!
+//! Each stage runs in its own process group, so that a timeout or Ctrl-C can
+//! stop the whole tree it started (`sh -c` and whatever it spawns). The
+//! direct child also gets `PR_SET_PDEATHSIG`, so it dies with gourd even when
+//! gourd is killed with SIGKILL.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::model::{Command, Stage};
+
+pub struct ExecRequest<'a> {
+    pub stage: &'a Stage,
+    pub root: &'a Path,
+    pub log: PathBuf,
+    pub extra_env: BTreeMap<String, String>,
+}
+
+#[derive(Debug)]
+pub enum ExecOutcome {
+    Exited(i32),
+    Signaled(i32),
+    TimedOut(Duration),
+    Interrupted,
+}
+
+/// Grace period between SIGTERM and SIGKILL when stopping a stage.
+const KILL_GRACE: Duration = Duration::from_secs(3);
+
+pub async fn execute(
+    request: ExecRequest<'_>,
+    mut cancel: watch::Receiver<bool>,
+) -> io::Result<ExecOutcome> {
+    let stage = request.stage;
+    let mut command = match &stage.cmd {
+        Command::Shell(script) => {
+            let mut c = tokio::process::Command::new("sh");
+            c.arg("-c").arg(script);
+            c
+        }
+        Command::Argv(argv) => {
+            let mut c = tokio::process::Command::new(&argv[0]);
+            c.args(&argv[1..]);
+            c
+        }
+    };
+    if let Some(parent) = request.log.parent() {
+        fs_err::create_dir_all(parent)?;
+    }
+    let log = fs_err::File::create(&request.log)?.into_parts().0;
+    command
+        .current_dir(stage.wdir.to_path(request.root))
+        .envs(&stage.env)
+        .envs(&request.extra_env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log.try_clone()?))
+        .stderr(Stdio::from(log))
+        .process_group(0)
+        .kill_on_drop(true);
+    // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().map_err(|err| {
+        let program = match &stage.cmd {
+            Command::Shell(_) => "sh".to_string(),
+            Command::Argv(argv) => argv[0].clone(),
+        };
+        io::Error::new(err.kind(), format!("cannot start `{program}`: {err}"))
+    })?;
+    let pgid = child.id().map(|id| id as i32);
+
+    let timeout = async {
+        match stage.timeout {
+            Some(limit) => tokio::time::sleep(limit).await,
+            None => std::future::pending().await,
+        }
+    };
+    let cancelled = async {
+        loop {
+            if *cancel.borrow() {
+                return;
+            }
+            if cancel.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+
+    let outcome = tokio::select! {
+        status = child.wait() => {
+            let status = status?;
+            // The stage's own process is gone; stop anything it left behind
+            // in its group, which would otherwise keep writing outputs.
+            if let Some(pgid) = pgid {
+                kill_group(pgid, libc::SIGKILL);
+            }
+            return Ok(match (status.code(), status.signal()) {
+                (Some(code), _) => ExecOutcome::Exited(code),
+                (None, Some(signal)) => ExecOutcome::Signaled(signal),
+                (None, None) => ExecOutcome::Exited(-1),
+            });
+        }
+        () = timeout => ExecOutcome::TimedOut(stage.timeout.unwrap_or_default()),
+        () = cancelled => ExecOutcome::Interrupted,
+    };
+    if let Some(pgid) = pgid {
+        kill_group(pgid, libc::SIGTERM);
+        if tokio::time::timeout(KILL_GRACE, child.wait())
+            .await
+            .is_err()
+        {
+            kill_group(pgid, libc::SIGKILL);
+        }
+        kill_group(pgid, libc::SIGKILL);
+    }
+    let _ = child.wait().await;
+    Ok(outcome)
+}
+
+fn kill_group(pgid: i32, signal: i32) {
+    // SAFETY: plain syscall; a group that no longer exists gives ESRCH.
+    unsafe {
+        libc::killpg(pgid, signal);
+    }
+}

@@ -1,0 +1,59 @@
+//! Small file-system helpers shared by the store and the state files.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A name for a temporary file that no other writer in any process picks.
+pub fn temp_name(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}.{}.{n}.{nanos}.gourd-tmp", std::process::id())
+}
+
+/// A temporary path beside `path`, in the same folder (so a rename is atomic).
+pub fn temp_beside(path: &Path) -> PathBuf {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("tmp");
+    path.with_file_name(temp_name(&format!(".{name}")))
+}
+
+/// Writes `bytes` to `path` atomically: temp file in the same folder, fsync,
+/// rename. Readers see the old or the new content, never a mix.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    if let Some(parent) = path.parent() {
+        fs_err::create_dir_all(parent)?;
+    }
+    let tmp = temp_beside(path);
+    let result = (|| {
+        let mut file = fs_err::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs_err::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Removes a file or a folder; nothing there is fine.
+pub fn remove_path(path: &Path) -> io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => make_writable_and_remove_dir(path),
+        Ok(_) => fs_err::remove_file(path),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(crate::hash::with_path(err, path)),
+    }
+}
+
+fn make_writable_and_remove_dir(path: &Path) -> io::Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(crate::hash::with_path(err, path)),
+    }
+}

@@ -1,0 +1,300 @@
+//! Hashing files and folders, with a persistent stat cache.
+//!
+//! A file's digest is the plain digest of its bytes. A folder's digest is a
+//! Merkle node over its sorted entries (see `gourd_digest::tree_digest`).
+//! Symlinks are followed; sockets, fifos and devices are ignored. Files in one
+//! folder are hashed in parallel.
+//!
+//! The stat cache maps a path to `(size, mtime, ctime, inode) → digest`, so
+//! that a run where nothing changed reads no file contents. An entry whose
+//! mtime is within two seconds of the moment it was hashed is not kept: a
+//! write in the same clock tick could otherwise go unnoticed ("racy" entries,
+//! as git calls them).
+
+use std::collections::HashMap;
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use gourd_digest::{Digest, DigestAlgorithm, EntryKind, Hasher, TreeEntry, tree_digest};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil::write_atomic;
+
+/// A hashed file or folder, with the whole listing of a folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tree {
+    File {
+        digest: Digest,
+        executable: bool,
+    },
+    Dir {
+        digest: Digest,
+        children: Vec<(String, Tree)>,
+    },
+}
+
+impl Tree {
+    pub fn digest(&self) -> Digest {
+        match self {
+            Tree::File { digest, .. } | Tree::Dir { digest, .. } => *digest,
+        }
+    }
+
+    pub fn kind(&self) -> EntryKind {
+        match self {
+            Tree::File { .. } => EntryKind::File,
+            Tree::Dir { .. } => EntryKind::Dir,
+        }
+    }
+
+    /// The listing of a folder, as stored in the cache.
+    pub fn entries(children: &[(String, Tree)]) -> Vec<TreeEntry> {
+        children
+            .iter()
+            .map(|(name, child)| TreeEntry {
+                name: name.clone(),
+                kind: child.kind(),
+                executable: matches!(
+                    child,
+                    Tree::File {
+                        executable: true,
+                        ..
+                    }
+                ),
+                digest: child.digest(),
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct StatEntry {
+    size: u64,
+    mtime_ns: i64,
+    ctime_ns: i64,
+    inode: u64,
+    digest: Digest,
+}
+
+impl StatEntry {
+    fn matches(&self, meta: &std::fs::Metadata) -> bool {
+        self.size == meta.len()
+            && self.mtime_ns == mtime_ns(meta)
+            && self.ctime_ns == ctime_ns(meta)
+            && self.inode == meta.ino()
+    }
+}
+
+fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
+    meta.mtime() * 1_000_000_000 + meta.mtime_nsec()
+}
+
+fn ctime_ns(meta: &std::fs::Metadata) -> i64 {
+    meta.ctime() * 1_000_000_000 + meta.ctime_nsec()
+}
+
+const RACY_WINDOW_NS: i64 = 2_000_000_000;
+
+#[derive(Serialize, Deserialize, Default)]
+struct StatCacheFile {
+    algorithm: DigestAlgorithm,
+    entries: HashMap<PathBuf, StatEntry>,
+}
+
+/// Hashes paths, remembering file digests by their stat data.
+pub struct Hashing {
+    algorithm: DigestAlgorithm,
+    file: PathBuf,
+    entries: RwLock<HashMap<PathBuf, StatEntry>>,
+    dirty: std::sync::atomic::AtomicBool,
+}
+
+impl Hashing {
+    /// Opens the stat cache at `file`; a missing or unreadable cache is empty.
+    pub fn open(file: PathBuf, algorithm: DigestAlgorithm) -> Hashing {
+        let entries = std::fs::read(&file)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<StatCacheFile>(&bytes).ok())
+            .filter(|cache| cache.algorithm == algorithm)
+            .map(|cache| cache.entries)
+            .unwrap_or_default();
+        Hashing {
+            algorithm,
+            file,
+            entries: RwLock::new(entries),
+            dirty: Default::default(),
+        }
+    }
+
+    pub fn algorithm(&self) -> DigestAlgorithm {
+        self.algorithm
+    }
+
+    /// Writes the cache back if anything was added.
+    pub fn save(&self) -> io::Result<()> {
+        if !self.dirty.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
+        let entries = self.entries.read().unwrap();
+        let cache = StatCacheFile {
+            algorithm: self.algorithm,
+            entries: entries.clone(),
+        };
+        let bytes = serde_json::to_vec(&cache).map_err(io::Error::other)?;
+        write_atomic(&self.file, &bytes)
+    }
+
+    /// Hashes `path`; `None` when nothing is there.
+    pub fn hash(&self, path: &Path) -> io::Result<Option<Tree>> {
+        let meta = match std::fs::metadata(path) {
+            Ok(meta) => meta,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(with_path(err, path)),
+        };
+        self.hash_with_meta(path, &meta).map(Some)
+    }
+
+    fn hash_with_meta(&self, path: &Path, meta: &std::fs::Metadata) -> io::Result<Tree> {
+        if meta.is_dir() {
+            return self.hash_dir(path);
+        }
+        let executable = meta.permissions().mode() & 0o111 != 0;
+        Ok(Tree::File {
+            digest: self.hash_file(path, meta)?,
+            executable,
+        })
+    }
+
+    fn hash_file(&self, path: &Path, meta: &std::fs::Metadata) -> io::Result<Digest> {
+        if let Some(entry) = self.entries.read().unwrap().get(path) {
+            if entry.matches(meta) {
+                return Ok(entry.digest);
+            }
+        }
+        let digest = Hasher::digest_file(self.algorithm, path).map_err(|e| with_path(e, path))?;
+        // Re-read the stat data: if the file changed while being hashed, do
+        // not remember a digest for it.
+        let after = std::fs::metadata(path).map_err(|e| with_path(e, path))?;
+        let entry = StatEntry {
+            size: after.len(),
+            mtime_ns: mtime_ns(&after),
+            ctime_ns: ctime_ns(&after),
+            inode: after.ino(),
+            digest,
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
+        if entry.matches(meta) && now - entry.mtime_ns > RACY_WINDOW_NS {
+            self.entries
+                .write()
+                .unwrap()
+                .insert(path.to_path_buf(), entry);
+            self.dirty.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(digest)
+    }
+
+    fn hash_dir(&self, path: &Path) -> io::Result<Tree> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(path).map_err(|e| with_path(e, path))? {
+            let entry = entry.map_err(|e| with_path(e, path))?;
+            let Ok(name) = entry.file_name().into_string() else {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("`{}` holds a file name that is not UTF-8", path.display()),
+                ));
+            };
+            names.push(name);
+        }
+        names.sort();
+        let children: Vec<Option<(String, Tree)>> = names
+            .into_par_iter()
+            .map(|name| {
+                let child = path.join(&name);
+                let meta = match std::fs::metadata(&child) {
+                    Ok(meta) => meta,
+                    // A dangling symlink, or a file removed while we list.
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+                    Err(err) => return Err(with_path(err, &child)),
+                };
+                if !meta.is_dir() && !meta.is_file() {
+                    return Ok(None);
+                }
+                Ok(Some((name, self.hash_with_meta(&child, &meta)?)))
+            })
+            .collect::<io::Result<_>>()?;
+        let children: Vec<(String, Tree)> = children.into_iter().flatten().collect();
+        let digest = tree_digest(self.algorithm, &Tree::entries(&children));
+        Ok(Tree::Dir { digest, children })
+    }
+}
+
+pub(crate) fn with_path(err: io::Error, path: &Path) -> io::Error {
+    io::Error::new(err.kind(), format!("{err} (at `{}`)", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folders_hash_by_content_and_cache_by_stat() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("d");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("a"), "one").unwrap();
+        std::fs::write(root.join("sub/b"), "two").unwrap();
+        let cache_file = dir.path().join("stat.json");
+        let hashing = Hashing::open(cache_file.clone(), DigestAlgorithm::Blake3);
+        let first = hashing.hash(&root).unwrap().unwrap();
+
+        // Same content elsewhere: same digest.
+        let copy = dir.path().join("copy");
+        std::fs::create_dir_all(copy.join("sub")).unwrap();
+        std::fs::write(copy.join("a"), "one").unwrap();
+        std::fs::write(copy.join("sub/b"), "two").unwrap();
+        assert_eq!(
+            hashing.hash(&copy).unwrap().unwrap().digest(),
+            first.digest()
+        );
+
+        // A changed byte changes the digest.
+        std::fs::write(root.join("sub/b"), "TWO").unwrap();
+        assert_ne!(
+            hashing.hash(&root).unwrap().unwrap().digest(),
+            first.digest()
+        );
+        assert_eq!(hashing.hash(&dir.path().join("missing")).unwrap(), None);
+    }
+
+    #[test]
+    fn stat_cache_is_trusted_only_for_old_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, "x").unwrap();
+        let old = SystemTime::now() - std::time::Duration::from_secs(60);
+        std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let hashing = Hashing::open(dir.path().join("stat.json"), DigestAlgorithm::Blake3);
+        hashing.hash(&file).unwrap();
+        hashing.save().unwrap();
+        let reopened = Hashing::open(dir.path().join("stat.json"), DigestAlgorithm::Blake3);
+        assert_eq!(reopened.entries.read().unwrap().len(), 1);
+
+        // A fresh file is hashed but not remembered.
+        let fresh = dir.path().join("g");
+        std::fs::write(&fresh, "y").unwrap();
+        reopened.hash(&fresh).unwrap();
+        assert_eq!(reopened.entries.read().unwrap().len(), 1);
+    }
+}

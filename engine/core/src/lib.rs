@@ -1,0 +1,24 @@
+//! The gourd engine: the pipeline model, its graph, stage keys, staleness, the
+//! content-addressed store, and the scheduler that runs stages.
+//!
+//! The engine never prints and never parses command-line flags: it reports
+//! what happens through [`run::Event`]s and returns typed results, and the
+//! CLI decides how to show them.
+
+pub mod fsutil;
+pub mod gpu;
+pub mod graph;
+pub mod hash;
+pub mod key;
+pub mod lock;
+pub mod model;
+pub mod path;
+pub mod plan;
+pub mod run;
+pub mod store;
+pub mod time;
+pub mod workspace;
+
+mod exec;
+#[cfg(test)]
+mod testing;

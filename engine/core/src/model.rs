@@ -1,0 +1,115 @@
+//! The validated pipeline the engine trusts.
+//!
+//! `gourd-spec` builds these types from `gourd.ncl`; every check that can be
+//! made without touching the disk has been made by then.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::path::WsPath;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pipeline {
+    /// Stages sorted by name.
+    pub stages: Vec<Stage>,
+}
+
+impl Pipeline {
+    pub fn stage(&self, name: &str) -> Option<&Stage> {
+        self.stages
+            .binary_search_by(|s| s.name.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.stages[i])
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stage {
+    pub name: String,
+    pub cmd: Command,
+    pub deps: Vec<WsPath>,
+    pub outs: Vec<Output>,
+    pub metrics: Vec<WsPath>,
+    /// A JSON object, kept as JSON so that `3` and `3.0` stay what they were.
+    pub params: serde_json::Value,
+    pub env: BTreeMap<String, String>,
+    pub executor: Executor,
+    pub resources: Resources,
+    pub wdir: WsPath,
+    pub always_run: bool,
+    pub timeout: Option<Duration>,
+    pub desc: Option<String>,
+}
+
+impl Stage {
+    /// Everything the stage writes: its outs, then its metrics files (which
+    /// are cached like outs).
+    pub fn outputs(&self) -> impl Iterator<Item = Output> + '_ {
+        self.outs
+            .iter()
+            .cloned()
+            .chain(self.metrics.iter().map(|path| Output {
+                path: path.clone(),
+                kind: OutputKind::Metrics,
+                cache: true,
+                persist: false,
+            }))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Run by `sh -c`.
+    Shell(String),
+    /// Exec'd directly.
+    Argv(Vec<String>),
+}
+
+impl Command {
+    pub fn display(&self) -> String {
+        match self {
+            Command::Shell(s) => s.clone(),
+            Command::Argv(argv) => argv.join(" "),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub path: WsPath,
+    pub kind: OutputKind,
+    pub cache: bool,
+    pub persist: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputKind {
+    Data,
+    Feature,
+    Model,
+    Metrics,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Executor {
+    #[default]
+    Local,
+    Cuda,
+}
+
+impl Executor {
+    pub fn name(self) -> &'static str {
+        match self {
+            Executor::Local => "local",
+            Executor::Cuda => "cuda",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resources {
+    pub cpus: u32,
+    pub gpus: u32,
+}

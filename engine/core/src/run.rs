@@ -1,0 +1,622 @@
+//! The scheduler: brings the selected stages up to date, running ready stages
+//! concurrently within the job slots and the GPU pool.
+//!
+//! Each stage is decided only once all its upstream stages are done, by
+//! hashing its deps as they are then: a re-run upstream that wrote the same
+//! bytes leaves the downstream key unchanged (early cutoff).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use gourd_digest::Digest;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::exec::{ExecOutcome, ExecRequest, execute};
+use crate::gpu::GpuPool;
+use crate::graph::Dag;
+use crate::hash::Tree;
+use crate::model::{Executor, Pipeline, Stage};
+use crate::plan::{StageState, assess};
+use crate::store::{ActionResult, OutputRecord};
+use crate::time::rfc3339;
+use crate::workspace::{LastRun, Workspace};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Ran,
+    Restored,
+    UpToDate,
+    Failed,
+    Skipped,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ran => "ran",
+            Outcome::Restored => "restored",
+            Outcome::UpToDate => "up-to-date",
+            Outcome::Failed => "failed",
+            Outcome::Skipped => "skipped",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StageReport {
+    pub stage: String,
+    pub outcome: Outcome,
+    pub key: Option<Digest>,
+    pub duration: Duration,
+    /// Why a stage failed or was skipped.
+    pub message: Option<String>,
+    /// The log of an executed stage.
+    pub log: Option<std::path::PathBuf>,
+    /// The result recorded for a stage that ran, was restored or is up to date.
+    pub action: Option<ActionResult>,
+}
+
+pub enum Event<'a> {
+    /// A stage was taken off the ready queue and is being decided or run.
+    Started {
+        stage: &'a str,
+    },
+    Finished(&'a StageReport),
+}
+
+pub struct RunOptions {
+    pub jobs: usize,
+    pub targets: Vec<String>,
+    /// Stages to run even if up to date.
+    pub force: BTreeSet<String>,
+    pub keep_going: bool,
+    /// Set to `true` to stop: running stages are killed, nothing new starts.
+    pub cancel: watch::Receiver<bool>,
+}
+
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Summary {
+    pub ran: usize,
+    pub restored: usize,
+    pub up_to_date: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    #[serde(skip)]
+    pub interrupted: bool,
+    #[serde(skip)]
+    pub reports: Vec<StageReport>,
+}
+
+impl Summary {
+    fn add(&mut self, report: StageReport) {
+        match report.outcome {
+            Outcome::Ran => self.ran += 1,
+            Outcome::Restored => self.restored += 1,
+            Outcome::UpToDate => self.up_to_date += 1,
+            Outcome::Failed => self.failed += 1,
+            Outcome::Skipped => self.skipped += 1,
+        }
+        self.reports.push(report);
+    }
+}
+
+struct Context {
+    ws: Arc<Workspace>,
+    pipeline: Arc<Pipeline>,
+}
+
+struct Launch {
+    index: usize,
+    force: bool,
+    devices: Vec<usize>,
+    visible_devices: Option<String>,
+}
+
+pub async fn run(
+    ws: Arc<Workspace>,
+    pipeline: Arc<Pipeline>,
+    dag: &Dag,
+    options: RunOptions,
+    on_event: &mut dyn FnMut(Event<'_>),
+) -> Result<Summary, crate::graph::GraphError> {
+    let selected = dag.select(&pipeline, &options.targets)?;
+    let jobs = options.jobs.max(1);
+    let context = Arc::new(Context {
+        ws,
+        pipeline: pipeline.clone(),
+    });
+    let position: BTreeMap<usize, usize> = dag
+        .order()
+        .iter()
+        .enumerate()
+        .map(|(p, &i)| (i, p))
+        .collect();
+
+    let mut waiting_on: BTreeMap<usize, usize> = selected
+        .iter()
+        .map(|&i| {
+            (
+                i,
+                dag.upstream(i)
+                    .into_iter()
+                    .filter(|u| selected.contains(u))
+                    .count(),
+            )
+        })
+        .collect();
+    let mut ready: BTreeSet<(usize, usize)> = waiting_on
+        .iter()
+        .filter(|&(_, &n)| n == 0)
+        .map(|(&i, _)| (position[&i], i))
+        .collect();
+    let mut done: BTreeSet<usize> = BTreeSet::new();
+    let needs_gpus = selected
+        .iter()
+        .any(|&i| gpus_needed(&pipeline.stages[i]) > 0);
+    let mut gpus = if needs_gpus {
+        GpuPool::discover()
+    } else {
+        GpuPool::new(vec![], "none")
+    };
+    let mut free_slots = jobs;
+    let mut running: JoinSet<(StageReport, usize, Vec<usize>, usize)> = JoinSet::new();
+    let mut summary = Summary::default();
+    let mut cancel = options.cancel.clone();
+    let mut stop = false;
+
+    loop {
+        if !stop && *cancel.borrow() {
+            stop = true;
+            summary.interrupted = true;
+        }
+        if !stop {
+            let mut launched = Vec::new();
+            for &(pos, index) in &ready {
+                let stage = &pipeline.stages[index];
+                let slots = (stage.resources.cpus.max(1) as usize).min(jobs);
+                let want_gpus = gpus_needed(stage);
+                if want_gpus > gpus.total() {
+                    launched.push((pos, index, None));
+                    continue;
+                }
+                if slots > free_slots {
+                    continue;
+                }
+                let Some(devices) = gpus.take(want_gpus) else {
+                    continue;
+                };
+                free_slots -= slots;
+                let visible = (want_gpus > 0).then(|| gpus.visible_devices(&devices));
+                launched.push((pos, index, Some((slots, devices, visible))));
+            }
+            for (pos, index, launch) in launched {
+                ready.remove(&(pos, index));
+                let stage = &pipeline.stages[index];
+                on_event(Event::Started { stage: &stage.name });
+                match launch {
+                    None => {
+                        let message = no_gpu_message(stage, &gpus);
+                        let report = failed(stage, None, Duration::ZERO, message, None);
+                        finish(
+                            &pipeline,
+                            report,
+                            index,
+                            dag,
+                            &selected,
+                            &mut done,
+                            &mut summary,
+                            on_event,
+                        );
+                        if !options.keep_going {
+                            stop = true;
+                        }
+                    }
+                    Some((slots, devices, visible_devices)) => {
+                        let launch = Launch {
+                            index,
+                            force: options.force.contains(&stage.name),
+                            devices,
+                            visible_devices,
+                        };
+                        let context = context.clone();
+                        let cancel = options.cancel.clone();
+                        running.spawn(async move {
+                            let devices = launch.devices.clone();
+                            let index = launch.index;
+                            let report = process_stage(&context, launch, cancel).await;
+                            (report, index, devices, slots)
+                        });
+                    }
+                }
+            }
+        }
+        if running.is_empty() {
+            break;
+        }
+        tokio::select! {
+            joined = running.join_next() => {
+                let Some(joined) = joined else { continue };
+                let (report, index, devices, slots) = joined.expect("stage task panicked");
+                free_slots += slots;
+                gpus.give_back(&devices);
+                let ok = report.outcome != Outcome::Failed;
+                finish(&pipeline, report, index, dag, &selected, &mut done, &mut summary, on_event);
+                if ok {
+                    for down in dag.downstream(index) {
+                        if let Some(n) = waiting_on.get_mut(&down) {
+                            *n -= 1;
+                            if *n == 0 && !done.contains(&down) {
+                                ready.insert((position[&down], down));
+                            }
+                        }
+                    }
+                } else if !options.keep_going {
+                    stop = true;
+                }
+            }
+            changed = cancel.changed(), if !stop => {
+                if changed.is_err() || *cancel.borrow() {
+                    stop = true;
+                    summary.interrupted = true;
+                }
+            }
+        }
+    }
+
+    // Whatever never started was skipped.
+    for &index in dag.order() {
+        if selected.contains(&index) && !done.contains(&index) {
+            let message = if summary.interrupted {
+                "interrupted"
+            } else {
+                "not started after a failure"
+            };
+            let report = skipped(&pipeline.stages[index], message.to_string());
+            on_event(Event::Finished(&report));
+            done.insert(index);
+            summary.add(report);
+        }
+    }
+    let _ = context.ws.hashing.save();
+    Ok(summary)
+}
+
+fn gpus_needed(stage: &Stage) -> usize {
+    stage.resources.gpus as usize
+}
+
+fn no_gpu_message(stage: &Stage, gpus: &GpuPool) -> String {
+    let found = match gpus.total() {
+        0 => "no GPU was found".to_string(),
+        n => format!("only {n} GPU(s) were found"),
+    };
+    format!(
+        "stage needs {} GPU(s) but {found} (set `GOURD_GPUS` to the device ids to use, e.g. `GOURD_GPUS=0,1`)",
+        gpus_needed(stage)
+    )
+}
+
+/// Reports a finished stage, and skips everything below a failed one.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    pipeline: &Pipeline,
+    report: StageReport,
+    index: usize,
+    dag: &Dag,
+    selected: &BTreeSet<usize>,
+    done: &mut BTreeSet<usize>,
+    summary: &mut Summary,
+    on_event: &mut dyn FnMut(Event<'_>),
+) {
+    on_event(Event::Finished(&report));
+    done.insert(index);
+    let failed_stage = (report.outcome == Outcome::Failed).then(|| report.stage.clone());
+    summary.add(report);
+    let Some(failed_stage) = failed_stage else {
+        return;
+    };
+    let mut todo = dag.downstream(index);
+    let mut below = BTreeSet::new();
+    while let Some(down) = todo.pop() {
+        if selected.contains(&down) && !done.contains(&down) && below.insert(down) {
+            todo.extend(dag.downstream(down));
+        }
+    }
+    for &down in dag.order().iter().filter(|i| below.contains(i)) {
+        let report = skipped(
+            &pipeline.stages[down],
+            format!("upstream `{failed_stage}` failed"),
+        );
+        on_event(Event::Finished(&report));
+        done.insert(down);
+        summary.add(report);
+    }
+}
+
+fn skipped(stage: &Stage, message: String) -> StageReport {
+    StageReport {
+        stage: stage.name.clone(),
+        outcome: Outcome::Skipped,
+        key: None,
+        duration: Duration::ZERO,
+        message: Some(message),
+        log: None,
+        action: None,
+    }
+}
+
+fn failed(
+    stage: &Stage,
+    key: Option<Digest>,
+    duration: Duration,
+    message: String,
+    log: Option<std::path::PathBuf>,
+) -> StageReport {
+    StageReport {
+        stage: stage.name.clone(),
+        outcome: Outcome::Failed,
+        key,
+        duration,
+        message: Some(message),
+        log,
+        action: None,
+    }
+}
+
+async fn process_stage(
+    context: &Context,
+    launch: Launch,
+    cancel: watch::Receiver<bool>,
+) -> StageReport {
+    let stage = &context.pipeline.stages[launch.index];
+    let started = Instant::now();
+    match process_stage_inner(context, stage, &launch, cancel, started).await {
+        Ok(report) => report,
+        Err(err) => failed(stage, None, started.elapsed(), err.to_string(), None),
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("blocking task panicked")
+}
+
+async fn process_stage_inner(
+    context: &Context,
+    stage: &Stage,
+    launch: &Launch,
+    cancel: watch::Receiver<bool>,
+    started: Instant,
+) -> io::Result<StageReport> {
+    let ws = context.ws.clone();
+    let owned = stage.clone();
+    let force = launch.force;
+    let assessment = match blocking(move || assess(&ws, &owned, force)).await? {
+        Ok(assessment) => assessment,
+        Err(missing) => {
+            return Ok(failed(
+                stage,
+                None,
+                started.elapsed(),
+                format!("dep `{missing}` is missing"),
+                None,
+            ));
+        }
+    };
+    let key = assessment.key;
+    match assessment.state {
+        StageState::UpToDate(action) => {
+            record_last_run(&context.ws, stage, &action, Outcome::UpToDate)?;
+            return Ok(success(stage, Outcome::UpToDate, action, started));
+        }
+        StageState::Restorable(action, _) => {
+            let ws = context.ws.clone();
+            let restoring = action.clone();
+            match blocking(move || restore_outputs(&ws, &restoring)).await {
+                Ok(()) => {
+                    record_last_run(&context.ws, stage, &action, Outcome::Restored)?;
+                    return Ok(success(stage, Outcome::Restored, action, started));
+                }
+                // A missing or corrupt object: forget the result and run.
+                Err(_) => context.ws.store.drop_action(&key),
+            }
+        }
+        StageState::Stale(_) => {}
+    }
+
+    let ws = &context.ws;
+    // Before a stage runs, its previous outputs go (unless persisted), and
+    // the folders its outputs live in exist.
+    for output in stage.outputs() {
+        let path = ws.abs(&output.path);
+        if !output.persist {
+            crate::fsutil::remove_path(&path)?;
+        }
+        if let Some(parent) = path.parent() {
+            fs_err::create_dir_all(parent)?;
+        }
+    }
+    let params_path = ws.params_path(&stage.name);
+    crate::fsutil::write_atomic(
+        &params_path,
+        serde_json::to_string_pretty(&stage.params)?.as_bytes(),
+    )?;
+    let mut extra_env = BTreeMap::from([
+        ("GOURD_STAGE".to_string(), stage.name.clone()),
+        (
+            "GOURD_PARAMS".to_string(),
+            params_path.display().to_string(),
+        ),
+        ("GOURD_WORKSPACE".to_string(), ws.root.display().to_string()),
+    ]);
+    if let Some(visible) = &launch.visible_devices {
+        extra_env.insert("CUDA_VISIBLE_DEVICES".to_string(), visible.clone());
+    } else if stage.executor == Executor::Cuda {
+        extra_env.insert("CUDA_VISIBLE_DEVICES".to_string(), String::new());
+    }
+
+    let log = ws.log_path(&stage.name);
+    let started_at = SystemTime::now();
+    let request = ExecRequest {
+        stage,
+        root: &ws.root,
+        log: log.clone(),
+        extra_env,
+    };
+    let outcome = execute(request, cancel).await?;
+    let finished_at = SystemTime::now();
+    let fail = |message: String| {
+        Ok(failed(
+            stage,
+            Some(key),
+            started.elapsed(),
+            message,
+            Some(log.clone()),
+        ))
+    };
+    match outcome {
+        ExecOutcome::Exited(0) => {}
+        ExecOutcome::Exited(code) => return fail(format!("exited with code {code}")),
+        ExecOutcome::Signaled(signal) => return fail(format!("killed by signal {signal}")),
+        ExecOutcome::TimedOut(limit) => {
+            return fail(format!("timed out after {}s", limit.as_secs_f64()));
+        }
+        ExecOutcome::Interrupted => return fail("interrupted".to_string()),
+    }
+
+    // Hash and store the outputs, then record the result: only a complete
+    // success enters the cache.
+    let ws2 = context.ws.clone();
+    let owned = stage.clone();
+    let stored = blocking(move || store_outputs(&ws2, &owned)).await?;
+    let (outputs, metrics) = match stored {
+        Ok(stored) => stored,
+        Err(message) => return fail(message),
+    };
+    let action = ActionResult {
+        key,
+        manifest: assessment.manifest,
+        outputs,
+        metrics,
+        exit_code: 0,
+        started_at: rfc3339(started_at),
+        finished_at: rfc3339(finished_at),
+        duration_ms: finished_at
+            .duration_since(started_at)
+            .unwrap_or_default()
+            .as_millis() as u64,
+    };
+    ws.store.put_action(&action)?;
+    record_last_run(ws, stage, &action, Outcome::Ran)?;
+    let mut report = success(stage, Outcome::Ran, action, started);
+    report.log = Some(log);
+    Ok(report)
+}
+
+fn success(stage: &Stage, outcome: Outcome, action: ActionResult, started: Instant) -> StageReport {
+    StageReport {
+        stage: stage.name.clone(),
+        outcome,
+        key: Some(action.key),
+        duration: started.elapsed(),
+        message: None,
+        log: None,
+        action: Some(action),
+    }
+}
+
+fn record_last_run(
+    ws: &Workspace,
+    stage: &Stage,
+    action: &ActionResult,
+    outcome: Outcome,
+) -> io::Result<()> {
+    let last = LastRun {
+        key: action.key,
+        manifest: action.manifest.clone(),
+        status: outcome.as_str().to_string(),
+        finished_at: crate::time::now(),
+    };
+    ws.record_last_run(&stage.name, &last)
+}
+
+fn restore_outputs(ws: &Workspace, action: &ActionResult) -> Result<(), crate::store::StoreError> {
+    for (path, record) in &action.outputs {
+        let Ok(path) = crate::path::WsPath::new(path) else {
+            continue;
+        };
+        if ws.hash(&path)?.map(|t| t.digest()) != Some(record.digest) {
+            ws.store.restore(record, &ws.abs(&path))?;
+        }
+    }
+    Ok(())
+}
+
+type Stored = (
+    BTreeMap<String, OutputRecord>,
+    BTreeMap<String, serde_json::Value>,
+);
+
+/// Hashes every declared output, stores the cached ones and parses metrics.
+/// `Ok(Err(message))` is the stage's fault (a missing out, bad metrics).
+fn store_outputs(ws: &Workspace, stage: &Stage) -> io::Result<Result<Stored, String>> {
+    let mut outputs = BTreeMap::new();
+    let mut metrics = BTreeMap::new();
+    for output in stage.outputs() {
+        let path = ws.abs(&output.path);
+        let Some(tree) = ws.hashing.hash(&path)? else {
+            return Ok(Err(format!(
+                "did not create declared out `{}`",
+                output.path
+            )));
+        };
+        if output.kind == crate::model::OutputKind::Metrics {
+            let parsed = match &tree {
+                Tree::File { .. } => {
+                    fs_err::read(&path)
+                        .map_err(|e| e.to_string())
+                        .and_then(|bytes| {
+                            serde_json::from_slice::<serde_json::Value>(&bytes)
+                                .map_err(|e| e.to_string())
+                        })
+                }
+                Tree::Dir { .. } => Err("it is a folder".to_string()),
+            };
+            match parsed {
+                Ok(value) => {
+                    metrics.insert(output.path.to_string(), value);
+                }
+                Err(err) => {
+                    return Ok(Err(format!(
+                        "metrics file `{}` is not valid JSON: {err}",
+                        output.path
+                    )));
+                }
+            }
+        }
+        if output.cache {
+            ws.store.put(&path, &tree)?;
+        }
+        outputs.insert(
+            output.path.to_string(),
+            OutputRecord {
+                kind: tree.kind(),
+                digest: tree.digest(),
+                executable: matches!(
+                    tree,
+                    Tree::File {
+                        executable: true,
+                        ..
+                    }
+                ),
+                cached: output.cache,
+            },
+        );
+    }
+    Ok(Ok((outputs, metrics)))
+}
