@@ -1,1 +1,89 @@
-fn main() {}
+//! The `gourd` binary: argument parsing, one module per subcommand, and the
+//! single place where errors become messages and exit codes.
+
+mod commands;
+mod error;
+mod ui;
+mod workspace;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::CommandError;
+
+/// Declarative, content-hashed pipelines for machine learning.
+#[derive(Parser)]
+#[command(name = "gourd", version, about, max_term_width = 100)]
+struct Cli {
+    /// Run as if gourd was started in DIR.
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    directory: Option<std::path::PathBuf>,
+
+    /// Use PATH as the pipeline file (its folder is the workspace).
+    #[arg(long, global = true, value_name = "PATH")]
+    file: Option<std::path::PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a starter `gourd.ncl` and ignore `.gourd/`.
+    Init(commands::init::Args),
+    /// Evaluate and validate the pipeline without running anything.
+    Check(commands::check::Args),
+    /// Bring stages up to date.
+    Run(commands::run::Args),
+    /// Show which stages are stale, and why.
+    Status(commands::status::Args),
+    /// Show what changed in a stage's inputs since its last run.
+    Explain(commands::explain::Args),
+    /// Print the stage graph.
+    Dag(commands::dag::Args),
+    #[command(name = "__eval", hide = true)]
+    Eval(commands::eval::Args),
+}
+
+fn main() -> ExitCode {
+    ui::reset_sigpipe();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let code = match err.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+                _ => 1,
+            };
+            let _ = err.print();
+            return ExitCode::from(code);
+        }
+    };
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(err) => err.report(),
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode, CommandError> {
+    if let Command::Eval(args) = &cli.command {
+        return Ok(commands::eval::run(args));
+    }
+    if let Some(dir) = &cli.directory {
+        std::env::set_current_dir(dir).map_err(|e| {
+            CommandError::user(format!("cannot change to `{}`: {e}", dir.display()))
+        })?;
+    }
+    let location = workspace::Location {
+        file: cli.file.clone(),
+    };
+    match cli.command {
+        Command::Init(args) => commands::init::run(&location, &args),
+        Command::Check(args) => commands::check::run(&location, &args),
+        Command::Run(args) => commands::run::run(&location, &args),
+        Command::Status(args) => commands::status::run(&location, &args),
+        Command::Explain(args) => commands::explain::run(&location, &args),
+        Command::Dag(args) => commands::dag::run(&location, &args),
+        Command::Eval(_) => unreachable!("handled above"),
+    }
+}

@@ -1,1 +1,103 @@
+//! `gourd.ncl` → [`Pipeline`].
+//!
+//! The only crate that knows Nickel. Loading happens in two steps, as with
+//! ripgrep's low- and high-level arguments: Nickel evaluates the file with the
+//! bundled `Pipeline` contract applied (types, unknown fields, bad paths are
+//! all reported by Nickel, with the file and line), and the exported JSON is
+//! then turned into the engine's validated types.
+//!
+//! A pipeline file is user code, and the evaluator can neither be interrupted
+//! nor survive a deep enough recursion. So [`load`] evaluates it in a child
+//! process (the gourd binary re-invoked through its hidden `__eval` command)
+//! under a time and memory limit, and turns the child's death into an error.
 
+mod isolate;
+mod raw;
+
+use std::path::{Path, PathBuf};
+
+pub use isolate::{EvalLimits, load};
+pub use raw::validate;
+
+/// The standard library, compiled in.
+pub const STDLIB: &str = include_str!("../../../stdlib/gourd-std.ncl");
+/// The name pipeline files import the standard library by.
+pub const STDLIB_NAME: &str = "gourd-std.ncl";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("{}", .diagnostics.trim_end())]
+    Nickel { diagnostics: String },
+    #[error("evaluating `{}` crashed ({reason})", .file.display())]
+    Crashed { file: PathBuf, reason: String },
+    #[error("evaluating `{}` took longer than {seconds}s", .file.display())]
+    TimedOut { file: PathBuf, seconds: u64 },
+    #[error("in `{}`: {message}", .file.display())]
+    Invalid { file: PathBuf, message: String },
+    #[error("cannot evaluate `{}`: {source}", .file.display())]
+    Io {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Writes the standard library to a folder named after its content, so that
+/// Nickel can import it, and returns the folder. Prefers `preferred` (under
+/// `.gourd/`), falls back to the temp folder when that is not writable.
+pub fn install_stdlib(preferred: &Path) -> std::io::Result<PathBuf> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    STDLIB.hash(&mut hasher);
+    let name = format!("v1-{:016x}", hasher.finish());
+    let mut last_err = None;
+    for base in [
+        preferred.to_path_buf(),
+        std::env::temp_dir().join("gourd-stdlib"),
+    ] {
+        let dir = base.join(&name);
+        let file = dir.join(STDLIB_NAME);
+        if std::fs::read_to_string(&file).is_ok_and(|text| text == STDLIB) {
+            return Ok(dir);
+        }
+        let written = (|| {
+            fs_err::create_dir_all(&dir)?;
+            let tmp = dir.join(format!(".{STDLIB_NAME}.{}.tmp", std::process::id()));
+            fs_err::write(&tmp, STDLIB)?;
+            fs_err::rename(&tmp, &file)
+        })();
+        match written {
+            Ok(()) => return Ok(dir),
+            Err(err) => last_err = Some(err),
+        }
+    }
+    Err(last_err.expect("tried at least one folder"))
+}
+
+/// Evaluates `file` in this process and returns its JSON export, or Nickel's
+/// diagnostics. This is what the `__eval` child runs; call [`load`] instead.
+pub fn evaluate_here(file: &Path, stdlib_dir: &Path, color: bool) -> Result<String, String> {
+    let file_literal = serde_json::to_string(&file.display().to_string()).expect("a string");
+    // The user's file is imported by its absolute path, so its diagnostics
+    // carry its own name and lines, and its relative imports resolve.
+    let source = format!(
+        "let gourd = import \"{STDLIB_NAME}\" in (import {file_literal}) | gourd.Pipeline\n"
+    );
+    let entry = file.with_file_name("<gourd: applying the Pipeline contract>");
+    let mut context = nickel_lang::Context::new()
+        .with_source_name(entry.display().to_string())
+        .with_added_import_paths(vec![stdlib_dir.as_os_str().to_owned()]);
+    let format = if color {
+        nickel_lang::ErrorFormat::AnsiText
+    } else {
+        nickel_lang::ErrorFormat::Text
+    };
+    let render = |err: nickel_lang::Error| {
+        let mut buf = Vec::new();
+        match err.format(&mut buf, format) {
+            Ok(()) => String::from_utf8_lossy(&buf).into_owned(),
+            Err(e) => format!("error: {e}"),
+        }
+    };
+    let expr = context.eval_deep_for_export(&source).map_err(render)?;
+    context.expr_to_json(&expr).map_err(render)
+}

@@ -1,0 +1,26 @@
+//! `gourd check`: evaluate and validate, run nothing.
+
+use std::process::ExitCode;
+
+use crate::error::CommandError;
+use crate::workspace::Location;
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(location: &Location, _args: &Args) -> Result<ExitCode, CommandError> {
+    let loaded = location.load()?;
+    let stages = loaded.pipeline.stages.len();
+    let edges = loaded.dag.edge_count();
+    println!(
+        "{}: ok, {stages} stage{}, {edges} edge{}",
+        loaded
+            .file
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy(),
+        if stages == 1 { "" } else { "s" },
+        if edges == 1 { "" } else { "s" }
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,35 @@
+//! `gourd __eval FILE STDLIB_DIR [--color]`: the isolated evaluator child.
+//! Prints the pipeline's JSON export on stdout, or Nickel's diagnostics on
+//! stderr with exit code 1.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {
+    file: PathBuf,
+    stdlib_dir: PathBuf,
+    #[arg(long)]
+    color: bool,
+}
+
+pub fn run(args: &Args) -> ExitCode {
+    match gourd_spec::evaluate_here(&args.file, &args.stdlib_dir, args.color) {
+        Ok(json) => {
+            let mut stdout = std::io::stdout().lock();
+            if stdout
+                .write_all(json.as_bytes())
+                .and_then(|()| stdout.flush())
+                .is_err()
+            {
+                return ExitCode::from(2);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(diagnostics) => {
+            eprint!("{diagnostics}");
+            ExitCode::from(1)
+        }
+    }
+}

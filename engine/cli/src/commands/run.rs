@@ -1,0 +1,301 @@
+//! `gourd run`: bring stages up to date.
+
+use std::collections::BTreeSet;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use gourd_core::lock::WorkspaceLock;
+use gourd_core::plan;
+use gourd_core::run::{self as engine, Event, Outcome, RunOptions, StageReport, Summary};
+use gourd_core::workspace::Workspace;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use crate::error::CommandError;
+use crate::ui::{self, Style};
+use crate::workspace::{Loaded, Location};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Stages to bring up to date, with what they need (default: all).
+    stages: Vec<String>,
+    /// Run at most N stages at once (default: number of cores).
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    jobs: Option<usize>,
+    /// Show what would run, run nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Run STAGE even if it is up to date (repeatable).
+    #[arg(long, value_name = "STAGE")]
+    force: Vec<String>,
+    /// Keep running independent stages after a failure.
+    #[arg(long, short = 'k')]
+    keep_going: bool,
+    /// Print one JSON event per line.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
+    let loaded = location.load()?;
+    for name in args.stages.iter().chain(&args.force) {
+        if loaded.pipeline.stage(name).is_none() {
+            return Err(gourd_core::graph::GraphError::UnknownStage(name.clone()).into());
+        }
+    }
+    let ws = Workspace::open(&loaded.root)?;
+    let _lock = WorkspaceLock::acquire(&ws.gourd_dir, |holder| {
+        let who = holder
+            .map(|pid| format!(" (pid {pid})"))
+            .unwrap_or_default();
+        eprintln!("Waiting for another `gourd run`{who} in this workspace to finish...");
+    })?;
+    ws.store.clean_tmp()?;
+    if args.dry_run {
+        return dry_run(&loaded, &ws, args);
+    }
+
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if jobs == 0 {
+        return Err(CommandError::user("`-j` must be at least 1"));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+    let options = RunOptions {
+        jobs,
+        targets: args.stages.clone(),
+        force: args.force.iter().cloned().collect::<BTreeSet<_>>(),
+        keep_going: args.keep_going,
+        cancel: cancel_rx,
+    };
+    let mut printer = Printer::new(args.json, &ws);
+    let started = Instant::now();
+    let ws = Arc::new(ws);
+    let pipeline = Arc::new(loaded.pipeline.clone());
+    let summary = runtime.block_on(async {
+        tokio::spawn(async move {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let terminated = async {
+                match term.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                () = terminated => {}
+            }
+            let _ = cancel_tx.send(true);
+        });
+        engine::run(ws.clone(), pipeline, &loaded.dag, options, &mut |event| {
+            printer.event(event)
+        })
+        .await
+    })?;
+    printer.finish(&summary, started.elapsed());
+    Ok(if summary.interrupted {
+        ExitCode::from(130)
+    } else if summary.failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn dry_run(loaded: &Loaded, ws: &Workspace, args: &Args) -> Result<ExitCode, CommandError> {
+    let selected = loaded.dag.select(&loaded.pipeline, &args.stages)?;
+    let statuses = plan::status(ws, &loaded.pipeline, &loaded.dag, &selected)?;
+    let (mut run, mut restore, mut fresh) = (0, 0, 0);
+    let width = statuses.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    for s in &statuses {
+        let forced = args.force.contains(&s.name);
+        let (status, reasons) = if forced {
+            ("would-run", vec!["forced".to_string()])
+        } else if s.fresh {
+            ("up-to-date", vec![])
+        } else if s.restorable {
+            ("would-restore", s.reasons.clone())
+        } else {
+            ("would-run", s.reasons.clone())
+        };
+        match status {
+            "would-run" => run += 1,
+            "would-restore" => restore += 1,
+            _ => fresh += 1,
+        }
+        if args.json {
+            let key = s.key.map(|k| k.to_string());
+            println!(
+                "{}",
+                json!({"event": "stage", "stage": s.name, "status": status, "key": key, "reasons": reasons})
+            );
+        } else if reasons.is_empty() {
+            println!("{status:>13} {:width$}", s.name);
+        } else {
+            println!("{status:>13} {:width$}  {}", s.name, reasons.join("; "));
+        }
+    }
+    if args.json {
+        println!(
+            "{}",
+            json!({"event": "summary", "dry_run": true, "would_run": run, "would_restore": restore, "up_to_date": fresh})
+        );
+    } else {
+        println!("Dry run: {run} would run, {restore} would be restored, {fresh} up to date.");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Shows events as lines (or JSON), with a spinner on a terminal.
+struct Printer {
+    json: bool,
+    root: std::path::PathBuf,
+    progress: Option<ProgressBar>,
+    running: Vec<String>,
+}
+
+impl Printer {
+    fn new(json: bool, ws: &Workspace) -> Printer {
+        let progress = (!json && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
+            bar.enable_steady_tick(std::time::Duration::from_millis(100));
+            bar
+        });
+        Printer {
+            json,
+            root: ws.root.clone(),
+            progress,
+            running: Vec::new(),
+        }
+    }
+
+    fn event(&mut self, event: Event<'_>) {
+        match event {
+            Event::Started { stage } => {
+                self.running.push(stage.to_string());
+                self.update();
+            }
+            Event::Finished(report) => {
+                self.running.retain(|s| s != &report.stage);
+                self.update();
+                let (line, log_tail) = self.render(report);
+                match &self.progress {
+                    Some(bar) => bar.suspend(|| emit(&line, log_tail.as_deref())),
+                    None => emit(&line, log_tail.as_deref()),
+                }
+            }
+        }
+    }
+
+    fn update(&self) {
+        if let Some(bar) = &self.progress {
+            bar.set_message(format!("running {}", self.running.join(", ")));
+        }
+    }
+
+    fn render(&self, report: &StageReport) -> (String, Option<String>) {
+        if self.json {
+            let line = json!({
+                "event": "stage",
+                "stage": report.stage,
+                "status": report.outcome.as_str(),
+                "key": report.key.map(|k| k.to_string()),
+                "duration_ms": report.duration.as_millis() as u64,
+                "message": report.message,
+            });
+            return (line.to_string(), None);
+        }
+        let style = match report.outcome {
+            Outcome::Ran | Outcome::Restored => Style::Ok,
+            Outcome::UpToDate => Style::Dim,
+            Outcome::Failed => Style::Error,
+            Outcome::Skipped => Style::Warn,
+        };
+        let word = ui::word(&format!("{:>10}", report.outcome.as_str()), style);
+        let mut line = format!("{word} {}", report.stage);
+        if matches!(report.outcome, Outcome::Ran) {
+            line.push_str(&format!(" ({})", ui::duration(report.duration)));
+        }
+        if let Some(message) = &report.message {
+            line.push_str(&format!(": {message}"));
+        }
+        let mut tail = None;
+        if report.outcome == Outcome::Failed {
+            if let Some(log) = &report.log {
+                let shown = log.strip_prefix(&self.root).unwrap_or(log);
+                line.push_str(&format!(" (log: `{}`)", shown.display()));
+                tail = log_tail(log, 10);
+            }
+        }
+        (line, tail)
+    }
+
+    fn finish(&self, summary: &Summary, elapsed: std::time::Duration) {
+        if let Some(bar) = &self.progress {
+            bar.finish_and_clear();
+        }
+        if self.json {
+            let mut line = json!({
+                "event": "summary",
+                "ran": summary.ran,
+                "restored": summary.restored,
+                "up_to_date": summary.up_to_date,
+                "failed": summary.failed,
+                "skipped": summary.skipped,
+                "duration_ms": elapsed.as_millis() as u64,
+            });
+            if summary.interrupted {
+                line["interrupted"] = json!(true);
+            }
+            println!("{line}");
+        } else {
+            println!(
+                "{} ran, {} restored, {} up-to-date, {} failed, {} skipped in {}{}",
+                summary.ran,
+                summary.restored,
+                summary.up_to_date,
+                summary.failed,
+                summary.skipped,
+                ui::duration(elapsed),
+                if summary.interrupted {
+                    " (interrupted)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+}
+
+fn emit(line: &str, log_tail: Option<&str>) {
+    println!("{line}");
+    if let Some(tail) = log_tail {
+        eprint!("{tail}");
+    }
+}
+
+fn log_tail(log: &std::path::Path, lines: usize) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let all: Vec<&str> = text.lines().collect();
+    if all.is_empty() {
+        return None;
+    }
+    let start = all.len().saturating_sub(lines);
+    let mut out = String::new();
+    for line in &all[start..] {
+        out.push_str("  | ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    Some(out)
+}

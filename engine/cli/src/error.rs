@@ -1,0 +1,112 @@
+//! Errors as the user sees them. Every failure is sorted once, here, into a
+//! kind that picks the exit code: 1 for the user's input (command line,
+//! pipeline) and failed stages, 2 for the environment and gourd itself.
+
+use std::process::ExitCode;
+
+use crate::ui;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Bad command line or bad pipeline file.
+    User,
+    /// The machine let us down: I/O, permissions, a missing program.
+    Environment,
+    /// A bug in gourd.
+    Internal,
+}
+
+#[derive(Debug)]
+pub struct CommandError {
+    pub kind: Kind,
+    pub message: String,
+    pub hints: Vec<String>,
+    /// The message is already rendered (Nickel's diagnostics) and is printed
+    /// as it is.
+    pub rendered: bool,
+}
+
+impl CommandError {
+    pub fn user(message: impl Into<String>) -> Self {
+        CommandError {
+            kind: Kind::User,
+            message: message.into(),
+            hints: vec![],
+            rendered: false,
+        }
+    }
+
+    pub fn environment(message: impl Into<String>) -> Self {
+        CommandError {
+            kind: Kind::Environment,
+            message: message.into(),
+            hints: vec![],
+            rendered: false,
+        }
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        CommandError {
+            kind: Kind::Internal,
+            message: message.into(),
+            hints: vec![],
+            rendered: false,
+        }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hints.push(hint.into());
+        self
+    }
+
+    pub fn report(&self) -> ExitCode {
+        if self.rendered {
+            eprintln!("{}", self.message.trim_end());
+        } else {
+            eprintln!("{} {}", ui::label("error:", ui::Style::Error), self.message);
+        }
+        for hint in &self.hints {
+            eprintln!("\n{} {hint}", ui::label("hint:", ui::Style::Hint));
+        }
+        if self.kind == Kind::Internal {
+            eprintln!(
+                "\nThis is a bug in gourd {}; please report it.",
+                env!("CARGO_PKG_VERSION")
+            );
+        }
+        ExitCode::from(match self.kind {
+            Kind::User => 1,
+            Kind::Environment | Kind::Internal => 2,
+        })
+    }
+}
+
+impl From<std::io::Error> for CommandError {
+    fn from(err: std::io::Error) -> Self {
+        CommandError::environment(err.to_string())
+    }
+}
+
+impl From<gourd_spec::SpecError> for CommandError {
+    fn from(err: gourd_spec::SpecError) -> Self {
+        use gourd_spec::SpecError;
+        match err {
+            SpecError::Nickel { diagnostics } => {
+                CommandError { kind: Kind::User, message: diagnostics, hints: vec![], rendered: true }
+            }
+            err @ SpecError::Crashed { .. } => CommandError::user(err.to_string()).with_hint(
+                "look for recursion without end in the pipeline; `GOURD_EVAL_MEMORY_MB` raises the memory limit",
+            ),
+            err @ SpecError::TimedOut { .. } => CommandError::user(err.to_string())
+                .with_hint("look for a loop without end in the pipeline; `GOURD_EVAL_TIMEOUT` raises the limit"),
+            err @ SpecError::Invalid { .. } => CommandError::user(err.to_string()),
+            err @ SpecError::Io { .. } => CommandError::environment(err.to_string()),
+        }
+    }
+}
+
+impl From<gourd_core::graph::GraphError> for CommandError {
+    fn from(err: gourd_core::graph::GraphError) -> Self {
+        CommandError::user(err.to_string())
+    }
+}

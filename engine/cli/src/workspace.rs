@@ -1,0 +1,80 @@
+//! Finding the pipeline file, evaluating it, and building its graph.
+
+use std::path::{Path, PathBuf};
+
+use gourd_core::graph::Dag;
+use gourd_core::model::Pipeline;
+
+use crate::error::CommandError;
+
+pub const PIPELINE_FILE: &str = "gourd.ncl";
+
+pub struct Location {
+    pub file: Option<PathBuf>,
+}
+
+pub struct Loaded {
+    pub root: PathBuf,
+    pub file: PathBuf,
+    pub pipeline: Pipeline,
+    pub dag: Dag,
+}
+
+impl Location {
+    /// The pipeline file: `--file`, else `gourd.ncl` in the current folder or
+    /// the nearest parent holding one.
+    pub fn pipeline_file(&self) -> Result<PathBuf, CommandError> {
+        let cwd = std::env::current_dir()?;
+        if let Some(file) = &self.file {
+            let file = cwd.join(file);
+            if !file.is_file() {
+                return Err(CommandError::user(format!(
+                    "pipeline file `{}` does not exist",
+                    file.display()
+                )));
+            }
+            return Ok(fs_err::canonicalize(file)?);
+        }
+        let mut dir = Some(cwd.as_path());
+        while let Some(d) = dir {
+            let candidate = d.join(PIPELINE_FILE);
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+            dir = d.parent();
+        }
+        Err(CommandError::user(format!(
+            "no `{PIPELINE_FILE}` in `{}` or any parent folder",
+            cwd.display()
+        ))
+        .with_hint("run `gourd init` to create one, or pass `-C DIR` or `--file PATH`"))
+    }
+
+    /// Evaluates and validates the pipeline, and builds its graph. Deps that
+    /// exist nowhere are reported here, before anything runs.
+    pub fn load(&self) -> Result<Loaded, CommandError> {
+        let file = self.pipeline_file()?;
+        let root = file
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let stdlib = gourd_spec::install_stdlib(&root.join(".gourd").join("stdlib"))?;
+        let exe = std::env::current_exe()?;
+        let limits = gourd_spec::EvalLimits::from_env();
+        let pipeline = gourd_spec::load(&exe, &file, &stdlib, &limits, crate::ui::color_stderr())?;
+        let dag = Dag::build(&pipeline).map_err(|e| in_file(&file, e.into()))?;
+        dag.check_sources(&pipeline, &root)
+            .map_err(|e| in_file(&file, e.into()))?;
+        Ok(Loaded {
+            root,
+            file,
+            pipeline,
+            dag,
+        })
+    }
+}
+
+fn in_file(file: &Path, mut err: CommandError) -> CommandError {
+    err.message = format!("in `{}`: {}", file.display(), err.message);
+    err
+}

@@ -1,0 +1,148 @@
+//! Evaluation in a child process, under a time and a memory limit.
+
+use std::io::Read;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use gourd_core::model::Pipeline;
+
+use crate::SpecError;
+
+#[derive(Debug, Clone)]
+pub struct EvalLimits {
+    pub timeout: Duration,
+    /// Address-space limit of the evaluator, in bytes.
+    pub memory: u64,
+}
+
+impl EvalLimits {
+    /// Limits from `GOURD_EVAL_TIMEOUT` (seconds, default 60) and
+    /// `GOURD_EVAL_MEMORY_MB` (default 4096).
+    pub fn from_env() -> EvalLimits {
+        let number = |name: &str, default: u64| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .filter(|&v| v > 0)
+                .unwrap_or(default)
+        };
+        EvalLimits {
+            timeout: Duration::from_secs(number("GOURD_EVAL_TIMEOUT", 60)),
+            memory: number("GOURD_EVAL_MEMORY_MB", 4096) << 20,
+        }
+    }
+}
+
+/// Evaluates and validates `file` by running `exe __eval FILE STDLIB_DIR`.
+pub fn load(
+    exe: &Path,
+    file: &Path,
+    stdlib_dir: &Path,
+    limits: &EvalLimits,
+    color: bool,
+) -> Result<Pipeline, SpecError> {
+    let io_err = |source| SpecError::Io {
+        file: file.to_path_buf(),
+        source,
+    };
+    let mut command = Command::new(exe);
+    command.arg("__eval").arg(file).arg(stdlib_dir);
+    if color {
+        command.arg("--color");
+    }
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let memory = limits.memory;
+    // SAFETY: setrlimit is async-signal-safe and touches no memory of ours.
+    unsafe {
+        command.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: memory,
+                rlim_max: memory,
+            };
+            libc::setrlimit(libc::RLIMIT_AS, &limit);
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().map_err(io_err)?;
+    // Read both pipes on threads so a large export cannot block the child.
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let out_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        stdout.read_to_end(&mut buf).map(|_| buf)
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        stderr.read_to_end(&mut buf).map(|_| buf)
+    });
+
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(io_err)? {
+            break status;
+        }
+        if started.elapsed() > limits.timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(SpecError::TimedOut {
+                file: file.to_path_buf(),
+                seconds: limits.timeout.as_secs(),
+            });
+        }
+        std::thread::sleep(
+            Duration::from_millis(2)
+                .max(started.elapsed() / 50)
+                .min(Duration::from_millis(50)),
+        );
+    };
+    let stdout = out_reader.join().expect("reader").map_err(io_err)?;
+    let stderr =
+        String::from_utf8_lossy(&err_reader.join().expect("reader").map_err(io_err)?).into_owned();
+
+    match status.code() {
+        Some(0) => {
+            let json = String::from_utf8_lossy(&stdout);
+            crate::validate(&json, file)
+        }
+        Some(1) if !stderr.trim().is_empty() => Err(SpecError::Nickel {
+            diagnostics: stderr,
+        }),
+        _ => Err(SpecError::Crashed {
+            file: file.to_path_buf(),
+            reason: crash_reason(status, &stderr, limits),
+        }),
+    }
+}
+
+fn crash_reason(status: std::process::ExitStatus, stderr: &str, limits: &EvalLimits) -> String {
+    let detail = if stderr.contains("overflowed its stack") {
+        "stack overflow: the pipeline nests too deep or recurses without end".to_string()
+    } else if stderr.contains("memory allocation") || stderr.contains("out of memory") {
+        format!(
+            "out of memory: it used more than {} MiB",
+            limits.memory >> 20
+        )
+    } else {
+        let last = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim();
+        if last.is_empty() {
+            "no message".to_string()
+        } else {
+            last.to_string()
+        }
+    };
+    match status.signal() {
+        Some(signal) => format!("killed by signal {signal}; {detail}"),
+        None => format!("exit code {}; {detail}", status.code().unwrap_or(-1)),
+    }
+}

@@ -1,0 +1,224 @@
+//! The exported JSON, as Nickel gave it, and its validation into the
+//! engine's types. The `Pipeline` contract has already checked types and
+//! unknown fields; what is checked here is what the contract cannot say.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use gourd_core::model::{Command, Executor, Output, OutputKind, Pipeline, Resources, Stage};
+use gourd_core::path::WsPath;
+use serde::Deserialize;
+
+use crate::SpecError;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPipeline {
+    stages: BTreeMap<String, RawStage>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStage {
+    cmd: RawCommand,
+    #[serde(default)]
+    deps: Vec<String>,
+    #[serde(default)]
+    outs: Vec<RawOutput>,
+    #[serde(default)]
+    metrics: Vec<String>,
+    #[serde(default)]
+    params: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    executor: Executor,
+    #[serde(default)]
+    resources: RawResources,
+    wdir: Option<String>,
+    #[serde(default)]
+    always_run: bool,
+    timeout: Option<f64>,
+    desc: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawCommand {
+    Shell(String),
+    Argv(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawOutput {
+    Path(String),
+    Record {
+        path: String,
+        #[serde(default = "data")]
+        kind: OutputKind,
+        #[serde(default = "yes")]
+        cache: bool,
+        #[serde(default)]
+        persist: bool,
+    },
+}
+
+fn data() -> OutputKind {
+    OutputKind::Data
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawResources {
+    cpus: Option<u32>,
+    gpus: Option<u32>,
+}
+
+/// Turns the JSON export of `file` into a validated pipeline.
+pub fn validate(json: &str, file: &Path) -> Result<Pipeline, SpecError> {
+    let invalid = |message: String| SpecError::Invalid {
+        file: file.to_path_buf(),
+        message,
+    };
+    let raw: RawPipeline = serde_json::from_str(json).map_err(|e| invalid(e.to_string()))?;
+    let mut stages = Vec::with_capacity(raw.stages.len());
+    for (name, raw) in raw.stages {
+        stages.push(validate_stage(name, raw).map_err(invalid)?);
+    }
+    stages.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Pipeline { stages })
+}
+
+fn validate_stage(name: String, raw: RawStage) -> Result<Stage, String> {
+    let path = |field: &str, raw: &str| {
+        WsPath::new(raw).map_err(|e| format!("stage `{name}`, field `{field}`: {e}"))
+    };
+    let cmd = match raw.cmd {
+        RawCommand::Shell(script) if !script.trim().is_empty() => Command::Shell(script),
+        RawCommand::Argv(argv) if !argv.is_empty() => Command::Argv(argv),
+        _ => return Err(format!("stage `{name}`, field `cmd`: the command is empty")),
+    };
+    let deps = raw
+        .deps
+        .iter()
+        .map(|d| path("deps", d))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut outs = Vec::new();
+    for out in raw.outs {
+        outs.push(match out {
+            RawOutput::Path(p) => Output {
+                path: path("outs", &p)?,
+                kind: OutputKind::Data,
+                cache: true,
+                persist: false,
+            },
+            RawOutput::Record {
+                path: p,
+                kind,
+                cache,
+                persist,
+            } => {
+                if kind == OutputKind::Metrics {
+                    return Err(format!(
+                        "stage `{name}`, field `outs`: declare metrics files in `metrics`"
+                    ));
+                }
+                Output {
+                    path: path("outs", &p)?,
+                    kind,
+                    cache,
+                    persist,
+                }
+            }
+        });
+    }
+    let metrics = raw
+        .metrics
+        .iter()
+        .map(|m| path("metrics", m))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(root) = outs
+        .iter()
+        .map(|o| &o.path)
+        .chain(&metrics)
+        .find(|p| p.is_root())
+    {
+        return Err(format!(
+            "stage `{name}`: the workspace root `{root}` cannot be an output"
+        ));
+    }
+    let wdir = match raw.wdir {
+        Some(w) => path("wdir", &w)?,
+        None => WsPath::root(),
+    };
+    let timeout = match raw.timeout {
+        Some(t) if t.is_finite() && t > 0.0 => Some(Duration::from_secs_f64(t)),
+        Some(_) => {
+            return Err(format!(
+                "stage `{name}`, field `timeout`: expected a positive number of seconds"
+            ));
+        }
+        None => None,
+    };
+    let gpus = raw
+        .resources
+        .gpus
+        .unwrap_or(if raw.executor == Executor::Cuda { 1 } else { 0 });
+    Ok(Stage {
+        cmd,
+        deps,
+        outs,
+        metrics,
+        params: serde_json::Value::Object(raw.params),
+        env: raw.env,
+        executor: raw.executor,
+        resources: Resources {
+            cpus: raw.resources.cpus.unwrap_or(1),
+            gpus,
+        },
+        wdir,
+        always_run: raw.always_run,
+        timeout,
+        desc: raw.desc,
+        name,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_and_record_outputs() {
+        let json = r#"{"stages": {"train": {
+            "cmd": ["python", "train.py"], "deps": ["data//x/"],
+            "outs": ["a", {"path": "m.bin", "kind": "model", "cache": false}],
+            "executor": "cuda", "resources": {"cpus": 2}, "timeout": 1.5,
+            "params": {"lr": 0.01, "epochs": 3}
+        }}}"#;
+        let pipeline = validate(json, Path::new("gourd.ncl")).unwrap();
+        let stage = &pipeline.stages[0];
+        assert_eq!(stage.deps[0].as_str(), "data/x");
+        assert_eq!(stage.outs[1].kind, OutputKind::Model);
+        assert!(!stage.outs[1].cache);
+        assert_eq!(stage.resources, Resources { cpus: 2, gpus: 1 });
+        assert_eq!(stage.params["epochs"], serde_json::json!(3));
+        assert_eq!(stage.timeout, Some(Duration::from_millis(1500)));
+    }
+
+    #[test]
+    fn rejects_what_the_contract_cannot() {
+        let err = validate(
+            r#"{"stages": {"a": {"cmd": "true", "outs": ["."]}}}"#,
+            Path::new("gourd.ncl"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("stage `a`"), "{err}");
+    }
+}
