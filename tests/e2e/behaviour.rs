@@ -1,0 +1,332 @@
+//! SPEC.md, "Behaviour that must hold", against the real binary.
+
+mod common;
+
+use common::{TestWorkspace, expect};
+
+/// A diamond: prepare → (left, right) → join. Each stage appends its name to
+/// `runs.log` when it executes, so tests can tell executing from restoring.
+const DIAMOND: &str = r#"
+{
+  stages = {
+    prepare = {
+      cmd = "echo prepare >> runs.log && mkdir -p data/prepared && for f in data/raw/*; do grep -v '^#' $f > data/prepared/$(basename $f); done",
+      deps = ["data/raw"],
+      outs = ["data/prepared"],
+    },
+    left = {
+      cmd = "echo left >> runs.log && tr a-z A-Z < data/prepared/a.txt > left.txt",
+      deps = ["data/prepared/a.txt"],
+      outs = ["left.txt"],
+    },
+    right = {
+      cmd = "echo right >> runs.log && rev < data/prepared/b.txt > right.txt",
+      deps = ["data/prepared/b.txt"],
+      outs = ["right.txt"],
+    },
+    join = {
+      cmd = "echo join >> runs.log && cat left.txt right.txt > joined.txt",
+      deps = ["left.txt", "right.txt"],
+      outs = ["joined.txt"],
+      metrics = ["metrics.json"],
+    } & { cmd | force = "echo join >> runs.log && cat left.txt right.txt > joined.txt && echo '{\"lines\": 2}' > metrics.json" },
+  },
+}
+"#;
+
+fn diamond() -> TestWorkspace {
+    let ws = TestWorkspace::new(DIAMOND);
+    ws.write("data/raw/a.txt", "alpha\n");
+    ws.write("data/raw/b.txt", "beta\n");
+    ws
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+#[test]
+fn first_run_runs_everything_and_second_run_executes_nothing() {
+    let ws = diamond();
+    let run = ws.run_json(&[]).success();
+    assert_eq!(run.statuses(), expect(&[("prepare", "ran"), ("left", "ran"), ("right", "ran"), ("join", "ran")]));
+    assert_eq!(ws.read("joined.txt"), "ALPHA\nateb\n");
+    assert_eq!(run.summary()["ran"], 4);
+
+    ws.clear_executions();
+    let run = ws.run_json(&[]).success();
+    assert!(ws.executions().is_empty(), "executed {:?}", ws.executions());
+    assert_eq!(run.summary()["up_to_date"], 4);
+    for event in run.events().iter().filter(|e| e["event"] == "stage") {
+        assert_eq!(event["key"].as_str().unwrap().len(), 64, "{event}");
+    }
+}
+
+#[test]
+fn changing_one_dep_reruns_exactly_what_depends_on_it() {
+    let ws = diamond();
+    ws.run_json(&[]).success();
+    ws.clear_executions();
+    ws.write("data/raw/b.txt", "bravo\n");
+    let run = ws.run_json(&[]).success();
+    assert_eq!(sorted(ws.executions()), vec!["join", "prepare", "right"]);
+    assert_eq!(run.statuses()["left"], "up-to-date");
+    assert_eq!(ws.read("joined.txt"), "ALPHA\novarb\n");
+}
+
+#[test]
+fn identical_upstream_output_stops_the_rebuild_early() {
+    let ws = diamond();
+    ws.run_json(&[]).success();
+    ws.clear_executions();
+    // A comment is dropped by `prepare`: its output bytes do not change.
+    ws.write("data/raw/a.txt", "# a comment\nalpha\n");
+    let run = ws.run_json(&[]).success();
+    assert_eq!(ws.executions(), vec!["prepare"]);
+    assert_eq!(
+        run.statuses(),
+        expect(&[("prepare", "ran"), ("left", "up-to-date"), ("right", "up-to-date"), ("join", "up-to-date")])
+    );
+}
+
+#[test]
+fn changing_a_param_or_a_command_reruns_that_stage_and_what_it_changes() {
+    let pipeline = |lr: &str, suffix: &str| {
+        format!(
+            r#"let learning_rate = {lr} in {{ stages = {{
+                train = {{ cmd = "echo train >> runs.log && cat $GOURD_PARAMS > model.txt{suffix}", params = {{ lr = learning_rate }}, outs = ["model.txt"] }},
+                report = {{ cmd = "echo report >> runs.log && cp model.txt report.txt", deps = ["model.txt"], outs = ["report.txt"] }},
+                other = {{ cmd = "echo other >> runs.log && echo x > other.txt", outs = ["other.txt"] }},
+            }} }}"#
+        )
+    };
+    let ws = TestWorkspace::new(&pipeline("0.1", ""));
+    ws.run_json(&[]).success();
+    assert!(ws.read("model.txt").contains("0.1"));
+
+    ws.clear_executions();
+    ws.write("gourd.ncl", &pipeline("0.2", ""));
+    ws.run_json(&[]).success();
+    assert_eq!(sorted(ws.executions()), vec!["report", "train"]);
+
+    // A command change that writes the same bytes: downstream stays.
+    ws.clear_executions();
+    ws.write("gourd.ncl", &pipeline("0.2", " && true"));
+    let run = ws.run_json(&[]).success();
+    assert_eq!(ws.executions(), vec!["train"]);
+    assert_eq!(run.statuses()["report"], "up-to-date");
+}
+
+#[test]
+fn deleted_outputs_are_restored_without_executing() {
+    let ws = diamond();
+    ws.run_json(&[]).success();
+    ws.clear_executions();
+    ws.remove("data/prepared");
+    ws.remove("joined.txt");
+    let run = ws.run_json(&[]).success();
+    assert!(ws.executions().is_empty(), "executed {:?}", ws.executions());
+    assert_eq!(run.statuses()["prepare"], "restored");
+    assert_eq!(run.statuses()["join"], "restored");
+    assert_eq!(run.statuses()["left"], "up-to-date");
+    assert_eq!(ws.read("data/prepared/a.txt"), "alpha\n");
+    assert_eq!(ws.read("joined.txt"), "ALPHA\nateb\n");
+}
+
+#[test]
+fn checking_out_old_inputs_restores_their_outputs() {
+    let ws = diamond();
+    ws.git(&["add", "data", "gourd.ncl", ".gitignore"]);
+    ws.git(&["commit", "-qm", "v1"]);
+    ws.run_json(&[]).success();
+    ws.write("data/raw/a.txt", "apple\n");
+    ws.git(&["commit", "-qam", "v2"]);
+    ws.run_json(&[]).success();
+    assert_eq!(ws.read("joined.txt"), "APPLE\nateb\n");
+
+    ws.clear_executions();
+    ws.git(&["checkout", "-q", "HEAD~1", "--", "data"]);
+    let run = ws.run_json(&[]).success();
+    assert!(ws.executions().is_empty(), "executed {:?}", ws.executions());
+    assert_eq!(run.summary()["restored"], 3);
+    assert_eq!(ws.read("joined.txt"), "ALPHA\nateb\n");
+}
+
+#[test]
+fn independent_stages_run_concurrently() {
+    // Each stage waits for the other's marker: they finish only if both run
+    // at the same time.
+    let ws = TestWorkspace::new(
+        r#"{ stages = {
+            a = { cmd = "touch a.started; for i in $(seq 100); do [ -e b.started ] && break; sleep 0.1; done; [ -e b.started ] && touch a.out", outs = ["a.out"] },
+            b = { cmd = "touch b.started; for i in $(seq 100); do [ -e a.started ] && break; sleep 0.1; done; [ -e a.started ] && touch b.out", outs = ["b.out"] },
+        } }"#,
+    );
+    ws.gourd(&["run", "-j", "2"]).success();
+}
+
+#[test]
+fn one_job_runs_one_stage_at_a_time() {
+    let stage = |name: &str| {
+        format!(
+            r#"{name} = {{ cmd = "mkdir running.lock && sleep 0.2 && rmdir running.lock && touch {name}.out", outs = ["{name}.out"] }},"#
+        )
+    };
+    let ws = TestWorkspace::new(&format!("{{ stages = {{ {} {} {} }} }}", stage("a"), stage("b"), stage("c")));
+    ws.gourd(&["run", "-j", "1"]).success();
+}
+
+#[test]
+fn gpus_are_assigned_per_device_and_never_double_booked() {
+    // Three one-GPU stages on two devices: each claims its device with a
+    // lock folder that must not exist yet.
+    let stage = |name: &str| {
+        format!(
+            r#"{name} = {{
+                cmd = "echo $CUDA_VISIBLE_DEVICES > {name}.dev && mkdir gpu$CUDA_VISIBLE_DEVICES.lock && sleep 0.3 && rmdir gpu$CUDA_VISIBLE_DEVICES.lock",
+                outs = ["{name}.dev"], executor = 'cuda, resources = {{ gpus = 1 }},
+            }},"#
+        )
+    };
+    let ws = TestWorkspace::new(&format!("{{ stages = {{ {} {} {} }} }}", stage("a"), stage("b"), stage("c")));
+    ws.gourd_env(&["run", "-j", "3"], &[("GOURD_GPUS", "0,1")]).success();
+    for name in ["a", "b", "c"] {
+        let device = ws.read(&format!("{name}.dev"));
+        assert!(matches!(device.trim(), "0" | "1"), "{name} got `{device}`");
+    }
+}
+
+#[test]
+fn a_cuda_stage_without_a_gpu_fails_clearly() {
+    let ws = TestWorkspace::new(r#"{ stages = { t = { cmd = "touch m", outs = ["m"], executor = 'cuda } } }"#);
+    let run = ws.gourd(&["run"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stdout.contains("no GPU was found"), "{}", run.stdout);
+}
+
+#[test]
+fn a_failing_stage_skips_downstream_caches_nothing_and_is_retried() {
+    let ws = TestWorkspace::new(
+        r#"{ stages = {
+            a = { cmd = "echo a >> runs.log && echo partial > a.txt && test -e ok", outs = ["a.txt"] },
+            b = { cmd = "echo b >> runs.log && cp a.txt b.txt", deps = ["a.txt"], outs = ["b.txt"] },
+        } }"#,
+    );
+    let run = ws.run_json(&[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.statuses(), expect(&[("a", "failed"), ("b", "skipped")]));
+    assert_eq!(ws.executions(), vec!["a"]);
+    let status = ws.gourd(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(status["stages"][0]["state"], "stale");
+
+    ws.clear_executions();
+    ws.write("ok", "");
+    let run = ws.run_json(&[]).success();
+    assert_eq!(run.statuses(), expect(&[("a", "ran"), ("b", "ran")]));
+    assert_eq!(ws.executions(), vec!["a", "b"]);
+}
+
+#[test]
+fn failure_stops_new_stages_unless_keep_going() {
+    let pipeline = r#"{ stages = {
+        a = { cmd = "exit 3", outs = ["a.txt"] },
+        b = { cmd = "touch b.txt", deps = ["a.txt"], outs = ["b.txt"] },
+        z = { cmd = "sleep 0.3 && touch z.txt", outs = ["z.txt"] },
+    } }"#;
+    let ws = TestWorkspace::new(pipeline);
+    let run = ws.run_json(&["-j", "1", "--keep-going"]);
+    assert_eq!(run.code, 1);
+    assert_eq!(run.statuses(), expect(&[("a", "failed"), ("b", "skipped"), ("z", "ran")]));
+    let failure = run.events().into_iter().find(|e| e["stage"] == "a").unwrap();
+    assert_eq!(failure["message"], "exited with code 3");
+}
+
+#[test]
+fn a_stage_that_times_out_fails() {
+    let ws = TestWorkspace::new(r#"{ stages = { slow = { cmd = "sleep 30; touch x", outs = ["x"], timeout = 0.5 } } }"#);
+    let started = std::time::Instant::now();
+    let run = ws.run_json(&[]);
+    assert_eq!(run.code, 1);
+    assert_eq!(run.statuses()["slow"], "failed");
+    assert!(run.stdout.contains("timed out after 0.5s"), "{}", run.stdout);
+    assert!(started.elapsed().as_secs() < 25, "the stage was not stopped");
+    assert!(!ws.exists("x"));
+}
+
+#[test]
+fn a_stage_that_does_not_write_a_declared_out_fails() {
+    let ws = TestWorkspace::new(r#"{ stages = { s = { cmd = "touch one", outs = ["one", "two"] } } }"#);
+    let run = ws.gourd(&["run"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stdout.contains("did not create declared out `two`"), "{}", run.stdout);
+    assert_eq!(ws.gourd(&["status", "--exit-code"]).code, 1);
+}
+
+#[test]
+fn previous_outputs_are_removed_before_a_run_unless_persisted() {
+    let ws = TestWorkspace::new(
+        r#"let version = "1" in { stages = {
+            fresh = { cmd = "mkdir -p out && touch out/v1", outs = ["out"], params = { v = version } },
+            kept = { cmd = "mkdir -p keep && touch keep/v1", outs = [{ path = "keep", persist = true }], params = { v = version } },
+        } }"#,
+    );
+    ws.gourd(&["run"]).success();
+    ws.write("out/stale", "");
+    ws.write("keep/stale", "");
+    ws.write("gourd.ncl", &ws.read("gourd.ncl").replace("\"1\"", "\"2\""));
+    ws.gourd(&["run"]).success();
+    assert!(!ws.exists("out/stale"));
+    assert!(ws.exists("keep/stale"));
+}
+
+#[test]
+fn stages_see_their_name_params_and_env_and_inherited_env_stays_out_of_the_key() {
+    let ws = TestWorkspace::new(
+        r#"{ stages = { s = {
+            cmd = ["sh", "-c", "echo $GOURD_STAGE $SEED > env.txt && cat $GOURD_PARAMS > params.json"],
+            params = { lr = 0.5, layers = [1, 2] },
+            env = { SEED = "7" },
+            outs = ["env.txt", "params.json"],
+        } } }"#,
+    );
+    ws.gourd(&["run"]).success();
+    assert_eq!(ws.read("env.txt"), "s 7\n");
+    let params: serde_json::Value = serde_json::from_str(&ws.read("params.json")).unwrap();
+    assert_eq!(params, serde_json::json!({"lr": 0.5, "layers": [1, 2]}));
+
+    let run = ws.gourd_env(&["run", "--json"], &[("SOMETHING_ELSE", "x")]).success();
+    assert_eq!(run.statuses()["s"], "up-to-date");
+    ws.write("gourd.ncl", &ws.read("gourd.ncl").replace("\"7\"", "\"8\""));
+    assert_eq!(ws.run_json(&[]).success().statuses()["s"], "ran");
+}
+
+#[test]
+fn targets_run_only_what_they_need_and_force_reruns() {
+    let ws = diamond();
+    let run = ws.run_json(&["left"]).success();
+    assert_eq!(run.statuses(), expect(&[("prepare", "ran"), ("left", "ran")]));
+    assert!(!ws.exists("right.txt"));
+
+    ws.clear_executions();
+    let run = ws.run_json(&["left", "--force", "left"]).success();
+    assert_eq!(run.statuses(), expect(&[("prepare", "up-to-date"), ("left", "ran")]));
+    assert_eq!(ws.executions(), vec!["left"]);
+}
+
+#[test]
+fn always_run_stages_run_every_time() {
+    let ws = TestWorkspace::new(r#"{ stages = { s = { cmd = "echo s >> runs.log && touch x", outs = ["x"], always_run = true } } }"#);
+    ws.gourd(&["run"]).success();
+    ws.gourd(&["run"]).success();
+    assert_eq!(ws.executions(), vec!["s", "s"]);
+}
+
+#[test]
+fn the_log_holds_the_last_runs_output() {
+    let ws = TestWorkspace::new(r#"{ stages = { s = { cmd = "echo to-stdout; echo to-stderr >&2; touch x", outs = ["x"] } } }"#);
+    ws.gourd(&["run"]).success();
+    let log = ws.read(".gourd/logs/s.log");
+    assert!(log.contains("to-stdout") && log.contains("to-stderr"), "{log}");
+}
