@@ -1,0 +1,150 @@
+//! Real faults: processes killed mid-stage, interrupts, concurrent runs and a
+//! damaged cache. Nothing may be lost or poisoned.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{TestWorkspace, expect};
+
+fn wait_for(path: &Path) {
+    let started = Instant::now();
+    while !path.exists() {
+        assert!(started.elapsed() < Duration::from_secs(30), "timed out waiting for {}", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    // A zombie has finished; only a running or sleeping process counts.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+const SLOW_UNTIL_RELEASED: &str = r#"{ stages = {
+    slow = {
+      cmd = "echo slow >> runs.log; echo partial > slow.txt; sleep 30 & echo $! > sleep.pid; touch started; if [ ! -e release ]; then wait; fi; echo done > slow.txt",
+      outs = ["slow.txt"],
+    },
+    after = { cmd = "cp slow.txt after.txt", deps = ["slow.txt"], outs = ["after.txt"] },
+} }"#;
+
+#[test]
+fn sigkill_mid_stage_leaves_no_partial_entry_and_the_next_run_completes() {
+    let ws = TestWorkspace::new(SLOW_UNTIL_RELEASED);
+    let mut child = ws.command(&["run"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    wait_for(&ws.path("started"));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    assert!(files_under(&ws.path(".gourd/cache-v1/actions")).is_empty(), "no result was recorded");
+    let status = ws.gourd(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(status["stages"][0]["state"], "stale");
+
+    ws.write("release", "");
+    let run = ws.run_json(&[]).success();
+    assert_eq!(run.statuses(), expect(&[("slow", "ran"), ("after", "ran")]));
+    assert_eq!(ws.read("after.txt"), "done\n");
+    assert!(files_under(&ws.path(".gourd/cache-v1/tmp")).is_empty());
+    assert_eq!(ws.gourd(&["status", "--exit-code"]).code, 0);
+}
+
+#[test]
+fn interrupt_stops_the_stage_processes() {
+    let ws = TestWorkspace::new(SLOW_UNTIL_RELEASED);
+    let child = ws.command(&["run"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    wait_for(&ws.path("started"));
+    let sleeper: i32 = ws.read("sleep.pid").trim().parse().unwrap();
+    assert!(alive(sleeper));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130), "{}", String::from_utf8_lossy(&output.stderr));
+    let started = Instant::now();
+    while alive(sleeper) && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!alive(sleeper), "the stage's process survived the interrupt");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("failed slow: interrupted"), "{stdout}");
+    assert!(files_under(&ws.path(".gourd/cache-v1/actions")).is_empty());
+}
+
+#[test]
+fn two_runs_at_once_do_not_corrupt_each_other() {
+    let ws = TestWorkspace::new(
+        r#"{ stages = {
+            a = { cmd = "echo a >> runs.log && sleep 1 && echo a > a.txt", outs = ["a.txt"] },
+            b = { cmd = "echo b >> runs.log && cat a.txt > b.txt", deps = ["a.txt"], outs = ["b.txt"] },
+        } }"#,
+    );
+    let first = ws.command(&["run"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let second = ws.command(&["run"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let first = first.wait_with_output().unwrap();
+    let second = second.wait_with_output().unwrap();
+    assert!(first.status.success() && second.status.success());
+    assert_eq!(ws.executions(), vec!["a", "b"], "each stage executed once");
+    let stderr = format!("{}{}", String::from_utf8_lossy(&first.stderr), String::from_utf8_lossy(&second.stderr));
+    assert!(stderr.contains("Waiting for another `gourd run`"), "{stderr}");
+    assert_eq!(ws.read("b.txt"), "a\n");
+}
+
+#[test]
+fn a_corrupt_cache_object_is_detected_and_the_stage_reruns() {
+    let ws = TestWorkspace::new(r#"{ stages = { s = { cmd = "echo s >> runs.log && mkdir -p out && echo precious > out/data.txt", outs = ["out"] } } }"#);
+    ws.gourd(&["run"]).success();
+    for object in files_under(&ws.path(".gourd/cache-v1/objects")) {
+        std::fs::set_permissions(&object, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::write(&object, "rotten").unwrap();
+    }
+    ws.remove("out");
+    let run = ws.run_json(&[]).success();
+    assert_eq!(run.statuses()["s"], "ran", "a corrupt object must not be restored");
+    assert_eq!(ws.read("out/data.txt"), "precious\n");
+
+    // The cache healed: deleting the output now restores it.
+    ws.remove("out");
+    assert_eq!(ws.run_json(&[]).success().statuses()["s"], "restored");
+    assert_eq!(ws.read("out/data.txt"), "precious\n");
+}
+
+#[test]
+fn unreadable_state_files_cost_a_rerun_not_a_crash() {
+    let ws = TestWorkspace::new(r#"{ stages = { s = { cmd = "echo s >> runs.log && echo x > x", outs = ["x"] } } }"#);
+    ws.gourd(&["run"]).success();
+    for file in files_under(&ws.path(".gourd/cache-v1/actions")).into_iter().chain(files_under(&ws.path(".gourd/state-v1"))) {
+        std::fs::write(file, "{ not json").unwrap();
+    }
+    let run = ws.run_json(&[]).success();
+    assert_eq!(run.statuses()["s"], "ran");
+    assert_eq!(ws.run_json(&[]).success().statuses()["s"], "up-to-date");
+}
+
+#[test]
+fn deleting_the_gourd_folder_only_costs_reruns() {
+    let ws = TestWorkspace::new(r#"{ stages = { s = { cmd = "echo s >> runs.log && echo x > x", outs = ["x"] } } }"#);
+    ws.gourd(&["run"]).success();
+    ws.remove(".gourd");
+    assert_eq!(ws.run_json(&[]).success().statuses()["s"], "ran");
+    assert_eq!(ws.read("x"), "x\n");
+}
