@@ -14,7 +14,7 @@ use crate::error::CommandError;
 
 /// Declarative, content-hashed pipelines for machine learning.
 #[derive(Parser)]
-#[command(name = "gourd", version, about, max_term_width = 100)]
+#[command(name = "gourd", version, max_term_width = 100)]
 struct Cli {
     /// Run as if gourd was started in DIR.
     #[arg(short = 'C', global = true, value_name = "DIR")]

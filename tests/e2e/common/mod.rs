@@ -63,6 +63,7 @@ pub fn normalize(text: &str, ws: &TestWorkspace) -> String {
     let root = ws.root().display().to_string();
     let mut text = text.replace(&root, "[WS]");
     let patterns = [
+        (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "[TIMESTAMP]"),
         (r"[0-9a-f]{64}", "[DIGEST]"),
         (r"\d+\.\d+s\b", "[TIME]"),
         (r"\d+m\d\ds\b", "[TIME]"),
