@@ -245,7 +245,8 @@ fn failure_stops_new_stages_unless_keep_going() {
 
 #[test]
 fn a_stage_that_times_out_fails() {
-    let ws = TestWorkspace::new(r#"{ stages = { slow = { cmd = "sleep 30; touch x", outs = ["x"], timeout = 0.5 } } }"#);
+    let ws =
+        TestWorkspace::new(r#"{ stages = { slow = { cmd = "sleep 30; touch x", outs = ["x"], timeout = 0.5 } } }"#);
     let started = std::time::Instant::now();
     let run = ws.run_json(&[]);
     assert_eq!(run.code, 1);
@@ -317,7 +318,9 @@ fn targets_run_only_what_they_need_and_force_reruns() {
 
 #[test]
 fn always_run_stages_run_every_time() {
-    let ws = TestWorkspace::new(r#"{ stages = { s = { cmd = "echo s >> runs.log && touch x", outs = ["x"], always_run = true } } }"#);
+    let ws = TestWorkspace::new(
+        r#"{ stages = { s = { cmd = "echo s >> runs.log && touch x", outs = ["x"], always_run = true } } }"#,
+    );
     ws.gourd(&["run"]).success();
     ws.gourd(&["run"]).success();
     assert_eq!(ws.executions(), vec!["s", "s"]);
@@ -325,8 +328,27 @@ fn always_run_stages_run_every_time() {
 
 #[test]
 fn the_log_holds_the_last_runs_output() {
-    let ws = TestWorkspace::new(r#"{ stages = { s = { cmd = "echo to-stdout; echo to-stderr >&2; touch x", outs = ["x"] } } }"#);
+    let ws = TestWorkspace::new(
+        r#"{ stages = { s = { cmd = "echo to-stdout; echo to-stderr >&2; touch x", outs = ["x"] } } }"#,
+    );
     ws.gourd(&["run"]).success();
     let log = ws.read(".gourd/logs/s.log");
     assert!(log.contains("to-stdout") && log.contains("to-stderr"), "{log}");
+}
+
+#[test]
+fn changes_in_imported_nickel_files_are_seen() {
+    // Evaluations are cached by the files they import: a change two imports
+    // deep must still reach the stage.
+    let ws = TestWorkspace::new(
+        r#"let settings = import "config/settings.ncl" in
+        { stages = { s = { cmd = "cat $GOURD_PARAMS > p.json", params = settings, outs = ["p.json"] } } }"#,
+    );
+    ws.write("config/settings.ncl", r#"{ lr = (import "lr.json").value }"#);
+    ws.write("config/lr.json", r#"{ "value": 0.1 }"#);
+    ws.run_json(&[]).success();
+    assert_eq!(ws.run_json(&[]).success().statuses()["s"], "up-to-date");
+    ws.write("config/lr.json", r#"{ "value": 0.2 }"#);
+    assert_eq!(ws.run_json(&[]).success().statuses()["s"], "ran");
+    assert!(ws.read("p.json").contains("0.2"));
 }

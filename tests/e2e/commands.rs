@@ -134,7 +134,8 @@ fn dag_in_every_format() {
     "#);
     let dot = ws.gourd(&["dag", "--format", "dot"]).success().stdout;
     assert!(dot.contains("\"prepare\" -> \"train\";"), "{dot}");
-    let json: serde_json::Value = serde_json::from_str(&ws.gourd(&["dag", "--format", "json"]).success().stdout).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&ws.gourd(&["dag", "--format", "json"]).success().stdout).unwrap();
     assert_eq!(json["edges"].as_array().unwrap().len(), 3);
 }
 

@@ -32,7 +32,9 @@ fn unknown_field() {
 
 #[test]
 fn wrong_type() {
-    insta::assert_snapshot!(rejected("{\n  stages = {\n    a = { cmd = \"echo a >> runs.log\", deps = \"x\" },\n  },\n}\n"));
+    insta::assert_snapshot!(rejected(
+        "{\n  stages = {\n    a = { cmd = \"echo a >> runs.log\", deps = \"x\" },\n  },\n}\n"
+    ));
 }
 
 #[test]
@@ -90,12 +92,16 @@ fn nested_outs() {
 
 #[test]
 fn dep_that_is_its_own_out() {
-    insta::assert_snapshot!(rejected(r#"{ stages = { a = { cmd = "echo a >> runs.log", deps = ["out/x"], outs = ["out"] } } }"#));
+    insta::assert_snapshot!(rejected(
+        r#"{ stages = { a = { cmd = "echo a >> runs.log", deps = ["out/x"], outs = ["out"] } } }"#
+    ));
 }
 
 #[test]
 fn dep_that_nothing_provides() {
-    insta::assert_snapshot!(rejected(r#"{ stages = { a = { cmd = "echo a >> runs.log", deps = ["data/raw.csv"], outs = ["x"] } } }"#));
+    insta::assert_snapshot!(rejected(
+        r#"{ stages = { a = { cmd = "echo a >> runs.log", deps = ["data/raw.csv"], outs = ["x"] } } }"#
+    ));
 }
 
 #[test]

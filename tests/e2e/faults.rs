@@ -111,7 +111,9 @@ fn two_runs_at_once_do_not_corrupt_each_other() {
 
 #[test]
 fn a_corrupt_cache_object_is_detected_and_the_stage_reruns() {
-    let ws = TestWorkspace::new(r#"{ stages = { s = { cmd = "echo s >> runs.log && mkdir -p out && echo precious > out/data.txt", outs = ["out"] } } }"#);
+    let ws = TestWorkspace::new(
+        r#"{ stages = { s = { cmd = "echo s >> runs.log && mkdir -p out && echo precious > out/data.txt", outs = ["out"] } } }"#,
+    );
     ws.gourd(&["run"]).success();
     for object in files_under(&ws.path(".gourd/cache-v1/objects")) {
         std::fs::set_permissions(&object, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -132,7 +134,9 @@ fn a_corrupt_cache_object_is_detected_and_the_stage_reruns() {
 fn unreadable_state_files_cost_a_rerun_not_a_crash() {
     let ws = TestWorkspace::new(r#"{ stages = { s = { cmd = "echo s >> runs.log && echo x > x", outs = ["x"] } } }"#);
     ws.gourd(&["run"]).success();
-    for file in files_under(&ws.path(".gourd/cache-v1/actions")).into_iter().chain(files_under(&ws.path(".gourd/state-v1"))) {
+    for file in
+        files_under(&ws.path(".gourd/cache-v1/actions")).into_iter().chain(files_under(&ws.path(".gourd/state-v1")))
+    {
         std::fs::write(file, "{ not json").unwrap();
     }
     let run = ws.run_json(&[]).success();

@@ -28,30 +28,15 @@ pub struct CommandError {
 
 impl CommandError {
     pub fn user(message: impl Into<String>) -> Self {
-        CommandError {
-            kind: Kind::User,
-            message: message.into(),
-            hints: vec![],
-            rendered: false,
-        }
+        CommandError { kind: Kind::User, message: message.into(), hints: vec![], rendered: false }
     }
 
     pub fn environment(message: impl Into<String>) -> Self {
-        CommandError {
-            kind: Kind::Environment,
-            message: message.into(),
-            hints: vec![],
-            rendered: false,
-        }
+        CommandError { kind: Kind::Environment, message: message.into(), hints: vec![], rendered: false }
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
-        CommandError {
-            kind: Kind::Internal,
-            message: message.into(),
-            hints: vec![],
-            rendered: false,
-        }
+        CommandError { kind: Kind::Internal, message: message.into(), hints: vec![], rendered: false }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -69,10 +54,7 @@ impl CommandError {
             eprintln!("\n{} {hint}", ui::label("hint:", ui::Style::Hint));
         }
         if self.kind == Kind::Internal {
-            eprintln!(
-                "\nThis is a bug in gourd {}; please report it.",
-                env!("CARGO_PKG_VERSION")
-            );
+            eprintln!("\nThis is a bug in gourd {}; please report it.", env!("CARGO_PKG_VERSION"));
         }
         ExitCode::from(match self.kind {
             Kind::User => 1,

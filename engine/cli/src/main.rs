@@ -48,6 +48,12 @@ enum Command {
 
 fn main() -> ExitCode {
     ui::reset_sigpipe();
+    // A panic is a bug in gourd: say so, and exit 2 rather than Rust's 101.
+    std::panic::set_hook(Box::new(|info| {
+        let code = CommandError::internal(info.to_string()).report();
+        let _ = code;
+        std::process::exit(2);
+    }));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
@@ -70,13 +76,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CommandError> {
         return Ok(commands::eval::run(args));
     }
     if let Some(dir) = &cli.directory {
-        std::env::set_current_dir(dir).map_err(|e| {
-            CommandError::user(format!("cannot change to `{}`: {e}", dir.display()))
-        })?;
+        std::env::set_current_dir(dir)
+            .map_err(|e| CommandError::user(format!("cannot change to `{}`: {e}", dir.display())))?;
     }
-    let location = workspace::Location {
-        file: cli.file.clone(),
-    };
+    let location = workspace::Location { file: cli.file.clone() };
     match cli.command {
         Command::Init(args) => commands::init::run(&location, &args),
         Command::Check(args) => commands::check::run(&location, &args),

@@ -28,10 +28,7 @@ impl Location {
         if let Some(file) = &self.file {
             let file = cwd.join(file);
             if !file.is_file() {
-                return Err(CommandError::user(format!(
-                    "pipeline file `{}` does not exist",
-                    file.display()
-                )));
+                return Err(CommandError::user(format!("pipeline file `{}` does not exist", file.display())));
             }
             return Ok(fs_err::canonicalize(file)?);
         }
@@ -43,34 +40,23 @@ impl Location {
             }
             dir = d.parent();
         }
-        Err(CommandError::user(format!(
-            "no `{PIPELINE_FILE}` in `{}` or any parent folder",
-            cwd.display()
-        ))
-        .with_hint("run `gourd init` to create one, or pass `-C DIR` or `--file PATH`"))
+        Err(CommandError::user(format!("no `{PIPELINE_FILE}` in `{}` or any parent folder", cwd.display()))
+            .with_hint("run `gourd init` to create one, or pass `-C DIR` or `--file PATH`"))
     }
 
     /// Evaluates and validates the pipeline, and builds its graph. Deps that
     /// exist nowhere are reported here, before anything runs.
     pub fn load(&self) -> Result<Loaded, CommandError> {
         let file = self.pipeline_file()?;
-        let root = file
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
+        let root = file.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
         let stdlib = gourd_spec::install_stdlib(&root.join(".gourd").join("stdlib"))?;
         let exe = std::env::current_exe()?;
         let limits = gourd_spec::EvalLimits::from_env();
-        let pipeline = gourd_spec::load(&exe, &file, &stdlib, &limits, crate::ui::color_stderr())?;
+        let eval_cache = root.join(".gourd/state-v1/eval");
+        let pipeline = gourd_spec::load(&exe, &file, &stdlib, Some(&eval_cache), &limits, crate::ui::color_stderr())?;
         let dag = Dag::build(&pipeline).map_err(|e| in_file(&file, e.into()))?;
-        dag.check_sources(&pipeline, &root)
-            .map_err(|e| in_file(&file, e.into()))?;
-        Ok(Loaded {
-            root,
-            file,
-            pipeline,
-            dag,
-        })
+        dag.check_sources(&pipeline, &root).map_err(|e| in_file(&file, e.into()))?;
+        Ok(Loaded { root, file, pipeline, dag })
     }
 }
 

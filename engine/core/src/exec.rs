@@ -34,10 +34,7 @@ pub enum ExecOutcome {
 /// Grace period between SIGTERM and SIGKILL when stopping a stage.
 const KILL_GRACE: Duration = Duration::from_secs(3);
 
-pub async fn execute(
-    request: ExecRequest<'_>,
-    mut cancel: watch::Receiver<bool>,
-) -> io::Result<ExecOutcome> {
+pub async fn execute(request: ExecRequest<'_>, mut cancel: watch::Receiver<bool>) -> io::Result<ExecOutcome> {
     let stage = request.stage;
     let mut command = match &stage.cmd {
         Command::Shell(script) => {
@@ -116,10 +113,7 @@ pub async fn execute(
     };
     if let Some(pgid) = pgid {
         kill_group(pgid, libc::SIGTERM);
-        if tokio::time::timeout(KILL_GRACE, child.wait())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(KILL_GRACE, child.wait()).await.is_err() {
             kill_group(pgid, libc::SIGKILL);
         }
         kill_group(pgid, libc::SIGKILL);

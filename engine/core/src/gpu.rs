@@ -18,12 +18,8 @@ pub struct GpuPool {
 impl GpuPool {
     pub fn discover() -> GpuPool {
         if let Ok(list) = std::env::var("GOURD_GPUS") {
-            let devices: Vec<String> = list
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect();
+            let devices: Vec<String> =
+                list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
             return GpuPool::new(devices, "GOURD_GPUS");
         }
         let devices = Command::new("nvidia-smi")
@@ -45,11 +41,7 @@ impl GpuPool {
 
     pub fn new(devices: Vec<String>, source: &'static str) -> GpuPool {
         let busy = vec![false; devices.len()];
-        GpuPool {
-            devices,
-            busy,
-            source,
-        }
+        GpuPool { devices, busy, source }
     }
 
     pub fn total(&self) -> usize {
@@ -58,10 +50,7 @@ impl GpuPool {
 
     /// Takes `count` free devices, or none if not enough are free.
     pub fn take(&mut self, count: usize) -> Option<Vec<usize>> {
-        let free: Vec<usize> = (0..self.busy.len())
-            .filter(|&i| !self.busy[i])
-            .take(count)
-            .collect();
+        let free: Vec<usize> = (0..self.busy.len()).filter(|&i| !self.busy[i]).take(count).collect();
         if free.len() < count {
             return None;
         }
@@ -79,10 +68,7 @@ impl GpuPool {
 
     /// The `CUDA_VISIBLE_DEVICES` value for held devices.
     pub fn visible_devices(&self, held: &[usize]) -> String {
-        held.iter()
-            .map(|&i| self.devices[i].as_str())
-            .collect::<Vec<_>>()
-            .join(",")
+        held.iter().map(|&i| self.devices[i].as_str()).collect::<Vec<_>>().join(",")
     }
 }
 

@@ -19,26 +19,11 @@ pub enum GraphError {
     #[error("the stages {} form a cycle", quote_list(.stages))]
     Cycle { stages: Vec<String> },
     #[error("stages `{first}` and `{second}` both write `{path}`")]
-    DuplicateOutput {
-        path: String,
-        first: String,
-        second: String,
-    },
-    #[error(
-        "output `{inner}` of stage `{inner_stage}` lies inside output `{outer}` of stage `{outer_stage}`"
-    )]
-    NestedOutput {
-        outer: String,
-        outer_stage: String,
-        inner: String,
-        inner_stage: String,
-    },
+    DuplicateOutput { path: String, first: String, second: String },
+    #[error("output `{inner}` of stage `{inner_stage}` lies inside output `{outer}` of stage `{outer_stage}`")]
+    NestedOutput { outer: String, outer_stage: String, inner: String, inner_stage: String },
     #[error("stage `{stage}` depends on `{dep}`, which overlaps its own output `{out}`")]
-    DepIsOwnOutput {
-        stage: String,
-        dep: String,
-        out: String,
-    },
+    DepIsOwnOutput { stage: String, dep: String, out: String },
     #[error("stage `{stage}` depends on `{dep}`, which does not exist and no stage writes")]
     MissingDep { stage: String, dep: String },
     #[error("no stage is named `{0}`")]
@@ -46,11 +31,7 @@ pub enum GraphError {
 }
 
 fn quote_list(names: &[String]) -> String {
-    names
-        .iter()
-        .map(|n| format!("`{n}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
 }
 
 /// The validated DAG of a pipeline. Node weights are indexes into
@@ -67,9 +48,7 @@ pub struct Dag {
 impl Dag {
     pub fn build(pipeline: &Pipeline) -> Result<Dag, GraphError> {
         let mut graph = DiGraph::new();
-        let nodes: Vec<NodeIndex> = (0..pipeline.stages.len())
-            .map(|i| graph.add_node(i))
-            .collect();
+        let nodes: Vec<NodeIndex> = (0..pipeline.stages.len()).map(|i| graph.add_node(i)).collect();
 
         let mut outputs: BTreeMap<WsPath, usize> = BTreeMap::new();
         for (i, stage) in pipeline.stages.iter().enumerate() {
@@ -85,10 +64,7 @@ impl Dag {
             }
         }
         for (path, &stage) in &outputs {
-            if let Some((outer, outer_stage)) = ancestor_outputs(&outputs, path)
-                .into_iter()
-                .find(|(p, _)| *p != path)
-            {
+            if let Some((outer, outer_stage)) = ancestor_outputs(&outputs, path).into_iter().find(|(p, _)| *p != path) {
                 return Err(GraphError::NestedOutput {
                     outer: outer.to_string(),
                     outer_stage: pipeline.stages[outer_stage].name.clone(),
@@ -131,11 +107,7 @@ impl Dag {
                 return Err(GraphError::Cycle { stages: cycle });
             }
         };
-        Ok(Dag {
-            graph,
-            order,
-            outputs,
-        })
+        Ok(Dag { graph, order, outputs })
     }
 
     /// Stage indexes in a topological order.
@@ -183,11 +155,7 @@ impl Dag {
 
     /// The stages needed to bring `targets` up to date: the targets and
     /// everything upstream of them. An empty target list means every stage.
-    pub fn select(
-        &self,
-        pipeline: &Pipeline,
-        targets: &[String],
-    ) -> Result<BTreeSet<usize>, GraphError> {
+    pub fn select(&self, pipeline: &Pipeline, targets: &[String]) -> Result<BTreeSet<usize>, GraphError> {
         if targets.is_empty() {
             return Ok((0..pipeline.stages.len()).collect());
         }
@@ -211,21 +179,15 @@ impl Dag {
 
     /// The stage writing `path` (or the output holding it), if any.
     pub fn producer(&self, path: &WsPath) -> Option<usize> {
-        ancestor_outputs(&self.outputs, path)
-            .first()
-            .map(|&(_, stage)| stage)
+        ancestor_outputs(&self.outputs, path).first().map(|&(_, stage)| stage)
     }
 
     /// Deps that exist nowhere: not on disk and not written by any stage.
     pub fn check_sources(&self, pipeline: &Pipeline, root: &Path) -> Result<(), GraphError> {
         for stage in &pipeline.stages {
             for dep in &stage.deps {
-                if overlapping_outputs(&self.outputs, dep).is_empty() && !dep.to_path(root).exists()
-                {
-                    return Err(GraphError::MissingDep {
-                        stage: stage.name.clone(),
-                        dep: dep.to_string(),
-                    });
+                if overlapping_outputs(&self.outputs, dep).is_empty() && !dep.to_path(root).exists() {
+                    return Err(GraphError::MissingDep { stage: stage.name.clone(), dep: dep.to_string() });
                 }
             }
         }
@@ -234,10 +196,7 @@ impl Dag {
 }
 
 /// Outputs at `path` or above it.
-fn ancestor_outputs<'a>(
-    outputs: &'a BTreeMap<WsPath, usize>,
-    path: &WsPath,
-) -> Vec<(&'a WsPath, usize)> {
+fn ancestor_outputs<'a>(outputs: &'a BTreeMap<WsPath, usize>, path: &WsPath) -> Vec<(&'a WsPath, usize)> {
     let mut found = Vec::new();
     let mut prefix = path.as_str();
     loop {
@@ -255,10 +214,7 @@ fn ancestor_outputs<'a>(
 }
 
 /// Outputs at, above or under `path`.
-fn overlapping_outputs<'a>(
-    outputs: &'a BTreeMap<WsPath, usize>,
-    path: &WsPath,
-) -> Vec<(&'a WsPath, usize)> {
+fn overlapping_outputs<'a>(outputs: &'a BTreeMap<WsPath, usize>, path: &WsPath) -> Vec<(&'a WsPath, usize)> {
     if path.is_root() {
         return outputs.iter().map(|(p, &s)| (p, s)).collect();
     }
@@ -289,57 +245,29 @@ mod tests {
 
     #[test]
     fn cycle_names_every_stage() {
-        let p = pipeline(vec![
-            stage("a", &["y"], &["x"]),
-            stage("b", &["x"], &["y"]),
-            stage("c", &["x"], &["z"]),
-        ]);
-        assert_eq!(
-            Dag::build(&p).unwrap_err(),
-            GraphError::Cycle {
-                stages: vec!["a".into(), "b".into()]
-            }
-        );
+        let p = pipeline(vec![stage("a", &["y"], &["x"]), stage("b", &["x"], &["y"]), stage("c", &["x"], &["z"])]);
+        assert_eq!(Dag::build(&p).unwrap_err(), GraphError::Cycle { stages: vec!["a".into(), "b".into()] });
     }
 
     #[test]
     fn duplicate_and_nested_outputs() {
         let p = pipeline(vec![stage("a", &[], &["x"]), stage("b", &[], &["x"])]);
-        assert!(matches!(
-            Dag::build(&p).unwrap_err(),
-            GraphError::DuplicateOutput { .. }
-        ));
+        assert!(matches!(Dag::build(&p).unwrap_err(), GraphError::DuplicateOutput { .. }));
         let p = pipeline(vec![stage("a", &[], &["x"]), stage("b", &[], &["x/y"])]);
-        assert!(matches!(
-            Dag::build(&p).unwrap_err(),
-            GraphError::NestedOutput { .. }
-        ));
+        assert!(matches!(Dag::build(&p).unwrap_err(), GraphError::NestedOutput { .. }));
     }
 
     #[test]
     fn dep_on_own_output() {
         let p = pipeline(vec![stage("a", &["x/y"], &["x"])]);
-        assert!(matches!(
-            Dag::build(&p).unwrap_err(),
-            GraphError::DepIsOwnOutput { .. }
-        ));
+        assert!(matches!(Dag::build(&p).unwrap_err(), GraphError::DepIsOwnOutput { .. }));
     }
 
     #[test]
     fn select_takes_upstream_closure() {
-        let p = pipeline(vec![
-            stage("a", &[], &["x"]),
-            stage("b", &["x"], &["y"]),
-            stage("c", &[], &["z"]),
-        ]);
+        let p = pipeline(vec![stage("a", &[], &["x"]), stage("b", &["x"], &["y"]), stage("c", &[], &["z"])]);
         let dag = Dag::build(&p).unwrap();
-        assert_eq!(
-            dag.select(&p, &["b".into()])
-                .unwrap()
-                .into_iter()
-                .collect::<Vec<_>>(),
-            vec![0, 1]
-        );
+        assert_eq!(dag.select(&p, &["b".into()]).unwrap().into_iter().collect::<Vec<_>>(), vec![0, 1]);
         assert!(dag.select(&p, &["nope".into()]).is_err());
     }
 }

@@ -27,14 +27,8 @@ use crate::fsutil::write_atomic;
 /// A hashed file or folder, with the whole listing of a folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Tree {
-    File {
-        digest: Digest,
-        executable: bool,
-    },
-    Dir {
-        digest: Digest,
-        children: Vec<(String, Tree)>,
-    },
+    File { digest: Digest, executable: bool },
+    Dir { digest: Digest, children: Vec<(String, Tree)> },
 }
 
 impl Tree {
@@ -58,13 +52,7 @@ impl Tree {
             .map(|(name, child)| TreeEntry {
                 name: name.clone(),
                 kind: child.kind(),
-                executable: matches!(
-                    child,
-                    Tree::File {
-                        executable: true,
-                        ..
-                    }
-                ),
+                executable: matches!(child, Tree::File { executable: true, .. }),
                 digest: child.digest(),
             })
             .collect()
@@ -122,12 +110,7 @@ impl Hashing {
             .filter(|cache| cache.algorithm == algorithm)
             .map(|cache| cache.entries)
             .unwrap_or_default();
-        Hashing {
-            algorithm,
-            file,
-            entries: RwLock::new(entries),
-            dirty: Default::default(),
-        }
+        Hashing { algorithm, file, entries: RwLock::new(entries), dirty: Default::default() }
     }
 
     pub fn algorithm(&self) -> DigestAlgorithm {
@@ -140,10 +123,7 @@ impl Hashing {
             return Ok(());
         }
         let entries = self.entries.read().unwrap();
-        let cache = StatCacheFile {
-            algorithm: self.algorithm,
-            entries: entries.clone(),
-        };
+        let cache = StatCacheFile { algorithm: self.algorithm, entries: entries.clone() };
         let bytes = serde_json::to_vec(&cache).map_err(io::Error::other)?;
         write_atomic(&self.file, &bytes)
     }
@@ -163,10 +143,7 @@ impl Hashing {
             return self.hash_dir(path);
         }
         let executable = meta.permissions().mode() & 0o111 != 0;
-        Ok(Tree::File {
-            digest: self.hash_file(path, meta)?,
-            executable,
-        })
+        Ok(Tree::File { digest: self.hash_file(path, meta)?, executable })
     }
 
     fn hash_file(&self, path: &Path, meta: &std::fs::Metadata) -> io::Result<Digest> {
@@ -186,15 +163,9 @@ impl Hashing {
             inode: after.ino(),
             digest,
         };
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as i64)
-            .unwrap_or(0);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
         if entry.matches(meta) && now - entry.mtime_ns > RACY_WINDOW_NS {
-            self.entries
-                .write()
-                .unwrap()
-                .insert(path.to_path_buf(), entry);
+            self.entries.write().unwrap().insert(path.to_path_buf(), entry);
             self.dirty.store(true, std::sync::atomic::Ordering::SeqCst);
         }
         Ok(digest)
@@ -259,17 +230,11 @@ mod tests {
         std::fs::create_dir_all(copy.join("sub")).unwrap();
         std::fs::write(copy.join("a"), "one").unwrap();
         std::fs::write(copy.join("sub/b"), "two").unwrap();
-        assert_eq!(
-            hashing.hash(&copy).unwrap().unwrap().digest(),
-            first.digest()
-        );
+        assert_eq!(hashing.hash(&copy).unwrap().unwrap().digest(), first.digest());
 
         // A changed byte changes the digest.
         std::fs::write(root.join("sub/b"), "TWO").unwrap();
-        assert_ne!(
-            hashing.hash(&root).unwrap().unwrap().digest(),
-            first.digest()
-        );
+        assert_ne!(hashing.hash(&root).unwrap().unwrap().digest(), first.digest());
         assert_eq!(hashing.hash(&dir.path().join("missing")).unwrap(), None);
     }
 
@@ -279,12 +244,7 @@ mod tests {
         let file = dir.path().join("f");
         std::fs::write(&file, "x").unwrap();
         let old = SystemTime::now() - std::time::Duration::from_secs(60);
-        std::fs::File::options()
-            .write(true)
-            .open(&file)
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
+        std::fs::File::options().write(true).open(&file).unwrap().set_modified(old).unwrap();
         let hashing = Hashing::open(dir.path().join("stat.json"), DigestAlgorithm::Blake3);
         hashing.hash(&file).unwrap();
         hashing.save().unwrap();

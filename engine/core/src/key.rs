@@ -16,19 +16,13 @@ use crate::path::WsPath;
 pub const SCHEMA_VERSION: u64 = 1;
 
 /// The manifest of `stage`, given the content digest of each of its deps.
-pub fn manifest(
-    stage: &Stage,
-    deps: &BTreeMap<WsPath, Digest>,
-    algorithm: DigestAlgorithm,
-) -> Value {
+pub fn manifest(stage: &Stage, deps: &BTreeMap<WsPath, Digest>, algorithm: DigestAlgorithm) -> Value {
     let cmd = match &stage.cmd {
         Command::Shell(script) => json!({ "shell": script }),
         Command::Argv(argv) => json!({ "argv": argv }),
     };
-    let deps: serde_json::Map<String, Value> = deps
-        .iter()
-        .map(|(path, digest)| (path.to_string(), Value::String(digest.to_string())))
-        .collect();
+    let deps: serde_json::Map<String, Value> =
+        deps.iter().map(|(path, digest)| (path.to_string(), Value::String(digest.to_string()))).collect();
     let mut outs: Vec<&str> = stage.outs.iter().map(|o| o.path.as_str()).collect();
     outs.sort();
     let mut metrics: Vec<&str> = stage.metrics.iter().map(|m| m.as_str()).collect();
@@ -64,10 +58,7 @@ pub struct FieldChange {
 impl FieldChange {
     /// A short human reason: `dep \`data/raw\` changed`, `param \`lr\` changed`.
     pub fn reason(&self) -> String {
-        let (section, rest) = self
-            .field
-            .split_once('.')
-            .unwrap_or((self.field.as_str(), ""));
+        let (section, rest) = self.field.split_once('.').unwrap_or((self.field.as_str(), ""));
         let what = match (&self.old, &self.new) {
             (None, Some(_)) => "added",
             (Some(_), None) => "removed",
@@ -105,26 +96,14 @@ fn diff_into(prefix: &str, old: &Value, new: &Value, depth: usize, out: &mut Vec
             keys.sort();
             keys.dedup();
             for key in keys {
-                let field = if prefix.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{prefix}.{key}")
-                };
+                let field = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
                 match (a.get(key), b.get(key)) {
                     (Some(x), Some(y)) => diff_into(&field, x, y, depth + 1, out),
-                    (x, y) => out.push(FieldChange {
-                        field,
-                        old: x.cloned(),
-                        new: y.cloned(),
-                    }),
+                    (x, y) => out.push(FieldChange { field, old: x.cloned(), new: y.cloned() }),
                 }
             }
         }
-        _ => out.push(FieldChange {
-            field: prefix.to_string(),
-            old: Some(old.clone()),
-            new: Some(new.clone()),
-        }),
+        _ => out.push(FieldChange { field: prefix.to_string(), old: Some(old.clone()), new: Some(new.clone()) }),
     }
 }
 
@@ -140,9 +119,7 @@ mod tests {
         s.env.insert("PYTHONHASHSEED".into(), "0".into());
         let deps = BTreeMap::from([(
             WsPath::new("data").unwrap(),
-            "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
-                .parse()
-                .unwrap(),
+            "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262".parse().unwrap(),
         )]);
         let m = manifest(&s, &deps, DigestAlgorithm::Blake3);
         assert_eq!(
@@ -163,10 +140,7 @@ mod tests {
         b.desc = Some("other".into());
         let deps = BTreeMap::new();
         let algo = DigestAlgorithm::Blake3;
-        assert_eq!(
-            key(&manifest(&a, &deps, algo), algo),
-            key(&manifest(&b, &deps, algo), algo)
-        );
+        assert_eq!(key(&manifest(&a, &deps, algo), algo), key(&manifest(&b, &deps, algo), algo));
     }
 
     #[test]
@@ -174,14 +148,6 @@ mod tests {
         let old = json!({"cmd": {"shell": "a"}, "deps": {"x": "1", "y": "2"}, "params": {"opt": {"lr": 1}}});
         let new = json!({"cmd": {"shell": "b"}, "deps": {"x": "1", "z": "3"}, "params": {"opt": {"lr": 2}}});
         let reasons: Vec<String> = diff(&old, &new).iter().map(FieldChange::reason).collect();
-        assert_eq!(
-            reasons,
-            vec![
-                "command changed",
-                "dep `y` removed",
-                "dep `z` added",
-                "param `opt.lr` changed"
-            ]
-        );
+        assert_eq!(reasons, vec!["command changed", "dep `y` removed", "dep `z` added", "param `opt.lr` changed"]);
     }
 }

@@ -14,26 +14,15 @@ pub struct WorkspaceLock {
 impl WorkspaceLock {
     /// Takes the lock, calling `on_wait` with the holder's pid (if known)
     /// once before blocking when another process holds it.
-    pub fn acquire(
-        gourd_dir: &Path,
-        on_wait: impl FnOnce(Option<u32>),
-    ) -> io::Result<WorkspaceLock> {
+    pub fn acquire(gourd_dir: &Path, on_wait: impl FnOnce(Option<u32>)) -> io::Result<WorkspaceLock> {
         fs_err::create_dir_all(gourd_dir)?;
         let path = gourd_dir.join("lock");
-        let mut file = fs_err::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&path)?
-            .into_parts()
-            .0;
+        let mut file =
+            fs_err::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path)?.into_parts().0;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
-                let holder = std::fs::read_to_string(&path)
-                    .ok()
-                    .and_then(|s| s.trim().parse().ok());
+                let holder = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse().ok());
                 on_wait(holder);
                 file.lock().map_err(|e| crate::hash::with_path(e, &path))?;
             }

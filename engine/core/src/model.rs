@@ -16,10 +16,7 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn stage(&self, name: &str) -> Option<&Stage> {
-        self.stages
-            .binary_search_by(|s| s.name.as_str().cmp(name))
-            .ok()
-            .map(|i| &self.stages[i])
+        self.stages.binary_search_by(|s| s.name.as_str().cmp(name)).ok().map(|i| &self.stages[i])
     }
 }
 
@@ -45,15 +42,12 @@ impl Stage {
     /// Everything the stage writes: its outs, then its metrics files (which
     /// are cached like outs).
     pub fn outputs(&self) -> impl Iterator<Item = Output> + '_ {
-        self.outs
-            .iter()
-            .cloned()
-            .chain(self.metrics.iter().map(|path| Output {
-                path: path.clone(),
-                kind: OutputKind::Metrics,
-                cache: true,
-                persist: false,
-            }))
+        self.outs.iter().cloned().chain(self.metrics.iter().map(|path| Output {
+            path: path.clone(),
+            kind: OutputKind::Metrics,
+            cache: true,
+            persist: false,
+        }))
     }
 }
 

@@ -72,19 +72,11 @@ impl WsPath {
     }
 
     pub fn to_path(&self, root: &Path) -> PathBuf {
-        if self.is_root() {
-            root.to_path_buf()
-        } else {
-            root.join(&self.0)
-        }
+        if self.is_root() { root.to_path_buf() } else { root.join(&self.0) }
     }
 
     pub fn join(&self, name: &str) -> WsPath {
-        if self.is_root() {
-            WsPath(name.to_string())
-        } else {
-            WsPath(format!("{}/{name}", self.0))
-        }
+        if self.is_root() { WsPath(name.to_string()) } else { WsPath(format!("{}/{name}", self.0)) }
     }
 }
 
@@ -106,16 +98,10 @@ mod tests {
 
     #[test]
     fn normalises() {
-        assert_eq!(
-            WsPath::new("data//raw/./x/").unwrap().as_str(),
-            "data/raw/x"
-        );
+        assert_eq!(WsPath::new("data//raw/./x/").unwrap().as_str(), "data/raw/x");
         assert!(WsPath::new("./.").unwrap().is_root());
         assert_eq!(WsPath::new("/etc"), Err(PathError::Absolute("/etc".into())));
-        assert_eq!(
-            WsPath::new("a/../b"),
-            Err(PathError::Escapes("a/../b".into()))
-        );
+        assert_eq!(WsPath::new("a/../b"), Err(PathError::Escapes("a/../b".into())));
         assert_eq!(WsPath::new(""), Err(PathError::Empty));
     }
 

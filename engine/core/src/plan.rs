@@ -35,11 +35,7 @@ pub enum StageState {
 
 /// Decides what `stage` needs, hashing its deps as they are in the workspace.
 /// `Err(dep)` names a dep that does not exist.
-pub fn assess(
-    ws: &Workspace,
-    stage: &Stage,
-    force: bool,
-) -> io::Result<Result<Assessment, WsPath>> {
+pub fn assess(ws: &Workspace, stage: &Stage, force: bool) -> io::Result<Result<Assessment, WsPath>> {
     let deps = match ws.hash_deps(&stage.deps)? {
         Ok(deps) => deps,
         Err(missing) => return Ok(Err(missing)),
@@ -56,11 +52,7 @@ pub fn assess(
             None => StageState::Stale(reasons_against_last_run(ws, &stage.name, &manifest)),
         }
     };
-    Ok(Ok(Assessment {
-        key,
-        manifest,
-        state,
-    }))
+    Ok(Ok(Assessment { key, manifest, state }))
 }
 
 fn check_outputs(ws: &Workspace, action: ActionResult) -> io::Result<StageState> {

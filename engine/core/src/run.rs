@@ -125,43 +125,16 @@ pub async fn run(
 ) -> Result<Summary, crate::graph::GraphError> {
     let selected = dag.select(&pipeline, &options.targets)?;
     let jobs = options.jobs.max(1);
-    let context = Arc::new(Context {
-        ws,
-        pipeline: pipeline.clone(),
-    });
-    let position: BTreeMap<usize, usize> = dag
-        .order()
-        .iter()
-        .enumerate()
-        .map(|(p, &i)| (i, p))
-        .collect();
+    let context = Arc::new(Context { ws, pipeline: pipeline.clone() });
+    let position: BTreeMap<usize, usize> = dag.order().iter().enumerate().map(|(p, &i)| (i, p)).collect();
 
-    let mut waiting_on: BTreeMap<usize, usize> = selected
-        .iter()
-        .map(|&i| {
-            (
-                i,
-                dag.upstream(i)
-                    .into_iter()
-                    .filter(|u| selected.contains(u))
-                    .count(),
-            )
-        })
-        .collect();
-    let mut ready: BTreeSet<(usize, usize)> = waiting_on
-        .iter()
-        .filter(|&(_, &n)| n == 0)
-        .map(|(&i, _)| (position[&i], i))
-        .collect();
+    let mut waiting_on: BTreeMap<usize, usize> =
+        selected.iter().map(|&i| (i, dag.upstream(i).into_iter().filter(|u| selected.contains(u)).count())).collect();
+    let mut ready: BTreeSet<(usize, usize)> =
+        waiting_on.iter().filter(|&(_, &n)| n == 0).map(|(&i, _)| (position[&i], i)).collect();
     let mut done: BTreeSet<usize> = BTreeSet::new();
-    let needs_gpus = selected
-        .iter()
-        .any(|&i| gpus_needed(&pipeline.stages[i]) > 0);
-    let mut gpus = if needs_gpus {
-        GpuPool::discover()
-    } else {
-        GpuPool::new(vec![], "none")
-    };
+    let needs_gpus = selected.iter().any(|&i| gpus_needed(&pipeline.stages[i]) > 0);
+    let mut gpus = if needs_gpus { GpuPool::discover() } else { GpuPool::new(vec![], "none") };
     let mut free_slots = jobs;
     let mut running: JoinSet<(StageReport, usize, Vec<usize>, usize)> = JoinSet::new();
     let mut summary = Summary::default();
@@ -201,27 +174,14 @@ pub async fn run(
                     None => {
                         let message = no_gpu_message(stage, &gpus);
                         let report = failed(stage, None, Duration::ZERO, message, None);
-                        finish(
-                            &pipeline,
-                            report,
-                            index,
-                            dag,
-                            &selected,
-                            &mut done,
-                            &mut summary,
-                            on_event,
-                        );
+                        finish(&pipeline, report, index, dag, &selected, &mut done, &mut summary, on_event);
                         if !options.keep_going {
                             stop = true;
                         }
                     }
                     Some((slots, devices, visible_devices)) => {
-                        let launch = Launch {
-                            index,
-                            force: options.force.contains(&stage.name),
-                            devices,
-                            visible_devices,
-                        };
+                        let launch =
+                            Launch { index, force: options.force.contains(&stage.name), devices, visible_devices };
                         let context = context.clone();
                         let cancel = options.cancel.clone();
                         running.spawn(async move {
@@ -270,11 +230,7 @@ pub async fn run(
     // Whatever never started was skipped.
     for &index in dag.order() {
         if selected.contains(&index) && !done.contains(&index) {
-            let message = if summary.interrupted {
-                "interrupted"
-            } else {
-                "not started after a failure"
-            };
+            let message = if summary.interrupted { "interrupted" } else { "not started after a failure" };
             let report = skipped(&pipeline.stages[index], message.to_string());
             on_event(Event::Finished(&report));
             done.insert(index);
@@ -327,10 +283,7 @@ fn finish(
         }
     }
     for &down in dag.order().iter().filter(|i| below.contains(i)) {
-        let report = skipped(
-            &pipeline.stages[down],
-            format!("upstream `{failed_stage}` failed"),
-        );
+        let report = skipped(&pipeline.stages[down], format!("upstream `{failed_stage}` failed"));
         on_event(Event::Finished(&report));
         done.insert(down);
         summary.add(report);
@@ -367,11 +320,7 @@ fn failed(
     }
 }
 
-async fn process_stage(
-    context: &Context,
-    launch: Launch,
-    cancel: watch::Receiver<bool>,
-) -> StageReport {
+async fn process_stage(context: &Context, launch: Launch, cancel: watch::Receiver<bool>) -> StageReport {
     let stage = &context.pipeline.stages[launch.index];
     let started = Instant::now();
     match process_stage_inner(context, stage, &launch, cancel, started).await {
@@ -381,9 +330,7 @@ async fn process_stage(
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f)
-        .await
-        .expect("blocking task panicked")
+    tokio::task::spawn_blocking(f).await.expect("blocking task panicked")
 }
 
 async fn process_stage_inner(
@@ -399,13 +346,7 @@ async fn process_stage_inner(
     let assessment = match blocking(move || assess(&ws, &owned, force)).await? {
         Ok(assessment) => assessment,
         Err(missing) => {
-            return Ok(failed(
-                stage,
-                None,
-                started.elapsed(),
-                format!("dep `{missing}` is missing"),
-                None,
-            ));
+            return Ok(failed(stage, None, started.elapsed(), format!("dep `{missing}` is missing"), None));
         }
     };
     let key = assessment.key;
@@ -442,16 +383,10 @@ async fn process_stage_inner(
         }
     }
     let params_path = ws.params_path(&stage.name);
-    crate::fsutil::write_atomic(
-        &params_path,
-        serde_json::to_string_pretty(&stage.params)?.as_bytes(),
-    )?;
+    crate::fsutil::write_atomic(&params_path, serde_json::to_string_pretty(&stage.params)?.as_bytes())?;
     let mut extra_env = BTreeMap::from([
         ("GOURD_STAGE".to_string(), stage.name.clone()),
-        (
-            "GOURD_PARAMS".to_string(),
-            params_path.display().to_string(),
-        ),
+        ("GOURD_PARAMS".to_string(), params_path.display().to_string()),
         ("GOURD_WORKSPACE".to_string(), ws.root.display().to_string()),
     ]);
     if let Some(visible) = &launch.visible_devices {
@@ -462,23 +397,10 @@ async fn process_stage_inner(
 
     let log = ws.log_path(&stage.name);
     let started_at = SystemTime::now();
-    let request = ExecRequest {
-        stage,
-        root: &ws.root,
-        log: log.clone(),
-        extra_env,
-    };
+    let request = ExecRequest { stage, root: &ws.root, log: log.clone(), extra_env };
     let outcome = execute(request, cancel).await?;
     let finished_at = SystemTime::now();
-    let fail = |message: String| {
-        Ok(failed(
-            stage,
-            Some(key),
-            started.elapsed(),
-            message,
-            Some(log.clone()),
-        ))
-    };
+    let fail = |message: String| Ok(failed(stage, Some(key), started.elapsed(), message, Some(log.clone())));
     match outcome {
         ExecOutcome::Exited(0) => {}
         ExecOutcome::Exited(code) => return fail(format!("exited with code {code}")),
@@ -506,10 +428,7 @@ async fn process_stage_inner(
         exit_code: 0,
         started_at: rfc3339(started_at),
         finished_at: rfc3339(finished_at),
-        duration_ms: finished_at
-            .duration_since(started_at)
-            .unwrap_or_default()
-            .as_millis() as u64,
+        duration_ms: finished_at.duration_since(started_at).unwrap_or_default().as_millis() as u64,
     };
     ws.store.put_action(&action)?;
     record_last_run(ws, stage, &action, Outcome::Ran)?;
@@ -530,12 +449,7 @@ fn success(stage: &Stage, outcome: Outcome, action: ActionResult, started: Insta
     }
 }
 
-fn record_last_run(
-    ws: &Workspace,
-    stage: &Stage,
-    action: &ActionResult,
-    outcome: Outcome,
-) -> io::Result<()> {
+fn record_last_run(ws: &Workspace, stage: &Stage, action: &ActionResult, outcome: Outcome) -> io::Result<()> {
     let last = LastRun {
         key: action.key,
         manifest: action.manifest.clone(),
@@ -557,10 +471,7 @@ fn restore_outputs(ws: &Workspace, action: &ActionResult) -> Result<(), crate::s
     Ok(())
 }
 
-type Stored = (
-    BTreeMap<String, OutputRecord>,
-    BTreeMap<String, serde_json::Value>,
-);
+type Stored = (BTreeMap<String, OutputRecord>, BTreeMap<String, serde_json::Value>);
 
 /// Hashes every declared output, stores the cached ones and parses metrics.
 /// `Ok(Err(message))` is the stage's fault (a missing out, bad metrics).
@@ -570,21 +481,13 @@ fn store_outputs(ws: &Workspace, stage: &Stage) -> io::Result<Result<Stored, Str
     for output in stage.outputs() {
         let path = ws.abs(&output.path);
         let Some(tree) = ws.hashing.hash(&path)? else {
-            return Ok(Err(format!(
-                "did not create declared out `{}`",
-                output.path
-            )));
+            return Ok(Err(format!("did not create declared out `{}`", output.path)));
         };
         if output.kind == crate::model::OutputKind::Metrics {
             let parsed = match &tree {
-                Tree::File { .. } => {
-                    fs_err::read(&path)
-                        .map_err(|e| e.to_string())
-                        .and_then(|bytes| {
-                            serde_json::from_slice::<serde_json::Value>(&bytes)
-                                .map_err(|e| e.to_string())
-                        })
-                }
+                Tree::File { .. } => fs_err::read(&path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).map_err(|e| e.to_string())),
                 Tree::Dir { .. } => Err("it is a folder".to_string()),
             };
             match parsed {
@@ -592,10 +495,7 @@ fn store_outputs(ws: &Workspace, stage: &Stage) -> io::Result<Result<Stored, Str
                     metrics.insert(output.path.to_string(), value);
                 }
                 Err(err) => {
-                    return Ok(Err(format!(
-                        "metrics file `{}` is not valid JSON: {err}",
-                        output.path
-                    )));
+                    return Ok(Err(format!("metrics file `{}` is not valid JSON: {err}", output.path)));
                 }
             }
         }
@@ -607,13 +507,7 @@ fn store_outputs(ws: &Workspace, stage: &Stage) -> io::Result<Result<Stored, Str
             OutputRecord {
                 kind: tree.kind(),
                 digest: tree.digest(),
-                executable: matches!(
-                    tree,
-                    Tree::File {
-                        executable: true,
-                        ..
-                    }
-                ),
+                executable: matches!(tree, Tree::File { executable: true, .. }),
                 cached: output.cache,
             },
         );

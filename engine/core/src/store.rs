@@ -32,9 +32,7 @@ pub enum StoreError {
     Io(#[from] io::Error),
     #[error("cache object `{digest}` is missing")]
     Missing { digest: Digest },
-    #[error(
-        "cache object `{digest}` is corrupt (its bytes do not match its digest); it was removed"
-    )]
+    #[error("cache object `{digest}` is corrupt (its bytes do not match its digest); it was removed")]
     Corrupt { digest: Digest },
 }
 
@@ -88,10 +86,7 @@ impl Store {
 
     fn sharded(&self, kind: &str, digest: &Digest, suffix: &str) -> PathBuf {
         let hex = digest.to_string();
-        self.root
-            .join(kind)
-            .join(&hex[..2])
-            .join(format!("{}{suffix}", &hex[2..]))
+        self.root.join(kind).join(&hex[..2]).join(format!("{}{suffix}", &hex[2..]))
     }
 
     pub fn object_path(&self, digest: &Digest) -> PathBuf {
@@ -128,8 +123,7 @@ impl Store {
                 }
                 let target = self.tree_path(digest);
                 if !target.exists() {
-                    let bytes =
-                        serde_json::to_vec(&Tree::entries(children)).map_err(io::Error::other)?;
+                    let bytes = serde_json::to_vec(&Tree::entries(children)).map_err(io::Error::other)?;
                     self.install(&bytes, &target)?;
                 }
                 Ok(())
@@ -214,13 +208,7 @@ impl Store {
         Ok(())
     }
 
-    fn restore_into(
-        &self,
-        kind: EntryKind,
-        digest: &Digest,
-        executable: bool,
-        dest: &Path,
-    ) -> Result<(), StoreError> {
+    fn restore_into(&self, kind: EntryKind, digest: &Digest, executable: bool, dest: &Path) -> Result<(), StoreError> {
         match kind {
             EntryKind::File => {
                 let object = self.object_path(digest);
@@ -231,9 +219,7 @@ impl Store {
                         with_path(err, &object).into()
                     });
                 }
-                if Hasher::digest_file(self.algorithm, dest).map_err(|e| with_path(e, dest))?
-                    != *digest
-                {
+                if Hasher::digest_file(self.algorithm, dest).map_err(|e| with_path(e, dest))? != *digest {
                     let _ = std::fs::remove_file(dest);
                     return Err(self.corrupt(&object, digest));
                 }
@@ -245,12 +231,7 @@ impl Store {
                 let entries = self.read_tree(digest)?;
                 fs_err::create_dir(dest)?;
                 for entry in entries {
-                    self.restore_into(
-                        entry.kind,
-                        &entry.digest,
-                        entry.executable,
-                        &dest.join(&entry.name),
-                    )?;
+                    self.restore_into(entry.kind, &entry.digest, entry.executable, &dest.join(&entry.name))?;
                 }
                 Ok(())
             }
@@ -261,9 +242,7 @@ impl Store {
     /// is treated as absent.
     pub fn action(&self, key: &Digest) -> Option<ActionResult> {
         let bytes = std::fs::read(self.action_path(key)).ok()?;
-        serde_json::from_slice::<ActionResult>(&bytes)
-            .ok()
-            .filter(|a| a.key == *key)
+        serde_json::from_slice::<ActionResult>(&bytes).ok().filter(|a| a.key == *key)
     }
 
     /// Records `result`. Call only after every object it names is stored.
@@ -297,16 +276,10 @@ mod tests {
         std::fs::create_dir_all(out.join("nested")).unwrap();
         std::fs::write(out.join("nested/x"), "x").unwrap();
         std::fs::write(out.join("run.sh"), "#!/bin/sh").unwrap();
-        std::fs::set_permissions(out.join("run.sh"), std::fs::Permissions::from_mode(0o755))
-            .unwrap();
+        std::fs::set_permissions(out.join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
         let tree = hashing.hash(&out).unwrap().unwrap();
         store.put(&out, &tree).unwrap();
-        let record = OutputRecord {
-            kind: EntryKind::Dir,
-            digest: tree.digest(),
-            executable: false,
-            cached: true,
-        };
+        let record = OutputRecord { kind: EntryKind::Dir, digest: tree.digest(), executable: false, cached: true };
         assert!(store.has(record.kind, &record.digest));
 
         std::fs::remove_dir_all(&out).unwrap();
@@ -327,16 +300,8 @@ mod tests {
         std::fs::write(&object, "evil").unwrap();
 
         std::fs::remove_file(&file).unwrap();
-        let record = OutputRecord {
-            kind: EntryKind::File,
-            digest: tree.digest(),
-            executable: false,
-            cached: true,
-        };
-        assert!(matches!(
-            store.restore(&record, &file),
-            Err(StoreError::Corrupt { .. })
-        ));
+        let record = OutputRecord { kind: EntryKind::File, digest: tree.digest(), executable: false, cached: true };
+        assert!(matches!(store.restore(&record, &file), Err(StoreError::Corrupt { .. })));
         assert!(!file.exists(), "nothing half-restored is left behind");
         assert!(!object.exists());
     }

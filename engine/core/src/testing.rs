@@ -10,12 +10,7 @@ pub fn stage(name: &str, deps: &[&str], outs: &[&str]) -> Stage {
         deps: deps.iter().map(|d| WsPath::new(d).unwrap()).collect(),
         outs: outs
             .iter()
-            .map(|o| Output {
-                path: WsPath::new(o).unwrap(),
-                kind: OutputKind::Data,
-                cache: true,
-                persist: false,
-            })
+            .map(|o| Output { path: WsPath::new(o).unwrap(), kind: OutputKind::Data, cache: true, persist: false })
             .collect(),
         metrics: vec![],
         params: serde_json::json!({}),

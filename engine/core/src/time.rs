@@ -42,9 +42,6 @@ mod tests {
     #[test]
     fn formats_known_instants() {
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            rfc3339(UNIX_EPOCH + Duration::from_millis(1_795_660_291_250)),
-            "2026-11-26T02:31:31.250Z"
-        );
+        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_millis(1_795_660_291_250)), "2026-11-26T02:31:31.250Z");
     }
 }

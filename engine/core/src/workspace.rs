@@ -48,12 +48,7 @@ impl Workspace {
         let algorithm = DigestAlgorithm::Blake3;
         let store = Store::open(&gourd_dir, algorithm)?;
         let hashing = Hashing::open(gourd_dir.join("state-v1/stat-cache.json"), algorithm);
-        Ok(Workspace {
-            root,
-            gourd_dir,
-            store,
-            hashing,
-        })
+        Ok(Workspace { root, gourd_dir, store, hashing })
     }
 
     pub fn algorithm(&self) -> DigestAlgorithm {
@@ -70,10 +65,7 @@ impl Workspace {
     }
 
     /// Hashes every dep; the first missing one is returned as the error.
-    pub fn hash_deps(
-        &self,
-        deps: &[WsPath],
-    ) -> io::Result<Result<BTreeMap<WsPath, Digest>, WsPath>> {
+    pub fn hash_deps(&self, deps: &[WsPath]) -> io::Result<Result<BTreeMap<WsPath, Digest>, WsPath>> {
         let mut digests = BTreeMap::new();
         for dep in deps {
             match self.hash(dep)? {
@@ -95,9 +87,7 @@ impl Workspace {
     }
 
     fn last_run_path(&self, stage: &str) -> PathBuf {
-        self.gourd_dir
-            .join("state-v1/stages")
-            .join(format!("{stage}.json"))
+        self.gourd_dir.join("state-v1/stages").join(format!("{stage}.json"))
     }
 
     pub fn last_run(&self, stage: &str) -> Option<LastRun> {

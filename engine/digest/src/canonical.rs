@@ -48,9 +48,6 @@ mod tests {
     #[test]
     fn sorts_keys_recursively() {
         let value = json!({"b": [1, {"z": null, "a": "x"}], "a": 1.5});
-        assert_eq!(
-            canonical_json(&value),
-            r#"{"a":1.5,"b":[1,{"a":"x","z":null}]}"#
-        );
+        assert_eq!(canonical_json(&value), r#"{"a":1.5,"b":[1,{"a":"x","z":null}]}"#);
     }
 }

@@ -10,9 +10,7 @@ use std::str::FromStr;
 
 use sha2::Digest as _;
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DigestAlgorithm {
     #[default]
@@ -122,9 +120,7 @@ impl Hasher {
     /// A hasher whose digests cannot collide with another domain's.
     pub fn new_domain(algorithm: DigestAlgorithm, domain: &str) -> Self {
         match algorithm {
-            DigestAlgorithm::Blake3 => {
-                Hasher::Blake3(Box::new(blake3::Hasher::new_derive_key(domain)))
-            }
+            DigestAlgorithm::Blake3 => Hasher::Blake3(Box::new(blake3::Hasher::new_derive_key(domain))),
             DigestAlgorithm::Sha256 => {
                 let mut hasher = sha2::Sha256::new();
                 hasher.update(domain.as_bytes());
@@ -203,10 +199,7 @@ mod tests {
         let bytes: Vec<u8> = (0..(5u32 << 20)).map(|i| (i % 251) as u8).collect();
         std::fs::write(&path, &bytes).unwrap();
         let streamed = Hasher::digest_bytes(DigestAlgorithm::Blake3, &bytes);
-        assert_eq!(
-            Hasher::digest_file(DigestAlgorithm::Blake3, &path).unwrap(),
-            streamed
-        );
+        assert_eq!(Hasher::digest_file(DigestAlgorithm::Blake3, &path).unwrap(), streamed);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -124,9 +124,6 @@ mod tests {
         let key = |v| stage_key(DigestAlgorithm::Blake3, v);
         assert_eq!(key(&a), key(&b));
         assert_ne!(key(&a), key(&c));
-        assert_ne!(
-            stage_key(DigestAlgorithm::Blake3, &a),
-            stage_key(DigestAlgorithm::Sha256, &a)
-        );
+        assert_ne!(stage_key(DigestAlgorithm::Blake3, &a), stage_key(DigestAlgorithm::Sha256, &a));
     }
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use gourd_core::model::Pipeline;
 
 use crate::SpecError;
+use crate::cache::EvalCache;
 
 #[derive(Debug, Clone)]
 pub struct EvalLimits {
@@ -22,11 +23,7 @@ impl EvalLimits {
     /// `GOURD_EVAL_MEMORY_MB` (default 4096).
     pub fn from_env() -> EvalLimits {
         let number = |name: &str, default: u64| {
-            std::env::var(name)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .filter(|&v| v > 0)
-                .unwrap_or(default)
+            std::env::var(name).ok().and_then(|v| v.trim().parse::<u64>().ok()).filter(|&v| v > 0).unwrap_or(default)
         };
         EvalLimits {
             timeout: Duration::from_secs(number("GOURD_EVAL_TIMEOUT", 60)),
@@ -35,35 +32,52 @@ impl EvalLimits {
     }
 }
 
-/// Evaluates and validates `file` by running `exe __eval FILE STDLIB_DIR`.
+/// Evaluates and validates `file` by running `exe __eval FILE STDLIB_DIR`,
+/// or takes the evaluation from `cache_dir` when nothing it reads changed.
 pub fn load(
+    exe: &Path,
+    file: &Path,
+    stdlib_dir: &Path,
+    cache_dir: Option<&Path>,
+    limits: &EvalLimits,
+    color: bool,
+) -> Result<Pipeline, SpecError> {
+    let cache = cache_dir.map(|dir| EvalCache::new(dir.to_path_buf()));
+    let key = cache.as_ref().and_then(|_| crate::cache::key(file));
+    if let (Some(cache), Some(key)) = (&cache, &key) {
+        if let Some(json) = cache.get(key) {
+            if let Ok(pipeline) = crate::validate(&json, file) {
+                return Ok(pipeline);
+            }
+        }
+    }
+    let json = evaluate_isolated(exe, file, stdlib_dir, limits, color)?;
+    let pipeline = crate::validate(&json, file)?;
+    if let (Some(cache), Some(key)) = (&cache, &key) {
+        cache.put(key, &json);
+    }
+    Ok(pipeline)
+}
+
+fn evaluate_isolated(
     exe: &Path,
     file: &Path,
     stdlib_dir: &Path,
     limits: &EvalLimits,
     color: bool,
-) -> Result<Pipeline, SpecError> {
-    let io_err = |source| SpecError::Io {
-        file: file.to_path_buf(),
-        source,
-    };
+) -> Result<String, SpecError> {
+    let io_err = |source| SpecError::Io { file: file.to_path_buf(), source };
     let mut command = Command::new(exe);
     command.arg("__eval").arg(file).arg(stdlib_dir);
     if color {
         command.arg("--color");
     }
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let memory = limits.memory;
     // SAFETY: setrlimit is async-signal-safe and touches no memory of ours.
     unsafe {
         command.pre_exec(move || {
-            let limit = libc::rlimit {
-                rlim_cur: memory,
-                rlim_max: memory,
-            };
+            let limit = libc::rlimit { rlim_cur: memory, rlim_max: memory };
             libc::setrlimit(libc::RLIMIT_AS, &limit);
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             Ok(())
@@ -90,33 +104,17 @@ pub fn load(
         if started.elapsed() > limits.timeout {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(SpecError::TimedOut {
-                file: file.to_path_buf(),
-                seconds: limits.timeout.as_secs(),
-            });
+            return Err(SpecError::TimedOut { file: file.to_path_buf(), seconds: limits.timeout.as_secs() });
         }
-        std::thread::sleep(
-            Duration::from_millis(2)
-                .max(started.elapsed() / 50)
-                .min(Duration::from_millis(50)),
-        );
+        std::thread::sleep(Duration::from_millis(2).max(started.elapsed() / 50).min(Duration::from_millis(50)));
     };
     let stdout = out_reader.join().expect("reader").map_err(io_err)?;
-    let stderr =
-        String::from_utf8_lossy(&err_reader.join().expect("reader").map_err(io_err)?).into_owned();
+    let stderr = String::from_utf8_lossy(&err_reader.join().expect("reader").map_err(io_err)?).into_owned();
 
     match status.code() {
-        Some(0) => {
-            let json = String::from_utf8_lossy(&stdout);
-            crate::validate(&json, file)
-        }
-        Some(1) if !stderr.trim().is_empty() => Err(SpecError::Nickel {
-            diagnostics: stderr,
-        }),
-        _ => Err(SpecError::Crashed {
-            file: file.to_path_buf(),
-            reason: crash_reason(status, &stderr, limits),
-        }),
+        Some(0) => Ok(String::from_utf8_lossy(&stdout).into_owned()),
+        Some(1) if !stderr.trim().is_empty() => Err(SpecError::Nickel { diagnostics: stderr }),
+        _ => Err(SpecError::Crashed { file: file.to_path_buf(), reason: crash_reason(status, &stderr, limits) }),
     }
 }
 
@@ -124,22 +122,10 @@ fn crash_reason(status: std::process::ExitStatus, stderr: &str, limits: &EvalLim
     let detail = if stderr.contains("overflowed its stack") {
         "stack overflow: the pipeline nests too deep or recurses without end".to_string()
     } else if stderr.contains("memory allocation") || stderr.contains("out of memory") {
-        format!(
-            "out of memory: it used more than {} MiB",
-            limits.memory >> 20
-        )
+        format!("out of memory: it used more than {} MiB", limits.memory >> 20)
     } else {
-        let last = stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("")
-            .trim();
-        if last.is_empty() {
-            "no message".to_string()
-        } else {
-            last.to_string()
-        }
+        let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+        if last.is_empty() { "no message".to_string() } else { last.to_string() }
     };
     match status.signal() {
         Some(signal) => format!("killed by signal {signal}; {detail}"),

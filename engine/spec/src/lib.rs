@@ -11,7 +11,9 @@
 //! process (the gourd binary re-invoked through its hidden `__eval` command)
 //! under a time and memory limit, and turns the child's death into an error.
 
+mod cache;
 mod isolate;
+mod locate;
 mod raw;
 
 use std::path::{Path, PathBuf};
@@ -32,13 +34,10 @@ pub enum SpecError {
     Crashed { file: PathBuf, reason: String },
     #[error("evaluating `{}` took longer than {seconds}s", .file.display())]
     TimedOut { file: PathBuf, seconds: u64 },
-    #[error("in `{}`: {message}", .file.display())]
-    Invalid { file: PathBuf, message: String },
+    #[error("in `{}{}`: {message}", .file.display(), .line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Invalid { file: PathBuf, line: Option<usize>, message: String },
     #[error("cannot evaluate `{}`: {source}", .file.display())]
-    Io {
-        file: PathBuf,
-        source: std::io::Error,
-    },
+    Io { file: PathBuf, source: std::io::Error },
 }
 
 /// Writes the standard library to a folder named after its content, so that
@@ -50,10 +49,7 @@ pub fn install_stdlib(preferred: &Path) -> std::io::Result<PathBuf> {
     STDLIB.hash(&mut hasher);
     let name = format!("v1-{:016x}", hasher.finish());
     let mut last_err = None;
-    for base in [
-        preferred.to_path_buf(),
-        std::env::temp_dir().join("gourd-stdlib"),
-    ] {
+    for base in [preferred.to_path_buf(), std::env::temp_dir().join("gourd-stdlib")] {
         let dir = base.join(&name);
         let file = dir.join(STDLIB_NAME);
         if std::fs::read_to_string(&file).is_ok_and(|text| text == STDLIB) {
@@ -79,18 +75,12 @@ pub fn evaluate_here(file: &Path, stdlib_dir: &Path, color: bool) -> Result<Stri
     let file_literal = serde_json::to_string(&file.display().to_string()).expect("a string");
     // The user's file is imported by its absolute path, so its diagnostics
     // carry its own name and lines, and its relative imports resolve.
-    let source = format!(
-        "let gourd = import \"{STDLIB_NAME}\" in (import {file_literal}) | gourd.Pipeline\n"
-    );
+    let source = format!("let gourd = import \"{STDLIB_NAME}\" in (import {file_literal}) | gourd.Pipeline\n");
     let entry = file.with_file_name("<gourd: applying the Pipeline contract>");
     let mut context = nickel_lang::Context::new()
         .with_source_name(entry.display().to_string())
         .with_added_import_paths(vec![stdlib_dir.as_os_str().to_owned()]);
-    let format = if color {
-        nickel_lang::ErrorFormat::AnsiText
-    } else {
-        nickel_lang::ErrorFormat::Text
-    };
+    let format = if color { nickel_lang::ErrorFormat::AnsiText } else { nickel_lang::ErrorFormat::Text };
     let render = |err: nickel_lang::Error| {
         let mut buf = Vec::new();
         match err.format(&mut buf, format) {

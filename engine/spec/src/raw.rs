@@ -80,78 +80,67 @@ struct RawResources {
     gpus: Option<u32>,
 }
 
+/// A problem found in the exported value, with what locates it in the file.
+struct Problem {
+    stage: String,
+    /// The offending string, as written in the file, to find its line.
+    literal: Option<String>,
+    message: String,
+}
+
 /// Turns the JSON export of `file` into a validated pipeline.
 pub fn validate(json: &str, file: &Path) -> Result<Pipeline, SpecError> {
-    let invalid = |message: String| SpecError::Invalid {
+    let raw: RawPipeline = serde_json::from_str(json).map_err(|e| SpecError::Invalid {
         file: file.to_path_buf(),
-        message,
-    };
-    let raw: RawPipeline = serde_json::from_str(json).map_err(|e| invalid(e.to_string()))?;
+        line: None,
+        message: e.to_string(),
+    })?;
     let mut stages = Vec::with_capacity(raw.stages.len());
     for (name, raw) in raw.stages {
-        stages.push(validate_stage(name, raw).map_err(invalid)?);
+        match validate_stage(name, raw) {
+            Ok(stage) => stages.push(stage),
+            Err(problem) => {
+                let source = std::fs::read_to_string(file).unwrap_or_default();
+                let line = crate::locate::line_of(&source, &problem.stage, problem.literal.as_deref());
+                return Err(SpecError::Invalid { file: file.to_path_buf(), line, message: problem.message });
+            }
+        }
     }
     stages.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Pipeline { stages })
 }
 
-fn validate_stage(name: String, raw: RawStage) -> Result<Stage, String> {
-    let path = |field: &str, raw: &str| {
-        WsPath::new(raw).map_err(|e| format!("stage `{name}`, field `{field}`: {e}"))
+fn validate_stage(name: String, raw: RawStage) -> Result<Stage, Problem> {
+    let problem = |literal: Option<&str>, message: String| Problem {
+        stage: name.clone(),
+        literal: literal.map(String::from),
+        message: format!("stage `{name}`: {message}"),
     };
+    let path =
+        |field: &str, raw: &str| WsPath::new(raw).map_err(|e| problem(Some(raw), format!("field `{field}`: {e}")));
     let cmd = match raw.cmd {
         RawCommand::Shell(script) if !script.trim().is_empty() => Command::Shell(script),
         RawCommand::Argv(argv) if !argv.is_empty() => Command::Argv(argv),
-        _ => return Err(format!("stage `{name}`, field `cmd`: the command is empty")),
+        _ => return Err(problem(None, "field `cmd`: the command is empty".to_string())),
     };
-    let deps = raw
-        .deps
-        .iter()
-        .map(|d| path("deps", d))
-        .collect::<Result<Vec<_>, _>>()?;
+    let deps = raw.deps.iter().map(|d| path("deps", d)).collect::<Result<Vec<_>, _>>()?;
     let mut outs = Vec::new();
     for out in raw.outs {
         outs.push(match out {
-            RawOutput::Path(p) => Output {
-                path: path("outs", &p)?,
-                kind: OutputKind::Data,
-                cache: true,
-                persist: false,
-            },
-            RawOutput::Record {
-                path: p,
-                kind,
-                cache,
-                persist,
-            } => {
+            RawOutput::Path(p) => {
+                Output { path: path("outs", &p)?, kind: OutputKind::Data, cache: true, persist: false }
+            }
+            RawOutput::Record { path: p, kind, cache, persist } => {
                 if kind == OutputKind::Metrics {
-                    return Err(format!(
-                        "stage `{name}`, field `outs`: declare metrics files in `metrics`"
-                    ));
+                    return Err(problem(None, "field `outs`: declare metrics files in `metrics`".to_string()));
                 }
-                Output {
-                    path: path("outs", &p)?,
-                    kind,
-                    cache,
-                    persist,
-                }
+                Output { path: path("outs", &p)?, kind, cache, persist }
             }
         });
     }
-    let metrics = raw
-        .metrics
-        .iter()
-        .map(|m| path("metrics", m))
-        .collect::<Result<Vec<_>, _>>()?;
-    if let Some(root) = outs
-        .iter()
-        .map(|o| &o.path)
-        .chain(&metrics)
-        .find(|p| p.is_root())
-    {
-        return Err(format!(
-            "stage `{name}`: the workspace root `{root}` cannot be an output"
-        ));
+    let metrics = raw.metrics.iter().map(|m| path("metrics", m)).collect::<Result<Vec<_>, _>>()?;
+    if let Some(root) = outs.iter().map(|o| &o.path).chain(&metrics).find(|p| p.is_root()) {
+        return Err(problem(Some(root.as_str()), "an output cannot be the workspace root".to_string()));
     }
     let wdir = match raw.wdir {
         Some(w) => path("wdir", &w)?,
@@ -160,16 +149,11 @@ fn validate_stage(name: String, raw: RawStage) -> Result<Stage, String> {
     let timeout = match raw.timeout {
         Some(t) if t.is_finite() && t > 0.0 => Some(Duration::from_secs_f64(t)),
         Some(_) => {
-            return Err(format!(
-                "stage `{name}`, field `timeout`: expected a positive number of seconds"
-            ));
+            return Err(problem(None, "field `timeout`: expected a positive number of seconds".to_string()));
         }
         None => None,
     };
-    let gpus = raw
-        .resources
-        .gpus
-        .unwrap_or(if raw.executor == Executor::Cuda { 1 } else { 0 });
+    let gpus = raw.resources.gpus.unwrap_or(if raw.executor == Executor::Cuda { 1 } else { 0 });
     Ok(Stage {
         cmd,
         deps,
@@ -178,10 +162,7 @@ fn validate_stage(name: String, raw: RawStage) -> Result<Stage, String> {
         params: serde_json::Value::Object(raw.params),
         env: raw.env,
         executor: raw.executor,
-        resources: Resources {
-            cpus: raw.resources.cpus.unwrap_or(1),
-            gpus,
-        },
+        resources: Resources { cpus: raw.resources.cpus.unwrap_or(1), gpus },
         wdir,
         always_run: raw.always_run,
         timeout,
@@ -214,11 +195,7 @@ mod tests {
 
     #[test]
     fn rejects_what_the_contract_cannot() {
-        let err = validate(
-            r#"{"stages": {"a": {"cmd": "true", "outs": ["."]}}}"#,
-            Path::new("gourd.ncl"),
-        )
-        .unwrap_err();
+        let err = validate(r#"{"stages": {"a": {"cmd": "true", "outs": ["."]}}}"#, Path::new("gourd.ncl")).unwrap_err();
         assert!(err.to_string().contains("stage `a`"), "{err}");
     }
 }

@@ -126,11 +126,7 @@ impl TestWorkspace {
 
     /// Lines appended to `runs.log` by stages (`echo NAME >> runs.log`).
     pub fn executions(&self) -> Vec<String> {
-        std::fs::read_to_string(self.path("runs.log"))
-            .unwrap_or_default()
-            .lines()
-            .map(String::from)
-            .collect()
+        std::fs::read_to_string(self.path("runs.log")).unwrap_or_default().lines().map(String::from).collect()
     }
 
     pub fn clear_executions(&self) {

@@ -14,11 +14,7 @@ pub fn run(location: &Location, _args: &Args) -> Result<ExitCode, CommandError> 
     let edges = loaded.dag.edge_count();
     println!(
         "{}: ok, {stages} stage{}, {edges} edge{}",
-        loaded
-            .file
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy(),
+        loaded.file.file_name().unwrap_or_default().to_string_lossy(),
         if stages == 1 { "" } else { "s" },
         if edges == 1 { "" } else { "s" }
     );

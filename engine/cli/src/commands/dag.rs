@@ -75,11 +75,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
                     })
                 })
                 .collect();
-            let edges: Vec<_> = dag
-                .edges()
-                .into_iter()
-                .map(|(a, b)| json!({"from": name(a), "to": name(b)}))
-                .collect();
+            let edges: Vec<_> = dag.edges().into_iter().map(|(a, b)| json!({"from": name(a), "to": name(b)})).collect();
             out = serde_json::to_string_pretty(&json!({"stages": nodes, "edges": edges})).unwrap();
             out.push('\n');
         }

@@ -18,11 +18,7 @@ pub fn run(args: &Args) -> ExitCode {
     match gourd_spec::evaluate_here(&args.file, &args.stdlib_dir, args.color) {
         Ok(json) => {
             let mut stdout = std::io::stdout().lock();
-            if stdout
-                .write_all(json.as_bytes())
-                .and_then(|()| stdout.flush())
-                .is_err()
-            {
+            if stdout.write_all(json.as_bytes()).and_then(|()| stdout.flush()).is_err() {
                 return ExitCode::from(2);
             }
             ExitCode::SUCCESS

@@ -25,10 +25,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     let assessment = match plan::assess(&ws, stage, false)? {
         Ok(a) => a,
         Err(missing) => {
-            println!(
-                "stage `{}`: dep `{missing}` is missing, so its key cannot be computed.",
-                stage.name
-            );
+            println!("stage `{}`: dep `{missing}` is missing, so its key cannot be computed.", stage.name);
             return Ok(ExitCode::SUCCESS);
         }
     };
@@ -46,10 +43,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         println!("last run: none recorded in this workspace");
         return Ok(ExitCode::SUCCESS);
     };
-    println!(
-        "last run: {} ({}, {})",
-        last.key, last.status, last.finished_at
-    );
+    println!("last run: {} ({}, {})", last.key, last.status, last.finished_at);
     let changes = key::diff(&last.manifest, &assessment.manifest);
     if changes.is_empty() {
         println!("No key input changed since the last run.");
@@ -57,12 +51,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         println!("Changed since the last run:");
         let width = changes.iter().map(|c| c.field.len()).max().unwrap_or(0);
         for change in &changes {
-            println!(
-                "  {:width$}  {} -> {}",
-                change.field,
-                show(&change.old),
-                show(&change.new)
-            );
+            println!("  {:width$}  {} -> {}", change.field, show(&change.old), show(&change.new));
         }
     }
     Ok(ExitCode::SUCCESS)

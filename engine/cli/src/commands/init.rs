@@ -16,24 +16,15 @@ pub fn run(location: &Location, _args: &Args) -> Result<ExitCode, CommandError> 
         None => std::env::current_dir()?.join(PIPELINE_FILE),
     };
     if file.exists() {
-        return Err(
-            CommandError::user(format!("`{}` already exists", file.display()))
-                .with_hint("edit it, or remove it first to start over"),
-        );
+        return Err(CommandError::user(format!("`{}` already exists", file.display()))
+            .with_hint("edit it, or remove it first to start over"));
     }
     fs_err::write(&file, STARTER)?;
     let root = file.parent().expect("a file has a folder");
     let ignore = root.join(".gitignore");
     let current = std::fs::read_to_string(&ignore).unwrap_or_default();
-    if !current
-        .lines()
-        .any(|l| matches!(l.trim(), ".gourd" | ".gourd/" | "/.gourd" | "/.gourd/"))
-    {
-        let sep = if current.is_empty() || current.ends_with('\n') {
-            ""
-        } else {
-            "\n"
-        };
+    if !current.lines().any(|l| matches!(l.trim(), ".gourd" | ".gourd/" | "/.gourd" | "/.gourd/")) {
+        let sep = if current.is_empty() || current.ends_with('\n') { "" } else { "\n" };
         fs_err::write(&ignore, format!("{current}{sep}.gourd/\n"))?;
     }
     eprintln!("Created `{}`; try `gourd run`.", file.display());

@@ -47,9 +47,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     }
     let ws = Workspace::open(&loaded.root)?;
     let _lock = WorkspaceLock::acquire(&ws.gourd_dir, |holder| {
-        let who = holder
-            .map(|pid| format!(" (pid {pid})"))
-            .unwrap_or_default();
+        let who = holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default();
         eprintln!("Waiting for another `gourd run`{who} in this workspace to finish...");
     })?;
     ws.store.clean_tmp()?;
@@ -57,15 +55,11 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         return dry_run(&loaded, &ws, args);
     }
 
-    let jobs = args
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if jobs == 0 {
         return Err(CommandError::user("`-j` must be at least 1"));
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
     let options = RunOptions {
         jobs,
@@ -80,8 +74,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     let pipeline = Arc::new(loaded.pipeline.clone());
     let summary = runtime.block_on(async {
         tokio::spawn(async move {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             let terminated = async {
                 match term.as_mut() {
                     Some(s) => {
@@ -96,10 +89,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
             }
             let _ = cancel_tx.send(true);
         });
-        engine::run(ws.clone(), pipeline, &loaded.dag, options, &mut |event| {
-            printer.event(event)
-        })
-        .await
+        engine::run(ws.clone(), pipeline, &loaded.dag, options, &mut |event| printer.event(event)).await
     })?;
     printer.finish(&summary, started.elapsed());
     Ok(if summary.interrupted {
@@ -171,12 +161,7 @@ impl Printer {
             bar.enable_steady_tick(std::time::Duration::from_millis(100));
             bar
         });
-        Printer {
-            json,
-            root: ws.root.clone(),
-            progress,
-            running: Vec::new(),
-        }
+        Printer { json, root: ws.root.clone(), progress, running: Vec::new() }
     }
 
     fn event(&mut self, event: Event<'_>) {
@@ -267,11 +252,7 @@ impl Printer {
                 summary.failed,
                 summary.skipped,
                 ui::duration(elapsed),
-                if summary.interrupted {
-                    " (interrupted)"
-                } else {
-                    ""
-                }
+                if summary.interrupted { " (interrupted)" } else { "" }
             );
         }
     }

@@ -48,17 +48,8 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
             if s.fresh {
                 println!("{:width$}  {}", s.name, ui::word("fresh", Style::Ok));
             } else {
-                let what = if s.restorable {
-                    "stale (restorable from cache)"
-                } else {
-                    "stale"
-                };
-                println!(
-                    "{:width$}  {}: {}",
-                    s.name,
-                    ui::word(what, Style::Warn),
-                    s.reasons.join("; ")
-                );
+                let what = if s.restorable { "stale (restorable from cache)" } else { "stale" };
+                println!("{:width$}  {}: {}", s.name, ui::word(what, Style::Warn), s.reasons.join("; "));
             }
         }
         match stale {
@@ -66,9 +57,5 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
             n => println!("{n} of {} stages stale.", statuses.len()),
         }
     }
-    Ok(if args.exit_code && stale > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(if args.exit_code && stale > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
