@@ -450,6 +450,11 @@ fn success(stage: &Stage, outcome: Outcome, action: ActionResult, started: Insta
 }
 
 fn record_last_run(ws: &Workspace, stage: &Stage, action: &ActionResult, outcome: Outcome) -> io::Result<()> {
+    // An up-to-date stage whose last run is already recorded changes nothing:
+    // skip the write (and its fsync), which is most of a no-op run's time.
+    if outcome == Outcome::UpToDate && ws.last_run(&stage.name).is_some_and(|last| last.key == action.key) {
+        return Ok(());
+    }
     let last = LastRun {
         key: action.key,
         manifest: action.manifest.clone(),
