@@ -3,6 +3,9 @@
 
 mod commands;
 mod error;
+mod lineage;
+mod revision;
+mod table;
 mod ui;
 mod workspace;
 
@@ -42,6 +45,14 @@ enum Command {
     Explain(commands::explain::Args),
     /// Print the stage graph.
     Dag(commands::dag::Args),
+    /// Show where an artifact came from.
+    Lineage(commands::lineage::Args),
+    /// Show the execution history recorded in lineage.
+    Log(commands::log::Args),
+    /// Compare params between git revisions.
+    Params(commands::params::Args),
+    /// Show metrics, or compare them between git revisions.
+    Metrics(commands::metrics::Args),
     #[command(name = "__eval", hide = true)]
     Eval(commands::eval::Args),
 }
@@ -87,6 +98,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Status(args) => commands::status::run(&location, &args),
         Command::Explain(args) => commands::explain::run(&location, &args),
         Command::Dag(args) => commands::dag::run(&location, &args),
+        Command::Lineage(args) => commands::lineage::run(&location, &args),
+        Command::Log(args) => commands::log::run(&location, &args),
+        Command::Params(args) => commands::params::run(&location, &args),
+        Command::Metrics(args) => commands::metrics::run(&location, &args),
         Command::Eval(_) => unreachable!("handled above"),
     }
 }

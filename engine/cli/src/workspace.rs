@@ -64,3 +64,39 @@ fn in_file(file: &Path, mut err: CommandError) -> CommandError {
     err.message = format!("in `{}`: {}", file.display(), err.message);
     err
 }
+
+impl Location {
+    /// The workspace root, without evaluating the pipeline.
+    pub fn root(&self) -> Result<PathBuf, CommandError> {
+        let file = self.pipeline_file()?;
+        Ok(file.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".")))
+    }
+}
+
+/// A path the user typed (relative to the current folder), as a
+/// workspace-relative path.
+pub fn workspace_path(root: &Path, typed: &Path) -> Result<gourd_core::path::WsPath, CommandError> {
+    let cwd = std::env::current_dir()?;
+    let joined = cwd.join(typed);
+    // Normalise lexically: the path may not exist any more.
+    let mut parts: Vec<std::ffi::OsString> = Vec::new();
+    for component in joined.components() {
+        match component {
+            std::path::Component::ParentDir => {
+                parts.pop();
+            }
+            std::path::Component::Normal(part) => parts.push(part.to_owned()),
+            _ => {}
+        }
+    }
+    let absolute: PathBuf = std::iter::once(std::ffi::OsString::from("/")).chain(parts).collect();
+    let root = fs_err::canonicalize(root)?;
+    let absolute = match absolute.parent().and_then(|p| p.canonicalize().ok()) {
+        Some(parent) => parent.join(absolute.file_name().unwrap_or_default()),
+        None => absolute,
+    };
+    let rel = absolute.strip_prefix(&root).map_err(|_| {
+        CommandError::user(format!("`{}` is outside the workspace `{}`", typed.display(), root.display()))
+    })?;
+    gourd_core::path::WsPath::new(&rel.to_string_lossy()).map_err(|e| CommandError::user(e.to_string()))
+}

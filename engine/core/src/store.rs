@@ -238,6 +238,21 @@ impl Store {
         }
     }
 
+    /// The entry at `rel` (`a/b.txt`) inside the stored folder `root`, if the
+    /// store holds that folder's listings.
+    pub fn find_in_tree(&self, root: &Digest, rel: &str) -> Option<(EntryKind, Digest)> {
+        let mut current = (EntryKind::Dir, *root);
+        for name in rel.split('/').filter(|s| !s.is_empty()) {
+            if current.0 != EntryKind::Dir {
+                return None;
+            }
+            let entries = self.read_tree(&current.1).ok()?;
+            let entry = entries.into_iter().find(|e| e.name == name)?;
+            current = (entry.kind, entry.digest);
+        }
+        Some(current)
+    }
+
     /// The recorded result for `key`, if any. A result that cannot be read
     /// is treated as absent.
     pub fn action(&self, key: &Digest) -> Option<ActionResult> {

@@ -87,8 +87,9 @@ pub fn key(file: &Path) -> Option<Digest> {
     Some(hasher.finalize())
 }
 
-/// The string literals following the `import` keyword in `text`.
-fn imports(text: &str) -> Vec<String> {
+/// The string literals following the `import` keyword in `text`: the files a
+/// Nickel source may import (and, harmlessly, any such text in comments).
+pub fn imports(text: &str) -> Vec<String> {
     let bytes = text.as_bytes();
     let mut found = Vec::new();
     let mut from = 0;

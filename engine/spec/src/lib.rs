@@ -18,6 +18,7 @@ mod raw;
 
 use std::path::{Path, PathBuf};
 
+pub use cache::imports;
 pub use isolate::{EvalLimits, load};
 pub use raw::validate;
 

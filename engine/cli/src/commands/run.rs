@@ -92,6 +92,11 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         engine::run(ws.clone(), pipeline, &loaded.dag, options, &mut |event| printer.event(event)).await
     })?;
     printer.finish(&summary, started.elapsed());
+    if let Some(lineage) = crate::lineage::open_or_note(&loaded.root)? {
+        if let Err(err) = crate::lineage::record_run(&lineage, &loaded.pipeline, &summary) {
+            eprintln!("warning: the run finished but its lineage was not recorded: {}", err.message);
+        }
+    }
     Ok(if summary.interrupted {
         ExitCode::from(130)
     } else if summary.failed > 0 {

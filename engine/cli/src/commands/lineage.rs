@@ -1,0 +1,196 @@
+//! `gourd lineage PATH`: where an artifact came from.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use gourd_core::workspace::Workspace;
+use gourd_lineage::{Lineage, Record};
+use serde_json::{Value, json};
+
+use crate::error::CommandError;
+use crate::workspace::{Location, workspace_path};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A file or folder that a stage wrote.
+    path: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// How the bytes on disk relate to the record shown.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnDisk {
+    /// The file on disk is what this record produced.
+    Matches,
+    /// The file exists but matches no recorded output: changed by hand.
+    Modified,
+    Missing,
+}
+
+pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
+    let root = location.root()?;
+    let path = workspace_path(&root, &args.path)?;
+    let Some(lineage) = Lineage::open(&root)? else {
+        return Err(CommandError::user(format!("`{}` is not in a git repository; lineage is off", root.display()))
+            .with_hint("run `git init` and `gourd run` to start recording lineage"));
+    };
+    let ws = Workspace::open(&root)?;
+    let records: Vec<Record> = lineage.history()?.into_iter().flat_map(|c| c.records).collect();
+    let candidates: Vec<&Record> = records.iter().filter(|r| r.output_holding(path.as_str()).is_some()).collect();
+    if candidates.is_empty() {
+        return Err(CommandError::user(format!("no recorded stage wrote `{path}`"))
+            .with_hint("`gourd lineage` answers for outputs of stages that ran or were restored in a git repository"));
+    }
+    let current = ws.hash(&path)?.map(|t| t.digest().to_string());
+    let found = candidates.iter().find(|r| current.is_some() && digest_of(&ws, r, path.as_str()) == current);
+    let (record, on_disk) = match (found, &current) {
+        (Some(record), _) => (*record, OnDisk::Matches),
+        (None, Some(_)) => (candidates[0], OnDisk::Modified),
+        (None, None) => (candidates[0], OnDisk::Missing),
+    };
+    let mut seen = BTreeSet::new();
+    let upstream = upstream(&ws, &records, record, &mut seen, 0);
+    let (output, _) = record.output_holding(path.as_str()).expect("a candidate holds the path");
+    let state = match on_disk {
+        OnDisk::Matches => "current",
+        OnDisk::Modified => "modified",
+        OnDisk::Missing => "missing",
+    };
+    if args.json {
+        let value = json!({
+            "path": path.as_str(),
+            "output": output,
+            "kind": record.out_kinds.get(output),
+            "on_disk": state,
+            "record": record,
+            "upstream": upstream,
+        });
+        println!("{}", serde_json::to_string_pretty(&value).unwrap());
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    match on_disk {
+        OnDisk::Modified => eprintln!(
+            "warning: `{path}` was changed after gourd produced it: its bytes match no recorded output.\n         The latest record of the stage that writes it is shown."
+        ),
+        OnDisk::Missing => eprintln!("warning: `{path}` does not exist; its latest record is shown."),
+        OnDisk::Matches => {}
+    }
+    let kind = record.out_kinds.get(output).map(String::as_str).unwrap_or("data");
+    if output == path.as_str() {
+        println!("{path}  ({kind}, written by stage `{}`)", record.stage);
+    } else {
+        println!("{path}  (inside {kind} output `{output}` of stage `{}`)", record.stage);
+    }
+    let commit = match &record.workspace_commit {
+        Some(c) => format!(
+            "{}{}",
+            &c[..c.len().min(12)],
+            if record.workspace_dirty { " (with uncommitted changes)" } else { "" }
+        ),
+        None => "none yet (no commit in the repository)".to_string(),
+    };
+    println!("  key        {}", record.key);
+    println!(
+        "  {:<10} {} ({} ms, exit code {})",
+        record.status, record.finished_at, record.duration_ms, record.exit_code
+    );
+    println!("  executor   {}", record.executor);
+    println!("  commit     {commit}");
+    println!("  command    {}", command_line(&record.cmd));
+    if record.params.as_object().is_some_and(|p| !p.is_empty()) {
+        println!("  params     {}", gourd_digest::canonical_json(&record.params));
+    }
+    for (file, metrics) in &record.metrics {
+        println!("  metrics    {file}: {}", gourd_digest::canonical_json(metrics));
+    }
+    println!("  inputs");
+    print_tree(&upstream, 4);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn command_line(cmd: &Value) -> String {
+    match (cmd.get("shell"), cmd.get("argv")) {
+        (Some(Value::String(s)), _) => {
+            let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            match lines.len() {
+                0 | 1 => lines.concat(),
+                n => format!("{} … ({n} lines)", lines[0]),
+            }
+        }
+        (_, Some(Value::Array(argv))) => argv.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "),
+        _ => cmd.to_string(),
+    }
+}
+
+/// The digest of `path` as `record` produced it: the output's own digest, or
+/// for a path inside an output folder, its entry in the stored listing.
+fn digest_of(ws: &Workspace, record: &Record, path: &str) -> Option<String> {
+    let (output, digest) = record.output_holding(path)?;
+    if output == path {
+        return Some(digest.to_string());
+    }
+    let rel = &path[output.len() + 1..];
+    let digest = digest.parse().ok()?;
+    ws.store.find_in_tree(&digest, rel).map(|(_, d)| d.to_string())
+}
+
+/// The stages that produced `record`'s deps, recursively, down to sources.
+fn upstream(
+    ws: &Workspace,
+    records: &[Record],
+    record: &Record,
+    seen: &mut BTreeSet<String>,
+    depth: usize,
+) -> Vec<Value> {
+    let mut out = Vec::new();
+    for (dep, digest) in &record.deps {
+        let producer = records.iter().find(|r| {
+            r.stage != record.stage && r.output_holding(dep).is_some() && {
+                let produced = digest_of(ws, r, dep);
+                produced.is_none() || produced.as_deref() == Some(digest.as_str())
+            }
+        });
+        let mut node = json!({ "path": dep, "digest": digest });
+        match producer {
+            Some(producer) => {
+                node["stage"] = json!(producer.stage);
+                node["key"] = json!(producer.key);
+                let id = format!("{}@{}", producer.stage, producer.key);
+                if depth < 64 && seen.insert(id) {
+                    node["upstream"] = json!(upstream(ws, records, producer, seen, depth + 1));
+                } else {
+                    node["upstream"] = json!([]);
+                    node["shown_above"] = json!(true);
+                }
+            }
+            None => {
+                node["stage"] = Value::Null;
+                node["source"] = json!(true);
+            }
+        }
+        out.push(node);
+    }
+    out
+}
+
+fn print_tree(nodes: &[Value], indent: usize) {
+    let width = nodes.iter().filter_map(|n| n["path"].as_str()).map(str::len).max().unwrap_or(0);
+    for node in nodes {
+        let path = node["path"].as_str().unwrap_or_default();
+        let digest = node["digest"].as_str().unwrap_or_default();
+        let short = &digest[..digest.len().min(12)];
+        let origin = match node["stage"].as_str() {
+            Some(stage) if node["shown_above"] == json!(true) => format!("<- stage `{stage}` (shown above)"),
+            Some(stage) => format!("<- stage `{stage}`"),
+            None => "source".to_string(),
+        };
+        println!("{:indent$}{path:<width$}  {short}  {origin}", "");
+        if let Some(children) = node["upstream"].as_array() {
+            print_tree(children, indent + 2);
+        }
+    }
+}

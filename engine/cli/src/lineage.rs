@@ -1,0 +1,97 @@
+//! Turning a run's results into lineage records.
+
+use std::time::SystemTime;
+
+use gourd_core::model::Pipeline;
+use gourd_core::run::{Outcome, Summary};
+use gourd_lineage::{Lineage, Record, RunInfo};
+
+use crate::error::CommandError;
+
+impl From<gourd_lineage::LineageError> for CommandError {
+    fn from(err: gourd_lineage::LineageError) -> Self {
+        match err {
+            err @ gourd_lineage::LineageError::UnknownRevision(_) => CommandError::user(err.to_string()),
+            err => CommandError::environment(format!("lineage: {err}")),
+        }
+    }
+}
+
+/// Opens the lineage of the repository holding `root`, or says (once) that
+/// lineage is off outside a git repository.
+pub fn open_or_note(root: &std::path::Path) -> Result<Option<Lineage>, CommandError> {
+    let lineage = Lineage::open(root)?;
+    if lineage.is_none() {
+        eprintln!("note: `{}` is not in a git repository; lineage is off", root.display());
+    }
+    Ok(lineage)
+}
+
+/// Records every stage that ran or was restored. Returns the lineage commit.
+pub fn record_run(lineage: &Lineage, pipeline: &Pipeline, summary: &Summary) -> Result<Option<String>, CommandError> {
+    let done: Vec<_> = summary
+        .reports
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Ran | Outcome::Restored))
+        .filter_map(|r| Some((r, r.action.as_ref()?, pipeline.stage(&r.stage)?)))
+        .collect();
+    if done.is_empty() {
+        return Ok(None);
+    }
+    let (workspace_commit, workspace_dirty) = lineage.workspace_state()?;
+    let now = SystemTime::now();
+    let records: Vec<Record> = done
+        .iter()
+        .map(|(report, action, stage)| {
+            let (started_at, finished_at, duration_ms, status) = match report.outcome {
+                Outcome::Ran => (action.started_at.clone(), action.finished_at.clone(), action.duration_ms, "ran"),
+                _ => {
+                    let started = now.checked_sub(report.duration).unwrap_or(now);
+                    let ms = report.duration.as_millis() as u64;
+                    (gourd_core::time::rfc3339(started), gourd_core::time::rfc3339(now), ms, "restored")
+                }
+            };
+            let deps = action.manifest["deps"]
+                .as_object()
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+                .unwrap_or_default();
+            Record {
+                stage: stage.name.clone(),
+                key: action.key.to_string(),
+                cmd: action.manifest["cmd"].clone(),
+                deps,
+                outs: action.outputs.iter().map(|(p, o)| (p.clone(), o.digest.to_string())).collect(),
+                out_kinds: stage
+                    .outputs()
+                    .map(|o| {
+                        (
+                            o.path.to_string(),
+                            serde_json::to_value(o.kind).unwrap().as_str().unwrap_or("data").to_string(),
+                        )
+                    })
+                    .collect(),
+                params: stage.params.clone(),
+                metrics: action.metrics.clone(),
+                env: stage.env.clone(),
+                executor: stage.executor.name().to_string(),
+                started_at,
+                finished_at,
+                duration_ms,
+                exit_code: action.exit_code,
+                status: status.to_string(),
+                workspace_commit: workspace_commit.clone(),
+                workspace_dirty,
+                gourd_version: env!("CARGO_PKG_VERSION").to_string(),
+                desc: stage.desc.clone(),
+            }
+        })
+        .collect();
+    let run = RunInfo {
+        stages: records.iter().map(|r| r.stage.clone()).collect(),
+        recorded_at: gourd_core::time::rfc3339(now),
+        workspace_commit,
+        workspace_dirty,
+        gourd_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    Ok(Some(lineage.record(&run, &records)?))
+}

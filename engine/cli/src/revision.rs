@@ -1,0 +1,140 @@
+//! The pipeline and its metrics as they were at a git revision.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use gourd_core::model::Pipeline;
+use gourd_lineage::Lineage;
+
+use crate::error::CommandError;
+
+/// Which state of the workspace a diff side names.
+pub enum Side {
+    /// A git revision.
+    Revision(String),
+    /// The files as they are now.
+    WorkingState,
+}
+
+impl Side {
+    pub fn parse(arg: Option<&String>, default: Side) -> Side {
+        match arg {
+            Some(rev) => Side::Revision(rev.clone()),
+            None => default,
+        }
+    }
+
+    pub fn label(&self) -> String {
+        match self {
+            Side::Revision(rev) => rev.clone(),
+            Side::WorkingState => "workspace".to_string(),
+        }
+    }
+}
+
+/// Evaluates the pipeline file (and the Nickel files it imports) as they were
+/// at `revision`, in a temporary folder.
+pub fn pipeline_at(lineage: &Lineage, root: &Path, file: &Path, revision: &str) -> Result<Pipeline, CommandError> {
+    let rel = file.strip_prefix(root).unwrap_or(file).to_string_lossy().into_owned();
+    let temp = tempfile::tempdir()?;
+    let mut todo = vec![rel.clone()];
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(path) = todo.pop() {
+        if !seen.insert(path.clone()) {
+            continue;
+        }
+        let Some(bytes) = lineage.file_at(revision, &path)? else {
+            if path == rel {
+                return Err(CommandError::user(format!("`{rel}` does not exist at revision `{revision}`")));
+            }
+            continue;
+        };
+        let target = temp.path().join(&path);
+        fs_err::create_dir_all(target.parent().expect("a file has a folder"))?;
+        fs_err::write(&target, &bytes)?;
+        let dir = Path::new(&path).parent().unwrap_or(Path::new(""));
+        for import in gourd_spec::imports(&String::from_utf8_lossy(&bytes)) {
+            if let Some(normal) = normalize(&dir.join(import)) {
+                todo.push(normal);
+            }
+        }
+    }
+    let stdlib = gourd_spec::install_stdlib(&root.join(".gourd").join("stdlib"))?;
+    let exe = std::env::current_exe()?;
+    let limits = gourd_spec::EvalLimits::from_env();
+    Ok(gourd_spec::load(&exe, &temp.path().join(&rel), &stdlib, None, &limits, crate::ui::color_stderr())?)
+}
+
+fn normalize(path: &Path) -> Option<String> {
+    let mut parts: Vec<String> = Vec::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
+            std::path::Component::ParentDir => {
+                parts.pop()?;
+            }
+            std::path::Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// Metrics files by path, as they were at `side`: at a revision, the file
+/// committed there, else what lineage recorded for a run at that commit; in
+/// the working state, the files on disk.
+pub fn metrics_at(
+    lineage: Option<&Lineage>,
+    root: &Path,
+    paths: &[String],
+    side: &Side,
+) -> Result<BTreeMap<String, serde_json::Value>, CommandError> {
+    let mut out = BTreeMap::new();
+    match side {
+        Side::WorkingState => {
+            for path in paths {
+                if let Ok(bytes) = std::fs::read(root.join(path)) {
+                    if let Ok(value) = serde_json::from_slice(&bytes) {
+                        out.insert(path.clone(), value);
+                    }
+                }
+            }
+        }
+        Side::Revision(revision) => {
+            let lineage = lineage.ok_or_else(|| CommandError::user("revisions need a git repository"))?;
+            let commit = lineage.resolve(revision)?;
+            let (parents, time) = lineage.commit_info(&commit)?;
+            let committed_at = gourd_core::time::rfc3339(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(time.max(0) as u64 + 1),
+            );
+            let history = lineage.history()?;
+            // A run at the commit itself, else the run that produced the
+            // commit: made on its parent with uncommitted changes, before it.
+            let at_commit = |r: &&gourd_lineage::Record| {
+                !r.workspace_dirty && r.workspace_commit.as_deref() == Some(commit.as_str())
+            };
+            let before_commit = |r: &&gourd_lineage::Record| {
+                r.workspace_dirty
+                    && r.workspace_commit.as_ref().map_or(parents.is_empty(), |c| parents.contains(c))
+                    && r.finished_at <= committed_at
+            };
+            for path in paths {
+                if let Some(bytes) = lineage.file_at(revision, path)? {
+                    if let Ok(value) = serde_json::from_slice(&bytes) {
+                        out.insert(path.clone(), value);
+                        continue;
+                    }
+                }
+                let records = || history.iter().flat_map(|c| c.records.iter().rev());
+                let recorded = records()
+                    .filter(at_commit)
+                    .find_map(|r| r.metrics.get(path))
+                    .or_else(|| records().filter(before_commit).find_map(|r| r.metrics.get(path)));
+                if let Some(value) = recorded {
+                    out.insert(path.clone(), value.clone());
+                }
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,374 @@
+//! Reading and writing the lineage ref.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use git2::{ErrorCode, ObjectType, Oid, Repository, Signature, StatusOptions, Tree};
+
+use crate::{LINEAGE_REF, Record, RunInfo};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LineageError {
+    #[error("git: {0}")]
+    Git(#[from] git2::Error),
+    #[error("lineage record `{path}` in commit {commit} is not valid: {message}")]
+    BadRecord { commit: String, path: String, message: String },
+    #[error("`{0}` is not a revision of this repository")]
+    UnknownRevision(String),
+    #[error("the lineage ref kept moving; gave up after {0} attempts")]
+    Contended(usize),
+}
+
+/// One commit of the lineage ref.
+#[derive(Debug, Clone)]
+pub struct LineageCommit {
+    pub id: String,
+    pub run: Option<RunInfo>,
+    /// The records this run wrote.
+    pub records: Vec<Record>,
+}
+
+pub struct Lineage {
+    repo: Repository,
+    /// The workspace's path inside the repository, `""` at the root, else
+    /// ending with `/`.
+    prefix: String,
+}
+
+const ATTEMPTS: usize = 20;
+
+impl Lineage {
+    /// Opens the repository holding `workspace`; `None` outside any.
+    pub fn open(workspace: &Path) -> Result<Option<Lineage>, LineageError> {
+        let repo = match Repository::discover(workspace) {
+            Ok(repo) => repo,
+            Err(err) if err.code() == ErrorCode::NotFound => return Ok(None),
+            Err(err) => return Err(err.into()),
+        };
+        let Some(workdir) = repo.workdir() else { return Ok(None) };
+        let workdir = workdir.canonicalize().unwrap_or_else(|_| workdir.to_path_buf());
+        let workspace = workspace.canonicalize().unwrap_or_else(|_| workspace.to_path_buf());
+        let prefix = match workspace.strip_prefix(&workdir) {
+            Ok(rel) if rel.as_os_str().is_empty() => String::new(),
+            Ok(rel) => format!("{}/", rel.display()),
+            Err(_) => String::new(),
+        };
+        Ok(Some(Lineage { repo, prefix }))
+    }
+
+    /// HEAD's commit (`None` before the first commit) and whether the working
+    /// tree differs from it (untracked files count; ignored ones do not).
+    pub fn workspace_state(&self) -> Result<(Option<String>, bool), LineageError> {
+        let head = match self.repo.head() {
+            Ok(head) => head.peel_to_commit().ok().map(|c| c.id().to_string()),
+            Err(_) => None,
+        };
+        let mut options = StatusOptions::new();
+        options.include_untracked(true).include_ignored(false).exclude_submodules(true);
+        let dirty = !self.repo.statuses(Some(&mut options))?.is_empty();
+        Ok((head, dirty))
+    }
+
+    fn stages_dir(&self) -> String {
+        format!("{}stages", self.prefix)
+    }
+
+    /// Records a run: a new commit on the lineage ref whose tree is the
+    /// previous one with `records` replacing those stages' records.
+    pub fn record(&self, run: &RunInfo, records: &[Record]) -> Result<String, LineageError> {
+        let signature = self.repo.signature().or_else(|_| Signature::now("gourd", "gourd@localhost"))?;
+        let message = format!(
+            "gourd run: {}\n\nworkspace commit: {}{}\n",
+            summarize(&run.stages),
+            run.workspace_commit.as_deref().unwrap_or("(none)"),
+            if run.workspace_dirty { " (dirty)" } else { "" }
+        );
+        let run_blob = self.repo.blob(&json(run))?;
+        let blobs: Vec<(String, Oid)> = records
+            .iter()
+            .map(|r| Ok((format!("{}.json", r.stage), self.repo.blob(&json(r))?)))
+            .collect::<Result<_, git2::Error>>()?;
+
+        for _ in 0..ATTEMPTS {
+            let parent = match self.repo.refname_to_id(LINEAGE_REF) {
+                Ok(id) => Some(self.repo.find_commit(id)?),
+                Err(err) if err.code() == ErrorCode::NotFound => None,
+                Err(err) => return Err(err.into()),
+            };
+            let base = parent.as_ref().map(|c| c.tree()).transpose()?;
+            let mut tree = base.as_ref().map(|t| t.id());
+            let run_path = format!("{}run.json", self.prefix);
+            tree = Some(self.insert(tree, &split(&run_path), run_blob, git2::FileMode::Blob)?);
+            for (name, blob) in &blobs {
+                let path = format!("{}/{name}", self.stages_dir());
+                tree = Some(self.insert(tree, &split(&path), *blob, git2::FileMode::Blob)?);
+            }
+            let tree = self.repo.find_tree(tree.expect("at least run.json"))?;
+            let parents: Vec<&git2::Commit> = parent.iter().collect();
+            let commit = self.repo.commit(None, &signature, &signature, &message, &tree, &parents)?;
+            let moved = match &parent {
+                Some(parent) => self.repo.reference_matching(LINEAGE_REF, commit, true, parent.id(), "gourd run"),
+                None => self.repo.reference(LINEAGE_REF, commit, false, "gourd run"),
+            };
+            match moved {
+                Ok(_) => return Ok(commit.to_string()),
+                // Another run moved the ref first: build on top of it.
+                Err(err) if matches!(err.code(), ErrorCode::Modified | ErrorCode::Exists | ErrorCode::Locked) => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(LineageError::Contended(ATTEMPTS))
+    }
+
+    /// `tree` with `blob` at `path`, creating folders on the way.
+    fn insert(&self, tree: Option<Oid>, path: &[&str], blob: Oid, mode: git2::FileMode) -> Result<Oid, git2::Error> {
+        let base = tree.map(|id| self.repo.find_tree(id)).transpose()?;
+        let mut builder = self.repo.treebuilder(base.as_ref())?;
+        match path {
+            [name] => {
+                builder.insert(name, blob, mode.into())?;
+            }
+            [dir, rest @ ..] => {
+                let existing = base
+                    .as_ref()
+                    .and_then(|t| t.get_name(dir))
+                    .filter(|e| e.kind() == Some(ObjectType::Tree))
+                    .map(|e| e.id());
+                let sub = self.insert(existing, rest, blob, mode)?;
+                builder.insert(dir, sub, git2::FileMode::Tree.into())?;
+            }
+            [] => unreachable!("a path has at least one component"),
+        }
+        builder.write()
+    }
+
+    fn tip(&self) -> Result<Option<git2::Commit<'_>>, LineageError> {
+        match self.repo.refname_to_id(LINEAGE_REF) {
+            Ok(id) => Ok(Some(self.repo.find_commit(id)?)),
+            Err(err) if err.code() == ErrorCode::NotFound => Ok(None),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// The latest record of every stage.
+    pub fn latest(&self) -> Result<BTreeMap<String, Record>, LineageError> {
+        match self.tip()? {
+            Some(commit) => self.records_in(&commit),
+            None => Ok(BTreeMap::new()),
+        }
+    }
+
+    fn records_in(&self, commit: &git2::Commit<'_>) -> Result<BTreeMap<String, Record>, LineageError> {
+        let tree = commit.tree()?;
+        let Ok(entry) = tree.get_path(Path::new(&self.stages_dir())) else { return Ok(BTreeMap::new()) };
+        let stages = self.repo.find_tree(entry.id())?;
+        let mut records = BTreeMap::new();
+        for entry in stages.iter() {
+            let name = entry.name().unwrap_or_default().to_string();
+            let record = self.read_record(commit.id(), &format!("{}/{name}", self.stages_dir()), entry.id())?;
+            records.insert(record.stage.clone(), record);
+        }
+        Ok(records)
+    }
+
+    fn read_record(&self, commit: Oid, path: &str, blob: Oid) -> Result<Record, LineageError> {
+        let blob = self.repo.find_blob(blob)?;
+        serde_json::from_slice(blob.content()).map_err(|e| LineageError::BadRecord {
+            commit: commit.to_string(),
+            path: path.to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    fn run_info(&self, commit: &git2::Commit<'_>) -> Option<RunInfo> {
+        let tree = commit.tree().ok()?;
+        let entry = tree.get_path(Path::new(&format!("{}run.json", self.prefix))).ok()?;
+        let blob = self.repo.find_blob(entry.id()).ok()?;
+        serde_json::from_slice(blob.content()).ok()
+    }
+
+    /// Every lineage commit, newest first, with the records its run wrote.
+    pub fn history(&self) -> Result<Vec<LineageCommit>, LineageError> {
+        let mut out = Vec::new();
+        let mut next = self.tip()?;
+        while let Some(commit) = next {
+            let run = self.run_info(&commit);
+            let all = self.records_in(&commit)?;
+            let records = match &run {
+                Some(run) => run.stages.iter().filter_map(|s| all.get(s).cloned()).collect(),
+                None => all.into_values().collect(),
+            };
+            out.push(LineageCommit { id: commit.id().to_string(), run, records });
+            next = commit.parents().next();
+        }
+        Ok(out)
+    }
+
+    /// The commit a revision names (`HEAD`, a branch, a tag, a hash).
+    pub fn resolve(&self, revision: &str) -> Result<String, LineageError> {
+        let object =
+            self.repo.revparse_single(revision).map_err(|_| LineageError::UnknownRevision(revision.to_string()))?;
+        let commit = object.peel_to_commit().map_err(|_| LineageError::UnknownRevision(revision.to_string()))?;
+        Ok(commit.id().to_string())
+    }
+
+    /// The parents of a commit and its commit time (seconds since the epoch).
+    pub fn commit_info(&self, commit: &str) -> Result<(Vec<String>, i64), LineageError> {
+        let commit = self.repo.find_commit(Oid::from_str(commit)?)?;
+        Ok((commit.parent_ids().map(|id| id.to_string()).collect(), commit.time().seconds()))
+    }
+
+    /// The bytes of a workspace file at a revision, or `None` if it is not
+    /// in that revision's tree.
+    pub fn file_at(&self, revision: &str, path: &str) -> Result<Option<Vec<u8>>, LineageError> {
+        let commit = self.resolve(revision)?;
+        let commit = self.repo.find_commit(Oid::from_str(&commit)?)?;
+        let tree: Tree<'_> = commit.tree()?;
+        let full = format!("{}{path}", self.prefix);
+        match tree.get_path(Path::new(&full)) {
+            Ok(entry) if entry.kind() == Some(ObjectType::Blob) => {
+                Ok(Some(self.repo.find_blob(entry.id())?.content().to_vec()))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The repository's folder of git metadata, for the `git` command.
+    pub fn git_dir(&self) -> &Path {
+        self.repo.path()
+    }
+}
+
+fn split(path: &str) -> Vec<&str> {
+    path.split('/').filter(|s| !s.is_empty()).collect()
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(value).expect("records serialize");
+    bytes.push(b'\n');
+    bytes
+}
+
+fn summarize(stages: &[String]) -> String {
+    match stages.len() {
+        0 => "nothing".to_string(),
+        1..=4 => stages.join(", "),
+        n => format!("{}, … ({n} stages)", stages[..3].join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = Command::new("git").args(args).current_dir(dir).output().unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn record(stage: &str, key: &str) -> Record {
+        Record {
+            stage: stage.into(),
+            key: key.into(),
+            cmd: serde_json::json!({"shell": "true"}),
+            deps: BTreeMap::from([("in".into(), "d1".into())]),
+            outs: BTreeMap::from([("out".into(), "d2".into())]),
+            out_kinds: BTreeMap::new(),
+            params: serde_json::json!({}),
+            metrics: BTreeMap::new(),
+            env: BTreeMap::new(),
+            executor: "local".into(),
+            started_at: "t0".into(),
+            finished_at: "t1".into(),
+            duration_ms: 1,
+            exit_code: 0,
+            status: "ran".into(),
+            workspace_commit: None,
+            workspace_dirty: true,
+            gourd_version: "0".into(),
+            desc: None,
+        }
+    }
+
+    fn run_info(stages: &[&str]) -> RunInfo {
+        RunInfo {
+            stages: stages.iter().map(|s| s.to_string()).collect(),
+            recorded_at: "t".into(),
+            workspace_commit: None,
+            workspace_dirty: true,
+            gourd_version: "0".into(),
+        }
+    }
+
+    #[test]
+    fn records_in_a_repository_without_commits_and_reads_them_back() {
+        let dir = tempfile::tempdir().unwrap();
+        git(dir.path(), &["init", "-q"]);
+        std::fs::write(dir.path().join("file"), "x").unwrap();
+        let lineage = Lineage::open(dir.path()).unwrap().unwrap();
+        assert_eq!(lineage.workspace_state().unwrap(), (None, true));
+        lineage.record(&run_info(&["a"]), &[record("a", "k1")]).unwrap();
+        lineage.record(&run_info(&["b"]), &[record("b", "k2")]).unwrap();
+        let latest = lineage.latest().unwrap();
+        assert_eq!(latest.len(), 2);
+        assert_eq!(latest["a"].key, "k1");
+        let history = lineage.history().unwrap();
+        assert_eq!(history.len(), 2);
+        assert_eq!(history[0].records[0].stage, "b");
+        assert!(git(dir.path(), &["log", "--oneline", LINEAGE_REF]).contains("gourd run: b"));
+        // Nothing else moved.
+        assert!(git(dir.path(), &["status", "--porcelain"]).contains("?? file"));
+        assert!(
+            Command::new("git").args(["rev-parse", "HEAD"]).current_dir(dir.path()).output().unwrap().status.code()
+                != Some(0)
+        );
+    }
+
+    #[test]
+    fn racing_writers_both_land() {
+        let dir = tempfile::tempdir().unwrap();
+        git(dir.path(), &["init", "-q"]);
+        let path = dir.path().to_path_buf();
+        let writers: Vec<_> = (0..4)
+            .map(|i| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let lineage = Lineage::open(&path).unwrap().unwrap();
+                    for j in 0..5 {
+                        let name = format!("s{i}-{j}");
+                        lineage.record(&run_info(&[&name]), &[record(&name, "k")]).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        let lineage = Lineage::open(&path).unwrap().unwrap();
+        assert_eq!(lineage.latest().unwrap().len(), 20);
+        assert_eq!(lineage.history().unwrap().len(), 20);
+    }
+
+    #[test]
+    fn a_workspace_in_a_subfolder_keeps_its_own_records() {
+        let dir = tempfile::tempdir().unwrap();
+        git(dir.path(), &["init", "-q"]);
+        std::fs::create_dir_all(dir.path().join("ml/one")).unwrap();
+        let one = Lineage::open(&dir.path().join("ml/one")).unwrap().unwrap();
+        let root = Lineage::open(dir.path()).unwrap().unwrap();
+        one.record(&run_info(&["a"]), &[record("a", "k1")]).unwrap();
+        root.record(&run_info(&["a"]), &[record("a", "k2")]).unwrap();
+        assert_eq!(one.latest().unwrap()["a"].key, "k1");
+        assert_eq!(root.latest().unwrap()["a"].key, "k2");
+    }
+
+    #[test]
+    fn outside_git_there_is_no_lineage() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Lineage::open(dir.path()).unwrap().is_none());
+    }
+}
