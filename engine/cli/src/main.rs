@@ -4,6 +4,8 @@
 mod commands;
 mod error;
 mod lineage;
+mod provenance;
+mod report;
 mod revision;
 mod table;
 mod ui;
@@ -53,6 +55,12 @@ enum Command {
     Params(commands::params::Args),
     /// Show metrics, or compare them between git revisions.
     Metrics(commands::metrics::Args),
+    /// Render a report of the pipeline, its metrics and lineage.
+    Report(commands::report::Args),
+    /// Send lineage to a git remote.
+    Push(commands::sync::Args),
+    /// Fetch lineage from a git remote and merge it.
+    Pull(commands::sync::Args),
     #[command(name = "__eval", hide = true)]
     Eval(commands::eval::Args),
 }
@@ -102,6 +110,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Log(args) => commands::log::run(&location, &args),
         Command::Params(args) => commands::params::run(&location, &args),
         Command::Metrics(args) => commands::metrics::run(&location, &args),
+        Command::Report(args) => commands::report::run(&location, &args),
+        Command::Push(args) => commands::sync::push(&location, &args),
+        Command::Pull(args) => commands::sync::pull(&location, &args),
         Command::Eval(_) => unreachable!("handled above"),
     }
 }

@@ -22,7 +22,7 @@ mod record;
 mod repo;
 
 pub use record::{Record, RunInfo};
-pub use repo::{Lineage, LineageCommit, LineageError};
+pub use repo::{Integration, Lineage, LineageCommit, LineageError};
 
 /// The ref holding lineage.
 pub const LINEAGE_REF: &str = "refs/gourd/lineage";

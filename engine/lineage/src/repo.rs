@@ -19,6 +19,16 @@ pub enum LineageError {
     Contended(usize),
 }
 
+/// What [`Lineage::integrate`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Integration {
+    /// There was no local lineage; it is now the other one.
+    Created,
+    UpToDate,
+    FastForward,
+    Merged,
+}
+
 /// One commit of the lineage ref.
 #[derive(Debug, Clone)]
 pub struct LineageCommit {
@@ -235,9 +245,79 @@ impl Lineage {
         }
     }
 
-    /// The repository's folder of git metadata, for the `git` command.
-    pub fn git_dir(&self) -> &Path {
-        self.repo.path()
+    /// Brings the lineage held at `other` (a ref, e.g. one fetched from a
+    /// remote) into the local lineage ref: a fast-forward when one contains
+    /// the other, else a merge commit whose tree keeps, for each stage, the
+    /// record that finished last.
+    pub fn integrate(&self, other: &str) -> Result<Integration, LineageError> {
+        let theirs = self.repo.refname_to_id(other)?;
+        for _ in 0..ATTEMPTS {
+            let ours = match self.repo.refname_to_id(LINEAGE_REF) {
+                Ok(id) => id,
+                Err(err) if err.code() == ErrorCode::NotFound => {
+                    match self.repo.reference(LINEAGE_REF, theirs, false, "gourd pull") {
+                        Ok(_) => return Ok(Integration::Created),
+                        Err(err) if err.code() == ErrorCode::Exists => continue,
+                        Err(err) => return Err(err.into()),
+                    }
+                }
+                Err(err) => return Err(err.into()),
+            };
+            if ours == theirs || self.repo.graph_descendant_of(ours, theirs)? {
+                return Ok(Integration::UpToDate);
+            }
+            let (target, outcome) = if self.repo.graph_descendant_of(theirs, ours)? {
+                (theirs, Integration::FastForward)
+            } else {
+                (self.merge_commit(ours, theirs)?, Integration::Merged)
+            };
+            match self.repo.reference_matching(LINEAGE_REF, target, true, ours, "gourd pull") {
+                Ok(_) => return Ok(outcome),
+                Err(err) if matches!(err.code(), ErrorCode::Modified | ErrorCode::Locked) => continue,
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(LineageError::Contended(ATTEMPTS))
+    }
+
+    fn merge_commit(&self, ours: Oid, theirs: Oid) -> Result<Oid, LineageError> {
+        let (a, b) = (self.repo.find_commit(ours)?, self.repo.find_commit(theirs)?);
+        let mut records = self.records_in(&a)?;
+        for (stage, record) in self.records_in(&b)? {
+            let newer = records.get(&stage).is_none_or(|mine| record.finished_at > mine.finished_at);
+            if newer {
+                records.insert(stage, record);
+            }
+        }
+        let (head, dirty) = self.workspace_state()?;
+        let run = RunInfo {
+            stages: Vec::new(),
+            recorded_at: a.time().seconds().max(b.time().seconds()).to_string(),
+            workspace_commit: head,
+            workspace_dirty: dirty,
+            gourd_version: records.values().next().map(|r| r.gourd_version.clone()).unwrap_or_default(),
+        };
+        // Start from our tree (other workspaces' records stay), then lay the
+        // merged records of this workspace over it.
+        let mut tree = Some(a.tree()?.id());
+        tree = Some(self.insert(
+            tree,
+            &split(&format!("{}run.json", self.prefix)),
+            self.repo.blob(&json(&run))?,
+            git2::FileMode::Blob,
+        )?);
+        for record in records.values() {
+            let path = format!("{}/{}.json", self.stages_dir(), record.stage);
+            tree = Some(self.insert(tree, &split(&path), self.repo.blob(&json(record))?, git2::FileMode::Blob)?);
+        }
+        let tree = self.repo.find_tree(tree.expect("written"))?;
+        let signature = self.repo.signature().or_else(|_| Signature::now("gourd", "gourd@localhost"))?;
+        Ok(self.repo.commit(None, &signature, &signature, "gourd pull: merge lineage\n", &tree, &[&a, &b])?)
+    }
+
+    /// The working folder of the repository, for the `git` command.
+    pub fn workdir(&self) -> &Path {
+        self.repo.workdir().unwrap_or_else(|| self.repo.path())
     }
 }
 

@@ -69,6 +69,10 @@ pub fn normalize(text: &str, ws: &TestWorkspace) -> String {
         (r"\d+m\d\ds\b", "[TIME]"),
         (r"v1-[0-9a-f]{16}", "v1-[HASH]"),
         (r"pid \d+", "pid [PID]"),
+        (r"\b\d+ ms\b", "[MS]"),
+        (r"gourd-e2e-[A-Za-z0-9]+", "[WSNAME]"),
+        (r"\b(at|lineage|commit) +[0-9a-f]{10,12}\b", "$1 [COMMIT]"),
+        (r"workspace at `[0-9a-f]{12}`", "workspace at `[COMMIT]`"),
     ];
     for (pattern, replacement) in patterns {
         text = regex_lite::Regex::new(pattern).unwrap().replace_all(&text, replacement).into_owned();

@@ -7,5 +7,7 @@ pub mod lineage;
 pub mod log;
 pub mod metrics;
 pub mod params;
+pub mod report;
 pub mod run;
 pub mod status;
+pub mod sync;

@@ -1,0 +1,83 @@
+//! `gourd push` and `gourd pull`: exchange lineage with a git remote.
+//!
+//! Lineage lives on `refs/gourd/lineage`, which `git push` and `git clone` do
+//! not carry by default. These commands move it explicitly, through the `git`
+//! command so that the user's remotes, credentials and transports all work.
+//! Pulling merges: when both sides recorded runs, the merged lineage keeps
+//! both histories and, for each stage, the record that finished last.
+
+use std::process::{Command, ExitCode};
+
+use gourd_lineage::{Integration, LINEAGE_REF, Lineage};
+
+use crate::error::CommandError;
+use crate::workspace::Location;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The git remote (default: `origin`).
+    #[arg(default_value = "origin")]
+    remote: String,
+}
+
+fn open(location: &Location) -> Result<Lineage, CommandError> {
+    let root = location.root()?;
+    Lineage::open(&root)?.ok_or_else(|| {
+        CommandError::user(format!("`{}` is not in a git repository; there is no lineage to share", root.display()))
+    })
+}
+
+fn git(lineage: &Lineage, args: &[&str]) -> Result<(bool, String), CommandError> {
+    let output = Command::new("git")
+        .arg("-C")
+        .arg(lineage.workdir())
+        .args(args)
+        .output()
+        .map_err(|e| CommandError::environment(format!("cannot run `git`: {e}")))?;
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    Ok((output.status.success(), text.trim().to_string()))
+}
+
+pub fn push(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
+    let lineage = open(location)?;
+    if lineage.latest()?.is_empty() && lineage.history()?.is_empty() {
+        eprintln!("Nothing to push: no lineage recorded yet.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let refspec = format!("{LINEAGE_REF}:{LINEAGE_REF}");
+    let (ok, output) = git(&lineage, &["push", "--porcelain", &args.remote, &refspec])?;
+    if !ok {
+        let mut err = CommandError::user(format!("pushing lineage to `{}` failed:\n{output}", args.remote));
+        if output.contains("rejected") || output.contains("non-fast-forward") || output.contains("fetch first") {
+            err = err.with_hint(format!(
+                "the remote has lineage this repository lacks: run `gourd pull {}` first",
+                args.remote
+            ));
+        }
+        return Err(err);
+    }
+    eprintln!("Pushed lineage to `{}`.", args.remote);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn pull(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
+    let lineage = open(location)?;
+    let fetched = format!("refs/gourd/remotes/{}/lineage", args.remote);
+    let refspec = format!("+{LINEAGE_REF}:{fetched}");
+    let (ok, output) = git(&lineage, &["fetch", "--no-tags", &args.remote, &refspec])?;
+    if !ok {
+        if output.contains("couldn't find remote ref") {
+            eprintln!("`{}` has no lineage yet.", args.remote);
+            return Ok(ExitCode::SUCCESS);
+        }
+        return Err(CommandError::user(format!("fetching lineage from `{}` failed:\n{output}", args.remote)));
+    }
+    let message = match lineage.integrate(&fetched)? {
+        Integration::Created => "Took the lineage of",
+        Integration::UpToDate => "Lineage already includes everything from",
+        Integration::FastForward => "Fast-forwarded lineage to",
+        Integration::Merged => "Merged lineage with",
+    };
+    eprintln!("{message} `{}`.", args.remote);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,311 @@
+//! Lineage in git: records on `refs/gourd/lineage`, and the commands that
+//! read them (lineage, log, params and metrics diffs, reports, push/pull).
+
+mod common;
+
+use common::TestWorkspace;
+use serde_json::Value;
+
+/// raw → prepare → features → train → evaluate, with a model and metrics.
+const PIPELINE: &str = r#"let rate = 0.5 in
+{
+  stages = {
+    prepare = { cmd = "mkdir -p data/clean && cp data/raw/* data/clean/", deps = ["data/raw"], outs = ["data/clean"] },
+    features = { cmd = "cat data/clean/* | wc -l > features.txt", deps = ["data/clean", "features.sh"], outs = [{ path = "features.txt", kind = 'feature }] },
+    train = {
+      cmd = "cat features.txt train.cfg $GOURD_PARAMS > model.bin",
+      deps = ["features.txt", "train.cfg"],
+      params = { lr = rate, layers = 2 },
+      outs = [{ path = "model.bin", kind = 'model }],
+    },
+    evaluate = {
+      cmd = "echo \"{\\\"accuracy\\\": $(wc -c < model.bin)}\" > metrics.json",
+      deps = ["model.bin"],
+      metrics = ["metrics.json"],
+    },
+  },
+}
+"#;
+
+fn workspace() -> TestWorkspace {
+    let ws = TestWorkspace::new(PIPELINE);
+    ws.write("data/raw/a.txt", "a\n");
+    ws.write("data/raw/b.txt", "b\n");
+    ws.write("features.sh", "# features\n");
+    ws.write("train.cfg", "cfg\n");
+    ws.write(".gitignore", ".gourd/\ndata/clean/\nfeatures.txt\nmodel.bin\nmetrics.json\n");
+    ws.git(&["add", "-A"]);
+    ws.git(&["commit", "-qm", "pipeline"]);
+    ws
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+#[test]
+fn a_run_records_one_commit_and_touches_nothing_else() {
+    let ws = workspace();
+    let head = ws.git(&["rev-parse", "HEAD"]);
+    let status = ws.git(&["status", "--porcelain", "--untracked-files=all"]);
+    let branches = ws.git(&["for-each-ref", "refs/heads", "refs/tags"]);
+    ws.gourd(&["run"]).success();
+    assert_eq!(ws.git(&["rev-parse", "HEAD"]), head);
+    assert_eq!(ws.git(&["status", "--porcelain", "--untracked-files=all"]), status);
+    assert_eq!(ws.git(&["for-each-ref", "refs/heads", "refs/tags"]), branches);
+    assert_eq!(ws.git(&["diff", "--cached", "--name-only"]), "");
+
+    let log = ws.git(&["log", "--format=%s", "refs/gourd/lineage"]);
+    assert_eq!(log.lines().count(), 1, "{log}");
+    let record = json(&ws.git(&["show", "refs/gourd/lineage:stages/train.json"]));
+    for field in [
+        "stage",
+        "key",
+        "cmd",
+        "deps",
+        "outs",
+        "params",
+        "metrics",
+        "executor",
+        "started_at",
+        "finished_at",
+        "exit_code",
+        "status",
+        "workspace_commit",
+        "workspace_dirty",
+        "gourd_version",
+    ] {
+        assert!(record.get(field).is_some(), "missing `{field}` in {record}");
+    }
+    assert_eq!(record["status"], "ran");
+    assert_eq!(record["workspace_commit"].as_str().unwrap(), head.trim());
+    assert_eq!(record["workspace_dirty"], false);
+    assert_eq!(record["params"]["lr"], 0.5);
+    let evaluate = json(&ws.git(&["show", "refs/gourd/lineage:stages/evaluate.json"]));
+    assert!(evaluate["metrics"]["metrics.json"]["accuracy"].is_number());
+
+    // A run that changes nothing records nothing; a restore is recorded.
+    ws.gourd(&["run"]).success();
+    assert_eq!(ws.git(&["log", "--format=%s", "refs/gourd/lineage"]).lines().count(), 1);
+    ws.remove("model.bin");
+    ws.gourd(&["run"]).success();
+    assert_eq!(ws.git(&["log", "--format=%s", "refs/gourd/lineage"]).lines().count(), 2);
+    let record = json(&ws.git(&["show", "refs/gourd/lineage:stages/train.json"]));
+    assert_eq!(record["status"], "restored");
+}
+
+#[test]
+fn works_before_the_first_commit_on_a_detached_head_and_in_a_worktree() {
+    let ws = TestWorkspace::new(r#"{ stages = { s = { cmd = "echo x > x", outs = ["x"] } } }"#);
+    ws.gourd(&["run"]).success();
+    let record = json(&ws.git(&["show", "refs/gourd/lineage:stages/s.json"]));
+    assert_eq!(record["workspace_commit"], Value::Null);
+    assert_eq!(record["workspace_dirty"], true);
+
+    ws.git(&["add", "gourd.ncl", ".gitignore"]);
+    ws.git(&["commit", "-qm", "one"]);
+    ws.git(&["checkout", "-q", "--detach"]);
+    ws.gourd(&["run", "--force", "s"]).success();
+    assert_eq!(ws.git(&["log", "--format=%s", "refs/gourd/lineage"]).lines().count(), 2);
+
+    let worktree = ws.path("../").join(format!("{}-wt", ws.root().file_name().unwrap().to_string_lossy()));
+    ws.git(&["worktree", "add", "-q", worktree.to_str().unwrap(), "HEAD"]);
+    let mut command = ws.command(&["run"]);
+    command.current_dir(&worktree);
+    assert!(command.output().unwrap().status.success());
+    assert_eq!(ws.git(&["log", "--format=%s", "refs/gourd/lineage"]).lines().count(), 3, "the worktree shares the ref");
+    std::fs::remove_dir_all(&worktree).unwrap();
+}
+
+#[test]
+fn lineage_of_a_model_lists_every_upstream_input() {
+    let ws = workspace();
+    ws.gourd(&["run"]).success();
+    let out = json(&ws.gourd(&["lineage", "model.bin", "--json"]).success().stdout);
+    assert_eq!(out["record"]["stage"], "train");
+    assert_eq!(out["on_disk"], "current");
+    assert_eq!(out["kind"], "model");
+    let mut sources = Vec::new();
+    let mut stages = Vec::new();
+    fn walk(nodes: &Value, sources: &mut Vec<String>, stages: &mut Vec<String>) {
+        for node in nodes.as_array().unwrap() {
+            match node["stage"].as_str() {
+                Some(stage) => stages.push(stage.to_string()),
+                None => sources.push(node["path"].as_str().unwrap().to_string()),
+            }
+            if let Some(up) = node.get("upstream") {
+                walk(up, sources, stages);
+            }
+        }
+    }
+    walk(&out["upstream"], &mut sources, &mut stages);
+    sources.sort();
+    stages.sort();
+    assert_eq!(sources, vec!["data/raw", "features.sh", "train.cfg"]);
+    assert_eq!(stages, vec!["features", "prepare"]);
+
+    // Inside a folder output, too.
+    let inner = json(&ws.gourd(&["lineage", "data/clean/a.txt", "--json"]).success().stdout);
+    assert_eq!(inner["record"]["stage"], "prepare");
+    assert_eq!(inner["on_disk"], "current");
+}
+
+#[test]
+fn lineage_says_when_a_file_was_changed_by_hand() {
+    let ws = workspace();
+    ws.gourd(&["run"]).success();
+    ws.write("model.bin", "tampered");
+    let run = ws.gourd(&["lineage", "model.bin"]).success();
+    assert!(run.stderr.contains("was changed after gourd produced it"), "{}", run.stderr);
+    assert_eq!(json(&ws.gourd(&["lineage", "model.bin", "--json"]).stdout)["on_disk"], "modified");
+}
+
+#[test]
+fn lineage_answers_for_an_older_output_still_on_disk() {
+    let ws = workspace();
+    ws.gourd(&["run"]).success();
+    let first_key = json(&ws.gourd(&["lineage", "model.bin", "--json"]).stdout)["record"]["key"].clone();
+    ws.write("train.cfg", "cfg v2\n");
+    ws.gourd(&["run"]).success();
+    ws.write("train.cfg", "cfg\n");
+    ws.gourd(&["run"]).success(); // restores the first model
+    let out = json(&ws.gourd(&["lineage", "model.bin", "--json"]).success().stdout);
+    assert_eq!(out["on_disk"], "current");
+    assert_eq!(out["record"]["key"], first_key);
+}
+
+#[test]
+fn lineage_text_output() {
+    let ws = workspace();
+    ws.gourd(&["run"]).success();
+    insta::assert_snapshot!(ws.gourd(&["lineage", "metrics.json"]).success().normalized(&ws));
+}
+
+#[test]
+fn log_lists_history_newest_first() {
+    let ws = workspace();
+    ws.gourd(&["run"]).success();
+    ws.write("train.cfg", "cfg v2\n");
+    ws.gourd(&["run"]).success();
+    let log = json(&ws.gourd(&["log", "--json"]).success().stdout);
+    let stages: Vec<&str> = log["entries"].as_array().unwrap().iter().map(|e| e["stage"].as_str().unwrap()).collect();
+    assert_eq!(stages, vec!["evaluate", "train", "evaluate", "train", "features", "prepare"]);
+    let train = json(&ws.gourd(&["log", "train", "--json"]).success().stdout);
+    assert_eq!(train["entries"].as_array().unwrap().len(), 2);
+    insta::assert_snapshot!(ws.gourd(&["log", "train"]).success().normalized(&ws));
+}
+
+#[test]
+fn params_and_metrics_diffs_across_commits() {
+    let ws = workspace();
+    ws.gourd(&["run"]).success();
+    ws.write("gourd.ncl", &PIPELINE.replace("rate = 0.5", "rate = 0.25").replace("layers = 2", "layers = 3"));
+    ws.gourd(&["run"]).success();
+    ws.git(&["commit", "-qam", "smaller rate, more layers"]);
+
+    let params = json(&ws.gourd(&["params", "diff", "HEAD~1", "HEAD", "--json"]).success().stdout);
+    let rows = params["params"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{params}");
+    assert_eq!(rows[1]["param"], "lr");
+    assert_eq!(rows[1]["a"], 0.5);
+    assert_eq!(rows[1]["b"], 0.25);
+    insta::assert_snapshot!(ws.gourd(&["params", "diff", "HEAD~1", "HEAD"]).success().stdout, @r"
+    stage  param   HEAD~1  HEAD
+    train  layers  2       3
+    train  lr      0.5     0.25
+    ");
+
+    let metrics = json(&ws.gourd(&["metrics", "diff", "HEAD~1", "HEAD", "--json"]).success().stdout);
+    let row = &metrics["metrics"][0];
+    assert_eq!(row["metric"], "accuracy");
+    assert!(row["a"].as_f64().unwrap() != row["b"].as_f64().unwrap(), "{metrics}");
+    insta::assert_snapshot!(ws.gourd(&["metrics", "diff", "HEAD~1", "HEAD", "--md"]).success().stdout);
+    // HEAD against the working state: nothing changed since the commit.
+    assert!(ws.gourd(&["metrics", "diff"]).success().stdout.contains("No metrics differ"));
+    assert!(ws.gourd(&["metrics", "show"]).success().stdout.contains("accuracy"));
+}
+
+#[test]
+fn markdown_report() {
+    let ws = workspace();
+    ws.gourd(&["run"]).success();
+    ws.write("train.cfg", "cfg v2\n");
+    ws.gourd(&["run"]).success();
+    let report = ws.gourd(&["report", "--format", "md"]).success();
+    insta::assert_snapshot!(report.normalized(&ws));
+}
+
+#[test]
+fn html_report_holds_the_graph_metrics_and_plot() {
+    let ws = workspace();
+    ws.gourd(&["run"]).success();
+    ws.write("train.cfg", "cfg v2\n");
+    ws.gourd(&["run"]).success();
+    ws.gourd(&["report", "-o", "report.html"]).success();
+    let html = ws.read("report.html");
+    assert!(html.contains(r#"<svg xmlns="http://www.w3.org/2000/svg" id="dag-svg""#));
+    assert_eq!(html.matches(r#"<g class="node"#).count(), 4);
+    assert!(html.contains(r#"<table id="metrics">"#));
+    assert_eq!(html.matches("<circle").count(), 2, "one point per recorded run of the metric");
+    assert!(
+        !html.contains("http://")
+            || html.matches("http://").count() == html.matches("http://www.w3.org/2000/svg").count(),
+        "no network"
+    );
+
+    // Templates are data: a user's own directory replaces them.
+    ws.write("my-templates/report.md.j2", "{% for s in stages %}{{ s.name }}={{ s.state }}\n{% endfor %}");
+    let custom = ws.gourd(&["report", "--format", "md", "--template-dir", "my-templates"]).success();
+    assert_eq!(custom.stdout, "prepare=fresh\nfeatures=fresh\ntrain=fresh\nevaluate=fresh\n");
+    let broken = TestWorkspace::new("");
+    let _ = broken;
+    ws.write("my-templates/report.md.j2", "{% for s in stages %}");
+    let run = ws.gourd(&["report", "--format", "md", "--template-dir", "my-templates"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("report.md.j2"), "{}", run.stderr);
+}
+
+#[test]
+fn outside_git_lineage_is_off_and_said_once() {
+    let ws = TestWorkspace::bare();
+    ws.write("gourd.ncl", r#"{ stages = { a = { cmd = "echo a > a", outs = ["a"] }, b = { cmd = "cp a b", deps = ["a"], outs = ["b"] } } }"#);
+    let run = ws.gourd(&["run"]).success();
+    assert_eq!(run.stderr.matches("lineage is off").count(), 1, "{}", run.stderr);
+    assert_eq!(ws.gourd(&["lineage", "b"]).code, 1);
+}
+
+#[test]
+fn push_and_pull_share_lineage_through_a_remote() {
+    let remote = TestWorkspace::bare();
+    remote.git(&["init", "-q", "--bare", "-b", "main"]);
+    let remote_url = remote.root().display().to_string();
+
+    let alice = workspace();
+    alice.git(&["remote", "add", "origin", &remote_url]);
+    alice.git(&["push", "-q", "origin", "main"]);
+    alice.gourd(&["run"]).success();
+    alice.gourd(&["push"]).success();
+
+    let bob = TestWorkspace::bare();
+    bob.git(&["clone", "-q", &remote_url, "."]);
+    assert_eq!(bob.gourd(&["log", "--json"]).success().stdout.matches("\"stage\"").count(), 0);
+    bob.gourd(&["pull"]).success();
+    let log = json(&bob.gourd(&["log", "--json"]).success().stdout);
+    assert_eq!(log["entries"].as_array().unwrap().len(), 4);
+
+    // Both record runs; pulling merges the histories.
+    bob.write("train.cfg", "bob's config\n");
+    bob.gourd(&["run"]).success();
+    alice.write("features.sh", "# alice's features\n");
+    alice.gourd(&["run"]).success();
+    alice.gourd(&["push"]).success();
+    let rejected = bob.gourd(&["push"]);
+    assert_eq!(rejected.code, 1);
+    assert!(rejected.stderr.contains("gourd pull"), "{}", rejected.stderr);
+    let pulled = bob.gourd(&["pull"]).success();
+    assert!(pulled.stderr.contains("Merged"), "{}", pulled.stderr);
+    bob.gourd(&["push"]).success();
+    let merged = bob.git(&["log", "--format=%s", "refs/gourd/lineage"]);
+    assert!(merged.starts_with("gourd pull: merge lineage"), "{merged}");
+    assert_eq!(merged.lines().count(), 4, "{merged}");
+}
