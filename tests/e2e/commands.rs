@@ -168,3 +168,33 @@ fn outside_a_git_repository_gourd_still_works() {
     ws.gourd(&["run"]).success();
     assert_eq!(ws.read("x"), "x\n");
 }
+
+#[test]
+fn gc_drops_what_nothing_needs_and_keeps_what_lineage_names() {
+    let pipeline = r#"{ stages = { s = { cmd = "echo s >> runs.log && cp in.txt out.txt", deps = ["in.txt"], outs = ["out.txt"] } } }"#;
+    // Outside git: only the workspace's current state is kept.
+    let ws = TestWorkspace::bare();
+    ws.write("gourd.ncl", pipeline);
+    ws.write("in.txt", "v1\n");
+    ws.gourd(&["run"]).success();
+    ws.write("in.txt", "v2\n");
+    ws.gourd(&["run"]).success();
+    let dry = ws.gourd(&["gc", "--dry-run"]).success();
+    assert!(dry.stdout.starts_with("Would remove 1 results, 1 objects"), "{}", dry.stdout);
+    assert!(ws.gourd(&["gc"]).success().stdout.starts_with("Removed 1 results, 1 objects"));
+    assert!(ws.gourd(&["gc"]).success().stdout.starts_with("Removed 0 results"));
+    ws.clear_executions();
+    ws.write("in.txt", "v1\n");
+    let run = ws.run_json(&[]).success();
+    assert_eq!(run.statuses()["s"], "ran", "the collected result is gone");
+
+    // In git, lineage names both results: both are kept.
+    let ws = TestWorkspace::new(pipeline);
+    ws.write("in.txt", "v1\n");
+    ws.gourd(&["run"]).success();
+    ws.write("in.txt", "v2\n");
+    ws.gourd(&["run"]).success();
+    assert!(ws.gourd(&["gc"]).success().stdout.starts_with("Removed 0 results"));
+    ws.write("in.txt", "v1\n");
+    assert_eq!(ws.run_json(&[]).success().statuses()["s"], "restored");
+}

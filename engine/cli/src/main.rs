@@ -57,6 +57,8 @@ enum Command {
     Metrics(commands::metrics::Args),
     /// Render a report of the pipeline, its metrics and lineage.
     Report(commands::report::Args),
+    /// Drop cache entries that nothing needs.
+    Gc(commands::gc::Args),
     /// Send lineage to a git remote.
     Push(commands::sync::Args),
     /// Fetch lineage from a git remote and merge it.
@@ -111,6 +113,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Params(args) => commands::params::run(&location, &args),
         Command::Metrics(args) => commands::metrics::run(&location, &args),
         Command::Report(args) => commands::report::run(&location, &args),
+        Command::Gc(args) => commands::gc::run(&location, &args),
         Command::Push(args) => commands::sync::push(&location, &args),
         Command::Pull(args) => commands::sync::pull(&location, &args),
         Command::Eval(_) => unreachable!("handled above"),

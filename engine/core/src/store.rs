@@ -272,6 +272,107 @@ impl Store {
     }
 }
 
+/// What [`Store::collect_garbage`] removed (or would remove).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct GcReport {
+    pub actions: usize,
+    pub objects: usize,
+    pub trees: usize,
+    pub bytes: u64,
+    pub kept_actions: usize,
+}
+
+impl Store {
+    /// Removes every action result whose key is not in `keep`, then every
+    /// object and listing no kept result reaches. With `dry_run`, removes
+    /// nothing and reports what it would remove. Call only while holding the
+    /// workspace lock.
+    pub fn collect_garbage(&self, keep: &std::collections::HashSet<Digest>, dry_run: bool) -> io::Result<GcReport> {
+        let mut report = GcReport::default();
+        let mut live_objects = std::collections::HashSet::new();
+        let mut live_trees = std::collections::HashSet::new();
+        for (path, name) in self.list("actions")? {
+            let key = name.trim_end_matches(".json").parse::<Digest>().ok();
+            let action = key.filter(|k| keep.contains(k)).and_then(|k| self.action(&k));
+            match action {
+                Some(action) => {
+                    report.kept_actions += 1;
+                    for output in action.outputs.values().filter(|o| o.cached) {
+                        self.mark(output.kind, &output.digest, &mut live_objects, &mut live_trees);
+                    }
+                }
+                None => {
+                    report.actions += 1;
+                    report.bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                    if !dry_run {
+                        fs_err::remove_file(&path)?;
+                    }
+                }
+            }
+        }
+        for (kind, live) in [("objects", &live_objects), ("trees", &live_trees)] {
+            for (path, name) in self.list(kind)? {
+                let digest = name.trim_end_matches(".json").parse::<Digest>().ok();
+                if digest.is_some_and(|d| live.contains(&d)) {
+                    continue;
+                }
+                if kind == "objects" {
+                    report.objects += 1
+                } else {
+                    report.trees += 1
+                }
+                report.bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                if !dry_run {
+                    fs_err::remove_file(&path)?;
+                }
+            }
+        }
+        if !dry_run {
+            self.clean_tmp()?;
+        }
+        Ok(report)
+    }
+
+    fn mark(
+        &self,
+        kind: EntryKind,
+        digest: &Digest,
+        objects: &mut std::collections::HashSet<Digest>,
+        trees: &mut std::collections::HashSet<Digest>,
+    ) {
+        match kind {
+            EntryKind::File => {
+                objects.insert(*digest);
+            }
+            EntryKind::Dir => {
+                if trees.insert(*digest) {
+                    for entry in self.read_tree(digest).unwrap_or_default() {
+                        self.mark(entry.kind, &entry.digest, objects, trees);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every file under `kind/`, with its name rebuilt as `shard + rest`.
+    fn list(&self, kind: &str) -> io::Result<Vec<(PathBuf, String)>> {
+        let mut out = Vec::new();
+        let dir = self.root.join(kind);
+        for shard in fs_err::read_dir(&dir)? {
+            let shard = shard?;
+            if !shard.file_type()?.is_dir() {
+                continue;
+            }
+            let prefix = shard.file_name().to_string_lossy().into_owned();
+            for entry in fs_err::read_dir(shard.path())? {
+                let entry = entry?;
+                out.push((entry.path(), format!("{prefix}{}", entry.file_name().to_string_lossy())));
+            }
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,6 +402,43 @@ mod tests {
         store.restore(&record, &out).unwrap();
         assert_eq!(hashing.hash(&out).unwrap().unwrap(), tree);
         assert_eq!(std::fs::read_to_string(out.join("nested/x")).unwrap(), "x");
+    }
+
+    #[test]
+    fn garbage_collection_keeps_what_kept_results_reach() {
+        let (dir, store, hashing) = setup();
+        let mut keys = Vec::new();
+        for (i, content) in ["one", "two"].iter().enumerate() {
+            let out = dir.path().join(format!("out{i}"));
+            std::fs::create_dir_all(&out).unwrap();
+            std::fs::write(out.join("f"), content).unwrap();
+            let tree = hashing.hash(&out).unwrap().unwrap();
+            store.put(&out, &tree).unwrap();
+            let key = Hasher::digest_bytes(DigestAlgorithm::Blake3, content.as_bytes());
+            let record = OutputRecord { kind: EntryKind::Dir, digest: tree.digest(), executable: false, cached: true };
+            store
+                .put_action(&ActionResult {
+                    key,
+                    manifest: serde_json::json!({}),
+                    outputs: BTreeMap::from([(format!("out{i}"), record.clone())]),
+                    metrics: BTreeMap::new(),
+                    exit_code: 0,
+                    started_at: String::new(),
+                    finished_at: String::new(),
+                    duration_ms: 0,
+                })
+                .unwrap();
+            keys.push((key, record));
+        }
+        let keep = std::collections::HashSet::from([keys[0].0]);
+        let dry = store.collect_garbage(&keep, true).unwrap();
+        assert_eq!((dry.actions, dry.objects, dry.trees), (1, 1, 1));
+        assert!(store.action(&keys[1].0).is_some(), "a dry run removes nothing");
+        let done = store.collect_garbage(&keep, false).unwrap();
+        assert_eq!(done, dry);
+        assert!(store.action(&keys[1].0).is_none());
+        assert!(store.has(keys[0].1.kind, &keys[0].1.digest));
+        assert!(!store.has(keys[1].1.kind, &keys[1].1.digest));
     }
 
     #[test]

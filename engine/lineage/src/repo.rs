@@ -315,6 +315,28 @@ impl Lineage {
         Ok(self.repo.commit(None, &signature, &signature, "gourd pull: merge lineage\n", &tree, &[&a, &b])?)
     }
 
+    /// Every stage key named by any record on any `refs/gourd/*` ref, in
+    /// their whole history: what lineage can still ask the cache for.
+    pub fn all_keys(&self) -> Result<std::collections::BTreeSet<String>, LineageError> {
+        let mut keys = std::collections::BTreeSet::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for reference in self.repo.references_glob("refs/gourd/*")? {
+            let Some(mut next) = reference?.peel_to_commit().ok() else { continue };
+            loop {
+                if !seen.insert(next.id()) {
+                    break;
+                }
+                let all = self.records_in(&next).unwrap_or_default();
+                keys.extend(all.into_values().map(|r| r.key));
+                match next.parents().next() {
+                    Some(parent) => next = parent,
+                    None => break,
+                }
+            }
+        }
+        Ok(keys)
+    }
+
     /// The working folder of the repository, for the `git` command.
     pub fn workdir(&self) -> &Path {
         self.repo.workdir().unwrap_or_else(|| self.repo.path())

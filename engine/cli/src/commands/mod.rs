@@ -2,6 +2,7 @@ pub mod check;
 pub mod dag;
 pub mod eval;
 pub mod explain;
+pub mod gc;
 pub mod init;
 pub mod lineage;
 pub mod log;
