@@ -21,6 +21,7 @@ def main():
     p.add_argument("--files", type=int, default=0)
     p.add_argument("--shape", choices=["chain", "fan"], default="chain")
     p.add_argument("--big-dir-mb", type=int, default=0, help="one large data folder (100 files) read by the first stage")
+    p.add_argument("--trivial", action="store_true", help="stages that only create their output (scheduler overhead)")
     a = p.parse_args()
     os.makedirs(a.dir, exist_ok=True)
     rng = random.Random(42)
@@ -56,8 +57,20 @@ def main():
     os.makedirs(os.path.join(a.dir, "out"), exist_ok=True)
 
     def cmd(name, deps):
-        # Reads every dep (folders: their listing), writes one line.
-        return f"echo {name} $(ls -d {' '.join(deps) or '.'} | wc -l) > out/{name}.txt"
+        # The output depends on the content of every dep, so "what truly
+        # depends on a file" is the same for every tool; each execution
+        # appends the stage name to ran.log, which counts executions.
+        if a.trivial:
+            return f": > out/{name}.txt"
+        files = [d for d in deps if not d.startswith("data/big")]
+        dirs = [d for d in deps if d.startswith("data/big")]
+        parts = []
+        if files:
+            parts.append("cat " + " ".join(files))
+        if dirs:
+            parts.append("find " + " ".join(dirs) + " -type f | sort | xargs cat")
+        body = "; ".join(parts) or "true"
+        return f"{{ {body}; }} | cksum > out/{name}.txt && echo {name} >> ran.log"
 
     with open(os.path.join(a.dir, "gourd.ncl"), "w") as f:
         f.write("{\n  stages = {\n")
@@ -73,6 +86,10 @@ def main():
             if deps:
                 f.write("    deps:\n" + "".join(f"    - {d}\n" for d in deps))
             f.write(f"    outs:\n    - {out}\n")
+
+    with open(os.path.join(a.dir, "stages.txt"), "w") as f:
+        for name, deps, out in stages:
+            f.write(f"{name}\t{cmd(name, deps)}\t{' '.join(deps)}\n")
 
     with open(os.path.join(a.dir, "Snakefile"), "w") as f:
         f.write("rule all:\n    input: " + ", ".join(f'"{out}"' for _, _, out in stages) + "\n\n")

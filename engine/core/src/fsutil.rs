@@ -19,9 +19,17 @@ pub fn temp_beside(path: &Path) -> PathBuf {
     path.with_file_name(temp_name(&format!(".{name}")))
 }
 
-/// Writes `bytes` to `path` atomically: temp file in the same folder, fsync,
-/// rename. Readers see the old or the new content, never a mix.
+/// Writes `bytes` to `path` atomically and durably: temp file in the same
+/// folder, fsync, rename. Readers see the old or the new content, never a mix,
+/// and after a crash of the machine the new content is there in full.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_replace(path, bytes, true)
+}
+
+/// Like [`write_atomic`] without the fsync: for files whose loss on a power
+/// failure costs nothing but time (state that is re-derived, or content that
+/// is verified against its digest whenever it is read).
+pub fn write_replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
     if let Some(parent) = path.parent() {
         fs_err::create_dir_all(parent)?;
     }
@@ -29,7 +37,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let result = (|| {
         let mut file = fs_err::File::create(&tmp)?;
         file.write_all(bytes)?;
-        file.sync_all()?;
+        if durable {
+            file.sync_data()?;
+        }
         fs_err::rename(&tmp, path)
     })();
     if result.is_err() {

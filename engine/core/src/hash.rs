@@ -22,7 +22,7 @@ use gourd_digest::{Digest, DigestAlgorithm, EntryKind, Hasher, TreeEntry, tree_d
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::write_atomic;
+use crate::fsutil::write_replace;
 
 /// A hashed file or folder, with the whole listing of a folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,7 +125,7 @@ impl Hashing {
         let entries = self.entries.read().unwrap();
         let cache = StatCacheFile { algorithm: self.algorithm, entries: entries.clone() };
         let bytes = serde_json::to_vec(&cache).map_err(io::Error::other)?;
-        write_atomic(&self.file, &bytes)
+        write_replace(&self.file, &bytes, false)
     }
 
     /// Hashes `path`; `None` when nothing is there.

@@ -85,7 +85,10 @@ fn reasons_against_last_run(ws: &Workspace, stage: &str, manifest: &Value) -> Ve
     let Some(last) = ws.last_run(stage) else {
         return vec!["never run".to_string()];
     };
-    let changes = key::diff(&last.manifest, manifest);
+    let Some(previous) = ws.store.action(&last.key) else {
+        return vec!["no cached result".to_string()];
+    };
+    let changes = key::diff(&previous.manifest, manifest);
     if changes.is_empty() {
         return vec!["no cached result".to_string()];
     }
@@ -162,6 +165,6 @@ pub fn status(
         fresh[index] = status.fresh;
         out.push(status);
     }
-    ws.hashing.save()?;
+    ws.save_state()?;
     Ok(out)
 }

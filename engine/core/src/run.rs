@@ -140,8 +140,16 @@ pub async fn run(
     let mut summary = Summary::default();
     let mut cancel = options.cancel.clone();
     let mut stop = false;
+    // State is written in batches, not per stage, but often enough that a
+    // killed run loses at most a second of it (it only feeds the reasons
+    // `gourd status` gives).
+    let mut last_save = Instant::now();
 
     loop {
+        if last_save.elapsed() > Duration::from_secs(1) {
+            let _ = context.ws.save_state();
+            last_save = Instant::now();
+        }
         if !stop && *cancel.borrow() {
             stop = true;
             summary.interrupted = true;
@@ -237,7 +245,7 @@ pub async fn run(
             summary.add(report);
         }
     }
-    let _ = context.ws.hashing.save();
+    let _ = context.ws.save_state();
     Ok(summary)
 }
 
@@ -382,8 +390,11 @@ async fn process_stage_inner(
             fs_err::create_dir_all(parent)?;
         }
     }
-    let params_path = ws.params_path(&stage.name);
-    crate::fsutil::write_atomic(&params_path, serde_json::to_string_pretty(&stage.params)?.as_bytes())?;
+    let params_json = serde_json::to_string_pretty(&stage.params)?;
+    let params_path = ws.params_path(&params_json);
+    if std::fs::read(&params_path).ok().as_deref() != Some(params_json.as_bytes()) {
+        crate::fsutil::write_replace(&params_path, params_json.as_bytes(), false)?;
+    }
     let mut extra_env = BTreeMap::from([
         ("GOURD_STAGE".to_string(), stage.name.clone()),
         ("GOURD_PARAMS".to_string(), params_path.display().to_string()),
@@ -450,18 +461,13 @@ fn success(stage: &Stage, outcome: Outcome, action: ActionResult, started: Insta
 }
 
 fn record_last_run(ws: &Workspace, stage: &Stage, action: &ActionResult, outcome: Outcome) -> io::Result<()> {
-    // An up-to-date stage whose last run is already recorded changes nothing:
-    // skip the write (and its fsync), which is most of a no-op run's time.
+    // An up-to-date stage whose last run is already recorded changes nothing.
     if outcome == Outcome::UpToDate && ws.last_run(&stage.name).is_some_and(|last| last.key == action.key) {
         return Ok(());
     }
-    let last = LastRun {
-        key: action.key,
-        manifest: action.manifest.clone(),
-        status: outcome.as_str().to_string(),
-        finished_at: crate::time::now(),
-    };
-    ws.record_last_run(&stage.name, &last)
+    let last = LastRun { key: action.key, status: outcome.as_str().to_string(), finished_at: crate::time::now() };
+    ws.record_last_run(&stage.name, last);
+    Ok(())
 }
 
 fn restore_outputs(ws: &Workspace, action: &ActionResult) -> Result<(), crate::store::StoreError> {

@@ -8,12 +8,14 @@
 //! └── tmp/                   writes in flight; anything here is garbage
 //! ```
 //!
-//! Every write goes to `tmp/` first, is fsynced and renamed into place, and an
-//! action result is written only after all the objects it names: a process
-//! killed at any moment leaves at worst unreferenced objects, never an action
-//! that names something missing or half-written. Objects are verified when
-//! they are restored; one whose bytes do not match its digest is deleted and
-//! reported as missing, so the stage runs again.
+//! Every write goes to `tmp/` first and is renamed into place, and an action
+//! result is written only after all the objects it names: a process killed at
+//! any moment leaves at worst unreferenced objects, never an action that names
+//! something missing or half-written. Action results are fsynced before the
+//! rename, as the commit point. Objects and listings are not: every read
+//! verifies them against their digest, so one a power failure truncated is
+//! deleted and reported as missing, and the stage runs again (git makes the
+//! same trade for loose objects). That saves two fsyncs per stage.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -134,7 +136,6 @@ impl Store {
     fn install(&self, bytes: &[u8], target: &Path) -> io::Result<()> {
         let tmp = self.tmp_path();
         fs_err::write(&tmp, bytes)?;
-        fs_err::File::open(&tmp)?.sync_all()?;
         fs_err::create_dir_all(target.parent().expect("sharded path"))?;
         fs_err::rename(&tmp, target)
     }
@@ -146,8 +147,6 @@ impl Store {
         }
         let tmp = self.tmp_path();
         reflink_copy::reflink_or_copy(path, &tmp).map_err(|e| with_path(e, path))?;
-        let file = fs_err::File::open(&tmp)?;
-        file.sync_all()?;
         // Read-only, so that a restored hard link or a stray write cannot
         // change what the digest promises.
         fs_err::set_permissions(&tmp, std::fs::Permissions::from_mode(0o444))?;

@@ -6,8 +6,9 @@
 //! ├── cache-v1/                the store (see `store`)
 //! ├── state-v1/
 //! │   ├── stat-cache.json      file digests by stat data
-//! │   └── stages/NAME.json     the manifest of each stage's last run
-//! ├── params/NAME.json         the params handed to a running stage
+//! │   ├── last-runs.json       each stage's last run: key, outcome, time
+//! │   └── eval/                evaluated pipelines, by the files they read
+//! ├── params/DIGEST.json       params handed to running stages, by content
 //! └── logs/NAME.log            the last run's stdout and stderr
 //! ```
 //!
@@ -16,11 +17,12 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use gourd_digest::{Digest, DigestAlgorithm};
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::write_atomic;
+use crate::fsutil::write_replace;
 use crate::hash::{Hashing, Tree};
 use crate::path::WsPath;
 use crate::store::Store;
@@ -30,15 +32,22 @@ pub struct Workspace {
     pub gourd_dir: PathBuf,
     pub store: Store,
     pub hashing: Hashing,
+    last_runs: Mutex<LastRuns>,
 }
 
-/// The manifest and key of a stage's last successful run in this workspace.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The key of a stage's last successful run in this workspace; its manifest
+/// is in the action result of that key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LastRun {
     pub key: Digest,
-    pub manifest: serde_json::Value,
     pub status: String,
     pub finished_at: String,
+}
+
+#[derive(Default)]
+struct LastRuns {
+    stages: BTreeMap<String, LastRun>,
+    dirty: bool,
 }
 
 impl Workspace {
@@ -48,7 +57,12 @@ impl Workspace {
         let algorithm = DigestAlgorithm::Blake3;
         let store = Store::open(&gourd_dir, algorithm)?;
         let hashing = Hashing::open(gourd_dir.join("state-v1/stat-cache.json"), algorithm);
-        Ok(Workspace { root, gourd_dir, store, hashing })
+        let stages = std::fs::read(gourd_dir.join(LAST_RUNS))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        let last_runs = Mutex::new(LastRuns { stages, dirty: false });
+        Ok(Workspace { root, gourd_dir, store, hashing, last_runs })
     }
 
     pub fn algorithm(&self) -> DigestAlgorithm {
@@ -82,21 +96,38 @@ impl Workspace {
         self.gourd_dir.join("logs").join(format!("{stage}.log"))
     }
 
-    pub fn params_path(&self, stage: &str) -> PathBuf {
-        self.gourd_dir.join("params").join(format!("{stage}.json"))
-    }
-
-    fn last_run_path(&self, stage: &str) -> PathBuf {
-        self.gourd_dir.join("state-v1/stages").join(format!("{stage}.json"))
+    /// Where a stage's params are written for it: one file per distinct
+    /// content, so re-running a stage creates no file.
+    pub fn params_path(&self, params_json: &str) -> PathBuf {
+        let digest = gourd_digest::Hasher::digest_bytes(self.algorithm(), params_json.as_bytes());
+        self.gourd_dir.join("params").join(format!("{}.json", &digest.to_string()[..32]))
     }
 
     pub fn last_run(&self, stage: &str) -> Option<LastRun> {
-        let bytes = std::fs::read(self.last_run_path(stage)).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        self.last_runs.lock().unwrap().stages.get(stage).cloned()
     }
 
-    pub fn record_last_run(&self, stage: &str, last: &LastRun) -> io::Result<()> {
-        let bytes = serde_json::to_vec_pretty(last).map_err(io::Error::other)?;
-        write_atomic(&self.last_run_path(stage), &bytes)
+    /// Remembers a stage's last run; written out by [`Workspace::save_state`].
+    pub fn record_last_run(&self, stage: &str, last: LastRun) {
+        let mut runs = self.last_runs.lock().unwrap();
+        if runs.stages.get(stage) != Some(&last) {
+            runs.stages.insert(stage.to_string(), last);
+            runs.dirty = true;
+        }
+    }
+
+    /// Writes the state gathered in memory: last runs and the stat cache.
+    pub fn save_state(&self) -> io::Result<()> {
+        {
+            let mut runs = self.last_runs.lock().unwrap();
+            if runs.dirty {
+                let bytes = serde_json::to_vec(&runs.stages).map_err(io::Error::other)?;
+                write_replace(&self.gourd_dir.join(LAST_RUNS), &bytes, false)?;
+                runs.dirty = false;
+            }
+        }
+        self.hashing.save()
     }
 }
+
+const LAST_RUNS: &str = "state-v1/last-runs.json";

@@ -29,7 +29,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
             return Ok(ExitCode::SUCCESS);
         }
     };
-    ws.hashing.save()?;
+    ws.save_state()?;
     let state = match &assessment.state {
         StageState::UpToDate(_) => "up to date".to_string(),
         StageState::Restorable(_, reasons) => {
@@ -44,7 +44,11 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         return Ok(ExitCode::SUCCESS);
     };
     println!("last run: {} ({}, {})", last.key, last.status, last.finished_at);
-    let changes = key::diff(&last.manifest, &assessment.manifest);
+    let Some(previous) = ws.store.action(&last.key) else {
+        println!("The last run's record is no longer in the cache (`gourd gc` removed it).");
+        return Ok(ExitCode::SUCCESS);
+    };
+    let changes = key::diff(&previous.manifest, &assessment.manifest);
     if changes.is_empty() {
         println!("No key input changed since the last run.");
     } else {
