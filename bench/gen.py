@@ -10,6 +10,7 @@ tools get the same commands, the same deps and the same outs:
 `gourd.ncl`, `dvc.yaml` and `Snakefile` side by side in DIR.
 """
 import argparse
+import json
 import os
 import random
 
@@ -82,7 +83,7 @@ def main():
     with open(os.path.join(a.dir, "dvc.yaml"), "w") as f:
         f.write("stages:\n")
         for name, deps, out in stages:
-            f.write(f"  {name}:\n    cmd: {cmd(name, deps)}\n")
+            f.write(f"  {name}:\n    cmd: {json.dumps(cmd(name, deps))}\n")
             if deps:
                 f.write("    deps:\n" + "".join(f"    - {d}\n" for d in deps))
             f.write(f"    outs:\n    - {out}\n")
@@ -97,7 +98,8 @@ def main():
             f.write(f"rule {name}:\n")
             if deps:
                 f.write("    input: " + ", ".join(f'"{d}"' for d in deps) + "\n")
-            f.write(f'    output: "{out}"\n    shell: "{cmd(name, deps)}"\n\n')
+            shell = cmd(name, deps).replace("{", "{{").replace("}", "}}")
+            f.write(f'    output: "{out}"\n    shell: "{shell}"\n\n')
 
 
 if __name__ == "__main__":
