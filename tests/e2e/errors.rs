@@ -164,3 +164,20 @@ fn a_loop_without_end_is_stopped_by_the_time_limit() {
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains("took longer than 2s") || run.stderr.contains("crashed"), "{}", run.stderr);
 }
+
+#[test]
+fn unknown_built_in_step() {
+    let message = rejected(r#"{ stages = { a = { cmd = { step = "transmogrify", config = {} }, outs = ["x"] } } }"#);
+    assert!(message.contains("the built-in step `transmogrify`, which does not exist"), "{message}");
+    assert!(message.contains("hint: the built-in steps are: images, validate, train"), "{message}");
+}
+
+#[cfg(not(feature = "torch"))]
+#[test]
+fn built_in_steps_need_the_torch_feature() {
+    let message = rejected(
+        r#"let gourd = import "gourd-std.ncl" in
+        { stages = { images = gourd.steps.images { input = "photos", output = "data" } } }"#,
+    );
+    assert!(message.contains("built without the `torch` feature"), "{message}");
+}

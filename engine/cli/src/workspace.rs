@@ -54,6 +54,7 @@ impl Location {
         let limits = gourd_spec::EvalLimits::from_env();
         let eval_cache = root.join(".gourd/state-v1/eval");
         let pipeline = gourd_spec::load(&exe, &file, &stdlib, Some(&eval_cache), &limits, crate::ui::color_stderr())?;
+        crate::commands::step::check(&pipeline).map_err(|e| in_file(&file, e))?;
         let dag = Dag::build(&pipeline).map_err(|e| in_file(&file, e.into()))?;
         dag.check_sources(&pipeline, &root).map_err(|e| in_file(&file, e.into()))?;
         Ok(Loaded { root, file, pipeline, dag })

@@ -18,6 +18,9 @@ use crate::model::{Command, Stage};
 
 pub struct ExecRequest<'a> {
     pub stage: &'a Stage,
+    /// How to run a built-in step: the gourd binary, and the file holding the
+    /// step's configuration.
+    pub step: Option<(&'a Path, PathBuf)>,
     pub root: &'a Path,
     pub log: PathBuf,
     pub extra_env: BTreeMap<String, String>,
@@ -47,6 +50,14 @@ pub async fn execute(request: ExecRequest<'_>, mut cancel: watch::Receiver<bool>
             c.args(&argv[1..]);
             c
         }
+        Command::Step { name, .. } => {
+            let Some((runner, config)) = &request.step else {
+                return Err(io::Error::other(format!("no runner for the built-in step `{name}`")));
+            };
+            let mut c = tokio::process::Command::new(runner);
+            c.arg("__step").arg(name).arg(config);
+            c
+        }
     };
     if let Some(parent) = request.log.parent() {
         fs_err::create_dir_all(parent)?;
@@ -72,6 +83,7 @@ pub async fn execute(request: ExecRequest<'_>, mut cancel: watch::Receiver<bool>
         let program = match &stage.cmd {
             Command::Shell(_) => "sh".to_string(),
             Command::Argv(argv) => argv[0].clone(),
+            Command::Step { .. } => "gourd __step".to_string(),
         };
         io::Error::new(err.kind(), format!("cannot start `{program}`: {err}"))
     })?;

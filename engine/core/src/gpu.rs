@@ -1,6 +1,7 @@
 //! The GPU pool: which devices exist, and which stage holds which.
 //!
 //! Devices come from `GOURD_GPUS` when set (`0,1,3`, or empty for none),
+//! otherwise from a probe the caller passes (libtorch, in a CUDA build), and
 //! otherwise from `nvidia-smi -L`. Each device is held by at most one stage
 //! at a time; a stage sees only its own devices through
 //! `CUDA_VISIBLE_DEVICES`.
@@ -16,11 +17,14 @@ pub struct GpuPool {
 }
 
 impl GpuPool {
-    pub fn discover() -> GpuPool {
+    pub fn discover(probe: Option<fn() -> usize>) -> GpuPool {
         if let Ok(list) = std::env::var("GOURD_GPUS") {
             let devices: Vec<String> =
                 list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
             return GpuPool::new(devices, "GOURD_GPUS");
+        }
+        if let Some(count) = probe.map(|probe| probe()).filter(|&n| n > 0) {
+            return GpuPool::new((0..count).map(|i| i.to_string()).collect(), "libtorch");
         }
         let devices = Command::new("nvidia-smi")
             .arg("-L")

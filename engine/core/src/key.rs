@@ -15,11 +15,18 @@ use crate::path::WsPath;
 
 pub const SCHEMA_VERSION: u64 = 1;
 
+/// The version of gourd's built-in steps: part of the key of every stage that
+/// uses one, bumped whenever a step's results change for the same inputs.
+pub const STEP_VERSION: u64 = 1;
+
 /// The manifest of `stage`, given the content digest of each of its deps.
 pub fn manifest(stage: &Stage, deps: &BTreeMap<WsPath, Digest>, algorithm: DigestAlgorithm) -> Value {
-    let cmd = match &stage.cmd {
-        Command::Shell(script) => json!({ "shell": script }),
-        Command::Argv(argv) => json!({ "argv": argv }),
+    let (cmd, step) = match &stage.cmd {
+        Command::Shell(script) => (json!({ "shell": script }), Value::Null),
+        Command::Argv(argv) => (json!({ "argv": argv }), Value::Null),
+        Command::Step { name, config } => {
+            (json!({ "step": name }), json!({ "name": name, "version": STEP_VERSION, "config": config }))
+        }
     };
     let deps: serde_json::Map<String, Value> =
         deps.iter().map(|(path, digest)| (path.to_string(), Value::String(digest.to_string()))).collect();
@@ -38,7 +45,7 @@ pub fn manifest(stage: &Stage, deps: &BTreeMap<WsPath, Digest>, algorithm: Diges
         "deps": deps,
         "outs": outs,
         "metrics": metrics,
-        "step": Value::Null,
+        "step": step,
     })
 }
 
@@ -69,6 +76,7 @@ impl FieldChange {
             "params" => format!("param `{rest}` {what}"),
             "env" => format!("env `{rest}` {what}"),
             "cmd" => "command changed".to_string(),
+            "step" => "step configuration changed".to_string(),
             "outs" | "metrics" => format!("declared {section} changed"),
             "schema" | "digest" => "gourd's key format changed".to_string(),
             other => format!("{other} changed"),
@@ -141,6 +149,21 @@ mod tests {
         let deps = BTreeMap::new();
         let algo = DigestAlgorithm::Blake3;
         assert_eq!(key(&manifest(&a, &deps, algo), algo), key(&manifest(&b, &deps, algo), algo));
+    }
+
+    #[test]
+    fn a_step_enters_the_key_by_name_version_and_configuration() {
+        let mut s = stage("train", &[], &["m"]);
+        s.cmd = Command::Step { name: "train".into(), config: json!({"lr": 0.1}) };
+        let algo = DigestAlgorithm::Blake3;
+        let m = manifest(&s, &BTreeMap::new(), algo);
+        assert_eq!(m["step"], json!({"name": "train", "version": STEP_VERSION, "config": {"lr": 0.1}}));
+        let mut t = s.clone();
+        t.cmd = Command::Step { name: "train".into(), config: json!({"lr": 0.2}) };
+        assert_ne!(key(&m, algo), key(&manifest(&t, &BTreeMap::new(), algo), algo));
+        let reasons: Vec<String> =
+            diff(&m, &manifest(&t, &BTreeMap::new(), algo)).iter().map(FieldChange::reason).collect();
+        assert_eq!(reasons, vec!["step configuration changed"]);
     }
 
     #[test]

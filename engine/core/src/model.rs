@@ -34,6 +34,8 @@ pub struct Stage {
     pub resources: Resources,
     pub wdir: WsPath,
     pub always_run: bool,
+    /// A 'cuda stage runs on the CPU when no GPU is free to take.
+    pub cpu_fallback: bool,
     pub timeout: Option<Duration>,
     pub desc: Option<String>,
 }
@@ -57,6 +59,8 @@ pub enum Command {
     Shell(String),
     /// Exec'd directly.
     Argv(Vec<String>),
+    /// A built-in step, run by the gourd binary itself.
+    Step { name: String, config: serde_json::Value },
 }
 
 impl Command {
@@ -64,6 +68,7 @@ impl Command {
         match self {
             Command::Shell(s) => s.clone(),
             Command::Argv(argv) => argv.join(" "),
+            Command::Step { name, .. } => format!("built-in step `{name}`"),
         }
     }
 }

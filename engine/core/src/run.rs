@@ -76,6 +76,11 @@ pub struct RunOptions {
     pub keep_going: bool,
     /// Set to `true` to stop: running stages are killed, nothing new starts.
     pub cancel: watch::Receiver<bool>,
+    /// The gourd binary, which runs built-in steps (`gourd __step`).
+    pub step_runner: Option<std::path::PathBuf>,
+    /// Counts GPUs when `GOURD_GPUS` is not set, before `nvidia-smi` is
+    /// asked (a libtorch build knows its devices).
+    pub gpu_probe: Option<fn() -> usize>,
 }
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -107,6 +112,7 @@ impl Summary {
 struct Context {
     ws: Arc<Workspace>,
     pipeline: Arc<Pipeline>,
+    step_runner: Option<std::path::PathBuf>,
 }
 
 struct Launch {
@@ -125,7 +131,7 @@ pub async fn run(
 ) -> Result<Summary, crate::graph::GraphError> {
     let selected = dag.select(&pipeline, &options.targets)?;
     let jobs = options.jobs.max(1);
-    let context = Arc::new(Context { ws, pipeline: pipeline.clone() });
+    let context = Arc::new(Context { ws, pipeline: pipeline.clone(), step_runner: options.step_runner.clone() });
     let position: BTreeMap<usize, usize> = dag.order().iter().enumerate().map(|(p, &i)| (i, p)).collect();
 
     let mut waiting_on: BTreeMap<usize, usize> =
@@ -134,7 +140,7 @@ pub async fn run(
         waiting_on.iter().filter(|&(_, &n)| n == 0).map(|(&i, _)| (position[&i], i)).collect();
     let mut done: BTreeSet<usize> = BTreeSet::new();
     let needs_gpus = selected.iter().any(|&i| gpus_needed(&pipeline.stages[i]) > 0);
-    let mut gpus = if needs_gpus { GpuPool::discover() } else { GpuPool::new(vec![], "none") };
+    let mut gpus = if needs_gpus { GpuPool::discover(options.gpu_probe) } else { GpuPool::new(vec![], "none") };
     let mut free_slots = jobs;
     let mut running: JoinSet<(StageReport, usize, Vec<usize>, usize)> = JoinSet::new();
     let mut summary = Summary::default();
@@ -159,10 +165,14 @@ pub async fn run(
             for &(pos, index) in &ready {
                 let stage = &pipeline.stages[index];
                 let slots = (stage.resources.cpus.max(1) as usize).min(jobs);
-                let want_gpus = gpus_needed(stage);
+                let mut want_gpus = gpus_needed(stage);
                 if want_gpus > gpus.total() {
-                    launched.push((pos, index, None));
-                    continue;
+                    if !stage.cpu_fallback {
+                        launched.push((pos, index, None));
+                        continue;
+                    }
+                    // Not enough GPUs on this machine: run on the CPU.
+                    want_gpus = 0;
                 }
                 if slots > free_slots {
                     continue;
@@ -406,9 +416,30 @@ async fn process_stage_inner(
         extra_env.insert("CUDA_VISIBLE_DEVICES".to_string(), String::new());
     }
 
+    let step = match &stage.cmd {
+        crate::model::Command::Step { config, .. } => {
+            let Some(runner) = context.step_runner.as_deref() else {
+                return Ok(failed(
+                    stage,
+                    Some(key),
+                    started.elapsed(),
+                    "built-in steps need the gourd binary".into(),
+                    None,
+                ));
+            };
+            let text = serde_json::to_string_pretty(config)?;
+            let path = ws.step_config_path(&text);
+            if std::fs::read(&path).ok().as_deref() != Some(text.as_bytes()) {
+                crate::fsutil::write_replace(&path, text.as_bytes(), false)?;
+            }
+            Some((runner, path))
+        }
+        _ => None,
+    };
+    extra_env.insert("GOURD_EXECUTOR".to_string(), stage.executor.name().to_string());
     let log = ws.log_path(&stage.name);
     let started_at = SystemTime::now();
-    let request = ExecRequest { stage, root: &ws.root, log: log.clone(), extra_env };
+    let request = ExecRequest { stage, step, root: &ws.root, log: log.clone(), extra_env };
     let outcome = execute(request, cancel).await?;
     let finished_at = SystemTime::now();
     let fail = |message: String| Ok(failed(stage, Some(key), started.elapsed(), message, Some(log.clone())));

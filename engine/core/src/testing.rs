@@ -19,6 +19,7 @@ pub fn stage(name: &str, deps: &[&str], outs: &[&str]) -> Stage {
         resources: Resources { cpus: 1, gpus: 0 },
         wdir: WsPath::root(),
         always_run: false,
+        cpu_fallback: false,
         timeout: None,
         desc: None,
     }

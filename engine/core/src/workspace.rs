@@ -103,6 +103,12 @@ impl Workspace {
         self.gourd_dir.join("params").join(format!("{}.json", &digest.to_string()[..32]))
     }
 
+    /// Where a built-in step's configuration is written for it, by content.
+    pub fn step_config_path(&self, config_json: &str) -> PathBuf {
+        let digest = gourd_digest::Hasher::digest_bytes(self.algorithm(), config_json.as_bytes());
+        self.gourd_dir.join("steps").join(format!("{}.json", &digest.to_string()[..32]))
+    }
+
     pub fn last_run(&self, stage: &str) -> Option<LastRun> {
         self.last_runs.lock().unwrap().stages.get(stage).cloned()
     }

@@ -39,6 +39,8 @@ struct RawStage {
     wdir: Option<String>,
     #[serde(default)]
     always_run: bool,
+    #[serde(default)]
+    cpu_fallback: bool,
     timeout: Option<f64>,
     desc: Option<String>,
 }
@@ -48,6 +50,15 @@ struct RawStage {
 enum RawCommand {
     Shell(String),
     Argv(Vec<String>),
+    Step(RawStep),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    step: String,
+    #[serde(default)]
+    config: serde_json::Value,
 }
 
 #[derive(Deserialize)]
@@ -121,6 +132,7 @@ fn validate_stage(name: String, raw: RawStage) -> Result<Stage, Problem> {
     let cmd = match raw.cmd {
         RawCommand::Shell(script) if !script.trim().is_empty() => Command::Shell(script),
         RawCommand::Argv(argv) if !argv.is_empty() => Command::Argv(argv),
+        RawCommand::Step(step) => Command::Step { name: step.step, config: step.config },
         _ => return Err(problem(None, "field `cmd`: the command is empty".to_string())),
     };
     let deps = raw.deps.iter().map(|d| path("deps", d)).collect::<Result<Vec<_>, _>>()?;
@@ -165,6 +177,7 @@ fn validate_stage(name: String, raw: RawStage) -> Result<Stage, Problem> {
         resources: Resources { cpus: raw.resources.cpus.unwrap_or(1), gpus },
         wdir,
         always_run: raw.always_run,
+        cpu_fallback: raw.cpu_fallback,
         timeout,
         desc: raw.desc,
         name,

@@ -11,4 +11,5 @@ pub mod params;
 pub mod report;
 pub mod run;
 pub mod status;
+pub mod step;
 pub mod sync;

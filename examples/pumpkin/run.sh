@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The pumpkin pipeline on a fresh machine, in one command: fetches libtorch
+# (the PyPI torch wheel), builds gourd with the `torch` feature and the photo
+# generator, draws the photos, and runs the pipeline.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+scripts/setup-libtorch.sh
+cargo build --release -p gourd-cli --features torch -p pumpkin-photos
+cd examples/pumpkin
+[ -d photos ] || ../../target/release/pumpkin-photos photos
+if [ ! -d inbox ]; then
+  mkdir -p inbox && ../../target/release/pumpkin-photos inbox-tmp --seed 99 --per-class 2 2>/dev/null
+  find inbox-tmp -name 'farm-*' -exec cp {} inbox/ \; && rm -rf inbox-tmp
+fi
+../../target/release/gourd run "$@"
+../../target/release/gourd metrics show

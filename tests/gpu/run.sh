@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The pumpkin pipeline on a CUDA machine, against the CPU.
+#
+#   tests/gpu/run.sh GOURD PUMPKIN_PHOTOS
+#
+# GOURD is a gourd binary built elsewhere with `--features cuda` (tch 0.24,
+# torch 2.11); PUMPKIN_PHOTOS the photo generator. The machine needs PyTorch
+# 2.11 installed for its `python3` (its libtorch and CUDA libraries are used)
+# and no network. Prints the device, the time per epoch and the accuracy of
+# the same pipeline on the GPU and on the CPU.
+set -euo pipefail
+GOURD=$(realpath "${1:?usage: tests/gpu/run.sh GOURD PUMPKIN_PHOTOS}")
+PHOTOS=$(realpath "${2:?usage: tests/gpu/run.sh GOURD PUMPKIN_PHOTOS}")
+HERE=$(cd "$(dirname "$0")/../.." && pwd)
+WORK=${WORK:-$(mktemp -d)}
+
+TORCH_LIB=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+NVIDIA_LIBS=$(python3 -c 'import glob, os, site
+dirs = [d for p in site.getsitepackages() for d in glob.glob(os.path.join(p, "nvidia", "*", "lib"))]
+print(":".join(dirs))' 2>/dev/null || true)
+export LD_LIBRARY_PATH="$TORCH_LIB${NVIDIA_LIBS:+:$NVIDIA_LIBS}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+DEVICE=$(python3 -c 'import torch; print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device")')
+echo "device: $DEVICE"
+echo "torch:  $(python3 -c 'import torch; print(torch.__version__)')"
+unset GOURD_GPUS
+
+run() {  # run NAME EXECUTOR
+  local dir="$WORK/$1"
+  rm -rf "$dir" && mkdir -p "$dir/inbox"
+  cp "$HERE/examples/pumpkin/gourd.ncl" "$HERE/examples/pumpkin/harvest.csv" "$dir/"
+  sed -i "s/let training_executor = 'local in/let training_executor = '$2 in/" "$dir/gourd.ncl"
+  "$PHOTOS" "$dir/photos" 2>/dev/null
+  "$PHOTOS" "$dir/inbox-tmp" --per-class 1 --seed 9 2>/dev/null && find "$dir/inbox-tmp" -name 'farm-*' -exec cp {} "$dir/inbox/" \;
+  local start=$(date +%s.%N)
+  (cd "$dir" && "$GOURD" run -j 2 > run.txt 2>&1) || { cat "$dir/run.txt"; return 1; }
+  local end=$(date +%s.%N)
+  local epoch=$(grep -ho '([0-9.]*s)' "$dir/.gourd/logs/train-0.log" | tr -d '()s' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  local acc=$(python3 -c "import json; print(max(json.load(open('$dir/metrics/%d.json' % i))['accuracy'] for i in (0, 1)))")
+  printf '%-4s  whole run %6.1fs  median epoch %6.3fs  best test accuracy %s\n' "$1" "$(echo "$end - $start" | bc)" "$epoch" "$acc"
+  grep -h "epoch 1/" "$dir/.gourd/logs/train-0.log" | head -1 | sed 's/^/      first epoch: /'
+}
+
+run gpu cuda
+run cpu local
