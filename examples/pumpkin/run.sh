@@ -10,7 +10,7 @@ cd examples/pumpkin
 [ -d photos ] || ../../target/release/pumpkin-photos photos
 if [ ! -d inbox ]; then
   mkdir -p inbox && ../../target/release/pumpkin-photos inbox-tmp --seed 99 --per-class 2 2>/dev/null
-  find inbox-tmp -name 'farm-*' -exec cp {} inbox/ \; && rm -rf inbox-tmp
+  for l in good fine bad; do cp "inbox-tmp/$l/farm-000.png" "inbox/$l-sample.png"; done && rm -rf inbox-tmp
 fi
 ../../target/release/gourd run "$@"
 ../../target/release/gourd metrics show

@@ -172,12 +172,15 @@ fn unknown_built_in_step() {
     assert!(message.contains("hint: the built-in steps are: images, validate, train"), "{message}");
 }
 
-#[cfg(not(feature = "torch"))]
 #[test]
-fn built_in_steps_need_the_torch_feature() {
-    let message = rejected(
+fn built_in_steps_need_gourd_step() {
+    let ws = TestWorkspace::new(
         r#"let gourd = import "gourd-std.ncl" in
         { stages = { images = gourd.steps.images { input = "photos", output = "data" } } }"#,
     );
-    assert!(message.contains("built without the `torch` feature"), "{message}");
+    let run = ws.gourd_env(&["run"], &[("GOURD_STEP", "/nonexistent/gourd-step")]);
+    assert_eq!(run.code, 1);
+    let message = run.normalized(&ws);
+    assert!(message.contains("`gourd-step` was not found"), "{message}");
+    assert!(message.contains("--features torch"), "{message}");
 }

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # The pumpkin pipeline on a CUDA machine, against the CPU.
 #
-#   tests/gpu/run.sh GOURD PUMPKIN_PHOTOS
+#   tests/gpu/run.sh BIN_DIR
 #
-# GOURD is a gourd binary built elsewhere with `--features cuda` (tch 0.24,
-# torch 2.11); PUMPKIN_PHOTOS the photo generator. The machine needs PyTorch
+# BIN_DIR holds `gourd` and `gourd-step` built elsewhere with
+# `--features cuda` (tch 0.24, torch 2.11), and `pumpkin-photos`. The machine needs PyTorch
 # 2.11 installed for its `python3` (its libtorch and CUDA libraries are used)
 # and no network. Prints the device, the time per epoch and the accuracy of
 # the same pipeline on the GPU and on the CPU.
 set -euo pipefail
-GOURD=$(realpath "${1:?usage: tests/gpu/run.sh GOURD PUMPKIN_PHOTOS}")
-PHOTOS=$(realpath "${2:?usage: tests/gpu/run.sh GOURD PUMPKIN_PHOTOS}")
+BIN=$(realpath "${1:?usage: tests/gpu/run.sh BIN_DIR}")
+GOURD=$BIN/gourd
+PHOTOS=$BIN/pumpkin-photos
 HERE=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=${WORK:-$(mktemp -d)}
 
@@ -21,6 +22,7 @@ print(":".join(dirs))' 2>/dev/null || true)
 export LD_LIBRARY_PATH="$TORCH_LIB${NVIDIA_LIBS:+:$NVIDIA_LIBS}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 DEVICE=$(python3 -c 'import torch; print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device")')
 echo "device: $DEVICE"
+echo "gourd-step sees $("$BIN/gourd-step" --cuda-devices 2>/dev/null || echo '?') CUDA device(s)"
 echo "torch:  $(python3 -c 'import torch; print(torch.__version__)')"
 unset GOURD_GPUS
 
@@ -30,7 +32,7 @@ run() {  # run NAME EXECUTOR
   cp "$HERE/examples/pumpkin/gourd.ncl" "$HERE/examples/pumpkin/harvest.csv" "$dir/"
   sed -i "s/let training_executor = 'local in/let training_executor = '$2 in/" "$dir/gourd.ncl"
   "$PHOTOS" "$dir/photos" 2>/dev/null
-  "$PHOTOS" "$dir/inbox-tmp" --per-class 1 --seed 9 2>/dev/null && find "$dir/inbox-tmp" -name 'farm-*' -exec cp {} "$dir/inbox/" \;
+  "$PHOTOS" "$dir/inbox-tmp" --per-class 1 --seed 9 2>/dev/null && for l in good fine bad; do cp "$dir/inbox-tmp/$l/farm-000.png" "$dir/inbox/$l.png"; done
   local start=$(date +%s.%N)
   (cd "$dir" && "$GOURD" run -j 2 > run.txt 2>&1) || { cat "$dir/run.txt"; return 1; }
   local end=$(date +%s.%N)

@@ -65,8 +65,6 @@ enum Command {
     Pull(commands::sync::Args),
     #[command(name = "__eval", hide = true)]
     Eval(commands::eval::Args),
-    #[command(name = "__step", hide = true)]
-    Step(commands::step::Args),
 }
 
 fn main() -> ExitCode {
@@ -98,9 +96,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CommandError> {
     if let Command::Eval(args) = &cli.command {
         return Ok(commands::eval::run(args));
     }
-    if let Command::Step(args) = &cli.command {
-        return Ok(commands::step::run(args));
-    }
+
     if let Some(dir) = &cli.directory {
         std::env::set_current_dir(dir)
             .map_err(|e| CommandError::user(format!("cannot change to `{}`: {e}", dir.display())))?;
@@ -121,6 +117,6 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Gc(args) => commands::gc::run(&location, &args),
         Command::Push(args) => commands::sync::push(&location, &args),
         Command::Pull(args) => commands::sync::pull(&location, &args),
-        Command::Eval(_) | Command::Step(_) => unreachable!("handled above"),
+        Command::Eval(_) => unreachable!("handled above"),
     }
 }

@@ -18,7 +18,7 @@ use crate::model::{Command, Stage};
 
 pub struct ExecRequest<'a> {
     pub stage: &'a Stage,
-    /// How to run a built-in step: the gourd binary, and the file holding the
+    /// How to run a built-in step: `gourd-step`, and the file holding the
     /// step's configuration.
     pub step: Option<(&'a Path, PathBuf)>,
     pub root: &'a Path,
@@ -55,7 +55,7 @@ pub async fn execute(request: ExecRequest<'_>, mut cancel: watch::Receiver<bool>
                 return Err(io::Error::other(format!("no runner for the built-in step `{name}`")));
             };
             let mut c = tokio::process::Command::new(runner);
-            c.arg("__step").arg(name).arg(config);
+            c.arg(name).arg(config);
             c
         }
     };
@@ -83,7 +83,7 @@ pub async fn execute(request: ExecRequest<'_>, mut cancel: watch::Receiver<bool>
         let program = match &stage.cmd {
             Command::Shell(_) => "sh".to_string(),
             Command::Argv(argv) => argv[0].clone(),
-            Command::Step { .. } => "gourd __step".to_string(),
+            Command::Step { .. } => "gourd-step".to_string(),
         };
         io::Error::new(err.kind(), format!("cannot start `{program}`: {err}"))
     })?;

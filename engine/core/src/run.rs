@@ -76,7 +76,7 @@ pub struct RunOptions {
     pub keep_going: bool,
     /// Set to `true` to stop: running stages are killed, nothing new starts.
     pub cancel: watch::Receiver<bool>,
-    /// The gourd binary, which runs built-in steps (`gourd __step`).
+    /// `gourd-step`, which runs built-in steps.
     pub step_runner: Option<std::path::PathBuf>,
     /// Counts GPUs when `GOURD_GPUS` is not set, before `nvidia-smi` is
     /// asked (a libtorch build knows its devices).

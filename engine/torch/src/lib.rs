@@ -1,5 +1,5 @@
 //! gourd's built-in ML steps, natively on libtorch: the only crate that links
-//! `tch`. The CLI runs a step in a child process (`gourd __step NAME CONFIG`)
+//! `tch`. `gourd run` runs a step in a child process (`gourd-step NAME CONFIG`)
 //! with the workspace root as working directory, so every path in a step's
 //! configuration is workspace-relative.
 //!

@@ -67,7 +67,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         force: args.force.iter().cloned().collect::<BTreeSet<_>>(),
         keep_going: args.keep_going,
         cancel: cancel_rx,
-        step_runner: Some(std::env::current_exe()?),
+        step_runner: crate::commands::step::runner(),
         gpu_probe: crate::commands::step::gpu_probe(),
     };
     let mut printer = Printer::new(args.json, &ws);

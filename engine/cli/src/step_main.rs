@@ -1,0 +1,39 @@
+//! `gourd-step NAME CONFIG`: runs one built-in step (see docs/torch.md).
+//! `gourd run` starts it as a child process, like any stage command, so steps
+//! get the same logs, timeouts, interrupts and GPU assignment.
+//! `gourd-step --cuda-devices` prints how many CUDA devices libtorch sees.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.as_slice() {
+        [flag] if flag == "--cuda-devices" => {
+            println!("{}", gourd_torch::cuda_device_count());
+            ExitCode::SUCCESS
+        }
+        [name, config] => {
+            let config = match fs_err::read(config)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).map_err(|e| e.to_string()))
+            {
+                Ok(config) => config,
+                Err(err) => {
+                    eprintln!("error: cannot read the step configuration: {err}");
+                    return ExitCode::from(2);
+                }
+            };
+            match gourd_torch::run_step(name, &config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("error: step `{name}`: {err}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        _ => {
+            eprintln!("usage: gourd-step NAME CONFIG | gourd-step --cuda-devices");
+            ExitCode::from(2)
+        }
+    }
+}
