@@ -5,6 +5,7 @@ mod commands;
 mod error;
 mod lineage;
 mod provenance;
+mod remote;
 mod report;
 mod revision;
 mod table;

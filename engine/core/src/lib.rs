@@ -14,6 +14,7 @@ pub mod lock;
 pub mod model;
 pub mod path;
 pub mod plan;
+pub mod remote;
 pub mod run;
 pub mod store;
 pub mod time;

@@ -12,6 +12,25 @@ use crate::path::WsPath;
 pub struct Pipeline {
     /// Stages sorted by name.
     pub stages: Vec<Stage>,
+    /// The shared cache, if the pipeline names one.
+    pub remote: Option<Remote>,
+}
+
+/// The `remote` record of `gourd.ncl`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote {
+    /// `s3`.
+    pub kind: String,
+    pub endpoint: Option<String>,
+    pub bucket: String,
+    pub prefix: String,
+    pub region: Option<String>,
+    /// Look results up in the remote cache.
+    pub cache: bool,
+    /// Publish new results to it.
+    pub push: bool,
+    /// Fail instead of executing locally when the remote cannot be reached.
+    pub required: bool,
 }
 
 impl Pipeline {

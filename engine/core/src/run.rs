@@ -20,6 +20,7 @@ use crate::graph::Dag;
 use crate::hash::Tree;
 use crate::model::{Executor, Pipeline, Stage};
 use crate::plan::{StageState, assess};
+use crate::remote::RemoteCache;
 use crate::store::{ActionResult, OutputRecord};
 use crate::time::rfc3339;
 use crate::workspace::{LastRun, Workspace};
@@ -81,6 +82,13 @@ pub struct RunOptions {
     /// Counts GPUs when `GOURD_GPUS` is not set, before `nvidia-smi` is
     /// asked (a libtorch build knows its devices).
     pub gpu_probe: Option<fn() -> usize>,
+    /// A shared cache consulted before executing, and published to after.
+    pub remote: Option<Arc<dyn RemoteCache>>,
+    /// Whether new results are published to the remote cache.
+    pub remote_writable: bool,
+    /// Fail a stage when the remote cache cannot be reached, instead of
+    /// executing it locally.
+    pub remote_required: bool,
 }
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -113,6 +121,12 @@ struct Context {
     ws: Arc<Workspace>,
     pipeline: Arc<Pipeline>,
     step_runner: Option<std::path::PathBuf>,
+    remote: Option<Arc<dyn RemoteCache>>,
+    remote_writable: bool,
+    remote_required: bool,
+    /// Set after the remote cache could not be reached: the rest of the run
+    /// does not wait for it again.
+    remote_down: std::sync::atomic::AtomicBool,
 }
 
 struct Launch {
@@ -131,7 +145,15 @@ pub async fn run(
 ) -> Result<Summary, crate::graph::GraphError> {
     let selected = dag.select(&pipeline, &options.targets)?;
     let jobs = options.jobs.max(1);
-    let context = Arc::new(Context { ws, pipeline: pipeline.clone(), step_runner: options.step_runner.clone() });
+    let context = Arc::new(Context {
+        ws,
+        pipeline: pipeline.clone(),
+        step_runner: options.step_runner.clone(),
+        remote: options.remote.clone(),
+        remote_writable: options.remote_writable,
+        remote_required: options.remote_required,
+        remote_down: Default::default(),
+    });
     let position: BTreeMap<usize, usize> = dag.order().iter().enumerate().map(|(p, &i)| (i, p)).collect();
 
     let mut waiting_on: BTreeMap<usize, usize> =
@@ -388,6 +410,53 @@ async fn process_stage_inner(
         StageState::Stale(_) => {}
     }
 
+    // Not in the local cache: perhaps someone else ran it already.
+    let mut notes: Vec<String> = Vec::new();
+    let remote = context.remote.as_ref().filter(|_| !context.remote_down.load(std::sync::atomic::Ordering::SeqCst));
+    if context.remote.is_some() && remote.is_none() {
+        if context.remote_required {
+            return Ok(failed(stage, Some(key), started.elapsed(), "remote cache unavailable".into(), None));
+        }
+        notes.push("remote cache unavailable; ran locally".into());
+    }
+    if let (Some(remote), false, false) = (remote, launch.force, stage.always_run) {
+        match remote.fetch(key, &context.ws.store).await {
+            Ok(Some(action)) => {
+                context.ws.store.put_action(&action)?;
+                let ws = context.ws.clone();
+                let restoring = action.clone();
+                match blocking(move || restore_outputs(&ws, &restoring)).await {
+                    Ok(()) => {
+                        record_last_run(&context.ws, stage, &action, Outcome::Restored)?;
+                        let mut report = success(stage, Outcome::Restored, action, started);
+                        report.message = Some(format!("from {}", remote.describe()));
+                        return Ok(report);
+                    }
+                    Err(err) => {
+                        context.ws.store.drop_action(&key);
+                        notes.push(format!("the remote result could not be restored ({err}); ran locally"));
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(failure) => {
+                if let crate::remote::RemoteFailure::Unavailable(_) = failure {
+                    context.remote_down.store(true, std::sync::atomic::Ordering::SeqCst);
+                    if context.remote_required {
+                        return Ok(failed(
+                            stage,
+                            Some(key),
+                            started.elapsed(),
+                            format!("remote cache: {failure}"),
+                            None,
+                        ));
+                    }
+                }
+                notes.push(format!("remote cache: {failure}; ran locally"));
+            }
+        }
+    }
+
     let ws = &context.ws;
     // Before a stage runs, its previous outputs go (unless persisted), and
     // the folders its outputs live in exist.
@@ -474,8 +543,18 @@ async fn process_stage_inner(
     };
     ws.store.put_action(&action)?;
     record_last_run(ws, stage, &action, Outcome::Ran)?;
+    let remote = context.remote.as_ref().filter(|_| !context.remote_down.load(std::sync::atomic::Ordering::SeqCst));
+    if let (Some(remote), true) = (remote, context.remote_writable) {
+        if let Err(failure) = remote.publish(&action, &ws.store).await {
+            if let crate::remote::RemoteFailure::Unavailable(_) = failure {
+                context.remote_down.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            notes.push(format!("not published to {}: {failure}", remote.describe()));
+        }
+    }
     let mut report = success(stage, Outcome::Ran, action, started);
     report.log = Some(log);
+    report.message = (!notes.is_empty()).then(|| notes.join("; "));
     Ok(report)
 }
 

@@ -16,6 +16,28 @@ use crate::SpecError;
 #[serde(deny_unknown_fields)]
 struct RawPipeline {
     stages: BTreeMap<String, RawStage>,
+    remote: Option<RawRemote>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRemote {
+    kind: String,
+    endpoint: Option<String>,
+    bucket: String,
+    #[serde(default = "default_prefix")]
+    prefix: String,
+    region: Option<String>,
+    #[serde(default = "yes")]
+    cache: bool,
+    #[serde(default = "yes")]
+    push: bool,
+    #[serde(default)]
+    required: bool,
+}
+
+fn default_prefix() -> String {
+    "gourd".to_string()
 }
 
 #[derive(Deserialize)]
@@ -118,7 +140,17 @@ pub fn validate(json: &str, file: &Path) -> Result<Pipeline, SpecError> {
         }
     }
     stages.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(Pipeline { stages })
+    let remote = raw.remote.map(|r| gourd_core::model::Remote {
+        kind: r.kind,
+        endpoint: r.endpoint,
+        bucket: r.bucket,
+        prefix: r.prefix,
+        region: r.region,
+        cache: r.cache,
+        push: r.push,
+        required: r.required,
+    });
+    Ok(Pipeline { stages, remote })
 }
 
 fn validate_stage(name: String, raw: RawStage) -> Result<Stage, Problem> {

@@ -156,7 +156,12 @@ pub struct Select {
     /// `max` or `min`.
     #[serde(default = "default_goal")]
     pub goal: String,
+    /// Where the winner's model folder is copied.
     pub output: String,
+    /// Where to record the choice (JSON); default `OUTPUT/selection.json`.
+    /// Kept apart from the model, the model's bytes change only when the
+    /// winner does, and what reads the model re-runs only then.
+    pub record: Option<String>,
 }
 
 #[derive(Deserialize, serde::Serialize, Clone)]

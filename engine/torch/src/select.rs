@@ -45,7 +45,11 @@ pub fn run(config: Select) -> Result<(), StepError> {
         "value": values[best],
         "candidates": config.candidates.iter().zip(&values).map(|(c, v)| json!({ "name": c.name, "model": c.model, "value": v })).collect::<Vec<_>>(),
     });
-    dataset::write_json(&out.join("selection.json"), &record)?;
+    let record_path = match &config.record {
+        Some(path) => Path::new(path).to_path_buf(),
+        None => out.join("selection.json"),
+    };
+    dataset::write_json(&record_path, &record)?;
     eprintln!("select: `{}` wins with {} = {}", winner.name, config.metric, values[best]);
     Ok(())
 }

@@ -59,6 +59,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     if jobs == 0 {
         return Err(CommandError::user("`-j` must be at least 1"));
     }
+    let remote = crate::remote::from_pipeline(&loaded.pipeline)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
     let options = RunOptions {
@@ -69,6 +70,9 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         cancel: cancel_rx,
         step_runner: crate::commands::step::runner(),
         gpu_probe: crate::commands::step::gpu_probe(),
+        remote_writable: remote.as_ref().is_some_and(|r| r.push),
+        remote_required: remote.as_ref().is_some_and(|r| r.required),
+        remote: remote.map(|r| r.cache),
     };
     let mut printer = Printer::new(args.json, &ws);
     let started = Instant::now();

@@ -1,5 +1,10 @@
 //! `gourd push` and `gourd pull`: exchange lineage with a git remote.
 //!
+//! With a remote cache configured (see `remote.rs`), `push` also uploads the
+//! results of every stage's last run in this workspace, and `pull` downloads
+//! the results lineage names (the latest record of each stage), so that a
+//! `gourd run` on a fresh clone restores instead of executing.
+//!
 //! Lineage lives on `refs/gourd/lineage`, which `git push` and `git clone` do
 //! not carry by default. These commands move it explicitly, through the `git`
 //! command so that the user's remotes, credentials and transports all work.
@@ -38,7 +43,42 @@ fn git(lineage: &Lineage, args: &[&str]) -> Result<(bool, String), CommandError>
     Ok((output.status.success(), text.trim().to_string()))
 }
 
+/// The remote cache, when the pipeline (or the environment) names one.
+fn remote_cache(location: &Location) -> Result<Option<crate::remote::Remote>, CommandError> {
+    match location.load() {
+        Ok(loaded) => crate::remote::from_pipeline(&loaded.pipeline),
+        Err(_) => Ok(None),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+}
+
 pub fn push(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
+    if let Some(remote) = remote_cache(location)? {
+        let loaded = location.load()?;
+        let ws = gourd_core::workspace::Workspace::open(&loaded.root)?;
+        let actions: Vec<_> = loaded
+            .pipeline
+            .stages
+            .iter()
+            .filter_map(|s| ws.last_run(&s.name))
+            .filter_map(|last| ws.store.action(&last.key))
+            .collect();
+        let sent = runtime()?.block_on(async {
+            for action in &actions {
+                remote.cache.publish(action, &ws.store).await?;
+            }
+            Ok::<usize, gourd_core::remote::RemoteFailure>(actions.len())
+        });
+        match sent {
+            Ok(n) => eprintln!("Pushed {n} results to {}.", remote.cache.describe()),
+            Err(err) => {
+                return Err(CommandError::environment(format!("pushing to {}: {err}", remote.cache.describe())));
+            }
+        }
+    }
     let lineage = open(location)?;
     if lineage.latest()?.is_empty() && lineage.history()?.is_empty() {
         eprintln!("Nothing to push: no lineage recorded yet.");
@@ -79,5 +119,30 @@ pub fn pull(location: &Location, args: &Args) -> Result<ExitCode, CommandError> 
         Integration::Merged => "Merged lineage with",
     };
     eprintln!("{message} `{}`.", args.remote);
+    if let Some(remote) = remote_cache(location)? {
+        let ws = gourd_core::workspace::Workspace::open(&location.root()?)?;
+        let keys: Vec<gourd_digest::Digest> = lineage.latest()?.values().filter_map(|r| r.key.parse().ok()).collect();
+        let fetched = runtime()?.block_on(async {
+            let mut n = 0;
+            for key in keys {
+                if ws.store.action(&key).is_some() {
+                    continue;
+                }
+                if let Some(action) = remote.cache.fetch(key, &ws.store).await? {
+                    ws.store
+                        .put_action(&action)
+                        .map_err(|e| gourd_core::remote::RemoteFailure::Rejected(e.to_string()))?;
+                    n += 1;
+                }
+            }
+            Ok::<usize, gourd_core::remote::RemoteFailure>(n)
+        });
+        match fetched {
+            Ok(n) => eprintln!("Pulled {n} results from {}.", remote.cache.describe()),
+            Err(err) => {
+                return Err(CommandError::environment(format!("pulling from {}: {err}", remote.cache.describe())));
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

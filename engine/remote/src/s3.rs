@@ -1,0 +1,203 @@
+//! The S3 implementation.
+
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use gourd_core::remote::{BoxFuture, RemoteCache, RemoteFailure};
+use gourd_core::store::{ActionResult, Store};
+use gourd_digest::{Digest, EntryKind};
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path;
+use object_store::{
+    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig,
+};
+use std::time::Duration;
+
+use crate::{RemoteError, RemoteSettings};
+
+/// Transfers in flight at once.
+const PARALLEL: usize = 8;
+/// Objects at least this large go up in parts.
+const MULTIPART: usize = 16 << 20;
+
+pub struct S3Cache {
+    store: Arc<dyn ObjectStore>,
+    prefix: String,
+    label: String,
+}
+
+impl S3Cache {
+    pub fn new(settings: &RemoteSettings) -> Result<S3Cache, RemoteError> {
+        let label = format!("s3://{}/{}", settings.bucket, settings.prefix);
+        // A slow or dead server costs seconds, not the client's default minutes
+        // of retries: the stage then runs locally.
+        let retry =
+            RetryConfig { backoff: BackoffConfig::default(), max_retries: 3, retry_timeout: Duration::from_secs(20) };
+        let options =
+            ClientOptions::new().with_connect_timeout(Duration::from_secs(3)).with_timeout(Duration::from_secs(120));
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(&settings.bucket)
+            .with_retry(retry)
+            .with_client_options(options);
+        if let Some(endpoint) = &settings.endpoint {
+            builder = builder.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
+        }
+        if let Some(region) = &settings.region {
+            builder = builder.with_region(region);
+        }
+        let store = builder
+            .build()
+            .map_err(|e| RemoteError::Config { target: label.clone(), message: scrub(&e.to_string()) })?;
+        Ok(S3Cache { store: Arc::new(store), prefix: settings.prefix.trim_matches('/').to_string(), label })
+    }
+
+    fn path(&self, kind: &str, digest: &Digest) -> Path {
+        if self.prefix.is_empty() {
+            Path::from(format!("{kind}/{digest}"))
+        } else {
+            Path::from(format!("{}/{kind}/{digest}", self.prefix))
+        }
+    }
+
+    async fn get(&self, path: &Path) -> Result<Option<Vec<u8>>, RemoteFailure> {
+        match self.store.get(path).await {
+            Ok(result) => Ok(Some(result.bytes().await.map_err(unavailable)?.to_vec())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(err) => Err(unavailable(err)),
+        }
+    }
+
+    async fn put(&self, path: &Path, bytes: Vec<u8>) -> Result<(), RemoteFailure> {
+        if bytes.len() >= MULTIPART {
+            // Content-addressed: writing the same bytes again is harmless,
+            // so the multipart path needs no create-only guard.
+            let mut upload = self.store.put_multipart(path).await.map_err(unavailable)?;
+            for chunk in bytes.chunks(MULTIPART / 2) {
+                upload.put_part(PutPayload::from(chunk.to_vec())).await.map_err(unavailable)?;
+            }
+            upload.complete().await.map_err(unavailable)?;
+            return Ok(());
+        }
+        match self.store.put_opts(path, PutPayload::from(bytes), PutOptions::from(PutMode::Create)).await {
+            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+            Err(err) => Err(unavailable(err)),
+        }
+    }
+
+    /// Downloads a folder listing and everything under it.
+    async fn fetch_tree(&self, digest: Digest, store: &Store) -> Result<(), RemoteFailure> {
+        let mut todo = vec![digest];
+        while let Some(tree) = todo.pop() {
+            let bytes = self.get(&self.path("trees", &tree)).await?.ok_or_else(|| {
+                RemoteFailure::Rejected(format!("folder listing {tree} is missing from {}", self.label))
+            })?;
+            let entries = store
+                .put_tree_bytes(&tree, &bytes)
+                .map_err(|e| RemoteFailure::Rejected(format!("{e} (from {})", self.label)))?;
+            let files: Vec<Digest> = entries.iter().filter(|e| e.kind == EntryKind::File).map(|e| e.digest).collect();
+            todo.extend(entries.iter().filter(|e| e.kind == EntryKind::Dir).map(|e| e.digest));
+            futures::stream::iter(files.into_iter().map(|file| self.fetch_file(file, store)))
+                .buffer_unordered(PARALLEL)
+                .try_collect::<Vec<()>>()
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn fetch_file(&self, digest: Digest, store: &Store) -> Result<(), RemoteFailure> {
+        if store.object_path(&digest).exists() {
+            return Ok(());
+        }
+        let bytes = self.get(&self.path("cas", &digest)).await?.ok_or_else(|| {
+            RemoteFailure::Rejected(format!("object {digest} is missing from {} (evicted?)", self.label))
+        })?;
+        store.put_object_bytes(&digest, &bytes).map_err(|_| {
+            RemoteFailure::Rejected(format!("object {digest} from {} does not match its digest: rejected", self.label))
+        })
+    }
+
+    async fn publish_tree(&self, digest: Digest, store: &Store) -> Result<(), RemoteFailure> {
+        let entries = store.tree_entries(&digest).map_err(local)?;
+        for entry in &entries {
+            match entry.kind {
+                EntryKind::File => self.publish_file(entry.digest, store).await?,
+                EntryKind::Dir => Box::pin(self.publish_tree(entry.digest, store)).await?,
+            }
+        }
+        let bytes = store.tree_bytes(&digest).map_err(local)?;
+        self.put(&self.path("trees", &digest), bytes).await
+    }
+
+    async fn publish_file(&self, digest: Digest, store: &Store) -> Result<(), RemoteFailure> {
+        let bytes = std::fs::read(store.object_path(&digest)).map_err(local)?;
+        self.put(&self.path("cas", &digest), bytes).await
+    }
+}
+
+impl RemoteCache for S3Cache {
+    fn describe(&self) -> String {
+        self.label.clone()
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        key: Digest,
+        store: &'a Store,
+    ) -> BoxFuture<'a, Result<Option<ActionResult>, RemoteFailure>> {
+        Box::pin(async move {
+            let Some(bytes) = self.get(&self.path("ac", &key)).await? else { return Ok(None) };
+            let action: ActionResult = serde_json::from_slice(&bytes).map_err(|e| {
+                RemoteFailure::Rejected(format!("the result for {key} in {} is not valid: {e}", self.label))
+            })?;
+            if action.key != key {
+                return Err(RemoteFailure::Rejected(format!(
+                    "the result stored under {key} in {} is for another key",
+                    self.label
+                )));
+            }
+            for output in action.outputs.values().filter(|o| o.cached) {
+                match output.kind {
+                    EntryKind::File => self.fetch_file(output.digest, store).await?,
+                    EntryKind::Dir => self.fetch_tree(output.digest, store).await?,
+                }
+            }
+            Ok(Some(action))
+        })
+    }
+
+    fn publish<'a>(&'a self, action: &'a ActionResult, store: &'a Store) -> BoxFuture<'a, Result<(), RemoteFailure>> {
+        Box::pin(async move {
+            for output in action.outputs.values().filter(|o| o.cached) {
+                match output.kind {
+                    EntryKind::File => self.publish_file(output.digest, store).await?,
+                    EntryKind::Dir => self.publish_tree(output.digest, store).await?,
+                }
+            }
+            let bytes = serde_json::to_vec_pretty(action).map_err(|e| RemoteFailure::Rejected(e.to_string()))?;
+            self.put(&self.path("ac", &action.key), bytes).await
+        })
+    }
+}
+
+fn unavailable(err: object_store::Error) -> RemoteFailure {
+    RemoteFailure::Unavailable(scrub(&err.to_string()))
+}
+
+/// A local object that cannot be read: this stage's publication fails.
+fn local(err: impl std::fmt::Display) -> RemoteFailure {
+    RemoteFailure::Rejected(err.to_string())
+}
+
+/// Error texts from the S3 client may quote request headers; keep anything
+/// that looks like a credential out of messages.
+fn scrub(message: &str) -> String {
+    let mut out = message.to_string();
+    for var in ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID"] {
+        if let Ok(secret) = std::env::var(var) {
+            if secret.len() >= 4 {
+                out = out.replace(&secret, "[redacted]");
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,212 @@
+//! The S3 remote cache against a real S3-compatible server (moto, started by
+//! `tests/servers/s3-up.sh`, which sets `GOURD_TEST_S3`).
+
+mod common;
+
+use std::process::Command;
+
+use common::{TestWorkspace, expect};
+
+/// The server, or `None` (and a note) when it is not running. In CI it must be.
+fn server() -> Option<String> {
+    match std::env::var("GOURD_TEST_S3") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI needs GOURD_TEST_S3 (tests/servers/s3-up.sh)")
+        }
+        _ => {
+            eprintln!("skipped: no S3 server; run `eval \"$(tests/servers/s3-up.sh)\"` first");
+            None
+        }
+    }
+}
+
+fn bucket(url: &str) -> String {
+    let name = format!("gourd-test-{}-{}", std::process::id(), rand_suffix());
+    let status = Command::new("curl").args(["-sf", "-X", "PUT", &format!("{url}/{name}")]).status().unwrap();
+    assert!(status.success(), "creating bucket {name}");
+    name
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 % 1_000_000_007
+}
+
+fn pipeline(endpoint: &str, bucket: &str, extra: &str) -> String {
+    format!(
+        r#"{{
+  remote = {{ kind = 's3, endpoint = "{endpoint}", bucket = "{bucket}"{extra} }},
+  stages = {{
+    prepare = {{ cmd = "echo prepare >> runs.log && mkdir -p data/clean && cp data/raw.txt data/clean/", deps = ["data/raw.txt"], outs = ["data/clean"] }},
+    train = {{ cmd = "echo train >> runs.log && cat data/clean/raw.txt data/clean/raw.txt > model.bin", deps = ["data/clean"], outs = ["model.bin"] }},
+  }},
+}}
+"#
+    )
+}
+
+fn origin(pipeline: &str) -> TestWorkspace {
+    let ws = TestWorkspace::new(pipeline);
+    ws.write("data/raw.txt", "pumpkins\n");
+    ws.write(".gitignore", ".gourd/\nruns.log\ndata/clean/\nmodel.bin\n");
+    ws.git(&["add", "-A"]);
+    ws.git(&["commit", "-qm", "pipeline"]);
+    ws
+}
+
+fn clone(from: &TestWorkspace) -> TestWorkspace {
+    let ws = TestWorkspace::bare();
+    ws.git(&["clone", "-q", from.root().to_str().unwrap(), "."]);
+    ws
+}
+
+fn s3_env(ws: &TestWorkspace, args: &[&str], extra: &[(&str, &str)]) -> common::Run {
+    let mut env = vec![
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+    ];
+    env.extend_from_slice(extra);
+    ws.gourd_env(args, &env)
+}
+
+#[test]
+fn two_clones_share_results_through_s3() {
+    let Some(url) = server() else { return };
+    let bucket = bucket(&url);
+    let alice = origin(&pipeline(&url, &bucket, ""));
+    let run = s3_env(&alice, &["run", "--json"], &[]).success();
+    assert_eq!(run.statuses(), expect(&[("prepare", "ran"), ("train", "ran")]));
+
+    let bob = clone(&alice);
+    let run = s3_env(&bob, &["run", "--json"], &[]).success();
+    assert_eq!(run.statuses(), expect(&[("prepare", "restored"), ("train", "restored")]), "{}", run.stdout);
+    assert!(bob.executions().is_empty(), "bob executed {:?}", bob.executions());
+    assert_eq!(bob.read("model.bin"), "pumpkins\npumpkins\n");
+    assert!(run.stdout.contains(&format!("from s3://{bucket}/gourd")));
+}
+
+#[test]
+fn a_corrupted_remote_object_is_rejected_and_the_stage_runs() {
+    let Some(url) = server() else { return };
+    let bucket = bucket(&url);
+    let alice = origin(&pipeline(&url, &bucket, ""));
+    s3_env(&alice, &["run"], &[]).success();
+    // Poison every file object in the bucket (a signed overwrite, with boto3).
+    let objects = alice.path(".gourd/cache-v1/objects");
+    let mut keys = Vec::new();
+    for shard in std::fs::read_dir(objects).unwrap() {
+        let shard = shard.unwrap();
+        for object in std::fs::read_dir(shard.path()).unwrap() {
+            let name = object.unwrap().file_name();
+            keys.push(format!("gourd/cas/{}{}", shard.file_name().to_string_lossy(), name.to_string_lossy()));
+        }
+    }
+    let python = std::env::var("GOURD_TEST_S3_PYTHON").expect("GOURD_TEST_S3_PYTHON (tests/servers/s3-up.sh)");
+    let script = format!(
+        "import boto3\ns3 = boto3.client('s3', endpoint_url='{url}', aws_access_key_id='testing', aws_secret_access_key='testing', region_name='us-east-1')\nfor k in {keys:?}:\n    s3.put_object(Bucket='{bucket}', Key=k, Body=b'poison')\n"
+    );
+    let status = Command::new(python).args(["-c", &script]).status().unwrap();
+    assert!(status.success());
+    let bob = clone(&alice);
+    let run = s3_env(&bob, &["run", "--json"], &[]).success();
+    assert_eq!(run.statuses()["prepare"], "ran", "{}", run.stdout);
+    assert!(run.stdout.contains("does not match its digest: rejected"), "{}", run.stdout);
+    assert_eq!(bob.read("model.bin"), "pumpkins\npumpkins\n");
+}
+
+#[test]
+fn a_server_that_is_down_means_running_locally_unless_the_remote_is_required() {
+    // Nothing listens on port 9 of loopback.
+    let dead = "http://127.0.0.1:9";
+    let ws = origin(&pipeline(dead, "nowhere", ""));
+    let run = s3_env(&ws, &["run", "--json"], &[]).success();
+    assert_eq!(run.statuses(), expect(&[("prepare", "ran"), ("train", "ran")]));
+    assert!(run.stdout.contains("remote cache:"), "{}", run.stdout);
+    assert!(!run.stdout.contains("testing"), "credentials never appear in messages");
+    assert_eq!(ws.gourd(&["status", "--exit-code"]).code, 0, "the workspace is consistent");
+
+    let required = origin(&pipeline(dead, "nowhere", ", required = true"));
+    let run = s3_env(&required, &["run", "--json"], &[]);
+    assert_eq!(run.code, 1);
+    assert_eq!(run.statuses(), expect(&[("prepare", "failed"), ("train", "skipped")]));
+    let off = s3_env(&required, &["run", "--json"], &[("GOURD_REMOTE", "off")]).success();
+    assert_eq!(off.statuses()["train"], "ran");
+}
+
+#[test]
+fn push_then_pull_on_a_fresh_clone_executes_nothing() {
+    let Some(url) = server() else { return };
+    let bucket = bucket(&url);
+    let remote = TestWorkspace::bare();
+    remote.git(&["init", "-q", "--bare", "-b", "main"]);
+    let alice = origin(&pipeline(&url, &bucket, ", push = false"));
+    alice.git(&["remote", "add", "origin", remote.root().to_str().unwrap()]);
+    alice.git(&["push", "-q", "origin", "main"]);
+    s3_env(&alice, &["run"], &[]).success();
+    let pushed = s3_env(&alice, &["push"], &[]).success();
+    assert!(pushed.stderr.contains("Pushed 2 results"), "{}", pushed.stderr);
+
+    let bob = TestWorkspace::bare();
+    bob.git(&["clone", "-q", remote.root().to_str().unwrap(), "."]);
+    let pulled = s3_env(&bob, &["pull"], &[]).success();
+    assert!(pulled.stderr.contains("Pulled 2 results"), "{}", pulled.stderr);
+    // Even with the remote off, everything is in the local cache now.
+    let run = s3_env(&bob, &["run", "--json"], &[("GOURD_REMOTE", "off")]).success();
+    assert_eq!(run.statuses(), expect(&[("prepare", "restored"), ("train", "restored")]));
+    assert!(bob.executions().is_empty());
+}
+
+#[test]
+fn a_server_stopped_mid_run_leaves_the_workspace_consistent() {
+    let Some(_) = server() else { return };
+    // A server of this test's own, to stop.
+    let python = std::env::var("GOURD_TEST_S3_PYTHON").expect("GOURD_TEST_S3_PYTHON");
+    let moto = std::path::Path::new(&python).with_file_name("moto_server");
+    let port = 20000 + std::process::id() % 20000;
+    let url = format!("http://127.0.0.1:{port}");
+    let mut server = Command::new(moto)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !Command::new("curl").args(["-sf", "-o", "/dev/null", &format!("{url}/")]).status().unwrap().success() {
+        assert!(started.elapsed().as_secs() < 30, "moto did not start");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let bucket = bucket(&url);
+    let ws = origin(&format!(
+        r#"{{
+  remote = {{ kind = 's3, endpoint = "{url}", bucket = "{bucket}" }},
+  stages = {{
+    first = {{ cmd = "echo first > first.txt", outs = ["first.txt"] }},
+    second = {{ cmd = "touch started; while [ ! -e go ]; do sleep 0.05; done; cp first.txt second.txt", deps = ["first.txt"], outs = ["second.txt"] }},
+  }},
+}}
+"#
+    ));
+    let mut command = ws.command(&["run", "--json"]);
+    command
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_DEFAULT_REGION", "us-east-1");
+    let run = command.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let started = std::time::Instant::now();
+    while !ws.exists("started") {
+        assert!(started.elapsed().as_secs() < 30, "the stage did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    ws.write("go", "");
+    let output = run.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("not published to"), "{stdout}");
+    assert_eq!(ws.read("second.txt"), "first\n");
+    assert_eq!(ws.gourd(&["status", "--exit-code"]).code, 0, "the workspace is consistent");
+    let again = s3_env(&ws, &["run", "--json"], &[]).success();
+    assert_eq!(again.statuses(), expect(&[("first", "up-to-date"), ("second", "up-to-date")]));
+}
