@@ -105,11 +105,17 @@ def timed(cmd, cwd, tool, timeout):
     """(seconds, peak RSS in MiB, CPU %) of one command; None on timeout."""
     stats = os.path.join(WORK, ".time")
     started = time.perf_counter()
+    # A session of its own, so a timeout stops the tool and everything it
+    # started (a DVC left running would hold its lock).
+    child = subprocess.Popen([TIME, "-f", "%M %P", "-o", stats] + cmd, cwd=cwd, env=env_for(tool),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
-        proc = subprocess.run([TIME, "-f", "%M %P", "-o", stats] + cmd, cwd=cwd, env=env_for(tool),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=timeout)
+        _, stderr = child.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        os.killpg(child.pid, 9)
+        child.communicate()
         return None
+    proc = subprocess.CompletedProcess(child.args, child.returncode, None, stderr)
     elapsed = time.perf_counter() - started
     if proc.returncode not in (0, 1) or (tool != "gourd" and proc.returncode != 0):
         raise RuntimeError(f"{tool}: {' '.join(cmd)} failed in {cwd}:\n{proc.stderr.decode()[-2000:]}")
@@ -197,7 +203,7 @@ def clear_outputs(ws):
             os.remove(os.path.join(out, f))
 
 
-def bench_pipeline(spec, repeat, timeout, results):
+def bench_pipeline(spec, repeat, timeout, results, tools=TOOLS):
     name, shape, n, files, big = spec
     template = os.path.join(WORK, "templates", name)
     if not os.path.exists(os.path.join(template, "stages.txt")):
@@ -212,7 +218,7 @@ def bench_pipeline(spec, repeat, timeout, results):
     reps = repeat  # measurements over SLOW seconds are not repeated
     print(f"\n== {name}: {n} stages, {files} files{f', {big} MB folder' if big else ''}; "
           f"incremental edit of {changed} ({expected} stages depend on it); {reps} repetitions", flush=True)
-    for tool in TOOLS:
+    for tool in tools:
         ws = os.path.join(WORK, "ws", f"{name}-{tool}")
         prepare(template, tool, ws)
         cmds = COMMANDS[tool]
@@ -237,6 +243,9 @@ def bench_pipeline(spec, repeat, timeout, results):
             # Finish the build, untimed, so the other scenarios can still be
             # measured; the cold run itself stays reported as a timeout.
             print(f"  {tool:<9} (finishing the cold run untimed)", flush=True)
+            stale_lock = os.path.join(ws, ".dvc", "tmp", "rwlock")
+            if os.path.exists(stale_lock):
+                os.remove(stale_lock)
             if timed(cmds["run"], ws, tool, 4 * timeout) is None:
                 continue
         record("noop-status", repeated(lambda: timed(cmds["status"], ws, tool, timeout), reps))
@@ -526,6 +535,8 @@ def main():
     p.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--timeout", type=int, default=300, help="seconds per measurement")
+    p.add_argument("--tools", default=",".join(TOOLS), help="comma-separated tools to measure; with --only, "
+                   "the others keep their previous results")
     p.add_argument("--only", help="comma-separated pipeline names (and `hashing`, `scheduler`); "
                    "updates those in the existing results")
     args = p.parse_args()
@@ -544,9 +555,11 @@ def main():
             previous_elapsed = saved["meta"].get("elapsed_min", 0.0)
         except (OSError, ValueError, KeyError):
             pass
+    tools = [t for t in TOOLS if t in args.tools.split(",")]
     for spec in specs:
-        results.pop(spec[0], None)
-        bench_pipeline(spec, args.repeat, args.timeout, results)
+        for tool in tools:
+            results.get(spec[0], {}).pop(tool, None)
+        bench_pipeline(spec, args.repeat, args.timeout, results, tools)
     if not only or "hashing" in only:
         bench_hashing(64 if args.quick else 1024, results)
     if not only or "scheduler" in only:

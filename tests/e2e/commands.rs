@@ -198,3 +198,16 @@ fn gc_drops_what_nothing_needs_and_keeps_what_lineage_names() {
     ws.write("in.txt", "v1\n");
     assert_eq!(ws.run_json(&[]).success().statuses()["s"], "restored");
 }
+
+#[test]
+fn a_missing_source_is_a_reason_for_status_and_an_error_for_run() {
+    let ws = workspace();
+    ws.gourd(&["run"]).success();
+    ws.remove("raw.txt");
+    let status = ws.gourd(&["status", "--json"]).success();
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(status["stages"][0]["reasons"][0], "dep `raw.txt` is missing");
+    let run = ws.gourd(&["run"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("depends on `raw.txt`, which does not exist"), "{}", run.stderr);
+}

@@ -47,6 +47,12 @@ impl Location {
     /// Evaluates and validates the pipeline, and builds its graph. Deps that
     /// exist nowhere are reported here, before anything runs.
     pub fn load(&self) -> Result<Loaded, CommandError> {
+        self.load_checked(true)
+    }
+
+    /// Like [`Location::load`]; without `check_sources`, a missing dep is
+    /// left for the caller to report (`gourd status` lists it as a reason).
+    pub fn load_checked(&self, check_sources: bool) -> Result<Loaded, CommandError> {
         let file = self.pipeline_file()?;
         let root = file.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
         let stdlib = gourd_spec::install_stdlib(&root.join(".gourd").join("stdlib"))?;
@@ -56,7 +62,9 @@ impl Location {
         let pipeline = gourd_spec::load(&exe, &file, &stdlib, Some(&eval_cache), &limits, crate::ui::color_stderr())?;
         crate::commands::step::check(&pipeline).map_err(|e| in_file(&file, e))?;
         let dag = Dag::build(&pipeline).map_err(|e| in_file(&file, e.into()))?;
-        dag.check_sources(&pipeline, &root).map_err(|e| in_file(&file, e.into()))?;
+        if check_sources {
+            dag.check_sources(&pipeline, &root).map_err(|e| in_file(&file, e.into()))?;
+        }
         Ok(Loaded { root, file, pipeline, dag })
     }
 }

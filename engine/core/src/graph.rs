@@ -184,9 +184,11 @@ impl Dag {
 
     /// Deps that exist nowhere: not on disk and not written by any stage.
     pub fn check_sources(&self, pipeline: &Pipeline, root: &Path) -> Result<(), GraphError> {
+        let dir = crate::fsutil::RootDir::open(root);
+        let exists = |path: &Path| dir.as_ref().map_or_else(|| path.exists(), |d| d.exists(path));
         for stage in &pipeline.stages {
             for dep in &stage.deps {
-                if overlapping_outputs(&self.outputs, dep).is_empty() && !dep.to_path(root).exists() {
+                if overlapping_outputs(&self.outputs, dep).is_empty() && !exists(&dep.to_path(root)) {
                     return Err(GraphError::MissingDep { stage: stage.name.clone(), dep: dep.to_string() });
                 }
             }

@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -22,7 +22,7 @@ use gourd_digest::{Digest, DigestAlgorithm, EntryKind, Hasher, TreeEntry, tree_d
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::write_replace;
+use crate::fsutil::{RootDir, write_replace};
 
 /// A hashed file or folder, with the whole listing of a folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,20 +69,42 @@ struct StatEntry {
 }
 
 impl StatEntry {
-    fn matches(&self, meta: &std::fs::Metadata) -> bool {
-        self.size == meta.len()
-            && self.mtime_ns == mtime_ns(meta)
-            && self.ctime_ns == ctime_ns(meta)
-            && self.inode == meta.ino()
+    fn matches(&self, stat: &Stat) -> bool {
+        self.size == stat.size
+            && self.mtime_ns == stat.mtime_ns
+            && self.ctime_ns == stat.ctime_ns
+            && self.inode == stat.inode
     }
 }
 
-fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
-    meta.mtime() * 1_000_000_000 + meta.mtime_nsec()
+/// What `stat` says about a path (following symlinks).
+#[derive(Debug, Clone, Copy)]
+struct Stat {
+    size: u64,
+    mtime_ns: i64,
+    ctime_ns: i64,
+    inode: u64,
+    mode: u32,
 }
 
-fn ctime_ns(meta: &std::fs::Metadata) -> i64 {
-    meta.ctime() * 1_000_000_000 + meta.ctime_nsec()
+impl Stat {
+    fn from_metadata(meta: &std::fs::Metadata) -> Stat {
+        Stat {
+            size: meta.len(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+            inode: meta.ino(),
+            mode: meta.mode(),
+        }
+    }
+
+    fn is_dir(&self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFDIR
+    }
+
+    fn is_file(&self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFREG
+    }
 }
 
 const RACY_WINDOW_NS: i64 = 2_000_000_000;
@@ -99,6 +121,7 @@ pub struct Hashing {
     file: PathBuf,
     entries: RwLock<HashMap<PathBuf, StatEntry>>,
     dirty: std::sync::atomic::AtomicBool,
+    root: Option<RootDir>,
 }
 
 impl Hashing {
@@ -110,7 +133,26 @@ impl Hashing {
             .filter(|cache| cache.algorithm == algorithm)
             .map(|cache| cache.entries)
             .unwrap_or_default();
-        Hashing { algorithm, file, entries: RwLock::new(entries), dirty: Default::default() }
+        Hashing { algorithm, file, entries: RwLock::new(entries), dirty: Default::default(), root: None }
+    }
+
+    /// Looks paths under `root` up relative to it (faster; same results).
+    pub fn with_root(mut self, root: &Path) -> Hashing {
+        self.root = RootDir::open(root);
+        self
+    }
+
+    fn stat(&self, path: &Path) -> io::Result<Stat> {
+        if let Some(result) = self.root.as_ref().and_then(|root| root.stat(path)) {
+            return result.map(|st| Stat {
+                size: st.st_size as u64,
+                mtime_ns: st.st_mtime * 1_000_000_000 + st.st_mtime_nsec,
+                ctime_ns: st.st_ctime * 1_000_000_000 + st.st_ctime_nsec,
+                inode: st.st_ino,
+                mode: st.st_mode,
+            });
+        }
+        std::fs::metadata(path).map(|m| Stat::from_metadata(&m))
     }
 
     pub fn algorithm(&self) -> DigestAlgorithm {
@@ -130,7 +172,7 @@ impl Hashing {
 
     /// Hashes `path`; `None` when nothing is there.
     pub fn hash(&self, path: &Path) -> io::Result<Option<Tree>> {
-        let meta = match std::fs::metadata(path) {
+        let meta = match self.stat(path) {
             Ok(meta) => meta,
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(err) => return Err(with_path(err, path)),
@@ -138,15 +180,15 @@ impl Hashing {
         self.hash_with_meta(path, &meta).map(Some)
     }
 
-    fn hash_with_meta(&self, path: &Path, meta: &std::fs::Metadata) -> io::Result<Tree> {
+    fn hash_with_meta(&self, path: &Path, meta: &Stat) -> io::Result<Tree> {
         if meta.is_dir() {
             return self.hash_dir(path);
         }
-        let executable = meta.permissions().mode() & 0o111 != 0;
+        let executable = meta.mode & 0o111 != 0;
         Ok(Tree::File { digest: self.hash_file(path, meta)?, executable })
     }
 
-    fn hash_file(&self, path: &Path, meta: &std::fs::Metadata) -> io::Result<Digest> {
+    fn hash_file(&self, path: &Path, meta: &Stat) -> io::Result<Digest> {
         if let Some(entry) = self.entries.read().unwrap().get(path) {
             if entry.matches(meta) {
                 return Ok(entry.digest);
@@ -155,12 +197,12 @@ impl Hashing {
         let digest = Hasher::digest_file(self.algorithm, path).map_err(|e| with_path(e, path))?;
         // Re-read the stat data: if the file changed while being hashed, do
         // not remember a digest for it.
-        let after = std::fs::metadata(path).map_err(|e| with_path(e, path))?;
+        let after = self.stat(path).map_err(|e| with_path(e, path))?;
         let entry = StatEntry {
-            size: after.len(),
-            mtime_ns: mtime_ns(&after),
-            ctime_ns: ctime_ns(&after),
-            inode: after.ino(),
+            size: after.size,
+            mtime_ns: after.mtime_ns,
+            ctime_ns: after.ctime_ns,
+            inode: after.inode,
             digest,
         };
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
@@ -188,7 +230,7 @@ impl Hashing {
             .into_par_iter()
             .map(|name| {
                 let child = path.join(&name);
-                let meta = match std::fs::metadata(&child) {
+                let meta = match self.stat(&child) {
                     Ok(meta) => meta,
                     // A dangling symlink, or a file removed while we list.
                     Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -236,6 +278,24 @@ mod tests {
         std::fs::write(root.join("sub/b"), "TWO").unwrap();
         assert_ne!(hashing.hash(&root).unwrap().unwrap().digest(), first.digest());
         assert_eq!(hashing.hash(&dir.path().join("missing")).unwrap(), None);
+    }
+
+    #[test]
+    fn looking_up_relative_to_the_root_gives_the_same_digests() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("ws");
+        std::fs::create_dir_all(root.join("d/e")).unwrap();
+        std::fs::write(root.join("d/e/f"), "x").unwrap();
+        std::fs::write(root.join("g"), "y").unwrap();
+        std::os::unix::fs::symlink(root.join("g"), root.join("d/link")).unwrap();
+        let plain = Hashing::open(dir.path().join("a.json"), DigestAlgorithm::Blake3);
+        let rooted = Hashing::open(dir.path().join("b.json"), DigestAlgorithm::Blake3).with_root(&root);
+        for path in [root.join("d"), root.join("g"), root.join("d/link"), dir.path().to_path_buf()] {
+            assert_eq!(plain.hash(&path).unwrap(), rooted.hash(&path).unwrap(), "{}", path.display());
+        }
+        assert_eq!(rooted.hash(&root.join("missing")).unwrap(), None);
+        std::fs::write(root.join("d/e/f"), "changed").unwrap();
+        assert_ne!(plain.hash(&root.join("g")).unwrap(), rooted.hash(&root.join("d")).unwrap());
     }
 
     #[test]

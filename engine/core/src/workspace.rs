@@ -56,7 +56,7 @@ impl Workspace {
         let gourd_dir = root.join(".gourd");
         let algorithm = DigestAlgorithm::Blake3;
         let store = Store::open(&gourd_dir, algorithm)?;
-        let hashing = Hashing::open(gourd_dir.join("state-v1/stat-cache.json"), algorithm);
+        let hashing = Hashing::open(gourd_dir.join("state-v1/stat-cache.json"), algorithm).with_root(&root);
         let stages = std::fs::read(gourd_dir.join(LAST_RUNS))
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())

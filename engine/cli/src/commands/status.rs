@@ -23,7 +23,8 @@ pub struct Args {
 }
 
 pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
-    let loaded = location.load()?;
+    // Every dep is statted while hashing anyway; a missing one is a reason.
+    let loaded = location.load_checked(false)?;
     let ws = Workspace::open(&loaded.root)?;
     let selected = loaded.dag.select(&loaded.pipeline, &args.stages)?;
     let statuses = plan::status(&ws, &loaded.pipeline, &loaded.dag, &selected)?;
