@@ -310,6 +310,7 @@ def bench_hashing(big_mb, results):
     if not os.path.exists(os.path.join(ws, "gourd.ncl")):
         shutil.rmtree(ws, ignore_errors=True)
         sh([sys.executable, os.path.join(HERE, "gen.py"), ws, "--stages", "1", "--big-dir-mb", str(big_mb)])
+        sh("git init -q", cwd=ws)
     data = os.path.join(ws, "data", "big")
     files = sorted(os.path.join(data, f) for f in os.listdir(data))
     size = sum(os.path.getsize(f) for f in files)
@@ -378,22 +379,26 @@ def bench_scheduler(n, repeat, results):
     loop = ["sh", "-c", "cut -f2 stages.txt | while IFS= read -r c; do sh -c \"$c\"; done"]
     rows = {"gourd -j1": [], "gourd -j2": [], "shell loop": []}
     commands = [("shell loop", loop), ("gourd -j1", [GOURD, "run", "-j", "1"]), ("gourd -j2", [GOURD, "run", "-j", "2"])]
-    # Every run gets its own fresh copy, all made before any is timed: on
-    # ext4, creating files right after deleting thousands is several times
-    # slower (inode allocation scans recently freed inodes), which would
-    # measure the harness rather than the tools.
-    base = os.path.join(WORK, "ws", f"trivial-{n}")
-    shutil.rmtree(base, ignore_errors=True)
+    # Every run gets its own fresh copy, all made before any is timed, and
+    # nothing is deleted until the end: on ext4, creating files within a
+    # minute of deleting thousands is several times slower (inode allocation
+    # scans recently freed inodes), which would measure the harness rather
+    # than the tools.
+    base = os.path.join(WORK, "ws", f"trivial-{n}-{int(time.time())}")
     copies = {}
     for rep in range(repeat):
         for label, _ in commands:
             dest = os.path.join(base, f"{label.replace(' ', '-')}-{rep}")
             shutil.copytree(template, dest)
+            # Its own repository, as in the other scenarios (gourd records
+            # lineage), and never the one holding this benchmark.
+            sh("git init -q", cwd=dest)
             copies[(label, rep)] = dest
     time.sleep(2)
     for rep in range(repeat):
         for label, cmd in commands:
             rows[label].append(timed(cmd, copies[(label, rep)], "gourd", 600)[0])
+    shutil.rmtree(base, ignore_errors=True)
     med = {k: statistics.median(v) for k, v in rows.items()}
     per_stage = (med["gourd -j1"] - med["shell loop"]) / n * 1000
     results["scheduler"] = {"stages": n, "seconds": med, "overhead_ms_per_stage": per_stage}

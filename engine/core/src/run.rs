@@ -278,6 +278,9 @@ pub async fn run(
         }
     }
     let _ = context.ws.save_state();
+    if summary.ran + summary.restored > 0 {
+        let _ = context.ws.store.sync();
+    }
     Ok(summary)
 }
 

@@ -11,11 +11,11 @@
 //! Every write goes to `tmp/` first and is renamed into place, and an action
 //! result is written only after all the objects it names: a process killed at
 //! any moment leaves at worst unreferenced objects, never an action that names
-//! something missing or half-written. Action results are fsynced before the
-//! rename, as the commit point. Objects and listings are not: every read
-//! verifies them against their digest, so one a power failure truncated is
-//! deleted and reported as missing, and the stage runs again (git makes the
-//! same trade for loose objects). That saves two fsyncs per stage.
+//! something missing or half-written. Nothing is fsynced file by file: a run
+//! ends with one `syncfs` (a group commit), and every read verifies what it
+//! reads (results parse and name their key, objects and listings match their
+//! digest), so whatever a power failure damaged is treated as missing and
+//! the stage runs again (git makes the same trade for loose objects).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use gourd_digest::{Digest, DigestAlgorithm, EntryKind, Hasher, TreeEntry};
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::{remove_path, temp_name, write_atomic};
+use crate::fsutil::{remove_path, temp_name};
 use crate::hash::{Tree, with_path};
 
 #[derive(Debug, thiserror::Error)]
@@ -301,9 +301,23 @@ impl Store {
     }
 
     /// Records `result`. Call only after every object it names is stored.
+    /// Not fsynced one by one: [`Store::sync`] makes a whole run durable at
+    /// once (a group commit), and a result a power failure damaged fails
+    /// to parse or to verify, and is treated as absent.
     pub fn put_action(&self, result: &ActionResult) -> io::Result<()> {
         let bytes = serde_json::to_vec_pretty(result).map_err(io::Error::other)?;
-        write_atomic(&self.action_path(&result.key), &bytes)
+        crate::fsutil::write_replace(&self.action_path(&result.key), &bytes, false)
+    }
+
+    /// Flushes everything written to the store's file system (`syncfs`).
+    pub fn sync(&self) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let dir = fs_err::File::open(&self.root)?;
+        // SAFETY: a valid fd; syncfs only flushes.
+        if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
     }
 
     /// Forgets the result for `key` (its objects turned out to be corrupt).

@@ -93,29 +93,28 @@ impl Lineage {
             run.workspace_commit.as_deref().unwrap_or("(none)"),
             if run.workspace_dirty { " (dirty)" } else { "" }
         );
-        let run_blob = self.repo.blob(&json(run))?;
-        let blobs: Vec<(String, Oid)> = records
-            .iter()
-            .map(|r| Ok((format!("{}.json", r.stage), self.repo.blob(&json(r))?)))
-            .collect::<Result<_, git2::Error>>()?;
-
         for _ in 0..ATTEMPTS {
             let parent = match self.repo.refname_to_id(LINEAGE_REF) {
                 Ok(id) => Some(self.repo.find_commit(id)?),
                 Err(err) if err.code() == ErrorCode::NotFound => None,
                 Err(err) => return Err(err.into()),
             };
-            let base = parent.as_ref().map(|c| c.tree()).transpose()?;
-            let mut tree = base.as_ref().map(|t| t.id());
-            let run_path = format!("{}run.json", self.prefix);
-            tree = Some(self.insert(tree, &split(&run_path), run_blob, git2::FileMode::Blob)?);
-            for (name, blob) in &blobs {
-                let path = format!("{}/{name}", self.stages_dir());
-                tree = Some(self.insert(tree, &split(&path), *blob, git2::FileMode::Blob)?);
-            }
-            let tree = self.repo.find_tree(tree.expect("at least run.json"))?;
-            let parents: Vec<&git2::Commit> = parent.iter().collect();
-            let commit = self.repo.commit(None, &signature, &signature, &message, &tree, &parents)?;
+            let commit = (|| -> Result<Oid, LineageError> {
+                let run_blob = self.repo.blob(&json(run))?;
+                let blobs: Vec<(String, Oid)> = records
+                    .iter()
+                    .map(|r| Ok((format!("{}.json", r.stage), self.repo.blob(&json(r))?)))
+                    .collect::<Result<_, git2::Error>>()?;
+                let base = parent.as_ref().map(|c| c.tree()).transpose()?;
+                let mut tree = base.as_ref().map(|t| t.id());
+                let run_path = format!("{}run.json", self.prefix);
+                tree = Some(self.insert(tree, &split(&run_path), run_blob, git2::FileMode::Blob)?);
+                let stages = self.stages_tree(base.as_ref(), &blobs)?;
+                tree = Some(self.insert(tree, &split(&self.stages_dir()), stages, git2::FileMode::Tree)?);
+                let tree = self.repo.find_tree(tree.expect("at least run.json"))?;
+                let parents: Vec<&git2::Commit> = parent.iter().collect();
+                Ok(self.repo.commit(None, &signature, &signature, &message, &tree, &parents)?)
+            })()?;
             let moved = match &parent {
                 Some(parent) => self.repo.reference_matching(LINEAGE_REF, commit, true, parent.id(), "gourd run"),
                 None => self.repo.reference(LINEAGE_REF, commit, false, "gourd run"),
@@ -130,6 +129,22 @@ impl Lineage {
             }
         }
         Err(LineageError::Contended(ATTEMPTS))
+    }
+
+    /// The `stages/` folder of `base` with `blobs` added or replaced, built
+    /// with one tree builder: adding records one path at a time rewrote the
+    /// whole folder for each, quadratic in the number of stages.
+    fn stages_tree(&self, base: Option<&Tree<'_>>, blobs: &[(String, Oid)]) -> Result<Oid, git2::Error> {
+        let existing = base
+            .and_then(|t| t.get_path(Path::new(&self.stages_dir())).ok())
+            .filter(|e| e.kind() == Some(ObjectType::Tree))
+            .map(|e| self.repo.find_tree(e.id()))
+            .transpose()?;
+        let mut builder = self.repo.treebuilder(existing.as_ref())?;
+        for (name, blob) in blobs {
+            builder.insert(name, *blob, git2::FileMode::Blob.into())?;
+        }
+        builder.write()
     }
 
     /// `tree` with `blob` at `path`, creating folders on the way.
@@ -306,10 +321,13 @@ impl Lineage {
             self.repo.blob(&json(&run))?,
             git2::FileMode::Blob,
         )?);
-        for record in records.values() {
-            let path = format!("{}/{}.json", self.stages_dir(), record.stage);
-            tree = Some(self.insert(tree, &split(&path), self.repo.blob(&json(record))?, git2::FileMode::Blob)?);
-        }
+        let blobs: Vec<(String, Oid)> = records
+            .values()
+            .map(|r| Ok((format!("{}.json", r.stage), self.repo.blob(&json(r))?)))
+            .collect::<Result<_, git2::Error>>()?;
+        let base = a.tree()?;
+        let stages = self.stages_tree(Some(&base), &blobs)?;
+        tree = Some(self.insert(tree, &split(&self.stages_dir()), stages, git2::FileMode::Tree)?);
         let tree = self.repo.find_tree(tree.expect("written"))?;
         let signature = self.repo.signature().or_else(|_| Signature::now("gourd", "gourd@localhost"))?;
         Ok(self.repo.commit(None, &signature, &signature, "gourd pull: merge lineage\n", &tree, &[&a, &b])?)
