@@ -414,7 +414,12 @@ def ratio(results, name, scenario, other):
         return "-"
     if o.get("timeout") and "seconds" not in o:
         return "other timed out"
-    return f"{g / o['seconds']:.4f} ({o['seconds'] / g:.0f}× faster)" if g < o["seconds"] else f"{g / o['seconds']:.2f} (slower)"
+    expected = results[name]["gourd"][scenario].get("expected")
+    if expected is not None and o.get("executed", expected) < expected:
+        return f"{other} missed the change ({o['executed']} of {expected} stages ran)"
+    speedup = o["seconds"] / g
+    shown = f"{speedup:.1f}" if speedup < 10 else f"{speedup:.0f}"
+    return f"{g / o['seconds']:.4f} ({shown}× faster)" if g < o["seconds"] else f"{g / o['seconds']:.2f} (slower)"
 
 
 def write_markdown(results, meta, args):
@@ -554,10 +559,17 @@ def main():
     p.add_argument("--timeout", type=int, default=180, help="seconds per measurement")
     p.add_argument("--tools", default=",".join(TOOLS), help="comma-separated tools to measure; with --only, "
                    "the others keep their previous results")
+    p.add_argument("--render", action="store_true", help="rewrite results.md and the plot from results.json")
     p.add_argument("--only", help="comma-separated pipeline names (and `hashing`, `scheduler`); "
                    "updates those in the existing results")
     args = p.parse_args()
     started = time.time()
+    if args.render:
+        saved = json.load(open(os.path.join(RESULTS, "results.json")))
+        write_markdown(saved["results"], saved["meta"], args)
+        write_plot(saved["results"])
+        check_targets(saved["results"])
+        return
     os.makedirs(WORK, exist_ok=True)
     ensure_tools()
     results = {}
