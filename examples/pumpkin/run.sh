@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 scripts/setup-libtorch.sh
-cargo build --release -p gourd-cli --features torch -p pumpkin-photos
+cargo build --release -p gourd-cli -p pumpkin-photos --features gourd-cli/torch
 cd examples/pumpkin
 [ -d photos ] || ../../target/release/pumpkin-photos photos
 if [ ! -d inbox ]; then
