@@ -47,6 +47,9 @@ pub struct Lineage {
 
 const ATTEMPTS: usize = 20;
 
+/// From this many records on, lineage is written with `git fast-import`.
+const FAST_IMPORT_FROM: usize = 64;
+
 impl Lineage {
     /// Opens the repository holding `workspace`; `None` outside any.
     pub fn open(workspace: &Path) -> Result<Option<Lineage>, LineageError> {
@@ -99,22 +102,32 @@ impl Lineage {
                 Err(err) if err.code() == ErrorCode::NotFound => None,
                 Err(err) => return Err(err.into()),
             };
-            let commit = (|| -> Result<Oid, LineageError> {
-                let run_blob = self.repo.blob(&json(run))?;
-                let blobs: Vec<(String, Oid)> = records
-                    .iter()
-                    .map(|r| Ok((format!("{}.json", r.stage), self.repo.blob(&json(r))?)))
-                    .collect::<Result<_, git2::Error>>()?;
-                let base = parent.as_ref().map(|c| c.tree()).transpose()?;
-                let mut tree = base.as_ref().map(|t| t.id());
-                let run_path = format!("{}run.json", self.prefix);
-                tree = Some(self.insert(tree, &split(&run_path), run_blob, git2::FileMode::Blob)?);
-                let stages = self.stages_tree(base.as_ref(), &blobs)?;
-                tree = Some(self.insert(tree, &split(&self.stages_dir()), stages, git2::FileMode::Tree)?);
-                let tree = self.repo.find_tree(tree.expect("at least run.json"))?;
-                let parents: Vec<&git2::Commit> = parent.iter().collect();
-                Ok(self.repo.commit(None, &signature, &signature, &message, &tree, &parents)?)
-            })()?;
+            // Many records: one pack through `git fast-import` rather than a
+            // loose object file each (1,000 stages meant 1,000 files).
+            let fast = if records.len() >= FAST_IMPORT_FROM {
+                self.fast_import(parent.as_ref().map(|c| c.id()), run, records, &signature, &message)
+            } else {
+                None
+            };
+            let commit = match fast {
+                Some(commit) => commit,
+                None => (|| -> Result<Oid, LineageError> {
+                    let run_blob = self.repo.blob(&json(run))?;
+                    let blobs: Vec<(String, Oid)> = records
+                        .iter()
+                        .map(|r| Ok((format!("{}.json", r.stage), self.repo.blob(&json(r))?)))
+                        .collect::<Result<_, git2::Error>>()?;
+                    let base = parent.as_ref().map(|c| c.tree()).transpose()?;
+                    let mut tree = base.as_ref().map(|t| t.id());
+                    let run_path = format!("{}run.json", self.prefix);
+                    tree = Some(self.insert(tree, &split(&run_path), run_blob, git2::FileMode::Blob)?);
+                    let stages = self.stages_tree(base.as_ref(), &blobs)?;
+                    tree = Some(self.insert(tree, &split(&self.stages_dir()), stages, git2::FileMode::Tree)?);
+                    let tree = self.repo.find_tree(tree.expect("at least run.json"))?;
+                    let parents: Vec<&git2::Commit> = parent.iter().collect();
+                    Ok(self.repo.commit(None, &signature, &signature, &message, &tree, &parents)?)
+                })()?,
+            };
             let moved = match &parent {
                 Some(parent) => self.repo.reference_matching(LINEAGE_REF, commit, true, parent.id(), "gourd run"),
                 None => self.repo.reference(LINEAGE_REF, commit, false, "gourd run"),
@@ -129,6 +142,69 @@ impl Lineage {
             }
         }
         Err(LineageError::Contended(ATTEMPTS))
+    }
+
+    /// Writes the lineage commit with `git fast-import` (one pack file) on a
+    /// temporary ref; `None` when git is not there or fails, and the caller
+    /// writes objects itself.
+    fn fast_import(
+        &self,
+        parent: Option<Oid>,
+        run: &RunInfo,
+        records: &[Record],
+        signature: &Signature<'_>,
+        message: &str,
+    ) -> Option<Oid> {
+        use std::io::{BufRead, Write};
+        let temp = format!("refs/gourd/tmp/{}-{}", std::process::id(), run.recorded_at.replace([':', '.'], "-"));
+        let mut child = std::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(self.repo.path())
+            .args(["fast-import", "--quiet", "--done"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let mut stream = Vec::new();
+        let when = signature.when();
+        let who = format!(
+            "{} <{}> {} +0000",
+            signature.name().unwrap_or("gourd"),
+            signature.email().unwrap_or("gourd@localhost"),
+            when.seconds()
+        );
+        let _ = write!(
+            stream,
+            "commit {temp}\nmark :1\nauthor {who}\ncommitter {who}\ndata {}\n{message}\n",
+            message.len()
+        );
+        if let Some(parent) = parent {
+            let _ = writeln!(stream, "from {parent}");
+        }
+        let mut file = |path: String, bytes: Vec<u8>| {
+            let _ = write!(stream, "M 100644 inline {path}\ndata {}\n", bytes.len());
+            stream.extend_from_slice(&bytes);
+            stream.push(b'\n');
+        };
+        file(format!("{}run.json", self.prefix), json(run));
+        for record in records {
+            file(format!("{}/{}.json", self.stages_dir(), record.stage), json(record));
+        }
+        let _ = write!(stream, "get-mark :1\ndone\n");
+        let mut stdin = child.stdin.take()?;
+        let writer = std::thread::spawn(move || stdin.write_all(&stream));
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take()?).read_line(&mut line).ok()?;
+        let written = writer.join().ok()?.is_ok();
+        let ok = child.wait().ok()?.success() && written;
+        let commit = Oid::from_str(line.trim()).ok().filter(|_| ok)?;
+        if let Ok(mut reference) = self.repo.find_reference(&temp) {
+            let _ = reference.delete();
+        }
+        // The pack is new to this handle's object database.
+        self.repo.odb().ok()?.refresh().ok()?;
+        Some(commit)
     }
 
     /// The `stages/` folder of `base` with `blobs` added or replaced, built
@@ -484,6 +560,30 @@ mod tests {
         root.record(&run_info(&["a"]), &[record("a", "k2")]).unwrap();
         assert_eq!(one.latest().unwrap()["a"].key, "k1");
         assert_eq!(root.latest().unwrap()["a"].key, "k2");
+    }
+
+    #[test]
+    fn many_records_go_into_one_pack_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        git(dir.path(), &["init", "-q"]);
+        let lineage = Lineage::open(dir.path()).unwrap().unwrap();
+        lineage.record(&run_info(&["first"]), &[record("first", "k0")]).unwrap();
+        let many: Vec<Record> = (0..100).map(|i| record(&format!("s{i:03}"), &format!("k{i}"))).collect();
+        let names: Vec<String> = many.iter().map(|r| r.stage.clone()).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        lineage.record(&run_info(&names), &many).unwrap();
+        let latest = lineage.latest().unwrap();
+        assert_eq!(latest.len(), 101, "the earlier record is kept");
+        assert_eq!(latest["s042"].key, "k42");
+        assert_eq!(lineage.history().unwrap().len(), 2);
+        // A small record on top, written by git2 again.
+        lineage.record(&run_info(&["first"]), &[record("first", "k9")]).unwrap();
+        assert_eq!(Lineage::open(dir.path()).unwrap().unwrap().latest().unwrap()["first"].key, "k9");
+        let count = git(dir.path(), &["count-objects", "-v"]);
+        let loose: usize = count.lines().find_map(|l| l.strip_prefix("count: ")).unwrap().parse().unwrap();
+        assert!(loose < 20, "records went to a pack, not loose files: {count}");
+        assert!(git(dir.path(), &["log", "--format=%s", LINEAGE_REF]).lines().count() == 3);
+        assert!(git(dir.path(), &["for-each-ref", "refs/gourd/tmp"]).is_empty(), "the temporary ref is gone");
     }
 
     #[test]
