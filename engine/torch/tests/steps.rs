@@ -5,6 +5,15 @@ use std::path::Path;
 use gourd_torch::run_step;
 use serde_json::{Value, json};
 
+/// libtorch's random generator and thread count are global to a process:
+/// steps that train must not interleave, or a fixed seed stops meaning the
+/// same bytes. (gourd runs each step in a process of its own.)
+static LIBTORCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    LIBTORCH.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn photos(dir: &Path, per_class: usize) {
     let options = pumpkin_photos::Options { per_class, size: 24, seed: 5, watermelons: 2, blurry: 0, tiny: 1 };
     pumpkin_photos::generate(dir, &options).unwrap();
@@ -27,6 +36,7 @@ fn read(path: &str) -> Value {
 
 #[test]
 fn images_train_evaluate_predict_select() {
+    let _libtorch = exclusive();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     photos(&d.join("photos"), 12);
@@ -91,6 +101,7 @@ fn images_train_evaluate_predict_select() {
 
 #[test]
 fn model_errors_are_reported_with_the_layer_position_before_training() {
+    let _libtorch = exclusive();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let options = pumpkin_photos::Options { per_class: 4, size: 24, seed: 5, watermelons: 0, blurry: 0, tiny: 0 };
@@ -113,6 +124,7 @@ fn model_errors_are_reported_with_the_layer_position_before_training() {
 
 #[test]
 fn tiny_images_are_kept_when_not_validated_but_unreadable_ones_fail_naming_the_file() {
+    let _libtorch = exclusive();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let options = pumpkin_photos::Options { per_class: 3, size: 24, seed: 5, watermelons: 0, blurry: 0, tiny: 0 };
@@ -134,6 +146,7 @@ fn tiny_images_are_kept_when_not_validated_but_unreadable_ones_fail_naming_the_f
 
 #[test]
 fn empty_class_folder_and_hard_checks_fail() {
+    let _libtorch = exclusive();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let options = pumpkin_photos::Options { per_class: 3, size: 24, seed: 5, watermelons: 0, blurry: 0, tiny: 0 };
