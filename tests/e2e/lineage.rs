@@ -257,8 +257,6 @@ fn html_report_holds_the_graph_metrics_and_plot() {
     ws.write("my-templates/report.md.j2", "{% for s in stages %}{{ s.name }}={{ s.state }}\n{% endfor %}");
     let custom = ws.gourd(&["report", "--format", "md", "--template-dir", "my-templates"]).success();
     assert_eq!(custom.stdout, "prepare=fresh\nfeatures=fresh\ntrain=fresh\nevaluate=fresh\n");
-    let broken = TestWorkspace::new("");
-    let _ = broken;
     ws.write("my-templates/report.md.j2", "{% for s in stages %}");
     let run = ws.gourd(&["report", "--format", "md", "--template-dir", "my-templates"]);
     assert_eq!(run.code, 1);

@@ -18,6 +18,8 @@ use crate::path::WsPath;
 pub enum GraphError {
     #[error("the stages {} form a cycle", quote_list(.stages))]
     Cycle { stages: Vec<String> },
+    #[error("stage `{stage}` lists the output `{path}` twice")]
+    OutputListedTwice { stage: String, path: String },
     #[error("stages `{first}` and `{second}` both write `{path}`")]
     DuplicateOutput { path: String, first: String, second: String },
     #[error("output `{inner}` of stage `{inner_stage}` lies inside output `{outer}` of stage `{outer_stage}`")]
@@ -54,6 +56,12 @@ impl Dag {
         for (i, stage) in pipeline.stages.iter().enumerate() {
             for out in stage.outputs() {
                 if let Some(&first) = outputs.get(&out.path) {
+                    if first == i {
+                        return Err(GraphError::OutputListedTwice {
+                            stage: stage.name.clone(),
+                            path: out.path.to_string(),
+                        });
+                    }
                     return Err(GraphError::DuplicateOutput {
                         path: out.path.to_string(),
                         first: pipeline.stages[first].name.clone(),
@@ -255,6 +263,8 @@ mod tests {
     fn duplicate_and_nested_outputs() {
         let p = pipeline(vec![stage("a", &[], &["x"]), stage("b", &[], &["x"])]);
         assert!(matches!(Dag::build(&p).unwrap_err(), GraphError::DuplicateOutput { .. }));
+        let p = pipeline(vec![stage("a", &[], &["x", "x"])]);
+        assert_eq!(Dag::build(&p).unwrap_err(), GraphError::OutputListedTwice { stage: "a".into(), path: "x".into() });
         let p = pipeline(vec![stage("a", &[], &["x"]), stage("b", &[], &["x/y"])]);
         assert!(matches!(Dag::build(&p).unwrap_err(), GraphError::NestedOutput { .. }));
     }

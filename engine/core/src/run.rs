@@ -129,6 +129,13 @@ struct Context {
     remote_down: std::sync::atomic::AtomicBool,
 }
 
+impl Context {
+    /// The remote cache, unless it was found unreachable earlier in the run.
+    fn live_remote(&self) -> Option<&Arc<dyn RemoteCache>> {
+        self.remote.as_ref().filter(|_| !self.remote_down.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
 struct Launch {
     index: usize,
     force: bool,
@@ -415,7 +422,7 @@ async fn process_stage_inner(
 
     // Not in the local cache: perhaps someone else ran it already.
     let mut notes: Vec<String> = Vec::new();
-    let remote = context.remote.as_ref().filter(|_| !context.remote_down.load(std::sync::atomic::Ordering::SeqCst));
+    let remote = context.live_remote();
     if context.remote.is_some() && remote.is_none() {
         if context.remote_required {
             return Ok(failed(stage, Some(key), started.elapsed(), "remote cache unavailable".into(), None));
@@ -546,7 +553,7 @@ async fn process_stage_inner(
     };
     ws.store.put_action(&action)?;
     record_last_run(ws, stage, &action, Outcome::Ran)?;
-    let remote = context.remote.as_ref().filter(|_| !context.remote_down.load(std::sync::atomic::Ordering::SeqCst));
+    let remote = context.live_remote();
     if let (Some(remote), true) = (remote, context.remote_writable) {
         if let Err(failure) = remote.publish(&action, &ws.store).await {
             if let crate::remote::RemoteFailure::Unavailable(_) = failure {

@@ -9,6 +9,7 @@
 //! │   ├── last-runs.json       each stage's last run: key, outcome, time
 //! │   └── eval/                evaluated pipelines, by the files they read
 //! ├── params/DIGEST.json       params handed to running stages, by content
+//! ├── steps/DIGEST.json        built-in steps' configurations, by content
 //! └── logs/NAME.log            the last run's stdout and stderr
 //! ```
 //!

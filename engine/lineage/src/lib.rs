@@ -16,6 +16,7 @@
 //! Writing lineage builds blobs, trees and commits in the object database and
 //! moves only the lineage ref, with a compare-and-swap: the working tree, the
 //! index, HEAD and every branch stay untouched, and two runs racing to record
+//! (serialised by `.git/gourd-lineage.lock`, checked again by the CAS)
 //! both land, one on top of the other.
 
 mod record;

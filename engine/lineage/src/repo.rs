@@ -96,6 +96,10 @@ impl Lineage {
             run.workspace_commit.as_deref().unwrap_or("(none)"),
             if run.workspace_dirty { " (dirty)" } else { "" }
         );
+        // Writers serialise on a lock file beside the refs: libgit2's
+        // compare-and-swap alone let a racing writer's record be lost, rarely
+        // (seen in the racing test). The CAS stays as the second guard.
+        let _lock = self.writer_lock()?;
         for _ in 0..ATTEMPTS {
             let parent = match self.repo.refname_to_id(LINEAGE_REF) {
                 Ok(id) => Some(self.repo.find_commit(id)?),
@@ -205,6 +209,19 @@ impl Lineage {
         // The pack is new to this handle's object database.
         self.repo.odb().ok()?.refresh().ok()?;
         Some(commit)
+    }
+
+    /// Held while a lineage commit is built and the ref moved.
+    fn writer_lock(&self) -> Result<std::fs::File, LineageError> {
+        let path = self.repo.path().join("gourd-lineage.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .and_then(|file| file.lock().map(|()| file))
+            .map_err(|e| LineageError::Git(git2::Error::from_str(&format!("{}: {e}", path.display()))))?;
+        Ok(file)
     }
 
     /// The `stages/` folder of `base` with `blobs` added or replaced, built
@@ -342,6 +359,7 @@ impl Lineage {
     /// record that finished last.
     pub fn integrate(&self, other: &str) -> Result<Integration, LineageError> {
         let theirs = self.repo.refname_to_id(other)?;
+        let _lock = self.writer_lock()?;
         for _ in 0..ATTEMPTS {
             let ours = match self.repo.refname_to_id(LINEAGE_REF) {
                 Ok(id) => id,
