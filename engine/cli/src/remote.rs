@@ -1,56 +1,123 @@
-//! The remote cache of a pipeline: its `remote` record, overridden by the
+//! The remote of a pipeline: its `remote` record, overridden by the
 //! environment, so CI and laptops can point one pipeline at different places.
 //!
-//! `GOURD_REMOTE=off` turns it off; `GOURD_REMOTE_ENDPOINT`,
-//! `GOURD_REMOTE_BUCKET`, `GOURD_REMOTE_PREFIX` and `GOURD_REMOTE_REGION`
-//! override the record's fields (or configure an S3 cache when the pipeline
-//! has none); `GOURD_REMOTE_PUSH=0` makes it read-only. Credentials come from
-//! the standard AWS variables only.
+//! `GOURD_REMOTE=off` turns it off. `GOURD_REMOTE_KIND` (`s3`, `reapi`),
+//! `GOURD_REMOTE_ENDPOINT`, `GOURD_REMOTE_BUCKET`, `GOURD_REMOTE_PREFIX`,
+//! `GOURD_REMOTE_REGION` and `GOURD_REMOTE_INSTANCE` override the record's
+//! fields (or configure a remote when the pipeline has none);
+//! `GOURD_REMOTE_PUSH=0` makes the cache read-only. Credentials come from the
+//! environment only: the standard AWS variables for S3, and
+//! `GOURD_REMOTE_HEADERS` (`name=value,name=value`, e.g.
+//! `authorization=Bearer TOKEN`) for a REAPI service.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use gourd_core::model::Pipeline;
-use gourd_core::remote::RemoteCache;
-use gourd_remote::{RemoteSettings, S3Cache};
+use gourd_core::model::{Pipeline, RemoteKind};
+use gourd_core::remote::{RemoteCache, RemoteExecutor};
+use gourd_remote::{Reapi, ReapiSettings, RemoteSettings, S3Cache};
 
 use crate::error::CommandError;
 
 pub struct Remote {
-    pub cache: Arc<dyn RemoteCache>,
+    /// Where results are looked up and published, if anywhere.
+    pub cache: Option<Arc<dyn RemoteCache>>,
+    /// Where stages marked `remote` execute, if anywhere.
+    pub executor: Option<Arc<dyn RemoteExecutor>>,
     pub push: bool,
     pub required: bool,
 }
 
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn off(value: &str) -> bool {
+    matches!(value, "0" | "false" | "off" | "no")
+}
+
 pub fn from_pipeline(pipeline: &Pipeline) -> Result<Option<Remote>, CommandError> {
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    if env("GOURD_REMOTE").is_some_and(|v| matches!(v.as_str(), "off" | "0" | "false")) {
+    if env("GOURD_REMOTE").is_some_and(|v| off(&v)) {
         return Ok(None);
     }
     let declared = pipeline.remote.clone();
-    let bucket = env("GOURD_REMOTE_BUCKET").or_else(|| declared.as_ref().map(|r| r.bucket.clone()));
-    let Some(bucket) = bucket else { return Ok(None) };
-    if declared.as_ref().is_some_and(|r| !r.cache) {
-        return Ok(None);
-    }
-    if let Some(kind) = declared.as_ref().map(|r| r.kind.as_str()).filter(|k| *k != "s3") {
-        return Err(CommandError::user(format!("remote kind `{kind}` is not supported (only 's3)")));
-    }
-    let settings = RemoteSettings {
-        endpoint: env("GOURD_REMOTE_ENDPOINT").or_else(|| declared.as_ref().and_then(|r| r.endpoint.clone())),
-        bucket,
-        prefix: env("GOURD_REMOTE_PREFIX")
-            .or_else(|| declared.as_ref().map(|r| r.prefix.clone()))
-            .unwrap_or_else(|| "gourd".into()),
-        region: env("GOURD_REMOTE_REGION").or_else(|| declared.as_ref().and_then(|r| r.region.clone())),
-        push: match env("GOURD_REMOTE_PUSH") {
-            Some(v) => !matches!(v.as_str(), "0" | "false" | "off"),
-            None => declared.as_ref().is_none_or(|r| r.push),
+    let kind = match env("GOURD_REMOTE_KIND") {
+        Some(kind) => match kind.as_str() {
+            "s3" => RemoteKind::S3,
+            "reapi" => RemoteKind::Reapi,
+            other => {
+                return Err(CommandError::user(format!(
+                    "GOURD_REMOTE_KIND: `{other}` is not a remote kind (expected `s3` or `reapi`)"
+                )));
+            }
+        },
+        None => match &declared {
+            Some(remote) => remote.kind,
+            // Without a record, a bucket in the environment means S3.
+            None if env("GOURD_REMOTE_BUCKET").is_some() => RemoteKind::S3,
+            None => return Ok(None),
         },
     };
-    let cache = S3Cache::new(&settings).map_err(|e| CommandError::user(e.to_string()))?;
-    Ok(Some(Remote {
-        cache: Arc::new(cache),
-        push: settings.push,
-        required: declared.as_ref().is_some_and(|r| r.required),
-    }))
+    let endpoint = env("GOURD_REMOTE_ENDPOINT").or_else(|| declared.as_ref().and_then(|r| r.endpoint.clone()));
+    let push = match env("GOURD_REMOTE_PUSH") {
+        Some(v) => !off(&v),
+        None => declared.as_ref().is_none_or(|r| r.push),
+    };
+    let use_cache = declared.as_ref().is_none_or(|r| r.cache);
+    let required = declared.as_ref().is_some_and(|r| r.required);
+    match kind {
+        RemoteKind::S3 => {
+            let Some(bucket) = env("GOURD_REMOTE_BUCKET").or_else(|| declared.as_ref().and_then(|r| r.bucket.clone()))
+            else {
+                return Err(CommandError::user("an S3 remote needs a bucket (`bucket` or GOURD_REMOTE_BUCKET)"));
+            };
+            if !use_cache {
+                return Ok(None);
+            }
+            let settings = RemoteSettings {
+                endpoint,
+                bucket,
+                prefix: env("GOURD_REMOTE_PREFIX")
+                    .or_else(|| declared.as_ref().map(|r| r.prefix.clone()))
+                    .unwrap_or_else(|| "gourd".into()),
+                region: env("GOURD_REMOTE_REGION").or_else(|| declared.as_ref().and_then(|r| r.region.clone())),
+                push,
+            };
+            let cache = S3Cache::new(&settings).map_err(|e| CommandError::user(e.to_string()))?;
+            Ok(Some(Remote { cache: Some(Arc::new(cache)), executor: None, push, required }))
+        }
+        RemoteKind::Reapi => {
+            let Some(endpoint) = endpoint else {
+                return Err(CommandError::user(
+                    "a REAPI remote needs an endpoint (`endpoint` or GOURD_REMOTE_ENDPOINT, e.g. `grpc://host:8980`)",
+                ));
+            };
+            let mut headers = Vec::new();
+            for pair in env("GOURD_REMOTE_HEADERS").unwrap_or_default().split(',').filter(|p| !p.trim().is_empty()) {
+                let Some((name, value)) = pair.split_once('=') else {
+                    return Err(CommandError::user(
+                        "GOURD_REMOTE_HEADERS: expected `name=value` pairs separated by commas",
+                    ));
+                };
+                headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+            }
+            let settings = ReapiSettings {
+                endpoint,
+                instance: env("GOURD_REMOTE_INSTANCE")
+                    .or_else(|| declared.as_ref().map(|r| r.instance.clone()))
+                    .unwrap_or_default(),
+                timeout: declared.as_ref().map_or(Duration::from_secs(3600), |r| r.timeout),
+                platform: declared.as_ref().map(|r| r.platform.clone()).unwrap_or_default(),
+                headers,
+            };
+            let reapi = Arc::new(Reapi::new(settings).map_err(|e| CommandError::user(e.to_string()))?);
+            let execute = declared.as_ref().is_none_or(|r| r.execute);
+            Ok(Some(Remote {
+                cache: use_cache.then(|| reapi.clone() as Arc<dyn RemoteCache>),
+                executor: execute.then(|| reapi as Arc<dyn RemoteExecutor>),
+                push,
+                required,
+            }))
+        }
+    }
 }

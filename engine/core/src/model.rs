@@ -19,18 +19,42 @@ pub struct Pipeline {
 /// The `remote` record of `gourd.ncl`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Remote {
-    /// `s3`.
-    pub kind: String,
+    pub kind: RemoteKind,
     pub endpoint: Option<String>,
-    pub bucket: String,
+    /// The bucket (S3).
+    pub bucket: Option<String>,
+    /// The instance name (REAPI).
+    pub instance: String,
     pub prefix: String,
     pub region: Option<String>,
     /// Look results up in the remote cache.
     pub cache: bool,
     /// Publish new results to it.
     pub push: bool,
+    /// Execute stages marked `remote` on the service (REAPI).
+    pub execute: bool,
     /// Fail instead of executing locally when the remote cannot be reached.
     pub required: bool,
+    /// How long a remote execution may take, queueing included.
+    pub timeout: Duration,
+    /// Platform properties sent with every remote action.
+    pub platform: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RemoteKind {
+    S3,
+    Reapi,
+}
+
+impl RemoteKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            RemoteKind::S3 => "s3",
+            RemoteKind::Reapi => "reapi",
+        }
+    }
 }
 
 impl Pipeline {
@@ -55,6 +79,8 @@ pub struct Stage {
     pub always_run: bool,
     /// A 'cuda stage runs on the CPU when no GPU is free to take.
     pub cpu_fallback: bool,
+    /// Execute on the remote execution service when there is one.
+    pub remote: bool,
     pub timeout: Option<Duration>,
     pub desc: Option<String>,
 }

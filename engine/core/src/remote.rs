@@ -44,3 +44,39 @@ pub trait RemoteCache: Send + Sync {
     /// itself, never overwriting what is there.
     fn publish<'a>(&'a self, action: &'a ActionResult, store: &'a Store) -> BoxFuture<'a, Result<(), RemoteFailure>>;
 }
+
+/// A stage to execute on a remote execution service.
+pub struct RemoteExecution<'a> {
+    pub stage: &'a crate::model::Stage,
+    /// The workspace root: deps are read from here and outputs land here.
+    pub root: &'a std::path::Path,
+    /// The stage's parameters file, as `GOURD_PARAMS` names it.
+    pub params: &'a [u8],
+    /// Variables set by gourd (`GOURD_STAGE`, ...), besides the stage's own.
+    pub env: std::collections::BTreeMap<String, String>,
+    /// Where the stage's stdout and stderr go.
+    pub log: std::path::PathBuf,
+    /// Execute even when the service holds a result for the same action.
+    pub skip_cache: bool,
+}
+
+/// How a remote execution ended. On exit code 0 its outputs are in place.
+#[derive(Debug, Clone)]
+pub struct RemoteExit {
+    pub exit_code: i32,
+    /// The worker that ran it, when the service says.
+    pub worker: Option<String>,
+    /// The service answered from its own action cache.
+    pub cached: bool,
+    /// Why the stage failed when it did not exit (a timeout on the worker).
+    pub failure: Option<String>,
+}
+
+pub trait RemoteExecutor: Send + Sync {
+    /// A short description for messages (`grpc://host:port`).
+    fn describe(&self) -> String;
+
+    /// Uploads the stage's inputs, executes its command remotely, waits (up
+    /// to the service's deadline) and writes its outputs and log in place.
+    fn execute<'a>(&'a self, request: RemoteExecution<'a>) -> BoxFuture<'a, Result<RemoteExit, RemoteFailure>>;
+}

@@ -20,7 +20,7 @@ use crate::graph::Dag;
 use crate::hash::Tree;
 use crate::model::{Executor, Pipeline, Stage};
 use crate::plan::{StageState, assess};
-use crate::remote::RemoteCache;
+use crate::remote::{RemoteCache, RemoteExecution, RemoteExecutor, RemoteFailure};
 use crate::store::{ActionResult, OutputRecord};
 use crate::time::rfc3339;
 use crate::workspace::{LastRun, Workspace};
@@ -86,9 +86,26 @@ pub struct RunOptions {
     pub remote: Option<Arc<dyn RemoteCache>>,
     /// Whether new results are published to the remote cache.
     pub remote_writable: bool,
-    /// Fail a stage when the remote cache cannot be reached, instead of
+    /// Fail a stage when the remote cannot be reached, instead of
     /// executing it locally.
     pub remote_required: bool,
+    /// A remote execution service.
+    pub remote_executor: Option<Arc<dyn RemoteExecutor>>,
+    /// Which stages it executes.
+    pub placement: Placement,
+}
+
+/// Which stages execute on the remote execution service (built-in steps
+/// never do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Placement {
+    /// Those marked `remote = true`.
+    #[default]
+    Marked,
+    /// Every stage.
+    Everything,
+    /// None.
+    Nothing,
 }
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -124,8 +141,10 @@ struct Context {
     remote: Option<Arc<dyn RemoteCache>>,
     remote_writable: bool,
     remote_required: bool,
-    /// Set after the remote cache could not be reached: the rest of the run
-    /// does not wait for it again.
+    remote_executor: Option<Arc<dyn RemoteExecutor>>,
+    placement: Placement,
+    /// Set after the remote could not be reached: the rest of the run does
+    /// not wait for it again.
     remote_down: std::sync::atomic::AtomicBool,
 }
 
@@ -133,6 +152,22 @@ impl Context {
     /// The remote cache, unless it was found unreachable earlier in the run.
     fn live_remote(&self) -> Option<&Arc<dyn RemoteCache>> {
         self.remote.as_ref().filter(|_| !self.remote_down.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    /// The remote executor, unless the remote was found unreachable.
+    fn live_executor(&self) -> Option<&Arc<dyn RemoteExecutor>> {
+        self.remote_executor.as_ref().filter(|_| !self.remote_down.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    /// Whether `stage` is to execute remotely (it may still fall back).
+    fn runs_remotely(&self, stage: &Stage) -> bool {
+        self.remote_executor.is_some()
+            && !matches!(stage.cmd, crate::model::Command::Step { .. })
+            && match self.placement {
+                Placement::Marked => stage.remote,
+                Placement::Everything => true,
+                Placement::Nothing => false,
+            }
     }
 }
 
@@ -159,6 +194,8 @@ pub async fn run(
         remote: options.remote.clone(),
         remote_writable: options.remote_writable,
         remote_required: options.remote_required,
+        remote_executor: options.remote_executor.clone(),
+        placement: options.placement,
         remote_down: Default::default(),
     });
     let position: BTreeMap<usize, usize> = dag.order().iter().enumerate().map(|(p, &i)| (i, p)).collect();
@@ -168,7 +205,8 @@ pub async fn run(
     let mut ready: BTreeSet<(usize, usize)> =
         waiting_on.iter().filter(|&(_, &n)| n == 0).map(|(&i, _)| (position[&i], i)).collect();
     let mut done: BTreeSet<usize> = BTreeSet::new();
-    let needs_gpus = selected.iter().any(|&i| gpus_needed(&pipeline.stages[i]) > 0);
+    let needs_gpus =
+        selected.iter().any(|&i| gpus_needed(&pipeline.stages[i]) > 0 && !context.runs_remotely(&pipeline.stages[i]));
     let mut gpus = if needs_gpus { GpuPool::discover(options.gpu_probe) } else { GpuPool::new(vec![], "none") };
     let mut free_slots = jobs;
     let mut running: JoinSet<(StageReport, usize, Vec<usize>, usize)> = JoinSet::new();
@@ -193,8 +231,10 @@ pub async fn run(
             let mut launched = Vec::new();
             for &(pos, index) in &ready {
                 let stage = &pipeline.stages[index];
-                let slots = (stage.resources.cpus.max(1) as usize).min(jobs);
-                let mut want_gpus = gpus_needed(stage);
+                // A remote stage takes one job slot here, and no GPU.
+                let remote = context.runs_remotely(stage);
+                let slots = if remote { 1 } else { (stage.resources.cpus.max(1) as usize).min(jobs) };
+                let mut want_gpus = if remote { 0 } else { gpus_needed(stage) };
                 if want_gpus > gpus.total() {
                     if !stage.cpu_fallback {
                         launched.push((pos, index, None));
@@ -518,10 +558,71 @@ async fn process_stage_inner(
     extra_env.insert("GOURD_EXECUTOR".to_string(), stage.executor.name().to_string());
     let log = ws.log_path(&stage.name);
     let started_at = SystemTime::now();
-    let request = ExecRequest { stage, step, root: &ws.root, log: log.clone(), extra_env };
-    let outcome = execute(request, cancel).await?;
-    let finished_at = SystemTime::now();
     let fail = |message: String| Ok(failed(stage, Some(key), started.elapsed(), message, Some(log.clone())));
+    let mut remotely = false;
+    if context.runs_remotely(stage) {
+        let failure = match context.live_executor() {
+            Some(executor) => {
+                let request = RemoteExecution {
+                    stage,
+                    root: &ws.root,
+                    params: params_json.as_bytes(),
+                    env: BTreeMap::from([
+                        ("GOURD_STAGE".to_string(), stage.name.clone()),
+                        ("GOURD_EXECUTOR".to_string(), stage.executor.name().to_string()),
+                    ]),
+                    log: log.clone(),
+                    skip_cache: launch.force || stage.always_run,
+                };
+                let mut stop = cancel.clone();
+                let result = tokio::select! {
+                    result = executor.execute(request) => result,
+                    _ = stop.wait_for(|stop| *stop) => return fail("interrupted".to_string()),
+                };
+                match result {
+                    Ok(exit) => {
+                        let on = exit.worker.map(|w| format!(" on {w}")).unwrap_or_default();
+                        if let Some(failure) = exit.failure {
+                            return fail(format!("{failure} (remotely{on})"));
+                        }
+                        if exit.exit_code != 0 {
+                            return fail(format!("exited with code {} (remotely{on})", exit.exit_code));
+                        }
+                        let cached = if exit.cached { ", from its cache" } else { "" };
+                        notes.push(format!("executed by {}{on}{cached}", executor.describe()));
+                        remotely = true;
+                        None
+                    }
+                    Err(failure) => {
+                        if let RemoteFailure::Unavailable(_) = failure {
+                            context.remote_down.store(true, std::sync::atomic::Ordering::SeqCst);
+                        }
+                        Some(format!("remote execution: {failure}"))
+                    }
+                }
+            }
+            None => Some("remote execution unavailable".to_string()),
+        };
+        if let Some(failure) = failure {
+            if context.remote_required {
+                return fail(failure);
+            }
+            if gpus_needed(stage) > 0 && !stage.cpu_fallback {
+                return fail(format!(
+                    "{failure}; it needs {} GPU(s), which were not reserved on this machine",
+                    gpus_needed(stage)
+                ));
+            }
+            notes.push(format!("{failure}; ran locally"));
+        }
+    }
+    let outcome = if remotely {
+        ExecOutcome::Exited(0)
+    } else {
+        let request = ExecRequest { stage, step, root: &ws.root, log: log.clone(), extra_env };
+        execute(request, cancel).await?
+    };
+    let finished_at = SystemTime::now();
     match outcome {
         ExecOutcome::Exited(0) => {}
         ExecOutcome::Exited(code) => return fail(format!("exited with code {code}")),

@@ -20,6 +20,7 @@ pub fn stage(name: &str, deps: &[&str], outs: &[&str]) -> Stage {
         wdir: WsPath::root(),
         always_run: false,
         cpu_fallback: false,
+        remote: false,
         timeout: None,
         desc: None,
     }

@@ -1,4 +1,9 @@
-//! Remote caches: a stage run once anywhere is restored everywhere.
+//! Remote caches and remote execution: a stage run once anywhere is
+//! restored everywhere, and heavy stages run on other machines.
+//!
+//! Two backends: an S3 bucket (a cache only), and a Remote Execution API v2
+//! service (BuildGrid, Buildbarn, NativeLink, BuildBuddy, EngFlow), which
+//! both caches and executes; see `reapi/`.
 //!
 //! The S3 cache speaks plain S3 (AWS, MinIO, Ceph, R2, GCS interop) through
 //! `object_store`, with the same content-addressed layout as the local store:
@@ -16,8 +21,10 @@
 //! environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, ...) and never
 //! enter lineage, logs or messages.
 
+mod reapi;
 mod s3;
 
+pub use reapi::{Reapi, ReapiSettings, platform_properties};
 pub use s3::S3Cache;
 
 /// Where the remote cache is, as `gourd.ncl` (then the environment) says.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use gourd_core::model::{Command, Executor, Output, OutputKind, Pipeline, Resources, Stage};
+use gourd_core::model::{Command, Executor, Output, OutputKind, Pipeline, RemoteKind, Resources, Stage};
 use gourd_core::path::WsPath;
 use serde::Deserialize;
 
@@ -22,9 +22,11 @@ struct RawPipeline {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRemote {
-    kind: String,
+    kind: RemoteKind,
     endpoint: Option<String>,
-    bucket: String,
+    bucket: Option<String>,
+    #[serde(default)]
+    instance: String,
     #[serde(default = "default_prefix")]
     prefix: String,
     region: Option<String>,
@@ -32,8 +34,13 @@ struct RawRemote {
     cache: bool,
     #[serde(default = "yes")]
     push: bool,
+    #[serde(default = "yes")]
+    execute: bool,
     #[serde(default)]
     required: bool,
+    timeout: Option<f64>,
+    #[serde(default)]
+    platform: BTreeMap<String, String>,
 }
 
 fn default_prefix() -> String {
@@ -63,6 +70,8 @@ struct RawStage {
     always_run: bool,
     #[serde(default)]
     cpu_fallback: bool,
+    #[serde(default)]
+    remote: bool,
     timeout: Option<f64>,
     desc: Option<String>,
 }
@@ -140,17 +149,51 @@ pub fn validate(json: &str, file: &Path) -> Result<Pipeline, SpecError> {
         }
     }
     stages.sort_by(|a, b| a.name.cmp(&b.name));
-    let remote = raw.remote.map(|r| gourd_core::model::Remote {
+    let remote = match raw.remote {
+        Some(r) => Some(validate_remote(r).map_err(|message| {
+            let source = std::fs::read_to_string(file).unwrap_or_default();
+            let line = source.lines().position(|l| l.trim_start().starts_with("remote")).map(|i| i + 1);
+            SpecError::Invalid { file: file.to_path_buf(), line, message: format!("field `remote`: {message}") }
+        })?),
+        None => None,
+    };
+    Ok(Pipeline { stages, remote })
+}
+
+fn validate_remote(r: RawRemote) -> Result<gourd_core::model::Remote, String> {
+    match r.kind {
+        RemoteKind::S3 if r.bucket.as_deref().is_none_or(|b| b.trim().is_empty()) => {
+            return Err("an 's3 remote needs a `bucket`".to_string());
+        }
+        RemoteKind::Reapi => {
+            let Some(endpoint) = &r.endpoint else {
+                return Err("a 'reapi remote needs an `endpoint` (`grpc://host:port` or `grpcs://host:port`)".into());
+            };
+            if !["grpc://", "grpcs://", "http://", "https://"].iter().any(|s| endpoint.starts_with(s)) {
+                return Err(format!("endpoint `{endpoint}`: expected `grpc://host:port` or `grpcs://host:port`"));
+            }
+        }
+        RemoteKind::S3 => {}
+    }
+    let timeout = match r.timeout {
+        None => Duration::from_secs(3600),
+        Some(t) if t.is_finite() && t > 0.0 => Duration::from_secs_f64(t),
+        Some(_) => return Err("`timeout`: expected a positive number of seconds".to_string()),
+    };
+    Ok(gourd_core::model::Remote {
         kind: r.kind,
         endpoint: r.endpoint,
         bucket: r.bucket,
+        instance: r.instance,
         prefix: r.prefix,
         region: r.region,
         cache: r.cache,
         push: r.push,
+        execute: r.execute,
         required: r.required,
-    });
-    Ok(Pipeline { stages, remote })
+        timeout,
+        platform: r.platform,
+    })
 }
 
 fn validate_stage(name: String, raw: RawStage) -> Result<Stage, Problem> {
@@ -167,6 +210,12 @@ fn validate_stage(name: String, raw: RawStage) -> Result<Stage, Problem> {
         RawCommand::Step(step) => Command::Step { name: step.step, config: step.config },
         _ => return Err(problem(None, "field `cmd`: the command is empty".to_string())),
     };
+    if raw.remote && matches!(cmd, Command::Step { .. }) {
+        return Err(problem(
+            None,
+            "field `remote`: built-in steps run on this machine (the workers have no `gourd-step`)".to_string(),
+        ));
+    }
     let deps = raw.deps.iter().map(|d| path("deps", d)).collect::<Result<Vec<_>, _>>()?;
     let mut outs = Vec::new();
     for out in raw.outs {
@@ -210,6 +259,7 @@ fn validate_stage(name: String, raw: RawStage) -> Result<Stage, Problem> {
         wdir,
         always_run: raw.always_run,
         cpu_fallback: raw.cpu_fallback,
+        remote: raw.remote,
         timeout,
         desc: raw.desc,
         name,

@@ -36,6 +36,14 @@ pub struct Args {
     /// Print one JSON event per line.
     #[arg(long)]
     json: bool,
+    /// Execute every stage on the remote execution service, not only those
+    /// marked `remote = true` (built-in steps stay local).
+    #[arg(long, conflicts_with = "local")]
+    remote_exec: bool,
+    /// Execute every stage on this machine, even those marked `remote = true`
+    /// (the remote cache is still used).
+    #[arg(long)]
+    local: bool,
 }
 
 pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
@@ -60,6 +68,18 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         return Err(CommandError::user("`-j` must be at least 1"));
     }
     let remote = crate::remote::from_pipeline(&loaded.pipeline)?;
+    if args.remote_exec && remote.as_ref().is_none_or(|r| r.executor.is_none()) {
+        return Err(CommandError::user(
+            "`--remote-exec` needs a remote execution service: a `remote` record with `kind = 'reapi`",
+        ));
+    }
+    let placement = if args.local {
+        engine::Placement::Nothing
+    } else if args.remote_exec {
+        engine::Placement::Everything
+    } else {
+        engine::Placement::Marked
+    };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
     let options = RunOptions {
@@ -72,7 +92,9 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         gpu_probe: crate::commands::step::gpu_probe(),
         remote_writable: remote.as_ref().is_some_and(|r| r.push),
         remote_required: remote.as_ref().is_some_and(|r| r.required),
-        remote: remote.map(|r| r.cache),
+        remote_executor: remote.as_ref().and_then(|r| r.executor.clone()),
+        placement,
+        remote: remote.and_then(|r| r.cache),
     };
     let mut printer = Printer::new(args.json, &ws);
     let started = Instant::now();

@@ -44,9 +44,11 @@ fn git(lineage: &Lineage, args: &[&str]) -> Result<(bool, String), CommandError>
 }
 
 /// The remote cache, when the pipeline (or the environment) names one.
-fn remote_cache(location: &Location) -> Result<Option<crate::remote::Remote>, CommandError> {
+fn remote_cache(
+    location: &Location,
+) -> Result<Option<std::sync::Arc<dyn gourd_core::remote::RemoteCache>>, CommandError> {
     match location.load() {
-        Ok(loaded) => crate::remote::from_pipeline(&loaded.pipeline),
+        Ok(loaded) => Ok(crate::remote::from_pipeline(&loaded.pipeline)?.and_then(|r| r.cache)),
         Err(_) => Ok(None),
     }
 }
@@ -56,7 +58,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
 }
 
 pub fn push(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
-    if let Some(remote) = remote_cache(location)? {
+    if let Some(cache) = remote_cache(location)? {
         let loaded = location.load()?;
         let ws = gourd_core::workspace::Workspace::open(&loaded.root)?;
         let actions: Vec<_> = loaded
@@ -68,14 +70,14 @@ pub fn push(location: &Location, args: &Args) -> Result<ExitCode, CommandError> 
             .collect();
         let sent = runtime()?.block_on(async {
             for action in &actions {
-                remote.cache.publish(action, &ws.store).await?;
+                cache.publish(action, &ws.store).await?;
             }
             Ok::<usize, gourd_core::remote::RemoteFailure>(actions.len())
         });
         match sent {
-            Ok(n) => eprintln!("Pushed {n} results to {}.", remote.cache.describe()),
+            Ok(n) => eprintln!("Pushed {n} results to {}.", cache.describe()),
             Err(err) => {
-                return Err(CommandError::environment(format!("pushing to {}: {err}", remote.cache.describe())));
+                return Err(CommandError::environment(format!("pushing to {}: {err}", cache.describe())));
             }
         }
     }
@@ -119,7 +121,7 @@ pub fn pull(location: &Location, args: &Args) -> Result<ExitCode, CommandError> 
         Integration::Merged => "Merged lineage with",
     };
     eprintln!("{message} `{}`.", args.remote);
-    if let Some(remote) = remote_cache(location)? {
+    if let Some(cache) = remote_cache(location)? {
         let ws = gourd_core::workspace::Workspace::open(&location.root()?)?;
         let keys: Vec<gourd_digest::Digest> = lineage.latest()?.values().filter_map(|r| r.key.parse().ok()).collect();
         let fetched = runtime()?.block_on(async {
@@ -128,7 +130,7 @@ pub fn pull(location: &Location, args: &Args) -> Result<ExitCode, CommandError> 
                 if ws.store.action(&key).is_some() {
                     continue;
                 }
-                if let Some(action) = remote.cache.fetch(key, &ws.store).await? {
+                if let Some(action) = cache.fetch(key, &ws.store).await? {
                     ws.store
                         .put_action(&action)
                         .map_err(|e| gourd_core::remote::RemoteFailure::Rejected(e.to_string()))?;
@@ -138,9 +140,9 @@ pub fn pull(location: &Location, args: &Args) -> Result<ExitCode, CommandError> 
             Ok::<usize, gourd_core::remote::RemoteFailure>(n)
         });
         match fetched {
-            Ok(n) => eprintln!("Pulled {n} results from {}.", remote.cache.describe()),
+            Ok(n) => eprintln!("Pulled {n} results from {}.", cache.describe()),
             Err(err) => {
-                return Err(CommandError::environment(format!("pulling from {}: {err}", remote.cache.describe())));
+                return Err(CommandError::environment(format!("pulling from {}: {err}", cache.describe())));
             }
         }
     }

@@ -1,0 +1,349 @@
+//! Moving blobs in and out of the content-addressable storage: small ones in
+//! batches, large ones through ByteStream, everything read checked against
+//! its digest.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bazel_remote_apis::build::bazel::remote::execution::v2 as re;
+use bazel_remote_apis::google::bytestream as bs;
+use gourd_core::remote::RemoteFailure;
+
+use super::{Connection, DigestFunction, Reapi};
+
+/// ByteStream chunks.
+const CHUNK: usize = 1 << 20;
+/// Room left in a batch for the request's own fields.
+const OVERHEAD: usize = 1 << 10;
+/// Largest message gourd accepts from the service (a full batch and more).
+pub(super) const MAX_MESSAGE: usize = 64 << 20;
+
+/// A blob to upload.
+pub(super) enum Blob {
+    Bytes(Vec<u8>),
+    File(PathBuf),
+}
+
+impl Blob {
+    fn read(&self) -> Result<Vec<u8>, RemoteFailure> {
+        match self {
+            Blob::Bytes(bytes) => Ok(bytes.clone()),
+            Blob::File(path) => std::fs::read(path)
+                .map_err(|e| RemoteFailure::Rejected(format!("cannot read `{}`: {e}", path.display()))),
+        }
+    }
+}
+
+/// Blobs to upload, by hash.
+#[derive(Default)]
+pub(super) struct Blobs(HashMap<String, (re::Digest, Blob)>);
+
+impl Blobs {
+    /// Adds `bytes` and returns their digest.
+    pub(super) fn bytes(&mut self, function: DigestFunction, bytes: Vec<u8>) -> re::Digest {
+        let digest = function.digest(&bytes);
+        self.0.entry(digest.hash.clone()).or_insert_with(|| (digest.clone(), Blob::Bytes(bytes)));
+        digest
+    }
+
+    pub(super) fn message(&mut self, function: DigestFunction, message: &impl prost::Message) -> re::Digest {
+        self.bytes(function, message.encode_to_vec())
+    }
+
+    pub(super) fn file(&mut self, digest: re::Digest, path: PathBuf) {
+        self.0.entry(digest.hash.clone()).or_insert_with(|| (digest, Blob::File(path)));
+    }
+}
+
+/// Why a blob could not be read.
+pub(super) enum ReadError {
+    /// The service does not have it (never uploaded, or evicted).
+    Missing(re::Digest),
+    /// What came back does not match the digest.
+    Corrupt(re::Digest),
+    Call(RemoteFailure),
+}
+
+impl ReadError {
+    pub(super) fn into_failure(self, label: &str) -> RemoteFailure {
+        match self {
+            ReadError::Missing(d) => {
+                RemoteFailure::Rejected(format!("blob {}/{} is missing from {label} (evicted?)", d.hash, d.size_bytes))
+            }
+            ReadError::Corrupt(d) => RemoteFailure::Rejected(format!(
+                "blob {}/{} from {label} does not match its digest: rejected",
+                d.hash, d.size_bytes
+            )),
+            ReadError::Call(failure) => failure,
+        }
+    }
+}
+
+impl From<RemoteFailure> for ReadError {
+    fn from(failure: RemoteFailure) -> Self {
+        ReadError::Call(failure)
+    }
+}
+
+static UPLOADS: AtomicU64 = AtomicU64::new(0);
+
+impl Reapi {
+    fn cas(
+        &self,
+        connection: &Connection,
+    ) -> re::content_addressable_storage_client::ContentAddressableStorageClient<tonic::transport::Channel> {
+        re::content_addressable_storage_client::ContentAddressableStorageClient::new(connection.channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE)
+    }
+
+    fn bytestream(
+        &self,
+        connection: &Connection,
+    ) -> bs::byte_stream_client::ByteStreamClient<tonic::transport::Channel> {
+        bs::byte_stream_client::ByteStreamClient::new(connection.channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE)
+    }
+
+    /// `blobs/HASH/SIZE` (with the function's name where it is not SHA-256).
+    fn blob_name(&self, connection: &Connection, digest: &re::Digest) -> String {
+        let function = match connection.function {
+            DigestFunction::Sha256 => "",
+            DigestFunction::Blake3 => "blake3/",
+        };
+        format!("blobs/{function}{}/{}", digest.hash, digest.size_bytes)
+    }
+
+    fn resource(&self, path: String) -> String {
+        match self.settings.instance.as_str() {
+            "" => path,
+            instance => format!("{instance}/{path}"),
+        }
+    }
+
+    /// Uploads whatever of `blobs` the service lacks.
+    pub(super) async fn upload(&self, connection: &Connection, blobs: Blobs) -> Result<(), RemoteFailure> {
+        let mut cas = self.cas(connection);
+        let digests: Vec<re::Digest> = blobs.0.values().map(|(d, _)| d.clone()).collect();
+        let mut missing = Vec::new();
+        for chunk in digests.chunks(2000) {
+            let request = re::FindMissingBlobsRequest {
+                instance_name: self.instance(),
+                blob_digests: chunk.to_vec(),
+                digest_function: connection.function.proto(),
+            };
+            let response = cas.find_missing_blobs(self.request(request)).await.map_err(|s| self.failure(s))?;
+            missing.extend(response.into_inner().missing_blob_digests);
+        }
+        let mut batch = Vec::new();
+        let mut batch_size = 0;
+        for digest in missing {
+            let Some((_, blob)) = blobs.0.get(&digest.hash) else { continue };
+            let size = digest.size_bytes as usize;
+            if size + OVERHEAD > connection.max_batch {
+                self.write_stream(connection, &digest, blob.read()?).await?;
+                continue;
+            }
+            if batch_size + size + OVERHEAD > connection.max_batch {
+                self.write_batch(connection, &mut cas, std::mem::take(&mut batch)).await?;
+                batch_size = 0;
+            }
+            batch_size += size + 128;
+            batch.push(re::batch_update_blobs_request::Request {
+                digest: Some(digest),
+                data: blob.read()?,
+                compressor: 0,
+            });
+        }
+        self.write_batch(connection, &mut cas, batch).await
+    }
+
+    async fn write_batch(
+        &self,
+        connection: &Connection,
+        cas: &mut re::content_addressable_storage_client::ContentAddressableStorageClient<tonic::transport::Channel>,
+        requests: Vec<re::batch_update_blobs_request::Request>,
+    ) -> Result<(), RemoteFailure> {
+        if requests.is_empty() {
+            return Ok(());
+        }
+        let request = re::BatchUpdateBlobsRequest {
+            instance_name: self.instance(),
+            requests,
+            digest_function: connection.function.proto(),
+        };
+        let response = cas.batch_update_blobs(self.request(request)).await.map_err(|s| self.failure(s))?;
+        for blob in response.into_inner().responses {
+            if let Some(status) = blob.status.filter(|s| s.code != 0) {
+                let hash = blob.digest.map(|d| d.hash).unwrap_or_default();
+                return Err(RemoteFailure::Rejected(format!(
+                    "{} refused blob {hash}: {} (code {})",
+                    self.label, status.message, status.code
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn write_stream(
+        &self,
+        connection: &Connection,
+        digest: &re::Digest,
+        bytes: Vec<u8>,
+    ) -> Result<(), RemoteFailure> {
+        let n = UPLOADS.fetch_add(1, Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let uuid = format!(
+            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+            (nanos >> 32) as u32,
+            (nanos >> 16) as u16,
+            n & 0xfff,
+            std::process::id() & 0xfff,
+            nanos as u64 & 0xffff_ffff_ffff
+        );
+        let resource = self.resource(format!("uploads/{uuid}/{}", self.blob_name(connection, digest)));
+        let total = bytes.len();
+        let mut requests = Vec::new();
+        let mut offset = 0;
+        loop {
+            let end = (offset + CHUNK).min(total);
+            requests.push(bs::WriteRequest {
+                resource_name: if offset == 0 { resource.clone() } else { String::new() },
+                write_offset: offset as i64,
+                finish_write: end == total,
+                data: bytes[offset..end].to_vec(),
+            });
+            offset = end;
+            if offset == total {
+                break;
+            }
+        }
+        let mut client = self.bytestream(connection);
+        let request = self.request_with_timeout(futures::stream::iter(requests), super::CALL_TIMEOUT * 10);
+        let response = client.write(request).await.map_err(|s| self.failure(s))?.into_inner();
+        if response.committed_size != total as i64 && response.committed_size != -1 {
+            return Err(RemoteFailure::Rejected(format!(
+                "{} committed {} of {total} bytes of blob {}",
+                self.label, response.committed_size, digest.hash
+            )));
+        }
+        Ok(())
+    }
+
+    /// Reads `digests`, each checked against its digest.
+    pub(super) async fn download(
+        &self,
+        connection: &Connection,
+        digests: Vec<re::Digest>,
+    ) -> Result<HashMap<String, Vec<u8>>, ReadError> {
+        let mut out = HashMap::new();
+        let mut cas = self.cas(connection);
+        let mut batch = Vec::new();
+        let mut batch_size = 0;
+        let mut seen = std::collections::HashSet::new();
+        for digest in digests {
+            if !seen.insert(digest.hash.clone()) {
+                continue;
+            }
+            let size = digest.size_bytes as usize;
+            if size == 0 {
+                self.verify(connection, &digest, Vec::new(), &mut out)?;
+            } else if size + OVERHEAD > connection.max_batch {
+                let bytes = self.read_stream(connection, &digest).await?;
+                self.verify(connection, &digest, bytes, &mut out)?;
+            } else {
+                if batch_size + size + OVERHEAD > connection.max_batch {
+                    self.read_batch(connection, &mut cas, std::mem::take(&mut batch), &mut out).await?;
+                    batch_size = 0;
+                }
+                batch_size += size + 128;
+                batch.push(digest);
+            }
+        }
+        self.read_batch(connection, &mut cas, batch, &mut out).await?;
+        Ok(out)
+    }
+
+    fn verify(
+        &self,
+        connection: &Connection,
+        digest: &re::Digest,
+        bytes: Vec<u8>,
+        out: &mut HashMap<String, Vec<u8>>,
+    ) -> Result<(), ReadError> {
+        if connection.function.digest(&bytes) != *digest {
+            return Err(ReadError::Corrupt(digest.clone()));
+        }
+        out.insert(digest.hash.clone(), bytes);
+        Ok(())
+    }
+
+    async fn read_batch(
+        &self,
+        connection: &Connection,
+        cas: &mut re::content_addressable_storage_client::ContentAddressableStorageClient<tonic::transport::Channel>,
+        digests: Vec<re::Digest>,
+        out: &mut HashMap<String, Vec<u8>>,
+    ) -> Result<(), ReadError> {
+        if digests.is_empty() {
+            return Ok(());
+        }
+        let request = re::BatchReadBlobsRequest {
+            instance_name: self.instance(),
+            digests: digests.clone(),
+            acceptable_compressors: vec![],
+            digest_function: connection.function.proto(),
+        };
+        let response = cas.batch_read_blobs(self.request(request)).await.map_err(|s| self.failure(s))?;
+        let mut answered = std::collections::HashSet::new();
+        for blob in response.into_inner().responses {
+            let digest = blob.digest.unwrap_or_default();
+            match blob.status.map(|s| (s.code, s.message)) {
+                Some((0, _)) | None => {
+                    answered.insert(digest.hash.clone());
+                    self.verify(connection, &digest, blob.data, out)?;
+                }
+                Some((5, _)) => return Err(ReadError::Missing(digest)),
+                Some((code, message)) => {
+                    return Err(ReadError::Call(RemoteFailure::Rejected(format!(
+                        "{}: reading blob {}: {message} (code {code})",
+                        self.label, digest.hash
+                    ))));
+                }
+            }
+        }
+        if let Some(digest) = digests.into_iter().find(|d| !answered.contains(&d.hash)) {
+            return Err(ReadError::Missing(digest));
+        }
+        Ok(())
+    }
+
+    async fn read_stream(&self, connection: &Connection, digest: &re::Digest) -> Result<Vec<u8>, ReadError> {
+        let mut client = self.bytestream(connection);
+        let request = bs::ReadRequest {
+            resource_name: self.resource(self.blob_name(connection, digest)),
+            read_offset: 0,
+            read_limit: 0,
+        };
+        let request = self.request_with_timeout(request, super::CALL_TIMEOUT * 10);
+        let mut stream = match client.read(request).await {
+            Ok(response) => response.into_inner(),
+            Err(status) if status.code() == tonic::Code::NotFound => return Err(ReadError::Missing(digest.clone())),
+            Err(status) => return Err(ReadError::Call(self.failure(status))),
+        };
+        let mut bytes = Vec::with_capacity(digest.size_bytes as usize);
+        loop {
+            match stream.message().await {
+                Ok(Some(chunk)) => bytes.extend_from_slice(&chunk.data),
+                Ok(None) => break,
+                Err(status) if status.code() == tonic::Code::NotFound => {
+                    return Err(ReadError::Missing(digest.clone()));
+                }
+                Err(status) => return Err(ReadError::Call(self.failure(status))),
+            }
+        }
+        Ok(bytes)
+    }
+}

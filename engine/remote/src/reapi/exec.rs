@@ -1,0 +1,451 @@
+//! Executing a stage on the service.
+//!
+//! The stage becomes an `Action`:
+//!
+//! - the input root holds the stage's deps at their workspace paths, and its
+//!   parameters at `.gourd/params.json`;
+//! - the `Command` runs the stage's command through `/bin/sh` from the input
+//!   root (after `cd WDIR`), with the stage's `env`, `GOURD_STAGE`,
+//!   `GOURD_EXECUTOR`, and `GOURD_PARAMS`/`GOURD_WORKSPACE` pointing into the
+//!   input root; its output paths are the stage's outs and metrics;
+//! - the platform is the remote record's `platform` plus the stage's
+//!   resources: `cpu_count` when it takes more than one CPU, `gpu_count` when
+//!   it needs GPUs;
+//! - the action's timeout is the stage's `timeout`; an `always_run` stage is
+//!   not cached by the service.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use bazel_remote_apis::build::bazel::remote::execution::v2 as re;
+use bazel_remote_apis::google::longrunning::operation;
+use gourd_core::model::{Command, Stage};
+use gourd_core::remote::{BoxFuture, RemoteExecution, RemoteExecutor, RemoteExit, RemoteFailure};
+use prost::Message;
+
+use super::cache::{TreeIndex, check_name};
+use super::cas::{Blobs, MAX_MESSAGE, ReadError};
+use super::{Connection, DigestFunction, Reapi};
+
+/// The platform properties of `stage`'s action.
+pub fn platform_properties(stage: &Stage, base: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut properties = base.clone();
+    if stage.resources.cpus > 1 {
+        properties.insert("cpu_count".into(), stage.resources.cpus.to_string());
+    }
+    if stage.resources.gpus > 0 {
+        properties.insert("gpu_count".into(), stage.resources.gpus.to_string());
+    }
+    properties
+}
+
+/// A folder of the input root being assembled.
+#[derive(Default)]
+struct Folder {
+    files: BTreeMap<String, (re::Digest, bool)>,
+    folders: BTreeMap<String, Folder>,
+}
+
+impl Folder {
+    fn folder(&mut self, rel: &str) -> &mut Folder {
+        let mut current = self;
+        for name in rel.split('/').filter(|n| !n.is_empty() && *n != ".") {
+            current = current.folders.entry(name.to_string()).or_default();
+        }
+        current
+    }
+
+    /// Adds the file or folder at `root/rel`.
+    fn add(&mut self, function: DigestFunction, root: &Path, rel: &str, blobs: &mut Blobs) -> io::Result<()> {
+        let path = if rel.is_empty() || rel == "." { root.to_path_buf() } else { root.join(rel) };
+        let meta = std::fs::metadata(&path)?;
+        if meta.is_dir() {
+            self.folder(rel);
+            for entry in std::fs::read_dir(&path)? {
+                let name = entry?.file_name().to_string_lossy().into_owned();
+                // The workspace root as a dep: not gourd's own state, not git's.
+                if (rel.is_empty() || rel == ".") && (name == ".gourd" || name == ".git") {
+                    continue;
+                }
+                let child = if rel.is_empty() || rel == "." { name } else { format!("{rel}/{name}") };
+                self.add(function, root, &child, blobs)?;
+            }
+        } else {
+            let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+            let digest = function.digest_file(&path)?;
+            blobs.file(digest.clone(), path);
+            self.folder(parent).files.insert(name.to_string(), (digest, meta.permissions().mode() & 0o111 != 0));
+        }
+        Ok(())
+    }
+
+    fn add_bytes(&mut self, function: DigestFunction, rel: &str, bytes: Vec<u8>, blobs: &mut Blobs) {
+        let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+        let digest = blobs.bytes(function, bytes);
+        self.folder(parent).files.insert(name.to_string(), (digest, false));
+    }
+
+    /// Uploads nothing; returns the folder's digest with every `Directory`
+    /// added to `blobs`.
+    fn finish(self, function: DigestFunction, blobs: &mut Blobs) -> re::Digest {
+        let mut directory = re::Directory::default();
+        for (name, (digest, is_executable)) in self.files {
+            directory.files.push(re::FileNode { name, digest: Some(digest), is_executable, node_properties: None });
+        }
+        for (name, folder) in self.folders {
+            let digest = folder.finish(function, blobs);
+            directory.directories.push(re::DirectoryNode { name, digest: Some(digest) });
+        }
+        blobs.message(function, &directory)
+    }
+}
+
+/// Quotes `s` for `sh`.
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+impl Reapi {
+    fn prepare(
+        &self,
+        function: DigestFunction,
+        request: &RemoteExecution<'_>,
+    ) -> Result<(re::Digest, Blobs), RemoteFailure> {
+        let stage = request.stage;
+        let mut blobs = Blobs::default();
+        let mut root = Folder::default();
+        for dep in &stage.deps {
+            root.add(function, request.root, dep.as_str(), &mut blobs)
+                .map_err(|e| RemoteFailure::Rejected(format!("stage `{}`: reading dep `{dep}`: {e}", stage.name)))?;
+        }
+        root.add_bytes(function, ".gourd/params.json", request.params.to_vec(), &mut blobs);
+        root.folder(stage.wdir.as_str());
+        let input_root = root.finish(function, &mut blobs);
+
+        let argv: Vec<String> = match &stage.cmd {
+            Command::Shell(script) => vec!["sh".into(), "-c".into(), script.clone()],
+            Command::Argv(argv) => argv.clone(),
+            Command::Step { name, .. } => {
+                return Err(RemoteFailure::Rejected(format!("the built-in step `{name}` cannot run remotely")));
+            }
+        };
+        let mut prelude = String::from(
+            "GOURD_WORKSPACE=\"$PWD\" GOURD_PARAMS=\"$PWD/.gourd/params.json\"; export GOURD_WORKSPACE GOURD_PARAMS; ",
+        );
+        if !stage.wdir.is_root() {
+            prelude.push_str(&format!("cd {} || exit 1; ", quote(stage.wdir.as_str())));
+        }
+        prelude.push_str("exec \"$@\"");
+        let mut arguments = vec!["/bin/sh".to_string(), "-c".into(), prelude, "sh".into()];
+        arguments.extend(argv);
+
+        let mut env: BTreeMap<String, String> = stage.env.clone();
+        env.extend(request.env.clone());
+        let mut outputs: Vec<String> = stage.outputs().map(|o| o.path.to_string()).collect();
+        outputs.sort();
+        outputs.dedup();
+        let platform = re::Platform {
+            properties: platform_properties(stage, &self.settings.platform)
+                .into_iter()
+                .map(|(name, value)| re::platform::Property { name, value })
+                .collect(),
+        };
+        // The platform goes on the action (v2.2) and, for older services,
+        // on the command too.
+        #[allow(deprecated)]
+        let command = re::Command {
+            arguments,
+            environment_variables: env
+                .into_iter()
+                .map(|(name, value)| re::command::EnvironmentVariable { name, value })
+                .collect(),
+            output_paths: outputs,
+            platform: Some(platform.clone()),
+            ..Default::default()
+        };
+        let action = re::Action {
+            command_digest: Some(blobs.message(function, &command)),
+            input_root_digest: Some(input_root),
+            timeout: stage.timeout.map(|t| bazel_remote_apis::google::protobuf::Duration {
+                seconds: t.as_secs() as i64,
+                nanos: t.subsec_nanos() as i32,
+            }),
+            do_not_cache: stage.always_run,
+            platform: Some(platform),
+            ..Default::default()
+        };
+        let digest = blobs.message(function, &action);
+        Ok((digest, blobs))
+    }
+
+    /// `Execute`, then waits for the operation to finish, within the deadline.
+    async fn execute_action(
+        &self,
+        connection: &Connection,
+        action: &re::Digest,
+        skip_cache: bool,
+    ) -> Result<re::ExecuteResponse, RemoteFailure> {
+        let deadline = self.settings.timeout;
+        let mut client = re::execution_client::ExecutionClient::new(connection.channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
+        let request = re::ExecuteRequest {
+            instance_name: self.instance(),
+            skip_cache_lookup: skip_cache,
+            action_digest: Some(action.clone()),
+            digest_function: connection.function.proto(),
+            ..Default::default()
+        };
+        let wait = async {
+            let mut stream = client
+                .execute(self.request_with_timeout(request, deadline))
+                .await
+                .map_err(|s| self.failure(s))?
+                .into_inner();
+            let mut name = String::new();
+            loop {
+                match stream.message().await {
+                    Ok(Some(operation)) => {
+                        name = operation.name.clone();
+                        if operation.done {
+                            return self.decode_operation(operation);
+                        }
+                    }
+                    Ok(None) if !name.is_empty() => {
+                        // The stream ended early (a proxy, a restart): pick the
+                        // operation up again.
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        let wait = re::WaitExecutionRequest { name: name.clone() };
+                        stream = client
+                            .wait_execution(self.request_with_timeout(wait, deadline))
+                            .await
+                            .map_err(|s| self.failure(s))?
+                            .into_inner();
+                    }
+                    Ok(None) => {
+                        return Err(RemoteFailure::Unavailable(format!("{}: the execution stream ended", self.label)));
+                    }
+                    Err(status) => return Err(self.failure(status)),
+                }
+            }
+        };
+        tokio::time::timeout(deadline, wait).await.map_err(|_| {
+            RemoteFailure::Unavailable(format!(
+                "{}: no result within {}s (the remote record's `timeout`)",
+                self.label,
+                deadline.as_secs_f64()
+            ))
+        })?
+    }
+
+    fn decode_operation(
+        &self,
+        operation: bazel_remote_apis::google::longrunning::Operation,
+    ) -> Result<re::ExecuteResponse, RemoteFailure> {
+        match operation.result {
+            Some(operation::Result::Response(any)) => re::ExecuteResponse::decode(any.value.as_slice()).map_err(|e| {
+                RemoteFailure::Rejected(format!("{}: an execute response that does not parse: {e}", self.label))
+            }),
+            Some(operation::Result::Error(status)) => {
+                Err(self.failure(tonic::Status::new(tonic::Code::from_i32(status.code), status.message)))
+            }
+            None => Err(RemoteFailure::Rejected(format!("{}: an operation finished without a result", self.label))),
+        }
+    }
+
+    async fn run_remotely(&self, request: RemoteExecution<'_>) -> Result<RemoteExit, RemoteFailure> {
+        let connection = self.connection().await?;
+        let function = connection.function;
+        let (action, blobs) = self.prepare(function, &request)?;
+        self.upload(connection, blobs).await?;
+        let mut skip_cache = request.skip_cache;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let response = self.execute_action(connection, &action, skip_cache).await?;
+            if let Some(status) = response.status.as_ref().filter(|s| s.code != 0) {
+                let code = tonic::Code::from_i32(status.code);
+                match code {
+                    tonic::Code::DeadlineExceeded => {
+                        let limit = request.stage.timeout.map(|t| format!(" after {}s", t.as_secs_f64()));
+                        write_log(&request.log, &self.label, &response, connection, self).await;
+                        return Ok(RemoteExit {
+                            exit_code: -1,
+                            worker: worker(&response),
+                            cached: false,
+                            failure: Some(format!("timed out{} on the worker", limit.unwrap_or_default())),
+                        });
+                    }
+                    // A blob went missing between upload and execution: once more.
+                    tonic::Code::FailedPrecondition if attempts == 1 && status.message.contains("MISSING") => continue,
+                    _ => {
+                        return Err(self.failure(tonic::Status::new(code, status.message.clone())));
+                    }
+                }
+            }
+            let Some(result) = response.result.clone() else {
+                return Err(RemoteFailure::Rejected(format!("{}: an execute response without a result", self.label)));
+            };
+            write_log(&request.log, &self.label, &response, connection, self).await;
+            let exit = RemoteExit {
+                exit_code: result.exit_code,
+                worker: worker(&response),
+                cached: response.cached_result,
+                failure: None,
+            };
+            if result.exit_code != 0 {
+                return Ok(exit);
+            }
+            match self.write_outputs(connection, &result, &request).await {
+                Ok(()) => return Ok(exit),
+                // A cached result whose outputs were evicted: execute afresh.
+                Err(ReadError::Missing(_)) if response.cached_result && !skip_cache => skip_cache = true,
+                Err(err) => return Err(err.into_failure(&self.label)),
+            }
+        }
+    }
+
+    /// Downloads the outputs of `result` into the workspace.
+    async fn write_outputs(
+        &self,
+        connection: &Connection,
+        result: &re::ActionResult,
+        request: &RemoteExecution<'_>,
+    ) -> Result<(), ReadError> {
+        let declared: Vec<String> = request.stage.outputs().map(|o| o.path.to_string()).collect();
+        let check = |path: &str| -> Result<(), ReadError> {
+            if !declared.iter().any(|d| d == path) {
+                return Err(ReadError::Call(RemoteFailure::Rejected(format!(
+                    "{}: the result has `{path}`, which the stage does not declare",
+                    self.label
+                ))));
+            }
+            Ok(())
+        };
+        let mut trees = Vec::new();
+        for directory in &result.output_directories {
+            check(&directory.path)?;
+            let digest = directory.tree_digest.clone().unwrap_or_default();
+            let bytes = self.download(connection, vec![digest.clone()]).await?.remove(&digest.hash).unwrap_or_default();
+            let tree = re::Tree::decode(bytes.as_slice()).map_err(|e| {
+                ReadError::Call(RemoteFailure::Rejected(format!(
+                    "{}: tree {} does not parse: {e}",
+                    self.label, digest.hash
+                )))
+            })?;
+            trees.push((directory.path.clone(), tree));
+        }
+        let mut digests: Vec<re::Digest> = Vec::new();
+        for file in &result.output_files {
+            check(&file.path)?;
+            digests.push(file.digest.clone().unwrap_or_default());
+        }
+        let mut indexes = Vec::new();
+        for (path, tree) in &trees {
+            let index = TreeIndex::new(connection.function, tree)?;
+            digests.extend(index.all_files().map(|f| f.digest.clone().unwrap_or_default()));
+            indexes.push((path, tree, index));
+        }
+        let blobs = self.download(connection, digests).await?;
+        let io = |e: io::Error| ReadError::Call(RemoteFailure::Rejected(format!("writing outputs: {e}")));
+        for file in &result.output_files {
+            let hash = file.digest.as_ref().map(|d| d.hash.as_str()).unwrap_or_default();
+            write_file(&request.root.join(&file.path), &blobs[hash], file.is_executable).map_err(io)?;
+        }
+        for (path, tree, index) in indexes {
+            let Some(root) = tree.root.as_ref() else { continue };
+            write_folder(&request.root.join(path), root, &index, &blobs).map_err(|e| match e {
+                WriteError::Io(e) => io(e),
+                WriteError::Remote(f) => ReadError::Call(f),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn worker(response: &re::ExecuteResponse) -> Option<String> {
+    let worker = response.result.as_ref()?.execution_metadata.as_ref()?.worker.clone();
+    (!worker.is_empty()).then_some(worker)
+}
+
+/// Writes the command's stdout and stderr (and the service's message) to
+/// the stage's log. What cannot be fetched is noted, not fatal.
+async fn write_log(log: &Path, label: &str, response: &re::ExecuteResponse, connection: &Connection, reapi: &Reapi) {
+    let mut text = Vec::new();
+    let worker = worker(response).map(|w| format!(" on {w}")).unwrap_or_default();
+    let cached = if response.cached_result { " (from the service's cache)" } else { "" };
+    text.extend_from_slice(format!("[gourd] executed remotely by {label}{worker}{cached}\n").as_bytes());
+    if !response.message.is_empty() {
+        text.extend_from_slice(format!("[gourd] {}\n", response.message).as_bytes());
+    }
+    if let Some(result) = &response.result {
+        for (raw, digest) in [(&result.stdout_raw, &result.stdout_digest), (&result.stderr_raw, &result.stderr_digest)]
+        {
+            if !raw.is_empty() {
+                text.extend_from_slice(raw);
+            } else if let Some(digest) = digest.clone().filter(|d| d.size_bytes > 0) {
+                match reapi.download(connection, vec![digest.clone()]).await {
+                    Ok(mut blobs) => text.extend(blobs.remove(&digest.hash).unwrap_or_default()),
+                    Err(_) => text.extend_from_slice(b"[gourd] (output not available)\n"),
+                }
+            }
+        }
+    }
+    if let Some(parent) = log.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    let _ = std::fs::write(log, text);
+}
+
+fn write_file(path: &Path, bytes: &[u8], executable: bool) -> io::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let tmp = path.with_file_name(format!(
+        ".{}.gourd-tmp-{}",
+        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(if executable { 0o755 } else { 0o644 }))?;
+    std::fs::rename(&tmp, path)
+}
+
+enum WriteError {
+    Io(io::Error),
+    Remote(RemoteFailure),
+}
+
+fn write_folder(
+    path: &Path,
+    directory: &re::Directory,
+    index: &TreeIndex<'_>,
+    blobs: &HashMap<String, Vec<u8>>,
+) -> Result<(), WriteError> {
+    std::fs::create_dir_all(path).map_err(WriteError::Io)?;
+    for file in &directory.files {
+        check_name(&file.name).map_err(WriteError::Remote)?;
+        let hash = file.digest.as_ref().map(|d| d.hash.as_str()).unwrap_or_default();
+        let bytes = blobs.get(hash).map(Vec::as_slice).unwrap_or_default();
+        write_file(&path.join(&file.name), bytes, file.is_executable).map_err(WriteError::Io)?;
+    }
+    for node in &directory.directories {
+        check_name(&node.name).map_err(WriteError::Remote)?;
+        let child = index.child(node).map_err(WriteError::Remote)?;
+        write_folder(&path.join(&node.name), child, index, blobs)?;
+    }
+    Ok(())
+}
+
+impl RemoteExecutor for Reapi {
+    fn describe(&self) -> String {
+        self.label.clone()
+    }
+
+    fn execute<'a>(&'a self, request: RemoteExecution<'a>) -> BoxFuture<'a, Result<RemoteExit, RemoteFailure>> {
+        Box::pin(self.run_remotely(request))
+    }
+}

@@ -1,0 +1,228 @@
+//! The Remote Execution API v2 client: capabilities, the content-addressable
+//! storage (batches and ByteStream), the action cache and `Execute`.
+//!
+//! Two kinds of action reach the service:
+//!
+//! - A stage executed remotely is a real action: its command, its deps as
+//!   the input root, its outs as output paths (see `exec.rs`). The service
+//!   caches it under its own digest.
+//! - A stage result published for others is filed in the action cache under
+//!   a gourd action (`gourd stage-key KEY`, empty input root), so that a
+//!   lookup costs one `GetActionResult` and no re-hashing of inputs. Its
+//!   outputs are the stage's outs plus `.gourd/result.json`, the result as
+//!   gourd records it (see `cache.rs`).
+//!
+//! Blobs are hashed with what the service offers: BLAKE3 when it lists it,
+//! SHA-256 otherwise. Every blob read is checked against its digest.
+
+mod cache;
+mod cas;
+mod exec;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bazel_remote_apis::build::bazel::remote::execution::v2 as re;
+use gourd_core::remote::RemoteFailure;
+use gourd_digest::{DigestAlgorithm, Hasher};
+use tokio::sync::OnceCell;
+use tonic::transport::{Channel, Endpoint};
+
+pub use exec::platform_properties;
+
+/// Where the service is, as `gourd.ncl` (then the environment) says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReapiSettings {
+    /// `grpc://host:port` or `grpcs://host:port`.
+    pub endpoint: String,
+    pub instance: String,
+    /// How long one remote execution may take, queueing included.
+    pub timeout: Duration,
+    /// Platform properties for every action.
+    pub platform: BTreeMap<String, String>,
+    /// Request headers (`authorization`, `x-buildbuddy-api-key`, ...), from
+    /// the environment only.
+    pub headers: Vec<(String, String)>,
+}
+
+pub struct Reapi {
+    endpoint: Endpoint,
+    settings: ReapiSettings,
+    label: String,
+    connection: OnceCell<Connection>,
+}
+
+#[derive(Clone)]
+struct Connection {
+    channel: Channel,
+    function: DigestFunction,
+    /// The largest batch request the service takes, in bytes.
+    max_batch: usize,
+}
+
+/// The digest function both sides speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DigestFunction {
+    Sha256,
+    Blake3,
+}
+
+impl DigestFunction {
+    fn proto(self) -> i32 {
+        match self {
+            DigestFunction::Sha256 => re::digest_function::Value::Sha256 as i32,
+            DigestFunction::Blake3 => re::digest_function::Value::Blake3 as i32,
+        }
+    }
+
+    fn digest(self, bytes: &[u8]) -> re::Digest {
+        let algorithm = match self {
+            DigestFunction::Sha256 => DigestAlgorithm::Sha256,
+            DigestFunction::Blake3 => DigestAlgorithm::Blake3,
+        };
+        re::Digest { hash: Hasher::digest_bytes(algorithm, bytes).to_string(), size_bytes: bytes.len() as i64 }
+    }
+
+    fn digest_file(self, path: &std::path::Path) -> std::io::Result<re::Digest> {
+        let algorithm = match self {
+            DigestFunction::Sha256 => DigestAlgorithm::Sha256,
+            DigestFunction::Blake3 => DigestAlgorithm::Blake3,
+        };
+        let size = std::fs::metadata(path)?.len();
+        Ok(re::Digest { hash: Hasher::digest_file(algorithm, path)?.to_string(), size_bytes: size as i64 })
+    }
+}
+
+/// Batches are capped here even when the service takes more.
+const MAX_BATCH: usize = 4 << 20;
+/// Unary calls (lookups, batches) that take longer than this mean the
+/// service is in trouble.
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Reapi {
+    pub fn new(settings: ReapiSettings) -> Result<Reapi, crate::RemoteError> {
+        let label = match settings.instance.as_str() {
+            "" => settings.endpoint.clone(),
+            instance => format!("{} (instance `{instance}`)", settings.endpoint),
+        };
+        let config = |message: String| crate::RemoteError::Config { target: label.clone(), message };
+        let (url, tls) = if let Some(rest) = settings.endpoint.strip_prefix("grpc://") {
+            (format!("http://{rest}"), false)
+        } else if let Some(rest) = settings.endpoint.strip_prefix("grpcs://") {
+            (format!("https://{rest}"), true)
+        } else {
+            (settings.endpoint.clone(), settings.endpoint.starts_with("https://"))
+        };
+        let mut endpoint = Endpoint::from_shared(url)
+            .map_err(|e| config(format!("not a valid endpoint: {e}")))?
+            .connect_timeout(Duration::from_secs(3))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_while_idle(true);
+        if tls {
+            let tls = tonic::transport::ClientTlsConfig::new().with_native_roots();
+            endpoint = endpoint.tls_config(tls).map_err(|e| config(format!("TLS: {e}")))?;
+        }
+        for (name, _) in &settings.headers {
+            tonic::metadata::MetadataKey::<tonic::metadata::Ascii>::from_bytes(name.as_bytes())
+                .map_err(|_| config(format!("`{name}` is not a valid header name")))?;
+        }
+        Ok(Reapi { endpoint, settings, label, connection: OnceCell::new() })
+    }
+
+    /// Connects on first use and asks what the service can do.
+    async fn connection(&self) -> Result<&Connection, RemoteFailure> {
+        self.connection
+            .get_or_try_init(|| async {
+                let channel = self.endpoint.connect().await.map_err(|e| {
+                    RemoteFailure::Unavailable(format!("cannot connect to {}: {}", self.label, error_chain(&e)))
+                })?;
+                let mut client = re::capabilities_client::CapabilitiesClient::new(channel.clone());
+                let request = re::GetCapabilitiesRequest { instance_name: self.settings.instance.clone() };
+                let capabilities =
+                    client.get_capabilities(self.request(request)).await.map_err(|s| self.failure(s))?.into_inner();
+                let cache = capabilities.cache_capabilities.unwrap_or_default();
+                let function = if cache.digest_functions.contains(&DigestFunction::Blake3.proto()) {
+                    DigestFunction::Blake3
+                } else if cache.digest_functions.contains(&DigestFunction::Sha256.proto())
+                    || cache.digest_functions.is_empty()
+                {
+                    DigestFunction::Sha256
+                } else {
+                    return Err(RemoteFailure::Rejected(format!(
+                        "{} offers neither SHA-256 nor BLAKE3 digests",
+                        self.label
+                    )));
+                };
+                let max_batch = match cache.max_batch_total_size_bytes {
+                    n if n > 0 => (n as usize).min(MAX_BATCH),
+                    _ => MAX_BATCH,
+                };
+                Ok(Connection { channel, function, max_batch })
+            })
+            .await
+    }
+
+    /// A request with the configured headers and a deadline.
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        self.request_with_timeout(message, CALL_TIMEOUT)
+    }
+
+    fn request_with_timeout<T>(&self, message: T, timeout: Duration) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(timeout);
+        for (name, value) in &self.settings.headers {
+            if let (Ok(key), Ok(value)) =
+                (tonic::metadata::MetadataKey::<tonic::metadata::Ascii>::from_bytes(name.as_bytes()), value.parse())
+            {
+                request.metadata_mut().insert(key, value);
+            }
+        }
+        request
+    }
+
+    /// What a failed call means for the run: a service that is down, slow
+    /// or overloaded is `Unavailable` (stop asking it); anything else is
+    /// about this request.
+    fn failure(&self, status: tonic::Status) -> RemoteFailure {
+        use tonic::Code;
+        let message = format!("{}: {} ({:?})", self.label, status_message(&status), status.code());
+        match status.code() {
+            Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::ResourceExhausted
+            | Code::Cancelled
+            | Code::Unknown
+            | Code::Unauthenticated
+            | Code::PermissionDenied
+            | Code::Unimplemented => RemoteFailure::Unavailable(message),
+            _ => RemoteFailure::Rejected(message),
+        }
+    }
+
+    fn instance(&self) -> String {
+        self.settings.instance.clone()
+    }
+}
+
+/// The message of a status, or of the transport error under it.
+fn status_message(status: &tonic::Status) -> String {
+    let message = status.message();
+    match std::error::Error::source(status) {
+        Some(source) if message.is_empty() || message == "transport error" => error_chain(source),
+        _ => message.to_string(),
+    }
+}
+
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut current = error.source();
+    while let Some(source) = current {
+        let text = source.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        current = source.source();
+    }
+    parts.join(": ")
+}
