@@ -13,6 +13,7 @@ Usage: reapi_bot.py TARGET [INSTANCE] [NAME]
 """
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -151,15 +152,17 @@ def execute(action_digest: re.Digest):
         result = re.ActionResult()
         result.execution_metadata.worker = NAME
         code = 0
+        proc = subprocess.Popen(
+            list(command.arguments), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         try:
-            proc = subprocess.run(
-                list(command.arguments), cwd=cwd, env=env, capture_output=True, timeout=timeout, start_new_session=True
-            )
+            stdout, stderr = proc.communicate(timeout=timeout)
             result.exit_code = proc.returncode
-            stdout, stderr = proc.stdout, proc.stderr
-        except subprocess.TimeoutExpired as e:
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # the whole tree, or its pipes stay open
+            stdout, stderr = proc.communicate()
             result.exit_code = -1
-            stdout, stderr = e.stdout or b"", e.stderr or b""
             code = 4  # DEADLINE_EXCEEDED
         uploads = [stdout, stderr]
         result.stdout_digest.CopyFrom(digest(stdout))

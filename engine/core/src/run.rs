@@ -601,6 +601,8 @@ async fn process_stage_inner(
                     }
                 }
             }
+            // Already explained by the remote cache's note.
+            None if !notes.is_empty() => Some(String::new()),
             None => Some("remote execution unavailable".to_string()),
         };
         if let Some(failure) = failure {
@@ -613,7 +615,9 @@ async fn process_stage_inner(
                     gpus_needed(stage)
                 ));
             }
-            notes.push(format!("{failure}; ran locally"));
+            if !failure.is_empty() {
+                notes.push(format!("{failure}; ran locally"));
+            }
         }
     }
     let outcome = if remotely {

@@ -24,7 +24,7 @@
 mod reapi;
 mod s3;
 
-pub use reapi::{Reapi, ReapiSettings, platform_properties};
+pub use reapi::{Reapi, ReapiSettings, platform_properties, stage_key_action};
 pub use s3::S3Cache;
 
 /// Where the remote cache is, as `gourd.ncl` (then the environment) says.

@@ -152,7 +152,10 @@ pub fn validate(json: &str, file: &Path) -> Result<Pipeline, SpecError> {
     let remote = match raw.remote {
         Some(r) => Some(validate_remote(r).map_err(|message| {
             let source = std::fs::read_to_string(file).unwrap_or_default();
-            let line = source.lines().position(|l| l.trim_start().starts_with("remote")).map(|i| i + 1);
+            let line = source
+                .lines()
+                .position(|l| l.split_once("remote").is_some_and(|(_, rest)| rest.trim_start().starts_with('=')))
+                .map(|i| i + 1);
             SpecError::Invalid { file: file.to_path_buf(), line, message: format!("field `remote`: {message}") }
         })?),
         None => None,

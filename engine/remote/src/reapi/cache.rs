@@ -20,6 +20,13 @@ use super::{Connection, DigestFunction, Reapi};
 /// Where gourd's record of the result travels among the outputs.
 const RESULT_PATH: &str = ".gourd/result.json";
 
+/// The digest (SHA-256 hash, size) of the action a stage result with `key`
+/// is filed under, on a service that speaks SHA-256.
+pub fn stage_key_action(key: &Digest) -> (String, i64) {
+    let digest = Reapi::key_action(DigestFunction::Sha256, key, &mut Blobs::default());
+    (digest.hash, digest.size_bytes)
+}
+
 impl Reapi {
     fn action_cache(
         &self,
@@ -31,7 +38,7 @@ impl Reapi {
     }
 
     /// The action a stage result is filed under.
-    fn key_action(&self, function: DigestFunction, key: &Digest, blobs: &mut Blobs) -> re::Digest {
+    fn key_action(function: DigestFunction, key: &Digest, blobs: &mut Blobs) -> re::Digest {
         let command =
             re::Command { arguments: vec!["gourd".into(), "stage-key".into(), key.to_string()], ..Default::default() };
         let action = re::Action {
@@ -45,7 +52,7 @@ impl Reapi {
 
     async fn fetch_result(&self, key: Digest, store: &Store) -> Result<Option<ActionResult>, RemoteFailure> {
         let connection = self.connection().await?;
-        let action_digest = self.key_action(connection.function, &key, &mut Blobs::default());
+        let action_digest = Reapi::key_action(connection.function, &key, &mut Blobs::default());
         let request = re::GetActionResultRequest {
             instance_name: self.instance(),
             action_digest: Some(action_digest),
@@ -179,7 +186,7 @@ impl Reapi {
             ..Default::default()
         });
         result.output_files.sort_by(|a, b| a.path.cmp(&b.path));
-        let action_digest = self.key_action(function, &action.key, &mut blobs);
+        let action_digest = Reapi::key_action(function, &action.key, &mut blobs);
         // Blobs first, then the result that names them.
         self.upload(connection, blobs).await?;
         let request = re::UpdateActionResultRequest {

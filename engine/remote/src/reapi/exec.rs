@@ -262,6 +262,7 @@ impl Reapi {
         let (action, blobs) = self.prepare(function, &request)?;
         self.upload(connection, blobs).await?;
         let mut skip_cache = request.skip_cache;
+        let mut preface = String::new();
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -271,7 +272,7 @@ impl Reapi {
                 match code {
                     tonic::Code::DeadlineExceeded => {
                         let limit = request.stage.timeout.map(|t| format!(" after {}s", t.as_secs_f64()));
-                        write_log(&request.log, &self.label, &response, connection, self).await;
+                        write_log(&request.log, &action, &response, &preface, connection, self).await;
                         return Ok(RemoteExit {
                             exit_code: -1,
                             worker: worker(&response),
@@ -289,7 +290,7 @@ impl Reapi {
             let Some(result) = response.result.clone() else {
                 return Err(RemoteFailure::Rejected(format!("{}: an execute response without a result", self.label)));
             };
-            write_log(&request.log, &self.label, &response, connection, self).await;
+            write_log(&request.log, &action, &response, &preface, connection, self).await;
             let exit = RemoteExit {
                 exit_code: result.exit_code,
                 worker: worker(&response),
@@ -302,7 +303,13 @@ impl Reapi {
             match self.write_outputs(connection, &result, &request).await {
                 Ok(()) => return Ok(exit),
                 // A cached result whose outputs were evicted: execute afresh.
-                Err(ReadError::Missing(_)) if response.cached_result && !skip_cache => skip_cache = true,
+                Err(ReadError::Missing(digest)) if response.cached_result && !skip_cache => {
+                    preface = format!(
+                        "[gourd] the service's cached result names blob {}/{}, which it no longer has (evicted?): executing again\n",
+                        digest.hash, digest.size_bytes
+                    );
+                    skip_cache = true;
+                }
                 Err(err) => return Err(err.into_failure(&self.label)),
             }
         }
@@ -373,11 +380,21 @@ fn worker(response: &re::ExecuteResponse) -> Option<String> {
 
 /// Writes the command's stdout and stderr (and the service's message) to
 /// the stage's log. What cannot be fetched is noted, not fatal.
-async fn write_log(log: &Path, label: &str, response: &re::ExecuteResponse, connection: &Connection, reapi: &Reapi) {
-    let mut text = Vec::new();
+async fn write_log(
+    log: &Path,
+    action: &re::Digest,
+    response: &re::ExecuteResponse,
+    preface: &str,
+    connection: &Connection,
+    reapi: &Reapi,
+) {
+    let mut text = preface.as_bytes().to_vec();
     let worker = worker(response).map(|w| format!(" on {w}")).unwrap_or_default();
     let cached = if response.cached_result { " (from the service's cache)" } else { "" };
-    text.extend_from_slice(format!("[gourd] executed remotely by {label}{worker}{cached}\n").as_bytes());
+    let (hash, size, label) = (&action.hash, action.size_bytes, &reapi.label);
+    text.extend_from_slice(
+        format!("[gourd] action {hash}/{size} executed remotely by {label}{worker}{cached}\n").as_bytes(),
+    );
     if !response.message.is_empty() {
         text.extend_from_slice(format!("[gourd] {}\n", response.message).as_bytes());
     }

@@ -28,6 +28,7 @@ use gourd_digest::{DigestAlgorithm, Hasher};
 use tokio::sync::OnceCell;
 use tonic::transport::{Channel, Endpoint};
 
+pub use cache::stage_key_action;
 pub use exec::platform_properties;
 
 /// Where the service is, as `gourd.ncl` (then the environment) says.

@@ -1,0 +1,416 @@
+//! Remote execution and the shared action cache against a real Remote
+//! Execution API server: BuildGrid on PostgreSQL with a worker, started by
+//! `tests/servers/reapi-up.sh`, which sets `GOURD_TEST_REAPI`.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bazel_remote_apis::build::bazel::remote::execution::v2 as re;
+use common::{TestWorkspace, expect};
+
+/// The server, or `None` (and a note) when it is not running. In CI it must be.
+fn server() -> Option<String> {
+    match std::env::var("GOURD_TEST_REAPI") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI needs GOURD_TEST_REAPI (tests/servers/reapi-up.sh)")
+        }
+        _ => {
+            eprintln!("skipped: no REAPI server; run `eval \"$(tests/servers/reapi-up.sh)\"` first");
+            None
+        }
+    }
+}
+
+/// A pipeline whose `train` stage executes remotely, between two local ones.
+/// Every command embeds `salt`, so that each test has actions of its own on
+/// the shared server.
+fn pipeline(endpoint: &str, salt: &str, remote_extra: &str) -> String {
+    format!(
+        r#"{{
+  remote = {{ kind = 'reapi, endpoint = "{endpoint}", timeout = 60{remote_extra} }},
+  stages = {{
+    prepare = {{
+      cmd = "echo prepare >> runs.log && mkdir -p data/clean/nested && cp data/raw.txt data/clean/ && echo {salt} > data/clean/nested/salt.txt",
+      deps = ["data/raw.txt"],
+      outs = ["data/clean"],
+    }},
+    train = {{
+      cmd = "mkdir -p models/extra && cat clean/raw.txt clean/raw.txt > models/model.bin && cp \"$GOURD_PARAMS\" models/params.json && pwd > models/where.txt && echo $GOURD_STAGE > models/extra/stage.txt && echo trained {salt} >&2",
+      deps = ["data/clean"],
+      wdir = "data",
+      outs = ["data/models"],
+      params = {{ lr = 0.5 }},
+      remote = true,
+    }},
+    report = {{
+      cmd = "echo report >> runs.log && wc -c < data/models/model.bin > report.txt",
+      deps = ["data/models"],
+      outs = ["report.txt"],
+    }},
+  }},
+}}
+"#
+    )
+}
+
+fn salt() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{}-{nanos}", std::process::id())
+}
+
+fn origin(pipeline: &str) -> TestWorkspace {
+    let ws = TestWorkspace::new(pipeline);
+    ws.write("data/raw.txt", "pumpkins\n");
+    ws.write(".gitignore", ".gourd/\nruns.log\ndata/clean/\ndata/models/\nreport.txt\n");
+    ws.git(&["add", "-A"]);
+    ws.git(&["commit", "-qm", "pipeline"]);
+    ws
+}
+
+fn clone(from: &TestWorkspace) -> TestWorkspace {
+    let ws = TestWorkspace::bare();
+    ws.git(&["clone", "-q", from.root().to_str().unwrap(), "."]);
+    ws
+}
+
+fn message(run: &common::Run, stage: &str) -> String {
+    run.events()
+        .iter()
+        .find(|e| e["stage"] == stage)
+        .and_then(|e| e["message"].as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+fn key(run: &common::Run, stage: &str) -> String {
+    run.events().iter().find(|e| e["stage"] == stage).unwrap()["key"].as_str().unwrap().to_string()
+}
+
+/// The action digest a remote execution logged (`[gourd] action HASH/SIZE`).
+fn logged_action(ws: &TestWorkspace, stage: &str) -> (String, i64) {
+    let log = ws.read(&format!(".gourd/logs/{stage}.log"));
+    let line = log.lines().find(|l| l.starts_with("[gourd] action ")).expect("an action line in the log");
+    let (hash, size) = line.split_whitespace().nth(2).unwrap().split_once('/').unwrap();
+    (hash.to_string(), size.parse().unwrap())
+}
+
+fn sha256_digest(bytes: &[u8]) -> re::Digest {
+    use sha2::Digest as _;
+    let hash = sha2::Sha256::digest(bytes);
+    re::Digest { hash: hash.iter().map(|b| format!("{b:02x}")).collect(), size_bytes: bytes.len() as i64 }
+}
+
+/// Rewrites the cached result of `action` on the server with `edit`, which
+/// may add blobs to upload.
+fn tamper(endpoint: &str, action: (String, i64), edit: impl FnOnce(&mut re::ActionResult) -> Vec<Vec<u8>>) {
+    let url = endpoint.replace("grpc://", "http://");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let channel = tonic::transport::Endpoint::from_shared(url).unwrap().connect().await.unwrap();
+        let mut ac = re::action_cache_client::ActionCacheClient::new(channel.clone());
+        let action_digest = re::Digest { hash: action.0, size_bytes: action.1 };
+        let mut result = ac
+            .get_action_result(re::GetActionResultRequest {
+                action_digest: Some(action_digest.clone()),
+                ..Default::default()
+            })
+            .await
+            .expect("a cached result to tamper with")
+            .into_inner();
+        let blobs = edit(&mut result);
+        let requests = blobs
+            .into_iter()
+            .map(|data| re::batch_update_blobs_request::Request {
+                digest: Some(sha256_digest(&data)),
+                data,
+                compressor: 0,
+            })
+            .collect();
+        let mut cas = re::content_addressable_storage_client::ContentAddressableStorageClient::new(channel);
+        cas.batch_update_blobs(re::BatchUpdateBlobsRequest { requests, ..Default::default() }).await.unwrap();
+        ac.update_action_result(re::UpdateActionResultRequest {
+            action_digest: Some(action_digest),
+            action_result: Some(result),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    });
+}
+
+#[test]
+fn a_stage_executes_remotely_and_its_outputs_land_locally() {
+    let Some(url) = server() else { return };
+    let ws = origin(&pipeline(&url, &salt(), ""));
+    let run = ws.run_json(&[]).success();
+    assert_eq!(run.statuses(), expect(&[("prepare", "ran"), ("report", "ran"), ("train", "ran")]), "{}", run.stdout);
+    assert!(message(&run, "train").contains("executed by grpc://"), "{}", run.stdout);
+    // The command ran in the worker's input root, in `wdir`, with its params.
+    let remote_dir = ws.read("data/models/where.txt");
+    assert!(remote_dir.trim_end().ends_with("/data"), "{remote_dir}");
+    assert!(!remote_dir.starts_with(ws.root().to_str().unwrap()), "ran remotely, not in {remote_dir}");
+    assert_eq!(ws.read("data/models/model.bin"), "pumpkins\npumpkins\n");
+    assert_eq!(ws.read("data/models/extra/stage.txt"), "train\n");
+    let params: serde_json::Value = serde_json::from_str(&ws.read("data/models/params.json")).unwrap();
+    assert_eq!(params["lr"], 0.5);
+    assert_eq!(ws.read("report.txt").trim(), "18");
+    assert!(ws.read(".gourd/logs/train.log").contains("trained"), "stderr reaches the log");
+    assert_eq!(ws.executions(), ["prepare", "report"], "the local stages ran here");
+
+    // The outputs are in the local cache like any others.
+    assert_eq!(ws.gourd(&["status", "--exit-code"]).code, 0);
+    let again = ws.run_json(&[]).success();
+    assert_eq!(
+        again.statuses(),
+        expect(&[("prepare", "up-to-date"), ("report", "up-to-date"), ("train", "up-to-date")])
+    );
+    ws.remove("data/models");
+    let restored = ws.run_json(&[]).success();
+    assert_eq!(restored.statuses()["train"], "restored");
+    assert_eq!(ws.read("data/models/model.bin"), "pumpkins\npumpkins\n");
+
+    // A changed input executes again, remotely.
+    ws.write("data/raw.txt", "gourds\n");
+    let changed = ws.run_json(&[]).success();
+    assert_eq!(changed.statuses()["train"], "ran");
+    assert_eq!(ws.read("data/models/model.bin"), "gourds\ngourds\n");
+}
+
+#[test]
+fn two_clones_share_results_through_the_action_cache() {
+    let Some(url) = server() else { return };
+    let alice = origin(&pipeline(&url, &salt(), ""));
+    alice.run_json(&[]).success();
+
+    let bob = clone(&alice);
+    let run = bob.run_json(&[]).success();
+    assert_eq!(
+        run.statuses(),
+        expect(&[("prepare", "restored"), ("report", "restored"), ("train", "restored")]),
+        "{}",
+        run.stdout
+    );
+    assert!(bob.executions().is_empty(), "bob executed {:?}", bob.executions());
+    assert_eq!(bob.read("data/models/model.bin"), "pumpkins\npumpkins\n");
+    assert_eq!(bob.read("data/clean/nested/salt.txt"), alice.read("data/clean/nested/salt.txt"));
+    assert!(message(&run, "prepare").contains("from grpc://"), "{}", run.stdout);
+}
+
+#[test]
+fn a_poisoned_result_is_rejected_and_the_stage_runs() {
+    let Some(url) = server() else { return };
+    let alice = origin(&pipeline(&url, &salt(), ""));
+    let run = alice.run_json(&[]).success();
+    // Point the cached `report.txt` at other bytes (a valid blob, the wrong content).
+    let action = gourd_remote::stage_key_action(&key(&run, "report").parse().unwrap());
+    tamper(&url, action, |result| {
+        let file = result.output_files.iter_mut().find(|f| f.path == "report.txt").unwrap();
+        file.digest = Some(sha256_digest(b"999\n"));
+        vec![b"999\n".to_vec()]
+    });
+    let bob = clone(&alice);
+    let run = bob.run_json(&[]).success();
+    assert_eq!(run.statuses()["report"], "ran", "{}", run.stdout);
+    assert!(message(&run, "report").contains("does not match the recorded digest"), "{}", run.stdout);
+    assert_eq!(bob.read("report.txt").trim(), "18");
+    assert_eq!(bob.executions(), ["report"]);
+}
+
+#[test]
+fn an_evicted_blob_in_a_cached_result_means_executing_again() {
+    let Some(url) = server() else { return };
+    // Only the service's own cache of the executed action is in play here.
+    let ws = origin(&pipeline(&url, &salt(), ", cache = false"));
+    ws.run_json(&[]).success();
+    let action = logged_action(&ws, "train");
+    tamper(&url, action, |result| {
+        let models = result.output_directories.iter_mut().find(|d| d.path == "data/models").unwrap();
+        // A tree the server never had, as if evicted.
+        models.tree_digest = Some(sha256_digest(b"evicted"));
+        vec![]
+    });
+    ws.remove(".gourd/cache-v1");
+    ws.remove("data/models");
+    let run = ws.run_json(&[]).success();
+    assert_eq!(run.statuses()["train"], "ran", "{}", run.stdout);
+    let note = message(&run, "train");
+    assert!(note.contains("executed by") && !note.contains("from its cache"), "{note}");
+    // BuildGrid notices the missing tree itself and answers with a miss; a
+    // service that does not check hands the result over, and gourd then
+    // executes again with `skip_cache_lookup` (its log says so).
+    let log = ws.read(".gourd/logs/train.log");
+    assert!(!log.contains("from the service's cache") || log.contains("executing again"), "{log}");
+    assert_eq!(ws.read("data/models/model.bin"), "pumpkins\npumpkins\n");
+}
+
+#[test]
+fn a_failing_or_timed_out_remote_stage_fails_with_its_log() {
+    let Some(url) = server() else { return };
+    let salt = salt();
+    let ws = origin(&format!(
+        r#"{{
+  remote = {{ kind = 'reapi, endpoint = "{url}", timeout = 60 }},
+  stages = {{
+    broken = {{ cmd = "echo {salt} broke >&2; exit 3", outs = ["b.txt"], remote = true }},
+    slow = {{ cmd = "echo {salt}; sleep 30; touch s.txt", outs = ["s.txt"], remote = true, timeout = 1 }},
+    lazy = {{ cmd = "echo {salt} forgot", outs = ["l.txt"], remote = true }},
+  }},
+}}
+"#
+    ));
+    let started = Instant::now();
+    let run = ws.run_json(&["-k"]);
+    assert_eq!(run.code, 1);
+    assert!(started.elapsed() < Duration::from_secs(25), "the worker enforced the stage's timeout");
+    assert_eq!(run.statuses(), expect(&[("broken", "failed"), ("lazy", "failed"), ("slow", "failed")]));
+    assert!(message(&run, "broken").contains("exited with code 3 (remotely on"), "{}", run.stdout);
+    assert!(ws.read(".gourd/logs/broken.log").contains(&format!("{salt} broke")));
+    assert!(message(&run, "slow").contains("timed out after 1s on the worker"), "{}", run.stdout);
+    assert!(message(&run, "lazy").contains("did not create declared out `l.txt`"), "{}", run.stdout);
+    assert!(ws.path(".gourd/cache-v1/actions").read_dir().unwrap().next().is_none(), "nothing cached");
+}
+
+#[test]
+fn the_command_line_chooses_where_stages_execute() {
+    let Some(url) = server() else { return };
+    let salt = salt();
+    let ws = origin(&format!(
+        r#"{{
+  remote = {{ kind = 'reapi, endpoint = "{url}", timeout = 60, cache = false }},
+  stages = {{
+    here = {{ cmd = "echo {salt} > here.txt && pwd >> here.txt", outs = ["here.txt"] }},
+    there = {{ cmd = "echo {salt} > there.txt && pwd >> there.txt", outs = ["there.txt"], remote = true }},
+  }},
+}}
+"#
+    ));
+    let root = ws.root().to_str().unwrap().to_string();
+    ws.run_json(&["--local"]).success();
+    assert!(ws.read("there.txt").contains(&root), "--local keeps a remote stage here");
+    ws.run_json(&["--remote-exec", "--force", "here", "--force", "there"]).success();
+    assert!(!ws.read("here.txt").contains(&root), "--remote-exec sends every stage");
+    assert!(!ws.read("there.txt").contains(&root));
+}
+
+#[test]
+fn a_server_that_is_down_means_executing_locally_unless_the_remote_is_required() {
+    // Nothing listens on port 9 of loopback.
+    let dead = "grpc://127.0.0.1:9";
+    let ws = origin(&pipeline(dead, "down", ""));
+    let run = ws.run_json(&[]).success();
+    assert_eq!(run.statuses(), expect(&[("prepare", "ran"), ("report", "ran"), ("train", "ran")]));
+    assert!(message(&run, "prepare").contains("cannot connect to grpc://127.0.0.1:9"), "{}", run.stdout);
+    assert!(ws.read("data/models/where.txt").starts_with(ws.root().to_str().unwrap()), "train ran here");
+    assert_eq!(ws.gourd(&["status", "--exit-code"]).code, 0, "the workspace is consistent");
+
+    let required = origin(&pipeline(dead, "down", ", required = true"));
+    let run = required.run_json(&[]);
+    assert_eq!(run.code, 1);
+    assert_eq!(run.statuses(), expect(&[("prepare", "failed"), ("report", "skipped"), ("train", "skipped")]));
+    let off = required.gourd_env(&["run", "--json"], &[("GOURD_REMOTE", "off")]).success();
+    assert_eq!(off.statuses()["report"], "ran");
+}
+
+#[test]
+fn a_server_stopped_mid_run_leaves_the_workspace_consistent() {
+    let Some(_) = server() else { return };
+    // A server of this test's own (with no worker: the action stays queued), to stop.
+    let bgd = std::env::var("GOURD_TEST_REAPI_BGD").expect("GOURD_TEST_REAPI_BGD");
+    let template = std::env::var("GOURD_TEST_REAPI_SPARE").expect("GOURD_TEST_REAPI_SPARE");
+    let port = 30000 + std::process::id() % 20000;
+    let scratch = TestWorkspace::bare();
+    let config = scratch.path("server.yml");
+    std::fs::write(&config, std::fs::read_to_string(template).unwrap().replace("@PORT@", &port.to_string())).unwrap();
+    let mut server = Command::new(bgd)
+        .args(["server", "start", config.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port as u16)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(60), "BuildGrid did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let url = format!("grpc://127.0.0.1:{port}");
+    let ws = origin(&format!(
+        r#"{{
+  remote = {{ kind = 'reapi, endpoint = "{url}", timeout = 60 }},
+  stages = {{
+    first = {{ cmd = "echo first > first.txt", outs = ["first.txt"] }},
+    second = {{ cmd = "cp first.txt second.txt", deps = ["first.txt"], outs = ["second.txt"], remote = true }},
+  }},
+}}
+"#
+    ));
+    let run = ws.command(&["run", "--json"]).stdout(Stdio::piped()).spawn().unwrap();
+    // `first` ran and published; `second` is queued on the server.
+    let started = Instant::now();
+    while !ws.exists(".gourd/logs/first.log") || started.elapsed() < Duration::from_secs(3) {
+        assert!(started.elapsed() < Duration::from_secs(30), "the run did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let output = run.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("remote execution:") && stdout.contains("ran locally"), "{stdout}");
+    assert_eq!(ws.read("second.txt"), "first\n");
+    assert_eq!(ws.gourd(&["status", "--exit-code"]).code, 0, "the workspace is consistent");
+    let again = ws.run_json(&[]).success();
+    assert_eq!(again.statuses(), expect(&[("first", "up-to-date"), ("second", "up-to-date")]));
+}
+
+#[test]
+fn a_reapi_remote_needs_an_endpoint() {
+    let ws = origin("{ remote = { kind = 'reapi }, stages = { a = { cmd = \"true\" } } }\n");
+    let run = ws.gourd(&["check"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("gourd.ncl:1") && run.stderr.contains("needs an `endpoint`"), "{}", run.stderr);
+    let ws = origin("{ remote = { kind = 'reapi, endpoint = \"tcp://x:1\" }, stages = { a = { cmd = \"true\" } } }\n");
+    let run = ws.gourd(&["check"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("expected `grpc://host:port`"), "{}", run.stderr);
+    let ws = origin("{ stages = { a = { cmd = \"true\" } } }\n");
+    let run = ws.gourd(&["run", "--remote-exec"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("needs a remote execution service"), "{}", run.stderr);
+}
+
+#[test]
+fn large_files_travel_by_bytestream() {
+    let Some(url) = server() else { return };
+    let salt = salt();
+    let alice = origin(&format!(
+        r#"{{
+  remote = {{ kind = 'reapi, endpoint = "{url}", timeout = 60 }},
+  stages = {{
+    copy = {{ cmd = "echo {salt} > /dev/null && cp big.bin copy.bin", deps = ["big.bin"], outs = ["copy.bin"], remote = true }},
+  }},
+}}
+"#
+    ));
+    // 6 MiB, over the 4 MiB batch limit, and different in every test run.
+    let mut big = Vec::with_capacity(6 << 20);
+    let mut x = salt.bytes().fold(17u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+    while big.len() < 6 << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        big.extend_from_slice(&x.to_le_bytes());
+    }
+    std::fs::write(alice.path("big.bin"), &big).unwrap();
+    alice.git(&["add", "big.bin"]);
+    alice.git(&["commit", "-qm", "data"]);
+    let run = alice.run_json(&[]).success();
+    assert!(message(&run, "copy").contains("executed by"), "{}", run.stdout);
+    assert!(std::fs::read(alice.path("copy.bin")).unwrap() == big, "the copy came back whole");
+
+    let bob = clone(&alice);
+    let run = bob.run_json(&[]).success();
+    assert_eq!(run.statuses()["copy"], "restored", "{}", run.stdout);
+    assert!(std::fs::read(bob.path("copy.bin")).unwrap() == big);
+}
