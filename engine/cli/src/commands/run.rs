@@ -36,12 +36,10 @@ pub struct Args {
     /// Print one JSON event per line.
     #[arg(long)]
     json: bool,
-    /// Execute every stage on the remote execution service, not only those
-    /// marked `remote = true` (built-in steps stay local).
+    /// Execute every stage remotely, not only those marked `remote = true`.
     #[arg(long, conflicts_with = "local")]
     remote_exec: bool,
-    /// Execute every stage on this machine, even those marked `remote = true`
-    /// (the remote cache is still used).
+    /// Execute every stage on this machine (the remote cache still applies).
     #[arg(long)]
     local: bool,
 }
