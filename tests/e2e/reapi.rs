@@ -158,6 +158,8 @@ fn a_stage_executes_remotely_and_its_outputs_land_locally() {
     assert_eq!(ws.read("report.txt").trim(), "18");
     assert!(ws.read(".gourd/logs/train.log").contains("trained"), "stderr reaches the log");
     assert_eq!(ws.executions(), ["prepare", "report"], "the local stages ran here");
+    let lineage = ws.gourd(&["lineage", "data/models/model.bin"]).success();
+    assert!(lineage.stdout.contains("executed   remotely by grpc://"), "{}", lineage.stdout);
 
     // The outputs are in the local cache like any others.
     assert_eq!(ws.gourd(&["status", "--exit-code"]).code, 0);
@@ -413,4 +415,25 @@ fn large_files_travel_by_bytestream() {
     let run = bob.run_json(&[]).success();
     assert_eq!(run.statuses()["copy"], "restored", "{}", run.stdout);
     assert!(std::fs::read(bob.path("copy.bin")).unwrap() == big);
+}
+
+#[test]
+fn push_then_pull_on_a_fresh_clone_executes_nothing() {
+    let Some(url) = server() else { return };
+    let remote = TestWorkspace::bare();
+    remote.git(&["init", "-q", "--bare", "-b", "main"]);
+    let alice = origin(&pipeline(&url, &salt(), ", push = false"));
+    alice.git(&["remote", "add", "origin", remote.root().to_str().unwrap()]);
+    alice.git(&["push", "-q", "origin", "main"]);
+    alice.run_json(&[]).success();
+    let pushed = alice.gourd(&["push"]).success();
+    assert!(pushed.stderr.contains("Pushed 3 results"), "{}", pushed.stderr);
+
+    let bob = TestWorkspace::bare();
+    bob.git(&["clone", "-q", remote.root().to_str().unwrap(), "."]);
+    let pulled = bob.gourd(&["pull"]).success();
+    assert!(pulled.stderr.contains("Pulled 3 results"), "{}", pulled.stderr);
+    let run = bob.gourd_env(&["run", "--json"], &[("GOURD_REMOTE", "off")]).success();
+    assert_eq!(run.statuses(), expect(&[("prepare", "restored"), ("report", "restored"), ("train", "restored")]));
+    assert!(bob.executions().is_empty());
 }

@@ -74,6 +74,7 @@ pub fn record_run(lineage: &Lineage, pipeline: &Pipeline, summary: &Summary) -> 
                 metrics: action.metrics.clone(),
                 env: stage.env.clone(),
                 executor: stage.executor.name().to_string(),
+                executed_by: report.executed_by.clone(),
                 started_at,
                 finished_at,
                 duration_ms,

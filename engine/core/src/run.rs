@@ -59,6 +59,8 @@ pub struct StageReport {
     pub log: Option<std::path::PathBuf>,
     /// The result recorded for a stage that ran, was restored or is up to date.
     pub action: Option<ActionResult>,
+    /// Where a stage that ran remotely executed: the service, and its worker.
+    pub executed_by: Option<String>,
 }
 
 pub enum Event<'a> {
@@ -389,6 +391,7 @@ fn skipped(stage: &Stage, message: String) -> StageReport {
         message: Some(message),
         log: None,
         action: None,
+        executed_by: None,
     }
 }
 
@@ -407,6 +410,7 @@ fn failed(
         message: Some(message),
         log,
         action: None,
+        executed_by: None,
     }
 }
 
@@ -559,7 +563,7 @@ async fn process_stage_inner(
     let log = ws.log_path(&stage.name);
     let started_at = SystemTime::now();
     let fail = |message: String| Ok(failed(stage, Some(key), started.elapsed(), message, Some(log.clone())));
-    let mut remotely = false;
+    let mut remotely = None;
     if context.runs_remotely(stage) {
         let failure = match context.live_executor() {
             Some(executor) => {
@@ -590,7 +594,7 @@ async fn process_stage_inner(
                         }
                         let cached = if exit.cached { ", from its cache" } else { "" };
                         notes.push(format!("executed by {}{on}{cached}", executor.describe()));
-                        remotely = true;
+                        remotely = Some(format!("{}{on}", executor.describe()));
                         None
                     }
                     Err(failure) => {
@@ -620,7 +624,7 @@ async fn process_stage_inner(
             }
         }
     }
-    let outcome = if remotely {
+    let outcome = if remotely.is_some() {
         ExecOutcome::Exited(0)
     } else {
         let request = ExecRequest { stage, step, root: &ws.root, log: log.clone(), extra_env };
@@ -669,6 +673,7 @@ async fn process_stage_inner(
     }
     let mut report = success(stage, Outcome::Ran, action, started);
     report.log = Some(log);
+    report.executed_by = remotely;
     report.message = (!notes.is_empty()).then(|| notes.join("; "));
     Ok(report)
 }
@@ -682,6 +687,7 @@ fn success(stage: &Stage, outcome: Outcome, action: ActionResult, started: Insta
         message: None,
         log: None,
         action: Some(action),
+        executed_by: None,
     }
 }
 

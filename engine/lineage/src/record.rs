@@ -27,6 +27,9 @@ pub struct Record {
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     pub executor: String,
+    /// Where a stage executed remotely: the service, and its worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executed_by: Option<String>,
     pub started_at: String,
     pub finished_at: String,
     #[serde(default)]

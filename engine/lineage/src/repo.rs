@@ -496,6 +496,7 @@ mod tests {
             metrics: BTreeMap::new(),
             env: BTreeMap::new(),
             executor: "local".into(),
+            executed_by: None,
             started_at: "t0".into(),
             finished_at: "t1".into(),
             duration_ms: 1,

@@ -296,4 +296,22 @@ mod tests {
         let err = validate(r#"{"stages": {"a": {"cmd": "true", "outs": ["."]}}}"#, Path::new("gourd.ncl")).unwrap_err();
         assert!(err.to_string().contains("stage `a`"), "{err}");
     }
+
+    #[test]
+    fn remote_records_and_remote_stages() {
+        let file = Path::new("gourd.ncl");
+        let ok = r#"{"stages": {"a": {"cmd": "true", "remote": true}},
+            "remote": {"kind": "reapi", "endpoint": "grpc://h:1", "platform": {"OSFamily": "linux"}, "timeout": 5}}"#;
+        let pipeline = validate(ok, file).unwrap();
+        assert!(pipeline.stages[0].remote);
+        let remote = pipeline.remote.unwrap();
+        assert_eq!(remote.timeout, Duration::from_secs(5));
+        assert_eq!(remote.platform["OSFamily"], "linux");
+        assert!(remote.execute && remote.cache && remote.instance.is_empty());
+
+        let no_bucket = r#"{"stages": {}, "remote": {"kind": "s3"}}"#;
+        assert!(validate(no_bucket, file).unwrap_err().to_string().contains("needs a `bucket`"));
+        let step = r#"{"stages": {"a": {"cmd": {"step": "train"}, "remote": true}}}"#;
+        assert!(validate(step, file).unwrap_err().to_string().contains("built-in steps run on this machine"));
+    }
 }

@@ -100,6 +100,9 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         record.status, record.finished_at, record.duration_ms, record.exit_code
     );
     println!("  executor   {}", record.executor);
+    if let Some(by) = &record.executed_by {
+        println!("  executed   remotely by {by}");
+    }
     println!("  commit     {commit}");
     println!("  command    {}", command_line(&record.cmd));
     if record.params.as_object().is_some_and(|p| !p.is_empty()) {

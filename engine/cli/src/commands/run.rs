@@ -228,6 +228,7 @@ impl Printer {
                 "key": report.key.map(|k| k.to_string()),
                 "duration_ms": report.duration.as_millis() as u64,
                 "message": report.message,
+                "executed_by": report.executed_by,
             });
             return (line.to_string(), None);
         }

@@ -8,10 +8,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bazel_remote_apis::build::bazel::remote::execution::v2 as re;
 use bazel_remote_apis::google::bytestream as bs;
+use futures::{StreamExt, TryStreamExt};
 use gourd_core::remote::RemoteFailure;
 
 use super::{Connection, DigestFunction, Reapi};
 
+/// Transfers in flight at once.
+const PARALLEL: usize = 4;
 /// ByteStream chunks.
 const CHUNK: usize = 1 << 20;
 /// Room left in a batch for the request's own fields.
@@ -137,27 +140,43 @@ impl Reapi {
             let response = cas.find_missing_blobs(self.request(request)).await.map_err(|s| self.failure(s))?;
             missing.extend(response.into_inner().missing_blob_digests);
         }
-        let mut batch = Vec::new();
+        // Small blobs in batches, large ones alone; PARALLEL transfers at once.
+        let mut batches: Vec<Vec<re::Digest>> = vec![Vec::new()];
         let mut batch_size = 0;
+        let mut large = Vec::new();
         for digest in missing {
-            let Some((_, blob)) = blobs.0.get(&digest.hash) else { continue };
             let size = digest.size_bytes as usize;
             if size + OVERHEAD > connection.max_batch {
-                self.write_stream(connection, &digest, blob.read()?).await?;
+                large.push(digest);
                 continue;
             }
             if batch_size + size + OVERHEAD > connection.max_batch {
-                self.write_batch(connection, &mut cas, std::mem::take(&mut batch)).await?;
+                batches.push(Vec::new());
                 batch_size = 0;
             }
             batch_size += size + 128;
-            batch.push(re::batch_update_blobs_request::Request {
-                digest: Some(digest),
-                data: blob.read()?,
-                compressor: 0,
-            });
+            batches.last_mut().expect("one batch at least").push(digest);
         }
-        self.write_batch(connection, &mut cas, batch).await
+        let blobs = &blobs;
+        let writes = batches.into_iter().filter(|b| !b.is_empty()).map(|batch| async move {
+            let mut requests = Vec::with_capacity(batch.len());
+            for digest in batch {
+                let Some((_, blob)) = blobs.0.get(&digest.hash) else { continue };
+                requests.push(re::batch_update_blobs_request::Request {
+                    digest: Some(digest),
+                    data: blob.read()?,
+                    compressor: 0,
+                });
+            }
+            self.write_batch(connection, &mut self.cas(connection), requests).await
+        });
+        futures::stream::iter(writes).buffer_unordered(PARALLEL).try_collect::<Vec<()>>().await?;
+        let streams = large.into_iter().map(|digest| async move {
+            let Some((_, blob)) = blobs.0.get(&digest.hash) else { return Ok(()) };
+            self.write_stream(connection, &digest, blob.read()?).await
+        });
+        futures::stream::iter(streams).buffer_unordered(PARALLEL).try_collect::<Vec<()>>().await?;
+        Ok(())
     }
 
     async fn write_batch(
@@ -239,9 +258,9 @@ impl Reapi {
         digests: Vec<re::Digest>,
     ) -> Result<HashMap<String, Vec<u8>>, ReadError> {
         let mut out = HashMap::new();
-        let mut cas = self.cas(connection);
-        let mut batch = Vec::new();
+        let mut batches: Vec<Vec<re::Digest>> = vec![Vec::new()];
         let mut batch_size = 0;
+        let mut large = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for digest in digests {
             if !seen.insert(digest.hash.clone()) {
@@ -251,18 +270,34 @@ impl Reapi {
             if size == 0 {
                 self.verify(connection, &digest, Vec::new(), &mut out)?;
             } else if size + OVERHEAD > connection.max_batch {
-                let bytes = self.read_stream(connection, &digest).await?;
-                self.verify(connection, &digest, bytes, &mut out)?;
+                large.push(digest);
             } else {
                 if batch_size + size + OVERHEAD > connection.max_batch {
-                    self.read_batch(connection, &mut cas, std::mem::take(&mut batch), &mut out).await?;
+                    batches.push(Vec::new());
                     batch_size = 0;
                 }
                 batch_size += size + 128;
-                batch.push(digest);
+                batches.last_mut().expect("one batch at least").push(digest);
             }
         }
-        self.read_batch(connection, &mut cas, batch, &mut out).await?;
+        let reads = batches.into_iter().filter(|b| !b.is_empty()).map(|batch| async move {
+            let mut got = HashMap::new();
+            self.read_batch(connection, &mut self.cas(connection), batch, &mut got).await?;
+            Ok::<_, ReadError>(got)
+        });
+        let mut reads = futures::stream::iter(reads).buffer_unordered(PARALLEL);
+        while let Some(got) = reads.next().await {
+            out.extend(got?);
+        }
+        let streams = large.into_iter().map(|digest| async move {
+            let bytes = self.read_stream(connection, &digest).await?;
+            Ok::<_, ReadError>((digest, bytes))
+        });
+        let mut streams = futures::stream::iter(streams).buffer_unordered(PARALLEL);
+        while let Some(read) = streams.next().await {
+            let (digest, bytes) = read?;
+            self.verify(connection, &digest, bytes, &mut out)?;
+        }
         Ok(out)
     }
 

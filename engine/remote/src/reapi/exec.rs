@@ -466,3 +466,55 @@ impl RemoteExecutor for Reapi {
         Box::pin(self.run_remotely(request))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stage(cpus: u32, gpus: u32) -> Stage {
+        Stage {
+            name: "train".into(),
+            cmd: Command::Shell("true".into()),
+            deps: vec![],
+            outs: vec![],
+            metrics: vec![],
+            params: serde_json::json!({}),
+            env: BTreeMap::new(),
+            executor: gourd_core::model::Executor::Local,
+            resources: gourd_core::model::Resources { cpus, gpus },
+            wdir: gourd_core::path::WsPath::root(),
+            always_run: false,
+            cpu_fallback: false,
+            remote: true,
+            timeout: None,
+            desc: None,
+        }
+    }
+
+    #[test]
+    fn resources_become_platform_properties() {
+        let base = BTreeMap::from([("OSFamily".to_string(), "linux".to_string())]);
+        assert_eq!(platform_properties(&stage(1, 0), &base), base, "defaults add nothing");
+        let properties = platform_properties(&stage(4, 2), &base);
+        assert_eq!(properties["cpu_count"], "4");
+        assert_eq!(properties["gpu_count"], "2");
+        assert_eq!(properties["OSFamily"], "linux");
+        // The stage's own needs win over the record's.
+        let base = BTreeMap::from([("gpu_count".to_string(), "0".to_string())]);
+        assert_eq!(platform_properties(&stage(1, 1), &base)["gpu_count"], "1");
+    }
+
+    #[test]
+    fn names_from_the_service_cannot_climb_out() {
+        for bad in ["", ".", "..", "a/b", "x\0"] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_name("model.bin").is_ok());
+    }
+
+    #[test]
+    fn shell_quoting() {
+        assert_eq!(quote("a b"), "'a b'");
+        assert_eq!(quote("it's"), r"'it'\''s'");
+    }
+}

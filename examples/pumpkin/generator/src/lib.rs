@@ -162,7 +162,7 @@ pub fn generate(dir: &Path, options: &Options) -> io::Result<Summary> {
     }
     // Citizens' photos, filed under whatever label the sender chose.
     let mut citizen = 0;
-    let mut label = |rng: &mut Rng| LABELS[(rng.next() % 3) as usize];
+    let label = |rng: &mut Rng| LABELS[(rng.next() % 3) as usize];
     for _ in 0..options.watermelons {
         let image = draw(Subject::Watermelon, options.size, &mut rng);
         let l = label(&mut rng);
