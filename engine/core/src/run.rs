@@ -95,6 +95,8 @@ pub struct RunOptions {
     pub remote_executor: Option<Arc<dyn RemoteExecutor>>,
     /// Which stages it executes.
     pub placement: Placement,
+    /// Remote executions in flight at once; they take no local job slot.
+    pub remote_jobs: usize,
 }
 
 /// Which stages execute on the remote execution service (built-in steps
@@ -211,6 +213,8 @@ pub async fn run(
         selected.iter().any(|&i| gpus_needed(&pipeline.stages[i]) > 0 && !context.runs_remotely(&pipeline.stages[i]));
     let mut gpus = if needs_gpus { GpuPool::discover(options.gpu_probe) } else { GpuPool::new(vec![], "none") };
     let mut free_slots = jobs;
+    let mut free_remote = options.remote_jobs.max(1);
+    // A finished stage gives back its local slots, or its remote slot (0).
     let mut running: JoinSet<(StageReport, usize, Vec<usize>, usize)> = JoinSet::new();
     let mut summary = Summary::default();
     let mut cancel = options.cancel.clone();
@@ -233,10 +237,16 @@ pub async fn run(
             let mut launched = Vec::new();
             for &(pos, index) in &ready {
                 let stage = &pipeline.stages[index];
-                // A remote stage takes one job slot here, and no GPU.
-                let remote = context.runs_remotely(stage);
-                let slots = if remote { 1 } else { (stage.resources.cpus.max(1) as usize).min(jobs) };
-                let mut want_gpus = if remote { 0 } else { gpus_needed(stage) };
+                // A remote stage takes a remote slot, no job slot here and no GPU.
+                if context.runs_remotely(stage) {
+                    if free_remote > 0 {
+                        free_remote -= 1;
+                        launched.push((pos, index, Some((0, Vec::new(), None))));
+                    }
+                    continue;
+                }
+                let slots = (stage.resources.cpus.max(1) as usize).min(jobs);
+                let mut want_gpus = gpus_needed(stage);
                 if want_gpus > gpus.total() {
                     if !stage.cpu_fallback {
                         launched.push((pos, index, None));
@@ -290,7 +300,11 @@ pub async fn run(
             joined = running.join_next() => {
                 let Some(joined) = joined else { continue };
                 let (report, index, devices, slots) = joined.expect("stage task panicked");
-                free_slots += slots;
+                if slots == 0 {
+                    free_remote += 1;
+                } else {
+                    free_slots += slots;
+                }
                 gpus.give_back(&devices);
                 let ok = report.outcome != Outcome::Failed;
                 finish(&pipeline, report, index, dag, &selected, &mut done, &mut summary, on_event);

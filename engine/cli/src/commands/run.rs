@@ -21,7 +21,7 @@ use crate::workspace::{Loaded, Location};
 pub struct Args {
     /// Stages to bring up to date, with what they need (default: all).
     stages: Vec<String>,
-    /// Run at most N stages at once (default: number of cores).
+    /// Run at most N stages at once here (default: number of cores).
     #[arg(short = 'j', long = "jobs", value_name = "N")]
     jobs: Option<usize>,
     /// Show what would run, run nothing.
@@ -42,6 +42,9 @@ pub struct Args {
     /// Execute every stage on this machine (the remote cache still applies).
     #[arg(long)]
     local: bool,
+    /// Remote executions at once (default 32); they take no `-j` slot.
+    #[arg(long, value_name = "N")]
+    remote_jobs: Option<usize>,
 }
 
 pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
@@ -64,6 +67,9 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if jobs == 0 {
         return Err(CommandError::user("`-j` must be at least 1"));
+    }
+    if args.remote_jobs == Some(0) {
+        return Err(CommandError::user("`--remote-jobs` must be at least 1"));
     }
     let remote = crate::remote::from_pipeline(&loaded.pipeline)?;
     if args.remote_exec && remote.as_ref().is_none_or(|r| r.executor.is_none()) {
@@ -92,6 +98,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         remote_required: remote.as_ref().is_some_and(|r| r.required),
         remote_executor: remote.as_ref().and_then(|r| r.executor.clone()),
         placement,
+        remote_jobs: args.remote_jobs.unwrap_or(32),
         remote: remote.and_then(|r| r.cache),
     };
     let mut printer = Printer::new(args.json, &ws);
