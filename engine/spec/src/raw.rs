@@ -172,7 +172,10 @@ fn validate_remote(r: RawRemote) -> Result<gourd_core::model::Remote, String> {
             let Some(endpoint) = &r.endpoint else {
                 return Err("a 'reapi remote needs an `endpoint` (`grpc://host:port` or `grpcs://host:port`)".into());
             };
-            if !["grpc://", "grpcs://", "http://", "https://"].iter().any(|s| endpoint.starts_with(s)) {
+            // `host:port` alone means plain gRPC.
+            if endpoint.contains("://")
+                && !["grpc://", "grpcs://", "http://", "https://"].iter().any(|s| endpoint.starts_with(s))
+            {
                 return Err(format!("endpoint `{endpoint}`: expected `grpc://host:port` or `grpcs://host:port`"));
             }
         }

@@ -37,7 +37,7 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     /// Execute every stage remotely, not only those marked `remote = true`.
-    #[arg(long, conflicts_with = "local")]
+    #[arg(long, visible_alias = "remote", conflicts_with = "local")]
     remote_exec: bool,
     /// Execute every stage on this machine (the remote cache still applies).
     #[arg(long)]

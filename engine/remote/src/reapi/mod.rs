@@ -111,8 +111,10 @@ impl Reapi {
             (format!("http://{rest}"), false)
         } else if let Some(rest) = settings.endpoint.strip_prefix("grpcs://") {
             (format!("https://{rest}"), true)
-        } else {
+        } else if settings.endpoint.contains("://") {
             (settings.endpoint.clone(), settings.endpoint.starts_with("https://"))
+        } else {
+            (format!("http://{}", settings.endpoint), false)
         };
         let mut endpoint = Endpoint::from_shared(url)
             .map_err(|e| config(format!("not a valid endpoint: {e}")))?
