@@ -109,19 +109,23 @@ fn quote(s: &str) -> String {
 }
 
 impl Reapi {
+    /// The action for `stage`, with every blob it needs. Reads and hashes the
+    /// deps: run it off the scheduler's thread.
     fn prepare(
-        &self,
         function: DigestFunction,
-        request: &RemoteExecution<'_>,
+        stage: &Stage,
+        root_dir: &Path,
+        params: Vec<u8>,
+        env: BTreeMap<String, String>,
+        base_platform: &BTreeMap<String, String>,
     ) -> Result<(re::Digest, Blobs), RemoteFailure> {
-        let stage = request.stage;
         let mut blobs = Blobs::default();
         let mut root = Folder::default();
         for dep in &stage.deps {
-            root.add(function, request.root, dep.as_str(), &mut blobs)
+            root.add(function, root_dir, dep.as_str(), &mut blobs)
                 .map_err(|e| RemoteFailure::Rejected(format!("stage `{}`: reading dep `{dep}`: {e}", stage.name)))?;
         }
-        root.add_bytes(function, ".gourd/params.json", request.params.to_vec(), &mut blobs);
+        root.add_bytes(function, ".gourd/params.json", params, &mut blobs);
         root.folder(stage.wdir.as_str());
         let input_root = root.finish(function, &mut blobs);
 
@@ -142,13 +146,16 @@ impl Reapi {
         let mut arguments = vec!["/bin/sh".to_string(), "-c".into(), prelude, "sh".into()];
         arguments.extend(argv);
 
-        let mut env: BTreeMap<String, String> = stage.env.clone();
-        env.extend(request.env.clone());
+        let env = {
+            let mut all = stage.env.clone();
+            all.extend(env);
+            all
+        };
         let mut outputs: Vec<String> = stage.outputs().map(|o| o.path.to_string()).collect();
         outputs.sort();
         outputs.dedup();
         let platform = re::Platform {
-            properties: platform_properties(stage, &self.settings.platform)
+            properties: platform_properties(stage, base_platform)
                 .into_iter()
                 .map(|(name, value)| re::platform::Property { name, value })
                 .collect(),
@@ -259,7 +266,14 @@ impl Reapi {
     async fn run_remotely(&self, request: RemoteExecution<'_>) -> Result<RemoteExit, RemoteFailure> {
         let connection = self.connection().await?;
         let function = connection.function;
-        let (action, blobs) = self.prepare(function, &request)?;
+        let (action, blobs) = {
+            let (stage, root) = (request.stage.clone(), request.root.to_path_buf());
+            let (params, env) = (request.params.to_vec(), request.env.clone());
+            let platform = self.settings.platform.clone();
+            tokio::task::spawn_blocking(move || Reapi::prepare(function, &stage, &root, params, env, &platform))
+                .await
+                .map_err(|e| RemoteFailure::Rejected(format!("preparing the action: {e}")))??
+        };
         self.upload(connection, blobs).await?;
         let mut skip_cache = request.skip_cache;
         let mut preface = String::new();
