@@ -53,6 +53,30 @@ fn remote_cache(
     }
 }
 
+/// Runs `tasks` a few at a time, with a progress bar on a terminal.
+async fn transfer<T>(
+    what: &str,
+    tasks: Vec<impl std::future::Future<Output = Result<T, gourd_core::remote::RemoteFailure>>>,
+) -> Result<Vec<T>, gourd_core::remote::RemoteFailure> {
+    use futures::StreamExt;
+    use std::io::IsTerminal;
+    let bar = if std::io::stderr().is_terminal() {
+        let style = indicatif::ProgressStyle::with_template("{msg} {bar:30} {pos}/{len}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        indicatif::ProgressBar::new(tasks.len() as u64).with_style(style).with_message(what.to_string())
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut done = Vec::with_capacity(tasks.len());
+    let mut running = futures::stream::iter(tasks).buffer_unordered(4);
+    while let Some(result) = running.next().await {
+        bar.inc(1);
+        done.push(result?);
+    }
+    bar.finish_and_clear();
+    Ok(done)
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
 }
@@ -69,10 +93,8 @@ pub fn push(location: &Location, args: &Args) -> Result<ExitCode, CommandError> 
             .filter_map(|last| ws.store.action(&last.key))
             .collect();
         let sent = runtime()?.block_on(async {
-            for action in &actions {
-                cache.publish(action, &ws.store).await?;
-            }
-            Ok::<usize, gourd_core::remote::RemoteFailure>(actions.len())
+            let uploads = actions.iter().map(|action| cache.publish(action, &ws.store));
+            transfer("pushing results", uploads.collect()).await.map(|done| done.len())
         });
         match sent {
             Ok(n) => eprintln!("Pushed {n} results to {}.", cache.describe()),
@@ -125,17 +147,12 @@ pub fn pull(location: &Location, args: &Args) -> Result<ExitCode, CommandError> 
         let ws = gourd_core::workspace::Workspace::open(&location.root()?)?;
         let keys: Vec<gourd_digest::Digest> = lineage.latest()?.values().filter_map(|r| r.key.parse().ok()).collect();
         let fetched = runtime()?.block_on(async {
+            let missing = keys.into_iter().filter(|key| ws.store.action(key).is_none());
+            let downloads = missing.map(|key| cache.fetch(key, &ws.store)).collect();
             let mut n = 0;
-            for key in keys {
-                if ws.store.action(&key).is_some() {
-                    continue;
-                }
-                if let Some(action) = cache.fetch(key, &ws.store).await? {
-                    ws.store
-                        .put_action(&action)
-                        .map_err(|e| gourd_core::remote::RemoteFailure::Rejected(e.to_string()))?;
-                    n += 1;
-                }
+            for action in transfer("pulling results", downloads).await?.into_iter().flatten() {
+                ws.store.put_action(&action).map_err(|e| gourd_core::remote::RemoteFailure::Rejected(e.to_string()))?;
+                n += 1;
             }
             Ok::<usize, gourd_core::remote::RemoteFailure>(n)
         });
