@@ -5,7 +5,9 @@
 //! `GOURD_REMOTE_ENDPOINT`, `GOURD_REMOTE_BUCKET`, `GOURD_REMOTE_PREFIX`,
 //! `GOURD_REMOTE_REGION` and `GOURD_REMOTE_INSTANCE` override the record's
 //! fields (or configure a remote when the pipeline has none);
-//! `GOURD_REMOTE_PUSH=0` makes the cache read-only. Credentials come from the
+//! `GOURD_REMOTE_PUSH=0` makes the cache read-only, `GOURD_REMOTE_EXECUTE=0`
+//! turns remote execution off and `GOURD_REMOTE_REQUIRED=1` forbids falling
+//! back to local execution. Credentials come from the
 //! environment only: the standard AWS variables for S3, and
 //! `GOURD_REMOTE_HEADERS` (`name=value,name=value`, e.g.
 //! `authorization=Bearer TOKEN`) for a REAPI service.
@@ -64,7 +66,10 @@ pub fn from_pipeline(pipeline: &Pipeline) -> Result<Option<Remote>, CommandError
         None => declared.as_ref().is_none_or(|r| r.push),
     };
     let use_cache = declared.as_ref().is_none_or(|r| r.cache);
-    let required = declared.as_ref().is_some_and(|r| r.required);
+    let required = match env("GOURD_REMOTE_REQUIRED") {
+        Some(v) => !off(&v),
+        None => declared.as_ref().is_some_and(|r| r.required),
+    };
     match kind {
         RemoteKind::S3 => {
             let Some(bucket) = env("GOURD_REMOTE_BUCKET").or_else(|| declared.as_ref().and_then(|r| r.bucket.clone()))
@@ -111,7 +116,10 @@ pub fn from_pipeline(pipeline: &Pipeline) -> Result<Option<Remote>, CommandError
                 headers,
             };
             let reapi = Arc::new(Reapi::new(settings).map_err(|e| CommandError::user(e.to_string()))?);
-            let execute = declared.as_ref().is_none_or(|r| r.execute);
+            let execute = match env("GOURD_REMOTE_EXECUTE") {
+                Some(v) => !off(&v),
+                None => declared.as_ref().is_none_or(|r| r.execute),
+            };
             Ok(Some(Remote {
                 cache: use_cache.then(|| reapi.clone() as Arc<dyn RemoteCache>),
                 executor: execute.then(|| reapi as Arc<dyn RemoteExecutor>),
