@@ -437,3 +437,27 @@ fn push_then_pull_on_a_fresh_clone_executes_nothing() {
     assert_eq!(run.statuses(), expect(&[("prepare", "restored"), ("report", "restored"), ("train", "restored")]));
     assert!(bob.executions().is_empty());
 }
+
+#[test]
+fn the_environment_configures_the_service() {
+    let Some(url) = server() else { return };
+    let salt = salt();
+    let ws = origin(&format!(
+        "{{ stages = {{ a = {{ cmd = \"echo {salt} > a.txt && pwd >> a.txt\", outs = [\"a.txt\"], remote = true }} }} }}\n"
+    ));
+    let env = [("GOURD_REMOTE_KIND", "reapi"), ("GOURD_REMOTE_ENDPOINT", url.as_str())];
+    let run = ws.gourd_env(&["run", "--json"], &env).success();
+    assert!(message(&run, "a").contains("executed by"), "{}", run.stdout);
+    assert!(!ws.read("a.txt").contains(ws.root().to_str().unwrap()));
+
+    let dead = [("GOURD_REMOTE_KIND", "reapi"), ("GOURD_REMOTE_ENDPOINT", "grpc://127.0.0.1:9")];
+    let local = ws.gourd_env(&["run", "--json", "--force", "a"], &dead).success();
+    assert!(message(&local, "a").contains("ran locally"), "{}", local.stdout);
+    let required = [dead[0], dead[1], ("GOURD_REMOTE_REQUIRED", "1")];
+    let failed = ws.gourd_env(&["run", "--json", "--force", "a"], &required);
+    assert_eq!(failed.code, 1);
+    assert_eq!(failed.statuses()["a"], "failed");
+    let off = [dead[0], dead[1], ("GOURD_REMOTE_EXECUTE", "0"), ("GOURD_REMOTE", "off")];
+    ws.gourd_env(&["run", "--force", "a"], &off).success();
+    assert!(ws.read("a.txt").contains(ws.root().to_str().unwrap()), "executed here");
+}
