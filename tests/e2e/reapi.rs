@@ -461,3 +461,32 @@ fn the_environment_configures_the_service() {
     ws.gourd_env(&["run", "--force", "a"], &off).success();
     assert!(ws.read("a.txt").contains(ws.root().to_str().unwrap()), "executed here");
 }
+
+#[test]
+fn ctrl_c_stops_a_remote_execution() {
+    let Some(url) = server() else { return };
+    let salt = salt();
+    let ws = origin(&format!(
+        r#"{{
+  remote = {{ kind = 'reapi, endpoint = "{url}", timeout = 60 }},
+  stages = {{
+    first = {{ cmd = "echo first > first.txt", outs = ["first.txt"] }},
+    long = {{ cmd = "echo {salt}; sleep 3; touch long.txt", deps = ["first.txt"], outs = ["long.txt"], remote = true }},
+  }},
+}}
+"#
+    ));
+    let child = ws.command(&["run", "--json"]).stdout(Stdio::piped()).spawn().unwrap();
+    let started = Instant::now();
+    while !ws.exists(".gourd/logs/first.log") || started.elapsed() < Duration::from_secs(1) {
+        assert!(started.elapsed() < Duration::from_secs(30), "the run did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(130), "{stdout}");
+    assert!(stdout.contains(r#""stage":"long""#) && stdout.contains("interrupted"), "{stdout}");
+    assert!(!ws.exists("long.txt"));
+    assert!(ws.gourd(&["status", "--json"]).stdout.contains("long"), "long is still to run");
+}

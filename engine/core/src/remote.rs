@@ -58,6 +58,8 @@ pub struct RemoteExecution<'a> {
     pub log: std::path::PathBuf,
     /// Execute even when the service holds a result for the same action.
     pub skip_cache: bool,
+    /// Turns `true` to stop: the remote operation is cancelled.
+    pub cancel: tokio::sync::watch::Receiver<bool>,
 }
 
 /// How a remote execution ended. On exit code 0 its outputs are in place.

@@ -591,13 +591,9 @@ async fn process_stage_inner(
                     ]),
                     log: log.clone(),
                     skip_cache: launch.force || stage.always_run,
+                    cancel: cancel.clone(),
                 };
-                let mut stop = cancel.clone();
-                let result = tokio::select! {
-                    result = executor.execute(request) => result,
-                    _ = stop.wait_for(|stop| *stop) => return fail("interrupted".to_string()),
-                };
-                match result {
+                match executor.execute(request).await {
                     Ok(exit) => {
                         let on = exit.worker.map(|w| format!(" on {w}")).unwrap_or_default();
                         if let Some(failure) = exit.failure {

@@ -188,13 +188,15 @@ impl Reapi {
         Ok((digest, blobs))
     }
 
-    /// `Execute`, then waits for the operation to finish, within the deadline.
+    /// `Execute`, then waits for the operation to finish, within the
+    /// deadline. `None`: `cancel` fired, and the operation was cancelled.
     async fn execute_action(
         &self,
         connection: &Connection,
         action: &re::Digest,
         skip_cache: bool,
-    ) -> Result<re::ExecuteResponse, RemoteFailure> {
+        cancel: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> Result<Option<re::ExecuteResponse>, RemoteFailure> {
         let deadline = self.settings.timeout;
         let mut client = re::execution_client::ExecutionClient::new(connection.channel.clone())
             .max_decoding_message_size(MAX_MESSAGE)
@@ -206,46 +208,70 @@ impl Reapi {
             digest_function: connection.function.proto(),
             ..Default::default()
         };
+        let name = std::sync::Mutex::new(String::new());
         let wait = async {
             let mut stream = client
                 .execute(self.request_with_timeout(request, deadline))
                 .await
                 .map_err(|s| self.failure(s))?
                 .into_inner();
-            let mut name = String::new();
             loop {
                 match stream.message().await {
                     Ok(Some(operation)) => {
-                        name = operation.name.clone();
+                        *name.lock().expect("not poisoned") = operation.name.clone();
                         if operation.done {
                             return self.decode_operation(operation);
                         }
                     }
-                    Ok(None) if !name.is_empty() => {
+                    Ok(None) => {
+                        let known = name.lock().expect("not poisoned").clone();
+                        if known.is_empty() {
+                            return Err(RemoteFailure::Unavailable(format!(
+                                "{}: the execution stream ended",
+                                self.label
+                            )));
+                        }
                         // The stream ended early (a proxy, a restart): pick the
                         // operation up again.
                         tokio::time::sleep(Duration::from_millis(200)).await;
-                        let wait = re::WaitExecutionRequest { name: name.clone() };
+                        let wait = re::WaitExecutionRequest { name: known };
                         stream = client
                             .wait_execution(self.request_with_timeout(wait, deadline))
                             .await
                             .map_err(|s| self.failure(s))?
                             .into_inner();
                     }
-                    Ok(None) => {
-                        return Err(RemoteFailure::Unavailable(format!("{}: the execution stream ended", self.label)));
-                    }
                     Err(status) => return Err(self.failure(status)),
                 }
             }
         };
-        tokio::time::timeout(deadline, wait).await.map_err(|_| {
+        let timeout = || {
             RemoteFailure::Unavailable(format!(
                 "{}: no result within {}s (the remote record's `timeout`)",
                 self.label,
                 deadline.as_secs_f64()
             ))
-        })?
+        };
+        tokio::select! {
+            result = tokio::time::timeout(deadline, wait) => result.map_err(|_| timeout())?.map(Some),
+            () = stopped(cancel) => {
+                // Stop the work on the service too (best effort: not every
+                // service offers the Operations API).
+                let name = name.lock().expect("not poisoned").clone();
+                if !name.is_empty() {
+                    let mut operations = bazel_remote_apis::google::longrunning::operations_client::OperationsClient::new(
+                        connection.channel.clone(),
+                    );
+                    let request = bazel_remote_apis::google::longrunning::CancelOperationRequest { name };
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(5),
+                        operations.cancel_operation(self.request(request)),
+                    )
+                    .await;
+                }
+                Ok(None)
+            }
+        }
     }
 
     fn decode_operation(
@@ -274,13 +300,21 @@ impl Reapi {
                 .await
                 .map_err(|e| RemoteFailure::Rejected(format!("preparing the action: {e}")))??
         };
-        self.upload(connection, blobs).await?;
+        let mut cancel = request.cancel.clone();
+        let interrupted =
+            || RemoteExit { exit_code: -1, worker: None, cached: false, failure: Some("interrupted".to_string()) };
+        tokio::select! {
+            uploaded = self.upload(connection, blobs) => uploaded?,
+            () = stopped(&mut cancel) => return Ok(interrupted()),
+        }
         let mut skip_cache = request.skip_cache;
         let mut preface = String::new();
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let response = self.execute_action(connection, &action, skip_cache).await?;
+            let Some(response) = self.execute_action(connection, &action, skip_cache, &mut cancel).await? else {
+                return Ok(interrupted());
+            };
             if let Some(status) = response.status.as_ref().filter(|s| s.code != 0) {
                 let code = tonic::Code::from_i32(status.code);
                 match code {
@@ -384,6 +418,13 @@ impl Reapi {
             })?;
         }
         Ok(())
+    }
+}
+
+/// Resolves once `cancel` turns `true` (never, if its sender is gone).
+async fn stopped(cancel: &mut tokio::sync::watch::Receiver<bool>) {
+    if cancel.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
