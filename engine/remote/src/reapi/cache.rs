@@ -158,7 +158,8 @@ impl Reapi {
             match output.kind {
                 EntryKind::File => {
                     let object = store.object_path(&output.digest);
-                    let digest = function.digest_file(&object).map_err(local)?;
+                    let meta = std::fs::metadata(&object).map_err(local)?;
+                    let digest = self.file_digests.digest(function, &object, &meta).map_err(local)?;
                     blobs.file(digest.clone(), object);
                     result.output_files.push(re::OutputFile {
                         path: path.clone(),

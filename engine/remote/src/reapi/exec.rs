@@ -28,7 +28,7 @@ use prost::Message;
 
 use super::cache::{TreeIndex, check_name};
 use super::cas::{Blobs, MAX_MESSAGE, ReadError};
-use super::{Connection, DigestFunction, Reapi};
+use super::{Connection, DigestFunction, FileDigests, Reapi};
 
 /// The platform properties of `stage`'s action.
 pub fn platform_properties(stage: &Stage, base: &BTreeMap<String, String>) -> BTreeMap<String, String> {
@@ -59,7 +59,14 @@ impl Folder {
     }
 
     /// Adds the file or folder at `root/rel`.
-    fn add(&mut self, function: DigestFunction, root: &Path, rel: &str, blobs: &mut Blobs) -> io::Result<()> {
+    fn add(
+        &mut self,
+        function: DigestFunction,
+        root: &Path,
+        rel: &str,
+        blobs: &mut Blobs,
+        memo: &FileDigests,
+    ) -> io::Result<()> {
         let path = if rel.is_empty() || rel == "." { root.to_path_buf() } else { root.join(rel) };
         let meta = std::fs::metadata(&path)?;
         if meta.is_dir() {
@@ -71,11 +78,11 @@ impl Folder {
                     continue;
                 }
                 let child = if rel.is_empty() || rel == "." { name } else { format!("{rel}/{name}") };
-                self.add(function, root, &child, blobs)?;
+                self.add(function, root, &child, blobs, memo)?;
             }
         } else {
             let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
-            let digest = function.digest_file(&path)?;
+            let digest = memo.digest(function, &path, &meta)?;
             blobs.file(digest.clone(), path);
             self.folder(parent).files.insert(name.to_string(), (digest, meta.permissions().mode() & 0o111 != 0));
         }
@@ -118,11 +125,12 @@ impl Reapi {
         params: Vec<u8>,
         env: BTreeMap<String, String>,
         base_platform: &BTreeMap<String, String>,
+        memo: &FileDigests,
     ) -> Result<(re::Digest, Blobs), RemoteFailure> {
         let mut blobs = Blobs::default();
         let mut root = Folder::default();
         for dep in &stage.deps {
-            root.add(function, root_dir, dep.as_str(), &mut blobs)
+            root.add(function, root_dir, dep.as_str(), &mut blobs, memo)
                 .map_err(|e| RemoteFailure::Rejected(format!("stage `{}`: reading dep `{dep}`: {e}", stage.name)))?;
         }
         root.add_bytes(function, ".gourd/params.json", params, &mut blobs);
@@ -295,8 +303,8 @@ impl Reapi {
         let (action, blobs) = {
             let (stage, root) = (request.stage.clone(), request.root.to_path_buf());
             let (params, env) = (request.params.to_vec(), request.env.clone());
-            let platform = self.settings.platform.clone();
-            tokio::task::spawn_blocking(move || Reapi::prepare(function, &stage, &root, params, env, &platform))
+            let (platform, memo) = (self.settings.platform.clone(), self.file_digests.clone());
+            tokio::task::spawn_blocking(move || Reapi::prepare(function, &stage, &root, params, env, &platform, &memo))
                 .await
                 .map_err(|e| RemoteFailure::Rejected(format!("preparing the action: {e}")))??
         };

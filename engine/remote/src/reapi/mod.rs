@@ -51,6 +51,46 @@ pub struct Reapi {
     settings: ReapiSettings,
     label: String,
     connection: OnceCell<Connection>,
+    file_digests: std::sync::Arc<FileDigests>,
+}
+
+/// Digests of the files hashed so far, by path, valid while the file's
+/// size, times and inode stay the same: stages that share deps (a sweep
+/// over one dataset) hash them once per run.
+#[derive(Default)]
+struct FileDigests(std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, (Stamp, re::Digest)>>);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    ino: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl FileDigests {
+    fn digest(
+        &self,
+        function: DigestFunction,
+        path: &std::path::Path,
+        meta: &std::fs::Metadata,
+    ) -> std::io::Result<re::Digest> {
+        use std::os::unix::fs::MetadataExt;
+        let stamp = Stamp {
+            len: meta.len(),
+            ino: meta.ino(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        };
+        if let Some((seen, digest)) = self.0.lock().expect("not poisoned").get(path) {
+            if *seen == stamp {
+                return Ok(digest.clone());
+            }
+        }
+        let digest = function.digest_file(path)?;
+        self.0.lock().expect("not poisoned").insert(path.to_path_buf(), (stamp, digest.clone()));
+        Ok(digest)
+    }
 }
 
 #[derive(Clone)]
@@ -130,7 +170,7 @@ impl Reapi {
             tonic::metadata::MetadataKey::<tonic::metadata::Ascii>::from_bytes(name.as_bytes())
                 .map_err(|_| config(format!("`{name}` is not a valid header name")))?;
         }
-        Ok(Reapi { endpoint, settings, label, connection: OnceCell::new() })
+        Ok(Reapi { endpoint, settings, label, connection: OnceCell::new(), file_digests: Default::default() })
     }
 
     /// Connects on first use and asks what the service can do.
