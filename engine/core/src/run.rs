@@ -61,6 +61,9 @@ pub struct StageReport {
     pub action: Option<ActionResult>,
     /// Where a stage that ran remotely executed: the service, and its worker.
     pub executed_by: Option<String>,
+    /// Set when remote execution failed and the stage goes back to the
+    /// queue to run here, with local slots and GPUs (`message` says why).
+    requeue: bool,
 }
 
 pub enum Event<'a> {
@@ -180,6 +183,11 @@ struct Launch {
     force: bool,
     devices: Vec<usize>,
     visible_devices: Option<String>,
+    /// Execute on the remote execution service.
+    remote: bool,
+    /// Why a stage meant for the remote runs here (it was put back in the
+    /// queue after the remote failed it).
+    fallback: Option<String>,
 }
 
 pub async fn run(
@@ -209,11 +217,13 @@ pub async fn run(
     let mut ready: BTreeSet<(usize, usize)> =
         waiting_on.iter().filter(|&(_, &n)| n == 0).map(|(&i, _)| (position[&i], i)).collect();
     let mut done: BTreeSet<usize> = BTreeSet::new();
-    let needs_gpus =
-        selected.iter().any(|&i| gpus_needed(&pipeline.stages[i]) > 0 && !context.runs_remotely(&pipeline.stages[i]));
+    // Remote stages count too: they run here when the remote fails them.
+    let needs_gpus = selected.iter().any(|&i| gpus_needed(&pipeline.stages[i]) > 0);
     let mut gpus = if needs_gpus { GpuPool::discover(options.gpu_probe) } else { GpuPool::new(vec![], "none") };
     let mut free_slots = jobs;
     let mut free_remote = options.remote_jobs.max(1);
+    // Stages the remote failed, to run here, with why.
+    let mut fallbacks: BTreeMap<usize, String> = BTreeMap::new();
     // A finished stage gives back its local slots, or its remote slot (0).
     let mut running: JoinSet<(StageReport, usize, Vec<usize>, usize)> = JoinSet::new();
     let mut summary = Summary::default();
@@ -238,7 +248,8 @@ pub async fn run(
             for &(pos, index) in &ready {
                 let stage = &pipeline.stages[index];
                 // A remote stage takes a remote slot, no job slot here and no GPU.
-                if context.runs_remotely(stage) {
+                if !fallbacks.contains_key(&index) && context.runs_remotely(stage) && context.live_executor().is_some()
+                {
                     if free_remote > 0 {
                         free_remote -= 1;
                         launched.push((pos, index, Some((0, Vec::new(), None))));
@@ -279,8 +290,14 @@ pub async fn run(
                         }
                     }
                     Some((slots, devices, visible_devices)) => {
-                        let launch =
-                            Launch { index, force: options.force.contains(&stage.name), devices, visible_devices };
+                        let launch = Launch {
+                            index,
+                            force: options.force.contains(&stage.name),
+                            devices,
+                            visible_devices,
+                            remote: slots == 0,
+                            fallback: fallbacks.get(&index).cloned(),
+                        };
                         let context = context.clone();
                         let cancel = options.cancel.clone();
                         running.spawn(async move {
@@ -304,6 +321,11 @@ pub async fn run(
                     free_remote += 1;
                 } else {
                     free_slots += slots;
+                }
+                if report.requeue {
+                    fallbacks.insert(index, report.message.unwrap_or_default());
+                    ready.insert((position[&index], index));
+                    continue;
                 }
                 gpus.give_back(&devices);
                 let ok = report.outcome != Outcome::Failed;
@@ -406,6 +428,7 @@ fn skipped(stage: &Stage, message: String) -> StageReport {
         log: None,
         action: None,
         executed_by: None,
+        requeue: false,
     }
 }
 
@@ -425,6 +448,7 @@ fn failed(
         log,
         action: None,
         executed_by: None,
+        requeue: false,
     }
 }
 
@@ -465,8 +489,8 @@ async fn process_stage_inner(
         }
         StageState::Restorable(action, _) => {
             let ws = context.ws.clone();
-            let restoring = action.clone();
-            match blocking(move || restore_outputs(&ws, &restoring)).await {
+            let (restoring, owned) = (action.clone(), stage.clone());
+            match blocking(move || restore_outputs(&ws, &owned, &restoring)).await {
                 Ok(()) => {
                     record_last_run(&context.ws, stage, &action, Outcome::Restored)?;
                     return Ok(success(stage, Outcome::Restored, action, started));
@@ -479,9 +503,10 @@ async fn process_stage_inner(
     }
 
     // Not in the local cache: perhaps someone else ran it already.
-    let mut notes: Vec<String> = Vec::new();
-    let remote = context.live_remote();
-    if context.remote.is_some() && remote.is_none() {
+    let mut notes: Vec<String> = launch.fallback.iter().cloned().collect();
+    // A stage back from a failed remote execution was looked up already.
+    let remote = context.live_remote().filter(|_| launch.fallback.is_none());
+    if context.remote.is_some() && context.live_remote().is_none() && launch.fallback.is_none() {
         if context.remote_required {
             return Ok(failed(stage, Some(key), started.elapsed(), "remote cache unavailable".into(), None));
         }
@@ -489,11 +514,17 @@ async fn process_stage_inner(
     }
     if let (Some(remote), false, false) = (remote, launch.force, stage.always_run) {
         match remote.fetch(key, &context.ws.store).await {
+            Ok(Some(action)) if !names_declared_outputs(stage, &action) => {
+                notes.push(format!(
+                    "the result in {} names other outputs than the stage declares: rejected; ran locally",
+                    remote.describe()
+                ));
+            }
             Ok(Some(action)) => {
                 context.ws.store.put_action(&action)?;
                 let ws = context.ws.clone();
-                let restoring = action.clone();
-                match blocking(move || restore_outputs(&ws, &restoring)).await {
+                let (restoring, owned) = (action.clone(), stage.clone());
+                match blocking(move || restore_outputs(&ws, &owned, &restoring)).await {
                     Ok(()) => {
                         record_last_run(&context.ws, stage, &action, Outcome::Restored)?;
                         let mut report = success(stage, Outcome::Restored, action, started);
@@ -578,7 +609,7 @@ async fn process_stage_inner(
     let started_at = SystemTime::now();
     let fail = |message: String| Ok(failed(stage, Some(key), started.elapsed(), message, Some(log.clone())));
     let mut remotely = None;
-    if context.runs_remotely(stage) {
+    if launch.remote {
         let failure = match context.live_executor() {
             Some(executor) => {
                 let request = RemoteExecution {
@@ -615,23 +646,17 @@ async fn process_stage_inner(
                     }
                 }
             }
-            // Already explained by the remote cache's note.
-            None if !notes.is_empty() => Some(String::new()),
             None => Some("remote execution unavailable".to_string()),
         };
         if let Some(failure) = failure {
             if context.remote_required {
                 return fail(failure);
             }
-            if gpus_needed(stage) > 0 && !stage.cpu_fallback {
-                return fail(format!(
-                    "{failure}; it needs {} GPU(s), which were not reserved on this machine",
-                    gpus_needed(stage)
-                ));
-            }
-            if !failure.is_empty() {
-                notes.push(format!("{failure}; ran locally"));
-            }
+            // Back to the queue, to run here with local slots and GPUs.
+            notes.push(format!("{failure}; ran locally"));
+            let mut report = skipped(stage, notes.join("; "));
+            report.requeue = true;
+            return Ok(report);
         }
     }
     let outcome = if remotely.is_some() {
@@ -698,6 +723,7 @@ fn success(stage: &Stage, outcome: Outcome, action: ActionResult, started: Insta
         log: None,
         action: Some(action),
         executed_by: None,
+        requeue: false,
     }
 }
 
@@ -711,13 +737,22 @@ fn record_last_run(ws: &Workspace, stage: &Stage, action: &ActionResult, outcome
     Ok(())
 }
 
-fn restore_outputs(ws: &Workspace, action: &ActionResult) -> Result<(), crate::store::StoreError> {
-    for (path, record) in &action.outputs {
-        let Ok(path) = crate::path::WsPath::new(path) else {
-            continue;
-        };
-        if ws.hash(&path)?.map(|t| t.digest()) != Some(record.digest) {
-            ws.store.restore(record, &ws.abs(&path))?;
+/// Whether `action` records exactly the outputs `stage` declares. A result
+/// from elsewhere (a remote, a pull) that names anything else is not
+/// restored: it could write over files the stage does not own.
+fn names_declared_outputs(stage: &Stage, action: &ActionResult) -> bool {
+    let declared: BTreeSet<String> = stage.outputs().map(|o| o.path.to_string()).collect();
+    declared.iter().eq(action.outputs.keys())
+}
+
+fn restore_outputs(ws: &Workspace, stage: &Stage, action: &ActionResult) -> Result<(), crate::store::StoreError> {
+    if !names_declared_outputs(stage, action) {
+        return Err(crate::store::StoreError::Foreign);
+    }
+    for output in stage.outputs() {
+        let record = &action.outputs[output.path.as_str()];
+        if ws.hash(&output.path)?.map(|t| t.digest()) != Some(record.digest) {
+            ws.store.restore(record, &ws.abs(&output.path))?;
         }
     }
     Ok(())

@@ -36,6 +36,8 @@ pub enum StoreError {
     Missing { digest: Digest },
     #[error("cache object `{digest}` is corrupt (its bytes do not match its digest); it was removed")]
     Corrupt { digest: Digest },
+    #[error("the recorded result names other outputs than the stage declares")]
+    Foreign,
 }
 
 /// One output of a stage as recorded in an action result.
