@@ -490,3 +490,49 @@ fn ctrl_c_stops_a_remote_execution() {
     assert!(!ws.exists("long.txt"));
     assert!(ws.gourd(&["status", "--json"]).stdout.contains("long"), "long is still to run");
 }
+
+#[test]
+fn a_result_naming_other_outputs_is_rejected() {
+    let Some(url) = server() else { return };
+    let alice = origin(&pipeline(&url, &salt(), ""));
+    let run = alice.run_json(&[]).success();
+    // Add `gourd.ncl` to the outputs of `report`'s recorded result.
+    let action = gourd_remote::stage_key_action(&key(&run, "report").parse().unwrap());
+    let mut record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(alice.path(&format!(
+            ".gourd/cache-v1/actions/{0}/{1}.json",
+            &key(&run, "report")[..2],
+            &key(&run, "report")[2..]
+        )))
+        .unwrap(),
+    )
+    .unwrap();
+    let report = record["outputs"]["report.txt"].clone();
+    record["outputs"]["gourd.ncl"] = report;
+    let bytes = serde_json::to_vec(&record).unwrap();
+    let forged = bytes.clone();
+    tamper(&url, action, move |result| {
+        let file = result.output_files.iter_mut().find(|f| f.path == ".gourd/result.json").unwrap();
+        file.digest = Some(sha256_digest(&forged));
+        let copy = result.output_files.iter().find(|f| f.path == "report.txt").unwrap().clone();
+        result.output_files.push(re::OutputFile { path: "gourd.ncl".into(), ..copy });
+        vec![forged]
+    });
+    let bob = clone(&alice);
+    let pipeline_before = bob.read("gourd.ncl");
+    let run = bob.run_json(&[]).success();
+    assert_eq!(run.statuses()["report"], "ran", "{}", run.stdout);
+    assert!(message(&run, "report").contains("names other outputs"), "{}", run.stdout);
+    assert_eq!(bob.read("gourd.ncl"), pipeline_before, "nothing outside the stage's outputs is written");
+}
+
+#[test]
+fn a_platform_the_service_refuses_means_running_locally() {
+    let Some(url) = server() else { return };
+    let ws = origin(&pipeline(&url, &salt(), ", platform = { no-such-property = \"x\" }"));
+    let run = ws.run_json(&[]).success();
+    assert_eq!(run.statuses()["train"], "ran");
+    let note = message(&run, "train");
+    assert!(note.contains("no-such-property") && note.contains("ran locally"), "{note}");
+    assert!(ws.read("data/models/where.txt").starts_with(ws.root().to_str().unwrap()), "train ran here");
+}
