@@ -61,7 +61,10 @@ impl Reapi {
             inline_output_files: vec![RESULT_PATH.into()],
             digest_function: connection.function.proto(),
         };
-        let result = match self.action_cache(connection).get_action_result(self.request(request)).await {
+        let result = match self
+            .bounded(super::CALL_TIMEOUT, self.action_cache(connection).get_action_result(self.request(request)))
+            .await
+        {
             Ok(response) => response.into_inner(),
             Err(status) if status.code() == tonic::Code::NotFound => return Ok(None),
             Err(status) => return Err(self.failure(status)),
@@ -150,6 +153,9 @@ impl Reapi {
 
     async fn publish_result(&self, action: &ActionResult, store: &Store) -> Result<(), RemoteFailure> {
         let connection = self.connection().await?;
+        if !connection.can_update {
+            return Err(RemoteFailure::Rejected(format!("{} takes no results from clients (read only)", self.label)));
+        }
         let function = connection.function;
         let mut blobs = Blobs::default();
         let mut result = re::ActionResult::default();
@@ -197,7 +203,9 @@ impl Reapi {
             results_cache_policy: None,
             digest_function: function.proto(),
         };
-        self.action_cache(connection).update_action_result(self.request(request)).await.map_err(|s| self.failure(s))?;
+        self.bounded(super::CALL_TIMEOUT, self.action_cache(connection).update_action_result(self.request(request)))
+            .await
+            .map_err(|s| self.failure(s))?;
         Ok(())
     }
 }
@@ -231,6 +239,12 @@ impl<'a> TreeIndex<'a> {
         let children = tree.children.iter().map(|d| (function.digest(&d.encode_to_vec()).hash, d)).collect();
         let index = TreeIndex { root: tree.root.as_ref(), children };
         for directory in index.root.into_iter().chain(index.children.values().copied()) {
+            if let Some(link) = directory.symlinks.first() {
+                return Err(RemoteFailure::Rejected(format!(
+                    "the service sent a symbolic link `{}`, which gourd does not take from a service",
+                    link.name
+                )));
+            }
             for name in directory.files.iter().map(|f| &f.name).chain(directory.directories.iter().map(|d| &d.name)) {
                 check_name(name)?;
             }

@@ -137,7 +137,10 @@ impl Reapi {
                 blob_digests: chunk.to_vec(),
                 digest_function: connection.function.proto(),
             };
-            let response = cas.find_missing_blobs(self.request(request)).await.map_err(|s| self.failure(s))?;
+            let response = self
+                .bounded(super::CALL_TIMEOUT, cas.find_missing_blobs(self.request(request)))
+                .await
+                .map_err(|s| self.failure(s))?;
             missing.extend(response.into_inner().missing_blob_digests);
         }
         // Small blobs in batches, large ones alone; PARALLEL transfers at once.
@@ -193,7 +196,10 @@ impl Reapi {
             requests,
             digest_function: connection.function.proto(),
         };
-        let response = cas.batch_update_blobs(self.request(request)).await.map_err(|s| self.failure(s))?;
+        let response = self
+            .bounded(super::CALL_TIMEOUT, cas.batch_update_blobs(self.request(request)))
+            .await
+            .map_err(|s| self.failure(s))?;
         for blob in response.into_inner().responses {
             if let Some(status) = blob.status.filter(|s| s.code != 0) {
                 let hash = blob.digest.map(|d| d.hash).unwrap_or_default();
@@ -240,8 +246,9 @@ impl Reapi {
             }
         }
         let mut client = self.bytestream(connection);
-        let request = self.request_with_timeout(futures::stream::iter(requests), super::CALL_TIMEOUT * 10);
-        let response = client.write(request).await.map_err(|s| self.failure(s))?.into_inner();
+        let limit = super::transfer_timeout(digest.size_bytes);
+        let request = self.request_with_timeout(futures::stream::iter(requests), limit);
+        let response = self.bounded(limit, client.write(request)).await.map_err(|s| self.failure(s))?.into_inner();
         if response.committed_size != total as i64 && response.committed_size != -1 {
             return Err(RemoteFailure::Rejected(format!(
                 "{} committed {} of {total} bytes of blob {}",
@@ -265,6 +272,9 @@ impl Reapi {
         for digest in digests {
             if !seen.insert(digest.hash.clone()) {
                 continue;
+            }
+            if digest.size_bytes < 0 {
+                return Err(ReadError::Corrupt(digest));
             }
             let size = digest.size_bytes as usize;
             if size == 0 {
@@ -331,7 +341,10 @@ impl Reapi {
             acceptable_compressors: vec![],
             digest_function: connection.function.proto(),
         };
-        let response = cas.batch_read_blobs(self.request(request)).await.map_err(|s| self.failure(s))?;
+        let response = self
+            .bounded(super::CALL_TIMEOUT, cas.batch_read_blobs(self.request(request)))
+            .await
+            .map_err(|s| self.failure(s))?;
         let mut answered = std::collections::HashSet::new();
         for blob in response.into_inner().responses {
             let digest = blob.digest.unwrap_or_default();
@@ -356,22 +369,47 @@ impl Reapi {
     }
 
     async fn read_stream(&self, connection: &Connection, digest: &re::Digest) -> Result<Vec<u8>, ReadError> {
+        let limit = super::transfer_timeout(digest.size_bytes);
+        match tokio::time::timeout(limit, self.read_stream_within(connection, digest, limit)).await {
+            Ok(read) => read,
+            Err(_) => Err(ReadError::Call(RemoteFailure::Unavailable(format!(
+                "{}: blob {} did not arrive within {}s",
+                self.label,
+                digest.hash,
+                limit.as_secs()
+            )))),
+        }
+    }
+
+    async fn read_stream_within(
+        &self,
+        connection: &Connection,
+        digest: &re::Digest,
+        limit: std::time::Duration,
+    ) -> Result<Vec<u8>, ReadError> {
         let mut client = self.bytestream(connection);
         let request = bs::ReadRequest {
             resource_name: self.resource(self.blob_name(connection, digest)),
             read_offset: 0,
             read_limit: 0,
         };
-        let request = self.request_with_timeout(request, super::CALL_TIMEOUT * 10);
+        let request = self.request_with_timeout(request, limit);
         let mut stream = match client.read(request).await {
             Ok(response) => response.into_inner(),
             Err(status) if status.code() == tonic::Code::NotFound => return Err(ReadError::Missing(digest.clone())),
             Err(status) => return Err(ReadError::Call(self.failure(status))),
         };
-        let mut bytes = Vec::with_capacity(digest.size_bytes as usize);
+        let expected = digest.size_bytes.max(0) as usize;
+        // The size comes from the service: trust it for a hint, not more.
+        let mut bytes = Vec::with_capacity(expected.min(64 << 20));
         loop {
             match stream.message().await {
-                Ok(Some(chunk)) => bytes.extend_from_slice(&chunk.data),
+                Ok(Some(chunk)) => {
+                    bytes.extend_from_slice(&chunk.data);
+                    if bytes.len() > expected {
+                        return Err(ReadError::Corrupt(digest.clone()));
+                    }
+                }
                 Ok(None) => break,
                 Err(status) if status.code() == tonic::Code::NotFound => {
                     return Err(ReadError::Missing(digest.clone()));

@@ -66,10 +66,18 @@ impl Folder {
         rel: &str,
         blobs: &mut Blobs,
         memo: &FileDigests,
+        above: &mut Vec<(u64, u64)>,
     ) -> io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
         let path = if rel.is_empty() || rel == "." { root.to_path_buf() } else { root.join(rel) };
         let meta = std::fs::metadata(&path)?;
         if meta.is_dir() {
+            // A symbolic link back to a folder above would never end.
+            let id = (meta.dev(), meta.ino());
+            if above.contains(&id) {
+                return Err(io::Error::other(format!("`{rel}` links back to a folder above it")));
+            }
+            above.push(id);
             self.folder(rel);
             for entry in std::fs::read_dir(&path)? {
                 let name = entry?.file_name().to_string_lossy().into_owned();
@@ -78,8 +86,9 @@ impl Folder {
                     continue;
                 }
                 let child = if rel.is_empty() || rel == "." { name } else { format!("{rel}/{name}") };
-                self.add(function, root, &child, blobs, memo)?;
+                self.add(function, root, &child, blobs, memo, above)?;
             }
+            above.pop();
         } else {
             let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
             let digest = memo.digest(function, &path, &meta)?;
@@ -130,7 +139,7 @@ impl Reapi {
         let mut blobs = Blobs::default();
         let mut root = Folder::default();
         for dep in &stage.deps {
-            root.add(function, root_dir, dep.as_str(), &mut blobs, memo)
+            root.add(function, root_dir, dep.as_str(), &mut blobs, memo, &mut Vec::new())
                 .map_err(|e| RemoteFailure::Rejected(format!("stage `{}`: reading dep `{dep}`: {e}", stage.name)))?;
         }
         root.add_bytes(function, ".gourd/params.json", params, &mut blobs);
@@ -203,9 +212,9 @@ impl Reapi {
         connection: &Connection,
         action: &re::Digest,
         skip_cache: bool,
+        deadline: Duration,
         cancel: &mut tokio::sync::watch::Receiver<bool>,
     ) -> Result<Option<re::ExecuteResponse>, RemoteFailure> {
-        let deadline = self.settings.timeout;
         let mut client = re::execution_client::ExecutionClient::new(connection.channel.clone())
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE);
@@ -218,6 +227,7 @@ impl Reapi {
         };
         let name = std::sync::Mutex::new(String::new());
         let wait = async {
+            let mut resumed = 0;
             let mut stream = client
                 .execute(self.request_with_timeout(request, deadline))
                 .await
@@ -249,37 +259,58 @@ impl Reapi {
                             .map_err(|s| self.failure(s))?
                             .into_inner();
                     }
+                    // A dropped stream (a proxy, a restart): pick the
+                    // operation up again, a few times.
+                    Err(status) if status.code() == tonic::Code::Unavailable && resumed < 3 => {
+                        let known = name.lock().expect("not poisoned").clone();
+                        if known.is_empty() {
+                            return Err(self.failure(status));
+                        }
+                        resumed += 1;
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        let wait = re::WaitExecutionRequest { name: known };
+                        stream = client
+                            .wait_execution(self.request_with_timeout(wait, deadline))
+                            .await
+                            .map_err(|s| self.failure(s))?
+                            .into_inner();
+                    }
                     Err(status) => return Err(self.failure(status)),
                 }
             }
         };
-        let timeout = || {
-            RemoteFailure::Unavailable(format!(
-                "{}: no result within {}s (the remote record's `timeout`)",
-                self.label,
-                deadline.as_secs_f64()
-            ))
-        };
         tokio::select! {
-            result = tokio::time::timeout(deadline, wait) => result.map_err(|_| timeout())?.map(Some),
-            () = stopped(cancel) => {
-                // Stop the work on the service too (best effort: not every
-                // service offers the Operations API).
-                let name = name.lock().expect("not poisoned").clone();
-                if !name.is_empty() {
-                    let mut operations = bazel_remote_apis::google::longrunning::operations_client::OperationsClient::new(
-                        connection.channel.clone(),
-                    );
-                    let request = bazel_remote_apis::google::longrunning::CancelOperationRequest { name };
-                    let _ = tokio::time::timeout(
-                        Duration::from_secs(5),
-                        operations.cancel_operation(self.request(request)),
-                    )
-                    .await;
+            result = tokio::time::timeout(deadline, wait) => match result {
+                Ok(result) => result.map(Some),
+                Err(_) => {
+                    self.cancel_operation(connection, &name).await;
+                    // Slow, not down: this stage runs here, others may still go.
+                    Err(RemoteFailure::Rejected(format!(
+                        "{}: no result within {}s (the remote record's `timeout`)",
+                        self.label,
+                        deadline.as_secs_f64()
+                    )))
                 }
+            },
+            () = stopped(cancel) => {
+                self.cancel_operation(connection, &name).await;
                 Ok(None)
             }
         }
+    }
+
+    /// Stops the work on the service too (best effort: not every service
+    /// offers the Operations API).
+    async fn cancel_operation(&self, connection: &Connection, name: &std::sync::Mutex<String>) {
+        let name = name.lock().expect("not poisoned").clone();
+        if name.is_empty() {
+            return;
+        }
+        let mut operations = bazel_remote_apis::google::longrunning::operations_client::OperationsClient::new(
+            connection.channel.clone(),
+        );
+        let request = bazel_remote_apis::google::longrunning::CancelOperationRequest { name };
+        let _ = tokio::time::timeout(Duration::from_secs(5), operations.cancel_operation(self.request(request))).await;
     }
 
     fn decode_operation(
@@ -290,37 +321,59 @@ impl Reapi {
             Some(operation::Result::Response(any)) => re::ExecuteResponse::decode(any.value.as_slice()).map_err(|e| {
                 RemoteFailure::Rejected(format!("{}: an execute response that does not parse: {e}", self.label))
             }),
-            Some(operation::Result::Error(status)) => {
-                Err(self.failure(tonic::Status::new(tonic::Code::from_i32(status.code), status.message)))
-            }
+            Some(operation::Result::Error(status)) => Err(RemoteFailure::Rejected(format!(
+                "{}: {} ({:?})",
+                self.label,
+                status.message,
+                tonic::Code::from_i32(status.code)
+            ))),
             None => Err(RemoteFailure::Rejected(format!("{}: an operation finished without a result", self.label))),
         }
     }
 
-    async fn run_remotely(&self, request: RemoteExecution<'_>) -> Result<RemoteExit, RemoteFailure> {
-        let connection = self.connection().await?;
+    /// Builds the action (off the scheduler's thread) and uploads what the
+    /// service lacks of it.
+    async fn prepare_and_upload(
+        &self,
+        connection: &Connection,
+        request: &RemoteExecution<'_>,
+    ) -> Result<re::Digest, RemoteFailure> {
         let function = connection.function;
-        let (action, blobs) = {
-            let (stage, root) = (request.stage.clone(), request.root.to_path_buf());
-            let (params, env) = (request.params.to_vec(), request.env.clone());
-            let (platform, memo) = (self.settings.platform.clone(), self.file_digests.clone());
+        let (stage, root) = (request.stage.clone(), request.root.to_path_buf());
+        let (params, env) = (request.params.to_vec(), request.env.clone());
+        let (platform, memo) = (self.settings.platform.clone(), self.file_digests.clone());
+        let (action, blobs) =
             tokio::task::spawn_blocking(move || Reapi::prepare(function, &stage, &root, params, env, &platform, &memo))
                 .await
-                .map_err(|e| RemoteFailure::Rejected(format!("preparing the action: {e}")))??
-        };
+                .map_err(|e| RemoteFailure::Rejected(format!("preparing the action: {e}")))??;
+        self.upload(connection, blobs).await?;
+        Ok(action)
+    }
+
+    async fn run_remotely(&self, request: RemoteExecution<'_>) -> Result<RemoteExit, RemoteFailure> {
+        let connection = self.connection().await?;
+        if !connection.can_execute {
+            return Err(RemoteFailure::Rejected(format!("{} does not execute actions (a cache only)", self.label)));
+        }
         let mut cancel = request.cancel.clone();
         let interrupted =
             || RemoteExit { exit_code: -1, worker: None, cached: false, failure: Some("interrupted".to_string()) };
-        tokio::select! {
-            uploaded = self.upload(connection, blobs) => uploaded?,
+        let mut action = tokio::select! {
+            action = self.prepare_and_upload(connection, &request) => action?,
             () = stopped(&mut cancel) => return Ok(interrupted()),
-        }
+        };
+        // Queueing included, and never less than the stage's own timeout.
+        let deadline = match request.stage.timeout {
+            Some(limit) => self.settings.timeout.max(limit + Duration::from_secs(60)),
+            None => self.settings.timeout,
+        };
         let mut skip_cache = request.skip_cache;
         let mut preface = String::new();
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let Some(response) = self.execute_action(connection, &action, skip_cache, &mut cancel).await? else {
+            let Some(response) = self.execute_action(connection, &action, skip_cache, deadline, &mut cancel).await?
+            else {
                 return Ok(interrupted());
             };
             if let Some(status) = response.status.as_ref().filter(|s| s.code != 0) {
@@ -336,10 +389,18 @@ impl Reapi {
                             failure: Some(format!("timed out{} on the worker", limit.unwrap_or_default())),
                         });
                     }
-                    // A blob went missing between upload and execution: once more.
-                    tonic::Code::FailedPrecondition if attempts == 1 && status.message.contains("MISSING") => continue,
+                    // An input went missing between upload and execution
+                    // (evicted): upload again, once.
+                    tonic::Code::FailedPrecondition if attempts == 1 => {
+                        action = tokio::select! {
+                            action = self.prepare_and_upload(connection, &request) => action?,
+                            () = stopped(&mut cancel) => return Ok(interrupted()),
+                        };
+                        continue;
+                    }
+                    // About this action only: other stages may still go.
                     _ => {
-                        return Err(self.failure(tonic::Status::new(code, status.message.clone())));
+                        return Err(RemoteFailure::Rejected(format!("{}: {} ({code:?})", self.label, status.message)));
                     }
                 }
             }
@@ -356,7 +417,11 @@ impl Reapi {
             if result.exit_code != 0 {
                 return Ok(exit);
             }
-            match self.write_outputs(connection, &result, &request).await {
+            let written = tokio::select! {
+                written = self.write_outputs(connection, &result, &request) => written,
+                () = stopped(&mut cancel) => return Ok(interrupted()),
+            };
+            match written {
                 Ok(()) => return Ok(exit),
                 // A cached result whose outputs were evicted: execute afresh.
                 Err(ReadError::Missing(digest)) if response.cached_result && !skip_cache => {
@@ -388,6 +453,17 @@ impl Reapi {
             }
             Ok(())
         };
+        let reject = |what: String| ReadError::Call(RemoteFailure::Rejected(format!("{}: {what}", self.label)));
+        // Older services report symlinks in the (deprecated) split fields.
+        #[allow(deprecated)]
+        let mut links =
+            result.output_symlinks.iter().chain(&result.output_file_symlinks).chain(&result.output_directory_symlinks);
+        if let Some(link) = links.next() {
+            return Err(reject(format!(
+                "out `{}` is a symbolic link, which gourd does not take from a service",
+                link.path
+            )));
+        }
         let mut trees = Vec::new();
         for directory in &result.output_directories {
             check(&directory.path)?;
@@ -408,12 +484,19 @@ impl Reapi {
         }
         let mut indexes = Vec::new();
         for (path, tree) in &trees {
+            if tree.root.is_none() {
+                return Err(reject(format!("the tree of `{path}` has no root")));
+            }
             let index = TreeIndex::new(connection.function, tree)?;
             digests.extend(index.all_files().map(|f| f.digest.clone().unwrap_or_default()));
             indexes.push((path, tree, index));
         }
         let blobs = self.download(connection, digests).await?;
         let io = |e: io::Error| ReadError::Call(RemoteFailure::Rejected(format!("writing outputs: {e}")));
+        // Nothing from an earlier attempt (or a persisted out) mixes in.
+        for out in &declared {
+            gourd_core::fsutil::remove_path(&request.root.join(out)).map_err(io)?;
+        }
         for file in &result.output_files {
             let hash = file.digest.as_ref().map(|d| d.hash.as_str()).unwrap_or_default();
             write_file(&request.root.join(&file.path), &blobs[hash], file.is_executable).map_err(io)?;

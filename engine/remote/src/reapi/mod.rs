@@ -99,6 +99,10 @@ struct Connection {
     function: DigestFunction,
     /// The largest batch request the service takes, in bytes.
     max_batch: usize,
+    /// The service executes actions.
+    can_execute: bool,
+    /// The service takes action results from clients.
+    can_update: bool,
 }
 
 /// The digest function both sides speak.
@@ -140,6 +144,12 @@ const MAX_BATCH: usize = 4 << 20;
 /// service is in trouble.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long moving `bytes` through ByteStream may take: a minute, plus a
+/// second per MB (a slow link, not a stalled one).
+fn transfer_timeout(bytes: i64) -> Duration {
+    CALL_TIMEOUT + Duration::from_secs(bytes.max(0) as u64 / 1_000_000)
+}
+
 impl Reapi {
     pub fn new(settings: ReapiSettings) -> Result<Reapi, crate::RemoteError> {
         let label = match settings.instance.as_str() {
@@ -166,9 +176,13 @@ impl Reapi {
             let tls = tonic::transport::ClientTlsConfig::new().with_native_roots();
             endpoint = endpoint.tls_config(tls).map_err(|e| config(format!("TLS: {e}")))?;
         }
-        for (name, _) in &settings.headers {
+        for (name, value) in &settings.headers {
             tonic::metadata::MetadataKey::<tonic::metadata::Ascii>::from_bytes(name.as_bytes())
                 .map_err(|_| config(format!("`{name}` is not a valid header name")))?;
+            // The value is a secret: never quoted.
+            value
+                .parse::<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>()
+                .map_err(|_| config(format!("the value of header `{name}` is not valid (printable ASCII only)")))?;
         }
         Ok(Reapi { endpoint, settings, label, connection: OnceCell::new(), file_digests: Default::default() })
     }
@@ -182,8 +196,11 @@ impl Reapi {
                 })?;
                 let mut client = re::capabilities_client::CapabilitiesClient::new(channel.clone());
                 let request = re::GetCapabilitiesRequest { instance_name: self.settings.instance.clone() };
-                let capabilities =
-                    client.get_capabilities(self.request(request)).await.map_err(|s| self.failure(s))?.into_inner();
+                let capabilities = self
+                    .bounded(CALL_TIMEOUT, client.get_capabilities(self.request(request)))
+                    .await
+                    .map_err(|s| self.failure(s))?
+                    .into_inner();
                 let cache = capabilities.cache_capabilities.unwrap_or_default();
                 let function = if cache.digest_functions.contains(&DigestFunction::Blake3.proto()) {
                     DigestFunction::Blake3
@@ -201,7 +218,9 @@ impl Reapi {
                     n if n > 0 => (n as usize).min(MAX_BATCH),
                     _ => MAX_BATCH,
                 };
-                Ok(Connection { channel, function, max_batch })
+                let can_execute = capabilities.execution_capabilities.is_some_and(|e| e.exec_enabled);
+                let can_update = cache.action_cache_update_capabilities.is_some_and(|u| u.update_enabled);
+                Ok(Connection { channel, function, max_batch, can_execute, can_update })
             })
             .await
     }
@@ -231,15 +250,25 @@ impl Reapi {
         use tonic::Code;
         let message = format!("{}: {} ({:?})", self.label, status_message(&status), status.code());
         match status.code() {
-            Code::Unavailable
-            | Code::DeadlineExceeded
-            | Code::ResourceExhausted
-            | Code::Cancelled
-            | Code::Unknown
-            | Code::Unauthenticated
-            | Code::PermissionDenied
-            | Code::Unimplemented => RemoteFailure::Unavailable(message),
+            // The service is down, unreachable, or will not talk to us.
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown | Code::Unauthenticated => {
+                RemoteFailure::Unavailable(message)
+            }
+            // About this request: a quota, a permission, a missing feature.
             _ => RemoteFailure::Rejected(message),
+        }
+    }
+
+    /// Awaits a call, giving up after `limit`: gRPC's own deadline covers
+    /// the wait for an answer's headers, not a body that stalls.
+    async fn bounded<T>(
+        &self,
+        limit: Duration,
+        call: impl std::future::Future<Output = Result<T, tonic::Status>>,
+    ) -> Result<T, tonic::Status> {
+        match tokio::time::timeout(limit, call).await {
+            Ok(result) => result,
+            Err(_) => Err(tonic::Status::deadline_exceeded(format!("no answer within {}s", limit.as_secs()))),
         }
     }
 
