@@ -59,8 +59,15 @@ def read_blobs(digests):
             out[d.hash] = b"".join(r.data for r in bytestream.Read(bs.ReadRequest(resource_name=name)))
         else:
             small.append(d)
-    for i in range(0, len(small), 100):
-        resp = cas.BatchReadBlobs(re.BatchReadBlobsRequest(instance_name=INSTANCE, digests=small[i : i + 100]))
+    batches, size = [[]], 0
+    for d in small:  # batches under the server's 4 MiB limit
+        if size + d.size_bytes > LARGE and batches[-1]:
+            batches.append([])
+            size = 0
+        batches[-1].append(d)
+        size += d.size_bytes
+    for batch in filter(None, batches):
+        resp = cas.BatchReadBlobs(re.BatchReadBlobsRequest(instance_name=INSTANCE, digests=batch))
         for r in resp.responses:
             if r.status.code != 0:
                 raise RuntimeError(f"CAS read failed for {r.digest.hash}: {r.status.message}")

@@ -148,7 +148,7 @@ impl Reapi {
         let digests = index.all_files().map(|f| f.digest.clone().unwrap_or_default()).collect();
         let blobs = self.download(connection, digests).await.map_err(|e| e.into_failure(&self.label))?;
         let root = tree.root.as_ref().ok_or_else(|| RemoteFailure::Rejected("a tree without a root".into()))?;
-        build_store_tree(root, &index, &blobs, store)
+        build_store_tree(root, &index, &blobs, store, 0)
     }
 
     async fn publish_result(&self, action: &ActionResult, store: &Store) -> Result<(), RemoteFailure> {
@@ -232,12 +232,19 @@ impl RemoteCache for Reapi {
 pub(super) struct TreeIndex<'a> {
     root: Option<&'a re::Directory>,
     children: HashMap<String, &'a re::Directory>,
+    /// Entries left to visit: a tree that names one folder many times
+    /// would otherwise expand without end.
+    budget: std::cell::Cell<usize>,
 }
+
+/// Limits on a tree from a service: entries in all, and nesting.
+const MAX_TREE_ENTRIES: usize = 10_000_000;
+const MAX_TREE_DEPTH: usize = 256;
 
 impl<'a> TreeIndex<'a> {
     pub(super) fn new(function: DigestFunction, tree: &'a re::Tree) -> Result<TreeIndex<'a>, RemoteFailure> {
         let children = tree.children.iter().map(|d| (function.digest(&d.encode_to_vec()).hash, d)).collect();
-        let index = TreeIndex { root: tree.root.as_ref(), children };
+        let index = TreeIndex { root: tree.root.as_ref(), children, budget: std::cell::Cell::new(MAX_TREE_ENTRIES) };
         for directory in index.root.into_iter().chain(index.children.values().copied()) {
             if let Some(link) = directory.symlinks.first() {
                 return Err(RemoteFailure::Rejected(format!(
@@ -252,12 +259,20 @@ impl<'a> TreeIndex<'a> {
         Ok(index)
     }
 
-    pub(super) fn child(&self, node: &re::DirectoryNode) -> Result<&'a re::Directory, RemoteFailure> {
+    /// The folder `node` names, `depth` levels below the root.
+    pub(super) fn child(&self, node: &re::DirectoryNode, depth: usize) -> Result<&'a re::Directory, RemoteFailure> {
         let hash = node.digest.as_ref().map(|d| d.hash.as_str()).unwrap_or_default();
-        self.children
+        let child = self
+            .children
             .get(hash)
             .copied()
-            .ok_or_else(|| RemoteFailure::Rejected(format!("tree: folder `{}` ({hash}) is missing", node.name)))
+            .ok_or_else(|| RemoteFailure::Rejected(format!("tree: folder `{}` ({hash}) is missing", node.name)))?;
+        let size = 1 + child.files.len() + child.directories.len();
+        if depth > MAX_TREE_DEPTH || size > self.budget.get() {
+            return Err(RemoteFailure::Rejected("tree: too deep or too large".to_string()));
+        }
+        self.budget.set(self.budget.get() - size);
+        Ok(child)
     }
 
     pub(super) fn all_files(&self) -> impl Iterator<Item = &'a re::FileNode> + '_ {
@@ -278,6 +293,7 @@ fn build_store_tree(
     index: &TreeIndex<'_>,
     blobs: &HashMap<String, Vec<u8>>,
     store: &Store,
+    depth: usize,
 ) -> Result<Digest, RemoteFailure> {
     let corrupt = |e: gourd_core::store::StoreError| RemoteFailure::Rejected(e.to_string());
     let mut entries = Vec::new();
@@ -294,7 +310,7 @@ fn build_store_tree(
         });
     }
     for node in &directory.directories {
-        let digest = build_store_tree(index.child(node)?, index, blobs, store)?;
+        let digest = build_store_tree(index.child(node, depth + 1)?, index, blobs, store, depth + 1)?;
         entries.push(TreeEntry { name: node.name.clone(), kind: EntryKind::Dir, executable: false, digest });
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));

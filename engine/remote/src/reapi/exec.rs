@@ -503,7 +503,7 @@ impl Reapi {
         }
         for (path, tree, index) in indexes {
             let Some(root) = tree.root.as_ref() else { continue };
-            write_folder(&request.root.join(path), root, &index, &blobs).map_err(|e| match e {
+            write_folder(&request.root.join(path), root, &index, &blobs, 0).map_err(|e| match e {
                 WriteError::Io(e) => io(e),
                 WriteError::Remote(f) => ReadError::Call(f),
             })?;
@@ -587,6 +587,7 @@ fn write_folder(
     directory: &re::Directory,
     index: &TreeIndex<'_>,
     blobs: &HashMap<String, Vec<u8>>,
+    depth: usize,
 ) -> Result<(), WriteError> {
     std::fs::create_dir_all(path).map_err(WriteError::Io)?;
     for file in &directory.files {
@@ -597,8 +598,8 @@ fn write_folder(
     }
     for node in &directory.directories {
         check_name(&node.name).map_err(WriteError::Remote)?;
-        let child = index.child(node).map_err(WriteError::Remote)?;
-        write_folder(&path.join(&node.name), child, index, blobs)?;
+        let child = index.child(node, depth + 1).map_err(WriteError::Remote)?;
+        write_folder(&path.join(&node.name), child, index, blobs, depth + 1)?;
     }
     Ok(())
 }

@@ -202,7 +202,12 @@ impl Reapi {
                     .map_err(|s| self.failure(s))?
                     .into_inner();
                 let cache = capabilities.cache_capabilities.unwrap_or_default();
-                let function = if cache.digest_functions.contains(&DigestFunction::Blake3.proto()) {
+                // BLAKE3 only where every part of the service speaks it.
+                let executes_blake3 = capabilities
+                    .execution_capabilities
+                    .as_ref()
+                    .is_none_or(|e| e.digest_functions.contains(&DigestFunction::Blake3.proto()));
+                let function = if cache.digest_functions.contains(&DigestFunction::Blake3.proto()) && executes_blake3 {
                     DigestFunction::Blake3
                 } else if cache.digest_functions.contains(&DigestFunction::Sha256.proto())
                     || cache.digest_functions.is_empty()
