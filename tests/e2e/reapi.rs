@@ -350,7 +350,7 @@ fn a_server_stopped_mid_run_leaves_the_workspace_consistent() {
     let run = ws.command(&["run", "--json"]).stdout(Stdio::piped()).spawn().unwrap();
     // `first` ran and published; `second` is queued on the server.
     let started = Instant::now();
-    while !ws.exists(".gourd/logs/first.log") || started.elapsed() < Duration::from_secs(3) {
+    while !ws.exists("first.txt") || started.elapsed() < Duration::from_secs(3) {
         assert!(started.elapsed() < Duration::from_secs(30), "the run did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -470,7 +470,7 @@ fn ctrl_c_stops_a_remote_execution() {
         r#"{{
   remote = {{ kind = 'reapi, endpoint = "{url}", timeout = 60 }},
   stages = {{
-    first = {{ cmd = "echo first > first.txt", outs = ["first.txt"] }},
+    first = {{ cmd = "echo first {salt} > first.txt", outs = ["first.txt"] }},
     long = {{ cmd = "echo {salt}; sleep 3; touch long.txt", deps = ["first.txt"], outs = ["long.txt"], remote = true }},
   }},
 }}
@@ -478,7 +478,7 @@ fn ctrl_c_stops_a_remote_execution() {
     ));
     let child = ws.command(&["run", "--json"]).stdout(Stdio::piped()).spawn().unwrap();
     let started = Instant::now();
-    while !ws.exists(".gourd/logs/first.log") || started.elapsed() < Duration::from_secs(1) {
+    while !ws.exists("first.txt") || started.elapsed() < Duration::from_secs(1) {
         assert!(started.elapsed() < Duration::from_secs(30), "the run did not start");
         std::thread::sleep(Duration::from_millis(20));
     }
