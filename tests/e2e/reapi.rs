@@ -390,7 +390,7 @@ fn large_files_travel_by_bytestream() {
         r#"{{
   remote = {{ kind = 'reapi, endpoint = "{url}", timeout = 60 }},
   stages = {{
-    copy = {{ cmd = "echo {salt} > /dev/null && cp big.bin copy.bin", deps = ["big.bin"], outs = ["copy.bin"], remote = true }},
+    copy = {{ cmd = "echo {salt} > /dev/null && cp big.bin copy.bin && mkdir -p dir/sub && cp big.bin dir/sub/inner.bin && echo small > dir/small.txt", deps = ["big.bin"], outs = ["copy.bin", "dir"], remote = true }},
   }},
 }}
 "#
@@ -410,11 +410,17 @@ fn large_files_travel_by_bytestream() {
     let run = alice.run_json(&[]).success();
     assert!(message(&run, "copy").contains("executed by"), "{}", run.stdout);
     assert!(std::fs::read(alice.path("copy.bin")).unwrap() == big, "the copy came back whole");
+    assert!(std::fs::read(alice.path("dir/sub/inner.bin")).unwrap() == big, "so did the one in a folder");
+    assert_eq!(alice.read("dir/small.txt"), "small\n");
+    let scratch = std::fs::read_dir(alice.path(".gourd")).unwrap().flatten();
+    assert!(!scratch.into_iter().any(|e| e.file_name().to_string_lossy().starts_with("remote-")), "no scratch left");
 
     let bob = clone(&alice);
     let run = bob.run_json(&[]).success();
     assert_eq!(run.statuses()["copy"], "restored", "{}", run.stdout);
     assert!(std::fs::read(bob.path("copy.bin")).unwrap() == big);
+    assert!(std::fs::read(bob.path("dir/sub/inner.bin")).unwrap() == big);
+    assert_eq!(bob.read("dir/small.txt"), "small\n");
 }
 
 #[test]

@@ -100,14 +100,20 @@ impl Reapi {
             };
             files.push((output.digest, digest));
         }
+        let (large, small): (Vec<_>, Vec<_>) = files.into_iter().partition(|(_, d)| self.is_large(connection, d));
         let blobs = self
-            .download(connection, files.iter().map(|(_, d)| d.clone()).collect())
+            .download(connection, small.iter().map(|(_, d)| d.clone()).collect())
             .await
             .map_err(|e| e.into_failure(&self.label))?;
-        for (ours, theirs) in &files {
+        for (ours, theirs) in &small {
             store
                 .put_object_bytes(ours, &blobs[&theirs.hash])
                 .map_err(|_| rejected(format!("blob {} does not match the recorded digest {ours}", theirs.hash)))?;
+        }
+        for (ours, theirs) in &large {
+            if self.receive_into_store(connection, theirs, store).await? != *ours {
+                return Err(rejected(format!("blob {} does not match the recorded digest {ours}", theirs.hash)));
+            }
         }
         for (path, output) in action.outputs.iter().filter(|(_, o)| o.cached && o.kind == EntryKind::Dir) {
             let directory = result.output_directories.iter().find(|d| &d.path == path);
@@ -145,10 +151,31 @@ impl Reapi {
         store: &Store,
     ) -> Result<Digest, RemoteFailure> {
         let index = TreeIndex::new(connection.function, tree)?;
-        let digests = index.all_files().map(|f| f.digest.clone().unwrap_or_default()).collect();
-        let blobs = self.download(connection, digests).await.map_err(|e| e.into_failure(&self.label))?;
+        let digests = index.all_files().map(|f| f.digest.clone().unwrap_or_default());
+        let (large, small): (Vec<_>, Vec<_>) = digests.partition(|d| self.is_large(connection, d));
+        let blobs = self.download(connection, small).await.map_err(|e| e.into_failure(&self.label))?;
+        let mut received = HashMap::new();
+        for digest in large {
+            if !received.contains_key(&digest.hash) {
+                let ours = self.receive_into_store(connection, &digest, store).await?;
+                received.insert(digest.hash.clone(), ours);
+            }
+        }
         let root = tree.root.as_ref().ok_or_else(|| RemoteFailure::Rejected("a tree without a root".into()))?;
-        build_store_tree(root, &index, &blobs, store, 0)
+        build_store_tree(root, &index, &blobs, &received, store, 0)
+    }
+
+    /// Streams a large blob into the store (never whole in memory); returns
+    /// its digest there.
+    async fn receive_into_store(
+        &self,
+        connection: &Connection,
+        digest: &re::Digest,
+        store: &Store,
+    ) -> Result<Digest, RemoteFailure> {
+        let tmp = store.receiving_path();
+        self.download_to_file(connection, digest, &tmp).await.map_err(|e| e.into_failure(&self.label))?;
+        store.adopt_object(&tmp).map_err(|e| RemoteFailure::Rejected(format!("storing blob {}: {e}", digest.hash)))
     }
 
     async fn publish_result(&self, action: &ActionResult, store: &Store) -> Result<(), RemoteFailure> {
@@ -292,6 +319,7 @@ fn build_store_tree(
     directory: &re::Directory,
     index: &TreeIndex<'_>,
     blobs: &HashMap<String, Vec<u8>>,
+    received: &HashMap<String, Digest>,
     store: &Store,
     depth: usize,
 ) -> Result<Digest, RemoteFailure> {
@@ -299,9 +327,16 @@ fn build_store_tree(
     let mut entries = Vec::new();
     for file in &directory.files {
         let hash = file.digest.as_ref().map(|d| d.hash.as_str()).unwrap_or_default();
-        let bytes = blobs.get(hash).map(Vec::as_slice).unwrap_or_default();
-        let digest = Hasher::digest_bytes(store.algorithm(), bytes);
-        store.put_object_bytes(&digest, bytes).map_err(corrupt)?;
+        // Large files are in the store already; small ones are in memory.
+        let digest = match received.get(hash) {
+            Some(digest) => *digest,
+            None => {
+                let bytes = blobs.get(hash).map(Vec::as_slice).unwrap_or_default();
+                let digest = Hasher::digest_bytes(store.algorithm(), bytes);
+                store.put_object_bytes(&digest, bytes).map_err(corrupt)?;
+                digest
+            }
+        };
         entries.push(TreeEntry {
             name: file.name.clone(),
             kind: EntryKind::File,
@@ -310,7 +345,7 @@ fn build_store_tree(
         });
     }
     for node in &directory.directories {
-        let digest = build_store_tree(index.child(node, depth + 1)?, index, blobs, store, depth + 1)?;
+        let digest = build_store_tree(index.child(node, depth + 1)?, index, blobs, received, store, depth + 1)?;
         entries.push(TreeEntry { name: node.name.clone(), kind: EntryKind::Dir, executable: false, digest });
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));

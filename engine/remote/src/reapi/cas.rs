@@ -176,7 +176,7 @@ impl Reapi {
         futures::stream::iter(writes).buffer_unordered(PARALLEL).try_collect::<Vec<()>>().await?;
         let streams = large.into_iter().map(|digest| async move {
             let Some((_, blob)) = blobs.0.get(&digest.hash) else { return Ok(()) };
-            self.write_stream(connection, &digest, blob.read()?).await
+            self.write_stream(connection, &digest, blob).await
         });
         futures::stream::iter(streams).buffer_unordered(PARALLEL).try_collect::<Vec<()>>().await?;
         Ok(())
@@ -216,7 +216,7 @@ impl Reapi {
         &self,
         connection: &Connection,
         digest: &re::Digest,
-        bytes: Vec<u8>,
+        blob: &Blob,
     ) -> Result<(), RemoteFailure> {
         let n = UPLOADS.fetch_add(1, Ordering::Relaxed);
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
@@ -229,25 +229,22 @@ impl Reapi {
             nanos as u64 & 0xffff_ffff_ffff
         );
         let resource = self.resource(format!("uploads/{uuid}/{}", self.blob_name(connection, digest)));
-        let total = bytes.len();
-        let mut requests = Vec::new();
-        let mut offset = 0;
-        loop {
-            let end = (offset + CHUNK).min(total);
-            requests.push(bs::WriteRequest {
-                resource_name: if offset == 0 { resource.clone() } else { String::new() },
-                write_offset: offset as i64,
-                finish_write: end == total,
-                data: bytes[offset..end].to_vec(),
-            });
-            offset = end;
-            if offset == total {
-                break;
-            }
-        }
+        let total = digest.size_bytes.max(0) as u64;
+        // Chunks are read as they are sent: a large file is never whole in
+        // memory. A file that changed since it was hashed makes a short or
+        // long write, which the service refuses.
+        let source: Box<dyn std::io::Read + Send> = match blob {
+            Blob::Bytes(bytes) => Box::new(std::io::Cursor::new(bytes.clone())),
+            Blob::File(path) => Box::new(
+                std::fs::File::open(path)
+                    .map_err(|e| RemoteFailure::Rejected(format!("cannot read `{}`: {e}", path.display())))?,
+            ),
+        };
+        let chunks = total.div_ceil(CHUNK as u64).max(1);
+        let requests = futures::stream::iter(WriteChunks { source, resource, next: 0, chunks, total });
         let mut client = self.bytestream(connection);
         let limit = super::transfer_timeout(digest.size_bytes);
-        let request = self.request_with_timeout(futures::stream::iter(requests), limit);
+        let request = self.request_with_timeout(requests, limit);
         let response = self.bounded(limit, client.write(request)).await.map_err(|s| self.failure(s))?.into_inner();
         if response.committed_size != total as i64 && response.committed_size != -1 {
             return Err(RemoteFailure::Rejected(format!(
@@ -369,8 +366,55 @@ impl Reapi {
     }
 
     async fn read_stream(&self, connection: &Connection, digest: &re::Digest) -> Result<Vec<u8>, ReadError> {
+        let mut bytes = Vec::with_capacity((digest.size_bytes.max(0) as usize).min(64 << 20));
+        self.read_stream_into(connection, digest, &mut bytes).await?;
+        Ok(bytes)
+    }
+
+    /// Whether a blob of this size travels by ByteStream (and, downloaded,
+    /// goes to a file rather than memory).
+    pub(super) fn is_large(&self, connection: &Connection, digest: &re::Digest) -> bool {
+        digest.size_bytes.max(0) as usize + OVERHEAD > connection.max_batch
+    }
+
+    /// Streams a blob into the file `dest`, checked against its digest on
+    /// the way; on any failure `dest` is removed.
+    pub(super) async fn download_to_file(
+        &self,
+        connection: &Connection,
+        digest: &re::Digest,
+        dest: &std::path::Path,
+    ) -> Result<(), ReadError> {
+        let local =
+            |e: std::io::Error| ReadError::Call(RemoteFailure::Rejected(format!("writing `{}`: {e}", dest.display())));
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(local)?;
+        }
+        let file = std::fs::File::create(dest).map_err(local)?;
+        let mut sink = HashingWriter { inner: std::io::BufWriter::new(file), hasher: connection.function.hasher() };
+        let read = self.read_stream_into(connection, digest, &mut sink).await;
+        let finished = read.and_then(|()| {
+            use std::io::Write;
+            sink.inner.flush().map_err(local)?;
+            if sink.hasher.finalize().to_string() != digest.hash {
+                return Err(ReadError::Corrupt(digest.clone()));
+            }
+            Ok(())
+        });
+        if finished.is_err() {
+            let _ = std::fs::remove_file(dest);
+        }
+        finished
+    }
+
+    async fn read_stream_into(
+        &self,
+        connection: &Connection,
+        digest: &re::Digest,
+        sink: &mut (dyn std::io::Write + Send),
+    ) -> Result<(), ReadError> {
         let limit = super::transfer_timeout(digest.size_bytes);
-        match tokio::time::timeout(limit, self.read_stream_within(connection, digest, limit)).await {
+        match tokio::time::timeout(limit, self.read_stream_within(connection, digest, limit, sink)).await {
             Ok(read) => read,
             Err(_) => Err(ReadError::Call(RemoteFailure::Unavailable(format!(
                 "{}: blob {} did not arrive within {}s",
@@ -386,7 +430,8 @@ impl Reapi {
         connection: &Connection,
         digest: &re::Digest,
         limit: std::time::Duration,
-    ) -> Result<Vec<u8>, ReadError> {
+        sink: &mut (dyn std::io::Write + Send),
+    ) -> Result<(), ReadError> {
         let mut client = self.bytestream(connection);
         let request = bs::ReadRequest {
             resource_name: self.resource(self.blob_name(connection, digest)),
@@ -399,16 +444,19 @@ impl Reapi {
             Err(status) if status.code() == tonic::Code::NotFound => return Err(ReadError::Missing(digest.clone())),
             Err(status) => return Err(ReadError::Call(self.failure(status))),
         };
+        // The size comes from the service: more than it said is corrupt.
         let expected = digest.size_bytes.max(0) as usize;
-        // The size comes from the service: trust it for a hint, not more.
-        let mut bytes = Vec::with_capacity(expected.min(64 << 20));
+        let mut received = 0;
         loop {
             match stream.message().await {
                 Ok(Some(chunk)) => {
-                    bytes.extend_from_slice(&chunk.data);
-                    if bytes.len() > expected {
+                    received += chunk.data.len();
+                    if received > expected {
                         return Err(ReadError::Corrupt(digest.clone()));
                     }
+                    sink.write_all(&chunk.data).map_err(|e| {
+                        ReadError::Call(RemoteFailure::Rejected(format!("writing blob {}: {e}", digest.hash)))
+                    })?;
                 }
                 Ok(None) => break,
                 Err(status) if status.code() == tonic::Code::NotFound => {
@@ -417,6 +465,55 @@ impl Reapi {
                 Err(status) => return Err(ReadError::Call(self.failure(status))),
             }
         }
-        Ok(bytes)
+        Ok(())
+    }
+}
+
+/// The requests of one ByteStream write, read from the source as they go.
+struct WriteChunks {
+    source: Box<dyn std::io::Read + Send>,
+    resource: String,
+    next: u64,
+    chunks: u64,
+    total: u64,
+}
+
+impl Iterator for WriteChunks {
+    type Item = bs::WriteRequest;
+
+    fn next(&mut self) -> Option<bs::WriteRequest> {
+        if self.next == self.chunks {
+            return None;
+        }
+        let offset = self.next * CHUNK as u64;
+        self.next += 1;
+        let mut data = vec![0u8; (self.total - offset).min(CHUNK as u64) as usize];
+        if self.source.read_exact(&mut data).is_err() {
+            data.clear();
+        }
+        Some(bs::WriteRequest {
+            resource_name: if offset == 0 { std::mem::take(&mut self.resource) } else { String::new() },
+            write_offset: offset as i64,
+            finish_write: self.next == self.chunks,
+            data,
+        })
+    }
+}
+
+/// Hashes what passes through.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: gourd_digest::Hasher,
+}
+
+impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }

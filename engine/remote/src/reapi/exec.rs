@@ -491,24 +491,40 @@ impl Reapi {
             digests.extend(index.all_files().map(|f| f.digest.clone().unwrap_or_default()));
             indexes.push((path, tree, index));
         }
-        let blobs = self.download(connection, digests).await?;
-        let io = |e: io::Error| ReadError::Call(RemoteFailure::Rejected(format!("writing outputs: {e}")));
-        // Nothing from an earlier attempt (or a persisted out) mixes in.
-        for out in &declared {
-            gourd_core::fsutil::remove_path(&request.root.join(out)).map_err(io)?;
+        // Small blobs come in batches, into memory; large ones stream to
+        // files in a scratch folder, never whole in memory.
+        let (large, small): (Vec<_>, Vec<_>) = digests.into_iter().partition(|d| self.is_large(connection, d));
+        let scratch = request.root.join(".gourd").join(format!("remote-{}", std::process::id()));
+        let written = async {
+            let mut sources = Sources { blobs: self.download(connection, small).await?, files: HashMap::new() };
+            for digest in large {
+                if !sources.files.contains_key(&digest.hash) {
+                    let dest = scratch.join(&digest.hash);
+                    self.download_to_file(connection, &digest, &dest).await?;
+                    sources.files.insert(digest.hash.clone(), dest);
+                }
+            }
+            let io = |e: io::Error| ReadError::Call(RemoteFailure::Rejected(format!("writing outputs: {e}")));
+            // Nothing from an earlier attempt (or a persisted out) mixes in.
+            for out in &declared {
+                gourd_core::fsutil::remove_path(&request.root.join(out)).map_err(io)?;
+            }
+            for file in &result.output_files {
+                let hash = file.digest.as_ref().map(|d| d.hash.as_str()).unwrap_or_default();
+                write_file(&request.root.join(&file.path), &sources, hash, file.is_executable).map_err(io)?;
+            }
+            for (path, tree, index) in indexes {
+                let Some(root) = tree.root.as_ref() else { continue };
+                write_folder(&request.root.join(path), root, &index, &sources, 0).map_err(|e| match e {
+                    WriteError::Io(e) => io(e),
+                    WriteError::Remote(f) => ReadError::Call(f),
+                })?;
+            }
+            Ok(())
         }
-        for file in &result.output_files {
-            let hash = file.digest.as_ref().map(|d| d.hash.as_str()).unwrap_or_default();
-            write_file(&request.root.join(&file.path), &blobs[hash], file.is_executable).map_err(io)?;
-        }
-        for (path, tree, index) in indexes {
-            let Some(root) = tree.root.as_ref() else { continue };
-            write_folder(&request.root.join(path), root, &index, &blobs, 0).map_err(|e| match e {
-                WriteError::Io(e) => io(e),
-                WriteError::Remote(f) => ReadError::Call(f),
-            })?;
-        }
-        Ok(())
+        .await;
+        let _ = gourd_core::fsutil::remove_path(&scratch);
+        written
     }
 }
 
@@ -563,7 +579,13 @@ async fn write_log(
     let _ = std::fs::write(log, text);
 }
 
-fn write_file(path: &Path, bytes: &[u8], executable: bool) -> io::Result<()> {
+/// Where the bytes of downloaded blobs are, by hash.
+struct Sources {
+    blobs: HashMap<String, Vec<u8>>,
+    files: HashMap<String, std::path::PathBuf>,
+}
+
+fn write_file(path: &Path, sources: &Sources, hash: &str, executable: bool) -> io::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
@@ -572,7 +594,13 @@ fn write_file(path: &Path, bytes: &[u8], executable: bool) -> io::Result<()> {
         path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
         std::process::id()
     ));
-    std::fs::write(&tmp, bytes)?;
+    match (sources.blobs.get(hash), sources.files.get(hash)) {
+        (Some(bytes), _) => std::fs::write(&tmp, bytes)?,
+        (None, Some(file)) => {
+            std::fs::copy(file, &tmp)?;
+        }
+        (None, None) => return Err(io::Error::other(format!("blob {hash} was not downloaded"))),
+    }
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(if executable { 0o755 } else { 0o644 }))?;
     std::fs::rename(&tmp, path)
 }
@@ -586,20 +614,19 @@ fn write_folder(
     path: &Path,
     directory: &re::Directory,
     index: &TreeIndex<'_>,
-    blobs: &HashMap<String, Vec<u8>>,
+    sources: &Sources,
     depth: usize,
 ) -> Result<(), WriteError> {
     std::fs::create_dir_all(path).map_err(WriteError::Io)?;
     for file in &directory.files {
         check_name(&file.name).map_err(WriteError::Remote)?;
         let hash = file.digest.as_ref().map(|d| d.hash.as_str()).unwrap_or_default();
-        let bytes = blobs.get(hash).map(Vec::as_slice).unwrap_or_default();
-        write_file(&path.join(&file.name), bytes, file.is_executable).map_err(WriteError::Io)?;
+        write_file(&path.join(&file.name), sources, hash, file.is_executable).map_err(WriteError::Io)?;
     }
     for node in &directory.directories {
         check_name(&node.name).map_err(WriteError::Remote)?;
         let child = index.child(node, depth + 1).map_err(WriteError::Remote)?;
-        write_folder(&path.join(&node.name), child, index, blobs, depth + 1)?;
+        write_folder(&path.join(&node.name), child, index, sources, depth + 1)?;
     }
     Ok(())
 }

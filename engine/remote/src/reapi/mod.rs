@@ -128,6 +128,13 @@ impl DigestFunction {
         re::Digest { hash: Hasher::digest_bytes(algorithm, bytes).to_string(), size_bytes: bytes.len() as i64 }
     }
 
+    fn hasher(self) -> Hasher {
+        Hasher::new(match self {
+            DigestFunction::Sha256 => DigestAlgorithm::Sha256,
+            DigestFunction::Blake3 => DigestAlgorithm::Blake3,
+        })
+    }
+
     fn digest_file(self, path: &std::path::Path) -> std::io::Result<re::Digest> {
         let algorithm = match self {
             DigestFunction::Sha256 => DigestAlgorithm::Sha256,
