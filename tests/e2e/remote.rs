@@ -210,3 +210,36 @@ fn a_server_stopped_mid_run_leaves_the_workspace_consistent() {
     let again = s3_env(&ws, &["run", "--json"], &[]).success();
     assert_eq!(again.statuses(), expect(&[("first", "up-to-date"), ("second", "up-to-date")]));
 }
+
+#[test]
+fn large_objects_travel_in_parts() {
+    let Some(url) = server() else { return };
+    let bucket = bucket(&url);
+    let alice = origin(&format!(
+        r#"{{
+  remote = {{ kind = 's3, endpoint = "{url}", bucket = "{bucket}" }},
+  stages = {{
+    copy = {{ cmd = "echo copy >> runs.log && cp big.bin model.bin", deps = ["big.bin"], outs = ["model.bin"] }},
+  }},
+}}
+"#
+    ));
+    // 20 MiB, over the 16 MiB multipart threshold.
+    let mut big = Vec::with_capacity(20 << 20);
+    let mut x = rand_suffix() | 1;
+    while big.len() < 20 << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        big.extend_from_slice(&x.to_le_bytes());
+    }
+    std::fs::write(alice.path("big.bin"), &big).unwrap();
+    alice.git(&["add", "big.bin"]);
+    alice.git(&["commit", "-qm", "data"]);
+    s3_env(&alice, &["run"], &[]).success();
+    let bob = clone(&alice);
+    let run = s3_env(&bob, &["run", "--json"], &[]).success();
+    assert_eq!(run.statuses()["copy"], "restored", "{}", run.stdout);
+    assert!(std::fs::read(bob.path("model.bin")).unwrap() == big, "the object came back whole");
+    assert!(bob.executions().is_empty());
+}

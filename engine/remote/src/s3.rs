@@ -108,12 +108,44 @@ impl S3Cache {
         if store.object_path(&digest).exists() {
             return Ok(());
         }
-        let bytes = self.get(&self.path("cas", &digest)).await?.ok_or_else(|| {
-            RemoteFailure::Rejected(format!("object {digest} is missing from {} (evicted?)", self.label))
-        })?;
-        store.put_object_bytes(&digest, &bytes).map_err(|_| {
+        let rejected = || {
             RemoteFailure::Rejected(format!("object {digest} from {} does not match its digest: rejected", self.label))
-        })
+        };
+        let result = match self.store.get(&self.path("cas", &digest)).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(RemoteFailure::Rejected(format!(
+                    "object {digest} is missing from {} (evicted?)",
+                    self.label
+                )));
+            }
+            Err(err) => return Err(unavailable(err)),
+        };
+        if (result.meta.size as usize) < MULTIPART {
+            let bytes = result.bytes().await.map_err(unavailable)?;
+            return store.put_object_bytes(&digest, &bytes).map_err(|_| rejected());
+        }
+        // Large: chunk by chunk into a file, never whole in memory.
+        let tmp = store.receiving_path();
+        let received = async {
+            use std::io::Write;
+            let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(local)?);
+            let mut chunks = result.into_stream();
+            while let Some(chunk) = chunks.next().await {
+                file.write_all(&chunk.map_err(unavailable)?).map_err(local)?;
+            }
+            file.flush().map_err(local)
+        }
+        .await;
+        if let Err(failure) = received {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(failure);
+        }
+        match store.adopt_object(&tmp) {
+            Ok(got) if got == digest => Ok(()),
+            Ok(_) => Err(rejected()),
+            Err(err) => Err(local(err)),
+        }
     }
 
     async fn publish_tree(&self, digest: Digest, store: &Store) -> Result<(), RemoteFailure> {
@@ -129,8 +161,37 @@ impl S3Cache {
     }
 
     async fn publish_file(&self, digest: Digest, store: &Store) -> Result<(), RemoteFailure> {
-        let bytes = std::fs::read(store.object_path(&digest)).map_err(local)?;
-        self.put(&self.path("cas", &digest), bytes).await
+        let object = store.object_path(&digest);
+        let size = std::fs::metadata(&object).map_err(local)?.len() as usize;
+        if size < MULTIPART {
+            let bytes = std::fs::read(&object).map_err(local)?;
+            return self.put(&self.path("cas", &digest), bytes).await;
+        }
+        // Large: part by part from the file, never whole in memory.
+        // Content-addressed: writing the same bytes again is harmless, so
+        // the multipart path needs no create-only guard.
+        use std::io::Read;
+        let mut file = std::fs::File::open(&object).map_err(local)?;
+        let mut upload = self.store.put_multipart(&self.path("cas", &digest)).await.map_err(unavailable)?;
+        let sent = async {
+            let mut left = size;
+            while left > 0 {
+                let mut part = vec![0u8; left.min(MULTIPART / 2)];
+                file.read_exact(&mut part).map_err(local)?;
+                left -= part.len();
+                upload.put_part(PutPayload::from(part)).await.map_err(unavailable)?;
+            }
+            Ok(())
+        }
+        .await;
+        match sent {
+            Ok(()) => upload.complete().await.map(|_| ()).map_err(unavailable),
+            Err(failure) => {
+                // No orphaned parts left on the server.
+                let _ = upload.abort().await;
+                Err(failure)
+            }
+        }
     }
 }
 
