@@ -1,6 +1,6 @@
 //! Moving blobs in and out of the content-addressable storage: small ones in
-//! batches, large ones through ByteStream, everything read checked against
-//! its digest.
+//! batches (in memory), large ones through ByteStream (chunk by chunk from
+//! and to files), everything read checked against its digest.
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -12,8 +12,14 @@
 //!   outputs are the stage's outs plus `.gourd/result.json`, the result as
 //!   gourd records it (see `cache.rs`).
 //!
-//! Blobs are hashed with what the service offers: BLAKE3 when it lists it,
-//! SHA-256 otherwise. Every blob read is checked against its digest.
+//! Blobs are hashed with what the service offers: BLAKE3 when both its cache
+//! and its execution list it, SHA-256 otherwise. Every blob read is checked
+//! against its digest. Every call is bounded in time, and large blobs stream
+//! between files and the service, never whole in memory.
+//!
+//! Failures are sorted for the scheduler: `Unavailable` (the service is
+//! down or will not talk to us: stop asking it this run) or `Rejected`
+//! (this request only: the stage runs here, others still go).
 
 mod cache;
 mod cas;
