@@ -37,8 +37,12 @@
             pkgs.cargo-nextest
             pkgs.nickel
             pkgs.git
-            # For the libtorch wheel used by the `torch` feature.
+            # For the libtorch wheel used by the `torch` feature, and the
+            # test servers (moto, BuildGrid) in tests/servers/.
             (pkgs.python3.withPackages (ps: [ ps.pip ]))
+            # BuildGrid's scheduler database, for the remote-execution tests.
+            pkgs.postgresql
+            pkgs.curl
           ];
         };
       });

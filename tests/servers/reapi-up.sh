@@ -20,11 +20,16 @@ as_postgres() {
   if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "cd /tmp && $*"; else sh -c "cd /tmp && $*"; fi
 }
 
-if ! ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1; then
+# PostgreSQL from PATH (e.g. `nix develop`), else Debian's, installed if need be.
+pgbin() {
+  if command -v initdb >/dev/null 2>&1; then dirname "$(command -v initdb)"
+  else ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; fi
+}
+if [ -z "$(pgbin)" ]; then
   log "installing PostgreSQL"
   apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 fi
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+PGBIN=$(pgbin)
 if [ ! -x "$W/venv/bin/bgd" ]; then
   log "installing BuildGrid"
   python3 -m venv "$W/venv" >&2
