@@ -542,3 +542,36 @@ fn a_platform_the_service_refuses_means_running_locally() {
     assert!(note.contains("no-such-property") && note.contains("ran locally"), "{note}");
     assert!(ws.read("data/models/where.txt").starts_with(ws.root().to_str().unwrap()), "train ran here");
 }
+
+#[test]
+fn remote_stages_run_side_by_side_beyond_local_jobs() {
+    let Some(url) = server() else { return };
+    // Two workers on this host: each stage waits, bounded, for the other to
+    // have started, which only happens when both execute at once, although
+    // `-j 1` allows one local stage at a time.
+    let meeting = TestWorkspace::bare();
+    let dir = meeting.root().to_str().unwrap();
+    let salt = salt();
+    let wait = |me: &str, other: &str| {
+        format!(
+            "echo {salt}; touch {dir}/{me}; i=0; while [ ! -e {dir}/{other} ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; test -e {dir}/{other} && echo met > {me}.txt"
+        )
+    };
+    let ws = origin(&format!(
+        r#"{{
+  remote = {{ kind = 'reapi, endpoint = "{url}", timeout = 120 }},
+  stages = {{
+    a = {{ cmd = "{}", outs = ["a.txt"], remote = true }},
+    b = {{ cmd = "{}", outs = ["b.txt"], remote = true }},
+  }},
+}}
+"#,
+        wait("a", "b"),
+        wait("b", "a")
+    ));
+    let run = ws.run_json(&["-j", "1"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert_eq!(run.statuses(), expect(&[("a", "ran"), ("b", "ran")]));
+    assert_eq!(ws.read("a.txt"), "met\n");
+    assert_eq!(ws.read("b.txt"), "met\n");
+}

@@ -4,7 +4,7 @@ cd "$(dirname "$0")/../.."
 W=${W:-$PWD/target/test-servers/reapi}
 PGPORT=${PGPORT:-55432}
 PG=${TMPDIR:-/tmp}/gourd-reapi-pg-$PGPORT
-for pid in bot server; do
+for pid in bot bot-1 bot-2 server; do
   [ -f "$W/$pid.pid" ] && kill "$(cat "$W/$pid.pid")" 2>/dev/null
   rm -f "$W/$pid.pid"
 done

@@ -113,7 +113,10 @@ for _ in range(600):
 else:
     sys.exit(1)
 PY
-"$W/venv/bin/python" tests/servers/reapi_bot.py "127.0.0.1:$PORT" "" gourd-test-bot > "$W/bot.log" 2>&1 &
-echo $! > "$W/bot.pid"
+# Two workers, so that remote stages can run side by side.
+for n in 1 2; do
+  "$W/venv/bin/python" tests/servers/reapi_bot.py "127.0.0.1:$PORT" "" "gourd-test-bot-$n" > "$W/bot-$n.log" 2>&1 &
+  echo $! > "$W/bot-$n.pid"
+done
 log "BuildGrid at grpc://127.0.0.1:$PORT, PostgreSQL at 127.0.0.1:$PGPORT"
 echo "export GOURD_TEST_REAPI=grpc://127.0.0.1:$PORT GOURD_TEST_REAPI_PYTHON=$W/venv/bin/python GOURD_TEST_REAPI_BGD=$W/venv/bin/bgd GOURD_TEST_REAPI_BOT=$ROOT/tests/servers/reapi_bot.py GOURD_TEST_REAPI_SPARE=$W/server-spare.yml"
