@@ -234,49 +234,37 @@ impl Reapi {
                 .map_err(|s| self.failure(s))?
                 .into_inner();
             loop {
-                match stream.message().await {
+                let dropped = match stream.message().await {
                     Ok(Some(operation)) => {
                         *name.lock().expect("not poisoned") = operation.name.clone();
                         if operation.done {
                             return self.decode_operation(operation);
                         }
+                        resumed = 0;
+                        continue;
                     }
-                    Ok(None) => {
-                        let known = name.lock().expect("not poisoned").clone();
-                        if known.is_empty() {
-                            return Err(RemoteFailure::Unavailable(format!(
-                                "{}: the execution stream ended",
-                                self.label
-                            )));
-                        }
-                        // The stream ended early (a proxy, a restart): pick the
-                        // operation up again.
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        let wait = re::WaitExecutionRequest { name: known };
-                        stream = client
-                            .wait_execution(self.request_with_timeout(wait, deadline))
-                            .await
-                            .map_err(|s| self.failure(s))?
-                            .into_inner();
-                    }
-                    // A dropped stream (a proxy, a restart): pick the
-                    // operation up again, a few times.
-                    Err(status) if status.code() == tonic::Code::Unavailable && resumed < 3 => {
-                        let known = name.lock().expect("not poisoned").clone();
-                        if known.is_empty() {
-                            return Err(self.failure(status));
-                        }
-                        resumed += 1;
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        let wait = re::WaitExecutionRequest { name: known };
-                        stream = client
-                            .wait_execution(self.request_with_timeout(wait, deadline))
-                            .await
-                            .map_err(|s| self.failure(s))?
-                            .into_inner();
-                    }
+                    Ok(None) => None,
+                    Err(status) if status.code() == tonic::Code::Unavailable => Some(status),
                     Err(status) => return Err(self.failure(status)),
+                };
+                // The stream ended or dropped (a proxy, a restart, a server's
+                // keep-alive limit): pick the operation up again, a few
+                // times in a row at most.
+                let known = name.lock().expect("not poisoned").clone();
+                if known.is_empty() || resumed == 3 {
+                    return Err(match dropped {
+                        Some(status) => self.failure(status),
+                        None => RemoteFailure::Unavailable(format!("{}: the execution stream ended", self.label)),
+                    });
                 }
+                resumed += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let wait = re::WaitExecutionRequest { name: known };
+                stream = client
+                    .wait_execution(self.request_with_timeout(wait, deadline))
+                    .await
+                    .map_err(|s| self.failure(s))?
+                    .into_inner();
             }
         };
         tokio::select! {
