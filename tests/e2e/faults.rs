@@ -8,15 +8,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{TestWorkspace, expect};
-
-fn wait_for(path: &Path) {
-    let started = Instant::now();
-    while !path.exists() {
-        assert!(started.elapsed() < Duration::from_secs(30), "timed out waiting for {}", path.display());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use common::{TestWorkspace, expect, wait_until};
 
 fn alive(pid: i32) -> bool {
     // A zombie has finished; only a running or sleeping process counts.
@@ -52,7 +44,7 @@ const SLOW_UNTIL_RELEASED: &str = r#"{ stages = {
 fn sigkill_mid_stage_leaves_no_partial_entry_and_the_next_run_completes() {
     let ws = TestWorkspace::new(SLOW_UNTIL_RELEASED);
     let mut child = ws.command(&["run"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    wait_for(&ws.path("started"));
+    wait_until("the stage to start", || ws.exists("started"));
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
 
@@ -73,7 +65,7 @@ fn sigkill_mid_stage_leaves_no_partial_entry_and_the_next_run_completes() {
 fn interrupt_stops_the_stage_processes() {
     let ws = TestWorkspace::new(SLOW_UNTIL_RELEASED);
     let child = ws.command(&["run"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    wait_for(&ws.path("started"));
+    wait_until("the stage to start", || ws.exists("started"));
     let sleeper: i32 = ws.read("sleep.pid").trim().parse().unwrap();
     assert!(alive(sleeper));
     // SAFETY: signalling our own child.

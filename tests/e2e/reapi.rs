@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bazel_remote_apis::build::bazel::remote::execution::v2 as re;
-use common::{TestWorkspace, expect};
+use common::{TestWorkspace, expect, noise, wait_until};
 
 /// The server, or `None` (and a note) when it is not running. In CI it must be.
 fn server() -> Option<String> {
@@ -67,12 +67,6 @@ fn origin(pipeline: &str) -> TestWorkspace {
     ws.write(".gitignore", ".gourd/\nruns.log\ndata/clean/\ndata/models/\nreport.txt\n");
     ws.git(&["add", "-A"]);
     ws.git(&["commit", "-qm", "pipeline"]);
-    ws
-}
-
-fn clone(from: &TestWorkspace) -> TestWorkspace {
-    let ws = TestWorkspace::bare();
-    ws.git(&["clone", "-q", from.root().to_str().unwrap(), "."]);
     ws
 }
 
@@ -186,7 +180,7 @@ fn two_clones_share_results_through_the_action_cache() {
     let alice = origin(&pipeline(&url, &salt(), ""));
     alice.run_json(&[]).success();
 
-    let bob = clone(&alice);
+    let bob = TestWorkspace::clone_of(alice.root());
     let run = bob.run_json(&[]).success();
     assert_eq!(
         run.statuses(),
@@ -212,7 +206,7 @@ fn a_poisoned_result_is_rejected_and_the_stage_runs() {
         file.digest = Some(sha256_digest(b"999\n"));
         vec![b"999\n".to_vec()]
     });
-    let bob = clone(&alice);
+    let bob = TestWorkspace::clone_of(alice.root());
     let run = bob.run_json(&[]).success();
     assert_eq!(run.statuses()["report"], "ran", "{}", run.stdout);
     assert!(message(&run, "report").contains("does not match the recorded digest"), "{}", run.stdout);
@@ -315,28 +309,45 @@ fn a_server_that_is_down_means_executing_locally_unless_the_remote_is_required()
     assert_eq!(off.statuses()["report"], "ran");
 }
 
-#[test]
-fn a_server_stopped_mid_run_leaves_the_workspace_consistent() {
-    let Some(_) = server() else { return };
-    // A server of this test's own (with no worker: the action stays queued), to stop.
+/// A BuildGrid server of a test's own, with no worker, on the spare
+/// database; `edit` may change its configuration. Stopped when dropped.
+struct Spare {
+    child: std::process::Child,
+    url: String,
+    _config: TestWorkspace,
+}
+
+impl Drop for Spare {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spare_server(n: u32, edit: impl FnOnce(String) -> String) -> Spare {
     let bgd = std::env::var("GOURD_TEST_REAPI_BGD").expect("GOURD_TEST_REAPI_BGD");
     let template = std::env::var("GOURD_TEST_REAPI_SPARE").expect("GOURD_TEST_REAPI_SPARE");
-    let port = 30000 + std::process::id() % 20000;
+    let port = 30000 + (std::process::id() % 10000) * 2 + n;
     let scratch = TestWorkspace::bare();
     let config = scratch.path("server.yml");
-    std::fs::write(&config, std::fs::read_to_string(template).unwrap().replace("@PORT@", &port.to_string())).unwrap();
-    let mut server = Command::new(bgd)
+    let text = edit(std::fs::read_to_string(template).unwrap().replace("@PORT@", &port.to_string()));
+    std::fs::write(&config, text).unwrap();
+    let child = Command::new(bgd)
         .args(["server", "start", config.to_str().unwrap()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port as u16)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(60), "BuildGrid did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let url = format!("grpc://127.0.0.1:{port}");
+    wait_until("BuildGrid to start", || std::net::TcpStream::connect(("127.0.0.1", port as u16)).is_ok());
+    Spare { child, url: format!("grpc://127.0.0.1:{port}"), _config: scratch }
+}
+
+#[test]
+fn a_server_stopped_mid_run_leaves_the_workspace_consistent() {
+    let Some(_) = server() else { return };
+    // A server of this test's own (with no worker: the action stays queued), to stop.
+    let mut spare = spare_server(0, |config| config);
+    let url = spare.url.clone();
     let ws = origin(&format!(
         r#"{{
   remote = {{ kind = 'reapi, endpoint = "{url}", timeout = 60 }},
@@ -348,14 +359,11 @@ fn a_server_stopped_mid_run_leaves_the_workspace_consistent() {
 "#
     ));
     let run = ws.command(&["run", "--json"]).stdout(Stdio::piped()).spawn().unwrap();
-    // `first` ran and published; `second` is queued on the server.
-    let started = Instant::now();
-    while !ws.exists("first.txt") || started.elapsed() < Duration::from_secs(3) {
-        assert!(started.elapsed() < Duration::from_secs(30), "the run did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    server.kill().unwrap();
-    server.wait().unwrap();
+    // `first` ran and published; then `second` is queued on the server.
+    wait_until("`first` to run", || ws.exists("first.txt"));
+    std::thread::sleep(Duration::from_secs(2));
+    spare.child.kill().unwrap();
+    spare.child.wait().unwrap();
     let output = run.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
@@ -396,14 +404,7 @@ fn large_files_travel_by_bytestream() {
 "#
     ));
     // 6 MiB, over the 4 MiB batch limit, and different in every test run.
-    let mut big = Vec::with_capacity(6 << 20);
-    let mut x = salt.bytes().fold(17u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
-    while big.len() < 6 << 20 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        big.extend_from_slice(&x.to_le_bytes());
-    }
+    let big = noise(6 << 20, salt.bytes().fold(17u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64)));
     std::fs::write(alice.path("big.bin"), &big).unwrap();
     alice.git(&["add", "big.bin"]);
     alice.git(&["commit", "-qm", "data"]);
@@ -415,7 +416,7 @@ fn large_files_travel_by_bytestream() {
     let scratch = std::fs::read_dir(alice.path(".gourd")).unwrap().flatten();
     assert!(!scratch.into_iter().any(|e| e.file_name().to_string_lossy().starts_with("remote-")), "no scratch left");
 
-    let bob = clone(&alice);
+    let bob = TestWorkspace::clone_of(alice.root());
     let run = bob.run_json(&[]).success();
     assert_eq!(run.statuses()["copy"], "restored", "{}", run.stdout);
     assert!(std::fs::read(bob.path("copy.bin")).unwrap() == big);
@@ -435,8 +436,7 @@ fn push_then_pull_on_a_fresh_clone_executes_nothing() {
     let pushed = alice.gourd(&["push"]).success();
     assert!(pushed.stderr.contains("Pushed 3 results"), "{}", pushed.stderr);
 
-    let bob = TestWorkspace::bare();
-    bob.git(&["clone", "-q", remote.root().to_str().unwrap(), "."]);
+    let bob = TestWorkspace::clone_of(remote.root());
     let pulled = bob.gourd(&["pull"]).success();
     assert!(pulled.stderr.contains("Pulled 3 results"), "{}", pulled.stderr);
     let run = bob.gourd_env(&["run", "--json"], &[("GOURD_REMOTE", "off")]).success();
@@ -463,6 +463,11 @@ fn the_environment_configures_the_service() {
     let failed = ws.gourd_env(&["run", "--json", "--force", "a"], &required);
     assert_eq!(failed.code, 1);
     assert_eq!(failed.statuses()["a"], "failed");
+    let secret = "Bearer s3cr\u{1}t";
+    let bad = ws.gourd_env(&["run"], &[env[0], env[1], ("GOURD_REMOTE_HEADERS", &format!("authorization={secret}"))]);
+    assert_eq!(bad.code, 1);
+    assert!(bad.stderr.contains("header `authorization` is not valid"), "{}", bad.stderr);
+    assert!(!bad.stderr.contains("s3cr"), "a header's value is never shown");
     let off = [dead[0], dead[1], ("GOURD_REMOTE_EXECUTE", "0"), ("GOURD_REMOTE", "off")];
     ws.gourd_env(&["run", "--force", "a"], &off).success();
     assert!(ws.read("a.txt").contains(ws.root().to_str().unwrap()), "executed here");
@@ -483,11 +488,9 @@ fn ctrl_c_stops_a_remote_execution() {
 "#
     ));
     let child = ws.command(&["run", "--json"]).stdout(Stdio::piped()).spawn().unwrap();
-    let started = Instant::now();
-    while !ws.exists("first.txt") || started.elapsed() < Duration::from_secs(1) {
-        assert!(started.elapsed() < Duration::from_secs(30), "the run did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // `first` ran; then `long` is executing remotely.
+    wait_until("`first` to run", || ws.exists("first.txt"));
+    std::thread::sleep(Duration::from_secs(1));
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let output = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -524,7 +527,7 @@ fn a_result_naming_other_outputs_is_rejected() {
         result.output_files.push(re::OutputFile { path: "gourd.ncl".into(), ..copy });
         vec![forged]
     });
-    let bob = clone(&alice);
+    let bob = TestWorkspace::clone_of(alice.root());
     let pipeline_before = bob.read("gourd.ncl");
     let run = bob.run_json(&[]).success();
     assert_eq!(run.statuses()["report"], "ran", "{}", run.stdout);
@@ -574,4 +577,74 @@ fn remote_stages_run_side_by_side_beyond_local_jobs() {
     assert_eq!(run.statuses(), expect(&[("a", "ran"), ("b", "ran")]));
     assert_eq!(ws.read("a.txt"), "met\n");
     assert_eq!(ws.read("b.txt"), "met\n");
+}
+
+#[test]
+fn a_cache_only_read_only_service_runs_stages_here() {
+    let Some(_) = server() else { return };
+    // No execution service, and an action cache that takes no updates.
+    let spare = spare_server(1, |config| {
+        config
+            .replace("      - !execution\n        scheduler: *sched\n", "")
+            .replace("allow-updates: true", "allow-updates: false")
+    });
+    let ws = origin(&pipeline(&spare.url, &salt(), ""));
+    let run = ws.run_json(&[]).success();
+    assert_eq!(run.statuses(), expect(&[("prepare", "ran"), ("report", "ran"), ("train", "ran")]));
+    let note = message(&run, "train");
+    assert!(note.contains("does not execute actions") && note.contains("ran locally"), "{note}");
+    assert!(ws.read("data/models/where.txt").starts_with(ws.root().to_str().unwrap()), "train ran here");
+    assert!(message(&run, "prepare").contains("takes no results from clients"), "{}", run.stdout);
+}
+
+#[test]
+fn the_service_deadline_cancels_and_runs_the_stage_here() {
+    let Some(url) = server() else { return };
+    let salt = salt();
+    let ws = origin(&format!(
+        r#"{{
+  remote = {{ kind = 'reapi, endpoint = "{url}", timeout = 1 }},
+  stages = {{
+    slow = {{ cmd = "echo {salt}; sleep 4; echo done > slow.txt", outs = ["slow.txt"], remote = true }},
+  }},
+}}
+"#
+    ));
+    let run = ws.run_json(&[]).success();
+    let note = message(&run, "slow");
+    assert!(note.contains("no result within 1s") && note.contains("ran locally"), "{note}");
+    assert_eq!(ws.read("slow.txt"), "done\n");
+}
+
+#[test]
+fn a_symbolic_link_from_the_service_is_refused() {
+    let Some(url) = server() else { return };
+    let ws = origin(&pipeline(&url, &salt(), ", cache = false"));
+    ws.run_json(&[]).success();
+    // The service's cached result for `train` now holds a link out of the workspace.
+    tamper(&url, logged_action(&ws, "train"), |result| {
+        let models = result.output_directories.iter_mut().find(|d| d.path == "data/models").unwrap();
+        let tree = re::Tree {
+            root: Some(re::Directory {
+                symlinks: vec![re::SymlinkNode {
+                    name: "model.bin".into(),
+                    target: "/etc/passwd".into(),
+                    node_properties: None,
+                }],
+                ..Default::default()
+            }),
+            children: vec![],
+        };
+        let bytes = prost::Message::encode_to_vec(&tree);
+        models.tree_digest = Some(sha256_digest(&bytes));
+        vec![bytes]
+    });
+    ws.remove(".gourd/cache-v1");
+    ws.remove("data/models");
+    let run = ws.run_json(&[]).success();
+    assert_eq!(run.statuses()["train"], "ran");
+    let note = message(&run, "train");
+    assert!(note.contains("symbolic link") && note.contains("ran locally"), "{note}");
+    assert!(!ws.path("data/models/model.bin").is_symlink());
+    assert_eq!(ws.read("data/models/model.bin"), "pumpkins\npumpkins\n");
 }

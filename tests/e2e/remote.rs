@@ -5,7 +5,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{TestWorkspace, expect};
+use common::{TestWorkspace, expect, noise, wait_until};
 
 /// The server, or `None` (and a note) when it is not running. In CI it must be.
 fn server() -> Option<String> {
@@ -54,12 +54,6 @@ fn origin(pipeline: &str) -> TestWorkspace {
     ws
 }
 
-fn clone(from: &TestWorkspace) -> TestWorkspace {
-    let ws = TestWorkspace::bare();
-    ws.git(&["clone", "-q", from.root().to_str().unwrap(), "."]);
-    ws
-}
-
 fn s3_env(ws: &TestWorkspace, args: &[&str], extra: &[(&str, &str)]) -> common::Run {
     let mut env = vec![
         ("AWS_ACCESS_KEY_ID", "testing"),
@@ -78,7 +72,7 @@ fn two_clones_share_results_through_s3() {
     let run = s3_env(&alice, &["run", "--json"], &[]).success();
     assert_eq!(run.statuses(), expect(&[("prepare", "ran"), ("train", "ran")]));
 
-    let bob = clone(&alice);
+    let bob = TestWorkspace::clone_of(alice.root());
     let run = s3_env(&bob, &["run", "--json"], &[]).success();
     assert_eq!(run.statuses(), expect(&[("prepare", "restored"), ("train", "restored")]), "{}", run.stdout);
     assert!(bob.executions().is_empty(), "bob executed {:?}", bob.executions());
@@ -108,7 +102,7 @@ fn a_corrupted_remote_object_is_rejected_and_the_stage_runs() {
     );
     let status = Command::new(python).args(["-c", &script]).status().unwrap();
     assert!(status.success());
-    let bob = clone(&alice);
+    let bob = TestWorkspace::clone_of(alice.root());
     let run = s3_env(&bob, &["run", "--json"], &[]).success();
     assert_eq!(run.statuses()["prepare"], "ran", "{}", run.stdout);
     assert!(run.stdout.contains("does not match its digest: rejected"), "{}", run.stdout);
@@ -147,8 +141,7 @@ fn push_then_pull_on_a_fresh_clone_executes_nothing() {
     let pushed = s3_env(&alice, &["push"], &[]).success();
     assert!(pushed.stderr.contains("Pushed 2 results"), "{}", pushed.stderr);
 
-    let bob = TestWorkspace::bare();
-    bob.git(&["clone", "-q", remote.root().to_str().unwrap(), "."]);
+    let bob = TestWorkspace::clone_of(remote.root());
     let pulled = s3_env(&bob, &["pull"], &[]).success();
     assert!(pulled.stderr.contains("Pulled 2 results"), "{}", pulled.stderr);
     // Even with the remote off, everything is in the local cache now.
@@ -171,11 +164,9 @@ fn a_server_stopped_mid_run_leaves_the_workspace_consistent() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let started = std::time::Instant::now();
-    while !Command::new("curl").args(["-sf", "-o", "/dev/null", &format!("{url}/")]).status().unwrap().success() {
-        assert!(started.elapsed().as_secs() < 30, "moto did not start");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_until("moto to start", || {
+        Command::new("curl").args(["-sf", "-o", "/dev/null", &format!("{url}/")]).status().unwrap().success()
+    });
     let bucket = bucket(&url);
     let ws = origin(&format!(
         r#"{{
@@ -193,11 +184,7 @@ fn a_server_stopped_mid_run_leaves_the_workspace_consistent() {
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_DEFAULT_REGION", "us-east-1");
     let run = command.stdout(std::process::Stdio::piped()).spawn().unwrap();
-    let started = std::time::Instant::now();
-    while !ws.exists("started") {
-        assert!(started.elapsed().as_secs() < 30, "the stage did not start");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until("the stage to start", || ws.exists("started"));
     server.kill().unwrap();
     server.wait().unwrap();
     ws.write("go", "");
@@ -225,19 +212,12 @@ fn large_objects_travel_in_parts() {
 "#
     ));
     // 20 MiB, over the 16 MiB multipart threshold.
-    let mut big = Vec::with_capacity(20 << 20);
-    let mut x = rand_suffix() | 1;
-    while big.len() < 20 << 20 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        big.extend_from_slice(&x.to_le_bytes());
-    }
+    let big = noise(20 << 20, rand_suffix());
     std::fs::write(alice.path("big.bin"), &big).unwrap();
     alice.git(&["add", "big.bin"]);
     alice.git(&["commit", "-qm", "data"]);
     s3_env(&alice, &["run"], &[]).success();
-    let bob = clone(&alice);
+    let bob = TestWorkspace::clone_of(alice.root());
     let run = s3_env(&bob, &["run", "--json"], &[]).success();
     assert_eq!(run.statuses()["copy"], "restored", "{}", run.stdout);
     assert!(std::fs::read(bob.path("model.bin")).unwrap() == big, "the object came back whole");

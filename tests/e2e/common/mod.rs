@@ -110,6 +110,14 @@ impl TestWorkspace {
         TestWorkspace { dir: tempfile::Builder::new().prefix("gourd-e2e-").tempdir().unwrap() }
     }
 
+    /// A `git clone` of `from` (a workspace or a bare repository): a
+    /// teammate's fresh checkout, without `.gourd/`.
+    pub fn clone_of(from: &Path) -> TestWorkspace {
+        let ws = TestWorkspace::bare();
+        ws.git(&["clone", "-q", from.to_str().unwrap(), "."]);
+        ws
+    }
+
     pub fn root(&self) -> &Path {
         self.dir.path()
     }
@@ -196,4 +204,29 @@ pub fn gourd_bin() -> &'static str {
 /// `{"a": "ran", ...}` from pairs.
 pub fn expect(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
     pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+}
+
+/// Waits until `done()` holds; fails the test, naming `what`, after a minute
+/// (a bound on a hang, not a measurement).
+#[track_caller]
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "timed out waiting: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// `len` bytes that differ with `seed` and do not compress (xorshift).
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(len + 8);
+    let mut x = seed | 1;
+    while bytes.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        bytes.extend_from_slice(&x.to_le_bytes());
+    }
+    bytes.truncate(len);
+    bytes
 }

@@ -195,7 +195,7 @@ impl Reapi {
             // The value is a secret: never quoted.
             value
                 .parse::<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>()
-                .map_err(|_| config(format!("the value of header `{name}` is not valid (printable ASCII only)")))?;
+                .map_err(|_| config(format!("the value of header `{name}` is not valid (control characters)")))?;
         }
         Ok(Reapi { endpoint, settings, label, connection: OnceCell::new(), file_digests: Default::default() })
     }
