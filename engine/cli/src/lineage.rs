@@ -2,8 +2,11 @@
 
 use std::time::SystemTime;
 
-use gourd_core::model::Pipeline;
+use gourd_core::journal::Journal;
+use gourd_core::model::{Pipeline, Stage};
 use gourd_core::run::{Outcome, Summary};
+use gourd_core::store::ActionResult;
+use gourd_core::workspace::Workspace;
 use gourd_lineage::{Lineage, Record, RunInfo};
 
 use crate::error::CommandError;
@@ -43,50 +46,65 @@ pub fn record_run(lineage: &Lineage, pipeline: &Pipeline, summary: &Summary) -> 
     let records: Vec<Record> = done
         .iter()
         .map(|(report, action, stage)| {
-            let (started_at, finished_at, duration_ms, status) = match report.outcome {
-                Outcome::Ran => (action.started_at.clone(), action.finished_at.clone(), action.duration_ms, "ran"),
+            let timing = match report.outcome {
+                Outcome::Ran => (action.started_at.clone(), action.finished_at.clone(), action.duration_ms),
                 _ => {
                     let started = now.checked_sub(report.duration).unwrap_or(now);
                     let ms = report.duration.as_millis() as u64;
-                    (gourd_core::time::rfc3339(started), gourd_core::time::rfc3339(now), ms, "restored")
+                    (gourd_core::time::rfc3339(started), gourd_core::time::rfc3339(now), ms)
                 }
             };
-            let deps = action.manifest["deps"]
-                .as_object()
-                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
-                .unwrap_or_default();
-            Record {
-                stage: stage.name.clone(),
-                key: action.key.to_string(),
-                cmd: action.manifest["cmd"].clone(),
-                deps,
-                outs: action.outputs.iter().map(|(p, o)| (p.clone(), o.digest.to_string())).collect(),
-                out_kinds: stage
-                    .outputs()
-                    .map(|o| {
-                        (
-                            o.path.to_string(),
-                            serde_json::to_value(o.kind).unwrap().as_str().unwrap_or("data").to_string(),
-                        )
-                    })
-                    .collect(),
-                params: stage.params.clone(),
-                metrics: action.metrics.clone(),
-                env: stage.env.clone(),
-                executor: stage.executor.name().to_string(),
-                executed_by: report.executed_by.clone(),
-                started_at,
-                finished_at,
-                duration_ms,
-                exit_code: action.exit_code,
-                status: status.to_string(),
-                workspace_commit: workspace_commit.clone(),
-                workspace_dirty,
-                gourd_version: env!("CARGO_PKG_VERSION").to_string(),
-                desc: stage.desc.clone(),
-            }
+            let status = if report.outcome == Outcome::Ran { "ran" } else { "restored" };
+            let state = (workspace_commit.clone(), workspace_dirty);
+            build_record(stage, action, status, report.executed_by.clone(), timing, state)
         })
         .collect();
+    record(lineage, records, workspace_commit, workspace_dirty, now).map(Some)
+}
+
+/// Records the lineage of stages that finished in a run killed before it
+/// recorded them (see `gourd_core::journal`), then forgets them. A stage
+/// whose result never landed, or that the pipeline no longer has, is
+/// dropped: there is nothing true to say about it.
+pub fn recover(root: &std::path::Path, ws: &Workspace, pipeline: &Pipeline) -> Result<(), CommandError> {
+    let pending = Journal::pending(&ws.gourd_dir);
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let Some(lineage) = Lineage::open(root)? else {
+        Journal::clear(&ws.gourd_dir)?;
+        return Ok(());
+    };
+    let (workspace_commit, workspace_dirty) = lineage.workspace_state()?;
+    let records: Vec<Record> = pending
+        .iter()
+        .filter_map(|entry| {
+            let action = ws.store.action(&entry.key)?;
+            let stage = pipeline.stage(&entry.stage)?;
+            let timing = match entry.status.as_str() {
+                "ran" => (action.started_at.clone(), action.finished_at.clone(), action.duration_ms),
+                _ => (entry.started_at.clone(), entry.noted_at.clone(), 0),
+            };
+            let state = (workspace_commit.clone(), workspace_dirty);
+            Some(build_record(stage, &action, &entry.status, entry.executed_by.clone(), timing, state))
+        })
+        .collect();
+    if !records.is_empty() {
+        let count = records.len();
+        record(&lineage, records, workspace_commit, workspace_dirty, SystemTime::now())?;
+        eprintln!("note: recorded the lineage of {count} stage(s) from an earlier `gourd run` that was killed");
+    }
+    Journal::clear(&ws.gourd_dir)?;
+    Ok(())
+}
+
+fn record(
+    lineage: &Lineage,
+    records: Vec<Record>,
+    workspace_commit: Option<String>,
+    workspace_dirty: bool,
+    now: SystemTime,
+) -> Result<String, CommandError> {
     let run = RunInfo {
         stages: records.iter().map(|r| r.stage.clone()).collect(),
         recorded_at: gourd_core::time::rfc3339(now),
@@ -94,5 +112,48 @@ pub fn record_run(lineage: &Lineage, pipeline: &Pipeline, summary: &Summary) -> 
         workspace_dirty,
         gourd_version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    Ok(Some(lineage.record(&run, &records)?))
+    Ok(lineage.record(&run, &records)?)
+}
+
+/// The lineage record of one stage's result. `timing` is (started at,
+/// finished at, milliseconds); `state` the workspace's commit and whether
+/// it had uncommitted changes.
+fn build_record(
+    stage: &Stage,
+    action: &ActionResult,
+    status: &str,
+    executed_by: Option<String>,
+    timing: (String, String, u64),
+    state: (Option<String>, bool),
+) -> Record {
+    let (started_at, finished_at, duration_ms) = timing;
+    let deps = action.manifest["deps"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+        .unwrap_or_default();
+    Record {
+        stage: stage.name.clone(),
+        key: action.key.to_string(),
+        cmd: action.manifest["cmd"].clone(),
+        deps,
+        outs: action.outputs.iter().map(|(p, o)| (p.clone(), o.digest.to_string())).collect(),
+        out_kinds: stage
+            .outputs()
+            .map(|o| (o.path.to_string(), serde_json::to_value(o.kind).unwrap().as_str().unwrap_or("data").to_string()))
+            .collect(),
+        params: stage.params.clone(),
+        metrics: action.metrics.clone(),
+        env: stage.env.clone(),
+        executor: stage.executor.name().to_string(),
+        executed_by,
+        started_at,
+        finished_at,
+        duration_ms,
+        exit_code: action.exit_code,
+        status: status.to_string(),
+        workspace_commit: state.0,
+        workspace_dirty: state.1,
+        gourd_version: env!("CARGO_PKG_VERSION").to_string(),
+        desc: stage.desc.clone(),
+    }
 }

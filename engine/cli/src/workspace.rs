@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use gourd_core::graph::Dag;
-use gourd_core::model::Pipeline;
+use gourd_core::model::{OutputKind, Pipeline};
+use gourd_core::path::WsPath;
 
 use crate::error::CommandError;
 
@@ -27,10 +28,19 @@ impl Location {
         let cwd = std::env::current_dir()?;
         if let Some(file) = &self.file {
             let file = cwd.join(file);
-            if !file.is_file() {
-                return Err(CommandError::user(format!("pipeline file `{}` does not exist", file.display())));
-            }
-            return Ok(fs_err::canonicalize(file)?);
+            let shown = file.display();
+            return match std::fs::metadata(&file) {
+                Ok(meta) if meta.is_file() => Ok(fs_err::canonicalize(&file)?),
+                Ok(meta) if meta.is_dir() => Err(CommandError::user(format!(
+                    "`{shown}` is a folder, not a pipeline file"
+                ))
+                .with_hint(format!("pass the file inside it (`--file {shown}/{PIPELINE_FILE}`), or `-C {shown}`"))),
+                Ok(_) => Err(CommandError::user(format!("pipeline file `{shown}` is not a regular file"))),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                    Err(CommandError::user(format!("pipeline file `{shown}` does not exist")))
+                }
+                Err(err) => Err(CommandError::environment(format!("cannot read pipeline file `{shown}`: {err}"))),
+            };
         }
         let mut dir = Some(cwd.as_path());
         while let Some(d) = dir {
@@ -61,12 +71,41 @@ impl Location {
         let eval_cache = root.join(".gourd/state-v1/eval");
         let pipeline = gourd_spec::load(&exe, &file, &stdlib, Some(&eval_cache), &limits, crate::ui::color_stderr())?;
         crate::commands::step::check(&pipeline).map_err(|e| in_file(&file, e))?;
+        check_outputs(&root, &file, &pipeline)?;
         let dag = Dag::build(&pipeline).map_err(|e| in_file(&file, e.into()))?;
         if check_sources {
             dag.check_sources(&pipeline, &root).map_err(|e| in_file(&file, e.into()))?;
         }
         Ok(Loaded { root, file, pipeline, dag })
     }
+}
+
+/// Refuses, before anything runs, an output where gourd must never write
+/// (see `gourd_core::guard`): naming the file, line, stage and field.
+fn check_outputs(root: &Path, file: &Path, pipeline: &Pipeline) -> Result<(), CommandError> {
+    let canonical_root = fs_err::canonicalize(root)?;
+    let sources: Vec<WsPath> = gourd_spec::sources(file)
+        .iter()
+        .filter_map(|source| source.strip_prefix(&canonical_root).ok())
+        .filter_map(|rel| WsPath::new(&rel.to_string_lossy()).ok())
+        .collect();
+    for stage in &pipeline.stages {
+        for output in stage.outputs() {
+            if let Err(err) = gourd_core::guard::check(&canonical_root, &output.path, &sources) {
+                let field = if output.kind == OutputKind::Metrics { "metrics" } else { "outs" };
+                let line = gourd_spec::line_of(file, &stage.name, Some(output.path.as_str()))
+                    .map(|l| format!(":{l}"))
+                    .unwrap_or_default();
+                return Err(CommandError::user(format!(
+                    "in `{}{line}`: stage `{}`: field `{field}`: {err}",
+                    file.display(),
+                    stage.name
+                ))
+                .with_hint("outputs live inside the workspace, outside `.git` and `.gourd`, and never replace the pipeline's own files"));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn in_file(file: &Path, mut err: CommandError) -> CommandError {

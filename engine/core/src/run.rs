@@ -19,7 +19,7 @@ use crate::gpu::GpuPool;
 use crate::graph::Dag;
 use crate::hash::Tree;
 use crate::model::{Executor, Pipeline, Stage};
-use crate::plan::{StageState, assess};
+use crate::plan::{Assessment, StageState, assess};
 use crate::remote::{RemoteCache, RemoteExecution, RemoteExecutor, RemoteFailure};
 use crate::store::{ActionResult, OutputRecord};
 use crate::time::rfc3339;
@@ -100,6 +100,8 @@ pub struct RunOptions {
     pub placement: Placement,
     /// Remote executions in flight at once; they take no local job slot.
     pub remote_jobs: usize,
+    /// Marks every process a stage starts (see [`crate::orphans`]).
+    pub run_token: Option<String>,
 }
 
 /// Which stages execute on the remote execution service (built-in steps
@@ -153,6 +155,8 @@ struct Context {
     /// Set after the remote could not be reached: the rest of the run does
     /// not wait for it again.
     remote_down: std::sync::atomic::AtomicBool,
+    run_token: Option<String>,
+    journal: crate::journal::Journal,
 }
 
 impl Context {
@@ -199,6 +203,7 @@ pub async fn run(
 ) -> Result<Summary, crate::graph::GraphError> {
     let selected = dag.select(&pipeline, &options.targets)?;
     let jobs = options.jobs.max(1);
+    let ws_dir = ws.gourd_dir.clone();
     let context = Arc::new(Context {
         ws,
         pipeline: pipeline.clone(),
@@ -209,6 +214,8 @@ pub async fn run(
         remote_executor: options.remote_executor.clone(),
         placement: options.placement,
         remote_down: Default::default(),
+        run_token: options.run_token.clone(),
+        journal: crate::journal::Journal::new(&ws_dir),
     });
     let position: BTreeMap<usize, usize> = dag.order().iter().enumerate().map(|(p, &i)| (i, p)).collect();
 
@@ -465,6 +472,8 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     tokio::task::spawn_blocking(f).await.expect("blocking task panicked")
 }
 
+/// Tries, in order, each place a stage's result can come from: the local
+/// cache, the remote cache, remote execution, local execution.
 async fn process_stage_inner(
     context: &Context,
     stage: &Stage,
@@ -481,84 +490,151 @@ async fn process_stage_inner(
             return Ok(failed(stage, None, started.elapsed(), format!("dep `{missing}` is missing"), None));
         }
     };
-    let key = assessment.key;
-    match assessment.state {
+    // Up-to-date outputs are left alone; anything else deletes or writes them.
+    if !matches!(assessment.state, StageState::UpToDate(_)) {
+        if let Err(message) = guard_outputs(&context.ws, stage) {
+            return Ok(failed(stage, Some(assessment.key), started.elapsed(), message, None));
+        }
+    }
+    if let Some(report) = from_local_cache(context, stage, &assessment, started).await? {
+        return Ok(report);
+    }
+    // A stage back from a failed remote execution was looked up already.
+    let mut notes: Vec<String> = launch.fallback.iter().cloned().collect();
+    if launch.fallback.is_none() {
+        if let Some(report) = from_remote_cache(context, stage, launch, assessment.key, &mut notes, started).await? {
+            return Ok(report);
+        }
+    }
+    execute_stage(context, stage, launch, assessment, notes, cancel, started).await
+}
+
+/// Checks every output of `stage` against [`crate::guard`] right before
+/// gourd deletes or restores it: an earlier stage may have planted a
+/// symbolic link on the way since the pipeline was checked.
+fn guard_outputs(ws: &Workspace, stage: &Stage) -> Result<(), String> {
+    for output in stage.outputs() {
+        crate::guard::check(&ws.root, &output.path, &[]).map_err(|err| format!("refusing to write: {err}"))?;
+    }
+    Ok(())
+}
+
+/// Notes a finished stage in the lineage journal, before its result lands.
+fn journal(context: &Context, stage: &Stage, key: Digest, status: Outcome, started: SystemTime) -> io::Result<()> {
+    context.journal.note(&crate::journal::JournalEntry {
+        stage: stage.name.clone(),
+        key,
+        status: status.as_str().to_string(),
+        executed_by: None,
+        started_at: rfc3339(started),
+        noted_at: crate::time::now(),
+    })
+}
+
+/// The local cache: the outputs are there, or can be restored.
+async fn from_local_cache(
+    context: &Context,
+    stage: &Stage,
+    assessment: &Assessment,
+    started: Instant,
+) -> io::Result<Option<StageReport>> {
+    match &assessment.state {
         StageState::UpToDate(action) => {
-            record_last_run(&context.ws, stage, &action, Outcome::UpToDate)?;
-            return Ok(success(stage, Outcome::UpToDate, action, started));
+            record_last_run(&context.ws, stage, action, Outcome::UpToDate)?;
+            Ok(Some(success(stage, Outcome::UpToDate, action.clone(), started)))
         }
         StageState::Restorable(action, _) => {
+            journal(context, stage, action.key, Outcome::Restored, SystemTime::now())?;
+            let ws = context.ws.clone();
+            let (restoring, owned) = (action.clone(), stage.clone());
+            match blocking(move || restore_outputs(&ws, &owned, &restoring)).await {
+                Ok(()) => {
+                    record_last_run(&context.ws, stage, action, Outcome::Restored)?;
+                    Ok(Some(success(stage, Outcome::Restored, action.clone(), started)))
+                }
+                // A missing or corrupt object: forget the result and run.
+                Err(_) => {
+                    context.ws.store.drop_action(&assessment.key);
+                    Ok(None)
+                }
+            }
+        }
+        StageState::Stale(_) => Ok(None),
+    }
+}
+
+/// The remote cache: someone else may have run the stage already.
+async fn from_remote_cache(
+    context: &Context,
+    stage: &Stage,
+    launch: &Launch,
+    key: Digest,
+    notes: &mut Vec<String>,
+    started: Instant,
+) -> io::Result<Option<StageReport>> {
+    if context.remote.is_some() && context.live_remote().is_none() {
+        if context.remote_required {
+            return Ok(Some(failed(stage, Some(key), started.elapsed(), "remote cache unavailable".into(), None)));
+        }
+        notes.push("remote cache unavailable; ran locally".into());
+    }
+    let Some(remote) = context.live_remote() else { return Ok(None) };
+    if launch.force || stage.always_run {
+        return Ok(None);
+    }
+    match remote.fetch(key, &context.ws.store).await {
+        Ok(Some(action)) if !names_declared_outputs(stage, &action) => {
+            notes.push(format!(
+                "the result in {} names other outputs than the stage declares: rejected; ran locally",
+                remote.describe()
+            ));
+        }
+        Ok(Some(action)) => {
+            context.ws.store.put_action(&action)?;
+            journal(context, stage, key, Outcome::Restored, SystemTime::now())?;
             let ws = context.ws.clone();
             let (restoring, owned) = (action.clone(), stage.clone());
             match blocking(move || restore_outputs(&ws, &owned, &restoring)).await {
                 Ok(()) => {
                     record_last_run(&context.ws, stage, &action, Outcome::Restored)?;
-                    return Ok(success(stage, Outcome::Restored, action, started));
+                    let mut report = success(stage, Outcome::Restored, action, started);
+                    report.message = Some(format!("from {}", remote.describe()));
+                    return Ok(Some(report));
                 }
-                // A missing or corrupt object: forget the result and run.
-                Err(_) => context.ws.store.drop_action(&key),
+                Err(err) => {
+                    context.ws.store.drop_action(&key);
+                    notes.push(format!("the remote result could not be restored ({err}); ran locally"));
+                }
             }
         }
-        StageState::Stale(_) => {}
+        Ok(None) => {}
+        Err(failure) => {
+            if let RemoteFailure::Unavailable(_) = failure {
+                context.remote_down.store(true, std::sync::atomic::Ordering::SeqCst);
+                if context.remote_required {
+                    let message = format!("remote cache: {failure}");
+                    return Ok(Some(failed(stage, Some(key), started.elapsed(), message, None)));
+                }
+            }
+            notes.push(format!("remote cache: {failure}; ran locally"));
+        }
     }
+    Ok(None)
+}
 
-    // Not in the local cache: perhaps someone else ran it already.
-    let mut notes: Vec<String> = launch.fallback.iter().cloned().collect();
-    // A stage back from a failed remote execution was looked up already.
-    let remote = context.live_remote().filter(|_| launch.fallback.is_none());
-    if context.remote.is_some() && context.live_remote().is_none() && launch.fallback.is_none() {
-        if context.remote_required {
-            return Ok(failed(stage, Some(key), started.elapsed(), "remote cache unavailable".into(), None));
-        }
-        notes.push("remote cache unavailable; ran locally".into());
-    }
-    if let (Some(remote), false, false) = (remote, launch.force, stage.always_run) {
-        match remote.fetch(key, &context.ws.store).await {
-            Ok(Some(action)) if !names_declared_outputs(stage, &action) => {
-                notes.push(format!(
-                    "the result in {} names other outputs than the stage declares: rejected; ran locally",
-                    remote.describe()
-                ));
-            }
-            Ok(Some(action)) => {
-                context.ws.store.put_action(&action)?;
-                let ws = context.ws.clone();
-                let (restoring, owned) = (action.clone(), stage.clone());
-                match blocking(move || restore_outputs(&ws, &owned, &restoring)).await {
-                    Ok(()) => {
-                        record_last_run(&context.ws, stage, &action, Outcome::Restored)?;
-                        let mut report = success(stage, Outcome::Restored, action, started);
-                        report.message = Some(format!("from {}", remote.describe()));
-                        return Ok(report);
-                    }
-                    Err(err) => {
-                        context.ws.store.drop_action(&key);
-                        notes.push(format!("the remote result could not be restored ({err}); ran locally"));
-                    }
-                }
-            }
-            Ok(None) => {}
-            Err(failure) => {
-                if let crate::remote::RemoteFailure::Unavailable(_) = failure {
-                    context.remote_down.store(true, std::sync::atomic::Ordering::SeqCst);
-                    if context.remote_required {
-                        return Ok(failed(
-                            stage,
-                            Some(key),
-                            started.elapsed(),
-                            format!("remote cache: {failure}"),
-                            None,
-                        ));
-                    }
-                }
-                notes.push(format!("remote cache: {failure}; ran locally"));
-            }
-        }
-    }
+/// What a stage's process is handed: its params file, its environment, and
+/// how to run a built-in step.
+struct Prepared {
+    params_json: String,
+    extra_env: BTreeMap<String, String>,
+    step: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
 
+/// Clears the previous outputs (unless persisted), creates their folders,
+/// and writes what the stage reads besides its deps. `Err(message)` when a
+/// built-in step has no runner.
+fn prepare(context: &Context, stage: &Stage, launch: &Launch) -> io::Result<Result<Prepared, String>> {
     let ws = &context.ws;
-    // Before a stage runs, its previous outputs go (unless persisted), and
-    // the folders its outputs live in exist.
     for output in stage.outputs() {
         let path = ws.abs(&output.path);
         if !output.persist {
@@ -577,23 +653,20 @@ async fn process_stage_inner(
         ("GOURD_STAGE".to_string(), stage.name.clone()),
         ("GOURD_PARAMS".to_string(), params_path.display().to_string()),
         ("GOURD_WORKSPACE".to_string(), ws.root.display().to_string()),
+        ("GOURD_EXECUTOR".to_string(), stage.executor.name().to_string()),
     ]);
+    if let Some(token) = &context.run_token {
+        extra_env.insert(crate::orphans::RUN_ENV.to_string(), token.clone());
+    }
     if let Some(visible) = &launch.visible_devices {
         extra_env.insert("CUDA_VISIBLE_DEVICES".to_string(), visible.clone());
     } else if stage.executor == Executor::Cuda {
         extra_env.insert("CUDA_VISIBLE_DEVICES".to_string(), String::new());
     }
-
     let step = match &stage.cmd {
         crate::model::Command::Step { config, .. } => {
-            let Some(runner) = context.step_runner.as_deref() else {
-                return Ok(failed(
-                    stage,
-                    Some(key),
-                    started.elapsed(),
-                    "built-in steps need the gourd binary".into(),
-                    None,
-                ));
+            let Some(runner) = context.step_runner.clone() else {
+                return Ok(Err("built-in steps need the gourd binary".into()));
             };
             let text = serde_json::to_string_pretty(config)?;
             let path = ws.step_config_path(&text);
@@ -604,83 +677,129 @@ async fn process_stage_inner(
         }
         _ => None,
     };
-    extra_env.insert("GOURD_EXECUTOR".to_string(), stage.executor.name().to_string());
+    Ok(Ok(Prepared { params_json, extra_env, step }))
+}
+
+/// How executing on the remote service went.
+enum Remotely {
+    /// It ran there; the outputs are here now. Where it ran.
+    Done(String),
+    /// The stage failed there.
+    Failed(String),
+    /// The service could not run it: the stage goes back to the queue.
+    Unavailable(String),
+}
+
+async fn execute_remotely(
+    context: &Context,
+    stage: &Stage,
+    launch: &Launch,
+    prepared: &Prepared,
+    notes: &mut Vec<String>,
+    cancel: watch::Receiver<bool>,
+) -> Remotely {
+    let Some(executor) = context.live_executor() else {
+        return Remotely::Unavailable("remote execution unavailable".to_string());
+    };
+    let request = RemoteExecution {
+        stage,
+        root: &context.ws.root,
+        params: prepared.params_json.as_bytes(),
+        env: BTreeMap::from([
+            ("GOURD_STAGE".to_string(), stage.name.clone()),
+            ("GOURD_EXECUTOR".to_string(), stage.executor.name().to_string()),
+        ]),
+        log: context.ws.log_path(&stage.name),
+        skip_cache: launch.force || stage.always_run,
+        cancel,
+    };
+    match executor.execute(request).await {
+        Ok(exit) => {
+            let on = exit.worker.map(|w| format!(" on {w}")).unwrap_or_default();
+            if let Some(failure) = exit.failure {
+                return Remotely::Failed(format!("{failure} (remotely{on})"));
+            }
+            if exit.exit_code != 0 {
+                return Remotely::Failed(format!("exited with code {} (remotely{on})", exit.exit_code));
+            }
+            let cached = if exit.cached { ", from its cache" } else { "" };
+            notes.push(format!("executed by {}{on}{cached}", executor.describe()));
+            Remotely::Done(format!("{}{on}", executor.describe()))
+        }
+        Err(failure) => {
+            if let RemoteFailure::Unavailable(_) = failure {
+                context.remote_down.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            Remotely::Unavailable(format!("remote execution: {failure}"))
+        }
+    }
+}
+
+/// Executes the stage (remotely or here), then stores and records its
+/// outputs: only a complete success enters the cache.
+async fn execute_stage(
+    context: &Context,
+    stage: &Stage,
+    launch: &Launch,
+    assessment: Assessment,
+    mut notes: Vec<String>,
+    cancel: watch::Receiver<bool>,
+    started: Instant,
+) -> io::Result<StageReport> {
+    let key = assessment.key;
+    let ws = &context.ws;
     let log = ws.log_path(&stage.name);
-    let started_at = SystemTime::now();
     let fail = |message: String| Ok(failed(stage, Some(key), started.elapsed(), message, Some(log.clone())));
+    let prepared = match prepare(context, stage, launch)? {
+        Ok(prepared) => prepared,
+        Err(message) => return Ok(failed(stage, Some(key), started.elapsed(), message, None)),
+    };
+    let started_at = SystemTime::now();
     let mut remotely = None;
     if launch.remote {
-        let failure = match context.live_executor() {
-            Some(executor) => {
-                let request = RemoteExecution {
-                    stage,
-                    root: &ws.root,
-                    params: params_json.as_bytes(),
-                    env: BTreeMap::from([
-                        ("GOURD_STAGE".to_string(), stage.name.clone()),
-                        ("GOURD_EXECUTOR".to_string(), stage.executor.name().to_string()),
-                    ]),
-                    log: log.clone(),
-                    skip_cache: launch.force || stage.always_run,
-                    cancel: cancel.clone(),
-                };
-                match executor.execute(request).await {
-                    Ok(exit) => {
-                        let on = exit.worker.map(|w| format!(" on {w}")).unwrap_or_default();
-                        if let Some(failure) = exit.failure {
-                            return fail(format!("{failure} (remotely{on})"));
-                        }
-                        if exit.exit_code != 0 {
-                            return fail(format!("exited with code {} (remotely{on})", exit.exit_code));
-                        }
-                        let cached = if exit.cached { ", from its cache" } else { "" };
-                        notes.push(format!("executed by {}{on}{cached}", executor.describe()));
-                        remotely = Some(format!("{}{on}", executor.describe()));
-                        None
-                    }
-                    Err(failure) => {
-                        if let RemoteFailure::Unavailable(_) = failure {
-                            context.remote_down.store(true, std::sync::atomic::Ordering::SeqCst);
-                        }
-                        Some(format!("remote execution: {failure}"))
-                    }
-                }
+        match execute_remotely(context, stage, launch, &prepared, &mut notes, cancel.clone()).await {
+            Remotely::Done(by) => remotely = Some(by),
+            Remotely::Failed(message) => return fail(message),
+            Remotely::Unavailable(failure) if context.remote_required => return fail(failure),
+            Remotely::Unavailable(failure) => {
+                // Back to the queue, to run here with local slots and GPUs.
+                notes.push(format!("{failure}; ran locally"));
+                let mut report = skipped(stage, notes.join("; "));
+                report.requeue = true;
+                return Ok(report);
             }
-            None => Some("remote execution unavailable".to_string()),
-        };
-        if let Some(failure) = failure {
-            if context.remote_required {
-                return fail(failure);
-            }
-            // Back to the queue, to run here with local slots and GPUs.
-            notes.push(format!("{failure}; ran locally"));
-            let mut report = skipped(stage, notes.join("; "));
-            report.requeue = true;
-            return Ok(report);
         }
-    }
-    let outcome = if remotely.is_some() {
-        ExecOutcome::Exited(0)
     } else {
-        let request = ExecRequest { stage, step, root: &ws.root, log: log.clone(), extra_env };
-        execute(request, cancel).await?
-    };
-    let finished_at = SystemTime::now();
-    match outcome {
-        ExecOutcome::Exited(0) => {}
-        ExecOutcome::Exited(code) => return fail(format!("exited with code {code}")),
-        ExecOutcome::Signaled(signal) => return fail(format!("killed by signal {signal}")),
-        ExecOutcome::TimedOut(limit) => {
-            return fail(format!("timed out after {}s", limit.as_secs_f64()));
+        if !ws.abs(&stage.wdir).is_dir() {
+            return fail(format!("its `wdir` `{}` is not a folder in the workspace", stage.wdir));
         }
-        ExecOutcome::Interrupted => return fail("interrupted".to_string()),
+        let step = prepared.step.as_ref().map(|(runner, config)| (runner.as_path(), config.clone()));
+        let request = ExecRequest { stage, step, root: &ws.root, log: log.clone(), extra_env: prepared.extra_env };
+        match execute(request, cancel).await? {
+            ExecOutcome::Exited(0) => {}
+            ExecOutcome::Exited(code) => return fail(format!("exited with code {code}")),
+            ExecOutcome::Signaled(signal) => return fail(format!("killed by signal {signal}")),
+            ExecOutcome::TimedOut(limit) => return fail(format!("timed out after {}s", limit.as_secs_f64())),
+            ExecOutcome::Interrupted => return fail("interrupted".to_string()),
+        }
     }
+    let finished_at = SystemTime::now();
 
-    // Hash and store the outputs, then record the result: only a complete
-    // success enters the cache.
+    // Hash and store the outputs, then record the result. A dep that
+    // changed while the stage ran would file these outputs under the key of
+    // content they were not made from.
     let ws2 = context.ws.clone();
     let owned = stage.clone();
-    let stored = blocking(move || store_outputs(&ws2, &owned)).await?;
+    let manifest_deps = assessment.manifest["deps"].clone();
+    let stored = blocking(move || {
+        if let Some(dep) = changed_dep(&ws2, &owned, &manifest_deps)? {
+            return Ok(Err(format!(
+                "dep `{dep}` changed while the stage ran; its outputs were not cached (run again)"
+            )));
+        }
+        store_outputs(&ws2, &owned)
+    })
+    .await?;
     let (outputs, metrics) = match stored {
         Ok(stored) => stored,
         Err(message) => return fail(message),
@@ -695,12 +814,12 @@ async fn process_stage_inner(
         finished_at: rfc3339(finished_at),
         duration_ms: finished_at.duration_since(started_at).unwrap_or_default().as_millis() as u64,
     };
+    journal(context, stage, key, Outcome::Ran, started_at)?;
     ws.store.put_action(&action)?;
     record_last_run(ws, stage, &action, Outcome::Ran)?;
-    let remote = context.live_remote();
-    if let (Some(remote), true) = (remote, context.remote_writable) {
+    if let (Some(remote), true) = (context.live_remote(), context.remote_writable) {
         if let Err(failure) = remote.publish(&action, &ws.store).await {
-            if let crate::remote::RemoteFailure::Unavailable(_) = failure {
+            if let RemoteFailure::Unavailable(_) = failure {
                 context.remote_down.store(true, std::sync::atomic::Ordering::SeqCst);
             }
             notes.push(format!("not published to {}: {failure}", remote.describe()));
@@ -711,6 +830,19 @@ async fn process_stage_inner(
     report.executed_by = remotely;
     report.message = (!notes.is_empty()).then(|| notes.join("; "));
     Ok(report)
+}
+
+/// The first dep whose content differs from `recorded` (the manifest's
+/// `deps`: path → digest), hashed again now.
+fn changed_dep(ws: &Workspace, stage: &Stage, recorded: &serde_json::Value) -> io::Result<Option<String>> {
+    for dep in &stage.deps {
+        let now = ws.hash(dep)?.map(|tree| tree.digest().to_string());
+        let before = recorded.get(dep.as_str()).and_then(|d| d.as_str());
+        if now.as_deref() != before {
+            return Ok(Some(dep.to_string()));
+        }
+    }
+    Ok(None)
 }
 
 fn success(stage: &Stage, outcome: Outcome, action: ActionResult, started: Instant) -> StageReport {

@@ -22,6 +22,32 @@ pub use cache::imports;
 pub use isolate::{EvalLimits, load};
 pub use raw::validate;
 
+/// The 1-based line of `literal` within stage `stage` of the pipeline file,
+/// for errors found after evaluation.
+pub fn line_of(file: &Path, stage: &str, literal: Option<&str>) -> Option<usize> {
+    let source = std::fs::read_to_string(file).ok()?;
+    locate::line_of(&source, stage, literal)
+}
+
+/// The files the pipeline file reads through `import`, itself included, as
+/// absolute paths (those that exist).
+pub fn sources(file: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = Vec::new();
+    let mut todo = vec![file.to_path_buf()];
+    while let Some(path) = todo.pop() {
+        let Ok(path) = std::fs::canonicalize(&path) else { continue };
+        if found.contains(&path) {
+            continue;
+        }
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+            todo.extend(imports(&text).into_iter().filter(|i| i != STDLIB_NAME).map(|i| dir.join(i)));
+        }
+        found.push(path);
+    }
+    found
+}
+
 /// The standard library, compiled in.
 pub const STDLIB: &str = include_str!("../../../stdlib/gourd-std.ncl");
 /// The name pipeline files import the standard library by.
@@ -36,7 +62,7 @@ pub enum SpecError {
     #[error("evaluating `{}` took longer than {seconds}s", .file.display())]
     TimedOut { file: PathBuf, seconds: u64 },
     #[error("in `{}{}`: {message}", .file.display(), .line.map(|l| format!(":{l}")).unwrap_or_default())]
-    Invalid { file: PathBuf, line: Option<usize>, message: String },
+    Invalid { file: PathBuf, line: Option<usize>, message: String, hint: Option<String> },
     #[error("cannot evaluate `{}`: {source}", .file.display())]
     Io { file: PathBuf, source: std::io::Error },
 }

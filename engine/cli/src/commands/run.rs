@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
+use gourd_core::journal::Journal;
 use gourd_core::lock::WorkspaceLock;
+use gourd_core::orphans::RunMark;
 use gourd_core::plan;
 use gourd_core::run::{self as engine, Event, Outcome, RunOptions, StageReport, Summary};
 use gourd_core::workspace::Workspace;
@@ -63,6 +65,13 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     if args.dry_run {
         return dry_run(&loaded, &ws, args);
     }
+    // Before any output is looked at: stop what a killed run left running,
+    // and record the lineage it did not get to record.
+    let (run_mark, leftovers) = RunMark::begin(&ws.gourd_dir)?;
+    if leftovers > 0 {
+        eprintln!("note: stopped {leftovers} process(es) left running by an earlier `gourd run` that was killed");
+    }
+    crate::lineage::recover(&loaded.root, &ws, &loaded.pipeline)?;
 
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if jobs == 0 {
@@ -100,6 +109,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         placement,
         remote_jobs: args.remote_jobs.unwrap_or(32),
         remote: remote.and_then(|r| r.cache),
+        run_token: Some(run_mark.token().to_string()),
     };
     let mut printer = Printer::new(args.json, &ws);
     let started = Instant::now();
@@ -125,10 +135,17 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         engine::run(ws.clone(), pipeline, &loaded.dag, options, &mut |event| printer.event(event)).await
     })?;
     printer.finish(&summary, started.elapsed());
-    if let Some(lineage) = crate::lineage::open_or_note(&loaded.root)? {
-        if let Err(err) = crate::lineage::record_run(&lineage, &loaded.pipeline, &summary) {
-            eprintln!("warning: the run finished but its lineage was not recorded: {}", err.message);
-        }
+    let stray = run_mark.end();
+    if stray > 0 {
+        eprintln!("note: stopped {stray} process(es) that stages left running");
+    }
+    match crate::lineage::open_or_note(&loaded.root)? {
+        Some(lineage) => match crate::lineage::record_run(&lineage, &loaded.pipeline, &summary) {
+            Ok(_) => Journal::clear(&ws.gourd_dir)?,
+            // The journal keeps it: the next run records it.
+            Err(err) => eprintln!("warning: the run finished but its lineage was not recorded: {}", err.message),
+        },
+        None => Journal::clear(&ws.gourd_dir)?,
     }
     Ok(if summary.interrupted {
         ExitCode::from(130)
@@ -212,9 +229,12 @@ impl Printer {
                 self.running.retain(|s| s != &report.stage);
                 self.update();
                 let (line, log_tail) = self.render(report);
+                // A failure is a diagnostic; every other line (and every
+                // JSON event) is the run's data.
+                let failed = !self.json && report.outcome == Outcome::Failed;
                 match &self.progress {
-                    Some(bar) => bar.suspend(|| emit(&line, log_tail.as_deref())),
-                    None => emit(&line, log_tail.as_deref()),
+                    Some(bar) => bar.suspend(|| emit(&line, log_tail.as_deref(), failed)),
+                    None => emit(&line, log_tail.as_deref(), failed),
                 }
             }
         }
@@ -251,7 +271,7 @@ impl Printer {
             line.push_str(&format!(" ({})", ui::duration(report.duration)));
         }
         if let Some(message) = &report.message {
-            line.push_str(&format!(": {message}"));
+            line.push_str(&format!(": {}", printable(message)));
         }
         let mut tail = None;
         if report.outcome == Outcome::Failed {
@@ -297,15 +317,23 @@ impl Printer {
     }
 }
 
-fn emit(line: &str, log_tail: Option<&str>) {
-    println!("{line}");
+fn emit(line: &str, log_tail: Option<&str>, to_stderr: bool) {
+    if to_stderr {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
+    }
     if let Some(tail) = log_tail {
         eprint!("{tail}");
     }
 }
 
+/// The last `lines` lines of a stage's log, as a terminal can show them
+/// safely: bytes that are not UTF-8 are replaced, and control characters are
+/// escaped so that a stage's output cannot drive the terminal.
 fn log_tail(log: &std::path::Path, lines: usize) -> Option<String> {
-    let text = std::fs::read_to_string(log).ok()?;
+    let bytes = std::fs::read(log).ok()?;
+    let text = String::from_utf8_lossy(&bytes);
     let all: Vec<&str> = text.lines().collect();
     if all.is_empty() {
         return None;
@@ -313,9 +341,31 @@ fn log_tail(log: &std::path::Path, lines: usize) -> Option<String> {
     let start = all.len().saturating_sub(lines);
     let mut out = String::new();
     for line in &all[start..] {
+        // A progress bar redraws its line after each `\r`: show what a
+        // terminal would have been left showing.
+        let shown = line.rsplit('\r').find(|part| !part.is_empty()).unwrap_or_default();
         out.push_str("  | ");
-        out.push_str(line);
+        out.push_str(&printable(shown));
         out.push('\n');
     }
     Some(out)
+}
+
+/// `text` with every control character but the tab written as an escape
+/// (`\x1b`, `\u{9b}`), so that printing it cannot move the cursor, change
+/// colours or retitle the terminal.
+fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() && c != '\t') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\t' => out.push(c),
+            c if c.is_control() && (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if c.is_control() => out.extend(c.escape_unicode()),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }

@@ -1,0 +1,186 @@
+//! Where a stage may write.
+//!
+//! A pipeline is code, and gourd deletes a stage's outputs before running it
+//! and writes over them when restoring. So every output path is checked
+//! against one rule before anything runs, and again right before gourd
+//! deletes or restores it (an earlier stage may have planted a symbolic
+//! link since):
+//!
+//! - it lies inside the workspace, and no symbolic link on its way leads
+//!   out of the workspace;
+//! - it is not, and does not lie in or above, `.git` or `.gourd` (anywhere
+//!   in the tree: a nested repository or workspace is not the stage's);
+//! - it is not, and does not lie above, the pipeline file or a file the
+//!   pipeline imports.
+//!
+//! The output itself may be a symbolic link: gourd removes the link, never
+//! what it points to.
+
+use std::path::{Path, PathBuf};
+
+use crate::path::WsPath;
+
+/// Names no output may have as a component.
+const RESERVED: [&str; 2] = [".git", ".gourd"];
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GuardError {
+    #[error("`{path}` is a `{reserved}` folder, which gourd never writes to")]
+    ReservedFolder { path: String, reserved: String },
+    #[error("`{path}` lies inside `{reserved}`, which gourd never writes to")]
+    Reserved { path: String, reserved: String },
+    #[error("`{path}` is a file the pipeline is read from")]
+    PipelineFile { path: String },
+    #[error("`{path}` would replace `{file}`, which the pipeline is read from")]
+    PipelineSource { path: String, file: String },
+    #[error("`{path}` goes through the symbolic link `{link}`, which leads out of the workspace (to `{target}`)")]
+    LeavesWorkspace { path: String, link: String, target: String },
+    #[error("`{path}` goes through the symbolic link `{link}`, which leads to `{target}`, where gourd never writes")]
+    LinksIntoReserved { path: String, link: String, target: String },
+    #[error("cannot check `{path}`: {message}")]
+    Unreadable { path: String, message: String },
+}
+
+/// The lexical part of the rule: reserved names and the pipeline's own
+/// files (`sources`, workspace-relative). Needs no disk.
+pub fn check_lexical(path: &WsPath, sources: &[WsPath]) -> Result<(), GuardError> {
+    let parts: Vec<&str> = path.as_str().split('/').collect();
+    if let Some(at) = parts.iter().position(|part| RESERVED.contains(part)) {
+        if at + 1 == parts.len() {
+            return Err(GuardError::ReservedFolder { path: path.to_string(), reserved: parts[at].to_string() });
+        }
+        return Err(GuardError::Reserved { path: path.to_string(), reserved: parts[at].to_string() });
+    }
+    if let Some(file) = sources.iter().find(|source| source.is_at_or_under(path)) {
+        if file == path {
+            return Err(GuardError::PipelineFile { path: path.to_string() });
+        }
+        return Err(GuardError::PipelineSource { path: path.to_string(), file: file.to_string() });
+    }
+    Ok(())
+}
+
+/// The on-disk part of the rule: walks the folders on the way to `path`
+/// and refuses a symbolic link among them that leads out of the workspace
+/// or into a reserved folder. `root` must be canonical.
+pub fn check_on_disk(root: &Path, path: &WsPath) -> Result<(), GuardError> {
+    let parts: Vec<&str> = path.as_str().split('/').collect();
+    let mut here = root.to_path_buf();
+    // The output itself (the last part) may be a link: it is removed, not
+    // followed. Every folder above it is followed when writing.
+    for (i, part) in parts.iter().enumerate().take(parts.len().saturating_sub(1)) {
+        here.push(part);
+        let meta = match std::fs::symlink_metadata(&here) {
+            Ok(meta) => meta,
+            // Nothing further exists: gourd creates plain folders from here.
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(err) => {
+                return Err(GuardError::Unreadable { path: path.to_string(), message: err.to_string() });
+            }
+        };
+        if !meta.file_type().is_symlink() {
+            continue;
+        }
+        let link = parts[..=i].join("/");
+        let target = match std::fs::canonicalize(&here) {
+            Ok(target) => target,
+            // A dangling link: writing through it creates its target, wherever that is.
+            Err(_) => resolve_dangling(&here),
+        };
+        let Ok(inside) = target.strip_prefix(root) else {
+            return Err(GuardError::LeavesWorkspace {
+                path: path.to_string(),
+                link,
+                target: target.display().to_string(),
+            });
+        };
+        let inside = inside.to_string_lossy();
+        if inside.split('/').any(|part| RESERVED.contains(&part)) {
+            return Err(GuardError::LinksIntoReserved {
+                path: path.to_string(),
+                link,
+                target: target.display().to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Where a dangling link points, made absolute (not canonical).
+fn resolve_dangling(link: &Path) -> PathBuf {
+    match std::fs::read_link(link) {
+        Ok(target) if target.is_absolute() => target,
+        Ok(target) => {
+            let mut resolved = link.parent().map(Path::to_path_buf).unwrap_or_default();
+            for component in target.components() {
+                match component {
+                    std::path::Component::ParentDir => {
+                        resolved.pop();
+                    }
+                    std::path::Component::Normal(part) => resolved.push(part),
+                    _ => {}
+                }
+            }
+            resolved
+        }
+        Err(_) => link.to_path_buf(),
+    }
+}
+
+/// Both parts of the rule.
+pub fn check(root: &Path, path: &WsPath, sources: &[WsPath]) -> Result<(), GuardError> {
+    check_lexical(path, sources)?;
+    check_on_disk(root, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> WsPath {
+        WsPath::new(s).unwrap()
+    }
+
+    #[test]
+    fn reserved_names_anywhere() {
+        for bad in [".git", ".git/hooks/pre-commit", ".gourd/cache-v1", "sub/.git", "a/.gourd"] {
+            let err = check_lexical(&p(bad), &[]).unwrap_err();
+            assert!(matches!(err, GuardError::Reserved { .. } | GuardError::ReservedFolder { .. }), "{bad}");
+        }
+        for good in ["git", ".github/x", ".gitignore", "gourd", "x.gourd"] {
+            assert_eq!(check_lexical(&p(good), &[]), Ok(()), "{good}");
+        }
+    }
+
+    #[test]
+    fn pipeline_sources_and_their_folders() {
+        let sources = [p("gourd.ncl"), p("conf/params.ncl")];
+        assert!(check_lexical(&p("gourd.ncl"), &sources).is_err());
+        assert!(check_lexical(&p("conf"), &sources).is_err());
+        assert!(check_lexical(&p("conf/params.ncl"), &sources).is_err());
+        assert_eq!(check_lexical(&p("conf/other.json"), &sources), Ok(()));
+        assert_eq!(check_lexical(&p("gourd.ncl.bak"), &sources), Ok(()));
+    }
+
+    #[test]
+    fn links_on_the_way() {
+        let outside = tempfile::tempdir().unwrap();
+        let ws = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(ws.path()).unwrap();
+        std::fs::create_dir_all(root.join(".git/hooks")).unwrap();
+        std::fs::create_dir_all(root.join("data")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.join("away")).unwrap();
+        std::os::unix::fs::symlink(root.join(".git/hooks"), root.join("hooks")).unwrap();
+        std::os::unix::fs::symlink("data", root.join("alias")).unwrap();
+        std::os::unix::fs::symlink("/nonexistent-gourd-target", root.join("dangling")).unwrap();
+
+        assert!(matches!(check_on_disk(&root, &p("away/x")), Err(GuardError::LeavesWorkspace { .. })));
+        assert!(matches!(check_on_disk(&root, &p("hooks/pre-commit")), Err(GuardError::LinksIntoReserved { .. })));
+        assert!(matches!(check_on_disk(&root, &p("dangling/x")), Err(GuardError::LeavesWorkspace { .. })));
+        // A link inside the workspace, to a plain folder, is fine.
+        assert_eq!(check_on_disk(&root, &p("alias/x")), Ok(()));
+        // The output itself may be a link: it is removed, not followed.
+        assert_eq!(check_on_disk(&root, &p("away")), Ok(()));
+        assert_eq!(check_on_disk(&root, &p("not/yet/there")), Ok(()));
+    }
+}

@@ -1,0 +1,336 @@
+//! A pipeline never harms what it does not own: outputs that would replace
+//! the repository, the cache, the pipeline file or anything outside the
+//! workspace are refused before anything runs, and again right before gourd
+//! deletes or restores them. A stage whose deps change under it is not
+//! cached. A run killed with SIGKILL leaves neither running processes, nor
+//! wrong results, nor lost lineage behind.
+
+mod common;
+
+use common::{TestWorkspace, wait_until};
+
+/// `gourd run` is refused as a user error, before anything runs, and so is
+/// `gourd check`; returns the normalised message.
+fn refused(ws: &TestWorkspace) -> String {
+    let run = ws.gourd(&["run"]);
+    assert_eq!(run.code, 1, "stdout: {}\nstderr: {}", run.stdout, run.stderr);
+    assert!(!ws.exists("runs.log"), "a stage executed");
+    let check = ws.gourd(&["check"]);
+    assert_eq!(check.code, 1, "`gourd check` accepts it: {}", check.stdout);
+    run.normalized(ws)
+}
+
+#[test]
+fn an_output_named_git_is_refused_and_the_repository_survives() {
+    let ws = TestWorkspace::new(
+        "{\n  stages = {\n    a = {\n      cmd = \"echo a >> runs.log; mkdir .git\",\n      outs = [\".git\"],\n    },\n  },\n}\n",
+    );
+    ws.git(&["add", "gourd.ncl"]);
+    ws.git(&["commit", "-qm", "pipeline"]);
+    insta::assert_snapshot!(refused(&ws));
+    assert_eq!(ws.git(&["log", "--format=%s"]).trim(), "pipeline");
+}
+
+#[test]
+fn outputs_inside_git_or_the_cache_are_refused() {
+    for out in [".git/hooks/pre-commit", "sub/.git", ".gourd/cache-v1", "./.gourd"] {
+        let ws = TestWorkspace::new(&format!(
+            "{{ stages = {{ a = {{ cmd = \"echo a >> runs.log\", outs = [\"{out}\"] }} }} }}\n"
+        ));
+        let message = refused(&ws);
+        assert!(message.contains("which gourd never writes to"), "{out}: {message}");
+        assert!(message.contains("field `outs`"), "{out}: {message}");
+    }
+}
+
+#[test]
+fn the_pipeline_file_and_its_imports_are_not_outputs() {
+    let ws = TestWorkspace::new(
+        "{\n  stages = {\n    a = {\n      cmd = \"echo a >> runs.log; exit 1\",\n      outs = [\"gourd.ncl\"],\n    },\n  },\n}\n",
+    );
+    let before = ws.read("gourd.ncl");
+    insta::assert_snapshot!(refused(&ws));
+    assert_eq!(ws.read("gourd.ncl"), before);
+
+    let ws = TestWorkspace::new(
+        "let p = import \"conf/params.ncl\" in\n{\n  stages = {\n    a = { cmd = \"echo a >> runs.log\", metrics = [\"conf\"] },\n  },\n}\n",
+    );
+    ws.write("conf/params.ncl", "{ lr = 1 }");
+    let message = refused(&ws);
+    assert!(message.contains("conf/params.ncl"), "{message}");
+    assert!(message.contains("field `metrics`"), "{message}");
+    assert!(message.contains(":4`"), "names the line: {message}");
+    assert_eq!(ws.read("conf/params.ncl"), "{ lr = 1 }");
+}
+
+#[test]
+fn a_symbolic_link_out_of_the_workspace_is_refused() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("victim"), "precious").unwrap();
+    let ws =
+        TestWorkspace::new("{ stages = { a = { cmd = \"echo a >> runs.log; exit 1\", outs = [\"away/victim\"] } } }\n");
+    std::os::unix::fs::symlink(outside.path(), ws.path("away")).unwrap();
+    let message = refused(&ws);
+    assert!(message.contains("symbolic link `away`"), "{message}");
+    assert_eq!(std::fs::read_to_string(outside.path().join("victim")).unwrap(), "precious");
+
+    // A link into `.git` would plant hooks: refused as well.
+    let ws =
+        TestWorkspace::new("{ stages = { a = { cmd = \"echo a >> runs.log\", outs = [\"hooks/pre-commit\"] } } }\n");
+    std::os::unix::fs::symlink(ws.path(".git/hooks"), ws.path("hooks")).unwrap();
+    let message = refused(&ws);
+    assert!(message.contains("where gourd never writes"), "{message}");
+}
+
+#[test]
+fn a_link_planted_by_an_earlier_stage_is_refused_at_run_time() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("victim"), "precious").unwrap();
+    let pipeline = format!(
+        r#"{{
+  stages = {{
+    plant = {{ cmd = "ln -s '{}' sneaky && echo done > marker", outs = ["marker"] }},
+    harm = {{ cmd = "echo harm >> runs.log; echo evil > sneaky/victim", deps = ["marker"], outs = ["sneaky/victim"] }},
+  }},
+}}
+"#,
+        outside.path().display()
+    );
+    let ws = TestWorkspace::new(&pipeline);
+    let run = ws.run_json(&[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.statuses()["harm"], "failed");
+    assert!(run.stdout.contains("refusing to write"), "{}", run.stdout);
+    assert!(!ws.exists("runs.log"), "the stage ran");
+    assert_eq!(std::fs::read_to_string(outside.path().join("victim")).unwrap(), "precious");
+}
+
+#[test]
+fn a_dep_changed_while_its_stage_ran_is_not_cached() {
+    // The stage edits its own input after reading it: the outputs were made
+    // from content that no longer exists.
+    let ws = TestWorkspace::new(
+        r#"{ stages = { a = { cmd = "echo a >> runs.log; cp in.txt out.txt; echo more >> in.txt", deps = ["in.txt"], outs = ["out.txt"] } } }"#,
+    );
+    ws.write("in.txt", "one\n");
+    let run = ws.run_json(&[]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert_eq!(run.statuses()["a"], "failed");
+    assert!(run.stdout.contains("dep `in.txt` changed while the stage ran"), "{}", run.stdout);
+    assert!(walk(&ws.path(".gourd/cache-v1/actions")).is_empty(), "a result was cached");
+    // Nothing was cached, so the next run executes again.
+    ws.clear_executions();
+    ws.write(
+        "gourd.ncl",
+        r#"{ stages = { a = { cmd = "echo a >> runs.log; cp in.txt out.txt", deps = ["in.txt"], outs = ["out.txt"] } } }"#,
+    );
+    ws.gourd(&["run"]).success();
+    assert_eq!(ws.executions(), ["a"]);
+    assert_eq!(ws.read("out.txt"), ws.read("in.txt"));
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_type().unwrap().is_dir() {
+            files.extend(walk(&entry.path()));
+        } else {
+            files.push(entry.path());
+        }
+    }
+    files
+}
+
+#[test]
+fn lineage_of_stages_finished_before_a_sigkill_is_recorded_by_the_next_run() {
+    // `b` kills gourd itself with SIGKILL once `a` has finished.
+    let ws = TestWorkspace::new(
+        r#"{ stages = {
+  a = { cmd = "echo a > a.txt", outs = ["a.txt"] },
+  b = { cmd = "test -e armed && kill -9 $PPID; cp a.txt b.txt", deps = ["a.txt"], outs = ["b.txt"] },
+} }"#,
+    );
+    ws.write("armed", "");
+    let run = ws.gourd(&["run", "-j1"]);
+    assert_eq!(run.code, 137, "gourd was killed: {} {}", run.stdout, run.stderr);
+    assert!(ws.exists("a.txt"));
+    ws.remove("armed");
+    let run = ws.gourd(&["run"]).success();
+    assert!(run.stderr.contains("recorded the lineage of 1 stage(s)"), "{}", run.stderr);
+    let lineage = ws.gourd(&["lineage", "a.txt", "--json"]).success();
+    let record: serde_json::Value = serde_json::from_str(&lineage.stdout).unwrap();
+    assert_eq!(record["record"]["stage"], "a", "{}", lineage.stdout);
+    // Only once: a third run has nothing left to recover.
+    let run = ws.gourd(&["run"]).success();
+    assert!(!run.stderr.contains("recorded the lineage"), "{}", run.stderr);
+}
+
+#[test]
+fn processes_left_by_a_killed_run_are_stopped_before_the_next_one() {
+    // The stage starts a writer in a session of its own (so its process
+    // group is not the stage's), then kills gourd with SIGKILL.
+    let ws = TestWorkspace::new(
+        r#"{ stages = {
+  a = { cmd = "setsid sh -c 'echo $$ > writer.pid; while true; do echo x >> out.txt; sleep 0.05; done' & while ! test -s writer.pid; do sleep 0.01; done; test -e armed && kill -9 $PPID; echo done > out.txt", outs = ["out.txt"] },
+} }"#,
+    );
+    ws.write("armed", "");
+    let run = ws.gourd(&["run"]);
+    assert_eq!(run.code, 137, "gourd was killed: {} {}", run.stdout, run.stderr);
+    let pid: i32 = ws.read("writer.pid").trim().parse().unwrap();
+    assert!(running(pid), "the writer outlived gourd, as it would without the next run's sweep");
+    ws.remove("armed");
+    ws.remove("writer.pid");
+    let run = ws.gourd(&["run"]);
+    assert!(run.stderr.contains("process(es) left running by an earlier `gourd run`"), "{}", run.stderr);
+    wait_until("the writer is gone", || !running(pid));
+    // This run's own writer, in a session of its own, is stopped when the
+    // run ends.
+    let new_pid: i32 = ws.read("writer.pid").trim().parse().unwrap();
+    assert_ne!(new_pid, pid);
+    wait_until("this run's writer is gone", || !running(new_pid));
+}
+
+/// Whether `pid` is a live process (not a zombie).
+fn running(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// About 20 stages: fans of generators whose grandchildren write parts of
+/// folders and large files (one part late, after a pause), merges over
+/// them, and a final report.
+fn kill_test_pipeline() -> String {
+    let mut stages = Vec::new();
+    for i in 0..8 {
+        stages.push(format!(
+            r#"gen{i} = {{ cmd = "mkdir -p gen/{i} && (seq {i} 3 300000 > gen/{i}/big) & (sleep 0.0{i}; seq 1 {i}000 > gen/{i}/small; sleep 0.05; echo late-{i} >> gen/{i}/small) & wait", deps = ["src/seed{i}"], outs = ["gen/{i}"] }}"#
+        ));
+    }
+    for i in 0..8 {
+        let j = (i + 1) % 8;
+        stages.push(format!(
+            r#"mix{i} = {{ cmd = "mkdir -p mix && cat gen/{i}/small gen/{j}/big | sort > mix/{i}.txt", deps = ["gen/{i}", "gen/{j}"], outs = ["mix/{i}.txt"] }}"#
+        ));
+    }
+    for half in 0..2 {
+        let files: Vec<String> = (half * 4..half * 4 + 4).map(|i| format!("mix/{i}.txt")).collect();
+        let deps: Vec<String> = files.iter().map(|f| format!("\"{f}\"")).collect();
+        stages.push(format!(
+            r#"half{half} = {{ cmd = "mkdir -p half && cat {} | wc -l > half/{half}.txt && sleep 0.02", deps = [{}], outs = ["half/{half}.txt"] }}"#,
+            files.join(" "),
+            deps.join(", ")
+        ));
+    }
+    stages.push(
+        r#"report = { cmd = "cat half/0.txt half/1.txt > report.txt", deps = ["half/0.txt", "half/1.txt"], outs = ["report.txt"] }"#
+            .to_string(),
+    );
+    format!("{{ stages = {{\n  {}\n}} }}\n", stages.join(",\n  "))
+}
+
+/// Every output of [`kill_test_pipeline`], with the stage that makes it.
+fn kill_test_outputs() -> Vec<(String, String)> {
+    let mut outputs = Vec::new();
+    for i in 0..8 {
+        outputs.push((format!("gen/{i}"), format!("gen{i}")));
+        outputs.push((format!("mix/{i}.txt"), format!("mix{i}")));
+    }
+    outputs.push(("half/0.txt".into(), "half0".into()));
+    outputs.push(("half/1.txt".into(), "half1".into()));
+    outputs.push(("report.txt".into(), "report".into()));
+    outputs
+}
+
+fn kill_test_workspace() -> TestWorkspace {
+    let ws = TestWorkspace::new(&kill_test_pipeline());
+    for i in 0..8 {
+        ws.write(&format!("src/seed{i}"), &format!("seed {i}\n"));
+    }
+    ws
+}
+
+/// The length and a fingerprint of a file, or of every file under a
+/// folder, by relative path.
+fn snapshot_of(path: &std::path::Path) -> Vec<(String, usize, u64)> {
+    use std::hash::{Hash, Hasher};
+    let summary = |file: &std::path::Path| {
+        let bytes = std::fs::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        bytes.hash(&mut hasher);
+        (bytes.len(), hasher.finish())
+    };
+    let mut files: Vec<(String, usize, u64)> = if path.is_dir() {
+        walk(path)
+            .into_iter()
+            .map(|f| {
+                let (len, hash) = summary(&f);
+                (f.strip_prefix(path).unwrap().display().to_string(), len, hash)
+            })
+            .collect()
+    } else {
+        let (len, hash) = summary(path);
+        vec![(String::new(), len, hash)]
+    };
+    files.sort();
+    files
+}
+
+#[test]
+fn sigkill_at_random_moments_never_leaves_a_wrong_result() {
+    let clean = kill_test_workspace();
+    let started = std::time::Instant::now();
+    clean.gourd(&["run", "-j2"]).success();
+    let clean_run = started.elapsed();
+
+    let ws = kill_test_workspace();
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let window = clean_run.as_millis().max(50) as u64;
+    for round in 0..25 {
+        // Now and then an input changes or outputs go, so that re-runs and
+        // restores are interrupted too, not only first runs.
+        if round % 5 == 4 {
+            let i = next() % 8;
+            ws.write(&format!("src/seed{i}"), &format!("seed {i} round {round}\n"));
+            clean.write(&format!("src/seed{i}"), &format!("seed {i} round {round}\n"));
+        }
+        if round % 7 == 6 {
+            let _ = std::fs::remove_dir_all(ws.path("gen"));
+        }
+        let mut child = ws
+            .command(&["run", "-j2"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(next() % window));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+    clean.gourd(&["run", "-j2"]).success();
+    let run = ws.gourd(&["run", "-j2"]).success();
+    assert!(run.stdout.contains("0 failed"), "{}", run.stdout);
+    // A second run finds everything up to date: nothing was left half-made.
+    let again = ws.run_json(&[]).success();
+    assert!(again.statuses().values().all(|s| s == "up-to-date"), "{:?}", again.statuses());
+
+    for (path, stage) in kill_test_outputs() {
+        assert_eq!(snapshot_of(&ws.path(&path)), snapshot_of(&clean.path(&path)), "`{path}` differs from a clean run");
+        let lineage = ws.gourd(&["lineage", &path, "--json"]).success();
+        let record: serde_json::Value = serde_json::from_str(&lineage.stdout).unwrap();
+        assert_eq!(record["record"]["stage"], stage.as_str(), "lineage of `{path}`: {}", lineage.stdout);
+    }
+    // No temporary file of gourd's is left among the outputs.
+    for file in walk(ws.root()) {
+        let name = file.display().to_string();
+        assert!(!name.contains(".gourd-tmp") || name.contains("/.gourd/"), "left behind: {name}");
+    }
+}
