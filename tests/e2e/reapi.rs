@@ -507,15 +507,15 @@ fn a_result_naming_other_outputs_is_rejected() {
     let run = alice.run_json(&[]).success();
     // Add `gourd.ncl` to the outputs of `report`'s recorded result.
     let action = gourd_remote::stage_key_action(&key(&run, "report").parse().unwrap());
-    let mut record: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(alice.path(&format!(
-            ".gourd/cache-v1/actions/{0}/{1}.json",
-            &key(&run, "report")[..2],
-            &key(&run, "report")[2..]
-        )))
-        .unwrap(),
-    )
+    let stored = std::fs::read_to_string(alice.path(&format!(
+        ".gourd/cache-v1/actions/{0}/{1}.json",
+        &key(&run, "report")[..2],
+        &key(&run, "report")[2..]
+    )))
     .unwrap();
+    // Past the seal (format, length, digest) that starts a stored result.
+    let (_seal, body) = stored.split_once('\n').unwrap();
+    let mut record: serde_json::Value = serde_json::from_str(body).unwrap();
     let report = record["outputs"]["report.txt"].clone();
     record["outputs"]["gourd.ncl"] = report;
     let bytes = serde_json::to_vec(&record).unwrap();

@@ -48,6 +48,15 @@ pub fn write_replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()>
     result
 }
 
+/// Creates `dir` (and its parents) if needed, and makes it accessible to its
+/// owner only: for folders whose files may hold private data (logs, params,
+/// restores in flight) whatever those files' own modes.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| crate::hash::with_path(e, dir))?;
+    fs_err::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
 /// Removes a file or a folder; nothing there is fine.
 pub fn remove_path(path: &Path) -> io::Result<()> {
     match std::fs::symlink_metadata(path) {

@@ -27,8 +27,17 @@ use crate::fsutil::{RootDir, write_replace};
 /// A hashed file or folder, with the whole listing of a folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Tree {
-    File { digest: Digest, executable: bool },
-    Dir { digest: Digest, children: Vec<(String, Tree)> },
+    /// `private`: the file's group or others could not read it (see
+    /// `gourd_digest::is_private_mode`).
+    File {
+        digest: Digest,
+        executable: bool,
+        private: bool,
+    },
+    Dir {
+        digest: Digest,
+        children: Vec<(String, Tree)>,
+    },
 }
 
 impl Tree {
@@ -53,6 +62,7 @@ impl Tree {
                 name: name.clone(),
                 kind: child.kind(),
                 executable: matches!(child, Tree::File { executable: true, .. }),
+                private: matches!(child, Tree::File { private: true, .. }),
                 digest: child.digest(),
             })
             .collect()
@@ -109,6 +119,11 @@ impl Stat {
 
 const RACY_WINDOW_NS: i64 = 2_000_000_000;
 
+/// The stat cache decides which files are read at all, so a damaged or
+/// edited one must not be believed: it is sealed (see `gourd_digest::seal`)
+/// and a file that does not match its seal is an empty cache.
+const STAT_CACHE_FORMAT: &str = "gourd stat-cache v2";
+
 #[derive(Serialize, Deserialize, Default)]
 struct StatCacheFile {
     algorithm: DigestAlgorithm,
@@ -129,7 +144,9 @@ impl Hashing {
     pub fn open(file: PathBuf, algorithm: DigestAlgorithm) -> Hashing {
         let entries = std::fs::read(&file)
             .ok()
-            .and_then(|bytes| serde_json::from_slice::<StatCacheFile>(&bytes).ok())
+            .and_then(|bytes| {
+                serde_json::from_slice::<StatCacheFile>(gourd_digest::unseal(STAT_CACHE_FORMAT, &bytes)?).ok()
+            })
             .filter(|cache| cache.algorithm == algorithm)
             .map(|cache| cache.entries)
             .unwrap_or_default();
@@ -166,8 +183,8 @@ impl Hashing {
         }
         let entries = self.entries.read().unwrap();
         let cache = StatCacheFile { algorithm: self.algorithm, entries: entries.clone() };
-        let bytes = serde_json::to_vec(&cache).map_err(io::Error::other)?;
-        write_replace(&self.file, &bytes, false)
+        let body = serde_json::to_vec(&cache).map_err(io::Error::other)?;
+        write_replace(&self.file, &gourd_digest::seal(STAT_CACHE_FORMAT, &body), false)
     }
 
     /// Hashes `path`; `None` when nothing is there.
@@ -185,7 +202,8 @@ impl Hashing {
             return self.hash_dir(path);
         }
         let executable = meta.mode & 0o111 != 0;
-        Ok(Tree::File { digest: self.hash_file(path, meta)?, executable })
+        let private = gourd_digest::is_private_mode(meta.mode);
+        Ok(Tree::File { digest: self.hash_file(path, meta)?, executable, private })
     }
 
     fn hash_file(&self, path: &Path, meta: &Stat) -> io::Result<Digest> {
@@ -217,11 +235,19 @@ impl Hashing {
         let mut names = Vec::new();
         for entry in std::fs::read_dir(path).map_err(|e| with_path(e, path))? {
             let entry = entry.map_err(|e| with_path(e, path))?;
-            let Ok(name) = entry.file_name().into_string() else {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("`{}` holds a file name that is not UTF-8", path.display()),
-                ));
+            let name = match entry.file_name().into_string() {
+                Ok(name) => name,
+                // Folder listings hold names as UTF-8 text; a lossy
+                // conversion would let two names collide, so refuse.
+                Err(name) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "`{}` has a file name that is not valid UTF-8; gourd cannot hash or cache it (rename it)",
+                            escaped(&path.join(name))
+                        ),
+                    ));
+                }
             };
             names.push(name);
         }
@@ -246,6 +272,20 @@ impl Hashing {
         let digest = tree_digest(self.algorithm, &Tree::entries(&children));
         Ok(Tree::Dir { digest, children })
     }
+}
+
+/// `path` for a message, with every byte that is not UTF-8 written `\xNN`,
+/// so that two different paths never print the same.
+pub fn escaped(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for chunk in path.as_os_str().as_bytes().utf8_chunks() {
+        out.push_str(chunk.valid());
+        for byte in chunk.invalid() {
+            out.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    out
 }
 
 pub(crate) fn with_path(err: io::Error, path: &Path) -> io::Error {
@@ -316,5 +356,70 @@ mod tests {
         std::fs::write(&fresh, "y").unwrap();
         reopened.hash(&fresh).unwrap();
         assert_eq!(reopened.entries.read().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_are_refused_naming_the_path() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("out");
+        std::fs::create_dir_all(&root).unwrap();
+        // Latin-1 "café" and "caf\u{FFFD}" would be one name after a lossy conversion.
+        std::fs::write(root.join(std::ffi::OsStr::from_bytes(b"caf\xe9")), "1").unwrap();
+        std::fs::write(root.join("caf\u{FFFD}"), "2").unwrap();
+        let hashing = Hashing::open(dir.path().join("stat.json"), DigestAlgorithm::Blake3);
+        let err = hashing.hash(&root).unwrap_err().to_string();
+        assert!(err.contains(&format!("`{}/caf\\xe9`", root.display())), "{err}");
+        assert!(err.contains("not valid UTF-8"), "{err}");
+    }
+
+    #[test]
+    fn private_files_are_told_apart_in_folder_digests() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("d");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("f"), "x").unwrap();
+        let hashing = Hashing::open(dir.path().join("stat.json"), DigestAlgorithm::Blake3);
+        let readable = hashing.hash(&root).unwrap().unwrap();
+        std::fs::set_permissions(root.join("f"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        let private = hashing.hash(&root).unwrap().unwrap();
+        assert_ne!(readable.digest(), private.digest());
+        assert!(matches!(hashing.hash(&root.join("f")).unwrap().unwrap(), Tree::File { private: true, .. }));
+    }
+
+    #[test]
+    fn an_edited_stat_cache_is_not_believed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        let cache = dir.path().join("stat.json");
+        let old = SystemTime::now() - std::time::Duration::from_secs(60);
+        std::fs::write(&file, "before").unwrap();
+        std::fs::File::options().write(true).open(&file).unwrap().set_modified(old).unwrap();
+        let hashing = Hashing::open(cache.clone(), DigestAlgorithm::Blake3);
+        let before = hashing.hash(&file).unwrap().unwrap().digest();
+        hashing.save().unwrap();
+
+        // The file changes; the cache is then edited to claim that the
+        // file's new stat data goes with its old digest.
+        std::fs::write(&file, "after!").unwrap();
+        std::fs::File::options().write(true).open(&file).unwrap().set_modified(old).unwrap();
+        let stat = Stat::from_metadata(&std::fs::metadata(&file).unwrap());
+        let bytes = std::fs::read(&cache).unwrap();
+        let body = gourd_digest::unseal(STAT_CACHE_FORMAT, &bytes).unwrap();
+        let mut forged: serde_json::Value = serde_json::from_slice(body).unwrap();
+        let entry = &mut forged["entries"][file.to_str().unwrap()];
+        entry["size"] = stat.size.into();
+        entry["mtime_ns"] = stat.mtime_ns.into();
+        entry["ctime_ns"] = stat.ctime_ns.into();
+        entry["inode"] = stat.inode.into();
+        let forged = serde_json::to_vec(&forged).unwrap();
+        let (header, _) = bytes.split_at(bytes.iter().position(|&b| b == b'\n').unwrap() + 1);
+        std::fs::write(&cache, [header, &forged].concat()).unwrap();
+
+        let reopened = Hashing::open(cache.clone(), DigestAlgorithm::Blake3);
+        let after = reopened.hash(&file).unwrap().unwrap().digest();
+        assert_ne!(after, before, "the forged entry was not used");
+        assert_eq!(after, Hasher::digest_bytes(DigestAlgorithm::Blake3, b"after!"));
     }
 }

@@ -12,7 +12,7 @@ use crate::graph::Dag;
 use crate::key;
 use crate::model::{Pipeline, Stage};
 use crate::path::WsPath;
-use crate::store::ActionResult;
+use crate::store::{ActionResult, StoreError};
 use crate::workspace::Workspace;
 
 #[derive(Debug, Clone)]
@@ -70,7 +70,19 @@ fn check_outputs(ws: &Workspace, action: ActionResult) -> io::Result<StageState>
             None => format!("out `{path}` is missing"),
             Some(_) => format!("out `{path}` was modified"),
         });
-        restorable &= record.cached && ws.store.has(record.kind, &record.digest);
+        // Restorable means the bytes are there and whole, not merely that
+        // files with the right names exist.
+        restorable &= record.cached
+            && match ws.store.verify(record.kind, &record.digest) {
+                Ok(()) => true,
+                Err(StoreError::Missing { .. }) => false,
+                Err(StoreError::Corrupt { .. }) => {
+                    reasons.push(format!("cache object of out `{path}` is corrupt (removed)"));
+                    false
+                }
+                Err(StoreError::Io(err)) => return Err(err),
+                Err(StoreError::Foreign) => false,
+            };
     }
     Ok(if reasons.is_empty() {
         StageState::UpToDate(action)

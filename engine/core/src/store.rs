@@ -2,10 +2,13 @@
 //!
 //! ```text
 //! .gourd/cache-v1/
-//! ├── objects/ab/cdef…       file contents by digest, read-only
+//! ├── objects/ab/cdef…       file contents by digest, read-only (0444, or
+//! │                          0400 when some output with these bytes was private)
 //! ├── trees/ab/cdef….json    folder listings by tree digest
-//! ├── actions/ab/cdef….json  action results by stage key
-//! └── tmp/                   writes in flight; anything here is garbage
+//! ├── actions/ab/cdef….json  action results by stage key (sealed: a header with
+//! │                          format, length and digest, see `gourd_digest::seal`)
+//! └── tmp/                   writes and restores in flight (0700); anything
+//!                            here is garbage, swept when `gourd run` starts
 //! ```
 //!
 //! Every write goes to `tmp/` first and is renamed into place, and an action
@@ -13,14 +16,20 @@
 //! any moment leaves at worst unreferenced objects, never an action that names
 //! something missing or half-written. Nothing is fsynced file by file: a run
 //! ends with one `syncfs` (a group commit), and every read verifies what it
-//! reads (results parse and name their key, objects and listings match their
-//! digest), so whatever a power failure damaged is treated as missing and
-//! the stage runs again (git makes the same trade for loose objects).
+//! reads (results match their seal and name their key, objects and listings
+//! match their digest), so whatever a power failure damaged is treated as
+//! missing and the stage runs again (git makes the same trade for loose
+//! objects).
+//!
+//! Permissions follow the outputs: a file its stage left unreadable to group
+//! and others is stored owner-only and restored owner-only (see
+//! `gourd_digest::is_private_mode`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use gourd_digest::{Digest, DigestAlgorithm, EntryKind, Hasher, TreeEntry};
 use serde::{Deserialize, Serialize};
@@ -40,6 +49,9 @@ pub enum StoreError {
     Foreign,
 }
 
+/// The format tag of stored action results; see `gourd_digest::seal`.
+const ACTION_FORMAT: &str = "gourd action v2";
+
 /// One output of a stage as recorded in an action result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutputRecord {
@@ -49,6 +61,18 @@ pub struct OutputRecord {
     pub executable: bool,
     /// Whether the bytes are in the store (an out with `cache = false` is not).
     pub cached: bool,
+}
+
+impl OutputRecord {
+    /// The record of an output hashed as `tree`.
+    pub fn from_tree(tree: &Tree, cached: bool) -> OutputRecord {
+        OutputRecord {
+            kind: tree.kind(),
+            digest: tree.digest(),
+            executable: matches!(tree, Tree::File { executable: true, .. }),
+            cached,
+        }
+    }
 }
 
 /// What a successful execution of a stage key produced.
@@ -70,6 +94,8 @@ pub struct ActionResult {
 pub struct Store {
     root: PathBuf,
     algorithm: DigestAlgorithm,
+    /// Objects and listings this process hashed and found whole.
+    verified: Mutex<HashSet<Digest>>,
 }
 
 impl Store {
@@ -78,10 +104,11 @@ impl Store {
     /// Opens (creating if needed) the store under `gourd_dir`.
     pub fn open(gourd_dir: &Path, algorithm: DigestAlgorithm) -> io::Result<Store> {
         let root = gourd_dir.join(Self::DIR);
-        for sub in ["objects", "trees", "actions", "tmp"] {
+        for sub in ["objects", "trees", "actions"] {
             fs_err::create_dir_all(root.join(sub))?;
         }
-        Ok(Store { root, algorithm })
+        crate::fsutil::create_private_dir(&root.join("tmp"))?;
+        Ok(Store { root, algorithm, verified: Mutex::default() })
     }
 
     pub fn algorithm(&self) -> DigestAlgorithm {
@@ -110,7 +137,7 @@ impl Store {
     pub fn clean_tmp(&self) -> io::Result<()> {
         let tmp = self.root.join("tmp");
         remove_path(&tmp)?;
-        fs_err::create_dir_all(tmp)
+        crate::fsutil::create_private_dir(&tmp)
     }
 
     fn tmp_path(&self) -> PathBuf {
@@ -120,7 +147,7 @@ impl Store {
     /// Stores the file or folder at `path`, already hashed as `tree`.
     pub fn put(&self, path: &Path, tree: &Tree) -> io::Result<()> {
         match tree {
-            Tree::File { digest, .. } => self.put_file(path, digest),
+            Tree::File { digest, private, .. } => self.put_file(path, digest, *private),
             Tree::Dir { digest, children } => {
                 for (name, child) in children {
                     self.put(&path.join(name), child)?;
@@ -142,18 +169,61 @@ impl Store {
         fs_err::rename(&tmp, target)
     }
 
-    fn put_file(&self, path: &Path, digest: &Digest) -> io::Result<()> {
+    fn put_file(&self, path: &Path, digest: &Digest, private: bool) -> io::Result<()> {
         let target = self.object_path(digest);
-        if target.exists() {
+        let mode = if private { 0o400 } else { 0o444 };
+        if let Ok(meta) = std::fs::metadata(&target) {
+            // The same bytes were stored for a readable output: they are
+            // private now (a private output's bytes never become readable).
+            if private && !gourd_digest::is_private_mode(meta.permissions().mode()) {
+                fs_err::set_permissions(&target, std::fs::Permissions::from_mode(mode))?;
+            }
             return Ok(());
         }
         let tmp = self.tmp_path();
         reflink_copy::reflink_or_copy(path, &tmp).map_err(|e| with_path(e, path))?;
         // Read-only, so that a restored hard link or a stray write cannot
         // change what the digest promises.
-        fs_err::set_permissions(&tmp, std::fs::Permissions::from_mode(0o444))?;
+        fs_err::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
         fs_err::create_dir_all(target.parent().expect("sharded path"))?;
         fs_err::rename(&tmp, &target)
+    }
+
+    /// Whether the object holding a file output's bytes is private: such an
+    /// output is restored readable by its owner only.
+    fn object_is_private(&self, digest: &Digest) -> bool {
+        std::fs::metadata(self.object_path(digest))
+            .map(|meta| gourd_digest::is_private_mode(meta.permissions().mode()))
+            .unwrap_or(false)
+    }
+
+    /// Checks that everything under an output is in the store and matches
+    /// its digest (hashing each object once per process). A corrupt object
+    /// or listing is removed and reported as [`StoreError::Corrupt`].
+    pub fn verify(&self, kind: EntryKind, digest: &Digest) -> Result<(), StoreError> {
+        if self.verified.lock().unwrap().contains(digest) {
+            return Ok(());
+        }
+        match kind {
+            EntryKind::File => {
+                let object = self.object_path(digest);
+                match Hasher::digest_file(self.algorithm, &object) {
+                    Ok(found) if found == *digest => {}
+                    Ok(_) => return Err(self.corrupt(&object, digest)),
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                        return Err(StoreError::Missing { digest: *digest });
+                    }
+                    Err(err) => return Err(with_path(err, &object).into()),
+                }
+            }
+            EntryKind::Dir => {
+                for entry in self.read_tree(digest)? {
+                    self.verify(entry.kind, &entry.digest)?;
+                }
+            }
+        }
+        self.verified.lock().unwrap().insert(*digest);
+        Ok(())
     }
 
     /// Whether every object under an output is present (not verified).
@@ -176,40 +246,77 @@ impl Store {
             }
             Err(err) => return Err(with_path(err, &path).into()),
         };
-        let entries: Vec<TreeEntry> = match serde_json::from_slice(&bytes) {
-            Ok(entries) => entries,
-            Err(_) => return Err(self.corrupt(&path, digest)),
-        };
-        if gourd_digest::tree_digest(self.algorithm, &entries) != *digest {
-            return Err(self.corrupt(&path, digest));
+        match self.parse_tree(digest, &bytes) {
+            Some(entries) => Ok(entries),
+            None => Err(self.corrupt(&path, digest)),
         }
-        Ok(entries)
+    }
+
+    /// A listing, if `bytes` hold one whose names are file names and whose
+    /// digest is `digest`.
+    fn parse_tree(&self, digest: &Digest, bytes: &[u8]) -> Option<Vec<TreeEntry>> {
+        let entries: Vec<TreeEntry> = serde_json::from_slice(bytes).ok()?;
+        gourd_digest::check_listing(&entries).ok()?;
+        (gourd_digest::tree_digest(self.algorithm, &entries) == *digest).then_some(entries)
     }
 
     fn corrupt(&self, path: &Path, digest: &Digest) -> StoreError {
         let _ = std::fs::remove_file(path);
+        self.verified.lock().unwrap().remove(digest);
         StoreError::Corrupt { digest: *digest }
     }
 
     /// Restores an output to `dest`, replacing whatever is there. The content
-    /// is built beside `dest` and renamed into place, and every file is
-    /// verified against its digest on the way.
+    /// is built in the store's `tmp/` (never inside the output's folder,
+    /// where a restore killed half-way would leave a stray file for the
+    /// next stage to see) and renamed into place, and every file is verified
+    /// against its digest on the way. Only when `dest` is on another file
+    /// system than the store is it built beside `dest` instead.
     pub fn restore(&self, record: &OutputRecord, dest: &Path) -> Result<(), StoreError> {
         if let Some(parent) = dest.parent() {
             fs_err::create_dir_all(parent)?;
         }
-        let tmp = crate::fsutil::temp_beside(dest);
-        let result = self.restore_into(record.kind, &record.digest, record.executable, &tmp);
-        if let Err(err) = result {
-            let _ = remove_path(&tmp);
-            return Err(err);
-        }
+        let private = record.kind == EntryKind::File && self.object_is_private(&record.digest);
+        let staged = self.tmp_path();
+        self.stage(record, private, &staged)?;
         remove_path(dest)?;
-        fs_err::rename(&tmp, dest)?;
-        Ok(())
+        match std::fs::rename(&staged, dest) {
+            Ok(()) => Ok(()),
+            Err(err) if err.raw_os_error() == Some(libc::EXDEV) => {
+                let _ = remove_path(&staged);
+                let beside = crate::fsutil::temp_beside(dest);
+                self.stage(record, private, &beside)?;
+                let renamed = fs_err::rename(&beside, dest);
+                if renamed.is_err() {
+                    let _ = remove_path(&beside);
+                }
+                Ok(renamed?)
+            }
+            Err(err) => {
+                let _ = remove_path(&staged);
+                Err(with_path(err, dest).into())
+            }
+        }
     }
 
-    fn restore_into(&self, kind: EntryKind, digest: &Digest, executable: bool, dest: &Path) -> Result<(), StoreError> {
+    /// Builds the output `record` describes at `at`; on failure, leaves
+    /// nothing there.
+    fn stage(&self, record: &OutputRecord, private: bool, at: &Path) -> Result<(), StoreError> {
+        let result = self.restore_into(record.kind, &record.digest, record.executable, private, at);
+        if result.is_err() {
+            let _ = remove_path(at);
+        }
+        result
+    }
+
+    fn restore_into(
+        &self,
+        kind: EntryKind,
+        digest: &Digest,
+        executable: bool,
+        private: bool,
+        dest: &Path,
+    ) -> Result<(), StoreError> {
         match kind {
             EntryKind::File => {
                 let object = self.object_path(digest);
@@ -224,7 +331,12 @@ impl Store {
                     let _ = std::fs::remove_file(dest);
                     return Err(self.corrupt(&object, digest));
                 }
-                let mode = if executable { 0o755 } else { 0o644 };
+                let mode = match (executable, private) {
+                    (true, false) => 0o755,
+                    (false, false) => 0o644,
+                    (true, true) => 0o700,
+                    (false, true) => 0o600,
+                };
                 fs_err::set_permissions(dest, std::fs::Permissions::from_mode(mode))?;
                 Ok(())
             }
@@ -232,7 +344,8 @@ impl Store {
                 let entries = self.read_tree(digest)?;
                 fs_err::create_dir(dest)?;
                 for entry in entries {
-                    self.restore_into(entry.kind, &entry.digest, entry.executable, &dest.join(&entry.name))?;
+                    let path = dest.join(&entry.name);
+                    self.restore_into(entry.kind, &entry.digest, entry.executable, entry.private, &path)?;
                 }
                 Ok(())
             }
@@ -254,6 +367,8 @@ impl Store {
         if !target.exists() {
             let tmp = self.tmp_path();
             fs_err::write(&tmp, bytes)?;
+            // Received from elsewhere, which keeps no permissions: stored
+            // readable (an object already here keeps its own mode).
             fs_err::set_permissions(&tmp, std::fs::Permissions::from_mode(0o444))?;
             fs_err::create_dir_all(target.parent().expect("sharded path"))?;
             fs_err::rename(&tmp, &target)?;
@@ -284,11 +399,7 @@ impl Store {
 
     /// Adds a folder listing received from elsewhere, after checking it.
     pub fn put_tree_bytes(&self, digest: &Digest, bytes: &[u8]) -> Result<Vec<TreeEntry>, StoreError> {
-        let entries: Vec<TreeEntry> =
-            serde_json::from_slice(bytes).map_err(|_| StoreError::Corrupt { digest: *digest })?;
-        if gourd_digest::tree_digest(self.algorithm, &entries) != *digest {
-            return Err(StoreError::Corrupt { digest: *digest });
-        }
+        let entries = self.parse_tree(digest, bytes).ok_or(StoreError::Corrupt { digest: *digest })?;
         let target = self.tree_path(digest);
         if !target.exists() {
             self.install(bytes, &target)?;
@@ -316,11 +427,13 @@ impl Store {
         Some(current)
     }
 
-    /// The recorded result for `key`, if any. A result that cannot be read
-    /// is treated as absent.
+    /// The recorded result for `key`, if any. A result that cannot be read,
+    /// does not match its seal (truncated, damaged, edited, from another
+    /// version) or names another key is treated as absent.
     pub fn action(&self, key: &Digest) -> Option<ActionResult> {
         let bytes = std::fs::read(self.action_path(key)).ok()?;
-        serde_json::from_slice::<ActionResult>(&bytes).ok().filter(|a| a.key == *key)
+        let body = gourd_digest::unseal(ACTION_FORMAT, &bytes)?;
+        serde_json::from_slice::<ActionResult>(body).ok().filter(|a| a.key == *key)
     }
 
     /// Records `result`. Call only after every object it names is stored.
@@ -328,7 +441,8 @@ impl Store {
     /// once (a group commit), and a result a power failure damaged fails
     /// to parse or to verify, and is treated as absent.
     pub fn put_action(&self, result: &ActionResult) -> io::Result<()> {
-        let bytes = serde_json::to_vec_pretty(result).map_err(io::Error::other)?;
+        let body = serde_json::to_vec_pretty(result).map_err(io::Error::other)?;
+        let bytes = gourd_digest::seal(ACTION_FORMAT, &body);
         crate::fsutil::write_replace(&self.action_path(&result.key), &bytes, false)
     }
 
@@ -534,5 +648,198 @@ mod tests {
         assert!(matches!(store.restore(&record, &file), Err(StoreError::Corrupt { .. })));
         assert!(!file.exists(), "nothing half-restored is left behind");
         assert!(!object.exists());
+    }
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn private_outputs_are_stored_and_restored_owner_only() {
+        let (dir, store, hashing) = setup();
+        let out = dir.path().join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        for (name, mode) in [("secret", 0o600), ("tool", 0o700), ("shared", 0o644)] {
+            std::fs::write(out.join(name), name).unwrap();
+            std::fs::set_permissions(out.join(name), std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let key = dir.path().join("key.pem");
+        std::fs::write(&key, "private key").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+        let tree = hashing.hash(&out).unwrap().unwrap();
+        let file = hashing.hash(&key).unwrap().unwrap();
+        store.put(&out, &tree).unwrap();
+        store.put(&key, &file).unwrap();
+        let digest_of = |content: &[u8]| Hasher::digest_bytes(DigestAlgorithm::Blake3, content);
+        assert_eq!(mode(&store.object_path(&digest_of(b"secret"))), 0o400);
+        assert_eq!(mode(&store.object_path(&digest_of(b"tool"))), 0o400);
+        assert_eq!(mode(&store.object_path(&digest_of(b"shared"))), 0o444);
+        assert_eq!(mode(&store.object_path(&digest_of(b"private key"))), 0o400);
+
+        std::fs::remove_dir_all(&out).unwrap();
+        std::fs::remove_file(&key).unwrap();
+        store.restore(&OutputRecord::from_tree(&tree, true), &out).unwrap();
+        store.restore(&OutputRecord::from_tree(&file, true), &key).unwrap();
+        assert_eq!(mode(&out.join("secret")), 0o600);
+        assert_eq!(mode(&out.join("tool")), 0o700);
+        assert_eq!(mode(&out.join("shared")), 0o644);
+        assert_eq!(mode(&key), 0o600);
+        assert_eq!(hashing.hash(&out).unwrap().unwrap(), tree);
+    }
+
+    #[test]
+    fn private_bytes_stay_private_when_also_stored_readable() {
+        let (dir, store, hashing) = setup();
+        let public = dir.path().join("public");
+        let private = dir.path().join("private");
+        for (path, mode) in [(&public, 0o644), (&private, 0o600)] {
+            std::fs::write(path, "same").unwrap();
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let tree = hashing.hash(&public).unwrap().unwrap();
+        store.put(&public, &tree).unwrap();
+        store.put(&private, &hashing.hash(&private).unwrap().unwrap()).unwrap();
+        assert_eq!(mode(&store.object_path(&tree.digest())), 0o400);
+    }
+
+    #[test]
+    fn names_with_newlines_round_trip() {
+        let (dir, store, hashing) = setup();
+        let out = dir.path().join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join("a\nf - x b"), "1").unwrap();
+        std::fs::write(out.join("a"), "2").unwrap();
+        let tree = hashing.hash(&out).unwrap().unwrap();
+        store.put(&out, &tree).unwrap();
+        std::fs::remove_dir_all(&out).unwrap();
+        store.restore(&OutputRecord::from_tree(&tree, true), &out).unwrap();
+        assert_eq!(std::fs::read_to_string(out.join("a\nf - x b")).unwrap(), "1");
+        assert_eq!(hashing.hash(&out).unwrap().unwrap(), tree);
+    }
+
+    #[test]
+    fn listings_naming_paths_outside_their_folder_are_refused() {
+        let (_dir, store, _hashing) = setup();
+        for name in ["../escape", "/etc/passwd", "a/b", ".."] {
+            let entries = vec![TreeEntry {
+                name: name.to_string(),
+                kind: EntryKind::File,
+                executable: false,
+                private: false,
+                digest: Hasher::digest_bytes(DigestAlgorithm::Blake3, b"x"),
+            }];
+            let digest = gourd_digest::tree_digest(DigestAlgorithm::Blake3, &entries);
+            let bytes = serde_json::to_vec(&entries).unwrap();
+            assert!(matches!(store.put_tree_bytes(&digest, &bytes), Err(StoreError::Corrupt { .. })), "{name}");
+        }
+    }
+
+    /// Watches `dir` for files created or moved into it (inotify).
+    struct Watch(std::os::fd::OwnedFd);
+
+    impl Watch {
+        fn new(dir: &Path) -> Watch {
+            use std::os::fd::FromRawFd;
+            use std::os::unix::ffi::OsStrExt;
+            // SAFETY: plain syscalls on a fresh fd and a NUL-terminated path.
+            unsafe {
+                let fd = libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC);
+                assert!(fd >= 0);
+                let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+                assert!(libc::inotify_add_watch(fd, path.as_ptr(), libc::IN_CREATE | libc::IN_MOVED_TO) >= 0);
+                Watch(std::os::fd::OwnedFd::from_raw_fd(fd))
+            }
+        }
+
+        /// The names created or moved in since the watch began.
+        fn names(&self) -> Vec<String> {
+            use std::os::fd::AsRawFd;
+            let mut buf = vec![0u8; 64 * 1024];
+            // SAFETY: reading into a buffer of the given length.
+            let n = unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            let mut names = Vec::new();
+            let mut at = 0;
+            while n > 0 && at < n as usize {
+                // SAFETY: the kernel wrote whole events; the header may be unaligned in buf.
+                let event: libc::inotify_event = unsafe { std::ptr::read_unaligned(buf[at..].as_ptr().cast()) };
+                let start = at + std::mem::size_of::<libc::inotify_event>();
+                let name = &buf[start..start + event.len as usize];
+                let name = name.split(|&b| b == 0).next().unwrap_or_default();
+                names.push(String::from_utf8_lossy(name).into_owned());
+                at = start + event.len as usize;
+            }
+            names
+        }
+    }
+
+    #[test]
+    fn restores_build_nothing_inside_the_outputs_folder() {
+        let (dir, store, hashing) = setup();
+        let parent = dir.path().join("data");
+        let out = parent.join("out");
+        std::fs::create_dir_all(out.join("nested")).unwrap();
+        std::fs::write(out.join("nested/x"), "x").unwrap();
+        std::fs::write(parent.join("model.bin"), "weights").unwrap();
+        let folder = hashing.hash(&out).unwrap().unwrap();
+        let file = hashing.hash(&parent.join("model.bin")).unwrap().unwrap();
+        store.put(&out, &folder).unwrap();
+        store.put(&parent.join("model.bin"), &file).unwrap();
+        std::fs::remove_dir_all(&out).unwrap();
+        std::fs::remove_file(parent.join("model.bin")).unwrap();
+
+        let watch = Watch::new(&parent);
+        store.restore(&OutputRecord::from_tree(&folder, true), &out).unwrap();
+        store.restore(&OutputRecord::from_tree(&file, true), &parent.join("model.bin")).unwrap();
+        // Only the outputs themselves ever appear in their folder, each
+        // by one rename: no half-built copy a killed restore could leave.
+        assert_eq!(watch.names(), vec!["out", "model.bin"]);
+        assert_eq!(std::fs::read_to_string(out.join("nested/x")).unwrap(), "x");
+        assert!(std::fs::read_dir(store.root.join("tmp")).unwrap().next().is_none(), "tmp/ is left empty");
+    }
+
+    #[test]
+    fn verify_hashes_objects_and_removes_corrupt_ones() {
+        let (dir, store, hashing) = setup();
+        let out = dir.path().join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join("f"), "good").unwrap();
+        let tree = hashing.hash(&out).unwrap().unwrap();
+        store.put(&out, &tree).unwrap();
+        let object = store.object_path(&Hasher::digest_bytes(DigestAlgorithm::Blake3, b"good"));
+        std::fs::set_permissions(&object, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::write(&object, "evil").unwrap();
+        assert!(store.has(EntryKind::Dir, &tree.digest()), "every object exists");
+
+        let fresh = Store::open(&dir.path().join(".gourd"), DigestAlgorithm::Blake3).unwrap();
+        assert!(matches!(fresh.verify(EntryKind::Dir, &tree.digest()), Err(StoreError::Corrupt { .. })));
+        assert!(!object.exists(), "the corrupt object was removed");
+        assert!(matches!(fresh.verify(EntryKind::Dir, &tree.digest()), Err(StoreError::Missing { .. })));
+    }
+
+    #[test]
+    fn action_results_that_do_not_match_their_seal_are_absent() {
+        let (dir, store, _hashing) = setup();
+        let key = Hasher::digest_bytes(DigestAlgorithm::Blake3, b"key");
+        let result = ActionResult {
+            key,
+            manifest: serde_json::json!({"cmd": "true"}),
+            outputs: BTreeMap::new(),
+            metrics: BTreeMap::new(),
+            exit_code: 0,
+            started_at: String::new(),
+            finished_at: String::new(),
+            duration_ms: 0,
+        };
+        store.put_action(&result).unwrap();
+        assert!(store.action(&key).is_some());
+        let path = store.action_path(&key);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace(r#""true""#, r#""rm -rf ~""#)).unwrap();
+        assert!(store.action(&key).is_none(), "an edited result");
+        let (_header, body) = text.split_once('\n').unwrap();
+        std::fs::write(&path, body).unwrap();
+        assert!(store.action(&key).is_none(), "a result without its seal");
+        drop(dir);
     }
 }

@@ -13,7 +13,10 @@
 //! └── logs/NAME.log            the last run's stdout and stderr
 //! ```
 //!
-//! Everything under `.gourd/` can be deleted; that only costs re-runs.
+//! `logs/`, `params/`, `steps/`, `state-v1/` and the store's `tmp/` are
+//! accessible to their owner only (0700): what they hold may come from a
+//! stage's private data. Everything under `.gourd/` can be deleted; that
+//! only costs re-runs.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -57,10 +60,15 @@ impl Workspace {
         let gourd_dir = root.join(".gourd");
         let algorithm = DigestAlgorithm::Blake3;
         let store = Store::open(&gourd_dir, algorithm)?;
+        // Logs, params and state may hold what a stage keeps private; only
+        // the owner may look inside.
+        for private in ["logs", "params", "steps", "state-v1"] {
+            crate::fsutil::create_private_dir(&gourd_dir.join(private))?;
+        }
         let hashing = Hashing::open(gourd_dir.join("state-v1/stat-cache.json"), algorithm).with_root(&root);
         let stages = std::fs::read(gourd_dir.join(LAST_RUNS))
             .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .and_then(|bytes| serde_json::from_slice(gourd_digest::unseal(LAST_RUNS_FORMAT, &bytes)?).ok())
             .unwrap_or_default();
         let last_runs = Mutex::new(LastRuns { stages, dirty: false });
         Ok(Workspace { root, gourd_dir, store, hashing, last_runs })
@@ -128,8 +136,8 @@ impl Workspace {
         {
             let mut runs = self.last_runs.lock().unwrap();
             if runs.dirty {
-                let bytes = serde_json::to_vec(&runs.stages).map_err(io::Error::other)?;
-                write_replace(&self.gourd_dir.join(LAST_RUNS), &bytes, false)?;
+                let body = serde_json::to_vec(&runs.stages).map_err(io::Error::other)?;
+                write_replace(&self.gourd_dir.join(LAST_RUNS), &gourd_digest::seal(LAST_RUNS_FORMAT, &body), false)?;
                 runs.dirty = false;
             }
         }
@@ -138,3 +146,5 @@ impl Workspace {
 }
 
 const LAST_RUNS: &str = "state-v1/last-runs.json";
+/// Sealed (see `gourd_digest::seal`): a damaged or edited file is ignored.
+const LAST_RUNS_FORMAT: &str = "gourd last-runs v2";

@@ -7,55 +7,20 @@
 
 mod canonical;
 mod digest;
+mod seal;
+mod tree;
 
 pub use canonical::canonical_json;
 pub use digest::{Digest, DigestAlgorithm, DigestParseError, Hasher};
+pub use seal::{seal, unseal};
+pub use tree::{EntryKind, ListingError, TREE_DOMAIN, TreeEntry, check_listing, is_private_mode, tree_digest};
 
 /// Domain tag of stage keys. Bump the version when the manifest changes shape.
 pub const STAGE_KEY_DOMAIN: &str = "gourd stage-key v1";
-/// Domain tag of directory (tree) digests.
-pub const TREE_DOMAIN: &str = "gourd tree v1";
-
 /// The key of a stage: the digest of its canonical manifest.
 pub fn stage_key(algorithm: DigestAlgorithm, manifest: &serde_json::Value) -> Digest {
     let mut hasher = Hasher::new_domain(algorithm, STAGE_KEY_DOMAIN);
     hasher.update(canonical_json(manifest).as_bytes());
-    hasher.finalize()
-}
-
-/// One entry of a directory listing, as it enters the directory's digest.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct TreeEntry {
-    pub name: String,
-    pub kind: EntryKind,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub executable: bool,
-    pub digest: Digest,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EntryKind {
-    File,
-    Dir,
-}
-
-/// The digest of a directory: a Merkle node over its entries sorted by name.
-///
-/// Each entry is encoded as one line `KIND MODE DIGEST NAME\n` (`f`/`d`,
-/// `x`/`-`), so the encoding is printable and independent of any in-memory
-/// layout. Names never contain `\n` or `/` on the file systems gourd reads.
-pub fn tree_digest(algorithm: DigestAlgorithm, entries: &[TreeEntry]) -> Digest {
-    debug_assert!(entries.windows(2).all(|w| w[0].name < w[1].name));
-    let mut hasher = Hasher::new_domain(algorithm, TREE_DOMAIN);
-    for entry in entries {
-        let kind = match entry.kind {
-            EntryKind::File => 'f',
-            EntryKind::Dir => 'd',
-        };
-        let mode = if entry.executable { 'x' } else { '-' };
-        hasher.update(format!("{kind} {mode} {} {}\n", entry.digest, entry.name).as_bytes());
-    }
     hasher.finalize()
 }
 
@@ -78,28 +43,6 @@ mod tests {
         assert_eq!(
             stage_key(DigestAlgorithm::Blake3, &manifest).to_string(),
             "327fc4b6a6038ac56bf880e8e70d0d61275b464a2385f076167f0db13c546520"
-        );
-    }
-
-    #[test]
-    fn golden_tree_digest() {
-        let entries = vec![
-            TreeEntry {
-                name: "a.txt".into(),
-                kind: EntryKind::File,
-                executable: false,
-                digest: Hasher::digest_bytes(DigestAlgorithm::Blake3, b"a"),
-            },
-            TreeEntry {
-                name: "bin".into(),
-                kind: EntryKind::Dir,
-                executable: false,
-                digest: tree_digest(DigestAlgorithm::Blake3, &[]),
-            },
-        ];
-        assert_eq!(
-            tree_digest(DigestAlgorithm::Blake3, &entries).to_string(),
-            "654e5e93ba9d7590ffa981006777b38bf0f51842696917fb327b1e8721f85885"
         );
     }
 

@@ -337,16 +337,25 @@ fn build_store_tree(
                 digest
             }
         };
+        // A private file travels with its mode (see `store_tree_to_directory`).
+        let mode = file.node_properties.as_ref().and_then(|p| p.unix_mode.as_ref()).map(|m| m.value);
         entries.push(TreeEntry {
             name: file.name.clone(),
             kind: EntryKind::File,
             executable: file.is_executable,
+            private: mode.is_some_and(gourd_digest::is_private_mode),
             digest,
         });
     }
     for node in &directory.directories {
         let digest = build_store_tree(index.child(node, depth + 1)?, index, blobs, received, store, depth + 1)?;
-        entries.push(TreeEntry { name: node.name.clone(), kind: EntryKind::Dir, executable: false, digest });
+        entries.push(TreeEntry {
+            name: node.name.clone(),
+            kind: EntryKind::Dir,
+            executable: false,
+            private: false,
+            digest,
+        });
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
     let digest = gourd_digest::tree_digest(store.algorithm(), &entries);
@@ -373,11 +382,19 @@ fn store_tree_to_directory(
                 let object = store.object_path(&entry.digest);
                 let file_digest = function.digest_file(&object).map_err(|e| local(e.to_string()))?;
                 blobs.file(file_digest.clone(), object);
+                // Whether a file is private is part of its folder's digest,
+                // so it must survive the trip: as a mode, only when private.
+                let node_properties = entry.private.then(|| re::NodeProperties {
+                    unix_mode: Some(bazel_remote_apis::google::protobuf::UInt32Value {
+                        value: if entry.executable { 0o700 } else { 0o600 },
+                    }),
+                    ..Default::default()
+                });
                 directory.files.push(re::FileNode {
                     name: entry.name,
                     digest: Some(file_digest),
                     is_executable: entry.executable,
-                    node_properties: None,
+                    node_properties,
                 });
             }
             EntryKind::Dir => {

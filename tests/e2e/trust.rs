@@ -1,0 +1,153 @@
+//! End-to-end tests of what gourd trusts: nothing it reads back from
+//! `.gourd/` (cache objects, action results, state files, evaluated
+//! pipelines) is used unchecked, digests tell every file name apart, and
+//! private outputs stay private in the cache and when restored.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{TestWorkspace, expect};
+
+/// Every file under `dir`, recursively.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn status_does_not_call_a_corrupt_cache_object_restorable() {
+    let ws = TestWorkspace::new(
+        r#"{ stages = { s = { cmd = "echo s >> runs.log && echo precious > out.txt", outs = ["out.txt"] } } }"#,
+    );
+    ws.gourd(&["run"]).success();
+    let objects = walk(&ws.path(".gourd/cache-v1/objects"));
+    assert_eq!(objects.len(), 1);
+    std::fs::set_permissions(&objects[0], std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&objects[0], "rotten!\n").unwrap(); // same size
+    ws.remove("out.txt");
+
+    let status = ws.gourd(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let stage = &status["stages"][0];
+    assert_eq!(stage["state"], "stale", "{status}");
+    assert_eq!(stage["restorable"], false, "{status}");
+    let reasons = stage["reasons"].to_string();
+    assert!(reasons.contains("cache object of out `out.txt` is corrupt"), "{reasons}");
+    assert!(!objects[0].exists(), "the corrupt object was removed");
+
+    assert_eq!(ws.run_json(&[]).success().statuses()["s"], "ran");
+    assert_eq!(ws.read("out.txt"), "precious\n");
+}
+
+#[test]
+fn an_edited_stat_cache_is_not_believed() {
+    let ws = TestWorkspace::new(
+        r#"{ stages = { s = { cmd = "echo s >> runs.log && cp in.txt out.txt", deps = ["in.txt"], outs = ["out.txt"] } } }"#,
+    );
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    let set_old_mtime =
+        || std::fs::File::options().write(true).open(ws.path("in.txt")).unwrap().set_modified(old).unwrap();
+    ws.write("in.txt", "before\n");
+    set_old_mtime();
+    ws.gourd(&["run"]).success();
+
+    // Same size, same mtime; then the stat cache is edited to claim that
+    // the file's new stat data goes with its old digest.
+    ws.write("in.txt", "after!\n");
+    set_old_mtime();
+    let cache = ws.path(".gourd/state-v1/stat-cache.json");
+    let text = std::fs::read_to_string(&cache).unwrap();
+    let (seal, body) = text.split_once('\n').unwrap();
+    let mut forged: serde_json::Value = serde_json::from_str(body).unwrap();
+    let (path, entry) =
+        forged["entries"].as_object_mut().unwrap().iter_mut().find(|(p, _)| p.ends_with("/in.txt")).unwrap();
+    let meta = std::fs::metadata(path).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    entry["size"] = meta.len().into();
+    entry["mtime_ns"] = (meta.mtime() * 1_000_000_000 + meta.mtime_nsec()).into();
+    entry["ctime_ns"] = (meta.ctime() * 1_000_000_000 + meta.ctime_nsec()).into();
+    entry["inode"] = meta.ino().into();
+    std::fs::write(&cache, format!("{seal}\n{forged}")).unwrap();
+
+    let run = ws.run_json(&[]).success();
+    assert_eq!(run.statuses()["s"], "ran", "the forged entry hid the change");
+    assert_eq!(ws.read("out.txt"), "after!\n");
+}
+
+#[test]
+fn a_file_name_that_is_not_utf8_is_refused_by_its_path() {
+    let ws = TestWorkspace::new(
+        r#"{ stages = { s = { cmd = "mkdir -p out && echo 1 > \"out/caf$(printf '\\351')\"", outs = ["out"] } } }"#,
+    );
+    let run = ws.gourd(&["run"]);
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("out/caf\\xe9` has a file name that is not valid UTF-8"), "{}", run.stderr);
+    assert!(walk(&ws.path(".gourd/cache-v1/actions")).is_empty(), "nothing was recorded");
+}
+
+#[test]
+fn private_outputs_stay_private_in_the_cache_and_when_restored() {
+    let ws = TestWorkspace::new(
+        r#"{ stages = { s = {
+      cmd = "echo s >> runs.log && (umask 077 && echo token > token.txt) && mkdir -p keys && echo k > keys/id && chmod 600 keys/id && echo pub > keys/id.pub && cp -L link-to-secret copied.txt",
+      deps = ["link-to-secret"],
+      outs = ["token.txt", "keys", "copied.txt"],
+    } } }"#,
+    );
+    ws.write("secret.txt", "from a private file\n");
+    std::fs::set_permissions(ws.path("secret.txt"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::symlink("secret.txt", ws.path("link-to-secret")).unwrap();
+    ws.gourd(&["run"]).success();
+    let mode = |rel: &str| std::fs::metadata(ws.path(rel)).unwrap().permissions().mode() & 0o777;
+
+    // Every object holding a private file's bytes is owner-only.
+    let objects: Vec<_> = walk(&ws.path(".gourd/cache-v1/objects"));
+    let private_bytes: Vec<&[u8]> = vec![b"token\n", b"k\n", b"from a private file\n"];
+    for object in &objects {
+        let bytes = std::fs::read(object).unwrap();
+        let object_mode = std::fs::metadata(object).unwrap().permissions().mode() & 0o777;
+        let expected = if private_bytes.contains(&bytes.as_slice()) { 0o400 } else { 0o444 };
+        assert_eq!(object_mode, expected, "{}: {:?}", object.display(), String::from_utf8_lossy(&bytes));
+    }
+    assert_eq!(objects.len(), 4);
+    assert_eq!(mode(".gourd/logs") & 0o077, 0, "logs are the owner's");
+
+    for out in ["token.txt", "keys", "copied.txt"] {
+        ws.remove(out);
+    }
+    ws.clear_executions();
+    assert_eq!(ws.run_json(&[]).success().statuses(), expect(&[("s", "restored")]));
+    assert!(ws.executions().is_empty());
+    assert_eq!(mode("token.txt"), 0o600);
+    assert_eq!(mode("keys/id"), 0o600);
+    assert_eq!(mode("keys/id.pub"), 0o644);
+    assert_eq!(mode("copied.txt"), 0o600);
+    assert_eq!(ws.read("copied.txt"), "from a private file\n");
+    assert_eq!(ws.run_json(&[]).success().statuses(), expect(&[("s", "up-to-date")]));
+}
+
+#[test]
+fn names_holding_newlines_are_cached_and_restored_exactly() {
+    let ws = TestWorkspace::new(
+        r#"{ stages = { s = { cmd = "echo s >> runs.log && mkdir -p out && printf 1 > 'out/a\nf - x b' && printf 2 > out/a", outs = ["out"] } } }"#,
+    );
+    ws.gourd(&["run"]).success();
+    ws.remove("out");
+    ws.clear_executions();
+    assert_eq!(ws.run_json(&[]).success().statuses(), expect(&[("s", "restored")]));
+    assert_eq!(ws.read("out/a\nf - x b"), "1");
+    assert_eq!(ws.read("out/a"), "2");
+    assert_eq!(ws.run_json(&[]).success().statuses(), expect(&[("s", "up-to-date")]));
+}
