@@ -202,7 +202,7 @@ fn a_cuda_stage_without_a_gpu_fails_clearly() {
     let ws = TestWorkspace::new(r#"{ stages = { t = { cmd = "touch m", outs = ["m"], executor = 'cuda } } }"#);
     let run = ws.gourd(&["run"]);
     assert_eq!(run.code, 1);
-    assert!(run.stdout.contains("no GPU was found"), "{}", run.stdout);
+    assert!(run.stderr.contains("no GPU was found"), "{}", run.stderr);
 }
 
 #[test]
@@ -244,6 +244,51 @@ fn failure_stops_new_stages_unless_keep_going() {
 }
 
 #[test]
+fn a_failed_stage_is_reported_on_stderr_and_the_rest_on_stdout() {
+    let ws = TestWorkspace::new(
+        r#"{ stages = {
+            good = { cmd = "touch g", outs = ["g"] },
+            bad = { cmd = "echo oops; exit 3", deps = ["g"], outs = ["b"] },
+        } }"#,
+    );
+    let run = ws.gourd(&["run"]);
+    assert_eq!(run.code, 1);
+    insta::assert_snapshot!(common::normalize(&run.stdout, &ws), @r"
+           ran good ([TIME])
+    1 ran, 0 restored, 0 up-to-date, 1 failed, 0 skipped in [TIME]
+    ");
+    insta::assert_snapshot!(common::normalize(&run.stderr, &ws), @r"
+        failed bad: exited with code 3 (log: `.gourd/logs/bad.log`)
+      | oops
+    ");
+    // `--json` events are data, a failure's included.
+    let json = ws.run_json(&[]);
+    assert_eq!(json.statuses()["bad"], "failed");
+}
+
+#[test]
+fn a_failed_stage_log_tail_is_decoded_lossily_and_cannot_drive_the_terminal() {
+    // A byte that is not UTF-8, a colour, a window title ended by a bell, and
+    // a progress bar redrawn after a carriage return.
+    let ws = TestWorkspace::new(
+        r#"{ stages = { s = {
+            cmd = "printf 'before\\n\\377 bad byte\\n\\033[31mred\\033]0;owned\\007\\nprogress 10%%\\rprogress 100%%\\n'; exit 1",
+            outs = ["x"],
+        } } }"#,
+    );
+    let run = ws.gourd(&["run"]);
+    assert_eq!(run.code, 1);
+    assert!(!run.stderr.contains(['\u{1b}', '\u{7}', '\r']), "{:?}", run.stderr);
+    insta::assert_snapshot!(common::normalize(&run.stderr, &ws), @r"
+        failed s: exited with code 1 (log: `.gourd/logs/s.log`)
+      | before
+      | � bad byte
+      | \x1b[31mred\x1b]0;owned\x07
+      | progress 100%
+    ");
+}
+
+#[test]
 fn a_stage_that_times_out_fails() {
     let ws =
         TestWorkspace::new(r#"{ stages = { slow = { cmd = "sleep 30; touch x", outs = ["x"], timeout = 0.5 } } }"#);
@@ -261,7 +306,7 @@ fn a_stage_that_does_not_write_a_declared_out_fails() {
     let ws = TestWorkspace::new(r#"{ stages = { s = { cmd = "touch one", outs = ["one", "two"] } } }"#);
     let run = ws.gourd(&["run"]);
     assert_eq!(run.code, 1);
-    assert!(run.stdout.contains("did not create declared out `two`"), "{}", run.stdout);
+    assert!(run.stderr.contains("did not create declared out `two`"), "{}", run.stderr);
     assert_eq!(ws.gourd(&["status", "--exit-code"]).code, 1);
 }
 

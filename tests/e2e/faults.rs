@@ -77,8 +77,8 @@ fn interrupt_stops_the_stage_processes() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(!alive(sleeper), "the stage's process survived the interrupt");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("failed slow: interrupted"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("failed slow: interrupted"), "{stderr}");
     assert!(files_under(&ws.path(".gourd/cache-v1/actions")).is_empty());
 }
 
