@@ -184,3 +184,50 @@ fn built_in_steps_need_gourd_step() {
     assert!(message.contains("`gourd-step` was not found"), "{message}");
     assert!(message.contains("--features torch"), "{message}");
 }
+
+#[test]
+fn dep_that_is_a_symbolic_link_loop() {
+    let ws =
+        TestWorkspace::new(r#"{ stages = { a = { cmd = "echo a >> runs.log", deps = ["loop"], outs = ["x"] } } }"#);
+    std::os::unix::fs::symlink("loop", ws.path("loop")).unwrap();
+    let run = ws.gourd(&["run"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(!ws.exists("runs.log"), "a stage executed");
+    insta::assert_snapshot!(run.normalized(&ws), @r"
+    error: in `[WS]/gourd.ncl`: stage `a` depends on `loop`, a symbolic link that loops back on itself
+
+    hint: make `loop` a link to a file or folder that exists, or replace it by one
+    ");
+}
+
+#[test]
+fn argv_with_an_empty_program() {
+    let pipeline = r#"{ stages = { a = { cmd = [""], outs = ["x"] } } }"#;
+    let check = TestWorkspace::new(pipeline).gourd(&["check"]);
+    assert_eq!(check.code, 1, "`gourd check` accepts it: {}", check.stdout);
+    insta::assert_snapshot!(rejected(pipeline));
+}
+
+#[test]
+fn pipeline_file_that_is_a_folder() {
+    let ws = TestWorkspace::new(r#"{ stages = {} }"#);
+    std::fs::create_dir(ws.path("pipelines")).unwrap();
+    let run = ws.gourd(&["--file", "pipelines", "check"]);
+    assert_eq!(run.code, 1);
+    insta::assert_snapshot!(run.normalized(&ws), @r"
+    error: `[WS]/pipelines` is a folder, not a pipeline file
+
+    hint: pass the file inside it (`--file [WS]/pipelines/gourd.ncl`), or `-C [WS]/pipelines`
+    ");
+}
+
+#[test]
+fn pipeline_file_that_is_a_fifo() {
+    let ws = TestWorkspace::new(r#"{ stages = {} }"#);
+    let fifo = std::ffi::CString::new(ws.path("pipe.ncl").to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    let run = ws.gourd(&["--file", "pipe.ncl", "check"]);
+    assert_eq!(run.code, 1);
+    insta::assert_snapshot!(run.normalized(&ws), @"error: pipeline file `[WS]/pipe.ncl` is not a regular file");
+}

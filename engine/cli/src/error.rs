@@ -89,6 +89,12 @@ impl From<gourd_spec::SpecError> for CommandError {
 
 impl From<gourd_core::graph::GraphError> for CommandError {
     fn from(err: gourd_core::graph::GraphError) -> Self {
-        CommandError::user(err.to_string())
+        use gourd_core::graph::GraphError;
+        let message = err.to_string();
+        match err {
+            GraphError::DepIsLinkLoop { dep, .. } => CommandError::user(message)
+                .with_hint(format!("make `{dep}` a link to a file or folder that exists, or replace it by one")),
+            _ => CommandError::user(message),
+        }
     }
 }

@@ -28,6 +28,10 @@ pub enum GraphError {
     DepIsOwnOutput { stage: String, dep: String, out: String },
     #[error("stage `{stage}` depends on `{dep}`, which does not exist and no stage writes")]
     MissingDep { stage: String, dep: String },
+    #[error("stage `{stage}` depends on `{dep}`, a symbolic link that loops back on itself")]
+    DepIsLinkLoop { stage: String, dep: String },
+    #[error("stage `{stage}` depends on `{dep}`, which cannot be read: {reason}")]
+    DepUnreadable { stage: String, dep: String, reason: String },
     #[error("no stage is named `{0}`")]
     UnknownStage(String),
 }
@@ -190,15 +194,28 @@ impl Dag {
         ancestor_outputs(&self.outputs, path).first().map(|&(_, stage)| stage)
     }
 
-    /// Deps that exist nowhere: not on disk and not written by any stage.
+    /// Deps that exist nowhere (not on disk and not written by any stage),
+    /// or that are there but cannot be looked at, such as a link loop.
     pub fn check_sources(&self, pipeline: &Pipeline, root: &Path) -> Result<(), GraphError> {
         let dir = crate::fsutil::RootDir::open(root);
-        let exists = |path: &Path| dir.as_ref().map_or_else(|| path.exists(), |d| d.exists(path));
+        let stat = |path: &Path| match dir.as_ref().and_then(|d| d.stat(path)) {
+            Some(result) => result.map(drop),
+            None => std::fs::metadata(path).map(drop),
+        };
         for stage in &pipeline.stages {
             for dep in &stage.deps {
-                if overlapping_outputs(&self.outputs, dep).is_empty() && !exists(&dep.to_path(root)) {
-                    return Err(GraphError::MissingDep { stage: stage.name.clone(), dep: dep.to_string() });
+                if !overlapping_outputs(&self.outputs, dep).is_empty() {
+                    continue;
                 }
+                let Err(err) = stat(&dep.to_path(root)) else {
+                    continue;
+                };
+                let (stage, dep) = (stage.name.clone(), dep.to_string());
+                return Err(match err.raw_os_error() {
+                    Some(libc::ELOOP) => GraphError::DepIsLinkLoop { stage, dep },
+                    Some(libc::ENOENT | libc::ENOTDIR) => GraphError::MissingDep { stage, dep },
+                    _ => GraphError::DepUnreadable { stage, dep, reason: err.to_string() },
+                });
             }
         }
         Ok(())

@@ -212,6 +212,9 @@ fn validate_stage(name: String, raw: RawStage) -> Result<Stage, Problem> {
         |field: &str, raw: &str| WsPath::new(raw).map_err(|e| problem(Some(raw), format!("field `{field}`: {e}")));
     let cmd = match raw.cmd {
         RawCommand::Shell(script) if !script.trim().is_empty() => Command::Shell(script),
+        RawCommand::Argv(argv) if argv.first().is_some_and(|program| program.is_empty()) => {
+            return Err(problem(None, "field `cmd`: the program (the first element of the array) is empty".to_string()));
+        }
         RawCommand::Argv(argv) if !argv.is_empty() => Command::Argv(argv),
         RawCommand::Step(step) => Command::Step { name: step.step, config: step.config },
         _ => return Err(problem(None, "field `cmd`: the command is empty".to_string())),
