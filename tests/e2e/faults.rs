@@ -144,3 +144,31 @@ fn deleting_the_gourd_folder_only_costs_reruns() {
     assert_eq!(ws.run_json(&[]).success().statuses()["s"], "ran");
     assert_eq!(ws.read("x"), "x\n");
 }
+
+#[test]
+fn read_only_commands_answer_when_their_state_cannot_be_saved() {
+    let ws = TestWorkspace::new(
+        r#"{ stages = { s = { cmd = "echo s >> runs.log && cp input x", deps = ["input"], outs = ["x"] } } }"#,
+    );
+    ws.write("input", "data\n");
+    // Old enough for its digest to be worth remembering in the stat cache.
+    let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options().write(true).open(ws.path("input")).unwrap().set_modified(an_hour_ago).unwrap();
+    ws.gourd(&["run"]).success();
+    // A folder (not empty) where the stat cache's file belongs: replacing it
+    // fails, root or not, as it does on a full disk. The cache is unreadable,
+    // so the deps are hashed afresh and there is something to save.
+    let _ = std::fs::remove_file(ws.path(".gourd/state-v1/stat-cache.json"));
+    ws.write(".gourd/state-v1/stat-cache.json/blocker", "");
+    let status = ws.gourd(&["status"]);
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    assert_eq!(status.stdout, "s  fresh\nEverything is up to date.\n");
+    assert!(status.stderr.starts_with("warning: gourd's state was not saved"), "{}", status.stderr);
+    let explain = ws.gourd(&["explain", "s"]);
+    assert_eq!(explain.code, 0, "{}", explain.stderr);
+    assert!(explain.stdout.starts_with("stage `s`: up to date\n"), "{}", explain.stdout);
+    let dry_run = ws.gourd(&["run", "--dry-run"]);
+    assert_eq!(dry_run.code, 0, "{}", dry_run.stderr);
+    assert!(dry_run.stdout.contains("up-to-date s"), "{}", dry_run.stdout);
+    assert!(ws.path(".gourd/state-v1/stat-cache.json/blocker").exists());
+}

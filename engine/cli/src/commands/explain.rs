@@ -29,7 +29,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
             return Ok(ExitCode::SUCCESS);
         }
     };
-    ws.save_state()?;
+    crate::commands::status::save_state_if_possible(&ws);
     let state = match &assessment.state {
         StageState::UpToDate(_) => "up to date".to_string(),
         StageState::Restorable(_, reasons) => {

@@ -9,7 +9,6 @@ use std::time::Instant;
 use gourd_core::journal::Journal;
 use gourd_core::lock::WorkspaceLock;
 use gourd_core::orphans::RunMark;
-use gourd_core::plan;
 use gourd_core::run::{self as engine, Event, Outcome, RunOptions, StageReport, Summary};
 use gourd_core::workspace::Workspace;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -158,7 +157,8 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
 
 fn dry_run(loaded: &Loaded, ws: &Workspace, args: &Args) -> Result<ExitCode, CommandError> {
     let selected = loaded.dag.select(&loaded.pipeline, &args.stages)?;
-    let statuses = plan::status(ws, &loaded.pipeline, &loaded.dag, &selected)?;
+    let statuses = crate::commands::status::statuses(ws, &loaded.pipeline, &loaded.dag, &selected)?;
+    crate::commands::status::save_state_if_possible(ws);
     let (mut run, mut restore, mut fresh) = (0, 0, 0);
     let width = statuses.iter().map(|s| s.name.len()).max().unwrap_or(0);
     for s in &statuses {
