@@ -81,9 +81,21 @@ impl From<gourd_spec::SpecError> for CommandError {
             ),
             err @ SpecError::TimedOut { .. } => CommandError::user(err.to_string())
                 .with_hint("look for a loop without end in the pipeline; `GOURD_EVAL_TIMEOUT` raises the limit"),
-            err @ SpecError::Invalid { .. } => CommandError::user(err.to_string()),
+            SpecError::Invalid { ref hint, .. } => {
+                let hints = hint.iter().cloned().collect();
+                CommandError { kind: Kind::User, message: err.to_string(), hints, rendered: false }
+            }
             err @ SpecError::Io { .. } => CommandError::environment(err.to_string()),
         }
+    }
+}
+
+impl From<gourd_core::secrets::MissingSecrets> for CommandError {
+    fn from(err: gourd_core::secrets::MissingSecrets) -> Self {
+        let what = if err.missing.len() == 1 { "it" } else { "each" };
+        CommandError::user(err.to_string()).with_hint(format!(
+            "export {what} in the shell that runs `gourd run`; a secret's value enters neither the stage key nor lineage, and is redacted from the log"
+        ))
     }
 }
 

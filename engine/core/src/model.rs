@@ -73,6 +73,10 @@ pub struct Stage {
     /// A JSON object, kept as JSON so that `3` and `3.0` stay what they were.
     pub params: serde_json::Value,
     pub env: BTreeMap<String, String>,
+    /// Names of environment variables passed through from the caller's
+    /// environment. Neither names nor values enter the key or lineage's
+    /// `env`; values are redacted from the stage's log.
+    pub secrets: Vec<String>,
     pub executor: Executor,
     pub resources: Resources,
     pub wdir: WsPath,
@@ -95,6 +99,12 @@ impl Stage {
             cache: true,
             persist: false,
         }))
+    }
+
+    /// Whether the stage takes secrets from the caller's environment, which
+    /// never leave this machine: such a stage does not execute remotely.
+    pub fn has_secrets(&self) -> bool {
+        !self.secrets.is_empty()
     }
 }
 

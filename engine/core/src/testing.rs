@@ -15,6 +15,7 @@ pub fn stage(name: &str, deps: &[&str], outs: &[&str]) -> Stage {
         metrics: vec![],
         params: serde_json::json!({}),
         env: Default::default(),
+        secrets: vec![],
         executor: Executor::Local,
         resources: Resources { cpus: 1, gpus: 0 },
         wdir: WsPath::root(),

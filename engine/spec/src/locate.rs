@@ -18,6 +18,16 @@ pub fn line_of(source: &str, stage: &str, literal: Option<&str>) -> Option<usize
     Some(source[..offset].matches('\n').count() + 1)
 }
 
+/// The 1-based line where the field `field` is defined (`field =` or
+/// `"field" =`), looking first after the definition of `stage`; else the
+/// stage's own line.
+pub fn line_of_field(source: &str, stage: &str, field: &str) -> Option<usize> {
+    let stage_at = find_definition(source, stage);
+    let from = stage_at.unwrap_or(0);
+    let offset = find_definition(&source[from..], field).map(|i| i + from).or(stage_at)?;
+    Some(source[..offset].matches('\n').count() + 1)
+}
+
 /// Where `name =` (or `"name" =`) starts, if written out.
 fn find_definition(source: &str, name: &str) -> Option<usize> {
     let quoted = format!("\"{name}\"");
@@ -54,5 +64,14 @@ mod tests {
         assert_eq!(line_of(source, "a", Some("x")), Some(3));
         assert_eq!(line_of(source, "b", None), Some(4));
         assert_eq!(line_of(source, "c", Some("nowhere")), None);
+    }
+
+    #[test]
+    fn finds_a_field_within_its_stage() {
+        let source =
+            "{\n  a = { env = { TOKEN = \"x\" } },\n  b = {\n    env = {\n      TOKEN = \"y\",\n    },\n  },\n}\n";
+        assert_eq!(line_of_field(source, "b", "TOKEN"), Some(5));
+        assert_eq!(line_of_field(source, "a", "TOKEN"), Some(2));
+        assert_eq!(line_of_field(source, "b", "OTHER"), Some(3), "the stage's line when the field is not written out");
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use gourd_core::model::{Command, Executor, Output, OutputKind, Pipeline, RemoteKind, Resources, Stage};
 use gourd_core::path::WsPath;
+use gourd_core::secrets;
 use serde::Deserialize;
 
 use crate::SpecError;
@@ -61,6 +62,8 @@ struct RawStage {
     params: serde_json::Map<String, serde_json::Value>,
     #[serde(default)]
     env: BTreeMap<String, String>,
+    #[serde(default)]
+    secrets: Vec<String>,
     #[serde(default)]
     executor: Executor,
     #[serde(default)]
@@ -127,7 +130,10 @@ struct Problem {
     stage: String,
     /// The offending string, as written in the file, to find its line.
     literal: Option<String>,
+    /// Or the offending field of a record in the stage (`NAME = ...`).
+    field: Option<String>,
     message: String,
+    hint: Option<String>,
 }
 
 /// Turns the JSON export of `file` into a validated pipeline.
@@ -136,6 +142,7 @@ pub fn validate(json: &str, file: &Path) -> Result<Pipeline, SpecError> {
         file: file.to_path_buf(),
         line: None,
         message: e.to_string(),
+        hint: None,
     })?;
     let mut stages = Vec::with_capacity(raw.stages.len());
     for (name, raw) in raw.stages {
@@ -143,8 +150,12 @@ pub fn validate(json: &str, file: &Path) -> Result<Pipeline, SpecError> {
             Ok(stage) => stages.push(stage),
             Err(problem) => {
                 let source = std::fs::read_to_string(file).unwrap_or_default();
-                let line = crate::locate::line_of(&source, &problem.stage, problem.literal.as_deref());
-                return Err(SpecError::Invalid { file: file.to_path_buf(), line, message: problem.message });
+                let line = match &problem.field {
+                    Some(field) => crate::locate::line_of_field(&source, &problem.stage, field),
+                    None => crate::locate::line_of(&source, &problem.stage, problem.literal.as_deref()),
+                };
+                let (message, hint) = (problem.message, problem.hint);
+                return Err(SpecError::Invalid { file: file.to_path_buf(), line, message, hint });
             }
         }
     }
@@ -156,7 +167,8 @@ pub fn validate(json: &str, file: &Path) -> Result<Pipeline, SpecError> {
                 .lines()
                 .position(|l| l.split_once("remote").is_some_and(|(_, rest)| rest.trim_start().starts_with('=')))
                 .map(|i| i + 1);
-            SpecError::Invalid { file: file.to_path_buf(), line, message: format!("field `remote`: {message}") }
+            let message = format!("field `remote`: {message}");
+            SpecError::Invalid { file: file.to_path_buf(), line, message, hint: None }
         })?),
         None => None,
     };
@@ -206,14 +218,19 @@ fn validate_stage(name: String, raw: RawStage) -> Result<Stage, Problem> {
     let problem = |literal: Option<&str>, message: String| Problem {
         stage: name.clone(),
         literal: literal.map(String::from),
+        field: None,
         message: format!("stage `{name}`: {message}"),
+        hint: None,
     };
     let path =
         |field: &str, raw: &str| WsPath::new(raw).map_err(|e| problem(Some(raw), format!("field `{field}`: {e}")));
     let cmd = match raw.cmd {
         RawCommand::Shell(script) if !script.trim().is_empty() => Command::Shell(script),
         RawCommand::Argv(argv) if argv.first().is_some_and(|program| program.is_empty()) => {
-            return Err(problem(None, "field `cmd`: the program (the first element of the array) is empty".to_string()));
+            return Err(problem(
+                None,
+                "field `cmd`: the program (the first element of the array) is empty".to_string(),
+            ));
         }
         RawCommand::Argv(argv) if !argv.is_empty() => Command::Argv(argv),
         RawCommand::Step(step) => Command::Step { name: step.step, config: step.config },
@@ -255,6 +272,7 @@ fn validate_stage(name: String, raw: RawStage) -> Result<Stage, Problem> {
         }
         None => None,
     };
+    let secrets = validate_secrets(&name, &raw.env, raw.secrets, raw.remote)?;
     let gpus = raw.resources.gpus.unwrap_or(if raw.executor == Executor::Cuda { 1 } else { 0 });
     Ok(Stage {
         cmd,
@@ -263,6 +281,7 @@ fn validate_stage(name: String, raw: RawStage) -> Result<Stage, Problem> {
         metrics,
         params: serde_json::Value::Object(raw.params),
         env: raw.env,
+        secrets,
         executor: raw.executor,
         resources: Resources { cpus: raw.resources.cpus.unwrap_or(1), gpus },
         wdir,
@@ -273,6 +292,64 @@ fn validate_stage(name: String, raw: RawStage) -> Result<Stage, Problem> {
         desc: raw.desc,
         name,
     })
+}
+
+/// Checks `env` for what looks like a secret, and `secrets` for names a
+/// shell can export, and returns `secrets` without repeats.
+fn validate_secrets(
+    stage: &str,
+    env: &BTreeMap<String, String>,
+    secrets: Vec<String>,
+    remote: bool,
+) -> Result<Vec<String>, Problem> {
+    let problem = |literal: Option<&str>, field: Option<&str>, message: String, hint: Option<String>| Problem {
+        stage: stage.to_string(),
+        literal: literal.map(String::from),
+        field: field.map(String::from),
+        message: format!("stage `{stage}`: {message}"),
+        hint,
+    };
+    if let Some(name) = env.keys().find(|name| secrets::looks_secret(name)) {
+        return Err(problem(
+            None,
+            Some(name),
+            format!("field `env`: `{name}` looks like a secret, and `env` enters the stage key, the cache and lineage"),
+            Some(format!("declare it in `secrets = [\"{name}\"]` instead and export it in the shell that runs gourd")),
+        ));
+    }
+    let mut names: Vec<String> = Vec::with_capacity(secrets.len());
+    for name in secrets {
+        if !secrets::is_env_name(&name) {
+            return Err(problem(
+                Some(&name),
+                None,
+                format!(
+                    "field `secrets`: `{name}` is not an environment variable's name (letters, digits and `_`, not starting with a digit)"
+                ),
+                None,
+            ));
+        }
+        if env.contains_key(&name) {
+            return Err(problem(
+                Some(&name),
+                None,
+                format!("field `secrets`: `{name}` is also set in `env`"),
+                Some(format!("a secret's value comes from the environment gourd runs in: remove `{name}` from `env`")),
+            ));
+        }
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    if remote && !names.is_empty() {
+        return Err(problem(
+            None,
+            Some("remote"),
+            "field `remote`: a stage with `secrets` executes on this machine, never remotely".to_string(),
+            Some("an action's environment is part of what a remote execution service stores and shows".to_string()),
+        ));
+    }
+    Ok(names)
 }
 
 #[cfg(test)]
@@ -319,5 +396,38 @@ mod tests {
         assert!(validate(no_bucket, file).unwrap_err().to_string().contains("needs a `bucket`"));
         let step = r#"{"stages": {"a": {"cmd": {"step": "train"}, "remote": true}}}"#;
         assert!(validate(step, file).unwrap_err().to_string().contains("built-in steps run on this machine"));
+    }
+
+    #[test]
+    fn secrets_are_names_a_shell_can_export() {
+        let file = Path::new("gourd.ncl");
+        let ok = r#"{"stages": {"a": {"cmd": "true", "secrets": ["HF_TOKEN", "_X", "HF_TOKEN"],
+            "env": {"PYTHONHASHSEED": "0", "TOKENIZERS_PARALLELISM": "false"}}}}"#;
+        let stage = &validate(ok, file).unwrap().stages[0];
+        assert_eq!(stage.secrets, ["HF_TOKEN", "_X"], "without repeats, in order");
+        assert!(stage.has_secrets());
+
+        let refused = |json: &str| match validate(json, file).unwrap_err() {
+            SpecError::Invalid { message, hint, .. } => (message, hint),
+            other => panic!("{other}"),
+        };
+        let (message, _) = refused(r#"{"stages": {"a": {"cmd": "true", "secrets": ["1X"]}}}"#);
+        assert!(message.contains("field `secrets`: `1X` is not an environment variable's name"), "{message}");
+        let (message, _) = refused(r#"{"stages": {"a": {"cmd": "true", "secrets": ["T"], "env": {"T": "x"}}}}"#);
+        assert!(message.contains("`T` is also set in `env`"), "{message}");
+        let (message, _) = refused(r#"{"stages": {"a": {"cmd": "true", "secrets": ["T"], "remote": true}}}"#);
+        assert!(message.contains("field `remote`: a stage with `secrets` executes on this machine"), "{message}");
+    }
+
+    #[test]
+    fn env_refuses_what_looks_like_a_secret() {
+        let json = r#"{"stages": {"train": {"cmd": "true", "env": {"AWS_SECRET_ACCESS_KEY": "x"}}}}"#;
+        match validate(json, Path::new("gourd.ncl")).unwrap_err() {
+            SpecError::Invalid { message, hint, .. } => {
+                assert!(message.starts_with("stage `train`: field `env`: `AWS_SECRET_ACCESS_KEY` looks like a secret"));
+                assert!(hint.unwrap().contains(r#"`secrets = ["AWS_SECRET_ACCESS_KEY"]`"#));
+            }
+            other => panic!("{other}"),
+        }
     }
 }

@@ -339,6 +339,13 @@ impl Reapi {
     }
 
     async fn run_remotely(&self, request: RemoteExecution<'_>) -> Result<RemoteExit, RemoteFailure> {
+        // An action's environment is part of its digest and of what the
+        // service caches and shows, so a secret has no safe way there.
+        if request.stage.has_secrets() {
+            return Err(RemoteFailure::Rejected(
+                "the stage takes secrets, which are never sent to a remote".to_string(),
+            ));
+        }
         let connection = self.connection().await?;
         if !connection.can_execute {
             return Err(RemoteFailure::Rejected(format!("{} does not execute actions (a cache only)", self.label)));
@@ -642,6 +649,7 @@ mod tests {
             metrics: vec![],
             params: serde_json::json!({}),
             env: BTreeMap::new(),
+            secrets: vec![],
             executor: gourd_core::model::Executor::Local,
             resources: gourd_core::model::Resources { cpus, gpus },
             wdir: gourd_core::path::WsPath::root(),

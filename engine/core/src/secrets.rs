@@ -1,0 +1,298 @@
+//! Secrets: environment variables a stage names in its `secrets` field and
+//! takes from the environment gourd runs in.
+//!
+//! A stage inherits gourd's environment, so a secret reaches the stage
+//! without gourd copying it anywhere. What this module adds is what keeps
+//! the value out of everything gourd writes: a check that every secret is
+//! set before a run starts (rather than a stage failing halfway through),
+//! and the redaction of the values from the stage's log. Neither the names
+//! nor the values enter the stage key: a secret grants access, it must not
+//! change what a stage produces (a value that does is a `param`).
+
+use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use crate::model::{Pipeline, Stage};
+
+/// What a secret's value becomes in a log.
+pub const REDACTED: &[u8] = b"***";
+
+/// Values shorter than this are not redacted: replacing every `a` or `12`
+/// in a log would hide the log, and such a value protects nothing anyway.
+pub const MIN_REDACTED_LEN: usize = 4;
+
+/// Secrets that stages about to run declare and the environment lacks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", describe(.missing))]
+pub struct MissingSecrets {
+    /// `(stage, variable)`, in pipeline order.
+    pub missing: Vec<(String, String)>,
+}
+
+fn describe(missing: &[(String, String)]) -> String {
+    match missing {
+        [(stage, name)] => {
+            format!("stage `{stage}` takes the secret `{name}`, which is not set in the environment")
+        }
+        _ => {
+            let list: Vec<String> = missing.iter().map(|(stage, name)| format!("`{name}` (stage `{stage}`)")).collect();
+            format!("secrets not set in the environment: {}", list.join(", "))
+        }
+    }
+}
+
+/// Checks that every secret of the stages at `selected` (indices into
+/// `pipeline.stages`) is set, and not empty, in this process's environment.
+/// Called before a run starts, so that a missing secret fails it before any
+/// stage executes.
+pub fn check_set(pipeline: &Pipeline, selected: impl IntoIterator<Item = usize>) -> Result<(), MissingSecrets> {
+    let mut indices: Vec<usize> = selected.into_iter().collect();
+    indices.sort_unstable();
+    indices.dedup();
+    let missing: Vec<(String, String)> = indices
+        .into_iter()
+        .filter_map(|i| pipeline.stages.get(i))
+        .flat_map(|stage| {
+            stage
+                .secrets
+                .iter()
+                .filter(|name| std::env::var_os(name).is_none_or(|v| v.is_empty()))
+                .map(|name| (stage.name.clone(), name.clone()))
+        })
+        .collect();
+    if missing.is_empty() { Ok(()) } else { Err(MissingSecrets { missing }) }
+}
+
+/// The values of `stage`'s secrets in this process's environment (the
+/// stage's own), as bytes: they need not be UTF-8. Unset ones are left out.
+pub fn secret_values(stage: &Stage) -> Vec<Vec<u8>> {
+    stage
+        .secrets
+        .iter()
+        .filter_map(|name| std::env::var_os(name))
+        .map(|value| value.as_bytes().to_vec())
+        .filter(|value| !value.is_empty())
+        .collect()
+}
+
+/// Whether an environment variable's name says it holds a secret: it
+/// contains `SECRET`, `PASSWORD` or `PASSWD`, has a word (between `_`) that
+/// ends in `TOKEN`, or ends in `_KEY`, ignoring case. Words, not
+/// substrings, for tokens: `TOKENIZERS_PARALLELISM` and `MAX_TOKENS` are
+/// settings. Keys that name something public or a position in a table
+/// (`SSH_PUBLIC_KEY`, `SORT_KEY`, `PARTITION_KEY`) are settings too.
+pub fn looks_secret(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    if ["SECRET", "PASSWORD", "PASSWD"].iter().any(|word| upper.contains(word)) {
+        return true;
+    }
+    let words: Vec<&str> = upper.split('_').collect();
+    if words.iter().any(|word| word.ends_with("TOKEN")) {
+        return true;
+    }
+    match words.as_slice() {
+        [.., before, "KEY"] => !["PUBLIC", "SORT", "PARTITION", "PRIMARY", "CACHE"].contains(before),
+        _ => false,
+    }
+}
+
+/// Whether `name` can be an environment variable's name: a letter or `_`,
+/// then letters, digits and `_` (what a shell can `export`).
+pub fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Replaces every occurrence of each of `values` (those of at least
+/// [`MIN_REDACTED_LEN`] bytes) in the file at `path` by [`REDACTED`].
+/// Byte-wise, so a log need not be UTF-8; where values overlap, the longest
+/// wins. The file is rewritten atomically (temp file, fsync, rename) and
+/// only when something was replaced; a missing file is fine.
+pub fn redact_file(path: &Path, values: &[impl AsRef<[u8]>]) -> io::Result<()> {
+    let mut patterns: Vec<&[u8]> = values.iter().map(AsRef::as_ref).filter(|v| v.len() >= MIN_REDACTED_LEN).collect();
+    if patterns.is_empty() {
+        return Ok(());
+    }
+    patterns.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    patterns.dedup();
+    let input = match fs_err::File::open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(err),
+    };
+    let tmp = crate::fsutil::temp_beside(path);
+    let result = (|| {
+        let output = fs_err::File::create(&tmp)?;
+        let mut writer = BufWriter::new(output);
+        let replaced = redact(input, &mut writer, &patterns)?;
+        let output = writer.into_inner().map_err(io::IntoInnerError::into_error)?;
+        if replaced {
+            output.sync_data()?;
+            fs_err::rename(&tmp, path)?;
+        }
+        Ok(replaced)
+    })();
+    if !matches!(result, Ok(true)) {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map(drop)
+}
+
+/// Copies `input` to `output` with `patterns` (longest first) replaced;
+/// says whether anything was. Reads in chunks, keeping back the tail that a
+/// pattern could still start in.
+fn redact(mut input: impl Read, output: &mut impl Write, patterns: &[&[u8]]) -> io::Result<bool> {
+    let longest = patterns[0].len();
+    let mut chunk = vec![0; 64 * 1024];
+    let mut pending: Vec<u8> = Vec::new();
+    let mut replaced = false;
+    loop {
+        let n = match input.read(&mut chunk) {
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        };
+        let at_end = n == 0;
+        pending.extend_from_slice(&chunk[..n]);
+        let (mut at, mut copied) = (0, 0);
+        while at < pending.len() && (at_end || pending.len() - at >= longest) {
+            match patterns.iter().find(|p| pending[at..].starts_with(p)) {
+                Some(pattern) => {
+                    output.write_all(&pending[copied..at])?;
+                    output.write_all(REDACTED)?;
+                    at += pattern.len();
+                    copied = at;
+                    replaced = true;
+                }
+                None => at += 1,
+            }
+        }
+        output.write_all(&pending[copied..at])?;
+        pending.drain(..at);
+        if at_end {
+            return Ok(replaced);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{pipeline, stage};
+
+    fn redacted(text: &[u8], values: &[&str]) -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stage.log");
+        std::fs::write(&path, text).unwrap();
+        redact_file(&path, values).unwrap();
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temp file is left behind");
+        std::fs::read(&path).unwrap()
+    }
+
+    #[test]
+    fn replaces_every_occurrence() {
+        assert_eq!(
+            redacted(b"key=hunter22\nagain hunter22hunter22.\n", &["hunter22"]),
+            b"key=***\nagain ******.\n".to_vec()
+        );
+    }
+
+    #[test]
+    fn works_on_bytes_that_are_not_utf8() {
+        let mut log = vec![0xff, 0xfe];
+        log.extend_from_slice(b"s3cr3t");
+        log.push(0x80);
+        assert_eq!(redacted(&log, &["s3cr3t"]), vec![0xff, 0xfe, b'*', b'*', b'*', 0x80]);
+    }
+
+    #[test]
+    fn the_longest_of_overlapping_values_wins() {
+        assert_eq!(redacted(b"abcdefgh abcd", &["abcd", "abcdefgh"]), b"*** ***".to_vec());
+    }
+
+    #[test]
+    fn short_values_and_no_match_leave_the_file_alone() {
+        assert_eq!(redacted(b"a 123 b", &["123", ""]), b"a 123 b".to_vec());
+        assert_eq!(redacted(b"nothing here", &["hunter22"]), b"nothing here".to_vec());
+    }
+
+    #[test]
+    fn a_value_across_chunk_boundaries_is_found() {
+        let secret = "0123456789abcdef";
+        let mut log = Vec::new();
+        let mut expected = Vec::new();
+        // Occurrences at every offset around the 64 KiB boundary.
+        for pad in 0..40 {
+            let filler = vec![b'.'; 64 * 1024 - 20 + pad];
+            log.extend_from_slice(&filler);
+            log.extend_from_slice(secret.as_bytes());
+            expected.extend_from_slice(&filler);
+            expected.extend_from_slice(REDACTED);
+        }
+        log.extend_from_slice(&secret.as_bytes()[..10]);
+        expected.extend_from_slice(&secret.as_bytes()[..10]);
+        assert_eq!(redacted(&log, &[secret]), expected);
+    }
+
+    #[test]
+    fn a_missing_log_is_fine() {
+        let dir = tempfile::tempdir().unwrap();
+        redact_file(&dir.path().join("none.log"), &["hunter22"]).unwrap();
+    }
+
+    #[test]
+    fn secret_looking_names() {
+        for name in [
+            "AWS_SECRET_ACCESS_KEY",
+            "aws_secret_access_key",
+            "HF_TOKEN",
+            "GITHUB_TOKEN",
+            "HUGGINGFACEHUB_API_TOKEN",
+            "DB_PASSWORD",
+            "PGPASSWORD",
+            "WANDB_API_KEY",
+            "OPENAI_API_KEY",
+            "CLIENT_SECRET",
+            "SSH_PRIVATE_KEY",
+        ] {
+            assert!(looks_secret(name), "{name}");
+        }
+        for name in [
+            "PYTHONHASHSEED",
+            "TOKENIZERS_PARALLELISM",
+            "MAX_TOKENS",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_REGION",
+            "KEY",
+            "SSH_PUBLIC_KEY",
+            "SORT_KEY",
+            "CUDA_VISIBLE_DEVICES",
+            "KEYBOARD",
+        ] {
+            assert!(!looks_secret(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn env_names() {
+        assert!(is_env_name("AWS_SECRET_ACCESS_KEY") && is_env_name("_x1"));
+        assert!(!is_env_name("") && !is_env_name("1X") && !is_env_name("A-B") && !is_env_name("A=B"));
+    }
+
+    #[test]
+    fn missing_secrets_are_named_with_their_stage() {
+        let var = "GOURD_TEST_SECRET_THAT_IS_NEVER_SET";
+        let mut a = stage("a", &[], &["x"]);
+        a.secrets = vec![var.to_string(), "PATH".to_string()];
+        let b = stage("b", &[], &["y"]);
+        let p = pipeline(vec![a, b]);
+        let err = check_set(&p, [0, 1]).unwrap_err();
+        assert_eq!(err.missing, vec![("a".to_string(), var.to_string())]);
+        assert_eq!(err.to_string(), format!("stage `a` takes the secret `{var}`, which is not set in the environment"));
+        assert!(check_set(&p, [1]).is_ok(), "only the selected stages count");
+        assert_eq!(secret_values(&p.stages[0]), vec![std::env::var_os("PATH").unwrap().as_bytes().to_vec()]);
+    }
+}
