@@ -264,6 +264,47 @@ fn html_report_holds_the_graph_metrics_and_plot() {
 }
 
 #[test]
+fn markdown_report_escapes_what_the_pipeline_holds() {
+    let ws = TestWorkspace::new("");
+    let weird = "odd|<i>folder";
+    ws.write(
+        &format!("{weird}/gourd.ncl"),
+        r#"{ stages = {
+          score = {
+            cmd = "cp scores.src 'scores|v1.json'; cp scores.src 'model`x|<b>.bin'",
+            deps = ["scores.src"],
+            metrics = ["scores|v1.json"],
+            outs = [{ path = "model`x|<b>.bin", kind = 'model }],
+          },
+        } }"#,
+    );
+    ws.write(
+        &format!("{weird}/scores.src"),
+        r#"{"<img src=x onerror=alert(1)>": 1, "a|b": "<script>alert(2)</script>", "ok": 0.5}"#,
+    );
+    ws.gourd(&["-C", weird, "run"]).success();
+    let report = ws.gourd(&["-C", weird, "report", "--format", "md"]).success().stdout;
+    // Inside a code span, `<b>` is text; anywhere else it is markup.
+    for raw in ["<img", "<script", "<i>"] {
+        assert!(!report.contains(raw), "`{raw}` got through:\n{report}");
+    }
+    let lines = |needle: &str| -> Vec<String> {
+        report.lines().filter(|l| l.contains(needle)).map(String::from).collect::<Vec<_>>()
+    };
+    assert_eq!(lines("## gourd report"), ["## gourd report: odd\\|&lt;i&gt;folder"]);
+    assert_eq!(
+        lines("scores\\|v1.json"),
+        [
+            "| `scores\\|v1.json` | &lt;img src=x onerror=alert(1)&gt; | 1 |",
+            "| `scores\\|v1.json` | a\\|b | &lt;script&gt;alert(2)&lt;/script&gt; |",
+            "| `scores\\|v1.json` | ok | 0.5 |",
+        ]
+    );
+    assert_eq!(lines("from **score**").len(), 1, "{report}");
+    assert!(lines("from **score**")[0].starts_with("- ``model`x|<b>.bin`` from **score**"), "{report}");
+}
+
+#[test]
 fn outside_git_lineage_is_off_and_said_once() {
     let ws = TestWorkspace::bare();
     ws.write("gourd.ncl", r#"{ stages = { a = { cmd = "echo a > a", outs = ["a"] }, b = { cmd = "cp a b", deps = ["a"], outs = ["b"] } } }"#);

@@ -43,10 +43,8 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         None => builtin.to_string(),
     };
     let mut env = minijinja::Environment::new();
-    // `.html.j2` escapes HTML; the Markdown template is not escaped.
-    env.set_auto_escape_callback(|name| {
-        if name.ends_with(".html.j2") { minijinja::AutoEscape::Html } else { minijinja::AutoEscape::None }
-    });
+    // `.html.j2` escapes HTML, `.md.j2` Markdown.
+    report::markdown::configure(&mut env);
     env.add_template_owned(name.to_string(), source)
         .map_err(|e| CommandError::user(format!("template `{name}`: {e}")))?;
     let rendered = env

@@ -1,6 +1,7 @@
 //! `gourd report`: the pipeline, its state, metrics and lineage, rendered
 //! with minijinja from templates (built in, or the user's own).
 
+pub mod markdown;
 pub mod svg;
 
 use std::collections::{BTreeMap, BTreeSet};
