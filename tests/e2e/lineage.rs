@@ -348,3 +348,60 @@ fn push_and_pull_share_lineage_through_a_remote() {
     assert!(merged.starts_with("gourd pull: merge lineage"), "{merged}");
     assert_eq!(merged.lines().count(), 4, "{merged}");
 }
+
+#[test]
+fn lineage_of_a_long_chain_says_where_it_is_cut() {
+    // src → a0 → a1 → … → a99, each stage copying its input: deeper than
+    // the 64 stages `gourd lineage` follows by default.
+    let stages: String = (0..100)
+        .map(|i| {
+            let input = if i == 0 { "src".to_string() } else { format!("a{}", i - 1) };
+            format!("    a{i} = {{ cmd = \"cp {input} a{i}\", deps = [\"{input}\"], outs = [\"a{i}\"] }},\n")
+        })
+        .collect();
+    let ws = TestWorkspace::new(&format!("{{\n  stages = {{\n{stages}  }},\n}}\n"));
+    ws.write("src", "chain\n");
+    ws.gourd(&["run"]).success();
+
+    let text = ws.gourd(&["lineage", "a99"]).success().stdout;
+    assert!(!text.contains("shown above"), "nothing was shown above:\n{text}");
+    let last = text.lines().last().unwrap().trim_start();
+    assert!(last.starts_with("a34 "), "{last}");
+    assert!(last.ends_with("<- stage `a34` (cut at depth 64; 34 more upstream stages, see `--depth`)"), "{last}");
+
+    let full = ws.gourd(&["lineage", "a99", "--depth", "100"]).success().stdout;
+    assert!(!full.contains("cut at depth") && !full.contains("shown above"), "{full}");
+    assert!(full.lines().last().unwrap().trim_start().starts_with("src "), "{full}");
+    assert_eq!(full.lines().filter(|l| l.contains("<- stage")).count(), 99);
+
+    let out = json(&ws.gourd(&["lineage", "a99", "--json", "--depth", "10"]).success().stdout);
+    let mut node = &out["upstream"][0];
+    for _ in 0..10 {
+        node = &node["upstream"][0];
+    }
+    assert_eq!(
+        (&node["stage"], &node["cut"], &node["more_upstream"]),
+        (&serde_json::json!("a88"), &serde_json::json!(true), &serde_json::json!(88))
+    );
+}
+
+#[test]
+fn log_of_a_stage_the_pipeline_does_not_have_is_an_error() {
+    let ws = workspace();
+    ws.gourd(&["run"]).success();
+    let run = ws.gourd(&["log", "trian"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    insta::assert_snapshot!(run.normalized(&ws), @r"
+    error: no stage is named `trian` in the pipeline
+
+    hint: did you mean `train`?
+    ");
+    let far = ws.gourd(&["log", "nothing-like-it", "--json"]);
+    assert_eq!(far.code, 1, "{}", far.stdout);
+    assert_eq!(far.normalized(&ws), "error: no stage is named `nothing-like-it` in the pipeline\n");
+
+    // A stage of the pipeline without history is not an error.
+    ws.write("gourd.ncl", &PIPELINE.replace("  },\n}", "    later = { cmd = \"true\" },\n  },\n}"));
+    let later = ws.gourd(&["log", "later"]).success();
+    assert_eq!(later.stdout, "No lineage recorded yet.\n");
+}

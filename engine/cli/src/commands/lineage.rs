@@ -19,6 +19,9 @@ pub struct Args {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// Follow inputs at most N stages upstream.
+    #[arg(long, value_name = "N", default_value_t = crate::provenance::DEFAULT_DEPTH)]
+    depth: usize,
 }
 
 /// How the bytes on disk relate to the record shown.
@@ -53,7 +56,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         (None, None) => (candidates[0], OnDisk::Missing),
     };
     let mut seen = BTreeSet::new();
-    let upstream = upstream(&ws, &records, record, &mut seen, 0);
+    let upstream = upstream(&ws, &records, record, &mut seen, 0, args.depth);
     let (output, _) = record.output_holding(path.as_str()).expect("a candidate holds the path");
     let state = match on_disk {
         OnDisk::Matches => "current",
@@ -112,7 +115,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         println!("  metrics    {file}: {}", gourd_digest::canonical_json(metrics));
     }
     println!("  inputs");
-    print_tree(&upstream, 4);
+    print_tree(&upstream, 4, args.depth);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -130,7 +133,7 @@ fn command_line(cmd: &Value) -> String {
     }
 }
 
-fn print_tree(nodes: &[Value], indent: usize) {
+fn print_tree(nodes: &[Value], indent: usize, max_depth: usize) {
     let width = nodes.iter().filter_map(|n| n["path"].as_str()).map(str::len).max().unwrap_or(0);
     for node in nodes {
         let path = node["path"].as_str().unwrap_or_default();
@@ -138,12 +141,20 @@ fn print_tree(nodes: &[Value], indent: usize) {
         let short = &digest[..digest.len().min(12)];
         let origin = match node["stage"].as_str() {
             Some(stage) if node["shown_above"] == json!(true) => format!("<- stage `{stage}` (shown above)"),
+            Some(stage) if node["cut"] == json!(true) => {
+                let more = match node["more_upstream"].as_u64().unwrap_or(0) {
+                    0 => String::new(),
+                    1 => "; 1 more upstream stage".to_string(),
+                    n => format!("; {n} more upstream stages"),
+                };
+                format!("<- stage `{stage}` (cut at depth {max_depth}{more}, see `--depth`)")
+            }
             Some(stage) => format!("<- stage `{stage}`"),
             None => "source".to_string(),
         };
         println!("{:indent$}{path:<width$}  {short}  {origin}", "");
         if let Some(children) = node["upstream"].as_array() {
-            print_tree(children, indent + 2);
+            print_tree(children, indent + 2, max_depth);
         }
     }
 }

@@ -130,7 +130,12 @@ pub fn context(loaded: &Loaded, base: &str) -> Result<Value, CommandError> {
         for out in stage.outs.iter().filter(|o| o.kind == gourd_core::model::OutputKind::Model) {
             let record = latest.get(&stage.name).filter(|r| r.outs.contains_key(out.path.as_str()));
             let mut seen = BTreeSet::new();
-            let chain = record.map(|r| flatten_chain(&crate::provenance::upstream(&ws, &records, r, &mut seen, 0), 0));
+            let chain = record.map(|r| {
+                flatten_chain(
+                    &crate::provenance::upstream(&ws, &records, r, &mut seen, 0, crate::provenance::DEFAULT_DEPTH),
+                    0,
+                )
+            });
             models.push(json!({
                 "path": out.path.as_str(),
                 "stage": stage.name,
