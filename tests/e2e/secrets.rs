@@ -110,6 +110,8 @@ fn a_missing_secret_fails_the_run_before_anything_runs() {
     assert!(ws.executions().is_empty(), "a stage executed");
     assert!(!ws.exists(".gourd/cache-v1"), "the cache was touched");
     insta::assert_snapshot!(run.normalized(&ws));
+    // Showing what would run needs no secret.
+    ws.gourd(&["run", "--dry-run"]).success();
 }
 
 #[test]

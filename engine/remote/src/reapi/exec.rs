@@ -683,6 +683,36 @@ mod tests {
     }
 
     #[test]
+    fn a_stage_with_secrets_is_refused_before_anything_is_sent() {
+        let settings = crate::reapi::ReapiSettings {
+            endpoint: "grpc://127.0.0.1:1".into(),
+            instance: String::new(),
+            timeout: Duration::from_secs(5),
+            platform: BTreeMap::new(),
+            headers: vec![],
+        };
+        let reapi = Reapi::new(settings).unwrap();
+        let mut with_secret = stage(1, 0);
+        with_secret.secrets = vec!["HF_TOKEN".into()];
+        let (_stop, cancel) = tokio::sync::watch::channel(false);
+        let request = RemoteExecution {
+            stage: &with_secret,
+            root: std::path::Path::new("/nonexistent"),
+            params: b"{}",
+            env: BTreeMap::new(),
+            log: "/nonexistent/train.log".into(),
+            skip_cache: false,
+            cancel,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        // Not `Unavailable`: no connection to the (absent) service was tried.
+        match runtime.block_on(reapi.execute(request)) {
+            Err(RemoteFailure::Rejected(message)) => assert!(message.contains("secrets"), "{message}"),
+            other => panic!("{:?}", other.map(|exit| exit.exit_code)),
+        }
+    }
+
+    #[test]
     fn shell_quoting() {
         assert_eq!(quote("a b"), "'a b'");
         assert_eq!(quote("it's"), r"'it'\''s'");
