@@ -775,7 +775,13 @@ async fn execute_stage(
         }
         let step = prepared.step.as_ref().map(|(runner, config)| (runner.as_path(), config.clone()));
         let request = ExecRequest { stage, step, root: &ws.root, log: log.clone(), extra_env: prepared.extra_env };
-        match execute(request, cancel).await? {
+        let outcome = execute(request, cancel).await?;
+        // A stage that prints a secret must not leave it in its log.
+        let secrets = crate::secrets::secret_values(stage);
+        if !secrets.is_empty() {
+            crate::secrets::redact_file(&log, &secrets)?;
+        }
+        match outcome {
             ExecOutcome::Exited(0) => {}
             ExecOutcome::Exited(code) => return fail(format!("exited with code {code}")),
             ExecOutcome::Signaled(signal) => return fail(format!("killed by signal {signal}")),

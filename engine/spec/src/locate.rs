@@ -30,6 +30,10 @@ pub fn line_of_field(source: &str, stage: &str, field: &str) -> Option<usize> {
 
 /// Where `name =` (or `"name" =`) starts, if written out.
 fn find_definition(source: &str, name: &str) -> Option<usize> {
+    // A stage may be named `""`: an empty name matches everywhere.
+    if name.is_empty() {
+        return None;
+    }
     let quoted = format!("\"{name}\"");
     for candidate in [name, quoted.as_str()] {
         let mut from = 0;
@@ -64,6 +68,9 @@ mod tests {
         assert_eq!(line_of(source, "a", Some("x")), Some(3));
         assert_eq!(line_of(source, "b", None), Some(4));
         assert_eq!(line_of(source, "c", Some("nowhere")), None);
+        // An empty stage name (`"" = { .. }` is valid Nickel) used to loop forever.
+        assert_eq!(line_of(source, "", Some("x")), Some(3));
+        assert_eq!(line_of(source, "", None), None);
     }
 
     #[test]
