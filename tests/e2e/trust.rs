@@ -151,3 +151,49 @@ fn names_holding_newlines_are_cached_and_restored_exactly() {
     assert_eq!(ws.read("out/a"), "2");
     assert_eq!(ws.run_json(&[]).success().statuses(), expect(&[("s", "up-to-date")]));
 }
+
+/// The one entry of the evaluation cache.
+fn eval_entry(ws: &TestWorkspace) -> PathBuf {
+    let entries = walk(&ws.path(".gourd/state-v1/eval"));
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    entries.into_iter().next().unwrap()
+}
+
+#[test]
+fn an_edited_evaluation_cache_entry_is_not_used() {
+    let ws = TestWorkspace::new(
+        r#"{ stages = { s = { cmd = "echo s >> runs.log && echo real > out.txt", outs = ["out.txt"] } } }"#,
+    );
+    ws.gourd(&["run"]).success();
+    let entry = eval_entry(&ws);
+    let text = std::fs::read_to_string(&entry).unwrap();
+    assert!(text.contains("echo real"), "{text}");
+    std::fs::write(&entry, text.replace("echo real", "echo fake")).unwrap();
+
+    let run = ws.run_json(&[]).success();
+    assert_eq!(run.statuses(), expect(&[("s", "up-to-date")]), "the pipeline was evaluated again");
+    assert_eq!(ws.read("out.txt"), "real\n");
+    assert!(std::fs::read_to_string(&entry).unwrap().contains("echo real"), "the entry was rewritten");
+}
+
+#[test]
+fn imports_are_tracked_however_they_are_written() {
+    let ws = TestWorkspace::new(
+        r#"let imported = import # the stages live apart
+  "stages.ncl" in
+let message = import "m\u{73}g.txt" as 'Text in
+{ stages = imported & { s.cmd = "echo s >> runs.log && echo '%{message}' > out.txt" } }"#,
+    );
+    ws.write("stages.ncl", r#"{ s = { cmd | default = "unused", outs = ["out.txt"] } }"#);
+    ws.write("msg.txt", "one");
+    ws.gourd(&["run"]).success();
+    assert_eq!(ws.read("out.txt"), "one\n");
+
+    ws.write("msg.txt", "two");
+    assert_eq!(ws.run_json(&[]).success().statuses(), expect(&[("s", "ran")]));
+    assert_eq!(ws.read("out.txt"), "two\n");
+
+    ws.write("stages.ncl", r#"{ s = { cmd | default = "unused", outs = ["out.txt"], params = { v = 2 } } }"#);
+    assert_eq!(ws.run_json(&[]).success().statuses(), expect(&[("s", "ran")]), "an edit two lines past `import`");
+    assert_eq!(ws.run_json(&[]).success().statuses(), expect(&[("s", "up-to-date")]));
+}

@@ -33,7 +33,8 @@ impl EvalLimits {
 }
 
 /// Evaluates and validates `file` by running `exe __eval FILE STDLIB_DIR`,
-/// or takes the evaluation from `cache_dir` when nothing it reads changed.
+/// or takes the evaluation from `cache_dir` when none of the files it read
+/// changed.
 pub fn load(
     exe: &Path,
     file: &Path,
@@ -43,18 +44,20 @@ pub fn load(
     color: bool,
 ) -> Result<Pipeline, SpecError> {
     let cache = cache_dir.map(|dir| EvalCache::new(dir.to_path_buf()));
-    let key = cache.as_ref().and_then(|_| crate::cache::key(file));
-    if let (Some(cache), Some(key)) = (&cache, &key) {
-        if let Some(json) = cache.get(key) {
-            if let Ok(pipeline) = crate::validate(&json, file) {
-                return Ok(pipeline);
-            }
+    let slot = crate::cache::slot(file, stdlib_dir);
+    if let Some(json) = cache.as_ref().and_then(|cache| cache.get(&slot)) {
+        if let Ok(pipeline) = crate::validate(&json, file) {
+            return Ok(pipeline);
         }
     }
-    let json = evaluate_isolated(exe, file, stdlib_dir, limits, color)?;
-    let pipeline = crate::validate(&json, file)?;
-    if let (Some(cache), Some(key)) = (&cache, &key) {
-        cache.put(key, &json);
+    let output = evaluate_isolated(exe, file, stdlib_dir, limits, color)?;
+    // The child prints the files it read on the first line (see
+    // `crate::evaluate_here`), then the export.
+    let (read, json) = output.split_once('\n').unwrap_or(("null", &output));
+    let pipeline = crate::validate(json, file)?;
+    let read: Option<Vec<crate::Source>> = serde_json::from_str(read).ok().flatten();
+    if let (Some(cache), Some(read)) = (&cache, read) {
+        cache.put(&slot, &read, json);
     }
     Ok(pipeline)
 }

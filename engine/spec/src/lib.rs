@@ -15,12 +15,13 @@ mod cache;
 mod isolate;
 mod locate;
 mod raw;
+mod sources;
 
 use std::path::{Path, PathBuf};
 
-pub use cache::imports;
 pub use isolate::{EvalLimits, load};
 pub use raw::validate;
+pub use sources::{Source, imports};
 
 /// The 1-based line of `literal` within stage `stage` of the pipeline file,
 /// for errors found after evaluation.
@@ -96,14 +97,20 @@ pub fn install_stdlib(preferred: &Path) -> std::io::Result<PathBuf> {
     Err(last_err.expect("tried at least one folder"))
 }
 
-/// Evaluates `file` in this process and returns its JSON export, or Nickel's
-/// diagnostics. This is what the `__eval` child runs; call [`load`] instead.
+/// Evaluates `file` in this process and returns what the `__eval` child
+/// prints: one line naming the files the evaluation read, with their digests
+/// (JSON; `null` when they cannot be known, or changed while it ran), then
+/// the JSON export. Or Nickel's diagnostics. Call [`load`] instead.
 pub fn evaluate_here(file: &Path, stdlib_dir: &Path, color: bool) -> Result<String, String> {
     let file_literal = serde_json::to_string(&file.display().to_string()).expect("a string");
     // The user's file is imported by its absolute path, so its diagnostics
     // carry its own name and lines, and its relative imports resolve.
     let source = format!("let gourd = import \"{STDLIB_NAME}\" in (import {file_literal}) | gourd.Pipeline\n");
     let entry = file.with_file_name("<gourd: applying the Pipeline contract>");
+    let import_paths = [stdlib_dir.to_path_buf()];
+    // Read before and after: a file edited while Nickel read it must not be
+    // recorded with a digest that does not go with the export.
+    let before = sources::read_by(&entry, &source, &import_paths);
     let mut context = nickel_lang::Context::new()
         .with_source_name(entry.display().to_string())
         .with_added_import_paths(vec![stdlib_dir.as_os_str().to_owned()]);
@@ -116,5 +123,9 @@ pub fn evaluate_here(file: &Path, stdlib_dir: &Path, color: bool) -> Result<Stri
         }
     };
     let expr = context.eval_deep_for_export(&source).map_err(render)?;
-    context.expr_to_json(&expr).map_err(render)
+    let json = context.expr_to_json(&expr).map_err(render)?;
+    let after = sources::read_by(&entry, &source, &import_paths);
+    let read = before.filter(|before| Some(before) == after.as_ref());
+    let line = serde_json::to_string(&read).unwrap_or_else(|_| "null".to_string());
+    Ok(format!("{line}\n{json}"))
 }
