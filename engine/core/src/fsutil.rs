@@ -50,11 +50,20 @@ pub fn write_replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()>
 
 /// Creates `dir` (and its parents) if needed, and makes it accessible to its
 /// owner only: for folders whose files may hold private data (logs, params,
-/// restores in flight) whatever those files' own modes.
+/// restores in flight) whatever those files' own modes. A folder that is
+/// not ours to change (a read-only checkout of someone else's workspace) is
+/// left as it is: commands that only read must still work there.
 pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| crate::hash::with_path(e, dir))?;
-    fs_err::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+    let mode = fs_err::metadata(dir)?.permissions().mode();
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    match std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & !0o077)) {
+        Err(err) if err.kind() != io::ErrorKind::PermissionDenied => Err(crate::hash::with_path(err, dir)),
+        _ => Ok(()),
+    }
 }
 
 /// Removes a file or a folder; nothing there is fine.
