@@ -135,6 +135,52 @@ fn deleted_outputs_are_restored_without_executing() {
 }
 
 #[test]
+fn a_restored_file_shares_no_bytes_with_the_cache() {
+    use std::io::Write;
+    use std::os::unix::fs::MetadataExt;
+    let ws = TestWorkspace::new(
+        r#"{ stages = { s = { cmd = "echo s >> runs.log && mkdir -p out && echo precious > out/data.txt && echo model > model.bin", outs = ["out", "model.bin"] } } }"#,
+    );
+    ws.gourd(&["run"]).success();
+    ws.remove("out");
+    ws.remove("model.bin");
+    assert_eq!(ws.run_json(&[]).success().statuses()["s"], "restored");
+    let objects: Vec<u64> =
+        walk(&ws.path(".gourd/cache-v1/objects")).iter().map(|p| std::fs::metadata(p).unwrap().ino()).collect();
+    assert_eq!(objects.len(), 2);
+    for restored in ["out/data.txt", "model.bin"] {
+        let meta = std::fs::metadata(ws.path(restored)).unwrap();
+        assert_eq!(meta.nlink(), 1, "`{restored}` has another name");
+        assert!(!objects.contains(&meta.ino()), "`{restored}` is a cache object");
+    }
+    // Editing a restored file in place leaves the cache as it was: the next
+    // restore brings back the original bytes.
+    for restored in ["out/data.txt", "model.bin"] {
+        let mut file = std::fs::OpenOptions::new().write(true).open(ws.path(restored)).unwrap();
+        file.write_all(b"EDITED").unwrap();
+    }
+    ws.remove("out");
+    ws.remove("model.bin");
+    let run = ws.run_json(&[]).success();
+    assert_eq!(run.statuses()["s"], "restored", "{}", run.stdout);
+    assert_eq!(ws.read("out/data.txt"), "precious\n");
+    assert_eq!(ws.read("model.bin"), "model\n");
+    assert_eq!(ws.executions(), vec!["s"], "executed once, restored twice");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_type().unwrap().is_dir() {
+            files.extend(walk(&entry.path()));
+        } else {
+            files.push(entry.path());
+        }
+    }
+    files
+}
+
+#[test]
 fn checking_out_old_inputs_restores_their_outputs() {
     let ws = diamond();
     ws.git(&["add", "data", "gourd.ncl", ".gitignore"]);
@@ -241,6 +287,51 @@ fn failure_stops_new_stages_unless_keep_going() {
     assert_eq!(run.statuses(), expect(&[("a", "failed"), ("b", "skipped"), ("z", "ran")]));
     let failure = run.events().into_iter().find(|e| e["stage"] == "a").unwrap();
     assert_eq!(failure["message"], "exited with code 3");
+}
+
+#[test]
+fn without_keep_going_a_failure_starts_nothing_new_and_running_stages_finish() {
+    // `fail` and `slow` start together; `slow` is held until the run has
+    // reported `fail` as failed, so `later` (below `slow`, not below `fail`)
+    // becomes ready only after the failure.
+    let ws = TestWorkspace::new(
+        r#"{ stages = {
+            fail = { cmd = "exit 3", outs = ["fail.txt"] },
+            slow = { cmd = "i=0; while [ ! -e go ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done; echo slow > slow.txt", outs = ["slow.txt"] },
+            later = { cmd = "echo later >> runs.log && cp slow.txt later.txt", deps = ["slow.txt"], outs = ["later.txt"] },
+        } }"#,
+    );
+    let mut child = ws
+        .command(&["run", "--json", "-j", "2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let mut stdout = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        stdout.push_str(&line);
+        stdout.push('\n');
+        if line.contains(r#""stage":"fail""#) {
+            break;
+        }
+    }
+    assert!(stdout.contains(r#""status":"failed""#), "{stdout}");
+    ws.write("go", "");
+    for line in lines {
+        stdout.push_str(&line.unwrap());
+        stdout.push('\n');
+    }
+    let code = child.wait().unwrap().code();
+    let run = common::Run { code: code.unwrap_or(-1), stdout, stderr: String::new() };
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert_eq!(run.statuses(), expect(&[("fail", "failed"), ("slow", "ran"), ("later", "skipped")]));
+    let later = run.events().into_iter().find(|e| e["stage"] == "later").unwrap();
+    assert_eq!(later["message"], "not started after a failure");
+    assert!(ws.executions().is_empty(), "`later` executed");
+    assert_eq!(ws.read("slow.txt"), "slow\n", "the running stage finished");
+    assert_eq!(run.summary()["skipped"], 1);
 }
 
 #[test]

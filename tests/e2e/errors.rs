@@ -160,9 +160,15 @@ fn a_loop_without_end_is_stopped_by_the_time_limit() {
     let ws = TestWorkspace::new(
         "let rec spin = fun n => if n < 0 then 0 else spin (n + 1) in\n{ stages = { a = { cmd = \"true\", params = { x = spin 0 } } } }\n",
     );
+    // The loop also grows memory: left alone, the memory limit would stop it
+    // (after ~20 s at the default 4 GiB), which says "crashed" instead.
+    let started = std::time::Instant::now();
     let run = ws.gourd_env(&["check"], &[("GOURD_EVAL_TIMEOUT", "2")]);
+    let took = started.elapsed();
     assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(run.stderr.contains("took longer than 2s") || run.stderr.contains("crashed"), "{}", run.stderr);
+    assert!(run.stderr.contains("took longer than 2s"), "{}", run.stderr);
+    assert!(run.stderr.contains("`GOURD_EVAL_TIMEOUT` raises the limit"), "{}", run.stderr);
+    assert!(took < std::time::Duration::from_secs(15), "stopped after {took:?}, not 2 s");
 }
 
 #[test]
