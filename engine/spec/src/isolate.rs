@@ -50,14 +50,10 @@ pub fn load(
             return Ok(pipeline);
         }
     }
-    let output = evaluate_isolated(exe, file, stdlib_dir, limits, color)?;
-    // The child prints the files it read on the first line (see
-    // `crate::evaluate_here`), then the export.
-    let (read, json) = output.split_once('\n').unwrap_or(("null", &output));
-    let pipeline = crate::validate(json, file)?;
-    let read: Option<Vec<crate::Source>> = serde_json::from_str(read).ok().flatten();
-    if let (Some(cache), Some(read)) = (&cache, read) {
-        cache.put(&slot, &read, json);
+    let evaluation = crate::Evaluation::from_wire(&evaluate_isolated(exe, file, stdlib_dir, limits, color)?);
+    let pipeline = crate::validate(&evaluation.export, file)?;
+    if let (Some(cache), Some(read)) = (&cache, &evaluation.read) {
+        cache.put(&slot, read, &evaluation.export);
     }
     Ok(pipeline)
 }

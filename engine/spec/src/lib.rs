@@ -97,11 +97,33 @@ pub fn install_stdlib(preferred: &Path) -> std::io::Result<PathBuf> {
     Err(last_err.expect("tried at least one folder"))
 }
 
-/// Evaluates `file` in this process and returns what the `__eval` child
-/// prints: one line naming the files the evaluation read, with their digests
-/// (JSON; `null` when they cannot be known, or changed while it ran), then
-/// the JSON export. Or Nickel's diagnostics. Call [`load`] instead.
-pub fn evaluate_here(file: &Path, stdlib_dir: &Path, color: bool) -> Result<String, String> {
+/// What evaluating a pipeline file gave: its JSON export, and the files the
+/// evaluation read with their digests (`None` when they cannot be known, or
+/// changed while it ran).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    pub export: String,
+    pub read: Option<Vec<Source>>,
+}
+
+impl Evaluation {
+    /// What the `__eval` child prints: the files read as JSON on one line,
+    /// then the export.
+    pub fn to_wire(&self) -> String {
+        let line = serde_json::to_string(&self.read).unwrap_or_else(|_| "null".to_string());
+        format!("{line}\n{}", self.export)
+    }
+
+    /// The inverse of [`Evaluation::to_wire`].
+    pub fn from_wire(wire: &str) -> Evaluation {
+        let (line, export) = wire.split_once('\n').unwrap_or(("null", wire));
+        Evaluation { export: export.to_string(), read: serde_json::from_str(line).ok().flatten() }
+    }
+}
+
+/// Evaluates `file` in this process, or returns Nickel's diagnostics. This
+/// is what the `__eval` child runs; call [`load`] instead.
+pub fn evaluate_here(file: &Path, stdlib_dir: &Path, color: bool) -> Result<Evaluation, String> {
     let file_literal = serde_json::to_string(&file.display().to_string()).expect("a string");
     // The user's file is imported by its absolute path, so its diagnostics
     // carry its own name and lines, and its relative imports resolve.
@@ -123,9 +145,7 @@ pub fn evaluate_here(file: &Path, stdlib_dir: &Path, color: bool) -> Result<Stri
         }
     };
     let expr = context.eval_deep_for_export(&source).map_err(render)?;
-    let json = context.expr_to_json(&expr).map_err(render)?;
+    let export = context.expr_to_json(&expr).map_err(render)?;
     let after = sources::read_by(&entry, &source, &import_paths);
-    let read = before.filter(|before| Some(before) == after.as_ref());
-    let line = serde_json::to_string(&read).unwrap_or_else(|_| "null".to_string());
-    Ok(format!("{line}\n{json}"))
+    Ok(Evaluation { export, read: before.filter(|before| Some(before) == after.as_ref()) })
 }

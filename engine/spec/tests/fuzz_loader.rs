@@ -207,8 +207,12 @@ proptest! {
         let file = dir.path().join("gourd.ncl");
         std::fs::write(&file, &source).unwrap();
         match gourd_spec::evaluate_here(&file, &stdlib, false) {
-            Ok(json) => {
-                if let Ok(accepted) = gourd_spec::validate(&json, &file) {
+            Ok(evaluation) => {
+                if let Some(read) = &evaluation.read {
+                    prop_assert!(read.iter().any(|s| s.path == file && s.digest.is_some()), "{read:?}");
+                }
+                prop_assert_eq!(gourd_spec::Evaluation::from_wire(&evaluation.to_wire()), evaluation.clone());
+                if let Ok(accepted) = gourd_spec::validate(&evaluation.export, &file) {
                     check_accepted(&accepted);
                 }
             }

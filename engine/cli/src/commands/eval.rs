@@ -1,6 +1,7 @@
 //! `gourd __eval FILE STDLIB_DIR [--color]`: the isolated evaluator child.
-//! Prints the pipeline's JSON export on stdout, or Nickel's diagnostics on
-//! stderr with exit code 1.
+//! Prints the files the evaluation read (one line of JSON) and the pipeline's
+//! JSON export on stdout (see `gourd_spec::Evaluation::to_wire`), or Nickel's
+//! diagnostics on stderr with exit code 1.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -16,9 +17,9 @@ pub struct Args {
 
 pub fn run(args: &Args) -> ExitCode {
     match gourd_spec::evaluate_here(&args.file, &args.stdlib_dir, args.color) {
-        Ok(json) => {
+        Ok(evaluation) => {
             let mut stdout = std::io::stdout().lock();
-            if stdout.write_all(json.as_bytes()).and_then(|()| stdout.flush()).is_err() {
+            if stdout.write_all(evaluation.to_wire().as_bytes()).and_then(|()| stdout.flush()).is_err() {
                 return ExitCode::from(2);
             }
             ExitCode::SUCCESS
