@@ -842,4 +842,28 @@ mod tests {
         assert!(store.action(&key).is_none(), "a result without its seal");
         drop(dir);
     }
+
+    #[test]
+    fn restores_across_file_systems_fall_back_to_beside() {
+        use std::os::unix::fs::MetadataExt;
+        let (dir, _store, hashing) = setup();
+        // A store on another file system than the output, where there is one.
+        let Ok(elsewhere) = tempfile::tempdir_in("/dev/shm") else { return };
+        if std::fs::metadata(elsewhere.path()).unwrap().dev() == std::fs::metadata(dir.path()).unwrap().dev() {
+            return;
+        }
+        let store = Store::open(&elsewhere.path().join(".gourd"), DigestAlgorithm::Blake3).unwrap();
+        let out = dir.path().join("data/out");
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join("x"), "x").unwrap();
+        let tree = hashing.hash(&out).unwrap().unwrap();
+        store.put(&out, &tree).unwrap();
+        std::fs::remove_dir_all(&out).unwrap();
+        store.restore(&OutputRecord::from_tree(&tree, true), &out).unwrap();
+        assert_eq!(hashing.hash(&out).unwrap().unwrap(), tree);
+        let names: Vec<_> =
+            std::fs::read_dir(dir.path().join("data")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec!["out"], "nothing is left beside the output");
+        assert!(std::fs::read_dir(store.root.join("tmp")).unwrap().next().is_none());
+    }
 }
