@@ -20,6 +20,7 @@
 //! both land, one on top of the other.
 
 mod record;
+pub mod registry;
 mod repo;
 
 pub use record::{Record, RunInfo};

@@ -1,0 +1,367 @@
+//! The model registry: versions and stages as git tags in GTO's format (see
+//! [`tag`]), each an annotated tag whose message carries gourd's record of
+//! the move (see [`record`]). Tags are the registry: nothing else is
+//! stored, so `git push`, `git clone`, GTO and DVC Studio all see it.
+//!
+//! Reads are shaped for repositories with many tags: the tag refs are
+//! listed once (names and targets, no objects), every name is parsed (cheap),
+//! and only the tags of the artifact asked about are opened.
+//!
+//! Writers serialise on `.git/gourd-registry.lock`, so that two moves in one
+//! clone never take the same counter; moves made in two clones may, and
+//! [`Registry::integrate`] renumbers the local one when pulling.
+
+pub mod record;
+pub mod state;
+pub mod tag;
+pub mod time;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use git2::{ErrorCode, ObjectType, Oid, Repository, Signature};
+
+pub use record::{LineageRef, MoveRecord, Previous};
+pub use state::{ArtifactState, Event, Holder, VersionState};
+pub use tag::{Action, TagName};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("git: {0}")]
+    Git(#[from] git2::Error),
+    #[error("the tag `{0}` exists already")]
+    TagExists(String),
+    #[error("the repository has no commit yet: a version is registered at a commit")]
+    NoCommit,
+    #[error("{0}")]
+    Lock(String),
+}
+
+pub struct Registry {
+    repo: Repository,
+}
+
+/// A move to write: one tag.
+#[derive(Debug, Clone)]
+pub struct NewMove {
+    pub action: Action,
+    pub version: Option<String>,
+    pub stage: Option<String>,
+    /// Whether the tag takes GTO's counter (`#N`): stage moves and
+    /// deprecations do, registrations do not.
+    pub counted: bool,
+    /// The commit the tag points at.
+    pub commit: String,
+    /// The human message (GTO shows it).
+    pub message: String,
+    pub record: MoveRecord,
+}
+
+/// What [`Registry::integrate`] did with fetched tags.
+#[derive(Debug, Default)]
+pub struct Integrated {
+    /// Tags new to this clone.
+    pub added: usize,
+    /// Local moves that took a name the other side had taken for another
+    /// move: (old name, new name). Nothing is lost.
+    pub renamed: Vec<(String, String)>,
+    /// Local tags dropped because the other side made the same move
+    /// (a simple tag such as `name@v1.0.0!` cannot be renumbered).
+    pub dropped: Vec<String>,
+}
+
+const TAGS: &str = "refs/tags/";
+
+impl Registry {
+    /// Opens the repository holding `workspace`; `None` outside any.
+    pub fn open(workspace: &Path) -> Result<Option<Registry>, RegistryError> {
+        match Repository::discover(workspace) {
+            Ok(repo) => Ok(Some(Registry { repo })),
+            Err(err) if err.code() == ErrorCode::NotFound => Ok(None),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Every registry tag: its parsed name and the object its ref names,
+    /// without reading any object.
+    pub fn tags(&self) -> Result<Vec<(TagName, String, Oid)>, RegistryError> {
+        self.tags_under(TAGS, None)
+    }
+
+    fn tags_under(&self, prefix: &str, artifact: Option<&str>) -> Result<Vec<(TagName, String, Oid)>, RegistryError> {
+        let in_tag = artifact.map(tag::artifact_in_tag);
+        let mut out = Vec::new();
+        for reference in self.repo.references_glob(&format!("{prefix}*"))? {
+            let reference = reference?;
+            let (Ok(full), Some(target)) = (reference.name(), reference.target()) else { continue };
+            let short = &full[prefix.len()..];
+            if let Some(in_tag) = &in_tag
+                && !(short.starts_with(in_tag.as_str()) && short[in_tag.len()..].starts_with(['#', '@']))
+            {
+                continue;
+            }
+            if let Some(name) = TagName::parse(short) {
+                out.push((name, short.to_string(), target));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The names of the registry's artifacts.
+    pub fn artifacts(&self) -> Result<BTreeSet<String>, RegistryError> {
+        Ok(self.tags()?.into_iter().map(|(name, _, _)| name.artifact).collect())
+    }
+
+    /// Every move of `artifact`, in order. Lightweight tags are not moves
+    /// (GTO ignores them too).
+    pub fn events(&self, artifact: &str) -> Result<Vec<Event>, RegistryError> {
+        let mut events = Vec::new();
+        for (name, short, target) in self.tags_under(TAGS, Some(artifact))? {
+            if let Some(event) = self.read_event(name, short, target)? {
+                events.push(event);
+            }
+        }
+        state::prepare(&mut events);
+        Ok(events)
+    }
+
+    fn read_event(&self, name: TagName, short: String, target: Oid) -> Result<Option<Event>, RegistryError> {
+        let Ok(tag) = self.repo.find_tag(target) else { return Ok(None) };
+        let commit = match tag.target_type() {
+            Some(ObjectType::Commit) => tag.target_id(),
+            _ => match tag.target().and_then(|o| o.peel_to_commit()) {
+                Ok(commit) => commit.id(),
+                Err(_) => return Ok(None),
+            },
+        };
+        let (who, email, time) = match tag.tagger() {
+            Some(s) => (
+                String::from_utf8_lossy(s.name_bytes()).into_owned(),
+                String::from_utf8_lossy(s.email_bytes()).into_owned(),
+                s.when().seconds(),
+            ),
+            None => (String::new(), String::new(), 0),
+        };
+        let (message, record) = record::split(&String::from_utf8_lossy(tag.message_bytes().unwrap_or_default()));
+        Ok(Some(Event {
+            tag: short,
+            action: name.action,
+            version: name.version.clone(),
+            stage: name.stage.clone(),
+            counter: name.counter,
+            name,
+            commit: commit.to_string(),
+            time,
+            who,
+            email,
+            message,
+            record,
+        }))
+    }
+
+    /// HEAD's commit, if there is one.
+    pub fn head(&self) -> Option<String> {
+        self.repo.head().ok()?.peel_to_commit().ok().map(|c| c.id().to_string())
+    }
+
+    /// The commit a revision names.
+    pub fn commit_of(&self, revision: &str) -> Option<String> {
+        self.repo.revparse_single(revision).ok()?.peel_to_commit().ok().map(|c| c.id().to_string())
+    }
+
+    /// Who makes a move: git's `user.name` and `user.email`, and the time,
+    /// `GIT_COMMITTER_DATE` when set (as git does).
+    fn signature(&self) -> Result<Signature<'static>, RegistryError> {
+        let base = self.repo.signature().or_else(|_| Signature::now("gourd", "gourd@localhost"))?;
+        let (name, email) = (base.name().unwrap_or("gourd").to_string(), base.email().unwrap_or("").to_string());
+        let date = std::env::var("GIT_COMMITTER_DATE").ok().and_then(|d| time::parse_instant(&d));
+        Ok(match date {
+            Some(seconds) => Signature::new(&name, &email, &git2::Time::new(seconds, 0))?,
+            None => Signature::now(&name, &email)?,
+        })
+    }
+
+    /// The time the next move will carry (seconds since the epoch).
+    pub fn now(&self) -> Result<i64, RegistryError> {
+        Ok(self.signature()?.when().seconds())
+    }
+
+    /// Writes `moves` of `artifact` as tags, all or none, numbering the
+    /// counted ones after the highest counter of the artifact's tags.
+    /// Returns the tag names.
+    pub fn write(&self, artifact: &str, moves: &[NewMove]) -> Result<Vec<String>, RegistryError> {
+        let _lock = self.writer_lock()?;
+        let signature = self.signature()?;
+        let mut counter = self.max_counter(artifact)?;
+        let mut named = Vec::new();
+        for m in moves {
+            let counter = m.counted.then(|| {
+                counter += 1;
+                counter
+            });
+            let name = TagName {
+                artifact: artifact.to_string(),
+                action: m.action,
+                version: m.version.clone(),
+                stage: m.stage.clone(),
+                counter,
+            };
+            let short = name.render();
+            if self.repo.find_reference(&format!("{TAGS}{short}")).is_ok() {
+                return Err(RegistryError::TagExists(short));
+            }
+            let target = self.repo.find_object(Oid::from_str(&m.commit)?, Some(ObjectType::Commit))?;
+            let message = record::compose(&m.message, &m.record);
+            let oid = self.repo.tag_annotation_create(&short, &target, &signature, &message)?;
+            named.push((short, oid));
+        }
+        self.create_refs(&named, "gourd registry")?;
+        Ok(named.into_iter().map(|(name, _)| name).collect())
+    }
+
+    /// Creates the tag refs in one transaction; fails, creating none, when
+    /// one exists.
+    fn create_refs(&self, named: &[(String, Oid)], why: &str) -> Result<(), RegistryError> {
+        let mut transaction = self.repo.transaction()?;
+        for (short, _) in named {
+            transaction.lock_ref(&format!("{TAGS}{short}"))?;
+        }
+        for (short, oid) in named {
+            let full = format!("{TAGS}{short}");
+            if self.repo.find_reference(&full).is_ok() {
+                return Err(RegistryError::TagExists(short.clone()));
+            }
+            transaction.set_target(&full, *oid, None, why)?;
+        }
+        transaction.commit()?;
+        Ok(())
+    }
+
+    fn max_counter(&self, artifact: &str) -> Result<u64, RegistryError> {
+        Ok(self.tags_under(TAGS, Some(artifact))?.iter().filter_map(|(n, _, _)| n.counter).max().unwrap_or(0))
+    }
+
+    /// Held while moves are numbered and written.
+    fn writer_lock(&self) -> Result<std::fs::File, RegistryError> {
+        let path = self.repo.path().join("gourd-registry.lock");
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .and_then(|file| file.lock().map(|()| file))
+            .map_err(|e| RegistryError::Lock(format!("{}: {e}", path.display())))
+    }
+
+    /// The names of every local registry tag.
+    pub fn local_tag_names(&self) -> Result<Vec<String>, RegistryError> {
+        Ok(self.tags()?.into_iter().map(|(_, short, _)| short).collect())
+    }
+
+    /// Brings the registry tags fetched under `prefix` (a ref folder ending
+    /// in `/`, e.g. `refs/gourd-fetch/origin/tags/`) into `refs/tags/`.
+    /// Where a local tag has the name of a different fetched one (two
+    /// clones made a move each and took the same counter or version), the
+    /// fetched tag keeps the name and the local move is renamed: a counted
+    /// tag takes the next counter, a registration the next free patch
+    /// version. Nothing is lost; the local move keeps its time, author and
+    /// record. Fetched refs are deleted afterwards.
+    pub fn integrate(&self, prefix: &str) -> Result<Integrated, RegistryError> {
+        let _lock = self.writer_lock()?;
+        let fetched = self.tags_under(prefix, None)?;
+        let local: BTreeMap<String, (TagName, Oid)> =
+            self.tags()?.into_iter().map(|(name, short, oid)| (short, (name, oid))).collect();
+        let mut taken: BTreeSet<String> = local.keys().cloned().collect();
+        taken.extend(fetched.iter().map(|(_, short, _)| short.clone()));
+        let mut counters: BTreeMap<String, u64> = BTreeMap::new();
+        for name in fetched.iter().map(|(n, _, _)| n).chain(local.values().map(|(n, _)| n)) {
+            if let Some(c) = name.counter {
+                let max = counters.entry(name.artifact.clone()).or_default();
+                *max = (*max).max(c);
+            }
+        }
+        let mut report = Integrated::default();
+        for (name, short, theirs) in &fetched {
+            let full = format!("{TAGS}{short}");
+            match local.get(short) {
+                Some((_, ours)) if ours == theirs => {}
+                Some((_, ours)) => {
+                    match self.renamed(name, *ours, &mut counters, &taken)? {
+                        Some((new_name, new_oid)) => {
+                            taken.insert(new_name.clone());
+                            self.create_refs(&[(new_name.clone(), new_oid)], "gourd pull: renumbered")?;
+                            report.renamed.push((short.clone(), new_name));
+                        }
+                        None => report.dropped.push(short.clone()),
+                    }
+                    self.repo.reference(&full, *theirs, true, "gourd pull")?;
+                }
+                None => {
+                    self.repo.reference(&full, *theirs, false, "gourd pull")?;
+                    report.added += 1;
+                }
+            }
+        }
+        for (_, short, _) in &fetched {
+            if let Ok(mut reference) = self.repo.find_reference(&format!("{prefix}{short}")) {
+                let _ = reference.delete();
+            }
+        }
+        Ok(report)
+    }
+
+    /// A copy of the local tag `ours` under a free name; `None` for a tag
+    /// that cannot be renamed without changing its meaning.
+    fn renamed(
+        &self,
+        name: &TagName,
+        ours: Oid,
+        counters: &mut BTreeMap<String, u64>,
+        taken: &BTreeSet<String>,
+    ) -> Result<Option<(String, Oid)>, RegistryError> {
+        let tag = self.repo.find_tag(ours)?;
+        let mut new = name.clone();
+        let original = String::from_utf8_lossy(tag.message_bytes().unwrap_or_default()).into_owned();
+        let (mut human, mut record) = record::split(&original);
+        if name.counter.is_some() {
+            let next = counters.entry(name.artifact.clone()).or_default();
+            *next += 1;
+            new.counter = Some(*next);
+        } else if name.action == Action::Register {
+            let Some(mut version) = name.version.as_deref().and_then(tag::parse_version) else { return Ok(None) };
+            let old = name.version.clone().unwrap_or_default();
+            loop {
+                let next = tag::next_patch(&version);
+                version = tag::parse_version(&next).expect("a bumped version parses");
+                new.version = Some(next);
+                if !taken.contains(&new.render()) {
+                    break;
+                }
+            }
+            human = format!(
+                "{human}\n\n(Registered as {old} in another clone, which `gourd pull` renamed: the remote had another {old}.)"
+            );
+            if let Some(record) = &mut record {
+                record.version = new.version.clone();
+            }
+        } else {
+            return Ok(None);
+        }
+        let message = match &record {
+            Some(record) => record::compose(&human, record),
+            None => original,
+        };
+        let tagger = tag.tagger().map(|s| s.to_owned());
+        let tagger = match tagger {
+            Some(s) => s,
+            None => self.signature()?,
+        };
+        let target = tag.target()?;
+        let short = new.render();
+        let oid = self.repo.tag_annotation_create(&short, &target, &tagger, &message)?;
+        Ok(Some((short, oid)))
+    }
+}
+
+#[cfg(test)]
+mod tests;

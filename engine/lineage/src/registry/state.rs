@@ -1,0 +1,244 @@
+//! An artifact's registry state at any instant, folded from its moves in
+//! order (tag time, then GTO's counter).
+//!
+//! A stage holds the version most recently assigned to it and not
+//! unassigned since. gourd unassigns the previous holder whenever it
+//! promotes another version, so a stage holds one version, and GTO (which
+//! ranks a stage's versions by their first assignment) reads the same
+//! holder after a rollback.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::record::MoveRecord;
+use super::tag::{Action, TagName, parse_version};
+
+/// One registry tag of an artifact, read.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub tag: String,
+    #[serde(skip)]
+    pub name: TagName,
+    pub action: Action,
+    /// The version moved: from the tag name, or for a stage move, the
+    /// version registered at the tagged commit (as GTO finds it).
+    pub version: Option<String>,
+    pub stage: Option<String>,
+    pub counter: Option<u64>,
+    /// The tagged commit.
+    pub commit: String,
+    /// Tagger time, seconds since the epoch.
+    pub time: i64,
+    pub who: String,
+    pub email: String,
+    /// The human part of the tag message.
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<MoveRecord>,
+}
+
+impl Event {
+    /// The order of moves: time, then counter, then what GTO's priorities say
+    /// for moves of the same second without counters.
+    pub fn order_key(&self) -> (i64, u64, u8) {
+        let priority = match self.action {
+            Action::Create => 0,
+            Action::Register => 1,
+            Action::Deregister => 2,
+            Action::Assign => 5,
+            Action::Unassign => 6,
+            Action::Deprecate => 7,
+        };
+        (self.time, self.counter.unwrap_or(0), priority)
+    }
+
+    /// The artifact's digest as this move recorded it.
+    pub fn digest(&self) -> Option<&str> {
+        self.record.as_ref()?.digest.as_deref()
+    }
+}
+
+/// A version as the state knows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionState {
+    pub version: String,
+    pub commit: String,
+    /// Registered and not deregistered.
+    pub active: bool,
+    /// The index of its registration among the artifact's events.
+    pub registered_by: usize,
+}
+
+/// The version holding a stage, and the assignment that put it there.
+#[derive(Debug, Clone, Serialize)]
+pub struct Holder {
+    pub version: String,
+    pub assigned_by: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct ArtifactState {
+    /// Every version registered so far, greatest first.
+    pub versions: Vec<VersionState>,
+    pub stages: BTreeMap<String, Holder>,
+    pub deprecated: bool,
+}
+
+impl ArtifactState {
+    pub fn version(&self, version: &str) -> Option<&VersionState> {
+        self.versions.iter().find(|v| v.version == version)
+    }
+
+    /// The greatest active version (GTO's `@latest`, `@greatest`).
+    pub fn latest(&self) -> Option<&VersionState> {
+        self.versions.iter().find(|v| v.active)
+    }
+}
+
+/// Sorts `events` into the order of moves and names each stage move's
+/// version: the version registered at its commit (latest registration
+/// wins), else its record's version, else the commit itself (GTO does
+/// the same for a stage assigned to an unregistered commit).
+pub fn prepare(events: &mut [Event]) {
+    events.sort_by_key(Event::order_key);
+    let mut by_commit: BTreeMap<String, String> = BTreeMap::new();
+    let mut pairs = std::collections::BTreeSet::new();
+    for event in events.iter() {
+        if event.action == Action::Register
+            && let Some(version) = &event.version
+        {
+            by_commit.insert(event.commit.clone(), version.clone());
+            pairs.insert((event.commit.clone(), version.clone()));
+        }
+    }
+    for event in events.iter_mut() {
+        if matches!(event.action, Action::Assign | Action::Unassign) {
+            let recorded = event.record.as_ref().and_then(|r| r.version.clone());
+            event.version = match recorded {
+                // Two versions at one commit: the record says which.
+                Some(v) if pairs.contains(&(event.commit.clone(), v.clone())) => Some(v),
+                recorded => by_commit.get(&event.commit).cloned().or(recorded).or_else(|| Some(event.commit.clone())),
+            };
+        }
+    }
+}
+
+/// The state after the moves of `events` (prepared) up to and including
+/// the instant `at` (all of them with `None`).
+pub fn fold(events: &[Event], at: Option<i64>) -> ArtifactState {
+    let mut versions: BTreeMap<String, VersionState> = BTreeMap::new();
+    // Per stage: version → the index of its last assignment.
+    let mut active: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    let mut deprecated = false;
+    for (index, event) in events.iter().enumerate() {
+        if at.is_some_and(|at| event.time > at) {
+            break;
+        }
+        let version = event.version.clone().unwrap_or_default();
+        match event.action {
+            Action::Register => {
+                versions.insert(
+                    version.clone(),
+                    VersionState { version, commit: event.commit.clone(), active: true, registered_by: index },
+                );
+                deprecated = false;
+            }
+            Action::Deregister => {
+                if let Some(v) = versions.get_mut(&version) {
+                    v.active = false;
+                }
+                for holders in active.values_mut() {
+                    holders.remove(&version);
+                }
+            }
+            Action::Assign => {
+                let stage = event.stage.clone().unwrap_or_default();
+                active.entry(stage).or_default().insert(version, index);
+                deprecated = false;
+            }
+            Action::Unassign => {
+                let stage = event.stage.clone().unwrap_or_default();
+                active.entry(stage).or_default().remove(&version);
+            }
+            Action::Deprecate => deprecated = true,
+            Action::Create => {}
+        }
+    }
+    let stages = active
+        .into_iter()
+        .filter_map(|(stage, holders)| {
+            let (version, assigned_by) = holders.into_iter().max_by_key(|(_, index)| *index)?;
+            Some((stage, Holder { version, assigned_by }))
+        })
+        .collect();
+    let mut versions: Vec<VersionState> = versions.into_values().collect();
+    versions.sort_by(|a, b| match (parse_version(&b.version), parse_version(&a.version)) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        _ => b.version.cmp(&a.version),
+    });
+    ArtifactState { versions, stages, deprecated }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn event(tag: &str, commit: &str, time: i64) -> Event {
+        let name = TagName::parse(tag).unwrap();
+        Event {
+            tag: tag.into(),
+            action: name.action,
+            version: name.version.clone(),
+            stage: name.stage.clone(),
+            counter: name.counter,
+            name,
+            commit: commit.into(),
+            time,
+            who: "t".into(),
+            email: "t@x".into(),
+            message: String::new(),
+            record: None,
+        }
+    }
+
+    #[test]
+    fn a_stage_holds_the_last_assigned_version_and_rollbacks_work() {
+        let mut events = vec![
+            event("m@v0.0.1", "c1", 10),
+            event("m@v0.0.2", "c2", 20),
+            event("m#prod#1", "c1", 30),
+            event("m#prod!#2", "c1", 40),
+            event("m#prod#3", "c2", 40),
+            event("m#prod!#4", "c2", 50),
+            event("m#prod#5", "c1", 50),
+        ];
+        prepare(&mut events);
+        let stage = |at| fold(&events, Some(at)).stages.get("prod").map(|h| h.version.clone());
+        assert_eq!(stage(25), None);
+        assert_eq!(stage(30).as_deref(), Some("v0.0.1"));
+        assert_eq!(stage(45).as_deref(), Some("v0.0.2"));
+        assert_eq!(stage(50).as_deref(), Some("v0.0.1"), "the rollback");
+        let now = fold(&events, None);
+        assert_eq!(now.latest().unwrap().version, "v0.0.2");
+        assert_eq!(now.versions.iter().map(|v| v.version.as_str()).collect::<Vec<_>>(), ["v0.0.2", "v0.0.1"]);
+    }
+
+    #[test]
+    fn moves_of_one_second_follow_the_counter_and_deregistering_leaves_stages() {
+        let mut events = vec![
+            event("m#prod#10", "c2", 5),
+            event("m@v0.0.2", "c2", 5),
+            event("m@v0.0.1", "c1", 5),
+            event("m#prod#9", "c1", 5),
+        ];
+        prepare(&mut events);
+        assert_eq!(fold(&events, None).stages["prod"].version, "v0.0.2", "#10 after #9, not before it");
+        events.push(event("m@v0.0.2!", "c2", 6));
+        prepare(&mut events);
+        let state = fold(&events, None);
+        assert_eq!(state.stages["prod"].version, "v0.0.1", "v0.0.1 was never unassigned");
+        assert!(!state.version("v0.0.2").unwrap().active);
+        assert_eq!(state.latest().unwrap().version, "v0.0.1");
+    }
+}

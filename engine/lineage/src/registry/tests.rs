@@ -1,0 +1,155 @@
+use std::process::Command;
+
+use super::*;
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git").args(args).current_dir(dir).output().unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    git(dir.path(), &["init", "-q", "-b", "main"]);
+    git(dir.path(), &["config", "user.email", "t@example.com"]);
+    git(dir.path(), &["config", "user.name", "T"]);
+    commit(dir.path(), "one");
+    dir
+}
+
+fn commit(dir: &Path, what: &str) -> String {
+    std::fs::write(dir.join("file"), what).unwrap();
+    git(dir, &["add", "file"]);
+    git(dir, &["commit", "-q", "-m", what]);
+    git(dir, &["rev-parse", "HEAD"])
+}
+
+fn mv(action: Action, version: Option<&str>, stage: Option<&str>, commit: &str) -> NewMove {
+    NewMove {
+        action,
+        version: version.map(String::from),
+        stage: stage.map(String::from),
+        counted: !matches!(action, Action::Register | Action::Deregister),
+        commit: commit.to_string(),
+        message: format!("{} {}", action.name(), version.or(stage).unwrap_or_default()),
+        record: MoveRecord {
+            action: Some(action),
+            version: version.map(String::from),
+            digest: Some("d".repeat(64)),
+            ..MoveRecord::default()
+        },
+    }
+}
+
+#[test]
+fn moves_are_gto_tags_and_read_back_in_order() {
+    let dir = repo();
+    let registry = Registry::open(dir.path()).unwrap().unwrap();
+    let c1 = registry.head().unwrap();
+    let names = registry.write("pumpkin", &[mv(Action::Register, Some("v0.0.1"), None, &c1)]).unwrap();
+    assert_eq!(names, ["pumpkin@v0.0.1"]);
+    let names = registry
+        .write(
+            "pumpkin",
+            &[mv(Action::Assign, None, Some("prod"), &c1), mv(Action::Assign, None, Some("staging"), &c1)],
+        )
+        .unwrap();
+    assert_eq!(names, ["pumpkin#prod#1", "pumpkin#staging#2"]);
+    assert_eq!(
+        registry.write("pumpkin", &[mv(Action::Unassign, None, Some("prod"), &c1)]).unwrap(),
+        ["pumpkin#prod!#3"]
+    );
+    // Another artifact has counters of its own.
+    assert_eq!(
+        registry.write("models:other", &[mv(Action::Deprecate, None, None, &c1)]).unwrap(),
+        ["models=other@deprecated#1"]
+    );
+    assert!(git(dir.path(), &["cat-file", "-t", "pumpkin#prod#1"]).contains("tag"), "annotated");
+    let events = registry.events("pumpkin").unwrap();
+    let tags: Vec<&str> = events.iter().map(|e| e.tag.as_str()).collect();
+    assert_eq!(tags, ["pumpkin@v0.0.1", "pumpkin#prod#1", "pumpkin#staging#2", "pumpkin#prod!#3"]);
+    assert_eq!(events[1].version.as_deref(), Some("v0.0.1"));
+    assert_eq!(events[1].message, "assign prod");
+    assert_eq!(events[1].record.as_ref().unwrap().digest.as_deref(), Some("d".repeat(64).as_str()));
+    assert_eq!(events[1].who, "T");
+    let state = state::fold(&events, None);
+    assert_eq!(state.stages.keys().collect::<Vec<_>>(), ["staging"]);
+    assert_eq!(registry.artifacts().unwrap().into_iter().collect::<Vec<_>>(), ["models:other", "pumpkin"]);
+    // A name taken already is refused, and nothing of the batch is written.
+    let again = registry.write(
+        "pumpkin",
+        &[mv(Action::Assign, None, Some("dev"), &c1), mv(Action::Register, Some("v0.0.1"), None, &c1)],
+    );
+    assert!(matches!(again, Err(RegistryError::TagExists(t)) if t == "pumpkin@v0.0.1"));
+    assert!(git(dir.path(), &["tag", "-l", "pumpkin#dev*"]).is_empty());
+}
+
+#[test]
+fn tags_gto_wrote_are_moves_too_and_lightweight_tags_are_not() {
+    let dir = repo();
+    let c1 = git(dir.path(), &["rev-parse", "HEAD"]);
+    git(dir.path(), &["tag", "-a", "pumpkin@v1.0.0", "-m", "Registering artifact pumpkin version v1.0.0"]);
+    git(dir.path(), &["tag", "-a", "pumpkin#prod#1", "-m", "Assigning stage prod"]);
+    git(dir.path(), &["tag", "pumpkin#staging#2"]);
+    git(dir.path(), &["tag", "-a", "release-1", "-m", "not ours"]);
+    let registry = Registry::open(dir.path()).unwrap().unwrap();
+    let events = registry.events("pumpkin").unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1].version.as_deref(), Some("v1.0.0"), "found by commit");
+    assert_eq!(events[1].commit, c1);
+    assert!(events[1].record.is_none());
+    assert_eq!(state::fold(&events, None).stages["prod"].version, "v1.0.0");
+}
+
+#[test]
+fn a_move_carries_the_time_it_was_made() {
+    let dir = repo();
+    let registry = Registry::open(dir.path()).unwrap().unwrap();
+    let c1 = registry.head().unwrap();
+    let before = registry.now().unwrap();
+    registry.write("m", &[mv(Action::Register, Some("v0.0.1"), None, &c1)]).unwrap();
+    let event = &registry.events("m").unwrap()[0];
+    assert!(event.time >= before && event.time <= before + 5);
+}
+
+#[test]
+fn pulling_renumbers_a_local_move_that_took_a_fetched_name() {
+    let (a, b) = (repo(), tempfile::tempdir().unwrap());
+    git(b.path(), &["clone", "-q", a.path().to_str().unwrap(), "."]);
+    git(b.path(), &["config", "user.email", "b@example.com"]);
+    git(b.path(), &["config", "user.name", "B"]);
+    let (ra, rb) = (Registry::open(a.path()).unwrap().unwrap(), Registry::open(b.path()).unwrap().unwrap());
+    let c1 = ra.head().unwrap();
+    ra.write("m", &[mv(Action::Register, Some("v0.0.1"), None, &c1)]).unwrap();
+    git(b.path(), &["fetch", "-q", "origin", "+refs/tags/*:refs/tags/*"]);
+    // Both clones register v0.0.2 and assign prod#1 at once.
+    let ca = commit(a.path(), "a2");
+    let cb = commit(b.path(), "b2");
+    ra.write("m", &[mv(Action::Register, Some("v0.0.2"), None, &ca)]).unwrap();
+    ra.write("m", &[mv(Action::Assign, None, Some("prod"), &ca)]).unwrap();
+    rb.write("m", &[mv(Action::Register, Some("v0.0.2"), None, &cb)]).unwrap();
+    rb.write("m", &[mv(Action::Assign, None, Some("prod"), &cb)]).unwrap();
+    git(b.path(), &["fetch", "-q", "origin", "+refs/tags/*:refs/gourd-fetch/origin/tags/*"]);
+    let report = rb.integrate("refs/gourd-fetch/origin/tags/").unwrap();
+    let mut renamed = report.renamed.clone();
+    renamed.sort();
+    assert_eq!(
+        renamed,
+        [("m#prod#1".to_string(), "m#prod#2".to_string()), ("m@v0.0.2".to_string(), "m@v0.0.3".to_string())]
+    );
+    assert!(git(b.path(), &["for-each-ref", "refs/gourd-fetch"]).is_empty(), "fetched refs are gone");
+    let events = rb.events("m").unwrap();
+    assert_eq!(events.len(), 5, "every move of both clones: {events:#?}");
+    let ours = events.iter().find(|e| e.tag == "m#prod#2").unwrap();
+    assert_eq!((ours.version.as_deref(), ours.who.as_str(), ours.commit.as_str()), (Some("v0.0.3"), "B", cb.as_str()));
+    let theirs = events.iter().find(|e| e.tag == "m#prod#1").unwrap();
+    assert_eq!(theirs.version.as_deref(), Some("v0.0.2"));
+    assert_eq!(theirs.commit, ca);
+    let registered = events.iter().find(|e| e.tag == "m@v0.0.3").unwrap();
+    assert_eq!(registered.record.as_ref().unwrap().version.as_deref(), Some("v0.0.3"));
+    assert!(registered.message.contains("Registered as v0.0.2 in another clone"));
+    // Integrating again changes nothing.
+    git(b.path(), &["fetch", "-q", "origin", "+refs/tags/*:refs/gourd-fetch/origin/tags/*"]);
+    let again = rb.integrate("refs/gourd-fetch/origin/tags/").unwrap();
+    assert_eq!((again.added, again.renamed.len(), again.dropped.len()), (0, 0, 0));
+}
