@@ -7,17 +7,13 @@ use std::process::Command;
 
 use common::{TestWorkspace, expect, noise, wait_until};
 
-/// The server, or `None` (and a note) when it is not running. In CI it must be.
-fn server() -> Option<String> {
+/// The server's address. The tests that need it are `#[ignore]`d, so that a
+/// plain `cargo test` lists them as ignored; run with `--ignored` (as
+/// `.ci/run` does), they fail without it.
+fn server() -> String {
     match std::env::var("GOURD_TEST_S3") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI needs GOURD_TEST_S3 (tests/servers/s3-up.sh)")
-        }
-        _ => {
-            eprintln!("skipped: no S3 server; run `eval \"$(tests/servers/s3-up.sh)\"` first");
-            None
-        }
+        Ok(url) if !url.is_empty() => url,
+        _ => panic!("GOURD_TEST_S3 is not set: start the server with `eval \"$(tests/servers/s3-up.sh)\"`"),
     }
 }
 
@@ -64,9 +60,47 @@ fn s3_env(ws: &TestWorkspace, args: &[&str], extra: &[(&str, &str)]) -> common::
     ws.gourd_env(args, &env)
 }
 
+/// Runs `body` in Python, with `s3` a boto3 client of the server at `url`
+/// and `bucket` set; returns what it prints.
+fn boto(url: &str, bucket: &str, body: &str) -> String {
+    let python = std::env::var("GOURD_TEST_S3_PYTHON").expect("GOURD_TEST_S3_PYTHON (tests/servers/s3-up.sh)");
+    let script = format!(
+        "import boto3\ns3 = boto3.client('s3', endpoint_url='{url}', aws_access_key_id='testing', aws_secret_access_key='testing', region_name='us-east-1')\nbucket = '{bucket}'\n{body}"
+    );
+    let output = Command::new(python).args(["-c", &script]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Every key in the bucket, sorted.
+fn keys(url: &str, bucket: &str) -> Vec<String> {
+    let listed = boto(
+        url,
+        bucket,
+        "for page in s3.get_paginator('list_objects_v2').paginate(Bucket=bucket):\n    for o in page.get('Contents', []):\n        print(o['Key'])\n",
+    );
+    let mut keys: Vec<String> = listed.lines().map(String::from).collect();
+    keys.sort();
+    keys
+}
+
+/// The bucket key of the object holding `path`'s bytes in `ws`'s local cache.
+fn object_key(ws: &TestWorkspace, path: &str) -> String {
+    let lineage = ws.gourd(&["lineage", path, "--json"]).success();
+    let record: serde_json::Value = serde_json::from_str(&lineage.stdout).unwrap();
+    let digest = record["record"]["outs"][path].as_str().unwrap_or_else(|| panic!("{}", lineage.stdout));
+    format!("gourd/cas/{digest}")
+}
+
+/// The run's event for `stage`.
+fn event(run: &common::Run, stage: &str) -> serde_json::Value {
+    run.events().into_iter().find(|e| e["stage"] == stage).unwrap_or_else(|| panic!("no `{stage}`: {}", run.stdout))
+}
+
 #[test]
+#[ignore = "needs the S3 test server: eval \"$(tests/servers/s3-up.sh)\", then cargo test --test remote -- --ignored"]
 fn two_clones_share_results_through_s3() {
-    let Some(url) = server() else { return };
+    let url = server();
     let bucket = bucket(&url);
     let alice = origin(&pipeline(&url, &bucket, ""));
     let run = s3_env(&alice, &["run", "--json"], &[]).success();
@@ -81,8 +115,9 @@ fn two_clones_share_results_through_s3() {
 }
 
 #[test]
+#[ignore = "needs the S3 test server: eval \"$(tests/servers/s3-up.sh)\", then cargo test --test remote -- --ignored"]
 fn a_corrupted_remote_object_is_rejected_and_the_stage_runs() {
-    let Some(url) = server() else { return };
+    let url = server();
     let bucket = bucket(&url);
     let alice = origin(&pipeline(&url, &bucket, ""));
     s3_env(&alice, &["run"], &[]).success();
@@ -129,8 +164,9 @@ fn a_server_that_is_down_means_running_locally_unless_the_remote_is_required() {
 }
 
 #[test]
+#[ignore = "needs the S3 test server: eval \"$(tests/servers/s3-up.sh)\", then cargo test --test remote -- --ignored"]
 fn push_then_pull_on_a_fresh_clone_executes_nothing() {
-    let Some(url) = server() else { return };
+    let url = server();
     let bucket = bucket(&url);
     let remote = TestWorkspace::bare();
     remote.git(&["init", "-q", "--bare", "-b", "main"]);
@@ -151,8 +187,9 @@ fn push_then_pull_on_a_fresh_clone_executes_nothing() {
 }
 
 #[test]
+#[ignore = "needs the S3 test server: eval \"$(tests/servers/s3-up.sh)\", then cargo test --test remote -- --ignored"]
 fn a_server_stopped_mid_run_leaves_the_workspace_consistent() {
-    let Some(_) = server() else { return };
+    server();
     // A server of this test's own, to stop.
     let python = std::env::var("GOURD_TEST_S3_PYTHON").expect("GOURD_TEST_S3_PYTHON");
     let moto = std::path::Path::new(&python).with_file_name("moto_server");
@@ -199,8 +236,9 @@ fn a_server_stopped_mid_run_leaves_the_workspace_consistent() {
 }
 
 #[test]
+#[ignore = "needs the S3 test server: eval \"$(tests/servers/s3-up.sh)\", then cargo test --test remote -- --ignored"]
 fn large_objects_travel_in_parts() {
-    let Some(url) = server() else { return };
+    let url = server();
     let bucket = bucket(&url);
     let alice = origin(&format!(
         r#"{{
@@ -217,9 +255,93 @@ fn large_objects_travel_in_parts() {
     alice.git(&["add", "big.bin"]);
     alice.git(&["commit", "-qm", "data"]);
     s3_env(&alice, &["run"], &[]).success();
+    // An object uploaded in parts has an ETag ending in `-PARTS`.
+    let key = object_key(&alice, "model.bin");
+    let etag = boto(&url, &bucket, &format!("print(s3.head_object(Bucket=bucket, Key='{key}')['ETag'])"));
+    let parts = etag.trim().trim_matches('"').rsplit_once('-').map(|(_, n)| n.parse::<u32>().unwrap());
+    assert!(parts.is_some_and(|n| n >= 2), "`{key}` was not uploaded in parts: ETag {etag}");
     let bob = TestWorkspace::clone_of(alice.root());
     let run = s3_env(&bob, &["run", "--json"], &[]).success();
     assert_eq!(run.statuses()["copy"], "restored", "{}", run.stdout);
     assert!(std::fs::read(bob.path("model.bin")).unwrap() == big, "the object came back whole");
     assert!(bob.executions().is_empty());
+
+    // Cut short (still over the threshold, so it is received in chunks):
+    // rejected, and the stage runs.
+    boto(
+        &url,
+        &bucket,
+        &format!(
+            "body = s3.get_object(Bucket=bucket, Key='{key}')['Body'].read()\ns3.put_object(Bucket=bucket, Key='{key}', Body=body[:18 << 20])\n"
+        ),
+    );
+    let carol = TestWorkspace::clone_of(alice.root());
+    let run = s3_env(&carol, &["run", "--json"], &[]).success();
+    assert_eq!(run.statuses()["copy"], "ran", "{}", run.stdout);
+    assert!(event(&run, "copy")["message"].as_str().unwrap().contains("does not match its digest: rejected"));
+    assert!(std::fs::read(carol.path("model.bin")).unwrap() == big);
+    assert_eq!(carol.executions(), ["copy"]);
+}
+
+#[test]
+#[ignore = "needs the S3 test server: eval \"$(tests/servers/s3-up.sh)\", then cargo test --test remote -- --ignored"]
+fn read_only_runs_restore_but_never_publish() {
+    let url = server();
+    let bucket = bucket(&url);
+    let alice = origin(&pipeline(&url, &bucket, ""));
+    let run = s3_env(&alice, &["run", "--json"], &[("GOURD_REMOTE_PUSH", "0")]).success();
+    assert_eq!(run.statuses(), expect(&[("prepare", "ran"), ("train", "ran")]));
+    assert_eq!(keys(&url, &bucket), Vec::<String>::new(), "a read-only run published");
+
+    // What a writable run publishes, a read-only one restores.
+    let bob = TestWorkspace::clone_of(alice.root());
+    s3_env(&bob, &["run"], &[]).success();
+    assert_eq!(keys(&url, &bucket).iter().filter(|k| k.starts_with("gourd/ac/")).count(), 2);
+    let carol = TestWorkspace::clone_of(alice.root());
+    let run = s3_env(&carol, &["run", "--json"], &[("GOURD_REMOTE_PUSH", "0")]).success();
+    assert_eq!(run.statuses(), expect(&[("prepare", "restored"), ("train", "restored")]));
+    assert!(carol.executions().is_empty());
+}
+
+#[test]
+#[ignore = "needs the S3 test server: eval \"$(tests/servers/s3-up.sh)\", then cargo test --test remote -- --ignored"]
+fn a_result_naming_other_outputs_is_rejected() {
+    let url = server();
+    let bucket = bucket(&url);
+    let alice = origin(&pipeline(&url, &bucket, ""));
+    let run = s3_env(&alice, &["run", "--json"], &[]).success();
+    // `train`'s published result also claims `gourd.ncl`, with the model's bytes.
+    let key = event(&run, "train")["key"].as_str().unwrap().to_string();
+    boto(
+        &url,
+        &bucket,
+        &format!(
+            "import json\nk = 'gourd/ac/{key}'\nresult = json.loads(s3.get_object(Bucket=bucket, Key=k)['Body'].read())\nresult['outputs']['gourd.ncl'] = result['outputs']['model.bin']\ns3.put_object(Bucket=bucket, Key=k, Body=json.dumps(result).encode())\n"
+        ),
+    );
+    let bob = TestWorkspace::clone_of(alice.root());
+    let before = bob.read("gourd.ncl");
+    let run = s3_env(&bob, &["run", "--json"], &[]).success();
+    assert_eq!(run.statuses(), expect(&[("prepare", "restored"), ("train", "ran")]), "{}", run.stdout);
+    assert!(event(&run, "train")["message"].as_str().unwrap().contains("names other outputs"), "{}", run.stdout);
+    assert_eq!(bob.read("gourd.ncl"), before, "nothing outside the stage's outputs is written");
+    assert_eq!(bob.read("model.bin"), "pumpkins\npumpkins\n");
+}
+
+#[test]
+#[ignore = "needs the S3 test server: eval \"$(tests/servers/s3-up.sh)\", then cargo test --test remote -- --ignored"]
+fn an_evicted_object_means_running_again() {
+    let url = server();
+    let bucket = bucket(&url);
+    let alice = origin(&pipeline(&url, &bucket, ""));
+    s3_env(&alice, &["run"], &[]).success();
+    let key = object_key(&alice, "model.bin");
+    boto(&url, &bucket, &format!("s3.delete_object(Bucket=bucket, Key='{key}')\n"));
+    let bob = TestWorkspace::clone_of(alice.root());
+    let run = s3_env(&bob, &["run", "--json"], &[]).success();
+    assert_eq!(run.statuses(), expect(&[("prepare", "restored"), ("train", "ran")]), "{}", run.stdout);
+    let message = event(&run, "train")["message"].as_str().unwrap().to_string();
+    assert!(message.contains("is missing from") && message.contains("(evicted?)"), "{message}");
+    assert_eq!(bob.read("model.bin"), "pumpkins\npumpkins\n");
+    assert_eq!(bob.executions(), ["train"]);
 }
