@@ -64,6 +64,8 @@ enum Command {
     Push(commands::sync::Args),
     /// Fetch lineage from a git remote and merge it.
     Pull(commands::sync::Args),
+    /// Register model versions and move them between stages (git tags, GTO's format).
+    Registry(commands::registry::Args),
     #[command(name = "__eval", hide = true)]
     Eval(commands::eval::Args),
 }
@@ -118,6 +120,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Gc(args) => commands::gc::run(&location, &args),
         Command::Push(args) => commands::sync::push(&location, &args),
         Command::Pull(args) => commands::sync::pull(&location, &args),
+        Command::Registry(args) => commands::registry::run(&location, &args),
         Command::Eval(_) => unreachable!("handled above"),
     }
 }

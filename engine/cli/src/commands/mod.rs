@@ -8,6 +8,7 @@ pub mod lineage;
 pub mod log;
 pub mod metrics;
 pub mod params;
+pub mod registry;
 pub mod report;
 pub mod run;
 pub mod status;

@@ -127,57 +127,77 @@ pub fn prepare(events: &mut [Event]) {
 /// The state after the moves of `events` (prepared) up to and including
 /// the instant `at` (all of them with `None`).
 pub fn fold(events: &[Event], at: Option<i64>) -> ArtifactState {
-    let mut versions: BTreeMap<String, VersionState> = BTreeMap::new();
-    // Per stage: version → the index of its last assignment.
-    let mut active: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
-    let mut deprecated = false;
+    let mut replay = Replay::default();
     for (index, event) in events.iter().enumerate() {
         if at.is_some_and(|at| event.time > at) {
             break;
         }
+        replay.apply(index, event);
+    }
+    replay.state()
+}
+
+/// The state, move by move.
+#[derive(Default)]
+pub struct Replay {
+    versions: BTreeMap<String, VersionState>,
+    /// Per stage: version → the index of its last assignment.
+    active: BTreeMap<String, BTreeMap<String, usize>>,
+    deprecated: bool,
+}
+
+impl Replay {
+    pub fn apply(&mut self, index: usize, event: &Event) {
         let version = event.version.clone().unwrap_or_default();
         match event.action {
             Action::Register => {
-                versions.insert(
-                    version.clone(),
-                    VersionState { version, commit: event.commit.clone(), active: true, registered_by: index },
-                );
-                deprecated = false;
+                let state = VersionState {
+                    version: version.clone(),
+                    commit: event.commit.clone(),
+                    active: true,
+                    registered_by: index,
+                };
+                self.versions.insert(version, state);
+                self.deprecated = false;
             }
             Action::Deregister => {
-                if let Some(v) = versions.get_mut(&version) {
+                if let Some(v) = self.versions.get_mut(&version) {
                     v.active = false;
                 }
-                for holders in active.values_mut() {
+                for holders in self.active.values_mut() {
                     holders.remove(&version);
                 }
             }
             Action::Assign => {
                 let stage = event.stage.clone().unwrap_or_default();
-                active.entry(stage).or_default().insert(version, index);
-                deprecated = false;
+                self.active.entry(stage).or_default().insert(version, index);
+                self.deprecated = false;
             }
             Action::Unassign => {
                 let stage = event.stage.clone().unwrap_or_default();
-                active.entry(stage).or_default().remove(&version);
+                self.active.entry(stage).or_default().remove(&version);
             }
-            Action::Deprecate => deprecated = true,
+            Action::Deprecate => self.deprecated = true,
             Action::Create => {}
         }
     }
-    let stages = active
-        .into_iter()
-        .filter_map(|(stage, holders)| {
-            let (version, assigned_by) = holders.into_iter().max_by_key(|(_, index)| *index)?;
-            Some((stage, Holder { version, assigned_by }))
-        })
-        .collect();
-    let mut versions: Vec<VersionState> = versions.into_values().collect();
-    versions.sort_by(|a, b| match (parse_version(&b.version), parse_version(&a.version)) {
-        (Some(x), Some(y)) => x.cmp(&y),
-        _ => b.version.cmp(&a.version),
-    });
-    ArtifactState { versions, stages, deprecated }
+
+    /// The version holding `stage` now.
+    pub fn holder(&self, stage: &str) -> Option<Holder> {
+        let holders = self.active.get(stage)?;
+        let (version, index) = holders.iter().max_by_key(|(_, index)| **index)?;
+        Some(Holder { version: version.clone(), assigned_by: *index })
+    }
+
+    pub fn state(&self) -> ArtifactState {
+        let stages = self.active.keys().filter_map(|stage| Some((stage.clone(), self.holder(stage)?))).collect();
+        let mut versions: Vec<VersionState> = self.versions.values().cloned().collect();
+        versions.sort_by(|a, b| match (parse_version(&b.version), parse_version(&a.version)) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            _ => b.version.cmp(&a.version),
+        });
+        ArtifactState { versions, stages, deprecated: self.deprecated }
+    }
 }
 
 #[cfg(test)]

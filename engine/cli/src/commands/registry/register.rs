@@ -1,0 +1,216 @@
+//! `gourd registry register NAME [PATH]`: a model output, as gourd produced
+//! it, becomes a version at the current commit.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use gourd_core::store::OutputRecord;
+use gourd_core::workspace::Workspace;
+use gourd_lineage::registry::{self, Action, LineageRef, MoveRecord, NewMove};
+use gourd_lineage::{Lineage, Record};
+
+use super::{Loaded, open, short};
+use crate::error::CommandError;
+use crate::workspace::{Location, workspace_path};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The artifact's name in the registry (`pumpkin`, `models/cv:pumpkin`).
+    pub name: String,
+    /// The model output to register (default: the pipeline's
+    /// `registry.NAME.path`).
+    pub path: Option<PathBuf>,
+    /// The version, `vX.Y.Z` (default: the next patch).
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Why: the tag's message.
+    #[arg(short = 'm', long = "message", value_name = "MSG")]
+    pub message: Option<String>,
+}
+
+/// What registering did.
+pub enum Registered {
+    New {
+        version: String,
+        tag: String,
+    },
+    /// A version holds these bytes already; nothing moved.
+    Already {
+        version: String,
+    },
+}
+
+pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
+    let outcome = register(location, args, "command line")?;
+    match outcome {
+        Registered::New { tag, .. } => println!("{tag}"),
+        Registered::Already { version } => println!("{}@{version}", registry::tag::artifact_in_tag(&args.name)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Registers `args.path` under `args.name`; `via` says where the move was
+/// made (the command line, or a pipeline stage).
+pub fn register(location: &Location, args: &Args, via: &str) -> Result<Registered, CommandError> {
+    let (root, registry) = open(location)?;
+    super::artifact_name(&args.name)?;
+    let typed = match &args.path {
+        Some(path) => path.clone(),
+        None => declared_path(location, &args.name)?,
+    };
+    let ws = Workspace::open(&root)?;
+    let path = workspace_path(&root, &typed)?;
+    let Some(tree) = ws.hash(&path)? else {
+        return Err(CommandError::user(format!("`{path}` does not exist"))
+            .with_hint("run `gourd run` to build it, or `gourd registry get` to fetch a registered version"));
+    };
+    let output = OutputRecord::from_tree(&tree, true);
+    let digest = output.digest.to_string();
+    let lineage = Lineage::open(&root)?.ok_or_else(|| CommandError::user("lineage is off outside git"))?;
+    let records: Vec<Record> = lineage.history()?.into_iter().flat_map(|c| c.records).collect();
+    let Some(record) =
+        records.iter().find(|r| crate::provenance::digest_of(&ws, r, path.as_str()) == Some(digest.clone()))
+    else {
+        return Err(CommandError::user(format!("the bytes at `{path}` match no output gourd recorded"))
+            .with_hint("a version is a model a stage produced: run `gourd run`, then register what it wrote"));
+    };
+    let (out, _) = record.output_holding(path.as_str()).expect("found by its output");
+    let kind = record.out_kinds.get(out).map(String::as_str).unwrap_or("data");
+    if kind != "model" {
+        return Err(CommandError::user(format!(
+            "`{path}` is a '{kind} output of stage `{}`; the registry holds models",
+            record.stage
+        ))
+        .with_hint(format!("declare it as `{{ path = \"{out}\", kind = 'model }}` in the stage's `outs`")));
+    }
+
+    let loaded = Loaded::read(&registry, &args.name)?;
+    if let Some(same) =
+        loaded.state.versions.iter().find(|v| v.active && loaded.digest(&v.version) == Some(digest.clone()))
+    {
+        eprintln!("{} {} holds these bytes already ({}); nothing registered.", args.name, same.version, short(&digest));
+        return Ok(Registered::Already { version: same.version.clone() });
+    }
+    let commit = registry.head().ok_or(registry::RegistryError::NoCommit)?;
+    if let Some(here) = loaded.state.versions.iter().find(|v| v.active && v.commit == commit) {
+        return Err(CommandError::user(format!(
+            "commit {} holds {} {} already, with other bytes; a version is one commit",
+            short(&commit),
+            args.name,
+            here.version
+        ))
+        .with_hint("commit what changed (`git commit`), then register: GTO and gourd find a version by its commit"));
+    }
+    let version = match &args.version {
+        Some(v) if registry::tag::is_version(v) => v.clone(),
+        Some(v) => {
+            return Err(CommandError::user(format!("`{v}` is not a version"))
+                .with_hint("versions are `v` and a semantic version: `v1.2.0`, `v2.0.0-rc.1`"));
+        }
+        None => next_version(&loaded),
+    };
+    if loaded.registration(&version).is_some() {
+        return Err(CommandError::user(format!("{} {version} is registered already", args.name))
+            .with_hint(format!("the next free patch is {}", next_version(&loaded))));
+    }
+    let (_, dirty) = lineage.workspace_state()?;
+    if record.workspace_dirty || dirty {
+        eprintln!(
+            "warning: the workspace has uncommitted changes; {version} points at commit {}, which may not hold what built it",
+            short(&commit)
+        );
+    }
+    let now = registry.now()?;
+    let move_record = MoveRecord {
+        action: Some(Action::Register),
+        version: Some(version.clone()),
+        path: Some(path.to_string()),
+        digest: Some(digest.clone()),
+        kind: Some(if output.kind == gourd_digest::EntryKind::Dir { "dir" } else { "file" }.to_string()),
+        executable: output.executable,
+        lineage: Some(LineageRef {
+            stage: record.stage.clone(),
+            key: record.key.clone(),
+            workspace_commit: record.workspace_commit.clone(),
+            workspace_dirty: record.workspace_dirty,
+            finished_at: record.finished_at.clone(),
+        }),
+        metrics: metrics_of(&records, record, path.as_str(), &digest, &ws),
+        params: record.params.clone(),
+        inputs: record.deps.clone(),
+        cmd: record.cmd.clone(),
+        why: args.message.clone(),
+        when: Some(registry::time::format_instant(now)),
+        via: Some(via.to_string()),
+        gourd_version: env!("CARGO_PKG_VERSION").to_string(),
+        ..MoveRecord::default()
+    };
+    let message =
+        args.message.clone().unwrap_or_else(|| format!("Registering artifact {} version {version}", args.name));
+    let new = NewMove {
+        action: Action::Register,
+        version: Some(version.clone()),
+        stage: None,
+        counted: false,
+        commit: commit.clone(),
+        message,
+        record: move_record,
+    };
+    let tag = registry.write(&args.name, &[new])?.remove(0);
+    eprintln!(
+        "Registered `{path}` as {} {version} ({}, built by stage `{}`, at commit {}).",
+        args.name,
+        short(&digest),
+        record.stage,
+        short(&commit)
+    );
+    Ok(Registered::New { version, tag })
+}
+
+/// The next patch after the greatest version ever registered (deregistered
+/// ones included: their tags keep the name), or `v0.0.1`, as GTO does.
+fn next_version(loaded: &Loaded) -> String {
+    loaded
+        .events
+        .iter()
+        .filter(|e| e.action == Action::Register)
+        .filter_map(|e| registry::tag::parse_version(e.version.as_deref()?))
+        .max()
+        .map(|v| registry::tag::next_patch(&v))
+        .unwrap_or_else(|| "v0.0.1".to_string())
+}
+
+/// The metrics that belong to this model: its own stage's, and those of
+/// the latest run of every stage that read exactly these bytes (the
+/// evaluations).
+fn metrics_of(
+    records: &[Record],
+    producer: &Record,
+    path: &str,
+    digest: &str,
+    ws: &Workspace,
+) -> BTreeMap<String, serde_json::Value> {
+    let mut metrics = producer.metrics.clone();
+    let mut seen = std::collections::BTreeSet::new();
+    for record in records {
+        let reads_it = record.deps.iter().any(|(dep, d)| {
+            (dep == path && d == digest)
+                || dep.strip_prefix(path).is_some_and(|rest| rest.starts_with('/'))
+                    && crate::provenance::digest_of(ws, producer, dep).as_ref() == Some(d)
+        });
+        // Newest first: the latest evaluation of these bytes by each stage.
+        if reads_it && seen.insert(record.stage.clone()) {
+            for (file, value) in &record.metrics {
+                metrics.entry(file.clone()).or_insert_with(|| value.clone());
+            }
+        }
+    }
+    metrics
+}
+
+/// `registry.NAME.path` in the pipeline.
+fn declared_path(location: &Location, name: &str) -> Result<PathBuf, CommandError> {
+    let _ = location;
+    Err(CommandError::user(format!("which output is `{name}`? Pass its path: `gourd registry register {name} PATH`")))
+}

@@ -1,0 +1,336 @@
+//! The model registry: versions and stages as GTO-format git tags, with
+//! gourd's record of each move in the tag's message.
+
+mod common;
+
+use common::{Run, TestWorkspace};
+use serde_json::Value;
+
+/// A model built from `seed.txt`, and an evaluation of it that reports the
+/// accuracy written in `acc.txt`.
+const PIPELINE: &str = r#"{
+  stages = {
+    train = {
+      cmd = "mkdir -p models && cat seed.txt > models/model.bin",
+      deps = ["seed.txt"],
+      outs = [{ path = "models/model.bin", kind = 'model }],
+      params = { lr = 0.1 },
+    },
+    evaluate = {
+      cmd = "mkdir -p metrics && printf '{\"accuracy\": %s}' $(cat acc.txt) > metrics/eval.json",
+      deps = ["models/model.bin", "acc.txt"],
+      metrics = ["metrics/eval.json"],
+    },
+    prepare = {
+      cmd = "cat seed.txt > data.txt",
+      deps = ["seed.txt"],
+      outs = ["data.txt"],
+    },
+  },
+}
+"#;
+
+/// 2026-11-30T12:00:00Z.
+const T0: i64 = 1_796_040_000;
+
+struct Registry {
+    ws: TestWorkspace,
+}
+
+impl Registry {
+    fn new() -> Registry {
+        let ws = TestWorkspace::new(PIPELINE);
+        ws.write(".gitignore", ".gourd/\nmodels/\nmetrics/\ndata.txt\n");
+        Registry { ws }
+    }
+
+    /// Trains a model from `seed` evaluated at `accuracy`, and commits.
+    fn build(&self, seed: &str, accuracy: &str) {
+        self.ws.write("seed.txt", seed);
+        self.ws.write("acc.txt", accuracy);
+        self.ws.git(&["add", "-A"]);
+        self.ws.git(&["commit", "-q", "-m", seed]);
+        self.ws.gourd(&["run"]).success();
+    }
+
+    /// `gourd registry ARGS` at T0 + `seconds`.
+    fn at(&self, seconds: i64, args: &[&str]) -> Run {
+        let mut all = vec!["registry"];
+        all.extend_from_slice(args);
+        self.ws.gourd_env(&all, &[("GIT_COMMITTER_DATE", &format!("@{} +0000", T0 + seconds))])
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["registry"];
+        all.extend_from_slice(args);
+        all.push("--json");
+        serde_json::from_str(&self.ws.gourd(&all).success().stdout).unwrap()
+    }
+
+    fn tags(&self) -> Vec<String> {
+        self.ws.git(&["tag", "-l"]).lines().map(String::from).collect()
+    }
+}
+
+#[test]
+fn register_promote_demote_rollback_and_history() {
+    let r = Registry::new();
+    r.build("one", "0.91");
+    let first = r.at(0, &["register", "pumpkin", "models/model.bin", "-m", "first model"]).success();
+    assert_eq!(first.stdout, "pumpkin@v0.0.1\n");
+    assert!(first.stderr.contains("Registered `models/model.bin` as pumpkin v0.0.1"), "{}", first.stderr);
+    r.build("two", "0.93");
+    r.at(10, &["register", "pumpkin", "models/model.bin"]).success();
+    assert_eq!(
+        r.at(20, &["promote", "pumpkin", "v0.0.1", "prod", "-m", "first in prod"]).success().stdout,
+        "pumpkin#prod#1\n"
+    );
+    assert_eq!(
+        r.at(30, &["promote", "pumpkin", "v0.0.2", "prod", "-m", "better"]).success().stdout,
+        "pumpkin#prod!#2\npumpkin#prod#3\n",
+        "the previous holder is unassigned, then the new one assigned"
+    );
+    r.at(40, &["promote", "pumpkin", "v0.0.2", "staging"]).success();
+    r.at(50, &["demote", "pumpkin", "staging", "-m", "staging is for v0.0.3"]).success();
+    // The rollback: the older version back into prod.
+    r.at(60, &["promote", "pumpkin", "v0.0.1", "prod", "-m", "rollback: v0.0.2 misbehaves"]).success();
+    // Promoting what a stage holds moves nothing.
+    let again = r.at(70, &["promote", "pumpkin", "v0.0.1", "prod"]).success();
+    assert_eq!(again.stdout, "");
+    assert!(again.stderr.contains("is in `prod` already; nothing moved"));
+
+    assert_eq!(
+        r.tags(),
+        [
+            "pumpkin#prod!#2",
+            "pumpkin#prod!#6",
+            "pumpkin#prod#1",
+            "pumpkin#prod#3",
+            "pumpkin#prod#7",
+            "pumpkin#staging!#5",
+            "pumpkin#staging#4",
+            "pumpkin@v0.0.1",
+            "pumpkin@v0.0.2",
+        ]
+    );
+    // Annotated tags on the commit each version was registered at.
+    let v1_commit = r.ws.git(&["rev-parse", "HEAD~1"]).trim().to_string();
+    assert_eq!(r.ws.git(&["rev-parse", "pumpkin#prod#7^{commit}"]).trim(), v1_commit);
+    assert_eq!(r.ws.git(&["cat-file", "-t", "pumpkin#prod#7"]).trim(), "tag");
+    let message = r.ws.git(&["tag", "-l", "--format=%(contents)", "pumpkin@v0.0.1"]);
+    assert!(message.starts_with("first model\n\ngourd-record-v1: {"), "{message}");
+
+    let show = r.json(&["show", "pumpkin"]);
+    let artifact = &show["artifacts"][0];
+    assert_eq!(artifact["latest"], "v0.0.2");
+    assert_eq!(artifact["stages"], serde_json::json!({"prod": "v0.0.1"}));
+    assert_eq!(artifact["versions"][1]["version"], "v0.0.1");
+    assert_eq!(artifact["versions"][1]["commit"].as_str().unwrap(), v1_commit);
+    let v1_digest = artifact["versions"][1]["digest"].as_str().unwrap().to_string();
+    assert_eq!(v1_digest.len(), 64);
+
+    // Every move, with who, when, why and the previous holder.
+    let history = r.json(&["history", "pumpkin"]);
+    let moves: Vec<(String, String, String)> = history["moves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let what = format!(
+                "{} {} {}",
+                m["action"].as_str().unwrap(),
+                m["stage"].as_str().unwrap_or("-"),
+                m["version"].as_str().unwrap()
+            );
+            (m["time"].as_str().unwrap().to_string(), what, m["previous"].as_str().unwrap_or("-").to_string())
+        })
+        .collect();
+    let expected = [
+        ("2026-11-30T12:00:00Z", "register - v0.0.1", "-"),
+        ("2026-11-30T12:00:10Z", "register - v0.0.2", "-"),
+        ("2026-11-30T12:00:20Z", "assign prod v0.0.1", "-"),
+        ("2026-11-30T12:00:30Z", "unassign prod v0.0.1", "v0.0.1"),
+        ("2026-11-30T12:00:30Z", "assign prod v0.0.2", "v0.0.1"),
+        ("2026-11-30T12:00:40Z", "assign staging v0.0.2", "-"),
+        ("2026-11-30T12:00:50Z", "unassign staging v0.0.2", "v0.0.2"),
+        ("2026-11-30T12:01:00Z", "unassign prod v0.0.2", "v0.0.2"),
+        ("2026-11-30T12:01:00Z", "assign prod v0.0.1", "v0.0.2"),
+    ];
+    let expected: Vec<(String, String, String)> =
+        expected.iter().map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string())).collect();
+    assert_eq!(moves, expected);
+    let rollback = &history["moves"][8];
+    assert_eq!(rollback["who"], "Test");
+    assert_eq!(rollback["email"], "test@example.com");
+    assert_eq!(rollback["why"], "rollback: v0.0.2 misbehaves");
+    assert_eq!(rollback["digest"].as_str().unwrap(), v1_digest);
+    assert_eq!(history["moves"][7]["replaced_by"], "v0.0.1");
+
+    // The text form folds each promotion's unassignment into it.
+    insta::assert_snapshot!(r.ws.gourd(&["registry", "history", "pumpkin"]).success().stdout, @r"
+    WHEN                  MOVE                       BY    WHY                                                         GATES
+    2026-11-30T12:00:00Z  register v0.0.1            Test  first model
+    2026-11-30T12:00:10Z  register v0.0.2            Test  Registering artifact pumpkin version v0.0.2
+    2026-11-30T12:00:20Z  prod: (none) -> v0.0.1     Test  first in prod
+    2026-11-30T12:00:30Z  prod: v0.0.1 -> v0.0.2     Test  better
+    2026-11-30T12:00:40Z  staging: (none) -> v0.0.2  Test  Assigning stage staging to artifact pumpkin version v0.0.2
+    2026-11-30T12:00:50Z  staging: v0.0.2 -> (none)  Test  staging is for v0.0.3
+    2026-11-30T12:01:00Z  prod: v0.0.2 -> v0.0.1     Test  rollback: v0.0.2 misbehaves
+    ");
+
+    // What was in prod at any time.
+    let prod_at = |at: &str| {
+        let v = r.json(&["history", "pumpkin", "--stage", "prod", "--at", at]);
+        v["stages"]["prod"]["version"].as_str().map(String::from)
+    };
+    assert_eq!(prod_at("2026-11-30T12:00:19Z"), None);
+    assert_eq!(prod_at("2026-11-30T12:00:20Z").as_deref(), Some("v0.0.1"));
+    assert_eq!(prod_at("2026-11-30T12:00:45Z").as_deref(), Some("v0.0.2"));
+    assert_eq!(prod_at("2026-11-30T13:01:00+01:00").as_deref(), Some("v0.0.1"));
+    assert_eq!(prod_at("2026-11-30").as_deref(), Some("v0.0.1"));
+    let at = r.json(&["history", "pumpkin", "--at", "2026-11-30T12:00:45Z"]);
+    assert_eq!(at["stages"]["staging"]["version"], "v0.0.2");
+    assert_eq!(at["stages"]["prod"]["why"], "better");
+    assert_eq!(at["stages"]["prod"]["since"], "2026-11-30T12:00:30Z");
+
+    // resolve: the version and the digest.
+    let resolved = r.ws.gourd(&["registry", "resolve", "pumpkin@prod"]).success().stdout;
+    assert_eq!(resolved, format!("v0.0.1 {v1_digest}\n"));
+    assert_eq!(r.ws.gourd(&["registry", "resolve", "pumpkin#prod"]).success().stdout, resolved);
+    assert_eq!(r.ws.gourd(&["registry", "resolve", "pumpkin@v0.0.1"]).success().stdout, resolved);
+    assert!(r.ws.gourd(&["registry", "resolve", "pumpkin@latest"]).success().stdout.starts_with("v0.0.2 "));
+    let then = r.ws.gourd(&["registry", "resolve", "pumpkin@prod", "--at", "2026-11-30T12:00:45Z"]).success();
+    assert!(then.stdout.starts_with("v0.0.2 "));
+    let missing = r.ws.gourd(&["registry", "resolve", "pumpkin@staging"]);
+    assert_eq!(missing.code, 1);
+    assert!(missing.stderr.contains("`staging` held no version of pumpkin"), "{}", missing.stderr);
+
+    // Deregistering a version in a stage needs --force; deprecating works.
+    let refused = r.at(80, &["deprecate", "pumpkin", "v0.0.1"]);
+    assert_eq!(refused.code, 1);
+    assert!(refused.stderr.contains("demote it first"), "{}", refused.stderr);
+    assert_eq!(r.at(80, &["deprecate", "pumpkin", "v0.0.2"]).success().stdout, "pumpkin@v0.0.2!\n");
+    assert_eq!(r.at(90, &["deprecate", "pumpkin"]).success().stdout, "pumpkin@deprecated#8\n");
+    let show = r.json(&["show"]);
+    assert_eq!(show["artifacts"][0]["deprecated"], true);
+    assert_eq!(show["artifacts"][0]["latest"], "v0.0.1");
+    insta::assert_snapshot!(r.ws.gourd(&["registry", "show"]).success().stdout, @r"
+    NAME     LATEST               STAGES
+    pumpkin  v0.0.1 (deprecated)  prod=v0.0.1
+    ");
+}
+
+#[test]
+fn registering_the_same_bytes_again_moves_nothing() {
+    let r = Registry::new();
+    r.build("one", "0.91");
+    r.at(0, &["register", "pumpkin", "models/model.bin"]).success();
+    let again = r.at(5, &["register", "pumpkin", "models/model.bin"]).success();
+    assert_eq!(again.stdout, "pumpkin@v0.0.1\n");
+    assert!(again.stderr.contains("holds these bytes already"), "{}", again.stderr);
+    assert_eq!(r.tags(), ["pumpkin@v0.0.1"]);
+    // An explicit version, and the next patch after it.
+    r.build("two", "0.93");
+    r.at(10, &["register", "pumpkin", "models/model.bin", "--version", "v1.4.0"]).success();
+    r.build("three", "0.95");
+    assert_eq!(r.at(20, &["register", "pumpkin", "models/model.bin"]).success().stdout, "pumpkin@v1.4.1\n");
+}
+
+#[test]
+fn the_record_holds_digest_lineage_metrics_and_params() {
+    let r = Registry::new();
+    r.build("one", "0.91");
+    r.at(0, &["register", "models/cv:pumpkin", "models/model.bin"]).success();
+    assert_eq!(r.tags(), ["models/cv=pumpkin@v0.0.1"]);
+    let message = r.ws.git(&["tag", "-l", "--format=%(contents)", "models/cv=pumpkin@v0.0.1"]);
+    let line = message.lines().find_map(|l| l.strip_prefix("gourd-record-v1: ")).unwrap();
+    let record: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(record["action"], "register");
+    assert_eq!(record["path"], "models/model.bin");
+    assert_eq!(record["kind"], "file");
+    assert_eq!(record["lineage"]["stage"], "train");
+    assert_eq!(record["lineage"]["key"].as_str().unwrap().len(), 64);
+    assert_eq!(record["params"], serde_json::json!({"lr": 0.1}));
+    assert_eq!(record["metrics"]["metrics/eval.json"]["accuracy"], 0.91, "the evaluation of these bytes");
+    assert_eq!(record["inputs"].as_object().unwrap().keys().collect::<Vec<_>>(), ["seed.txt"]);
+    assert_eq!(record["when"], "2026-11-30T12:00:00Z");
+    let lineage = r.ws.gourd(&["log", "train", "--json"]).success().stdout;
+    assert!(lineage.contains(record["lineage"]["key"].as_str().unwrap()));
+    assert_eq!(r.ws.gourd(&["registry", "resolve", "models/cv:pumpkin@latest"]).success().stdout.len(), 7 + 64 + 1);
+}
+
+#[test]
+fn what_cannot_be_registered_or_moved_is_refused_with_the_reason() {
+    let r = Registry::new();
+    r.build("one", "0.91");
+    let data = r.at(0, &["register", "pumpkin", "data.txt"]);
+    assert_eq!(data.code, 1);
+    insta::assert_snapshot!(data.normalized(&r.ws), @r#"
+    error: `data.txt` is a 'data output of stage `prepare`; the registry holds models
+
+    hint: declare it as `{ path = "data.txt", kind = 'model }` in the stage's `outs`
+    "#);
+    r.ws.write("models/model.bin", "changed by hand");
+    let by_hand = r.at(0, &["register", "pumpkin", "models/model.bin"]);
+    insta::assert_snapshot!(by_hand.normalized(&r.ws), @r"
+    error: the bytes at `models/model.bin` match no output gourd recorded
+
+    hint: a version is a model a stage produced: run `gourd run`, then register what it wrote
+    ");
+    r.ws.gourd(&["run"]).success();
+    r.at(0, &["register", "pumpkin", "models/model.bin"]).success();
+    // Other bytes at the same commit: GTO finds a version by its commit.
+    r.ws.write("seed.txt", "uncommitted");
+    r.ws.gourd(&["run"]).success();
+    let same_commit = r.at(5, &["register", "pumpkin", "models/model.bin"]);
+    assert_eq!(same_commit.code, 1);
+    assert!(same_commit.stderr.contains("holds pumpkin v0.0.1 already, with other bytes"), "{}", same_commit.stderr);
+    let bad_name = r.at(5, &["register", "Pump kin", "models/model.bin"]);
+    assert!(bad_name.stderr.contains("`Pump kin` is not a registry name"), "{}", bad_name.stderr);
+    let no_version = r.at(5, &["promote", "pumpkin", "v9.9.9", "prod"]);
+    insta::assert_snapshot!(no_version.normalized(&r.ws), @r"
+    error: pumpkin has no version v9.9.9
+
+    hint: its versions: v0.0.1
+    ");
+    let unknown = r.at(5, &["history", "pumpkn"]);
+    insta::assert_snapshot!(unknown.normalized(&r.ws), @r"
+    error: the registry has no artifact `pumpkn`
+
+    hint: the registry has: `pumpkin`
+    ");
+    let bad_time = r.at(5, &["history", "pumpkin", "--at", "yesterday"]);
+    assert!(bad_time.stderr.contains("`yesterday` is not a time"), "{}", bad_time.stderr);
+    let empty = r.at(5, &["demote", "pumpkin", "prod"]);
+    assert!(empty.stderr.contains("`prod` holds no version of pumpkin"), "{}", empty.stderr);
+}
+
+#[test]
+fn tags_written_by_gto_are_read() {
+    let r = Registry::new();
+    r.build("one", "0.91");
+    // As `gto register pumpkin` and `gto assign pumpkin --version v0.0.1 --stage prod` write them.
+    let tag = |name: &str, message: &str, date: i64| {
+        let mut git = std::process::Command::new("git");
+        git.args(["tag", "-a", name, "-m", message])
+            .current_dir(r.ws.root())
+            .env("GIT_COMMITTER_DATE", format!("@{} +0000", T0 + date));
+        assert!(git.status().unwrap().success());
+    };
+    tag("pumpkin@v0.0.1", "Registering artifact pumpkin version v0.0.1", 0);
+    tag("pumpkin#prod#1", "Assigning stage prod to artifact pumpkin version v0.0.1", 10);
+    tag("pumpkin#staging#2", "Assigning stage staging to artifact pumpkin version v0.0.1", 20);
+    tag("pumpkin#staging!#3", "Unassigning stage 'staging' to artifact 'pumpkin' version 'v0.0.1'", 30);
+    r.ws.git(&["tag", "unrelated-v1"]);
+    let show = r.json(&["show"]);
+    assert_eq!(show["artifacts"][0]["stages"], serde_json::json!({"prod": "v0.0.1"}));
+    let resolved = r.ws.gourd(&["registry", "resolve", "pumpkin@prod"]).success();
+    assert_eq!(resolved.stdout, "v0.0.1\n");
+    assert!(resolved.stderr.contains("registered without gourd; its digest is unknown"));
+    let history = r.json(&["history", "pumpkin"]);
+    assert_eq!(history["moves"].as_array().unwrap().len(), 4);
+    assert_eq!(history["moves"][3]["why"], "Unassigning stage 'staging' to artifact 'pumpkin' version 'v0.0.1'");
+    // gourd's next move takes the next counter.
+    r.at(40, &["promote", "pumpkin", "v0.0.1", "staging"]).success();
+    assert!(r.tags().contains(&"pumpkin#staging#4".to_string()));
+}
