@@ -62,7 +62,17 @@ pub async fn execute(request: ExecRequest<'_>, mut cancel: watch::Receiver<bool>
     if let Some(parent) = request.log.parent() {
         fs_err::create_dir_all(parent)?;
     }
-    let log = fs_err::File::create(&request.log)?.into_parts().0;
+    // Owner-only: a stage's output may hold what others must not read.
+    let log = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&request.log)
+            .map_err(|e| crate::hash::with_path(e, &request.log))?
+    };
     command
         .current_dir(stage.wdir.to_path(request.root))
         .envs(&stage.env)

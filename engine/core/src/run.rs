@@ -927,15 +927,7 @@ fn store_outputs(ws: &Workspace, stage: &Stage) -> io::Result<Result<Stored, Str
         if output.cache {
             ws.store.put(&path, &tree)?;
         }
-        outputs.insert(
-            output.path.to_string(),
-            OutputRecord {
-                kind: tree.kind(),
-                digest: tree.digest(),
-                executable: matches!(tree, Tree::File { executable: true, .. }),
-                cached: output.cache,
-            },
-        );
+        outputs.insert(output.path.to_string(), OutputRecord::from_tree(&tree, output.cache));
     }
     Ok(Ok((outputs, metrics)))
 }
