@@ -184,6 +184,8 @@ impl Context {
 
 struct Launch {
     index: usize,
+    /// The stage's assessment, when it was made before the launch.
+    assessment: Option<Assessment>,
     force: bool,
     devices: Vec<usize>,
     visible_devices: Option<String>,
@@ -240,6 +242,38 @@ pub async fn run(
     // killed run loses at most a second of it (it only feeds the reasons
     // `gourd status` gives).
     let mut last_save = Instant::now();
+
+    // A no-op run should cost what `gourd status` costs. So stages whose
+    // upstream stages are all done are first decided here, in order, on
+    // this thread: an up-to-date one is finished at once, and the others
+    // keep their assessment for the task that runs them (their deps are
+    // final: everything upstream is done).
+    let mut assessed: BTreeMap<usize, Assessment> = BTreeMap::new();
+    for &index in dag.order() {
+        let stage = &pipeline.stages[index];
+        if !ready.contains(&(position[&index], index)) || options.force.contains(&stage.name) || *cancel.borrow() {
+            continue;
+        }
+        let started = Instant::now();
+        let Ok(Ok(assessment)) = assess(&context.ws, stage, false) else { continue };
+        let StageState::UpToDate(action) = &assessment.state else {
+            assessed.insert(index, assessment);
+            continue;
+        };
+        ready.remove(&(position[&index], index));
+        on_event(Event::Started { stage: &stage.name });
+        let _ = record_last_run(&context.ws, stage, action, Outcome::UpToDate);
+        let report = success(stage, Outcome::UpToDate, action.clone(), started);
+        finish(&pipeline, report, index, dag, &selected, &mut done, &mut summary, on_event);
+        for down in dag.downstream(index) {
+            if let Some(n) = waiting_on.get_mut(&down) {
+                *n -= 1;
+                if *n == 0 && !done.contains(&down) {
+                    ready.insert((position[&down], down));
+                }
+            }
+        }
+    }
 
     loop {
         if last_save.elapsed() > Duration::from_secs(1) {
@@ -298,6 +332,7 @@ pub async fn run(
                     }
                     Some((slots, devices, visible_devices)) => {
                         let launch = Launch {
+                            assessment: assessed.remove(&index),
                             index,
                             force: options.force.contains(&stage.name),
                             devices,
@@ -484,7 +519,11 @@ async fn process_stage_inner(
     let ws = context.ws.clone();
     let owned = stage.clone();
     let force = launch.force;
-    let assessment = match blocking(move || assess(&ws, &owned, force)).await? {
+    let assessed = match launch.assessment.clone() {
+        Some(assessment) => Ok(assessment),
+        None => blocking(move || assess(&ws, &owned, force)).await?,
+    };
+    let assessment = match assessed {
         Ok(assessment) => assessment,
         Err(missing) => {
             return Ok(failed(stage, None, started.elapsed(), format!("dep `{missing}` is missing"), None));
