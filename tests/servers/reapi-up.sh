@@ -45,7 +45,7 @@ as_postgres "$PGBIN/pg_ctl -D $PG/data -o '-c listen_addresses=127.0.0.1 -p $PGP
 psql() { command psql -qh 127.0.0.1 -p "$PGPORT" -U postgres "$@"; }
 psql -tc "select 1 from pg_roles where rolname='bgd'" | grep -q 1 || psql -c "create user bgd password 'insecure'"
 # Fresh databases at every start: stale bot sessions would otherwise get leases.
-for db in bgd bgd_spare; do
+for db in bgd bgd_spare bgd_evict; do
   psql -c "drop database if exists $db" -c "create database $db owner bgd" 2>/dev/null
   "$W/venv/bin/bgd" migrate apply "postgresql+psycopg2://bgd:insecure@127.0.0.1:$PGPORT/$db" >/dev/null 2>&1
 done
@@ -95,7 +95,8 @@ thread-pool-size: 20
 YML
 }
 config "$PORT" bgd > "$W/server.yml"
-# A second server, for tests that kill one: they fill in the port.
+# A second server, for tests that kill one: they fill in the port (and may
+# point it at `bgd_evict`, so that its jobs are not the others').
 config @PORT@ bgd_spare > "$W/server-spare.yml"
 
 "$W/venv/bin/bgd" server start "$W/server.yml" > "$W/server.log" 2>&1 &
