@@ -140,13 +140,49 @@ pub fn escape(text: &str) -> String {
 mod tests {
     use super::*;
 
+    /// `name → (x, y)` of each node's box.
+    fn boxes(svg: &str) -> std::collections::BTreeMap<String, (f64, f64)> {
+        let attribute = |text: &str, name: &str| -> f64 {
+            let start = text.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+            text[start..].split('"').next().unwrap().parse().unwrap()
+        };
+        svg.split("<g class=\"node ")
+            .skip(1)
+            .map(|node| {
+                let name = node.split("<title>").nth(1).unwrap().split(':').next().unwrap().to_string();
+                let rect = node.split("<rect").nth(1).unwrap();
+                (name, (attribute(rect, "x"), attribute(rect, "y")))
+            })
+            .collect()
+    }
+
     #[test]
     fn diamond_gets_three_columns() {
         let nodes: Vec<Node> = ["a", "b", "c", "d"].iter().map(|n| Node { name: n, state: "fresh" }).collect();
-        let svg = dag(&nodes, &[0, 1, 2, 3], &[(0, 1), (0, 2), (1, 3), (2, 3)]);
+        // With a shortcut a → d: d's column is its longest distance from a.
+        let svg = dag(&nodes, &[0, 1, 2, 3], &[(0, 1), (0, 2), (1, 3), (2, 3), (0, 3)]);
         assert_eq!(svg.matches("<rect").count(), 4);
-        assert_eq!(svg.matches("class=\"edge\"").count(), 4);
+        assert_eq!(svg.matches("class=\"edge\"").count(), 5);
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
+        let at = boxes(&svg);
+        let (a, b, c, d) = (at["a"], at["b"], at["c"], at["d"]);
+        assert!(a.0 < b.0 && b.0 < d.0, "{at:?}");
+        assert_eq!(b.0, c.0, "b and c share a column: {at:?}");
+        assert_ne!(b.1, c.1, "b and c are in different rows: {at:?}");
+        // Single stages sit midway between the rows of the middle column.
+        assert_eq!(a.1, d.1, "{at:?}");
+        assert_eq!(a.1 * 2.0, b.1 + c.1, "{at:?}");
+    }
+
+    #[test]
+    fn rows_follow_the_upstream_stage() {
+        // Two chains, a → x and b → y, listed crosswise: each stage of the
+        // second column takes the row of its upstream stage.
+        let nodes: Vec<Node> = ["a", "b", "y", "x"].iter().map(|n| Node { name: n, state: "fresh" }).collect();
+        let at = boxes(&dag(&nodes, &[0, 1, 2, 3], &[(0, 3), (1, 2)]));
+        assert_eq!(at["a"].1, at["x"].1, "{at:?}");
+        assert_eq!(at["b"].1, at["y"].1, "{at:?}");
+        assert!(at["a"].0 < at["x"].0, "{at:?}");
     }
 
     #[test]
