@@ -193,6 +193,18 @@ fn log_lists_history_newest_first() {
     let train = json(&ws.gourd(&["log", "train", "--json"]).success().stdout);
     assert_eq!(train["entries"].as_array().unwrap().len(), 2);
     insta::assert_snapshot!(ws.gourd(&["log", "train"]).success().normalized(&ws));
+
+    // `-n N`: the newest N, of everything or of one stage.
+    let all = log["entries"].as_array().unwrap();
+    let three = json(&ws.gourd(&["log", "-n", "3", "--json"]).success().stdout);
+    assert_eq!(three["entries"].as_array().unwrap(), &all[..3]);
+    let newest = json(&ws.gourd(&["log", "train", "-n", "1", "--json"]).success().stdout);
+    assert_eq!(newest["entries"].as_array().unwrap(), &train["entries"].as_array().unwrap()[..1]);
+    assert_eq!(newest["entries"][0]["key"], json(&ws.git(&["show", "refs/gourd/lineage:stages/train.json"]))["key"]);
+    let text = ws.gourd(&["log", "--max-count", "2"]).success().stdout;
+    let full = ws.gourd(&["log"]).success().stdout;
+    assert!(text.lines().count() < full.lines().count(), "{text}");
+    assert!(full.starts_with(&text), "{text}\n---\n{full}");
 }
 
 #[test]
@@ -233,6 +245,41 @@ fn markdown_report() {
     ws.gourd(&["run"]).success();
     let report = ws.gourd(&["report", "--format", "md"]).success();
     insta::assert_snapshot!(report.normalized(&ws));
+}
+
+#[test]
+fn report_compares_metrics_with_the_base_revision() {
+    let ws = workspace();
+    ws.gourd(&["run"]).success();
+    let first = json(&ws.read("metrics.json"))["accuracy"].as_f64().unwrap();
+    ws.write("train.cfg", "a longer configuration\n");
+    ws.gourd(&["run"]).success();
+    ws.git(&["commit", "-qam", "longer configuration"]);
+    let second = json(&ws.read("metrics.json"))["accuracy"].as_f64().unwrap();
+    assert_ne!(first, second);
+    ws.write(
+        "t/report.md.j2",
+        "base={{ base }}\n{% for m in metrics %}{{ m.path }} {{ m.metric }} {{ m.value }} {{ m.base }} {{ m.change }}\n{% endfor %}",
+    );
+    let report = |extra: &[&str]| {
+        let mut args = vec!["report", "--format", "md", "--template-dir", "t"];
+        args.extend_from_slice(extra);
+        ws.gourd(&args).success().stdout
+    };
+    // `base=REV`, then `path metric value base change` per metric.
+    let rows = |text: &str| -> (String, Vec<String>) {
+        let mut lines = text.lines();
+        (lines.next().unwrap().to_string(), lines.next().unwrap().split(' ').map(String::from).collect())
+    };
+    let (base, row) = rows(&report(&["--base", "HEAD~1"]));
+    assert_eq!(base, "base=HEAD~1");
+    assert_eq!(row[..4], ["metrics.json", "accuracy", &second.to_string(), &first.to_string()]);
+    assert_eq!(row[4].parse::<f64>().unwrap(), second - first);
+    // By default the base is HEAD, whose metrics are those on disk.
+    let (base, row) = rows(&report(&[]));
+    assert_eq!(base, "base=HEAD");
+    assert_eq!(row[..4], ["metrics.json", "accuracy", &second.to_string(), &second.to_string()]);
+    assert_eq!(row[4].parse::<f64>().unwrap(), 0.0);
 }
 
 #[test]
