@@ -224,6 +224,33 @@ fn one_job_runs_one_stage_at_a_time() {
 }
 
 #[test]
+fn a_stage_takes_as_many_job_slots_as_it_asks_cpus() {
+    // Each stage says it is running, then watches for a second against the
+    // other for a second: with `-j 2`, `wide` (2 cpus) leaves no slot for
+    // `narrow`, so they never meet.
+    let watch = |me: &str, other: &str, cpus: u32| {
+        format!(
+            r#"{me} = {{ cmd = "touch {me}.on; for i in $(seq 20); do [ -e {other}.on ] && touch overlap; sleep 0.05; done; rm {me}.on; touch {me}.out", outs = ["{me}.out"], resources = {{ cpus = {cpus} }} }},"#
+        )
+    };
+    let pipeline =
+        |cpus: u32| format!("{{ stages = {{ {} {} }} }}", watch("wide", "narrow", cpus), watch("narrow", "wide", 1));
+    let ws = TestWorkspace::new(&pipeline(2));
+    ws.gourd(&["run", "-j", "2"]).success();
+    assert!(!ws.exists("overlap"), "`wide` ran beside another stage");
+
+    // The same stages, each on one slot, do meet: the test can tell.
+    let ws = TestWorkspace::new(&pipeline(1));
+    ws.gourd(&["run", "-j", "2"]).success();
+    assert!(ws.exists("overlap"), "two one-slot stages did not run side by side with -j 2");
+
+    // More cpus than `-j` allows: the stage takes them all, and runs.
+    let ws = TestWorkspace::new(r#"{ stages = { s = { cmd = "touch x", outs = ["x"], resources = { cpus = 64 } } } }"#);
+    ws.gourd(&["run", "-j", "2"]).success();
+    assert!(ws.exists("x"));
+}
+
+#[test]
 fn gpus_are_assigned_per_device_and_never_double_booked() {
     // Three one-GPU stages on two devices: each claims its device with a
     // lock folder that must not exist yet.
@@ -241,6 +268,70 @@ fn gpus_are_assigned_per_device_and_never_double_booked() {
         let device = ws.read(&format!("{name}.dev"));
         assert!(matches!(device.trim(), "0" | "1"), "{name} got `{device}`");
     }
+}
+
+/// Two one-GPU stages, each writing the devices it was given.
+const TWO_GPU_STAGES: &str = r#"{ stages = {
+    a = { cmd = "echo $CUDA_VISIBLE_DEVICES > a.dev", outs = ["a.dev"], executor = 'cuda, resources = { gpus = 1 } },
+    b = { cmd = "echo $CUDA_VISIBLE_DEVICES > b.dev", outs = ["b.dev"], executor = 'cuda, resources = { gpus = 1 } },
+} }"#;
+
+/// An executable script `name` printing `output`, in a folder of its own.
+fn fake_program(ws: &TestWorkspace, name: &str, output: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = ws.path(&format!("fake-bin/{name}"));
+    ws.write(&format!("fake-bin/{name}"), &format!("#!/bin/sh\nprintf '{output}'\n"));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// `gourd run -j 2` with GPUs discovered, not given: no `GOURD_GPUS`, the
+/// fake programs first on `PATH`, and `gourd-step` at `step`.
+fn run_discovering_gpus(ws: &TestWorkspace, step: &std::path::Path) -> common::Run {
+    let path = format!("{}:{}", ws.path("fake-bin").display(), std::env::var("PATH").unwrap());
+    let mut command = ws.command(&["run", "--json", "-j", "2"]);
+    command.env_remove("GOURD_GPUS").env("PATH", path).env("GOURD_STEP", step);
+    let output = command.output().unwrap();
+    common::Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn without_gourd_gpus_the_devices_come_from_libtorch_then_nvidia_smi() {
+    // libtorch (through `gourd-step --cuda-devices`) sees two devices; it is
+    // asked before `nvidia-smi`, which would say one.
+    let ws = TestWorkspace::new(TWO_GPU_STAGES);
+    let step = fake_program(&ws, "gourd-step", "2\\n");
+    fake_program(&ws, "nvidia-smi", "GPU 0: Fake (UUID: GPU-0)\\n");
+    ws.write(".gitignore", ".gourd/\nfake-bin/\n");
+    run_discovering_gpus(&ws, &step).success();
+    let mut devices = vec![ws.read("a.dev"), ws.read("b.dev")];
+    devices.sort();
+    assert_eq!(devices, ["0\n", "1\n"]);
+
+    // No libtorch: `nvidia-smi -L` lists the devices.
+    let ws = TestWorkspace::new(TWO_GPU_STAGES);
+    fake_program(&ws, "nvidia-smi", "GPU 0: Fake (UUID: GPU-0)\\nGPU 1: Fake (UUID: GPU-1)\\n");
+    run_discovering_gpus(&ws, &ws.path("no-gourd-step")).success();
+    let mut devices = vec![ws.read("a.dev"), ws.read("b.dev")];
+    devices.sort();
+    assert_eq!(devices, ["0\n", "1\n"]);
+
+    // One device from `nvidia-smi`: the stages take turns on it.
+    let ws = TestWorkspace::new(TWO_GPU_STAGES);
+    fake_program(&ws, "nvidia-smi", "GPU 0: Fake (UUID: GPU-0)\\n");
+    run_discovering_gpus(&ws, &ws.path("no-gourd-step")).success();
+    assert_eq!((ws.read("a.dev"), ws.read("b.dev")), ("0\n".into(), "0\n".into()));
+
+    // Neither: no GPU.
+    let ws = TestWorkspace::new(TWO_GPU_STAGES);
+    fake_program(&ws, "nvidia-smi", "");
+    let run = run_discovering_gpus(&ws, &ws.path("no-gourd-step"));
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(run.stdout.contains("no GPU was found"), "{}", run.stdout);
 }
 
 #[test]
@@ -393,6 +484,26 @@ fn a_stage_that_times_out_fails() {
 }
 
 #[test]
+fn a_metrics_file_that_is_not_json_fails_the_stage() {
+    let ws = TestWorkspace::new(
+        r#"{ stages = {
+            evaluate = { cmd = "echo 'accuracy: high' > metrics.json", metrics = ["metrics.json"] },
+            report = { cmd = "cp metrics.json report.txt", deps = ["metrics.json"], outs = ["report.txt"] },
+        } }"#,
+    );
+    let run = ws.run_json(&[]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert_eq!(run.statuses(), expect(&[("evaluate", "failed"), ("report", "skipped")]));
+    let failure = run.events().into_iter().find(|e| e["stage"] == "evaluate").unwrap();
+    assert!(
+        failure["message"].as_str().unwrap().starts_with("metrics file `metrics.json` is not valid JSON"),
+        "{failure}"
+    );
+    assert!(walk(&ws.path(".gourd/cache-v1/actions")).is_empty(), "a result was cached");
+    assert_eq!(ws.gourd(&["status", "--exit-code"]).code, 1);
+}
+
+#[test]
 fn a_stage_that_does_not_write_a_declared_out_fails() {
     let ws = TestWorkspace::new(r#"{ stages = { s = { cmd = "touch one", outs = ["one", "two"] } } }"#);
     let run = ws.gourd(&["run"]);
@@ -464,12 +575,23 @@ fn always_run_stages_run_every_time() {
 
 #[test]
 fn the_log_holds_the_last_runs_output() {
-    let ws = TestWorkspace::new(
-        r#"{ stages = { s = { cmd = "echo to-stdout; echo to-stderr >&2; touch x", outs = ["x"] } } }"#,
-    );
+    let pipeline = |run: &str| {
+        format!(
+            r#"{{ stages = {{ s = {{ cmd = "echo {run}-stdout; echo {run}-stderr >&2; touch x", outs = ["x"] }} }} }}"#
+        )
+    };
+    let ws = TestWorkspace::new(&pipeline("first"));
     ws.gourd(&["run"]).success();
     let log = ws.read(".gourd/logs/s.log");
-    assert!(log.contains("to-stdout") && log.contains("to-stderr"), "{log}");
+    assert!(log.contains("first-stdout") && log.contains("first-stderr"), "{log}");
+    ws.write("gourd.ncl", &pipeline("second"));
+    ws.gourd(&["run"]).success();
+    let log = ws.read(".gourd/logs/s.log");
+    assert!(log.contains("second-stdout") && log.contains("second-stderr"), "{log}");
+    assert!(!log.contains("first"), "the earlier run's output is gone: {log}");
+    // A run that executes nothing leaves the log alone.
+    ws.gourd(&["run"]).success();
+    assert_eq!(ws.read(".gourd/logs/s.log"), log);
 }
 
 #[test]
