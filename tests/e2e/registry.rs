@@ -334,3 +334,77 @@ fn tags_written_by_gto_are_read() {
     r.at(40, &["promote", "pumpkin", "v0.0.1", "staging"]).success();
     assert!(r.tags().contains(&"pumpkin#staging#4".to_string()));
 }
+
+/// The pipeline above with its model in the registry, behind gates.
+fn gated() -> Registry {
+    let pipeline = PIPELINE.trim_end().trim_end_matches('}').to_string()
+        + r#"  registry = {
+    pumpkin = {
+      path = "models/model.bin",
+      gates = {
+        prod = ["accuracy >= 0.9", "accuracy >= champion.accuracy"],
+        staging = ["accuracy >= 0.5"],
+      },
+    },
+  },
+}
+"#;
+    let r = Registry::new();
+    r.ws.write("gourd.ncl", &pipeline);
+    r
+}
+
+#[test]
+fn a_gate_that_fails_refuses_with_the_reason_and_force_is_recorded() {
+    let r = gated();
+    r.build("one", "0.93");
+    // The path comes from the pipeline.
+    r.at(0, &["register", "pumpkin"]).success();
+    let first = r.at(10, &["promote", "pumpkin", "v0.0.1", "prod"]).success();
+    assert!(first.stderr.contains("Gates: 2 of 2 passed."), "{}", first.stderr);
+    r.build("two", "0.91");
+    r.at(20, &["register", "pumpkin"]).success();
+    // Worse than the champion: refused, saying by how much.
+    let refused = r.at(30, &["promote", "pumpkin", "v0.0.2", "prod"]);
+    assert_eq!(refused.code, 1);
+    insta::assert_snapshot!(refused.normalized(&r.ws), @r"
+    error: pumpkin v0.0.2 cannot enter `prod`: 1 of 2 gates failed
+      passed  accuracy >= 0.9: 0.91 vs 0.9: passes by 0.01
+      FAILED  accuracy >= champion.accuracy (champion v0.0.1): 0.91 vs 0.93: short by 0.02
+
+    hint: `--force` promotes it anyway (for a rollback); history records the override and the evidence
+    ");
+    assert_eq!(r.tags().iter().filter(|t| t.contains('#')).count(), 1, "nothing moved");
+    // Another stage's gates are its own.
+    r.at(35, &["promote", "pumpkin", "v0.0.2", "staging"]).success();
+    // --force overrides, and history keeps the evidence.
+    let forced = r.at(40, &["promote", "pumpkin", "v0.0.2", "prod", "--force", "-m", "hotfix"]).success();
+    assert!(forced.stderr.contains("1 of 2 gates failed; promoting anyway (--force)"), "{}", forced.stderr);
+    let history = r.json(&["history", "pumpkin", "--stage", "prod"]);
+    let last = history["moves"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["forced"], true);
+    assert_eq!(last["previous"], "v0.0.1");
+    assert_eq!(last["gates"][1]["gate"], "accuracy >= champion.accuracy");
+    assert_eq!(last["gates"][1]["passed"], false);
+    assert_eq!(last["gates"][1]["champion"], "v0.0.1");
+    assert_eq!(last["gates"][1]["right"], 0.93);
+    let text = r.ws.gourd(&["registry", "history", "pumpkin", "--stage", "prod"]).success().stdout;
+    let line = text.lines().last().unwrap().split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(line.ends_with("prod: v0.0.1 -> v0.0.2 Test hotfix FORCED: 1 of 2 failed"), "{text}");
+    // A gate with no metric to read fails, naming it.
+    let missing = gated();
+    missing.ws.write("gourd.ncl", &missing.ws.read("gourd.ncl").replace("accuracy >= 0.5", "f1 >= 0.5"));
+    missing.build("one", "0.93");
+    missing.at(0, &["register", "pumpkin"]).success();
+    let no_metric = missing.at(5, &["promote", "pumpkin", "v0.0.1", "staging"]);
+    assert!(no_metric.stderr.contains("FAILED  f1 >= 0.5: the candidate has no metric `f1`"), "{}", no_metric.stderr);
+}
+
+#[test]
+fn a_malformed_gate_is_an_error_in_the_pipeline() {
+    let r = gated();
+    r.ws.write("gourd.ncl", &r.ws.read("gourd.ncl").replace("accuracy >= 0.5", "accuracy => 0.5"));
+    let check = r.ws.gourd(&["check"]);
+    assert_eq!(check.code, 1);
+    insta::assert_snapshot!(check.normalized(&r.ws), @"error: in `[WS]/gourd.ncl:25`: registry `pumpkin`: gate `accuracy => 0.5` of stage `staging`: `=>` is not a comparison: write `>=`");
+}

@@ -6,6 +6,7 @@
 //! CLI decides how to show them.
 
 pub mod fsutil;
+pub mod gate;
 pub mod gpu;
 pub mod graph;
 pub mod guard;

@@ -14,6 +14,21 @@ pub struct Pipeline {
     pub stages: Vec<Stage>,
     /// The shared cache, if the pipeline names one.
     pub remote: Option<Remote>,
+    /// The models the registry holds, by registry name (`registry` in
+    /// `gourd.ncl`).
+    pub registry: BTreeMap<String, RegisteredModel>,
+}
+
+/// A model the pipeline puts in the registry: where it is, and the gates a
+/// version must pass to enter each stage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegisteredModel {
+    pub path: WsPath,
+    /// Stage → its gates, all of which must pass.
+    pub gates: BTreeMap<String, Vec<crate::gate::Gate>>,
+    /// The metrics files recorded with a version (empty: those of the stage
+    /// that built it and of the stages that read it).
+    pub metrics: Vec<WsPath>,
 }
 
 /// The `remote` record of `gourd.ncl`.

@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use gourd_core::model::{Command, Executor, Output, OutputKind, Pipeline, RemoteKind, Resources, Stage};
+use gourd_core::gate::Gate;
+use gourd_core::model::{
+    Command, Executor, Output, OutputKind, Pipeline, RegisteredModel, RemoteKind, Resources, Stage,
+};
 use gourd_core::path::WsPath;
 use gourd_core::secrets;
 use serde::Deserialize;
@@ -18,6 +21,18 @@ use crate::SpecError;
 struct RawPipeline {
     stages: BTreeMap<String, RawStage>,
     remote: Option<RawRemote>,
+    #[serde(default)]
+    registry: BTreeMap<String, RawRegisteredModel>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegisteredModel {
+    path: String,
+    #[serde(default)]
+    gates: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    metrics: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -172,7 +187,45 @@ pub fn validate(json: &str, file: &Path) -> Result<Pipeline, SpecError> {
         })?),
         None => None,
     };
-    Ok(Pipeline { stages, remote })
+    let registry = validate_registry(raw.registry, file)?;
+    Ok(Pipeline { stages, remote, registry })
+}
+
+/// The `registry` record: paths inside the workspace, gates that parse.
+fn validate_registry(
+    raw: BTreeMap<String, RawRegisteredModel>,
+    file: &Path,
+) -> Result<BTreeMap<String, RegisteredModel>, SpecError> {
+    let invalid = |name: &str, literal: &str, message: String| {
+        let source = std::fs::read_to_string(file).unwrap_or_default();
+        let line = crate::locate::line_of(&source, name, Some(literal));
+        SpecError::Invalid {
+            file: file.to_path_buf(),
+            line,
+            message: format!("registry `{name}`: {message}"),
+            hint: None,
+        }
+    };
+    let mut registry = BTreeMap::new();
+    for (name, model) in raw {
+        let path =
+            |field: &str, raw: &str| WsPath::new(raw).map_err(|e| invalid(&name, raw, format!("field `{field}`: {e}")));
+        let model_path = path("path", &model.path)?;
+        let metrics = model.metrics.iter().map(|m| path("metrics", m)).collect::<Result<Vec<_>, _>>()?;
+        let mut gates = BTreeMap::new();
+        for (stage, texts) in model.gates {
+            let parsed = texts
+                .iter()
+                .map(|text| {
+                    Gate::parse(text)
+                        .map_err(|e| invalid(&name, text, format!("gate `{text}` of stage `{stage}`: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            gates.insert(stage, parsed);
+        }
+        registry.insert(name, RegisteredModel { path: model_path, gates, metrics });
+    }
+    Ok(registry)
 }
 
 fn validate_remote(r: RawRemote) -> Result<gourd_core::model::Remote, String> {
@@ -417,6 +470,26 @@ mod tests {
         assert!(message.contains("`T` is also set in `env`"), "{message}");
         let (message, _) = refused(r#"{"stages": {"a": {"cmd": "true", "secrets": ["T"], "remote": true}}}"#);
         assert!(message.contains("field `remote`: a stage with `secrets` executes on this machine"), "{message}");
+    }
+
+    #[test]
+    fn registry_models_and_their_gates() {
+        let file = Path::new("gourd.ncl");
+        let ok = r#"{"stages": {}, "registry": {"pumpkin": {"path": "models/best",
+            "gates": {"prod": ["accuracy >= 0.9", "accuracy >= champion.accuracy"]}}}}"#;
+        let pipeline = validate(ok, file).unwrap();
+        let model = &pipeline.registry["pumpkin"];
+        assert_eq!(model.path.as_str(), "models/best");
+        assert_eq!(model.gates["prod"].len(), 2);
+        assert!(model.gates["prod"][1].needs_champion());
+        let bad = r#"{"stages": {}, "registry": {"pumpkin": {"path": "m", "gates": {"prod": ["accuracy = 0.9"]}}}}"#;
+        let err = validate(bad, file).unwrap_err().to_string();
+        assert!(
+            err.contains("registry `pumpkin`: gate `accuracy = 0.9` of stage `prod`: `=` is not a comparison"),
+            "{err}"
+        );
+        let outside = r#"{"stages": {}, "registry": {"pumpkin": {"path": "../m"}}}"#;
+        assert!(validate(outside, file).unwrap_err().to_string().contains("registry `pumpkin`: field `path`"));
     }
 
     #[test]

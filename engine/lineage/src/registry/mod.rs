@@ -11,12 +11,13 @@
 //! clone never take the same counter; moves made in two clones may, and
 //! [`Registry::integrate`] renumbers the local one when pulling.
 
+mod index;
 pub mod record;
 pub mod state;
 pub mod tag;
 pub mod time;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 
 use git2::{ErrorCode, ObjectType, Oid, Repository, Signature};
@@ -89,12 +90,27 @@ impl Registry {
     }
 
     fn tags_under(&self, prefix: &str, artifact: Option<&str>) -> Result<Vec<(TagName, String, Oid)>, RegistryError> {
+        self.tags_collecting(prefix, artifact, &mut HashSet::new())
+    }
+
+    /// The registry tags under `prefix` (of `artifact` only, if given),
+    /// and into `live` the targets of every registry tag there.
+    fn tags_collecting(
+        &self,
+        prefix: &str,
+        artifact: Option<&str>,
+        live: &mut HashSet<Oid>,
+    ) -> Result<Vec<(TagName, String, Oid)>, RegistryError> {
         let in_tag = artifact.map(tag::artifact_in_tag);
         let mut out = Vec::new();
         for reference in self.repo.references_glob(&format!("{prefix}*"))? {
             let reference = reference?;
             let (Ok(full), Some(target)) = (reference.name(), reference.target()) else { continue };
             let short = &full[prefix.len()..];
+            if !short.contains(['#', '@']) {
+                continue;
+            }
+            live.insert(target);
             if let Some(in_tag) = &in_tag
                 && !(short.starts_with(in_tag.as_str()) && short[in_tag.len()..].starts_with(['#', '@']))
             {
@@ -112,51 +128,83 @@ impl Registry {
         Ok(self.tags()?.into_iter().map(|(name, _, _)| name.artifact).collect())
     }
 
-    /// Every move of `artifact`, in order. Lightweight tags are not moves
-    /// (GTO ignores them too).
+    /// Every move of `artifact`, in order, light: what orders the moves
+    /// and names their versions (tag, commit, time), from the index where
+    /// it has them. [`Registry::load`] reads the rest of the moves a
+    /// command shows. Lightweight tags are not moves (GTO ignores them too).
     pub fn events(&self, artifact: &str) -> Result<Vec<Event>, RegistryError> {
+        let mut index = index::Index::load(self.repo.path());
+        let mut live = HashSet::new();
         let mut events = Vec::new();
-        for (name, short, target) in self.tags_under(TAGS, Some(artifact))? {
-            if let Some(event) = self.read_event(name, short, target)? {
-                events.push(event);
-            }
+        for (name, short, target) in self.tags_collecting(TAGS, Some(artifact), &mut live)? {
+            let (commit, time) = match index.get(&target) {
+                Some(known) => known,
+                None => {
+                    let Ok(tag) = self.repo.find_tag(target) else { continue };
+                    let Some(commit) = tag_commit(&tag) else { continue };
+                    let time = tag.tagger().map(|s| s.when().seconds()).unwrap_or(0);
+                    index.insert(target, commit, time);
+                    (commit, time)
+                }
+            };
+            events.push(Event {
+                tag: short,
+                action: name.action,
+                version: name.version.clone(),
+                stage: name.stage.clone(),
+                counter: name.counter,
+                name,
+                commit: commit.to_string(),
+                time,
+                who: String::new(),
+                email: String::new(),
+                message: String::new(),
+                record: None,
+                oid: target.to_string(),
+                loaded: false,
+            });
         }
+        index.save(&live);
+        // A stage move at a commit holding two versions names its version in
+        // its record only.
+        let mut registered: BTreeMap<&str, usize> = BTreeMap::new();
+        for e in events.iter().filter(|e| e.action == Action::Register) {
+            *registered.entry(e.commit.as_str()).or_default() += 1;
+        }
+        let ambiguous: Vec<usize> = (0..events.len())
+            .filter(|&i| {
+                matches!(events[i].action, Action::Assign | Action::Unassign)
+                    && registered.get(events[i].commit.as_str()).is_some_and(|n| *n > 1)
+            })
+            .collect();
+        self.load(&mut events, ambiguous)?;
         state::prepare(&mut events);
         Ok(events)
     }
 
-    fn read_event(&self, name: TagName, short: String, target: Oid) -> Result<Option<Event>, RegistryError> {
-        let Ok(tag) = self.repo.find_tag(target) else { return Ok(None) };
-        let commit = match tag.target_type() {
-            Some(ObjectType::Commit) => tag.target_id(),
-            _ => match tag.target().and_then(|o| o.peel_to_commit()) {
-                Ok(commit) => commit.id(),
-                Err(_) => return Ok(None),
-            },
-        };
-        let (who, email, time) = match tag.tagger() {
-            Some(s) => (
-                String::from_utf8_lossy(s.name_bytes()).into_owned(),
-                String::from_utf8_lossy(s.email_bytes()).into_owned(),
-                s.when().seconds(),
-            ),
-            None => (String::new(), String::new(), 0),
-        };
-        let (message, record) = record::split(&String::from_utf8_lossy(tag.message_bytes().unwrap_or_default()));
-        Ok(Some(Event {
-            tag: short,
-            action: name.action,
-            version: name.version.clone(),
-            stage: name.stage.clone(),
-            counter: name.counter,
-            name,
-            commit: commit.to_string(),
-            time,
-            who,
-            email,
-            message,
-            record,
-        }))
+    /// [`Registry::events`], every move read whole.
+    pub fn events_full(&self, artifact: &str) -> Result<Vec<Event>, RegistryError> {
+        let mut events = self.events(artifact)?;
+        let all = 0..events.len();
+        self.load(&mut events, all)?;
+        Ok(events)
+    }
+
+    /// Reads who made the moves at `which`, their messages and records.
+    pub fn load(&self, events: &mut [Event], which: impl IntoIterator<Item = usize>) -> Result<(), RegistryError> {
+        for i in which {
+            let Some(event) = events.get_mut(i).filter(|e| !e.loaded) else { continue };
+            let tag = self.repo.find_tag(Oid::from_str(&event.oid)?)?;
+            if let Some(s) = tag.tagger() {
+                event.who = String::from_utf8_lossy(s.name_bytes()).into_owned();
+                event.email = String::from_utf8_lossy(s.email_bytes()).into_owned();
+            }
+            let (message, record) = record::split(&String::from_utf8_lossy(tag.message_bytes().unwrap_or_default()));
+            event.message = message;
+            event.record = record;
+            event.loaded = true;
+        }
+        Ok(())
     }
 
     /// HEAD's commit, if there is one.
@@ -360,6 +408,14 @@ impl Registry {
         let short = new.render();
         let oid = self.repo.tag_annotation_create(&short, &target, &tagger, &message)?;
         Ok(Some((short, oid)))
+    }
+}
+
+/// The commit a tag object points at, through nested tags.
+fn tag_commit(tag: &git2::Tag<'_>) -> Option<Oid> {
+    match tag.target_type() {
+        Some(ObjectType::Commit) => Some(tag.target_id()),
+        _ => tag.target().ok()?.peel_to_commit().ok().map(|c| c.id()),
     }
 }
 

@@ -36,6 +36,13 @@ pub struct Event {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub record: Option<MoveRecord>,
+    /// The tag object.
+    #[serde(skip)]
+    pub oid: String,
+    /// Whether `who`, `email`, `message` and `record` were read (see
+    /// `Registry::load`); a light event has only what orders it.
+    #[serde(skip)]
+    pub loaded: bool,
 }
 
 impl Event {
@@ -219,6 +226,8 @@ mod tests {
             email: "t@x".into(),
             message: String::new(),
             record: None,
+            oid: String::new(),
+            loaded: true,
         }
     }
 

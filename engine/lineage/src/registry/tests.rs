@@ -65,7 +65,7 @@ fn moves_are_gto_tags_and_read_back_in_order() {
         ["models=other@deprecated#1"]
     );
     assert!(git(dir.path(), &["cat-file", "-t", "pumpkin#prod#1"]).contains("tag"), "annotated");
-    let events = registry.events("pumpkin").unwrap();
+    let events = registry.events_full("pumpkin").unwrap();
     let tags: Vec<&str> = events.iter().map(|e| e.tag.as_str()).collect();
     assert_eq!(tags, ["pumpkin@v0.0.1", "pumpkin#prod#1", "pumpkin#staging#2", "pumpkin#prod!#3"]);
     assert_eq!(events[1].version.as_deref(), Some("v0.0.1"));
@@ -93,7 +93,7 @@ fn tags_gto_wrote_are_moves_too_and_lightweight_tags_are_not() {
     git(dir.path(), &["tag", "pumpkin#staging#2"]);
     git(dir.path(), &["tag", "-a", "release-1", "-m", "not ours"]);
     let registry = Registry::open(dir.path()).unwrap().unwrap();
-    let events = registry.events("pumpkin").unwrap();
+    let events = registry.events_full("pumpkin").unwrap();
     assert_eq!(events.len(), 2);
     assert_eq!(events[1].version.as_deref(), Some("v1.0.0"), "found by commit");
     assert_eq!(events[1].commit, c1);
@@ -108,7 +108,7 @@ fn a_move_carries_the_time_it_was_made() {
     let c1 = registry.head().unwrap();
     let before = registry.now().unwrap();
     registry.write("m", &[mv(Action::Register, Some("v0.0.1"), None, &c1)]).unwrap();
-    let event = &registry.events("m").unwrap()[0];
+    let event = &registry.events_full("m").unwrap()[0];
     assert!(event.time >= before && event.time <= before + 5);
 }
 
@@ -138,7 +138,7 @@ fn pulling_renumbers_a_local_move_that_took_a_fetched_name() {
         [("m#prod#1".to_string(), "m#prod#2".to_string()), ("m@v0.0.2".to_string(), "m@v0.0.3".to_string())]
     );
     assert!(git(b.path(), &["for-each-ref", "refs/gourd-fetch"]).is_empty(), "fetched refs are gone");
-    let events = rb.events("m").unwrap();
+    let events = rb.events_full("m").unwrap();
     assert_eq!(events.len(), 5, "every move of both clones: {events:#?}");
     let ours = events.iter().find(|e| e.tag == "m#prod#2").unwrap();
     assert_eq!((ours.version.as_deref(), ours.who.as_str(), ours.commit.as_str()), (Some("v0.0.3"), "B", cb.as_str()));

@@ -66,7 +66,13 @@ impl From<RegistryError> for CommandError {
 
 /// The workspace root and the registry of the repository holding it.
 fn open(location: &Location) -> Result<(PathBuf, Registry), CommandError> {
-    let root = location.root()?;
+    // The registry is the repository's: a folder without `gourd.ncl` (a
+    // repository GTO manages) has one too.
+    let root = match location.root() {
+        Ok(root) => root,
+        Err(_) if location.file.is_none() => std::env::current_dir()?,
+        Err(err) => return Err(err),
+    };
     match Registry::open(&root)? {
         Some(registry) => Ok((root, registry)),
         None => Err(CommandError::user(format!(
@@ -103,11 +109,40 @@ struct Loaded {
 }
 
 impl Loaded {
+    /// Every move, read whole.
     fn read(registry: &Registry, name: &str) -> Result<Loaded, CommandError> {
+        let mut loaded = Loaded::read_light(registry, name)?;
+        let all = 0..loaded.events.len();
+        registry.load(&mut loaded.events, all)?;
+        Ok(loaded)
+    }
+
+    /// Every move, light: enough to order them and know the state at any
+    /// time; [`Loaded::load`] reads the moves a command shows.
+    fn read_light(registry: &Registry, name: &str) -> Result<Loaded, CommandError> {
         artifact_name(name)?;
         let events = registry.events(name)?;
         let state = registry::state::fold(&events, None);
         Ok(Loaded { name: name.to_string(), events, state })
+    }
+
+    /// Reads the moves at `which`, and the registrations of their versions
+    /// (which hold the digests).
+    fn load(&mut self, registry: &Registry, which: &[usize]) -> Result<(), CommandError> {
+        let mut all: Vec<usize> = which.to_vec();
+        for &i in which {
+            if let Some(version) = self.events.get(i).and_then(|e| e.version.clone()) {
+                all.extend(self.registration_index(&version));
+            }
+        }
+        registry.load(&mut self.events, all)?;
+        Ok(())
+    }
+
+    fn registration_index(&self, version: &str) -> Option<usize> {
+        self.events
+            .iter()
+            .rposition(|e| e.action == registry::Action::Register && e.version.as_deref() == Some(version))
     }
 
     /// Fails, naming what exists, when the artifact has no moves.

@@ -92,7 +92,11 @@ pub fn promote_with(location: &Location, args: &PromoteArgs, via: &str) -> Resul
         if !args.force {
             return Err(evidence.refusal(&args.name, &args.version, &args.stage));
         }
-        eprintln!("warning: {}; promoting anyway (--force), and history records it", evidence.summary());
+        eprintln!(
+            "warning: {}; promoting anyway (--force), and history records it:\n{}",
+            evidence.summary(),
+            evidence.lines()
+        );
     }
     let now = registry.now()?;
     let mut moves = Vec::new();

@@ -75,7 +75,7 @@ pub fn resolve_reference(
     let (name, rest) = reference.split_at(split);
     let (sign, what) = rest.split_at(1);
     artifact_name(name)?;
-    let loaded = Loaded::read(registry, name)?.require(registry)?;
+    let mut loaded = Loaded::read_light(registry, name)?.require(registry)?;
     let state = match at {
         Some(at) => registry::state::fold(&loaded.events, Some(at)),
         None => loaded.state.clone(),
@@ -103,6 +103,8 @@ pub fn resolve_reference(
         (holder.version.clone(), Some(what.to_string()), loaded.events[holder.assigned_by].tag.clone())
     };
     let commit = state.version(&version).map(|v| v.commit.clone()).unwrap_or_default();
+    let shown: Vec<usize> = loaded.registration_index(&version).into_iter().collect();
+    loaded.load(registry, &shown)?;
     Ok(Resolved {
         name: name.to_string(),
         digest: loaded.digest(&version),
@@ -238,10 +240,16 @@ pub fn history(location: &Location, args: &HistoryArgs) -> Result<ExitCode, Comm
     if let Some(stage) = &args.stage {
         super::stage_name(stage)?;
     }
-    let loaded = Loaded::read(&registry, &args.name)?.require(&registry)?;
     match &args.at {
-        Some(at) => history_at(&loaded, args, instant(at)?),
-        None => history_all(&loaded, args),
+        Some(at) => {
+            let at = instant(at)?;
+            let mut loaded = Loaded::read_light(&registry, &args.name)?.require(&registry)?;
+            let state = registry::state::fold(&loaded.events, Some(at));
+            let shown: Vec<usize> = state.stages.values().map(|h| h.assigned_by).collect();
+            loaded.load(&registry, &shown)?;
+            history_at(&loaded, &state, args, at)
+        }
+        None => history_all(&Loaded::read(&registry, &args.name)?.require(&registry)?, args),
     }
 }
 
@@ -329,8 +337,7 @@ fn gates_cell(event: &Event) -> String {
     }
 }
 
-fn history_at(loaded: &Loaded, args: &HistoryArgs, at: i64) -> Result<ExitCode, CommandError> {
-    let state = registry::state::fold(&loaded.events, Some(at));
+fn history_at(loaded: &Loaded, state: &ArtifactState, args: &HistoryArgs, at: i64) -> Result<ExitCode, CommandError> {
     let stages: Vec<(&String, &registry::Holder)> =
         state.stages.iter().filter(|(s, _)| args.stage.as_ref().is_none_or(|want| want == *s)).collect();
     if args.json {

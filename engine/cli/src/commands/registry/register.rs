@@ -55,9 +55,16 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
 pub fn register(location: &Location, args: &Args, via: &str) -> Result<Registered, CommandError> {
     let (root, registry) = open(location)?;
     super::artifact_name(&args.name)?;
-    let typed = match &args.path {
-        Some(path) => path.clone(),
-        None => declared_path(location, &args.name)?,
+    let declared = super::gates::pipeline(location)?.and_then(|p| p.registry.get(&args.name).cloned());
+    let typed = match (&args.path, &declared) {
+        (Some(path), _) => path.clone(),
+        (None, Some(model)) => root.join(model.path.as_str()),
+        (None, None) => {
+            return Err(CommandError::user(format!("which output is `{}`?", args.name)).with_hint(format!(
+                "pass its path (`gourd registry register {} PATH`), or declare it in the pipeline: `registry = {{ {} = {{ path = \"models/best\" }} }}`",
+                args.name, args.name
+            )));
+        }
     };
     let ws = Workspace::open(&root)?;
     let path = workspace_path(&root, &typed)?;
@@ -136,7 +143,10 @@ pub fn register(location: &Location, args: &Args, via: &str) -> Result<Registere
             workspace_dirty: record.workspace_dirty,
             finished_at: record.finished_at.clone(),
         }),
-        metrics: metrics_of(&records, record, path.as_str(), &digest, &ws),
+        metrics: match declared.as_ref().filter(|m| !m.metrics.is_empty()) {
+            Some(model) => declared_metrics(&records, &model.metrics),
+            None => metrics_of(&records, record, path.as_str(), &digest, &ws),
+        },
         params: record.params.clone(),
         inputs: record.deps.clone(),
         cmd: record.cmd.clone(),
@@ -209,8 +219,13 @@ fn metrics_of(
     metrics
 }
 
-/// `registry.NAME.path` in the pipeline.
-fn declared_path(location: &Location, name: &str) -> Result<PathBuf, CommandError> {
-    let _ = location;
-    Err(CommandError::user(format!("which output is `{name}`? Pass its path: `gourd registry register {name} PATH`")))
+/// The latest recorded values of the metrics files the pipeline names.
+fn declared_metrics(records: &[Record], files: &[gourd_core::path::WsPath]) -> BTreeMap<String, serde_json::Value> {
+    files
+        .iter()
+        .filter_map(|file| {
+            let value = records.iter().find_map(|r| r.metrics.get(file.as_str()))?;
+            Some((file.to_string(), value.clone()))
+        })
+        .collect()
 }
