@@ -83,6 +83,59 @@ fn interrupt_stops_the_stage_processes() {
 }
 
 #[test]
+fn sigterm_stops_stages_politely_then_kills_those_that_ignore_it() {
+    // `polite` exits on SIGTERM, saying so; `stubborn` (and every process it
+    // starts) ignores SIGTERM, so only the SIGKILL after the grace period
+    // stops it.
+    let ws = TestWorkspace::new(
+        r#"{ stages = {
+            polite = { cmd = "trap 'echo term > polite.term; exit 1' TERM; touch polite.started; while true; do sleep 0.1; done", outs = ["p"] },
+            stubborn = { cmd = "trap '' TERM; echo $$ > stubborn.pid; while true; do sleep 0.1; done", outs = ["s"] },
+        } }"#,
+    );
+    let mut child = ws.command(&["run", "-j", "2"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    wait_until("both stages to start", || {
+        ws.exists("polite.started") && ws.path("stubborn.pid").metadata().is_ok_and(|m| m.len() > 0)
+    });
+    let stubborn: i32 = ws.read("stubborn.pid").trim().parse().unwrap();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let signalled = Instant::now();
+    let mut status = None;
+    wait_until("gourd to exit", || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    let took = signalled.elapsed();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.unwrap().code(), Some(130), "{stderr}");
+    assert_eq!(ws.read("polite.term"), "term\n", "SIGTERM came first");
+    wait_until("the stubborn stage to be gone", || !alive(stubborn));
+    assert!(took >= Duration::from_millis(2500), "SIGKILL came after {took:?}, before the 3 s grace");
+    assert!(took < Duration::from_secs(20), "stopping took {took:?}");
+    assert!(
+        stderr.contains("failed polite: interrupted") && stderr.contains("failed stubborn: interrupted"),
+        "{stderr}"
+    );
+    assert!(files_under(&ws.path(".gourd/cache-v1/actions")).is_empty());
+}
+
+#[test]
+fn stages_die_with_gourd_when_it_is_killed() {
+    let ws = TestWorkspace::new(
+        r#"{ stages = { s = { cmd = "echo $$ > stage.pid; while true; do sleep 0.1; done", outs = ["x"] } } }"#,
+    );
+    let mut child = ws.command(&["run"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    wait_until("the stage to start", || ws.path("stage.pid").metadata().is_ok_and(|m| m.len() > 0));
+    let stage: i32 = ws.read("stage.pid").trim().parse().unwrap();
+    assert!(alive(stage));
+    child.kill().unwrap(); // SIGKILL: gourd can do nothing about it
+    child.wait().unwrap();
+    wait_until("the stage's process to die with gourd", || !alive(stage));
+}
+
+#[test]
 fn two_runs_at_once_do_not_corrupt_each_other() {
     let ws = TestWorkspace::new(
         r#"{ stages = {
