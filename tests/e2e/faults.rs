@@ -18,6 +18,20 @@ fn alive(pid: i32) -> bool {
     }
 }
 
+/// When a test fails, SIGKILLs the stage process it names, so that no stage
+/// is left looping (only if that pid still runs a stage's loop).
+struct Reaper(i32);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", self.0)).unwrap_or_default();
+        if std::thread::panicking() && String::from_utf8_lossy(&cmdline).contains("while true") {
+            // SAFETY: a plain kill(2) of the stage's process.
+            unsafe { libc::kill(self.0, libc::SIGKILL) };
+        }
+    }
+}
+
 fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else { return out };
@@ -98,6 +112,7 @@ fn sigterm_stops_stages_politely_then_kills_those_that_ignore_it() {
         ws.exists("polite.started") && ws.path("stubborn.pid").metadata().is_ok_and(|m| m.len() > 0)
     });
     let stubborn: i32 = ws.read("stubborn.pid").trim().parse().unwrap();
+    let _reaper = Reaper(stubborn);
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let signalled = Instant::now();
@@ -129,6 +144,7 @@ fn stages_die_with_gourd_when_it_is_killed() {
     let mut child = ws.command(&["run"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     wait_until("the stage to start", || ws.path("stage.pid").metadata().is_ok_and(|m| m.len() > 0));
     let stage: i32 = ws.read("stage.pid").trim().parse().unwrap();
+    let _reaper = Reaper(stage);
     assert!(alive(stage));
     child.kill().unwrap(); // SIGKILL: gourd can do nothing about it
     child.wait().unwrap();
