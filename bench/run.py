@@ -115,10 +115,10 @@ def timed(cmd, cwd, tool, timeout):
         os.killpg(child.pid, 9)
         child.communicate()
         return None
-    proc = subprocess.CompletedProcess(child.args, child.returncode, None, stderr)
     elapsed = time.perf_counter() - started
-    if proc.returncode not in (0, 1) or (tool != "gourd" and proc.returncode != 0):
-        raise RuntimeError(f"{tool}: {' '.join(cmd)} failed in {cwd}:\n{proc.stderr.decode()[-2000:]}")
+    # Every tool must succeed: a failed stage is a failed benchmark, not a time.
+    if child.returncode != 0:
+        raise RuntimeError(f"{tool}: {' '.join(cmd)} exited {child.returncode} in {cwd}:\n{stderr.decode()[-2000:]}")
     rss, cpu = open(stats).read().split()[-2:]
     return elapsed, int(rss) / 1024, float(cpu.rstrip("%") or 0)
 
@@ -240,16 +240,21 @@ def bench_pipeline(spec, repeat, timeout, results, tools=TOOLS):
         row = results.setdefault(name, {}).setdefault(tool, {})
 
         def record(scenario, runs, ran=None):
+            """`ran`: stage executions, one count per repetition (or one in all)."""
             ok = [r for r in runs if r is not None]
             entry = {"timeout": len(ok) < len(runs)}
             if ok:
                 entry.update(seconds=statistics.median(r[0] for r in ok), rss_mib=max(r[1] for r in ok),
                              cpu_percent=statistics.median(r[2] for r in ok), runs=[round(r[0], 4) for r in ok])
-            if ran is not None:
-                entry["executed"] = ran
+            if isinstance(ran, int):
+                ran = [ran]
+            if ran:
+                # The fewest and the most any repetition executed: a change
+                # missed once, or work redone once, shows.
+                entry.update(executed=max(ran), executed_min=min(ran), executed_runs=ran)
             row[scenario] = entry
             shown = "timeout" if not ok else f"{entry['seconds']:.3f}s"
-            extra = f" ({ran} executed)" if ran is not None else ""
+            extra = f" ({executed_text(entry)} executed)" if ran else ""
             print(f"  {tool:<9} {scenario:<13} {shown:>10}  {entry.get('rss_mib', 0):6.1f} MiB{extra}", flush=True)
             return bool(ok)
 
@@ -265,7 +270,7 @@ def bench_pipeline(spec, repeat, timeout, results, tools=TOOLS):
         record("noop-run", repeated(lambda: timed(cmds["run"], ws, tool, timeout), reps), executions(ws) - before)
 
         original = open(os.path.join(ws, changed), "rb").read()
-        runs, ran = [], None
+        runs, ran = [], []
         for i in range(reps):
             if slow(runs):
                 break
@@ -273,24 +278,24 @@ def bench_pipeline(spec, repeat, timeout, results, tools=TOOLS):
                 f.write(f"edit {i}\n".encode())
             before = executions(ws)
             runs.append(timed(cmds["run"], ws, tool, timeout))
-            ran = executions(ws) - before if ran is None else ran
+            ran.append(executions(ws) - before)
         record("incremental", runs, ran)
         row["incremental"]["expected"] = expected
 
-        runs, ran = [], None
+        runs, ran = [], []
         for _ in range(reps):
             if slow(runs):
                 break
             clear_outputs(ws)
             before = executions(ws)
             runs.append(timed(cmds.get("restore", cmds["run"]), ws, tool, timeout))
-            ran = executions(ws) - before if ran is None else ran
+            ran.append(executions(ws) - before)
         record("restore", runs, ran)
 
         # Go back and forth between the original content and the last edit:
         # both states have been built before.
         edited = open(os.path.join(ws, changed), "rb").read()
-        runs, ran = [], None
+        runs, ran = [], []
         for i in range(reps):
             if slow(runs):
                 break
@@ -298,7 +303,7 @@ def bench_pipeline(spec, repeat, timeout, results, tools=TOOLS):
                 f.write(original if i % 2 == 0 else edited)
             before = executions(ws)
             runs.append(timed(cmds["run"], ws, tool, timeout))
-            ran = executions(ws) - before if ran is None else ran
+            ran.append(executions(ws) - before)
         record("revert", runs, ran)
 
 
@@ -406,6 +411,16 @@ def bench_scheduler(n, repeat, results):
           f"-j2 {med['gourd -j2']:.2f}s: {per_stage:.2f} ms per stage beyond process spawn", flush=True)
 
 
+def executed_text(entry):
+    """How many stages a scenario executed: `N`, or `MIN-MAX` when the
+    repetitions differ."""
+    most = entry.get("executed")
+    if most is None:
+        return "-"
+    least = entry.get("executed_min", most)
+    return str(most) if least == most else f"{least}-{most}"
+
+
 def ratio(results, name, scenario, other):
     try:
         g = results[name]["gourd"][scenario]["seconds"]
@@ -415,8 +430,8 @@ def ratio(results, name, scenario, other):
     if o.get("timeout") and "seconds" not in o:
         return "other timed out"
     expected = results[name]["gourd"][scenario].get("expected")
-    if expected is not None and o.get("executed", expected) < expected:
-        return f"{other} missed the change ({o['executed']} of {expected} stages ran)"
+    if expected is not None and o.get("executed_min", o.get("executed", expected)) < expected:
+        return f"{other} missed the change ({executed_text(o)} of {expected} stages ran)"
     speedup = o["seconds"] / g
     shown = f"{speedup:.1f}" if speedup < 10 else f"{speedup:.0f}"
     return f"{g / o['seconds']:.4f} ({shown}× faster)" if g < o["seconds"] else f"{g / o['seconds']:.2f} (slower)"
@@ -455,8 +470,7 @@ def write_markdown(results, meta, args):
                     return "-"
                 return "timeout" if "seconds" not in e else f"{e['seconds']:.3f}"
             def executed(tool):
-                e = tools.get(tool, {}).get(scenario, {})
-                return str(e.get("executed", "-"))
+                return executed_text(tools.get(tool, {}).get(scenario, {}))
             def rss(tool):
                 e = tools.get(tool, {}).get(scenario, {})
                 return f"{e['rss_mib']:.0f}" if "rss_mib" in e else "-"
@@ -528,9 +542,13 @@ def write_plot(results):
 
 
 def check_targets(results):
+    """Prints each target; returns how many were missed."""
     print("\n== targets")
+    missed = []
     def line(ok, text):
         print(f"  [{'ok' if ok else 'MISSED'}] {text}")
+        if not ok:
+            missed.append(text)
     for name in ("chain-100", "fan-100", "fan-500"):
         if name not in results:
             continue
@@ -540,7 +558,17 @@ def check_targets(results):
             if "seconds" in o:
                 line(o["seconds"] / g >= target, f"{name}: no-op status {o['seconds'] / g:.0f}x faster than {tool} (target {target}x)")
         inc = results[name]["gourd"]["incremental"]
-        line(inc.get("executed") == inc.get("expected"), f"{name}: incremental executed {inc.get('executed')} of {inc.get('expected')} dependent stages")
+        line(inc.get("executed_min", inc.get("executed")) == inc.get("executed") == inc.get("expected"),
+             f"{name}: incremental executed {executed_text(inc)} of {inc.get('expected')} dependent stages")
+    # Correctness, on every pipeline gourd ran: nothing changed, or only
+    # outputs deleted, or inputs back to a state built before, executes nothing.
+    for name, tools in results.items():
+        if name in ("hashing", "scheduler") or "gourd" not in tools:
+            continue
+        for scenario in ("noop-run", "restore", "revert"):
+            e = tools["gourd"].get(scenario)
+            if e is not None and "executed" in e:
+                line(e["executed"] == 0, f"{name}: {scenario} executed {executed_text(e)} stages (target 0)")
     if "fan-500" in results:
         rss = results["fan-500"]["gourd"]["noop-status"]["rss_mib"]
         line(rss < 50, f"fan-500 no-op status peak memory {rss:.0f} MiB (target < 50)")
@@ -550,6 +578,13 @@ def check_targets(results):
     if "scheduler" in results:
         o = results["scheduler"]["overhead_ms_per_stage"]
         line(o < 2, f"scheduler overhead {o:.2f} ms per stage (target < 2)")
+    return len(missed)
+
+
+def exit_on_missed(missed):
+    if missed:
+        print(f"\n{missed} target(s) missed", file=sys.stderr)
+        sys.exit(1)
 
 
 def main():
@@ -568,7 +603,7 @@ def main():
         saved = json.load(open(os.path.join(RESULTS, "results.json")))
         write_markdown(saved["results"], saved["meta"], args)
         write_plot(saved["results"])
-        check_targets(saved["results"])
+        exit_on_missed(check_targets(saved["results"]))
         return
     os.makedirs(WORK, exist_ok=True)
     ensure_tools()
@@ -600,8 +635,9 @@ def main():
             "elapsed_min": (time.time() - started) / 60 + (previous_elapsed if only else 0.0)}
     write_markdown(results, meta, args)
     write_plot(results)
-    check_targets(results)
+    missed = check_targets(results)
     print(f"\nwrote {os.path.relpath(RESULTS, ROOT)}/results.md in {(time.time() - started) / 60:.1f} minutes")
+    exit_on_missed(missed)
 
 
 if __name__ == "__main__":
