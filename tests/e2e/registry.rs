@@ -408,3 +408,149 @@ fn a_malformed_gate_is_an_error_in_the_pipeline() {
     assert_eq!(check.code, 1);
     insta::assert_snapshot!(check.normalized(&r.ws), @"error: in `[WS]/gourd.ncl:25`: registry `pumpkin`: gate `accuracy => 0.5` of stage `staging`: `=>` is not a comparison: write `>=`");
 }
+
+#[test]
+fn get_materialises_a_version_and_verifies_every_byte() {
+    let r = Registry::new();
+    r.build("one", "0.91");
+    r.at(0, &["register", "pumpkin", "models/model.bin"]).success();
+    r.at(5, &["promote", "pumpkin", "v0.0.1", "prod"]).success();
+    r.build("two", "0.93");
+    r.at(10, &["register", "pumpkin", "models/model.bin"]).success();
+    // The workspace holds v0.0.2; prod is v0.0.1, from the cache.
+    let got = r.ws.gourd(&["registry", "get", "pumpkin@prod", "-o", "out"]).success();
+    assert_eq!(got.stdout, "out/model.bin\n");
+    assert!(got.stderr.contains("Restored pumpkin v0.0.1 from the local cache to `out/model.bin`"), "{}", got.stderr);
+    assert_eq!(r.ws.read("out/model.bin"), "one");
+    r.ws.gourd(&["registry", "get", "pumpkin@latest", "-o", "out"]).success();
+    assert_eq!(r.ws.read("out/model.bin"), "two", "replaced");
+    // A damaged cache object is found out, and nothing is written.
+    let digest = r.json(&["resolve", "pumpkin@prod"])["digest"].as_str().unwrap().to_string();
+    let object = r.ws.path(&format!(".gourd/cache-v1/objects/{}/{}", &digest[..2], &digest[2..]));
+    let mut perms = std::fs::metadata(&object).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
+    std::fs::set_permissions(&object, perms).unwrap();
+    std::fs::write(&object, "tampered").unwrap();
+    let corrupt = r.ws.gourd(&["registry", "get", "pumpkin@prod", "-o", "out"]);
+    assert_eq!(corrupt.code, 2);
+    assert!(corrupt.stderr.contains("is corrupt (its bytes do not match its digest)"), "{}", corrupt.stderr);
+    assert_eq!(r.ws.read("out/model.bin"), "two", "left as it was");
+    // A clone that never ran the pipeline, without a remote cache.
+    let clone = TestWorkspace::clone_of(r.ws.root());
+    let missing = clone.gourd(&["registry", "get", "pumpkin@prod", "-o", "out"]);
+    assert_eq!(missing.code, 1);
+    insta::assert_snapshot!(missing.normalized(&clone), @r"
+    error: pumpkin v0.0.1 is not in the local cache, and no remote cache is configured
+
+    hint: configure the pipeline's `remote` (or GOURD_REMOTE_*), or run `gourd run` at its commit
+    ");
+}
+
+/// A bare repository as `origin` of `ws`, with `main` pushed.
+fn with_origin(ws: &TestWorkspace) -> tempfile::TempDir {
+    let bare = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("git")
+        .args(["init", "-q", "--bare", "-b", "main"])
+        .current_dir(bare.path())
+        .status();
+    assert!(status.unwrap().success());
+    ws.git(&["remote", "add", "origin", bare.path().to_str().unwrap()]);
+    ws.git(&["push", "-q", "origin", "main"]);
+    bare
+}
+
+#[test]
+fn push_and_pull_carry_the_registry_and_concurrent_promotions_both_survive() {
+    let a = Registry::new();
+    a.build("one", "0.91");
+    a.at(0, &["register", "pumpkin", "models/model.bin"]).success();
+    a.build("two", "0.93");
+    a.at(10, &["register", "pumpkin", "models/model.bin"]).success();
+    let origin = with_origin(&a.ws);
+    let pushed = a.ws.gourd(&["push"]).success();
+    assert!(pushed.stderr.contains("Pushed 2 registry tag(s) to `origin`."), "{}", pushed.stderr);
+    let b = Registry { ws: TestWorkspace::clone_of(origin.path()) };
+    b.ws.git(&["config", "user.name", "Bea"]);
+    b.ws.git(&["config", "user.email", "bea@example.com"]);
+    assert_eq!(b.json(&["show"])["artifacts"][0]["latest"], "v0.0.2", "a clone has the registry");
+    // Both promote at once, each taking counter #1.
+    a.at(100, &["promote", "pumpkin", "v0.0.1", "prod", "-m", "ours"]).success();
+    b.at(110, &["promote", "pumpkin", "v0.0.2", "prod", "-m", "theirs"]).success();
+    a.ws.gourd(&["push"]).success();
+    let rejected = b.ws.gourd(&["push"]);
+    assert_eq!(rejected.code, 1);
+    assert!(
+        rejected.stderr.contains("`origin` has other moves under the names of 1 of yours (`pumpkin#prod#1`)"),
+        "{}",
+        rejected.stderr
+    );
+    assert!(rejected.stderr.contains("`gourd pull origin` renumbers your moves"), "{}", rejected.stderr);
+    let pulled = b.ws.gourd(&["pull"]).success();
+    assert!(
+        pulled.stderr.contains(
+            "your move `pumpkin#prod#1` had the name of another move on `origin`; it is `pumpkin#prod#2` now"
+        ),
+        "{}",
+        pulled.stderr
+    );
+    b.ws.gourd(&["push"]).success();
+    a.ws.gourd(&["pull"]).success();
+    // Both clones, and GTO's reading of the tags, agree: both moves are
+    // there, in time order, and prod holds the later one.
+    for clone in [&a, &b] {
+        let history = clone.json(&["history", "pumpkin", "--stage", "prod"]);
+        let moves: Vec<(&str, &str, &str)> = history["moves"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["tag"].as_str().unwrap(), m["who"].as_str().unwrap(), m["why"].as_str().unwrap()))
+            .collect();
+        assert_eq!(moves, [("pumpkin#prod#1", "Test", "ours"), ("pumpkin#prod#2", "Bea", "theirs")]);
+        assert_eq!(clone.json(&["show"])["artifacts"][0]["stages"]["prod"], "v0.0.2");
+    }
+    let on_origin = std::process::Command::new("git").args(["tag", "-l"]).current_dir(origin.path()).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&on_origin.stdout),
+        "pumpkin#prod#1\npumpkin#prod#2\npumpkin@v0.0.1\npumpkin@v0.0.2\n"
+    );
+    // Nothing is left of the fetch.
+    assert_eq!(b.ws.git(&["for-each-ref", "refs/gourd-fetch"]), "");
+}
+
+/// The S3 test server's address (`tests/servers/s3-up.sh`).
+fn s3_server() -> String {
+    match std::env::var("GOURD_TEST_S3") {
+        Ok(url) if !url.is_empty() => url,
+        _ => panic!("GOURD_TEST_S3 is not set: start the server with `eval \"$(tests/servers/s3-up.sh)\"`"),
+    }
+}
+
+#[test]
+#[ignore = "needs the S3 test server: eval \"$(tests/servers/s3-up.sh)\", then --ignored"]
+fn get_on_a_clone_that_never_ran_fetches_from_the_remote_cache() {
+    let url = s3_server();
+    let bucket = format!("gourd-registry-{}", std::process::id());
+    let made = std::process::Command::new("curl").args(["-sf", "-X", "PUT", &format!("{url}/{bucket}")]).status();
+    assert!(made.unwrap().success());
+    let r = Registry::new();
+    let remote = format!("  remote = {{ kind = 's3, endpoint = \"{url}\", bucket = \"{bucket}\" }},\n}}\n");
+    r.ws.write("gourd.ncl", &(PIPELINE.trim_end().trim_end_matches('}').to_string() + &remote));
+    let aws =
+        [("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_DEFAULT_REGION", "us-east-1")];
+    r.ws.write("seed.txt", "one");
+    r.ws.write("acc.txt", "0.91");
+    r.ws.git(&["add", "-A"]);
+    r.ws.git(&["commit", "-q", "-m", "one"]);
+    r.ws.gourd_env(&["run"], &aws).success();
+    r.at(0, &["register", "pumpkin", "models/model.bin"]).success();
+    r.at(5, &["promote", "pumpkin", "v0.0.1", "prod"]).success();
+    // A newer run, so the registered one is no longer the stage's last run.
+    r.ws.write("seed.txt", "two");
+    r.ws.gourd_env(&["run"], &aws).success();
+    let origin = with_origin(&r.ws);
+    r.ws.gourd_env(&["push"], &aws).success();
+    let clone = TestWorkspace::clone_of(origin.path());
+    let got = clone.gourd_env(&["registry", "get", "pumpkin@prod", "-o", "served"], &aws).success();
+    assert!(got.stderr.contains(&format!("from s3://{bucket}")), "{}", got.stderr);
+    assert_eq!(clone.read("served/model.bin"), "one");
+}

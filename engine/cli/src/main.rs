@@ -60,9 +60,9 @@ enum Command {
     Report(commands::report::Args),
     /// Drop cache entries that nothing needs.
     Gc(commands::gc::Args),
-    /// Send lineage to a git remote.
+    /// Send lineage and the registry's tags to a git remote.
     Push(commands::sync::Args),
-    /// Fetch lineage from a git remote and merge it.
+    /// Fetch lineage and the registry's tags from a git remote and merge them.
     Pull(commands::sync::Args),
     /// Register model versions and move them between stages (git tags, GTO's format).
     Registry(commands::registry::Args),

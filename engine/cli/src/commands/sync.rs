@@ -1,4 +1,5 @@
-//! `gourd push` and `gourd pull`: exchange lineage with a git remote.
+//! `gourd push` and `gourd pull`: exchange lineage and the registry's tags
+//! with a git remote.
 //!
 //! With a remote cache configured (see `remote.rs`), `push` also uploads the
 //! results of every stage's last run in this workspace, and `pull` downloads
@@ -85,13 +86,13 @@ pub fn push(location: &Location, args: &Args) -> Result<ExitCode, CommandError> 
     if let Some(cache) = remote_cache(location)? {
         let loaded = location.load()?;
         let ws = gourd_core::workspace::Workspace::open(&loaded.root)?;
-        let actions: Vec<_> = loaded
-            .pipeline
-            .stages
-            .iter()
-            .filter_map(|s| ws.last_run(&s.name))
-            .filter_map(|last| ws.store.action(&last.key))
-            .collect();
+        let mut keys: Vec<_> =
+            loaded.pipeline.stages.iter().filter_map(|s| ws.last_run(&s.name)).map(|l| l.key).collect();
+        // Registered versions, so that `gourd registry get` works anywhere.
+        keys.extend(crate::commands::registry::sync::registered_keys(&loaded.root, &ws)?);
+        keys.sort();
+        keys.dedup();
+        let actions: Vec<_> = keys.iter().filter_map(|key| ws.store.action(key)).collect();
         let sent = runtime()?.block_on(async {
             let uploads = actions.iter().map(|action| cache.publish(action, &ws.store));
             transfer("pushing results", uploads.collect()).await.map(|done| done.len())
@@ -104,6 +105,7 @@ pub fn push(location: &Location, args: &Args) -> Result<ExitCode, CommandError> 
         }
     }
     let lineage = open(location)?;
+    crate::commands::registry::sync::push(lineage.workdir(), &args.remote)?;
     if lineage.latest()?.is_empty() && lineage.history()?.is_empty() {
         eprintln!("Nothing to push: no lineage recorded yet.");
         return Ok(ExitCode::SUCCESS);
@@ -126,6 +128,7 @@ pub fn push(location: &Location, args: &Args) -> Result<ExitCode, CommandError> 
 
 pub fn pull(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     let lineage = open(location)?;
+    crate::commands::registry::sync::pull(lineage.workdir(), &args.remote)?;
     let fetched = format!("refs/gourd/remotes/{}/lineage", args.remote);
     let refspec = format!("+{LINEAGE_REF}:{fetched}");
     let (ok, output) = git(&lineage, &["fetch", "--no-tags", &args.remote, &refspec])?;

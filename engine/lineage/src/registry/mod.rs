@@ -350,8 +350,13 @@ impl Registry {
                 }
             }
         }
-        for (_, short, _) in &fetched {
-            if let Ok(mut reference) = self.repo.find_reference(&format!("{prefix}{short}")) {
+        let names: Vec<String> = self
+            .repo
+            .references_glob(&format!("{prefix}*"))?
+            .filter_map(|r| r.ok()?.name().ok().map(String::from))
+            .collect();
+        for name in names {
+            if let Ok(mut reference) = self.repo.find_reference(&name) {
                 let _ = reference.delete();
             }
         }

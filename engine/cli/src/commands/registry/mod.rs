@@ -3,9 +3,11 @@
 //! group of subcommands: registering, moving between stages, reading.
 
 mod gates;
+mod get;
 mod moves;
 mod query;
 mod register;
+pub mod sync;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +39,8 @@ enum Command {
     History(query::HistoryArgs),
     /// Print the version and digest that `NAME@STAGE` or `NAME@VERSION` names.
     Resolve(query::ResolveArgs),
+    /// Put a registered version's files in a folder, verified byte by byte.
+    Get(get::GetArgs),
 }
 
 pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
@@ -48,6 +52,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         Command::Show(args) => query::show(location, args),
         Command::History(args) => query::history(location, args),
         Command::Resolve(args) => query::resolve(location, args),
+        Command::Get(args) => get::get(location, args),
     }
 }
 

@@ -1,0 +1,104 @@
+//! `gourd registry get NAME@STAGE -o DIR`: the bytes of a registered
+//! version, from the local cache or else the remote cache, verified against
+//! the digest its registration recorded, on any clone of the repository.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use gourd_core::store::{OutputRecord, StoreError};
+use gourd_core::workspace::Workspace;
+use gourd_digest::{Digest, EntryKind};
+
+use super::query::resolve_reference;
+use super::{instant, open, short};
+use crate::error::CommandError;
+use crate::workspace::Location;
+
+#[derive(clap::Args)]
+pub struct GetArgs {
+    /// `NAME@STAGE`, `NAME@vX.Y.Z` or `NAME@latest`.
+    reference: String,
+    /// The folder to put it in (created if missing); the artifact keeps its
+    /// own name inside it.
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    output: PathBuf,
+    /// As the registry was at this time.
+    #[arg(long, value_name = "TIME")]
+    at: Option<String>,
+}
+
+pub fn get(location: &Location, args: &GetArgs) -> Result<ExitCode, CommandError> {
+    let (root, registry) = open(location)?;
+    let at = args.at.as_deref().map(instant).transpose()?;
+    let resolved = resolve_reference(&registry, &args.reference, at)?;
+    let what = format!("{} {}", resolved.name, resolved.version);
+    let record = resolved.registration.as_ref().and_then(|e| e.record.clone());
+    let Some((record, digest)) = record.and_then(|r| Some((r.clone(), r.digest?))) else {
+        return Err(CommandError::user(format!("{what} was registered without gourd: no digest to fetch it by"))
+            .with_hint("check out its commit and build it with `gourd run`"));
+    };
+    let digest: Digest = digest
+        .parse()
+        .map_err(|_| CommandError::user(format!("{what}: the recorded digest `{digest}` is not valid")))?;
+    let kind = if record.kind.as_deref() == Some("dir") { EntryKind::Dir } else { EntryKind::File };
+    let output = OutputRecord { kind, digest, executable: record.executable, cached: true };
+    let ws = Workspace::open(&root)?;
+    let mut source = "the local cache".to_string();
+    if !ws.store.has(kind, &digest) {
+        let key = record.lineage.as_ref().and_then(|l| l.key.parse::<Digest>().ok());
+        match fetch_from_remote(location, &ws, key)? {
+            Some(remote) if ws.store.has(kind, &digest) => source = remote,
+            Some(remote) => {
+                return Err(CommandError::user(format!("{what} is in neither the local cache nor {remote}"))
+                    .with_hint("whoever built it can publish it with `gourd push` (with a remote cache configured)"));
+            }
+            None => {
+                return Err(CommandError::user(format!(
+                    "{what} is not in the local cache, and no remote cache is configured"
+                ))
+                .with_hint("configure the pipeline's `remote` (or GOURD_REMOTE_*), or run `gourd run` at its commit"));
+            }
+        }
+    }
+    let name = record
+        .path
+        .as_deref()
+        .and_then(|p| p.rsplit('/').next())
+        .filter(|n| !n.is_empty())
+        .unwrap_or(resolved.name.as_str())
+        .to_string();
+    fs_err::create_dir_all(&args.output)?;
+    let dest = args.output.join(&name);
+    match ws.store.restore(&output, &dest) {
+        Ok(()) => {}
+        Err(err @ StoreError::Corrupt { .. }) => {
+            return Err(CommandError::environment(format!("{what}: {err}"))
+                .with_hint("run `gourd registry get` again to fetch it from the remote cache"));
+        }
+        Err(err @ StoreError::Missing { .. }) => return Err(CommandError::user(format!("{what}: {err}"))),
+        Err(err) => return Err(CommandError::environment(format!("restoring {what} to `{}`: {err}", dest.display()))),
+    }
+    println!("{}", dest.display());
+    eprintln!(
+        "Restored {what} from {source} to `{}`; every byte matches {}.",
+        dest.display(),
+        short(&digest.to_string())
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Fetches the result of stage key `key` (the run that built the version)
+/// from the remote cache into the store. Returns the remote's description,
+/// or `None` when no remote cache is configured.
+fn fetch_from_remote(location: &Location, ws: &Workspace, key: Option<Digest>) -> Result<Option<String>, CommandError> {
+    let Some(pipeline) = super::gates::pipeline(location)? else { return Ok(None) };
+    let Some(cache) = crate::remote::from_pipeline(&pipeline)?.and_then(|r| r.cache) else { return Ok(None) };
+    let Some(key) = key else { return Ok(Some(cache.describe())) };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    match runtime.block_on(cache.fetch(key, &ws.store)) {
+        Ok(Some(action)) => ws.store.put_action(&action)?,
+        Ok(None) => {}
+        Err(err) => return Err(CommandError::environment(format!("fetching from {}: {err}", cache.describe()))),
+    }
+    Ok(Some(cache.describe()))
+}
