@@ -554,3 +554,125 @@ fn get_on_a_clone_that_never_ran_fetches_from_the_remote_cache() {
     assert!(got.stderr.contains(&format!("from s3://{bucket}")), "{}", got.stderr);
     assert_eq!(clone.read("served/model.bin"), "one");
 }
+
+/// GTO (pip `gto`), from `scripts/setup-gto.sh`.
+fn gto_bin() -> String {
+    match std::env::var("GOURD_TEST_GTO") {
+        Ok(path) if !path.is_empty() => path,
+        _ => panic!("GOURD_TEST_GTO is not set: install GTO with `eval \"$(scripts/setup-gto.sh)\"`"),
+    }
+}
+
+fn gto(ws: &TestWorkspace, args: &[&str]) -> String {
+    let out = std::process::Command::new(gto_bin()).args(args).current_dir(ws.root()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "gto {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every move as (event, version, stage, tag), as GTO's `history --json`
+/// and gourd's `registry history --json` list them.
+fn gto_moves(ws: &TestWorkspace) -> Vec<(String, String, String, String)> {
+    let history: Value = serde_json::from_str(&gto(ws, &["history", "pumpkin", "--json"])).unwrap();
+    let mut moves: Vec<_> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let text = |k: &str| e[k].as_str().unwrap_or("-").to_string();
+            (text("event"), text("version"), text("stage"), text("ref"))
+        })
+        .collect();
+    moves.sort();
+    moves
+}
+
+fn gourd_moves(r: &Registry) -> Vec<(String, String, String, String)> {
+    let history = r.json(&["history", "pumpkin"]);
+    let mut moves: Vec<_> = history["moves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let event = match m["action"].as_str().unwrap() {
+                "register" => "registration",
+                "deregister" => "deregistration",
+                "assign" => "assignment",
+                "unassign" => "unassignment",
+                "deprecate" => "deprecation",
+                other => panic!("{other}"),
+            };
+            let text = |k: &str| m[k].as_str().unwrap_or("-").to_string();
+            (event.to_string(), text("version"), text("stage"), text("tag"))
+        })
+        .collect();
+    moves.sort();
+    moves
+}
+
+#[test]
+#[ignore = "needs GTO: eval \"$(scripts/setup-gto.sh)\", then --include-ignored"]
+fn gto_reads_the_registry_gourd_writes() {
+    let r = Registry::new();
+    r.build("one", "0.91");
+    r.at(0, &["register", "pumpkin", "models/model.bin", "-m", "first"]).success();
+    r.build("two", "0.93");
+    r.at(10, &["register", "pumpkin", "models/model.bin"]).success();
+    r.at(20, &["promote", "pumpkin", "v0.0.1", "prod"]).success();
+    r.at(30, &["promote", "pumpkin", "v0.0.2", "prod"]).success();
+    r.at(40, &["promote", "pumpkin", "v0.0.2", "staging"]).success();
+    r.at(60, &["promote", "pumpkin", "v0.0.1", "prod", "-m", "rollback"]).success();
+    let show: Value = serde_json::from_str(&gto(&r.ws, &["show", "--json"])).unwrap();
+    assert_eq!(show["pumpkin"]["version"], "v0.0.2");
+    assert_eq!(show["pumpkin"]["stage"], serde_json::json!({"prod": "v0.0.1", "staging": "v0.0.2"}), "{show}");
+    assert_eq!(gto(&r.ws, &["show", "pumpkin#prod", "--version"]).trim(), "v0.0.1", "the rollback, as GTO reads it");
+    assert_eq!(gto_moves(&r.ws), gourd_moves(&r));
+    let registered: Value = serde_json::from_str(&gto(&r.ws, &["show", "pumpkin", "--json"])).unwrap();
+    let first = registered.as_array().unwrap().iter().find(|v| v["version"] == "v0.0.1").unwrap().clone();
+    assert!(first["message"].as_str().unwrap().starts_with("first"), "{first}");
+    // A deregistered version leaves GTO's view too.
+    r.at(70, &["deprecate", "pumpkin", "v0.0.2", "--force"]).success();
+    let show: Value = serde_json::from_str(&gto(&r.ws, &["show", "--json"])).unwrap();
+    assert_eq!(show["pumpkin"]["version"], "v0.0.1");
+    assert_eq!(r.json(&["show"])["artifacts"][0]["latest"], "v0.0.1");
+}
+
+#[test]
+#[ignore = "needs GTO: eval \"$(scripts/setup-gto.sh)\", then --include-ignored"]
+fn gourd_reads_the_registry_gto_writes() {
+    let r = Registry::new();
+    let pause = || std::thread::sleep(std::time::Duration::from_millis(1100));
+    r.build("one", "0.91");
+    gto(&r.ws, &["register", "pumpkin"]);
+    r.build("two", "0.93");
+    gto(&r.ws, &["register", "pumpkin"]);
+    pause();
+    gto(&r.ws, &["assign", "pumpkin", "--version", "v0.0.1", "--stage", "prod"]);
+    pause();
+    gto(&r.ws, &["assign", "pumpkin", "--version", "v0.0.2", "--stage", "staging"]);
+    pause();
+    gto(&r.ws, &["deprecate", "pumpkin", "v0.0.1", "prod"]);
+    pause();
+    gto(&r.ws, &["assign", "pumpkin", "--version", "v0.0.2", "--stage", "prod"]);
+    pause();
+    let show: Value = serde_json::from_str(&gto(&r.ws, &["show", "--json"])).unwrap();
+    let ours = r.json(&["show"]);
+    assert_eq!(ours["artifacts"][0]["stages"], show["pumpkin"]["stage"]);
+    assert_eq!(ours["artifacts"][0]["latest"], show["pumpkin"]["version"]);
+    assert_eq!(gourd_moves(&r), gto_moves(&r.ws));
+    let resolved = r.ws.gourd(&["registry", "resolve", "pumpkin@prod"]).success();
+    assert_eq!(resolved.stdout, "v0.0.2\n");
+    // gourd's next move (now, after GTO's) follows GTO's counter, and GTO
+    // reads it.
+    r.ws.gourd(&["registry", "promote", "pumpkin", "v0.0.1", "staging"]).success();
+    let tags = r.tags();
+    assert!(
+        tags.contains(&"pumpkin#staging!#5".to_string()) && tags.contains(&"pumpkin#staging#6".to_string()),
+        "{tags:?}"
+    );
+    assert_eq!(gto(&r.ws, &["show", "pumpkin#staging", "--version"]).trim(), "v0.0.1");
+}
