@@ -83,7 +83,6 @@ fn a_secret_reaches_the_stage_and_nothing_gourd_keeps() {
 }
 
 #[test]
-#[ignore = "needs the call to `gourd_core::secrets::redact_file` after a stage executes in `core/src/run.rs`"]
 fn a_secret_a_stage_prints_is_redacted_from_its_log() {
     let ws = TestWorkspace::new(
         r#"{ stages = {
@@ -101,7 +100,6 @@ fn a_secret_a_stage_prints_is_redacted_from_its_log() {
 }
 
 #[test]
-#[ignore = "needs the call to `gourd_core::secrets::check_set` in `cli/src/commands/run.rs`"]
 fn a_missing_secret_fails_the_run_before_anything_runs() {
     let ws = TestWorkspace::new(PIPELINE);
     ws.gourd(&["check"]).success();

@@ -174,6 +174,8 @@ impl Context {
     fn runs_remotely(&self, stage: &Stage) -> bool {
         self.remote_executor.is_some()
             && !matches!(stage.cmd, crate::model::Command::Step { .. })
+            // An action's environment is part of its digest and the service's cache.
+            && !stage.has_secrets()
             && match self.placement {
                 Placement::Marked => stage.remote,
                 Placement::Everything => true,

@@ -55,10 +55,11 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
             return Err(gourd_core::graph::GraphError::UnknownStage(name.clone()).into());
         }
     }
-    let selected = loaded.dag.select(&loaded.pipeline, &args.stages)?;
-    gourd_core::secrets::check_set(&loaded.pipeline, selected.iter().copied()).map_err(|missing| {
-        CommandError::user(missing.to_string()).with_hint("export it in the shell that runs gourd")
-    })?;
+    // A dry run executes nothing and needs no secret.
+    if !args.dry_run {
+        let selected = loaded.dag.select(&loaded.pipeline, &args.stages)?;
+        gourd_core::secrets::check_set(&loaded.pipeline, selected)?;
+    }
     let ws = Workspace::open(&loaded.root)?;
     let _lock = WorkspaceLock::acquire(&ws.gourd_dir, |holder| {
         let who = holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default();
