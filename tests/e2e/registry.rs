@@ -676,3 +676,33 @@ fn gourd_reads_the_registry_gto_writes() {
     );
     assert_eq!(gto(&r.ws, &["show", "pumpkin#staging", "--version"]).trim(), "v0.0.1");
 }
+
+#[test]
+fn a_model_card_is_written_from_lineage() {
+    let r = gated();
+    let card = r#"      card = { license = "apache-2.0", library_name = "pytorch", base_model = ["google/vit-base-patch16-224"] },
+    },
+  },
+}
+"#;
+    let pipeline = r.ws.read("gourd.ncl");
+    let at = pipeline.rfind("    },\n  },\n}").unwrap();
+    r.ws.write("gourd.ncl", &format!("{}{card}", &pipeline[..at]));
+    r.build("one", "0.93");
+    r.at(0, &["register", "pumpkin", "-m", "first of the season"]).success();
+    r.at(10, &["promote", "pumpkin", "v0.0.1", "prod", "-m", "ship it"]).success();
+    let card = r.ws.gourd(&["registry", "card", "pumpkin@v0.0.1"]).success().stdout;
+    let front = card.strip_prefix("---\n").unwrap().split("\n---\n").next().unwrap();
+    let yaml: serde_yaml::Value = serde_yaml::from_str(front).unwrap();
+    assert_eq!(yaml["license"], "apache-2.0");
+    assert_eq!(yaml["library_name"], "pytorch");
+    assert_eq!(yaml["base_model"][0], "google/vit-base-patch16-224");
+    assert_eq!(yaml["datasets"][0], "seed.txt", "the source lineage found");
+    assert_eq!(yaml["metrics"][0], "accuracy");
+    assert_eq!(yaml["model-index"][0]["results"][0]["metrics"][0]["value"].as_f64(), Some(0.93));
+    let normalized = regex_lite::Regex::new(r"`[0-9a-f]{12}`").unwrap().replace_all(&card, "`[SHORT]`").into_owned();
+    let normalized = normalized.replace(concat!("- gourd: ", env!("CARGO_PKG_VERSION")), "- gourd: [VERSION]");
+    insta::assert_snapshot!(common::normalize(&normalized, &r.ws));
+    r.ws.gourd(&["registry", "card", "pumpkin@prod", "-o", "models/README.md"]).success();
+    assert_eq!(r.ws.read("models/README.md"), card);
+}

@@ -29,6 +29,9 @@ pub struct RegisteredModel {
     /// The metrics files recorded with a version (empty: those of the stage
     /// that built it and of the stages that read it).
     pub metrics: Vec<WsPath>,
+    /// What a model card says that lineage cannot know (`license`,
+    /// `base_model`, `library_name`, ...), as written.
+    pub card: BTreeMap<String, serde_json::Value>,
 }
 
 /// The `remote` record of `gourd.ncl`.

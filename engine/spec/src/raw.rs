@@ -33,6 +33,8 @@ struct RawRegisteredModel {
     gates: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     metrics: Vec<String>,
+    #[serde(default)]
+    card: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -223,7 +225,7 @@ fn validate_registry(
                 .collect::<Result<Vec<_>, _>>()?;
             gates.insert(stage, parsed);
         }
-        registry.insert(name, RegisteredModel { path: model_path, gates, metrics });
+        registry.insert(name, RegisteredModel { path: model_path, gates, metrics, card: model.card });
     }
     Ok(registry)
 }

@@ -2,6 +2,7 @@
 //! format (see `gourd_lineage::registry` and docs/registry.md). One file per
 //! group of subcommands: registering, moving between stages, reading.
 
+mod card;
 mod gates;
 mod get;
 mod moves;
@@ -41,6 +42,8 @@ enum Command {
     Resolve(query::ResolveArgs),
     /// Put a registered version's files in a folder, verified byte by byte.
     Get(get::GetArgs),
+    /// Write a version's model card (Markdown, Hugging Face front matter) from lineage.
+    Card(card::CardArgs),
 }
 
 pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
@@ -53,6 +56,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         Command::History(args) => query::history(location, args),
         Command::Resolve(args) => query::resolve(location, args),
         Command::Get(args) => get::get(location, args),
+        Command::Card(args) => card::card(location, args),
     }
 }
 
