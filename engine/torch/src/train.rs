@@ -16,6 +16,9 @@ pub fn run(config: Train) -> Result<(), StepError> {
         return Err(StepError::Config("`epochs`, `batch_size` and `lr` must be positive".into()));
     }
     let device = device::for_stage()?;
+    // The device is named in the log, so that a GPU run can be told from a
+    // CPU one (tests/gpu/run.sh checks it).
+    eprintln!("train: on {}", if let Device::Cuda(i) = device { format!("cuda:{i}") } else { "cpu".to_string() });
     tch::set_num_threads(config.threads.max(1) as i32);
     tch::manual_seed(config.seed as i64);
     if let Device::Cuda(_) = device {

@@ -77,9 +77,29 @@ fn images_train_evaluate_predict_select() {
         run_step("evaluate", &json!({"model": p(d, m), "dataset": p(d, "data"), "output": p(d, &format!("{m}.json"))}))
             .unwrap();
         let metrics = read(&p(d, &format!("{m}.json")));
-        assert!(metrics["accuracy"].as_f64().unwrap() >= 0.0);
-        assert_eq!(metrics["confusion"]["matrix"].as_array().unwrap().len(), 3);
-        assert!(metrics["per_class"]["good"]["recall"].is_number());
+        // Every test image is counted once, in the row of its true label,
+        // and the accuracy is the diagonal's share.
+        let labels: Vec<&str> =
+            metrics["confusion"]["labels"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+        assert_eq!(labels, ["bad", "fine", "good"], "{metrics}");
+        let matrix: Vec<Vec<u64>> = serde_json::from_value(metrics["confusion"]["matrix"].clone()).unwrap();
+        assert_eq!(matrix.len(), 3);
+        for (row, label) in matrix.iter().zip(&labels) {
+            let expected = manifest["per_label"][*label]["test"].as_u64().unwrap_or(0);
+            assert_eq!(row.iter().sum::<u64>(), expected, "test images of `{label}`: {metrics}");
+            assert_eq!(metrics["per_class"][*label]["support"], expected);
+        }
+        let total: u64 = matrix.iter().flatten().sum();
+        assert_eq!(total, manifest["test"].as_u64().unwrap());
+        assert_eq!(metrics["examples"], total);
+        let correct: u64 = (0..3).map(|i| matrix[i][i]).sum();
+        let accuracy = metrics["accuracy"].as_f64().unwrap();
+        assert!((accuracy - correct as f64 / total as f64).abs() < 1e-6, "{metrics}");
+        let good = labels.iter().position(|l| *l == "good").unwrap();
+        let recall = metrics["per_class"]["good"]["recall"].as_f64().unwrap();
+        let support = matrix[good].iter().sum::<u64>() as f64;
+        assert!((recall - matrix[good][good] as f64 / support).abs() < 1e-6, "{metrics}");
+        assert!(metrics["loss"].as_f64().unwrap() > 0.0, "{metrics}");
     }
     run_step(
         "select",
