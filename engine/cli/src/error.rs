@@ -76,9 +76,19 @@ impl From<gourd_spec::SpecError> for CommandError {
             SpecError::Nickel { diagnostics } => {
                 CommandError { kind: Kind::User, message: diagnostics, hints: vec![], rendered: true }
             }
-            err @ SpecError::Crashed { .. } => CommandError::user(err.to_string()).with_hint(
-                "look for recursion without end in the pipeline; `GOURD_EVAL_MEMORY_MB` raises the memory limit",
-            ),
+            SpecError::Crashed { ref file, .. } => {
+                // The usual way to run out with thousands of generated
+                // stages: Nickel's from_array copies the record per field.
+                let quadratic = std::fs::read_to_string(file).is_ok_and(|text| text.contains("std.record.from_array"));
+                let hint = if quadratic {
+                    "`std.record.from_array` copies the whole record for each field it adds, which takes gigabytes \
+                     for thousands of stages: use `gourd.record_from_array` (same argument, `let gourd = import \
+                     \"gourd-std.ncl\" in`) instead; `GOURD_EVAL_MEMORY_MB` raises the memory limit"
+                } else {
+                    "look for recursion without end in the pipeline; `GOURD_EVAL_MEMORY_MB` raises the memory limit"
+                };
+                CommandError::user(err.to_string()).with_hint(hint)
+            }
             err @ SpecError::TimedOut { .. } => CommandError::user(err.to_string())
                 .with_hint("look for a loop without end in the pipeline; `GOURD_EVAL_TIMEOUT` raises the limit"),
             SpecError::Invalid { ref hint, .. } => {

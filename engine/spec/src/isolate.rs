@@ -50,12 +50,37 @@ pub fn load(
             return Ok(pipeline);
         }
     }
-    let evaluation = crate::Evaluation::from_wire(&evaluate_isolated(exe, file, stdlib_dir, limits, color)?);
-    let pipeline = crate::validate(&evaluation.export, file)?;
+    // The fast evaluation, validated in Rust. Anything wrong is evaluated
+    // again with the `Pipeline` contract, for Nickel's diagnostics.
+    let fast = evaluate_isolated(exe, file, stdlib_dir, limits, color, false);
+    let (evaluation, pipeline) = match fast {
+        Err(err @ (SpecError::Crashed { .. } | SpecError::TimedOut { .. } | SpecError::Io { .. })) => return Err(err),
+        Ok(wire) => {
+            let evaluation = crate::Evaluation::from_wire(&wire);
+            match crate::validate(&evaluation.export, file) {
+                Ok(pipeline) => (evaluation, pipeline),
+                Err(_) => checked(exe, file, stdlib_dir, limits, color)?,
+            }
+        }
+        Err(_) => checked(exe, file, stdlib_dir, limits, color)?,
+    };
     if let (Some(cache), Some(read)) = (&cache, &evaluation.read) {
         cache.put(&slot, read, &evaluation.export);
     }
     Ok(pipeline)
+}
+
+/// Evaluates with the `Pipeline` contract applied and validates the result.
+fn checked(
+    exe: &Path,
+    file: &Path,
+    stdlib_dir: &Path,
+    limits: &EvalLimits,
+    color: bool,
+) -> Result<(crate::Evaluation, Pipeline), SpecError> {
+    let evaluation = crate::Evaluation::from_wire(&evaluate_isolated(exe, file, stdlib_dir, limits, color, true)?);
+    let pipeline = crate::validate(&evaluation.export, file)?;
+    Ok((evaluation, pipeline))
 }
 
 fn evaluate_isolated(
@@ -64,12 +89,16 @@ fn evaluate_isolated(
     stdlib_dir: &Path,
     limits: &EvalLimits,
     color: bool,
+    checked: bool,
 ) -> Result<String, SpecError> {
     let io_err = |source| SpecError::Io { file: file.to_path_buf(), source };
     let mut command = Command::new(exe);
     command.arg("__eval").arg(file).arg(stdlib_dir);
     if color {
         command.arg("--color");
+    }
+    if checked {
+        command.arg("--checked");
     }
     command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let memory = limits.memory;

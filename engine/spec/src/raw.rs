@@ -163,6 +163,17 @@ pub fn validate(json: &str, file: &Path) -> Result<Pipeline, SpecError> {
     })?;
     let mut stages = Vec::with_capacity(raw.stages.len());
     for (name, raw) in raw.stages {
+        if !is_stage_name(&name) {
+            let source = std::fs::read_to_string(file).unwrap_or_default();
+            return Err(SpecError::Invalid {
+                file: file.to_path_buf(),
+                line: crate::locate::line_of(&source, &name, None),
+                message: format!("invalid stage name `{name}`"),
+                hint: Some(
+                    "stage names use letters, digits, `_`, `-` and `.`, and do not start with `-` or `.`".to_string(),
+                ),
+            });
+        }
         match validate_stage(name, raw) {
             Ok(stage) => stages.push(stage),
             Err(problem) => {
@@ -193,6 +204,34 @@ pub fn validate(json: &str, file: &Path) -> Result<Pipeline, SpecError> {
     Ok(Pipeline { stages, remote, registry })
 }
 
+/// `^[A-Za-z0-9_][A-Za-z0-9_.-]*$`, as the stdlib's `StageNames` says.
+fn is_stage_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// `^([A-Za-z0-9_./-]+:)?[A-Za-z0-9]([A-Za-z0-9_/-]*[A-Za-z0-9])?$`, as the
+/// stdlib's `RegistryNames` says (GTO's names, with a folder prefix).
+fn is_registry_name(name: &str) -> bool {
+    let bare = match name.split_once(':') {
+        Some((dir, bare)) => {
+            if dir.is_empty()
+                || !dir.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'/' | b'-'))
+            {
+                return false;
+            }
+            bare
+        }
+        None => name,
+    };
+    let bytes = bare.as_bytes();
+    !bytes.is_empty()
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+        && bytes.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'/' | b'-'))
+}
+
 /// The `registry` record: paths inside the workspace, gates that parse.
 fn validate_registry(
     raw: BTreeMap<String, RawRegisteredModel>,
@@ -210,6 +249,9 @@ fn validate_registry(
     };
     let mut registry = BTreeMap::new();
     for (name, model) in raw {
+        if let Some(bad) = std::iter::once(&name).chain(model.gates.keys()).find(|n| !is_registry_name(n)) {
+            return Err(invalid(&name, bad, format!("invalid registry name `{bad}`")));
+        }
         let path =
             |field: &str, raw: &str| WsPath::new(raw).map_err(|e| invalid(&name, raw, format!("field `{field}`: {e}")));
         let model_path = path("path", &model.path)?;

@@ -206,7 +206,7 @@ proptest! {
         let stdlib = gourd_spec::install_stdlib(&dir.path().join("stdlib")).unwrap();
         let file = dir.path().join("gourd.ncl");
         std::fs::write(&file, &source).unwrap();
-        match gourd_spec::evaluate_here(&file, &stdlib, false) {
+        match gourd_spec::evaluate_here(&file, &stdlib, false, true) {
             Ok(evaluation) => {
                 if let Some(read) = &evaluation.read {
                     prop_assert!(read.iter().any(|s| s.path == file && s.digest.is_some()), "{read:?}");
@@ -217,6 +217,17 @@ proptest! {
                 }
             }
             Err(diagnostics) => prop_assert!(!diagnostics.trim().is_empty(), "an error without a message"),
+        }
+        // The fast evaluation (no contract, checked in Rust) accepts exactly
+        // what the checked one accepts, and gives the same pipeline.
+        let accepted = |checked: bool| {
+            gourd_spec::evaluate_here(&file, &stdlib, false, checked)
+                .ok()
+                .and_then(|evaluation| gourd_spec::validate(&evaluation.export, &file).ok())
+        };
+        let fast = accepted(false);
+        if fast.is_some() || accepted(true).is_some() {
+            prop_assert_eq!(fast, accepted(true), "fast and checked evaluations disagree on:\n{}", source);
         }
     }
 }

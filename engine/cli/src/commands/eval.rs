@@ -1,4 +1,4 @@
-//! `gourd __eval FILE STDLIB_DIR [--color]`: the isolated evaluator child.
+//! `gourd __eval FILE STDLIB_DIR [--color] [--checked]`: the isolated evaluator child.
 //! Prints the files the evaluation read (one line of JSON) and the pipeline's
 //! JSON export on stdout (see `gourd_spec::Evaluation::to_wire`), or Nickel's
 //! diagnostics on stderr with exit code 1.
@@ -13,10 +13,13 @@ pub struct Args {
     stdlib_dir: PathBuf,
     #[arg(long)]
     color: bool,
+    /// Apply the `Pipeline` contract (for its diagnostics).
+    #[arg(long)]
+    checked: bool,
 }
 
 pub fn run(args: &Args) -> ExitCode {
-    match gourd_spec::evaluate_here(&args.file, &args.stdlib_dir, args.color) {
+    match gourd_spec::evaluate_here(&args.file, &args.stdlib_dir, args.color, args.checked) {
         Ok(evaluation) => {
             let mut stdout = std::io::stdout().lock();
             if stdout.write_all(evaluation.to_wire().as_bytes()).and_then(|()| stdout.flush()).is_err() {
