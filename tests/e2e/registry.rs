@@ -706,3 +706,75 @@ fn a_model_card_is_written_from_lineage() {
     r.ws.gourd(&["registry", "card", "pumpkin@prod", "-o", "models/README.md"]).success();
     assert_eq!(r.ws.read("models/README.md"), card);
 }
+
+#[test]
+fn registry_moves_as_pipeline_stages() {
+    let r = gated();
+    let pipeline = r.ws.read("gourd.ncl").replacen(
+        "  stages = {\n",
+        r#"  stages = {
+    publish = gourd.registry_stage {
+      name = "pumpkin",
+      model = "models/model.bin",
+      to = ["staging", "prod"],
+      deps = ["metrics/eval.json"],
+    },
+"#,
+        1,
+    );
+    r.ws.write("gourd.ncl", &format!("let gourd = import \"gourd-std.ncl\" in\n{pipeline}"));
+    r.ws.write(".gitignore", ".gourd/\nmodels/\nmetrics/\ndata.txt\nregistry/\n");
+    // The stage calls `gourd`: the binary under test goes first on PATH.
+    let bin = std::path::Path::new(common::gourd_bin()).parent().unwrap().to_str().unwrap().to_string();
+    let path = format!("{bin}:{}", std::env::var("PATH").unwrap_or_default());
+    let run = |seed: &str, accuracy: &str| {
+        r.ws.write("seed.txt", seed);
+        r.ws.write("acc.txt", accuracy);
+        r.ws.git(&["add", "-A"]);
+        r.ws.git(&["commit", "-q", "-m", seed]);
+        r.ws.gourd_env(&["run", "--json"], &[("PATH", &path)]).success()
+    };
+    let receipt = || -> Value { serde_json::from_str(&r.ws.read("registry/pumpkin.json")).unwrap() };
+
+    let first = run("one", "0.93");
+    assert_eq!(first.statuses()["publish"], "ran");
+    assert_eq!(receipt()["version"], "v0.0.1");
+    assert_eq!(receipt()["stages"]["prod"]["outcome"], "promoted");
+    assert_eq!(r.tags(), ["pumpkin#prod#2", "pumpkin#staging#1", "pumpkin@v0.0.1"]);
+    let history = r.json(&["history", "pumpkin"]);
+    assert_eq!(history["moves"][2]["via"], "pipeline stage `publish`");
+    assert_eq!(history["moves"][2]["gates"][0]["passed"], true);
+    // The registered version's lineage is the run's own, read while it ran.
+    let record = r.ws.git(&["tag", "-l", "--format=%(contents)", "pumpkin@v0.0.1"]);
+    assert!(record.contains(r#""stage":"train""#) && record.contains(r#""accuracy":0.93"#), "{record}");
+
+    // The same inputs again: only the registry stage runs, and moves nothing.
+    let again = r.ws.gourd_env(&["run", "--json"], &[("PATH", &path)]).success();
+    assert_eq!(again.summary()["ran"], 1);
+    assert_eq!(r.tags().len(), 3);
+    assert_eq!(receipt()["registered"], false);
+    assert_eq!(receipt()["stages"]["prod"]["outcome"], "held already");
+
+    // Other bytes at the same commit: not registered until committed.
+    r.ws.write("seed.txt", "uncommitted");
+    let dirty = r.ws.gourd_env(&["run", "--json"], &[("PATH", &path)]).success();
+    assert_eq!(dirty.statuses()["publish"], "ran");
+    assert!(receipt()["skipped"].as_str().unwrap().contains("holds v0.0.1 already, with other bytes: commit first"));
+    assert_eq!(r.tags().len(), 3);
+
+    // A worse model: registered and staged; prod's gate keeps the champion.
+    let worse = run("two", "0.91");
+    assert_eq!(worse.statuses()["publish"], "ran");
+    assert_eq!(receipt()["version"], "v0.0.2");
+    assert_eq!(receipt()["stages"]["staging"]["outcome"], "promoted");
+    assert_eq!(receipt()["stages"]["prod"]["outcome"], "refused");
+    assert_eq!(receipt()["stages"]["prod"]["gates"][1]["reason"], "0.91 vs 0.93: short by 0.02");
+    let show = r.json(&["show"]);
+    assert_eq!(show["artifacts"][0]["stages"], serde_json::json!({"prod": "v0.0.1", "staging": "v0.0.2"}));
+
+    // A better one goes all the way.
+    run("three", "0.95");
+    assert_eq!(receipt()["stages"]["prod"]["outcome"], "promoted");
+    let show = r.json(&["show"]);
+    assert_eq!(show["artifacts"][0]["stages"], serde_json::json!({"prod": "v0.0.3", "staging": "v0.0.3"}));
+}

@@ -98,6 +98,28 @@ pub fn recover(root: &std::path::Path, ws: &Workspace, pipeline: &Pipeline) -> R
     Ok(())
 }
 
+/// The records of the stages a run still going on has finished (noted in
+/// the journal, not yet in lineage), newest first: a stage of that run (a
+/// registry step) sees what ran before it.
+pub fn pending_records(lineage: &Lineage, ws: &Workspace, pipeline: &Pipeline) -> Result<Vec<Record>, CommandError> {
+    let pending = Journal::pending(&ws.gourd_dir);
+    if pending.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (workspace_commit, workspace_dirty) = lineage.workspace_state()?;
+    Ok(pending
+        .iter()
+        .rev()
+        .filter_map(|entry| {
+            let action = ws.store.action(&entry.key)?;
+            let stage = pipeline.stage(&entry.stage)?;
+            let timing = (action.started_at.clone(), action.finished_at.clone(), action.duration_ms);
+            let state = (workspace_commit.clone(), workspace_dirty);
+            Some(build_record(stage, &action, &entry.status, entry.executed_by.clone(), timing, state))
+        })
+        .collect())
+}
+
 fn record(
     lineage: &Lineage,
     records: Vec<Record>,
@@ -118,7 +140,7 @@ fn record(
 /// The lineage record of one stage's result. `timing` is (started at,
 /// finished at, milliseconds); `state` the workspace's commit and whether
 /// it had uncommitted changes.
-fn build_record(
+pub(crate) fn build_record(
     stage: &Stage,
     action: &ActionResult,
     status: &str,

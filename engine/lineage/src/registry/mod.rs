@@ -201,7 +201,7 @@ impl Registry {
             }
             let (message, record) = record::split(&String::from_utf8_lossy(tag.message_bytes().unwrap_or_default()));
             event.message = message;
-            event.record = record;
+            event.record = record.map(Box::new);
             event.loaded = true;
         }
         Ok(())

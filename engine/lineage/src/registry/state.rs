@@ -34,8 +34,10 @@ pub struct Event {
     pub email: String,
     /// The human part of the tag message.
     pub message: String,
+    /// Boxed: events are sorted by the ten thousand, and moving a record
+    /// inline would dominate that.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub record: Option<MoveRecord>,
+    pub record: Option<Box<MoveRecord>>,
     /// The tag object.
     #[serde(skip)]
     pub oid: String,
@@ -107,8 +109,12 @@ impl ArtifactState {
 /// version: the version registered at its commit (latest registration
 /// wins), else its record's version, else the commit itself (GTO does
 /// the same for a stage assigned to an unregistered commit).
-pub fn prepare(events: &mut [Event]) {
-    events.sort_by_key(Event::order_key);
+pub fn prepare(events: &mut Vec<Event>) {
+    // Sort positions, then move each event once.
+    let mut order: Vec<((i64, u64, u8), usize)> = events.iter().enumerate().map(|(i, e)| (e.order_key(), i)).collect();
+    order.sort_unstable();
+    let mut slots: Vec<Option<Event>> = events.drain(..).map(Some).collect();
+    events.extend(order.into_iter().filter_map(|(_, i)| slots[i].take()));
     let mut by_commit: BTreeMap<String, String> = BTreeMap::new();
     let mut pairs = std::collections::BTreeSet::new();
     for event in events.iter() {
@@ -199,9 +205,10 @@ impl Replay {
     pub fn state(&self) -> ArtifactState {
         let stages = self.active.keys().filter_map(|stage| Some((stage.clone(), self.holder(stage)?))).collect();
         let mut versions: Vec<VersionState> = self.versions.values().cloned().collect();
-        versions.sort_by(|a, b| match (parse_version(&b.version), parse_version(&a.version)) {
-            (Some(x), Some(y)) => x.cmp(&y),
-            _ => b.version.cmp(&a.version),
+        // Greatest first: semantic versions by precedence, before any other name.
+        versions.sort_by_cached_key(|v| {
+            let semver = parse_version(&v.version);
+            std::cmp::Reverse((semver.is_some(), semver, v.version.clone()))
         });
         ArtifactState { versions, stages, deprecated: self.deprecated }
     }

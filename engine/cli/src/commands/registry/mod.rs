@@ -6,6 +6,7 @@ mod card;
 mod gates;
 mod get;
 mod moves;
+mod publish;
 mod query;
 mod register;
 pub mod sync;
@@ -44,6 +45,8 @@ enum Command {
     Get(get::GetArgs),
     /// Write a version's model card (Markdown, Hugging Face front matter) from lineage.
     Card(card::CardArgs),
+    /// Register a model and promote it through stages whose gates pass (a pipeline stage).
+    Publish(publish::PublishArgs),
 }
 
 pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
@@ -57,6 +60,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         Command::Resolve(args) => query::resolve(location, args),
         Command::Get(args) => get::get(location, args),
         Command::Card(args) => card::card(location, args),
+        Command::Publish(args) => publish::publish(location, args),
     }
 }
 

@@ -23,6 +23,9 @@ pub struct PromoteArgs {
     /// Promote even if a gate fails (a rollback); history records it.
     #[arg(long)]
     pub force: bool,
+    /// A failing gate is an outcome, not an error (for `publish`).
+    #[arg(skip)]
+    pub soft: bool,
 }
 
 #[derive(clap::Args)]
@@ -52,9 +55,15 @@ pub struct DeprecateArgs {
 pub enum Promoted {
     Moved {
         tags: Vec<String>,
+        gates: Vec<serde_json::Value>,
     },
     /// The stage holds the version already; nothing moved.
     Already,
+    /// A gate failed (with `soft`): what they found.
+    Refused {
+        gates: Vec<serde_json::Value>,
+        summary: String,
+    },
 }
 
 fn base_record(action: Action, why: &Option<String>, now: i64, via: &str) -> MoveRecord {
@@ -70,8 +79,8 @@ fn base_record(action: Action, why: &Option<String>, now: i64, via: &str) -> Mov
 
 pub fn promote(location: &Location, args: &PromoteArgs) -> Result<ExitCode, CommandError> {
     match promote_with(location, args, "command line")? {
-        Promoted::Moved { tags } => tags.iter().for_each(|t| println!("{t}")),
-        Promoted::Already => {}
+        Promoted::Moved { tags, .. } => tags.iter().for_each(|t| println!("{t}")),
+        Promoted::Already | Promoted::Refused { .. } => {}
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -89,6 +98,17 @@ pub fn promote_with(location: &Location, args: &PromoteArgs, via: &str) -> Resul
     }
     let evidence = super::gates::check(location, &loaded, &args.version, &args.stage)?;
     if !evidence.passed() {
+        if args.soft && !args.force {
+            eprintln!(
+                "{} {} stays out of `{}`: {}\n{}",
+                args.name,
+                args.version,
+                args.stage,
+                evidence.summary(),
+                evidence.lines()
+            );
+            return Ok(Promoted::Refused { gates: evidence.to_json(), summary: evidence.summary() });
+        }
         if !args.force {
             return Err(evidence.refusal(&args.name, &args.version, &args.stage));
         }
@@ -144,7 +164,7 @@ pub fn promote_with(location: &Location, args: &PromoteArgs, via: &str) -> Resul
     let tags = registry.write(&args.name, &moves)?;
     let was = previous.map(|p| format!(" (was {})", p.version)).unwrap_or_default();
     eprintln!("Promoted {} {} to `{}`{was}.{}", args.name, args.version, args.stage, evidence.suffix());
-    Ok(Promoted::Moved { tags })
+    Ok(Promoted::Moved { tags, gates: evidence.to_json() })
 }
 
 pub fn demote(location: &Location, args: &DemoteArgs) -> Result<ExitCode, CommandError> {

@@ -39,23 +39,32 @@ pub enum Registered {
     Already {
         version: String,
     },
+    /// With `soft`: the commit cannot take a version (none yet, or it holds
+    /// one with other bytes); nothing moved, and why.
+    Skipped {
+        reason: String,
+    },
 }
 
 pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
-    let outcome = register(location, args, "command line")?;
+    let outcome = register(location, args, "command line", false)?;
     match outcome {
         Registered::New { tag, .. } => println!("{tag}"),
         Registered::Already { version } => println!("{}@{version}", registry::tag::artifact_in_tag(&args.name)),
+        Registered::Skipped { .. } => unreachable!("only with `soft`"),
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Registers `args.path` under `args.name`; `via` says where the move was
 /// made (the command line, or a pipeline stage).
-pub fn register(location: &Location, args: &Args, via: &str) -> Result<Registered, CommandError> {
+/// With `soft` (a pipeline stage), a commit that cannot take a version is
+/// an outcome, not an error.
+pub fn register(location: &Location, args: &Args, via: &str, soft: bool) -> Result<Registered, CommandError> {
     let (root, registry) = open(location)?;
     super::artifact_name(&args.name)?;
-    let declared = super::gates::pipeline(location)?.and_then(|p| p.registry.get(&args.name).cloned());
+    let pipeline = super::gates::pipeline(location)?;
+    let declared = pipeline.as_ref().and_then(|p| p.registry.get(&args.name).cloned());
     let typed = match (&args.path, &declared) {
         (Some(path), _) => path.clone(),
         (None, Some(model)) => root.join(model.path.as_str()),
@@ -75,7 +84,13 @@ pub fn register(location: &Location, args: &Args, via: &str) -> Result<Registere
     let output = OutputRecord::from_tree(&tree, true);
     let digest = output.digest.to_string();
     let lineage = Lineage::open(&root)?.ok_or_else(|| CommandError::user("lineage is off outside git"))?;
-    let records: Vec<Record> = lineage.history()?.into_iter().flat_map(|c| c.records).collect();
+    // Stages finished earlier in a run still going on (this is a stage of
+    // it) are in the journal, not yet in lineage: newest first.
+    let mut records = match &pipeline {
+        Some(pipeline) => crate::lineage::pending_records(&lineage, &ws, pipeline)?,
+        None => Vec::new(),
+    };
+    records.extend(lineage.history()?.into_iter().flat_map(|c| c.records));
     let Some(record) =
         records.iter().find(|r| crate::provenance::digest_of(&ws, r, path.as_str()) == Some(digest.clone()))
     else {
@@ -99,8 +114,17 @@ pub fn register(location: &Location, args: &Args, via: &str) -> Result<Registere
         eprintln!("{} {} holds these bytes already ({}); nothing registered.", args.name, same.version, short(&digest));
         return Ok(Registered::Already { version: same.version.clone() });
     }
-    let commit = registry.head().ok_or(registry::RegistryError::NoCommit)?;
+    let commit = match registry.head() {
+        Some(commit) => commit,
+        None if soft => return Ok(Registered::Skipped { reason: "the repository has no commit yet".into() }),
+        None => return Err(registry::RegistryError::NoCommit.into()),
+    };
     if let Some(here) = loaded.state.versions.iter().find(|v| v.active && v.commit == commit) {
+        if soft {
+            let reason =
+                format!("commit {} holds {} already, with other bytes: commit first", short(&commit), here.version);
+            return Ok(Registered::Skipped { reason });
+        }
         return Err(CommandError::user(format!(
             "commit {} holds {} {} already, with other bytes; a version is one commit",
             short(&commit),
@@ -204,8 +228,10 @@ fn metrics_of(
     let mut metrics = producer.metrics.clone();
     let mut seen = std::collections::BTreeSet::new();
     for record in records {
+        // Any dep with these bytes (a copy elsewhere counts: `select` copies
+        // the winner, which its `evaluate` read), or a file inside them.
         let reads_it = record.deps.iter().any(|(dep, d)| {
-            (dep == path && d == digest)
+            d == digest
                 || dep.strip_prefix(path).is_some_and(|rest| rest.starts_with('/'))
                     && crate::provenance::digest_of(ws, producer, dep).as_ref() == Some(d)
         });
