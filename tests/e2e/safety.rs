@@ -334,3 +334,15 @@ fn sigkill_at_random_moments_never_leaves_a_wrong_result() {
         assert!(!name.contains(".gourd-tmp") || name.contains("/.gourd/"), "left behind: {name}");
     }
 }
+
+#[test]
+fn a_missing_wdir_is_named_rather_than_blaming_sh() {
+    let ws =
+        TestWorkspace::new(r#"{ stages = { a = { cmd = "echo a >> runs.log", wdir = "nowhere", outs = ["x"] } } }"#);
+    let run = ws.gourd(&["run"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(!ws.exists("runs.log"));
+    let line = run.stderr.lines().find(|l| l.contains("failed")).unwrap_or_default().to_string();
+    assert!(line.contains("its `wdir` `nowhere` is not a folder in the workspace"), "{}", run.stderr);
+    assert!(!run.stderr.contains("cannot start `sh`"), "{}", run.stderr);
+}

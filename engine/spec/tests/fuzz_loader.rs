@@ -123,14 +123,17 @@ fn check_accepted(pipeline: &gourd_core::model::Pipeline) {
     }
 }
 
-/// `PROPTEST_CASES`, or `default` for a plain `cargo test`.
-fn cases(default: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+/// `default` cases for a plain `cargo test`; with `PROPTEST_CASES` set,
+/// that many divided by `cost` (a property that runs the evaluator tries
+/// fewer inputs than one that only validates).
+fn cases(default: u32, cost: u32) -> ProptestConfig {
+    let cases =
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse::<u32>().ok()).map_or(default, |n| (n / cost).max(1));
     ProptestConfig { cases, ..ProptestConfig::default() }
 }
 
 proptest! {
-    #![proptest_config(cases(128))]
+    #![proptest_config(cases(128, 1))]
 
     #[test]
     fn validate_never_panics_on_any_export(pipeline in pipeline()) {
@@ -198,7 +201,7 @@ fn nickel_source() -> impl Strategy<Value = String> {
 
 proptest! {
     // Each case runs the Nickel evaluator: fewer of them.
-    #![proptest_config(cases(16))]
+    #![proptest_config(cases(16, 64))]
 
     #[test]
     fn evaluating_any_source_gives_a_pipeline_or_an_error(source in nickel_source()) {
