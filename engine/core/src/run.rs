@@ -258,14 +258,15 @@ pub async fn run(
         }
         let started = Instant::now();
         let Ok(Ok(assessment)) = assess(&context.ws, stage, false) else { continue };
-        let StageState::UpToDate(action) = &assessment.state else {
+        if !matches!(assessment.state, StageState::UpToDate(_)) {
             assessed.insert(index, assessment);
             continue;
-        };
+        }
+        let StageState::UpToDate(action) = assessment.state else { unreachable!("matched above") };
         ready.remove(&(position[&index], index));
         on_event(Event::Started { stage: &stage.name });
-        let _ = record_last_run(&context.ws, stage, action, Outcome::UpToDate);
-        let report = success(stage, Outcome::UpToDate, action.clone(), started);
+        let _ = record_last_run(&context.ws, stage, &action, Outcome::UpToDate);
+        let report = success(stage, Outcome::UpToDate, action, started);
         finish(&pipeline, report, index, dag, &selected, &mut done, &mut summary, on_event);
         for down in dag.downstream(index) {
             if let Some(n) = waiting_on.get_mut(&down) {
