@@ -13,6 +13,7 @@
 
 mod index;
 pub mod record;
+mod refs;
 pub mod state;
 pub mod tag;
 pub mod time;
@@ -103,10 +104,20 @@ impl Registry {
     ) -> Result<Vec<(TagName, String, Oid)>, RegistryError> {
         let in_tag = artifact.map(tag::artifact_in_tag);
         let mut out = Vec::new();
-        for reference in self.repo.references_glob(&format!("{prefix}*"))? {
-            let reference = reference?;
-            let (Ok(full), Some(target)) = (reference.name(), reference.target()) else { continue };
-            let short = &full[prefix.len()..];
+        let listed = match refs::list(self.repo.commondir(), prefix) {
+            Some(listed) => listed,
+            None => {
+                let mut listed = Vec::new();
+                for reference in self.repo.references_glob(&format!("{prefix}*"))? {
+                    let reference = reference?;
+                    if let (Ok(full), Some(target)) = (reference.name(), reference.target()) {
+                        listed.push((full[prefix.len()..].to_string(), target));
+                    }
+                }
+                listed
+            }
+        };
+        for (short, target) in listed {
             if !short.contains(['#', '@']) {
                 continue;
             }
@@ -116,8 +127,8 @@ impl Registry {
             {
                 continue;
             }
-            if let Some(name) = TagName::parse(short) {
-                out.push((name, short.to_string(), target));
+            if let Some(name) = TagName::parse(&short) {
+                out.push((name, short, target));
             }
         }
         Ok(out)
@@ -150,17 +161,16 @@ impl Registry {
             events.push(Event {
                 tag: short,
                 action: name.action,
-                version: name.version.clone(),
-                stage: name.stage.clone(),
+                version: name.version,
+                stage: name.stage,
                 counter: name.counter,
-                name,
                 commit: commit.to_string(),
                 time,
                 who: String::new(),
                 email: String::new(),
                 message: String::new(),
                 record: None,
-                oid: target.to_string(),
+                oid: target,
                 loaded: false,
             });
         }
@@ -194,7 +204,7 @@ impl Registry {
     pub fn load(&self, events: &mut [Event], which: impl IntoIterator<Item = usize>) -> Result<(), RegistryError> {
         for i in which {
             let Some(event) = events.get_mut(i).filter(|e| !e.loaded) else { continue };
-            let tag = self.repo.find_tag(Oid::from_str(&event.oid)?)?;
+            let tag = self.repo.find_tag(event.oid)?;
             if let Some(s) = tag.tagger() {
                 event.who = String::from_utf8_lossy(s.name_bytes()).into_owned();
                 event.email = String::from_utf8_lossy(s.email_bytes()).into_owned();

@@ -12,14 +12,12 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::record::MoveRecord;
-use super::tag::{Action, TagName, parse_version};
+use super::tag::{Action, parse_version};
 
 /// One registry tag of an artifact, read.
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
     pub tag: String,
-    #[serde(skip)]
-    pub name: TagName,
     pub action: Action,
     /// The version moved: from the tag name, or for a stage move, the
     /// version registered at the tagged commit (as GTO finds it).
@@ -40,7 +38,7 @@ pub struct Event {
     pub record: Option<Box<MoveRecord>>,
     /// The tag object.
     #[serde(skip)]
-    pub oid: String,
+    pub oid: git2::Oid,
     /// Whether `who`, `email`, `message` and `record` were read (see
     /// `Registry::load`); a light event has only what orders it.
     #[serde(skip)]
@@ -147,48 +145,44 @@ pub fn fold(events: &[Event], at: Option<i64>) -> ArtifactState {
         }
         replay.apply(index, event);
     }
-    replay.state()
+    replay.state(events)
 }
 
-/// The state, move by move.
+/// The state, move by move. Borrows names from the events: replaying
+/// 10,000 moves allocates only for what the state keeps.
 #[derive(Default)]
-pub struct Replay {
-    versions: BTreeMap<String, VersionState>,
+pub struct Replay<'a> {
+    /// Version → (its registration's index, still registered).
+    versions: BTreeMap<&'a str, (usize, bool)>,
     /// Per stage: version → the index of its last assignment.
-    active: BTreeMap<String, BTreeMap<String, usize>>,
+    active: BTreeMap<&'a str, BTreeMap<&'a str, usize>>,
     deprecated: bool,
 }
 
-impl Replay {
-    pub fn apply(&mut self, index: usize, event: &Event) {
-        let version = event.version.clone().unwrap_or_default();
+impl<'a> Replay<'a> {
+    pub fn apply(&mut self, index: usize, event: &'a Event) {
+        let version = event.version.as_deref().unwrap_or_default();
         match event.action {
             Action::Register => {
-                let state = VersionState {
-                    version: version.clone(),
-                    commit: event.commit.clone(),
-                    active: true,
-                    registered_by: index,
-                };
-                self.versions.insert(version, state);
+                self.versions.insert(version, (index, true));
                 self.deprecated = false;
             }
             Action::Deregister => {
-                if let Some(v) = self.versions.get_mut(&version) {
-                    v.active = false;
+                if let Some(v) = self.versions.get_mut(version) {
+                    v.1 = false;
                 }
                 for holders in self.active.values_mut() {
-                    holders.remove(&version);
+                    holders.remove(version);
                 }
             }
             Action::Assign => {
-                let stage = event.stage.clone().unwrap_or_default();
+                let stage = event.stage.as_deref().unwrap_or_default();
                 self.active.entry(stage).or_default().insert(version, index);
                 self.deprecated = false;
             }
             Action::Unassign => {
-                let stage = event.stage.clone().unwrap_or_default();
-                self.active.entry(stage).or_default().remove(&version);
+                let stage = event.stage.as_deref().unwrap_or_default();
+                self.active.entry(stage).or_default().remove(version);
             }
             Action::Deprecate => self.deprecated = true,
             Action::Create => {}
@@ -199,12 +193,22 @@ impl Replay {
     pub fn holder(&self, stage: &str) -> Option<Holder> {
         let holders = self.active.get(stage)?;
         let (version, index) = holders.iter().max_by_key(|(_, index)| **index)?;
-        Some(Holder { version: version.clone(), assigned_by: *index })
+        Some(Holder { version: version.to_string(), assigned_by: *index })
     }
 
-    pub fn state(&self) -> ArtifactState {
-        let stages = self.active.keys().filter_map(|stage| Some((stage.clone(), self.holder(stage)?))).collect();
-        let mut versions: Vec<VersionState> = self.versions.values().cloned().collect();
+    /// The state now; `events` are those replayed.
+    pub fn state(&self, events: &[Event]) -> ArtifactState {
+        let stages = self.active.keys().filter_map(|stage| Some((stage.to_string(), self.holder(stage)?))).collect();
+        let mut versions: Vec<VersionState> = self
+            .versions
+            .iter()
+            .map(|(version, (index, active))| VersionState {
+                version: version.to_string(),
+                commit: events[*index].commit.clone(),
+                active: *active,
+                registered_by: *index,
+            })
+            .collect();
         // Greatest first: semantic versions by precedence, before any other name.
         versions.sort_by_cached_key(|v| {
             let semver = parse_version(&v.version);
@@ -217,6 +221,7 @@ impl Replay {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::tag::TagName;
 
     pub(crate) fn event(tag: &str, commit: &str, time: i64) -> Event {
         let name = TagName::parse(tag).unwrap();
@@ -226,14 +231,13 @@ mod tests {
             version: name.version.clone(),
             stage: name.stage.clone(),
             counter: name.counter,
-            name,
             commit: commit.into(),
             time,
             who: "t".into(),
             email: "t@x".into(),
             message: String::new(),
             record: None,
-            oid: String::new(),
+            oid: git2::Oid::ZERO_SHA1,
             loaded: true,
         }
     }
