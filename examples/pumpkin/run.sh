@@ -12,5 +12,7 @@ if [ ! -d inbox ]; then
   mkdir -p inbox && ../../target/release/pumpkin-photos inbox-tmp --seed 99 --per-class 2 2>/dev/null
   for l in good fine bad; do cp "inbox-tmp/$l/farm-000.png" "inbox/$l-sample.png"; done && rm -rf inbox-tmp
 fi
+# The registry stage calls `gourd`.
+export PATH="$PWD/../../target/release:$PATH"
 ../../target/release/gourd run "$@"
 ../../target/release/gourd metrics show
