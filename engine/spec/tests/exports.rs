@@ -1,0 +1,93 @@
+//! Exported pipelines turned into the engine's types (`validate`), the line
+//! an error names, and the files an in-process evaluation read.
+
+use std::path::{Path, PathBuf};
+
+use gourd_spec::SpecError;
+
+/// `text` written as `gourd.ncl` in a temporary folder, for the lines an
+/// error names.
+fn file(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("gourd.ncl");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn invalid(result: Result<gourd_core::model::Pipeline, SpecError>) -> (Option<usize>, String) {
+    match result {
+        Err(SpecError::Invalid { line, message, .. }) => (line, message),
+        other => panic!("expected an invalid pipeline, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_s3_remote_gets_the_default_prefix_and_its_errors_name_the_remote_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = file(dir.path(), "{}");
+    let pipeline = gourd_spec::validate(r#"{"stages": {}, "remote": {"kind": "s3", "bucket": "b"}}"#, &f).unwrap();
+    let remote = pipeline.remote.unwrap();
+    assert_eq!((remote.prefix.as_str(), remote.bucket.as_deref()), ("gourd", Some("b")));
+    let pipeline =
+        gourd_spec::validate(r#"{"stages": {}, "remote": {"kind": "s3", "bucket": "b", "prefix": "team/cache"}}"#, &f)
+            .unwrap();
+    assert_eq!(pipeline.remote.unwrap().prefix, "team/cache");
+
+    let f = file(dir.path(), "{\n  stages = {},\n\n  remote = { kind = 's3 },\n}\n");
+    let (line, message) = invalid(gourd_spec::validate(r#"{"stages": {}, "remote": {"kind": "s3"}}"#, &f));
+    assert_eq!(line, Some(4), "{message}");
+    assert!(message.starts_with("field `remote`: an 's3 remote needs a `bucket`"), "{message}");
+}
+
+#[test]
+fn stage_names_are_checked_as_the_standard_library_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = file(dir.path(), "{}");
+    let export = |name: &str| format!(r#"{{"stages": {{"{name}": {{"cmd": "true"}}}}}}"#);
+    for good in ["a", "_a", "9", "train-0", "a.b_c-d", "A_1"] {
+        let pipeline = gourd_spec::validate(&export(good), &f).unwrap_or_else(|e| panic!("`{good}`: {e}"));
+        assert_eq!(pipeline.stages[0].name, good);
+    }
+    for bad in ["", "-a", ".a", "a b", "a/b", "é", "a:b"] {
+        let (_, message) = invalid(gourd_spec::validate(&export(bad), &f));
+        assert_eq!(message, format!("invalid stage name `{bad}`"));
+    }
+}
+
+#[test]
+fn errors_name_the_line_of_the_stage_not_of_a_name_that_contains_it() {
+    // `train` is also the end of `pretrain`, the start of `train_2`,
+    // `train-b` and `train'`, and compared with `==`: only its own
+    // definition counts, written plainly or quoted.
+    let dir = tempfile::tempdir().unwrap();
+    let text = "{\n  stages = {\n    pretrain = { outs = [\"m\"] },\n    train_2 = { outs = [\"m\"] },\n    train-b = { outs = [\"m\"] },\n    train' = { outs = [\"m\"] },\n    check = if train == 1 then \"m\" else \"m\",\n    train = {\n      outs = [\"m\"],\n    },\n  },\n}\n";
+    let f = file(dir.path(), text);
+    assert_eq!(gourd_spec::line_of(&f, "train", Some("m")), Some(9));
+    assert_eq!(gourd_spec::line_of(&f, "train", None), Some(8));
+    assert_eq!(gourd_spec::line_of(&f, "pretrain", None), Some(3));
+    let quoted = file(
+        dir.path(),
+        "{\n  stages = {\n    x = { outs = [\"m\"] },\n    \"train\" = { outs = [\"m\"] },\n  },\n}\n",
+    );
+    assert_eq!(gourd_spec::line_of(&quoted, "train", Some("m")), Some(4));
+    // A name that only appears inside others: the literal's first line.
+    let nowhere = file(dir.path(), "{\n  stages = {\n    pretrain = { outs = [\"m\"] },\n  },\n}\n");
+    assert_eq!(gourd_spec::line_of(&nowhere, "train", Some("m")), Some(3));
+    assert_eq!(gourd_spec::line_of(&nowhere, "train", None), None);
+}
+
+#[test]
+fn an_evaluation_here_lists_the_files_it_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let stdlib = gourd_spec::install_stdlib(&dir.path().join("stdlib")).unwrap();
+    std::fs::write(dir.path().join("lr.ncl"), "0.5\n").unwrap();
+    let f = file(dir.path(), "{ stages = { a = { cmd = \"true\", params = { lr = import \"lr.ncl\" } } } }\n");
+    let evaluation = gourd_spec::evaluate_here(&f, &stdlib, false, false).unwrap();
+    let export: serde_json::Value = serde_json::from_str(&evaluation.export).unwrap();
+    assert_eq!(export["stages"]["a"]["params"]["lr"], 0.5);
+    let read = evaluation.read.expect("the files read, unchanged while evaluating");
+    for expected in [f.canonicalize().unwrap(), dir.path().join("lr.ncl").canonicalize().unwrap()] {
+        let source = read.iter().find(|s| s.path.canonicalize().is_ok_and(|p| p == expected));
+        let source = source.unwrap_or_else(|| panic!("`{}` is not among {read:?}", expected.display()));
+        assert!(source.digest.is_some(), "{source:?}");
+    }
+}
