@@ -55,15 +55,17 @@ fn stage_names_are_checked_as_the_standard_library_says() {
 
 #[test]
 fn errors_name_the_line_of_the_stage_not_of_a_name_that_contains_it() {
-    // `train` is also the end of `pretrain`, the start of `train_2`,
-    // `train-b` and `train'`, and compared with `==`: only its own
-    // definition counts, written plainly or quoted.
+    // `train` ends `pretrain`, `pre_train`, `pre-train` and `pre'train`
+    // (letters, `_`, `-` and `'` all make identifiers), starts `train_2`,
+    // and is compared with `==`: only its own definition counts, written
+    // plainly or quoted.
     let dir = tempfile::tempdir().unwrap();
-    let text = "{\n  stages = {\n    pretrain = { outs = [\"m\"] },\n    train_2 = { outs = [\"m\"] },\n    train-b = { outs = [\"m\"] },\n    train' = { outs = [\"m\"] },\n    check = if train == 1 then \"m\" else \"m\",\n    train = {\n      outs = [\"m\"],\n    },\n  },\n}\n";
+    let text = "{\n  stages = {\n    pretrain = { outs = [\"m\"] },\n    pre_train = { outs = [\"m\"] },\n    pre-train = { outs = [\"m\"] },\n    pre'train = { outs = [\"m\"] },\n    train_2 = { outs = [\"m\"] },\n    check = if train == 1 then \"m\" else \"m\",\n    train = {\n      outs = [\"m\"],\n    },\n  },\n}\n";
     let f = file(dir.path(), text);
-    assert_eq!(gourd_spec::line_of(&f, "train", Some("m")), Some(9));
-    assert_eq!(gourd_spec::line_of(&f, "train", None), Some(8));
+    assert_eq!(gourd_spec::line_of(&f, "train", Some("m")), Some(10));
+    assert_eq!(gourd_spec::line_of(&f, "train", None), Some(9));
     assert_eq!(gourd_spec::line_of(&f, "pretrain", None), Some(3));
+    assert_eq!(gourd_spec::line_of(&f, "pre-train", None), Some(5));
     let quoted = file(
         dir.path(),
         "{\n  stages = {\n    x = { outs = [\"m\"] },\n    \"train\" = { outs = [\"m\"] },\n  },\n}\n",
@@ -89,5 +91,60 @@ fn an_evaluation_here_lists_the_files_it_read() {
         let source = read.iter().find(|s| s.path.canonicalize().is_ok_and(|p| p == expected));
         let source = source.unwrap_or_else(|| panic!("`{}` is not among {read:?}", expected.display()));
         assert!(source.digest.is_some(), "{source:?}");
+    }
+}
+
+#[test]
+fn commands_and_timeouts_must_say_something() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = file(dir.path(), "{}");
+    let stage = |fields: &str| format!(r#"{{"stages": {{"s": {{{fields}}}}}}}"#);
+    let pipeline = gourd_spec::validate(&stage(r#""cmd": ["echo", "hi"], "timeout": 0.5"#), &f).unwrap();
+    assert_eq!(pipeline.stages[0].timeout, Some(std::time::Duration::from_millis(500)));
+    let cases = [
+        (r#""cmd": "  ""#, "field `cmd`: the command is empty"),
+        (r#""cmd": []"#, "field `cmd`: the command is empty"),
+        (r#""cmd": ["", "x"]"#, "field `cmd`: the program (the first element of the array) is empty"),
+        (r#""cmd": "true", "timeout": 0"#, "field `timeout`: expected a positive number of seconds"),
+        (r#""cmd": "true", "timeout": -1"#, "field `timeout`: expected a positive number of seconds"),
+    ];
+    for (fields, expected) in cases {
+        let (_, message) = invalid(gourd_spec::validate(&stage(fields), &f));
+        assert_eq!(message, format!("stage `s`: {expected}"), "{fields}");
+    }
+}
+
+#[test]
+fn a_remote_timeout_must_be_positive_and_a_bucket_not_blank() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = file(dir.path(), "{}");
+    let remote = |fields: &str| format!(r#"{{"stages": {{}}, "remote": {{{fields}}}}}"#);
+    let ok = gourd_spec::validate(&remote(r#""kind": "reapi", "endpoint": "grpc://h:1", "timeout": 2.5"#), &f).unwrap();
+    assert_eq!(ok.remote.unwrap().timeout, std::time::Duration::from_millis(2500));
+    for (fields, expected) in [
+        (
+            r#""kind": "reapi", "endpoint": "grpc://h:1", "timeout": 0"#,
+            "`timeout`: expected a positive number of seconds",
+        ),
+        (r#""kind": "s3", "bucket": "b", "timeout": -2"#, "`timeout`: expected a positive number of seconds"),
+        (r#""kind": "s3", "bucket": "  ""#, "an 's3 remote needs a `bucket`"),
+    ] {
+        let (_, message) = invalid(gourd_spec::validate(&remote(fields), &f));
+        assert_eq!(message, format!("field `remote`: {expected}"), "{fields}");
+    }
+}
+
+#[test]
+fn registry_names_are_checked_as_the_standard_library_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = file(dir.path(), "{}");
+    let export = |name: &str| format!(r#"{{"stages": {{}}, "registry": {{"{name}": {{"path": "model.bin"}}}}}}"#);
+    for good in ["m", "model-2", "a/b_c-9", "dir/sub:my-model", "x_.y:z"] {
+        let pipeline = gourd_spec::validate(&export(good), &f).unwrap_or_else(|e| panic!("`{good}`: {e}"));
+        assert!(pipeline.registry.contains_key(good), "{good}");
+    }
+    for bad in ["", "-m", "m-", "m_", "_m", ":m", "d!r:m", "dir:", "a b", "m.v1", "a:b:c"] {
+        let (_, message) = invalid(gourd_spec::validate(&export(bad), &f));
+        assert!(message.ends_with(&format!("invalid registry name `{bad}`")), "`{bad}`: {message}");
     }
 }
