@@ -122,6 +122,8 @@ pub struct StageStatus {
 
 /// The status of the selected stages, in topological order. A stage below a
 /// stale one is stale too: its deps are not known until the upstream runs.
+/// Saving what hashing learnt ([`Workspace::save_state`]) is left to the
+/// caller: a read-only command answers even when it cannot be saved.
 pub fn status(
     ws: &Workspace,
     pipeline: &Pipeline,
@@ -177,6 +179,5 @@ pub fn status(
         fresh[index] = status.fresh;
         out.push(status);
     }
-    ws.save_state()?;
     Ok(out)
 }

@@ -38,6 +38,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     for status in gourd_core::plan::status(&ws, &loaded.pipeline, &loaded.dag, &all)? {
         keep.extend(status.key);
     }
+    crate::commands::status::save_state_if_possible(&ws);
     if let Some(lineage) = Lineage::open(&loaded.root)? {
         keep.extend(lineage.all_keys()?.iter().filter_map(|k| k.parse::<gourd_digest::Digest>().ok()));
     }

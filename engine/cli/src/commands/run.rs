@@ -162,7 +162,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
 
 fn dry_run(loaded: &Loaded, ws: &Workspace, args: &Args) -> Result<ExitCode, CommandError> {
     let selected = loaded.dag.select(&loaded.pipeline, &args.stages)?;
-    let statuses = crate::commands::status::statuses(ws, &loaded.pipeline, &loaded.dag, &selected)?;
+    let statuses = gourd_core::plan::status(ws, &loaded.pipeline, &loaded.dag, &selected)?;
     crate::commands::status::save_state_if_possible(ws);
     let (mut run, mut restore, mut fresh) = (0, 0, 0);
     let width = statuses.iter().map(|s| s.name.len()).max().unwrap_or(0);

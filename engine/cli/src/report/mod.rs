@@ -26,6 +26,7 @@ pub fn context(loaded: &Loaded, base: &str) -> Result<Value, CommandError> {
     let dag = &loaded.dag;
     let all: BTreeSet<usize> = (0..pipeline.stages.len()).collect();
     let statuses = plan::status(&ws, pipeline, dag, &all)?;
+    crate::commands::status::save_state_if_possible(&ws);
     let by_name: BTreeMap<&str, &plan::StageStatus> = statuses.iter().map(|s| (s.name.as_str(), s)).collect();
     let latest = match &lineage {
         Some(l) => l.latest()?,
