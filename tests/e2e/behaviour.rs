@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{TestWorkspace, expect};
+use common::{TestWorkspace, expect, files_under};
 
 /// A diamond: prepare → (left, right) → join. Each stage appends its name to
 /// `runs.log` when it executes, so tests can tell executing from restoring.
@@ -146,7 +146,7 @@ fn a_restored_file_shares_no_bytes_with_the_cache() {
     ws.remove("model.bin");
     assert_eq!(ws.run_json(&[]).success().statuses()["s"], "restored");
     let objects: Vec<u64> =
-        walk(&ws.path(".gourd/cache-v1/objects")).iter().map(|p| std::fs::metadata(p).unwrap().ino()).collect();
+        files_under(&ws.path(".gourd/cache-v1/objects")).iter().map(|p| std::fs::metadata(p).unwrap().ino()).collect();
     assert_eq!(objects.len(), 2);
     for restored in ["out/data.txt", "model.bin"] {
         let meta = std::fs::metadata(ws.path(restored)).unwrap();
@@ -166,18 +166,6 @@ fn a_restored_file_shares_no_bytes_with_the_cache() {
     assert_eq!(ws.read("out/data.txt"), "precious\n");
     assert_eq!(ws.read("model.bin"), "model\n");
     assert_eq!(ws.executions(), vec!["s"], "executed once, restored twice");
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if entry.file_type().unwrap().is_dir() {
-            files.extend(walk(&entry.path()));
-        } else {
-            files.push(entry.path());
-        }
-    }
-    files
 }
 
 #[test]
@@ -499,7 +487,7 @@ fn a_metrics_file_that_is_not_json_fails_the_stage() {
         failure["message"].as_str().unwrap().starts_with("metrics file `metrics.json` is not valid JSON"),
         "{failure}"
     );
-    assert!(walk(&ws.path(".gourd/cache-v1/actions")).is_empty(), "a result was cached");
+    assert!(files_under(&ws.path(".gourd/cache-v1/actions")).is_empty(), "a result was cached");
     assert_eq!(ws.gourd(&["status", "--exit-code"]).code, 1);
 }
 

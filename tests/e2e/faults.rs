@@ -4,19 +4,10 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{TestWorkspace, expect, wait_until};
-
-fn alive(pid: i32) -> bool {
-    // A zombie has finished; only a running or sleeping process counts.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
-        Err(_) => false,
-    }
-}
+use common::{TestWorkspace, alive, expect, files_under, wait_until};
 
 /// When a test fails, SIGKILLs the stage process it names, so that no stage
 /// is left looping (only if that pid still runs a stage's loop).
@@ -30,20 +21,6 @@ impl Drop for Reaper {
             unsafe { libc::kill(self.0, libc::SIGKILL) };
         }
     }
-}
-
-fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return out };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 const SLOW_UNTIL_RELEASED: &str = r#"{ stages = {

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{TestWorkspace, wait_until};
+use common::{TestWorkspace, alive, files_under, wait_until};
 
 /// `gourd run` is refused as a user error, before anything runs, and so is
 /// `gourd check`; returns the normalised message.
@@ -60,6 +60,15 @@ fn the_pipeline_file_and_its_imports_are_not_outputs() {
     assert!(message.contains("conf/params.ncl"), "{message}");
     assert!(message.contains("field `metrics`"), "{message}");
     assert!(message.contains(":4`"), "names the line: {message}");
+    assert_eq!(ws.read("conf/params.ncl"), "{ lr = 1 }");
+
+    // However the import is spelled: the files the evaluation read count.
+    let ws = TestWorkspace::new(
+        "let p = import # the params\n  \"conf/../conf/params.ncl\" in\n{ stages = { a = { cmd = \"echo a >> runs.log\", outs = [\"conf/params.ncl\"] } } }\n",
+    );
+    ws.write("conf/params.ncl", "{ lr = 1 }");
+    let message = refused(&ws);
+    assert!(message.contains("is a file the pipeline is read from"), "{message}");
     assert_eq!(ws.read("conf/params.ncl"), "{ lr = 1 }");
 }
 
@@ -117,7 +126,7 @@ fn a_dep_changed_while_its_stage_ran_is_not_cached() {
     assert_eq!(run.code, 1, "{}", run.stdout);
     assert_eq!(run.statuses()["a"], "failed");
     assert!(run.stdout.contains("dep `in.txt` changed while the stage ran"), "{}", run.stdout);
-    assert!(walk(&ws.path(".gourd/cache-v1/actions")).is_empty(), "a result was cached");
+    assert!(files_under(&ws.path(".gourd/cache-v1/actions")).is_empty(), "a result was cached");
     // Nothing was cached, so the next run executes again.
     ws.clear_executions();
     ws.write(
@@ -127,18 +136,6 @@ fn a_dep_changed_while_its_stage_ran_is_not_cached() {
     ws.gourd(&["run"]).success();
     assert_eq!(ws.executions(), ["a"]);
     assert_eq!(ws.read("out.txt"), ws.read("in.txt"));
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if entry.file_type().unwrap().is_dir() {
-            files.extend(walk(&entry.path()));
-        } else {
-            files.push(entry.path());
-        }
-    }
-    files
 }
 
 #[test]
@@ -178,25 +175,17 @@ fn processes_left_by_a_killed_run_are_stopped_before_the_next_one() {
     let run = ws.gourd(&["run"]);
     assert_eq!(run.code, 137, "gourd was killed: {} {}", run.stdout, run.stderr);
     let pid: i32 = ws.read("writer.pid").trim().parse().unwrap();
-    assert!(running(pid), "the writer outlived gourd, as it would without the next run's sweep");
+    assert!(alive(pid), "the writer outlived gourd, as it would without the next run's sweep");
     ws.remove("armed");
     ws.remove("writer.pid");
     let run = ws.gourd(&["run"]);
     assert!(run.stderr.contains("process(es) left running by an earlier `gourd run`"), "{}", run.stderr);
-    wait_until("the writer is gone", || !running(pid));
+    wait_until("the writer is gone", || !alive(pid));
     // This run's own writer, in a session of its own, is stopped when the
     // run ends.
     let new_pid: i32 = ws.read("writer.pid").trim().parse().unwrap();
     assert_ne!(new_pid, pid);
-    wait_until("this run's writer is gone", || !running(new_pid));
-}
-
-/// Whether `pid` is a live process (not a zombie).
-fn running(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
+    wait_until("this run's writer is gone", || !alive(new_pid));
 }
 
 /// About 20 stages: fans of generators whose grandchildren write parts of
@@ -263,7 +252,7 @@ fn snapshot_of(path: &std::path::Path) -> Vec<(String, usize, u64)> {
         (bytes.len(), hasher.finish())
     };
     let mut files: Vec<(String, usize, u64)> = if path.is_dir() {
-        walk(path)
+        files_under(path)
             .into_iter()
             .map(|f| {
                 let (len, hash) = summary(&f);
@@ -329,7 +318,7 @@ fn sigkill_at_random_moments_never_leaves_a_wrong_result() {
         assert_eq!(record["record"]["stage"], stage.as_str(), "lineage of `{path}`: {}", lineage.stdout);
     }
     // No temporary file of gourd's is left among the outputs.
-    for file in walk(ws.root()) {
+    for file in files_under(ws.root()) {
         let name = file.display().to_string();
         assert!(!name.contains(".gourd-tmp") || name.contains("/.gourd/"), "left behind: {name}");
     }

@@ -6,25 +6,10 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{TestWorkspace, expect};
-
-/// Every file under `dir`, recursively.
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return out };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
+use common::{TestWorkspace, expect, files_under};
 
 #[test]
 fn status_does_not_call_a_corrupt_cache_object_restorable() {
@@ -32,7 +17,7 @@ fn status_does_not_call_a_corrupt_cache_object_restorable() {
         r#"{ stages = { s = { cmd = "echo s >> runs.log && echo precious > out.txt", outs = ["out.txt"] } } }"#,
     );
     ws.gourd(&["run"]).success();
-    let objects = walk(&ws.path(".gourd/cache-v1/objects"));
+    let objects = files_under(&ws.path(".gourd/cache-v1/objects"));
     assert_eq!(objects.len(), 1);
     std::fs::set_permissions(&objects[0], std::fs::Permissions::from_mode(0o644)).unwrap();
     std::fs::write(&objects[0], "rotten!\n").unwrap(); // same size
@@ -94,7 +79,7 @@ fn a_file_name_that_is_not_utf8_is_refused_by_its_path() {
     let run = ws.gourd(&["run"]);
     assert_ne!(run.code, 0);
     assert!(run.stderr.contains("out/caf\\xe9` has a file name that is not valid UTF-8"), "{}", run.stderr);
-    assert!(walk(&ws.path(".gourd/cache-v1/actions")).is_empty(), "nothing was recorded");
+    assert!(files_under(&ws.path(".gourd/cache-v1/actions")).is_empty(), "nothing was recorded");
 }
 
 #[test]
@@ -113,7 +98,7 @@ fn private_outputs_stay_private_in_the_cache_and_when_restored() {
     let mode = |rel: &str| std::fs::metadata(ws.path(rel)).unwrap().permissions().mode() & 0o777;
 
     // Every object holding a private file's bytes is owner-only.
-    let objects: Vec<_> = walk(&ws.path(".gourd/cache-v1/objects"));
+    let objects: Vec<_> = files_under(&ws.path(".gourd/cache-v1/objects"));
     let private_bytes: Vec<&[u8]> = vec![b"token\n", b"k\n", b"from a private file\n"];
     for object in &objects {
         let bytes = std::fs::read(object).unwrap();
@@ -154,7 +139,7 @@ fn names_holding_newlines_are_cached_and_restored_exactly() {
 
 /// The one entry of the evaluation cache.
 fn eval_entry(ws: &TestWorkspace) -> PathBuf {
-    let entries = walk(&ws.path(".gourd/state-v1/eval"));
+    let entries = files_under(&ws.path(".gourd/state-v1/eval"));
     assert_eq!(entries.len(), 1, "{entries:?}");
     entries.into_iter().next().unwrap()
 }
