@@ -69,9 +69,12 @@ impl Location {
         let exe = std::env::current_exe()?;
         let limits = gourd_spec::EvalLimits::from_env();
         let eval_cache = root.join(".gourd/state-v1/eval");
-        let pipeline = gourd_spec::load(&exe, &file, &stdlib, Some(&eval_cache), &limits, crate::ui::color_stderr())?;
+        let (pipeline, read) =
+            gourd_spec::load_with_sources(&exe, &file, &stdlib, Some(&eval_cache), &limits, crate::ui::color_stderr())?;
         crate::commands::step::check(&pipeline).map_err(|e| in_file(&file, e))?;
-        check_outputs(&root, &file, &pipeline)?;
+        // The files the evaluation read; found again only when not known.
+        let sources = read.unwrap_or_else(|| gourd_spec::sources(&file));
+        check_outputs(&root, &file, &sources, &pipeline)?;
         let dag = Dag::build(&pipeline).map_err(|e| in_file(&file, e.into()))?;
         if check_sources {
             dag.check_sources(&pipeline, &root).map_err(|e| in_file(&file, e.into()))?;
@@ -82,11 +85,13 @@ impl Location {
 
 /// Refuses, before anything runs, an output where gourd must never write
 /// (see `gourd_core::guard`): naming the file, line, stage and field.
-fn check_outputs(root: &Path, file: &Path, pipeline: &Pipeline) -> Result<(), CommandError> {
+/// `sources` are the files the pipeline was read from, as absolute paths.
+fn check_outputs(root: &Path, file: &Path, sources: &[PathBuf], pipeline: &Pipeline) -> Result<(), CommandError> {
     let canonical_root = fs_err::canonicalize(root)?;
-    let sources: Vec<WsPath> = gourd_spec::sources(file)
+    let sources: Vec<WsPath> = sources
         .iter()
-        .filter_map(|source| source.strip_prefix(&canonical_root).ok())
+        .filter_map(|source| std::fs::canonicalize(source).ok())
+        .filter_map(|source| source.strip_prefix(&canonical_root).ok().map(Path::to_path_buf))
         .filter_map(|rel| WsPath::new(&rel.to_string_lossy()).ok())
         .collect();
     for stage in &pipeline.stages {

@@ -43,14 +43,14 @@ impl EvalCache {
         self.dir.join(format!("{slot}.json"))
     }
 
-    /// The export stored for `slot`, if its seal matches and every file the
-    /// evaluation read still reads the same.
-    pub fn get(&self, slot: &Digest) -> Option<String> {
+    /// The export stored for `slot`, and the files its evaluation read, if its
+    /// seal matches and every one of those files still reads the same.
+    pub fn get(&self, slot: &Digest) -> Option<(String, Vec<Source>)> {
         let bytes = std::fs::read(self.path(slot)).ok()?;
         let body = std::str::from_utf8(gourd_digest::unseal(FORMAT, &bytes)?).ok()?;
         let (sources, export) = body.split_once('\n')?;
         let sources: Vec<Source> = serde_json::from_str(sources).ok()?;
-        sources.iter().all(Source::is_current).then(|| export.to_string())
+        sources.iter().all(Source::is_current).then(|| (export.to_string(), sources))
     }
 
     /// Best effort: a cache that cannot be written only costs time.

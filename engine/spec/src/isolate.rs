@@ -2,7 +2,7 @@
 
 use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -43,11 +43,27 @@ pub fn load(
     limits: &EvalLimits,
     color: bool,
 ) -> Result<Pipeline, SpecError> {
+    load_with_sources(exe, file, stdlib_dir, cache_dir, limits, color).map(|(pipeline, _)| pipeline)
+}
+
+/// Like [`load`], and also the files the evaluation read (the pipeline file
+/// and everything it imports, as absolute paths), when they are known.
+pub fn load_with_sources(
+    exe: &Path,
+    file: &Path,
+    stdlib_dir: &Path,
+    cache_dir: Option<&Path>,
+    limits: &EvalLimits,
+    color: bool,
+) -> Result<(Pipeline, Option<Vec<PathBuf>>), SpecError> {
+    let existing = |read: &[crate::sources::Source]| {
+        read.iter().filter(|source| source.digest.is_some()).map(|source| source.path.clone()).collect()
+    };
     let cache = cache_dir.map(|dir| EvalCache::new(dir.to_path_buf()));
     let slot = crate::cache::slot(file, stdlib_dir);
-    if let Some(json) = cache.as_ref().and_then(|cache| cache.get(&slot)) {
+    if let Some((json, read)) = cache.as_ref().and_then(|cache| cache.get(&slot)) {
         if let Ok(pipeline) = crate::validate(&json, file) {
-            return Ok(pipeline);
+            return Ok((pipeline, Some(existing(&read))));
         }
     }
     // The fast evaluation, validated in Rust. Anything wrong is evaluated
@@ -67,7 +83,7 @@ pub fn load(
     if let (Some(cache), Some(read)) = (&cache, &evaluation.read) {
         cache.put(&slot, read, &evaluation.export);
     }
-    Ok(pipeline)
+    Ok((pipeline, evaluation.read.as_deref().map(existing)))
 }
 
 /// Evaluates with the `Pipeline` contract applied and validates the result.

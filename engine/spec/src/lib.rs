@@ -19,7 +19,7 @@ mod sources;
 
 use std::path::{Path, PathBuf};
 
-pub use isolate::{EvalLimits, load};
+pub use isolate::{EvalLimits, load, load_with_sources};
 pub use raw::validate;
 pub use sources::{Source, imports};
 
