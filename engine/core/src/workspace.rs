@@ -7,6 +7,8 @@
 //! ├── state-v1/
 //! │   ├── stat-cache.json      file digests by stat data
 //! │   ├── last-runs.json       each stage's last run: key, outcome, time
+//! │   ├── journal-v1.jsonl     finished stages whose lineage is not recorded (see `journal`)
+//! │   ├── runs/TOKEN           runs in progress or killed (see `orphans`)
 //! │   └── eval/                evaluated pipelines, by the files they read
 //! ├── params/DIGEST.json       params handed to running stages, by content
 //! ├── steps/DIGEST.json        built-in steps' configurations, by content
