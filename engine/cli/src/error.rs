@@ -120,3 +120,24 @@ impl From<gourd_core::graph::GraphError> for CommandError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_evaluation_out_of_memory_names_the_quadratic_builder_when_it_is_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let crashed = |source: &str| {
+            let file = dir.path().join("gourd.ncl");
+            std::fs::write(&file, source).unwrap();
+            let err = gourd_spec::SpecError::Crashed { file, reason: "out of memory".into() };
+            CommandError::from(err).hints.join("\n")
+        };
+        let generated = crashed("{ stages = std.record.from_array (std.array.generate f 100000) }");
+        assert!(generated.contains("use `gourd.record_from_array`"), "{generated}");
+        let other = crashed("{ stages = {} }");
+        assert!(other.contains("recursion without end"), "{other}");
+        assert!(!other.contains("record_from_array"), "{other}");
+    }
+}
