@@ -497,10 +497,11 @@ fn failed(
     }
 }
 
-async fn process_stage(context: &Context, launch: Launch, cancel: watch::Receiver<bool>) -> StageReport {
+async fn process_stage(context: &Context, mut launch: Launch, cancel: watch::Receiver<bool>) -> StageReport {
     let stage = &context.pipeline.stages[launch.index];
     let started = Instant::now();
-    match process_stage_inner(context, stage, &launch, cancel, started).await {
+    let assessed = launch.assessment.take();
+    match process_stage_inner(context, stage, &launch, assessed, cancel, started).await {
         Ok(report) => report,
         Err(err) => failed(stage, None, started.elapsed(), err.to_string(), None),
     }
@@ -516,13 +517,14 @@ async fn process_stage_inner(
     context: &Context,
     stage: &Stage,
     launch: &Launch,
+    assessed: Option<Assessment>,
     cancel: watch::Receiver<bool>,
     started: Instant,
 ) -> io::Result<StageReport> {
     let ws = context.ws.clone();
     let owned = stage.clone();
     let force = launch.force;
-    let assessed = match launch.assessment.clone() {
+    let assessed = match assessed {
         Some(assessment) => Ok(assessment),
         None => blocking(move || assess(&ws, &owned, force)).await?,
     };
