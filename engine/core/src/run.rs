@@ -563,13 +563,21 @@ fn guard_outputs(ws: &Workspace, stage: &Stage) -> Result<(), String> {
     Ok(())
 }
 
-/// Notes a finished stage in the lineage journal, before its result lands.
-fn journal(context: &Context, stage: &Stage, key: Digest, status: Outcome, started: SystemTime) -> io::Result<()> {
+/// Notes a finished stage in the lineage journal, before its result lands;
+/// `executed_by` names where a stage that ran remotely executed.
+fn journal(
+    context: &Context,
+    stage: &Stage,
+    key: Digest,
+    status: Outcome,
+    started: SystemTime,
+    executed_by: Option<String>,
+) -> io::Result<()> {
     context.journal.note(&crate::journal::JournalEntry {
         stage: stage.name.clone(),
         key,
         status: status.as_str().to_string(),
-        executed_by: None,
+        executed_by,
         started_at: rfc3339(started),
         noted_at: crate::time::now(),
     })
@@ -588,7 +596,7 @@ async fn from_local_cache(
             Ok(Some(success(stage, Outcome::UpToDate, action.clone(), started)))
         }
         StageState::Restorable(action, _) => {
-            journal(context, stage, action.key, Outcome::Restored, SystemTime::now())?;
+            journal(context, stage, action.key, Outcome::Restored, SystemTime::now(), None)?;
             let ws = context.ws.clone();
             let (restoring, owned) = (action.clone(), stage.clone());
             match blocking(move || restore_outputs(&ws, &owned, &restoring)).await {
@@ -635,7 +643,7 @@ async fn from_remote_cache(
         }
         Ok(Some(action)) => {
             context.ws.store.put_action(&action)?;
-            journal(context, stage, key, Outcome::Restored, SystemTime::now())?;
+            journal(context, stage, key, Outcome::Restored, SystemTime::now(), None)?;
             let ws = context.ws.clone();
             let (restoring, owned) = (action.clone(), stage.clone());
             match blocking(move || restore_outputs(&ws, &owned, &restoring)).await {
@@ -864,7 +872,7 @@ async fn execute_stage(
         finished_at: rfc3339(finished_at),
         duration_ms: finished_at.duration_since(started_at).unwrap_or_default().as_millis() as u64,
     };
-    journal(context, stage, key, Outcome::Ran, started_at)?;
+    journal(context, stage, key, Outcome::Ran, started_at, remotely.clone())?;
     ws.store.put_action(&action)?;
     record_last_run(ws, stage, &action, Outcome::Ran)?;
     if let (Some(remote), true) = (context.live_remote(), context.remote_writable) {
