@@ -452,3 +452,51 @@ fn log_of_a_stage_the_pipeline_does_not_have_is_an_error() {
     let later = ws.gourd(&["log", "later"]).success();
     assert_eq!(later.stdout, "No lineage recorded yet.\n");
 }
+
+/// Two stages with metrics; only one re-runs at the second commit, and a
+/// third commit runs nothing. Every commit still has both stages' values,
+/// read back to the exact float each file held.
+#[test]
+fn metrics_at_a_commit_include_stages_that_were_up_to_date_there() {
+    let pipeline = r#"{
+  stages = {
+    a = { cmd = "cat a.txt > a.json", deps = ["a.txt"], metrics = ["a.json"] },
+    b = { cmd = "cat b.txt > b.json", deps = ["b.txt"], metrics = ["b.json"] },
+  },
+}
+"#;
+    let ws = TestWorkspace::new(pipeline);
+    ws.write(".gitignore", ".gourd/\na.json\nb.json\n");
+    // 0.9888475857414213 is one ULP away from what serde_json's fast parser returns.
+    ws.write("a.txt", r#"{"accuracy": 0.9888475857414213}"#);
+    ws.write("b.txt", r#"{"loss": 0.5}"#);
+    ws.git(&["add", "-A"]);
+    ws.git(&["commit", "-qm", "first"]);
+    ws.gourd(&["run"]).success();
+    ws.write("b.txt", r#"{"loss": 0.25}"#);
+    ws.git(&["commit", "-qam", "b only"]);
+    let run = ws.run_json(&[]).success();
+    assert_eq!(run.statuses(), common::expect(&[("a", "up-to-date"), ("b", "ran")]));
+    ws.write("README", "notes\n");
+    ws.git(&["add", "README"]);
+    ws.git(&["commit", "-qm", "docs only"]);
+
+    let diff = json(&ws.gourd(&["metrics", "diff", "HEAD~2", "HEAD~1", "--json", "--all"]).success().stdout);
+    let rows = diff["metrics"].as_array().unwrap();
+    let row = |metric: &str| rows.iter().find(|r| r["metric"] == metric).unwrap_or_else(|| panic!("{diff}"));
+    assert_eq!(row("accuracy")["a"].as_f64(), Some(0.9888475857414213), "{diff}");
+    assert_eq!(row("accuracy")["b"].as_f64(), Some(0.9888475857414213), "{diff}");
+    assert_eq!(row("loss")["a"].as_f64(), Some(0.5), "{diff}");
+    assert_eq!(row("loss")["b"].as_f64(), Some(0.25), "{diff}");
+    let text = ws.gourd(&["metrics", "diff", "HEAD~2", "HEAD~1", "--all"]).success().stdout;
+    assert!(text.contains("0.9888475857414213"), "{text}");
+    assert!(!text.contains(" - "), "{text}");
+
+    // HEAD ran nothing: its values are those in force since HEAD~1.
+    let same = json(&ws.gourd(&["metrics", "diff", "HEAD~1", "HEAD", "--json", "--all"]).success().stdout);
+    for row in same["metrics"].as_array().unwrap() {
+        assert!(row["a"].is_number() && row["a"] == row["b"], "{same}");
+    }
+    let shown = json(&ws.gourd(&["metrics", "show", "--json"]).success().stdout);
+    assert_eq!(shown["metrics"]["a.json"]["accuracy"].as_f64(), Some(0.9888475857414213));
+}

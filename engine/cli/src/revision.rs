@@ -81,8 +81,9 @@ fn normalize(path: &Path) -> Option<String> {
 }
 
 /// Metrics files by path, as they were at `side`: at a revision, the file
-/// committed there, else what lineage recorded for a run at that commit; in
-/// the working state, the files on disk.
+/// committed there, else the value lineage holds for the results in force at
+/// that commit (see [`records_in_force`]); in the working state, the files on
+/// disk.
 pub fn metrics_at(
     lineage: Option<&Lineage>,
     root: &Path,
@@ -103,21 +104,7 @@ pub fn metrics_at(
         Side::Revision(revision) => {
             let lineage = lineage.ok_or_else(|| CommandError::user("revisions need a git repository"))?;
             let commit = lineage.resolve(revision)?;
-            let (parents, time) = lineage.commit_info(&commit)?;
-            let committed_at = gourd_core::time::rfc3339(
-                std::time::UNIX_EPOCH + std::time::Duration::from_secs(time.max(0) as u64 + 1),
-            );
-            let history = lineage.history()?;
-            // A run at the commit itself, else the run that produced the
-            // commit: made on its parent with uncommitted changes, before it.
-            let at_commit = |r: &&gourd_lineage::Record| {
-                !r.workspace_dirty && r.workspace_commit.as_deref() == Some(commit.as_str())
-            };
-            let before_commit = |r: &&gourd_lineage::Record| {
-                r.workspace_dirty
-                    && r.workspace_commit.as_ref().map_or(parents.is_empty(), |c| parents.contains(c))
-                    && r.finished_at <= committed_at
-            };
+            let mut in_force = None;
             for path in paths {
                 if let Some(bytes) = lineage.file_at(revision, path)? {
                     if let Ok(value) = serde_json::from_slice(&bytes) {
@@ -125,16 +112,56 @@ pub fn metrics_at(
                         continue;
                     }
                 }
-                let records = || history.iter().flat_map(|c| c.records.iter().rev());
-                let recorded = records()
-                    .filter(at_commit)
-                    .find_map(|r| r.metrics.get(path))
-                    .or_else(|| records().filter(before_commit).find_map(|r| r.metrics.get(path)));
-                if let Some(value) = recorded {
+                if in_force.is_none() {
+                    in_force = Some(records_in_force(lineage, &commit)?);
+                }
+                let records = in_force.as_ref().expect("just set");
+                if let Some(value) = records.values().find_map(|r| r.metrics.get(path)) {
                     out.insert(path.clone(), value.clone());
                 }
             }
         }
     }
     Ok(out)
+}
+
+/// How many first-parent ancestors are searched for a recorded run.
+const ANCESTORS_SEARCHED: usize = 1000;
+
+/// The lineage records in force at a git commit: every stage's latest record
+/// as of the last run recorded there, whether that run executed the stage or
+/// found it up to date. A run recorded at the commit itself counts, else the
+/// run that produced the commit (made on its parent with uncommitted changes,
+/// before it was committed), else the same for the nearest first-parent
+/// ancestor with a recorded run (nothing re-ran since).
+pub fn records_in_force(
+    lineage: &Lineage,
+    commit: &str,
+) -> Result<BTreeMap<String, gourd_lineage::Record>, CommandError> {
+    let history = lineage.history()?;
+    let mut next = Some(commit.to_string());
+    for _ in 0..ANCESTORS_SEARCHED {
+        let Some(commit) = next.take() else { break };
+        let (parents, time) = lineage.commit_info(&commit)?;
+        let committed_at =
+            gourd_core::time::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(time.max(0) as u64 + 1));
+        let at_commit = |run: &gourd_lineage::RunInfo| {
+            !run.workspace_dirty && run.workspace_commit.as_deref() == Some(commit.as_str())
+        };
+        let before_commit = |run: &gourd_lineage::RunInfo| {
+            run.workspace_dirty
+                && run.workspace_commit.as_ref().map_or(parents.is_empty(), |c| parents.contains(c))
+                && run.recorded_at <= committed_at
+        };
+        // History is newest first: the first match is the last run.
+        let found = history
+            .iter()
+            .find(|c| c.run.as_ref().is_some_and(at_commit))
+            .or_else(|| history.iter().find(|c| c.run.as_ref().is_some_and(before_commit)));
+        if let Some(found) = found {
+            return Ok(lineage.records_at(&found.id)?);
+        }
+        next = parents.into_iter().next();
+    }
+    Ok(BTreeMap::new())
 }

@@ -278,6 +278,13 @@ impl Lineage {
         }
     }
 
+    /// The records in force after the lineage commit `id`: the latest record
+    /// of every stage at that point, whether or not that run wrote it.
+    pub fn records_at(&self, id: &str) -> Result<BTreeMap<String, Record>, LineageError> {
+        let commit = self.repo.find_commit(Oid::from_str(id)?)?;
+        self.records_in(&commit)
+    }
+
     fn records_in(&self, commit: &git2::Commit<'_>) -> Result<BTreeMap<String, Record>, LineageError> {
         let tree = commit.tree()?;
         let Ok(entry) = tree.get_path(Path::new(&self.stages_dir())) else { return Ok(BTreeMap::new()) };
