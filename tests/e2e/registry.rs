@@ -778,3 +778,125 @@ fn registry_moves_as_pipeline_stages() {
     let show = r.json(&["show"]);
     assert_eq!(show["artifacts"][0]["stages"], serde_json::json!({"prod": "v0.0.3", "staging": "v0.0.3"}));
 }
+
+/// A row of a Markdown table as its cells, trimmed.
+fn cells(line: &str) -> Vec<String> {
+    line.trim().trim_matches('|').split(" | ").map(|c| c.trim().to_string()).collect()
+}
+
+#[test]
+fn the_report_shows_versions_stages_and_who_held_each_stage_when() {
+    let r = gated();
+    r.build("one", "0.93");
+    r.at(0, &["register", "pumpkin", "-m", "first model"]).success();
+    r.at(10, &["promote", "pumpkin", "v0.0.1", "prod", "-m", "first in prod"]).success();
+    r.build("two", "0.91");
+    r.at(20, &["register", "pumpkin"]).success();
+    r.at(30, &["promote", "pumpkin", "v0.0.2", "staging"]).success();
+    r.at(40, &["promote", "pumpkin", "v0.0.2", "prod", "--force", "-m", "hotfix"]).success();
+    r.at(50, &["demote", "pumpkin", "staging", "-m", "staging emptied"]).success();
+    r.at(60, &["promote", "pumpkin", "v0.0.1", "prod", "-m", "rollback: v0.0.2 misbehaves"]).success();
+    let show = r.json(&["show", "pumpkin"]);
+    let digest = |i: usize| show["artifacts"][0]["versions"][i]["digest"].as_str().unwrap()[..12].to_string();
+    let (v2_digest, v1_digest) = (digest(0), digest(1));
+    let v1_commit = r.ws.git(&["rev-parse", "--short=12", "pumpkin@v0.0.1^{commit}"]).trim().to_string();
+
+    let md = r.ws.gourd(&["report", "--format", "md"]).success().stdout;
+    let registry = &md[md.find("### Registry").unwrap_or_else(|| panic!("no registry section:\n{md}"))..];
+    let lines: Vec<&str> = registry.lines().collect();
+    assert_eq!(lines[2], "#### pumpkin", "{registry}");
+    assert_eq!(
+        lines[4], "Now: **prod** holds `v0.0.1` since 2026-11-30T12:01:00Z (Test: rollback: v0.0.2 misbehaves).",
+        "{registry}"
+    );
+    // Versions, greatest first, with commit, digest and metrics.
+    let row = |prefix: &str| -> Vec<String> {
+        cells(lines.iter().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no `{prefix}`:\n{registry}")))
+    };
+    assert_eq!(
+        row("| v0.0.1 "),
+        [
+            "v0.0.1",
+            "prod",
+            &format!("`{v1_commit}`"),
+            &format!("`{v1_digest}`"),
+            "2026-11-30T12:00:00Z by Test",
+            "accuracy 0.93"
+        ]
+    );
+    assert_eq!(row("| v0.0.2 ")[..2], ["v0.0.2", "-"]);
+    assert_eq!(row("| v0.0.2 ")[3], format!("`{v2_digest}`"));
+    assert_eq!(row("| v0.0.2 ")[5], "accuracy 0.91");
+    // Who held each stage over which span, and why; the override marked.
+    let timeline: Vec<Vec<String>> =
+        lines.iter().filter(|l| l.starts_with("| prod ") || l.starts_with("| staging ")).map(|l| cells(l)).collect();
+    let expected = [
+        ["prod", "v0.0.1", "2026-11-30T12:00:10Z", "2026-11-30T12:00:40Z", "Test", "first in prod", "2/2 passed"],
+        [
+            "prod",
+            "v0.0.2",
+            "2026-11-30T12:00:40Z",
+            "2026-11-30T12:01:00Z",
+            "Test",
+            "hotfix",
+            "**FORCED: 1 of 2 failed**",
+        ],
+        ["prod", "v0.0.1", "2026-11-30T12:01:00Z", "now", "Test", "rollback: v0.0.2 misbehaves", "2/2 passed"],
+        [
+            "staging",
+            "v0.0.2",
+            "2026-11-30T12:00:30Z",
+            "2026-11-30T12:00:50Z",
+            "Test",
+            "Assigning stage staging to artifact pumpkin version v0.0.2",
+            "1/1 passed",
+        ],
+    ];
+    assert_eq!(timeline, expected, "{registry}");
+    // The span holding any instant agrees with `history --at`.
+    for (at, version) in [("2026-11-30T12:00:39Z", "v0.0.1"), ("2026-11-30T12:00:45Z", "v0.0.2")] {
+        let held = r.json(&["history", "pumpkin", "--stage", "prod", "--at", at]);
+        assert_eq!(held["stages"]["prod"]["version"], version);
+        let span =
+            timeline.iter().find(|t| t[0] == "prod" && t[2].as_str() <= at && (t[3] == "now" || at < t[3].as_str()));
+        assert_eq!(span.unwrap()[1], version, "{at}");
+    }
+    // Every move, the forced one marked.
+    let moves: Vec<Vec<String>> = lines.iter().filter(|l| l.starts_with("| 2026-")).map(|l| cells(l)).collect();
+    let what: Vec<&str> = moves.iter().map(|m| m[1].as_str()).collect();
+    assert_eq!(
+        what,
+        [
+            "register v0.0.1",
+            "prod: (none) → v0.0.1",
+            "register v0.0.2",
+            "staging: (none) → v0.0.2",
+            "prod: v0.0.1 → v0.0.2",
+            "staging: v0.0.2 → (none)",
+            "prod: v0.0.2 → v0.0.1"
+        ]
+    );
+    assert_eq!(moves[4][2..], ["Test", "hotfix", "**FORCED: 1 of 2 failed**"]);
+    assert_eq!(moves[5][3], "staging emptied");
+
+    // The HTML page holds the same, the override and the failed gate marked.
+    r.ws.gourd(&["report", "-o", "report.html"]).success();
+    let html = r.ws.read("report.html");
+    let section = &html[html.find(r#"<div id="registry">"#).expect("a registry section")..];
+    assert_eq!(section.matches("<tr><td>prod</td>").count(), 3, "{section}");
+    assert!(section.contains(r#"<td class="forced"><details><summary>FORCED: 1 of 2 failed</summary>"#), "{section}");
+    assert!(section.contains("FAILED accuracy &gt;= champion.accuracy: "), "{section}");
+    assert!(section.contains(&format!(
+        r#"<td class="mono" title="{}">{v1_commit}</td>"#,
+        r.ws.git(&["rev-parse", "pumpkin@v0.0.1^{commit}"]).trim()
+    )));
+}
+
+#[test]
+fn a_report_without_registered_models_says_so() {
+    let r = Registry::new();
+    r.build("one", "0.9");
+    r.ws.gourd(&["report", "-o", "report.html"]).success();
+    assert!(r.ws.read("report.html").contains("No model is registered"));
+    assert!(!r.ws.gourd(&["report", "--format", "md"]).success().stdout.contains("### Registry"));
+}

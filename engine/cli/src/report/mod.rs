@@ -2,7 +2,9 @@
 //! with minijinja from templates (built in, or the user's own).
 
 pub mod markdown;
+mod registry;
 pub mod svg;
+pub mod values;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -90,39 +92,74 @@ pub fn context(loaded: &Loaded, base: &str) -> Result<Value, CommandError> {
         }
         _ => (None, BTreeMap::new()),
     };
+    // Scalars only: an array (per-epoch values) shows its last element,
+    // and is plotted below.
     let metrics: Vec<Value> = crate::commands::metrics::diff_rows(&then, &now, true)
         .into_iter()
-        .map(|(path, metric, base, value, change)| {
-            json!({"path": path, "metric": metric, "value": value, "base": base, "change": change})
-        })
+        .filter_map(|(path, metric, base, value, _)| metric_row(path, metric, base, value))
         .collect();
 
     // Each numeric metric over the history of the lineage ref.
-    let mut series: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
+    let mut series: BTreeMap<(String, String), Vec<(f64, String)>> = BTreeMap::new();
     for commit in history.iter().rev() {
         for record in &commit.records {
             for (path, value) in &record.metrics {
                 let mut leaves = Vec::new();
                 crate::table::flatten("", value, &mut leaves);
                 for (name, leaf) in leaves {
-                    if let Some(v) = leaf.as_f64() {
-                        series.entry((path.clone(), name)).or_default().push(v);
+                    if let Value::Number(n) = &leaf
+                        && let Some(v) = n.as_f64()
+                    {
+                        series.entry((path.clone(), name)).or_default().push((v, values::number(n)));
                     }
                 }
             }
         }
     }
-    let plots: Vec<Value> = series
+    let mut plots: Vec<Value> = series
         .iter()
-        .map(|((path, metric), values)| {
+        .map(|((path, metric), points)| {
+            let values: Vec<f64> = points.iter().map(|p| p.0).collect();
+            let last = points.last().map(|p| p.1.clone()).unwrap_or_default();
             json!({
                 "path": path,
                 "metric": metric,
                 "values": values,
-                "svg": svg::sparkline(values, &format!("{path} {metric}")),
+                "kind": "runs",
+                "caption": format!("{} runs, last {last}", values.len()),
+                "svg": svg::sparkline(&values, &format!("{path} {metric}"), "run"),
             })
         })
         .collect();
+    // Arrays of numbers in the metrics now (per-epoch values, say): one
+    // plot each, step by step.
+    for (path, value) in &now {
+        let mut leaves = Vec::new();
+        crate::table::flatten("", value, &mut leaves);
+        for (metric, leaf) in leaves {
+            let Value::Array(items) = &leaf else { continue };
+            let numbers: Vec<(f64, String)> = items
+                .iter()
+                .filter_map(|v| match v {
+                    Value::Number(n) => Some((n.as_f64()?, values::number(n))),
+                    _ => None,
+                })
+                .collect();
+            if numbers.is_empty() || numbers.len() != items.len() {
+                continue;
+            }
+            let values: Vec<f64> = numbers.iter().map(|p| p.0).collect();
+            let last = numbers.last().map(|p| p.1.clone()).unwrap_or_default();
+            plots.push(json!({
+                "path": path,
+                "metric": metric,
+                "values": values,
+                "kind": "steps",
+                "caption": format!("{} steps of the latest run, last {last}", values.len()),
+                "svg": svg::sparkline(&values, &format!("{path} {metric}"), "step"),
+            }));
+        }
+    }
 
     // The lineage of every model output.
     let records: Vec<gourd_lineage::Record> = history.iter().flat_map(|c| c.records.clone()).collect();
@@ -176,6 +213,33 @@ pub fn context(loaded: &Loaded, base: &str) -> Result<Value, CommandError> {
         "metrics": metrics,
         "plots": plots,
         "models": models,
+        "registry": registry::context(&loaded.root)?,
+    }))
+}
+
+/// A row of the metrics table, or `None` for a leaf no cell can show.
+fn metric_row(path: String, metric: String, base: Option<Value>, value: Option<Value>) -> Option<Value> {
+    let (value, base) = (value.as_ref().and_then(values::scalar), base.as_ref().and_then(values::scalar));
+    if value.is_none() && base.is_none() {
+        return None;
+    }
+    let change = match (value.as_ref().and_then(|v| v.number), base.as_ref().and_then(|b| b.number)) {
+        (Some(v), Some(b)) => Some(((v - b) * 1e9).round() / 1e9),
+        _ => None,
+    };
+    let note = value.as_ref().or(base.as_ref()).and_then(|s| s.note.clone());
+    Some(json!({
+        "path": path,
+        "metric": metric,
+        "value": value.as_ref().map(|v| v.value.clone()),
+        "base": base.as_ref().map(|b| b.value.clone()),
+        "change": change,
+        "value_text": value.as_ref().map(|v| v.text.clone()),
+        "base_text": base.as_ref().map(|b| b.text.clone()),
+        "change_text": change.map(values::change),
+        "note": note,
+        "lower_is_better": values::lower_is_better(&metric),
+        "trend": change.and_then(|c| values::trend(&metric, c)),
     }))
 }
 

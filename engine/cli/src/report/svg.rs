@@ -98,8 +98,9 @@ pub fn dag(nodes: &[Node<'_>], order: &[usize], edges: &[(usize, usize)]) -> Str
     svg
 }
 
-/// A small line plot of `values` (oldest first).
-pub fn sparkline(values: &[f64], label: &str) -> String {
+/// A small line plot of `values` (oldest first); each point's tooltip
+/// names it `{point_name} N`.
+pub fn sparkline(values: &[f64], label: &str, point_name: &str) -> String {
     let (w, h, pad) = (260.0, 70.0, 8.0);
     let min = values.iter().copied().fold(f64::INFINITY, f64::min);
     let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -123,8 +124,9 @@ pub fn sparkline(values: &[f64], label: &str) -> String {
         let (x, y) = point(i, v);
         write!(
             svg,
-            r##"<circle cx="{x:.1}" cy="{y:.1}" r="3" class="plot-point"><title>run {}: {v}</title></circle>"##,
-            i + 1
+            r##"<circle cx="{x:.1}" cy="{y:.1}" r="3" class="plot-point"><title>{point_name} {}: {}</title></circle>"##,
+            i + 1,
+            super::values::float(v)
         )
         .unwrap();
     }
@@ -187,7 +189,7 @@ mod tests {
 
     #[test]
     fn sparkline_has_a_point_per_value() {
-        let svg = sparkline(&[0.5, 0.7, 0.9], "accuracy");
+        let svg = sparkline(&[0.5, 0.7, 0.9], "accuracy", "run");
         assert_eq!(svg.matches("<circle").count(), 3);
     }
 }
