@@ -1,8 +1,9 @@
 //! The remote of a pipeline: its `remote` record, overridden by the
 //! environment, so CI and laptops can point one pipeline at different places.
 //!
-//! `GOURD_REMOTE=off` turns it off. `GOURD_REMOTE_KIND` (`s3`, `reapi`),
-//! `GOURD_REMOTE_ENDPOINT`, `GOURD_REMOTE_BUCKET`, `GOURD_REMOTE_PREFIX`,
+//! `GOURD_REMOTE=off` turns it off. `GOURD_REMOTE_KIND` (`s3`, `reapi`,
+//! `folder`), `GOURD_REMOTE_PATH`, `GOURD_REMOTE_ENDPOINT`,
+//! `GOURD_REMOTE_BUCKET`, `GOURD_REMOTE_PREFIX`,
 //! `GOURD_REMOTE_REGION` and `GOURD_REMOTE_INSTANCE` override the record's
 //! fields (or configure a remote when the pipeline has none);
 //! `GOURD_REMOTE_PUSH=0` makes the cache read-only, `GOURD_REMOTE_EXECUTE=0`
@@ -17,11 +18,13 @@ use std::time::Duration;
 
 use gourd_core::model::{Pipeline, RemoteKind};
 use gourd_core::remote::{RemoteCache, RemoteExecutor};
-use gourd_remote::{Reapi, ReapiSettings, RemoteSettings, S3Cache};
+use gourd_remote::{ObjectCache, Reapi, ReapiSettings, RemoteSettings};
 
 use crate::error::CommandError;
 
 pub struct Remote {
+    /// The same cache as an object store (S3 or a folder), for `gourd gc --remote`.
+    pub objects: Option<Arc<ObjectCache>>,
     /// Where results are looked up and published, if anywhere.
     pub cache: Option<Arc<dyn RemoteCache>>,
     /// Where stages marked `remote` execute, if anywhere.
@@ -38,7 +41,8 @@ fn off(value: &str) -> bool {
     matches!(value, "0" | "false" | "off" | "no")
 }
 
-pub fn from_pipeline(pipeline: &Pipeline) -> Result<Option<Remote>, CommandError> {
+/// `root` is the workspace: a folder remote's relative path starts there.
+pub fn from_pipeline(pipeline: &Pipeline, root: &std::path::Path) -> Result<Option<Remote>, CommandError> {
     if env("GOURD_REMOTE").is_some_and(|v| off(&v)) {
         return Ok(None);
     }
@@ -47,9 +51,10 @@ pub fn from_pipeline(pipeline: &Pipeline) -> Result<Option<Remote>, CommandError
         Some(kind) => match kind.as_str() {
             "s3" => RemoteKind::S3,
             "reapi" => RemoteKind::Reapi,
+            "folder" => RemoteKind::Folder,
             other => {
                 return Err(CommandError::user(format!(
-                    "GOURD_REMOTE_KIND: `{other}` is not a remote kind (expected `s3` or `reapi`)"
+                    "GOURD_REMOTE_KIND: `{other}` is not a remote kind (expected `s3`, `reapi` or `folder`)"
                 )));
             }
         },
@@ -57,6 +62,7 @@ pub fn from_pipeline(pipeline: &Pipeline) -> Result<Option<Remote>, CommandError
             Some(remote) => remote.kind,
             // Without a record, a bucket in the environment means S3.
             None if env("GOURD_REMOTE_BUCKET").is_some() => RemoteKind::S3,
+            None if env("GOURD_REMOTE_PATH").is_some() => RemoteKind::Folder,
             None => return Ok(None),
         },
     };
@@ -88,8 +94,24 @@ pub fn from_pipeline(pipeline: &Pipeline) -> Result<Option<Remote>, CommandError
                 region: env("GOURD_REMOTE_REGION").or_else(|| declared.as_ref().and_then(|r| r.region.clone())),
                 push,
             };
-            let cache = S3Cache::new(&settings).map_err(|e| CommandError::user(e.to_string()))?;
-            Ok(Some(Remote { cache: Some(Arc::new(cache)), executor: None, push, required }))
+            let cache = Arc::new(ObjectCache::s3(&settings).map_err(|e| CommandError::user(e.to_string()))?);
+            Ok(Some(Remote { objects: Some(cache.clone()), cache: Some(cache), executor: None, push, required }))
+        }
+        RemoteKind::Folder => {
+            let Some(path) = env("GOURD_REMOTE_PATH").or_else(|| declared.as_ref().and_then(|r| r.path.clone())) else {
+                return Err(CommandError::user("a folder remote needs a path (`path` or GOURD_REMOTE_PATH)"));
+            };
+            if !use_cache {
+                return Ok(None);
+            }
+            let folder = root.join(expand_home(&path));
+            if folder.starts_with(root.join(".gourd")) || folder.starts_with(root.join(".git")) {
+                return Err(CommandError::user(format!(
+                    "folder remote `{path}`: it lies in `.gourd` or `.git`; choose a folder outside them"
+                )));
+            }
+            let cache = Arc::new(ObjectCache::folder(&folder).map_err(|e| CommandError::user(e.to_string()))?);
+            Ok(Some(Remote { objects: Some(cache.clone()), cache: Some(cache), executor: None, push, required }))
         }
         RemoteKind::Reapi => {
             let Some(endpoint) = endpoint else {
@@ -121,11 +143,20 @@ pub fn from_pipeline(pipeline: &Pipeline) -> Result<Option<Remote>, CommandError
                 None => declared.as_ref().is_none_or(|r| r.execute),
             };
             Ok(Some(Remote {
+                objects: None,
                 cache: use_cache.then(|| reapi.clone() as Arc<dyn RemoteCache>),
                 executor: execute.then(|| reapi as Arc<dyn RemoteExecutor>),
                 push,
                 required,
             }))
         }
+    }
+}
+
+/// `~/x` is `$HOME/x`, as a shell would read it.
+fn expand_home(path: &str) -> std::path::PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => std::path::Path::new(&home).join(rest),
+        _ => std::path::PathBuf::from(path),
     }
 }

@@ -113,7 +113,7 @@ pub fn metrics_at(
                     }
                 }
                 if in_force.is_none() {
-                    in_force = Some(records_in_force(lineage, &commit)?);
+                    in_force = Some(records_in_force(lineage, &lineage.history()?, &commit)?);
                 }
                 let records = in_force.as_ref().expect("just set");
                 if let Some(value) = records.values().find_map(|r| r.metrics.get(path)) {
@@ -136,9 +136,9 @@ const ANCESTORS_SEARCHED: usize = 1000;
 /// ancestor with a recorded run (nothing re-ran since).
 pub fn records_in_force(
     lineage: &Lineage,
+    history: &[gourd_lineage::LineageCommit],
     commit: &str,
 ) -> Result<BTreeMap<String, gourd_lineage::Record>, CommandError> {
-    let history = lineage.history()?;
     let mut next = Some(commit.to_string());
     for _ in 0..ANCESTORS_SEARCHED {
         let Some(commit) = next.take() else { break };

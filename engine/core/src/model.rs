@@ -41,6 +41,9 @@ pub struct Remote {
     pub endpoint: Option<String>,
     /// The bucket (S3).
     pub bucket: Option<String>,
+    /// The folder (a folder remote), as written: relative to the workspace
+    /// unless absolute.
+    pub path: Option<String>,
     /// The instance name (REAPI).
     pub instance: String,
     pub prefix: String,
@@ -64,6 +67,7 @@ pub struct Remote {
 pub enum RemoteKind {
     S3,
     Reapi,
+    Folder,
 }
 
 impl RemoteKind {
@@ -71,6 +75,7 @@ impl RemoteKind {
         match self {
             RemoteKind::S3 => "s3",
             RemoteKind::Reapi => "reapi",
+            RemoteKind::Folder => "folder",
         }
     }
 }

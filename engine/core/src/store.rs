@@ -471,6 +471,20 @@ pub struct GcReport {
     pub trees: usize,
     pub bytes: u64,
     pub kept_actions: usize,
+    /// The results removed, newest first.
+    pub removed: Vec<RemovedResult>,
+}
+
+/// One action result [`Store::collect_garbage`] removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemovedResult {
+    pub key: Digest,
+    /// Its outputs' paths (empty when the result could not be read).
+    pub outputs: Vec<String>,
+    pub finished_at: Option<String>,
+    /// The bytes of the objects only this result (of those removed before
+    /// it in this list) used.
+    pub bytes: u64,
 }
 
 impl Store {
@@ -482,10 +496,11 @@ impl Store {
         let mut report = GcReport::default();
         let mut live_objects = std::collections::HashSet::new();
         let mut live_trees = std::collections::HashSet::new();
+        let mut going = Vec::new();
         for (path, name) in self.list("actions")? {
             let key = name.trim_end_matches(".json").parse::<Digest>().ok();
-            let action = key.filter(|k| keep.contains(k)).and_then(|k| self.action(&k));
-            match action {
+            let kept = key.filter(|k| keep.contains(k)).and_then(|k| self.action(&k));
+            match kept {
                 Some(action) => {
                     report.kept_actions += 1;
                     for output in action.outputs.values().filter(|o| o.cached) {
@@ -494,11 +509,39 @@ impl Store {
                 }
                 None => {
                     report.actions += 1;
-                    report.bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-                    if !dry_run {
-                        fs_err::remove_file(&path)?;
+                    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                    report.bytes += size;
+                    going.push((path, key, key.and_then(|k| self.action(&k)), size));
+                }
+            }
+        }
+        // What each removed result alone held, newest first.
+        going.sort_by(|a, b| b.2.as_ref().map(|r| &r.finished_at).cmp(&a.2.as_ref().map(|r| &r.finished_at)));
+        let (mut counted_objects, mut counted_trees) = (live_objects.clone(), live_trees.clone());
+        for (path, key, action, size) in going {
+            let mut bytes = size;
+            if let Some(action) = &action {
+                let (mut objects, mut trees) = (std::collections::HashSet::new(), std::collections::HashSet::new());
+                for output in action.outputs.values().filter(|o| o.cached) {
+                    self.mark(output.kind, &output.digest, &mut objects, &mut trees);
+                }
+                for digest in objects {
+                    if counted_objects.insert(digest) {
+                        bytes += std::fs::metadata(self.object_path(&digest)).map(|m| m.len()).unwrap_or(0);
                     }
                 }
+                counted_trees.extend(trees);
+            }
+            if let Some(key) = key {
+                report.removed.push(RemovedResult {
+                    key,
+                    outputs: action.as_ref().map(|a| a.outputs.keys().cloned().collect()).unwrap_or_default(),
+                    finished_at: action.map(|a| a.finished_at),
+                    bytes,
+                });
+            }
+            if !dry_run {
+                fs_err::remove_file(&path)?;
             }
         }
         for (kind, live) in [("objects", &live_objects), ("trees", &live_trees)] {

@@ -456,6 +456,35 @@ impl Lineage {
         Ok(keys)
     }
 
+    /// The commits the refs matching `glob` (`refs/heads/*`, `refs/tags/*`)
+    /// point at, tags peeled.
+    pub fn tips(&self, glob: &str) -> Result<Vec<String>, LineageError> {
+        let mut out = Vec::new();
+        for reference in self.repo.references_glob(glob)? {
+            if let Ok(commit) = reference?.peel_to_commit() {
+                out.push(commit.id().to_string());
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Every commit reachable from a branch, a tag or a remote-tracking
+    /// branch.
+    pub fn all_commits(&self) -> Result<std::collections::HashSet<String>, LineageError> {
+        let mut walk = self.repo.revwalk()?;
+        for glob in ["refs/heads/*", "refs/tags/*", "refs/remotes/*"] {
+            walk.push_glob(glob)?;
+        }
+        if let Ok(head) = self.repo.head() {
+            if let Some(id) = head.target() {
+                walk.push(id)?;
+            }
+        }
+        Ok(walk.filter_map(Result::ok).map(|id| id.to_string()).collect())
+    }
+
     /// The working folder of the repository, for the `git` command.
     pub fn workdir(&self) -> &Path {
         self.repo.workdir().unwrap_or_else(|| self.repo.path())

@@ -25,7 +25,7 @@ mod reapi;
 mod s3;
 
 pub use reapi::{Reapi, ReapiSettings, platform_properties, stage_key_action};
-pub use s3::S3Cache;
+pub use s3::ObjectCache;
 
 /// Where the remote cache is, as `gourd.ncl` (then the environment) says.
 #[derive(Debug, Clone, PartialEq, Eq)]

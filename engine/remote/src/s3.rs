@@ -1,4 +1,5 @@
-//! The S3 implementation.
+//! Caches on object stores: an S3 bucket, or a folder on a local or mounted
+//! disk (the same layout and checks, through `object_store`).
 
 use std::sync::Arc;
 
@@ -20,14 +21,15 @@ const PARALLEL: usize = 8;
 /// Objects at least this large go up in parts.
 const MULTIPART: usize = 16 << 20;
 
-pub struct S3Cache {
+pub struct ObjectCache {
     store: Arc<dyn ObjectStore>,
     prefix: String,
     label: String,
 }
 
-impl S3Cache {
-    pub fn new(settings: &RemoteSettings) -> Result<S3Cache, RemoteError> {
+impl ObjectCache {
+    /// An S3 bucket.
+    pub fn s3(settings: &RemoteSettings) -> Result<ObjectCache, RemoteError> {
         let label = format!("s3://{}/{}", settings.bucket, settings.prefix);
         // A slow or dead server costs seconds, not the client's default minutes
         // of retries: the stage then runs locally.
@@ -48,7 +50,62 @@ impl S3Cache {
         let store = builder
             .build()
             .map_err(|e| RemoteError::Config { target: label.clone(), message: scrub(&e.to_string()) })?;
-        Ok(S3Cache { store: Arc::new(store), prefix: settings.prefix.trim_matches('/').to_string(), label })
+        Ok(ObjectCache { store: Arc::new(store), prefix: settings.prefix.trim_matches('/').to_string(), label })
+    }
+
+    /// A folder on a local or mounted disk (NFS, SMB, a USB drive), created
+    /// if missing. Files are written beside their place and renamed into
+    /// it, so a reader never sees half an object.
+    pub fn folder(path: &std::path::Path) -> Result<ObjectCache, RemoteError> {
+        let label = format!("folder {}", path.display());
+        let config = |message: String| RemoteError::Config { target: label.clone(), message };
+        std::fs::create_dir_all(path).map_err(|e| config(e.to_string()))?;
+        let store = object_store::local::LocalFileSystem::new_with_prefix(path)
+            .map_err(|e| config(e.to_string()))?
+            .with_automatic_cleanup(true);
+        Ok(ObjectCache { store: Arc::new(store), prefix: String::new(), label })
+    }
+
+    /// Every entry of `kind` (`ac`, `cas`, `trees`) with its size and when
+    /// it was last written.
+    pub async fn list(
+        &self,
+        kind: &str,
+    ) -> Result<Vec<(Digest, u64, std::time::SystemTime)>, RemoteFailure> {
+        let prefix = if self.prefix.is_empty() { Path::from(kind) } else { Path::from(format!("{}/{kind}", self.prefix)) };
+        let mut out = Vec::new();
+        let mut listing = self.store.list(Some(&prefix));
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(unavailable)?;
+            // Anything that is not named by a digest is not gourd's.
+            if let Some(digest) = meta.location.filename().and_then(|n| n.parse::<Digest>().ok()) {
+                out.push((digest, meta.size, std::time::SystemTime::from(meta.last_modified)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes one entry; one already gone is not an error.
+    pub async fn remove(&self, kind: &str, digest: &Digest) -> Result<(), RemoteFailure> {
+        match self.store.delete(&self.path(kind, digest)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(err) => Err(unavailable(err)),
+        }
+    }
+
+    /// The action result filed under `key`, without fetching its outputs.
+    pub async fn action(&self, key: &Digest) -> Result<Option<ActionResult>, RemoteFailure> {
+        let Some(bytes) = self.get(&self.path("ac", key)).await? else { return Ok(None) };
+        Ok(serde_json::from_slice::<ActionResult>(&bytes).ok().filter(|a| a.key == *key))
+    }
+
+    /// The entries of a folder listing; `None` when it is missing or not a
+    /// listing.
+    pub async fn tree(&self, digest: &Digest) -> Result<Option<Vec<gourd_digest::TreeEntry>>, RemoteFailure> {
+        let Some(bytes) = self.get(&self.path("trees", digest)).await? else { return Ok(None) };
+        Ok(serde_json::from_slice::<Vec<gourd_digest::TreeEntry>>(&bytes)
+            .ok()
+            .filter(|entries| gourd_digest::check_listing(entries).is_ok()))
     }
 
     fn path(&self, kind: &str, digest: &Digest) -> Path {
@@ -195,7 +252,7 @@ impl S3Cache {
     }
 }
 
-impl RemoteCache for S3Cache {
+impl RemoteCache for ObjectCache {
     fn describe(&self) -> String {
         self.label.clone()
     }

@@ -43,6 +43,7 @@ struct RawRemote {
     kind: RemoteKind,
     endpoint: Option<String>,
     bucket: Option<String>,
+    path: Option<String>,
     #[serde(default)]
     instance: String,
     #[serde(default = "default_prefix")]
@@ -288,7 +289,10 @@ fn validate_remote(r: RawRemote) -> Result<gourd_core::model::Remote, String> {
                 return Err(format!("endpoint `{endpoint}`: expected `grpc://host:port` or `grpcs://host:port`"));
             }
         }
-        RemoteKind::S3 => {}
+        RemoteKind::Folder if r.path.as_deref().is_none_or(|p| p.trim().is_empty()) => {
+            return Err("a 'folder remote needs a `path` (a folder on a local or mounted disk)".to_string());
+        }
+        RemoteKind::S3 | RemoteKind::Folder => {}
     }
     let timeout = match r.timeout {
         None => Duration::from_secs(3600),
@@ -299,6 +303,7 @@ fn validate_remote(r: RawRemote) -> Result<gourd_core::model::Remote, String> {
         kind: r.kind,
         endpoint: r.endpoint,
         bucket: r.bucket,
+        path: r.path,
         instance: r.instance,
         prefix: r.prefix,
         region: r.region,

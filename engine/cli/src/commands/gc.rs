@@ -1,25 +1,52 @@
-//! `gourd gc`: drop cache entries that nothing needs.
+//! `gourd gc`: drop cache entries that nothing in scope needs.
 //!
-//! Kept: the result of each stage's last run in this workspace, the result
-//! its current key would use, and every result a lineage record on any
-//! `refs/gourd/*` ref names (so `gourd lineage` and restores of recorded
-//! states keep working). Everything else goes, with the objects only it used.
+//! Always kept: the result of each stage's last run in this workspace, the
+//! result its current key would use (together, the workspace scope), and the
+//! results behind registered model versions. The scopes widen what is kept,
+//! as DVC's do: the results in force at the tip of every branch, at every
+//! tag, at every commit, and each stage's last N results in lineage.
+//! Everything else goes, with the objects only it used.
 
 use std::collections::{BTreeSet, HashSet};
 use std::process::ExitCode;
 
 use gourd_core::lock::WorkspaceLock;
 use gourd_core::workspace::Workspace;
+use gourd_digest::Digest;
 use gourd_lineage::Lineage;
 
 use crate::error::CommandError;
+use crate::revision::records_in_force;
 use crate::workspace::Location;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Say what would be removed, remove nothing.
-    #[arg(long)]
+    /// Keep what the working state uses: each stage's last run and current
+    /// result (the default scope, always included).
+    #[arg(short = 'w', long)]
+    workspace: bool,
+    /// Also keep the results in force at the tip of every local branch.
+    #[arg(short = 'a', long)]
+    all_branches: bool,
+    /// Also keep the results in force at every tag.
+    #[arg(short = 'T', long)]
+    all_tags: bool,
+    /// Also keep the results in force at every commit of the repository.
+    #[arg(short = 'A', long)]
+    all_commits: bool,
+    /// Also keep each stage's last N results recorded in lineage.
+    #[arg(long, value_name = "N")]
+    keep_last: Option<usize>,
+    /// Say what would be removed and how much it takes, remove nothing.
+    #[arg(long, short = 'n')]
     dry_run: bool,
+    /// Collect the remote cache instead of the local one (see docs/cache.md).
+    #[arg(long)]
+    remote: bool,
+    /// With --remote: also remove results that lineage from other clones
+    /// (fetched with `gourd pull`) still names.
+    #[arg(long, requires = "remote")]
+    force: bool,
 }
 
 pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
@@ -28,7 +55,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     let _lock = WorkspaceLock::acquire(&ws.gourd_dir, |_| {
         eprintln!("Waiting for the `gourd run` in this workspace to finish...");
     })?;
-    let mut keep = HashSet::new();
+    let mut keep: HashSet<Digest> = HashSet::new();
     for stage in &loaded.pipeline.stages {
         if let Some(last) = ws.last_run(&stage.name) {
             keep.insert(last.key);
@@ -39,18 +66,105 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         keep.extend(status.key);
     }
     crate::commands::status::save_state_if_possible(&ws);
-    if let Some(lineage) = Lineage::open(&loaded.root)? {
-        keep.extend(lineage.all_keys()?.iter().filter_map(|k| k.parse::<gourd_digest::Digest>().ok()));
+
+    let lineage = Lineage::open(&loaded.root)?;
+    let wider = args.all_branches || args.all_tags || args.all_commits || args.keep_last.is_some();
+    match &lineage {
+        Some(lineage) => {
+            let scoped = scope_keys(lineage, args)?;
+            keep.extend(scoped.iter().filter_map(|k| k.parse::<Digest>().ok()));
+            keep.extend(registered_keys(&loaded.root)?);
+        }
+        None if wider => {
+            return Err(CommandError::user(
+                "--all-branches, --all-tags, --all-commits and --keep-last read lineage, which needs a git repository",
+            ));
+        }
+        None => {}
     }
+    if args.remote {
+        return crate::commands::gc_remote::run(&loaded, lineage.as_ref(), &keep, args.dry_run, args.force);
+    }
+
     let report = ws.store.collect_garbage(&keep, args.dry_run)?;
     let verb = if args.dry_run { "Would remove" } else { "Removed" };
+    if args.dry_run {
+        for removed in &report.removed {
+            let outputs =
+                if removed.outputs.is_empty() { "(unreadable result)".to_string() } else { removed.outputs.join(", ") };
+            println!(
+                "  {outputs}  {}  {}  {}",
+                removed.finished_at.as_deref().unwrap_or("-"),
+                crate::ui::bytes(removed.bytes),
+                removed.key.short()
+            );
+        }
+    }
     println!(
-        "{verb} {} results, {} objects and {} folder listings ({:.1} MiB); kept {} results.",
+        "{verb} {} results, {} objects and {} folder listings ({}); kept {} results.",
         report.actions,
         report.objects,
         report.trees,
-        report.bytes as f64 / (1024.0 * 1024.0),
+        crate::ui::bytes(report.bytes),
         report.kept_actions
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The stage keys the scopes beyond the workspace keep.
+fn scope_keys(lineage: &Lineage, args: &Args) -> Result<BTreeSet<String>, CommandError> {
+    let mut keys = BTreeSet::new();
+    if !(args.all_branches || args.all_tags || args.all_commits || args.keep_last.is_some()) {
+        return Ok(keys);
+    }
+    let history = lineage.history()?;
+    let mut commits = BTreeSet::new();
+    if args.all_branches {
+        commits.extend(lineage.tips("refs/heads/*")?);
+    }
+    if args.all_tags {
+        commits.extend(lineage.tips("refs/tags/*")?);
+    }
+    for commit in &commits {
+        keys.extend(records_in_force(lineage, &history, commit)?.into_values().map(|r| r.key));
+    }
+    if args.all_commits {
+        // A commit with no run of its own has an ancestor's results in
+        // force, and that ancestor is in scope too: every run recorded at
+        // a commit of the repository is all it takes.
+        let all = lineage.all_commits()?;
+        for entry in &history {
+            let Some(run) = &entry.run else { continue };
+            if run.workspace_commit.as_ref().is_some_and(|c| all.contains(c)) {
+                keys.extend(lineage.records_at(&entry.id)?.into_values().map(|r| r.key));
+            }
+        }
+    }
+    if let Some(n) = args.keep_last {
+        let mut per_stage: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+        for entry in &history {
+            for record in &entry.records {
+                let kept = per_stage.entry(record.stage.as_str()).or_default();
+                if kept.len() < n && !kept.contains(&record.key.as_str()) {
+                    kept.push(record.key.as_str());
+                }
+            }
+        }
+        keys.extend(per_stage.into_values().flatten().map(String::from));
+    }
+    Ok(keys)
+}
+
+/// The results behind every registered model version: `gourd registry get`
+/// restores from them.
+fn registered_keys(root: &std::path::Path) -> Result<HashSet<Digest>, CommandError> {
+    let mut keys = HashSet::new();
+    let Some(registry) = gourd_lineage::registry::Registry::open(root)? else { return Ok(keys) };
+    for artifact in registry.artifacts()? {
+        for event in registry.events_full(&artifact)? {
+            let lineage = event.record.as_ref().and_then(|r| r.lineage.as_ref());
+            keys.extend(lineage.and_then(|l| l.key.parse::<Digest>().ok()));
+        }
+    }
+    Ok(keys)
 }

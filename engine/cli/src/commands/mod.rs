@@ -3,6 +3,7 @@ pub mod dag;
 pub mod eval;
 pub mod explain;
 pub mod gc;
+pub mod gc_remote;
 pub mod init;
 pub mod lineage;
 pub mod log;

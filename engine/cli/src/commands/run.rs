@@ -84,7 +84,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     if args.remote_jobs == Some(0) {
         return Err(CommandError::user("`--remote-jobs` must be at least 1"));
     }
-    let remote = crate::remote::from_pipeline(&loaded.pipeline)?;
+    let remote = crate::remote::from_pipeline(&loaded.pipeline, &loaded.root)?;
     if args.remote_exec && remote.as_ref().is_none_or(|r| r.executor.is_none()) {
         return Err(CommandError::user(
             "`--remote-exec` needs a remote execution service: a `remote` record with `kind = 'reapi`",

@@ -49,7 +49,7 @@ fn remote_cache(
     location: &Location,
 ) -> Result<Option<std::sync::Arc<dyn gourd_core::remote::RemoteCache>>, CommandError> {
     match location.load() {
-        Ok(loaded) => Ok(crate::remote::from_pipeline(&loaded.pipeline)?.and_then(|r| r.cache)),
+        Ok(loaded) => Ok(crate::remote::from_pipeline(&loaded.pipeline, &loaded.root)?.and_then(|r| r.cache)),
         Err(_) => Ok(None),
     }
 }

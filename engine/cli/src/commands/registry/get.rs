@@ -92,7 +92,7 @@ pub fn get(location: &Location, args: &GetArgs) -> Result<ExitCode, CommandError
 /// or `None` when no remote cache is configured.
 fn fetch_from_remote(location: &Location, ws: &Workspace, key: Option<Digest>) -> Result<Option<String>, CommandError> {
     let Some(pipeline) = super::gates::pipeline(location)? else { return Ok(None) };
-    let Some(cache) = crate::remote::from_pipeline(&pipeline)?.and_then(|r| r.cache) else { return Ok(None) };
+    let Some(cache) = crate::remote::from_pipeline(&pipeline, &ws.root)?.and_then(|r| r.cache) else { return Ok(None) };
     let Some(key) = key else { return Ok(Some(cache.describe())) };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     match runtime.block_on(cache.fetch(key, &ws.store)) {

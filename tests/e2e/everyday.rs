@@ -1,0 +1,191 @@
+//! A user's ordinary day: cleaning the cache (`gc` and its scopes), sharing
+//! results through a folder, and the files gourd keeps in order for git.
+
+mod common;
+
+use common::{TestWorkspace, files_under};
+
+/// One stage writing a model whose bytes depend on `seed`.
+fn model_pipeline(seed: u32, remote: &str) -> String {
+    format!(
+        r#"{{
+  {remote}
+  stages = {{
+    train = {{
+      cmd = "echo train >> runs.log && head -c 200000 /dev/zero | tr '\\0' 'x' > model.bin && echo $GOURD_PARAMS >> model.bin",
+      params = {{ seed = {seed} }},
+      outs = [{{ path = "model.bin", kind = 'model }}],
+    }},
+  }},
+}}
+"#
+    )
+}
+
+fn objects(ws: &TestWorkspace) -> usize {
+    files_under(&ws.path(".gourd/cache-v1/objects")).len()
+}
+
+fn results(ws: &TestWorkspace) -> usize {
+    files_under(&ws.path(".gourd/cache-v1/actions")).len()
+}
+
+/// Three commits, each with its own model, recorded in lineage.
+fn three_models() -> TestWorkspace {
+    let ws = TestWorkspace::new(&model_pipeline(1, ""));
+    ws.write(".gitignore", ".gourd/\nruns.log\nmodel.bin\n");
+    ws.git(&["add", "-A"]);
+    ws.git(&["commit", "-qm", "seed 1"]);
+    ws.gourd(&["run"]).success();
+    ws.git(&["tag", "first"]);
+    for seed in [2, 3] {
+        ws.write("gourd.ncl", &model_pipeline(seed, ""));
+        ws.git(&["commit", "-qam", &format!("seed {seed}")]);
+        ws.gourd(&["run"]).success();
+    }
+    assert_eq!(results(&ws), 3);
+    ws
+}
+
+#[test]
+fn gc_in_a_git_repository_frees_what_the_workspace_no_longer_uses() {
+    let ws = three_models();
+    let dry = ws.gourd(&["gc", "--dry-run"]).success().stdout;
+    assert!(dry.contains("Would remove 2 results"), "{dry}");
+    assert_eq!(dry.matches("model.bin").count(), 2, "each result going is listed: {dry}");
+    assert!(dry.contains("KiB"), "sizes are shown: {dry}");
+    assert_eq!(results(&ws), 3, "a dry run removes nothing");
+
+    let before = objects(&ws);
+    let out = ws.gourd(&["gc"]).success().stdout;
+    assert!(out.contains("Removed 2 results"), "{out}");
+    assert_eq!(results(&ws), 1);
+    assert_eq!(objects(&ws), before - 2, "{out}");
+    // The workspace's result stays: nothing re-runs.
+    ws.clear_executions();
+    ws.gourd(&["run"]).success();
+    assert!(ws.executions().is_empty());
+    // An old state's result is gone: going back re-runs it.
+    ws.git(&["checkout", "-q", "first", "--", "gourd.ncl"]);
+    ws.gourd(&["run"]).success();
+    assert_eq!(ws.executions(), ["train"]);
+}
+
+#[test]
+fn gc_scopes_keep_branches_tags_commits_and_the_last_runs() {
+    let ws = three_models();
+    let going = |args: &[&str]| {
+        let mut all = vec!["gc", "--dry-run"];
+        all.extend_from_slice(args);
+        let out = ws.gourd(&all).success().stdout;
+        let n = out.split("Would remove ").nth(1).and_then(|s| s.split(' ').next()).unwrap().to_string();
+        n.parse::<usize>().unwrap_or_else(|_| panic!("{out}"))
+    };
+    assert_eq!(going(&[]), 2);
+    assert_eq!(going(&["--workspace"]), 2);
+    assert_eq!(going(&["--all-tags"]), 1, "the tag `first` keeps seed 1");
+    assert_eq!(going(&["--all-commits"]), 0);
+    assert_eq!(going(&["--keep-last", "2"]), 1);
+    assert_eq!(going(&["--keep-last", "3"]), 0);
+    ws.git(&["branch", "old", "HEAD~1"]);
+    assert_eq!(going(&["--all-branches"]), 1, "branch `old` keeps seed 2");
+    assert_eq!(going(&["--all-branches", "--all-tags"]), 0);
+
+    ws.gourd(&["gc", "--all-tags"]).success();
+    ws.git(&["checkout", "-q", "first", "--", "gourd.ncl"]);
+    ws.gourd(&["run"]).success();
+    assert!(ws.executions().len() == 3, "seed 1 was kept, so restored: {:?}", ws.executions());
+}
+
+#[test]
+fn gc_scopes_beyond_the_workspace_need_git() {
+    let ws = TestWorkspace::bare();
+    ws.write("gourd.ncl", &model_pipeline(1, ""));
+    ws.gourd(&["run"]).success();
+    let out = ws.gourd(&["gc", "--all-commits"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("git repository"), "{}", out.stderr);
+    assert!(ws.gourd(&["gc"]).success().stdout.contains("Removed 0 results"));
+}
+
+fn folder_remote(dir: &std::path::Path) -> String {
+    format!("remote = {{ kind = 'folder, path = \"{}\" }},", dir.display())
+}
+
+#[test]
+fn a_folder_remote_shares_results_between_clones() {
+    let shared = tempfile::tempdir().unwrap();
+    let origin = TestWorkspace::new(&model_pipeline(1, &folder_remote(shared.path())));
+    origin.write(".gitignore", ".gourd/\nruns.log\nmodel.bin\n");
+    origin.git(&["add", "-A"]);
+    origin.git(&["commit", "-qm", "pipeline"]);
+    origin.gourd(&["run"]).success();
+    assert!(!files_under(&shared.path().join("cas")).is_empty());
+    assert!(!files_under(&shared.path().join("ac")).is_empty());
+
+    let clone = TestWorkspace::clone_of(origin.root());
+    clone.gourd(&["run"]).success();
+    assert!(clone.executions().is_empty(), "restored from the folder, not executed");
+    assert_eq!(clone.read("model.bin"), origin.read("model.bin"));
+
+    // A damaged object is refused, and the stage runs here instead.
+    let poisoned = TestWorkspace::clone_of(origin.root());
+    for object in files_under(&shared.path().join("cas")) {
+        std::fs::write(object, "poison").unwrap();
+    }
+    let run = poisoned.gourd(&["run"]).success();
+    assert_eq!(poisoned.executions(), ["train"], "{}", run.stderr);
+    assert!(!poisoned.read("model.bin").contains("poison"));
+}
+
+#[test]
+fn a_folder_remote_is_configured_from_the_environment_and_relative_to_the_workspace() {
+    let ws = TestWorkspace::new(&model_pipeline(1, ""));
+    ws.gourd_env(&["run"], &[("GOURD_REMOTE_KIND", "folder"), ("GOURD_REMOTE_PATH", "../gourd-shared")]).success();
+    let shared = ws.root().parent().unwrap().join("gourd-shared");
+    let published = files_under(&shared.join("ac")).len();
+    let _ = std::fs::remove_dir_all(&shared);
+    assert_eq!(published, 1);
+
+    let bad = TestWorkspace::new(&model_pipeline(1, "remote = { kind = 'folder },"));
+    let out = bad.gourd(&["check"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("needs a `path`"), "{}", out.stderr);
+}
+
+#[test]
+fn gc_remote_keeps_what_lineage_names_unless_forced() {
+    let shared = tempfile::tempdir().unwrap();
+    let remote = folder_remote(shared.path());
+    let ws = TestWorkspace::new(&model_pipeline(1, &remote));
+    ws.write(".gitignore", ".gourd/\nruns.log\nmodel.bin\n");
+    ws.git(&["add", "-A"]);
+    ws.git(&["commit", "-qm", "seed 1"]);
+    ws.gourd(&["run"]).success();
+    ws.write("gourd.ncl", &model_pipeline(2, &remote));
+    ws.git(&["commit", "-qam", "seed 2"]);
+    ws.gourd(&["run"]).success();
+    let results = || files_under(&shared.path().join("ac")).len();
+    assert_eq!(results(), 2);
+
+    let kept = ws.gourd(&["gc", "--remote"]).success().stdout;
+    assert!(kept.contains("Removed 0 results"), "lineage names both: {kept}");
+    let forced = ws.gourd(&["gc", "--remote", "--force"]).success().stdout;
+    assert!(forced.contains("Removed 1 results"), "{forced}");
+    assert_eq!(results(), 1);
+    // Its object was written just now: a clone may be publishing it, so it
+    // stays for an hour.
+    assert!(forced.contains(", 0 objects"), "{forced}");
+    let aged = std::process::Command::new("find")
+        .args([shared.path().to_str().unwrap(), "-type", "f", "-exec", "touch", "-d", "2 hours ago", "{}", "+"])
+        .status()
+        .unwrap();
+    assert!(aged.success());
+    let swept = ws.gourd(&["gc", "--remote", "--force"]).success().stdout;
+    assert!(swept.contains("Removed 0 results, 1 objects"), "{swept}");
+
+    // What is left still restores everything the workspace needs.
+    let clone = TestWorkspace::clone_of(ws.root());
+    clone.gourd(&["run"]).success();
+    assert!(clone.executions().is_empty());
+}
