@@ -237,3 +237,163 @@ fn pipeline_file_that_is_a_fifo() {
     assert_eq!(run.code, 1);
     insta::assert_snapshot!(run.normalized(&ws), @"error: pipeline file `[WS]/pipe.ncl` is not a regular file");
 }
+
+const TRAIN_AND_EVALUATE: &str = r#"{ stages = {
+  prepare = { cmd = "echo p >> runs.log; mkdir -p data; echo 1 > data/clean.csv", outs = ["data/clean.csv"] },
+  train = { cmd = "echo t >> runs.log; echo 2 > model.bin", deps = ["data/clean.csv"], outs = ["model.bin"] },
+} }"#;
+
+#[test]
+fn a_mistyped_stage_name_is_corrected() {
+    let ws = TestWorkspace::new(TRAIN_AND_EVALUATE);
+    for command in [&["run", "trian"][..], &["explain", "trian"], &["status", "trian"], &["run", "--force", "trian"]] {
+        let run = ws.gourd(command);
+        assert_eq!(run.code, 1, "{command:?}: {}", run.stderr);
+        assert!(!ws.exists("runs.log"), "{command:?} ran a stage");
+        insta::allow_duplicates! {
+            insta::assert_snapshot!(run.normalized(&ws), @r"
+            error: no stage is named `trian`
+
+            hint: did you mean `train`?
+            ");
+        }
+    }
+    // A name close to none says only that it is unknown.
+    let run = ws.gourd(&["explain", "report"]);
+    assert_eq!(run.code, 1);
+    insta::assert_snapshot!(run.normalized(&ws), @"error: no stage is named `report`");
+}
+
+#[test]
+fn a_dep_close_to_a_stage_output_is_corrected() {
+    let pipeline = TRAIN_AND_EVALUATE.replace(r#"deps = ["data/clean.csv"]"#, r#"deps = ["data/clean.cvs"]"#);
+    insta::assert_snapshot!(rejected(&pipeline), @r"
+    error: in `[WS]/gourd.ncl`: stage `train` depends on `data/clean.cvs`, which does not exist and no stage writes
+
+    hint: did you mean `data/clean.csv`? (an output of stage `prepare`)
+    ");
+}
+
+#[test]
+fn a_dep_close_to_a_file_in_the_workspace_is_corrected() {
+    let ws = TestWorkspace::new(
+        r#"{ stages = { a = { cmd = "echo a >> runs.log", deps = ["data/raw.cvs"], outs = ["x"] } } }"#,
+    );
+    std::fs::create_dir(ws.path("data")).unwrap();
+    std::fs::write(ws.path("data/raw.csv"), "1\n").unwrap();
+    let run = ws.gourd(&["run"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(!ws.exists("runs.log"));
+    insta::assert_snapshot!(run.normalized(&ws), @r"
+    error: in `[WS]/gourd.ncl`: stage `a` depends on `data/raw.cvs`, which does not exist and no stage writes
+
+    hint: did you mean `data/raw.csv`? (it exists in the workspace)
+    ");
+}
+
+#[test]
+fn a_mistyped_subcommand_is_corrected() {
+    let ws = TestWorkspace::new(r#"{ stages = {} }"#);
+    let run = ws.gourd(&["rnu"]);
+    assert_eq!(run.code, 1);
+    let message = run.normalized(&ws);
+    assert!(message.contains("unrecognized subcommand 'rnu'"), "{message}");
+    assert!(message.contains("tip: a similar subcommand exists: 'run'"), "{message}");
+    let run = ws.gourd(&["stauts"]);
+    assert!(run.normalized(&ws).contains("a similar subcommand exists: 'status'"), "{}", run.stderr);
+}
+
+/// `rejected`, and checks that the message shows none of gourd's insides.
+fn rejected_for_the_user(pipeline: &str) -> String {
+    let message = rejected(pipeline);
+    for internal in ["gourd-std.ncl", ".gourd/stdlib", "<gourd:", "Append `, ..`"] {
+        assert!(!message.contains(internal), "`{internal}` shown:\n{message}");
+    }
+    message
+}
+
+#[test]
+fn a_field_defined_as_itself() {
+    insta::assert_snapshot!(rejected_for_the_user(
+        "let lr = 0.1 in\n{\n  stages = {\n    train = { cmd = \"echo t >> runs.log\", params = { lr = lr } },\n  },\n}\n"
+    ));
+}
+
+#[test]
+fn a_field_defined_as_itself_in_a_function() {
+    let message = rejected_for_the_user(
+        "let train = fun epochs => { cmd = \"echo t >> runs.log\", params = { epochs = epochs } } in\n{ stages = { a = train 5 } }\n",
+    );
+    assert!(message.contains("hint: `epochs = epochs` defines the field `epochs` as itself"), "{message}");
+    assert!(message.contains("`let base_epochs = 0.1 in … params = { epochs = base_epochs }`"), "{message}");
+}
+
+#[test]
+fn yaml_colons() {
+    insta::assert_snapshot!(rejected_for_the_user(
+        "{\n  stages = {\n    train = {\n      cmd = \"echo t >> runs.log\",\n      params = { epochs: 5, lr: 0.1 },\n    },\n  },\n}\n"
+    ));
+}
+
+#[test]
+fn yaml_colon_on_a_record() {
+    let message = rejected_for_the_user("{\n  stages: {\n    train = { cmd = \"echo t >> runs.log\" },\n  },\n}\n");
+    assert!(
+        message.contains("hint: `stages: {` on line 2 of `gourd.ncl` is YAML: Nickel gives a field its value with `=`, as in `stages = {`"),
+        "{message}"
+    );
+}
+
+#[test]
+fn python_quotes() {
+    insta::assert_snapshot!(rejected_for_the_user(
+        "{\n  stages = {\n    train = {\n      cmd = \"echo t >> runs.log\",\n      deps = ['data/raw.csv'],\n    },\n  },\n}\n"
+    ));
+}
+
+#[test]
+fn python_quotes_around_a_word() {
+    // `'model.bin'` is the enum tag `'model` with a field access `.bin'`.
+    let message =
+        rejected_for_the_user("{ stages = { train = { cmd = \"echo t >> runs.log\", outs = ['model.bin'] } } }\n");
+    assert!(
+        message.contains(
+            "hint: `'model.bin'` on line 1 of `gourd.ncl`: Nickel strings take double quotes, as in `\"model.bin\"`"
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn mistyped_stage_fields() {
+    for (typo, meant, line) in [("cmdd", "cmd", 4), ("dep", "deps", 5), ("out", "outs", 5)] {
+        let cmd = if typo == "cmdd" { "cmdd" } else { "cmd" };
+        let pipeline = format!(
+            "{{\n  stages = {{\n    train = {{\n      {cmd} = \"echo t >> runs.log\",\n      {} = [\"x\"],\n    }},\n  }},\n}}\n",
+            if typo == "cmdd" { "outs" } else { typo },
+        );
+        let message = rejected_for_the_user(&pipeline);
+        let first = message.lines().next().unwrap();
+        assert_eq!(
+            first,
+            format!("error: in `[WS]/gourd.ncl:{line}`: stage `train` has no field `{typo}`"),
+            "{message}"
+        );
+        assert!(message.contains(&format!("hint: did you mean `{meant}`?")), "{message}");
+    }
+}
+
+#[test]
+fn mistyped_fields_elsewhere() {
+    let resources = rejected_for_the_user(
+        "{ stages = { a = {\n  cmd = \"echo a >> runs.log\",\n  resources = { gpu = 1 },\n} } }\n",
+    );
+    assert!(
+        resources.starts_with("error: in `[WS]/gourd.ncl:3`: the `resources` of stage `a` has no field `gpu`"),
+        "{resources}"
+    );
+    assert!(resources.contains("hint: did you mean `gpus`?"), "{resources}");
+    let top = rejected_for_the_user("{ stage = { a = { cmd = \"echo a >> runs.log\" } } }\n");
+    assert!(top.starts_with("error: in `[WS]/gourd.ncl:1`: the pipeline has no field `stage`"), "{top}");
+    assert!(top.contains("hint: did you mean `stages`?"), "{top}");
+}

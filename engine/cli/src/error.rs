@@ -63,6 +63,35 @@ impl CommandError {
     }
 }
 
+/// Adds "a similar subcommand exists" to an unknown subcommand where clap
+/// found none: clap's measure misses swapped letters in short names (`rnu`).
+pub fn suggest_subcommand(mut err: clap::Error, cli: &clap::Command) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if err.kind() != ErrorKind::InvalidSubcommand || err.get(ContextKind::SuggestedSubcommand).is_some() {
+        return err;
+    }
+    let Some(ContextValue::String(typed)) = err.get(ContextKind::InvalidSubcommand) else {
+        return err;
+    };
+    let typed = typed.clone();
+    // The command the unknown word was given to: follow the known
+    // subcommands on the command line down to it.
+    let mut command = cli;
+    for arg in std::env::args().skip(1) {
+        if arg == typed {
+            break;
+        }
+        if let Some(sub) = command.find_subcommand(&arg) {
+            command = sub;
+        }
+    }
+    let names = command.get_subcommands().filter(|c| !c.is_hide_set()).map(|c| c.get_name());
+    if let Some(near) = gourd_core::suggest::closest(&typed, names) {
+        err.insert(ContextKind::SuggestedSubcommand, ContextValue::String(near.to_string()));
+    }
+    err
+}
+
 impl From<std::io::Error> for CommandError {
     fn from(err: std::io::Error) -> Self {
         CommandError::environment(err.to_string())
@@ -73,8 +102,8 @@ impl From<gourd_spec::SpecError> for CommandError {
     fn from(err: gourd_spec::SpecError) -> Self {
         use gourd_spec::SpecError;
         match err {
-            SpecError::Nickel { diagnostics } => {
-                CommandError { kind: Kind::User, message: diagnostics, hints: vec![], rendered: true }
+            SpecError::Nickel { diagnostics, hints } => {
+                CommandError { kind: Kind::User, message: diagnostics, hints, rendered: true }
             }
             SpecError::Crashed { ref file, .. } => {
                 // The usual way to run out with thousands of generated
@@ -95,6 +124,10 @@ impl From<gourd_spec::SpecError> for CommandError {
                 let hints = hint.iter().cloned().collect();
                 CommandError { kind: Kind::User, message: err.to_string(), hints, rendered: false }
             }
+            SpecError::UnknownField { ref field, ref known, .. } => {
+                let hint = gourd_spec::unknown_field_hint(field, known);
+                CommandError::user(err.to_string()).with_hint(hint)
+            }
             err @ SpecError::Io { .. } => CommandError::environment(err.to_string()),
         }
     }
@@ -111,11 +144,20 @@ impl From<gourd_core::secrets::MissingSecrets> for CommandError {
 
 impl From<gourd_core::graph::GraphError> for CommandError {
     fn from(err: gourd_core::graph::GraphError) -> Self {
-        use gourd_core::graph::GraphError;
+        use gourd_core::graph::{GraphError, Suggestion};
         let message = err.to_string();
         match err {
             GraphError::DepIsLinkLoop { dep, .. } => CommandError::user(message)
                 .with_hint(format!("make `{dep}` a link to a file or folder that exists, or replace it by one")),
+            GraphError::UnknownStage { suggestion: Some(near), .. } => {
+                CommandError::user(message).with_hint(format!("did you mean `{near}`?"))
+            }
+            GraphError::MissingDep { suggestion: Some(Suggestion::Output { path, stage }), .. } => {
+                CommandError::user(message).with_hint(format!("did you mean `{path}`? (an output of stage `{stage}`)"))
+            }
+            GraphError::MissingDep { suggestion: Some(Suggestion::Existing { path }), .. } => {
+                CommandError::user(message).with_hint(format!("did you mean `{path}`? (it exists in the workspace)"))
+            }
             _ => CommandError::user(message),
         }
     }

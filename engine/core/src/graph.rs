@@ -27,13 +27,40 @@ pub enum GraphError {
     #[error("stage `{stage}` depends on `{dep}`, which overlaps its own output `{out}`")]
     DepIsOwnOutput { stage: String, dep: String, out: String },
     #[error("stage `{stage}` depends on `{dep}`, which does not exist and no stage writes")]
-    MissingDep { stage: String, dep: String },
+    MissingDep {
+        stage: String,
+        dep: String,
+        /// A stage's output or a file in the workspace with a name close to `dep`.
+        suggestion: Option<Suggestion>,
+    },
     #[error("stage `{stage}` depends on `{dep}`, a symbolic link that loops back on itself")]
     DepIsLinkLoop { stage: String, dep: String },
     #[error("stage `{stage}` depends on `{dep}`, which cannot be read: {reason}")]
     DepUnreadable { stage: String, dep: String, reason: String },
-    #[error("no stage is named `{0}`")]
-    UnknownStage(String),
+    #[error("no stage is named `{name}`")]
+    UnknownStage {
+        name: String,
+        /// The stage with the name nearest to `name`, if one is close.
+        suggestion: Option<String>,
+    },
+}
+
+impl GraphError {
+    /// The error for a stage name that `pipeline` does not have, with the
+    /// nearest name it does have.
+    pub fn unknown_stage(pipeline: &Pipeline, name: &str) -> GraphError {
+        let suggestion = crate::suggest::closest(name, pipeline.stages.iter().map(|s| s.name.as_str()));
+        GraphError::UnknownStage { name: name.to_string(), suggestion: suggestion.map(str::to_string) }
+    }
+}
+
+/// A path close to a dep that does not exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Suggestion {
+    /// An output of the named stage.
+    Output { path: String, stage: String },
+    /// A file or folder in the workspace.
+    Existing { path: String },
 }
 
 fn quote_list(names: &[String]) -> String {
@@ -178,7 +205,7 @@ impl Dag {
                 .stages
                 .iter()
                 .position(|s| &s.name == target)
-                .ok_or_else(|| GraphError::UnknownStage(target.clone()))?;
+                .ok_or_else(|| GraphError::unknown_stage(pipeline, target))?;
             todo.push(index);
         }
         while let Some(stage) = todo.pop() {
@@ -213,12 +240,37 @@ impl Dag {
                 let (stage, dep) = (stage.name.clone(), dep.to_string());
                 return Err(match err.raw_os_error() {
                     Some(libc::ELOOP) => GraphError::DepIsLinkLoop { stage, dep },
-                    Some(libc::ENOENT | libc::ENOTDIR) => GraphError::MissingDep { stage, dep },
+                    Some(libc::ENOENT | libc::ENOTDIR) => {
+                        let suggestion = self.near_dep(pipeline, root, &dep);
+                        GraphError::MissingDep { stage, dep, suggestion }
+                    }
                     _ => GraphError::DepUnreadable { stage, dep, reason: err.to_string() },
                 });
             }
         }
         Ok(())
+    }
+}
+
+impl Dag {
+    /// What a missing dep was probably meant to name: the nearest stage
+    /// output, else the nearest entry of the folder it names.
+    fn near_dep(&self, pipeline: &Pipeline, root: &Path, dep: &str) -> Option<Suggestion> {
+        let outputs = self.outputs.keys().map(|p| p.as_str());
+        if let Some(path) = crate::suggest::closest(dep, outputs) {
+            let producer = self.outputs.iter().find(|(out, _)| out.as_str() == path).map(|(_, &stage)| stage)?;
+            let stage = pipeline.stages[producer].name.clone();
+            return Some(Suggestion::Output { path: path.to_string(), stage });
+        }
+        let (folder, name) = dep.rsplit_once('/').unwrap_or(("", dep));
+        let entries: Vec<String> = std::fs::read_dir(root.join(folder))
+            .ok()?
+            .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+            .filter(|entry| entry != ".gourd" && entry != ".git")
+            .collect();
+        let near = crate::suggest::closest(name, entries.iter().map(String::as_str))?;
+        let path = if folder.is_empty() { near.to_string() } else { format!("{folder}/{near}") };
+        Some(Suggestion::Existing { path })
     }
 }
 

@@ -22,6 +22,7 @@ pub mod remote;
 pub mod run;
 pub mod secrets;
 pub mod store;
+pub mod suggest;
 pub mod time;
 pub mod workspace;
 

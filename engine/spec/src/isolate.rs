@@ -75,6 +75,9 @@ pub fn load_with_sources(
             let evaluation = crate::Evaluation::from_wire(&wire);
             match crate::validate(&evaluation.export, file) {
                 Ok(pipeline) => (evaluation, pipeline),
+                // Said better than the contract can: the user's line and the
+                // nearest field, rather than a frame in the standard library.
+                Err(err @ SpecError::UnknownField { .. }) => return Err(err),
                 Err(_) => checked(exe, file, stdlib_dir, limits, color)?,
             }
         }
@@ -157,7 +160,10 @@ fn evaluate_isolated(
 
     match status.code() {
         Some(0) => Ok(String::from_utf8_lossy(&stdout).into_owned()),
-        Some(1) if !stderr.trim().is_empty() => Err(SpecError::Nickel { diagnostics: stderr }),
+        Some(1) if !stderr.trim().is_empty() => {
+            let (diagnostics, hints) = crate::diagnose::explain(&stderr, file, stdlib_dir);
+            Err(SpecError::Nickel { diagnostics, hints })
+        }
         _ => Err(SpecError::Crashed { file: file.to_path_buf(), reason: crash_reason(status, &stderr, limits) }),
     }
 }

@@ -12,6 +12,8 @@
 //! under a time and memory limit, and turns the child's death into an error.
 
 mod cache;
+mod diagnose;
+mod fields;
 mod isolate;
 mod locate;
 mod raw;
@@ -19,6 +21,7 @@ mod sources;
 
 use std::path::{Path, PathBuf};
 
+pub use fields::unknown_field_hint;
 pub use isolate::{EvalLimits, load, load_with_sources};
 pub use raw::validate;
 pub use sources::{Source, imports};
@@ -56,14 +59,20 @@ pub const STDLIB_NAME: &str = "gourd-std.ncl";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
+    /// Nickel's diagnostics (without gourd's internal frames), and hints for
+    /// the mistakes recognised in them.
     #[error("{}", .diagnostics.trim_end())]
-    Nickel { diagnostics: String },
+    Nickel { diagnostics: String, hints: Vec<String> },
     #[error("evaluating `{}` crashed ({reason})", .file.display())]
     Crashed { file: PathBuf, reason: String },
     #[error("evaluating `{}` took longer than {seconds}s", .file.display())]
     TimedOut { file: PathBuf, seconds: u64 },
     #[error("in `{}{}`: {message}", .file.display(), .line.map(|l| format!(":{l}")).unwrap_or_default())]
     Invalid { file: PathBuf, line: Option<usize>, message: String, hint: Option<String> },
+    /// A field gourd does not know, in `place` ("stage `train`"); `known`
+    /// are the fields that place has.
+    #[error("in `{}{}`: {place} has no field `{field}`", .file.display(), .line.map(|l| format!(":{l}")).unwrap_or_default())]
+    UnknownField { file: PathBuf, line: Option<usize>, place: String, field: String, known: Vec<String> },
     #[error("cannot evaluate `{}`: {source}", .file.display())]
     Io { file: PathBuf, source: std::io::Error },
 }
@@ -138,7 +147,7 @@ pub fn evaluate_here(file: &Path, stdlib_dir: &Path, color: bool, checked: bool)
     } else {
         format!("import {file_literal}\n")
     };
-    let entry = file.with_file_name("<gourd: applying the Pipeline contract>");
+    let entry = file.with_file_name(diagnose::ENTRY_NAME);
     let import_paths = [stdlib_dir.to_path_buf()];
     // Read before and after: a file edited while Nickel read it must not be
     // recorded with a digest that does not go with the export.

@@ -156,11 +156,13 @@ struct Problem {
 
 /// Turns the JSON export of `file` into a validated pipeline.
 pub fn validate(json: &str, file: &Path) -> Result<Pipeline, SpecError> {
-    let raw: RawPipeline = serde_json::from_str(json).map_err(|e| SpecError::Invalid {
-        file: file.to_path_buf(),
-        line: None,
-        message: e.to_string(),
-        hint: None,
+    let raw: RawPipeline = serde_json::from_str(json).map_err(|e| {
+        unknown_field(json, file).unwrap_or_else(|| SpecError::Invalid {
+            file: file.to_path_buf(),
+            line: None,
+            message: e.to_string(),
+            hint: None,
+        })
     })?;
     let mut stages = Vec::with_capacity(raw.stages.len());
     for (name, raw) in raw.stages {
@@ -203,6 +205,47 @@ pub fn validate(json: &str, file: &Path) -> Result<Pipeline, SpecError> {
     };
     let registry = validate_registry(raw.registry, file)?;
     Ok(Pipeline { stages, remote, registry })
+}
+
+/// The first field of the export that gourd does not know, found by
+/// deserializing each record on its own, innermost first, so that serde names
+/// the record's known fields (they cannot drift from the types).
+fn unknown_field(json: &str, file: &Path) -> Option<SpecError> {
+    fn check<T: serde::de::DeserializeOwned>(value: &serde_json::Value) -> Option<(String, Vec<String>)> {
+        let err = serde_json::from_value::<T>(value.clone()).err()?.to_string();
+        crate::fields::parse_unknown_field(&err)
+    }
+    let value: serde_json::Value = serde_json::from_str(json).ok()?;
+    let mut found = None;
+    if let Some(stages) = value.get("stages").and_then(|s| s.as_object()) {
+        found = stages.iter().find_map(|(name, stage)| {
+            let resources = || {
+                let field = check::<RawResources>(stage.get("resources")?)?;
+                Some((format!("the `resources` of stage `{name}`"), field))
+            };
+            let step = || {
+                let field = check::<RawStep>(stage.get("cmd").filter(|c| c.is_object())?)?;
+                Some((format!("the built-in step of stage `{name}`"), field))
+            };
+            let own = || Some((format!("stage `{name}`"), check::<RawStage>(stage)?));
+            let (place, field) = resources().or_else(step).or_else(own)?;
+            Some((name.clone(), place, field))
+        });
+    }
+    if found.is_none() {
+        if let Some(models) = value.get("registry").and_then(|r| r.as_object()) {
+            found = models.iter().find_map(|(name, model)| {
+                Some((name.clone(), format!("registry model `{name}`"), check::<RawRegisteredModel>(model)?))
+            });
+        }
+    }
+    found = found
+        .or_else(|| Some(("remote".to_string(), "`remote`".to_string(), check::<RawRemote>(value.get("remote")?)?)))
+        .or_else(|| Some((String::new(), "the pipeline".to_string(), check::<RawPipeline>(&value)?)));
+    let (within, place, (field, known)) = found?;
+    let source = std::fs::read_to_string(file).unwrap_or_default();
+    let line = crate::locate::line_of_field(&source, &within, &field);
+    Some(SpecError::UnknownField { file: file.to_path_buf(), line, place, field, known })
 }
 
 /// `^[A-Za-z0-9_][A-Za-z0-9_.-]*$`, as the stdlib's `StageNames` says.

@@ -76,7 +76,7 @@ fn nickel_errors_are_diagnostics_and_other_deaths_are_crashes() {
     let fake = Fake::new();
     let result = fake.load("echo 'error: unbound identifier `x`' >&2; exit 1", &limits());
     match result {
-        Err(SpecError::Nickel { diagnostics }) => assert_eq!(diagnostics.trim(), "error: unbound identifier `x`"),
+        Err(SpecError::Nickel { diagnostics, .. }) => assert_eq!(diagnostics.trim(), "error: unbound identifier `x`"),
         other => panic!("expected Nickel's diagnostics, got {other:?}"),
     }
     assert_eq!(fake.calls(), [false, true], "the diagnostics come from the checked evaluation");

@@ -19,7 +19,7 @@ pub struct Args {
 pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     let loaded = location.load()?;
     let Some(stage) = loaded.pipeline.stage(&args.stage) else {
-        return Err(gourd_core::graph::GraphError::UnknownStage(args.stage.clone()).into());
+        return Err(gourd_core::graph::GraphError::unknown_stage(&loaded.pipeline, &args.stage).into());
     };
     let ws = Workspace::open(&loaded.root)?;
     let assessment = match plan::assess(&ws, stage, false)? {

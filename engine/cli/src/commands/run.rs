@@ -52,7 +52,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     let loaded = location.load()?;
     for name in args.stages.iter().chain(&args.force) {
         if loaded.pipeline.stage(name).is_none() {
-            return Err(gourd_core::graph::GraphError::UnknownStage(name.clone()).into());
+            return Err(gourd_core::graph::GraphError::unknown_stage(&loaded.pipeline, name).into());
         }
     }
     // A dry run executes nothing and needs no secret.
