@@ -14,13 +14,24 @@ mod workspace;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::error::CommandError;
 
+/// `gourd --version`: the release, the commit it was built from, and the
+/// cargo features built in (engine/cli/build.rs).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("GOURD_BUILD_COMMIT"),
+    "; features: ",
+    env!("GOURD_BUILD_FEATURES"),
+    ")"
+);
+
 /// Declarative, content-hashed pipelines for machine learning.
 #[derive(Parser)]
-#[command(name = "gourd", version, max_term_width = 100)]
+#[command(name = "gourd", version = VERSION, max_term_width = 100)]
 struct Cli {
     /// Run as if gourd was started in DIR.
     #[arg(short = 'C', global = true, value_name = "DIR")]
@@ -66,6 +77,10 @@ enum Command {
     Pull(commands::sync::Args),
     /// Register model versions and move them between stages (git tags, GTO's format).
     Registry(commands::registry::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(commands::completions::Args),
+    /// Print the manual page, or write one per command with `--dir`.
+    Man(commands::man::Args),
     #[command(name = "__eval", hide = true)]
     Eval(commands::eval::Args),
 }
@@ -97,8 +112,11 @@ fn main() -> ExitCode {
 }
 
 fn dispatch(cli: Cli) -> Result<ExitCode, CommandError> {
-    if let Command::Eval(args) = &cli.command {
-        return Ok(commands::eval::run(args));
+    match &cli.command {
+        Command::Eval(args) => return Ok(commands::eval::run(args)),
+        Command::Completions(args) => return commands::completions::run(args, Cli::command()),
+        Command::Man(args) => return commands::man::run(args, Cli::command()),
+        _ => {}
     }
 
     if let Some(dir) = &cli.directory {
@@ -122,6 +140,6 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Push(args) => commands::sync::push(&location, &args),
         Command::Pull(args) => commands::sync::pull(&location, &args),
         Command::Registry(args) => commands::registry::run(&location, &args),
-        Command::Eval(_) => unreachable!("handled above"),
+        Command::Eval(_) | Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
     }
 }

@@ -1,4 +1,5 @@
 pub mod check;
+pub mod completions;
 pub mod dag;
 pub mod eval;
 pub mod explain;
@@ -7,6 +8,7 @@ pub mod gc_remote;
 pub mod init;
 pub mod lineage;
 pub mod log;
+pub mod man;
 pub mod metrics;
 pub mod params;
 pub mod registry;

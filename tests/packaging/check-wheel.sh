@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# gourd as a pip user gets it: installs the wheel into a fresh virtual
+# environment and runs the quickstart from it; checks the errors of a missing
+# and of a different torch; then installs the `torch` extra (the PyPI torch
+# wheel, with its dependencies, as `pip install "gourd[torch]"` would) and runs
+# the pumpkin pipeline with the `gourd-step` of the wheel on that torch.
+#
+#   tests/packaging/check-wheel.sh [WHEEL]    (after scripts/build-wheel.sh)
+#   TORCH=0 tests/packaging/check-wheel.sh    (without the torch extra: ~4 GB, ~1 min)
+#
+# The photos of the pumpkin example come from its generator (cargo).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+WHEEL=${1:-$(ls -t target/wheels/gourd-*.whl 2>/dev/null | head -1)}
+[ -f "$WHEEL" ] || { echo "error: no wheel (run scripts/build-wheel.sh)" >&2; exit 2; }
+WHEEL=$(realpath "$WHEEL")
+TORCH=${TORCH:-1}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/gourd-wheel.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+passed=0
+ok() { echo "ok: $*"; passed=$((passed + 1)); }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+# No development environment leaks in: no LIBTORCH, no loader path, no cargo
+# binaries on PATH.
+unset LIBTORCH LD_LIBRARY_PATH GOURD_STEP
+CARGO=$(command -v cargo || true)
+export PATH="$WORK/venv/bin:/usr/local/bin:/usr/bin:/bin"
+git_commit() { git -c user.name=gourd -c user.email=gourd@localhost "$@"; }
+workspace() { # a copy of an example, committed
+  cp -r "$ROOT/examples/$1" "$WORK/$1"
+  (cd "$WORK/$1" && git init -q -b main && git_commit add -A && git_commit commit -qm "$1")
+}
+
+python3 -m venv "$WORK/venv"
+pip install --quiet --no-cache-dir "$WHEEL"
+[ "$(command -v gourd)" = "$WORK/venv/bin/gourd" ] || fail "gourd is not the wheel's"
+gourd --version | grep -Eq '^gourd [0-9.]+ \(commit [0-9a-f]{12}; features: torch\)$' ||
+  fail "gourd --version: $(gourd --version)"
+ok "pip install of the wheel: $(gourd --version)"
+
+# The quickstart, twice: the second run executes nothing.
+workspace quickstart
+(
+  cd "$WORK/quickstart"
+  gourd run >/dev/null 2>&1 || fail "the quickstart failed: $(gourd run 2>&1)"
+  again=$(gourd run --json)
+  echo "$again" | tail -1 | grep -q '"ran":0' || fail "a second run executed stages: $again"
+  gourd status --exit-code >/dev/null || fail "gourd status --exit-code after a run"
+)
+ok "the quickstart runs from the wheel, and a second run executes nothing"
+
+# The pumpkin pipeline's steps need torch: without it, gourd says which one.
+workspace pumpkin
+cd "$WORK/pumpkin"
+set +e
+out=$(gourd check 2>&1)
+code=$?
+set -e
+[ "$code" = 2 ] || fail "without torch, gourd check exited $code: $out"
+for text in "needs PyTorch 2.11" "$WORK/venv" 'pip install "gourd[torch]"'; do
+  grep -qF "$text" <<<"$out" || fail "without torch, the error does not say '$text': $out"
+done
+ok "without torch: $(head -1 <<<"$out")"
+
+# A torch of another minor release: gourd names both versions.
+site=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+mkdir -p "$site/torch/lib"
+: >"$site/torch/lib/libtorch_cpu.so"
+echo "__version__ = '2.9.1+cpu'" >"$site/torch/version.py"
+set +e
+out=$(gourd check 2>&1)
+code=$?
+set -e
+rm -rf "$site/torch"
+[ "$code" = 2 ] || fail "with torch 2.9, gourd check exited $code: $out"
+for text in "needs PyTorch 2.11" "holds torch 2.9.1+cpu" 'pip install "torch==2.11.*"'; do
+  grep -qF "$text" <<<"$out" || fail "with torch 2.9, the error does not say '$text': $out"
+done
+ok "with another torch: $(head -1 <<<"$out")"
+
+if [ "$TORCH" = 1 ]; then
+  start=$SECONDS
+  pip install --quiet --no-cache-dir --find-links "$(dirname "$WHEEL")" "gourd[torch]"
+  ok "pip install \"gourd[torch]\" ($((SECONDS - start)) s): torch $(python3 -c 'import torch; print(torch.__version__)')"
+  lib=$(ldd "$WORK/venv/bin/gourd-step" | awk '/libtorch_cpu.so/ { print $3 }')
+  [ "$(realpath "$lib")" = "$(realpath "$site/torch/lib/libtorch_cpu.so")" ] ||
+    fail "gourd-step loads libtorch from '$lib', not from the environment's torch"
+  ok "gourd-step loads the torch package's libtorch: $lib"
+
+  (cd "$ROOT" && "${CARGO:?cargo builds the photo generator}" build --quiet -p pumpkin-photos)
+  "$ROOT/target/debug/pumpkin-photos" photos >/dev/null
+  mkdir -p inbox && "$ROOT/target/debug/pumpkin-photos" inbox-tmp --seed 99 --per-class 2 >/dev/null 2>&1
+  for l in good fine bad; do cp "inbox-tmp/$l/farm-000.png" "inbox/$l-sample.png"; done
+  rm -rf inbox-tmp
+  gourd run >"$WORK/pumpkin.log" 2>&1 || { cat "$WORK/pumpkin.log"; fail "the pumpkin pipeline failed"; }
+  best=$(python3 -c 'import json; print(max(json.load(open(f"metrics/{i}.json"))["accuracy"] for i in (0, 1)))')
+  python3 -c "import sys; sys.exit(0 if $best >= 0.85 else 1)" || fail "best accuracy $best < 0.85"
+  gourd registry resolve pumpkin@prod >/dev/null || fail "no pumpkin model in prod"
+  ok "the pumpkin pipeline runs from the wheel on the torch package (best accuracy $best, promoted to prod)"
+fi
+echo "$passed passed, 0 failed"
