@@ -598,3 +598,113 @@ fn changes_in_imported_nickel_files_are_seen() {
     assert_eq!(ws.run_json(&[]).success().statuses()["s"], "ran");
     assert!(ws.read("p.json").contains("0.2"));
 }
+
+/// The first line `gourd explain STAGE` prints, and the line of STAGE in
+/// `gourd status`: both come from one decision, so they must agree.
+fn status_and_explain(ws: &TestWorkspace, stage: &str) -> (String, String) {
+    let status = ws.gourd(&["status"]).success().stdout;
+    let line = status.lines().find(|l| l.split_whitespace().next() == Some(stage)).unwrap_or_default();
+    let explain = ws.gourd(&["explain", stage]).success().stdout;
+    (line.split_whitespace().collect::<Vec<_>>().join(" "), explain)
+}
+
+#[test]
+fn a_param_change_is_named_even_when_the_cache_holds_its_result() {
+    let pipeline = |lr: &str| {
+        format!(
+            r#"{{ stages = {{ train = {{ cmd = "echo train >> runs.log && mkdir -p models && cat $GOURD_PARAMS > models/model.json", params = {{ lr = {lr} }}, outs = ["models/model.json"] }} }} }}"#
+        )
+    };
+    let ws = TestWorkspace::new(&pipeline("0.1"));
+    ws.gourd(&["run"]).success();
+    ws.write("gourd.ncl", &pipeline("0.2"));
+    let (status, explain) = status_and_explain(&ws, "train");
+    assert_eq!(status, "train stale: param `lr` changed");
+    assert!(explain.starts_with("stage `train`: stale (param `lr` changed)\n"), "{explain}");
+    ws.gourd(&["run"]).success();
+    // Back to 0.1: the cache holds that result, and the workspace holds the
+    // 0.2 run's model. The cause is the param, not the model.
+    ws.write("gourd.ncl", &pipeline("0.1"));
+    let (status, explain) = status_and_explain(&ws, "train");
+    assert_eq!(status, "train stale (restorable from cache): param `lr` changed");
+    assert!(explain.starts_with("stage `train`: restorable from cache (param `lr` changed)\n"), "{explain}");
+    assert!(explain.contains("  params.lr  0.2 -> 0.1\n"), "{explain}");
+    let dry = ws.gourd(&["run", "--dry-run"]).success().stdout;
+    assert!(dry.contains("param `lr` changed"), "{dry}");
+    assert!(!dry.contains("was modified"), "{dry}");
+    // An output edited by hand, with nothing else changed, is the cause.
+    ws.gourd(&["run"]).success();
+    ws.write("models/model.json", "{}");
+    let (status, explain) = status_and_explain(&ws, "train");
+    assert_eq!(status, "train stale (restorable from cache): out `models/model.json` was modified");
+    assert!(
+        explain.starts_with("stage `train`: restorable from cache (out `models/model.json` was modified)"),
+        "{explain}"
+    );
+}
+
+#[test]
+fn status_and_explain_agree_while_an_upstream_waits_to_run() {
+    let ws = TestWorkspace::new(
+        r#"{ stages = {
+            prep = { cmd = "echo prep >> runs.log && sh prep.sh", deps = ["prep.sh"], outs = ["clean.csv"] },
+            train = { cmd = "echo train >> runs.log && cp clean.csv model.txt", deps = ["clean.csv"], outs = ["model.txt"] },
+        } }"#,
+    );
+    ws.write("prep.sh", "echo 1,2 > clean.csv\n");
+    ws.gourd(&["run"]).success();
+    // A comment changes the script, not what it writes.
+    ws.write("prep.sh", "# writes the clean table\necho 1,2 > clean.csv\n");
+    let (status, explain) = status_and_explain(&ws, "train");
+    assert_eq!(status, "train stale: upstream `prep` is stale");
+    assert!(explain.starts_with("stage `train`: stale (upstream `prep` is stale)\n"), "{explain}");
+    assert!(
+        explain.contains(
+            "No key input changed since the last run, with the deps as they are now: `train` runs again only if `prep` changes them when it runs."
+        ),
+        "{explain}"
+    );
+    let (status, explain) = status_and_explain(&ws, "prep");
+    assert_eq!(status, "prep stale: dep `prep.sh` changed");
+    assert!(explain.starts_with("stage `prep`: stale (dep `prep.sh` changed)\n"), "{explain}");
+    // The run agrees: prep re-runs to the same table, so train does not run.
+    ws.clear_executions();
+    ws.gourd(&["run"]).success();
+    assert_eq!(ws.executions(), ["prep"]);
+    let (status, explain) = status_and_explain(&ws, "train");
+    assert_eq!(status, "train fresh");
+    assert!(explain.starts_with("stage `train`: up to date\n"), "{explain}");
+    assert!(explain.contains("No key input changed since the last run.\n"), "{explain}");
+}
+
+#[test]
+fn explain_lists_the_files_that_changed_in_a_folder_dep() {
+    let ws = TestWorkspace::new(
+        r#"{ stages = { count = { cmd = "echo count >> runs.log && find data -type f | sort > files.txt", deps = ["data"], outs = ["files.txt"] } } }"#,
+    );
+    ws.write("data/a.csv", "1\n");
+    ws.write("data/b.csv", "2\n");
+    ws.write("data/sub/c.csv", "3\n");
+    ws.write("data/old/e.csv", "5\n");
+    ws.gourd(&["run"]).success();
+    ws.write("data/a.csv", "changed\n");
+    ws.remove("data/b.csv");
+    ws.remove("data/old");
+    ws.write("data/sub/d.csv", "4\n");
+    ws.write("data/new/f.csv", "6\n");
+    let (status, _) = status_and_explain(&ws, "count");
+    assert_eq!(status, "count stale: dep `data` changed: 2 files added, 2 removed, 1 modified");
+    let explain = ws.gourd(&["explain", "count"]).success();
+    insta::assert_snapshot!(explain.normalized(&ws), @r"
+    stage `count`: stale (dep `data` changed: 2 files added, 2 removed, 1 modified)
+    key:      [DIGEST]
+    last run: [DIGEST] (ran, [TIMESTAMP])
+    Changed since the last run:
+      deps.data  folder: 2 files added, 2 removed, 1 modified
+        added     data/new/f.csv
+        added     data/sub/d.csv
+        removed   data/b.csv
+        removed   data/old/e.csv
+        modified  data/a.csv
+    ");
+}

@@ -5,6 +5,7 @@
 //! what happens through [`run::Event`]s and returns typed results, and the
 //! CLI decides how to show them.
 
+pub mod changes;
 pub mod fsutil;
 pub mod gate;
 pub mod gpu;

@@ -1,6 +1,12 @@
 //! Staleness: whether a stage must run, can be restored, or is up to date,
-//! and why. `gourd status`, `gourd run --dry-run` and the scheduler all decide
-//! through [`assess`], so they never disagree.
+//! and why. `gourd status`, `gourd explain`, `gourd run --dry-run` and the
+//! scheduler all decide through [`assess`] (and [`status`] for a stage with
+//! its upstream), so they never disagree.
+//!
+//! A reason names what changed since the stage's last run in this workspace
+//! (a param, a dep, the command): when the workspace's outputs differ from the
+//! result of the current key only because they are the last run's, that change
+//! is the cause, not the outputs.
 
 use std::collections::BTreeSet;
 use std::io;
@@ -48,15 +54,16 @@ pub fn assess(ws: &Workspace, stage: &Stage, force: bool) -> io::Result<Result<A
         StageState::Stale(vec!["always_run is set".to_string()])
     } else {
         match ws.store.action(&key) {
-            Some(action) => check_outputs(ws, action)?,
+            Some(action) => check_outputs(ws, action, &stage.name, &manifest)?,
             None => StageState::Stale(reasons_against_last_run(ws, &stage.name, &manifest)),
         }
     };
     Ok(Ok(Assessment { key, manifest, state }))
 }
 
-fn check_outputs(ws: &Workspace, action: ActionResult) -> io::Result<StageState> {
+fn check_outputs(ws: &Workspace, action: ActionResult, stage: &str, manifest: &Value) -> io::Result<StageState> {
     let mut reasons = Vec::new();
+    let mut damaged = Vec::new();
     let mut restorable = true;
     for (path, record) in &action.outputs {
         let Ok(path) = WsPath::new(path) else {
@@ -77,13 +84,20 @@ fn check_outputs(ws: &Workspace, action: ActionResult) -> io::Result<StageState>
                 Ok(()) => true,
                 Err(StoreError::Missing { .. }) => false,
                 Err(StoreError::Corrupt { .. }) => {
-                    reasons.push(format!("cache object of out `{path}` is corrupt (removed)"));
+                    damaged.push(format!("cache object of out `{path}` is corrupt (removed)"));
                     false
                 }
                 Err(StoreError::Io(err)) => return Err(err),
                 Err(StoreError::Foreign) => false,
             };
     }
+    if !reasons.is_empty() {
+        // The outputs are another run's: say what changed since that run.
+        if let Some(changed) = changes_since_last_run(ws, stage, &action.key, manifest) {
+            reasons = changed;
+        }
+    }
+    reasons.extend(damaged);
     Ok(if reasons.is_empty() {
         StageState::UpToDate(action)
     } else if restorable {
@@ -93,6 +107,15 @@ fn check_outputs(ws: &Workspace, action: ActionResult) -> io::Result<StageState>
     })
 }
 
+/// What changed since the stage's last run, when that run had another key
+/// than `key` (the workspace then holds its outputs).
+fn changes_since_last_run(ws: &Workspace, stage: &str, key: &Digest, manifest: &Value) -> Option<Vec<String>> {
+    let last = ws.last_run(stage).filter(|last| last.key != *key)?;
+    let previous = ws.store.action(&last.key)?;
+    let reasons = reasons_for(ws, &key::diff(&previous.manifest, manifest));
+    (!reasons.is_empty()).then_some(reasons)
+}
+
 fn reasons_against_last_run(ws: &Workspace, stage: &str, manifest: &Value) -> Vec<String> {
     let Some(last) = ws.last_run(stage) else {
         return vec!["never run".to_string()];
@@ -100,13 +123,33 @@ fn reasons_against_last_run(ws: &Workspace, stage: &str, manifest: &Value) -> Ve
     let Some(previous) = ws.store.action(&last.key) else {
         return vec!["no cached result".to_string()];
     };
-    let changes = key::diff(&previous.manifest, manifest);
-    if changes.is_empty() {
+    let reasons = reasons_for(ws, &key::diff(&previous.manifest, manifest));
+    if reasons.is_empty() {
         return vec!["no cached result".to_string()];
     }
-    let mut reasons: Vec<String> = changes.iter().map(key::FieldChange::reason).collect();
+    reasons
+}
+
+/// One reason per change; a folder dep says how many files changed in it.
+fn reasons_for(ws: &Workspace, changes: &[key::FieldChange]) -> Vec<String> {
+    let mut reasons: Vec<String> = changes
+        .iter()
+        .map(|change| match dep_folder_changes(ws, change) {
+            Some(inside) if !inside.summary().is_empty() => format!("{}: {}", change.reason(), inside.summary()),
+            _ => change.reason(),
+        })
+        .collect();
     reasons.dedup();
     reasons
+}
+
+/// For a changed dep that is a folder, the files that changed in it, when
+/// the store kept the folder's listing at the earlier run.
+pub fn dep_folder_changes(ws: &Workspace, change: &key::FieldChange) -> Option<crate::changes::FolderChanges> {
+    let dep = change.field.strip_prefix("deps.")?;
+    let old: Digest = change.old.as_ref()?.as_str()?.parse().ok()?;
+    let now = ws.hash(&WsPath::new(dep).ok()?).ok()??;
+    crate::changes::folder_changes(&ws.store, &old, &now)
 }
 
 /// The state of one stage as `gourd status` reports it.

@@ -397,6 +397,26 @@ impl Store {
         Ok(digest)
     }
 
+    /// Keeps the listings of the folder `tree` and of the folders in it (not
+    /// the files' bytes), so that a later change to the folder can be told
+    /// file by file (`gourd explain`). Listings already kept are not written
+    /// again. A listing alone never makes an output restorable: [`Store::has`]
+    /// and [`Store::verify`] look for every object under it.
+    pub fn keep_listings(&self, tree: &Tree) -> io::Result<()> {
+        if let Tree::Dir { digest, children } = tree {
+            let target = self.tree_path(digest);
+            if target.exists() {
+                return Ok(());
+            }
+            for (_, child) in children {
+                self.keep_listings(child)?;
+            }
+            let bytes = serde_json::to_vec(&Tree::entries(children)).map_err(io::Error::other)?;
+            self.install(&bytes, &target)?;
+        }
+        Ok(())
+    }
+
     /// Adds a folder listing received from elsewhere, after checking it.
     pub fn put_tree_bytes(&self, digest: &Digest, bytes: &[u8]) -> Result<Vec<TreeEntry>, StoreError> {
         let entries = self.parse_tree(digest, bytes).ok_or(StoreError::Corrupt { digest: *digest })?;

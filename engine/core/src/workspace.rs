@@ -90,11 +90,16 @@ impl Workspace {
     }
 
     /// Hashes every dep; the first missing one is returned as the error.
+    /// The listings of folder deps are kept in the store (best effort), so
+    /// that what changed in one can later be told file by file.
     pub fn hash_deps(&self, deps: &[WsPath]) -> io::Result<Result<BTreeMap<WsPath, Digest>, WsPath>> {
         let mut digests = BTreeMap::new();
         for dep in deps {
             match self.hash(dep)? {
                 Some(tree) => {
+                    // Only a saving for `gourd explain`: a full disk or a
+                    // read-only cache must not stop a status or a run.
+                    let _ = self.store.keep_listings(&tree);
                     digests.insert(dep.clone(), tree.digest());
                 }
                 None => return Ok(Err(dep.clone())),
