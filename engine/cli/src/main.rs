@@ -83,6 +83,8 @@ enum Command {
     Man(commands::man::Args),
     #[command(name = "__eval", hide = true)]
     Eval(commands::eval::Args),
+    #[command(name = "__step", hide = true)]
+    Step(commands::native_step::Args),
 }
 
 fn main() -> ExitCode {
@@ -114,6 +116,7 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> Result<ExitCode, CommandError> {
     match &cli.command {
         Command::Eval(args) => return Ok(commands::eval::run(args)),
+        Command::Step(args) => return Ok(commands::native_step::run(args)),
         Command::Completions(args) => return commands::completions::run(args, Cli::command()),
         Command::Man(args) => return commands::man::run(args, Cli::command()),
         _ => {}
@@ -140,6 +143,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Push(args) => commands::sync::push(&location, &args),
         Command::Pull(args) => commands::sync::pull(&location, &args),
         Command::Registry(args) => commands::registry::run(&location, &args),
-        Command::Eval(_) | Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
+        Command::Eval(_) | Command::Step(_) | Command::Completions(_) | Command::Man(_) => {
+            unreachable!("handled above")
+        }
     }
 }

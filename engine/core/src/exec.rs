@@ -18,9 +18,10 @@ use crate::model::{Command, Stage};
 
 pub struct ExecRequest<'a> {
     pub stage: &'a Stage,
-    /// How to run a built-in step: `gourd-step`, and the file holding the
-    /// step's configuration.
-    pub step: Option<(&'a Path, PathBuf)>,
+    /// How to run a built-in step: the program and its first arguments
+    /// (`gourd-step`, or `gourd __step`), and the file holding the step's
+    /// configuration.
+    pub step: Option<(&'a [std::ffi::OsString], PathBuf)>,
     pub root: &'a Path,
     pub log: PathBuf,
     pub extra_env: BTreeMap<String, String>,
@@ -54,8 +55,11 @@ pub async fn execute(request: ExecRequest<'_>, mut cancel: watch::Receiver<bool>
             let Some((runner, config)) = &request.step else {
                 return Err(io::Error::other(format!("no runner for the built-in step `{name}`")));
             };
-            let mut c = tokio::process::Command::new(runner);
-            c.arg(name).arg(config);
+            let Some((program, first)) = runner.split_first() else {
+                return Err(io::Error::other(format!("no runner for the built-in step `{name}`")));
+            };
+            let mut c = tokio::process::Command::new(program);
+            c.args(first).arg(name).arg(config);
             c
         }
     };
@@ -93,7 +97,11 @@ pub async fn execute(request: ExecRequest<'_>, mut cancel: watch::Receiver<bool>
         let program = match &stage.cmd {
             Command::Shell(_) => "sh".to_string(),
             Command::Argv(argv) => argv[0].clone(),
-            Command::Step { .. } => "gourd-step".to_string(),
+            Command::Step { .. } => request
+                .step
+                .as_ref()
+                .and_then(|(runner, _)| runner.first())
+                .map_or_else(|| "gourd-step".to_string(), |p| p.to_string_lossy().into_owned()),
         };
         io::Error::new(err.kind(), format!("cannot start `{program}`: {err}"))
     })?;

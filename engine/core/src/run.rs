@@ -74,6 +74,9 @@ pub enum Event<'a> {
     Finished(&'a StageReport),
 }
 
+/// Finds the program (and its first arguments) that runs a built-in step.
+pub type StepRunner = fn(&str) -> Option<Vec<std::ffi::OsString>>;
+
 pub struct RunOptions {
     pub jobs: usize,
     pub targets: Vec<String>,
@@ -82,8 +85,10 @@ pub struct RunOptions {
     pub keep_going: bool,
     /// Set to `true` to stop: running stages are killed, nothing new starts.
     pub cancel: watch::Receiver<bool>,
-    /// `gourd-step`, which runs built-in steps.
-    pub step_runner: Option<std::path::PathBuf>,
+    /// The command that runs a built-in step, by the step's name (the
+    /// step's name and its configuration file are appended), or `None`
+    /// when this installation cannot run it.
+    pub step_runner: Option<StepRunner>,
     /// Counts GPUs when `GOURD_GPUS` is not set, before `nvidia-smi` is
     /// asked (a libtorch build knows its devices).
     pub gpu_probe: Option<fn() -> usize>,
@@ -146,7 +151,7 @@ impl Summary {
 struct Context {
     ws: Arc<Workspace>,
     pipeline: Arc<Pipeline>,
-    step_runner: Option<std::path::PathBuf>,
+    step_runner: Option<StepRunner>,
     remote: Option<Arc<dyn RemoteCache>>,
     remote_writable: bool,
     remote_required: bool,
@@ -211,7 +216,7 @@ pub async fn run(
     let context = Arc::new(Context {
         ws,
         pipeline: pipeline.clone(),
-        step_runner: options.step_runner.clone(),
+        step_runner: options.step_runner,
         remote: options.remote.clone(),
         remote_writable: options.remote_writable,
         remote_required: options.remote_required,
@@ -679,7 +684,7 @@ async fn from_remote_cache(
 struct Prepared {
     params_json: String,
     extra_env: BTreeMap<String, String>,
-    step: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    step: Option<(Vec<std::ffi::OsString>, std::path::PathBuf)>,
 }
 
 /// Clears the previous outputs (unless persisted), creates their folders,
@@ -716,9 +721,9 @@ fn prepare(context: &Context, stage: &Stage, launch: &Launch) -> io::Result<Resu
         extra_env.insert("CUDA_VISIBLE_DEVICES".to_string(), String::new());
     }
     let step = match &stage.cmd {
-        crate::model::Command::Step { config, .. } => {
-            let Some(runner) = context.step_runner.clone() else {
-                return Ok(Err("built-in steps need the gourd binary".into()));
+        crate::model::Command::Step { name, config } => {
+            let Some(runner) = context.step_runner.and_then(|find| find(name)) else {
+                return Ok(Err(format!("this installation cannot run the built-in step `{name}`")));
             };
             let text = serde_json::to_string_pretty(config)?;
             let path = ws.step_config_path(&text);
@@ -825,7 +830,7 @@ async fn execute_stage(
         if !ws.abs(&stage.wdir).is_dir() {
             return fail(format!("its `wdir` `{}` is not a folder in the workspace", stage.wdir));
         }
-        let step = prepared.step.as_ref().map(|(runner, config)| (runner.as_path(), config.clone()));
+        let step = prepared.step.as_ref().map(|(runner, config)| (runner.as_slice(), config.clone()));
         let request = ExecRequest { stage, step, root: &ws.root, log: log.clone(), extra_env: prepared.extra_env };
         let outcome = execute(request, cancel).await?;
         // A stage that prints a secret must not leave it in its log.

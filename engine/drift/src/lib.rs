@@ -159,9 +159,8 @@ pub fn compare(config: &Config, root: &Path) -> Result<Report, Error> {
         Some(names) => names.iter().map(|n| Column::new(n.clone(), config.categorical.contains(n))).collect(),
         None => Vec::new(),
     };
-    read::read(&reference, config.format_of(&config.reference), REFERENCE, &mut columns)?;
+    read::read(&reference, config.format_of(&config.reference), REFERENCE, &mut columns, &config.categorical)?;
     for column in &mut columns {
-        column.categorical |= config.categorical.contains(&column.name);
         if let Some(column::Accumulator::Numeric(acc)) = &mut column.acc {
             acc.reference_done();
         }
@@ -171,7 +170,7 @@ pub fn compare(config: &Config, root: &Path) -> Result<Report, Error> {
             return Err(Error::MissingColumn { path: reference.clone(), column: name.clone() });
         }
     }
-    read::read(&current, config.format_of(&config.current), CURRENT, &mut columns)?;
+    read::read(&current, config.format_of(&config.current), CURRENT, &mut columns, &config.categorical)?;
 
     let mut reports = BTreeMap::new();
     for column in &columns {

@@ -149,14 +149,20 @@ fn format_number(x: f64) -> String {
 
 /// Reads `path` into `columns`. For the reference, `columns` may be empty:
 /// they are then the file's (the header, or the first line's keys).
-pub fn read(path: &Path, format: Format, side: usize, columns: &mut Vec<Column>) -> Result<u64, Error> {
+pub fn read(
+    path: &Path,
+    format: Format,
+    side: usize,
+    columns: &mut Vec<Column>,
+    categorical: &[String],
+) -> Result<u64, Error> {
     match format {
-        Format::Csv => read_csv(path, side, columns),
-        Format::JsonLines => read_json_lines(path, side, columns),
+        Format::Csv => read_csv(path, side, columns, categorical),
+        Format::JsonLines => read_json_lines(path, side, columns, categorical),
     }
 }
 
-fn read_csv(path: &Path, side: usize, columns: &mut Vec<Column>) -> Result<u64, Error> {
+fn read_csv(path: &Path, side: usize, columns: &mut Vec<Column>, categorical: &[String]) -> Result<u64, Error> {
     let csv_error = |e: csv::Error| Error::Csv { path: path.to_path_buf(), message: e.to_string() };
     let file = std::fs::File::open(path).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(file);
@@ -165,7 +171,7 @@ fn read_csv(path: &Path, side: usize, columns: &mut Vec<Column>) -> Result<u64, 
         return Err(Error::Empty { path: path.to_path_buf() });
     }
     if side == REFERENCE && columns.is_empty() {
-        columns.extend(header.iter().map(|h| Column::new(h.to_string(), false)));
+        columns.extend(header.iter().map(|h| Column::new(h.to_string(), categorical.iter().any(|c| c == h))));
     }
     let mut indices = Vec::with_capacity(columns.len());
     for column in columns.iter_mut() {
@@ -218,7 +224,7 @@ fn read_csv(path: &Path, side: usize, columns: &mut Vec<Column>) -> Result<u64, 
     Ok(rows)
 }
 
-fn read_json_lines(path: &Path, side: usize, columns: &mut Vec<Column>) -> Result<u64, Error> {
+fn read_json_lines(path: &Path, side: usize, columns: &mut Vec<Column>, categorical: &[String]) -> Result<u64, Error> {
     let file = std::fs::File::open(path).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
     let reader = std::io::BufReader::with_capacity(1 << 20, file);
     let (sender, receiver) = sync_channel::<std::io::Result<Vec<(u64, String)>>>(2);
@@ -263,7 +269,7 @@ fn read_json_lines(path: &Path, side: usize, columns: &mut Vec<Column>) -> Resul
                 && columns.is_empty()
                 && let Some((_, first)) = objects.first()
             {
-                columns.extend(first.keys().map(|k| Column::new(k.clone(), false)));
+                columns.extend(first.keys().map(|k| Column::new(k.clone(), categorical.contains(k))));
             }
             rows += objects.len() as u64;
             columns.par_iter_mut().try_for_each(|column| {

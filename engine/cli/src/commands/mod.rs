@@ -10,6 +10,7 @@ pub mod lineage;
 pub mod log;
 pub mod man;
 pub mod metrics;
+pub mod native_step;
 pub mod params;
 pub mod registry;
 pub mod report;

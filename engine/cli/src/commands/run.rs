@@ -105,7 +105,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         force: args.force.iter().cloned().collect::<BTreeSet<_>>(),
         keep_going: args.keep_going,
         cancel: cancel_rx,
-        step_runner: crate::commands::step::runner(),
+        step_runner: Some(crate::commands::step::command),
         gpu_probe: crate::commands::step::gpu_probe(),
         remote_writable: remote.as_ref().is_some_and(|r| r.push),
         remote_required: remote.as_ref().is_some_and(|r| r.required),

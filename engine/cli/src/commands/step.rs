@@ -13,7 +13,25 @@ use std::path::{Path, PathBuf};
 use crate::error::CommandError;
 
 /// The built-in steps, by name.
-pub const STEPS: &[&str] = &["images", "validate", "train", "evaluate", "predict", "select"];
+pub const STEPS: &[&str] = &["images", "validate", "train", "evaluate", "predict", "select", "drift"];
+
+/// Built-in steps that need no libtorch: `gourd __step NAME CONFIG` runs them.
+pub const NATIVE_STEPS: &[&str] = &["drift"];
+
+/// The command that runs the built-in step `name` (its name and
+/// configuration file are appended): `gourd __step` for the native steps,
+/// else `gourd-step`.
+pub fn command(name: &str) -> Option<Vec<std::ffi::OsString>> {
+    if NATIVE_STEPS.contains(&name) {
+        // This very binary, even when a rebuild or an upgrade has replaced
+        // the file it was started from (then `current_exe` names a deleted
+        // file): the step runs with the scheduler's own version.
+        let proc_exe = std::path::Path::new("/proc/self/exe");
+        let gourd = if proc_exe.exists() { proc_exe.to_path_buf() } else { std::env::current_exe().ok()? };
+        return Some(vec![gourd.into_os_string(), "__step".into()]);
+    }
+    runner().map(|step| vec![step.into_os_string()])
+}
 
 /// `gourd-step`: `GOURD_STEP` when set, else beside the running `gourd`.
 pub fn runner() -> Option<PathBuf> {
@@ -28,13 +46,17 @@ pub fn runner() -> Option<PathBuf> {
 /// this installation can run it.
 pub fn check(pipeline: &gourd_core::model::Pipeline) -> Result<(), CommandError> {
     for stage in &pipeline.stages {
-        if let gourd_core::model::Command::Step { name, .. } = &stage.cmd {
+        if let gourd_core::model::Command::Step { name, config } = &stage.cmd {
             if !STEPS.contains(&name.as_str()) {
                 return Err(CommandError::user(format!(
                     "stage `{}` uses the built-in step `{name}`, which does not exist",
                     stage.name
                 ))
                 .with_hint(format!("the built-in steps are: {}", STEPS.join(", "))));
+            }
+            if NATIVE_STEPS.contains(&name.as_str()) {
+                crate::commands::native_step::check(&stage.name, name, config)?;
+                continue;
             }
             if runner().is_none() {
                 return Err(CommandError::user(format!(
