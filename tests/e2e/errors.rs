@@ -397,3 +397,16 @@ fn mistyped_fields_elsewhere() {
     assert!(top.starts_with("error: in `[WS]/gourd.ncl:1`: the pipeline has no field `stage`"), "{top}");
     assert!(top.contains("hint: did you mean `stages`?"), "{top}");
 }
+
+#[test]
+fn python_quotes_that_nickel_accepts() {
+    // `'resnet'` is the enum tag `resnet'`: valid Nickel, exported as the
+    // string "resnet'", which no one means.
+    insta::assert_snapshot!(rejected_for_the_user(
+        "{\n  stages = {\n    train = {\n      cmd = \"echo t >> runs.log\",\n      params = { model = 'resnet' },\n    },\n  },\n}\n"
+    ), @r#"
+    error: in `[WS]/gourd.ncl:5`: stage `train`: `'resnet'` is the enum tag `resnet'`, not the string "resnet"
+
+    hint: Nickel strings take double quotes: write `"resnet"`
+    "#);
+}

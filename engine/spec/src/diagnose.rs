@@ -266,7 +266,11 @@ fn yaml_hint(source: &str, file: &str) -> Option<String> {
         let original = source.lines().nth(number - 1).unwrap_or("");
         for (at, _) in code.match_indices(':') {
             let before = code[..at].trim_end();
-            let key_start = before.rfind(|c: char| !is_ident(c) && c != '"').map_or(0, |i| i + 1);
+            let key_start = before
+                .char_indices()
+                .rev()
+                .find(|&(_, c)| !is_ident(c) && c != '"')
+                .map_or(0, |(i, c)| i + c.len_utf8());
             let key = &before[key_start..];
             let opener = before[..key_start].trim_end();
             let value = code[at + 1..].trim_start();
@@ -398,6 +402,17 @@ mod tests {
     = expected: `Array String`
 "
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_source_or_diagnostic_is_read_without_panicking(text in "(\\PC|[:'\"#{},=%m\n ]){0,200}") {
+            let _ = yaml_hint(&text, "f");
+            let _ = quote_hint(&text, "f");
+            let _ = drop_internal_frames(&text, Path::new("/nowhere"));
+            let _ = self_reference(&text);
+            let _ = expected_type(&text.lines().map(String::from).collect::<Vec<_>>());
+        }
     }
 
     #[test]

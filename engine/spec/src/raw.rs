@@ -191,6 +191,9 @@ pub fn validate(json: &str, file: &Path) -> Result<Pipeline, SpecError> {
         }
     }
     stages.sort_by(|a, b| a.name.cmp(&b.name));
+    if let Some(err) = stages.iter().find_map(|stage| python_quoted(stage, file)) {
+        return Err(err);
+    }
     let remote = match raw.remote {
         Some(r) => Some(validate_remote(r).map_err(|message| {
             let source = std::fs::read_to_string(file).unwrap_or_default();
@@ -246,6 +249,39 @@ fn unknown_field(json: &str, file: &Path) -> Option<SpecError> {
     let source = std::fs::read_to_string(file).unwrap_or_default();
     let line = crate::locate::line_of_field(&source, &within, &field);
     Some(SpecError::UnknownField { file: file.to_path_buf(), line, place, field, known })
+}
+
+/// Python's `'resnet'` is valid Nickel, the enum tag `resnet'` (a quote may
+/// end a name), exported as the string `resnet'`: a value ending in a quote
+/// that the file spells with a quote in front is that mistake.
+fn python_quoted(stage: &Stage, file: &Path) -> Option<SpecError> {
+    fn strings<'a>(value: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+        match value {
+            serde_json::Value::String(s) => out.push(s),
+            serde_json::Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
+            serde_json::Value::Object(fields) => fields.values().for_each(|v| strings(v, out)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    strings(&stage.params, &mut found);
+    found.extend(stage.deps.iter().map(|d| d.as_str()));
+    found.extend(stage.outs.iter().map(|o| o.path.as_str()));
+    let suspect: Vec<&str> = found.into_iter().filter(|s| s.len() > 1 && s.ends_with('\'')).collect();
+    if suspect.is_empty() {
+        return None;
+    }
+    let source = std::fs::read_to_string(file).ok()?;
+    suspect.into_iter().find_map(|value| {
+        let bare = &value[..value.len() - 1];
+        let at = source.find(&format!("'{value}"))?;
+        Some(SpecError::Invalid {
+            file: file.to_path_buf(),
+            line: Some(source[..at].matches('\n').count() + 1),
+            message: format!("stage `{}`: `'{value}` is the enum tag `{value}`, not the string \"{bare}\"", stage.name),
+            hint: Some(format!("Nickel strings take double quotes: write `\"{bare}\"`")),
+        })
+    })
 }
 
 /// `^[A-Za-z0-9_][A-Za-z0-9_.-]*$`, as the stdlib's `StageNames` says.
