@@ -4,7 +4,8 @@
 //! .gourd/cache-v1/
 //! ├── objects/ab/cdef…       file contents by digest, read-only (0444, or
 //! │                          0400 when some output with these bytes was private)
-//! ├── trees/ab/cdef….json    folder listings by tree digest
+//! ├── trees/ab/cdef….json    folder listings by tree digest (of outputs, and of
+//! │                          folder deps, for `gourd explain`)
 //! ├── actions/ab/cdef….json  action results by stage key (sealed: a header with
 //! │                          format, length and digest, see `gourd_digest::seal`)
 //! └── tmp/                   writes and restores in flight (0700); anything
