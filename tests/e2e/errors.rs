@@ -410,3 +410,11 @@ fn python_quotes_that_nickel_accepts() {
     hint: Nickel strings take double quotes: write `"resnet"`
     "#);
 }
+
+#[test]
+fn a_mistyped_field_under_a_contract_the_pipeline_applies() {
+    // Here Nickel finds the field, at the user's line; gourd adds the nearest one.
+    insta::assert_snapshot!(rejected_for_the_user(
+        "let gourd = import \"gourd-std.ncl\" in\n{\n  stages = {\n    a | gourd.Stage = {\n      cmdd = \"echo a >> runs.log\",\n    },\n  },\n}\n"
+    ));
+}

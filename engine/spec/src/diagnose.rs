@@ -18,6 +18,9 @@ pub(crate) fn explain(diagnostics: &str, file: &Path, stdlib_dir: &Path) -> (Str
     if first_line(&text).contains("infinite recursion") {
         hints.push(self_reference_hint(&text));
     }
+    if let Some(near) = extra_field(&text).and_then(|field| nearest_stdlib_field(&field)) {
+        hints.push(format!("did you mean `{near}`?"));
+    }
     let mut files: Vec<PathBuf> = vec![file.to_path_buf()];
     files.extend(user_files.into_iter().filter(|f| f != file));
     for path in files {
@@ -153,6 +156,26 @@ fn strip_ansi(line: &str) -> String {
         }
     }
     out
+}
+
+/// The `X` of Nickel's "extra field `X`", in the message's first lines.
+fn extra_field(text: &str) -> Option<String> {
+    text.lines().take(3).map(strip_ansi).find_map(|line| {
+        let rest = line.trim_start().strip_prefix("extra field `")?;
+        Some(rest.split('`').next()?.to_string())
+    })
+}
+
+/// The field of a contract in the standard library (`  cmd | …`) nearest to
+/// `field`, for an extra field found by a contract the user applied.
+fn nearest_stdlib_field(field: &str) -> Option<String> {
+    let fields = crate::STDLIB.lines().filter_map(|line| {
+        let trimmed = line.trim_start();
+        let name = trimmed.split(' ').next()?;
+        let declared = trimmed[name.len()..].starts_with(" |") && line.len() > trimmed.len();
+        (declared && !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c == '_')).then_some(name)
+    });
+    gourd_core::suggest::closest(field, fields).map(str::to_string)
 }
 
 /// `lr = lr` in a record: the `lr` on the right is the field itself, not a
@@ -413,6 +436,16 @@ mod tests {
             let _ = self_reference(&text);
             let _ = expected_type(&text.lines().map(String::from).collect::<Vec<_>>());
         }
+    }
+
+    #[test]
+    fn an_extra_field_is_matched_against_the_standard_library() {
+        let text = "error: contract broken by the value of `a`\n       extra field `cmdd`\n";
+        assert_eq!(extra_field(text).as_deref(), Some("cmdd"));
+        assert_eq!(nearest_stdlib_field("cmdd").as_deref(), Some("cmd"));
+        assert_eq!(nearest_stdlib_field("dep").as_deref(), Some("deps"));
+        assert_eq!(nearest_stdlib_field("bukcet").as_deref(), Some("bucket"));
+        assert_eq!(nearest_stdlib_field("qqqqqqq"), None);
     }
 
     #[test]
