@@ -37,8 +37,11 @@ fn init_writes_a_pipeline_that_runs() {
     assert!(ws.read(".gitignore").contains(".gourd/"));
     ws.gourd(&["check"]).success();
     ws.gourd(&["run"]).success();
-    let again = ws.gourd(&["init"]);
-    assert_eq!(again.code, 1, "init must not overwrite");
+    let pipeline = ws.read("gourd.ncl");
+    ws.write("gourd.ncl", &format!("# mine\n{pipeline}"));
+    let again = ws.gourd(&["init"]).success();
+    assert!(again.stderr.contains("exists; kept it"), "{}", again.stderr);
+    assert_eq!(ws.read("gourd.ncl"), format!("# mine\n{pipeline}"), "init must not overwrite");
 }
 
 #[test]
@@ -170,7 +173,7 @@ fn outside_a_git_repository_gourd_still_works() {
 }
 
 #[test]
-fn gc_drops_what_nothing_needs_and_keeps_what_lineage_names() {
+fn gc_drops_what_nothing_needs_and_keeps_what_its_scope_names() {
     let pipeline = r#"{ stages = { s = { cmd = "echo s >> runs.log && cp in.txt out.txt", deps = ["in.txt"], outs = ["out.txt"] } } }"#;
     // Outside git: only the workspace's current state is kept.
     let ws = TestWorkspace::bare();
@@ -180,7 +183,8 @@ fn gc_drops_what_nothing_needs_and_keeps_what_lineage_names() {
     ws.write("in.txt", "v2\n");
     ws.gourd(&["run"]).success();
     let dry = ws.gourd(&["gc", "--dry-run"]).success();
-    assert!(dry.stdout.starts_with("Would remove 1 results, 1 objects"), "{}", dry.stdout);
+    assert!(dry.stdout.contains("\nWould remove 1 results, 1 objects"), "{}", dry.stdout);
+    assert!(dry.stdout.starts_with("  out.txt  "), "{}", dry.stdout);
     assert!(ws.gourd(&["gc"]).success().stdout.starts_with("Removed 1 results, 1 objects"));
     assert!(ws.gourd(&["gc"]).success().stdout.starts_with("Removed 0 results"));
     ws.clear_executions();
@@ -188,13 +192,13 @@ fn gc_drops_what_nothing_needs_and_keeps_what_lineage_names() {
     let run = ws.run_json(&[]).success();
     assert_eq!(run.statuses()["s"], "ran", "the collected result is gone");
 
-    // In git, lineage names both results: both are kept.
+    // In git, lineage names both results: `--keep-last 2` keeps both.
     let ws = TestWorkspace::new(pipeline);
     ws.write("in.txt", "v1\n");
     ws.gourd(&["run"]).success();
     ws.write("in.txt", "v2\n");
     ws.gourd(&["run"]).success();
-    assert!(ws.gourd(&["gc"]).success().stdout.starts_with("Removed 0 results"));
+    assert!(ws.gourd(&["gc", "--keep-last", "2"]).success().stdout.starts_with("Removed 0 results"));
     ws.write("in.txt", "v1\n");
     assert_eq!(ws.run_json(&[]).success().statuses()["s"], "restored");
 }

@@ -189,3 +189,109 @@ fn gc_remote_keeps_what_lineage_names_unless_forced() {
     clone.gourd(&["run"]).success();
     assert!(clone.executions().is_empty());
 }
+
+const BEGIN: &str = "# >>> gourd: outputs of gourd.ncl";
+
+#[test]
+fn outputs_are_ignored_by_git_so_lineage_records_clean_commits() {
+    let ws = TestWorkspace::new(&model_pipeline(1, ""));
+    ws.write(".gitignore", "*.pyc\nruns.log\n");
+    ws.gourd(&["run"]).success();
+    let ignore = ws.read(".gitignore");
+    assert!(ignore.starts_with("*.pyc\nruns.log\n"), "the user's lines stay: {ignore}");
+    assert!(ignore.contains(BEGIN) && ignore.contains("/.gourd/\n/model.bin\n# <<< gourd\n"), "{ignore}");
+    assert!(!ws.git(&["status", "--porcelain"]).contains("model.bin"));
+    ws.git(&["add", "-A"]);
+    ws.git(&["commit", "-qm", "pipeline"]);
+    // Right after a commit, a run records a clean workspace.
+    ws.write("gourd.ncl", &model_pipeline(2, ""));
+    ws.git(&["commit", "-qam", "seed 2"]);
+    ws.gourd(&["run"]).success();
+    let record: serde_json::Value =
+        serde_json::from_str(&ws.git(&["show", "refs/gourd/lineage:stages/train.json"])).unwrap();
+    assert_eq!(record["workspace_dirty"], false, "{record}");
+    assert_eq!(ws.git(&["status", "--porcelain"]), "");
+
+    // A new stage's outputs join the block; lines after it stay too.
+    ws.write(".gitignore", &format!("{}notes/\n", ws.read(".gitignore")));
+    ws.write(
+        "gourd.ncl",
+        &model_pipeline(2, "").replace(
+            "stages = {",
+            r#"stages = {
+    report = { cmd = "mkdir -p out && cp model.bin 'out/a*b.bin' && echo '{}' > m.json", deps = ["model.bin"], outs = ["out"], metrics = ["m.json"] },"#,
+        ),
+    );
+    ws.gourd(&["run"]).success();
+    let ignore = ws.read(".gitignore");
+    assert!(ignore.contains("/.gourd/\n/m.json\n/model.bin\n/out\n# <<< gourd\nnotes/\n"), "{ignore}");
+    let status = ws.git(&["status", "--porcelain", "--untracked-files=all"]);
+    assert_eq!(status.lines().filter(|l| !l.ends_with(".gitignore") && !l.ends_with("gourd.ncl")).count(), 0, "{status}");
+}
+
+#[test]
+fn init_on_an_existing_pipeline_keeps_it_and_repairs_the_ignore_file() {
+    let ws = TestWorkspace::new(&model_pipeline(7, ""));
+    ws.write(".gitignore", "build/\n");
+    let out = ws.gourd(&["init"]).success();
+    assert!(out.stderr.contains("exists; kept it"), "{}", out.stderr);
+    assert_eq!(ws.read("gourd.ncl"), model_pipeline(7, ""));
+    let ignore = ws.read(".gitignore");
+    assert!(ignore.starts_with("build/\n") && ignore.contains("/.gourd/\n/model.bin\n"), "{ignore}");
+    // Again: nothing to change.
+    ws.gourd(&["init"]).success();
+    assert_eq!(ws.read(".gitignore"), ignore);
+}
+
+#[test]
+fn a_gitignore_that_is_a_link_is_left_alone() {
+    let ws = TestWorkspace::new(&model_pipeline(1, ""));
+    let elsewhere = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(elsewhere.path(), "precious\n").unwrap();
+    std::fs::remove_file(ws.path(".gitignore")).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), ws.path(".gitignore")).unwrap();
+    let run = ws.gourd(&["run"]).success();
+    assert!(run.stderr.contains("is not a plain file"), "{}", run.stderr);
+    assert_eq!(std::fs::read_to_string(elsewhere.path()).unwrap(), "precious\n");
+    assert!(std::fs::symlink_metadata(ws.path(".gitignore")).unwrap().file_type().is_symlink());
+}
+
+#[test]
+fn gitignore_upkeep_can_be_turned_off() {
+    let ws = TestWorkspace::new(&model_pipeline(1, ""));
+    ws.gourd_env(&["run"], &[("GOURD_GITIGNORE", "0")]).success();
+    assert_eq!(ws.read(".gitignore"), ".gourd/\n");
+}
+
+/// A built-in step's configuration is its params: `params diff` sees a
+/// changed learning rate (no libtorch needed to compare revisions).
+#[test]
+fn a_built_in_steps_configuration_shows_as_params() {
+    let pipeline = |lr: &str| {
+        format!(
+            r#"let gourd = import "gourd-std.ncl" in
+{{
+  stages = {{
+    train = gourd.steps.train {{ dataset = "data.pt", output = "model.pt", lr = {lr}, epochs = 3, layers = [] }},
+  }},
+}}
+"#
+        )
+    };
+    let ws = TestWorkspace::new(&pipeline("0.1"));
+    ws.write("data.pt", "tensors");
+    ws.git(&["add", "-A"]);
+    ws.git(&["commit", "-qm", "lr 0.1"]);
+    ws.write("gourd.ncl", &pipeline("0.05"));
+    ws.git(&["commit", "-qam", "lr 0.05"]);
+    let diff: serde_json::Value =
+        serde_json::from_str(&ws.gourd(&["params", "diff", "HEAD~1", "HEAD", "--json"]).success().stdout).unwrap();
+    let rows = diff["params"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{diff}");
+    assert_eq!((rows[0]["stage"].as_str(), rows[0]["param"].as_str()), (Some("train"), Some("lr")), "{diff}");
+    assert_eq!((rows[0]["a"].as_f64(), rows[0]["b"].as_f64()), (Some(0.1), Some(0.05)), "{diff}");
+    let all: serde_json::Value =
+        serde_json::from_str(&ws.gourd(&["params", "diff", "HEAD~1", "HEAD", "--json", "--all"]).success().stdout)
+            .unwrap();
+    assert!(all["params"].as_array().unwrap().iter().any(|r| r["param"] == "epochs" && r["a"] == 3), "{all}");
+}

@@ -34,6 +34,8 @@ fn workspace() -> TestWorkspace {
     ws.write("features.sh", "# features\n");
     ws.write("train.cfg", "cfg\n");
     ws.write(".gitignore", ".gourd/\ndata/clean/\nfeatures.txt\nmodel.bin\nmetrics.json\n");
+    // The ignore block a run would add, committed with the pipeline.
+    ws.gourd(&["init"]).success();
     ws.git(&["add", "-A"]);
     ws.git(&["commit", "-qm", "pipeline"]);
     ws

@@ -163,7 +163,7 @@ pub(crate) fn build_record(
             .outputs()
             .map(|o| (o.path.to_string(), serde_json::to_value(o.kind).unwrap().as_str().unwrap_or("data").to_string()))
             .collect(),
-        params: stage.params.clone(),
+        params: stage.recorded_params(),
         metrics: action.metrics.clone(),
         env: stage.env.clone(),
         executor: stage.executor.name().to_string(),

@@ -3,6 +3,7 @@
 
 mod commands;
 mod error;
+mod gitignore;
 mod lineage;
 mod provenance;
 mod remote;

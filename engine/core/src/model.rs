@@ -113,6 +113,24 @@ pub struct Stage {
 }
 
 impl Stage {
+    /// The params the stage runs with, as lineage and `params diff` show
+    /// them: its `params` and, for a built-in step, the step's configuration
+    /// (`lr`, `epochs`, …) beside them (a field of `params` wins).
+    pub fn recorded_params(&self) -> serde_json::Value {
+        let Command::Step { config: serde_json::Value::Object(config), .. } = &self.cmd else {
+            return self.params.clone();
+        };
+        let mut merged = config.clone();
+        match &self.params {
+            serde_json::Value::Object(params) => merged.extend(params.clone()),
+            serde_json::Value::Null => {}
+            other => {
+                merged.insert("params".to_string(), other.clone());
+            }
+        }
+        serde_json::Value::Object(merged)
+    }
+
     /// Everything the stage writes: its outs, then its metrics files (which
     /// are cached like outs).
     pub fn outputs(&self) -> impl Iterator<Item = Output> + '_ {

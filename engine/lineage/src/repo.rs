@@ -71,14 +71,30 @@ impl Lineage {
 
     /// HEAD's commit (`None` before the first commit) and whether the working
     /// tree differs from it (untracked files count; ignored ones do not).
+    /// gourd's own block in a `.gitignore` (between [`GITIGNORE_BEGIN`] and
+    /// [`GITIGNORE_END`]) does not count: it follows the pipeline, which does.
     pub fn workspace_state(&self) -> Result<(Option<String>, bool), LineageError> {
-        let head = match self.repo.head() {
-            Ok(head) => head.peel_to_commit().ok().map(|c| c.id().to_string()),
-            Err(_) => None,
-        };
+        let head_commit = self.repo.head().ok().and_then(|head| head.peel_to_commit().ok());
+        let head = head_commit.as_ref().map(|c| c.id().to_string());
         let mut options = StatusOptions::new();
         options.include_untracked(true).include_ignored(false).exclude_submodules(true);
-        let dirty = !self.repo.statuses(Some(&mut options))?.is_empty();
+        let statuses = self.repo.statuses(Some(&mut options))?;
+        let workdir = self.repo.workdir().map(Path::to_path_buf).unwrap_or_default();
+        let dirty = statuses.iter().any(|entry| {
+            let Ok(path) = entry.path() else { return true };
+            if !(path == ".gitignore" || path.ends_with("/.gitignore")) {
+                return true;
+            }
+            let Ok(now) = std::fs::read_to_string(workdir.join(path)) else { return true };
+            let committed = head_commit
+                .as_ref()
+                .and_then(|c| c.tree().ok())
+                .and_then(|t| t.get_path(Path::new(path)).ok())
+                .and_then(|e| self.repo.find_blob(e.id()).ok())
+                .map(|b| String::from_utf8_lossy(b.content()).into_owned())
+                .unwrap_or_default();
+            without_gourd_block(&now) != without_gourd_block(&committed)
+        });
         Ok((head, dirty))
     }
 
@@ -646,4 +662,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert!(Lineage::open(dir.path()).unwrap().is_none());
     }
+}
+
+/// The first line of the block of `.gitignore` that gourd keeps.
+pub const GITIGNORE_BEGIN: &str =
+    "# >>> gourd: outputs of gourd.ncl, kept in step with the pipeline by gourd (edit the pipeline, not this block)";
+/// Its last line.
+pub const GITIGNORE_END: &str = "# <<< gourd";
+
+/// A `.gitignore`'s text without gourd's block, blank lines at its end
+/// dropped.
+fn without_gourd_block(text: &str) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for line in text.lines() {
+        match line.trim_end() {
+            GITIGNORE_BEGIN => inside = true,
+            GITIGNORE_END if inside => inside = false,
+            _ if inside => {}
+            _ => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out.trim_end().to_string()
 }

@@ -1,8 +1,11 @@
-//! `gourd init`: a starter pipeline and an ignore entry for `.gourd/`.
+//! `gourd init`: a starter pipeline, and the `.gitignore` block for
+//! `.gourd/` and the pipeline's outputs. On an existing pipeline it keeps the
+//! pipeline and repairs the block.
 
 use std::process::ExitCode;
 
 use crate::error::CommandError;
+use crate::gitignore::{self, Synced};
 use crate::workspace::{Location, PIPELINE_FILE};
 
 #[derive(clap::Args)]
@@ -15,18 +18,26 @@ pub fn run(location: &Location, _args: &Args) -> Result<ExitCode, CommandError> 
         Some(file) => std::env::current_dir()?.join(file),
         None => std::env::current_dir()?.join(PIPELINE_FILE),
     };
-    if file.exists() {
-        return Err(CommandError::user(format!("`{}` already exists", file.display()))
-            .with_hint("edit it, or remove it first to start over"));
+    let root = file.parent().expect("a file has a folder").to_path_buf();
+    let existed = file.exists();
+    if !existed {
+        fs_err::write(&file, STARTER)?;
     }
-    fs_err::write(&file, STARTER)?;
-    let root = file.parent().expect("a file has a folder");
-    let ignore = root.join(".gitignore");
-    let current = std::fs::read_to_string(&ignore).unwrap_or_default();
-    if !current.lines().any(|l| matches!(l.trim(), ".gourd" | ".gourd/" | "/.gourd" | "/.gourd/")) {
-        let sep = if current.is_empty() || current.ends_with('\n') { "" } else { "\n" };
-        fs_err::write(&ignore, format!("{current}{sep}.gourd/\n"))?;
+    // The outputs come from the pipeline; one that does not load yet still
+    // gets `.gourd/` ignored.
+    let loaded = Location { file: Some(file.clone()) }.load_checked(false).ok();
+    let synced = gitignore::sync(&root, loaded.as_ref().map(|l| &l.pipeline), true)?;
+    let ignore = match &synced {
+        Synced::Written(path) => format!("; updated `{}`", path.display()),
+        Synced::Refused(path) => {
+            format!("; left `{}` alone (not a plain file): add `.gourd/` and the outputs to it yourself", path.display())
+        }
+        Synced::Unchanged | Synced::Skipped => String::new(),
+    };
+    if existed {
+        eprintln!("`{}` exists; kept it{ignore}.", file.display());
+    } else {
+        eprintln!("Created `{}`{ignore}; try `gourd run`.", file.display());
     }
-    eprintln!("Created `{}`; try `gourd run`.", file.display());
     Ok(ExitCode::SUCCESS)
 }

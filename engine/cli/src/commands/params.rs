@@ -55,7 +55,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         let mut out = BTreeMap::new();
         for stage in &pipeline.stages {
             let mut leaves = Vec::new();
-            flatten("", &stage.params, &mut leaves);
+            flatten("", &stage.recorded_params(), &mut leaves);
             for (name, value) in leaves {
                 if !name.is_empty() {
                     out.insert((stage.name.clone(), name), value);

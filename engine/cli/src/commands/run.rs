@@ -76,6 +76,14 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         eprintln!("note: stopped {leftovers} process(es) left running by an earlier `gourd run` that was killed");
     }
     crate::lineage::recover(&loaded.root, &ws, &loaded.pipeline)?;
+    // New outputs are ignored by git before they exist.
+    match crate::gitignore::sync(&loaded.root, Some(&loaded.pipeline), false) {
+        Ok(crate::gitignore::Synced::Refused(path)) => {
+            eprintln!("note: `{}` is not a plain file; outputs are not added to it", path.display())
+        }
+        Ok(_) => {}
+        Err(err) => eprintln!("note: could not update `.gitignore`: {err}"),
+    }
 
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if jobs == 0 {

@@ -1,0 +1,171 @@
+//! The block of `.gitignore` gourd keeps: `.gourd/` and every output and
+//! metrics file the pipeline declares, so `git status` shows the user's
+//! files, not data and models (lineage then records clean commits).
+//!
+//! The block sits between two marker lines; gourd rewrites only what is
+//! between them and leaves every other line as it was. `GOURD_GITIGNORE=0`
+//! turns it off.
+
+use std::path::{Path, PathBuf};
+
+use gourd_core::model::Pipeline;
+
+// Shared with lineage, which does not count this block as a change.
+use gourd_lineage::{GITIGNORE_BEGIN as BEGIN, GITIGNORE_END as END};
+
+/// What [`sync`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Synced {
+    Unchanged,
+    Written(PathBuf),
+    /// Not in a git work tree, or turned off.
+    Skipped,
+    /// `.gitignore` is not a plain file (a link, a folder): left alone.
+    Refused(PathBuf),
+}
+
+/// Brings the block in `ROOT/.gitignore` in step with `pipeline` (`None`:
+/// only `.gourd/`). Outside a git work tree it does so only when
+/// `outside_git` (`gourd init`, before a `git init`).
+pub fn sync(root: &Path, pipeline: Option<&Pipeline>, outside_git: bool) -> std::io::Result<Synced> {
+    if std::env::var("GOURD_GITIGNORE").is_ok_and(|v| matches!(v.as_str(), "0" | "false" | "off" | "no"))
+        || !(outside_git || in_git_work_tree(root))
+    {
+        return Ok(Synced::Skipped);
+    }
+    let file = root.join(".gitignore");
+    let current = match std::fs::symlink_metadata(&file) {
+        Ok(meta) if meta.file_type().is_file() => fs_err::read_to_string(&file)?,
+        Ok(_) => return Ok(Synced::Refused(file)),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(err) => return Err(err),
+    };
+    let wanted = render(&current, &entries(pipeline));
+    if wanted == current {
+        return Ok(Synced::Unchanged);
+    }
+    // Written beside the cache when there is one, so a kill leaves nothing
+    // in the user's folder; renamed into place.
+    let gourd_dir = root.join(".gourd");
+    let tmp_dir = if gourd_dir.is_dir() { gourd_dir } else { root.to_path_buf() };
+    let mut tmp = tempfile::Builder::new().prefix(".gitignore.").tempfile_in(tmp_dir)?;
+    std::io::Write::write_all(&mut tmp, wanted.as_bytes())?;
+    if let Ok(meta) = std::fs::metadata(&file) {
+        tmp.as_file().set_permissions(meta.permissions())?;
+    } else {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
+    tmp.persist(&file).map_err(|e| e.error)?;
+    Ok(Synced::Written(file))
+}
+
+fn in_git_work_tree(root: &Path) -> bool {
+    let start = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    start.ancestors().any(|dir| dir.join(".git").exists())
+}
+
+/// The block's lines: `.gourd/` then each declared path, rooted at the
+/// workspace and escaped, sorted.
+fn entries(pipeline: Option<&Pipeline>) -> Vec<String> {
+    let mut paths: Vec<String> = Vec::new();
+    for stage in pipeline.map(|p| p.stages.as_slice()).unwrap_or_default() {
+        paths.extend(stage.outs.iter().map(|o| o.path.as_str().to_string()));
+        paths.extend(stage.metrics.iter().map(|m| m.as_str().to_string()));
+    }
+    paths.sort();
+    paths.dedup();
+    // A path under a folder already listed adds nothing.
+    let mut kept: Vec<String> = Vec::new();
+    for path in paths {
+        if !kept.iter().any(|k| path.starts_with(&format!("{k}/"))) {
+            kept.push(path);
+        }
+    }
+    let mut lines = vec!["/.gourd/".to_string()];
+    lines.extend(kept.iter().map(|p| format!("/{}", escape(p))));
+    lines
+}
+
+/// A path as a gitignore pattern that matches it literally.
+fn escape(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\' | '!' | '#') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    // Trailing spaces are dropped by git unless escaped.
+    let trailing = out.len() - out.trim_end_matches(' ').len();
+    if trailing > 0 {
+        out.truncate(out.len() - trailing);
+        out.push_str(&"\\ ".repeat(trailing));
+    }
+    out
+}
+
+/// `current` with the block replaced by (or, when there is none, ended with)
+/// one holding `lines`.
+fn render(current: &str, lines: &[String]) -> String {
+    let mut block = format!("{BEGIN}\n");
+    for line in lines {
+        block.push_str(line);
+        block.push('\n');
+    }
+    block.push_str(END);
+    block.push('\n');
+    let begin = current.lines().position(|l| l.trim_end() == BEGIN);
+    let end = current.lines().position(|l| l.trim_end() == END);
+    match (begin, end) {
+        (Some(b), Some(e)) if b < e => {
+            let all: Vec<&str> = current.lines().collect();
+            let mut out = String::new();
+            for line in &all[..b] {
+                out.push_str(line);
+                out.push('\n');
+            }
+            out.push_str(&block);
+            for line in &all[e + 1..] {
+                out.push_str(line);
+                out.push('\n');
+            }
+            out
+        }
+        _ => {
+            let mut out = current.to_string();
+            if !out.is_empty() && !out.ends_with('\n') {
+                out.push('\n');
+            }
+            if !out.is_empty() && !out.ends_with("\n\n") {
+                out.push('\n');
+            }
+            out.push_str(&block);
+            out
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_block_is_replaced_in_place_and_other_lines_stay() {
+        let lines = vec!["/.gourd/".to_string(), "/model.bin".to_string()];
+        let first = render("*.pyc\n", &lines);
+        assert_eq!(first, format!("*.pyc\n\n{BEGIN}\n/.gourd/\n/model.bin\n{END}\n"));
+        let edited = format!("{first}notes/\n");
+        let again = render(&edited, &["/.gourd/".to_string()]);
+        assert_eq!(again, format!("*.pyc\n\n{BEGIN}\n/.gourd/\n{END}\nnotes/\n"));
+        assert_eq!(render(&again, &["/.gourd/".to_string()]), again);
+    }
+
+    #[test]
+    fn patterns_match_paths_literally() {
+        assert_eq!(escape("a*b/[x]?.txt"), "a\\*b/\\[x\\]\\?.txt");
+        assert_eq!(escape("#notes"), "\\#notes");
+        assert_eq!(escape("odd  "), "odd\\ \\ ");
+        assert_eq!(escape("plain/file.bin"), "plain/file.bin");
+    }
+}
