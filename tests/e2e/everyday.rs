@@ -226,7 +226,11 @@ fn outputs_are_ignored_by_git_so_lineage_records_clean_commits() {
     let ignore = ws.read(".gitignore");
     assert!(ignore.contains("/.gourd/\n/m.json\n/model.bin\n/out\n# <<< gourd\nnotes/\n"), "{ignore}");
     let status = ws.git(&["status", "--porcelain", "--untracked-files=all"]);
-    assert_eq!(status.lines().filter(|l| !l.ends_with(".gitignore") && !l.ends_with("gourd.ncl")).count(), 0, "{status}");
+    assert_eq!(
+        status.lines().filter(|l| !l.ends_with(".gitignore") && !l.ends_with("gourd.ncl")).count(),
+        0,
+        "{status}"
+    );
 }
 
 #[test]

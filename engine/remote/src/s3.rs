@@ -68,11 +68,9 @@ impl ObjectCache {
 
     /// Every entry of `kind` (`ac`, `cas`, `trees`) with its size and when
     /// it was last written.
-    pub async fn list(
-        &self,
-        kind: &str,
-    ) -> Result<Vec<(Digest, u64, std::time::SystemTime)>, RemoteFailure> {
-        let prefix = if self.prefix.is_empty() { Path::from(kind) } else { Path::from(format!("{}/{kind}", self.prefix)) };
+    pub async fn list(&self, kind: &str) -> Result<Vec<(Digest, u64, std::time::SystemTime)>, RemoteFailure> {
+        let prefix =
+            if self.prefix.is_empty() { Path::from(kind) } else { Path::from(format!("{}/{kind}", self.prefix)) };
         let mut out = Vec::new();
         let mut listing = self.store.list(Some(&prefix));
         while let Some(meta) = listing.next().await {

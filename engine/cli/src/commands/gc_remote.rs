@@ -12,9 +12,9 @@ use std::collections::HashSet;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
+use gourd_core::remote::RemoteCache;
 use gourd_digest::{Digest, EntryKind};
 use gourd_lineage::Lineage;
-use gourd_core::remote::RemoteCache;
 use gourd_remote::ObjectCache;
 
 use crate::error::CommandError;

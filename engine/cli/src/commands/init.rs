@@ -30,7 +30,10 @@ pub fn run(location: &Location, _args: &Args) -> Result<ExitCode, CommandError> 
     let ignore = match &synced {
         Synced::Written(path) => format!("; updated `{}`", path.display()),
         Synced::Refused(path) => {
-            format!("; left `{}` alone (not a plain file): add `.gourd/` and the outputs to it yourself", path.display())
+            format!(
+                "; left `{}` alone (not a plain file): add `.gourd/` and the outputs to it yourself",
+                path.display()
+            )
         }
         Synced::Unchanged | Synced::Skipped => String::new(),
     };
