@@ -441,13 +441,13 @@ fn log_of_a_stage_the_pipeline_does_not_have_is_an_error() {
     let run = ws.gourd(&["log", "trian"]);
     assert_eq!(run.code, 1, "{}", run.stdout);
     insta::assert_snapshot!(run.normalized(&ws), @r"
-    error: no stage is named `trian` in the pipeline
+    error: no stage is named `trian`
 
     hint: did you mean `train`?
     ");
     let far = ws.gourd(&["log", "nothing-like-it", "--json"]);
     assert_eq!(far.code, 1, "{}", far.stdout);
-    assert_eq!(far.normalized(&ws), "error: no stage is named `nothing-like-it` in the pipeline\n");
+    assert_eq!(far.normalized(&ws), "error: no stage is named `nothing-like-it`\n");
 
     // A stage of the pipeline without history is not an error.
     ws.write("gourd.ncl", &PIPELINE.replace("  },\n}", "    later = { cmd = \"true\" },\n  },\n}"));

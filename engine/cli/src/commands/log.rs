@@ -93,50 +93,5 @@ fn check_stage_exists(location: &Location, stage: &str) -> Result<(), CommandErr
     if loaded.pipeline.stage(stage).is_some() {
         return Ok(());
     }
-    let error = CommandError::user(format!("no stage is named `{stage}` in the pipeline"));
-    let closest = loaded
-        .pipeline
-        .stages
-        .iter()
-        .map(|s| (edit_distance(stage, &s.name), &s.name))
-        .filter(|&(distance, _)| distance <= (stage.chars().count() / 3).max(1))
-        .min();
-    Err(match closest {
-        Some((_, name)) => error.with_hint(format!("did you mean `{name}`?")),
-        None => error,
-    })
-}
-
-/// The number of single-character insertions, deletions, substitutions and
-/// swaps of neighbours that turn `a` into `b`.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    // Rows i-2, i-1 and i of the table over prefixes of `a` and `b`.
-    let mut before: Vec<usize> = vec![0; b.len() + 1];
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for i in 1..=a.len() {
-        let mut row = vec![i; b.len() + 1];
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            row[j] = (previous[j] + 1).min(row[j - 1] + 1).min(previous[j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                row[j] = row[j].min(before[j - 2] + 1);
-            }
-        }
-        before = std::mem::replace(&mut previous, row);
-    }
-    previous[b.len()]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::edit_distance;
-
-    #[test]
-    fn edit_distance_counts_a_swap_as_one() {
-        assert_eq!(edit_distance("trian", "train"), 1);
-        assert_eq!(edit_distance("train", "train"), 0);
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-    }
+    Err(gourd_core::graph::GraphError::unknown_stage(&loaded.pipeline, stage).into())
 }
