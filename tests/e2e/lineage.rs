@@ -92,8 +92,17 @@ fn a_run_records_one_commit_and_touches_nothing_else() {
     ws.remove("model.bin");
     ws.gourd(&["run"]).success();
     assert_eq!(ws.git(&["log", "--format=%s", "refs/gourd/lineage"]).lines().count(), 2);
-    let record = json(&ws.git(&["show", "refs/gourd/lineage:stages/train.json"]));
-    assert_eq!(record["status"], "restored");
+    let restored = json(&ws.git(&["show", "refs/gourd/lineage:stages/train.json"]));
+    assert_eq!(restored["status"], "restored");
+    // `gourd lineage` of the restored model shows the run that built it.
+    let shown = json(&ws.gourd(&["lineage", "model.bin", "--json"]).success().stdout);
+    assert_eq!(shown["record"]["status"], "restored");
+    assert_eq!(shown["built"]["finished_at"], record["finished_at"], "{shown}");
+    assert_eq!(shown["built"]["duration_ms"], record["duration_ms"], "{shown}");
+    let text = ws.gourd(&["lineage", "model.bin"]).success().stdout;
+    let built = format!("  built      {} ({} ms", record["finished_at"].as_str().unwrap(), record["duration_ms"]);
+    assert!(text.contains(&built), "{text}");
+    assert!(text.contains(&format!("  restored   {}", restored["finished_at"].as_str().unwrap())), "{text}");
 }
 
 #[test]

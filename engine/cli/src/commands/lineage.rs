@@ -55,6 +55,23 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         (None, Some(_)) => (candidates[0], OnDisk::Modified),
         (None, None) => (candidates[0], OnDisk::Missing),
     };
+    // A restored result was built by an earlier run (here, in another
+    // clone, or remotely): that run's timing is what the user asks about.
+    let built: Option<Built> = if record.status == "ran" {
+        None
+    } else if let Some(ran) = records.iter().find(|r| r.key == record.key && r.status == "ran") {
+        Some(Built {
+            finished_at: ran.finished_at.clone(),
+            duration_ms: ran.duration_ms,
+            executed_by: ran.executed_by.clone(),
+        })
+    } else {
+        record.key.parse().ok().and_then(|key| ws.store.action(&key)).map(|action| Built {
+            finished_at: action.finished_at,
+            duration_ms: action.duration_ms,
+            executed_by: None,
+        })
+    };
     let mut seen = BTreeSet::new();
     let upstream = upstream(&ws, &records, record, &mut seen, 0, args.depth);
     let (output, _) = record.output_holding(path.as_str()).expect("a candidate holds the path");
@@ -70,6 +87,11 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
             "kind": record.out_kinds.get(output),
             "on_disk": state,
             "record": record,
+            "built": built.as_ref().map(|b| json!({
+                "finished_at": b.finished_at,
+                "duration_ms": b.duration_ms,
+                "executed_by": b.executed_by,
+            })),
             "upstream": upstream,
         });
         println!("{}", serde_json::to_string_pretty(&value).unwrap());
@@ -98,12 +120,18 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         None => "none yet (no commit in the repository)".to_string(),
     };
     println!("  key        {}", record.key);
-    println!(
-        "  {:<10} {} ({} ms, exit code {})",
-        record.status, record.finished_at, record.duration_ms, record.exit_code
-    );
+    match &built {
+        Some(built) => {
+            println!("  built      {} ({} ms, exit code {})", built.finished_at, built.duration_ms, record.exit_code);
+            println!("  {:<10} {}", record.status, record.finished_at);
+        }
+        None => println!(
+            "  {:<10} {} ({} ms, exit code {})",
+            record.status, record.finished_at, record.duration_ms, record.exit_code
+        ),
+    }
     println!("  executor   {}", record.executor);
-    if let Some(by) = &record.executed_by {
+    if let Some(by) = built.as_ref().and_then(|b| b.executed_by.as_ref()).or(record.executed_by.as_ref()) {
         println!("  executed   remotely by {by}");
     }
     println!("  commit     {commit}");
@@ -117,6 +145,13 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     println!("  inputs");
     print_tree(&upstream, 4, args.depth);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The run that built a restored result.
+struct Built {
+    finished_at: String,
+    duration_ms: u64,
+    executed_by: Option<String>,
 }
 
 fn command_line(cmd: &Value) -> String {

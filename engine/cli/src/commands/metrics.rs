@@ -36,7 +36,9 @@ struct Format {
 
 #[derive(clap::Args)]
 struct DiffArgs {
+    /// The revision compared from: a commit, branch or tag (default `HEAD`).
     a: Option<String>,
+    /// The revision compared to (default: the working state, as files on disk).
     b: Option<String>,
     /// Show unchanged metrics too.
     #[arg(long)]

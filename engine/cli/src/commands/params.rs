@@ -25,7 +25,9 @@ enum Command {
 
 #[derive(clap::Args)]
 pub struct DiffArgs {
+    /// The revision compared from: a commit, branch or tag (default `HEAD`).
     a: Option<String>,
+    /// The revision compared to (default: the working state, as files on disk).
     b: Option<String>,
     /// Show unchanged params too.
     #[arg(long)]

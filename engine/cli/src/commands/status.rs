@@ -43,7 +43,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
                 })
             })
             .collect();
-        println!("{}", json!({ "stages": stages }));
+        println!("{}", serde_json::to_string_pretty(&json!({ "stages": stages })).unwrap());
     } else {
         let width = statuses.iter().map(|s| s.name.len()).max().unwrap_or(0);
         for s in &statuses {

@@ -21,7 +21,7 @@ use crate::workspace::Location;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The git remote (default: `origin`).
+    /// The git remote.
     #[arg(default_value = "origin")]
     remote: String,
 }
