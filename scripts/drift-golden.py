@@ -82,13 +82,13 @@ def evidently_default(ref, cur, categorical):
 
 
 def chi2(ref, cur):
-    # Evidently's _chi_stat_test, keeping the statistic too.
+    # The two-sample test of homogeneity on the 2 x k table (not Evidently's
+    # one-sample chisquare against the reference's shares, which does not
+    # hold its level: see engine/drift/src/stats.rs).
     keys = sorted(set(ref.unique()) | set(cur.unique()))
     rc, cc = ref.value_counts(), cur.value_counts()
-    k_norm = cur.shape[0] / ref.shape[0]
-    f_exp = [rc.get(k, 0) * k_norm for k in keys]
-    f_obs = [cc.get(k, 0) for k in keys]
-    result = stats.chisquare(f_obs, f_exp)
+    table = [[rc.get(k, 0) for k in keys], [cc.get(k, 0) for k in keys]]
+    result = stats.chi2_contingency(table, correction=False)
     return float(result[0]), float(result[1])
 
 

@@ -33,6 +33,7 @@ pub struct Numeric {
     pub distinct: Option<HashMap<u64, [u64; 2]>>,
     /// The reference's distinct values, up to `BINNED_ABOVE + 1`.
     reference_distinct: Vec<u64>,
+    /// Once either file's values are too many to keep: both files' values.
     pub grid: Option<Grid>,
     /// With the reference kept whole: its sorted distinct values and
     /// cumulative counts, and the current values counted at and between
@@ -80,12 +81,25 @@ impl Numeric {
         }
         self.min = self.min.min(lo);
         self.max = self.max.max(hi);
-        if let Some(exact) = &mut self.exact[side] {
-            if exact.len() + values.len() <= EXACT_LIMIT {
-                exact.extend_from_slice(values);
-            } else {
+        match &mut self.exact[side] {
+            Some(exact) if exact.len() + values.len() <= EXACT_LIMIT => exact.extend_from_slice(values),
+            Some(_) => {
+                // Too long to keep: from here on the histogram holds the
+                // column, starting with everything kept so far.
+                let mut grid = self.grid.take().unwrap_or_else(|| {
+                    let mut grid = Grid::new(lo, hi);
+                    for (s, kept) in self.exact.iter().enumerate() {
+                        if let Some(kept) = kept {
+                            grid.add(s, kept);
+                        }
+                    }
+                    grid
+                });
+                grid.add(side, values);
+                self.grid = Some(grid);
                 self.exact[side] = None;
             }
+            None => {}
         }
         if let Some(map) = &mut self.distinct {
             for &x in values {
@@ -116,7 +130,10 @@ impl Numeric {
                 }
             }
         }
-        self.grid.get_or_insert_with(|| Grid::new(lo, hi)).add(side, values);
+        if let (Some(grid), Some(_)) = (&mut self.grid, &self.exact[side]) {
+            // The other side overflowed: this side's values go to both.
+            grid.add(side, values);
+        }
     }
 
     /// Called once the reference is read: prepares the exact K-S counts.

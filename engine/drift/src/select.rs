@@ -126,10 +126,6 @@ pub fn run(name: &str, column: &Accumulator, test: Test, threshold: f64) -> Resu
         }
         (Test::Ks | Test::Wasserstein, Accumulator::Categorical(_)) => unreachable!("checked above"),
     };
-    // JSON has no infinity (serde would write `null`): an infinite
-    // statistic (chi-squared, a category the reference never saw) is
-    // written as the largest finite number.
-    let statistic = if statistic.is_infinite() { f64::MAX.copysign(statistic) } else { statistic };
     let drift = match (test, p_value) {
         // Evidently: K-S drifts at p <= threshold, chi-squared and Z below it.
         (Test::Ks, Some(p)) => p <= threshold,
@@ -160,7 +156,7 @@ fn ks_numeric(c: &Numeric) -> ks::KsResult {
         }
         return ks::from_gap(n1, n2, h as u64);
     }
-    let grid = c.grid.as_ref().expect("a column with values has a grid");
+    let grid = c.grid.as_ref().expect("a column not kept whole has a histogram");
     ks::from_gap(n1, n2, grid.ks_gap())
 }
 
@@ -173,7 +169,7 @@ fn wasserstein_numeric(c: &Numeric) -> f64 {
         v.sort_by(f64::total_cmp);
         return stats::wasserstein_sorted(&u, &v) / norm;
     }
-    c.grid.as_ref().expect("a column with values has a grid").wasserstein() / norm
+    c.grid.as_ref().expect("a column not kept whole has a histogram").wasserstein() / norm
 }
 
 /// Counts per value (reference, current), in increasing order of value.
@@ -212,7 +208,7 @@ fn shares(column: &Accumulator) -> (Vec<f64>, Vec<f64>) {
             if let (Some(r), Some(k)) = (&c.exact[REFERENCE], &c.exact[CURRENT]) {
                 return stats::numeric_shares(r, k);
             }
-            let grid = c.grid.as_ref().expect("a column with values has a grid");
+            let grid = c.grid.as_ref().expect("a column not kept whole has a histogram");
             let total = (n[REFERENCE] + n[CURRENT]) as usize;
             let edges = stats::bin_edges(c.min, c.max, stats::sturges_bins(total, c.max - c.min));
             let mut reference = vec![0.0; edges.len() - 1];
