@@ -35,5 +35,23 @@ case " $* " in *" --profile "* | *" --profile="*) ;; *) set -- --release "$@" ;;
 export GOURD_TORCH_FROM_PYTHON=1
 # libtorch_cpu.so and libc10.so come from the `torch` package at run time:
 # they are not in the manylinux policy, and must not be copied in.
-"$MATURIN" build --locked --auditwheel warn --out target/wheels "$@"
-ls -1 target/wheels/*.whl
+log=$(mktemp)
+trap 'rm -rf "$log" "$log.d"' EXIT
+"$MATURIN" build --locked --auditwheel warn --out target/wheels "$@" 2>&1 | tee "$log"
+wheel=$(sed -n 's/.*Built wheel to //p' "$log" | tail -1)
+
+# What went in is what was meant to (another cargo build in the same target
+# folder between maturin's two builds would have replaced a binary).
+python3 -m zipfile -e "$wheel" "$log.d"
+gourd=$(echo "$log.d"/*.data/scripts/gourd)
+chmod +x "$gourd"
+case $("$gourd" --version) in
+  *"features: torch"*) ;;
+  *) echo "error: the wheel's gourd is not the torch build: $("$gourd" --version)" >&2; rm -f "$wheel"; exit 1 ;;
+esac
+if ! readelf -d "$log.d"/*.data/scripts/gourd-step | grep -q 'R.*PATH.*\[\$ORIGIN/../lib/python'; then
+  echo "error: the wheel's gourd-step does not look for torch in its Python environment" >&2
+  rm -f "$wheel"
+  exit 1
+fi
+echo "$wheel"

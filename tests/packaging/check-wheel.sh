@@ -74,7 +74,7 @@ code=$?
 set -e
 rm -rf "$site/torch"
 [ "$code" = 2 ] || fail "with torch 2.9, gourd check exited $code: $out"
-for text in "needs PyTorch 2.11" "holds torch 2.9.1+cpu" 'pip install "torch==2.11.*"'; do
+for text in "needs PyTorch 2.11" "\`$(realpath "$site/torch")\` holds torch 2.9.1+cpu" 'pip install "torch==2.11.*"'; do
   grep -qF "$text" <<<"$out" || fail "with torch 2.9, the error does not say '$text': $out"
 done
 ok "with another torch: $(head -1 <<<"$out")"
@@ -82,7 +82,7 @@ ok "with another torch: $(head -1 <<<"$out")"
 if [ "$TORCH" = 1 ]; then
   start=$SECONDS
   pip install --quiet --no-cache-dir --find-links "$(dirname "$WHEEL")" "gourd[torch]"
-  ok "pip install \"gourd[torch]\" ($((SECONDS - start)) s): torch $(python3 -c 'import torch; print(torch.__version__)')"
+  ok "pip install \"gourd[torch]\" ($((SECONDS - start)) s): torch $(python3 -W ignore -c 'import torch; print(torch.__version__)')"
   lib=$(ldd "$WORK/venv/bin/gourd-step" | awk '/libtorch_cpu.so/ { print $3 }')
   [ "$(realpath "$lib")" = "$(realpath "$site/torch/lib/libtorch_cpu.so")" ] ||
     fail "gourd-step loads libtorch from '$lib', not from the environment's torch"

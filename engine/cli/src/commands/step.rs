@@ -135,6 +135,7 @@ fn check_torch(step: &Path) -> Result<(), TorchProblem> {
         return Ok(());
     }
     let torch = lib.parent().unwrap_or(lib);
+    let torch = std::fs::canonicalize(torch).unwrap_or_else(|_| torch.to_path_buf());
     let found = found.map(|v| format!("torch {v}")).unwrap_or_else(|| "a torch of unknown version".to_string());
     Err(TorchProblem {
         message: format!("which needs PyTorch {wanted}, but `{}` holds {found}", torch.display()),
