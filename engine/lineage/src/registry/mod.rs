@@ -18,7 +18,7 @@ pub mod state;
 pub mod tag;
 pub mod time;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use git2::{ErrorCode, ObjectType, Oid, Repository, Signature};
@@ -91,7 +91,7 @@ impl Registry {
     }
 
     fn tags_under(&self, prefix: &str, artifact: Option<&str>) -> Result<Vec<(TagName, String, Oid)>, RegistryError> {
-        self.tags_collecting(prefix, artifact, &mut HashSet::new())
+        self.tags_collecting(prefix, artifact, &mut Vec::new())
     }
 
     /// The registry tags under `prefix` (of `artifact` only, if given),
@@ -100,7 +100,7 @@ impl Registry {
         &self,
         prefix: &str,
         artifact: Option<&str>,
-        live: &mut HashSet<Oid>,
+        live: &mut Vec<Oid>,
     ) -> Result<Vec<(TagName, String, Oid)>, RegistryError> {
         let in_tag = artifact.map(tag::artifact_in_tag);
         let mut out = Vec::new();
@@ -121,7 +121,7 @@ impl Registry {
             if !short.contains(['#', '@']) {
                 continue;
             }
-            live.insert(target);
+            live.push(target);
             if let Some(in_tag) = &in_tag
                 && !(short.starts_with(in_tag.as_str()) && short[in_tag.len()..].starts_with(['#', '@']))
             {
@@ -145,7 +145,7 @@ impl Registry {
     /// command shows. Lightweight tags are not moves (GTO ignores them too).
     pub fn events(&self, artifact: &str) -> Result<Vec<Event>, RegistryError> {
         let mut index = index::Index::load(self.repo.path());
-        let mut live = HashSet::new();
+        let mut live = Vec::new();
         let mut events = Vec::new();
         for (name, short, target) in self.tags_collecting(TAGS, Some(artifact), &mut live)? {
             let (commit, time) = match index.get(&target) {

@@ -7,7 +7,7 @@
 //! ranks a stage's versions by their first assignment) reads the same
 //! holder after a rollback.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -113,25 +113,33 @@ pub fn prepare(events: &mut Vec<Event>) {
     order.sort_unstable();
     let mut slots: Vec<Option<Event>> = events.drain(..).map(Some).collect();
     events.extend(order.into_iter().filter_map(|(_, i)| slots[i].take()));
-    let mut by_commit: BTreeMap<String, String> = BTreeMap::new();
-    let mut pairs = std::collections::BTreeSet::new();
+    // Borrowed from the registrations, then written to the stage moves.
+    let mut by_commit: HashMap<&str, &str> = HashMap::new();
+    let mut pairs: HashSet<(&str, &str)> = HashSet::new();
     for event in events.iter() {
         if event.action == Action::Register
             && let Some(version) = &event.version
         {
-            by_commit.insert(event.commit.clone(), version.clone());
-            pairs.insert((event.commit.clone(), version.clone()));
+            by_commit.insert(&event.commit, version);
+            pairs.insert((&event.commit, version));
         }
     }
-    for event in events.iter_mut() {
-        if matches!(event.action, Action::Assign | Action::Unassign) {
-            let recorded = event.record.as_ref().and_then(|r| r.version.clone());
-            event.version = match recorded {
+    let versions: Vec<(usize, String)> = events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| matches!(e.action, Action::Assign | Action::Unassign))
+        .map(|(i, event)| {
+            let recorded = event.record.as_ref().and_then(|r| r.version.as_deref());
+            let version = match recorded {
                 // Two versions at one commit: the record says which.
-                Some(v) if pairs.contains(&(event.commit.clone(), v.clone())) => Some(v),
-                recorded => by_commit.get(&event.commit).cloned().or(recorded).or_else(|| Some(event.commit.clone())),
+                Some(v) if pairs.contains(&(event.commit.as_str(), v)) => v,
+                recorded => by_commit.get(event.commit.as_str()).copied().or(recorded).unwrap_or(&event.commit),
             };
-        }
+            (i, version.to_string())
+        })
+        .collect();
+    for (i, version) in versions {
+        events[i].version = Some(version);
     }
 }
 
