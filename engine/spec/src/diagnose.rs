@@ -268,12 +268,12 @@ fn code_lines(source: &str) -> Vec<(usize, String)> {
             }
             continue;
         }
-        if let Some(at) = line.find("m%\"") {
-            if !line[at + 3..].contains("\"%") {
-                in_multiline = true;
-                found.push((i + 1, code_of(&line[..at]) + &" ".repeat(line.len() - at)));
-                continue;
-            }
+        if let Some(at) = line.find("m%\"")
+            && !line[at + 3..].contains("\"%")
+        {
+            in_multiline = true;
+            found.push((i + 1, code_of(&line[..at]) + &" ".repeat(line.len() - at)));
+            continue;
         }
         found.push((i + 1, code_of(line)));
     }

@@ -235,12 +235,12 @@ fn unknown_field(json: &str, file: &Path) -> Option<SpecError> {
             Some((name.clone(), place, field))
         });
     }
-    if found.is_none() {
-        if let Some(models) = value.get("registry").and_then(|r| r.as_object()) {
-            found = models.iter().find_map(|(name, model)| {
-                Some((name.clone(), format!("registry model `{name}`"), check::<RawRegisteredModel>(model)?))
-            });
-        }
+    if found.is_none()
+        && let Some(models) = value.get("registry").and_then(|r| r.as_object())
+    {
+        found = models.iter().find_map(|(name, model)| {
+            Some((name.clone(), format!("registry model `{name}`"), check::<RawRegisteredModel>(model)?))
+        });
     }
     found = found
         .or_else(|| Some(("remote".to_string(), "`remote`".to_string(), check::<RawRemote>(value.get("remote")?)?)))
