@@ -299,3 +299,68 @@ fn a_built_in_steps_configuration_shows_as_params() {
             .unwrap();
     assert!(all["params"].as_array().unwrap().iter().any(|r| r["param"] == "epochs" && r["a"] == 3), "{all}");
 }
+
+const TWO_STAGES: &str = r#"{
+  stages = {
+    first = { cmd = "echo hello && echo world >&2 && printf 'no newline'", outs = [] },
+    second = {
+      cmd = "echo '{\"accuracy\": 0.5, \"curve\": [1, 2], \"nested\": {\"loss\": 0.25}}' > m.json",
+      deps = ["gourd.ncl"],
+      metrics = ["m.json"],
+    },
+  },
+}
+"#;
+
+#[test]
+fn verbose_runs_stream_each_stages_output_prefixed_with_its_name() {
+    let ws = TestWorkspace::new(TWO_STAGES);
+    let out = ws.gourd(&["run", "-v", "-j1"]).success().stdout;
+    let hello = out.find("first | hello\n").unwrap_or_else(|| panic!("{out}"));
+    let world = out.find("first | world\n").unwrap_or_else(|| panic!("{out}"));
+    let last = out.find("first | no newline\n").unwrap_or_else(|| panic!("{out}"));
+    let ran = out.find("ran first").unwrap_or_else(|| panic!("{out}"));
+    assert!(hello < world && world < last && last < ran, "output before the stage's line: {out}");
+    // Without -v, nothing of it.
+    let quiet = ws.gourd(&["run", "--force", "first"]).success().stdout;
+    assert!(!quiet.contains("hello"), "{quiet}");
+}
+
+#[test]
+fn the_summary_shows_the_metrics_the_run_produced() {
+    let ws = TestWorkspace::new(TWO_STAGES);
+    let out = ws.gourd(&["run"]).success().stdout;
+    let metrics = out.split("Metrics:\n").nth(1).unwrap_or_else(|| panic!("{out}"));
+    assert!(metrics.contains("second  m.json  accuracy 0.5  nested.loss 0.25"), "{out}");
+    assert!(!metrics.contains("curve"), "arrays belong to plots: {out}");
+    let json = ws.gourd(&["run", "--json", "--force", "second"]).success().stdout;
+    let summary: serde_json::Value = serde_json::from_str(json.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["metrics"]["m.json"]["accuracy"], 0.5, "{summary}");
+    // Nothing ran: no metrics line.
+    let again = ws.gourd(&["run"]).success().stdout;
+    assert!(!again.contains("Metrics:"), "{again}");
+}
+
+/// On a terminal, a live line counts stages done out of all and names each
+/// running stage with its elapsed time.
+#[test]
+fn on_a_terminal_the_live_line_counts_stages_and_times_the_running_ones() {
+    let ws = TestWorkspace::new(
+        r#"{ stages = { slow = { cmd = "sleep 2.5", outs = [] }, after = { cmd = "true", deps = ["gourd.ncl"], outs = [] } } }"#,
+    );
+    // `script` gives gourd a pseudo-terminal and records what it drew.
+    let typescript = ws.path("typescript");
+    let status = std::process::Command::new("script")
+        .args(["-qfec", &format!("{} run -j1", common::gourd_bin()), typescript.to_str().unwrap()])
+        .current_dir(ws.root())
+        .env("NO_COLOR", "1")
+        .env("GOURD_GPUS", "")
+        .env("TERM", "xterm")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let drawn = std::fs::read_to_string(&typescript).unwrap();
+    assert!(drawn.contains("/2 done"), "{drawn}");
+    assert!(drawn.contains("running slow 1s") || drawn.contains("running slow 2s"), "{drawn}");
+}

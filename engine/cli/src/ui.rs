@@ -79,3 +79,9 @@ pub fn bytes(n: u64) -> String {
     }
     format!("{value:.1} {}", UNITS[unit])
 }
+
+/// Whole seconds, for a live display: `7s`, `1m05s`.
+pub fn duration_short(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    if secs < 60 { format!("{secs}s") } else { format!("{}m{:02}s", secs / 60, secs % 60) }
+}

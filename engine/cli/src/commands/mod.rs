@@ -15,6 +15,7 @@ pub mod params;
 pub mod registry;
 pub mod report;
 pub mod run;
+pub mod run_view;
 pub mod status;
 pub mod step;
 pub mod sync;

@@ -1,7 +1,6 @@
 //! `gourd run`: bring stages up to date.
 
 use std::collections::BTreeSet;
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,13 +8,11 @@ use std::time::Instant;
 use gourd_core::journal::Journal;
 use gourd_core::lock::WorkspaceLock;
 use gourd_core::orphans::RunMark;
-use gourd_core::run::{self as engine, Event, Outcome, RunOptions, StageReport, Summary};
+use gourd_core::run::{self as engine, RunOptions};
 use gourd_core::workspace::Workspace;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use crate::error::CommandError;
-use crate::ui::{self, Style};
 use crate::workspace::{Loaded, Location};
 
 #[derive(clap::Args)]
@@ -37,6 +34,10 @@ pub struct Args {
     /// Print one JSON event per line.
     #[arg(long)]
     json: bool,
+    /// Show each executing stage's output as it is written, prefixed with
+    /// the stage's name.
+    #[arg(short = 'v', long)]
+    verbose: bool,
     /// Execute every stage remotely, not only those marked `remote = true`.
     #[arg(long, visible_alias = "remote", conflicts_with = "local")]
     remote_exec: bool,
@@ -123,7 +124,9 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         remote: remote.and_then(|r| r.cache),
         run_token: Some(run_mark.token().to_string()),
     };
-    let mut printer = Printer::new(args.json, &ws);
+    let total = loaded.dag.select(&loaded.pipeline, &args.stages)?.len();
+    let mut printer =
+        super::run_view::Printer::new(args.json, args.verbose, ws.root.clone(), ws.gourd_dir.clone(), total);
     let started = Instant::now();
     let ws = Arc::new(ws);
     let pipeline = Arc::new(loaded.pipeline.clone());
@@ -211,174 +214,4 @@ fn dry_run(loaded: &Loaded, ws: &Workspace, args: &Args) -> Result<ExitCode, Com
         println!("Dry run: {run} would run, {restore} would be restored, {fresh} up to date.");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Shows events as lines (or JSON), with a spinner on a terminal.
-struct Printer {
-    json: bool,
-    root: std::path::PathBuf,
-    progress: Option<ProgressBar>,
-    running: Vec<String>,
-}
-
-impl Printer {
-    fn new(json: bool, ws: &Workspace) -> Printer {
-        let progress = (!json && std::io::stderr().is_terminal()).then(|| {
-            let bar = ProgressBar::new_spinner();
-            bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
-            bar.enable_steady_tick(std::time::Duration::from_millis(100));
-            bar
-        });
-        Printer { json, root: ws.root.clone(), progress, running: Vec::new() }
-    }
-
-    fn event(&mut self, event: Event<'_>) {
-        match event {
-            Event::Started { stage } => {
-                self.running.push(stage.to_string());
-                self.update();
-            }
-            Event::Finished(report) => {
-                self.running.retain(|s| s != &report.stage);
-                self.update();
-                let (line, log_tail) = self.render(report);
-                // A failure is a diagnostic; every other line (and every
-                // JSON event) is the run's data.
-                let failed = !self.json && report.outcome == Outcome::Failed;
-                match &self.progress {
-                    Some(bar) => bar.suspend(|| emit(&line, log_tail.as_deref(), failed)),
-                    None => emit(&line, log_tail.as_deref(), failed),
-                }
-            }
-        }
-    }
-
-    fn update(&self) {
-        if let Some(bar) = &self.progress {
-            bar.set_message(format!("running {}", self.running.join(", ")));
-        }
-    }
-
-    fn render(&self, report: &StageReport) -> (String, Option<String>) {
-        if self.json {
-            let line = json!({
-                "event": "stage",
-                "stage": report.stage,
-                "status": report.outcome.as_str(),
-                "key": report.key.map(|k| k.to_string()),
-                "duration_ms": report.duration.as_millis() as u64,
-                "message": report.message,
-                "executed_by": report.executed_by,
-            });
-            return (line.to_string(), None);
-        }
-        let style = match report.outcome {
-            Outcome::Ran | Outcome::Restored => Style::Ok,
-            Outcome::UpToDate => Style::Dim,
-            Outcome::Failed => Style::Error,
-            Outcome::Skipped => Style::Warn,
-        };
-        let word = ui::word(&format!("{:>10}", report.outcome.as_str()), style);
-        let mut line = format!("{word} {}", report.stage);
-        if matches!(report.outcome, Outcome::Ran) {
-            line.push_str(&format!(" ({})", ui::duration(report.duration)));
-        }
-        if let Some(message) = &report.message {
-            line.push_str(&format!(": {}", printable(message)));
-        }
-        let mut tail = None;
-        if report.outcome == Outcome::Failed {
-            if let Some(log) = &report.log {
-                let shown = log.strip_prefix(&self.root).unwrap_or(log);
-                line.push_str(&format!(" (log: `{}`)", shown.display()));
-                tail = log_tail(log, 10);
-            }
-        }
-        (line, tail)
-    }
-
-    fn finish(&self, summary: &Summary, elapsed: std::time::Duration) {
-        if let Some(bar) = &self.progress {
-            bar.finish_and_clear();
-        }
-        if self.json {
-            let mut line = json!({
-                "event": "summary",
-                "ran": summary.ran,
-                "restored": summary.restored,
-                "up_to_date": summary.up_to_date,
-                "failed": summary.failed,
-                "skipped": summary.skipped,
-                "duration_ms": elapsed.as_millis() as u64,
-            });
-            if summary.interrupted {
-                line["interrupted"] = json!(true);
-            }
-            println!("{line}");
-        } else {
-            println!(
-                "{} ran, {} restored, {} up-to-date, {} failed, {} skipped in {}{}",
-                summary.ran,
-                summary.restored,
-                summary.up_to_date,
-                summary.failed,
-                summary.skipped,
-                ui::duration(elapsed),
-                if summary.interrupted { " (interrupted)" } else { "" }
-            );
-        }
-    }
-}
-
-fn emit(line: &str, log_tail: Option<&str>, to_stderr: bool) {
-    if to_stderr {
-        eprintln!("{line}");
-    } else {
-        println!("{line}");
-    }
-    if let Some(tail) = log_tail {
-        eprint!("{tail}");
-    }
-}
-
-/// The last `lines` lines of a stage's log, as a terminal can show them
-/// safely: bytes that are not UTF-8 are replaced, and control characters are
-/// escaped so that a stage's output cannot drive the terminal.
-fn log_tail(log: &std::path::Path, lines: usize) -> Option<String> {
-    let bytes = std::fs::read(log).ok()?;
-    let text = String::from_utf8_lossy(&bytes);
-    let all: Vec<&str> = text.lines().collect();
-    if all.is_empty() {
-        return None;
-    }
-    let start = all.len().saturating_sub(lines);
-    let mut out = String::new();
-    for line in &all[start..] {
-        // A progress bar redraws its line after each `\r`: show what a
-        // terminal would have been left showing.
-        let shown = line.rsplit('\r').find(|part| !part.is_empty()).unwrap_or_default();
-        out.push_str("  | ");
-        out.push_str(&printable(shown));
-        out.push('\n');
-    }
-    Some(out)
-}
-
-/// `text` with every control character but the tab written as an escape
-/// (`\x1b`, `\u{9b}`), so that printing it cannot move the cursor, change
-/// colours or retitle the terminal.
-fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(|c| c.is_control() && c != '\t') {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        match c {
-            '\t' => out.push(c),
-            c if c.is_control() && (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if c.is_control() => out.extend(c.escape_unicode()),
-            c => out.push(c),
-        }
-    }
-    std::borrow::Cow::Owned(out)
 }
