@@ -439,6 +439,55 @@ mod tests {
     }
 
     #[test]
+    fn nickels_own_diagnostics_get_their_hints_and_lose_gourds_frames() {
+        let dir = tempfile::tempdir().unwrap();
+        let stdlib = crate::install_stdlib(&dir.path().join("stdlib")).unwrap();
+        let file = dir.path().join("gourd.ncl");
+        let cases = [
+            (
+                "{ stages = { a = { cmd = \"x\", params = { lr = lr } } } }",
+                Some("`lr = lr` defines the field `lr` as itself"),
+            ),
+            (
+                "let f = fun x => { cmd = \"x\", params = { x = x } } in { stages = { a = f 1 } }",
+                Some("`x = x` defines"),
+            ),
+            (
+                "{ stages = { a = { cmd = \"x\", params = { a = b, b = a } } } }",
+                Some("a field is defined through itself"),
+            ),
+            (
+                "{ stages = { a = { cmd = \"x\",\n params = { epochs: 5 } } } }",
+                Some("`epochs: 5` on line 2 of `gourd.ncl` is YAML"),
+            ),
+            (
+                "{ stages = { a = { cmd = \"x\", deps = ['data/raw.csv'] } } }",
+                Some("`'data/raw.csv'` on line 1 of `gourd.ncl`"),
+            ),
+            (
+                "let gourd = import \"gourd-std.ncl\" in { stages = { a | gourd.Stage = { cmdd = \"x\" } } }",
+                Some("did you mean `cmd`?"),
+            ),
+            ("{ stages = { a = { cmd = \"x\", deps = \"d\" } } }", None),
+            ("{ stages = { a = { cmd = \"x\" }\n", None),
+        ];
+        for (source, hint) in cases {
+            std::fs::write(&file, source).unwrap();
+            let diagnostics = crate::evaluate_here(&file, &stdlib, false, true).unwrap_err();
+            let (text, hints) = explain(&diagnostics, &file, &stdlib);
+            match hint {
+                Some(hint) => assert!(hints.iter().any(|h| h.contains(hint)), "{source}: {hints:?}"),
+                None => assert_eq!(hints, Vec::<String>::new(), "{source}"),
+            }
+            for internal in [ENTRY_NAME, "gourd-std.ncl:", "Append `, ..`"] {
+                assert!(!text.contains(internal), "{source}: {text}");
+            }
+            assert!(text.starts_with("error: "), "{text}");
+            assert!(text.contains(&file.display().to_string()), "the user's file is still shown: {text}");
+        }
+    }
+
+    #[test]
     fn an_extra_field_is_matched_against_the_standard_library() {
         let text = "error: contract broken by the value of `a`\n       extra field `cmdd`\n";
         assert_eq!(extra_field(text).as_deref(), Some("cmdd"));
