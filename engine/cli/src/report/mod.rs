@@ -1,6 +1,7 @@
 //! `gourd report`: the pipeline, its state, metrics and lineage, rendered
 //! with minijinja from templates (built in, or the user's own).
 
+mod layout;
 pub mod markdown;
 mod registry;
 pub mod svg;
@@ -126,7 +127,7 @@ pub fn context(loaded: &Loaded, base: &str) -> Result<Value, CommandError> {
                 "metric": metric,
                 "values": values,
                 "kind": "runs",
-                "caption": format!("{} runs, last {last}", values.len()),
+                "caption": format!("{}, last {last}", count(values.len(), "run")),
                 "svg": svg::sparkline(&values, &format!("{path} {metric}"), "run"),
             })
         })
@@ -155,7 +156,7 @@ pub fn context(loaded: &Loaded, base: &str) -> Result<Value, CommandError> {
                 "metric": metric,
                 "values": values,
                 "kind": "steps",
-                "caption": format!("{} steps of the latest run, last {last}", values.len()),
+                "caption": format!("{} of the latest run, last {last}", count(values.len(), "step")),
                 "svg": svg::sparkline(&values, &format!("{path} {metric}"), "step"),
             }));
         }
@@ -217,6 +218,11 @@ pub fn context(loaded: &Loaded, base: &str) -> Result<Value, CommandError> {
     }))
 }
 
+/// `1 run`, `3 runs`.
+fn count(n: usize, what: &str) -> String {
+    if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
+}
+
 /// A row of the metrics table, or `None` for a leaf no cell can show.
 fn metric_row(path: String, metric: String, base: Option<Value>, value: Option<Value>) -> Option<Value> {
     let (value, base) = (value.as_ref().and_then(values::scalar), base.as_ref().and_then(values::scalar));
@@ -227,7 +233,6 @@ fn metric_row(path: String, metric: String, base: Option<Value>, value: Option<V
         (Some(v), Some(b)) => Some(((v - b) * 1e9).round() / 1e9),
         _ => None,
     };
-    let note = value.as_ref().or(base.as_ref()).and_then(|s| s.note.clone());
     Some(json!({
         "path": path,
         "metric": metric,
@@ -237,7 +242,8 @@ fn metric_row(path: String, metric: String, base: Option<Value>, value: Option<V
         "value_text": value.as_ref().map(|v| v.text.clone()),
         "base_text": base.as_ref().map(|b| b.text.clone()),
         "change_text": change.map(values::change),
-        "note": note,
+        "note": value.as_ref().and_then(|v| v.note.clone()),
+        "base_note": base.as_ref().and_then(|b| b.note.clone()),
         "lower_is_better": values::lower_is_better(&metric),
         "trend": change.and_then(|c| values::trend(&metric, c)),
     }))

@@ -3,6 +3,8 @@
 
 use std::fmt::Write;
 
+use super::layout::Layout;
+
 /// A node of the DAG picture.
 pub struct Node<'a> {
     pub name: &'a str,
@@ -11,56 +13,39 @@ pub struct Node<'a> {
 }
 
 const NODE_HEIGHT: f64 = 30.0;
+/// The height of the row an edge takes through a column it skips.
+const DUMMY_HEIGHT: f64 = 4.0;
 const ROW_GAP: f64 = 22.0;
 const LAYER_GAP: f64 = 70.0;
 const CHAR_WIDTH: f64 = 7.4;
+const MARGIN: f64 = 10.0;
 
-/// Lays out a DAG left to right: a stage's column is its longest distance
-/// from a source; rows within a column follow the average row of the
-/// stage's upstream (one barycentre sweep), which untangles most pipelines.
+/// Draws a DAG left to right, laid out in layers (see [`super::layout`]).
+/// An edge runs from its source's right side to its target's left side:
+/// curves in the gaps between columns, and straight through the row of its
+/// own in each column it skips, so it never passes under a box. Each edge
+/// names its ends in `data-from` and `data-to`.
 pub fn dag(nodes: &[Node<'_>], order: &[usize], edges: &[(usize, usize)]) -> String {
-    let n = nodes.len();
-    let mut layer = vec![0usize; n];
-    for &i in order {
-        for &(a, b) in edges {
-            if b == i {
-                layer[i] = layer[i].max(layer[a] + 1);
-            }
-        }
-    }
-    let layers = layer.iter().copied().max().map_or(0, |m| m + 1);
-    let mut columns: Vec<Vec<usize>> = vec![Vec::new(); layers];
-    for &i in order {
-        columns[layer[i]].push(i);
-    }
-    let mut row = vec![0f64; n];
-    for column in &mut columns {
-        let key = |i: usize| {
-            let ups: Vec<f64> = edges.iter().filter(|&&(_, b)| b == i).map(|&(a, _)| row[a]).collect();
-            if ups.is_empty() { f64::MAX } else { ups.iter().sum::<f64>() / ups.len() as f64 }
-        };
-        let mut keyed: Vec<(f64, usize)> = column.iter().map(|&i| (key(i), i)).collect();
-        keyed.sort_by(|a, b| a.0.total_cmp(&b.0));
-        *column = keyed.into_iter().map(|(_, i)| i).collect();
-        for (r, &i) in column.iter().enumerate() {
-            row[i] = r as f64;
-        }
-    }
+    let layout = Layout::new(nodes.len(), order, edges);
     let width_of = |i: usize| nodes[i].name.chars().count() as f64 * CHAR_WIDTH + 24.0;
-    let column_width: Vec<f64> = columns.iter().map(|c| c.iter().map(|&i| width_of(i)).fold(80.0, f64::max)).collect();
-    let mut x_of_column = vec![10.0; layers];
-    for c in 1..layers {
-        x_of_column[c] = x_of_column[c - 1] + column_width[c - 1] + LAYER_GAP;
+    let column_width: Vec<f64> = layout
+        .columns
+        .iter()
+        .map(|c| {
+            let stages = c.iter().filter(|&&i| layout.is_stage(i));
+            stages.map(|&i| width_of(i)).fold(if c.iter().any(|&i| layout.is_stage(i)) { 80.0 } else { 20.0 }, f64::max)
+        })
+        .collect();
+    let mut left = vec![MARGIN; layout.columns.len()];
+    for c in 1..left.len() {
+        left[c] = left[c - 1] + column_width[c - 1] + LAYER_GAP;
     }
-    let rows = columns.iter().map(Vec::len).max().unwrap_or(0) as f64;
-    let height = rows * (NODE_HEIGHT + ROW_GAP) + 20.0;
-    let width = x_of_column.last().copied().unwrap_or(10.0) + column_width.last().copied().unwrap_or(0.0) + 10.0;
-    let x = |i: usize| x_of_column[layer[i]];
-    let y = |i: usize| {
-        let in_column = columns[layer[i]].len() as f64;
-        let offset = (rows - in_column) * (NODE_HEIGHT + ROW_GAP) / 2.0;
-        10.0 + offset + row[i] * (NODE_HEIGHT + ROW_GAP)
-    };
+    let height_of = |i: usize| if layout.is_stage(i) { NODE_HEIGHT } else { DUMMY_HEIGHT };
+    let top = tops(&layout, &height_of);
+    let tallest = top.iter().enumerate().map(|(i, t)| t + height_of(i)).fold(0.0, f64::max) - MARGIN;
+    let middle = |i: usize| top[i] + height_of(i) / 2.0;
+    let height = tallest + 2.0 * MARGIN;
+    let width = left.last().copied().unwrap_or(MARGIN) + column_width.last().copied().unwrap_or(0.0) + MARGIN;
 
     let mut svg = String::new();
     write!(
@@ -69,33 +54,126 @@ pub fn dag(nodes: &[Node<'_>], order: &[usize], edges: &[(usize, usize)]) -> Str
     )
     .unwrap();
     svg.push_str(r##"<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#778"/></marker></defs>"##);
-    for &(a, b) in edges {
-        let (x1, y1) = (x(a) + column_width[layer[a]], y(a) + NODE_HEIGHT / 2.0);
-        let (x2, y2) = (x(b), y(b) + NODE_HEIGHT / 2.0);
-        let mid = (x1 + x2) / 2.0;
+    for (route, &(a, b)) in layout.routes.iter().zip(edges) {
+        let right = |i: usize| left[layout.column[i]] + column_width[layout.column[i]];
+        let (mut x, mut y) = (right(a), middle(a));
+        let mut d = format!("M {x:.1} {y:.1}");
+        for &next in &route[1..] {
+            let (x2, y2) = (left[layout.column[next]], middle(next));
+            let mid = (x + x2) / 2.0;
+            write!(d, " C {mid:.1} {y:.1}, {mid:.1} {y2:.1}, {x2:.1} {y2:.1}").unwrap();
+            (x, y) = (x2, y2);
+            if !layout.is_stage(next) {
+                x = right(next);
+                write!(d, " L {x:.1} {y:.1}").unwrap();
+            }
+        }
         write!(
             svg,
-            r##"<path class="edge" d="M {x1:.1} {y1:.1} C {mid:.1} {y1:.1}, {mid:.1} {y2:.1}, {x2:.1} {y2:.1}" fill="none" stroke="#778" stroke-width="1.4" marker-end="url(#arrow)"/>"##
+            r##"<path class="edge" data-from="{from}" data-to="{to}" d="{d}" fill="none" stroke="#778" stroke-width="1.4" marker-end="url(#arrow)"/>"##,
+            from = escape(nodes[a].name),
+            to = escape(nodes[b].name),
         )
         .unwrap();
     }
     for &i in order {
         let node = &nodes[i];
         let name = escape(node.name);
+        let (x, y) = (left[layout.column[i]], top[i]);
         write!(
             svg,
             r##"<g class="node {state}"><title>{name}: {state}</title><rect x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{NODE_HEIGHT}" rx="6"/><text x="{tx:.1}" y="{ty:.1}">{name}</text></g>"##,
             state = escape(node.state),
-            x = x(i),
-            y = y(i),
-            w = column_width[layer[i]],
-            tx = x(i) + 12.0,
-            ty = y(i) + NODE_HEIGHT / 2.0 + 4.5,
+            w = column_width[layout.column[i]],
+            tx = x + 12.0,
+            ty = y + NODE_HEIGHT / 2.0 + 4.5,
         )
         .unwrap();
     }
     svg.push_str("</svg>");
     svg
+}
+
+/// The top of every item: each column in its order with its rows apart,
+/// every item drawn towards the mean height of its neighbours (sweeping
+/// right, then left, a few times), so a stage sits level with what it
+/// connects to and a diamond keeps its shape.
+fn tops(layout: &Layout, height_of: &dyn Fn(usize) -> f64) -> Vec<f64> {
+    let items = layout.column.len();
+    let (mut up, mut down) = (vec![Vec::new(); items], vec![Vec::new(); items]);
+    for route in &layout.routes {
+        for pair in route.windows(2) {
+            down[pair[0]].push(pair[1]);
+            up[pair[1]].push(pair[0]);
+        }
+    }
+    // Start stacked, each column centred on the tallest.
+    let extent = |c: &Vec<usize>| c.iter().map(|&i| height_of(i) + ROW_GAP).sum::<f64>() - ROW_GAP;
+    let tallest = layout.columns.iter().map(extent).fold(0.0, f64::max);
+    let mut top = vec![0.0; items];
+    for c in &layout.columns {
+        let mut y = (tallest - extent(c)) / 2.0;
+        for &i in c {
+            top[i] = y;
+            y += height_of(i) + ROW_GAP;
+        }
+    }
+    let settle_column = |top: &mut Vec<f64>, column: &[usize], sides: &[&Vec<Vec<usize>>]| {
+        let want: Vec<f64> = column
+            .iter()
+            .map(|&i| {
+                let neighbours: Vec<usize> = sides.iter().flat_map(|side| side[i].iter().copied()).collect();
+                if neighbours.is_empty() {
+                    return top[i];
+                }
+                let centre =
+                    neighbours.iter().map(|&j| top[j] + height_of(j) / 2.0).sum::<f64>() / neighbours.len() as f64;
+                centre - height_of(i) / 2.0
+            })
+            .collect();
+        let heights: Vec<f64> = column.iter().map(|&i| height_of(i)).collect();
+        for (&i, y) in column.iter().zip(settle(&want, &heights)) {
+            top[i] = y;
+        }
+    };
+    for _ in 0..4 {
+        for column in &layout.columns[1..] {
+            settle_column(&mut top, column, &[&up]);
+        }
+        for column in layout.columns.iter().rev().skip(1) {
+            settle_column(&mut top, column, &[&down]);
+        }
+    }
+    for column in &layout.columns {
+        settle_column(&mut top, column, &[&up, &down]);
+    }
+    let highest = top.iter().copied().fold(f64::INFINITY, f64::min);
+    top.iter().map(|t| t - highest + MARGIN).collect()
+}
+
+/// Tops as near `want` as keeping the items in order, `ROW_GAP` apart,
+/// allows (least squares: isotonic regression by pooling adjacent
+/// violators, on tops less the room the items above need).
+fn settle(want: &[f64], heights: &[f64]) -> Vec<f64> {
+    let mut offset = vec![0.0; want.len()];
+    for i in 1..want.len() {
+        offset[i] = offset[i - 1] + heights[i - 1] + ROW_GAP;
+    }
+    // Blocks of (sum, count) whose items share one shifted top.
+    let mut blocks: Vec<(f64, usize)> = Vec::new();
+    for (w, o) in want.iter().zip(&offset) {
+        blocks.push((w - o, 1));
+        while blocks.len() > 1 {
+            let (b, a) = (blocks[blocks.len() - 1], blocks[blocks.len() - 2]);
+            if a.0 / a.1 as f64 <= b.0 / b.1 as f64 {
+                break;
+            }
+            blocks.pop();
+            *blocks.last_mut().unwrap() = (a.0 + b.0, a.1 + b.1);
+        }
+    }
+    let shifted = blocks.iter().flat_map(|&(sum, count)| std::iter::repeat_n(sum / count as f64, count));
+    shifted.zip(&offset).map(|(z, o)| z + o).collect()
 }
 
 /// A small line plot of `values` (oldest first); each point's tooltip
@@ -159,21 +237,36 @@ mod tests {
     }
 
     #[test]
-    fn diamond_gets_three_columns() {
+    fn a_diamond_is_drawn_as_a_diamond() {
         let nodes: Vec<Node> = ["a", "b", "c", "d"].iter().map(|n| Node { name: n, state: "fresh" }).collect();
-        // With a shortcut a → d: d's column is its longest distance from a.
-        let svg = dag(&nodes, &[0, 1, 2, 3], &[(0, 1), (0, 2), (1, 3), (2, 3), (0, 3)]);
+        let svg = dag(&nodes, &[0, 1, 2, 3], &[(0, 1), (0, 2), (1, 3), (2, 3)]);
         assert_eq!(svg.matches("<rect").count(), 4);
-        assert_eq!(svg.matches("class=\"edge\"").count(), 5);
+        assert_eq!(svg.matches("class=\"edge\"").count(), 4);
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
         let at = boxes(&svg);
         let (a, b, c, d) = (at["a"], at["b"], at["c"], at["d"]);
         assert!(a.0 < b.0 && b.0 < d.0, "{at:?}");
         assert_eq!(b.0, c.0, "b and c share a column: {at:?}");
         assert_ne!(b.1, c.1, "b and c are in different rows: {at:?}");
-        // Single stages sit midway between the rows of the middle column.
+        // The ends sit midway between the rows of the middle column.
         assert_eq!(a.1, d.1, "{at:?}");
         assert_eq!(a.1 * 2.0, b.1 + c.1, "{at:?}");
+    }
+
+    #[test]
+    fn a_shortcut_goes_around_the_boxes_it_skips() {
+        let nodes: Vec<Node> = ["a", "b", "c"].iter().map(|n| Node { name: n, state: "fresh" }).collect();
+        // a → b → c, and a → c straight through b's column.
+        let svg = dag(&nodes, &[0, 1, 2], &[(0, 1), (1, 2), (0, 2)]);
+        let at = boxes(&svg);
+        let shortcut = svg.split("<path class=\"edge\" data-from=\"a\" data-to=\"c\" d=\"").nth(1).unwrap();
+        let d = shortcut.split('"').next().unwrap();
+        // Through b's column on a row of its own: a horizontal line above
+        // or below b's box.
+        let line = d.split(" L ").nth(1).unwrap();
+        let y: f64 = line.split(' ').nth(1).unwrap().parse().unwrap();
+        let b = at["b"];
+        assert!(y < b.1 || y > b.1 + NODE_HEIGHT, "{d} vs b at {b:?}");
     }
 
     #[test]

@@ -92,7 +92,7 @@ pub fn lower_is_better(name: &str) -> bool {
     let lower = name.to_lowercase();
     lower
         .split(|c: char| !c.is_ascii_alphanumeric())
-        .any(|word| WORDS.contains(&word) || word.ends_with("loss") || word == "errors")
+        .any(|word| WORDS.contains(&word) || word.ends_with("loss") || word.ends_with("losses") || word == "errors")
 }
 
 /// `better`, `worse`, or `None` for no change: `change` judged by the
@@ -137,7 +137,18 @@ mod tests {
 
     #[test]
     fn losses_and_errors_should_fall() {
-        for name in ["loss", "val_loss", "train.loss", "rmse", "eval.MAE", "error-rate", "mean_squared_error", "wer"] {
+        for name in [
+            "loss",
+            "val_loss",
+            "losses",
+            "trainloss",
+            "train.loss",
+            "rmse",
+            "eval.MAE",
+            "error-rate",
+            "mean_squared_error",
+            "wer",
+        ] {
             assert!(lower_is_better(name), "{name}");
             assert_eq!(trend(name, -0.1), Some("better"), "{name}");
             assert_eq!(trend(name, 0.1), Some("worse"), "{name}");
