@@ -42,8 +42,8 @@ fn a_name_generated_twice_is_an_error() {
 
 #[test]
 fn a_bad_field_is_still_explained_by_the_contract() {
-    // Evaluated fast, refused in Rust, then explained by Nickel with the
-    // user's line: the same message as ever.
+    // Evaluated fast and refused in Rust, with the user's line and the
+    // nearest field (an unknown field needs no second, checked evaluation).
     let ws = TestWorkspace::new("{\n  stages = {\n    a = { cmd = \"true\", outz = [\"x\"] },\n  },\n}\n");
     let check = ws.gourd(&["check"]);
     assert_eq!(check.code, 1);

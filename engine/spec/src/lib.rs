@@ -1,10 +1,13 @@
 //! `gourd.ncl` → [`Pipeline`].
 //!
 //! The only crate that knows Nickel. Loading happens in two steps, as with
-//! ripgrep's low- and high-level arguments: Nickel evaluates the file with the
-//! bundled `Pipeline` contract applied (types, unknown fields, bad paths are
-//! all reported by Nickel, with the file and line), and the exported JSON is
-//! then turned into the engine's validated types.
+//! ripgrep's low- and high-level arguments: Nickel evaluates the file, and the
+//! exported JSON is then turned into the engine's validated types. When the
+//! export is wrong, the file is evaluated again with the bundled `Pipeline`
+//! contract applied, so that Nickel reports the bad value with the file and
+//! line; an unknown field is reported from the export itself, with the
+//! user's line and the nearest known field. Nickel's diagnostics are shown
+//! without gourd's own frames, with hints for common mistakes (`diagnose`).
 //!
 //! A pipeline file is user code, and the evaluator can neither be interrupted
 //! nor survive a deep enough recursion. So [`load`] evaluates it in a child

@@ -1,6 +1,7 @@
 //! The exported JSON, as Nickel gave it, and its validation into the
-//! engine's types. The `Pipeline` contract has already checked types and
-//! unknown fields; what is checked here is what the contract cannot say.
+//! engine's types: everything the `Pipeline` contract checks (types, unknown
+//! fields, names), so that a valid file needs no contract, and what the
+//! contract cannot say.
 
 use std::collections::BTreeMap;
 use std::path::Path;
