@@ -3,8 +3,10 @@
 # under target/, for the tests that check GTO reads gourd's registry and
 # gourd reads GTO's. Prints the variable those tests read:
 #
-#   eval "$(scripts/setup-gto.sh)"
-#   cargo test -p gourd-cli --test registry -- --include-ignored
+#   gto_env=$(scripts/setup-gto.sh) && eval "$gto_env"
+#   cargo test -p gourd-cli --test registry -- --ignored gto
+#
+# Needs only python3 (with its venv module) and PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${W:-$PWD/target/test-servers/gto}
@@ -15,4 +17,4 @@ if [ ! -x "$W/venv/bin/gto" ]; then
   "$W/venv/bin/pip" install -q "gto==$VERSION" >&2
 fi
 "$W/venv/bin/gto" --version >&2
-echo "export GOURD_TEST_GTO=$W/venv/bin/gto"
+printf 'export GOURD_TEST_GTO=%q\n' "$W/venv/bin/gto"
