@@ -364,3 +364,128 @@ fn on_a_terminal_the_live_line_counts_stages_and_times_the_running_ones() {
     assert!(drawn.contains("/2 done"), "{drawn}");
     assert!(drawn.contains("running slow 1s") || drawn.contains("running slow 2s"), "{drawn}");
 }
+
+/// A real OpenSSH server on loopback, for this test only, with its own host
+/// key and a client key it accepts; killed on drop.
+struct SshServer {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl SshServer {
+    fn start() -> SshServer {
+        let sshd = ["/usr/sbin/sshd", "/usr/bin/sshd"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("sshd is not installed (Debian: openssh-server); .ci/run installs it");
+        let dir = tempfile::tempdir().unwrap();
+        let keygen = |name: &str| {
+            let status = std::process::Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(dir.path().join(name))
+                .status()
+                .unwrap();
+            assert!(status.success());
+        };
+        keygen("host_key");
+        keygen("client_key");
+        std::fs::copy(dir.path().join("client_key.pub"), dir.path().join("authorized_keys")).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let d = dir.path().display();
+        std::fs::write(
+            dir.path().join("sshd_config"),
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\n\
+                 PidFile {d}/sshd.pid\nStrictModes no\nUsePAM no\nPasswordAuthentication no\nPermitRootLogin prohibit-password\n"
+            ),
+        )
+        .unwrap();
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let child = std::process::Command::new(sshd)
+            .args(["-D", "-e", "-f"])
+            .arg(dir.path().join("sshd_config"))
+            .stderr(std::fs::File::create(dir.path().join("sshd.log")).unwrap())
+            .spawn()
+            .unwrap();
+        common::wait_until("sshd listening", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+        SshServer { child, dir, port }
+    }
+
+    /// `GOURD_SSH_COMMAND`: this server's client key, no known-hosts file.
+    fn ssh_command(&self) -> String {
+        format!(
+            "ssh -i {}/client_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
+            self.dir.path().display()
+        )
+    }
+
+    fn endpoint(&self, folder: &std::path::Path) -> String {
+        let user = std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| {
+            String::from_utf8(std::process::Command::new("id").arg("-un").output().unwrap().stdout)
+                .unwrap()
+                .trim()
+                .to_string()
+        });
+        format!("ssh://{user}@127.0.0.1:{}{}", self.port, folder.display())
+    }
+}
+
+impl Drop for SshServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+#[ignore = "needs sshd (openssh-server); .ci/run runs it with --ignored"]
+fn an_ssh_remote_shares_results_checks_them_and_is_collected() {
+    let server = SshServer::start();
+    let shared = tempfile::tempdir().unwrap();
+    let remote = format!("remote = {{ kind = 'ssh, endpoint = \"{}\" }},", server.endpoint(shared.path()));
+    let env = [("GOURD_SSH_COMMAND", server.ssh_command())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let origin = TestWorkspace::new(&model_pipeline(1, &remote));
+    origin.write(".gitignore", ".gourd/\nruns.log\nmodel.bin\n");
+    origin.git(&["add", "-A"]);
+    origin.git(&["commit", "-qm", "pipeline"]);
+    let run = origin.gourd_env(&["run"], &env).success();
+    assert!(!run.stderr.contains("remote"), "{}", run.stderr);
+    assert_eq!(files_under(&shared.path().join("ac")).len(), 1);
+    assert!(!files_under(&shared.path().join("cas")).is_empty());
+
+    let clone = TestWorkspace::clone_of(origin.root());
+    let run = clone.gourd_env(&["run"], &env).success();
+    assert!(clone.executions().is_empty(), "restored over ssh, not executed: {}", run.stderr);
+    assert_eq!(clone.read("model.bin"), origin.read("model.bin"));
+
+    // A damaged object is refused; the stage runs here.
+    for object in files_under(&shared.path().join("cas")) {
+        let mut perms = std::fs::metadata(&object).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perms.set_readonly(false);
+        std::fs::set_permissions(&object, perms).unwrap();
+        std::fs::write(object, "poison").unwrap();
+    }
+    let poisoned = TestWorkspace::clone_of(origin.root());
+    let run = poisoned.gourd_env(&["run"], &env).success();
+    assert_eq!(poisoned.executions(), ["train"], "{}", run.stderr);
+    assert!(run.stdout.contains("does not match its digest"), "{}", run.stdout);
+
+    // gc --remote over ssh: a second result, then the first forced out.
+    origin.write("gourd.ncl", &model_pipeline(2, &remote));
+    origin.gourd_env(&["run"], &env).success();
+    assert_eq!(files_under(&shared.path().join("ac")).len(), 2);
+    let forced = origin.gourd_env(&["gc", "--remote", "--force"], &env).success().stdout;
+    assert!(forced.contains("Removed 1 results"), "{forced}");
+    assert_eq!(files_under(&shared.path().join("ac")).len(), 1);
+
+    // A server that is down: the stage runs here and says why.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let down = format!("remote = {{ kind = 'ssh, endpoint = \"ssh://nobody@127.0.0.1:{closed}/tmp/x\" }},");
+    let offline = TestWorkspace::new(&model_pipeline(1, &down));
+    let run = offline.gourd_env(&["run"], &env).success();
+    assert_eq!(offline.executions(), ["train"]);
+    assert!(run.stdout.contains(&format!("ssh://nobody@127.0.0.1:{closed}")), "{}", run.stdout);
+}

@@ -2,7 +2,7 @@
 //! environment, so CI and laptops can point one pipeline at different places.
 //!
 //! `GOURD_REMOTE=off` turns it off. `GOURD_REMOTE_KIND` (`s3`, `reapi`,
-//! `folder`), `GOURD_REMOTE_PATH`, `GOURD_REMOTE_ENDPOINT`,
+//! `folder`, `ssh`), `GOURD_REMOTE_PATH`, `GOURD_REMOTE_ENDPOINT`,
 //! `GOURD_REMOTE_BUCKET`, `GOURD_REMOTE_PREFIX`,
 //! `GOURD_REMOTE_REGION` and `GOURD_REMOTE_INSTANCE` override the record's
 //! fields (or configure a remote when the pipeline has none);
@@ -52,9 +52,10 @@ pub fn from_pipeline(pipeline: &Pipeline, root: &std::path::Path) -> Result<Opti
             "s3" => RemoteKind::S3,
             "reapi" => RemoteKind::Reapi,
             "folder" => RemoteKind::Folder,
+            "ssh" => RemoteKind::Ssh,
             other => {
                 return Err(CommandError::user(format!(
-                    "GOURD_REMOTE_KIND: `{other}` is not a remote kind (expected `s3`, `reapi` or `folder`)"
+                    "GOURD_REMOTE_KIND: `{other}` is not a remote kind (expected `s3`, `reapi`, `folder` or `ssh`)"
                 )));
             }
         },
@@ -95,6 +96,18 @@ pub fn from_pipeline(pipeline: &Pipeline, root: &std::path::Path) -> Result<Opti
                 push,
             };
             let cache = Arc::new(ObjectCache::s3(&settings).map_err(|e| CommandError::user(e.to_string()))?);
+            Ok(Some(Remote { objects: Some(cache.clone()), cache: Some(cache), executor: None, push, required }))
+        }
+        RemoteKind::Ssh => {
+            let Some(endpoint) = endpoint else {
+                return Err(CommandError::user(
+                    "an ssh remote needs an endpoint (`endpoint` or GOURD_REMOTE_ENDPOINT, e.g. `me@host:/srv/gourd-cache`)",
+                ));
+            };
+            if !use_cache {
+                return Ok(None);
+            }
+            let cache = Arc::new(ObjectCache::ssh(&endpoint).map_err(|e| CommandError::user(e.to_string()))?);
             Ok(Some(Remote { objects: Some(cache.clone()), cache: Some(cache), executor: None, push, required }))
         }
         RemoteKind::Folder => {

@@ -68,6 +68,7 @@ pub enum RemoteKind {
     S3,
     Reapi,
     Folder,
+    Ssh,
 }
 
 impl RemoteKind {
@@ -76,6 +77,7 @@ impl RemoteKind {
             RemoteKind::S3 => "s3",
             RemoteKind::Reapi => "reapi",
             RemoteKind::Folder => "folder",
+            RemoteKind::Ssh => "ssh",
         }
     }
 }

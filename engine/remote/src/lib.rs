@@ -23,6 +23,7 @@
 
 mod reapi;
 mod s3;
+mod ssh;
 
 pub use reapi::{Reapi, ReapiSettings, platform_properties, stage_key_action};
 pub use s3::ObjectCache;

@@ -1,5 +1,6 @@
-//! Caches on object stores: an S3 bucket, or a folder on a local or mounted
-//! disk (the same layout and checks, through `object_store`).
+//! Caches on object stores: an S3 bucket, a folder on a local or mounted
+//! disk (both through `object_store`), or a folder on another machine over
+//! ssh. One layout and the same checks for all three.
 
 use std::sync::Arc;
 
@@ -14,7 +15,14 @@ use object_store::{
 };
 use std::time::Duration;
 
+use crate::ssh::SshStore;
 use crate::{RemoteError, RemoteSettings};
+
+/// Where the entries live.
+enum Backend {
+    Objects(Arc<dyn ObjectStore>),
+    Ssh(SshStore),
+}
 
 /// Transfers in flight at once.
 const PARALLEL: usize = 8;
@@ -22,7 +30,7 @@ const PARALLEL: usize = 8;
 const MULTIPART: usize = 16 << 20;
 
 pub struct ObjectCache {
-    store: Arc<dyn ObjectStore>,
+    backend: Backend,
     prefix: String,
     label: String,
 }
@@ -50,7 +58,11 @@ impl ObjectCache {
         let store = builder
             .build()
             .map_err(|e| RemoteError::Config { target: label.clone(), message: scrub(&e.to_string()) })?;
-        Ok(ObjectCache { store: Arc::new(store), prefix: settings.prefix.trim_matches('/').to_string(), label })
+        Ok(ObjectCache {
+            backend: Backend::Objects(Arc::new(store)),
+            prefix: settings.prefix.trim_matches('/').to_string(),
+            label,
+        })
     }
 
     /// A folder on a local or mounted disk (NFS, SMB, a USB drive), created
@@ -63,7 +75,16 @@ impl ObjectCache {
         let store = object_store::local::LocalFileSystem::new_with_prefix(path)
             .map_err(|e| config(e.to_string()))?
             .with_automatic_cleanup(true);
-        Ok(ObjectCache { store: Arc::new(store), prefix: String::new(), label })
+        Ok(ObjectCache { backend: Backend::Objects(Arc::new(store)), prefix: String::new(), label })
+    }
+
+    /// A folder on another machine, over ssh (`[user@]host:/path` or
+    /// `ssh://[user@]host[:port]/path`).
+    pub fn ssh(endpoint: &str) -> Result<ObjectCache, RemoteError> {
+        let ssh =
+            SshStore::new(endpoint).map_err(|message| RemoteError::Config { target: endpoint.to_string(), message })?;
+        let label = ssh.describe();
+        Ok(ObjectCache { backend: Backend::Ssh(ssh), prefix: String::new(), label })
     }
 
     /// Every entry of `kind` (`ac`, `cas`, `trees`) with its size and when
@@ -72,7 +93,17 @@ impl ObjectCache {
         let prefix =
             if self.prefix.is_empty() { Path::from(kind) } else { Path::from(format!("{}/{kind}", self.prefix)) };
         let mut out = Vec::new();
-        let mut listing = self.store.list(Some(&prefix));
+        let store = match &self.backend {
+            Backend::Objects(store) => store,
+            Backend::Ssh(ssh) => {
+                let entries = ssh.list(prefix.as_ref()).await?;
+                return Ok(entries
+                    .into_iter()
+                    .filter_map(|(name, size, at)| name.parse::<Digest>().ok().map(|d| (d, size, at)))
+                    .collect());
+            }
+        };
+        let mut listing = store.list(Some(&prefix));
         while let Some(meta) = listing.next().await {
             let meta = meta.map_err(unavailable)?;
             // Anything that is not named by a digest is not gourd's.
@@ -85,7 +116,11 @@ impl ObjectCache {
 
     /// Removes one entry; one already gone is not an error.
     pub async fn remove(&self, kind: &str, digest: &Digest) -> Result<(), RemoteFailure> {
-        match self.store.delete(&self.path(kind, digest)).await {
+        let store = match &self.backend {
+            Backend::Objects(store) => store,
+            Backend::Ssh(ssh) => return ssh.remove(self.path(kind, digest).as_ref()).await,
+        };
+        match store.delete(&self.path(kind, digest)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(err) => Err(unavailable(err)),
         }
@@ -115,7 +150,11 @@ impl ObjectCache {
     }
 
     async fn get(&self, path: &Path) -> Result<Option<Vec<u8>>, RemoteFailure> {
-        match self.store.get(path).await {
+        let store = match &self.backend {
+            Backend::Objects(store) => store,
+            Backend::Ssh(ssh) => return ssh.get(path.as_ref()).await,
+        };
+        match store.get(path).await {
             Ok(result) => Ok(Some(result.bytes().await.map_err(unavailable)?.to_vec())),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(err) => Err(unavailable(err)),
@@ -123,17 +162,21 @@ impl ObjectCache {
     }
 
     async fn put(&self, path: &Path, bytes: Vec<u8>) -> Result<(), RemoteFailure> {
+        let store = match &self.backend {
+            Backend::Objects(store) => store,
+            Backend::Ssh(ssh) => return ssh.put(path.as_ref(), &bytes).await,
+        };
         if bytes.len() >= MULTIPART {
             // Content-addressed: writing the same bytes again is harmless,
             // so the multipart path needs no create-only guard.
-            let mut upload = self.store.put_multipart(path).await.map_err(unavailable)?;
+            let mut upload = store.put_multipart(path).await.map_err(unavailable)?;
             for chunk in bytes.chunks(MULTIPART / 2) {
                 upload.put_part(PutPayload::from(chunk.to_vec())).await.map_err(unavailable)?;
             }
             upload.complete().await.map_err(unavailable)?;
             return Ok(());
         }
-        match self.store.put_opts(path, PutPayload::from(bytes), PutOptions::from(PutMode::Create)).await {
+        match store.put_opts(path, PutPayload::from(bytes), PutOptions::from(PutMode::Create)).await {
             Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
             Err(err) => Err(unavailable(err)),
         }
@@ -166,7 +209,29 @@ impl ObjectCache {
         let rejected = || {
             RemoteFailure::Rejected(format!("object {digest} from {} does not match its digest: rejected", self.label))
         };
-        let result = match self.store.get(&self.path("cas", &digest)).await {
+        let backend = match &self.backend {
+            Backend::Objects(backend) => backend,
+            Backend::Ssh(ssh) => {
+                // Straight into a file, hashed as the store adopts it.
+                let tmp = store.receiving_path();
+                let found = ssh.get_to_file(self.path("cas", &digest).as_ref(), &tmp).await;
+                let outcome = match found {
+                    Ok(true) => match store.adopt_object(&tmp) {
+                        Ok(got) if got == digest => return Ok(()),
+                        Ok(_) => Err(rejected()),
+                        Err(err) => Err(local(err)),
+                    },
+                    Ok(false) => Err(RemoteFailure::Rejected(format!(
+                        "object {digest} is missing from {} (evicted?)",
+                        self.label
+                    ))),
+                    Err(failure) => Err(failure),
+                };
+                let _ = std::fs::remove_file(&tmp);
+                return outcome;
+            }
+        };
+        let result = match backend.get(&self.path("cas", &digest)).await {
             Ok(result) => result,
             Err(object_store::Error::NotFound { .. }) => {
                 return Err(RemoteFailure::Rejected(format!(
@@ -227,7 +292,11 @@ impl ObjectCache {
         // the multipart path needs no create-only guard.
         use std::io::Read;
         let mut file = std::fs::File::open(&object).map_err(local)?;
-        let mut upload = self.store.put_multipart(&self.path("cas", &digest)).await.map_err(unavailable)?;
+        let store = match &self.backend {
+            Backend::Objects(store) => store,
+            Backend::Ssh(ssh) => return ssh.put_file(self.path("cas", &digest).as_ref(), &object).await,
+        };
+        let mut upload = store.put_multipart(&self.path("cas", &digest)).await.map_err(unavailable)?;
         let sent = async {
             let mut left = size;
             while left > 0 {

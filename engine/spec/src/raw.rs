@@ -372,7 +372,11 @@ fn validate_remote(r: RawRemote) -> Result<gourd_core::model::Remote, String> {
         RemoteKind::Folder if r.path.as_deref().is_none_or(|p| p.trim().is_empty()) => {
             return Err("a 'folder remote needs a `path` (a folder on a local or mounted disk)".to_string());
         }
-        RemoteKind::S3 | RemoteKind::Folder => {}
+        RemoteKind::Ssh if r.endpoint.as_deref().is_none_or(|e| !e.contains(':')) => {
+            return Err("an 'ssh remote needs an `endpoint`: `[user@]host:/path` or `ssh://[user@]host[:port]/path`"
+                .to_string());
+        }
+        RemoteKind::S3 | RemoteKind::Folder | RemoteKind::Ssh => {}
     }
     let timeout = match r.timeout {
         None => Duration::from_secs(3600),
