@@ -299,14 +299,24 @@ fn yaml_hint(source: &str, file: &str) -> Option<String> {
             let value = code[at + 1..].trim_start();
             let is_field = opener.is_empty() || opener.ends_with(['{', ',']);
             let key_ok = !key.is_empty() && key.trim_matches('"').chars().all(is_ident);
+            // A record type (`{ b : Number }`) has a `:` before any `=`.
+            let record_type =
+                value.strip_prefix('{').and_then(|inner| inner.find([':', '=']).map(|i| &inner[i..i + 1])) == Some(":");
             let value_is_type = value.starts_with(|c: char| c.is_uppercase())
                 || value.starts_with("std.")
                 || value.starts_with("gourd.")
-                || value.is_empty();
-            if is_field && key_ok && !value_is_type && !code[at..].contains('=') && !code[at + 1..].starts_with(':') {
+                || value.is_empty()
+                || record_type;
+            // `epochs : Number = 5`: an `=` before the value's own record.
+            let annotated = code[at..].split(['{', '[']).next().unwrap_or("").contains('=');
+            if is_field && key_ok && !value_is_type && !annotated && !code[at + 1..].starts_with(':') {
                 let end = code[at + 1..].find([',', '}']).map_or(code.len(), |e| at + 1 + e);
-                let value = original.get(at + 1..end).unwrap_or("").trim();
-                found.push((number, key.to_string(), value.to_string()));
+                // A record or an array is shown by its opening bracket.
+                let value = match value.chars().next() {
+                    Some(open @ ('{' | '[')) => open.to_string(),
+                    _ => original.get(at + 1..end).unwrap_or("").trim().to_string(),
+                };
+                found.push((number, key.to_string(), value));
             }
         }
     }
@@ -357,6 +367,8 @@ mod tests {
         assert!(hint.starts_with("`epochs: 5` on line 2 of `gourd.ncl` is YAML"), "{hint}");
         assert!(hint.contains("`epochs = 5` (and 1 more like it)"), "{hint}");
         assert_eq!(yaml_hint("{ stages: {\n", "f").map(|h| h.contains("`stages: {` on line 1")), Some(true));
+        let one_line = yaml_hint("{ stages: { a = { cmd = \"x\" } } }", "f").unwrap();
+        assert!(one_line.contains("as in `stages = {`"), "{one_line}");
         for fine in [
             "{ epochs : Number = 5 }",
             "{ epochs | Number, lr : Number }",
@@ -364,6 +376,8 @@ mod tests {
             "{ cmd = \"python -c 'a: 1'\" }",
             "{ x = 1 } # note: nothing",
             "{ x : { y : Number } = { y = 1 } }",
+            "{ x : { y : Number } }",
+            "{ x : Array { y : Number } = [] }",
             "{ a = m%\"\n  key: value\n\"% }",
         ] {
             assert_eq!(yaml_hint(fine, "f"), None, "{fine}");
