@@ -489,3 +489,40 @@ fn an_ssh_remote_shares_results_checks_them_and_is_collected() {
     assert_eq!(offline.executions(), ["train"]);
     assert!(run.stdout.contains(&format!("ssh://nobody@127.0.0.1:{closed}")), "{}", run.stdout);
 }
+
+/// Metrics in YAML and TOML as DVC reads them, and a metrics file inside
+/// the stage's own out folder.
+#[test]
+fn metrics_in_yaml_toml_and_inside_an_out_folder() {
+    let ws = TestWorkspace::new(
+        r#"{
+  stages = {
+    evaluate = {
+      cmd = "mkdir -p eval && printf 'accuracy: 0.75\nloss: 0.5\n' > eval/metrics.yaml && printf 'auc = 0.875\n' > scores.toml && echo plot > eval/roc.csv",
+      outs = ["eval"],
+      metrics = ["eval/metrics.yaml", "scores.toml"],
+    },
+  },
+}
+"#,
+    );
+    ws.gourd(&["check"]).success();
+    ws.gourd(&["run"]).success();
+    let shown: serde_json::Value =
+        serde_json::from_str(&ws.gourd(&["metrics", "show", "--json"]).success().stdout).unwrap();
+    assert_eq!(shown["metrics"]["eval/metrics.yaml"]["accuracy"], 0.75, "{shown}");
+    assert_eq!(shown["metrics"]["scores.toml"]["auc"], 0.875, "{shown}");
+    // Both restore from the cache, the folder and the file inside it.
+    ws.remove("eval");
+    ws.remove("scores.toml");
+    let run = ws.run_json(&[]).success();
+    assert_eq!(run.statuses(), common::expect(&[("evaluate", "restored")]));
+    assert_eq!(ws.read("eval/metrics.yaml"), "accuracy: 0.75\nloss: 0.5\n");
+    assert_eq!(ws.read("eval/roc.csv"), "plot\n");
+
+    // A broken YAML file fails the stage and says which format it expected.
+    ws.write("gourd.ncl", r#"{ stages = { bad = { cmd = "printf 'a: [1,' > m.yaml", metrics = ["m.yaml"] } } }"#);
+    let out = ws.gourd(&["run"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("`m.yaml` is not valid YAML"), "{}", out.stderr);
+}

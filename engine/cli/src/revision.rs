@@ -95,7 +95,7 @@ pub fn metrics_at(
         Side::WorkingState => {
             for path in paths {
                 if let Ok(bytes) = std::fs::read(root.join(path)) {
-                    if let Ok(value) = serde_json::from_slice(&bytes) {
+                    if let Ok(value) = gourd_core::metrics::parse(path, &bytes) {
                         out.insert(path.clone(), value);
                     }
                 }
@@ -107,7 +107,7 @@ pub fn metrics_at(
             let mut in_force = None;
             for path in paths {
                 if let Some(bytes) = lineage.file_at(revision, path)? {
-                    if let Ok(value) = serde_json::from_slice(&bytes) {
+                    if let Ok(value) = gourd_core::metrics::parse(path, &bytes) {
                         out.insert(path.clone(), value);
                         continue;
                     }

@@ -103,7 +103,13 @@ impl Dag {
             }
         }
         for (path, &stage) in &outputs {
-            if let Some((outer, outer_stage)) = ancestor_outputs(&outputs, path).into_iter().find(|(p, _)| *p != path) {
+            // A stage's metrics file may sit in one of its own out folders
+            // (`outs = ["eval"], metrics = ["eval/metrics.json"]`), as DVC
+            // allows: it is stored with the folder and read as metrics.
+            let own_metrics = pipeline.stages[stage].metrics.contains(path);
+            if let Some((outer, outer_stage)) =
+                ancestor_outputs(&outputs, path).into_iter().find(|(p, s)| *p != path && !(own_metrics && *s == stage))
+            {
                 return Err(GraphError::NestedOutput {
                     outer: outer.to_string(),
                     outer_stage: pipeline.stages[outer_stage].name.clone(),

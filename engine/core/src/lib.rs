@@ -15,6 +15,7 @@ pub mod hash;
 pub mod journal;
 pub mod key;
 pub mod lock;
+pub mod metrics;
 pub mod model;
 pub mod orphans;
 pub mod path;

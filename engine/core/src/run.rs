@@ -968,17 +968,15 @@ fn store_outputs(ws: &Workspace, stage: &Stage) -> io::Result<Result<Stored, Str
         if output.kind == crate::model::OutputKind::Metrics {
             let parsed = match &tree {
                 Tree::File { .. } => fs_err::read(&path)
-                    .map_err(|e| e.to_string())
-                    .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).map_err(|e| e.to_string())),
-                Tree::Dir { .. } => Err("it is a folder".to_string()),
+                    .map_err(|e| format!("metrics file `{}`: {e}", output.path))
+                    .and_then(|bytes| crate::metrics::parse(output.path.as_str(), &bytes)),
+                Tree::Dir { .. } => Err(format!("metrics file `{}` is a folder", output.path)),
             };
             match parsed {
                 Ok(value) => {
                     metrics.insert(output.path.to_string(), value);
                 }
-                Err(err) => {
-                    return Ok(Err(format!("metrics file `{}` is not valid JSON: {err}", output.path)));
-                }
+                Err(err) => return Ok(Err(err)),
             }
         }
         if output.cache {
