@@ -23,7 +23,7 @@ pub const CURRENT: usize = 1;
 #[derive(Debug, Default)]
 pub struct Numeric {
     pub n: [u64; 2],
-    /// Welford's running mean and sum of squared deviations, per file.
+    /// The running mean and sum of squared deviations, per file.
     mean: [f64; 2],
     m2: [f64; 2],
     pub min: f64,
@@ -69,16 +69,25 @@ impl Numeric {
         if values.is_empty() {
             return;
         }
+        // Chan's update: the batch's own mean and squared deviations,
+        // merged into the running ones (no division per value).
         let mut lo = f64::INFINITY;
         let mut hi = f64::NEG_INFINITY;
+        let mut sum = 0.0;
         for &x in values {
-            self.n[side] += 1;
-            let delta = x - self.mean[side];
-            self.mean[side] += delta / self.n[side] as f64;
-            self.m2[side] += delta * (x - self.mean[side]);
+            sum += x;
             lo = lo.min(x);
             hi = hi.max(x);
         }
+        let count = values.len() as f64;
+        let batch_mean = sum / count;
+        let batch_m2: f64 = values.iter().map(|x| (x - batch_mean) * (x - batch_mean)).sum();
+        let before = self.n[side] as f64;
+        self.n[side] += values.len() as u64;
+        let total = self.n[side] as f64;
+        let delta = batch_mean - self.mean[side];
+        self.mean[side] += delta * count / total;
+        self.m2[side] += batch_m2 + delta * delta * before * count / total;
         self.min = self.min.min(lo);
         self.max = self.max.max(hi);
         match &mut self.exact[side] {
