@@ -527,6 +527,11 @@ impl Store {
                     for output in action.outputs.values().filter(|o| o.cached) {
                         self.mark(output.kind, &output.digest, &mut live_objects, &mut live_trees);
                     }
+                    // The listings of its folder deps, for `gourd explain`.
+                    let deps = action.manifest.get("deps").and_then(|d| d.as_object());
+                    for digest in deps.into_iter().flat_map(|d| d.values()).filter_map(|d| d.as_str()?.parse().ok()) {
+                        self.mark_listings(&digest, &mut live_trees);
+                    }
                 }
                 None => {
                     report.actions += 1;
@@ -605,6 +610,17 @@ impl Store {
                         self.mark(entry.kind, &entry.digest, objects, trees);
                     }
                 }
+            }
+        }
+    }
+
+    /// Marks the listing `digest` and the listings under it, where the store
+    /// holds them (a folder dep's listing is kept without its files).
+    fn mark_listings(&self, digest: &Digest, trees: &mut std::collections::HashSet<Digest>) {
+        let Ok(entries) = self.read_tree(digest) else { return };
+        if trees.insert(*digest) {
+            for entry in entries.iter().filter(|e| e.kind == EntryKind::Dir) {
+                self.mark_listings(&entry.digest, trees);
             }
         }
     }
@@ -694,6 +710,41 @@ mod tests {
         assert!(store.action(&keys[1].0).is_none());
         assert!(store.has(keys[0].1.kind, &keys[0].1.digest));
         assert!(!store.has(keys[1].1.kind, &keys[1].1.digest));
+    }
+
+    #[test]
+    fn garbage_collection_keeps_the_folder_listings_of_kept_results_deps() {
+        let (dir, store, hashing) = setup();
+        let mut keys = Vec::new();
+        for content in ["one", "two"] {
+            let dep = dir.path().join(format!("data-{content}"));
+            std::fs::create_dir_all(dep.join("sub")).unwrap();
+            std::fs::write(dep.join("sub/f"), content).unwrap();
+            let tree = hashing.hash(&dep).unwrap().unwrap();
+            store.keep_listings(&tree).unwrap();
+            let key = Hasher::digest_bytes(DigestAlgorithm::Blake3, content.as_bytes());
+            store
+                .put_action(&ActionResult {
+                    key,
+                    manifest: serde_json::json!({ "deps": { "data": tree.digest().to_string() } }),
+                    outputs: BTreeMap::new(),
+                    metrics: BTreeMap::new(),
+                    exit_code: 0,
+                    started_at: String::new(),
+                    finished_at: String::new(),
+                    duration_ms: 0,
+                })
+                .unwrap();
+            keys.push((key, tree));
+        }
+        let keep = std::collections::HashSet::from([keys[0].0]);
+        let done = store.collect_garbage(&keep, false).unwrap();
+        assert_eq!((done.actions, done.objects, done.trees), (1, 0, 2), "the other result's two listings go");
+        let kept = store.tree_entries(&keys[0].1.digest()).unwrap();
+        assert_eq!(kept[0].name, "sub");
+        assert!(store.tree_entries(&kept[0].digest).is_ok(), "listings under a kept one are kept");
+        assert!(store.tree_entries(&keys[1].1.digest()).is_err());
+        assert!(!store.has(EntryKind::Dir, &keys[0].1.digest()), "a listing alone is not a restorable output");
     }
 
     #[test]
