@@ -526,3 +526,41 @@ fn metrics_in_yaml_toml_and_inside_an_out_folder() {
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("`m.yaml` is not valid YAML"), "{}", out.stderr);
 }
+
+/// DVC's params: selected keys of params.yaml, as nested params and as
+/// environment variables; an unrelated change to the file re-runs nothing.
+#[test]
+fn params_from_a_params_file_reach_shell_stages_as_variables() {
+    let ws = TestWorkspace::new(
+        r#"let gourd = import "gourd-std.ncl" in
+let p = import "params.yaml" in
+{
+  stages = {
+    train = {
+      cmd = "echo $GOURD_PARAM_TRAIN_N_EST $GOURD_PARAM_TRAIN_LR $GOURD_PARAM_TRAIN_NAME >> runs.log && echo model > model.bin",
+      params = gourd.params p ["train.n_est", "train.lr", "train.name"],
+      outs = ["model.bin"],
+    },
+  },
+}
+"#,
+    );
+    ws.write("params.yaml", "# knobs\ntrain:\n  n_est: 50\n  lr: 0.1\n  name: forest a\nprepare:\n  split: 0.2\n");
+    ws.gourd(&["run"]).success();
+    assert_eq!(ws.executions(), ["50 0.1 forest a"]);
+    // A comment and an unselected key change: nothing re-runs.
+    ws.write(
+        "params.yaml",
+        "# knobs, tuned\ntrain:\n  n_est: 50\n  lr: 0.1\n  name: forest a\nprepare:\n  split: 0.3\n",
+    );
+    ws.gourd(&["run"]).success();
+    assert_eq!(ws.executions().len(), 1);
+    ws.write("params.yaml", "train:\n  n_est: 80\n  lr: 0.1\n  name: forest a\nprepare:\n  split: 0.3\n");
+    ws.gourd(&["run"]).success();
+    assert_eq!(ws.executions(), ["50 0.1 forest a", "80 0.1 forest a"]);
+
+    ws.write("params.yaml", "train:\n  lr: 0.1\n  name: x\n");
+    let out = ws.gourd(&["check"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("no key `train.n_est`"), "{}", out.stderr);
+}

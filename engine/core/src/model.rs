@@ -115,6 +115,40 @@ pub struct Stage {
 }
 
 impl Stage {
+    /// Each param as an environment variable, so that shell stages need no
+    /// JSON parser: `params = { train = { n_est = 50 } }` gives
+    /// `GOURD_PARAM_TRAIN_N_EST=50`. Strings are given as they are, other
+    /// values as JSON; names are upper-cased, with every character that is
+    /// not a letter or digit written `_`.
+    pub fn param_env(&self) -> BTreeMap<String, String> {
+        fn walk(prefix: &str, value: &serde_json::Value, out: &mut BTreeMap<String, String>) {
+            match value {
+                serde_json::Value::Object(fields) => {
+                    for (name, value) in fields {
+                        let name: String = name
+                            .chars()
+                            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+                            .collect();
+                        let key = if prefix.is_empty() { name } else { format!("{prefix}_{name}") };
+                        walk(&key, value, out);
+                    }
+                }
+                serde_json::Value::String(text) if !prefix.is_empty() => {
+                    out.insert(format!("GOURD_PARAM_{prefix}"), text.clone());
+                }
+                other if !prefix.is_empty() => {
+                    out.insert(format!("GOURD_PARAM_{prefix}"), other.to_string());
+                }
+                _ => {}
+            }
+        }
+        let mut out = BTreeMap::new();
+        walk("", &self.params, &mut out);
+        // A value with a NUL cannot be passed in the environment.
+        out.retain(|_, v| !v.contains('\0'));
+        out
+    }
+
     /// The params the stage runs with, as lineage and `params diff` show
     /// them: its `params` and, for a built-in step, the step's configuration
     /// (`lr`, `epochs`, …) beside them (a field of `params` wins).

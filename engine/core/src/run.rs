@@ -706,7 +706,8 @@ fn prepare(context: &Context, stage: &Stage, launch: &Launch) -> io::Result<Resu
     if std::fs::read(&params_path).ok().as_deref() != Some(params_json.as_bytes()) {
         crate::fsutil::write_replace(&params_path, params_json.as_bytes(), false)?;
     }
-    let mut extra_env = BTreeMap::from([
+    let mut extra_env = stage.param_env();
+    extra_env.extend([
         ("GOURD_STAGE".to_string(), stage.name.clone()),
         ("GOURD_PARAMS".to_string(), params_path.display().to_string()),
         ("GOURD_WORKSPACE".to_string(), ws.root.display().to_string()),

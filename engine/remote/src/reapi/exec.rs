@@ -164,7 +164,8 @@ impl Reapi {
         arguments.extend(argv);
 
         let env = {
-            let mut all = stage.env.clone();
+            let mut all = stage.param_env();
+            all.extend(stage.env.clone());
             all.extend(env);
             all
         };
