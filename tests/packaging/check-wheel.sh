@@ -3,7 +3,8 @@
 # environment and runs the quickstart from it; checks the errors of a missing
 # and of a different torch; then installs the `torch` extra (the PyPI torch
 # wheel, with its dependencies, as `pip install "gourd[torch]"` would) and runs
-# the pumpkin pipeline with the `gourd-step` of the wheel on that torch.
+# the pumpkin pipeline with the `gourd-step` of the wheel on that torch. The
+# wheel also installs as a uv tool (uv from PyPI).
 #
 #   tests/packaging/check-wheel.sh [WHEEL]    (after scripts/build-wheel.sh)
 #   TORCH=0 tests/packaging/check-wheel.sh    (without the torch extra: ~4 GB, ~1 min)
@@ -78,6 +79,21 @@ for text in "needs PyTorch 2.11" "\`$(realpath "$site/torch")\` holds torch 2.9.
   grep -qF "$text" <<<"$out" || fail "with torch 2.9, the error does not say '$text': $out"
 done
 ok "with another torch: $(head -1 <<<"$out")"
+
+# The same wheel as a uv tool: `gourd` on PATH through a link into the tool's
+# own environment, where gourd-step looks for torch.
+pip install --quiet --no-cache-dir uv
+export UV_TOOL_DIR="$WORK/uv/tools" UV_TOOL_BIN_DIR="$WORK/uv/bin" UV_CACHE_DIR="$WORK/uv/cache"
+uv tool install --quiet "$WHEEL"
+set +e
+out=$("$WORK/uv/bin/gourd" check 2>&1)
+code=$?
+set -e
+[ "$code" = 2 ] || fail "as a uv tool without torch, gourd check exited $code: $out"
+for text in "needs PyTorch 2.11" "$WORK/uv/tools/gourd" 'uv tool install "gourd[torch]"'; do
+  grep -qF "$text" <<<"$out" || fail "as a uv tool without torch, the error does not say '$text': $out"
+done
+ok "uv tool install of the wheel: $("$WORK/uv/bin/gourd" --version); without torch: $(head -1 <<<"$out" | sed 's/.*, which/which/')"
 
 if [ "$TORCH" = 1 ]; then
   start=$SECONDS

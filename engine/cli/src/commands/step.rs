@@ -116,9 +116,14 @@ fn check_torch(step: &Path) -> Result<(), TorchProblem> {
                     "which needs PyTorch {wanted} (the Python package `torch`), and there is none in the Python environment at `{}` (looked in `lib/python3.*/site-packages/torch`)",
                     prefix.display()
                 ),
-                hint: format!(
-                    "install gourd with its torch extra: `pip install \"gourd[torch]\"` (or `pip install \"torch=={wanted}.*\"` into that environment)"
-                ),
+                // `uv tool install` leaves a receipt in the tool's environment.
+                hint: if prefix.join("uv-receipt.toml").is_file() {
+                    "install gourd with its torch extra: `uv tool install \"gourd[torch]\"`".to_string()
+                } else {
+                    format!(
+                        "install gourd with its torch extra: `pip install \"gourd[torch]\"` (or `pip install \"torch=={wanted}.*\"` into that environment)"
+                    )
+                },
             }
         } else {
             TorchProblem {
