@@ -325,7 +325,7 @@ fn a_field_defined_as_itself_in_a_function() {
         "let train = fun epochs => { cmd = \"echo t >> runs.log\", params = { epochs = epochs } } in\n{ stages = { a = train 5 } }\n",
     );
     assert!(message.contains("hint: `epochs = epochs` defines the field `epochs` as itself"), "{message}");
-    assert!(message.contains("`let base_epochs = 0.1 in … params = { epochs = base_epochs }`"), "{message}");
+    assert!(message.contains("`let base_epochs = … in … params = { epochs = base_epochs }`"), "{message}");
 }
 
 #[test]

@@ -181,20 +181,31 @@ fn nearest_stdlib_field(field: &str) -> Option<String> {
 /// `lr = lr` in a record: the `lr` on the right is the field itself, not a
 /// `lr` bound outside the record, since Nickel's records are recursive.
 fn self_reference_hint(text: &str) -> String {
-    let name = self_reference(text);
-    let (field, example) = match &name {
-        Some(name) => (format!("`{name} = {name}` defines the field `{name}` as itself"), name.as_str()),
-        None => ("a field is defined through itself".to_string(), "lr"),
+    let Some((name, source)) = self_reference(text) else {
+        return "a field is defined through itself, directly or through other fields: inside a record, a name \
+                means the record's own field first, even when a `let` or a function argument outside the record \
+                has the same name; give the outer value another name"
+            .to_string();
     };
+    // The value of a `let NAME = VALUE in` that the field meant, if any.
+    let value = source
+        .match_indices(&format!("let {name} ="))
+        .find_map(|(at, found)| {
+            let rest = &source[at + found.len()..];
+            let value = rest.split_once(" in ").or_else(|| rest.split_once(" in\n"))?.0.trim();
+            (!value.is_empty() && !value.contains('\n')).then(|| value.to_string())
+        })
+        .unwrap_or_else(|| "…".to_string());
     format!(
-        "{field}: inside a record, a name means the record's own field first, even when a `let` or a function \
-         argument outside the record has the same name. Give the outer value another name and use that: \
-         `let base_{example} = 0.1 in … params = {{ {example} = base_{example} }}`"
+        "`{name} = {name}` defines the field `{name}` as itself: inside a record, `{name}` means the record's own \
+         field, even when a `let` or a function argument outside the record is also named `{name}`. Give the \
+         outer value another name and use that: `let base_{name} = {value} in … params = {{ {name} = base_{name} }}`"
     )
 }
 
-/// The `NAME` of a `NAME = NAME` at the first frame of the diagnostics.
-fn self_reference(text: &str) -> Option<String> {
+/// The `NAME` of a `NAME = NAME` at the first frame of the diagnostics, and
+/// the source of the file it is in.
+fn self_reference(text: &str) -> Option<(String, String)> {
     let (path, (line, column)) = text.lines().map(strip_ansi).find_map(|l| {
         let (path, at) = frame(&l)?;
         Some((path.to_string(), at?))
@@ -216,7 +227,7 @@ fn self_reference(text: &str) -> Option<String> {
             && !value.starts_with(['=', '>'])
             && value.strip_prefix(name.as_str()).is_some_and(|after| after.chars().next().is_none_or(|c| !is_ident(c)))
     });
-    defined_as_itself.then_some(name)
+    defined_as_itself.then_some((name, source))
 }
 
 fn is_ident(c: char) -> bool {
