@@ -564,3 +564,50 @@ let p = import "params.yaml" in
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("no key `train.n_est`"), "{}", out.stderr);
 }
+
+/// A teammate's `git clone`: no data, no outputs. Commands that read the
+/// pipeline and history still answer.
+#[test]
+fn read_only_commands_work_on_a_clone_without_data() {
+    let origin = TestWorkspace::new(
+        r#"{
+  stages = {
+    prepare = { cmd = "cp data/raw.txt clean.txt", deps = ["data/raw.txt"], outs = ["clean.txt"], params = { split = 0.2 } },
+    evaluate = { cmd = "echo '{\"accuracy\": 0.5}' > m.json", deps = ["clean.txt"], metrics = ["m.json"] },
+  },
+}
+"#,
+    );
+    origin.write(".gitignore", ".gourd/\ndata/\n");
+    origin.write("data/raw.txt", "raw\n");
+    origin.gourd(&["run"]).success();
+    origin.git(&["add", "-A"]);
+    origin.git(&["commit", "-qm", "one"]);
+    origin.gourd(&["run"]).success();
+    origin.write("gourd.ncl", &origin.read("gourd.ncl").replace("0.2", "0.3"));
+    origin.git(&["commit", "-qam", "two"]);
+    origin.gourd(&["run"]).success();
+
+    let clone = TestWorkspace::clone_of(origin.root());
+    assert!(!clone.exists("data/raw.txt"));
+    clone.git(&["fetch", "-q", "origin", "refs/gourd/lineage:refs/gourd/lineage"]);
+    for args in [
+        &["dag"][..],
+        &["report", "--format", "md"],
+        &["metrics", "show"],
+        &["metrics", "diff", "HEAD~1", "HEAD"],
+        &["params", "diff", "HEAD~1", "HEAD"],
+        &["log"],
+        &["status"],
+        &["gc", "--dry-run"],
+    ] {
+        let out = clone.gourd(args);
+        assert_eq!(out.code, 0, "gourd {args:?}: {}", out.stderr);
+    }
+    let params = clone.gourd(&["params", "diff", "HEAD~1", "HEAD"]).success().stdout;
+    assert!(params.contains("split"), "{params}");
+    // `run` and `check` still say what is missing.
+    let run = clone.gourd(&["run"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("data/raw.txt"), "{}", run.stderr);
+}

@@ -25,7 +25,8 @@ enum Format {
 }
 
 pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
-    let loaded = location.load()?;
+    // Reads the pipeline and history only: a clone without the data works.
+    let loaded = location.load_checked(false)?;
     let stages = &loaded.pipeline.stages;
     let dag = &loaded.dag;
     let name = |i: usize| stages[i].name.as_str();

@@ -50,7 +50,8 @@ pub struct Args {
 }
 
 pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
-    let loaded = location.load()?;
+    // Reads the pipeline and history only: a clone without the data works.
+    let loaded = location.load_checked(false)?;
     let ws = Workspace::open(&loaded.root)?;
     let _lock = WorkspaceLock::acquire(&ws.gourd_dir, |_| {
         eprintln!("Waiting for the `gourd run` in this workspace to finish...");

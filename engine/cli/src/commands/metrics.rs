@@ -48,7 +48,8 @@ struct DiffArgs {
 }
 
 pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
-    let loaded = location.load()?;
+    // Reads the pipeline and history only: a clone without the data works.
+    let loaded = location.load_checked(false)?;
     let paths: Vec<String> =
         loaded.pipeline.stages.iter().flat_map(|s| s.metrics.iter().map(|m| m.to_string())).collect();
     let lineage = Lineage::open(&loaded.root)?;

@@ -52,7 +52,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     let params = |side: &Side| -> Result<BTreeMap<(String, String), Value>, CommandError> {
         let pipeline = match side {
             Side::Revision(rev) => pipeline_at(&lineage, &root, &file, rev)?,
-            Side::WorkingState => location.load()?.pipeline,
+            Side::WorkingState => location.load_checked(false)?.pipeline,
         };
         let mut out = BTreeMap::new();
         for stage in &pipeline.stages {

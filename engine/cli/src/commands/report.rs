@@ -32,7 +32,8 @@ enum Format {
 }
 
 pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
-    let loaded = location.load()?;
+    // Reads the pipeline and history only: a clone without the data works.
+    let loaded = location.load_checked(false)?;
     let context = report::context(&loaded, &args.base)?;
     let (name, builtin) = match args.format {
         Format::Html => ("report.html.j2", report::HTML_TEMPLATE),

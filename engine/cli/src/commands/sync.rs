@@ -48,7 +48,7 @@ fn git(lineage: &Lineage, args: &[&str]) -> Result<(bool, String), CommandError>
 fn remote_cache(
     location: &Location,
 ) -> Result<Option<std::sync::Arc<dyn gourd_core::remote::RemoteCache>>, CommandError> {
-    match location.load() {
+    match location.load_checked(false) {
         Ok(loaded) => Ok(crate::remote::from_pipeline(&loaded.pipeline, &loaded.root)?.and_then(|r| r.cache)),
         Err(_) => Ok(None),
     }
@@ -84,7 +84,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
 
 pub fn push(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     if let Some(cache) = remote_cache(location)? {
-        let loaded = location.load()?;
+        let loaded = location.load_checked(false)?;
         let ws = gourd_core::workspace::Workspace::open(&loaded.root)?;
         let mut keys: Vec<_> =
             loaded.pipeline.stages.iter().filter_map(|s| ws.last_run(&s.name)).map(|l| l.key).collect();
