@@ -3,7 +3,7 @@
 # binaries (maturin, `bindings = "bin"`, pyproject.toml). `gourd-step` is
 # linked against libtorch from the PyPI torch wheel (scripts/setup-libtorch.sh)
 # but carries no copy of it: installed, it loads the one of the `torch`
-# package that `pip install "gourd[torch]"` puts beside it.
+# package that `pip install "gourd-ml[torch]"` puts beside it.
 #
 #   scripts/build-wheel.sh                    # release build, this machine's target
 #   scripts/build-wheel.sh --profile dev      # reuses a debug build (CI)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds a release of gourd into target/dist/VERSION/ (docs/releasing.md):
 #
-#   gourd-VERSION-py3-none-manylinux_*_x86_64.whl   gourd and gourd-step (`pip install`, `uv tool install`)
+#   gourd_ml-VERSION-py3-none-manylinux_*_x86_64.whl  gourd and gourd-step (`pip install`, `uv tool install`)
 #   gourd-VERSION-x86_64-unknown-linux-gnu.tar.gz   bin/gourd, man pages, bash/zsh/fish completions
 #   SHA256SUMS                                      `sha256sum -c SHA256SUMS` checks them
 #
@@ -51,9 +51,9 @@ archive() { # TRIPLE BINARY
 }
 
 # x86_64: the wheel's release build also gives the archive's binary.
-rm -f target/wheels/gourd-"$VERSION"-*.whl
+rm -f target/wheels/gourd_ml-"$VERSION"-*.whl
 scripts/build-wheel.sh --strip
-cp target/wheels/gourd-"$VERSION"-*x86_64.whl "$OUT/"
+cp target/wheels/gourd_ml-"$VERSION"-*x86_64.whl "$OUT/"
 target/release/gourd --version | grep -q "features: torch" || { echo "error: target/release/gourd is not the wheel's build" >&2; exit 1; }
 archive x86_64-unknown-linux-gnu target/release/gourd
 
@@ -66,7 +66,7 @@ if rustup target list --installed 2>/dev/null | grep -qx "$AARCH64" && python3 -
       --platform manylinux_2_28_aarch64 --only-binary :all: torch==2.11.0
   fi
   LIBTORCH="$PWD/.libtorch-aarch64/torch" scripts/build-wheel.sh --strip --target "$AARCH64" --zig
-  cp target/wheels/gourd-"$VERSION"-*aarch64.whl "$OUT/"
+  cp target/wheels/gourd_ml-"$VERSION"-*aarch64.whl "$OUT/"
   archive "$AARCH64" "target/$AARCH64/release/gourd"
 else
   echo "aarch64: skipped (needs \`rustup target add $AARCH64\` and \`pip install ziglang\`)"
@@ -74,7 +74,7 @@ fi
 
 (cd "$OUT" && sha256sum -- *.whl *.tar.gz >SHA256SUMS && sha256sum -c --quiet SHA256SUMS)
 if [ "$check" = 1 ]; then
-  tests/packaging/check-wheel.sh "$(ls "$OUT"/gourd-*x86_64.whl)"
+  tests/packaging/check-wheel.sh "$(ls "$OUT"/gourd_ml-*x86_64.whl)"
 fi
 echo "release $VERSION:"
 (cd "$OUT" && ls -l -- * && cat SHA256SUMS)

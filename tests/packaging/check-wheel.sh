@@ -2,7 +2,7 @@
 # gourd as a pip user gets it: installs the wheel into a fresh virtual
 # environment and runs the quickstart from it; checks the errors of a missing
 # and of a different torch; then installs the `torch` extra (the PyPI torch
-# wheel, with its dependencies, as `pip install "gourd[torch]"` would) and runs
+# wheel, with its dependencies, as `pip install "gourd-ml[torch]"` would) and runs
 # the pumpkin pipeline with the `gourd-step` of the wheel on that torch. The
 # wheel also installs as a uv tool (uv from PyPI).
 #
@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
-WHEEL=${1:-$(ls -t target/wheels/gourd-*.whl 2>/dev/null | head -1)}
+WHEEL=${1:-$(ls -t target/wheels/gourd_ml-*.whl 2>/dev/null | head -1)}
 [ -f "$WHEEL" ] || { echo "error: no wheel (run scripts/build-wheel.sh)" >&2; exit 2; }
 WHEEL=$(realpath "$WHEEL")
 TORCH=${TORCH:-1}
@@ -59,7 +59,7 @@ out=$(gourd check 2>&1)
 code=$?
 set -e
 [ "$code" = 2 ] || fail "without torch, gourd check exited $code: $out"
-for text in "needs PyTorch 2.11" "$WORK/venv" 'pip install "gourd[torch]"'; do
+for text in "needs PyTorch 2.11" "$WORK/venv" 'pip install "gourd-ml[torch]"'; do
   grep -qF "$text" <<<"$out" || fail "without torch, the error does not say '$text': $out"
 done
 ok "without torch: $(head -1 <<<"$out")"
@@ -90,15 +90,15 @@ out=$("$WORK/uv/bin/gourd" check 2>&1)
 code=$?
 set -e
 [ "$code" = 2 ] || fail "as a uv tool without torch, gourd check exited $code: $out"
-for text in "needs PyTorch 2.11" "$WORK/uv/tools/gourd" 'uv tool install "gourd[torch]"'; do
+for text in "needs PyTorch 2.11" "$WORK/uv/tools/gourd-ml" 'uv tool install "gourd-ml[torch]"'; do
   grep -qF "$text" <<<"$out" || fail "as a uv tool without torch, the error does not say '$text': $out"
 done
 ok "uv tool install of the wheel: $("$WORK/uv/bin/gourd" --version); without torch: $(head -1 <<<"$out" | sed 's/.*, which/which/')"
 
 if [ "$TORCH" = 1 ]; then
   start=$SECONDS
-  pip install --quiet --no-cache-dir --find-links "$(dirname "$WHEEL")" "gourd[torch]"
-  ok "pip install \"gourd[torch]\" ($((SECONDS - start)) s): torch $(python3 -W ignore -c 'import torch; print(torch.__version__)')"
+  pip install --quiet --no-cache-dir --find-links "$(dirname "$WHEEL")" "gourd-ml[torch]"
+  ok "pip install \"gourd-ml[torch]\" ($((SECONDS - start)) s): torch $(python3 -W ignore -c 'import torch; print(torch.__version__)')"
   lib=$(ldd "$WORK/venv/bin/gourd-step" | awk '/libtorch_cpu.so/ { print $3 }')
   [ "$(realpath "$lib")" = "$(realpath "$site/torch/lib/libtorch_cpu.so")" ] ||
     fail "gourd-step loads libtorch from '$lib', not from the environment's torch"

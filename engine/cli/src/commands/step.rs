@@ -118,10 +118,10 @@ fn check_torch(step: &Path) -> Result<(), TorchProblem> {
                 ),
                 // `uv tool install` leaves a receipt in the tool's environment.
                 hint: if prefix.join("uv-receipt.toml").is_file() {
-                    "install gourd with its torch extra: `uv tool install \"gourd[torch]\"`".to_string()
+                    "install gourd with its torch extra: `uv tool install \"gourd-ml[torch]\"`".to_string()
                 } else {
                     format!(
-                        "install gourd with its torch extra: `pip install \"gourd[torch]\"` (or `pip install \"torch=={wanted}.*\"` into that environment)"
+                        "install gourd with its torch extra: `pip install \"gourd-ml[torch]\"` (or `pip install \"torch=={wanted}.*\"` into that environment)"
                     )
                 },
             }
