@@ -339,6 +339,12 @@ fn the_summary_shows_the_metrics_the_run_produced() {
     // Nothing ran: no metrics line.
     let again = ws.gourd(&["run"]).success().stdout;
     assert!(!again.contains("Metrics:"), "{again}");
+    // `metrics show` tables hold scalars; arrays stay in --json.
+    let shown = ws.gourd(&["metrics", "show"]).success();
+    assert!(shown.stdout.contains("accuracy") && !shown.stdout.contains("curve"), "{}", shown.stdout);
+    assert!(shown.stderr.contains("1 metric(s) holding arrays are not shown"), "{}", shown.stderr);
+    let json = ws.gourd(&["metrics", "show", "--json"]).success().stdout;
+    assert!(json.contains("curve"), "{json}");
 }
 
 /// On a terminal, a live line counts stages done out of all and names each

@@ -70,11 +70,17 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
                 println!("No metrics files yet; `gourd run` writes them.");
                 return Ok(ExitCode::SUCCESS);
             }
+            // Tables show scalars; arrays (per-epoch curves) belong to plots
+            // and to --json.
+            let arrays = rows.iter().filter(|(_, _, v)| v.is_array()).count();
             let mut table = Table::new(&["path", "metric", "value"]);
-            for (path, name, value) in rows {
+            for (path, name, value) in rows.into_iter().filter(|(_, _, v)| !v.is_array()) {
                 table.row(vec![path, name, cell(Some(&value))]);
             }
             print!("{}", if format.md { table.markdown() } else { table.text() });
+            if arrays > 0 {
+                eprintln!("note: {arrays} metric(s) holding arrays are not shown; `--json` has them");
+            }
         }
         Command::Diff(diff) => {
             let a = Side::parse(diff.a.as_ref(), Side::Revision("HEAD".into()));
@@ -96,7 +102,8 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
                 return Ok(ExitCode::SUCCESS);
             }
             let mut table = Table::new(&["path", "metric", &a.label(), &b.label(), "change"]);
-            for (path, metric, x, y, change) in &rows {
+            let array = |v: &Option<Value>| v.as_ref().is_some_and(Value::is_array);
+            for (path, metric, x, y, change) in rows.iter().filter(|(_, _, x, y, _)| !array(x) && !array(y)) {
                 let change = change.map(|c| format!("{c:+}")).unwrap_or_else(|| "-".into());
                 table.row(vec![path.clone(), metric.clone(), cell(x.as_ref()), cell(y.as_ref()), change]);
             }
