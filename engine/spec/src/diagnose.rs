@@ -361,7 +361,7 @@ fn quote_hint(source: &str, file: &str) -> Option<String> {
             }
             return Some(format!(
                 "`'{inner}'` on line {number} of `{file}`: Nickel strings take double quotes, as in `\"{inner}\"` \
-                 (`'{inner}` alone is an enum tag, like `'gpu`)"
+                 (a single quote starts an enum tag, like `'gpu`)"
             ));
         }
     }
