@@ -617,3 +617,52 @@ fn read_only_commands_work_on_a_clone_without_data() {
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("data/raw.txt"), "{}", run.stderr);
 }
+
+/// `run --set` overrides a param for one run; `exp show` puts the runs side
+/// by side with their params and metrics, sortable.
+#[test]
+fn experiments_with_set_and_exp_show() {
+    let ws = TestWorkspace::new(
+        r#"let gourd = import "gourd-std.ncl" in
+let p = import "params.yaml" in
+{
+  stages = {
+    train = {
+      cmd = "echo \"{\\\"score\\\": $GOURD_PARAM_TRAIN_LR, \\\"epochs\\\": $GOURD_PARAM_TRAIN_EPOCHS}\" > m.json",
+      params = gourd.params p ["train.lr", "train.epochs"],
+      metrics = ["m.json"],
+    },
+  },
+}
+"#,
+    );
+    ws.write("params.yaml", "train:\n  lr: 0.1\n  epochs: 3\n");
+    ws.git(&["add", "-A"]);
+    ws.git(&["commit", "-qm", "pipeline"]);
+    ws.gourd(&["run"]).success();
+    ws.gourd(&["run", "--set", "train.lr=0.3"]).success();
+    ws.gourd(&["run", "-S", "train.train.lr=0.2"]).success();
+    assert_eq!(ws.read("params.yaml"), "train:\n  lr: 0.1\n  epochs: 3\n", "the files stay as they are");
+    let record: serde_json::Value =
+        serde_json::from_str(&ws.git(&["show", "refs/gourd/lineage:stages/train.json"])).unwrap();
+    assert_eq!(record["params"]["train"]["lr"], 0.2, "{record}");
+
+    let shown: serde_json::Value =
+        serde_json::from_str(&ws.gourd(&["exp", "show", "--json"]).success().stdout).unwrap();
+    let lrs: Vec<f64> =
+        shown["runs"].as_array().unwrap().iter().map(|r| r["values"]["train:train.lr"].as_f64().unwrap()).collect();
+    assert_eq!(lrs, [0.2, 0.3, 0.1], "newest first: {shown}");
+    let sorted = ws.gourd(&["exp", "show", "--sort-by", "m.json:score"]).success().stdout;
+    let order: Vec<&str> = sorted.lines().skip(1).map(|l| l.split_whitespace().nth(3).unwrap()).collect();
+    assert_eq!(order, ["0.3", "0.2", "0.1"], "{sorted}");
+    assert!(!sorted.contains("epochs"), "columns that never change are left out: {sorted}");
+    assert!(ws.gourd(&["exp", "show", "--md", "--all-columns"]).success().stdout.contains("| train:train.epochs |"));
+
+    let bad = ws.gourd(&["run", "--set", "train.lrr=1"]);
+    assert_eq!(bad.code, 1);
+    assert!(bad.stderr.contains("no stage has a param `train.lrr`"), "{}", bad.stderr);
+    assert!(bad.stderr.contains("did you mean `train.lr`?"), "{}", bad.stderr);
+    let bad = ws.gourd(&["exp", "show", "--sort-by", "m.json:scor"]);
+    assert_eq!(bad.code, 1);
+    assert!(bad.stderr.contains("did you mean `m.json:score`?"), "{}", bad.stderr);
+}

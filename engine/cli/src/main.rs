@@ -68,6 +68,8 @@ enum Command {
     Params(commands::params::Args),
     /// Show metrics, or compare them between git revisions.
     Metrics(commands::metrics::Args),
+    /// Runs side by side: their params and metrics (`exp show`).
+    Exp(commands::exp::Args),
     /// Render a report of the pipeline, its metrics and lineage.
     Report(commands::report::Args),
     /// Drop cache entries that nothing needs.
@@ -139,6 +141,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Log(args) => commands::log::run(&location, &args),
         Command::Params(args) => commands::params::run(&location, &args),
         Command::Metrics(args) => commands::metrics::run(&location, &args),
+        Command::Exp(args) => commands::exp::run(&location, &args),
         Command::Report(args) => commands::report::run(&location, &args),
         Command::Gc(args) => commands::gc::run(&location, &args),
         Command::Push(args) => commands::sync::push(&location, &args),

@@ -2,6 +2,7 @@ pub mod check;
 pub mod completions;
 pub mod dag;
 pub mod eval;
+pub mod exp;
 pub mod explain;
 pub mod gc;
 pub mod gc_remote;

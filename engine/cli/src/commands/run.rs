@@ -44,13 +44,22 @@ pub struct Args {
     /// Execute every stage on this machine (the remote cache still applies).
     #[arg(long)]
     local: bool,
+    /// Override a param for this run: `train.lr=0.1` sets `lr` under `train`
+    /// in every stage whose params have it, `STAGE.NAME=VALUE` in one stage
+    /// (repeatable; VALUE is JSON, or else a string). Recorded in lineage;
+    /// the pipeline's files are left as they are.
+    #[arg(long = "set", short = 'S', value_name = "KEY=VALUE")]
+    set: Vec<String>,
     /// Remote executions at once (default 32); they take no `-j` slot.
     #[arg(long, value_name = "N")]
     remote_jobs: Option<usize>,
 }
 
 pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
-    let loaded = location.load()?;
+    let mut loaded = location.load()?;
+    for assignment in &args.set {
+        set_param(&mut loaded.pipeline, assignment)?;
+    }
     for name in args.stages.iter().chain(&args.force) {
         if loaded.pipeline.stage(name).is_none() {
             return Err(gourd_core::graph::GraphError::unknown_stage(&loaded.pipeline, name).into());
@@ -214,4 +223,50 @@ fn dry_run(loaded: &Loaded, ws: &Workspace, args: &Args) -> Result<ExitCode, Com
         println!("Dry run: {run} would run, {restore} would be restored, {fresh} up to date.");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Applies one `--set KEY=VALUE`.
+fn set_param(pipeline: &mut gourd_core::model::Pipeline, assignment: &str) -> Result<(), CommandError> {
+    let Some((key, text)) = assignment.split_once('=') else {
+        return Err(CommandError::user(format!("--set `{assignment}`: expected KEY=VALUE, e.g. `train.lr=0.01`")));
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_string()));
+    let path: Vec<&str> = key.split('.').collect();
+    let mut hits = 0;
+    for stage in &mut pipeline.stages {
+        // `STAGE.NAME` names a param of that stage; otherwise the dotted
+        // path is looked up in every stage's params.
+        let own = path.len() > 1 && path[0] == stage.name;
+        for candidate in [if own { Some(&path[1..]) } else { None }, Some(&path[..])].into_iter().flatten() {
+            if let Some(slot) = lookup(&mut stage.params, candidate) {
+                *slot = value.clone();
+                hits += 1;
+                break;
+            }
+        }
+    }
+    if hits == 0 {
+        let mut known = Vec::new();
+        for stage in &pipeline.stages {
+            let mut leaves = Vec::new();
+            crate::table::flatten("", &stage.params, &mut leaves);
+            known.extend(leaves.into_iter().filter(|(n, _)| !n.is_empty()).map(|(n, _)| n));
+        }
+        let mut err = CommandError::user(format!("--set `{key}`: no stage has a param `{key}`"));
+        if let Some(near) = gourd_core::suggest::closest(key, known.iter().map(String::as_str)) {
+            err = err.with_hint(format!("did you mean `{near}`?"));
+        }
+        return Err(err);
+    }
+    Ok(())
+}
+
+/// The value at a dotted path inside `params`, if it is there.
+fn lookup<'a>(params: &'a mut serde_json::Value, path: &[&str]) -> Option<&'a mut serde_json::Value> {
+    let mut here = params;
+    for name in path {
+        here = here.as_object_mut()?.get_mut(*name)?;
+    }
+    Some(here)
 }
