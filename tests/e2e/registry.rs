@@ -666,6 +666,17 @@ fn gourd_reads_the_registry_gto_writes() {
     assert_eq!(gourd_moves(&r), gto_moves(&r.ws));
     let resolved = r.ws.gourd(&["registry", "resolve", "pumpkin@prod"]).success();
     assert_eq!(resolved.stdout, "v0.0.2\n");
+    // The report shows GTO's moves too; its tags carry no digest.
+    let md = r.ws.gourd(&["report", "--format", "md"]).success().stdout;
+    let registry = &md[md.find("#### pumpkin").unwrap_or_else(|| panic!("{md}"))..];
+    assert!(
+        registry.contains("**prod** holds `v0.0.2`") && registry.contains("**staging** holds `v0.0.2`"),
+        "{registry}"
+    );
+    let spans: Vec<Vec<String>> =
+        registry.lines().filter(|l| l.starts_with("| prod ")).map(|l| cells(l)[..2].to_vec()).collect();
+    assert_eq!(spans, [["prod", "v0.0.1"], ["prod", "v0.0.2"]], "{registry}");
+    assert!(registry.lines().any(|l| l.starts_with("| v0.0.1 ") && cells(l)[3] == "`-`"), "{registry}");
     // gourd's next move (now, after GTO's) follows GTO's counter, and GTO
     // reads it.
     r.ws.gourd(&["registry", "promote", "pumpkin", "v0.0.1", "staging"]).success();

@@ -80,11 +80,11 @@ impl Layout {
             if best.0 == 0 {
                 break;
             }
-            for c in 1..count {
-                reorder(&mut columns[c], &up, &mut position);
+            for column in columns.iter_mut().skip(1) {
+                reorder(column, &up, &mut position);
             }
-            for c in (0..count.saturating_sub(1)).rev() {
-                reorder(&mut columns[c], &down, &mut position);
+            for column in columns.iter_mut().rev().skip(1) {
+                reorder(column, &down, &mut position);
             }
             let now = crossings(&columns, &down, &position);
             if now < best.0 {
