@@ -666,3 +666,39 @@ let p = import "params.yaml" in
     assert_eq!(bad.code, 1);
     assert!(bad.stderr.contains("did you mean `m.json:score`?"), "{}", bad.stderr);
 }
+
+/// DVC's `frozen`: the stage's last result stands whatever its deps say.
+#[test]
+fn a_frozen_stage_keeps_its_result_and_never_runs_again() {
+    let pipeline = |frozen: bool| {
+        format!(
+            r#"{{ stages = {{
+  fetch = {{ cmd = "echo fetch >> runs.log && cp origin.txt data.txt", deps = ["origin.txt"], outs = ["data.txt"], frozen = {frozen} }},
+  use = {{ cmd = "echo use >> runs.log && cp data.txt out.txt", deps = ["data.txt"], outs = ["out.txt"] }},
+}} }}"#
+        )
+    };
+    let ws = TestWorkspace::new(&pipeline(true));
+    ws.write("origin.txt", "v1\n");
+    ws.gourd(&["run"]).success();
+    assert_eq!(ws.executions(), ["fetch", "use"], "frozen before its first run: it runs once");
+    ws.write("origin.txt", "v2\n");
+    let status = ws.gourd(&["status"]).success().stdout;
+    assert!(status.contains("fetch") && !status.contains("stale"), "{status}");
+    ws.gourd(&["run"]).success();
+    assert_eq!(ws.executions().len(), 2, "nothing re-ran");
+    // Its origin may even be gone; a lost output is restored from its result.
+    ws.remove("origin.txt");
+    ws.remove("data.txt");
+    let run = ws.run_json(&[]).success();
+    assert_eq!(run.statuses()["fetch"], "restored");
+    assert_eq!(ws.read("data.txt"), "v1\n");
+    // --force runs it (and fails here: its origin is gone).
+    let forced = ws.gourd(&["run", "--force", "fetch"]);
+    assert_eq!(forced.code, 1);
+    // Unfrozen, it follows its deps again.
+    ws.write("origin.txt", "v3\n");
+    ws.write("gourd.ncl", &pipeline(false));
+    ws.gourd(&["run"]).success();
+    assert_eq!(ws.read("out.txt"), "v3\n");
+}

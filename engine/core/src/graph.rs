@@ -235,7 +235,9 @@ impl Dag {
             Some(result) => result.map(drop),
             None => std::fs::metadata(path).map(drop),
         };
-        for stage in &pipeline.stages {
+        // A frozen stage's deps are not read once it has run; if it has
+        // not, running it says what is missing.
+        for stage in pipeline.stages.iter().filter(|s| !s.frozen) {
             for dep in &stage.deps {
                 if !overlapping_outputs(&self.outputs, dep).is_empty() {
                     continue;

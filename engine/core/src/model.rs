@@ -106,6 +106,9 @@ pub struct Stage {
     pub resources: Resources,
     pub wdir: WsPath,
     pub always_run: bool,
+    /// Never executed: its last result here stands, whatever its deps say
+    /// now (DVC's `frozen`).
+    pub frozen: bool,
     /// A 'cuda stage runs on the CPU when no GPU is free to take.
     pub cpu_fallback: bool,
     /// Execute on the remote execution service when there is one.

@@ -42,6 +42,21 @@ pub enum StageState {
 /// Decides what `stage` needs, hashing its deps as they are in the workspace.
 /// `Err(dep)` names a dep that does not exist.
 pub fn assess(ws: &Workspace, stage: &Stage, force: bool) -> io::Result<Result<Assessment, WsPath>> {
+    if stage.frozen && !force {
+        // Its last result stands: the deps are not even read (they may be
+        // gone, as for an import whose origin is elsewhere).
+        if let Some(action) = ws.last_run(&stage.name).and_then(|last| ws.store.action(&last.key)) {
+            let (key, manifest) = (action.key, action.manifest.clone());
+            let state = match check_outputs(ws, action, &stage.name, &manifest)? {
+                StageState::Stale(mut reasons) => {
+                    reasons.push("frozen, and its last result cannot be restored (`--force` runs it)".to_string());
+                    StageState::Stale(reasons)
+                }
+                other => other,
+            };
+            return Ok(Ok(Assessment { key, manifest, state }));
+        }
+    }
     let deps = match ws.hash_deps(&stage.deps)? {
         Ok(deps) => deps,
         Err(missing) => return Ok(Err(missing)),

@@ -548,6 +548,11 @@ async fn process_stage_inner(
     if let Some(report) = from_local_cache(context, stage, &assessment, started).await? {
         return Ok(report);
     }
+    // A frozen stage that has run here never runs again unless forced.
+    if stage.frozen && !launch.force && context.ws.last_run(&stage.name).is_some() {
+        let message = "frozen, and its last result cannot be restored (`--force` runs it)".to_string();
+        return Ok(failed(stage, Some(assessment.key), started.elapsed(), message, None));
+    }
     // A stage back from a failed remote execution was looked up already.
     let mut notes: Vec<String> = launch.fallback.iter().cloned().collect();
     if launch.fallback.is_none() {

@@ -20,6 +20,7 @@ pub fn stage(name: &str, deps: &[&str], outs: &[&str]) -> Stage {
         resources: Resources { cpus: 1, gpus: 0 },
         wdir: WsPath::root(),
         always_run: false,
+        frozen: false,
         cpu_fallback: false,
         remote: false,
         timeout: None,

@@ -91,6 +91,8 @@ struct RawStage {
     #[serde(default)]
     always_run: bool,
     #[serde(default)]
+    frozen: bool,
+    #[serde(default)]
     cpu_fallback: bool,
     #[serde(default)]
     remote: bool,
@@ -472,6 +474,7 @@ fn validate_stage(name: String, raw: RawStage) -> Result<Stage, Problem> {
         resources: Resources { cpus: raw.resources.cpus.unwrap_or(1), gpus },
         wdir,
         always_run: raw.always_run,
+        frozen: raw.frozen,
         cpu_fallback: raw.cpu_fallback,
         remote: raw.remote,
         timeout,

@@ -655,6 +655,7 @@ mod tests {
             resources: gourd_core::model::Resources { cpus, gpus },
             wdir: gourd_core::path::WsPath::root(),
             always_run: false,
+            frozen: false,
             cpu_fallback: false,
             remote: true,
             timeout: None,
