@@ -74,6 +74,8 @@ enum Command {
     Report(commands::report::Args),
     /// Drop cache entries that nothing needs.
     Gc(commands::gc::Args),
+    /// Run the pipeline, then again whenever its sources change.
+    Watch(commands::watch::Args),
     /// Send lineage and the registry's tags to a git remote.
     Push(commands::sync::Args),
     /// Fetch lineage and the registry's tags from a git remote and merge them.
@@ -144,6 +146,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Exp(args) => commands::exp::run(&location, &args),
         Command::Report(args) => commands::report::run(&location, &args),
         Command::Gc(args) => commands::gc::run(&location, &args),
+        Command::Watch(args) => commands::watch::run(&location, &args),
         Command::Push(args) => commands::sync::push(&location, &args),
         Command::Pull(args) => commands::sync::pull(&location, &args),
         Command::Registry(args) => commands::registry::run(&location, &args),

@@ -20,3 +20,4 @@ pub mod run_view;
 pub mod status;
 pub mod step;
 pub mod sync;
+pub mod watch;

@@ -1,0 +1,107 @@
+//! `gourd watch`: the real binary re-runs the pipeline when its sources
+//! change, and Ctrl-C stops it cleanly.
+
+mod common;
+
+use std::io::BufRead;
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+
+use common::{TestWorkspace, alive, wait_until};
+
+fn interrupt(child: &Child) {
+    // SAFETY: signals our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+}
+
+/// The lines `child` writes to stderr, as they come.
+fn stderr_lines(child: &mut Child) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let stderr = child.stderr.take().unwrap();
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    lines
+}
+
+/// Waits until gourd watch has finished `runs` runs and is waiting.
+fn wait_idle_after(lines: &Arc<Mutex<Vec<String>>>, runs: usize) {
+    wait_until(&format!("run {runs} to finish"), || {
+        lines.lock().unwrap().iter().filter(|l| l.starts_with("watching ")).count() >= runs
+    });
+}
+
+/// Whether `rel` holds `content` (a run clears an output before it writes it).
+fn holds(ws: &TestWorkspace, rel: &str, content: &str) -> bool {
+    std::fs::read_to_string(ws.path(rel)).is_ok_and(|text| text == content)
+}
+
+fn exit_code(child: &mut Child) -> i32 {
+    let mut code = None;
+    wait_until("gourd watch to exit", || {
+        code = child.try_wait().unwrap().map(|s| s.code().unwrap_or(-1));
+        code.is_some()
+    });
+    code.unwrap()
+}
+
+#[test]
+fn a_changed_source_or_pipeline_runs_again_and_ctrl_c_stops_watching() {
+    let ws = TestWorkspace::new(
+        r#"{ stages = {
+            copy = { cmd = "echo copy >> runs.log && cp data/in.txt out.txt", deps = ["data/in.txt"], outs = ["out.txt"] },
+        } }"#,
+    );
+    ws.write("data/in.txt", "one\n");
+    let mut child = ws.command(&["watch"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let lines = stderr_lines(&mut child);
+    wait_until("the first run", || holds(&ws, "out.txt", "one\n"));
+
+    ws.write("data/in.txt", "two\n");
+    wait_until("a run after the source changed", || holds(&ws, "out.txt", "two\n"));
+    wait_idle_after(&lines, 2);
+
+    // A new stage in the pipeline file is picked up.
+    ws.write(
+        "gourd.ncl",
+        r#"{ stages = {
+            copy = { cmd = "echo copy >> runs.log && cp data/in.txt out.txt", deps = ["data/in.txt"], outs = ["out.txt"] },
+            shout = { cmd = "echo shout >> runs.log && tr a-z A-Z < out.txt > loud.txt", deps = ["out.txt"], outs = ["loud.txt"] },
+        } }"#,
+    );
+    wait_until("the new stage to run", || holds(&ws, "loud.txt", "TWO\n"));
+    wait_idle_after(&lines, 3);
+
+    interrupt(&child);
+    assert_eq!(exit_code(&mut child), 0, "Ctrl-C while watching is a clean stop");
+    // Outputs written by the runs started nothing more: one run per change.
+    assert_eq!(ws.executions(), vec!["copy", "copy", "shout"]);
+    // Nothing is left half-done: the next run has nothing to do.
+    let run = ws.run_json(&[]).success();
+    assert!(run.statuses().values().all(|s| s == "up-to-date"), "{:?}", run.statuses());
+}
+
+#[test]
+fn ctrl_c_during_a_run_stops_the_run_and_its_stages() {
+    let ws = TestWorkspace::new(
+        r#"{ stages = {
+            slow = { cmd = "echo $$ > pid && sleep 60 && echo done > out.txt", deps = ["in.txt"], outs = ["out.txt"] },
+        } }"#,
+    );
+    ws.write("in.txt", "x\n");
+    let mut child = ws.command(&["watch"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    wait_until("the stage to start", || ws.exists("pid") && !ws.read("pid").trim().is_empty());
+    let stage: i32 = ws.read("pid").trim().parse().unwrap();
+    assert!(alive(stage));
+
+    interrupt(&child);
+    assert_eq!(exit_code(&mut child), 130, "an interrupted run exits as interrupted");
+    wait_until("the stage's process to be gone", || !alive(stage));
+    assert!(!ws.exists("out.txt"));
+    let status = ws.gourd(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(status["stages"][0]["state"], "stale");
+}
