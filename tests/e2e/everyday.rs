@@ -702,3 +702,78 @@ fn a_frozen_stage_keeps_its_result_and_never_runs_again() {
     ws.gourd(&["run"]).success();
     assert_eq!(ws.read("out.txt"), "v3\n");
 }
+
+/// `gourd add`: raw data under gourd's control, back on a fresh clone with
+/// `gourd pull`, as `dvc add` and `dvc pull` do.
+#[test]
+fn tracked_sources_travel_through_the_remote_cache_to_a_fresh_clone() {
+    let shared = tempfile::tempdir().unwrap();
+    let hub = tempfile::tempdir().unwrap();
+    let git = |dir: &std::path::Path, args: &[&str]| {
+        let status = std::process::Command::new("git").args(args).current_dir(dir).output().unwrap();
+        assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    };
+    git(hub.path(), &["init", "-q", "--bare", "-b", "main"]);
+    let pipeline = format!(
+        r#"{{
+  {}
+  stages = {{
+    prepare = {{ cmd = "echo prepare >> runs.log && wc -l < data/raw/rows.csv > count.txt", deps = ["data/raw"], outs = ["count.txt"] }},
+  }},
+}}
+"#,
+        folder_remote(shared.path())
+    );
+    let origin = TestWorkspace::new(&pipeline);
+    origin.write("data/raw/rows.csv", "a\nb\nc\n");
+    let added = origin.gourd(&["add", "data/raw"]).success();
+    assert!(added.stdout.contains("Added `data/raw` (dir"), "{}", added.stdout);
+    let sources: serde_json::Value = serde_json::from_str(&origin.read("gourd.sources.json")).unwrap();
+    assert_eq!(sources["sources"]["data/raw"]["kind"], "dir", "{sources}");
+    assert!(origin.read(".gitignore").contains("/data/raw\n"), "the data is not committed to git");
+    origin.gourd(&["run"]).success();
+    origin.write(".gitignore", &format!("{}runs.log\n", origin.read(".gitignore")));
+    origin.git(&["add", "-A"]);
+    origin.git(&["commit", "-qm", "data and pipeline"]);
+    assert!(!origin.git(&["ls-files"]).contains("rows.csv"));
+    origin.git(&["remote", "add", "origin", hub.path().to_str().unwrap()]);
+    origin.git(&["push", "-q", "origin", "main"]);
+    origin.gourd(&["push"]).success();
+
+    let clone = TestWorkspace::clone_of(hub.path());
+    assert!(!clone.exists("data/raw/rows.csv"));
+    // The pipeline still checks: the missing data is tracked.
+    clone.gourd(&["check"]).success();
+    let pulled = clone.gourd(&["pull"]).success();
+    assert!(pulled.stderr.contains("Restored 1 source(s): data/raw"), "{}", pulled.stderr);
+    assert_eq!(clone.read("data/raw/rows.csv"), "a\nb\nc\n");
+    clone.gourd(&["run"]).success();
+    assert!(clone.executions().is_empty(), "restored, not executed");
+    assert_eq!(clone.read("count.txt").trim(), "3");
+    // Lost again: the next run brings it back by itself.
+    clone.remove("data/raw");
+    clone.gourd(&["run"]).success();
+    assert_eq!(clone.read("data/raw/rows.csv"), "a\nb\nc\n");
+
+    // New data is a new version once added again.
+    origin.write("data/raw/rows.csv", "a\nb\nc\nd\n");
+    origin.gourd(&["add", "data/raw"]).success();
+    let again: serde_json::Value = serde_json::from_str(&origin.read("gourd.sources.json")).unwrap();
+    assert_ne!(again["sources"]["data/raw"]["digest"], sources["sources"]["data/raw"]["digest"]);
+}
+
+#[test]
+fn add_refuses_outputs_reserved_folders_and_missing_paths() {
+    let ws = TestWorkspace::new(&model_pipeline(1, ""));
+    for (path, why) in [
+        ("model.bin", "overlaps output `model.bin` of stage `train`"),
+        (".git", ".git"),
+        ("nothing-here.csv", "does not exist"),
+        ("gourd.ncl", "gourd's own file"),
+    ] {
+        let out = ws.gourd(&["add", path]);
+        assert_eq!(out.code, 1, "{path}: {}", out.stderr);
+        assert!(out.stderr.contains(why), "{path}: {}", out.stderr);
+    }
+    assert!(!ws.exists("gourd.sources.json"));
+}

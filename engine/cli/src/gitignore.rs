@@ -1,5 +1,6 @@
-//! The block of `.gitignore` gourd keeps: `.gourd/` and every output and
-//! metrics file the pipeline declares, so `git status` shows the user's
+//! The block of `.gitignore` gourd keeps: `.gourd/`, every output and
+//! metrics file the pipeline declares and every tracked source (`gourd
+//! add`), so `git status` shows the user's
 //! files, not data and models (lineage then records clean commits).
 //!
 //! The block sits between two marker lines; gourd rewrites only what is
@@ -40,7 +41,7 @@ pub fn sync(root: &Path, pipeline: Option<&Pipeline>, outside_git: bool) -> std:
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(err) => return Err(err),
     };
-    let wanted = render(&current, &entries(pipeline));
+    let wanted = render(&current, &entries(pipeline, &crate::sources::paths(root)));
     if wanted == current {
         return Ok(Synced::Unchanged);
     }
@@ -67,8 +68,8 @@ fn in_git_work_tree(root: &Path) -> bool {
 
 /// The block's lines: `.gourd/` then each declared path, rooted at the
 /// workspace and escaped, sorted.
-fn entries(pipeline: Option<&Pipeline>) -> Vec<String> {
-    let mut paths: Vec<String> = Vec::new();
+fn entries(pipeline: Option<&Pipeline>, sources: &[gourd_core::path::WsPath]) -> Vec<String> {
+    let mut paths: Vec<String> = sources.iter().map(|s| s.to_string()).collect();
     for stage in pipeline.map(|p| p.stages.as_slice()).unwrap_or_default() {
         paths.extend(stage.outs.iter().map(|o| o.path.as_str().to_string()));
         paths.extend(stage.metrics.iter().map(|m| m.as_str().to_string()));

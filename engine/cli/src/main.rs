@@ -7,6 +7,7 @@ mod gitignore;
 mod lineage;
 mod provenance;
 mod remote;
+mod sources;
 mod report;
 mod revision;
 mod table;
@@ -68,6 +69,8 @@ enum Command {
     Params(commands::params::Args),
     /// Show metrics, or compare them between git revisions.
     Metrics(commands::metrics::Args),
+    /// Put raw data under gourd's control: cached, pushed and pulled (`dvc add`).
+    Add(commands::add::Args),
     /// Runs side by side: their params and metrics (`exp show`).
     Exp(commands::exp::Args),
     /// Render a report of the pipeline, its metrics and lineage.
@@ -143,6 +146,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Log(args) => commands::log::run(&location, &args),
         Command::Params(args) => commands::params::run(&location, &args),
         Command::Metrics(args) => commands::metrics::run(&location, &args),
+        Command::Add(args) => commands::add::run(&location, &args),
         Command::Exp(args) => commands::exp::run(&location, &args),
         Command::Report(args) => commands::report::run(&location, &args),
         Command::Gc(args) => commands::gc::run(&location, &args),

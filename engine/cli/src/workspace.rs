@@ -77,7 +77,9 @@ impl Location {
         check_outputs(&root, &file, &sources, &pipeline)?;
         let dag = Dag::build(&pipeline).map_err(|e| in_file(&file, e.into()))?;
         if check_sources {
-            dag.check_sources(&pipeline, &root).map_err(|e| in_file(&file, e.into()))?;
+            // A tracked source may be missing: `gourd run` restores it.
+            let tracked = crate::sources::paths(&root);
+            dag.check_sources(&pipeline, &root, &tracked).map_err(|e| in_file(&file, e.into()))?;
         }
         Ok(Loaded { root, file, pipeline, dag })
     }

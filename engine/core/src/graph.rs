@@ -229,7 +229,8 @@ impl Dag {
 
     /// Deps that exist nowhere (not on disk and not written by any stage),
     /// or that are there but cannot be looked at, such as a link loop.
-    pub fn check_sources(&self, pipeline: &Pipeline, root: &Path) -> Result<(), GraphError> {
+    /// `tracked`: paths that may be missing (sources `gourd run` restores).
+    pub fn check_sources(&self, pipeline: &Pipeline, root: &Path, tracked: &[WsPath]) -> Result<(), GraphError> {
         let dir = crate::fsutil::RootDir::open(root);
         let stat = |path: &Path| match dir.as_ref().and_then(|d| d.stat(path)) {
             Some(result) => result.map(drop),
@@ -240,6 +241,12 @@ impl Dag {
         for stage in pipeline.stages.iter().filter(|s| !s.frozen) {
             for dep in &stage.deps {
                 if !overlapping_outputs(&self.outputs, dep).is_empty() {
+                    continue;
+                }
+                let under = |t: &WsPath| {
+                    dep == t || dep.as_str().starts_with(&format!("{t}/")) || t.as_str().starts_with(&format!("{dep}/"))
+                };
+                if tracked.iter().any(under) {
                     continue;
                 }
                 let Err(err) = stat(&dep.to_path(root)) else {

@@ -67,6 +67,8 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         keep.extend(status.key);
     }
     crate::commands::status::save_state_if_possible(&ws);
+    // Tracked sources are data nothing else holds.
+    keep.extend(crate::sources::keys(&loaded.root));
 
     let lineage = Lineage::open(&loaded.root)?;
     let wider = args.all_branches || args.all_tags || args.all_commits || args.keep_last.is_some();

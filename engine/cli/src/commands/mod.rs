@@ -1,3 +1,4 @@
+pub mod add;
 pub mod check;
 pub mod completions;
 pub mod dag;

@@ -116,6 +116,15 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         engine::Placement::Marked
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    // Tracked sources missing here (a fresh clone): from the cache or the remote.
+    let remote_cache = remote.as_ref().and_then(|r| r.cache.as_deref());
+    let (restored, unavailable) = runtime.block_on(crate::sources::restore_missing(&ws, remote_cache))?;
+    for path in restored {
+        eprintln!("Restored source `{path}`.");
+    }
+    for path in unavailable {
+        eprintln!("warning: source `{path}` is missing, and neither the cache nor a remote cache has it");
+    }
     let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
     let options = RunOptions {
         jobs,

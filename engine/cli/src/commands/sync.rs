@@ -90,6 +90,8 @@ pub fn push(location: &Location, args: &Args) -> Result<ExitCode, CommandError> 
             loaded.pipeline.stages.iter().filter_map(|s| ws.last_run(&s.name)).map(|l| l.key).collect();
         // Registered versions, so that `gourd registry get` works anywhere.
         keys.extend(crate::commands::registry::sync::registered_keys(&loaded.root, &ws)?);
+        // Tracked sources, so that a clone gets its data back.
+        keys.extend(crate::sources::keys(&loaded.root));
         keys.sort();
         keys.dedup();
         let actions: Vec<_> = keys.iter().filter_map(|key| ws.store.action(key)).collect();
@@ -164,6 +166,14 @@ pub fn pull(location: &Location, args: &Args) -> Result<ExitCode, CommandError> 
             Err(err) => {
                 return Err(CommandError::environment(format!("pulling from {}: {err}", cache.describe())));
             }
+        }
+        let (restored, unavailable) =
+            runtime()?.block_on(crate::sources::restore_missing(&ws, Some(cache.as_ref())))?;
+        if !restored.is_empty() {
+            eprintln!("Restored {} source(s): {}.", restored.len(), restored.join(", "));
+        }
+        for path in unavailable {
+            eprintln!("warning: source `{path}` is not in {}", cache.describe());
         }
     }
     Ok(ExitCode::SUCCESS)

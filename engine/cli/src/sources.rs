@@ -1,0 +1,225 @@
+//! Tracked sources (`gourd add`): raw data put under gourd's control, as
+//! `dvc add` does. Their content goes into the cache (and, with `gourd push`,
+//! the remote cache); `gourd.sources.json`, committed to git, records each
+//! one's digest, so a fresh clone gets the data back with `gourd pull` (or
+//! the next `gourd run`), and commands that only read history work without
+//! it.
+//!
+//! Each source is filed in the cache as a result of its own, under a key
+//! derived from its path and digest, so it travels through every remote
+//! exactly as stage results do and `gourd gc` keeps it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use gourd_core::path::WsPath;
+use gourd_core::remote::RemoteCache;
+use gourd_core::store::{ActionResult, OutputRecord};
+use gourd_core::workspace::Workspace;
+use gourd_digest::{Digest, EntryKind};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::error::CommandError;
+
+/// The file, at the workspace root.
+pub const FILE: &str = "gourd.sources.json";
+const FORMAT: u32 = 1;
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sources {
+    pub gourd_sources: u32,
+    #[serde(default)]
+    pub sources: BTreeMap<String, Source>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// `file` or `dir`.
+    pub kind: String,
+    /// The content digest (a folder's is gourd's folder digest, docs/keys.md).
+    pub digest: String,
+    /// Bytes in all.
+    pub size: u64,
+    /// Where the cache files it.
+    pub key: String,
+    /// Where it came from, when it was imported (a URL, a repository).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+}
+
+/// The sources recorded in `ROOT/gourd.sources.json` (none when it does
+/// not exist).
+pub fn read(root: &Path) -> Result<Sources, CommandError> {
+    let file = root.join(FILE);
+    let text = match std::fs::read_to_string(&file) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Sources { gourd_sources: FORMAT, sources: BTreeMap::new() });
+        }
+        Err(err) => return Err(CommandError::environment(format!("reading `{}`: {err}", file.display()))),
+    };
+    let sources: Sources = serde_json::from_str(&text)
+        .map_err(|e| CommandError::user(format!("`{}` is not a sources file: {e}", file.display())))?;
+    if sources.gourd_sources != FORMAT {
+        return Err(CommandError::user(format!(
+            "`{}` has format {}; this gourd reads format {FORMAT}",
+            file.display(),
+            sources.gourd_sources
+        )));
+    }
+    for path in sources.sources.keys() {
+        WsPath::new(path).map_err(|e| CommandError::user(format!("`{}`: source `{path}`: {e}", file.display())))?;
+    }
+    Ok(sources)
+}
+
+/// The tracked paths, or none when the file cannot be read (callers that
+/// must not fail on it: the ignore block, the missing-dep check).
+pub fn paths(root: &Path) -> Vec<WsPath> {
+    read(root).map(|s| s.sources.keys().filter_map(|p| WsPath::new(p).ok()).collect()).unwrap_or_default()
+}
+
+fn write(root: &Path, sources: &Sources) -> Result<(), CommandError> {
+    let mut text = serde_json::to_string_pretty(sources).expect("serializable");
+    text.push('\n');
+    gourd_core::fsutil::write_replace(&root.join(FILE), text.as_bytes(), false)?;
+    Ok(())
+}
+
+/// The cache entry that holds a source.
+fn action(ws: &Workspace, path: &WsPath, record: OutputRecord) -> ActionResult {
+    let manifest = json!({
+        "schema": "gourd-source-v1",
+        "path": path.as_str(),
+        "kind": kind_name(record.kind),
+        "digest": record.digest.to_string(),
+    });
+    let key = gourd_digest::stage_key(ws.algorithm(), &manifest);
+    let now = gourd_core::time::rfc3339(std::time::SystemTime::now());
+    ActionResult {
+        key,
+        manifest,
+        outputs: BTreeMap::from([(path.to_string(), record)]),
+        metrics: BTreeMap::new(),
+        exit_code: 0,
+        started_at: now.clone(),
+        finished_at: now,
+        duration_ms: 0,
+    }
+}
+
+fn kind_name(kind: EntryKind) -> &'static str {
+    match kind {
+        EntryKind::File => "file",
+        EntryKind::Dir => "dir",
+    }
+}
+
+/// Puts `path` under gourd's control: its content into the cache, its
+/// digest into `gourd.sources.json`. Returns the source recorded.
+pub fn add(
+    ws: &Workspace,
+    pipeline: &gourd_core::model::Pipeline,
+    path: &WsPath,
+    origin: Option<String>,
+) -> Result<Source, CommandError> {
+    let canonical_root = fs_err::canonicalize(&ws.root)?;
+    gourd_core::guard::check(&canonical_root, path, &[]).map_err(|e| CommandError::user(format!("`{path}`: {e}")))?;
+    for stage in &pipeline.stages {
+        for output in stage.outputs() {
+            let (a, b) = (output.path.as_str(), path.as_str());
+            let overlap = a == b || b.starts_with(&format!("{a}/")) || a.starts_with(&format!("{b}/"));
+            if overlap || path.is_root() {
+                return Err(CommandError::user(format!(
+                    "`{path}` overlaps output `{}` of stage `{}`: gourd already keeps outputs; add only raw data",
+                    output.path, stage.name
+                )));
+            }
+        }
+    }
+    if path.as_str() == FILE || path.as_str() == crate::workspace::PIPELINE_FILE {
+        return Err(CommandError::user(format!("`{path}` is gourd's own file; commit it to git instead")));
+    }
+    let Some(tree) = ws.hash(path)? else {
+        return Err(CommandError::user(format!("`{path}` does not exist")));
+    };
+    ws.store.put(&ws.abs(path), &tree)?;
+    let record = OutputRecord::from_tree(&tree, true);
+    let result = action(ws, path, record);
+    ws.store.put_action(&result)?;
+    let source = Source {
+        kind: kind_name(tree.kind()).to_string(),
+        digest: tree.digest().to_string(),
+        size: size_of(&ws.abs(path)),
+        key: result.key.to_string(),
+        origin,
+    };
+    let mut sources = read(&ws.root)?;
+    // A folder added replaces the sources inside it.
+    let inside = format!("{path}/");
+    sources.sources.retain(|p, _| !p.starts_with(&inside));
+    if let Some(outer) = sources.sources.keys().find(|p| path.as_str().starts_with(&format!("{p}/"))) {
+        return Err(CommandError::user(format!(
+            "`{path}` lies inside the source `{outer}`: `gourd add {outer}` again"
+        )));
+    }
+    sources.sources.insert(path.to_string(), source.clone());
+    write(&ws.root, &sources)?;
+    Ok(source)
+}
+
+fn size_of(path: &Path) -> u64 {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => std::fs::read_dir(path)
+            .map(|entries| entries.filter_map(Result::ok).map(|e| size_of(&e.path())).sum())
+            .unwrap_or(0),
+        Ok(meta) => meta.len(),
+        Err(_) => 0,
+    }
+}
+
+/// The cache keys of every source: what `push` sends and `gc` keeps.
+pub fn keys(root: &Path) -> Vec<Digest> {
+    read(root).map(|s| s.sources.values().filter_map(|s| s.key.parse().ok()).collect()).unwrap_or_default()
+}
+
+/// Brings back every source missing from the workspace, from the cache or
+/// else from `remote`. Returns the paths restored; a source found nowhere is
+/// reported, not an error (the stage that needs it says so).
+pub async fn restore_missing(
+    ws: &Workspace,
+    remote: Option<&dyn RemoteCache>,
+) -> Result<(Vec<String>, Vec<String>), CommandError> {
+    let sources = read(&ws.root)?;
+    let (mut restored, mut unavailable) = (Vec::new(), Vec::new());
+    for (path, source) in &sources.sources {
+        let ws_path = WsPath::new(path).map_err(|e| CommandError::user(e.to_string()))?;
+        if std::fs::symlink_metadata(ws.abs(&ws_path)).is_ok() {
+            continue;
+        }
+        let Ok(key) = source.key.parse::<Digest>() else { continue };
+        let mut action = ws.store.action(&key);
+        if action.is_none() {
+            if let Some(remote) = remote {
+                if let Ok(Some(fetched)) = remote.fetch(key, &ws.store).await {
+                    ws.store.put_action(&fetched)?;
+                    action = Some(fetched);
+                }
+            }
+        }
+        let record = action.and_then(|a| a.outputs.get(path).cloned());
+        match record {
+            Some(record) if record.digest.to_string() == source.digest => {
+                match ws.store.restore(&record, &ws.abs(&ws_path)) {
+                    Ok(()) => restored.push(path.clone()),
+                    Err(_) => unavailable.push(path.clone()),
+                }
+            }
+            _ => unavailable.push(path.clone()),
+        }
+    }
+    Ok((restored, unavailable))
+}
