@@ -777,3 +777,28 @@ fn add_refuses_outputs_reserved_folders_and_missing_paths() {
     }
     assert!(!ws.exists("gourd.sources.json"));
 }
+
+/// A plain `git clone` carries no lineage: `metrics diff` says how to get
+/// it, and after `gourd pull` it answers.
+#[test]
+fn metrics_diff_on_a_plain_clone_points_to_gourd_pull() {
+    let origin = TestWorkspace::new(
+        r#"{ stages = { s = { cmd = "echo \"{\\\"score\\\": $(cat n.txt)}\" > m.json", deps = ["n.txt"], metrics = ["m.json"] } } }"#,
+    );
+    origin.write("n.txt", "1");
+    origin.gourd(&["run"]).success();
+    origin.git(&["add", "-A"]);
+    origin.git(&["commit", "-qm", "one"]);
+    origin.write("n.txt", "2");
+    origin.gourd(&["run"]).success();
+    origin.git(&["commit", "-qam", "two"]);
+    let clone = TestWorkspace::clone_of(origin.root());
+    let before = clone.gourd(&["metrics", "diff", "HEAD~1", "HEAD"]).success();
+    assert!(before.stderr.contains("`gourd pull` fetches lineage"), "{}", before.stderr);
+    clone.gourd(&["pull"]).success();
+    let after = clone.gourd(&["metrics", "diff", "HEAD~1", "HEAD", "--json"]).success();
+    let diff: serde_json::Value = serde_json::from_str(&after.stdout).unwrap();
+    assert_eq!(diff["metrics"][0]["a"], 1, "{diff}");
+    assert_eq!(diff["metrics"][0]["b"], 2, "{diff}");
+    assert!(!after.stderr.contains("no lineage"), "{}", after.stderr);
+}

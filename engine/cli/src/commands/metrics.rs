@@ -87,6 +87,15 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
             let b = Side::parse(diff.b.as_ref(), Side::WorkingState);
             let left = metrics_at(lineage.as_ref(), &loaded.root, &paths, &a)?;
             let right = metrics_at(lineage.as_ref(), &loaded.root, &paths, &b)?;
+            let revisions = [&a, &b].iter().any(|side| matches!(side, Side::Revision(_)));
+            let no_lineage =
+                lineage.as_ref().is_some_and(|l| l.tips(gourd_lineage::LINEAGE_REF).is_ok_and(|t| t.is_empty()));
+            if revisions && no_lineage {
+                eprintln!(
+                    "note: this clone has no lineage yet, so metrics not committed to git are unknown at revisions; \
+                     `gourd pull` fetches lineage (and results) from the git remote"
+                );
+            }
             let rows = diff_rows(&left, &right, diff.all);
             if diff.format.json {
                 let rows: Vec<_> = rows
