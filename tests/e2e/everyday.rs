@@ -802,3 +802,20 @@ fn metrics_diff_on_a_plain_clone_points_to_gourd_pull() {
     assert_eq!(diff["metrics"][0]["b"], 2, "{diff}");
     assert!(!after.stderr.contains("no lineage"), "{}", after.stderr);
 }
+
+/// A DVC habit: paths relative to `wdir`. gourd's are relative to the
+/// workspace, and the error says so with the path meant.
+#[test]
+fn a_dep_written_relative_to_wdir_is_pointed_out() {
+    let ws = TestWorkspace::new(
+        r#"{ stages = { train = { cmd = "cat train.py > ../model.txt", wdir = "src", deps = ["train.py"], outs = ["model.txt"] } } }"#,
+    );
+    ws.write("src/train.py", "print(1)\n");
+    let out = ws.gourd(&["check"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("did you mean `src/train.py`?"), "{}", out.stderr);
+    assert!(out.stderr.contains("relative to the workspace, not to `wdir` (`src`)"), "{}", out.stderr);
+    ws.write("gourd.ncl", &ws.read("gourd.ncl").replace(r#"["train.py"]"#, r#"["src/train.py"]"#));
+    ws.gourd(&["run"]).success();
+    assert_eq!(ws.read("model.txt"), "print(1)\n");
+}

@@ -158,6 +158,12 @@ impl From<gourd_core::graph::GraphError> for CommandError {
             GraphError::MissingDep { suggestion: Some(Suggestion::Existing { path }), .. } => {
                 CommandError::user(message).with_hint(format!("did you mean `{path}`? (it exists in the workspace)"))
             }
+            GraphError::MissingDep { suggestion: Some(Suggestion::UnderWdir { path, wdir }), .. } => {
+                CommandError::user(message).with_hint(format!(
+                    "did you mean `{path}`? Paths in `deps`, `outs` and `metrics` are relative to the workspace, \
+                     not to `wdir` (`{wdir}`), which only sets where the command runs"
+                ))
+            }
             _ => CommandError::user(message),
         }
     }

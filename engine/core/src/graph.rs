@@ -61,6 +61,9 @@ pub enum Suggestion {
     Output { path: String, stage: String },
     /// A file or folder in the workspace.
     Existing { path: String },
+    /// The same path under the stage's `wdir` (paths are relative to the
+    /// workspace, not to `wdir`, unlike DVC's).
+    UnderWdir { path: String, wdir: String },
 }
 
 fn quote_list(names: &[String]) -> String {
@@ -256,7 +259,13 @@ impl Dag {
                 return Err(match err.raw_os_error() {
                     Some(libc::ELOOP) => GraphError::DepIsLinkLoop { stage, dep },
                     Some(libc::ENOENT | libc::ENOTDIR) => {
-                        let suggestion = self.near_dep(pipeline, root, &dep);
+                        let under_wdir = format!("{}/{dep}", stage_wdir(pipeline, &stage));
+                        let suggestion = if !stage_wdir(pipeline, &stage).is_empty() && root.join(&under_wdir).exists()
+                        {
+                            Some(Suggestion::UnderWdir { path: under_wdir, wdir: stage_wdir(pipeline, &stage) })
+                        } else {
+                            self.near_dep(pipeline, root, &dep)
+                        };
                         GraphError::MissingDep { stage, dep, suggestion }
                     }
                     _ => GraphError::DepUnreadable { stage, dep, reason: err.to_string() },
@@ -287,6 +296,11 @@ impl Dag {
         let path = if folder.is_empty() { near.to_string() } else { format!("{folder}/{near}") };
         Some(Suggestion::Existing { path })
     }
+}
+
+/// A stage's `wdir`, `""` at the workspace root.
+fn stage_wdir(pipeline: &Pipeline, stage: &str) -> String {
+    pipeline.stage(stage).filter(|s| !s.wdir.is_root()).map(|s| s.wdir.to_string()).unwrap_or_default()
 }
 
 /// Outputs at `path` or above it.
