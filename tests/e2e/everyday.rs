@@ -819,3 +819,23 @@ fn a_dep_written_relative_to_wdir_is_pointed_out() {
     ws.gourd(&["run"]).success();
     assert_eq!(ws.read("model.txt"), "print(1)\n");
 }
+
+/// `gourd push` in a repository with no git remote yet: the results go to
+/// the remote cache, and lineage waits, with a note rather than an error.
+#[test]
+fn push_without_a_git_remote_shares_results_and_says_lineage_waits() {
+    let shared = tempfile::tempdir().unwrap();
+    let ws = TestWorkspace::new(&model_pipeline(1, &folder_remote(shared.path())));
+    ws.write("gourd.ncl", &model_pipeline(1, ""));
+    ws.gourd(&["run"]).success();
+    // The remote configured after the run: push sends what the run made.
+    ws.write("gourd.ncl", &model_pipeline(1, &folder_remote(shared.path())));
+    assert!(files_under(&shared.path().join("ac")).is_empty());
+    let push = ws.gourd(&["push"]).success();
+    assert!(push.stderr.contains("Pushed 1 results"), "{}", push.stderr);
+    assert!(push.stderr.contains("no git remote `origin`"), "{}", push.stderr);
+    assert_eq!(files_under(&shared.path().join("ac")).len(), 1);
+    // A remote that is named but missing is still an error.
+    ws.git(&["remote", "add", "upstream", "/nonexistent/repo"]);
+    assert_eq!(ws.gourd(&["push", "elsewhere"]).code, 1);
+}

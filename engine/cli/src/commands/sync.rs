@@ -107,6 +107,19 @@ pub fn push(location: &Location, args: &Args) -> Result<ExitCode, CommandError> 
         }
     }
     let lineage = open(location)?;
+    // A repository with no git remote at all yet: the results went to the
+    // remote cache; lineage stays here until there is one. (A remote named
+    // but missing, among others, is an error from git below.)
+    let (listed, remotes) = git(&lineage, &["remote"])?;
+    if listed && remotes.is_empty() {
+        let cache_note = if remote_cache(location)?.is_some() { "results are in the remote cache; " } else { "" };
+        eprintln!(
+            "note: this repository has no git remote `{}`: {cache_note}lineage and registry tags stay here \
+             until `git remote add {} URL` and `gourd push`",
+            args.remote, args.remote
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     crate::commands::registry::sync::push(lineage.workdir(), &args.remote)?;
     if lineage.latest()?.is_empty() && lineage.history()?.is_empty() {
         eprintln!("Nothing to push: no lineage recorded yet.");
