@@ -51,6 +51,8 @@ struct Cli {
 enum Command {
     /// Write a starter `gourd.ncl` and ignore `.gourd/`.
     Init(commands::init::Args),
+    /// Write a `gourd.ncl` from a DVC project's `dvc.yaml`.
+    ImportDvc(commands::import_dvc::Args),
     /// Evaluate and validate the pipeline without running anything.
     Check(commands::check::Args),
     /// Bring stages up to date.
@@ -137,6 +139,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CommandError> {
     let location = workspace::Location { file: cli.file.clone() };
     match cli.command {
         Command::Init(args) => commands::init::run(&location, &args),
+        Command::ImportDvc(args) => commands::import_dvc::run(&args),
         Command::Check(args) => commands::check::run(&location, &args),
         Command::Run(args) => commands::run::run(&location, &args),
         Command::Status(args) => commands::status::run(&location, &args),

@@ -1,0 +1,197 @@
+//! `gourd import-dvc`: writes a `gourd.ncl` from a DVC project's `dvc.yaml`,
+//! its `.dvc` files and `.dvc/config`, and says what it could not translate.
+
+mod convert;
+mod interpolate;
+mod render;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::error::CommandError;
+use crate::ui;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The DVC pipeline to convert.
+    #[arg(default_value = "dvc.yaml", value_name = "DVC_YAML")]
+    dvc_file: PathBuf,
+    /// Where to write the pipeline (default: `gourd.ncl` beside DVC_YAML).
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Overwrite FILE if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+/// Files of the DVC project, by path relative to its root.
+struct ProjectFiles<'a>(&'a Path);
+
+impl convert::Files for ProjectFiles<'_> {
+    fn read(&self, path: &str) -> Option<String> {
+        std::fs::read_to_string(self.0.join(path)).ok()
+    }
+}
+
+pub fn run(args: &Args) -> Result<ExitCode, CommandError> {
+    let source = &args.dvc_file;
+    let text = std::fs::read_to_string(source)
+        .map_err(|e| CommandError::user(format!("cannot read `{}`: {e}", source.display())))?;
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| {
+        let at = e.location().map(|l| format!(" at line {}, column {}", l.line(), l.column())).unwrap_or_default();
+        CommandError::user(format!("`{}`{at} is not valid YAML: {e}", source.display()))
+    })?;
+    let folder = source.parent().filter(|p| !p.as_os_str().is_empty());
+    let root = folder.unwrap_or(Path::new(".")).to_path_buf();
+    let output =
+        args.output.clone().unwrap_or_else(|| folder.map_or_else(|| "gourd.ncl".into(), |f| f.join("gourd.ncl")));
+    if output.exists() && !args.force {
+        return Err(CommandError::user(format!("`{}` exists", output.display()))
+            .with_hint("`gourd import-dvc --force` overwrites it; `-o FILE` writes elsewhere"));
+    }
+    let pipeline = convert::convert(&doc, &ProjectFiles(&root))
+        .map_err(|e| CommandError::user(format!("`{}`: {e}", source.display())))?;
+    let mut notes = pipeline.notes.clone();
+    let (sources, imports) = dvc_files(&root);
+    if !sources.is_empty() {
+        notes.push(format!(
+            "{} file(s) tracked with `dvc add` ({}): gourd has no tracked sources here yet; they are listed at the top of the pipeline, and stages read them as plain files",
+            sources.len(),
+            sources.iter().map(|(p, _)| format!("`{p}`")).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    notes.extend(imports);
+    let remote = dvc_remote(&root, &mut notes);
+    if !pipeline.plots.is_empty() || pipeline.stages.iter().any(|s| !s.plots.is_empty()) {
+        notes.push(
+            "plots: gourd has no plots yet; they are kept as comments, and a stage's plot files are its outs"
+                .to_string(),
+        );
+    }
+    let name = source.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let written =
+        render::render(&pipeline, &render::Extras { source: &name, remote: remote.as_deref(), sources: &sources });
+    fs_err::write(&output, written)?;
+    for note in &notes {
+        eprintln!("{} {note}", ui::label("note:", ui::Style::Hint));
+    }
+    eprintln!(
+        "Wrote `{}` from `{}`: {} stage(s), {} note(s); try `gourd check`.",
+        output.display(),
+        source.display(),
+        pipeline.stages.len(),
+        notes.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `.dvc` files under `root`: the paths `dvc add` tracks, and a note for
+/// each `dvc import`/`import-url`, which gourd does not translate.
+fn dvc_files(root: &Path) -> (Vec<(String, String)>, Vec<String>) {
+    let (mut sources, mut notes) = (Vec::new(), Vec::new());
+    let mut pending = vec![PathBuf::new()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(root.join(&dir)) else { continue };
+        let mut entries: Vec<_> = entries.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let rel = dir.join(&name);
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if is_dir && ![".git", ".dvc", ".gourd", "node_modules"].contains(&name.as_str()) {
+                pending.push(rel);
+            } else if !is_dir && name.ends_with(".dvc") {
+                let file = rel.to_string_lossy().into_owned();
+                let Some(doc) = std::fs::read_to_string(entry.path())
+                    .ok()
+                    .and_then(|t| serde_yaml::from_str::<serde_yaml::Value>(&t).ok())
+                else {
+                    notes.push(format!("`{file}`: not a YAML `.dvc` file; skipped"));
+                    continue;
+                };
+                let folder = dir.to_string_lossy();
+                let paths = doc["outs"].as_sequence().into_iter().flatten().filter_map(|o| o["path"].as_str());
+                let paths: Vec<String> = paths.filter_map(|p| convert::join(&folder, p).ok()).collect();
+                if let Some(dep) = doc["deps"].as_sequence().and_then(|d| d.first()) {
+                    let origin = dep["repo"]["url"].as_str().or(dep["path"].as_str()).unwrap_or("?");
+                    notes.push(format!(
+                        "`{file}` imports {} from `{origin}` (`dvc import`/`import-url`): not translated; fetch it in a stage of its own, or commit it",
+                        paths.join(", ")
+                    ));
+                } else {
+                    sources.extend(paths.into_iter().map(|p| (p, file.clone())));
+                }
+            }
+        }
+    }
+    (sources, notes)
+}
+
+/// The default remote of `.dvc/config` (and `config.local`) as gourd's `remote`.
+fn dvc_remote(root: &Path, notes: &mut Vec<String>) -> Option<String> {
+    let mut default = None;
+    let mut urls = std::collections::BTreeMap::new();
+    for file in ["config", "config.local"] {
+        let Ok(text) = std::fs::read_to_string(root.join(".dvc").join(file)) else { continue };
+        let mut section = String::new();
+        for line in text.lines().map(str::trim) {
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = name.trim().trim_matches('\'').to_string();
+            } else if let Some((key, value)) = line.split_once('=') {
+                let (key, value) = (key.trim(), value.trim().to_string());
+                if section == "core" && key == "remote" {
+                    default = Some(value);
+                } else if let Some(name) = section.strip_prefix("remote \"").and_then(|s| s.strip_suffix('"'))
+                    && key == "url"
+                {
+                    urls.insert(name.to_string(), value);
+                }
+            }
+        }
+    }
+    let name = default?;
+    let Some(url) = urls.get(&name) else {
+        notes.push(format!("`.dvc/config`: the default remote `{name}` has no url"));
+        return None;
+    };
+    let remote = if let Some(rest) = url.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let prefix =
+            if prefix.is_empty() { "gourd".to_string() } else { format!("{}/gourd", prefix.trim_end_matches('/')) };
+        format!("{{ kind = 's3, bucket = {}, prefix = {} }}", render::string(bucket), render::string(&prefix))
+    } else if url.starts_with("ssh://") {
+        format!("{{ kind = 'ssh, endpoint = {} }}", render::string(url))
+    } else if url.contains("://") {
+        notes.push(format!("`.dvc/config`: remote `{name}` ({url}): gourd's remotes are S3, a folder, ssh or a REAPI service; not translated"));
+        return None;
+    } else {
+        // DVC reads a relative url from the folder of its config file.
+        let path = if Path::new(url).is_absolute() || url.starts_with('~') {
+            url.clone()
+        } else {
+            relative_to_root(&format!(".dvc/{url}"))
+        };
+        format!("{{ kind = 'folder, path = {} }}", render::string(&path))
+    };
+    notes.push(format!(
+        "`.dvc/config`: remote `{name}` ({url}) is the pipeline's `remote`; gourd keeps its own objects there (`cas/`, `trees/`, `ac/`), beside DVC's, and reads none of DVC's"
+    ));
+    Some(remote)
+}
+
+/// `a/../b` without its `..` steps where it can; `..` past the root stays.
+fn relative_to_root(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." if parts.last().is_some_and(|p| *p != "..") => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    if parts.is_empty() { ".".to_string() } else { parts.join("/") }
+}

@@ -1,0 +1,218 @@
+//! Converted stages as a readable `gourd.ncl`.
+
+use std::collections::BTreeSet;
+use std::fmt::Write;
+
+use super::convert::{Out, Pipeline, Stage};
+
+/// What goes into the file besides the stages.
+pub struct Extras<'a> {
+    pub source: &'a str,
+    pub remote: Option<&'a str>,
+    /// Files `dvc add` tracks, with the `.dvc` file naming each.
+    pub sources: &'a [(String, String)],
+}
+
+pub fn render(pipeline: &Pipeline, extras: &Extras) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# Converted from `{}` by `gourd import-dvc`.", extras.source);
+    out.push_str("# Paths are relative to this folder; a stage with `wdir` runs its command there.\n");
+    if pipeline.stages.iter().any(|s| s.dvc_name != s.name) {
+        out.push_str("# DVC's `stage@item` is `stage-item` here (gourd stage names take no `@`).\n");
+    }
+    if pipeline.stages.iter().any(|s| s.cmd.contains("$GOURD_PARAM_") || s.cmd.contains("${GOURD_PARAM_")) {
+        out.push_str(
+            "# `${key}` of params.yaml in a command is `$GOURD_PARAM_KEY`: `gourd run --set key=value` changes it.\n",
+        );
+    }
+    if !extras.sources.is_empty() {
+        out.push_str("#\n# Tracked by DVC (`dvc add`); here they are plain files the stages read:\n");
+        for (path, file) in extras.sources {
+            let _ = writeln!(out, "#   {path}  (from {file})");
+        }
+    }
+    // Names of bindings must not be fields in scope (stage names, stage fields).
+    let mut taken: BTreeSet<String> = pipeline.stages.iter().map(|s| s.name.clone()).collect();
+    taken.extend(
+        ["stages", "remote", "cmd", "deps", "outs", "metrics", "params", "wdir", "frozen", "always_run", "desc"]
+            .map(String::from),
+    );
+    let files: BTreeSet<&str> = pipeline.stages.iter().flat_map(|s| s.params.iter().map(|(f, _)| f.as_str())).collect();
+    let mut bindings = Vec::new();
+    if pipeline.stages.iter().any(|s| s.params.iter().any(|(_, keys)| keys.is_some())) {
+        bindings.push(("gourd-std.ncl".to_string(), fresh("gourd", &mut taken)));
+    }
+    for file in files {
+        let base: String =
+            file.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+        let base = if base.starts_with(|c: char| c.is_ascii_alphabetic()) { base } else { format!("f_{base}") };
+        bindings.push((file.to_string(), fresh(&base, &mut taken)));
+    }
+    let binding = |file: &str| -> String {
+        bindings.iter().find(|(f, _)| f == file).map_or_else(|| file.to_string(), |(_, b)| b.clone())
+    };
+    out.push('\n');
+    for (file, name) in &bindings {
+        let _ = writeln!(out, "let {name} = import {} in", string(file));
+    }
+    out.push_str("{\n");
+    if let Some(remote) = extras.remote {
+        let _ = writeln!(out, "  remote = {remote},");
+    }
+    out.push_str("  stages = {\n");
+    for (index, stage) in pipeline.stages.iter().enumerate() {
+        if index > 0 {
+            out.push('\n');
+        }
+        render_stage(&mut out, stage, &binding);
+    }
+    out.push_str("  },\n}\n");
+    if !pipeline.plots.is_empty() {
+        out.push_str("\n# Plots of dvc.yaml (gourd has no plots yet):\n");
+        for plot in &pipeline.plots {
+            let _ = writeln!(out, "#   {plot}");
+        }
+    }
+    out
+}
+
+fn fresh(base: &str, taken: &mut BTreeSet<String>) -> String {
+    let mut name = base.to_string();
+    while taken.contains(&name) {
+        name.push('_');
+    }
+    taken.insert(name.clone());
+    name
+}
+
+fn render_stage(out: &mut String, stage: &Stage, binding: &dyn Fn(&str) -> String) {
+    if stage.dvc_name != stage.name {
+        let _ = writeln!(out, "    # {}", stage.dvc_name);
+    }
+    let _ = writeln!(out, "    {} = {{", field(&stage.name));
+    let mut line = |name: &str, value: String| {
+        let _ = writeln!(out, "      {name} = {value},");
+    };
+    if let Some(desc) = &stage.desc {
+        line("desc", string(desc));
+    }
+    line("cmd", string(&stage.cmd));
+    if let Some(wdir) = &stage.wdir {
+        line("wdir", string(wdir));
+    }
+    if !stage.deps.is_empty() {
+        line("deps", array(&stage.deps.iter().map(|d| string(d)).collect::<Vec<_>>()));
+    }
+    if !stage.params.is_empty() {
+        let parts: Vec<String> = stage
+            .params
+            .iter()
+            .map(|(file, keys)| match keys {
+                Some(keys) => {
+                    let keys = array(&keys.iter().map(|k| string(k)).collect::<Vec<_>>());
+                    format!("{}.params {} {keys}", binding("gourd-std.ncl"), binding(file))
+                }
+                None => binding(file),
+            })
+            .collect();
+        line("params", parts.join(" & "));
+    }
+    if !stage.outs.is_empty() {
+        line("outs", array(&stage.outs.iter().map(output).collect::<Vec<_>>()));
+    }
+    if !stage.metrics.is_empty() {
+        line("metrics", array(&stage.metrics.iter().map(|m| string(m)).collect::<Vec<_>>()));
+    }
+    if stage.frozen {
+        line("frozen", "true".to_string());
+    }
+    if stage.always_run {
+        line("always_run", "true".to_string());
+    }
+    for plot in &stage.plots {
+        let _ = writeln!(out, "      # plot (DVC): {plot}");
+    }
+    out.push_str("    },\n");
+}
+
+fn output(out: &Out) -> String {
+    if out.cache && !out.persist {
+        return string(&out.path);
+    }
+    let mut fields = vec![format!("path = {}", string(&out.path))];
+    if !out.cache {
+        fields.push("cache = false".to_string());
+    }
+    if out.persist {
+        fields.push("persist = true".to_string());
+    }
+    format!("{{ {} }}", fields.join(", "))
+}
+
+/// An array on one line when it is short, else one element a line.
+fn array(items: &[String]) -> String {
+    let one_line = format!("[{}]", items.join(", "));
+    if one_line.len() <= 72 {
+        return one_line;
+    }
+    let mut out = String::from("[\n");
+    for item in items {
+        let _ = writeln!(out, "        {item},");
+    }
+    out.push_str("      ]");
+    out
+}
+
+/// A Nickel string literal: `%{` would interpolate, so `%` is escaped before `{`.
+pub fn string(text: &str) -> String {
+    let mut out = String::from("\"");
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '%' if chars.peek() == Some(&'{') => out.push_str("\\%"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A record field name, quoted unless it is a plain Nickel identifier.
+pub fn field(name: &str) -> String {
+    const KEYWORDS: &[&str] = &[
+        "let",
+        "in",
+        "if",
+        "then",
+        "else",
+        "fun",
+        "import",
+        "match",
+        "null",
+        "true",
+        "false",
+        "rec",
+        "forall",
+        "default",
+        "doc",
+        "optional",
+        "priority",
+        "force",
+        "not_exported",
+        "include",
+        "Array",
+        "Number",
+        "String",
+        "Bool",
+        "Dyn",
+    ];
+    let plain = name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && !KEYWORDS.contains(&name);
+    if plain { name.to_string() } else { string(name) }
+}

@@ -1,0 +1,194 @@
+use std::collections::BTreeMap;
+
+use super::convert::{self, Files, Out, Pipeline};
+use super::render;
+
+struct Memory(BTreeMap<&'static str, &'static str>);
+
+impl Files for Memory {
+    fn read(&self, path: &str) -> Option<String> {
+        self.0.get(path).map(|s| s.to_string())
+    }
+}
+
+const PARAMS: &str = "train:\n  lr: 0.1\n  epochs: 5\nprepare:\n  split: 0.2\nmodels: [cnn, xgb]\n";
+
+fn convert(yaml: &str) -> Pipeline {
+    let files = Memory(BTreeMap::from([("params.yaml", PARAMS), ("src/params.yaml", "seed: 7\n")]));
+    convert::convert(&serde_yaml::from_str(yaml).unwrap(), &files).unwrap()
+}
+
+fn names(p: &Pipeline) -> Vec<(&str, &str)> {
+    p.stages.iter().map(|s| (s.dvc_name.as_str(), s.name.as_str())).collect()
+}
+
+#[test]
+fn foreach_lists_and_dicts_expand_to_one_stage_per_item() {
+    let p = convert(
+        r#"stages:
+  clean:
+    foreach: [us, uk]
+    do:
+      cmd: clean ${item}
+      outs: ["out/${item}.csv"]
+  build:
+    foreach:
+      - {os: win, v: 3}
+      - {os: mac, v: 4}
+    do:
+      cmd: build ${item.os} ${item.v}
+      outs: ["bin/${item.os}"]
+  fetch:
+    foreach:
+      small: {rows: 10}
+      big: {rows: 1000}
+    do:
+      cmd: fetch ${key} ${item.rows}
+      outs: ["raw/${key}"]
+"#,
+    );
+    assert_eq!(
+        names(&p),
+        [
+            ("clean@us", "clean-us"),
+            ("clean@uk", "clean-uk"),
+            ("build@0", "build-0"),
+            ("build@1", "build-1"),
+            ("fetch@small", "fetch-small"),
+            ("fetch@big", "fetch-big")
+        ]
+    );
+    assert_eq!(p.stages[1].cmd, "clean uk");
+    assert_eq!(p.stages[1].outs, [Out { path: "out/uk.csv".into(), cache: true, persist: false }]);
+    assert_eq!(p.stages[3].cmd, "build mac 4");
+    assert_eq!(p.stages[5].cmd, "fetch big 1000");
+    assert!(p.notes.is_empty(), "{:?}", p.notes);
+}
+
+#[test]
+fn matrix_expands_every_combination_and_foreach_reads_params() {
+    let p = convert(
+        r#"stages:
+  train:
+    matrix:
+      model: ${models}
+      lr: [0.1, 0.01]
+    cmd: train ${item.model} ${item.lr}
+    outs: ["models/${item.model}-${item.lr}"]
+  eval:
+    foreach: ${models}
+    do:
+      cmd: eval ${item}
+"#,
+    );
+    assert_eq!(
+        names(&p).iter().map(|(_, n)| *n).collect::<Vec<_>>(),
+        ["train-cnn-0.1", "train-cnn-0.01", "train-xgb-0.1", "train-xgb-0.01", "eval-cnn", "eval-xgb"]
+    );
+    assert_eq!(p.stages[2].cmd, "train xgb 0.1");
+    assert_eq!(p.stages[2].outs[0].path, "models/xgb-0.1");
+}
+
+#[test]
+fn paths_under_wdir_become_workspace_paths() {
+    let p = convert(
+        r#"stages:
+  train:
+    wdir: src
+    cmd: python train.py ../data/x
+    deps: [train.py, ../data/x, ./lib/]
+    params: [seed]
+    outs: [{../models/m.pkl: {cache: false}}, {../logs: {persist: true}}]
+    metrics: [../eval/m.json]
+  bad:
+    cmd: x
+    deps: [../../outside, s3://bucket/key]
+"#,
+    );
+    let s = &p.stages[0];
+    assert_eq!(s.wdir.as_deref(), Some("src"));
+    assert_eq!(s.deps, ["src/train.py", "data/x", "src/lib"]);
+    assert_eq!(
+        s.outs,
+        [
+            Out { path: "models/m.pkl".into(), cache: false, persist: false },
+            Out { path: "logs".into(), cache: true, persist: true }
+        ]
+    );
+    assert_eq!(s.metrics, ["eval/m.json"]);
+    assert_eq!(s.params, [("src/params.yaml".to_string(), Some(vec!["seed".to_string()]))]);
+    assert_eq!(s.cmd, "python train.py ../data/x", "the command runs in wdir, as it is");
+    assert!(p.stages[1].deps.is_empty());
+    assert_eq!(p.notes.len(), 2, "{:?}", p.notes);
+    assert!(p.notes[0].contains("`../../outside` is outside the workspace"), "{:?}", p.notes);
+}
+
+#[test]
+fn params_in_commands_become_variables_and_vars_become_text() {
+    let p = convert(
+        r#"vars:
+  - out: models
+stages:
+  train:
+    vars: [{tag: v2}]
+    cmd:
+      - python train.py --lr ${train.lr} --epochs ${train.epochs}x
+      - echo '${prepare.split}' > ${out}/${tag}.txt
+    params: [train]
+    outs: ["${out}"]
+  odd:
+    cmd: echo ${train} ${nothing}
+"#,
+    );
+    let s = &p.stages[0];
+    assert_eq!(
+        s.cmd,
+        "python train.py --lr $GOURD_PARAM_TRAIN_LR --epochs ${GOURD_PARAM_TRAIN_EPOCHS}x && echo ''\"$GOURD_PARAM_PREPARE_SPLIT\"'' > models/v2.txt"
+    );
+    // `train` covers `train.lr`; `prepare.split` is added, as DVC tracks the values it interpolates.
+    assert_eq!(s.params, [("params.yaml".to_string(), Some(vec!["train".to_string(), "prepare.split".to_string()]))]);
+    assert_eq!(s.outs[0].path, "models");
+    assert_eq!(p.stages[1].cmd, "echo ${train} ${nothing}");
+    assert_eq!(p.notes.len(), 2, "{:?}", p.notes);
+}
+
+#[test]
+fn fields_map_and_the_untranslatable_is_noted() {
+    let p = convert(
+        r#"stages:
+  eval:
+    cmd: eval
+    desc: Evaluates
+    frozen: true
+    always_changed: true
+    params: [missing.key, {custom.py: [x]}]
+    outs: [eval]
+    plots: [{eval/roc.json: {x: fpr, y: tpr}}]
+    meta: {owner: me}
+metrics: [eval/metrics.json]
+plots:
+  - ROC: {x: fpr, y: {eval/roc.json: tpr}}
+artifacts: {m: {path: model.pkl}}
+"#,
+    );
+    let s = &p.stages[0];
+    assert!(s.frozen && s.always_run);
+    assert_eq!(s.desc.as_deref(), Some("Evaluates"));
+    assert!(s.params.is_empty());
+    assert_eq!(s.metrics, ["eval/metrics.json"], "a top-level metrics file goes to the stage writing it");
+    assert_eq!(s.outs.iter().map(|o| o.path.as_str()).collect::<Vec<_>>(), ["eval", "eval/roc.json"]);
+    assert_eq!(p.plots.len(), 1);
+    let notes = p.notes.join("\n");
+    for expected in ["no key `missing.key`", "`custom.py` is not YAML", "`meta`", "top-level `artifacts`"] {
+        assert!(notes.contains(expected), "{expected} in {notes}");
+    }
+}
+
+#[test]
+fn rendered_strings_and_names_are_valid_nickel() {
+    assert_eq!(render::string("echo \"%{x}\" \\ 100%"), r#""echo \"\%{x}\" \\ 100%""#);
+    assert_eq!(render::field("train-us"), "train-us");
+    assert_eq!(render::field("train-0.1"), "\"train-0.1\"");
+    assert_eq!(render::field("import"), "\"import\"");
+    assert_eq!(convert::stage_name("train@a b"), "train-a_b");
+}
