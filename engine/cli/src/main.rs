@@ -6,6 +6,7 @@ mod error;
 mod gitignore;
 mod lineage;
 mod provenance;
+mod params_file;
 mod remote;
 mod sources;
 mod report;

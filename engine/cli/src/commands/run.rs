@@ -46,8 +46,9 @@ pub struct Args {
     local: bool,
     /// Override a param for this run: `train.lr=0.1` sets `lr` under `train`
     /// in every stage whose params have it, `STAGE.NAME=VALUE` in one stage
-    /// (repeatable; VALUE is JSON, or else a string). Recorded in lineage;
-    /// the pipeline's files are left as they are.
+    /// (repeatable; VALUE is JSON, or else a string). A key of the
+    /// workspace's params.yaml is written there, as `dvc exp run -S` does;
+    /// other keys hold for this run only. Recorded in lineage.
     #[arg(long = "set", short = 'S', value_name = "KEY=VALUE")]
     set: Vec<String>,
     /// Remote executions at once (default 32); they take no `-j` slot.
@@ -56,8 +57,28 @@ pub struct Args {
 }
 
 pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
+    // `--set` on a key of the workspace's params file writes it there first,
+    // as `dvc exp run -S` does; other keys override the loaded params.
+    let mut overrides = Vec::new();
+    if !args.set.is_empty() {
+        let root = location.root()?;
+        for assignment in &args.set {
+            let (key, value) = parse_assignment(assignment)?;
+            match crate::params_file::set(&root, key, &value) {
+                Ok(Some(file)) => {
+                    let shown = file.strip_prefix(&root).unwrap_or(&file).display().to_string();
+                    eprintln!("Set `{key}` to {value} in `{shown}`.");
+                }
+                Ok(None) => overrides.push(assignment),
+                Err(message) => {
+                    eprintln!("note: {message}: `{key}` is set for this run only");
+                    overrides.push(assignment);
+                }
+            }
+        }
+    }
     let mut loaded = location.load()?;
-    for assignment in &args.set {
+    for assignment in overrides {
         set_param(&mut loaded.pipeline, assignment)?;
     }
     for name in args.stages.iter().chain(&args.force) {
@@ -234,13 +255,18 @@ fn dry_run(loaded: &Loaded, ws: &Workspace, args: &Args) -> Result<ExitCode, Com
     Ok(ExitCode::SUCCESS)
 }
 
-/// Applies one `--set KEY=VALUE`.
-fn set_param(pipeline: &mut gourd_core::model::Pipeline, assignment: &str) -> Result<(), CommandError> {
-    let Some((key, text)) = assignment.split_once('=') else {
+/// `KEY=VALUE`, VALUE read as JSON or else taken as a string.
+fn parse_assignment(assignment: &str) -> Result<(&str, serde_json::Value), CommandError> {
+    let Some((key, text)) = assignment.split_once('=').filter(|(k, _)| !k.trim().is_empty()) else {
         return Err(CommandError::user(format!("--set `{assignment}`: expected KEY=VALUE, e.g. `train.lr=0.01`")));
     };
-    let value: serde_json::Value =
-        serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_string()));
+    let value = serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_string()));
+    Ok((key, value))
+}
+
+/// Applies one `--set KEY=VALUE` to the loaded params.
+fn set_param(pipeline: &mut gourd_core::model::Pipeline, assignment: &str) -> Result<(), CommandError> {
+    let (key, value) = parse_assignment(assignment)?;
     let path: Vec<&str> = key.split('.').collect();
     let mut hits = 0;
     for stage in &mut pipeline.stages {
