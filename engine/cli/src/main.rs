@@ -5,12 +5,13 @@ mod commands;
 mod error;
 mod gitignore;
 mod lineage;
+mod plots;
 mod provenance;
 mod params_file;
 mod remote;
-mod sources;
 mod report;
 mod revision;
+mod sources;
 mod table;
 mod ui;
 mod workspace;
@@ -72,6 +73,8 @@ enum Command {
     Params(commands::params::Args),
     /// Show metrics, or compare them between git revisions.
     Metrics(commands::metrics::Args),
+    /// Draw plots (HTML with SVG), or compare them between git revisions.
+    Plots(commands::plots::Args),
     /// Put raw data under gourd's control: cached, pushed and pulled (`dvc add`).
     Add(commands::add::Args),
     /// Runs side by side: their params and metrics (`exp show`).
@@ -150,6 +153,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Log(args) => commands::log::run(&location, &args),
         Command::Params(args) => commands::params::run(&location, &args),
         Command::Metrics(args) => commands::metrics::run(&location, &args),
+        Command::Plots(args) => commands::plots::run(&location, &args),
         Command::Add(args) => commands::add::run(&location, &args),
         Command::Exp(args) => commands::exp::run(&location, &args),
         Command::Report(args) => commands::report::run(&location, &args),

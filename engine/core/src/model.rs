@@ -17,6 +17,63 @@ pub struct Pipeline {
     /// The models the registry holds, by registry name (`registry` in
     /// `gourd.ncl`).
     pub registry: BTreeMap<String, RegisteredModel>,
+    /// The plots: the stages' (`plots` of a stage, whose files are that
+    /// stage's outputs) and the top-level `plots`, in that order.
+    pub plots: Vec<Plot>,
+}
+
+/// A plot (DVC's `plots`): series drawn from data files (JSON, CSV, TSV) or
+/// an image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plot {
+    /// The name: the data file's path, or the key of a top-level plot.
+    pub id: String,
+    /// The stage that writes the files, for a stage's plots.
+    pub stage: Option<String>,
+    /// Data file → the fields drawn on y (empty: every numeric field but x).
+    pub y: Vec<(WsPath, Vec<String>)>,
+    /// Data file → the field on x (absent: the row's index, `step`).
+    pub x: BTreeMap<WsPath, String>,
+    pub template: PlotTemplate,
+    pub title: Option<String>,
+    pub x_label: Option<String>,
+    pub y_label: Option<String>,
+}
+
+/// DVC's plot templates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlotTemplate {
+    Linear,
+    Simple,
+    Scatter,
+    ScatterJitter,
+    Smooth,
+    Confusion,
+    ConfusionNormalized,
+    BarHorizontal,
+    BarHorizontalSorted,
+}
+
+impl PlotTemplate {
+    pub const ALL: [(&'static str, PlotTemplate); 9] = [
+        ("linear", PlotTemplate::Linear),
+        ("simple", PlotTemplate::Simple),
+        ("scatter", PlotTemplate::Scatter),
+        ("scatter_jitter", PlotTemplate::ScatterJitter),
+        ("smooth", PlotTemplate::Smooth),
+        ("confusion", PlotTemplate::Confusion),
+        ("confusion_normalized", PlotTemplate::ConfusionNormalized),
+        ("bar_horizontal", PlotTemplate::BarHorizontal),
+        ("bar_horizontal_sorted", PlotTemplate::BarHorizontalSorted),
+    ];
+
+    pub fn parse(name: &str) -> Option<PlotTemplate> {
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+    }
+
+    pub fn name(self) -> &'static str {
+        Self::ALL.iter().find(|(_, t)| *t == self).map(|(n, _)| *n).expect("every template is listed")
+    }
 }
 
 /// A model the pipeline puts in the registry: where it is, and the gates a

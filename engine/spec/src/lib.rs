@@ -19,6 +19,7 @@ mod diagnose;
 mod fields;
 mod isolate;
 mod locate;
+mod plots;
 mod raw;
 mod sources;
 

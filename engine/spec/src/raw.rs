@@ -24,6 +24,7 @@ struct RawPipeline {
     remote: Option<RawRemote>,
     #[serde(default)]
     registry: BTreeMap<String, RawRegisteredModel>,
+    plots: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -77,6 +78,8 @@ struct RawStage {
     outs: Vec<RawOutput>,
     #[serde(default)]
     metrics: Vec<String>,
+    #[serde(default)]
+    plots: Vec<serde_json::Value>,
     #[serde(default)]
     params: serde_json::Map<String, serde_json::Value>,
     #[serde(default)]
@@ -168,6 +171,7 @@ pub fn validate(json: &str, file: &Path) -> Result<Pipeline, SpecError> {
         })
     })?;
     let mut stages = Vec::with_capacity(raw.stages.len());
+    let mut plots = Vec::new();
     for (name, raw) in raw.stages {
         if !is_stage_name(&name) {
             let source = std::fs::read_to_string(file).unwrap_or_default();
@@ -181,7 +185,10 @@ pub fn validate(json: &str, file: &Path) -> Result<Pipeline, SpecError> {
             });
         }
         match validate_stage(name, raw) {
-            Ok(stage) => stages.push(stage),
+            Ok((stage, stage_plots)) => {
+                stages.push(stage);
+                plots.extend(stage_plots);
+            }
             Err(problem) => {
                 let source = std::fs::read_to_string(file).unwrap_or_default();
                 let line = match &problem.field {
@@ -210,7 +217,26 @@ pub fn validate(json: &str, file: &Path) -> Result<Pipeline, SpecError> {
         None => None,
     };
     let registry = validate_registry(raw.registry, file)?;
-    Ok(Pipeline { stages, remote, registry })
+    if let Some(value) = &raw.plots {
+        plots.extend(crate::plots::top_level(value).map_err(|(id, message)| {
+            // The plot's id after the first `plots =`, else that `plots =`.
+            let source = std::fs::read_to_string(file).unwrap_or_default();
+            let plots_at = source.match_indices("plots").find(|(i, _)| source[i + 5..].trim_start().starts_with('='));
+            let from = plots_at.map_or(0, |(i, _)| i);
+            let id_at = id.and_then(|id| {
+                let quoted = format!("\"{id}\"");
+                source[from..].find(&quoted).or_else(|| source[from..].find(&format!("{id} ="))).map(|i| i + from)
+            });
+            let line = id_at.or(plots_at.map(|(i, _)| i)).map(|at| source[..at].matches('\n').count() + 1);
+            SpecError::Invalid {
+                file: file.to_path_buf(),
+                line,
+                message: format!("field `plots`: {message}"),
+                hint: None,
+            }
+        })?);
+    }
+    Ok(Pipeline { stages, remote, registry, plots })
 }
 
 /// The first field of the export that gourd does not know, found by
@@ -402,7 +428,7 @@ fn validate_remote(r: RawRemote) -> Result<gourd_core::model::Remote, String> {
     })
 }
 
-fn validate_stage(name: String, raw: RawStage) -> Result<Stage, Problem> {
+fn validate_stage(name: String, raw: RawStage) -> Result<(Stage, Vec<gourd_core::model::Plot>), Problem> {
     let problem = |literal: Option<&str>, message: String| Problem {
         stage: name.clone(),
         literal: literal.map(String::from),
@@ -446,6 +472,25 @@ fn validate_stage(name: String, raw: RawStage) -> Result<Stage, Problem> {
         });
     }
     let metrics = raw.metrics.iter().map(|m| path("metrics", m)).collect::<Result<Vec<_>, _>>()?;
+    // A plot's file is an output of the stage, cached like its other outputs
+    // (DVC's `plots` are outs), unless a declared output holds it already.
+    let mut plots = Vec::with_capacity(raw.plots.len());
+    for entry in &raw.plots {
+        let crate::plots::StagePlot { plot, cache } =
+            crate::plots::stage_plot(&name, entry).map_err(|message| Problem {
+                stage: name.clone(),
+                literal: None,
+                field: Some("plots".to_string()),
+                message: format!("stage `{name}`: {message}"),
+                hint: None,
+            })?;
+        let file = &plot.y[0].0;
+        let declared = outs.iter().map(|o| &o.path).chain(&metrics).any(|p| file.is_at_or_under(p));
+        if !declared {
+            outs.push(Output { path: file.clone(), kind: OutputKind::Data, cache, persist: false });
+        }
+        plots.push(plot);
+    }
     if let Some(root) = outs.iter().map(|o| &o.path).chain(&metrics).find(|p| p.is_root()) {
         return Err(problem(Some(root.as_str()), "an output cannot be the workspace root".to_string()));
     }
@@ -462,25 +507,28 @@ fn validate_stage(name: String, raw: RawStage) -> Result<Stage, Problem> {
     };
     let secrets = validate_secrets(&name, &raw.env, raw.secrets, raw.remote)?;
     let gpus = raw.resources.gpus.unwrap_or(if raw.executor == Executor::Cuda { 1 } else { 0 });
-    Ok(Stage {
-        cmd,
-        deps,
-        outs,
-        metrics,
-        params: serde_json::Value::Object(raw.params),
-        env: raw.env,
-        secrets,
-        executor: raw.executor,
-        resources: Resources { cpus: raw.resources.cpus.unwrap_or(1), gpus },
-        wdir,
-        always_run: raw.always_run,
-        frozen: raw.frozen,
-        cpu_fallback: raw.cpu_fallback,
-        remote: raw.remote,
-        timeout,
-        desc: raw.desc,
-        name,
-    })
+    Ok((
+        Stage {
+            cmd,
+            deps,
+            outs,
+            metrics,
+            params: serde_json::Value::Object(raw.params),
+            env: raw.env,
+            secrets,
+            executor: raw.executor,
+            resources: Resources { cpus: raw.resources.cpus.unwrap_or(1), gpus },
+            wdir,
+            always_run: raw.always_run,
+            frozen: raw.frozen,
+            cpu_fallback: raw.cpu_fallback,
+            remote: raw.remote,
+            timeout,
+            desc: raw.desc,
+            name,
+        },
+        plots,
+    ))
 }
 
 /// Checks `env` for what looks like a secret, and `secrets` for names a

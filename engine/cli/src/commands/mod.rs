@@ -15,6 +15,7 @@ pub mod man;
 pub mod metrics;
 pub mod native_step;
 pub mod params;
+pub mod plots;
 pub mod registry;
 pub mod report;
 pub mod run;

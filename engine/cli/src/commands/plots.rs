@@ -1,0 +1,185 @@
+//! `gourd plots show [TARGET…]` and `gourd plots diff A [B]`: one HTML page
+//! of SVG plots (no JavaScript), written to `.gourd/plots/index.html` unless
+//! `-o` says otherwise; its path is printed.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use gourd_core::model::Plot;
+use gourd_lineage::Lineage;
+
+use crate::error::CommandError;
+use crate::plots::{self, Files};
+use crate::revision::Side;
+use crate::workspace::Location;
+
+/// Where the page goes without `-o`, relative to the workspace.
+pub const DEFAULT_OUTPUT: &str = ".gourd/plots/index.html";
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Draw the plots from the files in the working state.
+    Show(ShowArgs),
+    /// Draw the plots of revision A (default `HEAD`) and B (default: the working state) together.
+    Diff(DiffArgs),
+}
+
+#[derive(clap::Args)]
+struct Output {
+    /// Write the page to FILE (default `.gourd/plots/index.html`).
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Open the page in a browser.
+    #[arg(long)]
+    open: bool,
+}
+
+#[derive(clap::Args)]
+struct ShowArgs {
+    /// Plots to draw: a plot's id, a data file, or a stage (default: all).
+    targets: Vec<String>,
+    #[command(flatten)]
+    output: Output,
+}
+
+#[derive(clap::Args)]
+struct DiffArgs {
+    /// The revision compared from: a commit, branch or tag (default `HEAD`).
+    a: Option<String>,
+    /// The revision compared to (default: the working state).
+    b: Option<String>,
+    /// Plots to draw (default: all).
+    #[arg(long = "target", value_name = "TARGET")]
+    targets: Vec<String>,
+    #[command(flatten)]
+    output: Output,
+}
+
+pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
+    // Reads the pipeline, history and cache only: no stage runs.
+    let loaded = location.load_checked(false)?;
+    let lineage = Lineage::open(&loaded.root)?;
+    let (targets, output, sides) = match &args.command {
+        Command::Show(show) => (&show.targets, &show.output, vec![Side::WorkingState]),
+        Command::Diff(diff) => (
+            &diff.targets,
+            &diff.output,
+            vec![
+                Side::parse(diff.a.as_ref(), Side::Revision("HEAD".into())),
+                Side::parse(diff.b.as_ref(), Side::WorkingState),
+            ],
+        ),
+    };
+    let chosen = select(&loaded.pipeline.plots, targets)?;
+    if chosen.is_empty() {
+        return Err(CommandError::user("the pipeline declares no plots")
+            .with_hint("add `plots = [\"file.json\"]` to a stage, or a top-level `plots` (see docs/plots.md)"));
+    }
+    let paths = plots::paths(&chosen.iter().copied().cloned().collect::<Vec<_>>());
+    let mut read = Vec::new();
+    for side in &sides {
+        read.push((side.label(), plots::files_at(lineage.as_ref(), &loaded.root, &paths, side)?));
+    }
+    let sections = sections(&chosen, &read, sides.len() > 1)?;
+    let title = match &args.command {
+        Command::Show(_) => "gourd plots".to_string(),
+        Command::Diff(_) => format!("gourd plots: {} vs {}", read[0].0, read[1].0),
+    };
+    let html = plots::page(&title, &sections);
+    let out = match &output.out {
+        Some(path) => std::env::current_dir()?.join(path),
+        None => loaded.root.join(DEFAULT_OUTPUT),
+    };
+    if let Some(parent) = out.parent() {
+        fs_err::create_dir_all(parent)?;
+    }
+    fs_err::write(&out, html)?;
+    println!("{}", out.display());
+    if output.open {
+        open(&out);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Each plot drawn, with its heading. In a diff, a side where the plot's
+/// files are missing is left out (the plot may be new); a plot missing on
+/// every side, and any file that cannot be read as a table, is an error.
+pub fn sections(chosen: &[&Plot], read: &[(String, Files)], diff: bool) -> Result<Vec<(String, String)>, CommandError> {
+    let mut sections = Vec::new();
+    for plot in chosen {
+        let present: Vec<(String, &Files)> = read
+            .iter()
+            .filter(|(_, files)| !diff || plot.y.iter().all(|(f, _)| matches!(files.get(f.as_str()), Some(Ok(_)))))
+            .map(|(label, files)| (label.clone(), files))
+            .collect();
+        if present.is_empty() {
+            let (label, files) = &read[0];
+            let (file, why) = plot
+                .y
+                .iter()
+                .find_map(|(f, _)| match files.get(f.as_str()) {
+                    Some(Err(why)) => Some((f.as_str(), why.as_str())),
+                    _ => None,
+                })
+                .unwrap_or(("?", "was not read"));
+            return Err(CommandError::user(format!(
+                "plot `{}`: `{file}` {why} (at {label}, and on every side)",
+                plot.id
+            )));
+        }
+        let body = plots::render(plot, &present).map_err(CommandError::user)?;
+        let heading = match &plot.stage {
+            Some(stage) => format!("{} (stage {stage})", plot.title.as_deref().unwrap_or(&plot.id)),
+            None => plot.title.clone().unwrap_or_else(|| plot.id.clone()),
+        };
+        sections.push((heading, body));
+    }
+    Ok(sections)
+}
+
+fn select<'a>(all: &'a [Plot], targets: &[String]) -> Result<Vec<&'a Plot>, CommandError> {
+    if targets.is_empty() {
+        return Ok(all.iter().collect());
+    }
+    let mut chosen: Vec<&Plot> = Vec::new();
+    for target in targets {
+        let target = target.trim_end_matches('/');
+        let matching: Vec<&Plot> = all
+            .iter()
+            .filter(|p| {
+                p.id == target
+                    || p.stage.as_deref() == Some(target)
+                    || p.y.iter().any(|(f, _)| f.as_str() == target || f.as_str().starts_with(&format!("{target}/")))
+            })
+            .collect();
+        if matching.is_empty() {
+            let known: Vec<String> = all.iter().map(|p| format!("`{}`", p.id)).collect();
+            return Err(CommandError::user(format!("no plot `{target}`"))
+                .with_hint(format!("targets are plot ids, data files or stages; the plots are {}", known.join(", "))));
+        }
+        for plot in matching {
+            if !chosen.iter().any(|c| std::ptr::eq(*c, plot)) {
+                chosen.push(plot);
+            }
+        }
+    }
+    Ok(chosen)
+}
+
+fn open(path: &std::path::Path) {
+    let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+    if let Err(e) = std::process::Command::new(opener)
+        .arg(path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    {
+        eprintln!("warning: cannot open the page with `{opener}`: {e}");
+    }
+}

@@ -1,0 +1,158 @@
+//! Plots (DVC's `plots`): data files read as tables, drawn as SVG, and put
+//! in one HTML page that needs no JavaScript.
+//!
+//! Everything read from a data file is untrusted: every piece of text that
+//! reaches the page goes through [`svg::escape`].
+
+pub mod data;
+pub mod svg;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use gourd_core::model::Plot;
+use gourd_lineage::Lineage;
+
+use crate::error::CommandError;
+use crate::revision::{Side, records_in_force};
+
+/// A plot's file as it was at one side: its bytes, or why there are none.
+pub type Files = BTreeMap<String, Result<Vec<u8>, String>>;
+
+/// Reads `paths` as they are at `side`: on disk for the working state; at a
+/// revision, the file committed there, else the cached output of the result
+/// in force at that commit (by its digest in lineage's `outs`).
+pub fn files_at(lineage: Option<&Lineage>, root: &Path, paths: &[String], side: &Side) -> Result<Files, CommandError> {
+    let mut out = Files::new();
+    match side {
+        Side::WorkingState => {
+            for path in paths {
+                let read = std::fs::read(root.join(path)).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::NotFound => "does not exist; `gourd run` writes it".to_string(),
+                    _ => e.to_string(),
+                });
+                out.insert(path.clone(), read);
+            }
+        }
+        Side::Revision(revision) => {
+            let lineage = lineage.ok_or_else(|| CommandError::user("revisions need a git repository"))?;
+            let commit = lineage.resolve(revision)?;
+            let mut in_force = None;
+            let mut store = None;
+            for path in paths {
+                if let Some(bytes) = lineage.file_at(revision, path)? {
+                    out.insert(path.clone(), Ok(bytes));
+                    continue;
+                }
+                if in_force.is_none() {
+                    in_force = Some(records_in_force(lineage, &lineage.history()?, &commit)?);
+                }
+                let records = in_force.as_ref().expect("just set");
+                let Some((out_path, digest)) = records.values().find_map(|r| r.output_holding(path)) else {
+                    out.insert(
+                        path.clone(),
+                        Err(format!("is neither committed nor a recorded output at `{revision}`")),
+                    );
+                    continue;
+                };
+                if store.is_none() {
+                    store = Some(gourd_core::workspace::Workspace::open(root)?.store);
+                }
+                let store = store.as_ref().expect("just set");
+                let bytes = digest.parse::<gourd_digest::Digest>().ok().and_then(|digest| {
+                    let rel = path[out_path.len()..].trim_start_matches('/');
+                    let object =
+                        if rel.is_empty() { digest } else { store.find_in_tree(&digest, rel).map(|(_, d)| d)? };
+                    std::fs::read(store.object_path(&object)).ok()
+                });
+                out.insert(
+                    path.clone(),
+                    bytes.ok_or_else(|| {
+                        format!("is not in the cache (the output of `{revision}` was not kept here; `gourd pull` fetches it)")
+                    }),
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Every data file the plots read.
+pub fn paths(plots: &[Plot]) -> Vec<String> {
+    let mut paths: Vec<String> = plots.iter().flat_map(|p| p.y.iter().map(|(f, _)| f.to_string())).collect();
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
+/// One plot drawn for each side (`(label, files)`): an SVG figure, or an
+/// error naming the file and the field.
+pub fn render(plot: &Plot, sides: &[(String, &Files)]) -> Result<String, String> {
+    if plot.y.iter().all(|(file, _)| data::is_image(file.as_str())) {
+        return Ok(images(plot, sides));
+    }
+    let mut tables = Vec::new();
+    for (label, files) in sides {
+        for (file, fields) in &plot.y {
+            let path = file.as_str();
+            let bytes = match files.get(path) {
+                Some(Ok(bytes)) => bytes,
+                Some(Err(why)) => return Err(format!("plot `{}`: `{path}` {why}", plot.id)),
+                None => return Err(format!("plot `{}`: `{path}` was not read", plot.id)),
+            };
+            let table = data::Table::parse(path, bytes)?;
+            tables.push(svg::Source {
+                side: label.clone(),
+                file: path.to_string(),
+                x: plot.x.get(file).cloned(),
+                y: fields.clone(),
+                table,
+            });
+        }
+    }
+    svg::figure(plot, &tables)
+}
+
+fn images(plot: &Plot, sides: &[(String, &Files)]) -> String {
+    let mut html = String::new();
+    for (label, files) in sides {
+        for (file, _) in &plot.y {
+            let path = file.as_str();
+            let caption = svg::escape(&if sides.len() > 1 { format!("{label}: {path}") } else { path.to_string() });
+            match files.get(path) {
+                Some(Ok(bytes)) => {
+                    use base64::Engine as _;
+                    let mime = data::image_mime(path);
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+                    html.push_str(&format!(
+                        "<figure class=\"image\"><img alt=\"{caption}\" src=\"data:{mime};base64,{encoded}\"><figcaption>{caption}</figcaption></figure>"
+                    ));
+                }
+                Some(Err(why)) => {
+                    html.push_str(&format!("<p class=\"missing\">{caption}: {}</p>", svg::escape(why)));
+                }
+                None => {}
+            }
+        }
+    }
+    html
+}
+
+/// The HTML page: one section per plot.
+pub fn page(title: &str, sections: &[(String, String)]) -> String {
+    let mut html = String::from(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'\">",
+    );
+    html.push_str(&format!("<title>{}</title>", svg::escape(title)));
+    html.push_str(
+        "<style>body{font-family:system-ui,sans-serif;margin:2em;color:#222}section{margin-bottom:2em}\
+         figure.image img{max-width:640px}.missing{color:#a00}</style></head><body>",
+    );
+    html.push_str(&format!("<h1>{}</h1>", svg::escape(title)));
+    for (heading, body) in sections {
+        html.push_str(&format!("<section class=\"plot\"><h2>{}</h2>{body}</section>", svg::escape(heading)));
+    }
+    html.push_str("</body></html>\n");
+    html
+}
