@@ -96,6 +96,7 @@ fn statistics_match_scipy_and_evidently() {
                 // share of each sample.
                 let Accumulator::Numeric(c) = &column else { unreachable!() };
                 let grid = c.grid.as_ref().unwrap();
+                assert_eq!(grid.totals(), (reference.len() as u64, current.len() as u64), "{name}: every value binned");
                 let bound = match test {
                     Test::Wasserstein => grid.width() / stats::std_dev(&reference),
                     _ => 2.0 / reference.len().min(current.len()) as f64,
