@@ -299,3 +299,24 @@ fn the_train_steps_curves_are_plotted() {
     assert_eq!((count(&counts, "line"), count(&counts, "point")), (2, 4));
     assert!(texts.iter().any(|t| t == "loss") && texts.iter().any(|t| t == "accuracy"), "{texts:?}");
 }
+
+/// The report embeds the pipeline's plots; one that cannot be drawn says why
+/// and the report still renders.
+#[test]
+fn the_report_embeds_the_plots() {
+    let ws = TestWorkspace::new(KINDS);
+    ws.git(&["add", "-A"]);
+    ws.git(&["commit", "-qm", "pipeline"]);
+    ws.gourd(&["report", "-o", "before.html"]).success();
+    let html = ws.read("before.html");
+    assert!(html.contains("<h2>Plots</h2>") && html.contains("`roc.csv` does not exist"), "{html}");
+    ws.gourd(&["run"]).success();
+    ws.gourd(&["report", "-o", "report.html"]).success();
+    let html = ws.read("report.html");
+    let start = html.find("<div id=\"pipeline-plots\">").expect("the plots section");
+    let section = &html[start..];
+    let (counts, _) = parse(section);
+    assert_eq!(count(&counts, "cell"), 18, "both confusion matrices");
+    assert_eq!(count(&counts, "bar"), 6, "both bar charts");
+    assert!(section.contains("src=\"data:image/png;base64,"));
+}

@@ -156,3 +156,29 @@ pub fn page(title: &str, sections: &[(String, String)]) -> String {
     html.push_str("</body></html>\n");
     html
 }
+
+/// The pipeline's plots drawn from the working state, for the report:
+/// `{id, heading, svg}`, or `{id, heading, error}` for a plot that cannot be
+/// drawn (its file not written yet, say), so that the report still renders.
+pub fn report_context(pipeline: &gourd_core::model::Pipeline, root: &Path) -> serde_json::Value {
+    let read = match files_at(None, root, &paths(&pipeline.plots), &Side::WorkingState) {
+        Ok(files) => files,
+        Err(e) => return serde_json::json!([{ "id": "plots", "heading": "plots", "error": e.message }]),
+    };
+    let sides = [("workspace".to_string(), &read)];
+    let drawn: Vec<serde_json::Value> = pipeline
+        .plots
+        .iter()
+        .map(|plot| {
+            let heading = match &plot.stage {
+                Some(stage) => format!("{} (stage {stage})", plot.title.as_deref().unwrap_or(&plot.id)),
+                None => plot.title.clone().unwrap_or_else(|| plot.id.clone()),
+            };
+            match render(plot, &sides) {
+                Ok(svg) => serde_json::json!({ "id": plot.id, "heading": heading, "svg": svg }),
+                Err(error) => serde_json::json!({ "id": plot.id, "heading": heading, "error": error }),
+            }
+        })
+        .collect();
+    serde_json::Value::Array(drawn)
+}

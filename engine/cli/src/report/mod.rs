@@ -213,6 +213,7 @@ pub fn context(loaded: &Loaded, base: &str) -> Result<Value, CommandError> {
         "base": base_label,
         "metrics": metrics,
         "plots": plots,
+        "pipeline_plots": crate::plots::report_context(pipeline, &loaded.root),
         "models": models,
         "registry": registry::context(&loaded.root)?,
     }))
