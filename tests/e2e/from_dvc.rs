@@ -65,7 +65,7 @@ fn a_dvc_project_converts_runs_experiments_and_restores_in_a_clone() {
     ] {
         assert!(pipeline.contains(expected), "`{expected}` in:\n{pipeline}");
     }
-    for expected in ["`data/data.xml`", "`cache: false` dropped", "plots:", "6 stage(s)"] {
+    for expected in ["`cache: false` dropped", "plots:", "6 stage(s), 1 tracked source(s)"] {
         assert!(import.stderr.contains(expected), "`{expected}` in:\n{}", import.stderr);
     }
 
@@ -75,6 +75,10 @@ fn a_dvc_project_converts_runs_experiments_and_restores_in_a_clone() {
     assert!(again.stderr.contains("`gourd.ncl` exists") && again.stderr.contains("--force"), "{}", again.stderr);
     assert_eq!(ws.read("gourd.ncl"), pipeline);
     ws.gourd(&["import-dvc", "--force"]).success();
+    // The `dvc add`ed file is a tracked source: recorded for git, the data ignored.
+    let sources: serde_json::Value = serde_json::from_str(&ws.read("gourd.sources.json")).unwrap();
+    assert_eq!(sources["sources"]["data/data.xml"]["kind"], "file", "{sources}");
+    assert!(ws.read(".gitignore").lines().any(|l| l == "/data/data.xml"), "{}", ws.read(".gitignore"));
 
     ws.gourd(&["check"]).success();
     let first = ws.run_json(&[]).success();
@@ -127,9 +131,16 @@ fn a_dvc_project_converts_runs_experiments_and_restores_in_a_clone() {
         .collect();
     assert_eq!(runs, [(100.0, 0.9901), (200.0, 0.995), (50.0, 0.9804)], "{shown}");
 
-    // Back to the committed params; then a teammate's fresh clone gets every
-    // output from the folder remote, running nothing.
-    ws.run_json(&[]).success();
+    // As `dvc exp run -S`, the value is written into params.yaml; checking
+    // the file out again brings back the committed run's results.
+    assert!(ws.read("params.yaml").contains("n_est: 100"), "{}", ws.read("params.yaml"));
+    ws.git(&["checkout", "params.yaml"]);
+    let back = ws.run_json(&[]).success();
+    assert_eq!(back.statuses()["train"], "restored", "{}", back.stdout);
+    assert_eq!(accuracy(&ws), 0.995);
+
+    // A teammate's fresh clone gets the data and every output from the
+    // folder remote, running nothing.
     let origin = tempfile::tempdir().unwrap();
     let bare = origin.path().join("project.git");
     ws.git(&["init", "-q", "-b", "main", "--bare", bare.to_str().unwrap()]);
@@ -140,7 +151,7 @@ fn a_dvc_project_converts_runs_experiments_and_restores_in_a_clone() {
     let clone = TestWorkspace::clone_of(&bare);
     clone.git(&["config", "user.email", "mate@example.com"]);
     clone.git(&["config", "user.name", "Mate"]);
-    assert!(!clone.exists("model.txt"));
+    assert!(!clone.exists("model.txt") && !clone.exists("data/data.xml"));
     clone.gourd(&["pull"]).success();
     let restored = clone.run_json(&[]).success();
     assert!(
@@ -149,7 +160,14 @@ fn a_dvc_project_converts_runs_experiments_and_restores_in_a_clone() {
         restored.statuses(),
         restored.stderr
     );
-    for path in ["model.txt", "eval/metrics.json", "eval/prc.json", "data/features/en/features.txt", "baseline.txt"] {
+    for path in [
+        "data/data.xml",
+        "model.txt",
+        "eval/metrics.json",
+        "eval/prc.json",
+        "data/features/en/features.txt",
+        "baseline.txt",
+    ] {
         assert_eq!(clone.read(path), ws.read(path), "{path}");
     }
     let diff = clone.gourd(&["metrics", "diff", "HEAD~1", "HEAD", "--json"]).success();
@@ -185,17 +203,22 @@ fn what_has_no_equivalent_is_noted_and_the_rest_still_checks() {
     );
     ws.write(
         "imported.csv.dvc",
-        "deps:\n- path: data/raw.csv\n  repo:\n    url: https://github.com/acme/data\nouts:\n- path: imported.csv\n",
+        "deps:\n- path: data/raw.csv\n  repo:\n    url: https://github.com/acme/data\n    rev_lock: 0a1b2c\nouts:\n- path: imported.csv\n",
     );
+    ws.write("ext/table.tsv.dvc", "deps:\n- path: https://example.com/table.tsv\nouts:\n- path: table.tsv\n");
+    ws.write("ext/table.tsv", "a\tb\n");
     let run = ws.gourd(&["import-dvc", "-o", "pipeline.ncl"]).success();
     for expected in [
         "stage `fetch`: `deps`: `s3://bucket/raw.csv` is outside the workspace",
         "stage `fetch`: `meta`",
         "stage `fetch`: `params`: `params.yaml` has no key `missing`",
         "stage `weird`: `cmd`: `${nothing}` names no value",
-        "`imported.csv.dvc` imports imported.csv from `https://github.com/acme/data`",
+        "`imported.csv` (from `imported.csv.dvc`) is not here: `dvc pull` it, then `gourd add --origin 'https://github.com/acme/data data/raw.csv@0a1b2c' imported.csv`",
     ] {
         assert!(run.stderr.contains(expected), "`{expected}` in:\n{}", run.stderr);
     }
     ws.gourd(&["--file", "pipeline.ncl", "check"]).success();
+    // An import that is here is a tracked source with its origin.
+    let sources: serde_json::Value = serde_json::from_str(&ws.read("gourd.sources.json")).unwrap();
+    assert_eq!(sources["sources"]["ext/table.tsv"]["origin"], "https://example.com/table.tsv", "{sources}");
 }

@@ -10,8 +10,12 @@ mod tests;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use gourd_core::path::WsPath;
+use gourd_core::workspace::Workspace;
+
 use crate::error::CommandError;
 use crate::ui;
+use crate::workspace::Location;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -54,15 +58,7 @@ pub fn run(args: &Args) -> Result<ExitCode, CommandError> {
     let pipeline = convert::convert(&doc, &ProjectFiles(&root))
         .map_err(|e| CommandError::user(format!("`{}`: {e}", source.display())))?;
     let mut notes = pipeline.notes.clone();
-    let (sources, imports) = dvc_files(&root);
-    if !sources.is_empty() {
-        notes.push(format!(
-            "{} file(s) tracked with `dvc add` ({}): gourd has no tracked sources here yet; they are listed at the top of the pipeline, and stages read them as plain files",
-            sources.len(),
-            sources.iter().map(|(p, _)| format!("`{p}`")).collect::<Vec<_>>().join(", ")
-        ));
-    }
-    notes.extend(imports);
+    let sources = dvc_files(&root, &mut notes);
     let remote = dvc_remote(&root, &mut notes);
     if !pipeline.plots.is_empty() || pipeline.stages.iter().any(|s| !s.plots.is_empty()) {
         notes.push(
@@ -74,28 +70,43 @@ pub fn run(args: &Args) -> Result<ExitCode, CommandError> {
     let written =
         render::render(&pipeline, &render::Extras { source: &name, remote: remote.as_deref(), sources: &sources });
     fs_err::write(&output, written)?;
+    let added = track(&output, &sources, &mut notes);
     for note in &notes {
         eprintln!("{} {note}", ui::label("note:", ui::Style::Hint));
     }
     eprintln!(
-        "Wrote `{}` from `{}`: {} stage(s), {} note(s); try `gourd check`.",
+        "Wrote `{}` from `{}`: {} stage(s), {} tracked source(s), {} note(s); try `gourd check`.",
         output.display(),
         source.display(),
         pipeline.stages.len(),
+        added,
         notes.len()
     );
+    if added > 0 {
+        eprintln!(
+            "Commit `{}` (and `.gitignore`); `gourd push` shares the sources, `gourd pull` brings them back on a clone.",
+            crate::sources::FILE
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-/// `.dvc` files under `root`: the paths `dvc add` tracks, and a note for
-/// each `dvc import`/`import-url`, which gourd does not translate.
-fn dvc_files(root: &Path) -> (Vec<(String, String)>, Vec<String>) {
-    let (mut sources, mut notes) = (Vec::new(), Vec::new());
+/// A file or folder a `.dvc` file tracks: `dvc add`ed, or imported from
+/// `origin` (`dvc import`, `dvc import-url`).
+pub struct Tracked {
+    pub path: String,
+    pub file: String,
+    pub origin: Option<String>,
+}
+
+/// The `.dvc` files under `root`, in path order.
+fn dvc_files(root: &Path, notes: &mut Vec<String>) -> Vec<Tracked> {
+    let mut tracked = Vec::new();
     let mut pending = vec![PathBuf::new()];
     while let Some(dir) = pending.pop() {
         let Ok(entries) = std::fs::read_dir(root.join(&dir)) else { continue };
         let mut entries: Vec<_> = entries.flatten().collect();
-        entries.sort_by_key(|e| e.file_name());
+        entries.sort_by_key(|e| std::cmp::Reverse(e.file_name()));
         for entry in entries {
             let name = entry.file_name().to_string_lossy().into_owned();
             let rel = dir.join(&name);
@@ -111,22 +122,82 @@ fn dvc_files(root: &Path) -> (Vec<(String, String)>, Vec<String>) {
                     notes.push(format!("`{file}`: not a YAML `.dvc` file; skipped"));
                     continue;
                 };
+                let dep = doc["deps"].as_sequence().and_then(|d| d.first());
+                let origin = dep.map(|dep| match dep["repo"]["url"].as_str() {
+                    Some(url) => {
+                        let rev = dep["repo"]["rev_lock"].as_str().or(dep["repo"]["rev"].as_str());
+                        let path = dep["path"].as_str().unwrap_or_default();
+                        format!("{url} {path}{}", rev.map(|r| format!("@{r}")).unwrap_or_default())
+                    }
+                    None => dep["path"].as_str().unwrap_or_default().to_string(),
+                });
                 let folder = dir.to_string_lossy();
-                let paths = doc["outs"].as_sequence().into_iter().flatten().filter_map(|o| o["path"].as_str());
-                let paths: Vec<String> = paths.filter_map(|p| convert::join(&folder, p).ok()).collect();
-                if let Some(dep) = doc["deps"].as_sequence().and_then(|d| d.first()) {
-                    let origin = dep["repo"]["url"].as_str().or(dep["path"].as_str()).unwrap_or("?");
-                    notes.push(format!(
-                        "`{file}` imports {} from `{origin}` (`dvc import`/`import-url`): not translated; fetch it in a stage of its own, or commit it",
-                        paths.join(", ")
-                    ));
-                } else {
-                    sources.extend(paths.into_iter().map(|p| (p, file.clone())));
+                for path in doc["outs"].as_sequence().into_iter().flatten().filter_map(|o| o["path"].as_str()) {
+                    match convert::join(&folder, path) {
+                        Ok(path) => tracked.push(Tracked { path, file: file.clone(), origin: origin.clone() }),
+                        Err(e) => notes.push(format!("`{file}`: `{path}` {e}; skipped")),
+                    }
                 }
             }
         }
     }
-    (sources, notes)
+    tracked.sort_by(|a, b| a.path.cmp(&b.path));
+    tracked
+}
+
+/// Records each tracked path that is here as a source of the written
+/// pipeline (`gourd add`); returns how many.
+fn track(output: &Path, tracked: &[Tracked], notes: &mut Vec<String>) -> usize {
+    if tracked.is_empty() {
+        return 0;
+    }
+    let by_hand = |paths: &[&Tracked]| paths.iter().map(|t| t.path.as_str()).collect::<Vec<_>>().join(" ");
+    let loaded = match std::path::absolute(output)
+        .map_err(CommandError::from)
+        .and_then(|file| Location { file: Some(file) }.load_checked(false))
+    {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            let all: Vec<&Tracked> = tracked.iter().collect();
+            notes.push(format!(
+                "the written pipeline does not load ({}); once it does, `gourd add {}` tracks the `.dvc` files' data",
+                err.message.lines().next().unwrap_or_default(),
+                by_hand(&all)
+            ));
+            return 0;
+        }
+    };
+    let ws = match Workspace::open(&loaded.root) {
+        Ok(ws) => ws,
+        Err(err) => {
+            notes.push(format!("cannot open the workspace to track sources: {err}"));
+            return 0;
+        }
+    };
+    let mut added = 0;
+    for item in tracked {
+        if !loaded.root.join(&item.path).exists() {
+            notes.push(format!(
+                "`{}` (from `{}`) is not here: `dvc pull` it, then `gourd add{} {}`",
+                item.path,
+                item.file,
+                item.origin.as_ref().map(|o| format!(" --origin '{o}'")).unwrap_or_default(),
+                item.path
+            ));
+            continue;
+        }
+        let result = WsPath::new(&item.path)
+            .map_err(|e| CommandError::user(e.to_string()))
+            .and_then(|path| crate::sources::add(&ws, &loaded.pipeline, &path, item.origin.clone()));
+        match result {
+            Ok(_) => added += 1,
+            Err(err) => notes.push(format!("`{}` (from `{}`): not tracked: {}", item.path, item.file, err.message)),
+        }
+    }
+    if let Err(err) = crate::gitignore::sync(&loaded.root, Some(&loaded.pipeline), false) {
+        notes.push(format!("could not update `.gitignore`: {err}"));
+    }
+    added
 }
 
 /// The default remote of `.dvc/config` (and `config.local`) as gourd's `remote`.

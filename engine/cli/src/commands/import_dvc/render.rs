@@ -9,8 +9,8 @@ use super::convert::{Out, Pipeline, Stage};
 pub struct Extras<'a> {
     pub source: &'a str,
     pub remote: Option<&'a str>,
-    /// Files `dvc add` tracks, with the `.dvc` file naming each.
-    pub sources: &'a [(String, String)],
+    /// What the `.dvc` files track.
+    pub sources: &'a [super::Tracked],
 }
 
 pub fn render(pipeline: &Pipeline, extras: &Extras) -> String {
@@ -26,9 +26,12 @@ pub fn render(pipeline: &Pipeline, extras: &Extras) -> String {
         );
     }
     if !extras.sources.is_empty() {
-        out.push_str("#\n# Tracked by DVC (`dvc add`); here they are plain files the stages read:\n");
-        for (path, file) in extras.sources {
-            let _ = writeln!(out, "#   {path}  (from {file})");
+        out.push_str(
+            "#\n# Sources tracked by DVC's `.dvc` files; gourd tracks them in gourd.sources.json (`gourd add`):\n",
+        );
+        for source in extras.sources {
+            let origin = source.origin.as_ref().map(|o| format!(", imported from {o}")).unwrap_or_default();
+            let _ = writeln!(out, "#   {}  (from {}{origin})", source.path, source.file);
         }
     }
     // Names of bindings must not be fields in scope (stage names, stage fields).
