@@ -842,3 +842,45 @@ fn push_without_a_git_remote_shares_results_and_says_lineage_waits() {
     ws.git(&["remote", "add", "upstream", "/nonexistent/repo"]);
     assert_eq!(ws.gourd(&["push", "elsewhere"]).code, 1);
 }
+
+/// `gourd import` and `gourd import-url`: data from elsewhere as tracked
+/// sources, their origin recorded.
+#[test]
+fn imports_from_a_repository_and_a_url_record_their_origin() {
+    // A data registry: one file in git, one folder tracked by gourd.
+    let shared = tempfile::tempdir().unwrap();
+    let registry = TestWorkspace::new(&format!("{{ {} stages = {{}} }}", folder_remote(shared.path())));
+    registry.write("labels.csv", "id,label\n1,pumpkin\n");
+    registry.write("photos/a.txt", "photo a\n");
+    registry.gourd(&["add", "photos"]).success();
+    registry.git(&["add", "-A"]);
+    registry.git(&["commit", "-qm", "data"]);
+    registry.gourd(&["push"]).success();
+    let head = registry.git(&["rev-parse", "HEAD"]).trim().to_string();
+
+    let ws = TestWorkspace::new(&model_pipeline(1, ""));
+    let repo = registry.root().to_str().unwrap();
+    let out = ws.gourd(&["import", repo, "labels.csv", "-o", "data/labels.csv"]).success();
+    assert!(out.stdout.contains("Imported `data/labels.csv` (file"), "{}", out.stdout);
+    assert_eq!(ws.read("data/labels.csv"), "id,label\n1,pumpkin\n");
+    ws.gourd(&["import", repo, "photos", "-o", "data/photos"]).success();
+    assert_eq!(ws.read("data/photos/a.txt"), "photo a\n");
+    let sources: serde_json::Value = serde_json::from_str(&ws.read("gourd.sources.json")).unwrap();
+    assert_eq!(sources["sources"]["data/labels.csv"]["origin"], format!("{repo}@{head}:labels.csv"), "{sources}");
+    assert_eq!(sources["sources"]["data/photos"]["origin"], format!("{repo}@{head}:photos"), "{sources}");
+
+    let url = format!("file://{}", registry.path("labels.csv").display());
+    ws.gourd(&["import-url", &url, "data/copy.csv"]).success();
+    let sources: serde_json::Value = serde_json::from_str(&ws.read("gourd.sources.json")).unwrap();
+    assert_eq!(sources["sources"]["data/copy.csv"]["origin"], url.as_str());
+
+    // Mistakes: a path the repository lacks, an escape, a destination taken.
+    let missing = ws.gourd(&["import", repo, "nothing.csv"]);
+    assert_eq!(missing.code, 1);
+    assert!(missing.stderr.contains("has no `nothing.csv`"), "{}", missing.stderr);
+    assert_eq!(ws.gourd(&["import", repo, "../etc"]).code, 1);
+    let taken = ws.gourd(&["import-url", &url, "data/copy.csv"]);
+    assert_eq!(taken.code, 1);
+    assert!(taken.stderr.contains("`data/copy.csv` exists"), "{}", taken.stderr);
+    assert_eq!(ws.gourd(&["import-url", "ftp://example.org/x", "x"]).code, 1);
+}

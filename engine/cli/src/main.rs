@@ -77,6 +77,11 @@ enum Command {
     Plots(commands::plots::Args),
     /// Put raw data under gourd's control: cached, pushed and pulled (`dvc add`).
     Add(commands::add::Args),
+    /// Bring a file or folder from another git repository in as a tracked source (`dvc import`).
+    Import(commands::import::RepoArgs),
+    /// Download a file in as a tracked source, its URL recorded (`dvc import-url`).
+    #[command(name = "import-url")]
+    ImportUrl(commands::import::UrlArgs),
     /// Runs side by side: their params and metrics (`exp show`).
     Exp(commands::exp::Args),
     /// Render a report of the pipeline, its metrics and lineage.
@@ -155,6 +160,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Metrics(args) => commands::metrics::run(&location, &args),
         Command::Plots(args) => commands::plots::run(&location, &args),
         Command::Add(args) => commands::add::run(&location, &args),
+        Command::Import(args) => commands::import::repo(&location, &args),
+        Command::ImportUrl(args) => commands::import::url(&location, &args),
         Command::Exp(args) => commands::exp::run(&location, &args),
         Command::Report(args) => commands::report::run(&location, &args),
         Command::Gc(args) => commands::gc::run(&location, &args),

@@ -7,6 +7,7 @@ pub mod exp;
 pub mod explain;
 pub mod gc;
 pub mod gc_remote;
+pub mod import;
 pub mod import_dvc;
 pub mod init;
 pub mod lineage;

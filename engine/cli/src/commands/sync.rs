@@ -147,20 +147,20 @@ pub fn pull(location: &Location, args: &Args) -> Result<ExitCode, CommandError> 
     let fetched = format!("refs/gourd/remotes/{}/lineage", args.remote);
     let refspec = format!("+{LINEAGE_REF}:{fetched}");
     let (ok, output) = git(&lineage, &["fetch", "--no-tags", &args.remote, &refspec])?;
-    if !ok {
-        if output.contains("couldn't find remote ref") {
-            eprintln!("`{}` has no lineage yet.", args.remote);
-            return Ok(ExitCode::SUCCESS);
-        }
+    if ok {
+        let message = match lineage.integrate(&fetched)? {
+            Integration::Created => "Took the lineage of",
+            Integration::UpToDate => "Lineage already includes everything from",
+            Integration::FastForward => "Fast-forwarded lineage to",
+            Integration::Merged => "Merged lineage with",
+        };
+        eprintln!("{message} `{}`.", args.remote);
+    } else if output.contains("couldn't find remote ref") {
+        // Tracked sources may still be in the remote cache.
+        eprintln!("`{}` has no lineage yet.", args.remote);
+    } else {
         return Err(CommandError::user(format!("fetching lineage from `{}` failed:\n{output}", args.remote)));
     }
-    let message = match lineage.integrate(&fetched)? {
-        Integration::Created => "Took the lineage of",
-        Integration::UpToDate => "Lineage already includes everything from",
-        Integration::FastForward => "Fast-forwarded lineage to",
-        Integration::Merged => "Merged lineage with",
-    };
-    eprintln!("{message} `{}`.", args.remote);
     if let Some(cache) = remote_cache(location)? {
         let ws = gourd_core::workspace::Workspace::open(&location.root()?)?;
         let keys: Vec<gourd_digest::Digest> = lineage.latest()?.values().filter_map(|r| r.key.parse().ok()).collect();

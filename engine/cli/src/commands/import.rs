@@ -1,0 +1,189 @@
+//! `gourd import REPO PATH` and `gourd import-url URL PATH`: data from
+//! elsewhere, brought in as a tracked source with its origin recorded (as
+//! `dvc import` and `dvc import-url` do). From a git repository, a path git
+//! tracks is taken from the checkout, and one that repository tracks with
+//! `gourd add` is pulled from its remote cache.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use gourd_core::lock::WorkspaceLock;
+use gourd_core::workspace::Workspace;
+
+use crate::error::CommandError;
+use crate::workspace::{Location, workspace_path};
+
+#[derive(clap::Args)]
+pub struct RepoArgs {
+    /// The git repository (a URL or a path).
+    repo: String,
+    /// The file or folder in it.
+    path: String,
+    /// Where it goes here (default: its name, in the current folder).
+    #[arg(short = 'o', long, value_name = "PATH")]
+    out: Option<PathBuf>,
+    /// The branch, tag or commit to take it from (default: its default branch).
+    #[arg(long, value_name = "REV")]
+    rev: Option<String>,
+    /// Replace what is at the destination.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(clap::Args)]
+pub struct UrlArgs {
+    /// Where to download from (`https://`, `http://` or `file://`).
+    url: String,
+    /// Where it goes here (default: the URL's last path component).
+    out: Option<PathBuf>,
+    /// Replace what is at the destination.
+    #[arg(long)]
+    force: bool,
+}
+
+pub fn repo(location: &Location, args: &RepoArgs) -> Result<ExitCode, CommandError> {
+    let checkout = tempfile::Builder::new().prefix("gourd-import-").tempdir()?;
+    let dir = checkout.path();
+    run_git(None, &["clone", "--quiet", "--no-checkout", &args.repo, &dir.to_string_lossy()])?;
+    let rev = args.rev.as_deref().unwrap_or("HEAD");
+    run_git(Some(dir), &["checkout", "--quiet", rev])?;
+    let commit = run_git(Some(dir), &["rev-parse", "HEAD"])?;
+    let inside = sanitize(&args.path)?;
+    let source = dir.join(&inside);
+    if std::fs::symlink_metadata(&source).is_err() {
+        // Tracked by gourd there: its remote cache has it.
+        let tracked = crate::sources::read(dir).is_ok_and(|s| s.sources.keys().any(|p| p == &inside));
+        if !tracked {
+            return Err(CommandError::user(format!(
+                "`{}` has no `{}` at {rev} (neither in git nor tracked with `gourd add`)",
+                args.repo, args.path
+            )));
+        }
+        let exe = std::env::current_exe()?;
+        let pulled = Command::new(exe).arg("-C").arg(dir).arg("pull").output()?;
+        if std::fs::symlink_metadata(&source).is_err() {
+            return Err(CommandError::user(format!(
+                "`{}` tracks `{}` with gourd, but its remote cache did not give it back:\n{}",
+                args.repo,
+                args.path,
+                String::from_utf8_lossy(&pulled.stderr).trim()
+            )));
+        }
+    }
+    let name = Path::new(&inside).file_name().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("import"));
+    let out = args.out.clone().unwrap_or(name);
+    let origin = format!("{}@{}:{}", args.repo, commit.trim(), inside);
+    bring_in(location, &source, &out, origin, args.force)
+}
+
+pub fn url(location: &Location, args: &UrlArgs) -> Result<ExitCode, CommandError> {
+    let scheme_ok = ["https://", "http://", "file://"].iter().any(|s| args.url.starts_with(s));
+    if !scheme_ok {
+        return Err(CommandError::user(format!("`{}`: expected an https://, http:// or file:// URL", args.url)));
+    }
+    let name = args.url.trim_end_matches('/').rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("download");
+    let name = name.split(['?', '#']).next().unwrap_or(name);
+    let out = args.out.clone().unwrap_or_else(|| PathBuf::from(name));
+    let download = tempfile::Builder::new().prefix("gourd-import-").tempdir()?;
+    let file = download.path().join("data");
+    let fetched = Command::new("curl")
+        .args(["--fail", "--silent", "--show-error", "--location", "--proto", "=https,http,file", "--output"])
+        .arg(&file)
+        .arg(&args.url)
+        .output()
+        .map_err(|e| CommandError::environment(format!("cannot run `curl`: {e}")))?;
+    if !fetched.status.success() {
+        return Err(CommandError::user(format!(
+            "downloading `{}` failed: {}",
+            args.url,
+            String::from_utf8_lossy(&fetched.stderr).trim()
+        )));
+    }
+    bring_in(location, &file, &out, args.url.clone(), args.force)
+}
+
+/// Copies `from` to `out` in the workspace and tracks it, with `origin`.
+fn bring_in(
+    location: &Location,
+    from: &Path,
+    out: &Path,
+    origin: String,
+    force: bool,
+) -> Result<ExitCode, CommandError> {
+    let loaded = location.load_checked(false)?;
+    let path = workspace_path(&loaded.root, out)?;
+    let ws = Workspace::open(&loaded.root)?;
+    let _lock = WorkspaceLock::acquire(&ws.gourd_dir, |_| {
+        eprintln!("Waiting for the `gourd run` in this workspace to finish...");
+    })?;
+    let canonical_root = fs_err::canonicalize(&ws.root)?;
+    gourd_core::guard::check(&canonical_root, &path, &[]).map_err(|e| CommandError::user(format!("`{path}`: {e}")))?;
+    let dest = ws.abs(&path);
+    if std::fs::symlink_metadata(&dest).is_ok() {
+        if !force {
+            return Err(CommandError::user(format!("`{path}` exists")).with_hint("`--force` replaces it"));
+        }
+        gourd_core::fsutil::remove_path(&dest)?;
+    }
+    if let Some(parent) = dest.parent() {
+        fs_err::create_dir_all(parent)?;
+    }
+    copy(from, &dest)?;
+    let source = crate::sources::add(&ws, &loaded.pipeline, &path, Some(origin.clone()))?;
+    if let Err(err) = crate::gitignore::sync(&loaded.root, Some(&loaded.pipeline), false) {
+        eprintln!("note: could not update `.gitignore`: {err}");
+    }
+    println!("Imported `{path}` ({}, {}) from {origin}", source.kind, crate::ui::bytes(source.size));
+    eprintln!("Commit `{}`; `gourd push` shares the data.", crate::sources::FILE);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A copy of a file or folder; links are not followed into, and are refused.
+fn copy(from: &Path, to: &Path) -> Result<(), CommandError> {
+    let meta = fs_err::symlink_metadata(from)?;
+    if meta.file_type().is_symlink() {
+        return Err(CommandError::user(format!(
+            "`{}` is a symbolic link; gourd imports files and folders",
+            from.display()
+        )));
+    }
+    if meta.is_dir() {
+        fs_err::create_dir_all(to)?;
+        for entry in fs_err::read_dir(from)? {
+            let entry = entry?;
+            if entry.file_name() == ".git" {
+                continue;
+            }
+            copy(&entry.path(), &to.join(entry.file_name()))?;
+        }
+    } else {
+        fs_err::copy(from, to)?;
+    }
+    Ok(())
+}
+
+/// A repository-relative path, without `..`, `.git` or a leading `/`.
+fn sanitize(path: &str) -> Result<String, CommandError> {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    if parts.is_empty() || parts.iter().any(|p| *p == ".." || *p == ".git") {
+        return Err(CommandError::user(format!("`{path}`: name a file or folder inside the repository")));
+    }
+    Ok(parts.join("/"))
+}
+
+fn run_git(dir: Option<&Path>, args: &[&str]) -> Result<String, CommandError> {
+    let mut command = Command::new("git");
+    if let Some(dir) = dir {
+        command.arg("-C").arg(dir);
+    }
+    let output =
+        command.args(args).output().map_err(|e| CommandError::environment(format!("cannot run `git`: {e}")))?;
+    if !output.status.success() {
+        return Err(CommandError::user(format!(
+            "git {}: {}",
+            args.first().unwrap_or(&""),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
