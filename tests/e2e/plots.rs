@@ -251,6 +251,11 @@ fn diff_draws_both_revisions_from_the_cache() {
         "{texts:?}"
     );
 
+    ws.gourd(&["plots", "diff", "HEAD~1", "--targets", "roc.csv", "eval", "-o", "targets.html"]).success();
+    let (counts, texts) = parse(&sections(&ws.read("targets.html"))[0].1);
+    assert_eq!(count(&counts, "point"), 6, "HEAD~1 and the working state");
+    assert!(texts.iter().any(|t| t == "workspace: tpr"), "{texts:?}");
+
     // A revision whose output is not in the cache says so.
     std::fs::remove_dir_all(ws.path(".gourd/cache-v1/objects")).unwrap();
     std::fs::create_dir_all(ws.path(".gourd/cache-v1/objects")).unwrap();

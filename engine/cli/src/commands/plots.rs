@@ -54,8 +54,8 @@ struct DiffArgs {
     a: Option<String>,
     /// The revision compared to (default: the working state).
     b: Option<String>,
-    /// Plots to draw (default: all).
-    #[arg(long = "target", value_name = "TARGET")]
+    /// Plots to draw: plot ids, data files or stages (default: all), as DVC's `--targets`.
+    #[arg(long = "targets", value_name = "TARGET", num_args = 1..)]
     targets: Vec<String>,
     #[command(flatten)]
     output: Output,
