@@ -215,6 +215,10 @@ fn bad_input_names_the_file_and_the_field() {
     let err = refused(&ws, &["plots", "show"]);
     assert!(err.contains("`broken.json`: not JSON, CSV or TSV"), "{err}");
 
+    ws.write("gourd.ncl", "{ stages = {} }\n");
+    let err = refused(&ws, &["plots", "show"]);
+    assert!(err.contains("the pipeline declares no plots"), "{err}");
+
     // A stage's plots are checked where the stage is.
     ws.write("gourd.ncl", "{ stages = { s = { cmd = \"true\", plots = [{ path = \"a.csv\", y = 3 }] } } }\n");
     let err = refused(&ws, &["check"]);
@@ -260,7 +264,7 @@ fn diff_draws_both_revisions_from_the_cache() {
     std::fs::remove_dir_all(ws.path(".gourd/cache-v1/objects")).unwrap();
     std::fs::create_dir_all(ws.path(".gourd/cache-v1/objects")).unwrap();
     let err = refused(&ws, &["plots", "diff", "HEAD~1", "HEAD"]);
-    assert!(err.contains("`roc.csv` is not in the cache"), "{err}");
+    assert!(err.contains("plot `roc.csv`: `roc.csv` is not in the cache"), "{err}");
 }
 
 #[test]
@@ -324,4 +328,21 @@ fn the_report_embeds_the_plots() {
     assert_eq!(count(&counts, "cell"), 18, "both confusion matrices");
     assert_eq!(count(&counts, "bar"), 6, "both bar charts");
     assert!(section.contains("src=\"data:image/png;base64,"));
+}
+
+/// `--open` hands the page to the desktop's opener (`xdg-open`).
+#[test]
+fn open_hands_the_page_to_the_opener() {
+    let ws = TestWorkspace::new("{ stages = {}, plots = [\"roc.csv\"] }\n");
+    ws.write("roc.csv", "fpr,tpr\n0,0\n1,1\n");
+    ws.write("bin/xdg-open", "#!/bin/sh\necho \"$1\" > opened\n");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(ws.path("bin/xdg-open"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", ws.path("bin").display(), std::env::var("PATH").unwrap_or_default());
+    let out = ws.gourd_env(&["plots", "show", "--open"], &[("PATH", &path)]).success();
+    let page = ws.path(".gourd/plots/index.html");
+    assert_eq!(out.stdout.trim(), page.to_str().unwrap());
+    common::wait_until("the opener got the page", || {
+        std::fs::read_to_string(ws.path("opened")).is_ok_and(|opened| opened.trim() == page.to_str().unwrap())
+    });
 }

@@ -68,7 +68,9 @@ pub fn files_at(lineage: Option<&Lineage>, root: &Path, paths: &[String], side: 
                 out.insert(
                     path.clone(),
                     bytes.ok_or_else(|| {
-                        format!("is not in the cache (the output of `{revision}` was not kept here; `gourd pull` fetches it)")
+                        format!(
+                            "is not in the cache: the output recorded at `{revision}` was built elsewhere, or dropped by `gourd gc`"
+                        )
                     }),
                 );
             }
