@@ -175,7 +175,7 @@ fn xy(plot: &Plot, sources: &[Source]) -> Result<String, String> {
                     "<polyline class=\"raw\" fill=\"none\" stroke=\"{colour}\" stroke-opacity=\"0.3\" points=\"{}\"/>",
                     polyline(&pts)
                 );
-                let smoothed = smooth(&pts, 5);
+                let smoothed = smooth(&pts, pts.len() / 10);
                 let _ = write!(
                     svg,
                     "<polyline class=\"line\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>",
@@ -515,9 +515,8 @@ fn ticks(lo: f64, hi: f64) -> Vec<f64> {
     out
 }
 
-/// A centred moving average over `window` points.
-fn smooth(points: &[(f64, f64)], window: usize) -> Vec<(f64, f64)> {
-    let half = window / 2;
+/// A centred moving average over `half` points either side.
+fn smooth(points: &[(f64, f64)], half: usize) -> Vec<(f64, f64)> {
     (0..points.len())
         .map(|i| {
             let from = i.saturating_sub(half);
@@ -546,6 +545,15 @@ mod tests {
         let t = ticks(0.0, 1.0);
         assert_eq!((t.len(), t[0], t[5]), (6, 0.0, 1.0));
         assert_eq!(ticks(3.0, 47.0)[0], 0.0);
+    }
+
+    #[test]
+    fn smoothing_averages_neighbours() {
+        let points: Vec<(f64, f64)> = (0..5).map(|i| (i as f64, if i % 2 == 0 { 0.0 } else { 3.0 })).collect();
+        assert_eq!(smooth(&points, 0), points);
+        let smoothed = smooth(&points, 1);
+        assert_eq!(smoothed[0], (0.0, 1.5));
+        assert_eq!(smoothed[2], (2.0, 2.0));
     }
 
     #[test]
