@@ -61,11 +61,12 @@ fn a_dvc_project_converts_runs_experiments_and_restores_in_a_clone() {
         "frozen = true,",
         &format!("remote = {{ kind = 'folder, path = \"{}\" }},", storage.path().display()),
         "#   data/data.xml  (from data/data.xml.dvc)",
-        "# Plots of dvc.yaml",
+        r#"plots = [{ path = "eval/prc.json", x = "recall", y = "precision" }],"#,
+        r#"{ Precision-Recall = { template = "simple", x = "recall", y = { "eval/prc.json" = "precision" } } },"#,
     ] {
         assert!(pipeline.contains(expected), "`{expected}` in:\n{pipeline}");
     }
-    for expected in ["`cache: false` dropped", "plots:", "6 stage(s), 1 tracked source(s)"] {
+    for expected in ["`cache: false` dropped", "6 stage(s), 1 tracked source(s)"] {
         assert!(import.stderr.contains(expected), "`{expected}` in:\n{}", import.stderr);
     }
 
@@ -97,6 +98,10 @@ fn a_dvc_project_converts_runs_experiments_and_restores_in_a_clone() {
     assert!(ws.exists("data/features/en/features.txt") && ws.exists("data/features/fr/features.txt"));
     assert_eq!(ws.read("model.txt").lines().next().unwrap().split(' ').next(), Some("n_est=50"));
     assert_eq!(accuracy(&ws), 0.9804);
+    // DVC's plots, drawn: the stage's and the top-level one.
+    let page = ws.gourd(&["plots", "show"]).success();
+    let html = std::fs::read_to_string(page.stdout.trim()).unwrap();
+    assert!(html.contains("<svg") && html.contains("Precision-Recall") && html.contains("eval/prc.json"), "{html}");
     ws.git(&["add", "."]);
     ws.git(&["commit", "-q", "-m", "converted from DVC"]);
 
@@ -172,6 +177,9 @@ fn a_dvc_project_converts_runs_experiments_and_restores_in_a_clone() {
     }
     let diff = clone.gourd(&["metrics", "diff", "HEAD~1", "HEAD", "--json"]).success();
     assert!(diff.stdout.contains("0.9804") && diff.stdout.contains("0.995"), "{}", diff.stdout);
+    let page = clone.gourd(&["plots", "diff", "HEAD~1", "HEAD"]).success();
+    let html = std::fs::read_to_string(page.stdout.trim()).unwrap();
+    assert!(html.contains("<svg") && html.contains("Precision-Recall"), "{html}");
 }
 
 #[test]
@@ -213,7 +221,7 @@ fn what_has_no_equivalent_is_noted_and_the_rest_still_checks() {
         "stage `fetch`: `meta`",
         "stage `fetch`: `params`: `params.yaml` has no key `missing`",
         "stage `weird`: `cmd`: `${nothing}` names no value",
-        "`imported.csv` (from `imported.csv.dvc`) is not here: `dvc pull` it, then `gourd add --origin 'https://github.com/acme/data data/raw.csv@0a1b2c' imported.csv`",
+        "`imported.csv` (from `imported.csv.dvc`) is not here: `gourd import https://github.com/acme/data data/raw.csv -o imported.csv --rev 0a1b2c`",
     ] {
         assert!(run.stderr.contains(expected), "`{expected}` in:\n{}", run.stderr);
     }

@@ -27,8 +27,7 @@ pub struct Stage {
     pub params: Vec<(String, Option<Vec<String>>)>,
     pub outs: Vec<Out>,
     pub metrics: Vec<String>,
-    /// DVC plot declarations of the stage, as comments.
-    pub plots: Vec<String>,
+    pub plots: Vec<Plot>,
     pub frozen: bool,
     pub always_run: bool,
 }
@@ -40,11 +39,33 @@ pub struct Out {
     pub persist: bool,
 }
 
+/// A stage's plot: its file, DVC's fields for drawing it, and `cache`.
+#[derive(Debug, PartialEq)]
+pub struct Plot {
+    pub path: String,
+    pub props: Mapping,
+    pub cache: bool,
+}
+
+/// The fields of a plot gourd draws by, as DVC names them.
+const PLOT_FIELDS: [&str; 6] = ["x", "y", "template", "title", "x_label", "y_label"];
+const TEMPLATES: [&str; 9] = [
+    "linear",
+    "simple",
+    "scatter",
+    "scatter_jitter",
+    "smooth",
+    "confusion",
+    "confusion_normalized",
+    "bar_horizontal",
+    "bar_horizontal_sorted",
+];
+
 #[derive(Debug, Default)]
 pub struct Pipeline {
     pub stages: Vec<Stage>,
-    /// Top-level `plots`, as comments.
-    pub plots: Vec<String>,
+    /// Top-level `plots`: paths, and `{ id: fields }`.
+    pub plots: Vec<Value>,
     pub notes: Vec<String>,
 }
 
@@ -99,7 +120,18 @@ pub fn convert(doc: &Value, files: &dyn Files) -> Result<Pipeline, String> {
             "metrics" => top_metrics(value, &mut out),
             "plots" => {
                 for plot in value.as_sequence().into_iter().flatten() {
-                    out.plots.push(compact(plot));
+                    let mut note = |text: String| out.notes.push(format!("top-level `plots`: {text}"));
+                    match plot {
+                        Value::String(_) => out.plots.push(plot.clone()),
+                        Value::Mapping(m) if m.len() == 1 => {
+                            let (id, fields) = m.iter().next().expect("one entry");
+                            let id_text = interpolate::scalar_text(id).unwrap_or_default();
+                            let fields = fields.as_mapping().cloned().unwrap_or_default();
+                            let props = plot_fields(&fields, ".", &id_text, &mut note);
+                            out.plots.push(Value::Mapping(mapping([(id_text.as_str(), Value::Mapping(props))])));
+                        }
+                        other => note(format!("entry `{}` not translated", compact(other))),
+                    }
                 }
             }
             "params" => out.notes.push(format!(
@@ -335,10 +367,7 @@ fn convert_stage(
                             ("metrics", "cache") if !cache => {
                                 note(format!("`{path}`: gourd always caches metrics files (`cache: false` dropped)"))
                             }
-                            (
-                                "plots",
-                                "cache" | "persist" | "x" | "y" | "template" | "title" | "x_label" | "y_label",
-                            ) => {}
+                            ("plots", _) => {}
                             _ => {
                                 note(format!("`{key}` `{path}`: option `{option}: {}` not translated", compact(value)))
                             }
@@ -348,15 +377,8 @@ fn convert_stage(
                         "outs" => stage.outs.push(Out { path, cache, persist }),
                         "metrics" => stage.metrics.push(path),
                         _ => {
-                            // A plot file is something the stage writes: an out, so
-                            // that it is cached, restored and a dep of later stages.
-                            let comment = if options.is_empty() {
-                                path.clone()
-                            } else {
-                                format!("{path} {}", compact(&Value::Mapping(options.clone())))
-                            };
-                            stage.plots.push(comment);
-                            stage.outs.push(Out { path, cache, persist });
+                            let props = plot_fields(&options, &wdir, &path, &mut note);
+                            stage.plots.push(Plot { path, props, cache });
                         }
                     }
                 }
@@ -589,6 +611,41 @@ fn top_metrics(value: &Value, out: &mut Pipeline) {
             )),
         }
     }
+}
+
+/// The fields gourd draws a plot by; files named in `x`/`y` made workspace paths.
+fn plot_fields(fields: &Mapping, wdir: &str, plot: &str, note: &mut dyn FnMut(String)) -> Mapping {
+    let mut out = Mapping::new();
+    for (name, value) in fields {
+        let name = name.as_str().unwrap_or_default();
+        if !PLOT_FIELDS.contains(&name) {
+            if name != "cache" {
+                note(format!("plot `{plot}`: `{name}: {}` has no gourd equivalent; left out", compact(value)));
+            }
+            continue;
+        }
+        let value = match (name, value) {
+            ("template", Value::String(t)) if !TEMPLATES.contains(&t.as_str()) => {
+                note(format!(
+                    "plot `{plot}`: template `{t}` is not one gourd draws ({}); left out",
+                    TEMPLATES.join(", ")
+                ));
+                continue;
+            }
+            ("x" | "y", Value::Mapping(files)) => Value::Mapping(
+                files
+                    .iter()
+                    .map(|(file, field)| {
+                        let file = file.as_str().and_then(|f| join(wdir, f).ok()).map_or(file.clone(), Value::String);
+                        (file, field.clone())
+                    })
+                    .collect(),
+            ),
+            _ => value.clone(),
+        };
+        out.insert(Value::String(name.to_string()), value);
+    }
+    out
 }
 
 /// A YAML value on one line (JSON, which YAML reads too).

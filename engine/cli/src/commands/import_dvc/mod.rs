@@ -60,12 +60,6 @@ pub fn run(args: &Args) -> Result<ExitCode, CommandError> {
     let mut notes = pipeline.notes.clone();
     let sources = dvc_files(&root, &mut notes);
     let remote = dvc_remote(&root, &mut notes);
-    if !pipeline.plots.is_empty() || pipeline.stages.iter().any(|s| !s.plots.is_empty()) {
-        notes.push(
-            "plots: gourd has no plots yet; they are kept as comments, and a stage's plot files are its outs"
-                .to_string(),
-        );
-    }
     let name = source.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let written =
         render::render(&pipeline, &render::Extras { source: &name, remote: remote.as_deref(), sources: &sources });
@@ -96,7 +90,10 @@ pub fn run(args: &Args) -> Result<ExitCode, CommandError> {
 pub struct Tracked {
     pub path: String,
     pub file: String,
+    /// Where it came from, as `gourd import` records it: `REPO@REV:PATH`, or the URL.
     pub origin: Option<String>,
+    /// The command that brings it in when it is not here.
+    pub fetch: String,
 }
 
 /// The `.dvc` files under `root`, in path order.
@@ -123,18 +120,32 @@ fn dvc_files(root: &Path, notes: &mut Vec<String>) -> Vec<Tracked> {
                     continue;
                 };
                 let dep = doc["deps"].as_sequence().and_then(|d| d.first());
-                let origin = dep.map(|dep| match dep["repo"]["url"].as_str() {
-                    Some(url) => {
-                        let rev = dep["repo"]["rev_lock"].as_str().or(dep["repo"]["rev"].as_str());
-                        let path = dep["path"].as_str().unwrap_or_default();
-                        format!("{url} {path}{}", rev.map(|r| format!("@{r}")).unwrap_or_default())
-                    }
-                    None => dep["path"].as_str().unwrap_or_default().to_string(),
-                });
                 let folder = dir.to_string_lossy();
                 for path in doc["outs"].as_sequence().into_iter().flatten().filter_map(|o| o["path"].as_str()) {
                     match convert::join(&folder, path) {
-                        Ok(path) => tracked.push(Tracked { path, file: file.clone(), origin: origin.clone() }),
+                        Ok(path) => {
+                            let (origin, fetch) = match dep {
+                                None => (None, format!("`dvc pull` it, then `gourd add {path}`")),
+                                Some(dep) => {
+                                    let source = dep["path"].as_str().unwrap_or_default();
+                                    match dep["repo"]["url"].as_str() {
+                                        Some(url) => {
+                                            let rev = dep["repo"]["rev_lock"].as_str().or(dep["repo"]["rev"].as_str());
+                                            let at = rev.map(|r| format!("@{r}")).unwrap_or_default();
+                                            let flag = rev.map(|r| format!(" --rev {r}")).unwrap_or_default();
+                                            (
+                                                Some(format!("{url}{at}:{source}")),
+                                                format!("`gourd import {url} {source} -o {path}{flag}`"),
+                                            )
+                                        }
+                                        None => {
+                                            (Some(source.to_string()), format!("`gourd import-url {source} {path}`"))
+                                        }
+                                    }
+                                }
+                            };
+                            tracked.push(Tracked { path, file: file.clone(), origin, fetch });
+                        }
                         Err(e) => notes.push(format!("`{file}`: `{path}` {e}; skipped")),
                     }
                 }
@@ -177,13 +188,7 @@ fn track(output: &Path, tracked: &[Tracked], notes: &mut Vec<String>) -> usize {
     let mut added = 0;
     for item in tracked {
         if !loaded.root.join(&item.path).exists() {
-            notes.push(format!(
-                "`{}` (from `{}`) is not here: `dvc pull` it, then `gourd add{} {}`",
-                item.path,
-                item.file,
-                item.origin.as_ref().map(|o| format!(" --origin '{o}'")).unwrap_or_default(),
-                item.path
-            ));
+            notes.push(format!("`{}` (from `{}`) is not here: {}", item.path, item.file, item.fetch));
             continue;
         }
         let result = WsPath::new(&item.path)

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
-use super::convert::{Out, Pipeline, Stage};
+use super::convert::{Out, Pipeline, Plot, Stage};
 
 /// What goes into the file besides the stages.
 pub struct Extras<'a> {
@@ -69,13 +69,12 @@ pub fn render(pipeline: &Pipeline, extras: &Extras) -> String {
         }
         render_stage(&mut out, stage, &binding);
     }
-    out.push_str("  },\n}\n");
+    out.push_str("  },\n");
     if !pipeline.plots.is_empty() {
-        out.push_str("\n# Plots of dvc.yaml (gourd has no plots yet):\n");
-        for plot in &pipeline.plots {
-            let _ = writeln!(out, "#   {plot}");
-        }
+        let plots: Vec<String> = pipeline.plots.iter().map(value).collect();
+        let _ = writeln!(out, "  plots = {},", array_at(&plots, "  "));
     }
+    out.push_str("}\n");
     out
 }
 
@@ -132,10 +131,46 @@ fn render_stage(out: &mut String, stage: &Stage, binding: &dyn Fn(&str) -> Strin
     if stage.always_run {
         line("always_run", "true".to_string());
     }
-    for plot in &stage.plots {
-        let _ = writeln!(out, "      # plot (DVC): {plot}");
+    if !stage.plots.is_empty() {
+        line("plots", array(&stage.plots.iter().map(plot).collect::<Vec<_>>()));
     }
     out.push_str("    },\n");
+}
+
+fn plot(plot: &Plot) -> String {
+    if plot.props.is_empty() && plot.cache {
+        return string(&plot.path);
+    }
+    let mut fields = vec![format!("path = {}", string(&plot.path))];
+    fields.extend(plot.props.iter().map(|(k, v)| format!("{} = {}", field(k.as_str().unwrap_or_default()), value(v))));
+    if !plot.cache {
+        fields.push("cache = false".to_string());
+    }
+    format!("{{ {} }}", fields.join(", "))
+}
+
+/// A YAML value as a Nickel value, on one line.
+fn value(v: &serde_yaml::Value) -> String {
+    use serde_yaml::Value;
+    match v {
+        Value::Null => "null".to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => string(s),
+        Value::Sequence(items) => format!("[{}]", items.iter().map(value).collect::<Vec<_>>().join(", ")),
+        Value::Mapping(m) if m.is_empty() => "{}".to_string(),
+        Value::Mapping(m) => {
+            let fields: Vec<String> = m
+                .iter()
+                .map(|(k, v)| {
+                    let key = super::interpolate::scalar_text(k).unwrap_or_default();
+                    format!("{} = {}", field(&key), value(v))
+                })
+                .collect();
+            format!("{{ {} }}", fields.join(", "))
+        }
+        Value::Tagged(tagged) => value(&tagged.value),
+    }
 }
 
 fn output(out: &Out) -> String {
@@ -154,15 +189,20 @@ fn output(out: &Out) -> String {
 
 /// An array on one line when it is short, else one element a line.
 fn array(items: &[String]) -> String {
+    array_at(items, "      ")
+}
+
+/// `array`, for a field indented by `indent`.
+fn array_at(items: &[String], indent: &str) -> String {
     let one_line = format!("[{}]", items.join(", "));
-    if one_line.len() <= 72 {
+    if one_line.len() + indent.len() <= 78 {
         return one_line;
     }
     let mut out = String::from("[\n");
     for item in items {
-        let _ = writeln!(out, "        {item},");
+        let _ = writeln!(out, "{indent}  {item},");
     }
-    out.push_str("      ]");
+    let _ = write!(out, "{indent}]");
     out
 }
 

@@ -176,7 +176,8 @@ artifacts: {m: {path: model.pkl}}
     assert_eq!(s.desc.as_deref(), Some("Evaluates"));
     assert!(s.params.is_empty());
     assert_eq!(s.metrics, ["eval/metrics.json"], "a top-level metrics file goes to the stage writing it");
-    assert_eq!(s.outs.iter().map(|o| o.path.as_str()).collect::<Vec<_>>(), ["eval", "eval/roc.json"]);
+    assert_eq!(s.outs.iter().map(|o| o.path.as_str()).collect::<Vec<_>>(), ["eval"]);
+    assert_eq!(s.plots.len(), 1);
     assert_eq!(p.plots.len(), 1);
     let notes = p.notes.join("\n");
     for expected in ["no key `missing.key`", "`custom.py` is not YAML", "`meta`", "top-level `artifacts`"] {
@@ -191,4 +192,45 @@ fn rendered_strings_and_names_are_valid_nickel() {
     assert_eq!(render::field("train-0.1"), "\"train-0.1\"");
     assert_eq!(render::field("import"), "\"import\"");
     assert_eq!(convert::stage_name("train@a b"), "train-a_b");
+}
+
+#[test]
+fn plots_keep_dvc_fields_with_paths_under_wdir() {
+    let p = convert(
+        r#"stages:
+  eval:
+    wdir: src
+    cmd: eval
+    plots:
+      - ../eval/roc.json: {x: fpr, y: tpr, template: simple, cache: false}
+      - ../eval/cm.csv: {template: .dvc/plots/mine.json, persist: true}
+      - ../eval/importance.png
+plots:
+  - eval/importance.png
+  - ROC:
+      x: fpr
+      y: {eval/roc.json: tpr}
+      title: ROC
+"#,
+    );
+    let plots = &p.stages[0].plots;
+    assert_eq!(
+        plots.iter().map(|p| p.path.as_str()).collect::<Vec<_>>(),
+        ["eval/roc.json", "eval/cm.csv", "eval/importance.png"]
+    );
+    assert!(!plots[0].cache && plots[1].cache);
+    assert_eq!(plots[0].props.len(), 3);
+    assert!(plots[1].props.is_empty(), "the custom template and persist are left out");
+    let notes = p.notes.join("\n");
+    assert!(notes.contains("template `.dvc/plots/mine.json` is not one gourd draws"), "{notes}");
+    assert!(notes.contains("`persist: true` has no gourd equivalent"), "{notes}");
+    let rendered = render::render(&p, &render::Extras { source: "dvc.yaml", remote: None, sources: &[] });
+    assert!(
+        rendered.contains(r#"{ path = "eval/roc.json", x = "fpr", y = "tpr", template = "simple", cache = false }"#),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains(r#"{ ROC = { x = "fpr", y = { "eval/roc.json" = "tpr" }, title = "ROC" } },"#),
+        "{rendered}"
+    );
 }
