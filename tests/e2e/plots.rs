@@ -213,11 +213,18 @@ fn bad_input_names_the_file_and_the_field() {
     ws.write("broken.json", "{\"a\": ");
     ws.write("gourd.ncl", &pipeline(r#""broken.json" = {}"#));
     let err = refused(&ws, &["plots", "show"]);
-    assert!(err.contains("`broken.json`: not JSON, CSV or TSV"), "{err}");
+    assert!(err.contains("`broken.json`: not JSON (plots read JSON, YAML, CSV and TSV)"), "{err}");
 
     ws.write("gourd.ncl", "{ stages = {} }\n");
     let err = refused(&ws, &["plots", "show"]);
     assert!(err.contains("the pipeline declares no plots"), "{err}");
+
+    // YAML, as DVC reads it.
+    ws.write("points.yaml", "points:\n  - {step: 1, loss: 0.5}\n  - {step: 2, loss: 0.25}\n");
+    ws.write("gourd.ncl", &pipeline(r#""points.yaml" = { x = "step" }"#));
+    ws.gourd(&["plots", "show"]).success();
+    let (counts, _) = parse(&sections(&ws.read(".gourd/plots/index.html"))[0].1);
+    assert_eq!(count(&counts, "point"), 2);
 
     // A stage's plots are checked where the stage is.
     ws.write("gourd.ncl", "{ stages = { s = { cmd = \"true\", plots = [{ path = \"a.csv\", y = 3 }] } } }\n");

@@ -1,5 +1,5 @@
-//! Plot data files as tables: JSON (an array of records, or a record holding
-//! one such array), CSV and TSV (a header row, then values).
+//! Plot data files as tables: JSON or YAML (an array of records, or a record
+//! holding one such array), CSV and TSV (a header row, then values).
 
 use serde_json::Value;
 
@@ -27,15 +27,20 @@ pub fn image_mime(path: &str) -> &'static str {
 
 impl Table {
     /// Parses `bytes`, read from `path`; the format follows the extension
-    /// (`.csv`, `.tsv`, else JSON).
+    /// (`.csv`, `.tsv`, `.yaml`, `.yml`, else JSON).
     pub fn parse(path: &str, bytes: &[u8]) -> Result<Table, String> {
         let lower = path.to_ascii_lowercase();
         if lower.ends_with(".csv") {
             delimited(path, bytes, b',')
         } else if lower.ends_with(".tsv") {
             delimited(path, bytes, b'\t')
+        } else if lower.ends_with(".yaml") || lower.ends_with(".yml") {
+            let value = serde_yaml::from_slice(bytes).map_err(|e| format!("`{path}`: not YAML: {e}"))?;
+            records(path, value)
         } else {
-            json(path, bytes)
+            let value = serde_json::from_slice(bytes)
+                .map_err(|e| format!("`{path}`: not JSON (plots read JSON, YAML, CSV and TSV): {e}"))?;
+            records(path, value)
         }
     }
 
@@ -61,8 +66,7 @@ fn delimited(path: &str, bytes: &[u8], delimiter: u8) -> Result<Table, String> {
     Ok(Table { fields, rows })
 }
 
-fn json(path: &str, bytes: &[u8]) -> Result<Table, String> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("`{path}`: not JSON, CSV or TSV: {e}"))?;
+fn records(path: &str, value: Value) -> Result<Table, String> {
     let records = |items: &Vec<Value>| items.iter().all(Value::is_object);
     let items = match &value {
         Value::Array(items) if records(items) => items.clone(),
@@ -129,6 +133,8 @@ mod tests {
         assert_eq!(tsv.fields, ["x", "y"]);
         let held = Table::parse("c.json", br#"{"epochs": [{"epoch": 1, "loss": 0.5}], "final": 0.5}"#).unwrap();
         assert_eq!(held.rows.len(), 1);
+        let yaml = Table::parse("p.yaml", b"points:\n  - {x: 1, y: 2}\n  - {x: 2, y: 3}\n").unwrap();
+        assert_eq!((yaml.fields.len(), yaml.rows.len()), (2, 2));
         let err = Table::parse("c.json", br#"{"a": [{"x": 1}], "b": [{"x": 2}]}"#).err().unwrap();
         assert!(err.contains("several arrays of records (`a`, `b`)"), "{err}");
     }
