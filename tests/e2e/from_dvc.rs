@@ -62,7 +62,8 @@ fn a_dvc_project_converts_runs_experiments_and_restores_in_a_clone() {
         &format!("remote = {{ kind = 'folder, path = \"{}\" }},", storage.path().display()),
         "#   data/data.xml  (from data/data.xml.dvc)",
         r#"plots = [{ path = "eval/prc.json", x = "recall", y = "precision" }],"#,
-        r#"{ Precision-Recall = { template = "simple", x = "recall", y = { "eval/prc.json" = "precision" } } },"#,
+        "      Precision-Recall = {\n        template = \"simple\",",
+        r#"y = { "eval/prc.json" = "precision" },"#,
     ] {
         assert!(pipeline.contains(expected), "`{expected}` in:\n{pipeline}");
     }

@@ -66,6 +66,8 @@ pub struct Pipeline {
     pub stages: Vec<Stage>,
     /// Top-level `plots`: paths, and `{ id: fields }`.
     pub plots: Vec<Value>,
+    /// `artifacts`, as registry models: name and path.
+    pub registry: Vec<(String, String)>,
     pub notes: Vec<String>,
 }
 
@@ -138,10 +140,7 @@ pub fn convert(doc: &Value, files: &dyn Files) -> Result<Pipeline, String> {
                 "top-level `params` ({}): gourd compares the params its stages take (`gourd params diff`); a file no stage reads has no equivalent",
                 compact(value)
             )),
-            "artifacts" => out.notes.push(format!(
-                "top-level `artifacts` ({}): declare models in gourd's `registry` (docs/registry.md)",
-                compact(value)
-            )),
+            "artifacts" => artifacts(value, &mut out),
             other => out.notes.push(format!("top-level `{other}`: not translated")),
         }
     }
@@ -610,6 +609,32 @@ fn top_metrics(value: &Value, out: &mut Pipeline) {
                 "top-level `metrics`: no stage writes `{path}`; gourd's metrics belong to the stage that writes them"
             )),
         }
+    }
+}
+
+/// `artifacts: {name: {path, type, …}}` as registry models (GTO's names, as DVC's).
+fn artifacts(value: &Value, out: &mut Pipeline) {
+    for (name, artifact) in value.as_mapping().into_iter().flatten() {
+        let name = interpolate::scalar_text(name).unwrap_or_default();
+        let mut note = |text: String| out.notes.push(format!("artifact `{name}`: {text}"));
+        let Some(path) = artifact["path"].as_str() else {
+            note("no `path`; left out".to_string());
+            continue;
+        };
+        let path = match join(".", path) {
+            Ok(path) => path,
+            Err(e) => {
+                note(format!("`{path}` {e}; left out"));
+                continue;
+            }
+        };
+        for (field, value) in artifact.as_mapping().into_iter().flatten() {
+            match (field.as_str().unwrap_or_default(), value.as_str()) {
+                ("path", _) | ("type", Some("model")) => {}
+                (field, _) => note(format!("`{field}: {}` has no registry field; left out", compact(value))),
+            }
+        }
+        out.registry.push((name, path));
     }
 }
 

@@ -71,8 +71,15 @@ pub fn render(pipeline: &Pipeline, extras: &Extras) -> String {
     }
     out.push_str("  },\n");
     if !pipeline.plots.is_empty() {
-        let plots: Vec<String> = pipeline.plots.iter().map(value).collect();
-        let _ = writeln!(out, "  plots = {},", array_at(&plots, "  "));
+        let plots = serde_yaml::Value::Sequence(pipeline.plots.clone());
+        let _ = writeln!(out, "  plots = {},", pretty(&plots, "  ", "  plots = ".len()));
+    }
+    if !pipeline.registry.is_empty() {
+        out.push_str("  registry = {\n");
+        for (name, path) in &pipeline.registry {
+            let _ = writeln!(out, "    {} = {{ path = {} }},", field(name), string(path));
+        }
+        out.push_str("  },\n");
     }
     out.push_str("}\n");
     out
@@ -147,6 +154,37 @@ fn plot(plot: &Plot) -> String {
         fields.push("cache = false".to_string());
     }
     format!("{{ {} }}", fields.join(", "))
+}
+
+/// A YAML value as a Nickel value: on one line where it fits in 100
+/// columns after `used` of them, else one element or field a line.
+fn pretty(v: &serde_yaml::Value, indent: &str, used: usize) -> String {
+    use serde_yaml::Value;
+    let one_line = value(v);
+    if indent.len() + used + one_line.len() <= 100 {
+        return one_line;
+    }
+    let inner = format!("{indent}  ");
+    let (open, close, items): (&str, &str, Vec<String>) = match v {
+        Value::Sequence(items) => ("[", "]", items.iter().map(|item| pretty(item, &inner, 0)).collect()),
+        Value::Mapping(m) => (
+            "{",
+            "}",
+            m.iter()
+                .map(|(k, v)| {
+                    let key = field(&super::interpolate::scalar_text(k).unwrap_or_default());
+                    format!("{key} = {}", pretty(v, &inner, key.len() + 3))
+                })
+                .collect(),
+        ),
+        _ => return one_line,
+    };
+    let mut out = format!("{open}\n");
+    for item in items {
+        let _ = writeln!(out, "{inner}{item},");
+    }
+    let _ = write!(out, "{indent}{close}");
+    out
 }
 
 /// A YAML value as a Nickel value, on one line.

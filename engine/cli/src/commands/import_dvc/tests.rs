@@ -168,7 +168,7 @@ fn fields_map_and_the_untranslatable_is_noted() {
 metrics: [eval/metrics.json]
 plots:
   - ROC: {x: fpr, y: {eval/roc.json: tpr}}
-artifacts: {m: {path: model.pkl}}
+artifacts: {m: {path: model.pkl, type: model, desc: best}}
 "#,
     );
     let s = &p.stages[0];
@@ -179,8 +179,14 @@ artifacts: {m: {path: model.pkl}}
     assert_eq!(s.outs.iter().map(|o| o.path.as_str()).collect::<Vec<_>>(), ["eval"]);
     assert_eq!(s.plots.len(), 1);
     assert_eq!(p.plots.len(), 1);
+    assert_eq!(p.registry, [("m".to_string(), "model.pkl".to_string())]);
     let notes = p.notes.join("\n");
-    for expected in ["no key `missing.key`", "`custom.py` is not YAML", "`meta`", "top-level `artifacts`"] {
+    for expected in [
+        "no key `missing.key`",
+        "`custom.py` is not YAML",
+        "`meta`",
+        "artifact `m`: `desc: \"best\"` has no registry field",
+    ] {
         assert!(notes.contains(expected), "{expected} in {notes}");
     }
 }
