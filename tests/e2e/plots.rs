@@ -233,13 +233,16 @@ fn bad_input_names_the_file_and_the_field() {
     assert!(refused(&ws, &["plots", "show"]).contains("field `plots`"));
 }
 
+/// A stage writing `roc.csv` with `tpr` at 0.5, and `remote` in front.
+fn roc_pipeline(tpr: &str, remote: &str) -> String {
+    format!(
+        "{{ {remote} stages = {{ eval = {{ cmd = \"printf 'fpr,tpr\\\\n0,0\\\\n0.5,{tpr}\\\\n1,1\\\\n' > roc.csv\", plots = [{{ path = \"roc.csv\", x = \"fpr\", y = \"tpr\" }}] }} }} }}\n"
+    )
+}
+
 #[test]
 fn diff_draws_both_revisions_from_the_cache() {
-    let pipeline = |tpr: &str| {
-        format!(
-            "{{ stages = {{ eval = {{ cmd = \"printf 'fpr,tpr\\\\n0,0\\\\n0.5,{tpr}\\\\n1,1\\\\n' > roc.csv\", plots = [{{ path = \"roc.csv\", x = \"fpr\", y = \"tpr\" }}] }} }} }}\n"
-        )
-    };
+    let pipeline = |tpr: &str| roc_pipeline(tpr, "");
     let ws = TestWorkspace::new(&pipeline("0.6"));
     ws.git(&["add", "-A"]);
     ws.git(&["commit", "-qm", "first"]);
@@ -352,4 +355,39 @@ fn open_hands_the_page_to_the_opener() {
     common::wait_until("the opener got the page", || {
         std::fs::read_to_string(ws.path("opened")).is_ok_and(|opened| opened.trim() == page.to_str().unwrap())
     });
+}
+
+/// On a fresh clone, the outputs of both revisions come from the remote cache.
+#[test]
+fn diff_on_a_fresh_clone_fetches_from_the_remote_cache() {
+    let shared = tempfile::tempdir().unwrap();
+    let remote = format!("remote = {{ kind = 'folder, path = \"{}\" }},", shared.path().display());
+    let origin = TestWorkspace::new(&roc_pipeline("0.6", &remote));
+    origin.git(&["add", "-A"]);
+    origin.git(&["commit", "-qm", "first"]);
+    origin.gourd(&["run"]).success();
+    origin.git(&["commit", "-qam", "first run"]);
+    origin.write("gourd.ncl", &roc_pipeline("0.9", &remote));
+    origin.gourd(&["run"]).success();
+    origin.git(&["commit", "-qam", "second"]);
+
+    let clone = TestWorkspace::clone_of(origin.root());
+    clone.gourd(&["pull"]).success();
+    assert!(!clone.exists("roc.csv"));
+    clone.gourd(&["plots", "diff", "HEAD~1", "HEAD", "-o", "diff.html"]).success();
+    let (counts, texts) = parse(&sections(&clone.read("diff.html"))[0].1);
+    assert_eq!(count(&counts, "point"), 6);
+    assert!(
+        texts.iter().any(|t| t.contains("(0.5, 0.6)")) && texts.iter().any(|t| t.contains("(0.5, 0.9)")),
+        "{texts:?}"
+    );
+
+    // Without the remote's objects, the clone says what is missing.
+    let bare = TestWorkspace::clone_of(origin.root());
+    bare.gourd(&["pull"]).success();
+    std::fs::remove_dir_all(shared.path().join("cas")).unwrap();
+    std::fs::remove_dir_all(bare.path(".gourd/cache-v1/objects")).unwrap();
+    std::fs::create_dir_all(bare.path(".gourd/cache-v1/objects")).unwrap();
+    let err = refused(&bare, &["plots", "diff", "HEAD~1", "HEAD"]);
+    assert!(err.contains("`roc.csv` is not in the cache, and fetching it from folder"), "{err}");
 }

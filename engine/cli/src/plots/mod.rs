@@ -21,8 +21,15 @@ pub type Files = BTreeMap<String, Result<Vec<u8>, String>>;
 
 /// Reads `paths` as they are at `side`: on disk for the working state; at a
 /// revision, the file committed there, else the cached output of the result
-/// in force at that commit (by its digest in lineage's `outs`).
-pub fn files_at(lineage: Option<&Lineage>, root: &Path, paths: &[String], side: &Side) -> Result<Files, CommandError> {
+/// in force at that commit (by its digest in lineage's `outs`), fetched from
+/// the pipeline's remote cache when this one lacks it.
+pub fn files_at(
+    lineage: Option<&Lineage>,
+    pipeline: &gourd_core::model::Pipeline,
+    root: &Path,
+    paths: &[String],
+    side: &Side,
+) -> Result<Files, CommandError> {
     let mut out = Files::new();
     match side {
         Side::WorkingState => {
@@ -48,7 +55,9 @@ pub fn files_at(lineage: Option<&Lineage>, root: &Path, paths: &[String], side: 
                     in_force = Some(records_in_force(lineage, &lineage.history()?, &commit)?);
                 }
                 let records = in_force.as_ref().expect("just set");
-                let Some((out_path, digest)) = records.values().find_map(|r| r.output_holding(path)) else {
+                let Some((record, (out_path, digest))) =
+                    records.values().find_map(|r| Some((r, r.output_holding(path)?)))
+                else {
                     out.insert(
                         path.clone(),
                         Err(format!("is neither committed nor a recorded output at `{revision}`")),
@@ -59,24 +68,57 @@ pub fn files_at(lineage: Option<&Lineage>, root: &Path, paths: &[String], side: 
                     store = Some(gourd_core::workspace::Workspace::open(root)?.store);
                 }
                 let store = store.as_ref().expect("just set");
-                let bytes = digest.parse::<gourd_digest::Digest>().ok().and_then(|digest| {
+                let read = || {
+                    let digest = digest.parse::<gourd_digest::Digest>().ok()?;
                     let rel = path[out_path.len()..].trim_start_matches('/');
                     let object =
                         if rel.is_empty() { digest } else { store.find_in_tree(&digest, rel).map(|(_, d)| d)? };
                     std::fs::read(store.object_path(&object)).ok()
-                });
+                };
+                let mut bytes = read();
+                let mut fetch_failed = None;
+                if bytes.is_none()
+                    && let Ok(key) = record.key.parse()
+                {
+                    match fetch(pipeline, root, key, store)? {
+                        Ok(true) => bytes = read(),
+                        Ok(false) => {}
+                        Err(why) => fetch_failed = Some(why),
+                    }
+                }
                 out.insert(
                     path.clone(),
-                    bytes.ok_or_else(|| {
-                        format!(
+                    bytes.ok_or_else(|| match fetch_failed {
+                        Some(why) => format!("is not in the cache, and {why}"),
+                        None => format!(
                             "is not in the cache: the output recorded at `{revision}` was built elsewhere, or dropped by `gourd gc`"
-                        )
+                        ),
                     }),
                 );
             }
         }
     }
     Ok(out)
+}
+
+/// Fetches the result of stage key `key` from the pipeline's remote cache
+/// into `store`: whether there was one to fetch, or why fetching failed.
+fn fetch(
+    pipeline: &gourd_core::model::Pipeline,
+    root: &Path,
+    key: gourd_digest::Digest,
+    store: &gourd_core::store::Store,
+) -> Result<Result<bool, String>, CommandError> {
+    let Some(cache) = crate::remote::from_pipeline(pipeline, root)?.and_then(|r| r.cache) else { return Ok(Ok(false)) };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    match runtime.block_on(cache.fetch(key, store)) {
+        Ok(Some(action)) => {
+            store.put_action(&action)?;
+            Ok(Ok(true))
+        }
+        Ok(None) => Ok(Ok(false)),
+        Err(err) => Ok(Err(format!("fetching it from {} failed: {err}", cache.describe()))),
+    }
 }
 
 /// Every data file the plots read.
@@ -163,7 +205,7 @@ pub fn page(title: &str, sections: &[(String, String)]) -> String {
 /// `{id, heading, svg}`, or `{id, heading, error}` for a plot that cannot be
 /// drawn (its file not written yet, say), so that the report still renders.
 pub fn report_context(pipeline: &gourd_core::model::Pipeline, root: &Path) -> serde_json::Value {
-    let read = match files_at(None, root, &paths(&pipeline.plots), &Side::WorkingState) {
+    let read = match files_at(None, pipeline, root, &paths(&pipeline.plots), &Side::WorkingState) {
         Ok(files) => files,
         Err(e) => return serde_json::json!([{ "id": "plots", "heading": "plots", "error": e.message }]),
     };
