@@ -201,15 +201,3 @@ mod tests {
         assert_eq!(installed_version(&dir.path().join("torch/lib")).as_deref(), Some("2.9.1+cpu"));
     }
 }
-
-/// Counts CUDA devices through libtorch, when `gourd-step` is there.
-pub fn gpu_probe() -> Option<fn() -> usize> {
-    fn probe() -> usize {
-        runner()
-            .and_then(|step| std::process::Command::new(step).arg("--cuda-devices").output().ok())
-            .filter(|out| out.status.success())
-            .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
-            .unwrap_or(0)
-    }
-    Some(probe)
-}
