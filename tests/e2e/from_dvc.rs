@@ -227,6 +227,10 @@ fn what_has_no_equivalent_is_noted_and_the_rest_still_checks() {
         assert!(run.stderr.contains(expected), "`{expected}` in:\n{}", run.stderr);
     }
     ws.gourd(&["--file", "pipeline.ncl", "check"]).success();
+    // A pipeline written away from dvc.yaml would read its paths elsewhere: said.
+    std::fs::create_dir_all(ws.path("sub")).unwrap();
+    let elsewhere = ws.gourd(&["import-dvc", "-o", "sub/pipeline.ncl"]).success();
+    assert!(elsewhere.stderr.contains("`sub/pipeline.ncl` is not beside `dvc.yaml`"), "{}", elsewhere.stderr);
     // An import that is here is a tracked source with its origin.
     let sources: serde_json::Value = serde_json::from_str(&ws.read("gourd.sources.json")).unwrap();
     assert_eq!(sources["sources"]["ext/table.tsv"]["origin"], "https://example.com/table.tsv", "{sources}");

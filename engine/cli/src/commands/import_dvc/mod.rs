@@ -14,7 +14,6 @@ use gourd_core::path::WsPath;
 use gourd_core::workspace::Workspace;
 
 use crate::error::CommandError;
-use crate::ui;
 use crate::workspace::Location;
 
 #[derive(clap::Args)]
@@ -64,9 +63,20 @@ pub fn run(args: &Args) -> Result<ExitCode, CommandError> {
     let written =
         render::render(&pipeline, &render::Extras { source: &name, remote: remote.as_deref(), sources: &sources });
     fs_err::write(&output, written)?;
-    let added = track(&output, &sources, &mut notes);
+    let folder_of = |path: &Path| std::path::absolute(path.parent().unwrap_or(Path::new("")).join("."));
+    let added = if folder_of(&output)? == folder_of(&source.clone())? {
+        track(&output, &sources, &mut notes)
+    } else {
+        notes.push(format!(
+            "`{}` is not beside `{}`: its paths are relative to `{}`, and gourd reads them from the pipeline file's folder; move it there (the `.dvc` files' data was not tracked)",
+            output.display(),
+            source.display(),
+            root.display()
+        ));
+        0
+    };
     for note in &notes {
-        eprintln!("{} {note}", ui::label("note:", ui::Style::Hint));
+        eprintln!("note: {note}");
     }
     eprintln!(
         "Wrote `{}` from `{}`: {} stage(s), {} tracked source(s), {} note(s); try `gourd check`.",
