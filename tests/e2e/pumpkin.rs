@@ -72,6 +72,18 @@ fn pumpkin_pipeline() {
     assert!(a0.max(a1) >= ACCURACY_FLOOR, "best accuracy {} below {ACCURACY_FLOOR}", a0.max(a1));
     assert_eq!(json(&ws, "reports/inbox-predictions.json")["predictions"][0]["label"], "good");
 
+    // Each training's curves are a plot of its stage: loss and accuracy per epoch.
+    ws.gourd(&["plots", "show", "train-0", "train-1", "-o", "plots.html"]).success();
+    let page = ws.read("plots.html");
+    for stage in ["train-0", "train-1"] {
+        let at = page.find(&format!("<h2>Training curves (stage {stage})</h2>")).expect("a plot per training");
+        let figure = &page[at..at + page[at..].find("</svg>").unwrap()];
+        let epochs = json(&ws, &format!("metrics/curves-{}.json", &stage[6..]))["epochs"].as_array().unwrap().len();
+        assert!(epochs > 0);
+        assert_eq!(figure.matches("class=\"line\"").count(), 2, "loss and accuracy");
+        assert_eq!(figure.matches("class=\"point\"").count(), 2 * epochs);
+    }
+
     // The best model is registered and promoted to staging and prod behind
     // their gates, with the evaluation's accuracy as evidence.
     let receipt = json(&ws, "registry/pumpkin.json");
