@@ -216,10 +216,12 @@ fn what_has_no_equivalent_is_noted_and_the_rest_still_checks() {
     );
     ws.write("ext/table.tsv.dvc", "deps:\n- path: https://example.com/table.tsv\nouts:\n- path: table.tsv\n");
     ws.write("ext/table.tsv", "a\tb\n");
+    ws.write("nested/dvc.yaml", "stages: {}\n");
     let run = ws.gourd(&["import-dvc", "-o", "pipeline.ncl"]).success();
     for expected in [
         "stage `fetch`: `deps`: `s3://bucket/raw.csv` is outside the workspace",
         "stage `fetch`: `meta`",
+        "`nested/dvc.yaml`: a pipeline of its own, not converted",
         "stage `fetch`: `params`: `params.yaml` has no key `missing`",
         "stage `weird`: `cmd`: `${nothing}` names no value",
         "`imported.csv` (from `imported.csv.dvc`) is not here: `gourd import https://github.com/acme/data data/raw.csv -o imported.csv --rev 0a1b2c`",

@@ -120,6 +120,12 @@ fn dvc_files(root: &Path, notes: &mut Vec<String>) -> Vec<Tracked> {
             let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
             if is_dir && ![".git", ".dvc", ".gourd", "node_modules"].contains(&name.as_str()) {
                 pending.push(rel);
+            } else if !is_dir && name == "dvc.yaml" && !dir.as_os_str().is_empty() {
+                notes.push(format!(
+                    "`{}`: a pipeline of its own, not converted (one gourd.ncl per workspace); `gourd import-dvc {}` writes one beside it",
+                    rel.display(),
+                    rel.display()
+                ));
             } else if !is_dir && name.ends_with(".dvc") {
                 let file = rel.to_string_lossy().into_owned();
                 let Some(doc) = std::fs::read_to_string(entry.path())
