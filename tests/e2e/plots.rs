@@ -157,7 +157,20 @@ fn each_kind_is_drawn_from_json_csv_and_tsv() {
     assert_eq!(sections(&ws.read(".gourd/plots/index.html")).len(), 6);
     let unknown = ws.gourd(&["plots", "show", "nope"]);
     assert_eq!(unknown.code, 1);
-    assert!(unknown.stderr.contains("no plot `nope`") && unknown.stderr.contains("`normalized`"), "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.contains("no plot `nope`, and no such file") && unknown.stderr.contains("`normalized`"),
+        "{}",
+        unknown.stderr
+    );
+
+    // A file no plot names is drawn on its own, every numeric field over the row's index.
+    ws.write("extra.tsv", "name\tloss\tacc\na\t0.5\t0.6\nb\t0.4\t0.7\n");
+    ws.gourd(&["plots", "show", "extra.tsv", "-o", "extra.html"]).success();
+    let drawn = sections(&ws.read("extra.html"));
+    assert_eq!(drawn.len(), 1);
+    let (counts, texts) = parse(&drawn[0].1);
+    assert_eq!((count(&counts, "line"), count(&counts, "point")), (2, 4));
+    assert!(texts.iter().any(|t| t == "step") && texts.iter().any(|t| t == "acc"), "{texts:?}");
 }
 
 /// A stage's plot files are its outputs: cached, restored, and ignored by git.

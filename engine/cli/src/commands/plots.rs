@@ -76,12 +76,12 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
             ],
         ),
     };
-    let chosen = select(&loaded.pipeline.plots, targets)?;
+    let chosen = select(&loaded.pipeline.plots, targets, &loaded.root)?;
     if chosen.is_empty() {
         return Err(CommandError::user("the pipeline declares no plots")
             .with_hint("add `plots = [\"file.json\"]` to a stage, or a top-level `plots` (see docs/plots.md)"));
     }
-    let paths = plots::paths(&chosen.iter().copied().cloned().collect::<Vec<_>>());
+    let paths = plots::paths(&chosen);
     let mut read = Vec::new();
     for side in &sides {
         read.push((side.label(), plots::files_at(lineage.as_ref(), &loaded.pipeline, &loaded.root, &paths, side)?));
@@ -110,7 +110,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
 /// Each plot drawn, with its heading. In a diff, a side where the plot's
 /// files are missing is left out (the plot may be new); a plot missing on
 /// every side, and any file that cannot be read as a table, is an error.
-pub fn sections(chosen: &[&Plot], read: &[(String, Files)], diff: bool) -> Result<Vec<(String, String)>, CommandError> {
+pub fn sections(chosen: &[Plot], read: &[(String, Files)], diff: bool) -> Result<Vec<(String, String)>, CommandError> {
     let mut sections = Vec::new();
     for plot in chosen {
         let present: Vec<(String, &Files)> = read
@@ -143,28 +143,48 @@ pub fn sections(chosen: &[&Plot], read: &[(String, Files)], diff: bool) -> Resul
     Ok(sections)
 }
 
-fn select<'a>(all: &'a [Plot], targets: &[String]) -> Result<Vec<&'a Plot>, CommandError> {
+/// The plots `targets` name (all without targets): by id, data file or
+/// stage; a file no plot names is drawn on its own with the defaults, as
+/// `dvc plots show FILE` does.
+fn select(all: &[Plot], targets: &[String], root: &std::path::Path) -> Result<Vec<Plot>, CommandError> {
     if targets.is_empty() {
-        return Ok(all.iter().collect());
+        return Ok(all.to_vec());
     }
-    let mut chosen: Vec<&Plot> = Vec::new();
+    let mut chosen: Vec<Plot> = Vec::new();
     for target in targets {
         let target = target.trim_end_matches('/');
-        let matching: Vec<&Plot> = all
+        let mut matching: Vec<Plot> = all
             .iter()
             .filter(|p| {
                 p.id == target
                     || p.stage.as_deref() == Some(target)
                     || p.y.iter().any(|(f, _)| f.as_str() == target || f.as_str().starts_with(&format!("{target}/")))
             })
+            .cloned()
             .collect();
+        if matching.is_empty()
+            && let Ok(file) = gourd_core::path::WsPath::new(target)
+            && file.to_path(root).is_file()
+        {
+            matching.push(Plot {
+                id: target.to_string(),
+                stage: None,
+                y: vec![(file, vec![])],
+                x: Default::default(),
+                template: gourd_core::model::PlotTemplate::Linear,
+                title: None,
+                x_label: None,
+                y_label: None,
+            });
+        }
         if matching.is_empty() {
             let known: Vec<String> = all.iter().map(|p| format!("`{}`", p.id)).collect();
-            return Err(CommandError::user(format!("no plot `{target}`"))
-                .with_hint(format!("targets are plot ids, data files or stages; the plots are {}", known.join(", "))));
+            let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+            return Err(CommandError::user(format!("no plot `{target}`, and no such file"))
+                .with_hint(format!("targets are plot ids, data files or stages; the plots are {known}")));
         }
         for plot in matching {
-            if !chosen.iter().any(|c| std::ptr::eq(*c, plot)) {
+            if !chosen.contains(&plot) {
                 chosen.push(plot);
             }
         }
