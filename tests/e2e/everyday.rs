@@ -642,6 +642,7 @@ let p = import "params.yaml" in
     ws.gourd(&["run"]).success();
     let set = ws.gourd(&["run", "--set", "train.lr=0.3"]).success();
     assert!(set.stderr.contains("Set `train.lr` to 0.3 in `params.yaml`."), "{}", set.stderr);
+    ws.git(&["commit", "-qam", "lr 0.3"]);
     ws.gourd(&["run", "-S", "train.train.lr=0.2"]).success();
     // A key of params.yaml is written there, as `dvc exp run -S` does; a
     // STAGE.NAME key holds for its run only.
@@ -649,6 +650,8 @@ let p = import "params.yaml" in
     let record: serde_json::Value =
         serde_json::from_str(&ws.git(&["show", "refs/gourd/lineage:stages/train.json"])).unwrap();
     assert_eq!(record["params"]["train"]["lr"], 0.2, "{record}");
+    // A value set for one run only is not what the commit says.
+    assert_eq!(record["workspace_dirty"], true, "{record}");
 
     let shown: serde_json::Value =
         serde_json::from_str(&ws.gourd(&["exp", "show", "--json"]).success().stdout).unwrap();

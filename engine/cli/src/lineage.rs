@@ -31,7 +31,14 @@ pub fn open_or_note(root: &std::path::Path) -> Result<Option<Lineage>, CommandEr
 }
 
 /// Records every stage that ran or was restored. Returns the lineage commit.
-pub fn record_run(lineage: &Lineage, pipeline: &Pipeline, summary: &Summary) -> Result<Option<String>, CommandError> {
+/// `overridden`: params were set for this run only (`run --set`), so the run
+/// is not what the commit says, and is recorded as a run with changes.
+pub fn record_run(
+    lineage: &Lineage,
+    pipeline: &Pipeline,
+    summary: &Summary,
+    overridden: bool,
+) -> Result<Option<String>, CommandError> {
     let done: Vec<_> = summary
         .reports
         .iter()
@@ -42,6 +49,7 @@ pub fn record_run(lineage: &Lineage, pipeline: &Pipeline, summary: &Summary) -> 
         return Ok(None);
     }
     let (workspace_commit, workspace_dirty) = lineage.workspace_state()?;
+    let workspace_dirty = workspace_dirty || overridden;
     let now = SystemTime::now();
     let records: Vec<Record> = done
         .iter()

@@ -78,6 +78,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         }
     }
     let mut loaded = location.load()?;
+    let overridden = !overrides.is_empty();
     for assignment in overrides {
         set_param(&mut loaded.pipeline, assignment)?;
     }
@@ -194,7 +195,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         eprintln!("note: stopped {stray} process(es) that stages left running");
     }
     match crate::lineage::open_or_note(&loaded.root)? {
-        Some(lineage) => match crate::lineage::record_run(&lineage, &loaded.pipeline, &summary) {
+        Some(lineage) => match crate::lineage::record_run(&lineage, &loaded.pipeline, &summary, overridden) {
             Ok(_) => Journal::clear(&ws.gourd_dir)?,
             // The journal keeps it: the next run records it.
             Err(err) => eprintln!("warning: the run finished but its lineage was not recorded: {}", err.message),
