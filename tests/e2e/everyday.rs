@@ -261,6 +261,16 @@ fn a_gitignore_that_is_a_link_is_left_alone() {
 }
 
 #[test]
+fn an_out_that_is_not_cached_is_left_to_git() {
+    let ws = TestWorkspace::new(
+        r#"{ stages = { s = { cmd = "echo a > kept.csv && echo b > cached.csv", outs = [{ path = "kept.csv", cache = false }, "cached.csv"] } } }"#,
+    );
+    ws.gourd(&["run"]).success();
+    let ignore = ws.read(".gitignore");
+    assert!(ignore.contains("/cached.csv\n") && !ignore.contains("kept.csv"), "{ignore}");
+}
+
+#[test]
 fn gitignore_upkeep_can_be_turned_off() {
     let ws = TestWorkspace::new(&model_pipeline(1, ""));
     ws.gourd_env(&["run"], &[("GOURD_GITIGNORE", "0")]).success();

@@ -1,5 +1,6 @@
 //! The block of `.gitignore` gourd keeps: `.gourd/`, every output and
-//! metrics file the pipeline declares and every tracked source (`gourd
+//! metrics file the pipeline declares (but outs with `cache = false`, which
+//! are for git to keep) and every tracked source (`gourd
 //! add`), so `git status` shows the user's
 //! files, not data and models (lineage then records clean commits).
 //!
@@ -71,7 +72,9 @@ fn in_git_work_tree(root: &Path) -> bool {
 fn entries(pipeline: Option<&Pipeline>, sources: &[gourd_core::path::WsPath]) -> Vec<String> {
     let mut paths: Vec<String> = sources.iter().map(|s| s.to_string()).collect();
     for stage in pipeline.map(|p| p.stages.as_slice()).unwrap_or_default() {
-        paths.extend(stage.outs.iter().map(|o| o.path.as_str().to_string()));
+        // An out with `cache = false` is not in the cache: it is for git
+        // to keep (as DVC's are).
+        paths.extend(stage.outs.iter().filter(|o| o.cache).map(|o| o.path.as_str().to_string()));
         paths.extend(stage.metrics.iter().map(|m| m.as_str().to_string()));
     }
     paths.sort();
