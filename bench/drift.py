@@ -55,14 +55,17 @@ def generate(path, rows, cols, seed, shifted=0, shift=0.0):
 def run_gourd(gourd, workdir):
     config = workdir / "drift-config.json"
     config.write_text(json.dumps({"reference": "reference.csv", "current": "current.csv", "output": "gourd-report.json"}))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run([gourd, "__step", "drift", str(config)], cwd=workdir, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit(f"gourd failed: {proc.stderr}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    peak = after.ru_maxrss / 1024
     report = json.loads((workdir / "gourd-report.json").read_text())
-    return wall, peak, report
+    return wall, cpu, peak, report
 
 
 EVIDENTLY_CHILD = r"""
@@ -84,7 +87,8 @@ table = next(m["result"] for m in result["metrics"] if "drift_by_columns" in m["
 columns = {name: {"test": c["stattest_name"], "score": c["drift_score"], "drift": c["drift_detected"]}
            for name, c in table["drift_by_columns"].items()}
 dataset = next(m["result"] for m in result["metrics"] if "dataset_drift" in m["result"])
-print(json.dumps({"read": read, "total": total, "drift": dataset["dataset_drift"],
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"read": read, "total": total, "cpu": usage.ru_utime + usage.ru_stime, "drift": dataset["dataset_drift"],
                   "share": dataset["share_of_drifted_columns"], "columns": columns,
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
@@ -119,6 +123,7 @@ def main():
     parser.add_argument("--dir", default="/tmp/gourd-drift-bench")
     parser.add_argument("--gourd", default=str(pathlib.Path(__file__).resolve().parent.parent / "target/release/gourd"))
     parser.add_argument("--skip-evidently", action="store_true")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of gourd")
     args = parser.parse_args()
 
     workdir = pathlib.Path(args.dir)
@@ -136,13 +141,17 @@ def main():
     print(f"{args.rows:,} rows x {args.cols} columns, {args.shifted} shifted by {args.shift} sd; "
           f"two CSVs of {size:.2f} GB together; {os.cpu_count()} cores")
 
-    wall, peak, ours = run_gourd(args.gourd, workdir)
-    print(f"gourd:     {wall:6.2f} s  peak {peak:7.0f} MB  drift={ours['drift']} share={ours['share']:.2f}")
+    print(f"load average before: {os.getloadavg()[0]:.1f}")
+    for _ in range(args.repeat):
+        wall, cpu, peak, ours = run_gourd(args.gourd, workdir)
+        print(f"gourd:     {wall:6.2f} s  CPU {cpu:6.2f} s  peak {peak:7.0f} MB  "
+              f"drift={ours['drift']} share={ours['share']:.2f}")
     if args.skip_evidently:
         return
     wall_e, theirs = run_evidently(workdir)
-    print(f"evidently: {wall_e:6.2f} s  peak {theirs['peak_mb']:7.0f} MB  drift={theirs['drift']} "
+    print(f"evidently: {wall_e:6.2f} s  CPU {theirs['cpu']:6.2f} s  peak {theirs['peak_mb']:7.0f} MB  drift={theirs['drift']} "
           f"share={theirs['share']:.2f}  (of which pandas read_csv {theirs['read']:.2f} s)")
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
     (workdir / "evidently-report.json").write_text(json.dumps(theirs, indent=1))
     differ = []
     worst, worst_column = 0.0, None
