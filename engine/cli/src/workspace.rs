@@ -71,7 +71,7 @@ impl Location {
         let eval_cache = root.join(".gourd/state-v1/eval");
         let (pipeline, read) =
             gourd_spec::load_with_sources(&exe, &file, &stdlib, Some(&eval_cache), &limits, crate::ui::color_stderr())?;
-        crate::commands::step::check(&pipeline).map_err(|e| in_file(&file, e))?;
+        crate::commands::step::check(&pipeline, check_sources).map_err(|e| in_file(&file, e))?;
         // The files the evaluation read; found again only when not known.
         let sources = read.unwrap_or_else(|| gourd_spec::sources(&file));
         check_outputs(&root, &file, &sources, &pipeline)?;

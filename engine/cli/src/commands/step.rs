@@ -42,9 +42,10 @@ pub fn runner() -> Option<PathBuf> {
     step.is_file().then_some(step)
 }
 
-/// Checks, before anything runs, that every built-in step exists and that
-/// this installation can run it.
-pub fn check(pipeline: &gourd_core::model::Pipeline) -> Result<(), CommandError> {
+/// Checks, before anything runs, that every built-in step exists and, when
+/// `to_run` (`run`, `check`), that this installation can run it: commands
+/// that only read the pipeline and history need no `gourd-step`.
+pub fn check(pipeline: &gourd_core::model::Pipeline, to_run: bool) -> Result<(), CommandError> {
     for stage in &pipeline.stages {
         if let gourd_core::model::Command::Step { name, config } = &stage.cmd {
             if !STEPS.contains(&name.as_str()) {
@@ -56,6 +57,9 @@ pub fn check(pipeline: &gourd_core::model::Pipeline) -> Result<(), CommandError>
             }
             if NATIVE_STEPS.contains(&name.as_str()) {
                 crate::commands::native_step::check(&stage.name, name, config)?;
+                continue;
+            }
+            if !to_run {
                 continue;
             }
             if runner().is_none() {
