@@ -140,7 +140,14 @@ fn two_runs_at_once_do_not_corrupt_each_other() {
     let second = ws.command(&["run"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let first = first.wait_with_output().unwrap();
     let second = second.wait_with_output().unwrap();
-    assert!(first.status.success() && second.status.success());
+    assert!(
+        first.status.success() && second.status.success(),
+        "first: {}\n{}\nsecond: {}\n{}",
+        String::from_utf8_lossy(&first.stdout),
+        String::from_utf8_lossy(&first.stderr),
+        String::from_utf8_lossy(&second.stdout),
+        String::from_utf8_lossy(&second.stderr)
+    );
     assert_eq!(ws.executions(), vec!["a", "b"], "each stage executed once");
     let stderr = format!("{}{}", String::from_utf8_lossy(&first.stderr), String::from_utf8_lossy(&second.stderr));
     assert!(stderr.contains("Waiting for another `gourd run`"), "{stderr}");
