@@ -133,6 +133,15 @@ mod tests {
         let mut child =
             std::process::Command::new("setsid").args(["sleep", "600"]).env(RUN_ENV, mark.token()).spawn().unwrap();
         let unrelated = std::process::Command::new("sleep").arg("600").spawn().unwrap();
+        // Until it has exec'd, the child shows its parent's environment:
+        // wait for the token to be there, as it is for a real stage.
+        let token = format!("{RUN_ENV}={}", mark.token());
+        let environ = format!("/proc/{}/environ", child.id());
+        let started = std::time::Instant::now();
+        while !std::fs::read(&environ).is_ok_and(|e| e.split(|b| *b == 0).any(|v| v == token.as_bytes())) {
+            assert!(started.elapsed() < std::time::Duration::from_secs(30), "the child never started");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         // The run is killed: its file stays.
         std::mem::forget(mark);
         let (next, killed) = RunMark::begin(dir.path()).unwrap();
