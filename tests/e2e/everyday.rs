@@ -897,3 +897,26 @@ fn imports_from_a_repository_and_a_url_record_their_origin() {
     assert!(taken.stderr.contains("`data/copy.csv` exists"), "{}", taken.stderr);
     assert_eq!(ws.gourd(&["import-url", "ftp://example.org/x", "x"]).code, 1);
 }
+
+/// A hostile `gourd.sources.json` (it comes with the repository) cannot
+/// make a restore write into `.git` or through a link out of the workspace.
+#[test]
+fn a_sources_file_naming_git_or_a_link_out_is_refused() {
+    let outside = tempfile::tempdir().unwrap();
+    let ws = TestWorkspace::new(&model_pipeline(1, ""));
+    ws.write("data.csv", "a\n");
+    ws.gourd(&["add", "data.csv"]).success();
+    let good: serde_json::Value = serde_json::from_str(&ws.read("gourd.sources.json")).unwrap();
+    let entry = good["sources"]["data.csv"].clone();
+    std::os::unix::fs::symlink(outside.path(), ws.path("out-link")).unwrap();
+    for evil in [".git/hooks/pre-commit", "out-link/planted.csv"] {
+        let forged = serde_json::json!({ "gourd_sources": 1, "sources": { evil: entry } });
+        ws.write("gourd.sources.json", &forged.to_string());
+        let run = ws.gourd(&["run"]);
+        assert_eq!(run.code, 1, "{evil}: {}", run.stderr);
+        assert!(run.stderr.contains(&format!("source `{evil}`")), "{}", run.stderr);
+    }
+    assert!(!ws.exists(".git/hooks/pre-commit"));
+    assert!(!outside.path().join("planted.csv").exists());
+    assert!(ws.executions().is_empty(), "nothing ran");
+}

@@ -194,12 +194,18 @@ pub async fn restore_missing(
     remote: Option<&dyn RemoteCache>,
 ) -> Result<(Vec<String>, Vec<String>), CommandError> {
     let sources = read(&ws.root)?;
+    let canonical_root = fs_err::canonicalize(&ws.root)?;
     let (mut restored, mut unavailable) = (Vec::new(), Vec::new());
     for (path, source) in &sources.sources {
         let ws_path = WsPath::new(path).map_err(|e| CommandError::user(e.to_string()))?;
         if std::fs::symlink_metadata(ws.abs(&ws_path)).is_ok() {
             continue;
         }
+        // The sources file comes with the repository: a path it names is
+        // written only where an output could be (never into `.git`,
+        // `.gourd` or through a link out of the workspace).
+        gourd_core::guard::check(&canonical_root, &ws_path, &[])
+            .map_err(|e| CommandError::user(format!("`{FILE}`: source `{path}`: {e}")))?;
         let Ok(key) = source.key.parse::<Digest>() else { continue };
         let mut action = ws.store.action(&key);
         if action.is_none() {
