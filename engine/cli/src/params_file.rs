@@ -52,7 +52,8 @@ fn lookup<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
     path.iter().try_fold(value, |here, name| here.as_object()?.get(*name))
 }
 
-fn lookup_mut<'a>(value: &'a mut Value, path: &[&str]) -> Option<&'a mut Value> {
+/// The value at a dotted path (split into `path`) inside `value`.
+pub fn lookup_mut<'a>(value: &'a mut Value, path: &[&str]) -> Option<&'a mut Value> {
     path.iter().try_fold(value, |here, name| here.as_object_mut()?.get_mut(*name))
 }
 

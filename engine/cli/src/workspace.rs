@@ -155,3 +155,12 @@ pub fn workspace_path(root: &Path, typed: &Path) -> Result<gourd_core::path::WsP
     })?;
     gourd_core::path::WsPath::new(&rel.to_string_lossy()).map_err(|e| CommandError::user(e.to_string()))
 }
+
+/// The workspace lock, for a command that changes the cache or the
+/// workspace beside `gourd run` (`gc`, `add`, `import`): waits, saying so,
+/// while a run holds it.
+pub fn lock(ws: &gourd_core::workspace::Workspace) -> Result<gourd_core::lock::WorkspaceLock, CommandError> {
+    Ok(gourd_core::lock::WorkspaceLock::acquire(&ws.gourd_dir, |_| {
+        eprintln!("Waiting for the `gourd run` in this workspace to finish...");
+    })?)
+}

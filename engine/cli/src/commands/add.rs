@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use gourd_core::lock::WorkspaceLock;
 use gourd_core::workspace::Workspace;
 
 use crate::error::CommandError;
@@ -22,9 +21,7 @@ pub struct Args {
 pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     let loaded = location.load_checked(false)?;
     let ws = Workspace::open(&loaded.root)?;
-    let _lock = WorkspaceLock::acquire(&ws.gourd_dir, |_| {
-        eprintln!("Waiting for the `gourd run` in this workspace to finish...");
-    })?;
+    let _lock = crate::workspace::lock(&ws)?;
     for typed in &args.paths {
         let path = workspace_path(&loaded.root, typed)?;
         let source = crate::sources::add(&ws, &loaded.pipeline, &path, args.origin.clone())?;

@@ -10,7 +10,6 @@
 use std::collections::{BTreeSet, HashSet};
 use std::process::ExitCode;
 
-use gourd_core::lock::WorkspaceLock;
 use gourd_core::workspace::Workspace;
 use gourd_digest::Digest;
 use gourd_lineage::Lineage;
@@ -53,9 +52,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     // Reads the pipeline and history only: a clone without the data works.
     let loaded = location.load_checked(false)?;
     let ws = Workspace::open(&loaded.root)?;
-    let _lock = WorkspaceLock::acquire(&ws.gourd_dir, |_| {
-        eprintln!("Waiting for the `gourd run` in this workspace to finish...");
-    })?;
+    let _lock = crate::workspace::lock(&ws)?;
     let mut keep: HashSet<Digest> = HashSet::new();
     for stage in &loaded.pipeline.stages {
         if let Some(last) = ws.last_run(&stage.name) {
@@ -76,7 +73,8 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         Some(lineage) => {
             let scoped = scope_keys(lineage, args)?;
             keep.extend(scoped.iter().filter_map(|k| k.parse::<Digest>().ok()));
-            keep.extend(registered_keys(&loaded.root)?);
+            // `gourd registry get` restores from them.
+            keep.extend(crate::commands::registry::sync::registered_keys(&loaded.root, &ws)?);
         }
         None if wider => {
             return Err(CommandError::user(
@@ -154,20 +152,6 @@ fn scope_keys(lineage: &Lineage, args: &Args) -> Result<BTreeSet<String>, Comman
             }
         }
         keys.extend(per_stage.into_values().flatten().map(String::from));
-    }
-    Ok(keys)
-}
-
-/// The results behind every registered model version: `gourd registry get`
-/// restores from them.
-fn registered_keys(root: &std::path::Path) -> Result<HashSet<Digest>, CommandError> {
-    let mut keys = HashSet::new();
-    let Some(registry) = gourd_lineage::registry::Registry::open(root)? else { return Ok(keys) };
-    for artifact in registry.artifacts()? {
-        for event in registry.events_full(&artifact)? {
-            let lineage = event.record.as_ref().and_then(|r| r.lineage.as_ref());
-            keys.extend(lineage.and_then(|l| l.key.parse::<Digest>().ok()));
-        }
     }
     Ok(keys)
 }

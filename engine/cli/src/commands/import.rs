@@ -7,7 +7,6 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-use gourd_core::lock::WorkspaceLock;
 use gourd_core::workspace::Workspace;
 
 use crate::error::CommandError;
@@ -113,9 +112,7 @@ fn bring_in(
     let loaded = location.load_checked(false)?;
     let path = workspace_path(&loaded.root, out)?;
     let ws = Workspace::open(&loaded.root)?;
-    let _lock = WorkspaceLock::acquire(&ws.gourd_dir, |_| {
-        eprintln!("Waiting for the `gourd run` in this workspace to finish...");
-    })?;
+    let _lock = crate::workspace::lock(&ws)?;
     let canonical_root = fs_err::canonicalize(&ws.root)?;
     gourd_core::guard::check(&canonical_root, &path, &[]).map_err(|e| CommandError::user(format!("`{path}`: {e}")))?;
     let dest = ws.abs(&path);

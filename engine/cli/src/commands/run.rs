@@ -275,7 +275,7 @@ fn set_param(pipeline: &mut gourd_core::model::Pipeline, assignment: &str) -> Re
         // path is looked up in every stage's params.
         let own = path.len() > 1 && path[0] == stage.name;
         for candidate in [if own { Some(&path[1..]) } else { None }, Some(&path[..])].into_iter().flatten() {
-            if let Some(slot) = lookup(&mut stage.params, candidate) {
+            if let Some(slot) = crate::params_file::lookup_mut(&mut stage.params, candidate) {
                 *slot = value.clone();
                 hits += 1;
                 break;
@@ -296,13 +296,4 @@ fn set_param(pipeline: &mut gourd_core::model::Pipeline, assignment: &str) -> Re
         return Err(err);
     }
     Ok(())
-}
-
-/// The value at a dotted path inside `params`, if it is there.
-fn lookup<'a>(params: &'a mut serde_json::Value, path: &[&str]) -> Option<&'a mut serde_json::Value> {
-    let mut here = params;
-    for name in path {
-        here = here.as_object_mut()?.get_mut(*name)?;
-    }
-    Some(here)
 }
