@@ -1,0 +1,505 @@
+//! The scheduler (`gourd_core::run::run`) against real workspaces and real
+//! processes: what each stage's outcome is, what it is handed, what enters
+//! the cache and what a failure stops. The end-to-end tests check the same
+//! through the binary; these pin the engine down on its own, and are what
+//! mutation testing of `gourd-core` runs.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fs;
+
+use common::{Fixture, options, stage};
+use gourd_core::journal::Journal;
+use gourd_core::model::{Command, Executor, Output, OutputKind};
+use gourd_core::path::WsPath;
+use gourd_core::run::Outcome;
+
+#[test]
+fn outcome_names() {
+    let names: Vec<&str> = [Outcome::Ran, Outcome::Restored, Outcome::UpToDate, Outcome::Failed, Outcome::Skipped]
+        .into_iter()
+        .map(Outcome::as_str)
+        .collect();
+    assert_eq!(names, ["ran", "restored", "up-to-date", "failed", "skipped"]);
+}
+
+#[test]
+fn stages_run_then_stay_up_to_date_then_are_restored() {
+    let fx = Fixture::new();
+    fx.write("in.txt", "x\n");
+    let pipeline = vec![
+        stage("a", "cat in.txt > a.txt", &["in.txt"], &["a.txt"]),
+        stage("b", "cat a.txt a.txt > b.txt", &["a.txt"], &["b.txt"]),
+        stage("c", "echo c > c.txt", &[], &["c.txt"]),
+    ];
+
+    let (summary, events) = fx.run(&pipeline, options());
+    assert_eq!((summary.ran, summary.restored, summary.up_to_date, summary.failed, summary.skipped), (3, 0, 0, 0, 0));
+    assert!(!summary.interrupted);
+    assert_eq!(summary.reports.len(), 3);
+    assert_eq!(fx.read("b.txt"), "x\nx\n");
+    // Each stage is announced before it finishes, once.
+    for name in ["a", "b", "c"] {
+        let started = events.iter().position(|e| e == &format!("started {name}")).unwrap();
+        let finished = events.iter().position(|e| e == &format!("finished {name} ran")).unwrap();
+        assert!(started < finished, "{events:?}");
+    }
+    // A stage that ran has a key, a log, and its result in the store.
+    for report in &summary.reports {
+        let action = report.action.as_ref().unwrap();
+        assert_eq!(report.key, Some(action.key));
+        assert!(report.log.as_ref().unwrap().is_file());
+        assert!(fx.ws.store.action(&action.key).is_some());
+        assert_eq!(fx.ws.last_run(&report.stage).unwrap().status, "ran");
+        assert_eq!(fx.ws.last_run(&report.stage).unwrap().key, action.key);
+    }
+    let journal: BTreeSet<(String, String)> =
+        Journal::pending(&fx.ws.gourd_dir).into_iter().map(|e| (e.stage, e.status)).collect();
+    assert_eq!(
+        journal,
+        BTreeSet::from([("a".into(), "ran".into()), ("b".into(), "ran".into()), ("c".into(), "ran".into())])
+    );
+
+    let (summary, events) = fx.run(&pipeline, options());
+    assert_eq!((summary.ran, summary.restored, summary.up_to_date, summary.failed, summary.skipped), (0, 0, 3, 0, 0));
+    assert!(summary.reports.iter().all(|r| r.outcome == Outcome::UpToDate && r.action.is_some()));
+    assert_eq!(events.iter().filter(|e| e.starts_with("started")).count(), 3);
+
+    fs::remove_file(fx.root().join("a.txt")).unwrap();
+    fs::write(fx.root().join("c.txt"), "edited\n").unwrap();
+    let (summary, _) = fx.run(&pipeline, options());
+    assert_eq!((summary.ran, summary.restored, summary.up_to_date, summary.failed, summary.skipped), (0, 2, 1, 0, 0));
+    assert_eq!(fx.read("a.txt"), "x\n");
+    assert_eq!(fx.read("c.txt"), "c\n");
+    assert_eq!(fx.ws.last_run("a").unwrap().status, "restored");
+    assert_eq!(fx.ws.last_run("b").unwrap().status, "ran");
+    let restored: BTreeSet<String> =
+        Journal::pending(&fx.ws.gourd_dir).into_iter().filter(|e| e.status == "restored").map(|e| e.stage).collect();
+    assert_eq!(restored, BTreeSet::from(["a".to_string(), "c".to_string()]));
+
+    // The state reaches the disk: a workspace opened afresh knows the runs.
+    let reopened = gourd_core::workspace::Workspace::open(fx.root()).unwrap();
+    assert_eq!(reopened.last_run("c").unwrap().status, "restored");
+}
+
+#[test]
+fn a_rerun_that_writes_the_same_bytes_leaves_downstream_up_to_date() {
+    let fx = Fixture::new();
+    fx.write("in.txt", "1\n");
+    let pipeline = vec![
+        stage("a", "echo same > a.txt", &["in.txt"], &["a.txt"]),
+        stage("b", "cat a.txt > b.txt; echo run >> runs", &["a.txt"], &["b.txt"]),
+    ];
+    let (summary, _) = fx.run(&pipeline, options());
+    assert_eq!(summary.ran, 2);
+    fx.write("in.txt", "2\n");
+    let (summary, _) = fx.run(&pipeline, options());
+    assert_eq!((summary.ran, summary.up_to_date), (1, 1));
+    assert_eq!(summary.reports.iter().find(|r| r.stage == "b").unwrap().outcome, Outcome::UpToDate);
+    assert_eq!(fx.read("runs"), "run\n");
+}
+
+#[test]
+fn without_keep_going_a_failure_starts_nothing_new() {
+    let fx = Fixture::new();
+    // `c` comes before `a` in the order, and one job runs them one at a time.
+    let pipeline = vec![
+        stage("c", "echo partial > c.txt; exit 3", &[], &["c.txt"]),
+        stage("b", "cat c.txt > b.txt", &["c.txt"], &["b.txt"]),
+        stage("a", "echo a > a.txt", &[], &["a.txt"]),
+    ];
+    let order = fx.order(&pipeline);
+    assert!(order.iter().position(|s| s == "c") < order.iter().position(|s| s == "a"), "{order:?}");
+    let mut opts = options();
+    opts.jobs = 1;
+    let (summary, _) = fx.run(&pipeline, opts);
+    assert_eq!((summary.ran, summary.failed, summary.skipped), (0, 1, 2));
+    assert!(!summary.interrupted);
+    let c = fx.report(&summary, "c");
+    assert_eq!(c.outcome, Outcome::Failed);
+    assert_eq!(c.message.as_deref(), Some("exited with code 3"));
+    assert!(c.key.is_some());
+    assert_eq!(fs::read_to_string(c.log.as_ref().unwrap()).unwrap(), "");
+    assert_eq!(fx.report(&summary, "b").message.as_deref(), Some("upstream `c` failed"));
+    assert_eq!(fx.report(&summary, "a").message.as_deref(), Some("not started after a failure"));
+    assert!(!fx.root().join("a.txt").exists());
+    // A failure caches nothing and records no run.
+    assert!(fx.ws.last_run("c").is_none());
+    assert!(Journal::pending(&fx.ws.gourd_dir).is_empty());
+
+    let mut opts = options();
+    opts.jobs = 1;
+    opts.keep_going = true;
+    let (summary, _) = fx.run(&pipeline, opts);
+    assert_eq!((summary.ran, summary.failed, summary.skipped), (1, 1, 1));
+    assert_eq!(fx.report(&summary, "a").outcome, Outcome::Ran);
+    assert_eq!(fx.report(&summary, "b").message.as_deref(), Some("upstream `c` failed"));
+}
+
+#[test]
+fn a_failure_skips_everything_below_it_but_not_beside_it() {
+    let fx = Fixture::new();
+    let pipeline = vec![
+        stage("a", "echo a > a.txt", &[], &["a.txt"]),
+        stage("b", "exit 1", &["a.txt"], &["b.txt"]),
+        stage("c", "cat b.txt > c.txt", &["b.txt"], &["c.txt"]),
+        stage("d", "cat c.txt > d.txt", &["c.txt"], &["d.txt"]),
+        stage("e", "cat a.txt > e.txt", &["a.txt"], &["e.txt"]),
+    ];
+    let mut opts = options();
+    opts.keep_going = true;
+    let (summary, events) = fx.run(&pipeline, opts);
+    assert_eq!((summary.ran, summary.failed, summary.skipped), (2, 1, 2));
+    for below in ["c", "d"] {
+        assert_eq!(fx.report(&summary, below).message.as_deref(), Some("upstream `b` failed"));
+        assert!(!events.contains(&format!("started {below}")), "{events:?}");
+    }
+    // Skipped in order: `c` before `d`.
+    let c = events.iter().position(|e| e == "finished c skipped").unwrap();
+    let d = events.iter().position(|e| e == "finished d skipped").unwrap();
+    assert!(c < d);
+}
+
+#[test]
+fn targets_select_a_stage_and_what_is_upstream_of_it() {
+    let fx = Fixture::new();
+    let pipeline = vec![
+        stage("a", "echo a > a.txt", &[], &["a.txt"]),
+        stage("b", "cat a.txt > b.txt", &["a.txt"], &["b.txt"]),
+        stage("c", "echo c > c.txt", &[], &["c.txt"]),
+    ];
+    let mut opts = options();
+    opts.targets = vec!["b".to_string()];
+    let (summary, _) = fx.run(&pipeline, opts);
+    let ran: Vec<&str> = summary.reports.iter().map(|r| r.stage.as_str()).collect();
+    assert_eq!(ran, ["a", "b"]);
+    assert!(!fx.root().join("c.txt").exists());
+
+    let mut opts = options();
+    opts.targets = vec!["bb".to_string()];
+    let err = fx.try_run(&pipeline, opts).unwrap_err();
+    assert_eq!(err.to_string(), "no stage is named `bb`");
+}
+
+#[test]
+fn force_runs_an_up_to_date_stage_and_always_run_runs_every_time() {
+    let fx = Fixture::new();
+    let mut always = stage("b", "echo b >> b.log; echo b > b.txt", &[], &["b.txt"]);
+    always.always_run = true;
+    let pipeline = vec![stage("a", "echo a >> a.log; echo a > a.txt", &[], &["a.txt"]), always];
+    fx.run(&pipeline, options());
+    let (summary, _) = fx.run(&pipeline, options());
+    assert_eq!((summary.ran, summary.up_to_date), (1, 1));
+    assert_eq!(fx.report(&summary, "b").outcome, Outcome::Ran);
+    let mut opts = options();
+    opts.force = BTreeSet::from(["a".to_string()]);
+    let (summary, _) = fx.run(&pipeline, opts);
+    assert_eq!(summary.ran, 2);
+    assert_eq!(fx.read("a.log"), "a\na\n");
+    assert_eq!(fx.read("b.log"), "b\nb\nb\n");
+}
+
+#[test]
+fn cancelled_before_the_start_nothing_runs() {
+    let fx = Fixture::new();
+    let pipeline = vec![stage("a", "echo a > a.txt", &[], &["a.txt"]), stage("b", "echo b > b.txt", &[], &["b.txt"])];
+    fx.run(&pipeline, options());
+    fs::remove_file(fx.root().join("b.txt")).unwrap();
+    let (cancel, opts) = common::options_with_cancel();
+    cancel.send(true).unwrap();
+    let (summary, events) = fx.run(&pipeline, opts);
+    assert!(summary.interrupted);
+    assert_eq!((summary.up_to_date, summary.restored, summary.skipped), (0, 0, 2));
+    assert!(summary.reports.iter().all(|r| r.message.as_deref() == Some("interrupted")));
+    assert!(events.iter().all(|e| !e.starts_with("started")), "{events:?}");
+    assert!(!fx.root().join("b.txt").exists());
+}
+
+#[test]
+fn cancelling_stops_the_running_stage_and_skips_the_rest() {
+    let fx = Fixture::new();
+    let pipeline = vec![
+        stage("a", "touch started; sleep 60; echo a > a.txt", &[], &["a.txt"]),
+        stage("b", "cat a.txt > b.txt", &["a.txt"], &["b.txt"]),
+    ];
+    let (cancel, opts) = common::options_with_cancel();
+    let started = fx.root().join("started");
+    let canceller = std::thread::spawn(move || {
+        common::wait_until(|| started.exists());
+        cancel.send(true).unwrap();
+        cancel
+    });
+    let (summary, _) = fx.run(&pipeline, opts);
+    drop(canceller.join().unwrap());
+    assert!(summary.interrupted);
+    assert_eq!(fx.report(&summary, "a").message.as_deref(), Some("interrupted"));
+    assert_eq!(fx.report(&summary, "a").outcome, Outcome::Failed);
+    assert_eq!(fx.report(&summary, "b").outcome, Outcome::Skipped);
+    assert!(!fx.root().join("a.txt").exists());
+}
+
+#[test]
+fn a_dropped_cancel_sender_stops_the_run() {
+    let fx = Fixture::new();
+    let pipeline =
+        vec![stage("a", "echo a > a.txt", &[], &["a.txt"]), stage("b", "cat a.txt > b.txt", &["a.txt"], &["b.txt"])];
+    let (cancel, opts) = common::options_with_cancel();
+    drop(cancel);
+    let (summary, _) = fx.run(&pipeline, opts);
+    // The first stage was under way; nothing new starts once the channel is gone.
+    assert!(summary.interrupted);
+    assert_eq!(fx.report(&summary, "b").message.as_deref(), Some("interrupted"));
+}
+
+#[test]
+fn jobs_run_stages_side_by_side_and_cpus_take_slots() {
+    let fx = Fixture::new();
+    // Each waits until the other has started: with two jobs both run at once.
+    let wait_for = |other: &str| {
+        format!(
+            "touch {me}.started; i=0; while [ ! -e {other}.started ]; do i=$((i+1)); [ $i -gt 600 ] && exit 9; sleep 0.1; done; echo ok > {me}.txt",
+            me = if other == "x" { "y" } else { "x" },
+        )
+    };
+    let pipeline = vec![stage("x", &wait_for("y"), &[], &["x.txt"]), stage("y", &wait_for("x"), &[], &["y.txt"])];
+    let mut opts = options();
+    opts.jobs = 2;
+    let (summary, _) = fx.run(&pipeline, opts);
+    assert_eq!(summary.ran, 2, "{:?}", summary.reports);
+
+    // A stage asking two cpus holds both jobs: nothing runs beside it.
+    let fx = Fixture::new();
+    let alone = |me: &str, other: &str| {
+        format!(
+            "touch {me}.started; sleep 0.5; if [ -e {other}.started ] && [ ! -e {other}.done ]; then exit 7; fi; touch {me}.done; echo ok > {me}.txt"
+        )
+    };
+    let mut wide = stage("x", &alone("x", "y"), &[], &["x.txt"]);
+    wide.resources.cpus = 2;
+    let pipeline = vec![wide, stage("y", &alone("y", "x"), &[], &["y.txt"])];
+    let mut opts = options();
+    opts.jobs = 2;
+    let (summary, _) = fx.run(&pipeline, opts);
+    assert_eq!(summary.ran, 2, "{:?}", summary.reports);
+
+    // More cpus than jobs: the stage still runs, on every job.
+    let fx = Fixture::new();
+    let mut huge = stage("x", "echo x > x.txt", &[], &["x.txt"]);
+    huge.resources.cpus = 64;
+    let mut opts = options();
+    opts.jobs = 1;
+    let (summary, _) = fx.run(&[huge], opts);
+    assert_eq!(summary.ran, 1);
+}
+
+#[test]
+fn what_a_stage_is_handed() {
+    let fx = Fixture::new();
+    let mut s = stage(
+        "show",
+        "printf '%s|%s|%s|%s|%s|%s\\n' \"$GOURD_STAGE\" \"$GOURD_EXECUTOR\" \"$GOURD_WORKSPACE\" \"$GOURD_PARAM_LR\" \"${GOURD_RUN-unset}\" \"${CUDA_VISIBLE_DEVICES-unset}\" > env.txt; cat \"$GOURD_PARAMS\" > params.txt",
+        &[],
+        &["env.txt", "params.txt"],
+    );
+    s.params = serde_json::json!({ "lr": 0.5 });
+    let mut opts = options();
+    opts.run_token = Some("tok123".to_string());
+    let (summary, _) = fx.run(&[s.clone()], opts);
+    assert_eq!(summary.ran, 1, "{:?}", summary.reports);
+    let root = fx.root().display().to_string();
+    assert_eq!(fx.read("env.txt"), format!("show|local|{root}|0.5|tok123|unset\n"));
+    assert_eq!(fx.read("params.txt"), serde_json::to_string_pretty(&s.params).unwrap());
+
+    // A 'cuda stage given no GPU sees none, rather than every device.
+    let fx = Fixture::new();
+    s.executor = Executor::Cuda;
+    let (summary, _) = fx.run(&[s], options());
+    assert_eq!(summary.ran, 1, "{:?}", summary.reports);
+    assert_eq!(fx.read("env.txt"), format!("show|cuda|{}|0.5|unset|\n", fx.root().display()));
+}
+
+#[test]
+fn outputs_are_cleared_before_a_run_unless_persisted() {
+    let fx = Fixture::new();
+    fx.write("in.txt", "1\n");
+    let mut s = stage("s", "ls out > seen.txt; mkdir -p out; cat in.txt > out/new", &["in.txt"], &["out", "seen.txt"]);
+    fx.run(&[s.clone()], options());
+    assert_eq!(fx.read("seen.txt"), "");
+    fx.write("in.txt", "2\n");
+    fx.run(&[s.clone()], options());
+    assert_eq!(fx.read("seen.txt"), "", "the old `out` was deleted first");
+    s.outs[0].persist = true;
+    fx.write("in.txt", "3\n");
+    fx.run(&[s], options());
+    assert_eq!(fx.read("seen.txt"), "new\n", "a persisted `out` is left for the stage");
+}
+
+#[test]
+fn how_a_stage_can_fail() {
+    let fx = Fixture::new();
+    let mut timeout = stage("timeout", "sleep 60", &[], &["t.txt"]);
+    timeout.timeout = Some(std::time::Duration::from_millis(500));
+    let mut wdir = stage("wdir", "true", &[], &["w.txt"]);
+    wdir.wdir = WsPath::new("nowhere").unwrap();
+    let mut step = stage("step", "true", &[], &["st.txt"]);
+    step.cmd = Command::Step { name: "train".to_string(), config: serde_json::json!({}) };
+    let mut bad_metrics = stage("bad-metrics", "echo '{oops' > m.json", &[], &[]);
+    bad_metrics.metrics = vec![WsPath::new("m.json").unwrap()];
+    let mut dir_metrics = stage("dir-metrics", "mkdir md", &[], &[]);
+    dir_metrics.metrics = vec![WsPath::new("md").unwrap()];
+    let pipeline = vec![
+        stage("missing-dep", "true", &["nothing"], &["md.txt"]),
+        stage("no-out", "true", &[], &["never.txt"]),
+        stage("signal", "kill -9 $$", &[], &["sig.txt"]),
+        stage("changes-dep", "echo more >> dep.txt; echo x > cd.txt", &["dep.txt"], &["cd.txt"]),
+        timeout,
+        wdir,
+        step,
+        bad_metrics,
+        dir_metrics,
+    ];
+    fx.write("dep.txt", "dep\n");
+    let mut opts = options();
+    opts.keep_going = true;
+    let (summary, _) = fx.run(&pipeline, opts);
+    assert_eq!((summary.failed, summary.ran), (9, 0), "{:?}", summary.reports);
+    let message = |name: &str| fx.report(&summary, name).message.clone().unwrap();
+    assert_eq!(message("missing-dep"), "dep `nothing` is missing");
+    assert_eq!(message("no-out"), "did not create declared out `never.txt`");
+    assert_eq!(message("signal"), "killed by signal 9");
+    assert_eq!(
+        message("changes-dep"),
+        "dep `dep.txt` changed while the stage ran; its outputs were not cached (run again)"
+    );
+    assert_eq!(message("timeout"), "timed out after 0.5s");
+    assert_eq!(message("wdir"), "its `wdir` `nowhere` is not a folder in the workspace");
+    assert_eq!(message("step"), "this installation cannot run the built-in step `train`");
+    assert!(
+        message("bad-metrics").starts_with("metrics file `m.json` is not valid JSON"),
+        "{}",
+        message("bad-metrics")
+    );
+    assert_eq!(message("dir-metrics"), "metrics file `md` is a folder");
+    // None of them left a result behind.
+    assert!(summary.reports.iter().all(|r| fx.ws.last_run(&r.stage).is_none()));
+}
+
+fn step_runner(name: &str) -> Option<Vec<std::ffi::OsString>> {
+    (name == "copy")
+        .then(|| ["sh", "-c", "cp \"$1\" step-config.json; echo \"$0\" > step-name.txt"].map(Into::into).to_vec())
+}
+
+#[test]
+fn a_built_in_step_runs_through_the_step_runner_with_its_configuration() {
+    let fx = Fixture::new();
+    let mut s = stage("s", "unused", &[], &["step-config.json", "step-name.txt"]);
+    let config = serde_json::json!({ "lr": 0.1, "epochs": 3 });
+    s.cmd = Command::Step { name: "copy".to_string(), config: config.clone() };
+    let mut opts = options();
+    opts.step_runner = Some(step_runner);
+    let (summary, _) = fx.run(&[s.clone()], opts);
+    assert_eq!(summary.ran, 1, "{:?}", summary.reports);
+    assert_eq!(fx.read("step-name.txt"), "copy\n");
+    assert_eq!(fx.read("step-config.json"), serde_json::to_string_pretty(&config).unwrap());
+
+    // A runner that does not know the step.
+    s.cmd = Command::Step { name: "other".to_string(), config };
+    let mut opts = options();
+    opts.step_runner = Some(step_runner);
+    let (summary, _) = fx.run(&[s], opts);
+    assert_eq!(
+        fx.report(&summary, "s").message.as_deref(),
+        Some("this installation cannot run the built-in step `other`")
+    );
+}
+
+#[test]
+fn metrics_are_parsed_into_the_result_and_uncached_outs_stay_out_of_the_store() {
+    let fx = Fixture::new();
+    let mut s = stage("s", "echo '{\"acc\": 0.9}' > m.json; echo big > big.bin; echo small > small.txt", &[], &[]);
+    s.metrics = vec![WsPath::new("m.json").unwrap()];
+    s.outs = vec![
+        Output { path: WsPath::new("big.bin").unwrap(), kind: OutputKind::Model, cache: false, persist: false },
+        Output { path: WsPath::new("small.txt").unwrap(), kind: OutputKind::Data, cache: true, persist: false },
+    ];
+    let (summary, _) = fx.run(&[s.clone()], options());
+    let action = fx.report(&summary, "s").action.clone().unwrap();
+    assert_eq!(action.metrics["m.json"], serde_json::json!({ "acc": 0.9 }));
+    assert!(!action.outputs["big.bin"].cached);
+    assert!(action.outputs["small.txt"].cached);
+    assert!(!fx.ws.store.object_path(&action.outputs["big.bin"].digest).exists());
+    assert!(fx.ws.store.object_path(&action.outputs["small.txt"].digest).exists());
+    assert_eq!(action.exit_code, 0);
+
+    // Without the uncached out, the result cannot be restored: it runs again.
+    fs::remove_file(fx.root().join("big.bin")).unwrap();
+    let (summary, _) = fx.run(&[s.clone()], options());
+    assert_eq!(summary.ran, 1);
+    // With only a cached out gone, it is restored.
+    fs::remove_file(fx.root().join("small.txt")).unwrap();
+    let (summary, _) = fx.run(&[s], options());
+    assert_eq!(summary.restored, 1);
+    assert_eq!(fx.read("small.txt"), "small\n");
+}
+
+#[test]
+fn a_restore_that_finds_its_object_gone_runs_the_stage() {
+    let fx = Fixture::new();
+    let pipeline = vec![stage("a", "echo a >> runs; echo a > a.txt", &[], &["a.txt"])];
+    let (summary, _) = fx.run(&pipeline, options());
+    let action = summary.reports[0].action.clone().unwrap();
+    fs::remove_file(fx.root().join("a.txt")).unwrap();
+    let object = fx.ws.store.object_path(&action.outputs["a.txt"].digest);
+    // The cached copy of the missing out is damaged: the stage runs again.
+    let mut perms = fs::metadata(&object).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
+    fs::set_permissions(&object, perms).unwrap();
+    fs::write(&object, "not a\n").unwrap();
+    let (summary, _) = fx.run(&pipeline, options());
+    assert_eq!(summary.ran, 1, "{:?}", summary.reports);
+    assert_eq!(fx.read("runs"), "a\na\n");
+    assert_eq!(fx.read("a.txt"), "a\n");
+}
+
+#[test]
+fn a_frozen_stage_keeps_its_result_and_fails_when_it_cannot_restore_it() {
+    let fx = Fixture::new();
+    fx.write("in.txt", "1\n");
+    let mut s = stage("f", "cat in.txt > f.txt; echo x > other.txt", &["in.txt"], &["f.txt"]);
+    s.outs.push(Output {
+        path: WsPath::new("other.txt").unwrap(),
+        kind: OutputKind::Data,
+        cache: false,
+        persist: false,
+    });
+    fx.run(&[s.clone()], options());
+    s.frozen = true;
+    fx.write("in.txt", "2\n");
+    let (summary, _) = fx.run(&[s.clone()], options());
+    assert_eq!(summary.up_to_date, 1, "a frozen stage ignores its deps");
+    assert_eq!(fx.read("f.txt"), "1\n");
+    fs::remove_file(fx.root().join("other.txt")).unwrap();
+    let (summary, _) = fx.run(&[s.clone()], options());
+    assert_eq!(
+        fx.report(&summary, "f").message.as_deref(),
+        Some("frozen, and its last result cannot be restored (`--force` runs it)")
+    );
+    let mut opts = options();
+    opts.force = BTreeSet::from(["f".to_string()]);
+    let (summary, _) = fx.run(&[s], opts);
+    assert_eq!(summary.ran, 1);
+    assert_eq!(fx.read("f.txt"), "2\n");
+}
+
+#[test]
+fn an_output_behind_a_link_out_of_the_workspace_is_refused() {
+    let fx = Fixture::new();
+    let outside = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), fx.root().join("link")).unwrap();
+    let pipeline = vec![stage("s", "echo x > link/o.txt", &[], &["link/o.txt"])];
+    let (summary, _) = fx.run(&pipeline, options());
+    let message = fx.report(&summary, "s").message.clone().unwrap();
+    assert!(message.starts_with("refusing to write: "), "{message}");
+    assert!(!outside.path().join("o.txt").exists());
+}
