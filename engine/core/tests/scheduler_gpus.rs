@@ -1,0 +1,97 @@
+//! The scheduler's GPU pool: devices come from `GOURD_GPUS`, then from the
+//! probe. One test only, in a binary of its own, because it sets
+//! `GOURD_GPUS` for the whole process.
+
+mod common;
+
+use common::{Fixture, options, stage};
+use gourd_core::model::{Executor, Stage};
+use gourd_core::run::Outcome;
+
+/// A 'cuda stage asking `gpus`, writing what it was given.
+fn gpu_stage(name: &str, gpus: u32, script: &str) -> Stage {
+    let mut s = stage(
+        name,
+        &format!("{script}; echo \"${{CUDA_VISIBLE_DEVICES-unset}}\" > {name}.txt"),
+        &[],
+        &[&format!("{name}.txt")],
+    );
+    s.executor = Executor::Cuda;
+    s.resources.gpus = gpus;
+    s
+}
+
+fn set_gpus(value: Option<&str>) {
+    // SAFETY: this binary's only test; nothing else reads the environment
+    // while it changes.
+    unsafe {
+        match value {
+            Some(value) => std::env::set_var("GOURD_GPUS", value),
+            None => std::env::remove_var("GOURD_GPUS"),
+        }
+    }
+}
+
+#[test]
+fn stages_get_their_own_devices_or_fail_when_there_are_too_few() {
+    set_gpus(Some("3,5"));
+    let fx = Fixture::new();
+    let mut fallback = gpu_stage("fallback", 3, "true");
+    fallback.cpu_fallback = true;
+    let pipeline =
+        vec![gpu_stage("one", 1, "true"), gpu_stage("two", 2, "true"), gpu_stage("three", 3, "true"), fallback];
+    let mut opts = options();
+    opts.keep_going = true;
+    let (summary, _) = fx.run(&pipeline, opts);
+    assert_eq!((summary.ran, summary.failed), (3, 1), "{:?}", summary.reports);
+    assert_eq!(fx.read("one.txt"), "3\n");
+    assert_eq!(fx.read("two.txt"), "3,5\n");
+    // Not enough GPUs here: on the CPU, with none visible.
+    assert_eq!(fx.read("fallback.txt"), "\n");
+    let three = fx.report(&summary, "three");
+    assert_eq!(three.outcome, Outcome::Failed);
+    assert_eq!(
+        three.message.as_deref(),
+        Some(
+            "stage needs 3 GPU(s) but only 2 GPU(s) were found (set `GOURD_GPUS` to the device ids to use, e.g. `GOURD_GPUS=0,1`)"
+        )
+    );
+
+    // A stage that cannot get its GPUs stops the run like any failure.
+    let fx = Fixture::new();
+    set_gpus(Some(""));
+    let pipeline = vec![gpu_stage("a", 1, "true"), stage("z", "echo z > z.txt", &["a.txt"], &["z.txt"])];
+    let (summary, _) = fx.run(&pipeline, options());
+    assert_eq!(
+        fx.report(&summary, "a").message.as_deref(),
+        Some(
+            "stage needs 1 GPU(s) but no GPU was found (set `GOURD_GPUS` to the device ids to use, e.g. `GOURD_GPUS=0,1`)"
+        )
+    );
+    assert_eq!(fx.report(&summary, "z").message.as_deref(), Some("upstream `a` failed"));
+
+    // One device, two stages wanting it: one after the other, each alone
+    // on it, whatever the free jobs.
+    set_gpus(Some("7"));
+    let fx = Fixture::new();
+    let alone = |me: &str, other: &str| {
+        format!(
+            "touch {me}.started; sleep 0.5; if [ -e {other}.started ] && [ ! -e {other}.done ]; then exit 7; fi; touch {me}.done"
+        )
+    };
+    let pipeline = vec![gpu_stage("x", 1, &alone("x", "y")), gpu_stage("y", 1, &alone("y", "x"))];
+    let mut opts = options();
+    opts.jobs = 4;
+    let (summary, _) = fx.run(&pipeline, opts);
+    assert_eq!(summary.ran, 2, "{:?}", summary.reports);
+    assert_eq!((fx.read("x.txt"), fx.read("y.txt")), ("7\n".to_string(), "7\n".to_string()));
+
+    // Without `GOURD_GPUS`, the probe counts the devices.
+    set_gpus(None);
+    let fx = Fixture::new();
+    let mut opts = options();
+    opts.gpu_probe = Some(|| 2);
+    let (summary, _) = fx.run(&[gpu_stage("two", 2, "true")], opts);
+    assert_eq!(summary.ran, 1, "{:?}", summary.reports);
+    assert_eq!(fx.read("two.txt"), "0,1\n");
+}
