@@ -90,6 +90,8 @@ enum Command {
     Gc(commands::gc::Args),
     /// Run the pipeline, then again whenever its sources change.
     Watch(commands::watch::Args),
+    /// Serve a model over HTTP: the Open Inference Protocol, MLflow's /invocations, /metrics.
+    Serve(commands::serve::Args),
     /// Send lineage and the registry's tags to a git remote.
     Push(commands::sync::Args),
     /// Fetch lineage and the registry's tags from a git remote and merge them.
@@ -166,6 +168,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Report(args) => commands::report::run(&location, &args),
         Command::Gc(args) => commands::gc::run(&location, &args),
         Command::Watch(args) => commands::watch::run(&location, &args),
+        Command::Serve(args) => commands::serve::run(&location, &args),
         Command::Push(args) => commands::sync::push(&location, &args),
         Command::Pull(args) => commands::sync::pull(&location, &args),
         Command::Registry(args) => commands::registry::run(&location, &args),

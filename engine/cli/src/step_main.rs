@@ -2,6 +2,9 @@
 //! `gourd run` starts it as a child process, like any stage command, so steps
 //! get the same logs, timeouts, interrupts and GPU assignment.
 //! `gourd-step --cuda-devices` prints how many CUDA devices libtorch sees.
+//! `gourd-step serve CONFIG` is the prediction service of `gourd serve`.
+
+mod step_serve;
 
 use std::process::ExitCode;
 
@@ -12,6 +15,7 @@ fn main() -> ExitCode {
             println!("{}", gourd_torch::cuda_device_count());
             ExitCode::SUCCESS
         }
+        [name, config] if name == "serve" => step_serve::main(config),
         [name, config] => {
             let config = match fs_err::read(config)
                 .map_err(|e| e.to_string())
@@ -32,7 +36,7 @@ fn main() -> ExitCode {
             }
         }
         _ => {
-            eprintln!("usage: gourd-step NAME CONFIG | gourd-step --cuda-devices");
+            eprintln!("usage: gourd-step NAME CONFIG | gourd-step serve CONFIG | gourd-step --cuda-devices");
             ExitCode::from(2)
         }
     }

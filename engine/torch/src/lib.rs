@@ -19,6 +19,7 @@ mod imaging;
 mod model;
 mod predict;
 mod select;
+pub mod serving;
 mod train;
 mod validate;
 

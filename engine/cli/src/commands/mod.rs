@@ -21,6 +21,7 @@ pub mod registry;
 pub mod report;
 pub mod run;
 pub mod run_view;
+pub mod serve;
 pub mod status;
 pub mod step;
 pub mod sync;

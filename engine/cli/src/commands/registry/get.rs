@@ -2,14 +2,14 @@
 //! version, from the local cache or else the remote cache, verified against
 //! the digest its registration recorded, on any clone of the repository.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use gourd_core::store::{OutputRecord, StoreError};
 use gourd_core::workspace::Workspace;
 use gourd_digest::{Digest, EntryKind};
 
-use super::query::resolve_reference;
+use super::query::{Resolved, resolve_reference};
 use super::{instant, open, short};
 use crate::error::CommandError;
 use crate::workspace::Location;
@@ -31,6 +31,32 @@ pub fn get(location: &Location, args: &GetArgs) -> Result<ExitCode, CommandError
     let (root, registry) = open(location)?;
     let at = args.at.as_deref().map(instant).transpose()?;
     let resolved = resolve_reference(&registry, &args.reference, at)?;
+    let fetched = fetch(location, &root, &resolved, &args.output)?;
+    println!("{}", fetched.path.display());
+    eprintln!(
+        "Restored {} from {} to `{}`; every byte matches {}.",
+        fetched.what,
+        fetched.source,
+        fetched.path.display(),
+        short(&fetched.digest.to_string())
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A registered version's files, put in place.
+pub struct Fetched {
+    /// `NAME vX.Y.Z`, for messages.
+    pub what: String,
+    pub path: PathBuf,
+    /// Where the bytes came from: the local cache or a remote's description.
+    pub source: String,
+    pub digest: Digest,
+}
+
+/// Puts the files of `resolved` in `into` (created if missing), under the
+/// artifact's own name, from the local cache or else the remote cache,
+/// verified against the digest its registration recorded.
+pub fn fetch(location: &Location, root: &Path, resolved: &Resolved, into: &Path) -> Result<Fetched, CommandError> {
     let what = format!("{} {}", resolved.name, resolved.version);
     let record = resolved.registration.as_ref().and_then(|e| e.record.clone());
     let Some((record, digest)) = record.and_then(|r| Some((r.clone(), r.digest?))) else {
@@ -42,7 +68,7 @@ pub fn get(location: &Location, args: &GetArgs) -> Result<ExitCode, CommandError
         .map_err(|_| CommandError::user(format!("{what}: the recorded digest `{digest}` is not valid")))?;
     let kind = if record.kind.as_deref() == Some("dir") { EntryKind::Dir } else { EntryKind::File };
     let output = OutputRecord { kind, digest, executable: record.executable, cached: true };
-    let ws = Workspace::open(&root)?;
+    let ws = Workspace::open(root)?;
     let mut source = "the local cache".to_string();
     if !ws.store.has(kind, &digest) {
         let key = record.lineage.as_ref().and_then(|l| l.key.parse::<Digest>().ok());
@@ -67,8 +93,8 @@ pub fn get(location: &Location, args: &GetArgs) -> Result<ExitCode, CommandError
         .filter(|n| !n.is_empty())
         .unwrap_or(resolved.name.as_str())
         .to_string();
-    fs_err::create_dir_all(&args.output)?;
-    let dest = args.output.join(&name);
+    fs_err::create_dir_all(into)?;
+    let dest = into.join(&name);
     match ws.store.restore(&output, &dest) {
         Ok(()) => {}
         Err(err @ StoreError::Corrupt { .. }) => {
@@ -78,13 +104,7 @@ pub fn get(location: &Location, args: &GetArgs) -> Result<ExitCode, CommandError
         Err(err @ StoreError::Missing { .. }) => return Err(CommandError::user(format!("{what}: {err}"))),
         Err(err) => return Err(CommandError::environment(format!("restoring {what} to `{}`: {err}", dest.display()))),
     }
-    println!("{}", dest.display());
-    eprintln!(
-        "Restored {what} from {source} to `{}`; every byte matches {}.",
-        dest.display(),
-        short(&digest.to_string())
-    );
-    Ok(ExitCode::SUCCESS)
+    Ok(Fetched { what, path: dest, source, digest })
 }
 
 /// Fetches the result of stage key `key` (the run that built the version)

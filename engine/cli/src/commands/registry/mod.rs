@@ -4,10 +4,10 @@
 
 mod card;
 mod gates;
-mod get;
+pub(crate) mod get;
 mod moves;
 mod publish;
-mod query;
+pub(crate) mod query;
 mod register;
 pub mod sync;
 
@@ -78,7 +78,7 @@ impl From<RegistryError> for CommandError {
 }
 
 /// The workspace root and the registry of the repository holding it.
-fn open(location: &Location) -> Result<(PathBuf, Registry), CommandError> {
+pub(crate) fn open(location: &Location) -> Result<(PathBuf, Registry), CommandError> {
     // The registry is the repository's: a folder without `gourd.ncl` (a
     // repository GTO manages) has one too.
     let root = match location.root() {
