@@ -20,6 +20,35 @@ pub struct Pipeline {
     /// The plots: the stages' (`plots` of a stage, whose files are that
     /// stage's outputs) and the top-level `plots`, in that order.
     pub plots: Vec<Plot>,
+    /// How outputs are restored from the cache (`cache.link`).
+    pub link: Link,
+}
+
+/// How a restored file is made from its cache object (`cache.link` in
+/// `gourd.ncl`, DVC's `cache.type`); see docs/cache.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Link {
+    /// A file of its own: a reflink where the file system can make one,
+    /// else a copy. Never shares bytes the cache holds with a later write.
+    #[default]
+    Copy,
+    /// A reflink (copy-on-write clone), or an error where the file system
+    /// cannot make one.
+    Reflink,
+    /// A hard link to the read-only object: no bytes written at all, and the
+    /// output is read-only (a write to it would be a write to the cache).
+    Hardlink,
+}
+
+impl Link {
+    pub fn name(self) -> &'static str {
+        match self {
+            Link::Copy => "copy",
+            Link::Reflink => "reflink",
+            Link::Hardlink => "hardlink",
+        }
+    }
 }
 
 /// A plot (DVC's `plots`): series drawn from data files (JSON, CSV, TSV) or

@@ -103,7 +103,7 @@ fn check_outputs(ws: &Workspace, action: ActionResult, stage: &str, manifest: &V
                     false
                 }
                 Err(StoreError::Io(err)) => return Err(err),
-                Err(StoreError::Foreign) => false,
+                Err(StoreError::Foreign | StoreError::Link { .. }) => false,
             };
     }
     if !reasons.is_empty() {

@@ -609,10 +609,16 @@ async fn from_local_cache(
             journal(context, stage, action.key, Outcome::Restored, SystemTime::now(), None)?;
             let ws = context.ws.clone();
             let (restoring, owned) = (action.clone(), stage.clone());
-            match blocking(move || restore_outputs(&ws, &owned, &restoring)).await {
+            let link = context.pipeline.link;
+            match blocking(move || restore_outputs(&ws, &owned, &restoring, link)).await {
                 Ok(()) => {
                     record_last_run(&context.ws, stage, action, Outcome::Restored)?;
                     Ok(Some(success(stage, Outcome::Restored, action.clone(), started)))
+                }
+                // The file system cannot make the links asked for: running
+                // the stage would not help, and the result is sound.
+                Err(err @ crate::store::StoreError::Link { .. }) => {
+                    Ok(Some(failed(stage, Some(assessment.key), started.elapsed(), err.to_string(), None)))
                 }
                 // A missing or corrupt object: forget the result and run.
                 Err(_) => {
@@ -656,12 +662,16 @@ async fn from_remote_cache(
             journal(context, stage, key, Outcome::Restored, SystemTime::now(), None)?;
             let ws = context.ws.clone();
             let (restoring, owned) = (action.clone(), stage.clone());
-            match blocking(move || restore_outputs(&ws, &owned, &restoring)).await {
+            let link = context.pipeline.link;
+            match blocking(move || restore_outputs(&ws, &owned, &restoring, link)).await {
                 Ok(()) => {
                     record_last_run(&context.ws, stage, &action, Outcome::Restored)?;
                     let mut report = success(stage, Outcome::Restored, action, started);
                     report.message = Some(format!("from {}", remote.describe()));
                     return Ok(Some(report));
+                }
+                Err(err @ crate::store::StoreError::Link { .. }) => {
+                    return Ok(Some(failed(stage, Some(key), started.elapsed(), err.to_string(), None)));
                 }
                 Err(err) => {
                     context.ws.store.drop_action(&key);
@@ -946,14 +956,22 @@ fn names_declared_outputs(stage: &Stage, action: &ActionResult) -> bool {
     declared.iter().eq(action.outputs.keys())
 }
 
-fn restore_outputs(ws: &Workspace, stage: &Stage, action: &ActionResult) -> Result<(), crate::store::StoreError> {
+fn restore_outputs(
+    ws: &Workspace,
+    stage: &Stage,
+    action: &ActionResult,
+    link: crate::model::Link,
+) -> Result<(), crate::store::StoreError> {
     if !names_declared_outputs(stage, action) {
         return Err(crate::store::StoreError::Foreign);
     }
     for output in stage.outputs() {
         let record = &action.outputs[output.path.as_str()];
         if ws.hash(&output.path)?.map(|t| t.digest()) != Some(record.digest) {
-            ws.store.restore(record, &ws.abs(&output.path))?;
+            // A persisted output is one the stage writes to again: never a
+            // link into the cache.
+            let link = if output.persist { crate::model::Link::Copy } else { link };
+            ws.store.restore_linked(record, &ws.abs(&output.path), link)?;
         }
     }
     Ok(())

@@ -37,6 +37,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::fsutil::{remove_path, temp_name};
 use crate::hash::{Tree, with_path};
+use crate::model::Link;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -48,6 +49,14 @@ pub enum StoreError {
     Corrupt { digest: Digest },
     #[error("the recorded result names other outputs than the stage declares")]
     Foreign,
+    /// The file system cannot make the link `cache.link` asks for. Not the
+    /// cache's fault: the result is kept, and the stage fails.
+    #[error(
+        "`cache.link` is '{}, but `{}` cannot be made that way from the cache ({source}); `cache.link = 'copy` restores by copy",
+        .link.name(),
+        .path.display()
+    )]
+    Link { link: Link, path: PathBuf, source: io::Error },
 }
 
 /// The format tag of stored action results; see `gourd_digest::seal`.
@@ -90,6 +99,13 @@ pub struct ActionResult {
     pub started_at: String,
     pub finished_at: String,
     pub duration_ms: u64,
+}
+
+/// A file to restore: its bytes' digest and the permissions it had.
+struct FileEntry {
+    digest: Digest,
+    executable: bool,
+    private: bool,
 }
 
 pub struct Store {
@@ -274,19 +290,28 @@ impl Store {
     /// against its digest on the way. Only when `dest` is on another file
     /// system than the store is it built beside `dest` instead.
     pub fn restore(&self, record: &OutputRecord, dest: &Path) -> Result<(), StoreError> {
+        self.restore_linked(record, dest, Link::Copy)
+    }
+
+    /// [`Store::restore`], making each file as `link` says (see
+    /// [`Link`]). With [`Link::Hardlink`], a file whose object holds other
+    /// permissions than the output had (executable, or private where the
+    /// output was not) is copied instead, as is one whose object has as many
+    /// links as the file system allows.
+    pub fn restore_linked(&self, record: &OutputRecord, dest: &Path, link: Link) -> Result<(), StoreError> {
         if let Some(parent) = dest.parent() {
             fs_err::create_dir_all(parent)?;
         }
         let private = record.kind == EntryKind::File && self.object_is_private(&record.digest);
         let staged = self.tmp_path();
-        self.stage(record, private, &staged)?;
+        self.stage(record, private, link, &staged, dest)?;
         remove_path(dest)?;
         match std::fs::rename(&staged, dest) {
             Ok(()) => Ok(()),
             Err(err) if err.raw_os_error() == Some(libc::EXDEV) => {
                 let _ = remove_path(&staged);
                 let beside = crate::fsutil::temp_beside(dest);
-                self.stage(record, private, &beside)?;
+                self.stage(record, private, link, &beside, dest)?;
                 let renamed = fs_err::rename(&beside, dest);
                 if renamed.is_err() {
                     let _ = remove_path(&beside);
@@ -300,56 +325,115 @@ impl Store {
         }
     }
 
-    /// Builds the output `record` describes at `at`; on failure, leaves
-    /// nothing there.
-    fn stage(&self, record: &OutputRecord, private: bool, at: &Path) -> Result<(), StoreError> {
-        let result = self.restore_into(record.kind, &record.digest, record.executable, private, at);
+    /// Builds the output `record` describes at `at`, to be renamed to
+    /// `dest`; on failure, leaves nothing there.
+    fn stage(
+        &self,
+        record: &OutputRecord,
+        private: bool,
+        link: Link,
+        at: &Path,
+        dest: &Path,
+    ) -> Result<(), StoreError> {
+        let file = FileEntry { digest: record.digest, executable: record.executable, private };
+        let result = self.restore_into(record.kind, &file, link, at);
         if result.is_err() {
             let _ = remove_path(at);
         }
-        result
+        result.map_err(|err| match err {
+            // Named where the user will look for it, not where it was built.
+            StoreError::Link { link, path, source } => {
+                let inside = path.strip_prefix(at).unwrap_or(Path::new(""));
+                let path = if inside.as_os_str().is_empty() { dest.to_path_buf() } else { dest.join(inside) };
+                StoreError::Link { link, path, source }
+            }
+            other => other,
+        })
     }
 
-    fn restore_into(
-        &self,
-        kind: EntryKind,
-        digest: &Digest,
-        executable: bool,
-        private: bool,
-        dest: &Path,
-    ) -> Result<(), StoreError> {
+    fn restore_into(&self, kind: EntryKind, file: &FileEntry, link: Link, dest: &Path) -> Result<(), StoreError> {
         match kind {
-            EntryKind::File => {
-                let object = self.object_path(digest);
-                if let Err(err) = reflink_copy::reflink_or_copy(&object, dest) {
-                    return Err(if err.kind() == io::ErrorKind::NotFound {
-                        StoreError::Missing { digest: *digest }
-                    } else {
-                        with_path(err, &object).into()
-                    });
-                }
-                if Hasher::digest_file(self.algorithm, dest).map_err(|e| with_path(e, dest))? != *digest {
-                    let _ = std::fs::remove_file(dest);
-                    return Err(self.corrupt(&object, digest));
-                }
-                let mode = match (executable, private) {
-                    (true, false) => 0o755,
-                    (false, false) => 0o644,
-                    (true, true) => 0o700,
-                    (false, true) => 0o600,
-                };
-                fs_err::set_permissions(dest, std::fs::Permissions::from_mode(mode))?;
-                Ok(())
-            }
+            EntryKind::File if link == Link::Hardlink && self.hard_link(file, dest)? => Ok(()),
+            EntryKind::File => self.restore_file(file, link, dest),
             EntryKind::Dir => {
-                let entries = self.read_tree(digest)?;
+                let entries = self.read_tree(&file.digest)?;
                 fs_err::create_dir(dest)?;
-                for entry in entries {
-                    let path = dest.join(&entry.name);
-                    self.restore_into(entry.kind, &entry.digest, entry.executable, entry.private, &path)?;
-                }
-                Ok(())
+                // The files of a folder are restored in parallel: a restore
+                // is mostly waiting on the file system, one file at a time.
+                use rayon::prelude::*;
+                entries.par_iter().try_for_each(|entry| {
+                    let child =
+                        FileEntry { digest: entry.digest, executable: entry.executable, private: entry.private };
+                    self.restore_into(entry.kind, &child, link, &dest.join(&entry.name))
+                })
             }
+        }
+    }
+
+    /// A file of its own at `dest`, holding the object's bytes, checked
+    /// against its digest.
+    fn restore_file(&self, file: &FileEntry, link: Link, dest: &Path) -> Result<(), StoreError> {
+        let digest = &file.digest;
+        let object = self.object_path(digest);
+        let made = match link {
+            Link::Reflink => reflink_copy::reflink(&object, dest).map(|()| None),
+            Link::Copy | Link::Hardlink => reflink_copy::reflink_or_copy(&object, dest),
+        };
+        if let Err(err) = made {
+            return Err(if err.kind() == io::ErrorKind::NotFound && !object.exists() {
+                StoreError::Missing { digest: *digest }
+            } else if link == Link::Reflink {
+                StoreError::Link { link, path: dest.to_path_buf(), source: err }
+            } else {
+                with_path(err, &object).into()
+            });
+        }
+        if Hasher::digest_file(self.algorithm, dest).map_err(|e| with_path(e, dest))? != *digest {
+            let _ = std::fs::remove_file(dest);
+            return Err(self.corrupt(&object, digest));
+        }
+        let mode = match (file.executable, file.private) {
+            (true, false) => 0o755,
+            (false, false) => 0o644,
+            (true, true) => 0o700,
+            (false, true) => 0o600,
+        };
+        fs_err::set_permissions(dest, std::fs::Permissions::from_mode(mode))?;
+        Ok(())
+    }
+
+    /// Makes `dest` a hard link to the file's object, once the object is
+    /// verified and read-only. `Ok(false)` when the file is to be copied
+    /// instead: the object's permissions are not the output's (an executable
+    /// file, or bytes some other output stored private), or it has as many
+    /// links as the file system allows.
+    fn hard_link(&self, file: &FileEntry, dest: &Path) -> Result<bool, StoreError> {
+        let object = self.object_path(&file.digest);
+        let meta = match std::fs::metadata(&object) {
+            Ok(meta) => meta,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::Missing { digest: file.digest });
+            }
+            Err(err) => return Err(with_path(err, &object).into()),
+        };
+        let mode = meta.permissions().mode();
+        if file.executable || gourd_digest::is_private_mode(mode) != file.private {
+            return Ok(false);
+        }
+        self.verify(EntryKind::File, &file.digest)?;
+        // An object someone made writable (through a restored link, which
+        // is the same file) is made read-only again before it is shared.
+        if mode & 0o222 != 0 {
+            let read_only = if file.private { 0o400 } else { 0o444 };
+            fs_err::set_permissions(&object, std::fs::Permissions::from_mode(read_only))?;
+        }
+        match std::fs::hard_link(&object, dest) {
+            Ok(()) => Ok(true),
+            Err(err) if err.raw_os_error() == Some(libc::EMLINK) => Ok(false),
+            Err(err) if err.kind() == io::ErrorKind::NotFound && !object.exists() => {
+                Err(StoreError::Missing { digest: file.digest })
+            }
+            Err(err) => Err(StoreError::Link { link: Link::Hardlink, path: dest.to_path_buf(), source: err }),
         }
     }
 

@@ -30,5 +30,5 @@ pub fn stage(name: &str, deps: &[&str], outs: &[&str]) -> Stage {
 
 pub fn pipeline(mut stages: Vec<Stage>) -> Pipeline {
     stages.sort_by(|a, b| a.name.cmp(&b.name));
-    Pipeline { stages, remote: None, registry: Default::default(), plots: vec![] }
+    Pipeline { stages, remote: None, registry: Default::default(), plots: vec![], link: Default::default() }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use gourd_core::gate::Gate;
 use gourd_core::model::{
-    Command, Executor, Output, OutputKind, Pipeline, RegisteredModel, RemoteKind, Resources, Stage,
+    Command, Executor, Link, Output, OutputKind, Pipeline, RegisteredModel, RemoteKind, Resources, Stage,
 };
 use gourd_core::path::WsPath;
 use gourd_core::secrets;
@@ -25,6 +25,14 @@ struct RawPipeline {
     #[serde(default)]
     registry: BTreeMap<String, RawRegisteredModel>,
     plots: Option<serde_json::Value>,
+    cache: Option<RawCache>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCache {
+    #[serde(default)]
+    link: Link,
 }
 
 #[derive(Deserialize)]
@@ -236,7 +244,8 @@ pub fn validate(json: &str, file: &Path) -> Result<Pipeline, SpecError> {
             }
         })?);
     }
-    Ok(Pipeline { stages, remote, registry, plots })
+    let link = raw.cache.map(|cache| cache.link).unwrap_or_default();
+    Ok(Pipeline { stages, remote, registry, plots, link })
 }
 
 /// The first field of the export that gourd does not know, found by
@@ -273,6 +282,7 @@ fn unknown_field(json: &str, file: &Path) -> Option<SpecError> {
     }
     found = found
         .or_else(|| Some(("remote".to_string(), "`remote`".to_string(), check::<RawRemote>(value.get("remote")?)?)))
+        .or_else(|| Some(("cache".to_string(), "`cache`".to_string(), check::<RawCache>(value.get("cache")?)?)))
         .or_else(|| Some((String::new(), "the pipeline".to_string(), check::<RawPipeline>(&value)?)));
     let (within, place, (field, known)) = found?;
     let source = std::fs::read_to_string(file).unwrap_or_default();
