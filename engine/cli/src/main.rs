@@ -98,6 +98,8 @@ enum Command {
     Pull(commands::sync::Args),
     /// Register model versions and move them between stages (git tags, GTO's format).
     Registry(commands::registry::Args),
+    /// Render a Dockerfile, KServe InferenceService or systemd unit that serves a model.
+    Deploy(commands::deploy::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(commands::completions::Args),
     /// Print the manual page, or write one per command with `--dir`.
@@ -172,6 +174,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Push(args) => commands::sync::push(&location, &args),
         Command::Pull(args) => commands::sync::pull(&location, &args),
         Command::Registry(args) => commands::registry::run(&location, &args),
+        Command::Deploy(args) => commands::deploy::run(&location, &args),
         Command::Eval(_) | Command::Step(_) | Command::Completions(_) | Command::Man(_) => {
             unreachable!("handled above")
         }

@@ -2,6 +2,7 @@ pub mod add;
 pub mod check;
 pub mod completions;
 pub mod dag;
+pub mod deploy;
 pub mod eval;
 pub mod exp;
 pub mod explain;
