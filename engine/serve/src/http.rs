@@ -286,9 +286,26 @@ async fn infer_version(
 
 async fn timed(served: &Served, endpoint: &'static str, work: impl Future<Output = Response>) -> Response {
     let started = Instant::now();
+    let _in_flight = InFlight::new(&served.metrics);
     let response = work.await;
     served.metrics.answered(endpoint, response.status().as_u16(), started.elapsed().as_secs_f64());
     response
+}
+
+/// Counts a request in flight until it is answered or its client goes.
+struct InFlight<'a>(&'a Metrics);
+
+impl<'a> InFlight<'a> {
+    fn new(metrics: &'a Metrics) -> InFlight<'a> {
+        metrics.in_flight.inc();
+        InFlight(metrics)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.dec();
+    }
 }
 
 async fn infer_for(served: &Served, name: String, version: Option<String>, body: Body) -> Response {

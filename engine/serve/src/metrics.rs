@@ -33,6 +33,7 @@ pub struct Metrics {
     pub batch_size: Histogram,
     pub inference_seconds: Histogram,
     pub queue_depth: Gauge<i64, AtomicI64>,
+    pub in_flight: Gauge<i64, AtomicI64>,
     pub model: Family<ModelLabels, Gauge<i64, AtomicI64>>,
     pub swaps: Counter,
     pub log_dropped: Counter,
@@ -53,6 +54,7 @@ impl Metrics {
         let batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 10));
         let inference_seconds = latency_histogram();
         let queue_depth = Gauge::<i64, AtomicI64>::default();
+        let in_flight = Gauge::<i64, AtomicI64>::default();
         let model = Family::<ModelLabels, Gauge<i64, AtomicI64>>::default();
         let swaps = Counter::default();
         let log_dropped = Counter::default();
@@ -72,6 +74,7 @@ impl Metrics {
             inference_seconds.clone(),
         );
         registry.register("queue_depth", "Requests waiting for the model", queue_depth.clone());
+        registry.register("requests_in_flight", "Requests received and not yet answered", in_flight.clone());
         registry.register("model", "The model version answering (1) and those that answered before (0)", model.clone());
         registry.register("model_swaps", "New model versions put in place while serving", swaps.clone());
         registry.register(
@@ -87,6 +90,7 @@ impl Metrics {
             batch_size,
             inference_seconds,
             queue_depth,
+            in_flight,
             model,
             swaps,
             log_dropped,

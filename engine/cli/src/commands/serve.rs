@@ -100,13 +100,13 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
             return Err(CommandError::user(format!("`{flag}` must be at least 1")));
         }
     }
+    // Fetched versions live here while serving, and go with it.
+    let scratch = scratch_dir(location)?;
+    let mut source = resolve(location, &args.model, scratch.path())?;
     let step = super::step::runner().ok_or_else(|| {
         CommandError::user("`gourd serve` runs models on libtorch, but `gourd-step` was not found beside `gourd` (or at `GOURD_STEP`)")
             .with_hint("install gourd with its torch extra (`pip install \"gourd-ml[torch]\"`), or build it with `--features torch` (see docs/torch.md)")
     })?;
-    // Fetched versions live here while serving, and go with it.
-    let scratch = scratch_dir(location)?;
-    let mut source = resolve(location, &args.model, scratch.path())?;
     let config = scratch.path().join("serve.json");
     fs_err::write(&config, serde_json::to_vec_pretty(&step_config(args, &source)).expect("JSON"))?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -214,13 +214,24 @@ async fn supervise(
     source: &mut Source,
     scratch: &Path,
 ) -> Result<ExitCode, CommandError> {
-    let mut child = tokio::process::Command::new(step)
+    let mut command = tokio::process::Command::new(step);
+    command
         .arg("serve")
         .arg(config)
         .stdin(if source.follow.is_some() { Stdio::piped() } else { Stdio::null() })
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| CommandError::environment(format!("cannot start `{}`: {e}", step.display())))?;
+        .kill_on_drop(true);
+    // The server stops with this process, even when it is SIGKILLed: no
+    // orphan keeps the port.
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl(2) only, between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    let mut child =
+        command.spawn().map_err(|e| CommandError::environment(format!("cannot start `{}`: {e}", step.display())))?;
     let mut control = child.stdin.take();
     let pid = child.id().map(|p| p as libc::pid_t);
     let mut terminate = signal(SignalKind::terminate())?;

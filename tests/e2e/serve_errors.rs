@@ -1,0 +1,67 @@
+//! `gourd serve` refusing what it cannot serve, in the default build (no
+//! libtorch needed): each refusal exits 1, names the problem, and starts
+//! nothing.
+
+mod common;
+
+use common::TestWorkspace;
+
+fn refused(ws: &TestWorkspace, args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut all = vec!["serve"];
+    all.extend_from_slice(args);
+    let run = ws.gourd_env(&all, env);
+    assert_eq!(run.code, 1, "stdout: {}\nstderr: {}", run.stdout, run.stderr);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    run.normalized(ws)
+}
+
+#[test]
+fn what_is_neither_a_model_folder_nor_a_reference_is_named() {
+    let ws = TestWorkspace::new("{ stages = {} }");
+    insta::assert_snapshot!(refused(&ws, &["models/nothing"], &[]), @r"
+    error: `models/nothing` is neither a model folder nor a registry reference
+
+    hint: give the folder a built-in `train` or `select` step wrote (`models/best`), or `NAME@STAGE` (`pumpkin@prod`)
+    ");
+    ws.write("models/best/weights.bin", "not a model");
+    insta::assert_snapshot!(refused(&ws, &["models/best"], &[]), @r"
+    error: `models/best` is not a model folder: it has no `model.json`
+
+    hint: serve the folder a built-in `train` or `select` step wrote (`models/best`)
+    ");
+}
+
+#[test]
+fn a_reference_the_registry_does_not_hold_is_named() {
+    let ws = TestWorkspace::new("{ stages = {} }");
+    let message = refused(&ws, &["pumpkin@prod"], &[]);
+    assert!(message.contains("pumpkin"), "{message}");
+    // Nothing fetched is left behind.
+    assert!(common::files_under(&ws.path(".gourd/serve")).is_empty());
+}
+
+#[test]
+fn serving_without_gourd_step_says_how_to_get_it() {
+    let ws = TestWorkspace::new("{ stages = {} }");
+    ws.write("models/best/model.json", r#"{"input": [3, 8, 8], "labels": ["a", "b"], "layers": []}"#);
+    ws.write("models/best/model.safetensors", "");
+    insta::assert_snapshot!(refused(&ws, &["models/best"], &[("GOURD_STEP", "/nonexistent/gourd-step")]), @r#"
+    error: `gourd serve` runs models on libtorch, but `gourd-step` was not found beside `gourd` (or at `GOURD_STEP`)
+
+    hint: install gourd with its torch extra (`pip install "gourd-ml[torch]"`), or build it with `--features torch` (see docs/torch.md)
+    "#);
+}
+
+#[test]
+fn bad_settings_are_refused_before_anything_starts() {
+    let ws = TestWorkspace::new("{ stages = {} }");
+    for (args, expected) in [
+        (vec!["models/best", "--max-batch-size", "0"], "`--max-batch-size` must be at least 1"),
+        (vec!["models/best", "--queue-size", "0"], "`--queue-size` must be at least 1"),
+        (vec!["models/best", "--poll", "0"], "`--poll` must be a positive number"),
+        (vec!["models/best", "--max-queue-delay-ms=-1"], "`--max-queue-delay-ms` must be zero or more"),
+    ] {
+        let message = refused(&ws, &args, &[]);
+        assert!(message.contains(expected), "{args:?}: {message}");
+    }
+}
