@@ -46,7 +46,7 @@ pub fn shell(cmd: &str) -> Command {
 pub fn pipeline(stages: &[Stage]) -> Pipeline {
     let mut stages = stages.to_vec();
     stages.sort_by(|a, b| a.name.cmp(&b.name));
-    Pipeline { stages, remote: None, registry: Default::default(), plots: vec![] }
+    Pipeline { stages, remote: None, registry: Default::default(), plots: vec![], link: Default::default() }
 }
 
 /// Options with no cancel sender: use [`options_with_cancel`] to stop a run.
