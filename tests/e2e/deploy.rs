@@ -147,6 +147,8 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
     for setting in [
         "Restart=on-failure",
         "KillSignal=SIGTERM",
+        "KillMode=mixed",
+        "TimeoutStopSec=40s",
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
         "LogsDirectory=gourd-best",
