@@ -2,8 +2,10 @@
 //! `gourd run` starts it as a child process, like any stage command, so steps
 //! get the same logs, timeouts, interrupts and GPU assignment.
 //! `gourd-step --cuda-devices` prints how many CUDA devices libtorch sees.
-//! `gourd-step serve CONFIG` is the prediction service of `gourd serve`.
+//! `gourd-step serve CONFIG` is the prediction service of `gourd serve`;
+//! `gourd-step drift CONFIG` the drift step on images (with `model`).
 
+mod step_drift;
 mod step_serve;
 
 use std::process::ExitCode;
@@ -16,6 +18,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         [name, config] if name == "serve" => step_serve::main(config),
+        [name, config] if name == "drift" => step_drift::main(config),
         [name, config] => {
             let config = match fs_err::read(config)
                 .map_err(|e| e.to_string())

@@ -5,8 +5,10 @@
 //! no libtorch.
 
 pub mod column;
+pub mod embedding;
 pub mod grid;
 pub mod ks;
+pub mod mmd;
 pub mod read;
 pub mod select;
 pub mod stats;
@@ -113,6 +115,33 @@ pub struct Config {
     /// `csv` or `jsonl` (default: from each file's extension).
     #[serde(default)]
     pub format: Option<String>,
+    /// Compare the fields `PREFIX0`, `PREFIX1`, … of JSON lines as one
+    /// vector (a model's embedding) with MMD, reported as `embedding`.
+    /// Without `columns`, nothing else is compared.
+    #[serde(default)]
+    pub embedding: Option<String>,
+    /// A model folder whose embeddings of image folders are compared
+    /// (`reference` and `current` are then folders of images, or JSON lines
+    /// as `gourd serve` logs them); needs the torch build.
+    #[serde(default)]
+    pub model: Option<PathBuf>,
+    /// Permutations for the MMD test's p-value.
+    #[serde(default = "default_permutations")]
+    pub permutations: usize,
+    /// Rows of each side the MMD test takes at most (a seeded random choice).
+    #[serde(default = "default_max_rows")]
+    pub max_rows: usize,
+    /// Seeds the MMD test's sampling and permutations.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn default_permutations() -> usize {
+    100
+}
+
+fn default_max_rows() -> usize {
+    1000
 }
 
 #[derive(Debug, Serialize)]
@@ -143,6 +172,14 @@ impl Config {
                 return Err(Error::UnknownTest { column: column.clone(), name: name.clone() });
             }
         }
+        if let Some(prefix) = &config.embedding
+            && prefix.is_empty()
+        {
+            return Err(Error::Config("`embedding` is the prefix of the embedding fields, e.g. `emb_`".into()));
+        }
+        if config.max_rows < 2 {
+            return Err(Error::Config("`max_rows` must be at least 2".into()));
+        }
         Ok(config)
     }
 
@@ -155,6 +192,23 @@ impl Config {
 pub fn compare(config: &Config, root: &Path) -> Result<Report, Error> {
     let reference = root.join(&config.reference);
     let current = root.join(&config.current);
+    let mut reports = BTreeMap::new();
+    if let Some(prefix) = &config.embedding {
+        let threshold = config.thresholds.get(embedding::COLUMN).copied().unwrap_or(0.05);
+        let report = embedding::compare(
+            &reference,
+            &current,
+            prefix,
+            threshold,
+            config.permutations,
+            config.max_rows,
+            config.seed,
+        )?;
+        reports.insert(embedding::COLUMN.to_string(), report);
+        if config.columns.as_ref().is_none_or(Vec::is_empty) {
+            return Ok(decide(reports, config.drift_share));
+        }
+    }
     let mut columns: Vec<Column> = match &config.columns {
         Some(names) => names.iter().map(|n| Column::new(n.clone(), config.categorical.contains(n))).collect(),
         None => Vec::new(),
@@ -165,14 +219,14 @@ pub fn compare(config: &Config, root: &Path) -> Result<Report, Error> {
             acc.reference_done();
         }
     }
-    for name in config.tests.keys().chain(config.thresholds.keys()).chain(&config.categorical) {
+    let tabular = |name: &&String| config.embedding.is_none() || name.as_str() != embedding::COLUMN;
+    for name in config.tests.keys().chain(config.thresholds.keys().filter(tabular)).chain(&config.categorical) {
         if !columns.iter().any(|c| &c.name == name) {
             return Err(Error::MissingColumn { path: reference.clone(), column: name.clone() });
         }
     }
     read::read(&current, config.format_of(&config.current), CURRENT, &mut columns, &config.categorical)?;
 
-    let mut reports = BTreeMap::new();
     for column in &columns {
         let Some(acc) = &column.acc else {
             return Err(Error::NoValues { path: reference.clone(), column: column.name.clone() });
@@ -192,9 +246,13 @@ pub fn compare(config: &Config, root: &Path) -> Result<Report, Error> {
             .unwrap_or_else(|| test.default_threshold());
         reports.insert(column.name.clone(), select::run(&column.name, acc, test, threshold)?);
     }
+    Ok(decide(reports, config.drift_share))
+}
+
+fn decide(reports: BTreeMap<String, ColumnReport>, drift_share: f64) -> Report {
     let drifted = reports.values().filter(|r| r.drift).count();
     let share = if reports.is_empty() { 0.0 } else { drifted as f64 / reports.len() as f64 };
-    Ok(Report { drift: !reports.is_empty() && share >= config.drift_share, share, columns: reports })
+    Report { drift: !reports.is_empty() && share >= drift_share, share, columns: reports }
 }
 
 /// Runs the step: compares, writes the report (and the decision).

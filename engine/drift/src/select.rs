@@ -19,6 +19,8 @@ pub enum Test {
     Wasserstein,
     JensenShannon,
     Psi,
+    /// Maximum mean discrepancy over a vector (embeddings), not a column.
+    Mmd,
 }
 
 impl Test {
@@ -32,6 +34,7 @@ impl Test {
             Test::Wasserstein => "wasserstein",
             Test::JensenShannon => "jensenshannon",
             Test::Psi => "psi",
+            Test::Mmd => "mmd",
         }
     }
 
@@ -43,7 +46,7 @@ impl Test {
     /// or above it.
     pub fn default_threshold(self) -> f64 {
         match self {
-            Test::Ks | Test::Chi2 | Test::Z => 0.05,
+            Test::Ks | Test::Chi2 | Test::Z | Test::Mmd => 0.05,
             Test::Wasserstein | Test::JensenShannon | Test::Psi => 0.1,
         }
     }
@@ -125,6 +128,11 @@ pub fn run(name: &str, column: &Accumulator, test: Test, threshold: f64) -> Resu
             (d, None)
         }
         (Test::Ks | Test::Wasserstein, Accumulator::Categorical(_)) => unreachable!("checked above"),
+        (Test::Mmd, _) => {
+            return Err(Error::Config(format!(
+                "column `{name}`: `mmd` compares embeddings as a whole; set `embedding` to their fields' prefix"
+            )));
+        }
     };
     let drift = match (test, p_value) {
         // Evidently: K-S drifts at p <= threshold, chi-squared and Z below it.

@@ -397,17 +397,10 @@ fn row_stats(rows: &Rows, channels: i64) -> Vec<RowStats> {
     let channels = (channels.max(1) as usize).min(per.max(1));
     (0..rows.n)
         .map(|i| {
-            let mut fields = Vec::new();
-            if let Some(Some(image)) = rows.images.get(i) {
-                fields.push(("width".to_string(), f64::from(image.width)));
-                fields.push(("height".to_string(), f64::from(image.height)));
-                for (c, name) in ["red", "green", "blue"].iter().enumerate() {
-                    fields.push((name.to_string(), f64::from(image.rgb_mean[c])));
-                }
-                let brightness = image.rgb_mean.iter().map(|v| f64::from(*v)).sum::<f64>() / 3.0;
-                fields.push(("brightness".to_string(), brightness));
-                fields.push(("contrast".to_string(), f64::from(image.contrast)));
+            let fields = if let Some(Some(image)) = rows.images.get(i) {
+                crate::log::image_fields(image.width, image.height, image.rgb_mean, image.contrast)
             } else {
+                let mut fields = Vec::new();
                 let row = &rows.x[i * per..(i + 1) * per];
                 let plane = per / channels;
                 for c in 0..channels {
@@ -417,7 +410,8 @@ fn row_stats(rows: &Rows, channels: i64) -> Vec<RowStats> {
                     fields.push((format!("mean_{c}"), mean));
                     fields.push((format!("std_{c}"), var.sqrt()));
                 }
-            }
+                fields
+            };
             RowStats { fields }
         })
         .collect()
@@ -438,16 +432,8 @@ fn log_lines(answer: &Answer, labels: &[&str], stats: &[RowStats], id: Option<&s
         let probabilities = &answer.probabilities[i * answer.classes..(i + 1) * answer.classes];
         let confidence = probabilities.iter().copied().fold(0f32, f32::max);
         line.insert("confidence".into(), json!(confidence));
-        for (name, value) in &row.fields {
-            line.insert(name.clone(), json!(value));
-        }
-        if let Some((dim, embeddings)) = &answer.embeddings {
-            for (j, value) in embeddings[i * dim..(i + 1) * dim].iter().enumerate() {
-                line.insert(format!("emb_{j}"), json!(value));
-            }
-        }
-        out.push_str(&Value::Object(line).to_string());
-        out.push('\n');
+        let embedding = answer.embeddings.as_ref().map(|(dim, e)| &e[i * dim..(i + 1) * dim]);
+        out.push_str(&crate::log::line(line, &row.fields, embedding));
     }
     out
 }

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
-pub use log::LOG_FILE;
+pub use log::{LOG_FILE, image_fields, line as log_line};
 
 /// What a loaded model is and takes.
 #[derive(Clone, Debug, PartialEq)]

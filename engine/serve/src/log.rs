@@ -19,6 +19,39 @@ use crate::metrics::Metrics;
 
 pub const LOG_FILE: &str = "inputs.jsonl";
 
+/// What the log records of an image besides the model's answer: its size and
+/// the colour of its original pixels.
+pub fn image_fields(width: u32, height: u32, rgb_mean: [f32; 3], contrast: f32) -> Vec<(String, f64)> {
+    let mut fields = vec![("width".to_string(), f64::from(width)), ("height".to_string(), f64::from(height))];
+    for (c, name) in ["red", "green", "blue"].iter().enumerate() {
+        fields.push((name.to_string(), f64::from(rgb_mean[c])));
+    }
+    let brightness = rgb_mean.iter().map(|v| f64::from(*v)).sum::<f64>() / 3.0;
+    fields.push(("brightness".to_string(), brightness));
+    fields.push(("contrast".to_string(), f64::from(contrast)));
+    fields
+}
+
+/// One row of the log as a JSON line: `head` (time, model, version, label,
+/// confidence…), then `fields`, then the embedding as `emb_0`, `emb_1`, ….
+pub fn line(
+    mut head: serde_json::Map<String, serde_json::Value>,
+    fields: &[(String, f64)],
+    embedding: Option<&[f32]>,
+) -> String {
+    for (name, value) in fields {
+        head.insert(name.clone(), serde_json::json!(value));
+    }
+    if let Some(embedding) = embedding {
+        for (j, value) in embedding.iter().enumerate() {
+            head.insert(format!("emb_{j}"), serde_json::json!(value));
+        }
+    }
+    let mut text = serde_json::Value::Object(head).to_string();
+    text.push('\n');
+    text
+}
+
 /// Lines waiting to be written; past this, lines are dropped (and counted)
 /// rather than slowing requests down.
 const BACKLOG: usize = 4096;

@@ -18,7 +18,14 @@ pub struct Args {
 /// Checks a native step's configuration before anything runs.
 pub fn check(stage: &str, name: &str, config: &serde_json::Value) -> Result<(), CommandError> {
     match name {
-        "drift" => gourd_drift::Config::from_json(config).map(|_| ()).map_err(|err| {
+        "drift" => gourd_drift::Config::from_json(config).map(|_| ()).and_then(|()| {
+            if config.get("model").is_some_and(|m| !m.is_null()) && crate::commands::step::runner().is_none() {
+                return Err(gourd_drift::Error::Config(
+                    "`model` embeds images with libtorch, and `gourd-step` was not found beside `gourd` (or at `GOURD_STEP`)".into(),
+                ));
+            }
+            Ok(())
+        }).map_err(|err| {
             let error = CommandError::user(format!("stage `{stage}`: {err}"));
             match err.hint() {
                 Some(hint) => error.with_hint(hint),
@@ -27,6 +34,23 @@ pub fn check(stage: &str, name: &str, config: &serde_json::Value) -> Result<(), 
         }),
         _ => Ok(()),
     }
+}
+
+/// The drift step on images embeds them with a model: `gourd-step` runs it.
+fn images_step(args: &Args) -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    let Some(step) = crate::commands::step::runner() else {
+        eprintln!(
+            "error: step `drift`: `model` embeds images with libtorch, and `gourd-step` was not found beside `gourd` (or at `GOURD_STEP`)"
+        );
+        eprintln!(
+            "\nhint: install gourd with its torch extra, or build it with `--features torch` (see docs/torch.md)"
+        );
+        return ExitCode::from(1);
+    };
+    let err = std::process::Command::new(&step).arg("drift").arg(&args.config).exec();
+    eprintln!("error: cannot start `{}`: {err}", step.display());
+    ExitCode::from(2)
 }
 
 pub fn run(args: &Args) -> ExitCode {
@@ -40,6 +64,9 @@ pub fn run(args: &Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.name == "drift" && config.get("model").is_some_and(|m| !m.is_null()) {
+        return images_step(args);
+    }
     let result = match args.name.as_str() {
         "drift" => gourd_drift::run_step(&config, std::path::Path::new("")).map(|report| {
             let drifted = report.columns.values().filter(|c| c.drift).count();

@@ -53,8 +53,32 @@ pub enum Subject {
     Watermelon,
 }
 
+/// Where a batch of pumpkins grew: the farmer's own field, or another farm
+/// whose pumpkins are paler and larger (a shifted distribution).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Farm {
+    Home,
+    Other,
+}
+
+impl Farm {
+    /// How far colours move towards white, and how much larger pumpkins are.
+    fn style(self) -> (f64, f64) {
+        match self {
+            Farm::Home => (0.0, 1.0),
+            Farm::Other => (0.45, 1.3),
+        }
+    }
+}
+
 /// Draws one photo of `subject` on a `size`×`size` canvas.
 pub fn draw(subject: Subject, size: u32, rng: &mut Rng) -> RgbImage {
+    draw_from(subject, size, rng, Farm::Home)
+}
+
+/// Draws one photo of `subject`, grown at `farm`.
+pub fn draw_from(subject: Subject, size: u32, rng: &mut Rng, farm: Farm) -> RgbImage {
+    let (pale, scale) = farm.style();
     let s = size as f64;
     let backgrounds = [
         [200.0, 190.0, 170.0],
@@ -65,7 +89,7 @@ pub fn draw(subject: Subject, size: u32, rng: &mut Rng) -> RgbImage {
     ];
     let bg = backgrounds[(rng.next() % backgrounds.len() as u64) as usize];
     let (cx, cy) = (s / 2.0 + rng.range(-s * 0.08, s * 0.08), s / 2.0 + rng.range(-s * 0.06, s * 0.08));
-    let rx = s * rng.range(0.28, 0.38);
+    let rx = s * rng.range(0.28, 0.38) * scale;
     let (base, spots, squash) = match subject {
         Subject::Pumpkin { quality: 0 } => {
             ([rng.range(235.0, 255.0), rng.range(115.0, 145.0), rng.range(10.0, 35.0)], 0, rng.range(0.8, 0.92))
@@ -84,6 +108,7 @@ pub fn draw(subject: Subject, size: u32, rng: &mut Rng) -> RgbImage {
             ([rng.range(45.0, 75.0), rng.range(140.0, 175.0), rng.range(45.0, 75.0)], 0, rng.range(0.7, 0.85))
         }
     };
+    let base = base.map(|c| c + (255.0 - c) * pale);
     let ry = rx * squash;
     let ribs = rng.range(5.0, 8.0);
     let spot_list: Vec<(f64, f64, f64)> = (0..spots)
@@ -185,6 +210,23 @@ pub fn generate(dir: &Path, options: &Options) -> io::Result<Summary> {
         citizen += 1;
     }
     Ok(summary)
+}
+
+/// A labelled batch of `per_class` photos per label from `farm`, as a new
+/// delivery the farmer has sorted: `dir/LABEL/batch-SEED-NNN.png`.
+pub fn batch(dir: &Path, per_class: usize, seed: u64, farm: Farm) -> io::Result<usize> {
+    let mut rng = Rng::new(seed);
+    let mut written = 0;
+    for (quality, label) in LABELS.iter().enumerate() {
+        let folder = dir.join(label);
+        std::fs::create_dir_all(&folder)?;
+        for i in 0..per_class {
+            let image = draw_from(Subject::Pumpkin { quality }, Options::default().size, &mut rng, farm);
+            image.save(folder.join(format!("batch-{seed}-{i:03}.png"))).map_err(io::Error::other)?;
+            written += 1;
+        }
+    }
+    Ok(written)
 }
 
 /// One more photo of a good pumpkin, as a new delivery would bring.
