@@ -288,7 +288,9 @@ pub async fn run(
             let _ = context.ws.save_state();
             last_save = Instant::now();
         }
-        if !stop && *cancel.borrow() {
+        // Also after a failure stopped the run: a stage that Ctrl-C killed
+        // may be reported before the cancel is seen, as a failure.
+        if !summary.interrupted && *cancel.borrow() {
             stop = true;
             summary.interrupted = true;
         }

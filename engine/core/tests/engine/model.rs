@@ -1,9 +1,7 @@
 //! The pipeline model's own behaviour: names, lookups, the params a stage
 //! sees in its environment and records, and what it writes.
 
-mod common;
-
-use common::{pipeline, stage};
+use crate::common::{pipeline, stage};
 use gourd_core::model::{Command, Executor, OutputKind, PlotTemplate, RemoteKind};
 use gourd_core::path::WsPath;
 use serde_json::json;

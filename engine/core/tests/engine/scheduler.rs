@@ -4,12 +4,10 @@
 //! through the binary; these pin the engine down on its own, and are what
 //! mutation testing of `gourd-core` runs.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::fs;
 
-use common::{Fixture, options, stage};
+use crate::common::{Fixture, options, stage};
 use gourd_core::journal::Journal;
 use gourd_core::model::{Command, Executor, Output, OutputKind};
 use gourd_core::path::WsPath;
@@ -206,7 +204,7 @@ fn cancelled_before_the_start_nothing_runs() {
     let pipeline = vec![stage("a", "echo a > a.txt", &[], &["a.txt"]), stage("b", "echo b > b.txt", &[], &["b.txt"])];
     fx.run(&pipeline, options());
     fs::remove_file(fx.root().join("b.txt")).unwrap();
-    let (cancel, opts) = common::options_with_cancel();
+    let (cancel, opts) = crate::common::options_with_cancel();
     cancel.send(true).unwrap();
     let (summary, events) = fx.run(&pipeline, opts);
     assert!(summary.interrupted);
@@ -223,10 +221,10 @@ fn cancelling_stops_the_running_stage_and_skips_the_rest() {
         stage("a", "touch started; sleep 60; echo a > a.txt", &[], &["a.txt"]),
         stage("b", "cat a.txt > b.txt", &["a.txt"], &["b.txt"]),
     ];
-    let (cancel, opts) = common::options_with_cancel();
+    let (cancel, opts) = crate::common::options_with_cancel();
     let started = fx.root().join("started");
     let canceller = std::thread::spawn(move || {
-        common::wait_until(|| started.exists());
+        crate::common::wait_until(|| started.exists());
         cancel.send(true).unwrap();
         cancel
     });
@@ -244,7 +242,7 @@ fn a_dropped_cancel_sender_stops_the_run() {
     let fx = Fixture::new();
     let pipeline =
         vec![stage("a", "echo a > a.txt", &[], &["a.txt"]), stage("b", "cat a.txt > b.txt", &["a.txt"], &["b.txt"])];
-    let (cancel, opts) = common::options_with_cancel();
+    let (cancel, opts) = crate::common::options_with_cancel();
     drop(cancel);
     let (summary, _) = fx.run(&pipeline, opts);
     // The first stage was under way; nothing new starts once the channel is gone.

@@ -5,13 +5,11 @@
 //! cache serving the results of another workspace, and an executor running
 //! the command with `sh` in the workspace.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use common::{Fixture, options, stage};
+use crate::common::{Fixture, options, stage};
 use gourd_core::journal::Journal;
 use gourd_core::model::{Command, Stage};
 use gourd_core::remote::{BoxFuture, RemoteCache, RemoteExecution, RemoteExecutor, RemoteExit, RemoteFailure};

@@ -1,0 +1,15 @@
+//! The engine's own tests, against its public API: one binary (each test
+//! binary is linked again for every mutant cargo-mutants tries), one module
+//! per subject.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod changes;
+mod fsutil;
+mod gate;
+mod model;
+mod scheduler;
+mod scheduler_remote;
+mod time;
+mod workspace;
