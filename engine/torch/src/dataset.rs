@@ -39,8 +39,9 @@ pub struct Dataset {
 }
 
 pub fn run(config: Images) -> Result<(), StepError> {
-    if !(0.0..1.0).contains(&config.test_fraction) {
-        return Err(StepError::Config("`test_fraction` must be at least 0 and below 1".into()));
+    // 1: every image is for testing (a frozen evaluation set).
+    if !(0.0..=1.0).contains(&config.test_fraction) {
+        return Err(StepError::Config("`test_fraction` must be from 0 to 1".into()));
     }
     if config.size < 4 {
         return Err(StepError::Config("`size` must be at least 4".into()));
@@ -64,7 +65,7 @@ pub fn run(config: Images) -> Result<(), StepError> {
         debug_assert_eq!(pixels.len(), n);
         let class = labels.iter().position(|l| l == &image.label).expect("a known label") as i64;
         let hash = imaging::stable_hash(config.seed, &image.path);
-        let test = (hash as f64 / u64::MAX as f64) < config.test_fraction;
+        let test = config.test_fraction >= 1.0 || (hash as f64 / u64::MAX as f64) < config.test_fraction;
         let split = if test { "test" } else { "train" };
         if test {
             test_x.extend(pixels);
@@ -80,7 +81,7 @@ pub fn run(config: Images) -> Result<(), StepError> {
     if let Some(empty) = labels.iter().find(|l| !kept.contains(l)) {
         return Err(StepError::Data(format!("every image of the label `{empty}` was dropped")));
     }
-    if train_y.is_empty() {
+    if train_y.is_empty() && config.test_fraction < 1.0 {
         return Err(StepError::Data("no image is left for training".into()));
     }
     let s = i64::from(config.size);

@@ -27,6 +27,12 @@ pub fn run(config: Train) -> Result<(), StepError> {
 
     // Check the model against the data before any training.
     let data = dataset::load(&config.dataset, device)?;
+    if data.manifest.train == 0 {
+        return Err(StepError::Data(format!(
+            "the dataset `{}` has no training images (it was made with `test_fraction = 1`, for evaluation)",
+            config.dataset
+        )));
+    }
     let layers = model::parse(&config.model)?;
     let size = i64::from(data.manifest.size);
     let input = vec![3, size, size];
