@@ -8,6 +8,7 @@ mod common;
 mod changes;
 mod fsutil;
 mod gate;
+mod graph;
 mod model;
 mod scheduler;
 mod scheduler_remote;
