@@ -9,6 +9,8 @@ mod changes;
 mod fsutil;
 mod gate;
 mod graph;
+mod guard;
+mod journal;
 mod model;
 mod scheduler;
 mod scheduler_remote;
