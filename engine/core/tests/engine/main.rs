@@ -11,6 +11,7 @@ mod gate;
 mod graph;
 mod guard;
 mod journal;
+mod key;
 mod model;
 mod scheduler;
 mod scheduler_remote;
