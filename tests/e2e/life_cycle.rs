@@ -113,4 +113,15 @@ fn drift_retrains_and_the_gate_promotes_only_a_better_model() {
     assert_eq!(receipt["version"], "v0.0.3", "{receipt}");
     assert_eq!(receipt["stages"]["prod"]["outcome"], "refused", "{receipt}");
     assert_eq!(prod(&ws), "v0.0.2");
+
+    // The report shows drift run by run, and which version held prod when.
+    ws.gourd(&["report", "-o", "report.html"]).success();
+    let report = ws.read("report.html");
+    let over_time = &report[report.find("Metrics over time").expect("a metrics-over-time section")..];
+    assert!(
+        over_time.contains("metrics&#x2f;drift.json") || over_time.contains("metrics/drift.json"),
+        "no drift over time"
+    );
+    assert!(report.contains("Who held each stage"), "no stage history");
+    assert!(report.contains("v0.0.3"), "the refused version is listed");
 }
