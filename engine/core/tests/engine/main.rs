@@ -13,6 +13,7 @@ mod guard;
 mod journal;
 mod key;
 mod model;
+mod plan;
 mod scheduler;
 mod scheduler_remote;
 mod time;

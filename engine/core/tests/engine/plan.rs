@@ -1,0 +1,156 @@
+//! Staleness as `gourd status` and `gourd explain` report it: each state,
+//! and the reason given for it.
+
+use std::fs;
+
+use crate::common::{Fixture, options, pipeline, stage};
+use gourd_core::graph::Dag;
+use gourd_core::model::{Output, OutputKind, Stage};
+use gourd_core::path::WsPath;
+use gourd_core::plan::{StageState, StageStatus, assess, status};
+
+fn statuses(fx: &Fixture, stages: &[Stage]) -> Vec<StageStatus> {
+    let p = pipeline(stages);
+    let dag = Dag::build(&p).unwrap();
+    let selected = dag.select(&p, &[]).unwrap();
+    status(&fx.ws, &p, &dag, &selected).unwrap()
+}
+
+fn reasons_of(fx: &Fixture, stages: &[Stage], name: &str) -> (bool, bool, Vec<String>) {
+    let s = statuses(fx, stages).into_iter().find(|s| s.name == name).unwrap();
+    (s.fresh, s.restorable, s.reasons)
+}
+
+fn train(lr: u32) -> Stage {
+    let mut s =
+        stage("train", "cat in.txt > model.txt; echo \"$GOURD_PARAM_LR\" >> model.txt", &["in.txt"], &["model.txt"]);
+    s.params = serde_json::json!({ "lr": lr });
+    s
+}
+
+#[test]
+fn never_run_then_fresh_then_what_changed() {
+    let fx = Fixture::new();
+    fx.write("in.txt", "1\n");
+    let eval = stage("eval", "cat model.txt > score.txt", &["model.txt"], &["score.txt"]);
+    let stages = [train(1), eval.clone()];
+    let all = statuses(&fx, &stages);
+    assert_eq!(all[0].name, "train");
+    assert_eq!(all[0].reasons, ["never run"]);
+    assert!(all[0].key.is_some());
+    assert_eq!((all[1].fresh, all[1].restorable, all[1].key), (false, false, None));
+    assert_eq!(all[1].reasons, ["upstream `train` is stale"]);
+
+    fx.run(&stages, options());
+    let all = statuses(&fx, &stages);
+    assert!(all.iter().all(|s| s.fresh && !s.restorable && s.reasons.is_empty()), "{all:?}");
+
+    // A param changed since the last run.
+    assert_eq!(reasons_of(&fx, &[train(2)], "train"), (false, false, vec!["param `lr` changed".to_string()]));
+    // A dep changed.
+    fx.write("in.txt", "2\n");
+    assert_eq!(reasons_of(&fx, &stages, "train").2, ["dep `in.txt` changed"]);
+    fx.write("in.txt", "1\n");
+    assert!(reasons_of(&fx, &stages, "train").0);
+
+    // An output edited or gone: restorable from the cache.
+    fx.write("model.txt", "edited\n");
+    assert_eq!(reasons_of(&fx, &stages, "train"), (false, true, vec!["out `model.txt` was modified".to_string()]));
+    fs::remove_file(fx.root().join("model.txt")).unwrap();
+    assert_eq!(reasons_of(&fx, &stages, "train"), (false, true, vec!["out `model.txt` is missing".to_string()]));
+    assert_eq!(reasons_of(&fx, &stages, "eval").2, ["upstream `train` is stale"]);
+}
+
+#[test]
+fn outputs_of_an_earlier_run_are_explained_by_what_changed_since() {
+    let fx = Fixture::new();
+    fx.write("in.txt", "1\n");
+    fx.run(&[train(1)], options());
+    fx.run(&[train(2)], options());
+    // Back to lr = 1: its result is cached, the workspace holds lr = 2's.
+    let (fresh, restorable, reasons) = reasons_of(&fx, &[train(1)], "train");
+    assert_eq!((fresh, restorable), (false, true));
+    assert_eq!(reasons, ["param `lr` changed"]);
+    let assessment = assess(&fx.ws, &train(1), false).unwrap().unwrap();
+    assert!(matches!(assessment.state, StageState::Restorable(..)));
+    // A result no longer cached: what changed since the last run, or that
+    // nothing is cached when nothing did.
+    fx.ws.store.drop_action(&assessment.key);
+    assert_eq!(reasons_of(&fx, &[train(1)], "train").2, ["param `lr` changed"]);
+    let last = fx.ws.last_run("train").unwrap();
+    fx.ws.store.drop_action(&last.key);
+    assert_eq!(reasons_of(&fx, &[train(2)], "train").2, ["no cached result"]);
+}
+
+#[test]
+fn a_folder_dep_says_how_many_files_changed_in_it() {
+    let fx = Fixture::new();
+    fx.write("data/a.csv", "1");
+    fx.write("data/b.csv", "2");
+    let s = stage("s", "ls data > list.txt", &["data"], &["list.txt"]);
+    fx.run(&[s.clone()], options());
+    fx.write("data/c.csv", "3");
+    fx.write("data/d.csv", "4");
+    fs::remove_file(fx.root().join("data/a.csv")).unwrap();
+    assert_eq!(reasons_of(&fx, &[s.clone()], "s").2, ["dep `data` changed: 2 files added, 1 removed"]);
+    // Without the old listing, only that it changed.
+    fs::remove_dir_all(fx.ws.gourd_dir.join("cache-v1/trees")).unwrap();
+    fs::create_dir(fx.ws.gourd_dir.join("cache-v1/trees")).unwrap();
+    assert_eq!(reasons_of(&fx, &[s], "s").2, ["dep `data` changed"]);
+}
+
+#[test]
+fn what_cannot_be_restored_must_run() {
+    let fx = Fixture::new();
+    let mut s = stage("s", "echo a > kept.txt; echo b > uncached.txt", &[], &["kept.txt"]);
+    s.outs.push(Output {
+        path: WsPath::new("uncached.txt").unwrap(),
+        kind: OutputKind::Data,
+        cache: false,
+        persist: false,
+    });
+    fx.run(&[s.clone()], options());
+    fs::remove_file(fx.root().join("uncached.txt")).unwrap();
+    assert_eq!(reasons_of(&fx, &[s.clone()], "s"), (false, false, vec!["out `uncached.txt` is missing".to_string()]));
+    fx.run(&[s.clone()], options());
+
+    // A damaged cache object is found, removed, and said.
+    let action = fx.ws.store.action(&fx.ws.last_run("s").unwrap().key).unwrap();
+    let object = fx.ws.store.object_path(&action.outputs["kept.txt"].digest);
+    fs::set_permissions(&object, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    fs::write(&object, "damaged").unwrap();
+    fs::remove_file(fx.root().join("kept.txt")).unwrap();
+    let (fresh, restorable, reasons) = reasons_of(&fx, &[s.clone()], "s");
+    assert_eq!((fresh, restorable), (false, false));
+    assert_eq!(reasons, ["out `kept.txt` is missing", "cache object of out `kept.txt` is corrupt (removed)"]);
+    assert!(!object.exists());
+    // And once removed, it is simply missing.
+    assert_eq!(reasons_of(&fx, &[s], "s").2, ["out `kept.txt` is missing"]);
+}
+
+#[test]
+fn forced_always_run_missing_deps_and_frozen_stages() {
+    let fx = Fixture::new();
+    fx.write("in.txt", "1\n");
+    fx.run(&[train(1)], options());
+    let forced = assess(&fx.ws, &train(1), true).unwrap().unwrap();
+    assert!(matches!(&forced.state, StageState::Stale(r) if r == &["forced"]));
+    let mut always = train(1);
+    always.always_run = true;
+    let StageState::Stale(reasons) = assess(&fx.ws, &always, false).unwrap().unwrap().state else { panic!() };
+    assert_eq!(reasons, ["always_run is set"]);
+
+    let missing = stage("m", "true", &["in.txt", "absent"], &["m.txt"]);
+    assert_eq!(assess(&fx.ws, &missing, false).unwrap().unwrap_err(), WsPath::new("absent").unwrap());
+    assert_eq!(reasons_of(&fx, &[missing], "m").2, ["dep `absent` is missing"]);
+
+    // Frozen: its last result stands, deps unread.
+    let mut frozen = train(1);
+    frozen.frozen = true;
+    fs::remove_file(fx.root().join("in.txt")).unwrap();
+    assert!(matches!(assess(&fx.ws, &frozen, false).unwrap().unwrap().state, StageState::UpToDate(_)));
+    fs::remove_file(fx.root().join("model.txt")).unwrap();
+    assert!(matches!(assess(&fx.ws, &frozen, false).unwrap().unwrap().state, StageState::Restorable(..)));
+    // Forced, it reads its deps again.
+    assert!(assess(&fx.ws, &frozen, true).unwrap().is_err());
+}
