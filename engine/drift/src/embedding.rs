@@ -110,7 +110,7 @@ mod tests {
         for _ in 0..rows {
             let mut line = serde_json::json!({ "label": "good", "brightness": 0.5 });
             for j in 0..4 {
-                let u = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
+                let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
                 line[format!("emb_{j}")] = serde_json::json!(centre + u - 0.5);
             }
             text.push_str(&line.to_string());

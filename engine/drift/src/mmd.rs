@@ -77,7 +77,7 @@ impl Reservoir {
 pub struct SplitMix(pub u64);
 
 impl SplitMix {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -88,7 +88,7 @@ impl SplitMix {
     /// Uniform in `0..n` (Lemire's method, without its rare rejection: the
     /// bias is below 2⁻³² for the sizes used here).
     pub fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next()) * u128::from(n)) >> 64) as u64
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
     }
 }
 
@@ -175,8 +175,8 @@ mod tests {
     fn normal(rows: usize, dim: usize, shift: f32, rng: &mut SplitMix) -> Sample {
         let mut sample = Sample::new(dim);
         for _ in 0..rows * dim {
-            let u1 = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
-            let u2 = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
+            let u1 = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+            let u2 = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
             let z = (-2.0 * (u1.max(1e-300)).ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
             sample.values.push(z as f32);
         }

@@ -142,7 +142,8 @@ async fn server_metadata() -> Response {
     json_response(StatusCode::OK, &json!({ "name": "gourd", "version": env!("CARGO_PKG_VERSION"), "extensions": [] }))
 }
 
-/// The model serving now, if `name` (and `version`) name it.
+/// The model serving now, if `name` (and `version`) name it; else the 404.
+#[allow(clippy::result_large_err)]
 fn find(served: &Served, name: &str, version: Option<&str>) -> Result<Arc<ModelInfo>, Response> {
     let info = served.queue.model();
     if info.name != name {
@@ -222,6 +223,7 @@ async fn metrics(State(served): State<Shared>) -> Response {
 }
 
 /// Reads the body, at most `max_body_bytes` of it.
+#[allow(clippy::result_large_err)]
 async fn read_body(served: &Served, body: Body) -> Result<Bytes, Response> {
     let limit = served.options.max_body_bytes;
     axum::body::to_bytes(body, limit)
@@ -393,7 +395,7 @@ struct RowStats {
 /// Per row: for images, the size and colour of the original; for tensors,
 /// each channel's mean and standard deviation.
 fn row_stats(rows: &Rows, channels: i64) -> Vec<RowStats> {
-    let per = if rows.n == 0 { 0 } else { rows.x.len() / rows.n };
+    let per = rows.x.len().checked_div(rows.n).unwrap_or(0);
     let channels = (channels.max(1) as usize).min(per.max(1));
     (0..rows.n)
         .map(|i| {

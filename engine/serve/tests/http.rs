@@ -118,7 +118,8 @@ struct Server {
 }
 
 fn start(options: Options, engine: MeanModel, with_swaps: bool) -> Server {
-    let (swaps, receiver): (Option<SyncSender<Box<dyn Engine>>>, Option<Receiver<Box<dyn Engine>>>) = if with_swaps {
+    type Swaps = (Option<SyncSender<Box<dyn Engine>>>, Option<Receiver<Box<dyn Engine>>>);
+    let (swaps, receiver): Swaps = if with_swaps {
         let (s, r) = sync_channel(1);
         (Some(s), Some(r))
     } else {

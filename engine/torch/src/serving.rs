@@ -11,6 +11,9 @@ use tch::{Device, Kind, Tensor};
 
 use crate::{StepError, imaging, model};
 
+/// Probabilities (`n × classes`), and embeddings (`dim`, `n × dim`) when asked for.
+pub type Inferred = (Vec<f32>, Option<(usize, Vec<f32>)>);
+
 pub struct ServedModel {
     saved: model::Saved,
     device: Device,
@@ -54,12 +57,7 @@ impl ServedModel {
 
     /// Probabilities (`n × classes`) for `n` rows, and with `embeddings`
     /// the input of the last layer (`n × dim`).
-    pub fn infer(
-        &self,
-        x: &[f32],
-        n: usize,
-        embeddings: bool,
-    ) -> Result<(Vec<f32>, Option<(usize, Vec<f32>)>), StepError> {
+    pub fn infer(&self, x: &[f32], n: usize, embeddings: bool) -> Result<Inferred, StepError> {
         let mut shape = vec![n as i64];
         shape.extend(&self.saved.input);
         let _guard = tch::no_grad_guard();
