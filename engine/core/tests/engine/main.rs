@@ -10,6 +10,7 @@ mod fsutil;
 mod gate;
 mod graph;
 mod guard;
+mod hash;
 mod journal;
 mod key;
 mod model;
