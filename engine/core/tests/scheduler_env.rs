@@ -1,6 +1,6 @@
-//! The scheduler's GPU pool: devices come from `GOURD_GPUS`, then from the
-//! probe. One test only, in a binary of its own, because it sets
-//! `GOURD_GPUS` for the whole process.
+//! The scheduler with what the environment gives it: the GPU pool (devices
+//! from `GOURD_GPUS`, then from the probe) and secrets. One test only, in a
+//! binary of its own, because it sets variables for the whole process.
 
 mod common;
 
@@ -21,20 +21,20 @@ fn gpu_stage(name: &str, gpus: u32, script: &str) -> Stage {
     s
 }
 
-fn set_gpus(value: Option<&str>) {
+fn set_var(name: &str, value: Option<&str>) {
     // SAFETY: this binary's only test; nothing else reads the environment
     // while it changes.
     unsafe {
         match value {
-            Some(value) => std::env::set_var("GOURD_GPUS", value),
-            None => std::env::remove_var("GOURD_GPUS"),
+            Some(value) => std::env::set_var(name, value),
+            None => std::env::remove_var(name),
         }
     }
 }
 
 #[test]
-fn stages_get_their_own_devices_or_fail_when_there_are_too_few() {
-    set_gpus(Some("3,5"));
+fn gpus_and_secrets_from_the_environment() {
+    set_var("GOURD_GPUS", Some("3,5"));
     let fx = Fixture::new();
     let mut fallback = gpu_stage("fallback", 3, "true");
     fallback.cpu_fallback = true;
@@ -59,7 +59,7 @@ fn stages_get_their_own_devices_or_fail_when_there_are_too_few() {
 
     // A stage that cannot get its GPUs stops the run like any failure.
     let fx = Fixture::new();
-    set_gpus(Some(""));
+    set_var("GOURD_GPUS", Some(""));
     let pipeline = vec![gpu_stage("a", 1, "true"), stage("z", "echo z > z.txt", &["a.txt"], &["z.txt"])];
     let (summary, _) = fx.run(&pipeline, options());
     assert_eq!(
@@ -72,7 +72,7 @@ fn stages_get_their_own_devices_or_fail_when_there_are_too_few() {
 
     // One device, two stages wanting it: one after the other, each alone
     // on it, whatever the free jobs.
-    set_gpus(Some("7"));
+    set_var("GOURD_GPUS", Some("7"));
     let fx = Fixture::new();
     let alone = |me: &str, other: &str| {
         format!(
@@ -87,11 +87,21 @@ fn stages_get_their_own_devices_or_fail_when_there_are_too_few() {
     assert_eq!((fx.read("x.txt"), fx.read("y.txt")), ("7\n".to_string(), "7\n".to_string()));
 
     // Without `GOURD_GPUS`, the probe counts the devices.
-    set_gpus(None);
+    set_var("GOURD_GPUS", None);
     let fx = Fixture::new();
     let mut opts = options();
     opts.gpu_probe = Some(|| 2);
     let (summary, _) = fx.run(&[gpu_stage("two", 2, "true")], opts);
     assert_eq!(summary.ran, 1, "{:?}", summary.reports);
     assert_eq!(fx.read("two.txt"), "0,1\n");
+
+    // A secret reaches the stage and is redacted from its log.
+    set_var("GOURD_TEST_SECRET_TOKEN", Some("hunter2-correct-horse"));
+    let fx = Fixture::new();
+    let mut secret = stage("s", "echo \"token=$GOURD_TEST_SECRET_TOKEN\"; echo ok > s.txt", &[], &["s.txt"]);
+    secret.secrets = vec!["GOURD_TEST_SECRET_TOKEN".to_string()];
+    let (summary, _) = fx.run(&[secret], options());
+    assert_eq!(summary.ran, 1, "{:?}", summary.reports);
+    let log = std::fs::read_to_string(fx.report(&summary, "s").log.as_ref().unwrap()).unwrap();
+    assert_eq!(log, "token=***\n");
 }
