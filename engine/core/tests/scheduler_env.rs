@@ -95,6 +95,30 @@ fn gpus_and_secrets_from_the_environment() {
     assert_eq!(summary.ran, 1, "{:?}", summary.reports);
     assert_eq!(fx.read("two.txt"), "0,1\n");
 
+    // Neither `GOURD_GPUS` nor the probe: `nvidia-smi -L` lists them.
+    let bin = tempfile::tempdir().unwrap();
+    let smi = bin.path().join("nvidia-smi");
+    std::fs::write(&smi, "#!/bin/sh\n[ \"$1\" = -L ] || exit 2\nprintf 'GPU 0: A (UUID: x)\\n  MIG 1g.5gb Device 0\\nGPU 1: B (UUID: y)\\n'\n").unwrap();
+    std::fs::set_permissions(&smi, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap_or_default());
+    set_var("PATH", Some(&path));
+    let fx = Fixture::new();
+    let mut opts = options();
+    opts.gpu_probe = Some(|| 0);
+    let (summary, _) = fx.run(&[gpu_stage("two", 2, "true"), gpu_stage("three", 3, "true")], opts);
+    assert_eq!((summary.ran, summary.failed), (1, 1), "{:?}", summary.reports);
+    assert_eq!(fx.read("two.txt"), "0,1\n");
+    // An `nvidia-smi` that fails: no GPU.
+    std::fs::write(&smi, "#!/bin/sh\nexit 9\n").unwrap();
+    let fx = Fixture::new();
+    let (summary, _) = fx.run(&[gpu_stage("one", 1, "true")], options());
+    assert_eq!(
+        fx.report(&summary, "one").message.as_deref(),
+        Some(
+            "stage needs 1 GPU(s) but no GPU was found (set `GOURD_GPUS` to the device ids to use, e.g. `GOURD_GPUS=0,1`)"
+        )
+    );
+
     // A secret reaches the stage and is redacted from its log.
     set_var("GOURD_TEST_SECRET_TOKEN", Some("hunter2-correct-horse"));
     let fx = Fixture::new();
