@@ -243,7 +243,9 @@ impl Dag {
         // not, running it says what is missing.
         for stage in pipeline.stages.iter().filter(|s| !s.frozen) {
             for dep in &stage.deps {
-                if !overlapping_outputs(&self.outputs, dep).is_empty() {
+                // A stage's output (the usual case, looked up first) or a
+                // path at, above or under one: written before it is read.
+                if self.outputs.contains_key(dep) || !overlapping_outputs(&self.outputs, dep).is_empty() {
                     continue;
                 }
                 let under = |t: &WsPath| {
@@ -308,10 +310,9 @@ fn ancestor_outputs<'a>(outputs: &'a BTreeMap<WsPath, usize>, path: &WsPath) -> 
     let mut found = Vec::new();
     let mut prefix = path.as_str();
     loop {
-        if let Ok(p) = WsPath::new(prefix) {
-            if let Some((key, &stage)) = outputs.get_key_value(&p) {
-                found.push((key, stage));
-            }
+        // A prefix of a valid path that ends at a `/` is a valid path.
+        if let Some((key, &stage)) = outputs.get_key_value(&WsPath::unchecked(prefix.to_string())) {
+            found.push((key, stage));
         }
         match prefix.rfind('/') {
             Some(i) => prefix = &prefix[..i],

@@ -254,15 +254,17 @@ pub async fn run(
     // upstream stages are all done are first decided here, in order, on
     // this thread: an up-to-date one is finished at once, and the others
     // keep their assessment for the task that runs them (their deps are
-    // final: everything upstream is done).
+    // final: everything upstream is done). The assessments themselves are
+    // made beforehand on all cores, wave by wave (see `assess_up_front`).
+    let mut up_front = assess_up_front(&context.ws, &pipeline, dag, &ready, &waiting_on, &options.force, &cancel);
     let mut assessed: BTreeMap<usize, Assessment> = BTreeMap::new();
     for &index in dag.order() {
         let stage = &pipeline.stages[index];
         if !ready.contains(&(position[&index], index)) || options.force.contains(&stage.name) || *cancel.borrow() {
             continue;
         }
-        let started = Instant::now();
-        let Ok(Ok(assessment)) = assess(&context.ws, stage, false) else { continue };
+        let Some((assessment, took)) = up_front.remove(&index) else { continue };
+        let started = Instant::now().checked_sub(took).unwrap_or_else(Instant::now);
         if !matches!(assessment.state, StageState::UpToDate(_)) {
             assessed.insert(index, assessment);
             continue;
@@ -419,6 +421,55 @@ pub async fn run(
         let _ = context.ws.store.sync();
     }
     Ok(summary)
+}
+
+/// Assesses, on all cores, the stages the run decides before launching
+/// anything: those ready at the start, then those whose upstream stages all
+/// turned out up to date, wave by wave. Nothing is written meanwhile (an
+/// up-to-date stage's outputs stay as they are), so each assessment is the
+/// one the stage would get in its turn. A stage whose dep is missing is left
+/// out, as is a forced one; with how long each assessment took.
+fn assess_up_front(
+    ws: &Workspace,
+    pipeline: &Pipeline,
+    dag: &Dag,
+    ready: &BTreeSet<(usize, usize)>,
+    waiting_on: &BTreeMap<usize, usize>,
+    force: &BTreeSet<String>,
+    cancel: &watch::Receiver<bool>,
+) -> BTreeMap<usize, (Assessment, Duration)> {
+    use rayon::prelude::*;
+    let forced = |index: &usize| force.contains(&pipeline.stages[*index].name);
+    let mut waiting_on = waiting_on.clone();
+    let mut wave: Vec<usize> = ready.iter().map(|&(_, index)| index).filter(|i| !forced(i)).collect();
+    let mut found = BTreeMap::new();
+    while !wave.is_empty() && !*cancel.borrow() {
+        let assessments: Vec<(usize, Option<(Assessment, Duration)>)> = wave
+            .par_iter()
+            .map(|&index| {
+                let started = Instant::now();
+                let assessment = assess(ws, &pipeline.stages[index], false).ok().and_then(Result::ok);
+                (index, assessment.map(|a| (a, started.elapsed())))
+            })
+            .collect();
+        let mut next = Vec::new();
+        for (index, assessment) in assessments {
+            let Some(assessment) = assessment else { continue };
+            if matches!(assessment.0.state, StageState::UpToDate(_)) {
+                for down in dag.downstream(index) {
+                    if let Some(n) = waiting_on.get_mut(&down) {
+                        *n -= 1;
+                        if *n == 0 && !forced(&down) {
+                            next.push(down);
+                        }
+                    }
+                }
+            }
+            found.insert(index, assessment);
+        }
+        wave = next;
+    }
+    found
 }
 
 fn gpus_needed(stage: &Stage) -> usize {
