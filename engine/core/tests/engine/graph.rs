@@ -149,6 +149,10 @@ fn missing_deps_and_what_they_were_probably_meant_to_be() {
     in_data.wdir = WsPath::new("data").unwrap();
     let (_, _, suggestion) = missing(&[in_data], &[]);
     assert_eq!(suggestion, Some(Suggestion::UnderWdir { path: "data/train.csv".into(), wdir: "data".into() }));
+    // Not there either: no such suggestion.
+    let mut in_data = stage("a", "", &["absent.csv"], &[]);
+    in_data.wdir = WsPath::new("data").unwrap();
+    assert_eq!(missing(&[in_data], &[]).2, None);
     // A dep under a file.
     let (_, dep, _) = missing(&[stage("a", "", &["data/train.csv/x"], &[])], &[]);
     assert_eq!(dep, "data/train.csv/x");
