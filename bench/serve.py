@@ -35,7 +35,7 @@ script exits 1 when one is missed, when any server answers an error, or
 when its probabilities differ from PyTorch's. Python packages (torch,
 mlflow, fastapi, uvicorn, safetensors, matplotlib) go to
 bench/work/serve-venv on first use. Results go to bench/results/serve.md,
-serve.json and serve.svg.
+serve.json and serve.svg (with --quick, to bench/work/serve/quick/).
 """
 import argparse
 import asyncio
@@ -505,12 +505,30 @@ def percentile(sorted_values, q):
     return sorted_values[min(len(sorted_values) - 1, int(round(q * (len(sorted_values) - 1))))]
 
 
+def batches(server):
+    """gourd's rows and batches so far, from its /metrics; None for other servers."""
+    if not server.name.startswith("gourd"):
+        return None
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=10).read().decode()
+    values = {}
+    for line in text.splitlines():
+        if line.startswith(("gourd_serve_batch_size_sum ", "gourd_serve_batch_size_count ")):
+            name, value = line.split()
+            values[name] = float(value)
+    return values["gourd_serve_batch_size_sum"], values["gourd_serve_batch_size_count"]
+
+
 def measure(server, path, bodies, concurrency, args):
     import uvloop
 
     requests = [request_bytes(path, body) for body in bodies]
     load = Load(server.port, requests, concurrency, args.warmup, args.duration, server)
+    before = batches(server)
     server_cpu, client_cpu, window = uvloop.run(load.run())
+    after = batches(server)
+    mean_batch = (after[0] - before[0]) / max(after[1] - before[1], 1) if before else None
     latencies = sorted(load.latencies)
     n = len(latencies)
     row = {
@@ -525,13 +543,15 @@ def measure(server, path, bodies, concurrency, args):
         "mean_ms": statistics.fmean(latencies) * 1000 if n else float("nan"),
         "server_cpu_ms_per_request": server_cpu * 1000 / max(n, 1),
         "client_cpu_percent": 100 * client_cpu / max(window, 1e-9),
+        "mean_batch_rows": mean_batch,
         "errors": len(load.errors),
         "first_error": load.errors[0] if load.errors else None,
         "load_average": os.getloadavg()[0],
     }
     print(f"  {server.name:38} {path:26} c={concurrency:<3} {row['rps']:8.0f} req/s  p50 {row['p50_ms']:7.2f}  "
           f"p99 {row['p99_ms']:7.2f} ms  server {row['server_cpu_ms_per_request']:.2f} ms CPU/req  "
-          f"client {row['client_cpu_percent']:.0f}% CPU  errors {row['errors']}", file=sys.stderr)
+          f"client {row['client_cpu_percent']:.0f}% CPU  errors {row['errors']}"
+          + (f"  mean batch {mean_batch:.1f} rows" if mean_batch else ""), file=sys.stderr)
     return row
 
 
@@ -631,7 +651,8 @@ def versions():
 
 
 def write(rows, ready, rss, diffs, ceiling, forward, verdicts, args, load_start, gourd):
-    results = os.path.join(HERE, "results")
+    # A quick run is a smoke test: its numbers stay out of bench/results.
+    results = os.path.join(WORK, "quick") if args.quick else os.path.join(HERE, "results")
     os.makedirs(results, exist_ok=True)
     gourd_version = subprocess.run([gourd, "--version"], capture_output=True, text=True).stdout.strip()
     meta = {
@@ -669,16 +690,19 @@ def write(rows, ready, rss, diffs, ceiling, forward, verdicts, args, load_start,
         + ("each server on core 0 with one inference thread, the client on core 1. " if not args.no_pin else
            "no CPU pinning. ")
         + f"{args.warmup:g} s warm-up, then {args.duration:g} s measured per row. Server CPU is user + system "
-        "time of the server and its children per answered request.",
+        "time of the server and its children per answered request; the mean batch is gourd's, from its `/metrics` "
+        "(rows per model call during the row, warm-up included).",
         "",
         "| server | endpoint | concurrency | requests/s | p50 ms | p95 ms | p99 ms | server CPU ms/request "
-        "| client CPU % | errors |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| client CPU % | mean batch (rows) | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(f"| {r['server']} | `{r['path']}` | {r['concurrency']} | {r['rps']:,.0f} | {r['p50_ms']:.2f} "
                      f"| {r['p95_ms']:.2f} | {r['p99_ms']:.2f} | {r['server_cpu_ms_per_request']:.2f} "
-                     f"| {r['client_cpu_percent']:.0f} | {r['errors']} |")
+                     f"| {r['client_cpu_percent']:.0f} "
+                     f"| {'' if r.get('mean_batch_rows') is None else format(r['mean_batch_rows'], '.1f')} "
+                     f"| {r['errors']} |")
     lines += [
         "",
         "| server | launch to first good answer | peak RSS, with children | largest difference from PyTorch |",
