@@ -12,6 +12,7 @@ use crate::config::Train;
 use crate::{StepError, dataset, device, model};
 
 pub fn run(config: Train) -> Result<(), StepError> {
+    let begun = std::time::Instant::now();
     if config.epochs == 0 || config.batch_size == 0 || !(config.lr > 0.0) {
         return Err(StepError::Config("`epochs`, `batch_size` and `lr` must be positive".into()));
     }
@@ -52,6 +53,7 @@ pub fn run(config: Train) -> Result<(), StepError> {
     let n = data.train_y.size()[0];
     let batch = i64::from(config.batch_size);
     let mut curves = Vec::new();
+    let mut first = true;
     for epoch in 1..=config.epochs {
         let started = std::time::Instant::now();
         let order = Tensor::randperm(n, (Kind::Int64, device));
@@ -66,6 +68,11 @@ pub fn run(config: Train) -> Result<(), StepError> {
             optimizer.backward_step(&loss);
             loss_sum += loss.double_value(&[]) * len as f64;
             correct += logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Int64).int64_value(&[]);
+            if first {
+                // What start-up costs: loading the data and building the model.
+                first = false;
+                eprintln!("train: first step after {:.3}s", begun.elapsed().as_secs_f64());
+            }
         }
         let (loss, accuracy) = (loss_sum / n as f64, correct as f64 / n as f64);
         let seconds = started.elapsed().as_secs_f64();
