@@ -10,6 +10,8 @@
 # and no network. Prints the device, the time per epoch and the accuracy of
 # the same pipeline on the GPU and on the CPU. ACCURACY_FLOOR (default 0.85,
 # what tests/e2e/pumpkin.rs asserts) is the least best test accuracy allowed.
+# Then bench/train.py --device cuda compares the train step with the same
+# loop in PyTorch on the GPU (its table goes to stdout and $WORK/train-cuda.md).
 set -euo pipefail
 BIN=$(realpath "${1:?usage: tests/gpu/run.sh BIN_DIR}")
 GOURD=$BIN/gourd
@@ -59,3 +61,18 @@ run() {  # run NAME EXECUTOR DEVICE: DEVICE is what each training stage must hav
 run gpu cuda cuda:0
 run cpu local cpu
 echo "ok: the GPU run trained on CUDA, and both reached accuracy $FLOOR"
+
+# The built-in train step next to the same loop in PyTorch, both on the GPU
+# (bench/train.py): images/s, first step, wall time, peak RSS, accuracy.
+# A missed goal (exit 1) is reported, not a failure of this check; a failed
+# run or a device either side cannot see (exit 2) is.
+echo "train step against PyTorch on CUDA:"
+set +e
+python3 "$HERE/bench/train.py" --device cuda --quick --threads 1 --bin "$BIN" --python python3 --out "$WORK/train-cuda"
+rc=$?
+set -e
+case $rc in
+  0) echo "ok: bench/train.py --device cuda met its goals ($WORK/train-cuda.md)" ;;
+  1) echo "note: bench/train.py --device cuda missed a goal (see above; $WORK/train-cuda.md)" ;;
+  *) fail "bench/train.py --device cuda failed (exit $rc)" ;;
+esac
