@@ -64,6 +64,12 @@ impl RunMark {
         let _ = std::fs::remove_file(&self.file);
         killed
     }
+
+    /// Ends a run that started no process (every stage was up to date or
+    /// restored): nothing can carry its token, so `/proc` is not searched.
+    pub fn end_without_processes(self) {
+        let _ = std::fs::remove_file(&self.file);
+    }
 }
 
 fn valid_token(token: &str) -> bool {

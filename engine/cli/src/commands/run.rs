@@ -190,7 +190,14 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         engine::run(ws.clone(), pipeline, &loaded.dag, options, &mut |event| printer.event(event)).await
     })?;
     printer.finish(&summary, started.elapsed());
-    let stray = run_mark.end();
+    // Only a stage that executed here can have left a process behind.
+    let executed = summary.ran + summary.failed > 0 || summary.interrupted;
+    let stray = if executed {
+        run_mark.end()
+    } else {
+        run_mark.end_without_processes();
+        0
+    };
     if stray > 0 {
         eprintln!("note: stopped {stray} process(es) that stages left running");
     }
