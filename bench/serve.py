@@ -22,7 +22,9 @@ printed; above 1e-4 is an error). Every request is one 3x32x32 float tensor
 connections, from an asyncio client speaking raw HTTP/1.1, at concurrency 1, 8
 and 64. Measured: requests/s, p50/p95/p99 latency, the server's CPU per
 request, the time from launch to the first good answer, and the peak RSS of
-the server with its children. Each server runs on core 0 with one
+the server with its children. The servers are started one at a time, then
+all stay up and take turns under load in short windows, round after round,
+so that the machine's other work falls on all of them alike. Each server runs on core 0 with one
 inference thread (`--threads 1`, `torch.set_num_threads(1)`,
 `OMP_NUM_THREADS=1`), the client on core 1; the client's own ceiling is
 measured against a trivial server that answers without parsing anything.
@@ -520,32 +522,52 @@ def batches(server):
     return values["gourd_serve_batch_size_sum"], values["gourd_serve_batch_size_count"]
 
 
-def measure(server, path, bodies, concurrency, args):
+def window(server, path, bodies, concurrency, warmup, duration):
+    """One measured window of load on one server."""
     import uvloop
 
     requests = [request_bytes(path, body) for body in bodies]
-    load = Load(server.port, requests, concurrency, args.warmup, args.duration, server)
+    load = Load(server.port, requests, concurrency, warmup, duration, server)
     before = batches(server)
-    server_cpu, client_cpu, window = uvloop.run(load.run())
+    server_cpu, client_cpu, elapsed = uvloop.run(load.run())
     after = batches(server)
-    mean_batch = (after[0] - before[0]) / max(after[1] - before[1], 1) if before else None
-    latencies = sorted(load.latencies)
+    return {"latencies": load.latencies, "errors": load.errors, "server_cpu": server_cpu, "client_cpu": client_cpu,
+            "elapsed": elapsed, "duration": duration,
+            "batches": (after[0] - before[0], after[1] - before[1]) if before else None}
+
+
+def warmup(args, concurrency):
+    """Load before a window is measured: at concurrency 64, long enough for
+    the slowest server's queue to fill (MLflow answers in ~1 s there)."""
+    return args.warmup * (4 if concurrency >= 64 else 1)
+
+
+def summary(server, path, concurrency, parts):
+    """A row from the windows of one server, endpoint and concurrency."""
+    latencies = sorted(x for part in parts for x in part["latencies"])
+    errors = [e for part in parts for e in part["errors"]]
     n = len(latencies)
+    duration = sum(part["duration"] for part in parts)
+    rows_batched = [part["batches"] for part in parts if part["batches"]]
+    mean_batch = (sum(b[0] for b in rows_batched) / max(sum(b[1] for b in rows_batched), 1)) if rows_batched else None
     row = {
         "server": server.name,
         "path": path,
         "concurrency": concurrency,
         "requests": n,
-        "rps": n / args.duration,
+        "seconds": duration,
+        "windows": len(parts),
+        "rps": n / duration,
         "p50_ms": percentile(latencies, 0.50) * 1000,
         "p95_ms": percentile(latencies, 0.95) * 1000,
         "p99_ms": percentile(latencies, 0.99) * 1000,
         "mean_ms": statistics.fmean(latencies) * 1000 if n else float("nan"),
-        "server_cpu_ms_per_request": server_cpu * 1000 / max(n, 1),
-        "client_cpu_percent": 100 * client_cpu / max(window, 1e-9),
+        "server_cpu_ms_per_request": sum(part["server_cpu"] for part in parts) * 1000 / max(n, 1),
+        "client_cpu_percent": 100 * sum(part["client_cpu"] for part in parts)
+        / max(sum(part["elapsed"] for part in parts), 1e-9),
         "mean_batch_rows": mean_batch,
-        "errors": len(load.errors),
-        "first_error": load.errors[0] if load.errors else None,
+        "errors": len(errors),
+        "first_error": errors[0] if errors else None,
         "load_average": os.getloadavg()[0],
     }
     print(f"  {server.name:38} {path:26} c={concurrency:<3} {row['rps']:8.0f} req/s  p50 {row['p50_ms']:7.2f}  "
@@ -661,7 +683,8 @@ def write(rows, ready, rss, diffs, ceiling, forward, verdicts, args, load_start,
         "cores": os.cpu_count(),
         "pinned": not args.no_pin,
         "duration_s": args.duration,
-        "warmup_s": args.warmup,
+        "warmup_s_per_window": args.warmup,
+        "rounds": args.rounds,
         "load_average_before": load_start,
         "load_average_after": os.getloadavg()[0],
         "gourd": gourd_version,
@@ -680,7 +703,8 @@ def write(rows, ready, rss, diffs, ceiling, forward, verdicts, args, load_start,
         "",
         f"Measured by `{meta['command']}` on {meta['date']}, {meta['cores']} cores "
         f"(load average {load_start:.1f} before, {meta['load_average_after']:.1f} after: other work shared the "
-        f"machine), {gourd_version} (release build with `--features torch`, libtorch 2.11 on the CPU), mlflow {pv['mlflow']}, fastapi {pv['fastapi']}, "
+        f"machine), {gourd_version} (release build with `--features torch`, libtorch 2.11 on the CPU), "
+        f"mlflow {pv['mlflow']}, fastapi {pv['fastapi']}, "
         f"uvicorn {pv['uvicorn']} with uvloop {pv['uvloop']}, torch {pv['torch']}, Python {meta['python']}.",
         "",
         "The pumpkin example's CNN (2 conv layers, 3 classes) on one 3x32x32 float tensor per request: a "
@@ -689,7 +713,10 @@ def write(rows, ready, rss, diffs, ceiling, forward, verdicts, args, load_start,
         "raw-HTTP/1.1 client; "
         + ("each server on core 0 with one inference thread, the client on core 1. " if not args.no_pin else
            "no CPU pinning. ")
-        + f"{args.warmup:g} s warm-up, then {args.duration:g} s measured per row. Server CPU is user + system "
+        + f"All servers stay up; for each concurrency they take turns in {args.rounds} rounds of "
+        f"{args.warmup:g} s warm-up ({warmup(args, 64):g} s at concurrency 64) and "
+        f"{args.duration / args.rounds:g} s measured ({args.duration:g} s per row), "
+        "so that changes in the machine's other work fall on all alike. Server CPU is user + system "
         "time of the server and its children per answered request; the mean batch is gourd's, from its `/metrics` "
         "(rows per model call during the row, warm-up included).",
         "",
@@ -716,6 +743,7 @@ def write(rows, ready, rss, diffs, ceiling, forward, verdicts, args, load_start,
         "",
         f"The client's ceiling (against a server that reads each body and answers a fixed one): "
         + ", ".join(f"{ceiling[c]:,.0f} req/s at concurrency {c}" for c in ceiling) + ".",
+        "",
         f"The network alone (PyTorch, one thread, on the client's core before the servers start): "
         f"{forward[1]:.3f} ms per row at batch 1, {forward[32]:.3f} ms per row at batch 32.",
         "",
@@ -739,7 +767,9 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="1.5 s per measurement (a smoke test, ~2 minutes)")
     parser.add_argument("--duration", type=float, help="seconds measured per row (default 10, --quick 1.5)")
-    parser.add_argument("--warmup", type=float, help="seconds of load before measuring (default 2, --quick 0.5)")
+    parser.add_argument("--warmup", type=float,
+                        help="seconds of load before each measured window, 4x at concurrency 64 (default 0.5, --quick 0.2)")
+    parser.add_argument("--rounds", type=int, help="windows per row, the servers taking turns (default 5, --quick 3)")
     parser.add_argument("--batch-delay-ms", type=float, default=1.0, help="gourd's queue delay when batching")
     parser.add_argument("--gourd", help="a gourd built with the torch feature (default: build it)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin servers to core 0 and the client to core 1")
@@ -753,7 +783,8 @@ def main():
     if not in_venv():
         ensure_venv()
     args.duration = args.duration or (1.5 if args.quick else 10.0)
-    args.warmup = args.warmup if args.warmup is not None else (0.5 if args.quick else 2.0)
+    args.warmup = args.warmup if args.warmup is not None else (0.2 if args.quick else 0.5)
+    args.rounds = args.rounds or (3 if args.quick else 5)
     if os.cpu_count() < 2:
         args.no_pin = True
     os.makedirs(WORK, exist_ok=True)
@@ -783,46 +814,66 @@ def main():
 
     load_start = os.getloadavg()[0]
     print(f"load average {load_start:.2f}; {args.duration:g} s per measurement", file=sys.stderr)
-    rows, ready, rss, diffs, ceiling = [], {}, {}, {}, {}
+    rows, ready, rss, diffs = [], {}, {}, {}
     me = os.path.abspath(__file__)
     gourd_cmd = [gourd, "serve", model, "--threads", "1"]
-
-    def run(name, cmd, endpoints, concurrencies, cwd=None, env=None, check_inputs=True):
-        port = free_port()
-        cmd = [c.replace("{port}", str(port)) for c in cmd]
-        first_path, first_kind = endpoints[0]
-        first_body = (oip if first_kind == "oip" else invocations)[0]
-        server = Server(name, cmd, port, first_path, first_body, not args.no_pin, cwd=cwd, env=env)
-        try:
+    batched = f"gourd, batch 32, delay {args.batch_delay_ms:g} ms"
+    mlflow_env = {"MLFLOW_TRACKING_URI": f"file://{WORK}/mlruns",
+                  "PATH": f"{os.path.join(VENV, 'bin')}:{os.environ.get('PATH', '')}"}
+    # (name, command, [(endpoint, body kind)], concurrencies, cwd, env)
+    plan = [
+        ("trivial (client ceiling)", [sys.executable, me, "--trivial-server", "{port}"],
+         [("/invocations", "trivial")], CONCURRENCY, None, None),
+        ("gourd", gourd_cmd + ["--port", "{port}"], [("/invocations", "mlflow"), (oip_path, "oip")], CONCURRENCY,
+         None, None),
+        (batched, gourd_cmd + ["--port", "{port}", "--max-batch-size", "32", "--max-queue-delay-ms",
+                               f"{args.batch_delay_ms:g}"], [("/invocations", "mlflow")], (64,), None, None),
+        ("gourd, unbatched (batch 1)", gourd_cmd + ["--port", "{port}", "--max-batch-size", "1"],
+         [("/invocations", "mlflow")], (64,), None, None),
+        ("fastapi", [sys.executable, me, "--fastapi-server", model, "{port}"], [("/invocations", "mlflow")],
+         CONCURRENCY, None, None),
+        ("mlflow", [os.path.join(VENV, "bin", "mlflow"), "models", "serve", "-m", mlflow_model, "--env-manager",
+                    "local", "--host", "127.0.0.1", "--port", "{port}"], [("/invocations", "mlflow")], CONCURRENCY,
+         WORK, mlflow_env),
+    ]
+    servers = {}
+    try:
+        # Started one at a time (each timed alone), then all kept up, idle
+        # but for the one under load.
+        for name, cmd, endpoints, _, cwd, env in plan:
+            port = free_port()
+            cmd = [c.replace("{port}", str(port)) for c in cmd]
+            first_path, first_kind = endpoints[0]
+            first_body = (oip if first_kind == "oip" else invocations)[0]
+            server = Server(name, cmd, port, first_path, first_body, not args.no_pin, cwd=cwd, env=env)
+            servers[name] = server
             ready[name] = server.ready_s
             print(f"{name}: first good answer {server.ready_s:.2f} s after launch", file=sys.stderr)
             for path, kind in endpoints:
-                bodies = oip if kind == "oip" else invocations
-                if check_inputs:
+                if kind != "trivial":
+                    bodies = oip if kind == "oip" else invocations
                     diffs[name if path == first_path else f"{name} (OIP)"] = check(
                         server, path, kind, bodies[:CHECK_INPUTS], expected)
-                for c in concurrencies:
-                    rows.append(measure(server, path, bodies, c, args))
-        finally:
+        # The servers take turns in short windows, round after round, so
+        # that a change in what else runs on the machine falls on all alike.
+        for c in CONCURRENCY:
+            targets = [(name, path, kind) for name, _, endpoints, concurrencies, _, _ in plan
+                       for path, kind in endpoints if c in concurrencies]
+            parts = {target: [] for target in targets}
+            for _ in range(args.rounds):
+                for name, path, kind in targets:
+                    bodies = oip if kind == "oip" else invocations
+                    parts[(name, path, kind)].append(
+                        window(servers[name], path, bodies, c, warmup(args, c), args.duration / args.rounds))
+            for name, path, kind in targets:
+                rows.append(summary(servers[name], path, c, parts[(name, path, kind)]))
+    finally:
+        for name, server in servers.items():
             server.stop()
             rss[name] = server.rss_peak_kb / 1024
-
-    run("trivial (client ceiling)", [sys.executable, me, "--trivial-server", "{port}"],
-        [("/invocations", "trivial")], CONCURRENCY, check_inputs=False)
+    order = {name: i for i, (name, *_) in enumerate(plan)}
+    rows.sort(key=lambda r: (order[r["server"]], r["path"] != "/invocations", r["concurrency"]))
     ceiling = {r["concurrency"]: r["rps"] for r in rows if r["server"] == "trivial (client ceiling)"}
-    run("gourd", gourd_cmd + ["--port", "{port}"], [("/invocations", "mlflow"), (oip_path, "oip")], CONCURRENCY)
-    run(f"gourd, batch 32, delay {args.batch_delay_ms:g} ms",
-        gourd_cmd + ["--port", "{port}", "--max-batch-size", "32", "--max-queue-delay-ms", f"{args.batch_delay_ms:g}"],
-        [("/invocations", "mlflow")], (64,))
-    run("gourd, unbatched (batch 1)", gourd_cmd + ["--port", "{port}", "--max-batch-size", "1"],
-        [("/invocations", "mlflow")], (64,))
-    run("fastapi", [sys.executable, me, "--fastapi-server", model, "{port}"], [("/invocations", "mlflow")],
-        CONCURRENCY)
-    run("mlflow", [os.path.join(VENV, "bin", "mlflow"), "models", "serve", "-m", mlflow_model, "--env-manager",
-                   "local", "--host", "127.0.0.1", "--port", "{port}"], [("/invocations", "mlflow")], CONCURRENCY,
-        cwd=WORK, env={"MLFLOW_TRACKING_URI": f"file://{WORK}/mlruns",
-                          "PATH": f"{os.path.join(VENV, 'bin')}:{os.environ.get('PATH', '')}"})
-
     verdicts = goals(rows, ready, args)
     write(rows, ready, rss, diffs, ceiling, forward, verdicts, args, load_start, gourd)
     failed = False
