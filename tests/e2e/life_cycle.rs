@@ -7,13 +7,9 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
 
-use base64::Engine as _;
+use common::serving::{Server, image_files, post};
 
 use common::TestWorkspace;
 use pumpkin_photos::Farm;
@@ -51,75 +47,14 @@ fn prod(ws: &TestWorkspace) -> String {
     ws.gourd(&["registry", "resolve", "pumpkin@prod"]).success().stdout.split(' ').next().unwrap().to_string()
 }
 
-/// `gourd serve pumpkin@prod`, logging its inputs to `serving/`.
-struct Served {
-    child: Child,
-    address: SocketAddr,
-}
-
-impl Served {
-    fn start(ws: &TestWorkspace) -> Served {
-        let mut child = ws
-            .command(&["serve", "pumpkin@prod", "--port", "0", "--poll", "0.2", "--log-dir", "serving"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = stderr.clone();
-        let reader = BufReader::new(child.stderr.take().unwrap());
-        std::thread::spawn(move || {
-            for line in reader.lines().map_while(Result::ok) {
-                sink.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-        let mut address = None;
-        common::wait_until("the server to listen", || {
-            let text = stderr.lock().unwrap().clone();
-            assert!(!text.contains("error:"), "{text}");
-            address = text.split("on http://").nth(1).and_then(|r| r.split_whitespace().next()?.parse().ok());
-            address.is_some()
-        });
-        Served { child, address: address.unwrap() }
+/// Asks `server` about every image under `dir`, one request each.
+fn classify(server: &Server, dir: &Path) -> usize {
+    let files = common::files_under(dir);
+    for file in &files {
+        let reply = post(server.address, "/v2/models/pumpkin/infer", &image_files(&[std::fs::read(file).unwrap()]));
+        assert_eq!(reply.status, 200, "{}", reply.body);
     }
-
-    fn http(&self, method: &str, path: &str, body: &[u8]) -> Value {
-        let mut stream = TcpStream::connect(self.address).unwrap();
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        )
-        .unwrap();
-        stream.write_all(body).unwrap();
-        let mut raw = String::new();
-        stream.read_to_string(&mut raw).unwrap();
-        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-        assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{body}");
-        serde_json::from_str(body).unwrap()
-    }
-
-    fn version(&self) -> String {
-        self.http("GET", "/v2/models/pumpkin", b"")["versions"][0].as_str().unwrap().to_string()
-    }
-
-    /// Asks about every image under `dir`, one request each.
-    fn classify(&self, dir: &Path) -> usize {
-        let files = common::files_under(dir);
-        for file in &files {
-            let data = base64::engine::general_purpose::STANDARD.encode(std::fs::read(file).unwrap());
-            let body = serde_json::json!({ "inputs": [{ "name": "input", "shape": [1], "datatype": "BYTES", "data": [data] }] });
-            self.http("POST", "/v2/models/pumpkin/infer", body.to_string().as_bytes());
-        }
-        files.len()
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    files.len()
 }
 
 const DOWNSTREAM: [&str; 7] = ["dataset", "train-0", "train-1", "evaluate-0", "evaluate-1", "select", "publish"];
@@ -134,8 +69,8 @@ fn drift_retrains_and_the_gate_promotes_only_a_better_model() {
     assert_eq!(prod(&ws), "v0.0.1");
     let champion = json(&ws, "metrics/selection.json")["value"].as_f64().unwrap();
     // prod serves, and logs what it is asked.
-    let server = Served::start(&ws);
-    assert_eq!(server.version(), "v0.0.1");
+    let server = Server::start(&ws, &["pumpkin@prod", "--poll", "0.2", "--log-dir", "serving"]);
+    assert_eq!(server.version("pumpkin"), "v0.0.1");
 
     // A delivery like the farm's own photos: drift is checked, and nothing
     // downstream runs (the training set is the same bytes).
@@ -149,7 +84,7 @@ fn drift_retrains_and_the_gate_promotes_only_a_better_model() {
     // model; a drift stage on the served inputs (the log, against the farm's
     // photos seen through the served model) sees it.
     pumpkin_photos::batch(&ws.path("customers"), 10, 777, Farm::Other).unwrap();
-    let asked = server.classify(&ws.path("customers"));
+    let asked = classify(&server, &ws.path("customers"));
     let log = ws.path("serving/inputs.jsonl");
     common::wait_until("the served inputs in the log", || {
         std::fs::read_to_string(&log).unwrap_or_default().lines().count() == asked
@@ -179,7 +114,7 @@ fn drift_retrains_and_the_gate_promotes_only_a_better_model() {
     let retrained = json(&ws, "metrics/selection.json")["value"].as_f64().unwrap();
     assert!(retrained > champion, "{retrained} vs {champion}");
     assert_eq!(prod(&ws), "v0.0.2");
-    common::wait_until("the server to swap to v0.0.2", || server.version() == "v0.0.2");
+    common::wait_until("the server to swap to v0.0.2", || server.version("pumpkin") == "v0.0.2");
     // The chain is in lineage: the model back to the delivery.
     let lineage = ws.gourd(&["lineage", "models/best"]).success().stdout;
     for link in ["stage `admit`", "stage `drift`", "incoming", "stage `frozen`"] {
@@ -215,8 +150,8 @@ fn drift_retrains_and_the_gate_promotes_only_a_better_model() {
     assert_eq!(receipt["version"], "v0.0.3", "{receipt}");
     assert_eq!(receipt["stages"]["prod"]["outcome"], "refused", "{receipt}");
     assert_eq!(prod(&ws), "v0.0.2");
-    server.classify(&ws.path("incoming/d1"));
-    assert_eq!(server.version(), "v0.0.2", "the champion keeps serving");
+    classify(&server, &ws.path("incoming/d1"));
+    assert_eq!(server.version("pumpkin"), "v0.0.2", "the champion keeps serving");
 
     // The report shows drift run by run, and which version held prod when.
     ws.gourd(&["report", "-o", "report.html"]).success();

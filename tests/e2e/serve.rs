@@ -6,17 +6,19 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use base64::Engine as _;
+use common::serving::{Server, http, image_files as bytes_request, post};
 use common::{TestWorkspace, wait_until};
 use serde_json::{Value, json};
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
 
 /// The pumpkin example, built: `models/best` and the `predict` step's labels
 /// for the inbox, and `pumpkin` v0.0.1 in prod.
@@ -42,90 +44,6 @@ fn run(ws: &TestWorkspace) {
     ws.gourd_env(&["run"], &[("PATH", &path)]).success();
 }
 
-/// A running `gourd serve`, killed when dropped.
-struct Server {
-    child: Child,
-    address: SocketAddr,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Server {
-    fn start(ws: &TestWorkspace, args: &[&str]) -> Server {
-        let mut all = vec!["serve"];
-        all.extend_from_slice(args);
-        all.extend_from_slice(&["--port", "0"]);
-        let mut child = ws.command(&all).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let reader = BufReader::new(child.stderr.take().unwrap());
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            for line in reader.lines().map_while(Result::ok) {
-                let mut text = sink.lock().unwrap();
-                text.push_str(&line);
-                text.push('\n');
-            }
-        });
-        let mut address = None;
-        wait_until("the server to listen", || {
-            let text = stderr.lock().unwrap().clone();
-            assert!(!text.contains("error:"), "{text}");
-            address = text.split("on http://").nth(1).and_then(|rest| rest.split_whitespace().next()?.parse().ok());
-            address.is_some()
-        });
-        Server { child, address: address.unwrap(), stderr }
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    fn metric(&self, name: &str) -> f64 {
-        let text = http(self.address, "GET", "/metrics", b"").body;
-        text.lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.parse().ok()))
-            .unwrap_or(0.0)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct Reply {
-    status: u16,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-}
-
-fn http(address: SocketAddr, method: &str, path: &str, body: &[u8]) -> Reply {
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    stream.write_all(body).unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    Reply { status: head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0), body: body.to_string() }
-}
-
-fn post(address: SocketAddr, path: &str, body: &Value) -> Reply {
-    http(address, "POST", path, body.to_string().as_bytes())
-}
-
 /// The inbox photos, sorted as the `predict` step lists them, and its labels.
 fn inbox(ws: &TestWorkspace) -> (Vec<Vec<u8>>, Vec<String>) {
     let predictions: Value = serde_json::from_str(&ws.read("reports/inbox-predictions.json")).unwrap();
@@ -137,15 +55,6 @@ fn inbox(ws: &TestWorkspace) -> (Vec<Vec<u8>>, Vec<String>) {
     }
     assert_eq!(files.len(), 3);
     (files, labels)
-}
-
-fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-fn bytes_request(files: &[Vec<u8>]) -> Value {
-    let data: Vec<String> = files.iter().map(|f| b64(f)).collect();
-    json!({ "inputs": [{ "name": "input", "shape": [files.len()], "datatype": "BYTES", "data": data }] })
 }
 
 #[test]
@@ -287,9 +196,7 @@ fn a_registry_stage_is_followed_and_a_new_version_takes_over_under_load() {
         .collect();
     wait_until("answers under load", || server.metric("gourd_serve_batch_size_count") > 20.0);
     ws.gourd(&["registry", "promote", "pumpkin", "v0.0.2", "prod", "--force", "-m", "the new one"]).success();
-    wait_until("v0.0.2 to answer", || {
-        http(address, "GET", "/v2/models/pumpkin", b"").json()["versions"] == json!(["v0.0.2"])
-    });
+    wait_until("v0.0.2 to answer", || server.version("pumpkin") == "v0.0.2");
     let answered = server.metric("gourd_serve_batch_size_count");
     wait_until("answers from v0.0.2 under load", || server.metric("gourd_serve_batch_size_count") > answered + 20.0);
     stop.store(true, Ordering::SeqCst);

@@ -3,6 +3,8 @@
 //! environment.
 #![allow(dead_code)]
 
+pub mod serving;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
