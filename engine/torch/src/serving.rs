@@ -88,13 +88,24 @@ pub fn set_threads(threads: i32) {
     tch::set_num_threads(threads.max(1));
 }
 
+/// The largest side of an image file served, in pixels.
+pub const MAX_SIDE: u32 = 8192;
+
+/// The most a decoder may allocate for one image: a file that claims more
+/// (a decompression bomb) is refused, not decoded.
+const MAX_ALLOC: u64 = 128 << 20;
+
 /// An image file's bytes (PNG or JPEG) as the model's input at `size`.
 pub fn decode(bytes: &[u8], size: u32) -> Result<Image, StepError> {
-    let image = image::ImageReader::new(Cursor::new(bytes))
+    let mut reader = image::ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|e| StepError::Data(e.to_string()))?
-        .decode()
         .map_err(|e| StepError::Data(e.to_string()))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_ALLOC);
+    reader.limits(limits);
+    let image = reader.decode().map_err(|e| StepError::Data(e.to_string()))?;
     Ok(from_rgb(&image.to_rgb8(), size))
 }
 
@@ -127,6 +138,18 @@ fn from_rgb(image: &RgbImage, size: u32) -> Image {
 mod tests {
     use super::*;
 
+    /// PNG's chunk checksum (CRC-32, ISO 3309), bit by bit.
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+
     #[test]
     fn an_image_file_and_its_pixels_give_the_same_input() {
         let mut image = RgbImage::new(20, 12);
@@ -142,6 +165,16 @@ mod tests {
         assert_eq!((from_file.width, from_file.height), (20, 12));
         assert!((from_file.rgb_mean[2] - 200.0 / 255.0).abs() < 1e-6);
         assert!(decode(b"not an image", 8).is_err());
+
+        // A file whose header claims 60,000 × 60,000 pixels is refused before
+        // anything that size is allocated.
+        let mut bomb = png.clone();
+        bomb[16..20].copy_from_slice(&60_000u32.to_be_bytes());
+        bomb[20..24].copy_from_slice(&60_000u32.to_be_bytes());
+        let crc = crc32(&bomb[12..29]);
+        bomb[29..33].copy_from_slice(&crc.to_be_bytes());
+        let err = decode(&bomb, 8).err().expect("a bomb is refused").to_string();
+        assert!(err.to_lowercase().contains("limit"), "{err}");
         assert!(pixels(vec![0; 10], 20, 12, 8).is_err());
     }
 }
