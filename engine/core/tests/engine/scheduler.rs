@@ -99,6 +99,31 @@ fn a_rerun_that_writes_the_same_bytes_leaves_downstream_up_to_date() {
 }
 
 #[test]
+fn a_stage_is_decided_only_once_everything_upstream_is_done() {
+    let fx = Fixture::new();
+    fx.write("in-a.txt", "a1\n");
+    fx.write("in-b.txt", "b1\n");
+    // `c` reads what `a` and `b` write; `b` takes a while.
+    let pipeline = vec![
+        stage("a", "cat in-a.txt > a.txt", &["in-a.txt"], &["a.txt"]),
+        stage("b", "sleep 0.3; cat in-b.txt > b.txt", &["in-b.txt"], &["b.txt"]),
+        stage("c", "cat a.txt b.txt > c.txt", &["a.txt", "b.txt"], &["c.txt"]),
+        stage("d", "cat c.txt > d.txt", &["c.txt"], &["d.txt"]),
+    ];
+    let (summary, _) = fx.run(&pipeline, options());
+    assert_eq!(summary.ran, 4);
+    // `a` is up to date, `b` is not: `c` and `d` wait for `b`, then run.
+    fx.write("in-b.txt", "b2\n");
+    let (summary, _) = fx.run(&pipeline, options());
+    assert_eq!((summary.ran, summary.up_to_date), (3, 1), "{:?}", summary.reports);
+    assert_eq!(fx.read("c.txt"), "a1\nb2\n");
+    assert_eq!(fx.read("d.txt"), "a1\nb2\n");
+    for name in ["b", "c", "d"] {
+        assert_eq!(fx.report(&summary, name).outcome, Outcome::Ran, "{name}");
+    }
+}
+
+#[test]
 fn without_keep_going_a_failure_starts_nothing_new() {
     let fx = Fixture::new();
     // `c` comes before `a` in the order, and one job runs them one at a time.
