@@ -89,7 +89,7 @@ def plot(results, info, path):
 
     colors = {"gourd": "#2f9e55", "dvc": "#945dd6", "snakemake": "#d97706"}
     styles = {"cold": "-", "noop-status": ":", "noop-run": "--"}
-    fig, axes = plt.subplots(1, len(info["shapes"]), figsize=(6 * len(info["shapes"]), 4.5), squeeze=False)
+    fig, axes = plt.subplots(1, len(info["shapes"]), figsize=(6 * len(info["shapes"]) + 2, 4.5), squeeze=False)
     for ax, shape in zip(axes[0], info["shapes"]):
         for tool in info["tools"]:
             for scenario in SCENARIOS:
@@ -107,8 +107,9 @@ def plot(results, info, path):
         ax.set_ylabel("seconds")
         ax.set_title(f"{shape}, 2 jobs")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="center right")
+    fig.tight_layout(rect=(0, 0, 0.86, 1))
     fig.savefig(path)
 
 
