@@ -93,6 +93,12 @@ fn a_folder_dep_says_how_many_files_changed_in_it() {
     fx.write("data/d.csv", "4");
     fs::remove_file(fx.root().join("data/a.csv")).unwrap();
     assert_eq!(reasons_of(&fx, &[s.clone()], "s").2, ["dep `data` changed: 2 files added, 1 removed"]);
+    fx.run(&[s.clone()], options());
+    // A file made executable: the folder changed, no file was added,
+    // removed or modified.
+    fs::set_permissions(fx.root().join("data/b.csv"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    assert_eq!(reasons_of(&fx, &[s.clone()], "s").2, ["dep `data` changed"]);
+    fx.write("data/a.csv", "1");
     // Without the old listing, only that it changed.
     fs::remove_dir_all(fx.ws.gourd_dir.join("cache-v1/trees")).unwrap();
     fs::create_dir(fx.ws.gourd_dir.join("cache-v1/trees")).unwrap();
