@@ -9,7 +9,7 @@
 #   scripts/mutants-diff.sh [BASE]
 #
 # BASE defaults to the previous landed commit: `git merge-base HEAD
-# origin/main` when there is an origin, else HEAD~1.
+# origin/main` on a branch, HEAD~1 on main itself or without an origin.
 #   TIMEOUT     seconds per mutant's tests (default 60)
 #   BUDGET      seconds for the whole run (default 900)
 #   JOBS        mutants built and tested at once (default 1)
@@ -20,10 +20,11 @@ cd "$(dirname "$0")/.."
 
 base=${1:-}
 if [ -z "$base" ]; then
+  base=HEAD~1
   if git rev-parse --verify --quiet origin/main >/dev/null; then
-    base=$(git merge-base HEAD origin/main)
-  else
-    base=HEAD~1
+    fork=$(git merge-base HEAD origin/main)
+    # On main itself (HEAD has landed): the commit before it.
+    [ "$fork" = "$(git rev-parse HEAD)" ] || base=$fork
   fi
 fi
 if ! base_commit=$(git rev-parse --verify --quiet "$base^{commit}"); then
