@@ -125,6 +125,12 @@ fn the_pumpkin_model_answers_as_the_predict_step_does() {
     assert!(rows[0]["emb_0"].is_number(), "{}", rows[0]);
     let metrics = http(address, "GET", "/metrics", b"").body;
     assert!(metrics.contains("gourd_serve_requests_total{endpoint=\"infer\",code=\"400\"} 2"), "{metrics}");
+
+    // A second server on the same port: an environment error (exit 2) naming the address.
+    let port = address.port().to_string();
+    let taken = ws.gourd(&["serve", "models/best", "--port", &port]);
+    assert_eq!(taken.code, 2, "{}", taken.stderr);
+    assert!(taken.stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{}", taken.stderr);
 }
 
 /// Width, height and the RGB bytes of an image file.

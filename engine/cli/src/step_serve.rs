@@ -155,7 +155,11 @@ pub fn main(config_path: &str) -> ExitCode {
         }
         Err(err) => {
             eprintln!("error: {err}");
-            ExitCode::from(1)
+            // A port in use or an I/O failure is the machine's; a setting, the user's.
+            match err {
+                gourd_serve::ServeError::Config(_) => ExitCode::from(1),
+                gourd_serve::ServeError::Bind(..) | gourd_serve::ServeError::Io(_) => ExitCode::from(2),
+            }
         }
     }
 }
