@@ -60,6 +60,8 @@ fn bad_settings_are_refused_before_anything_starts() {
         (vec!["models/best", "--queue-size", "0"], "`--queue-size` must be at least 1"),
         (vec!["models/best", "--poll", "0"], "`--poll` must be a positive number"),
         (vec!["models/best", "--max-queue-delay-ms=-1"], "`--max-queue-delay-ms` must be zero or more"),
+        (vec!["models/best", "--log-dir", ".git/inputs"], "is inside `.git` or `.gourd`"),
+        (vec!["models/best", "--log-dir", "sub/../.gourd"], "is inside `.git` or `.gourd`"),
     ] {
         let message = refused(&ws, &args, &[]);
         assert!(message.contains(expected), "{args:?}: {message}");

@@ -100,6 +100,15 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
             return Err(CommandError::user(format!("`{flag}` must be at least 1")));
         }
     }
+    if let Some(dir) = &args.log_dir
+        && dir.components().any(|c| c.as_os_str() == ".git" || c.as_os_str() == ".gourd")
+    {
+        return Err(CommandError::user(format!(
+            "`--log-dir {}` is inside `.git` or `.gourd`, which gourd never writes logs into",
+            dir.display()
+        ))
+        .with_hint("log to a folder of its own, e.g. `--log-dir serving`"));
+    }
     // Fetched versions live here while serving, and go with it.
     let scratch = scratch_dir(location)?;
     let mut source = resolve(location, &args.model, scratch.path())?;
