@@ -30,6 +30,9 @@ use super::cache::{TreeIndex, check_name};
 use super::cas::{Blobs, MAX_MESSAGE, ReadError};
 use super::{Connection, DigestFunction, FileDigests, Reapi};
 
+/// How much later than gourd's own wait the execution calls' gRPC deadline is.
+const GRPC_DEADLINE_MARGIN: Duration = Duration::from_secs(5);
+
 /// The platform properties of `stage`'s action.
 pub fn platform_properties(stage: &Stage, base: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     let mut properties = base.clone();
@@ -227,10 +230,15 @@ impl Reapi {
             ..Default::default()
         };
         let name = std::sync::Mutex::new(String::new());
+        // gourd's own timer below decides when the wait is over (and cancels
+        // the operation); the calls' gRPC deadline is only a backstop, later,
+        // so that the outcome and its message do not depend on which of the
+        // two fires first.
+        let backstop = deadline + GRPC_DEADLINE_MARGIN;
         let wait = async {
             let mut resumed = 0;
             let mut stream = client
-                .execute(self.request_with_timeout(request, deadline))
+                .execute(self.request_with_timeout(request, backstop))
                 .await
                 .map_err(|s| self.failure(s))?
                 .into_inner();
@@ -262,7 +270,7 @@ impl Reapi {
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 let wait = re::WaitExecutionRequest { name: known };
                 stream = client
-                    .wait_execution(self.request_with_timeout(wait, deadline))
+                    .wait_execution(self.request_with_timeout(wait, backstop))
                     .await
                     .map_err(|s| self.failure(s))?
                     .into_inner();
