@@ -15,10 +15,7 @@ use serde_json::{Value, json};
 const BATCH: usize = 64;
 
 pub fn main(config_path: &str) -> ExitCode {
-    let mut config: Value = match fs_err::read(config_path)
-        .map_err(|e| e.to_string())
-        .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|e| e.to_string()))
-    {
+    let mut config: Value = match crate::read_config::<Value>(config_path) {
         Ok(config) => config,
         Err(err) => {
             eprintln!("error: cannot read the step configuration: {err}");

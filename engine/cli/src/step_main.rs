@@ -20,10 +20,7 @@ fn main() -> ExitCode {
         [name, config] if name == "serve" => step_serve::main(config),
         [name, config] if name == "drift" => step_drift::main(config),
         [name, config] => {
-            let config = match fs_err::read(config)
-                .map_err(|e| e.to_string())
-                .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).map_err(|e| e.to_string()))
-            {
+            let config = match read_config::<serde_json::Value>(config) {
                 Ok(config) => config,
                 Err(err) => {
                     eprintln!("error: cannot read the step configuration: {err}");
@@ -43,4 +40,10 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// A step's configuration file (JSON), as `gourd` wrote it.
+fn read_config<T: serde::de::DeserializeOwned>(path: &str) -> Result<T, String> {
+    let bytes = fs_err::read(path).map_err(|e| e.to_string())?;
+    serde_json::from_slice(&bytes).map_err(|e| e.to_string())
 }

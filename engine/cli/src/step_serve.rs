@@ -89,10 +89,7 @@ impl Images for TorchImages {
 }
 
 pub fn main(config_path: &str) -> ExitCode {
-    let config: Config = match fs_err::read(config_path)
-        .map_err(|e| e.to_string())
-        .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|e| e.to_string()))
-    {
+    let config: Config = match crate::read_config::<Config>(config_path) {
         Ok(config) => config,
         Err(err) => {
             eprintln!("error: cannot read the serving configuration: {err}");

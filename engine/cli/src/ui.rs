@@ -85,3 +85,16 @@ pub fn duration_short(d: std::time::Duration) -> String {
     let secs = d.as_secs();
     if secs < 60 { format!("{secs}s") } else { format!("{}m{:02}s", secs / 60, secs % 60) }
 }
+
+/// Writes `text` to `output` (atomically, then says so on stderr), or to
+/// stdout without one.
+pub fn write_or_print(output: Option<&std::path::Path>, text: &str) -> std::io::Result<()> {
+    match output {
+        Some(path) => {
+            gourd_core::fsutil::write_atomic(path, text.as_bytes())?;
+            eprintln!("Wrote `{}`.", path.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}

@@ -1,7 +1,6 @@
 //! The inference thread and its queue: dynamic batching with Triton's
 //! semantics, request deadlines, and model swaps between batches.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError, sync_channel};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
@@ -104,7 +103,8 @@ struct Worker {
 
 impl Worker {
     fn run(mut self, receiver: Receiver<Job>) {
-        let closed = AtomicBool::new(false);
+        // The queue's senders are gone: finish what was taken, then stop.
+        let mut closed = false;
         loop {
             self.take_swap();
             let first = match self.carried.take() {
@@ -118,9 +118,9 @@ impl Worker {
                     Err(RecvTimeoutError::Disconnected) => break,
                 },
             };
-            let batch = self.gather(first, &receiver, &closed);
+            let batch = self.gather(first, &receiver, &mut closed);
             self.execute(batch);
-            if closed.load(Ordering::Relaxed) && self.carried.is_none() {
+            if closed && self.carried.is_none() {
                 break;
             }
         }
@@ -154,7 +154,7 @@ impl Worker {
 
     /// The jobs of one batch: `first`, then whatever arrives before the
     /// queue delay runs out, up to the batch size.
-    fn gather(&mut self, first: Job, receiver: &Receiver<Job>, closed: &AtomicBool) -> Vec<Job> {
+    fn gather(&mut self, first: Job, receiver: &Receiver<Job>, closed: &mut bool) -> Vec<Job> {
         let until = first.enqueued + self.settings.max_queue_delay;
         let mut rows = first.n;
         let mut jobs = vec![first];
@@ -165,7 +165,7 @@ impl Worker {
                     Ok(job) => job,
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => {
-                        closed.store(true, Ordering::Relaxed);
+                        *closed = true;
                         break;
                     }
                 }
@@ -174,7 +174,7 @@ impl Worker {
                     Ok(job) => job,
                     Err(RecvTimeoutError::Timeout) => break,
                     Err(RecvTimeoutError::Disconnected) => {
-                        closed.store(true, Ordering::Relaxed);
+                        *closed = true;
                         break;
                     }
                 }

@@ -52,12 +52,6 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         .get_template(name)
         .and_then(|t| t.render(minijinja::value::Serde(&context)))
         .map_err(|e| CommandError::user(format!("template `{name}`: {e:#}")))?;
-    match &args.output {
-        Some(path) => {
-            gourd_core::fsutil::write_atomic(path, rendered.as_bytes())?;
-            eprintln!("Wrote `{}`.", path.display());
-        }
-        None => print!("{rendered}"),
-    }
+    crate::ui::write_or_print(args.output.as_deref(), &rendered)?;
     Ok(ExitCode::SUCCESS)
 }

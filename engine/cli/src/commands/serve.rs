@@ -162,8 +162,9 @@ fn resolve(location: &Location, model: &str, scratch: &Path) -> Result<Source, C
         return from_folder(path);
     }
     if model.contains(['@', '#']) {
-        let (name, version, folder, movable) = from_registry(location, model, scratch)?;
-        return Ok(Source { name, version, folder, follow: movable.then(|| model.to_string()) });
+        let found = from_registry(location, model, scratch, None)?.expect("nothing is serving yet");
+        let follow = found.movable.then(|| model.to_string());
+        return Ok(Source { name: found.name, version: found.version, folder: found.folder, follow });
     }
     Err(CommandError::user(format!("`{model}` is neither a model folder nor a registry reference")).with_hint(
         "give the folder a built-in `train` or `select` step wrote (`models/best`), or `NAME@STAGE` (`pumpkin@prod`)",
@@ -192,14 +193,28 @@ fn from_folder(path: &Path) -> Result<Source, CommandError> {
     Ok(Source { name, version: hex[..hex.len().min(12)].to_string(), folder, follow: None })
 }
 
-/// The reference's name, version and fetched folder, and whether it can move.
+/// A registered version, fetched.
+struct Registered {
+    name: String,
+    version: String,
+    folder: PathBuf,
+    /// Whether the reference can move (a stage, `@latest`), not pinned.
+    movable: bool,
+}
+
+/// What `reference` names now, fetched into `scratch`; `None` when it is
+/// `serving` still (nothing is fetched then).
 fn from_registry(
     location: &Location,
     reference: &str,
     scratch: &Path,
-) -> Result<(String, String, PathBuf, bool), CommandError> {
+    serving: Option<&str>,
+) -> Result<Option<Registered>, CommandError> {
     let (root, registry) = super::registry::open(location)?;
     let resolved = resolve_reference(&registry, reference, None)?;
+    if serving == Some(resolved.version.as_str()) {
+        return Ok(None);
+    }
     let into = scratch.join(format!("{}-{}", sanitise(&resolved.name), resolved.version));
     let fetched = fetch(location, &root, &resolved, &into)?;
     if !fetched.path.join("model.json").is_file() {
@@ -208,7 +223,8 @@ fn from_registry(
     }
     // `models/cv:pumpkin` is served as `pumpkin`: a name that fits in a URL.
     let name = resolved.name.rsplit([':', '/']).next().unwrap_or(&resolved.name).to_string();
-    Ok((name, resolved.version, fetched.path, resolved.stage.is_some() || !reference.contains("@v")))
+    let movable = resolved.stage.is_some() || !reference.contains("@v");
+    Ok(Some(Registered { name, version: resolved.version, folder: fetched.path, movable }))
 }
 
 fn sanitise(name: &str) -> String {
@@ -264,8 +280,8 @@ async fn supervise(
             _ = hangup.recv() => forward(pid),
             _ = poll.tick(), if source.follow.is_some() && control.is_some() => {
                 let reference = source.follow.clone().unwrap_or_default();
-                match from_registry(location, &reference, scratch) {
-                    Ok((_, version, folder, _)) if version != source.version => {
+                match from_registry(location, &reference, scratch, Some(&source.version)) {
+                    Ok(Some(Registered { version, folder, .. })) => {
                         eprintln!("serve: `{reference}` moved from {} to {version}; loading it", source.version);
                         let line = serde_json::json!({ "model": folder, "version": version }).to_string() + "\n";
                         let sent = match control.as_mut() {
@@ -278,7 +294,7 @@ async fn supervise(
                         source.version = version;
                         last_problem.clear();
                     }
-                    Ok(_) => last_problem.clear(),
+                    Ok(None) => last_problem.clear(),
                     Err(err) => {
                         // Reported once per distinct problem; the version serving stays.
                         if err.message != last_problem {

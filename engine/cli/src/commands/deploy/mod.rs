@@ -178,13 +178,7 @@ fn render(location: &Location, args: &RenderArgs) -> Result<ExitCode, CommandErr
         .and_then(|()| env.get_template(template))
         .and_then(|t| t.render(minijinja::value::Serde(&context)))
         .map_err(|e| CommandError::internal(format!("cannot render {template}: {e}")))?;
-    match &args.output {
-        Some(path) => {
-            gourd_core::fsutil::write_atomic(path, rendered.as_bytes())?;
-            eprintln!("Wrote `{}`.", path.display());
-        }
-        None => print!("{rendered}"),
-    }
+    crate::ui::write_or_print(args.output.as_deref(), &rendered)?;
     Ok(ExitCode::SUCCESS)
 }
 
