@@ -258,3 +258,25 @@ fn an_unknown_test_is_refused_before_anything_runs() {
     assert!(!ws.exists("metrics/drift.json"));
     assert!(ws.executions().is_empty());
 }
+
+#[test]
+fn images_without_gourd_step_are_refused_before_anything_runs() {
+    let ws =
+        TestWorkspace::new(&PIPELINE.replace(
+            "decision = \"drift/decision.json\",",
+            "decision = \"drift/decision.json\", model = \"data/model\",",
+        ));
+    ws.write("data/reference.csv", &table(1, 100, 0.0));
+    ws.write("data/current.csv", &table(2, 100, 0.0));
+    ws.write("data/model/model.json", "{}");
+    let run = ws.gourd_env(&["run"], &[("GOURD_STEP", "/nonexistent/gourd-step")]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("`model` embeds images with libtorch, and `gourd-step` was not found"),
+        "{}",
+        run.stderr
+    );
+    assert!(!ws.exists("metrics/drift.json"));
+    // Refused while checking the pipeline: no stage was started.
+    assert!(!run.stderr.contains("failed drift") && !run.stdout.contains("failed drift"), "{}", run.stderr);
+}

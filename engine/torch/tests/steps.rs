@@ -192,3 +192,26 @@ fn empty_class_folder_and_hard_checks_fail() {
     let err = run_step("images", &json!({"input": p(d, "photos"), "output": p(d, "data")})).unwrap_err().to_string();
     assert!(err.contains("photos/empty") && err.contains("holds no images"), "{err}");
 }
+
+#[test]
+fn an_evaluation_set_holds_every_image_and_cannot_be_trained_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    photos(&d.join("photos"), 5);
+    run_step("images", &json!({"input": p(d, "photos"), "output": p(d, "eval"), "size": 16, "test_fraction": 1.0}))
+        .unwrap();
+    let manifest = read(&p(d, "eval/manifest.json"));
+    assert_eq!(manifest["train"], 0);
+    assert!(manifest["test"].as_u64().unwrap() > 0);
+    let err = run_step(
+        "train",
+        &json!({"dataset": p(d, "eval"), "output": p(d, "m"), "model": cnn(), "epochs": 1, "batch_size": 4, "lr": 0.01}),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("has no training images") && err.contains("test_fraction = 1"), "{err}");
+    let err = run_step("images", &json!({"input": p(d, "photos"), "output": p(d, "x"), "test_fraction": 1.5}))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`test_fraction` must be from 0 to 1"), "{err}");
+}
