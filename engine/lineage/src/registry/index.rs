@@ -145,4 +145,43 @@ mod tests {
         std::fs::write(dir.path().join(FILE), b"gourd registry index v1\nshort").unwrap();
         assert_eq!(Index::load(dir.path()).get(&a), None);
     }
+
+    #[test]
+    fn the_file_is_the_header_and_one_entry_per_live_tag() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (Oid::from_str(&"a".repeat(40)).unwrap(), Oid::from_str(&"b".repeat(40)).unwrap());
+        let mut index = Index::load(dir.path());
+        index.insert(a, b, 0x0102_0304);
+        index.save(&[a, b]);
+        let mut expected = HEADER.to_vec();
+        expected.extend_from_slice(a.as_bytes());
+        expected.extend_from_slice(b.as_bytes());
+        expected.extend_from_slice(&0x0102_0304i64.to_le_bytes());
+        assert_eq!(std::fs::read(dir.path().join(FILE)).unwrap(), expected);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
+        // Nothing new: nothing written, even with fewer live tags.
+        let mut index = Index::load(dir.path());
+        index.insert(a, b, 0x0102_0304);
+        index.save(&[]);
+        assert_eq!(std::fs::read(dir.path().join(FILE)).unwrap(), expected);
+        // Without the header, the file is empty.
+        std::fs::write(dir.path().join(FILE), &expected[HEADER.len()..]).unwrap();
+        assert_eq!(Index::load(dir.path()).get(&a), None);
+    }
+
+    #[test]
+    fn an_id_hashes_as_its_first_eight_bytes() {
+        use std::hash::BuildHasher;
+        let oid = Oid::from_str("0102030405060708090a0b0c0d0e0f1011121314").unwrap();
+        let id = Id::of(&oid).unwrap();
+        let hash = BuildHasherDefault::<IdHasher>::default().hash_one(id);
+        assert_eq!(hash, 0x0807_0605_0403_0201);
+        let mut hasher = IdHasher::default();
+        hasher.write(&[0xff, 1, 2, 3, 4, 5, 6, 7, 0x0f]);
+        assert_eq!(hasher.finish(), 0x0102_0304_0506_07f0, "the ninth byte mixed into the first");
+        let mut ids = IdSet::default();
+        ids.insert(id);
+        assert!(ids.contains(&id));
+        assert!(!ids.contains(&Id([0; 20])));
+    }
 }

@@ -110,4 +110,78 @@ mod tests {
         assert_eq!(ours, theirs);
         assert_eq!(ours.len(), 4);
     }
+
+    fn repo_with_tags(tags: &[&str]) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        git(dir.path(), &["init", "-q"]);
+        git(dir.path(), &["-c", "user.name=t", "-c", "user.email=t@x", "commit", "-q", "--allow-empty", "-m", "one"]);
+        for tag in tags {
+            git(dir.path(), &["-c", "user.name=t", "-c", "user.email=t@x", "tag", "-a", "-m", "m", tag]);
+        }
+        let common = dir.path().join(".git");
+        (dir, common)
+    }
+
+    fn sorted(mut refs: Vec<(String, Oid)>) -> Vec<String> {
+        refs.sort();
+        refs.into_iter().map(|(name, _)| name).collect()
+    }
+
+    fn rev_parse(dir: &Path, name: &str) -> Oid {
+        let out = Command::new("git").args(["rev-parse", name]).current_dir(dir).output().unwrap();
+        Oid::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap()
+    }
+
+    #[test]
+    fn loose_refs_alone_and_packed_annotated_tags() {
+        let (dir, common) = repo_with_tags(&["a@v1.0.0", "b/c=m#prod#1"]);
+        assert!(!common.join("packed-refs").exists());
+        let loose = list(&common, "refs/tags/").unwrap();
+        assert_eq!(sorted(loose.clone()), ["a@v1.0.0", "b/c=m#prod#1"]);
+        assert!(loose.iter().all(|(name, oid)| *oid == rev_parse(dir.path(), &format!("refs/tags/{name}"))));
+        // Packed: annotated tags carry a peeled line (`^OID`) each.
+        git(dir.path(), &["pack-refs", "--all"]);
+        assert!(std::fs::read_to_string(common.join("packed-refs")).unwrap().contains("\n^"));
+        let packed = list(&common, "refs/tags/").unwrap();
+        assert_eq!(sorted(packed.clone()), ["a@v1.0.0", "b/c=m#prod#1"]);
+        assert!(packed.iter().all(|(name, oid)| *oid == rev_parse(dir.path(), &format!("refs/tags/{name}"))));
+        // Only what is under the prefix, named after it.
+        let heads = list(&common, "refs/heads/").unwrap();
+        assert_eq!(heads.len(), 1);
+        assert!(list(&common, "refs/nothing/here/").unwrap().is_empty());
+    }
+
+    #[test]
+    fn lock_files_and_symbolic_refs_are_not_tags() {
+        let (dir, common) = repo_with_tags(&["a@v1.0.0"]);
+        let oid = rev_parse(dir.path(), "refs/tags/a@v1.0.0");
+        std::fs::write(common.join("refs/tags/b@v2.0.0.lock"), format!("{oid}\n")).unwrap();
+        std::fs::write(common.join("refs/tags/c@v3.0.0"), "ref: refs/tags/a@v1.0.0\n").unwrap();
+        assert_eq!(sorted(list(&common, "refs/tags/").unwrap()), ["a@v1.0.0"]);
+    }
+
+    #[test]
+    fn refs_that_are_not_plain_files_are_left_to_libgit2() {
+        let (dir, common) = repo_with_tags(&["a@v1.0.0"]);
+        // A loose ref that is not an object id.
+        std::fs::write(common.join("refs/tags/bad"), "not an id\n").unwrap();
+        assert_eq!(list(&common, "refs/tags/"), None);
+        std::fs::remove_file(common.join("refs/tags/bad")).unwrap();
+        // A prefix that is a file, not a folder.
+        assert_eq!(list(&common, "refs/tags/a@v1.0.0/"), None);
+        // packed-refs that cannot be read.
+        std::fs::create_dir(common.join("packed-refs")).unwrap();
+        assert_eq!(list(&common, "refs/tags/"), None);
+        std::fs::remove_dir(common.join("packed-refs")).unwrap();
+        assert!(list(&common, "refs/tags/").is_some());
+        // A packed line whose id is not 40 hex digits.
+        let oid = rev_parse(dir.path(), "HEAD");
+        std::fs::write(common.join("packed-refs"), format!("{} refs/tags/short\n", &oid.to_string()[..39])).unwrap();
+        assert_eq!(list(&common, "refs/tags/"), None);
+        // A reftable repository.
+        std::fs::write(common.join("packed-refs"), format!("{oid} refs/tags/packed\n")).unwrap();
+        assert_eq!(sorted(list(&common, "refs/tags/").unwrap()), ["a@v1.0.0", "packed"]);
+        std::fs::create_dir(common.join("reftable")).unwrap();
+        assert_eq!(list(&common, "refs/tags/"), None);
+    }
 }
