@@ -1,6 +1,7 @@
 //! Pipelines of thousands of generated stages load: the standard library's
-//! `record_from_array` builds the stages record in n log n merges (Nickel's
-//! own `std.record.from_array` copies the record per field), and the
+//! `record_from_array` builds the stages record in runs of 48 fields merged
+//! in halves (Nickel's own `std.record.from_array` copies the record per
+//! field), and the
 //! pipeline is evaluated without its contract and checked in Rust, the
 //! contract being applied only to explain an error.
 
@@ -38,6 +39,11 @@ fn a_name_generated_twice_is_an_error() {
     let check = ws.gourd(&["check"]);
     assert_eq!(check.code, 1, "{}", check.stdout);
     assert!(check.stderr.contains("the field `shard-0` is given twice"), "{}", check.stderr);
+    // Twice in different runs of 48 (shard-3 at 3 and 63), met by a merge.
+    let ws = TestWorkspace::new(&generated(100, r#""shard-%{std.to_string (i % 60)}""#));
+    let check = ws.gourd(&["check"]);
+    assert_eq!(check.code, 1, "{}", check.stdout);
+    assert!(check.stderr.contains("is given twice"), "{}", check.stderr);
 }
 
 #[test]

@@ -10,6 +10,15 @@
 //! mtime is within two seconds of the moment it was hashed is not kept: a
 //! write in the same clock tick could otherwise go unnoticed ("racy" entries,
 //! as git calls them).
+//!
+//! A folder hashed as a dep (see [`Hashing::digest_of`]) also gets a summary:
+//! a fingerprint of the stat data of everything under it, with the digest
+//! the folder had. When the fingerprint is unchanged the folder's digest is
+//! known without looking anything up file by file, so the entries of the
+//! files inside folders live in a second file, read only when some folder
+//! did change: a no-op status over a million files in a thousand folders
+//! stats each file once and holds a thousand summaries, not a million
+//! entries.
 
 use std::collections::HashMap;
 use std::io;
@@ -122,35 +131,123 @@ const RACY_WINDOW_NS: i64 = 2_000_000_000;
 /// The stat cache decides which files are read at all, so a damaged or
 /// edited one must not be believed: it is sealed (see `gourd_digest::seal`)
 /// and a file that does not match its seal is an empty cache.
-const STAT_CACHE_FORMAT: &str = "gourd stat-cache v2";
+const STAT_CACHE_FORMAT: &str = "gourd stat-cache v3";
+/// The entries of files inside folders, in their own sealed file.
+const NESTED_FORMAT: &str = "gourd stat-cache nested v1";
+
+/// A folder's digest, valid while the stat data under it hashes to
+/// `fingerprint`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct FolderEntry {
+    fingerprint: Digest,
+    digest: Digest,
+}
 
 #[derive(Serialize, Deserialize, Default)]
 struct StatCacheFile {
     algorithm: DigestAlgorithm,
+    /// Files hashed on their own (outputs, file deps).
     entries: HashMap<PathBuf, StatEntry>,
+    folders: HashMap<PathBuf, FolderEntry>,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct NestedFile {
+    algorithm: DigestAlgorithm,
+    entries: HashMap<PathBuf, StatEntry>,
+}
+
+/// A map of entries and whether it gained any since it was read.
+#[derive(Default)]
+struct Entries<T> {
+    map: RwLock<HashMap<PathBuf, T>>,
+    dirty: std::sync::atomic::AtomicBool,
+}
+
+impl<T: Copy> Entries<T> {
+    fn new(map: HashMap<PathBuf, T>) -> Entries<T> {
+        Entries { map: RwLock::new(map), dirty: Default::default() }
+    }
+
+    fn get(&self, path: &Path) -> Option<T> {
+        self.map.read().unwrap().get(path).copied()
+    }
+
+    fn insert(&self, path: &Path, entry: T) {
+        self.map.write().unwrap().insert(path.to_path_buf(), entry);
+        self.dirty.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn take_dirty(&self) -> bool {
+        self.dirty.swap(false, std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// Hashes paths, remembering file digests by their stat data.
 pub struct Hashing {
     algorithm: DigestAlgorithm,
     file: PathBuf,
-    entries: RwLock<HashMap<PathBuf, StatEntry>>,
-    dirty: std::sync::atomic::AtomicBool,
+    entries: Entries<StatEntry>,
+    folders: Entries<FolderEntry>,
+    /// Read on first use: a run where no folder changed never needs it.
+    nested: std::sync::OnceLock<Entries<StatEntry>>,
     root: Option<RootDir>,
+}
+
+/// What [`Hashing::digest_of`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hashed {
+    /// A folder whose stat data is as when it was last hashed: its digest,
+    /// without its listing.
+    Unchanged(Digest),
+    Tree(Tree),
+}
+
+impl Hashed {
+    pub fn digest(&self) -> Digest {
+        match self {
+            Hashed::Unchanged(digest) => *digest,
+            Hashed::Tree(tree) => tree.digest(),
+        }
+    }
 }
 
 impl Hashing {
     /// Opens the stat cache at `file`; a missing or unreadable cache is empty.
     pub fn open(file: PathBuf, algorithm: DigestAlgorithm) -> Hashing {
-        let entries = std::fs::read(&file)
+        let cache = std::fs::read(&file)
             .ok()
             .and_then(|bytes| {
                 serde_json::from_slice::<StatCacheFile>(gourd_digest::unseal(STAT_CACHE_FORMAT, &bytes)?).ok()
             })
             .filter(|cache| cache.algorithm == algorithm)
-            .map(|cache| cache.entries)
             .unwrap_or_default();
-        Hashing { algorithm, file, entries: RwLock::new(entries), dirty: Default::default(), root: None }
+        Hashing {
+            algorithm,
+            file,
+            entries: Entries::new(cache.entries),
+            folders: Entries::new(cache.folders),
+            nested: std::sync::OnceLock::new(),
+            root: None,
+        }
+    }
+
+    fn nested_file(&self) -> PathBuf {
+        self.file.with_extension("nested.json")
+    }
+
+    fn nested(&self) -> &Entries<StatEntry> {
+        self.nested.get_or_init(|| {
+            let map = std::fs::read(self.nested_file())
+                .ok()
+                .and_then(|bytes| {
+                    serde_json::from_slice::<NestedFile>(gourd_digest::unseal(NESTED_FORMAT, &bytes)?).ok()
+                })
+                .filter(|nested| nested.algorithm == self.algorithm)
+                .map(|nested| nested.entries)
+                .unwrap_or_default();
+            Entries::new(map)
+        })
     }
 
     /// Looks paths under `root` up relative to it (faster; same results).
@@ -178,11 +275,23 @@ impl Hashing {
 
     /// Writes the cache back if anything was added.
     pub fn save(&self) -> io::Result<()> {
-        if !self.dirty.swap(false, std::sync::atomic::Ordering::SeqCst) {
+        if let Some(nested) = self.nested.get() {
+            if nested.take_dirty() {
+                let file = NestedFile { algorithm: self.algorithm, entries: nested.map.read().unwrap().clone() };
+                let body = serde_json::to_vec(&file).map_err(io::Error::other)?;
+                write_replace(&self.nested_file(), &gourd_digest::seal(NESTED_FORMAT, &body), false)?;
+            }
+        }
+        // Both flags are taken: either one means the file is rewritten.
+        let (entries, folders) = (self.entries.take_dirty(), self.folders.take_dirty());
+        if !(entries || folders) {
             return Ok(());
         }
-        let entries = self.entries.read().unwrap();
-        let cache = StatCacheFile { algorithm: self.algorithm, entries: entries.clone() };
+        let cache = StatCacheFile {
+            algorithm: self.algorithm,
+            entries: self.entries.map.read().unwrap().clone(),
+            folders: self.folders.map.read().unwrap().clone(),
+        };
         let body = serde_json::to_vec(&cache).map_err(io::Error::other)?;
         write_replace(&self.file, &gourd_digest::seal(STAT_CACHE_FORMAT, &body), false)
     }
@@ -194,20 +303,84 @@ impl Hashing {
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(err) => return Err(with_path(err, path)),
         };
-        self.hash_with_meta(path, &meta).map(Some)
+        self.hash_with_meta(path, &meta, false).map(Some)
     }
 
-    fn hash_with_meta(&self, path: &Path, meta: &Stat) -> io::Result<Tree> {
+    /// The digest of `path`, as [`Hashing::hash`] gives it; for a folder
+    /// whose stat data (names, modes, sizes, times and inodes of everything
+    /// under it) is as when it was last hashed here, without hashing or
+    /// listing it again. `None` when nothing is there.
+    pub fn digest_of(&self, path: &Path) -> io::Result<Option<Hashed>> {
+        let meta = match self.stat(path) {
+            Ok(meta) => meta,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(with_path(err, path)),
+        };
+        if !meta.is_dir() {
+            return self.hash_with_meta(path, &meta, false).map(|tree| Some(Hashed::Tree(tree)));
+        }
+        // The fingerprint is taken before the contents are read: a file
+        // changed in between leaves a fingerprint that no longer matches,
+        // never a digest of contents newer than its fingerprint says.
+        let (fingerprint, newest_ns) = self.fingerprint(path)?;
+        if let Some(entry) = self.folders.get(path) {
+            if entry.fingerprint == fingerprint {
+                return Ok(Some(Hashed::Unchanged(entry.digest)));
+            }
+        }
+        let tree = self.hash_dir(path)?;
+        if now_ns() - newest_ns > RACY_WINDOW_NS {
+            self.folders.insert(path, FolderEntry { fingerprint, digest: tree.digest() });
+        }
+        Ok(Some(Hashed::Tree(tree)))
+    }
+
+    /// The fingerprint of the stat data of everything under the folder
+    /// `path`, as `hash_dir` would see it, and the newest mtime in it (the
+    /// racy window applies to it as to a file's entry).
+    fn fingerprint(&self, path: &Path) -> io::Result<(Digest, i64)> {
+        let names = list(path)?;
+        let stats: Vec<Option<(String, Stat)>> = names
+            .into_par_iter()
+            .map(|name| match self.stat(&path.join(&name)) {
+                Ok(stat) if stat.is_dir() || stat.is_file() => Ok(Some((name, stat))),
+                Ok(_) => Ok(None),
+                Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(err) => Err(with_path(err, &path.join(&name))),
+            })
+            .collect::<io::Result<_>>()?;
+        let mut hasher = Hasher::new_domain(self.algorithm, "gourd stat fingerprint v1");
+        let mut newest = i64::MIN;
+        for (name, stat) in stats.into_iter().flatten() {
+            hasher.update(&(name.len() as u64).to_le_bytes());
+            hasher.update(name.as_bytes());
+            hasher.update(&stat.mode.to_le_bytes());
+            if stat.is_dir() {
+                let (sub, sub_newest) = self.fingerprint(&path.join(&name))?;
+                hasher.update(sub.as_bytes());
+                newest = newest.max(sub_newest);
+            } else {
+                for field in [stat.size as i64, stat.mtime_ns, stat.ctime_ns, stat.inode as i64] {
+                    hasher.update(&field.to_le_bytes());
+                }
+                newest = newest.max(stat.mtime_ns);
+            }
+        }
+        Ok((hasher.finalize(), newest))
+    }
+
+    fn hash_with_meta(&self, path: &Path, meta: &Stat, nested: bool) -> io::Result<Tree> {
         if meta.is_dir() {
             return self.hash_dir(path);
         }
         let executable = meta.mode & 0o111 != 0;
         let private = gourd_digest::is_private_mode(meta.mode);
-        Ok(Tree::File { digest: self.hash_file(path, meta)?, executable, private })
+        Ok(Tree::File { digest: self.hash_file(path, meta, nested)?, executable, private })
     }
 
-    fn hash_file(&self, path: &Path, meta: &Stat) -> io::Result<Digest> {
-        if let Some(entry) = self.entries.read().unwrap().get(path) {
+    fn hash_file(&self, path: &Path, meta: &Stat, nested: bool) -> io::Result<Digest> {
+        let entries = if nested { self.nested() } else { &self.entries };
+        if let Some(entry) = entries.get(path) {
             if entry.matches(meta) {
                 return Ok(entry.digest);
             }
@@ -223,35 +396,14 @@ impl Hashing {
             inode: after.inode,
             digest,
         };
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
-        if entry.matches(meta) && now - entry.mtime_ns > RACY_WINDOW_NS {
-            self.entries.write().unwrap().insert(path.to_path_buf(), entry);
-            self.dirty.store(true, std::sync::atomic::Ordering::SeqCst);
+        if entry.matches(meta) && now_ns() - entry.mtime_ns > RACY_WINDOW_NS {
+            entries.insert(path, entry);
         }
         Ok(digest)
     }
 
     fn hash_dir(&self, path: &Path) -> io::Result<Tree> {
-        let mut names = Vec::new();
-        for entry in std::fs::read_dir(path).map_err(|e| with_path(e, path))? {
-            let entry = entry.map_err(|e| with_path(e, path))?;
-            let name = match entry.file_name().into_string() {
-                Ok(name) => name,
-                // Folder listings hold names as UTF-8 text; a lossy
-                // conversion would let two names collide, so refuse.
-                Err(name) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!(
-                            "`{}` has a file name that is not valid UTF-8; gourd cannot hash or cache it (rename it)",
-                            escaped(&path.join(name))
-                        ),
-                    ));
-                }
-            };
-            names.push(name);
-        }
-        names.sort();
+        let names = list(path)?;
         let children: Vec<Option<(String, Tree)>> = names
             .into_par_iter()
             .map(|name| {
@@ -265,13 +417,42 @@ impl Hashing {
                 if !meta.is_dir() && !meta.is_file() {
                     return Ok(None);
                 }
-                Ok(Some((name, self.hash_with_meta(&child, &meta)?)))
+                Ok(Some((name, self.hash_with_meta(&child, &meta, true)?)))
             })
             .collect::<io::Result<_>>()?;
         let children: Vec<(String, Tree)> = children.into_iter().flatten().collect();
         let digest = tree_digest(self.algorithm, &Tree::entries(&children));
         Ok(Tree::Dir { digest, children })
     }
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+}
+
+/// The names in the folder `path`, sorted.
+fn list(path: &Path) -> io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(|e| with_path(e, path))? {
+        let entry = entry.map_err(|e| with_path(e, path))?;
+        let name = match entry.file_name().into_string() {
+            Ok(name) => name,
+            // Folder listings hold names as UTF-8 text; a lossy
+            // conversion would let two names collide, so refuse.
+            Err(name) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "`{}` has a file name that is not valid UTF-8; gourd cannot hash or cache it (rename it)",
+                        escaped(&path.join(name))
+                    ),
+                ));
+            }
+        };
+        names.push(name);
+    }
+    names.sort();
+    Ok(names)
 }
 
 /// `path` for a message, with every byte that is not UTF-8 written `\xNN`,
@@ -353,13 +534,44 @@ mod tests {
         hashing.hash(&file).unwrap();
         hashing.save().unwrap();
         let reopened = Hashing::open(dir.path().join("stat.json"), DigestAlgorithm::Blake3);
-        assert_eq!(reopened.entries.read().unwrap().len(), 1);
+        assert_eq!(reopened.entries.map.read().unwrap().len(), 1);
 
         // A fresh file is hashed but not remembered.
         let fresh = dir.path().join("g");
         std::fs::write(&fresh, "y").unwrap();
         reopened.hash(&fresh).unwrap();
-        assert_eq!(reopened.entries.read().unwrap().len(), 1);
+        assert_eq!(reopened.entries.map.read().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn entries_inside_folders_are_read_only_when_a_folder_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let old = SystemTime::now() - std::time::Duration::from_secs(60);
+        for name in ["a", "b"] {
+            std::fs::write(data.join(name), name).unwrap();
+            std::fs::File::options().write(true).open(data.join(name)).unwrap().set_modified(old).unwrap();
+        }
+        let cache = dir.path().join("stat.json");
+        let hashing = Hashing::open(cache.clone(), DigestAlgorithm::Blake3);
+        let digest = hashing.digest_of(&data).unwrap().unwrap().digest();
+        hashing.save().unwrap();
+        assert!(cache.with_extension("nested.json").exists());
+        assert_eq!(hashing.entries.map.read().unwrap().len(), 0, "the files are nested entries");
+
+        let reopened = Hashing::open(cache.clone(), DigestAlgorithm::Blake3);
+        assert_eq!(reopened.digest_of(&data).unwrap(), Some(Hashed::Unchanged(digest)));
+        assert!(reopened.nested.get().is_none(), "not read for an unchanged folder");
+        // One file changes: the other's digest comes from its entry.
+        std::fs::write(data.join("a"), "A").unwrap();
+        assert!(matches!(reopened.digest_of(&data).unwrap(), Some(Hashed::Tree(_))));
+        assert_eq!(reopened.nested().map.read().unwrap().len(), 2);
+        assert!(reopened.nested().get(&data.join("b")).is_some());
+        // Nothing learnt (the changed file is too fresh), nothing written.
+        std::fs::remove_file(cache.with_extension("nested.json")).unwrap();
+        reopened.save().unwrap();
+        assert!(!cache.with_extension("nested.json").exists());
     }
 
     #[test]

@@ -29,7 +29,7 @@ use gourd_digest::{Digest, DigestAlgorithm};
 use serde::{Deserialize, Serialize};
 
 use crate::fsutil::write_replace;
-use crate::hash::{Hashing, Tree};
+use crate::hash::{Hashed, Hashing, Tree};
 use crate::path::WsPath;
 use crate::store::Store;
 
@@ -95,12 +95,16 @@ impl Workspace {
     pub fn hash_deps(&self, deps: &[WsPath]) -> io::Result<Result<BTreeMap<WsPath, Digest>, WsPath>> {
         let mut digests = BTreeMap::new();
         for dep in deps {
-            match self.hash(dep)? {
-                Some(tree) => {
+            match self.hashing.digest_of(&self.abs(dep))? {
+                Some(Hashed::Tree(tree)) => {
                     // Only a saving for `gourd explain`: a full disk or a
                     // read-only cache must not stop a status or a run.
                     let _ = self.store.keep_listings(&tree);
                     digests.insert(dep.clone(), tree.digest());
+                }
+                // Its listing was kept when it was hashed.
+                Some(Hashed::Unchanged(digest)) => {
+                    digests.insert(dep.clone(), digest);
                 }
                 None => return Ok(Err(dep.clone())),
             }

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use gourd_core::hash::{Hashing, Tree, escaped};
 use gourd_digest::{DigestAlgorithm, EntryKind, Hasher, tree_digest};
 
-const FORMAT: &str = "gourd stat-cache v2";
+const FORMAT: &str = "gourd stat-cache v3";
 
 fn set_old(path: &Path, ago: u64) {
     let old = SystemTime::now() - Duration::from_secs(ago);
@@ -144,4 +144,111 @@ fn names_are_escaped_byte_by_byte() {
     let path = Path::new(std::ffi::OsStr::from_bytes(b"data/caf\xc3\xa9/\xff\xfeend"));
     assert_eq!(escaped(path), "data/café/\\xff\\xfeend");
     assert_eq!(escaped(Path::new("plain/name")), "plain/name");
+}
+
+/// A folder of old files, one of them in a subfolder.
+fn old_folder(root: &Path) {
+    fs::create_dir_all(root.join("sub")).unwrap();
+    for (name, body) in [("a", "one"), ("b", "two"), ("sub/c", "three")] {
+        fs::write(root.join(name), body).unwrap();
+        set_old(&root.join(name), 60);
+    }
+}
+
+#[test]
+fn an_unchanged_folder_is_known_by_its_stat_data_alone() {
+    use gourd_core::hash::Hashed;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    old_folder(&data);
+    let cache = dir.path().join("stat.json");
+    let hashing = Hashing::open(cache.clone(), DigestAlgorithm::Blake3);
+    let full = hashing.hash(&data).unwrap().unwrap();
+    // The first time, the folder is hashed; then its summary answers.
+    assert_eq!(hashing.digest_of(&data).unwrap(), Some(Hashed::Tree(full.clone())));
+    assert_eq!(hashing.digest_of(&data).unwrap(), Some(Hashed::Unchanged(full.digest())));
+    hashing.save().unwrap();
+    let reopened = Hashing::open(cache.clone(), DigestAlgorithm::Blake3);
+    assert_eq!(reopened.digest_of(&data).unwrap(), Some(Hashed::Unchanged(full.digest())));
+    // A file is a file, hashed as `hash` does; nothing there is None.
+    let file = reopened.digest_of(&data.join("a")).unwrap().unwrap();
+    assert_eq!(file.digest(), Hasher::digest_bytes(DigestAlgorithm::Blake3, b"one"));
+    assert_eq!(reopened.digest_of(&dir.path().join("missing")).unwrap(), None);
+}
+
+#[test]
+fn every_change_under_a_folder_ends_its_summary() {
+    use gourd_core::hash::Hashed;
+    // Each change, made to a fresh copy whose summary was recorded: the
+    // digest given afterwards is the one a full hash gives.
+    type Change = fn(&Path);
+    let changes: [(&str, Change); 8] = [
+        ("same size, old mtime put back", |d| {
+            let mtime = fs::metadata(d.join("a")).unwrap().modified().unwrap();
+            fs::write(d.join("a"), "ONE").unwrap();
+            fs::File::options().write(true).open(d.join("a")).unwrap().set_modified(mtime).unwrap();
+        }),
+        ("a file deep inside", |d| fs::write(d.join("sub/c"), "3").unwrap()),
+        ("a file added", |d| fs::write(d.join("new"), "n").unwrap()),
+        ("a file removed", |d| fs::remove_file(d.join("b")).unwrap()),
+        ("a file renamed", |d| fs::rename(d.join("b"), d.join("bb")).unwrap()),
+        ("made private", |d| fs::set_permissions(d.join("a"), fs::Permissions::from_mode(0o600)).unwrap()),
+        ("made executable", |d| fs::set_permissions(d.join("a"), fs::Permissions::from_mode(0o755)).unwrap()),
+        ("a subfolder emptied and a file of its name made", |d| {
+            fs::remove_dir_all(d.join("sub")).unwrap();
+            fs::write(d.join("sub"), "three").unwrap();
+        }),
+    ];
+    for (what, change) in changes {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        old_folder(&data);
+        let hashing = Hashing::open(dir.path().join("stat.json"), DigestAlgorithm::Blake3);
+        let before = hashing.digest_of(&data).unwrap().unwrap().digest();
+        assert_eq!(hashing.digest_of(&data).unwrap(), Some(Hashed::Unchanged(before)), "{what}");
+        change(&data);
+        let after = hashing.digest_of(&data).unwrap().unwrap();
+        assert!(matches!(after, Hashed::Tree(_)), "{what}: {after:?}");
+        let fresh = Hashing::open(dir.path().join("fresh.json"), DigestAlgorithm::Blake3);
+        assert_eq!(after.digest(), fresh.hash(&data).unwrap().unwrap().digest(), "{what}");
+        assert_ne!(after.digest(), before, "{what}");
+    }
+}
+
+#[test]
+fn a_folder_with_a_fresh_file_gets_no_summary() {
+    use gourd_core::hash::Hashed;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    old_folder(&data);
+    // Written just now: a second write in the same clock tick would keep
+    // every stat field, so nothing about this folder may be remembered.
+    fs::write(data.join("sub/fresh"), "f").unwrap();
+    let cache = dir.path().join("stat.json");
+    let hashing = Hashing::open(cache.clone(), DigestAlgorithm::Blake3);
+    assert!(matches!(hashing.digest_of(&data).unwrap(), Some(Hashed::Tree(_))));
+    assert!(matches!(hashing.digest_of(&data).unwrap(), Some(Hashed::Tree(_))));
+    set_old(&data.join("sub/fresh"), 60);
+    let tree = hashing.digest_of(&data).unwrap().unwrap();
+    assert_eq!(hashing.digest_of(&data).unwrap(), Some(Hashed::Unchanged(tree.digest())));
+}
+
+#[test]
+fn a_forged_folder_summary_is_not_believed() {
+    use gourd_core::hash::Hashed;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    old_folder(&data);
+    let cache = dir.path().join("stat.json");
+    let hashing = Hashing::open(cache.clone(), DigestAlgorithm::Blake3);
+    let real = hashing.digest_of(&data).unwrap().unwrap().digest();
+    hashing.save().unwrap();
+    // The summary's digest replaced, the seal left as it was.
+    let bytes = fs::read(&cache).unwrap();
+    let text = String::from_utf8(bytes).unwrap();
+    let forged = Hasher::digest_bytes(DigestAlgorithm::Blake3, b"forged").to_string();
+    assert!(text.contains(&real.to_string()));
+    fs::write(&cache, text.replace(&real.to_string(), &forged)).unwrap();
+    let reopened = Hashing::open(cache, DigestAlgorithm::Blake3);
+    assert_eq!(reopened.digest_of(&data).unwrap().unwrap().digest(), real);
 }
