@@ -93,7 +93,10 @@ pub async fn execute(request: ExecRequest<'_>, mut cancel: watch::Receiver<bool>
             Ok(())
         });
     }
-    let mut child = command.spawn().map_err(|err| {
+    // Forking copies gourd's page tables: on a blocking thread, so that
+    // the scheduler's thread goes on launching and reaping meanwhile.
+    let spawned = tokio::task::spawn_blocking(move || command.spawn()).await.expect("spawn task panicked");
+    let mut child = spawned.map_err(|err| {
         let program = match &stage.cmd {
             Command::Shell(_) => "sh".to_string(),
             Command::Argv(argv) => argv[0].clone(),

@@ -161,7 +161,7 @@ struct Context {
     /// not wait for it again.
     remote_down: std::sync::atomic::AtomicBool,
     run_token: Option<String>,
-    journal: crate::journal::Journal,
+    journal: Arc<crate::journal::Journal>,
 }
 
 impl Context {
@@ -224,7 +224,7 @@ pub async fn run(
         placement: options.placement,
         remote_down: Default::default(),
         run_token: options.run_token.clone(),
-        journal: crate::journal::Journal::new(&ws_dir),
+        journal: Arc::new(crate::journal::Journal::new(&ws_dir)),
     });
     let position: BTreeMap<usize, usize> = dag.order().iter().enumerate().map(|(p, &i)| (i, p)).collect();
 
@@ -236,6 +236,11 @@ pub async fn run(
     // Remote stages count too: they run here when the remote fails them.
     let needs_gpus = selected.iter().any(|&i| gpus_needed(&pipeline.stages[i]) > 0);
     let mut gpus = if needs_gpus { GpuPool::discover(options.gpu_probe) } else { GpuPool::new(vec![], "none") };
+    // A stage that wants more GPUs than there are fails without a slot.
+    let refusals_possible = selected.iter().any(|&i| {
+        let stage = &pipeline.stages[i];
+        gpus_needed(stage) > gpus.total() && !stage.cpu_fallback
+    });
     let mut free_slots = jobs;
     let mut free_remote = options.remote_jobs.max(1);
     // Stages the remote failed, to run here, with why.
@@ -298,7 +303,13 @@ pub async fn run(
         }
         if !stop {
             let mut launched = Vec::new();
+            let remote_free = free_remote > 0 && context.live_executor().is_some();
             for &(pos, index) in &ready {
+                // Every slot taken: nothing more can start now, and
+                // thousands of stages may be ready, each finish a pass.
+                if free_slots == 0 && !remote_free && !refusals_possible {
+                    break;
+                }
                 let stage = &pipeline.stages[index];
                 // A remote stage takes a remote slot, no job slot here and no GPU.
                 if !fallbacks.contains_key(&index) && context.runs_remotely(stage) && context.live_executor().is_some()
@@ -629,14 +640,14 @@ fn guard_outputs(ws: &Workspace, stage: &Stage) -> Result<(), String> {
 /// Notes a finished stage in the lineage journal, before its result lands;
 /// `executed_by` names where a stage that ran remotely executed.
 fn journal(
-    context: &Context,
+    journal: &crate::journal::Journal,
     stage: &Stage,
     key: Digest,
     status: Outcome,
     started: SystemTime,
     executed_by: Option<String>,
 ) -> io::Result<()> {
-    context.journal.note(&crate::journal::JournalEntry {
+    journal.note(&crate::journal::JournalEntry {
         stage: stage.name.clone(),
         key,
         status: status.as_str().to_string(),
@@ -659,7 +670,7 @@ async fn from_local_cache(
             Ok(Some(success(stage, Outcome::UpToDate, action.clone(), started)))
         }
         StageState::Restorable(action, _) => {
-            journal(context, stage, action.key, Outcome::Restored, SystemTime::now(), None)?;
+            journal(&context.journal, stage, action.key, Outcome::Restored, SystemTime::now(), None)?;
             let ws = context.ws.clone();
             let (restoring, owned) = (action.clone(), stage.clone());
             let link = context.pipeline.link;
@@ -712,7 +723,7 @@ async fn from_remote_cache(
         }
         Ok(Some(action)) => {
             context.ws.store.put_action(&action)?;
-            journal(context, stage, key, Outcome::Restored, SystemTime::now(), None)?;
+            journal(&context.journal, stage, key, Outcome::Restored, SystemTime::now(), None)?;
             let ws = context.ws.clone();
             let (restoring, owned) = (action.clone(), stage.clone());
             let link = context.pipeline.link;
@@ -917,38 +928,44 @@ async fn execute_stage(
     }
     let finished_at = SystemTime::now();
 
-    // Hash and store the outputs, then record the result. A dep that
+    // Hash and store the outputs, then record the result, on a blocking
+    // thread: the scheduler's thread only launches and reaps. A dep that
     // changed while the stage ran would file these outputs under the key of
     // content they were not made from.
-    let ws2 = context.ws.clone();
+    let (ws2, journal_of_run) = (context.ws.clone(), context.journal.clone());
     let owned = stage.clone();
-    let manifest_deps = assessment.manifest["deps"].clone();
-    let stored = blocking(move || {
-        if let Some(dep) = changed_dep(&ws2, &owned, &manifest_deps)? {
+    let manifest = assessment.manifest;
+    let executed_by = remotely.clone();
+    let recorded = blocking(move || -> io::Result<Result<ActionResult, String>> {
+        if let Some(dep) = changed_dep(&ws2, &owned, &manifest["deps"])? {
             return Ok(Err(format!(
                 "dep `{dep}` changed while the stage ran; its outputs were not cached (run again)"
             )));
         }
-        store_outputs(&ws2, &owned)
+        let (outputs, metrics) = match store_outputs(&ws2, &owned)? {
+            Ok(stored) => stored,
+            Err(message) => return Ok(Err(message)),
+        };
+        let action = ActionResult {
+            key,
+            manifest,
+            outputs,
+            metrics,
+            exit_code: 0,
+            started_at: rfc3339(started_at),
+            finished_at: rfc3339(finished_at),
+            duration_ms: finished_at.duration_since(started_at).unwrap_or_default().as_millis() as u64,
+        };
+        journal(&journal_of_run, &owned, key, Outcome::Ran, started_at, executed_by)?;
+        ws2.store.put_action(&action)?;
+        record_last_run(&ws2, &owned, &action, Outcome::Ran)?;
+        Ok(Ok(action))
     })
     .await?;
-    let (outputs, metrics) = match stored {
-        Ok(stored) => stored,
+    let action = match recorded {
+        Ok(action) => action,
         Err(message) => return fail(message),
     };
-    let action = ActionResult {
-        key,
-        manifest: assessment.manifest,
-        outputs,
-        metrics,
-        exit_code: 0,
-        started_at: rfc3339(started_at),
-        finished_at: rfc3339(finished_at),
-        duration_ms: finished_at.duration_since(started_at).unwrap_or_default().as_millis() as u64,
-    };
-    journal(context, stage, key, Outcome::Ran, started_at, remotely.clone())?;
-    ws.store.put_action(&action)?;
-    record_last_run(ws, stage, &action, Outcome::Ran)?;
     if let (Some(remote), true) = (context.live_remote(), context.remote_writable) {
         if let Err(failure) = remote.publish(&action, &ws.store).await {
             if let RemoteFailure::Unavailable(_) = failure {
