@@ -25,7 +25,6 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use gourd_digest::{Digest, DigestAlgorithm, EntryKind, Hasher, TreeEntry, tree_digest};
 use rayon::prelude::*;
@@ -329,7 +328,7 @@ impl Hashing {
             }
         }
         let tree = self.hash_dir(path)?;
-        if now_ns() - newest_ns > RACY_WINDOW_NS {
+        if crate::time::now_ns() - newest_ns > RACY_WINDOW_NS {
             self.folders.insert(path, FolderEntry { fingerprint, digest: tree.digest() });
         }
         Ok(Some(Hashed::Tree(tree)))
@@ -396,7 +395,7 @@ impl Hashing {
             inode: after.inode,
             digest,
         };
-        if entry.matches(meta) && now_ns() - entry.mtime_ns > RACY_WINDOW_NS {
+        if entry.matches(meta) && crate::time::now_ns() - entry.mtime_ns > RACY_WINDOW_NS {
             entries.insert(path, entry);
         }
         Ok(digest)
@@ -424,10 +423,6 @@ impl Hashing {
         let digest = tree_digest(self.algorithm, &Tree::entries(&children));
         Ok(Tree::Dir { digest, children })
     }
-}
-
-fn now_ns() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
 }
 
 /// The names in the folder `path`, sorted.
@@ -475,6 +470,8 @@ pub(crate) fn with_path(err: io::Error, path: &Path) -> io::Error {
 
 #[cfg(test)]
 mod tests {
+    use std::time::SystemTime;
+
     use super::*;
 
     #[test]

@@ -89,8 +89,11 @@ fn kill_marked(token: &str) -> usize {
             break;
         }
         for pid in found {
+            // Never 0 (our own process group), 1, or what does not fit a
+            // pid_t (a negative one names a whole group, -1 everything).
+            let Some(pid) = i32::try_from(pid).ok().filter(|&pid| pid > 1 && pid as u32 != me) else { continue };
             // SAFETY: plain syscall on a pid just read from /proc.
-            if unsafe { libc::kill(pid as i32, libc::SIGKILL) } == 0 {
+            if unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
                 killed += 1;
             }
         }

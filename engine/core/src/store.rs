@@ -113,7 +113,50 @@ pub struct Store {
     algorithm: DigestAlgorithm,
     /// Objects and listings this process hashed and found whole.
     verified: Mutex<HashSet<Digest>>,
+    /// Objects found whole by earlier processes, with their stat data then;
+    /// read on first use.
+    stamps: std::sync::OnceLock<Mutex<Stamps>>,
+    stamps_file: PathBuf,
 }
+
+/// A read-only object's size, mtime and inode when it was last hashed
+/// whole. While the object is still read-only and shows them, its bytes are
+/// as they were: writing to it (through a hard link, say) means making it
+/// writable first, and changes its mtime. Not its ctime, which every hard
+/// link made or removed changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Stamp {
+    size: u64,
+    mtime_ns: i64,
+    inode: u64,
+}
+
+impl Stamp {
+    /// The stamp of an object, if it is read-only.
+    fn of(meta: &std::fs::Metadata) -> Option<Stamp> {
+        use std::os::unix::fs::MetadataExt;
+        (meta.mode() & 0o222 == 0).then(|| Stamp {
+            size: meta.len(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            inode: meta.ino(),
+        })
+    }
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct Stamps {
+    algorithm: DigestAlgorithm,
+    objects: std::collections::HashMap<Digest, Stamp>,
+    #[serde(skip)]
+    dirty: bool,
+}
+
+/// Sealed (see `gourd_digest::seal`): stamps decide which objects are
+/// hashed at all, so an edited file is not believed.
+const STAMPS_FORMAT: &str = "gourd verified-objects v1";
+/// As for the stat cache (`crate::hash`): an object changed within this
+/// window of its stamp could keep every stat field.
+const STAMP_RACY_WINDOW_NS: i64 = 2_000_000_000;
 
 impl Store {
     pub const DIR: &'static str = "cache-v1";
@@ -125,7 +168,34 @@ impl Store {
             fs_err::create_dir_all(root.join(sub))?;
         }
         crate::fsutil::create_private_dir(&root.join("tmp"))?;
-        Ok(Store { root, algorithm, verified: Mutex::default() })
+        let stamps_file = gourd_dir.join("state-v1").join("verified-objects.json");
+        Ok(Store { root, algorithm, verified: Mutex::default(), stamps: Default::default(), stamps_file })
+    }
+
+    fn stamps(&self) -> &Mutex<Stamps> {
+        self.stamps.get_or_init(|| {
+            let stamps = std::fs::read(&self.stamps_file)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<Stamps>(gourd_digest::unseal(STAMPS_FORMAT, &bytes)?).ok())
+                .filter(|stamps| stamps.algorithm == self.algorithm)
+                .unwrap_or(Stamps { algorithm: self.algorithm, ..Default::default() });
+            Mutex::new(stamps)
+        })
+    }
+
+    /// Writes the stamps of objects verified by this process, if any.
+    pub fn save_stamps(&self) -> io::Result<()> {
+        let Some(stamps) = self.stamps.get() else {
+            return Ok(());
+        };
+        let mut stamps = stamps.lock().unwrap();
+        if !stamps.dirty {
+            return Ok(());
+        }
+        let body = serde_json::to_vec(&*stamps).map_err(io::Error::other)?;
+        crate::fsutil::write_replace(&self.stamps_file, &gourd_digest::seal(STAMPS_FORMAT, &body), false)?;
+        stamps.dirty = false;
+        Ok(())
     }
 
     pub fn algorithm(&self) -> DigestAlgorithm {
@@ -215,8 +285,10 @@ impl Store {
     }
 
     /// Checks that everything under an output is in the store and matches
-    /// its digest (hashing each object once per process). A corrupt object
-    /// or listing is removed and reported as [`StoreError::Corrupt`].
+    /// its digest (hashing each object once per process, and not again in
+    /// a later one while its stat data is as when it was hashed, see
+    /// [`Stamp`]). A corrupt object or listing is removed and reported as
+    /// [`StoreError::Corrupt`].
     pub fn verify(&self, kind: EntryKind, digest: &Digest) -> Result<(), StoreError> {
         if self.verified.lock().unwrap().contains(digest) {
             return Ok(());
@@ -224,13 +296,31 @@ impl Store {
         match kind {
             EntryKind::File => {
                 let object = self.object_path(digest);
-                match Hasher::digest_file(self.algorithm, &object) {
-                    Ok(found) if found == *digest => {}
-                    Ok(_) => return Err(self.corrupt(&object, digest)),
+                // Taken before the bytes are read: a change in between
+                // leaves a stamp that no longer matches.
+                let stamp = match std::fs::metadata(&object) {
+                    Ok(meta) => Stamp::of(&meta),
                     Err(err) if err.kind() == io::ErrorKind::NotFound => {
                         return Err(StoreError::Missing { digest: *digest });
                     }
                     Err(err) => return Err(with_path(err, &object).into()),
+                };
+                let stamped = stamp.is_some() && self.stamps().lock().unwrap().objects.get(digest) == stamp.as_ref();
+                if !stamped {
+                    match Hasher::digest_file(self.algorithm, &object) {
+                        Ok(found) if found == *digest => {}
+                        Ok(_) => return Err(self.corrupt(&object, digest)),
+                        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                            return Err(StoreError::Missing { digest: *digest });
+                        }
+                        Err(err) => return Err(with_path(err, &object).into()),
+                    }
+                    let now = crate::time::now_ns();
+                    if let Some(stamp) = stamp.filter(|stamp| now - stamp.mtime_ns > STAMP_RACY_WINDOW_NS) {
+                        let mut stamps = self.stamps().lock().unwrap();
+                        stamps.objects.insert(*digest, stamp);
+                        stamps.dirty = true;
+                    }
                 }
             }
             EntryKind::Dir => {
@@ -280,6 +370,11 @@ impl Store {
     fn corrupt(&self, path: &Path, digest: &Digest) -> StoreError {
         let _ = std::fs::remove_file(path);
         self.verified.lock().unwrap().remove(digest);
+        let mut stamps = self.stamps().lock().unwrap();
+        if stamps.objects.remove(digest).is_some() {
+            stamps.dirty = true;
+        }
+        drop(stamps);
         StoreError::Corrupt { digest: *digest }
     }
 
@@ -1014,6 +1109,80 @@ mod tests {
         assert!(matches!(fresh.verify(EntryKind::Dir, &tree.digest()), Err(StoreError::Corrupt { .. })));
         assert!(!object.exists(), "the corrupt object was removed");
         assert!(matches!(fresh.verify(EntryKind::Dir, &tree.digest()), Err(StoreError::Missing { .. })));
+    }
+
+    #[test]
+    fn objects_hashed_once_are_believed_by_their_stamp_while_read_only_and_unchanged() {
+        let (dir, store, hashing) = setup();
+        let gourd = dir.path().join(".gourd");
+        std::fs::create_dir_all(gourd.join("state-v1")).unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, "good").unwrap();
+        let tree = hashing.hash(&file).unwrap().unwrap();
+        store.put(&file, &tree).unwrap();
+        let digest = tree.digest();
+        let object = store.object_path(&digest);
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        let set_mtime = |time| std::fs::File::open(&object).unwrap().set_modified(time).unwrap();
+        // Stored just now: hashed, but too fresh to stamp.
+        store.verify(EntryKind::File, &digest).unwrap();
+        assert!(store.stamps().lock().unwrap().objects.is_empty());
+        set_mtime(old);
+        let first = Store::open(&gourd, DigestAlgorithm::Blake3).unwrap();
+        first.verify(EntryKind::File, &digest).unwrap();
+        first.save_stamps().unwrap();
+        let stamps_file = gourd.join("state-v1/verified-objects.json");
+        assert!(stamps_file.exists());
+
+        // Bytes replaced with the size, mtime and permissions kept: a later
+        // process believes the stamp and does not read the object.
+        let replace = |bytes: &str, mode: u32| {
+            std::fs::set_permissions(&object, std::fs::Permissions::from_mode(0o644)).unwrap();
+            std::fs::write(&object, bytes).unwrap();
+            set_mtime(old);
+            std::fs::set_permissions(&object, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        replace("evil", 0o444);
+        let believed = Store::open(&gourd, DigestAlgorithm::Blake3).unwrap();
+        assert!(believed.verify(EntryKind::File, &digest).is_ok());
+        // Writable, it is hashed again, found corrupt and removed.
+        replace("evil", 0o644);
+        let writable = Store::open(&gourd, DigestAlgorithm::Blake3).unwrap();
+        assert!(matches!(writable.verify(EntryKind::File, &digest), Err(StoreError::Corrupt { .. })));
+        assert!(!object.exists());
+        writable.save_stamps().unwrap();
+        store.put(&file, &tree).unwrap();
+        set_mtime(old);
+        let again = Store::open(&gourd, DigestAlgorithm::Blake3).unwrap();
+        assert!(again.stamps().lock().unwrap().objects.is_empty(), "the corrupt object's stamp went with it");
+        again.verify(EntryKind::File, &digest).unwrap();
+        again.save_stamps().unwrap();
+
+        // A changed mtime or size ends the stamp.
+        replace("evil", 0o444);
+        set_mtime(old + std::time::Duration::from_secs(1));
+        let moved = Store::open(&gourd, DigestAlgorithm::Blake3).unwrap();
+        assert!(matches!(moved.verify(EntryKind::File, &digest), Err(StoreError::Corrupt { .. })));
+        store.put(&file, &tree).unwrap();
+        set_mtime(old);
+        let restamp = Store::open(&gourd, DigestAlgorithm::Blake3).unwrap();
+        restamp.verify(EntryKind::File, &digest).unwrap();
+        restamp.save_stamps().unwrap();
+        replace("evil!", 0o444);
+        let longer = Store::open(&gourd, DigestAlgorithm::Blake3).unwrap();
+        assert!(matches!(longer.verify(EntryKind::File, &digest), Err(StoreError::Corrupt { .. })));
+
+        // An edited stamps file is not believed.
+        store.put(&file, &tree).unwrap();
+        set_mtime(old);
+        let stamped = Store::open(&gourd, DigestAlgorithm::Blake3).unwrap();
+        stamped.verify(EntryKind::File, &digest).unwrap();
+        stamped.save_stamps().unwrap();
+        let text = std::fs::read_to_string(&stamps_file).unwrap();
+        std::fs::write(&stamps_file, text.replace("\"size\":4", "\"size\":5")).unwrap();
+        replace("evil!", 0o444);
+        let edited = Store::open(&gourd, DigestAlgorithm::Blake3).unwrap();
+        assert!(matches!(edited.verify(EntryKind::File, &digest), Err(StoreError::Corrupt { .. })));
     }
 
     #[test]

@@ -16,6 +16,11 @@ pub fn rfc3339(time: SystemTime) -> String {
     )
 }
 
+/// Nanoseconds since the Unix epoch, as file times are compared.
+pub fn now_ns() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+}
+
 pub fn now() -> String {
     rfc3339(SystemTime::now())
 }

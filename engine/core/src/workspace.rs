@@ -142,7 +142,8 @@ impl Workspace {
         }
     }
 
-    /// Writes the state gathered in memory: last runs and the stat cache.
+    /// Writes the state gathered in memory: last runs, the stamps of
+    /// verified objects and the stat cache.
     pub fn save_state(&self) -> io::Result<()> {
         {
             let mut runs = self.last_runs.lock().unwrap();
@@ -152,6 +153,7 @@ impl Workspace {
                 runs.dirty = false;
             }
         }
+        self.store.save_stamps()?;
         self.hashing.save()
     }
 }
