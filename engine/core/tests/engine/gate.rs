@@ -175,3 +175,17 @@ fn metrics_by_dotted_path() {
     assert_eq!(lookup(&json, "n"), None);
     assert_eq!(lookup(&json, "missing"), None);
 }
+
+#[test]
+fn numbers_with_exponents_may_end_the_expression() {
+    for (text, expected) in [("zero < 1e-3", true), ("a < 2e+0", false), ("a <= 2E0", true), ("a > 1e", false)] {
+        match Gate::parse(text) {
+            Ok(_) if text.ends_with("1e") => panic!("{text}: `1e` is not a number"),
+            Ok(_) => assert_eq!(passes(text), expected, "{text}"),
+            Err(err) => {
+                assert!(text.ends_with("1e"), "{text}: {err}");
+                assert!(err.contains("`1e` is not a number"), "{text}: {err}");
+            }
+        }
+    }
+}

@@ -252,3 +252,19 @@ fn a_forged_folder_summary_is_not_believed() {
     let reopened = Hashing::open(cache, DigestAlgorithm::Blake3);
     assert_eq!(reopened.digest_of(&data).unwrap().unwrap().digest(), real);
 }
+
+#[test]
+fn a_link_loop_inside_a_folder_is_an_error_naming_it() {
+    // Not "nothing there", as a dangling link is: the folder cannot be
+    // hashed, and saying so beats a digest that leaves a name out.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    fs::create_dir_all(&data).unwrap();
+    fs::write(data.join("a"), "a").unwrap();
+    std::os::unix::fs::symlink("loop", data.join("loop")).unwrap();
+    let hashing = Hashing::open(dir.path().join("stat.json"), DigestAlgorithm::Blake3);
+    let err = hashing.hash(&data).unwrap_err().to_string();
+    assert!(err.contains(&data.join("loop").display().to_string()), "{err}");
+    let err = hashing.digest_of(&data).unwrap_err().to_string();
+    assert!(err.contains(&data.join("loop").display().to_string()), "{err}");
+}

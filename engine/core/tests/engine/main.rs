@@ -14,6 +14,7 @@ mod hash;
 mod journal;
 mod key;
 mod model;
+mod orphans;
 mod path;
 mod plan;
 mod scheduler;

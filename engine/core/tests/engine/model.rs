@@ -2,7 +2,7 @@
 //! sees in its environment and records, and what it writes.
 
 use crate::common::{pipeline, stage};
-use gourd_core::model::{Command, Executor, OutputKind, PlotTemplate, RemoteKind};
+use gourd_core::model::{Command, Executor, Link, OutputKind, PlotTemplate, RemoteKind};
 use gourd_core::path::WsPath;
 use serde_json::json;
 
@@ -101,4 +101,12 @@ fn secrets_and_how_commands_are_shown() {
     assert_eq!(s.cmd.display(), "python train.py");
     assert_eq!(Command::Argv(vec!["python".into(), "-m".into(), "train".into()]).display(), "python -m train");
     assert_eq!(Command::Step { name: "drift".into(), config: json!({}) }.display(), "built-in step `drift`");
+}
+
+#[test]
+fn link_types_are_named_as_written() {
+    // Named in the message when a file system cannot make a link.
+    assert_eq!(Link::Copy.name(), "copy");
+    assert_eq!(Link::Reflink.name(), "reflink");
+    assert_eq!(Link::Hardlink.name(), "hardlink");
 }
