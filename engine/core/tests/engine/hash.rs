@@ -268,3 +268,31 @@ fn a_link_loop_inside_a_folder_is_an_error_naming_it() {
     let err = hashing.digest_of(&data).unwrap_err().to_string();
     assert!(err.contains(&data.join("loop").display().to_string()), "{err}");
 }
+
+#[test]
+fn what_a_folder_holds_besides_files_and_folders_is_as_hash_sees_it() {
+    use gourd_core::hash::Hashed;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    old_folder(&data);
+    // A dangling link is nothing there, for the fingerprint as for the
+    // digest: the folder still gets its summary.
+    std::os::unix::fs::symlink("gone", data.join("dangling")).unwrap();
+    let hashing = Hashing::open(dir.path().join("stat.json"), DigestAlgorithm::Blake3);
+    let digest = hashing.digest_of(&data).unwrap().unwrap().digest();
+    assert_eq!(hashing.digest_of(&data).unwrap(), Some(Hashed::Unchanged(digest)));
+    // A fifo is ignored by both: the summary still holds.
+    let fifo = std::ffi::CString::new(data.join("fifo").to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    assert_eq!(hashing.digest_of(&data).unwrap(), Some(Hashed::Unchanged(digest)));
+    // A link loop appearing in a summarised folder is an error, not a
+    // summary that still holds.
+    std::os::unix::fs::symlink("loop", data.join("loop")).unwrap();
+    let err = hashing.digest_of(&data).unwrap_err().to_string();
+    assert!(err.contains(&data.join("loop").display().to_string()), "{err}");
+    // And the path asked about being a loop is an error too, not "missing".
+    std::os::unix::fs::symlink("self", dir.path().join("self")).unwrap();
+    assert!(hashing.digest_of(&dir.path().join("self")).is_err());
+    assert!(hashing.hash(&dir.path().join("self")).is_err());
+}
