@@ -59,7 +59,8 @@ def filesystem(path):
 
 
 def timed(cmd, cwd, tool, timeout, ok_codes=(0,)):
-    """(seconds, peak RSS in MiB, CPU %, stdout, exit code) of one command,
+    """(seconds, peak RSS in MiB, CPU %, stdout, exit code, user and system
+    CPU seconds) of one command,
     with GNU time as the harness measures; None on timeout. An exit code
     outside `ok_codes` stops the benchmark with the tool's output."""
     stats = os.path.join(harness.WORK, ".time")
@@ -67,7 +68,7 @@ def timed(cmd, cwd, tool, timeout, ok_codes=(0,)):
     for name in ("GOURD_EVAL_TIMEOUT", "GOURD_EVAL_MEMORY_MB"):
         env.pop(name, None)  # the defaults are what is measured
     started = time.perf_counter()
-    child = subprocess.Popen([harness.TIME, "-f", "%M %P", "-o", stats] + cmd, cwd=cwd, env=env,
+    child = subprocess.Popen([harness.TIME, "-f", "%M %P %U %S", "-o", stats] + cmd, cwd=cwd, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
         stdout, stderr = child.communicate(timeout=timeout)
@@ -79,8 +80,9 @@ def timed(cmd, cwd, tool, timeout, ok_codes=(0,)):
     if child.returncode not in ok_codes:
         raise RuntimeError(f"{tool}: {' '.join(cmd)} exited {child.returncode} in {cwd}:\n"
                            f"{stdout.decode()[-1000:]}\n{stderr.decode()[-2000:]}")
-    rss, cpu = open(stats).read().split()[-2:]
-    return elapsed, int(rss) / 1024, float(cpu.rstrip("%") or 0), stdout.decode(errors="replace"), child.returncode
+    rss, cpu, user, system = open(stats).read().split()[-4:]
+    return (elapsed, int(rss) / 1024, float(cpu.rstrip("%") or 0), stdout.decode(errors="replace"), child.returncode,
+            float(user), float(system))
 
 
 def median(runs):
@@ -178,7 +180,8 @@ def measure_in(tool, ws, stages, entry, size, timeout, reps):
     commands = harness.COMMANDS[tool]
 
     def keep(scenario, run, **extra):
-        entry[scenario] = None if run is None else {"seconds": run[0], "rss_mib": run[1], "cpu_percent": run[2], **extra}
+        entry[scenario] = None if run is None else {"seconds": run[0], "rss_mib": run[1], "cpu_percent": run[2],
+                                                    "user_s": run[5], "system_s": run[6], **extra}
         shown = "timeout" if run is None else f"{run[0]:.2f}s {run[1]:.0f} MiB"
         print(f"  {tool:10} {size:>9,} files  {scenario:15} {shown}", flush=True)
 
@@ -255,8 +258,8 @@ def measure_eval(n, literal, reps, timeout):
         cached = [timed([harness.GOURD, "check"], ws, "gourd", timeout) for _ in range(reps)]
     for name, runs in (("cold", cold), ("cached", cached)):
         m = median(runs)
-        entry[name] = None if m is None else {"seconds": m[0], "rss_mib": m[1], "cpu_percent": m[2],
-                                              "runs": [round(r[0], 3) for r in runs if r]}
+        entry[name] = None if m is None else {"seconds": m[0], "rss_mib": m[1], "cpu_percent": m[2], "user_s": m[5],
+                                              "system_s": m[6], "runs": [round(r[0], 3) for r in runs if r]}
     if error is not None:
         entry["error"] = error
     entry["load_after"] = load_now()
@@ -284,11 +287,13 @@ def render(saved):
     lines = ["# A million files, and evaluating generated pipelines", ""]
     m = info["machine"]
     lines += [f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['filesystem']}. "
-              + ", ".join(f"{k} {v}" for k, v in info["versions"].items()) + ".", ""]
+              + ", ".join(v if v.startswith(k) else f"{k} {v}" for k, v in info["versions"].items()) + ".", ""]
     if files:
         tools = [t for t in ("gourd", "dvc", "snakemake") if any(t in files[s] for s in files)]
         lines += ["## A million files in folder deps", "",
-                  f"`{info.get('files_command', 'bench/files.py')}` (bench/README.md). Each stage reads its own folder "
+                  "Measured by " + "; ".join(f"`{c}`" for c in dict.fromkeys(
+                      e.get("command", info.get("files_command", "bench/files.py")) for r in files.values() for e in r.values()))
+                  + " (bench/README.md). Each stage reads its own folder "
                   "of 1,000 small files through a folder dep and writes one output. Seconds (peak RSS in MiB); "
                   f"no-op and changed: median of {info['repeat']}; `timeout` past {info['timeout']:.0f} s; `-` not run "
                   "(after a timeout at a smaller size, or not applicable: Snakemake sees a folder input by the folder's "
@@ -326,11 +331,14 @@ def render(saved):
             for e in earlier:
                 x = e["entry"]
                 cells = ", ".join(f"{sc} {fmt(x[sc])}" for sc in SCENARIOS if x.get(sc))
-                lines.append(f"- {e['tool']} at {int(e['size']):,} files ({e.get('gourd', '')}; load {load_text(x)}): {cells}")
+                lines.append(f"- {e['tool']} at {int(e['size']):,} files on {x.get('filesystem', m['filesystem'])} "
+                             f"(load {load_text(x)}; `{x.get('command', '')}`): {cells}")
             lines.append("")
     if ev:
         lines += ["## Evaluating generated pipelines", "",
-                  f"`{info.get('eval_command', 'bench/files.py --eval')}`. `gourd check` on N stages "
+                  "Measured by " + "; ".join(f"`{c}`" for c in dict.fromkeys(
+                      e.get("command", info.get("eval_command", "bench/files.py --eval")) for e in ev.values()))
+                  + ". `gourd check` on N stages "
                   "`{ cmd, outs }` generated with `gourd.record_from_array (std.array.generate (fun i => { field, value }) N)` "
                   "(docs/pipeline.md), and the same stages written literally. **cold**: the evaluation cache deleted "
                   f"before each repetition; **cached**: kept. Seconds (peak RSS in MiB), median of {info.get('eval_repeat', 3)}; "
@@ -344,10 +352,48 @@ def render(saved):
             cached = "-" if not e.get("cached") else fmt(e["cached"])
             lines.append(f"| {e['stages']:,} | {e['kind']} | {e['source_bytes'] / 1024:,.1f} KiB | {cold} | {cached} | {load_text(e)} |")
         lines.append("")
+    lines += goals(files, ev)
     notes = info.get("notes")
     if notes:
         lines += ["## Notes", "", notes, ""]
     return "\n".join(lines)
+
+
+def cpu_s(e):
+    """CPU seconds (user + system) of a measurement: wall time is what the
+    machine's other work leaves, CPU time mostly is not."""
+    if "user_s" in e:
+        return e["user_s"] + e["system_s"]
+    return e["seconds"] * e["cpu_percent"] / 100
+
+
+def goals(files, ev):
+    """Issue 16's goals for what is measured here, met or missed."""
+    rows = []
+
+    def row(what, e, seconds, mib):
+        if e is None:
+            rows.append(f"| {what} | not measured | | |")
+            return
+        ok = e["seconds"] < seconds and e["rss_mib"] < mib
+        rows.append(f"| {what} | {e['seconds']:.2f} s, {cpu_s(e):.2f} CPU-s, {e['rss_mib']:.0f} MiB | "
+                    f"< {seconds} s, < {mib} MB | {'met' if ok else 'MISSED'} |")
+
+    million = files.get("1000000", {}).get("gourd") or {}
+    row("no-op `gourd status`, 1,000,000 files", million.get("noop-status"), 1, 200)
+    for key in ("generated-10000", "literal-10000"):
+        e = ev.get(key)
+        row(f"`gourd check`, 10,000 stages {key.split('-')[0]} (evaluation cache deleted)", e and e.get("cold"), 1, 200)
+    e = ev.get("generated-100000")
+    if e is not None:
+        loaded = e.get("cold") is not None and not e.get("error")
+        shown = "failed" if e.get("error") else ("timeout" if e.get("cold") is None else
+                                                   f"{e['cold']['seconds']:.2f} s, {e['cold']['rss_mib']:.0f} MiB")
+        rows.append(f"| 100,000 generated stages load within the default limits | {shown} | 60 s, 4096 MB | "
+                    f"{'met' if loaded else 'MISSED'} |")
+    if not rows:
+        return []
+    return ["## Goals (issue 16)", "", "| goal | measured | target | |", "|---|---|---|---|", *rows, ""]
 
 
 def plot(saved, path):
@@ -378,6 +424,12 @@ def plot(saved, path):
                         ys.append(e[key])
                 if xs:
                     ax.plot(xs, ys, styles[scenario], color=colors[tool], marker="o", label=f"{tool} {scenario}")
+                # A timeout: an x at the timeout.
+                timeouts = [int(size) for size in sizes if tool in files[size] and scenario in files[size][tool]
+                            and files[size][tool][scenario] is None]
+                if timeouts and key == "seconds":
+                    ax.plot(timeouts, [saved["info"]["timeout"]] * len(timeouts), "x", color=colors[tool],
+                            markersize=10, label=f"{tool} {scenario} timeout")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("files (1,000 per folder, one stage per folder)")
@@ -427,6 +479,9 @@ def main():
         os.makedirs(FILES_WORK, exist_ok=True)
         info = saved.setdefault("info", {})
         versions = harness.versions()
+        # The binary measured, by the commit it was built from (not the
+        # checkout's, which --gourd may differ from).
+        versions["gourd"] = subprocess.run([harness.GOURD, "--version"], capture_output=True, text=True).stdout.strip()
         info.update(machine=harness.machine(), versions=versions)
         command = "python3 bench/files.py " + " ".join(sys.argv[1:])
         earlier = saved.setdefault("earlier", [])
@@ -438,7 +493,7 @@ def main():
             for n, literal in jobs:
                 key = f"{'literal' if literal else 'generated'}-{n}"
                 entry = measure_eval(n, literal, a.repeat, a.timeout)
-                entry["gourd"] = versions["gourd"]
+                entry.update(gourd=versions["gourd"], command=command)
                 if key in ev:
                     earlier.append({"what": "eval", "key": key, "entry": ev[key]})
                 ev[key] = entry
@@ -462,7 +517,7 @@ def main():
                 for tool in tools:
                     started = time.perf_counter()
                     entry = measure_files(tool, size, a.timeout, a.repeat, data)
-                    entry["gourd"] = versions["gourd"]
+                    entry.update(gourd=versions["gourd"], command=command)
                     if any(entry.get(s, 0) is None for s in SCENARIOS):
                         gave_up.add(tool)
                     old = files.setdefault(str(size), {}).get(tool)
