@@ -43,6 +43,8 @@ import run as harness  # noqa: E402
 FILES_PER_FOLDER = 1000
 # Where the files scenario's data and workspaces go (`--work`).
 FILES_WORK = harness.WORK
+# `--nice N`: every measured command runs under `nice -n N`.
+NICE = None
 SCENARIOS = ["cold", "noop-status", "noop-run", "changed-status"]
 
 
@@ -63,10 +65,14 @@ def timed(cmd, cwd, tool, timeout, ok_codes=(0,)):
     CPU seconds) of one command,
     with GNU time as the harness measures; None on timeout. An exit code
     outside `ok_codes` stops the benchmark with the tool's output."""
-    stats = os.path.join(harness.WORK, ".time")
+    # A file of this process's own: bench/run.py and bench/scale.py, maybe
+    # running at the same time, write theirs to bench/work/.time.
+    stats = os.path.join(harness.WORK, f".time-files-{os.getpid()}")
     env = harness.env_for(tool)
     for name in ("GOURD_EVAL_TIMEOUT", "GOURD_EVAL_MEMORY_MB"):
         env.pop(name, None)  # the defaults are what is measured
+    if NICE is not None:
+        cmd = ["nice", "-n", str(NICE)] + cmd
     started = time.perf_counter()
     child = subprocess.Popen([harness.TIME, "-f", "%M %P %U %S", "-o", stats] + cmd, cwd=cwd, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
@@ -81,6 +87,7 @@ def timed(cmd, cwd, tool, timeout, ok_codes=(0,)):
         raise RuntimeError(f"{tool}: {' '.join(cmd)} exited {child.returncode} in {cwd}:\n"
                            f"{stdout.decode()[-1000:]}\n{stderr.decode()[-2000:]}")
     rss, cpu, user, system = open(stats).read().split()[-4:]
+    os.remove(stats)
     return (elapsed, int(rss) / 1024, float(cpu.rstrip("%") or 0), stdout.decode(errors="replace"), child.returncode,
             float(user), float(system))
 
@@ -168,6 +175,8 @@ def measure_files(tool, size, timeout, reps, data):
     workspace(ws, stages, tool)
     os.rename(data, os.path.join(ws, "data"))
     entry = {"stages": stages, "load_before": load_now(), "filesystem": filesystem(ws)}
+    if NICE is not None:
+        entry["nice"] = NICE
     try:
         measure_in(tool, ws, stages, entry, size, timeout, reps)
     finally:
@@ -279,6 +288,8 @@ def fmt(e):
 def load_text(entry):
     b, a = entry["load_before"], entry["load_after"]
     m = " (cargo-mutants running)" if b["mutants"] or a["mutants"] else ""
+    if "nice" in entry:
+        m += f", under `nice -n {entry['nice']}`"
     return f"{b['load1']:.1f}–{a['load1']:.1f}{m}, {b['at'][:5]}–{a['at'][:5]}"
 
 
@@ -310,7 +321,8 @@ def render(saved):
                     if e is None or scenario not in e:
                         cells.append("-")
                     elif e[scenario] is None:
-                        cells.append("timeout")
+                        ran = e.get("stages_run_before_timeout")
+                        cells.append("timeout" + (f" [~{ran} ran]" if scenario == "cold" and ran else ""))
                     else:
                         s = e[scenario]
                         extra = ""
@@ -330,7 +342,7 @@ def render(saved):
             lines += ["Earlier measurements of the same entries (replaced above):", ""]
             for e in earlier:
                 x = e["entry"]
-                cells = ", ".join(f"{sc} {fmt(x[sc])}" for sc in SCENARIOS if x.get(sc))
+                cells = ", ".join(f"{sc} {fmt(x[sc]) if x[sc] else 'timeout'}" for sc in SCENARIOS if sc in x)
                 lines.append(f"- {e['tool']} at {int(e['size']):,} files on {x.get('filesystem', m['filesystem'])} "
                              f"(load {load_text(x)}; `{x.get('command', '')}`): {cells}")
             lines.append("")
@@ -352,6 +364,14 @@ def render(saved):
             cached = "-" if not e.get("cached") else fmt(e["cached"])
             lines.append(f"| {e['stages']:,} | {e['kind']} | {e['source_bytes'] / 1024:,.1f} KiB | {cold} | {cached} | {load_text(e)} |")
         lines.append("")
+        earlier = [e for e in saved.get("earlier", []) if e.get("what") == "eval"]
+        if earlier:
+            lines += ["Earlier measurements of the same entries (replaced above):", ""]
+            for e in earlier:
+                x = e["entry"]
+                cells = ", ".join(f"{sc} {fmt(x[sc])}" for sc in ("cold", "cached") if x.get(sc))
+                lines.append(f"- {x['stages']:,} {x['kind']} stages (load {load_text(x)}): {cells}")
+            lines.append("")
     lines += goals(files, ev)
     notes = info.get("notes")
     if notes:
@@ -455,6 +475,8 @@ def main():
     p.add_argument("--gourd", help="a gourd binary to measure instead of building target/release/gourd")
     p.add_argument("--work", default=harness.WORK,
                    help="where the files scenario's data and workspaces go (another filesystem when this one is full)")
+    p.add_argument("--nice", type=int, help="run every measured command under `nice -n N` (a negative N gives "
+                   "the tools priority over other work on a shared machine; needs root)")
     p.add_argument("--keep-data", action="store_true",
                    help="keep bench/work/files-SIZE/data for the next run (else deleted after each size)")
     p.add_argument("--results", default=harness.RESULTS, help="where files.json, files.md and files.svg go")
@@ -474,8 +496,9 @@ def main():
         else:
             harness.ensure_tools()
         os.makedirs(harness.WORK, exist_ok=True)
-        global FILES_WORK
+        global FILES_WORK, NICE
         FILES_WORK = os.path.abspath(a.work)
+        NICE = a.nice
         os.makedirs(FILES_WORK, exist_ok=True)
         info = saved.setdefault("info", {})
         versions = harness.versions()
