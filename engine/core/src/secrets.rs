@@ -182,6 +182,44 @@ mod tests {
     use super::*;
     use crate::testing::{pipeline, stage};
 
+    /// A reader that fails with `errors` in turn before giving `data`.
+    struct Flaky {
+        errors: Vec<io::ErrorKind>,
+        data: std::io::Cursor<Vec<u8>>,
+    }
+
+    impl Read for Flaky {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match self.errors.pop() {
+                Some(kind) => Err(io::Error::from(kind)),
+                None => self.data.read(buf),
+            }
+        }
+    }
+
+    #[test]
+    fn a_read_interrupted_is_tried_again_and_any_other_error_is_returned() {
+        let patterns: &[&[u8]] = &[b"hunter22"];
+        let data = std::io::Cursor::new(b"pw=hunter22".to_vec());
+        let mut out = Vec::new();
+        let flaky = Flaky { errors: vec![io::ErrorKind::Interrupted, io::ErrorKind::Interrupted], data };
+        assert!(redact(flaky, &mut out, patterns).unwrap());
+        assert_eq!(out, [b"pw=".as_slice(), REDACTED].concat());
+        let data = std::io::Cursor::new(b"pw=hunter22".to_vec());
+        let broken = Flaky { errors: vec![io::ErrorKind::Other], data };
+        assert_eq!(redact(broken, &mut Vec::new(), patterns).unwrap_err().kind(), io::ErrorKind::Other);
+    }
+
+    #[test]
+    fn a_log_that_cannot_be_opened_is_an_error_and_a_missing_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(redact_file(&dir.path().join("missing.log"), &["hunter22"]).is_ok());
+        std::fs::write(dir.path().join("file"), "x").unwrap();
+        // Under a file, not a folder: not "missing".
+        let err = redact_file(&dir.path().join("file/stage.log"), &["hunter22"]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotADirectory, "{err}");
+    }
+
     fn redacted(text: &[u8], values: &[&str]) -> Vec<u8> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("stage.log");

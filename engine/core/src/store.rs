@@ -1186,6 +1186,29 @@ mod tests {
     }
 
     #[test]
+    fn an_object_modified_within_the_racy_window_is_not_stamped_to_the_nanosecond() {
+        let (dir, store, hashing) = setup();
+        let file = dir.path().join("f");
+        std::fs::write(&file, "bytes").unwrap();
+        let tree = hashing.hash(&file).unwrap().unwrap();
+        store.put(&file, &tree).unwrap();
+        let object = store.object_path(&tree.digest());
+        // Between 1.5 and 1.9 s ago, in the last nanosecond of its second:
+        // within the window, and out of it if the nanoseconds were
+        // subtracted rather than added.
+        let since_epoch = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+        while since_epoch().subsec_millis() < 500 || since_epoch().subsec_millis() > 850 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let now = since_epoch();
+        let at = std::time::Duration::new(now.as_secs() - 2, 999_999_999);
+        assert!(now - at < std::time::Duration::from_millis(1900), "{:?}", now - at);
+        std::fs::File::open(&object).unwrap().set_modified(std::time::UNIX_EPOCH + at).unwrap();
+        store.verify(EntryKind::File, &tree.digest()).unwrap();
+        assert!(store.stamps().lock().unwrap().objects.is_empty(), "not stamped while racy");
+    }
+
+    #[test]
     fn action_results_that_do_not_match_their_seal_are_absent() {
         let (dir, store, _hashing) = setup();
         let key = Hasher::digest_bytes(DigestAlgorithm::Blake3, b"key");
