@@ -1209,6 +1209,32 @@ mod tests {
     }
 
     #[test]
+    fn stamps_are_kept_for_the_store_algorithm_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let gourd = dir.path().join(".gourd");
+        std::fs::create_dir_all(gourd.join("state-v1")).unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, "bytes").unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        let stamped = |algorithm| {
+            let store = Store::open(&gourd, algorithm).unwrap();
+            let tree = Hashing::open(dir.path().join("stat.json"), algorithm).hash(&file).unwrap().unwrap();
+            store.put(&file, &tree).unwrap();
+            std::fs::File::open(store.object_path(&tree.digest())).unwrap().set_modified(old).unwrap();
+            store.verify(EntryKind::File, &tree.digest()).unwrap();
+            store.save_stamps().unwrap();
+            let reopened = Store::open(&gourd, algorithm).unwrap();
+            let count = reopened.stamps().lock().unwrap().objects.len();
+            count
+        };
+        assert_eq!(stamped(DigestAlgorithm::Sha256), 1, "a SHA-256 store keeps its stamps");
+        // Another algorithm's stamps are not this store's: read as none.
+        assert_eq!(stamped(DigestAlgorithm::Blake3), 1);
+        let sha = Store::open(&gourd, DigestAlgorithm::Sha256).unwrap();
+        assert!(sha.stamps().lock().unwrap().objects.is_empty());
+    }
+
+    #[test]
     fn action_results_that_do_not_match_their_seal_are_absent() {
         let (dir, store, _hashing) = setup();
         let key = Hasher::digest_bytes(DigestAlgorithm::Blake3, b"key");
