@@ -1235,6 +1235,99 @@ mod tests {
     }
 
     #[test]
+    fn hard_links_share_the_read_only_object_and_copies_are_files_of_their_own() {
+        use std::os::unix::fs::MetadataExt;
+        let (dir, store, hashing) = setup();
+        let put = |name: &str, body: &str, mode: u32| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, body).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let tree = hashing.hash(&path).unwrap().unwrap();
+            store.put(&path, &tree).unwrap();
+            (OutputRecord::from_tree(&tree, true), store.object_path(&tree.digest()))
+        };
+        let inode = |path: &Path| std::fs::metadata(path).unwrap().ino();
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        let out = dir.path().join("out");
+        let (plain, object) = put("plain", "plain bytes", 0o644);
+
+        // A hard link is the object itself, read-only.
+        store.restore_linked(&plain, &out.join("linked"), Link::Hardlink).unwrap();
+        assert_eq!(inode(&out.join("linked")), inode(&object));
+        assert_eq!(mode(&out.join("linked")), 0o444);
+        // A copy is a file of its own, with the output's permissions.
+        store.restore_linked(&plain, &out.join("copied"), Link::Copy).unwrap();
+        assert_ne!(inode(&out.join("copied")), inode(&object));
+        assert_eq!(mode(&out.join("copied")), 0o644);
+        assert_eq!(std::fs::read_to_string(out.join("copied")).unwrap(), "plain bytes");
+
+        // An executable is copied even when a hard link is asked for: the
+        // object holds no execute bit to share.
+        let (exe, exe_object) = put("run.sh", "#!/bin/sh\n", 0o755);
+        store.restore_linked(&exe, &out.join("run.sh"), Link::Hardlink).unwrap();
+        assert_ne!(inode(&out.join("run.sh")), inode(&exe_object));
+        assert_eq!(mode(&out.join("run.sh")), 0o755);
+
+        // An object someone made writable is made read-only again before
+        // it is shared.
+        std::fs::set_permissions(&object, std::fs::Permissions::from_mode(0o644)).unwrap();
+        store.restore_linked(&plain, &out.join("again"), Link::Hardlink).unwrap();
+        assert_eq!(mode(&object), 0o444);
+        assert_eq!(inode(&out.join("again")), inode(&object));
+
+        // A reflink where the file system makes none is the link's error,
+        // not the cache's.
+        match store.restore_linked(&plain, &out.join("reflinked"), Link::Reflink) {
+            Ok(()) => assert_eq!(std::fs::read_to_string(out.join("reflinked")).unwrap(), "plain bytes"),
+            Err(err) => assert!(matches!(err, StoreError::Link { link: Link::Reflink, .. }), "{err}"),
+        }
+
+        // No object: missing, for a link as for a copy.
+        for (name, link) in [("gone-link", Link::Hardlink), ("gone-copy", Link::Copy)] {
+            let fresh = Store::open(&dir.path().join(".gourd"), DigestAlgorithm::Blake3).unwrap();
+            let (record, object) = put(name, name, 0o644);
+            std::fs::remove_file(&object).unwrap();
+            let err = fresh.restore_linked(&record, &out.join(name), link).unwrap_err();
+            assert!(matches!(err, StoreError::Missing { .. }), "{name}: {err}");
+            assert!(!out.join(name).exists());
+        }
+    }
+
+    #[test]
+    fn a_store_tells_its_algorithm_and_empties_its_tmp() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join(".gourd"), DigestAlgorithm::Sha256).unwrap();
+        assert_eq!(store.algorithm(), DigestAlgorithm::Sha256);
+        let tmp = dir.path().join(".gourd").join(Store::DIR).join("tmp");
+        std::fs::write(tmp.join("left-over"), "x").unwrap();
+        store.clean_tmp().unwrap();
+        assert!(tmp.is_dir());
+        assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_shard_that_is_not_a_folder_is_an_error_not_a_missing_entry() {
+        // Missing means "run again"; a damaged store layout is said.
+        let (dir, store, hashing) = setup();
+        let out = dir.path().join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join("f"), "bytes").unwrap();
+        let tree = hashing.hash(&out).unwrap().unwrap();
+        store.put(&out, &tree).unwrap();
+        let file_digest = Hasher::digest_bytes(DigestAlgorithm::Blake3, b"bytes");
+        for path in [store.object_path(&file_digest), store.tree_path(&tree.digest())] {
+            let shard = path.parent().unwrap().to_path_buf();
+            std::fs::remove_dir_all(&shard).unwrap();
+            std::fs::write(&shard, "not a folder").unwrap();
+        }
+        let fresh = Store::open(&dir.path().join(".gourd"), DigestAlgorithm::Blake3).unwrap();
+        let err = fresh.verify(EntryKind::File, &file_digest).unwrap_err();
+        assert!(matches!(err, StoreError::Io(_)), "{err}");
+        let err = fresh.verify(EntryKind::Dir, &tree.digest()).unwrap_err();
+        assert!(matches!(err, StoreError::Io(_)), "{err}");
+    }
+
+    #[test]
     fn action_results_that_do_not_match_their_seal_are_absent() {
         let (dir, store, _hashing) = setup();
         let key = Hasher::digest_bytes(DigestAlgorithm::Blake3, b"key");
