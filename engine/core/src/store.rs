@@ -1328,6 +1328,23 @@ mod tests {
     }
 
     #[test]
+    fn a_received_file_is_written_in_the_store_and_adopted_by_its_digest() {
+        let (dir, store, _hashing) = setup();
+        let (a, b) = (store.receiving_path(), store.receiving_path());
+        assert_ne!(a, b);
+        // In the store's scratch folder: on its file system, emptied by
+        // the next run, never inside the workspace.
+        assert_eq!(a.parent().unwrap(), dir.path().join(".gourd").join(Store::DIR).join("tmp"));
+        std::fs::write(&a, "received").unwrap();
+        let digest = store.adopt_object(&a).unwrap();
+        assert_eq!(digest, Hasher::digest_bytes(DigestAlgorithm::Blake3, b"received"));
+        assert!(!a.exists());
+        let object = store.object_path(&digest);
+        assert_eq!(std::fs::read_to_string(&object).unwrap(), "received");
+        assert_eq!(std::fs::metadata(&object).unwrap().permissions().mode() & 0o777, 0o444);
+    }
+
+    #[test]
     fn action_results_that_do_not_match_their_seal_are_absent() {
         let (dir, store, _hashing) = setup();
         let key = Hasher::digest_bytes(DigestAlgorithm::Blake3, b"key");
