@@ -881,11 +881,25 @@ mod tests {
             keys.push((key, record));
         }
         let keep = std::collections::HashSet::from([keys[0].0]);
+        let size = |path: PathBuf| std::fs::metadata(path).unwrap().len();
+        let going = [
+            size(store.action_path(&keys[1].0)),
+            size(store.object_path(&Hasher::digest_bytes(DigestAlgorithm::Blake3, b"two"))),
+            size(store.tree_path(&keys[1].1.digest)),
+        ];
+        let tmp = dir.path().join(".gourd").join(Store::DIR).join("tmp");
+        std::fs::write(tmp.join("left-over"), "x").unwrap();
         let dry = store.collect_garbage(&keep, true).unwrap();
-        assert_eq!((dry.actions, dry.objects, dry.trees), (1, 1, 1));
+        assert_eq!((dry.actions, dry.objects, dry.trees, dry.kept_actions), (1, 1, 1, 1));
+        assert_eq!(dry.bytes, going.iter().sum::<u64>());
+        // What the removed result alone held: its own file and its object.
+        assert_eq!(dry.removed.len(), 1);
+        assert_eq!((dry.removed[0].key, dry.removed[0].bytes), (keys[1].0, going[0] + going[1]));
         assert!(store.action(&keys[1].0).is_some(), "a dry run removes nothing");
+        assert!(tmp.join("left-over").exists(), "a dry run leaves tmp/ alone");
         let done = store.collect_garbage(&keep, false).unwrap();
         assert_eq!(done, dry);
+        assert!(!tmp.join("left-over").exists());
         assert!(store.action(&keys[1].0).is_none());
         assert!(store.has(keys[0].1.kind, &keys[0].1.digest));
         assert!(!store.has(keys[1].1.kind, &keys[1].1.digest));
@@ -1342,6 +1356,40 @@ mod tests {
         let object = store.object_path(&digest);
         assert_eq!(std::fs::read_to_string(&object).unwrap(), "received");
         assert_eq!(std::fs::metadata(&object).unwrap().permissions().mode() & 0o777, 0o444);
+    }
+
+    #[test]
+    fn listings_travel_as_bytes_and_are_searched_by_path() {
+        let (dir, store, hashing) = setup();
+        let out = dir.path().join("out");
+        std::fs::create_dir_all(out.join("sub")).unwrap();
+        std::fs::write(out.join("sub/x"), "x").unwrap();
+        std::fs::write(out.join("y"), "y").unwrap();
+        let tree = hashing.hash(&out).unwrap().unwrap();
+        store.put(&out, &tree).unwrap();
+        let root = tree.digest();
+        let x = Hasher::digest_bytes(DigestAlgorithm::Blake3, b"x");
+        assert_eq!(store.find_in_tree(&root, "sub/x"), Some((EntryKind::File, x)));
+        assert_eq!(store.find_in_tree(&root, "/sub//x/"), Some((EntryKind::File, x)));
+        assert!(matches!(store.find_in_tree(&root, "sub"), Some((EntryKind::Dir, _))));
+        assert_eq!(store.find_in_tree(&root, ""), Some((EntryKind::Dir, root)));
+        assert_eq!(store.find_in_tree(&root, "missing"), None);
+        assert_eq!(store.find_in_tree(&root, "y/z"), None, "nothing lies under a file");
+
+        // The bytes of a listing, received by another store: checked, and
+        // installed there.
+        let bytes = store.tree_bytes(&root).unwrap();
+        assert_eq!(bytes, std::fs::read(store.tree_path(&root)).unwrap());
+        let other = tempfile::tempdir().unwrap();
+        let receiver = Store::open(&other.path().join(".gourd"), DigestAlgorithm::Blake3).unwrap();
+        let entries = receiver.put_tree_bytes(&root, &bytes).unwrap();
+        assert_eq!(entries.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["sub", "y"]);
+        assert_eq!(receiver.tree_bytes(&root).unwrap(), bytes);
+        let wrong = Hasher::digest_bytes(DigestAlgorithm::Blake3, b"another");
+        assert!(matches!(receiver.put_tree_bytes(&wrong, &bytes), Err(StoreError::Corrupt { .. })));
+        assert!(receiver.tree_bytes(&wrong).is_err());
+        // Flushing the store's file system works (and says so).
+        receiver.sync().unwrap();
     }
 
     #[test]
