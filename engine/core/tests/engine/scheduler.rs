@@ -529,3 +529,31 @@ fn an_output_behind_a_link_out_of_the_workspace_is_refused() {
     assert!(message.starts_with("refusing to write: "), "{message}");
     assert!(!outside.path().join("o.txt").exists());
 }
+
+#[test]
+fn what_a_stage_leaves_running_in_its_group_is_killed_when_it_ends() {
+    // A background process of the stage, in the stage's process group:
+    // when the stage ends, or times out, it goes too (it would otherwise
+    // keep writing to outputs the run has recorded).
+    let fx = Fixture::new();
+    let exits = stage("exits", "sleep 60 & echo $! > exits.pid; echo x > e.txt", &[], &["e.txt"]);
+    let mut times_out = stage("times-out", "sleep 60 & echo $! > late.pid; sleep 60", &[], &["t.txt"]);
+    times_out.timeout = Some(std::time::Duration::from_millis(500));
+    let mut opts = options();
+    opts.keep_going = true;
+    let (summary, _) = fx.run(&[exits, times_out], opts);
+    assert_eq!((summary.ran, summary.failed), (1, 1), "{:?}", summary.reports);
+    for file in ["exits.pid", "late.pid"] {
+        let pid = fx.read(file).trim().to_string();
+        let start = std::time::Instant::now();
+        // Dead, or a zombie until init reaps it.
+        let gone = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map_or(true, |stat| stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
+        };
+        while !gone() {
+            assert!(start.elapsed() < std::time::Duration::from_secs(10), "{file}: process {pid} still runs");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
