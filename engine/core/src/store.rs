@@ -1339,6 +1339,12 @@ mod tests {
         assert!(matches!(err, StoreError::Io(_)), "{err}");
         let err = fresh.verify(EntryKind::Dir, &tree.digest()).unwrap_err();
         assert!(matches!(err, StoreError::Io(_)), "{err}");
+        let record = OutputRecord { kind: EntryKind::File, digest: file_digest, executable: false, cached: true };
+        let err = fresh.restore_linked(&record, &dir.path().join("linked"), Link::Hardlink).unwrap_err();
+        assert!(matches!(err, StoreError::Io(_)), "{err}");
+        // A listing that is simply not there is missing.
+        let unknown = Hasher::digest_bytes(DigestAlgorithm::Blake3, b"no such listing");
+        assert!(matches!(fresh.verify(EntryKind::Dir, &unknown), Err(StoreError::Missing { .. })));
     }
 
     #[test]
