@@ -557,3 +557,20 @@ fn what_a_stage_leaves_running_in_its_group_is_killed_when_it_ends() {
         }
     }
 }
+
+#[test]
+fn a_stage_wanting_more_gpus_than_there_are_fails_at_once_even_with_every_slot_taken() {
+    // `slow` holds the only job slot; `greedy` fails without a slot, at
+    // once, and the run then starts nothing new: `after` never runs.
+    let fx = Fixture::new();
+    let slow = stage("slow", "sleep 1; echo s > slow.txt", &[], &["slow.txt"]);
+    let mut greedy = stage("greedy", "true", &[], &["g.txt"]);
+    greedy.resources.gpus = 64;
+    let after = stage("after", "echo a > after.txt", &[], &["after.txt"]);
+    let mut opts = options();
+    opts.jobs = 1;
+    let (summary, _) = fx.run(&[slow, greedy, after], opts);
+    assert_eq!(fx.report(&summary, "greedy").outcome, Outcome::Failed, "{:?}", summary.reports);
+    assert_eq!(fx.report(&summary, "slow").outcome, Outcome::Ran);
+    assert_eq!(fx.report(&summary, "after").outcome, Outcome::Skipped, "{:?}", summary.reports);
+}

@@ -517,3 +517,26 @@ fn remote_executions_take_remote_slots_not_local_jobs() {
     let (summary, _) = fx.run(&[alone("x", "y"), alone("y", "x")], opts);
     assert_eq!(summary.ran, 2, "{:?}", summary.reports);
 }
+
+#[test]
+fn a_remote_execution_starts_while_the_only_local_job_is_taken() {
+    // `local` holds the only job slot and waits for `remote` to start.
+    let mut local = stage(
+        "local",
+        "i=0; while [ ! -e remote.started ]; do i=$((i+1)); [ $i -gt 300 ] && exit 9; sleep 0.1; done; echo ok > local.txt",
+        &[],
+        &["local.txt"],
+    );
+    local.remote = false;
+    let mut remote = stage("remote", "touch remote.started; echo ok > remote.txt", &[], &["remote.txt"]);
+    remote.remote = true;
+    let executor = FakeExecutor::new(ExecMode::Run);
+    let fx = Fixture::new();
+    let mut opts = options();
+    opts.remote_executor = Some(executor.clone());
+    opts.jobs = 1;
+    opts.remote_jobs = 1;
+    let (summary, _) = fx.run(&[local, remote], opts);
+    assert_eq!(summary.ran, 2, "{:?}", summary.reports);
+    assert_eq!(executor.executed(), ["remote"]);
+}
