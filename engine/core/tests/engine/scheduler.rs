@@ -573,4 +573,14 @@ fn a_stage_wanting_more_gpus_than_there_are_fails_at_once_even_with_every_slot_t
     assert_eq!(fx.report(&summary, "greedy").outcome, Outcome::Failed, "{:?}", summary.reports);
     assert_eq!(fx.report(&summary, "slow").outcome, Outcome::Ran);
     assert_eq!(fx.report(&summary, "after").outcome, Outcome::Skipped, "{:?}", summary.reports);
+    // One that may fall back to the CPU waits for a slot like any stage.
+    let fx = Fixture::new();
+    let slow = stage("slow", "sleep 1; echo s > slow.txt", &[], &["slow.txt"]);
+    let mut flexible = stage("flexible", "echo f > f.txt", &[], &["f.txt"]);
+    flexible.resources.gpus = 64;
+    flexible.cpu_fallback = true;
+    let mut opts = options();
+    opts.jobs = 1;
+    let (summary, _) = fx.run(&[slow, flexible], opts);
+    assert_eq!(summary.ran, 2, "{:?}", summary.reports);
 }

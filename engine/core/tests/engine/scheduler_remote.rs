@@ -522,7 +522,7 @@ fn remote_executions_take_remote_slots_not_local_jobs() {
 fn a_remote_execution_starts_while_the_only_local_job_is_taken() {
     // `local` holds the only job slot and waits for `remote` to start.
     let mut local = stage(
-        "local",
+        "wait-for-remote",
         "i=0; while [ ! -e remote.started ]; do i=$((i+1)); [ $i -gt 300 ] && exit 9; sleep 0.1; done; echo ok > local.txt",
         &[],
         &["local.txt"],
@@ -530,13 +530,16 @@ fn a_remote_execution_starts_while_the_only_local_job_is_taken() {
     local.remote = false;
     let mut remote = stage("remote", "touch remote.started; echo ok > remote.txt", &[], &["remote.txt"]);
     remote.remote = true;
-    let executor = FakeExecutor::new(ExecMode::Run);
-    let fx = Fixture::new();
-    let mut opts = options();
-    opts.remote_executor = Some(executor.clone());
-    opts.jobs = 1;
-    opts.remote_jobs = 1;
-    let (summary, _) = fx.run(&[local, remote], opts);
-    assert_eq!(summary.ran, 2, "{:?}", summary.reports);
-    assert_eq!(executor.executed(), ["remote"]);
+    // Both orders: whichever the scheduler considers first.
+    for pipeline in [[local.clone(), remote.clone()], [remote, local]] {
+        let executor = FakeExecutor::new(ExecMode::Run);
+        let fx = Fixture::new();
+        let mut opts = options();
+        opts.remote_executor = Some(executor.clone());
+        opts.jobs = 1;
+        opts.remote_jobs = 1;
+        let (summary, _) = fx.run(&pipeline, opts);
+        assert_eq!(summary.ran, 2, "{:?}", summary.reports);
+        assert_eq!(executor.executed(), ["remote"]);
+    }
 }
