@@ -12,11 +12,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Percent; docs/testing.md has the scores they were set under. Raise them as
-# tests improve. gourd-core has none yet (not run in full).
+# tests improve. gourd-core is not in the default list: about an hour.
 declare -A FLOOR=(
   [gourd-digest]=100
   [gourd-spec]=90
   [gourd-lineage]=97
+  [gourd-core]=90
 )
 crates=("$@")
 [ ${#crates[@]} -gt 0 ] || crates=(gourd-digest gourd-spec gourd-lineage)
