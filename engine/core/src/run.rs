@@ -985,7 +985,9 @@ async fn execute_stage(
 /// `deps`: path → digest), hashed again now.
 fn changed_dep(ws: &Workspace, stage: &Stage, recorded: &serde_json::Value) -> io::Result<Option<String>> {
     for dep in &stage.deps {
-        let now = ws.hash(dep)?.map(|tree| tree.digest().to_string());
+        // As the assessment hashed it: an unchanged folder is known by its
+        // summary, not read file by file again.
+        let now = ws.hashing.digest_of(&ws.abs(dep))?.map(|hashed| hashed.digest().to_string());
         let before = recorded.get(dep.as_str()).and_then(|d| d.as_str());
         if now.as_deref() != before {
             return Ok(Some(dep.to_string()));

@@ -584,3 +584,24 @@ fn a_stage_wanting_more_gpus_than_there_are_fails_at_once_even_with_every_slot_t
     let (summary, _) = fx.run(&[slow, flexible], opts);
     assert_eq!(summary.ran, 2, "{:?}", summary.reports);
 }
+
+#[test]
+fn a_folder_dep_changed_while_its_stage_ran_is_seen_through_its_summary() {
+    // The folder is old, so the assessment leaves a summary of it; the
+    // stage then writes into it, and its outputs are not cached.
+    let fx = Fixture::new();
+    fx.write("data/a", "a\n");
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    std::fs::File::options().write(true).open(fx.root().join("data/a")).unwrap().set_modified(old).unwrap();
+    let writes = stage("writes", "echo more >> data/a; echo x > w.txt", &["data"], &["w.txt"]);
+    let (summary, _) = fx.run(&[writes.clone()], options());
+    assert_eq!(
+        fx.report(&summary, "writes").message.as_deref(),
+        Some("dep `data` changed while the stage ran; its outputs were not cached (run again)")
+    );
+    // Left alone, the same folder is not reported.
+    std::fs::File::options().write(true).open(fx.root().join("data/a")).unwrap().set_modified(old).unwrap();
+    let reads = stage("reads", "cat data/a > r.txt", &["data"], &["r.txt"]);
+    let (summary, _) = fx.run(&[reads], options());
+    assert_eq!(summary.ran, 1, "{:?}", summary.reports);
+}
