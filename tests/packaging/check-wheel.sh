@@ -8,6 +8,9 @@
 #
 #   tests/packaging/check-wheel.sh [WHEEL]    (after scripts/build-wheel.sh)
 #   TORCH=0 tests/packaging/check-wheel.sh    (without the torch extra: ~4 GB, ~1 min)
+#   TORCH_EXTRA=full|lean                     (the whole extra, or without the
+#                                              CUDA-only packages; by default
+#                                              lean below 16 GB free)
 #
 # The photos of the pumpkin example come from its generator (cargo).
 set -euo pipefail
@@ -97,8 +100,41 @@ ok "uv tool install of the wheel: $("$WORK/uv/bin/gourd" --version); without tor
 
 if [ "$TORCH" = 1 ]; then
   start=$SECONDS
-  pip install --quiet --no-cache-dir --find-links "$(dirname "$WHEEL")" "gourd-ml[torch]"
-  ok "pip install \"gourd-ml[torch]\" ($((SECONDS - start)) s): torch $(python3 -W ignore -c 'import torch; print(torch.__version__)')"
+  # What the extra resolves to, from the index's metadata alone (no wheels).
+  pip install --quiet --no-cache-dir --dry-run --report "$WORK/extra.json" \
+    --find-links "$(dirname "$WHEEL")" "gourd-ml[torch]"
+  resolved=$(python3 -c '
+import json, sys
+names = {i["metadata"]["name"].lower(): i["metadata"]["version"] for i in json.load(open(sys.argv[1]))["install"]}
+print(names.get("torch", "none"), len(names))' "$WORK/extra.json")
+  case "$resolved" in 2.11.*) ;; *) fail "\"gourd-ml[torch]\" resolves to torch ${resolved% *}, not 2.11" ;; esac
+  # The whole extra with torch's CUDA libraries takes ~10 GB while pip
+  # installs it. Where the disk has less free, install what the extra
+  # resolved to without the CUDA-only packages, which gourd-step never loads
+  # (it links libtorch_cpu, libc10, libcudart and libcupti, as
+  # scripts/setup-libtorch.sh fetches them): the same torch package, in the
+  # same environment, from the same index.
+  free_gb=$(df -Pk "$WORK" | awk 'NR == 2 { print int($4 / 1048576) }')
+  mode=${TORCH_EXTRA:-$([ "$free_gb" -ge 16 ] && echo full || echo lean)}
+  if [ "$mode" = full ]; then
+    pip install --quiet --no-cache-dir --find-links "$(dirname "$WHEEL")" "gourd-ml[torch]"
+    how="the whole extra"
+  else
+    mapfile -t pins < <(python3 -c '
+import json, sys
+keep = {"nvidia-cuda-runtime", "nvidia-cuda-cupti"}
+for i in json.load(open(sys.argv[1]))["install"]:
+    name = i["metadata"]["name"].lower()
+    if name == "gourd-ml" or name == "triton" or name.startswith("cuda-"):
+        continue
+    if name.startswith("nvidia-") and name not in keep:
+        continue
+    print(name + "==" + i["metadata"]["version"])' "$WORK/extra.json")
+    pip install --quiet --no-cache-dir --no-deps "${pins[@]}"
+    how="${#pins[@]} of its ${resolved#* } packages, without the CUDA-only ones (${free_gb} GB free)"
+  fi
+  version=$(python3 -c 'import importlib.metadata as m; print(m.version("torch"))')
+  ok "pip install \"gourd-ml[torch]\" ($((SECONDS - start)) s; $how): torch $version"
   lib=$(ldd "$WORK/venv/bin/gourd-step" | awk '/libtorch_cpu.so/ { print $3 }')
   [ "$(realpath "$lib")" = "$(realpath "$site/torch/lib/libtorch_cpu.so")" ] ||
     fail "gourd-step loads libtorch from '$lib', not from the environment's torch"
