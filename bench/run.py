@@ -350,12 +350,14 @@ print(run(1), min(run(blake3.blake3.AUTO), across()))
     past = time.time() - 3600
     for f in files:
         os.utime(f, (past, past))
-    stat_cache = os.path.join(ws, ".gourd", "state-v1", "stat-cache.json")
+    state = os.path.join(ws, ".gourd", "state-v1")
     sh([GOURD, "status"], cwd=ws, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     cold, warm = [], []
     for _ in range(5):
-        if os.path.exists(stat_cache):
-            os.remove(stat_cache)
+        # The stat cache and its folder summaries (stat-cache.nested.json).
+        for f in os.listdir(state) if os.path.isdir(state) else []:
+            if f.startswith("stat-cache"):
+                os.remove(os.path.join(state, f))
         cold.append(timed([GOURD, "status"], ws, "gourd", 600)[0])
         warm.append(timed([GOURD, "status"], ws, "gourd", 600)[0])
     # The warm status does everything but hashing (start-up, evaluation,

@@ -8,7 +8,7 @@
 //! result of the current key only because they are the last run's, that change
 //! is the cause, not the outputs.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 
 use gourd_digest::Digest;
@@ -180,62 +180,87 @@ pub struct StageStatus {
 
 /// The status of the selected stages, in topological order. A stage below a
 /// stale one is stale too: its deps are not known until the upstream runs.
-/// Saving what hashing learnt ([`Workspace::save_state`]) is left to the
-/// caller: a read-only command answers even when it cannot be saved.
+/// Stages are assessed on all cores, wave by wave: a wave holds the stages
+/// whose upstream stages are all decided, so each gets the answer it would
+/// get in its turn. Saving what hashing learnt ([`Workspace::save_state`]) is
+/// left to the caller: a read-only command answers even when it cannot be
+/// saved.
 pub fn status(
     ws: &Workspace,
     pipeline: &Pipeline,
     dag: &Dag,
     selected: &BTreeSet<usize>,
 ) -> io::Result<Vec<StageStatus>> {
+    use rayon::prelude::*;
     let mut fresh = vec![false; pipeline.stages.len()];
-    let mut out = Vec::new();
-    for &index in dag.order() {
-        if !selected.contains(&index) {
-            continue;
-        }
-        let stage = &pipeline.stages[index];
-        let stale_upstream: Vec<String> = dag
-            .upstream(index)
-            .into_iter()
-            .filter(|&u| !fresh[u])
-            .map(|u| format!("upstream `{}` is stale", pipeline.stages[u].name))
-            .collect();
-        let status = if !stale_upstream.is_empty() {
-            StageStatus {
-                name: stage.name.clone(),
-                fresh: false,
-                restorable: false,
-                reasons: stale_upstream,
-                key: None,
-            }
-        } else {
-            match assess(ws, stage, false)? {
-                Err(missing) => StageStatus {
-                    name: stage.name.clone(),
-                    fresh: false,
-                    restorable: false,
-                    reasons: vec![format!("dep `{missing}` is missing")],
-                    key: None,
-                },
-                Ok(assessment) => {
-                    let (is_fresh, restorable, reasons) = match assessment.state {
-                        StageState::UpToDate(_) => (true, false, vec![]),
-                        StageState::Restorable(_, reasons) => (false, true, reasons),
-                        StageState::Stale(reasons) => (false, false, reasons),
-                    };
-                    StageStatus {
-                        name: stage.name.clone(),
-                        fresh: is_fresh,
-                        restorable,
-                        reasons,
-                        key: Some(assessment.key),
+    let mut decided: Vec<Option<StageStatus>> = vec![None; pipeline.stages.len()];
+    // An upstream stage left out of the selection counts as stale.
+    let mut waiting_on: BTreeMap<usize, usize> = selected
+        .iter()
+        .map(|&index| (index, dag.upstream(index).into_iter().filter(|u| selected.contains(u)).count()))
+        .collect();
+    let mut wave: Vec<usize> = dag.order().iter().copied().filter(|index| waiting_on.get(index) == Some(&0)).collect();
+    while !wave.is_empty() {
+        let statuses: Vec<io::Result<StageStatus>> =
+            wave.par_iter().map(|&index| stage_status(ws, pipeline, dag, index, &fresh)).collect();
+        let mut next = Vec::new();
+        for (&index, status) in wave.iter().zip(statuses) {
+            let status = status?;
+            fresh[index] = status.fresh;
+            decided[index] = Some(status);
+            for down in dag.downstream(index) {
+                if let Some(n) = waiting_on.get_mut(&down) {
+                    *n -= 1;
+                    if *n == 0 {
+                        next.push(down);
                     }
                 }
             }
-        };
-        fresh[index] = status.fresh;
-        out.push(status);
+        }
+        wave = next;
     }
-    Ok(out)
+    Ok(dag.order().iter().filter_map(|&index| decided[index].take()).collect())
+}
+
+/// One stage's status, given which stages above it are fresh.
+fn stage_status(
+    ws: &Workspace,
+    pipeline: &Pipeline,
+    dag: &Dag,
+    index: usize,
+    fresh: &[bool],
+) -> io::Result<StageStatus> {
+    let stage = &pipeline.stages[index];
+    let stale_upstream: Vec<String> = dag
+        .upstream(index)
+        .into_iter()
+        .filter(|&u| !fresh[u])
+        .map(|u| format!("upstream `{}` is stale", pipeline.stages[u].name))
+        .collect();
+    if !stale_upstream.is_empty() {
+        return Ok(StageStatus {
+            name: stage.name.clone(),
+            fresh: false,
+            restorable: false,
+            reasons: stale_upstream,
+            key: None,
+        });
+    }
+    Ok(match assess(ws, stage, false)? {
+        Err(missing) => StageStatus {
+            name: stage.name.clone(),
+            fresh: false,
+            restorable: false,
+            reasons: vec![format!("dep `{missing}` is missing")],
+            key: None,
+        },
+        Ok(assessment) => {
+            let (fresh, restorable, reasons) = match assessment.state {
+                StageState::UpToDate(_) => (true, false, vec![]),
+                StageState::Restorable(_, reasons) => (false, true, reasons),
+                StageState::Stale(reasons) => (false, false, reasons),
+            };
+            StageStatus { name: stage.name.clone(), fresh, restorable, reasons, key: Some(assessment.key) }
+        }
+    })
 }

@@ -235,7 +235,6 @@ fn a_folder_with_a_fresh_file_gets_no_summary() {
 
 #[test]
 fn a_forged_folder_summary_is_not_believed() {
-    use gourd_core::hash::Hashed;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     old_folder(&data);

@@ -160,3 +160,54 @@ fn forced_always_run_missing_deps_and_frozen_stages() {
     // Forced, it reads its deps again.
     assert!(assess(&fx.ws, &frozen, true).unwrap().is_err());
 }
+
+/// Stages are assessed wave by wave on all cores: the answers and their order
+/// are those of assessing each stage in topological order, whatever the
+/// shape: many independent stages, a diamond, and a stage below two stale ones.
+#[test]
+fn statuses_come_in_topological_order_with_each_stale_upstream_named() {
+    let fx = Fixture::new();
+    let mut stages = Vec::new();
+    for i in 0..40 {
+        fx.write(&format!("in{i}.txt"), &format!("{i}\n"));
+        stages.push(stage(
+            &format!("leaf{i:02}"),
+            &format!("cat in{i}.txt > leaf{i}.txt"),
+            &[&format!("in{i}.txt")],
+            &[&format!("leaf{i}.txt")],
+        ));
+    }
+    stages.push(stage("left", "cat leaf0.txt > left.txt", &["leaf0.txt"], &["left.txt"]));
+    stages.push(stage("right", "cat leaf1.txt > right.txt", &["leaf1.txt"], &["right.txt"]));
+    stages.push(stage("join", "cat left.txt right.txt > join.txt", &["left.txt", "right.txt"], &["join.txt"]));
+    fx.run(&stages, options());
+    let p = pipeline(&stages);
+    let dag = Dag::build(&p).unwrap();
+    let order: Vec<&str> = dag.order().iter().map(|&i| p.stages[i].name.as_str()).collect();
+    let all = statuses(&fx, &stages);
+    assert_eq!(all.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), order);
+    assert!(all.iter().all(|s| s.fresh), "{all:?}");
+
+    // Both sides of the diamond stale: the join names each, in order.
+    fx.write("in0.txt", "changed\n");
+    fx.write("in1.txt", "changed\n");
+    fx.write("in7.txt", "changed\n");
+    let all = statuses(&fx, &stages);
+    assert_eq!(all.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), order);
+    let stale: Vec<&str> = all.iter().filter(|s| !s.fresh).map(|s| s.name.as_str()).collect();
+    assert_eq!(stale.len(), 6, "{all:?}");
+    for name in ["leaf00", "leaf01", "leaf07", "left", "right", "join"] {
+        assert!(stale.contains(&name), "{name} should be stale: {all:?}");
+    }
+    let join = all.iter().find(|s| s.name == "join").unwrap();
+    assert_eq!(join.reasons, ["upstream `left` is stale", "upstream `right` is stale"]);
+    assert_eq!(all.iter().find(|s| s.name == "left").unwrap().reasons, ["upstream `leaf00` is stale"]);
+
+    // Only the join and what it needs.
+    let selected = dag.select(&p, &["join".to_string()]).unwrap();
+    let some = status(&fx.ws, &p, &dag, &selected).unwrap();
+    let names: Vec<&str> = some.iter().map(|s| s.name.as_str()).collect();
+    let expected: Vec<&str> =
+        order.iter().copied().filter(|n| ["leaf00", "leaf01", "left", "right", "join"].contains(n)).collect();
+    assert_eq!(names, expected);
+}
