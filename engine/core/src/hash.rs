@@ -131,8 +131,12 @@ const RACY_WINDOW_NS: i64 = 2_000_000_000;
 /// edited one must not be believed: it is sealed (see `gourd_digest::seal`)
 /// and a file that does not match its seal is an empty cache.
 const STAT_CACHE_FORMAT: &str = "gourd stat-cache v3";
-/// The entries of files inside folders, in their own sealed file.
-const NESTED_FORMAT: &str = "gourd stat-cache nested v1";
+/// The entries of files inside folders, in sealed files of their own, one
+/// per shard: a folder that changed reads the shard of its own files, not
+/// the entries of every file in every folder.
+const NESTED_FORMAT: &str = "gourd stat-cache nested v2";
+/// Files are sharded by the folder they are in.
+const NESTED_SHARDS: usize = 256;
 
 /// A folder's digest, valid while the stat data under it hashes to
 /// `fingerprint`.
@@ -188,8 +192,9 @@ pub struct Hashing {
     file: PathBuf,
     entries: Entries<StatEntry>,
     folders: Entries<FolderEntry>,
-    /// Read on first use: a run where no folder changed never needs it.
-    nested: std::sync::OnceLock<Entries<StatEntry>>,
+    /// Each shard is read on first use: a run where no folder changed
+    /// reads none.
+    nested: Box<[std::sync::OnceLock<Entries<StatEntry>>]>,
     root: Option<RootDir>,
 }
 
@@ -226,18 +231,33 @@ impl Hashing {
             file,
             entries: Entries::new(cache.entries),
             folders: Entries::new(cache.folders),
-            nested: std::sync::OnceLock::new(),
+            nested: (0..NESTED_SHARDS).map(|_| std::sync::OnceLock::new()).collect(),
             root: None,
         }
     }
 
-    fn nested_file(&self) -> PathBuf {
-        self.file.with_extension("nested.json")
+    /// The folder of the nested shards, beside the stat cache.
+    fn nested_dir(&self) -> PathBuf {
+        self.file.with_extension("nested")
     }
 
-    fn nested(&self) -> &Entries<StatEntry> {
-        self.nested.get_or_init(|| {
-            let map = std::fs::read(self.nested_file())
+    fn nested_file(&self, shard: usize) -> PathBuf {
+        self.nested_dir().join(format!("{shard:02x}.json"))
+    }
+
+    /// The shard of the file `path`: by the folder it is in, so that the
+    /// files of one folder are in one shard.
+    fn shard_of(path: &Path) -> usize {
+        use std::os::unix::ffi::OsStrExt;
+        let folder = path.parent().unwrap_or(path);
+        blake3::hash(folder.as_os_str().as_bytes()).as_bytes()[0] as usize % NESTED_SHARDS
+    }
+
+    /// The nested entries of the shard that holds `path`.
+    fn nested(&self, path: &Path) -> &Entries<StatEntry> {
+        let shard = Self::shard_of(path);
+        self.nested[shard].get_or_init(|| {
+            let map = std::fs::read(self.nested_file(shard))
                 .ok()
                 .and_then(|bytes| {
                     serde_json::from_slice::<NestedFile>(gourd_digest::unseal(NESTED_FORMAT, &bytes)?).ok()
@@ -274,11 +294,15 @@ impl Hashing {
 
     /// Writes the cache back if anything was added.
     pub fn save(&self) -> io::Result<()> {
-        if let Some(nested) = self.nested.get() {
-            if nested.take_dirty() {
-                let file = NestedFile { algorithm: self.algorithm, entries: nested.map.read().unwrap().clone() };
-                let body = serde_json::to_vec(&file).map_err(io::Error::other)?;
-                write_replace(&self.nested_file(), &gourd_digest::seal(NESTED_FORMAT, &body), false)?;
+        for (shard, nested) in self.nested.iter().enumerate() {
+            if let Some(nested) = nested.get() {
+                if nested.take_dirty() {
+                    let file = NestedFile { algorithm: self.algorithm, entries: nested.map.read().unwrap().clone() };
+                    let body = serde_json::to_vec(&file).map_err(io::Error::other)?;
+                    write_replace(&self.nested_file(shard), &gourd_digest::seal(NESTED_FORMAT, &body), false)?;
+                    // The one file of earlier versions is not read any more.
+                    let _ = std::fs::remove_file(self.file.with_extension("nested.json"));
+                }
             }
         }
         // Both flags are taken: either one means the file is rewritten.
@@ -378,7 +402,7 @@ impl Hashing {
     }
 
     fn hash_file(&self, path: &Path, meta: &Stat, nested: bool) -> io::Result<Digest> {
-        let entries = if nested { self.nested() } else { &self.entries };
+        let entries = if nested { self.nested(path) } else { &self.entries };
         if let Some(entry) = entries.get(path) {
             if entry.matches(meta) {
                 return Ok(entry.digest);
@@ -554,21 +578,27 @@ mod tests {
         let hashing = Hashing::open(cache.clone(), DigestAlgorithm::Blake3);
         let digest = hashing.digest_of(&data).unwrap().unwrap().digest();
         hashing.save().unwrap();
-        assert!(cache.with_extension("nested.json").exists());
+        let shard = Hashing::shard_of(&data.join("a"));
+        assert_eq!(shard, Hashing::shard_of(&data.join("b")), "the files of a folder share a shard");
+        let shard_file = hashing.nested_file(shard);
+        assert!(shard_file.exists());
+        assert_eq!(std::fs::read_dir(hashing.nested_dir()).unwrap().count(), 1, "only that shard is written");
         assert_eq!(hashing.entries.map.read().unwrap().len(), 0, "the files are nested entries");
 
         let reopened = Hashing::open(cache.clone(), DigestAlgorithm::Blake3);
         assert_eq!(reopened.digest_of(&data).unwrap(), Some(Hashed::Unchanged(digest)));
-        assert!(reopened.nested.get().is_none(), "not read for an unchanged folder");
+        assert!(reopened.nested.iter().all(|shard| shard.get().is_none()), "not read for an unchanged folder");
         // One file changes: the other's digest comes from its entry.
         std::fs::write(data.join("a"), "A").unwrap();
         assert!(matches!(reopened.digest_of(&data).unwrap(), Some(Hashed::Tree(_))));
-        assert_eq!(reopened.nested().map.read().unwrap().len(), 2);
-        assert!(reopened.nested().get(&data.join("b")).is_some());
+        assert_eq!(reopened.nested(&data.join("b")).map.read().unwrap().len(), 2);
+        assert!(reopened.nested(&data.join("b")).get(&data.join("b")).is_some());
+        let loaded: Vec<usize> = (0..NESTED_SHARDS).filter(|&i| reopened.nested[i].get().is_some()).collect();
+        assert_eq!(loaded, [shard], "only the folder's shard is read");
         // Nothing learnt (the changed file is too fresh), nothing written.
-        std::fs::remove_file(cache.with_extension("nested.json")).unwrap();
+        std::fs::remove_file(&shard_file).unwrap();
         reopened.save().unwrap();
-        assert!(!cache.with_extension("nested.json").exists());
+        assert!(!shard_file.exists());
     }
 
     #[test]
