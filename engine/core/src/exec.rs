@@ -16,8 +16,45 @@ use tokio::sync::watch;
 
 use crate::model::{Command, Stage};
 
+/// Starts stages' processes from one thread that lives as long as the run.
+/// A child's `PR_SET_PDEATHSIG` fires when the *thread* that forked it
+/// exits, not the process: forked from a pooled thread that retires when
+/// idle (tokio's blocking threads do after 10 s), a stage would be killed
+/// mid-run. Forking copies gourd's page tables, so it is kept off the
+/// scheduler's thread, which goes on launching and reaping meanwhile.
+pub struct Spawner {
+    jobs: std::sync::mpsc::Sender<SpawnJob>,
+}
+
+type SpawnJob = (tokio::process::Command, tokio::sync::oneshot::Sender<io::Result<tokio::process::Child>>);
+
+impl Spawner {
+    /// Starts the thread, in the current runtime's context (a child is
+    /// reaped by the runtime that started it). The thread ends when the
+    /// spawner is dropped.
+    pub fn start() -> io::Result<Spawner> {
+        let runtime = tokio::runtime::Handle::current();
+        let (jobs, received) = std::sync::mpsc::channel::<SpawnJob>();
+        std::thread::Builder::new().name("gourd-spawner".to_string()).spawn(move || {
+            let _entered = runtime.enter();
+            for (mut command, reply) in received {
+                let _ = reply.send(command.spawn());
+            }
+        })?;
+        Ok(Spawner { jobs })
+    }
+
+    async fn spawn(&self, command: tokio::process::Command) -> io::Result<tokio::process::Child> {
+        let (reply, spawned) = tokio::sync::oneshot::channel();
+        let gone = || io::Error::other("gourd's spawner thread is gone");
+        self.jobs.send((command, reply)).map_err(|_| gone())?;
+        spawned.await.map_err(|_| gone())?
+    }
+}
+
 pub struct ExecRequest<'a> {
     pub stage: &'a Stage,
+    pub spawner: &'a Spawner,
     /// How to run a built-in step: the program and its first arguments
     /// (`gourd-step`, or `gourd __step`), and the file holding the step's
     /// configuration.
@@ -93,9 +130,7 @@ pub async fn execute(request: ExecRequest<'_>, mut cancel: watch::Receiver<bool>
             Ok(())
         });
     }
-    // Forking copies gourd's page tables: on a blocking thread, so that
-    // the scheduler's thread goes on launching and reaping meanwhile.
-    let spawned = tokio::task::spawn_blocking(move || command.spawn()).await.expect("spawn task panicked");
+    let spawned = request.spawner.spawn(command).await;
     let mut child = spawned.map_err(|err| {
         let program = match &stage.cmd {
             Command::Shell(_) => "sh".to_string(),

@@ -162,6 +162,7 @@ struct Context {
     remote_down: std::sync::atomic::AtomicBool,
     run_token: Option<String>,
     journal: Arc<crate::journal::Journal>,
+    spawner: crate::exec::Spawner,
 }
 
 impl Context {
@@ -225,6 +226,7 @@ pub async fn run(
         remote_down: Default::default(),
         run_token: options.run_token.clone(),
         journal: Arc::new(crate::journal::Journal::new(&ws_dir)),
+        spawner: crate::exec::Spawner::start().expect("cannot start a thread"),
     });
     let position: BTreeMap<usize, usize> = dag.order().iter().enumerate().map(|(p, &i)| (i, p)).collect();
 
@@ -911,7 +913,14 @@ async fn execute_stage(
             return fail(format!("its `wdir` `{}` is not a folder in the workspace", stage.wdir));
         }
         let step = prepared.step.as_ref().map(|(runner, config)| (runner.as_slice(), config.clone()));
-        let request = ExecRequest { stage, step, root: &ws.root, log: log.clone(), extra_env: prepared.extra_env };
+        let request = ExecRequest {
+            stage,
+            spawner: &context.spawner,
+            step,
+            root: &ws.root,
+            log: log.clone(),
+            extra_env: prepared.extra_env,
+        };
         let outcome = execute(request, cancel).await?;
         // A stage that prints a secret must not leave it in its log.
         let secrets = crate::secrets::secret_values(stage);

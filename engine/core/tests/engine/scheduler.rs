@@ -605,3 +605,17 @@ fn a_folder_dep_changed_while_its_stage_ran_is_seen_through_its_summary() {
     let (summary, _) = fx.run(&[reads], options());
     assert_eq!(summary.ran, 1, "{:?}", summary.reports);
 }
+
+/// A stage's process dies with the thread that forked it
+/// (`PR_SET_PDEATHSIG`), so it must be forked by a thread that lives as long
+/// as the run: tokio's blocking threads retire after 10 s idle, and a stage
+/// forked by one was killed 10 s into any run where nothing else used them.
+#[test]
+fn a_stage_outlives_the_idle_time_of_the_runtimes_threads() {
+    let fx = Fixture::new();
+    let long = stage("long", "sleep 12 && echo done > out.txt", &[], &["out.txt"]);
+    let (summary, _) = fx.run(&[long], options());
+    let report = fx.report(&summary, "long");
+    assert_eq!(report.outcome, Outcome::Ran, "{:?}", report.message);
+    assert_eq!(fx.read("out.txt"), "done\n");
+}
