@@ -636,7 +636,7 @@ def main():
     if not only or "hashing" in only:
         bench_hashing(64 if args.quick else 1024, results)
     if not only or "scheduler" in only:
-        bench_scheduler(100 if args.quick else 1000, args.repeat, results)
+        bench_scheduler(1000, args.repeat, results)
     # Keep the pipelines in their usual order.
     order = [s[0] for s in PIPELINES + QUICK] + ["hashing", "scheduler"]
     results = {k: results[k] for k in sorted(results, key=lambda k: order.index(k) if k in order else len(order))}

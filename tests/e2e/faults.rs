@@ -128,6 +128,34 @@ fn stages_die_with_gourd_when_it_is_killed() {
     wait_until("the stage's process to die with gourd", || !alive(stage));
 }
 
+/// What a stage started in the background dies with gourd too: the stage's
+/// whole process group is killed, by a watchdog that outlives gourd, even
+/// when gourd's whole process group is killed at once (as a CI runner or
+/// `kill -9 -PGID` does).
+#[test]
+fn a_stages_background_processes_die_with_gourd_and_its_group() {
+    use std::os::unix::process::CommandExt;
+    let ws = TestWorkspace::new(
+        r#"{ stages = { s = {
+            cmd = "(while true; do sleep 0.1; done) & echo $! > bg.pid; echo $$ > stage.pid; while true; do sleep 0.1; done",
+            outs = ["x"],
+        } } }"#,
+    );
+    let mut child = ws.command(&["run"]).stdout(Stdio::null()).stderr(Stdio::null()).process_group(0).spawn().unwrap();
+    wait_until("the stage to start", || {
+        ws.path("stage.pid").metadata().is_ok_and(|m| m.len() > 0)
+            && ws.path("bg.pid").metadata().is_ok_and(|m| m.len() > 0)
+    });
+    let stage: i32 = ws.read("stage.pid").trim().parse().unwrap();
+    let background: i32 = ws.read("bg.pid").trim().parse().unwrap();
+    let (_reap_stage, _reap_background) = (Reaper(stage), Reaper(background));
+    assert!(alive(stage) && alive(background));
+    // SAFETY: a plain syscall, on the group the test made for gourd.
+    unsafe { libc::killpg(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    wait_until("the stage's processes to die with gourd", || !alive(stage) && !alive(background));
+}
+
 #[test]
 fn two_runs_at_once_do_not_corrupt_each_other() {
     let ws = TestWorkspace::new(

@@ -1,10 +1,10 @@
 //! Processes a killed run left behind.
 //!
-//! Each stage runs in its own process group, and its direct child dies with
-//! gourd (`PR_SET_PDEATHSIG`). But when gourd itself is killed with SIGKILL,
-//! nothing is left to stop the rest of the group: a training script's data
-//! loader workers, say, keep running and keep writing into outputs that the
-//! next run is about to hash and cache. So every process a stage starts
+//! Each stage runs in its own process group, which a watchdog kills when
+//! gourd dies (see `crate::exec::Spawner`). But a process can leave its
+//! group (`setsid`), and the watchdog itself can be killed: a training
+//! script's data loader workers, say, would keep running and keep writing
+//! into outputs that the next run is about to hash and cache. So every process a stage starts
 //! carries `GOURD_RUN=TOKEN` in its environment, and the run leaves a file
 //! named after its token under `.gourd/state-v1/runs/`. A run that ends
 //! kills what is still marked with its token and removes its file; the next run, holding the workspace lock, finds the

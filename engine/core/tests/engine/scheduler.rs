@@ -606,10 +606,10 @@ fn a_folder_dep_changed_while_its_stage_ran_is_seen_through_its_summary() {
     assert_eq!(summary.ran, 1, "{:?}", summary.reports);
 }
 
-/// A stage's process dies with the thread that forked it
-/// (`PR_SET_PDEATHSIG`), so it must be forked by a thread that lives as long
-/// as the run: tokio's blocking threads retire after 10 s idle, and a stage
-/// forked by one was killed 10 s into any run where nothing else used them.
+/// A stage outlives the threads of the runtime that started it: tokio's
+/// blocking threads retire after 10 s idle, and when stages were forked by
+/// one with `PR_SET_PDEATHSIG` (which fires when the forking *thread*
+/// exits), a stage was killed 10 s into any run where nothing else used them.
 #[test]
 fn a_stage_outlives_the_idle_time_of_the_runtimes_threads() {
     let fx = Fixture::new();
