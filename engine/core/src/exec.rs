@@ -90,14 +90,18 @@ fn shell() -> &'static std::ffi::OsStr {
     static SHELL: OnceLock<OsString> = OnceLock::new();
     SHELL.get_or_init(|| {
         std::env::var_os("PATH")
-            .and_then(|path| {
-                std::env::split_paths(&path).map(|dir| dir.join("sh")).find(|candidate| {
-                    use std::os::unix::fs::PermissionsExt;
-                    candidate.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-                })
-            })
+            .and_then(|path| find_program("sh", &path))
             .map_or_else(|| OsString::from("sh"), PathBuf::into_os_string)
     })
+}
+
+/// The first executable file `name` in the folders of `path`, as `execvp`
+/// would find it.
+fn find_program(name: &str, path: &std::ffi::OsStr) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::split_paths(path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
 }
 
 impl Spawner {
@@ -296,5 +300,85 @@ fn kill_group(pgid: i32, signal: i32) {
     // SAFETY: plain syscall; a group that no longer exists gives ESRCH.
     unsafe {
         libc::killpg(pgid, signal);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_program_is_the_first_executable_file_of_that_name_on_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let (folder, plain, real) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
+        std::fs::create_dir_all(folder.join("sh")).unwrap();
+        std::fs::create_dir_all(&plain).unwrap();
+        std::fs::write(plain.join("sh"), "").unwrap();
+        std::fs::set_permissions(plain.join("sh"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::create_dir_all(&real).unwrap();
+        std::fs::write(real.join("sh"), "").unwrap();
+        std::fs::set_permissions(real.join("sh"), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let path = std::env::join_paths([&folder, &plain, &real]).unwrap();
+        assert_eq!(find_program("sh", &path), Some(real.join("sh")));
+        assert_eq!(find_program("sh", &std::env::join_paths([&folder, &plain]).unwrap()), None);
+    }
+
+    fn alive(pid: i32) -> bool {
+        // A zombie is dead: its state is `Z` in /proc/PID/stat.
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| stat.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')))
+    }
+
+    fn sleeper() -> std::process::Child {
+        std::process::Command::new("sleep").arg("300").process_group(0).spawn().unwrap()
+    }
+
+    fn wait_dead(child: &mut std::process::Child) -> bool {
+        for _ in 0..500 {
+            if child.try_wait().unwrap().is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    /// The end of the pipe from gourd (here: closed by hand, as gourd's death
+    /// closes it) kills the groups still listed, and only those.
+    #[test]
+    fn the_watchdog_kills_the_groups_still_listed_when_its_pipe_closes() {
+        let watchdog = Watchdog::start().unwrap();
+        let (mut listed, mut unlisted, mut never) = (sleeper(), sleeper(), sleeper());
+        watchdog.note('+', listed.id());
+        watchdog.note('+', unlisted.id());
+        watchdog.note('-', unlisted.id());
+        // A group unlisted twice, or never listed, changes nothing.
+        watchdog.note('-', unlisted.id());
+        watchdog.note('-', never.id());
+        drop(watchdog.lines.lock().unwrap().take());
+        assert!(wait_dead(&mut listed), "the listed group was not killed");
+        assert!(watchdog.process.lock().unwrap().wait().unwrap().success());
+        assert!(alive(unlisted.id() as i32) && alive(never.id() as i32));
+        for child in [&mut unlisted, &mut never] {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// After the run, the watchdog is ended and reaped, and kills nothing.
+    #[test]
+    fn closing_the_watchdog_ends_it() {
+        let watchdog = Watchdog::start().unwrap();
+        let pid = watchdog.process.lock().unwrap().id() as i32;
+        let mut bystander = sleeper();
+        watchdog.note('+', bystander.id());
+        watchdog.note('-', bystander.id());
+        watchdog.close();
+        assert!(!alive(pid), "the watchdog still runs");
+        assert!(watchdog.lines.lock().unwrap().is_none());
+        assert!(alive(bystander.id() as i32));
+        bystander.kill().unwrap();
+        bystander.wait().unwrap();
     }
 }
