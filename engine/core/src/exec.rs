@@ -366,6 +366,17 @@ mod tests {
         }
     }
 
+    /// Dropping the spawner (the run is over) ends the watchdog and reaps it.
+    #[test]
+    fn dropping_the_spawner_ends_and_reaps_the_watchdog() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let _entered = runtime.enter();
+        let spawner = Spawner::start().unwrap();
+        let pid = spawner.watchdog.as_ref().unwrap().process.lock().unwrap().id();
+        drop(spawner);
+        assert!(!Path::new(&format!("/proc/{pid}")).exists(), "the watchdog was not reaped");
+    }
+
     /// After the run, the watchdog is ended and reaped, and kills nothing.
     #[test]
     fn closing_the_watchdog_ends_it() {

@@ -580,6 +580,10 @@ mod tests {
         hashing.save().unwrap();
         let shard = Hashing::shard_of(&data.join("a"));
         assert_eq!(shard, Hashing::shard_of(&data.join("b")), "the files of a folder share a shard");
+        // Folders spread over the shards.
+        let shards: std::collections::BTreeSet<usize> =
+            (0..64).map(|i| Hashing::shard_of(&data.join(format!("s{i:04}")).join("f.txt"))).collect();
+        assert!(shards.len() > 32 && shards.iter().all(|&s| s < NESTED_SHARDS), "{shards:?}");
         let shard_file = hashing.nested_file(shard);
         assert!(shard_file.exists());
         assert_eq!(std::fs::read_dir(hashing.nested_dir()).unwrap().count(), 1, "only that shard is written");

@@ -619,3 +619,44 @@ fn a_stage_outlives_the_idle_time_of_the_runtimes_threads() {
     assert_eq!(report.outcome, Outcome::Ran, "{:?}", report.message);
     assert_eq!(fx.read("out.txt"), "done\n");
 }
+
+/// What a stage leaves running in its process group is stopped as soon as
+/// the stage ends, before the stages below it start (not only when the run
+/// is over).
+#[test]
+fn what_a_stage_leaves_in_its_group_is_stopped_before_the_next_stage() {
+    let fx = Fixture::new();
+    let a = stage("a", "sleep 300 & echo $! > bg.pid; echo x > a.txt", &[], &["a.txt"]);
+    // `kill -0` would count a zombie as alive: the state in /proc tells.
+    let b = stage(
+        "b",
+        "state=$(sed 's/.*) //' /proc/$(cat bg.pid)/stat 2>/dev/null | cut -c1); \
+         case $state in ''|Z) echo stopped ;; *) echo running ;; esac > b.txt",
+        &["a.txt"],
+        &["b.txt"],
+    );
+    let (summary, _) = fx.run(&[a, b], options());
+    assert_eq!(summary.ran, 2, "{:?}", summary.reports);
+    let pid: i32 = fx.read("bg.pid").trim().parse().unwrap();
+    if fx.read("b.txt") != "stopped\n" {
+        // SAFETY: a plain kill(2) of the process the stage left.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        panic!("the background process of `a` still ran when `b` started");
+    }
+}
+
+/// A stage that sets `PATH` finds `sh` on its own `PATH`, not on gourd's.
+#[test]
+fn a_stage_that_sets_path_gets_the_sh_on_its_path() {
+    use std::os::unix::fs::PermissionsExt;
+    let fx = Fixture::new();
+    let bin = fx.root().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("sh"), "#!/bin/sh\necho \"own sh: $*\" > out.txt\n").unwrap();
+    std::fs::set_permissions(bin.join("sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut s = stage("s", "echo gourd's sh > out.txt", &[], &["out.txt"]);
+    s.env.insert("PATH".to_string(), format!("{}:/usr/bin:/bin", bin.display()));
+    let (summary, _) = fx.run(&[s], options());
+    assert_eq!(fx.report(&summary, "s").outcome, Outcome::Ran);
+    assert_eq!(fx.read("out.txt"), "own sh: -c echo gourd's sh > out.txt\n");
+}
