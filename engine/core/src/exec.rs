@@ -73,7 +73,9 @@ impl Watchdog {
     /// protects nothing more; the run goes on.
     fn note(&self, sign: char, pgid: u32) {
         if let Some(lines) = self.lines.lock().unwrap().as_mut() {
-            let _ = writeln!(lines, "{sign}{pgid}");
+            // One write, which a pipe keeps whole: gourd killed halfway
+            // through a line would leave a group unlisted.
+            let _ = lines.write_all(format!("{sign}{pgid}\n").as_bytes());
         }
     }
 
