@@ -116,6 +116,16 @@ impl Stat {
         }
     }
 
+    fn from_libc(st: &libc::stat) -> Stat {
+        Stat {
+            size: st.st_size as u64,
+            mtime_ns: st.st_mtime * 1_000_000_000 + st.st_mtime_nsec,
+            ctime_ns: st.st_ctime * 1_000_000_000 + st.st_ctime_nsec,
+            inode: st.st_ino,
+            mode: st.st_mode,
+        }
+    }
+
     fn is_dir(&self) -> bool {
         self.mode & libc::S_IFMT == libc::S_IFDIR
     }
@@ -123,6 +133,21 @@ impl Stat {
     fn is_file(&self) -> bool {
         self.mode & libc::S_IFMT == libc::S_IFREG
     }
+}
+
+/// `stat` of the entry `name` of the open folder `folder`, following
+/// symbolic links as `std::fs::metadata` does.
+fn stat_in(folder: &std::fs::File, name: &str) -> io::Result<Stat> {
+    use std::os::fd::AsRawFd;
+    let c = std::ffi::CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: a valid directory fd, a NUL-terminated name and a buffer of
+    // the right type; fstatat fills it in full when it returns 0.
+    if unsafe { libc::fstatat(folder.as_raw_fd(), c.as_ptr(), st.as_mut_ptr(), 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fstatat returned 0.
+    Ok(Stat::from_libc(&unsafe { st.assume_init() }))
 }
 
 const RACY_WINDOW_NS: i64 = 2_000_000_000;
@@ -277,13 +302,7 @@ impl Hashing {
 
     fn stat(&self, path: &Path) -> io::Result<Stat> {
         if let Some(result) = self.root.as_ref().and_then(|root| root.stat(path)) {
-            return result.map(|st| Stat {
-                size: st.st_size as u64,
-                mtime_ns: st.st_mtime * 1_000_000_000 + st.st_mtime_nsec,
-                ctime_ns: st.st_ctime * 1_000_000_000 + st.st_ctime_nsec,
-                inode: st.st_ino,
-                mode: st.st_mode,
-            });
+            return result.map(|st| Stat::from_libc(&st));
         }
         std::fs::metadata(path).map(|m| Stat::from_metadata(&m))
     }
@@ -363,32 +382,39 @@ impl Hashing {
     /// racy window applies to it as to a file's entry).
     fn fingerprint(&self, path: &Path) -> io::Result<(Digest, i64)> {
         let names = list(path)?;
+        // Each name is looked up in the folder, by the folder's descriptor:
+        // one path component per lookup, not the whole path from the root.
+        let folder = std::fs::File::open(path).map_err(|e| with_path(e, path))?;
         let stats: Vec<Option<(String, Stat)>> = names
             .into_par_iter()
-            .map(|name| match self.stat(&path.join(&name)) {
+            .map(|name| match stat_in(&folder, &name) {
                 Ok(stat) if stat.is_dir() || stat.is_file() => Ok(Some((name, stat))),
                 Ok(_) => Ok(None),
                 Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
                 Err(err) => Err(with_path(err, &path.join(&name))),
             })
             .collect::<io::Result<_>>()?;
-        let mut hasher = Hasher::new_domain(self.algorithm, "gourd stat fingerprint v1");
+        // The stat data is gathered, then hashed at once: BLAKE3 is slow on
+        // many small updates.
+        let mut data = Vec::with_capacity(stats.len() * 64);
         let mut newest = i64::MIN;
         for (name, stat) in stats.into_iter().flatten() {
-            hasher.update(&(name.len() as u64).to_le_bytes());
-            hasher.update(name.as_bytes());
-            hasher.update(&stat.mode.to_le_bytes());
+            data.extend_from_slice(&(name.len() as u64).to_le_bytes());
+            data.extend_from_slice(name.as_bytes());
+            data.extend_from_slice(&stat.mode.to_le_bytes());
             if stat.is_dir() {
                 let (sub, sub_newest) = self.fingerprint(&path.join(&name))?;
-                hasher.update(sub.as_bytes());
+                data.extend_from_slice(sub.as_bytes());
                 newest = newest.max(sub_newest);
             } else {
                 for field in [stat.size as i64, stat.mtime_ns, stat.ctime_ns, stat.inode as i64] {
-                    hasher.update(&field.to_le_bytes());
+                    data.extend_from_slice(&field.to_le_bytes());
                 }
                 newest = newest.max(stat.mtime_ns);
             }
         }
+        let mut hasher = Hasher::new_domain(self.algorithm, "gourd stat fingerprint v1");
+        hasher.update(&data);
         Ok((hasher.finalize(), newest))
     }
 
