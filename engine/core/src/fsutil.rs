@@ -87,6 +87,20 @@ fn make_writable_and_remove_dir(path: &Path) -> io::Result<()> {
 /// A folder kept open, so that paths under it are looked up relative to it
 /// (`fstatat`). Resolving every component of long absolute paths was the
 /// largest cost of a no-op `gourd status` over 10,000 files.
+/// `stat` of `rel`, relative to the open folder `dir`, following symbolic
+/// links as `std::fs::metadata` does.
+pub fn stat_at(dir: &std::fs::File, rel: &std::ffi::CStr) -> io::Result<libc::stat> {
+    use std::os::fd::AsRawFd;
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: a valid directory fd, a NUL-terminated path and a buffer of the
+    // right type; fstatat fills it in full when it returns 0.
+    if unsafe { libc::fstatat(dir.as_raw_fd(), rel.as_ptr(), st.as_mut_ptr(), 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fstatat returned 0.
+    Ok(unsafe { st.assume_init() })
+}
+
 pub struct RootDir {
     path: PathBuf,
     fd: std::fs::File,
@@ -99,19 +113,10 @@ impl RootDir {
 
     /// `stat` of `path` (following symlinks), if it lies under this folder.
     pub fn stat(&self, path: &Path) -> Option<io::Result<libc::stat>> {
-        use std::os::fd::AsRawFd;
         use std::os::unix::ffi::OsStrExt;
         let rel = path.strip_prefix(&self.path).ok().filter(|r| !r.as_os_str().is_empty())?;
         let c = std::ffi::CString::new(rel.as_os_str().as_bytes()).ok()?;
-        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-        // SAFETY: a valid directory fd, a NUL-terminated path and a buffer
-        // of the right type; fstatat fills it in full when it returns 0.
-        let rc = unsafe { libc::fstatat(self.fd.as_raw_fd(), c.as_ptr(), st.as_mut_ptr(), 0) };
-        if rc != 0 {
-            return Some(Err(io::Error::last_os_error()));
-        }
-        // SAFETY: fstatat returned 0.
-        Some(Ok(unsafe { st.assume_init() }))
+        Some(stat_at(&self.fd, &c))
     }
 
     /// Whether something exists at `path` (following symlinks).

@@ -138,16 +138,8 @@ impl Stat {
 /// `stat` of the entry `name` of the open folder `folder`, following
 /// symbolic links as `std::fs::metadata` does.
 fn stat_in(folder: &std::fs::File, name: &str) -> io::Result<Stat> {
-    use std::os::fd::AsRawFd;
     let c = std::ffi::CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: a valid directory fd, a NUL-terminated name and a buffer of
-    // the right type; fstatat fills it in full when it returns 0.
-    if unsafe { libc::fstatat(folder.as_raw_fd(), c.as_ptr(), st.as_mut_ptr(), 0) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fstatat returned 0.
-    Ok(Stat::from_libc(&unsafe { st.assume_init() }))
+    crate::fsutil::stat_at(folder, &c).map(|st| Stat::from_libc(&st))
 }
 
 const RACY_WINDOW_NS: i64 = 2_000_000_000;
@@ -313,16 +305,18 @@ impl Hashing {
 
     /// Writes the cache back if anything was added.
     pub fn save(&self) -> io::Result<()> {
+        let mut wrote_nested = false;
         for (shard, nested) in self.nested.iter().enumerate() {
-            if let Some(nested) = nested.get() {
-                if nested.take_dirty() {
-                    let file = NestedFile { algorithm: self.algorithm, entries: nested.map.read().unwrap().clone() };
-                    let body = serde_json::to_vec(&file).map_err(io::Error::other)?;
-                    write_replace(&self.nested_file(shard), &gourd_digest::seal(NESTED_FORMAT, &body), false)?;
-                    // The one file of earlier versions is not read any more.
-                    let _ = std::fs::remove_file(self.file.with_extension("nested.json"));
-                }
+            if let Some(nested) = nested.get().filter(|nested| nested.take_dirty()) {
+                let file = NestedFile { algorithm: self.algorithm, entries: nested.map.read().unwrap().clone() };
+                let body = serde_json::to_vec(&file).map_err(io::Error::other)?;
+                write_replace(&self.nested_file(shard), &gourd_digest::seal(NESTED_FORMAT, &body), false)?;
+                wrote_nested = true;
             }
+        }
+        if wrote_nested {
+            // The one file of earlier versions is not read any more.
+            let _ = std::fs::remove_file(self.file.with_extension("nested.json"));
         }
         // Both flags are taken: either one means the file is rewritten.
         let (entries, folders) = (self.entries.take_dirty(), self.folders.take_dirty());

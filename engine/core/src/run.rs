@@ -162,10 +162,20 @@ struct Context {
     remote_down: std::sync::atomic::AtomicBool,
     run_token: Option<String>,
     journal: Arc<crate::journal::Journal>,
-    spawner: crate::exec::Spawner,
+    /// Started with the run's first process: a run that executes nothing
+    /// starts no thread and no watchdog.
+    spawner: std::sync::OnceLock<crate::exec::Spawner>,
 }
 
 impl Context {
+    fn spawner(&self) -> io::Result<&crate::exec::Spawner> {
+        if let Some(spawner) = self.spawner.get() {
+            return Ok(spawner);
+        }
+        let started = crate::exec::Spawner::start()?;
+        Ok(self.spawner.get_or_init(|| started))
+    }
+
     /// The remote cache, unless it was found unreachable earlier in the run.
     fn live_remote(&self) -> Option<&Arc<dyn RemoteCache>> {
         self.remote.as_ref().filter(|_| !self.remote_down.load(std::sync::atomic::Ordering::SeqCst))
@@ -226,7 +236,7 @@ pub async fn run(
         remote_down: Default::default(),
         run_token: options.run_token.clone(),
         journal: Arc::new(crate::journal::Journal::new(&ws_dir)),
-        spawner: crate::exec::Spawner::start().expect("cannot start a thread"),
+        spawner: std::sync::OnceLock::new(),
     });
     let position: BTreeMap<usize, usize> = dag.order().iter().enumerate().map(|(p, &i)| (i, p)).collect();
 
@@ -915,7 +925,7 @@ async fn execute_stage(
         let step = prepared.step.as_ref().map(|(runner, config)| (runner.as_slice(), config.clone()));
         let request = ExecRequest {
             stage,
-            spawner: &context.spawner,
+            spawner: context.spawner()?,
             step,
             root: &ws.root,
             log: log.clone(),
