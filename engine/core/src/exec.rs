@@ -25,7 +25,7 @@ use crate::model::{Command, Stage};
 /// between fork and exec): forking would copy gourd's page tables and
 /// tear them down again at exec, which at 1,000 stages cost ~0.6 ms a stage.
 /// So nothing is set in the child, not even `PR_SET_PDEATHSIG`; instead the
-/// watchdog, a small `sh` loop started with the run in a process group of
+/// watchdog, a small `sh` loop started with the first stage in a process group of
 /// its own, reads `+PGID` and `-PGID` lines on a pipe from gourd, and at end
 /// of file, which comes when gourd exits or is killed, kills every group
 /// still listed. Spawning happens on a thread of the spawner's own, so the
