@@ -76,25 +76,51 @@ impl Lineage {
     pub fn workspace_state(&self) -> Result<(Option<String>, bool), LineageError> {
         let head_commit = self.repo.head().ok().and_then(|head| head.peel_to_commit().ok());
         let head = head_commit.as_ref().map(|c| c.id().to_string());
-        let mut options = StatusOptions::new();
-        options.include_untracked(true).include_ignored(false).exclude_submodules(true);
-        let statuses = self.repo.statuses(Some(&mut options))?;
         let workdir = self.repo.workdir().map(Path::to_path_buf).unwrap_or_default();
-        let dirty = statuses.iter().any(|entry| {
-            let Ok(path) = entry.path() else { return true };
-            if !(path == ".gitignore" || path.ends_with("/.gitignore")) {
-                return true;
-            }
-            let Ok(now) = std::fs::read_to_string(workdir.join(path)) else { return true };
-            let committed = head_commit
+        let committed_text = |path: &str| {
+            head_commit
                 .as_ref()
                 .and_then(|c| c.tree().ok())
                 .and_then(|t| t.get_path(Path::new(path)).ok())
                 .and_then(|e| self.repo.find_blob(e.id()).ok())
                 .map(|b| String::from_utf8_lossy(b.content()).into_owned())
-                .unwrap_or_default();
-            without_gourd_block(&now) != without_gourd_block(&committed)
-        });
+                .unwrap_or_default()
+        };
+        // A `.gitignore` that differs from HEAD only in gourd's block is
+        // unchanged.
+        let changed = |path: &str| {
+            if !(path == ".gitignore" || path.ends_with("/.gitignore")) {
+                return true;
+            }
+            let Ok(now) = std::fs::read_to_string(workdir.join(path)) else { return true };
+            without_gourd_block(&now) != without_gourd_block(&committed_text(path))
+        };
+        // Tracked files first: the index against HEAD and the work tree.
+        let mut options = StatusOptions::new();
+        options.include_untracked(false).include_ignored(false).exclude_submodules(true);
+        let statuses = self.repo.statuses(Some(&mut options))?;
+        if statuses.iter().any(|entry| entry.path().map_or(true, changed)) {
+            return Ok((head, true));
+        }
+        drop(statuses);
+        // Then untracked files. git matches each one against every ignore
+        // pattern, and gourd's block lists every output: 10,000 outputs
+        // made that 10,000 x 10,000 matches (a second at the end of each
+        // run). So the work tree is walked here, and a path listed in a
+        // block is known ignored by one lookup. Where a later rule could
+        // take a listed path back (a `!` line after a block, or below it),
+        // git decides.
+        let mut scan = Untracked::new(&self.repo)?;
+        let dirty = match scan.any_in(&workdir, "", false, &changed) {
+            Ok(dirty) => dirty,
+            Err(Undecided::Negation) => {
+                let mut options = StatusOptions::new();
+                options.include_untracked(true).include_ignored(false).exclude_submodules(true);
+                let statuses = self.repo.statuses(Some(&mut options))?;
+                statuses.iter().any(|entry| entry.path().map_or(true, changed))
+            }
+            Err(Undecided::Git(err)) => return Err(err.into()),
+        };
         Ok((head, dirty))
     }
 
@@ -672,6 +698,137 @@ pub const GITIGNORE_END: &str = "# <<< gourd";
 
 /// A `.gitignore`'s text without gourd's block, blank lines at its end
 /// dropped.
+/// Why [`Untracked::any_in`] could not decide.
+enum Undecided {
+    /// A rule could take back a path a gourd block ignores.
+    Negation,
+    Git(git2::Error),
+}
+
+impl From<git2::Error> for Undecided {
+    fn from(err: git2::Error) -> Self {
+        Undecided::Git(err)
+    }
+}
+
+/// A walk of the work tree for untracked files that are not ignored.
+struct Untracked<'r> {
+    repo: &'r Repository,
+    /// Every path in the index, and every folder holding one.
+    tracked: std::collections::HashSet<Vec<u8>>,
+    tracked_dirs: std::collections::HashSet<Vec<u8>>,
+    /// Paths a gourd block ignores, from the repository's root.
+    listed: std::collections::HashSet<String>,
+}
+
+impl<'r> Untracked<'r> {
+    fn new(repo: &'r Repository) -> Result<Self, git2::Error> {
+        let index = repo.index()?;
+        let mut tracked = std::collections::HashSet::with_capacity(index.len());
+        let mut tracked_dirs = std::collections::HashSet::new();
+        for entry in index.iter() {
+            let path = entry.path;
+            for (i, _) in path.iter().enumerate().filter(|&(_, &b)| b == b'/') {
+                tracked_dirs.insert(path[..i].to_vec());
+            }
+            tracked.insert(path);
+        }
+        Ok(Untracked { repo, tracked, tracked_dirs, listed: Default::default() })
+    }
+
+    /// Whether `dir` (`rel` from the root: empty, or ending in `/`) holds
+    /// an untracked file git does not ignore, but a `.gitignore` that
+    /// `changed` does not call changed. `below_block`: a folder above has
+    /// a gourd block, so a `!` rule here could take back what it lists.
+    fn any_in(
+        &mut self,
+        dir: &Path,
+        rel: &str,
+        below_block: bool,
+        changed: &dyn Fn(&str) -> bool,
+    ) -> Result<bool, Undecided> {
+        let Ok(entries) = std::fs::read_dir(dir) else { return Ok(false) };
+        let mut below_block = below_block;
+        if let Ok(text) = std::fs::read_to_string(dir.join(".gitignore")) {
+            for line in text.lines() {
+                let line = line.trim_end();
+                if line == GITIGNORE_BEGIN {
+                    below_block = true;
+                } else if below_block && line.starts_with('!') {
+                    return Err(Undecided::Negation);
+                }
+            }
+            self.listed.extend(block_paths(&text).map(|path| format!("{rel}{path}")));
+        }
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                // Not UTF-8: git decides.
+                if self.repo.is_path_ignored(Path::new(rel).join(&name))? {
+                    continue;
+                }
+                return Ok(true);
+            };
+            let path = format!("{rel}{name}");
+            if name == ".git" || self.listed.contains(&path) {
+                continue;
+            }
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                if self.tracked.contains(path.as_bytes()) {
+                    continue; // a submodule
+                }
+                let tracked = self.tracked_dirs.contains(path.as_bytes());
+                if !tracked && self.repo.is_path_ignored(&path)? {
+                    continue;
+                }
+                if !tracked && entry.path().join(".git").exists() {
+                    return Ok(true); // another repository, untracked
+                }
+                if self.any_in(&entry.path(), &format!("{path}/"), below_block, changed)? {
+                    return Ok(true);
+                }
+            } else if !(self.tracked.contains(path.as_bytes()) || self.repo.is_path_ignored(&path)?) && changed(&path) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// The paths a gourd block in `text` lists (each `/path` line, unescaped).
+fn block_paths(text: &str) -> impl Iterator<Item = String> + '_ {
+    let mut inside = false;
+    text.lines().filter_map(move |line| {
+        let line = line.trim_end_matches(['\r', '\n']);
+        match line.trim_end() {
+            GITIGNORE_BEGIN => {
+                inside = true;
+                None
+            }
+            GITIGNORE_END => {
+                inside = false;
+                None
+            }
+            _ if !inside => None,
+            _ => {
+                let pattern = line.strip_prefix('/')?;
+                let mut path = String::with_capacity(pattern.len());
+                let mut chars = pattern.chars();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => path.push(chars.next()?),
+                        // A wildcard: not a literal path.
+                        '*' | '?' | '[' => return None,
+                        _ => path.push(c),
+                    }
+                }
+                let path = path.trim_end_matches('/').to_string();
+                (!path.is_empty()).then_some(path)
+            }
+        }
+    })
+}
+
 fn without_gourd_block(text: &str) -> String {
     let mut out = String::new();
     let mut inside = false;

@@ -204,6 +204,95 @@ fn the_workspace_is_dirty_when_anything_but_gourds_gitignore_block_changed() {
     assert!(open(fresh.path()).workspace_state().unwrap().1);
 }
 
+/// The workspace's state against `git status` itself, in work trees where
+/// gourd's blocks list outputs (which the state finds by lookup, not by
+/// git's matching) and where a rule could take a listed path back.
+#[test]
+fn untracked_files_count_exactly_as_git_status_shows_them() {
+    let block = |lines: &str| format!("{GITIGNORE_BEGIN}\n{lines}{GITIGNORE_END}\n");
+    let root = format!("*.log\n{}", block("/.gourd/\n/out/a.txt\n/out/b.txt\n/models\n/out/we\\*ird\\#.txt\n"));
+    type Setup = fn(&Path);
+    let cases: Vec<(&str, Setup)> = vec![
+        ("only listed outputs", |d| {
+            write(d, "out/a.txt", "a");
+            write(d, "out/b.txt", "b");
+            write(d, "models/m/w.bin", "w");
+            write(d, ".gourd/cache/x", "x");
+        }),
+        ("an output gourd does not list", |d| write(d, "out/c.txt", "c")),
+        ("an escaped name", |d| write(d, "out/we*ird#.txt", "w")),
+        ("a name the escaped pattern does not match", |d| write(d, "out/weXird#.txt", "w")),
+        ("a file the user ignores", |d| write(d, "notes.log", "n")),
+        ("an empty folder", |d| std::fs::create_dir_all(d.join("empty/deeper")).unwrap()),
+        ("a folder of ignored files", |d| write(d, "logs/x.log", "x")),
+        ("a folder with one file git shows", |d| {
+            write(d, "logs/x.log", "x");
+            write(d, "logs/deep/y.txt", "y");
+        }),
+        ("another repository inside", |d| {
+            git(d, &["init", "-q", "nested"]);
+        }),
+        ("a symlink", |d| std::os::unix::fs::symlink("file", d.join("link")).unwrap()),
+        ("an untracked file in a tracked folder", |d| write(d, "sub/new.txt", "n")),
+        ("a negation after the block", |d| {
+            write(d, "out/a.txt", "a");
+            let text = std::fs::read_to_string(d.join(".gitignore")).unwrap();
+            write(d, ".gitignore", &format!("{text}!out/a.txt\n"));
+            git(d, &["add", ".gitignore"]);
+            git(d, &["commit", "-q", "-m", "negation"]);
+        }),
+        ("a negation below the block", |d| {
+            write(d, "out/a.txt", "a");
+            write(d, "out/.gitignore", "!a.txt\n");
+            git(d, &["add", "out/.gitignore"]);
+            git(d, &["commit", "-q", "-m", "negation"]);
+        }),
+        ("a negation before the block", |d| {
+            write(d, "out/a.txt", "a");
+            let text = std::fs::read_to_string(d.join(".gitignore")).unwrap();
+            write(d, ".gitignore", &format!("!out/a.txt\n{text}"));
+            git(d, &["add", ".gitignore"]);
+            git(d, &["commit", "-q", "-m", "negation"]);
+        }),
+        ("a workspace in a subfolder", |d| {
+            write(d, "ws/.gitignore", &format!("{GITIGNORE_BEGIN}\n/out/a.txt\n{GITIGNORE_END}\n"));
+            git(d, &["add", "ws/.gitignore"]);
+            git(d, &["commit", "-q", "-m", "ws"]);
+            write(d, "ws/out/a.txt", "a");
+        }),
+        ("a subfolder's block does not reach its parent", |d| {
+            write(d, "ws/.gitignore", &format!("{GITIGNORE_BEGIN}\n/out/a.txt\n{GITIGNORE_END}\n"));
+            git(d, &["add", "ws/.gitignore"]);
+            git(d, &["commit", "-q", "-m", "ws"]);
+            write(d, "out/a.txt", "a");
+            write(d, "ws/a.txt", "a");
+        }),
+    ];
+    for (why, setup) in cases {
+        let dir = repo();
+        write(dir.path(), ".gitignore", &root);
+        write(dir.path(), "sub/kept.txt", "k");
+        git(dir.path(), &["add", ".gitignore", "sub/kept.txt"]);
+        git(dir.path(), &["commit", "-q", "-m", "ignore"]);
+        setup(dir.path());
+        let shown = git(dir.path(), &["status", "--porcelain", "--untracked-files=all"]);
+        let dirty = open(dir.path()).workspace_state().unwrap().1;
+        if why == "a negation below the block" {
+            // Where a rule could take a listed path back, libgit2's status
+            // decides, and libgit2 does not let a deeper `!` rule take back
+            // what a parent folder's rule ignores (git does).
+            let repo = git2::Repository::open(dir.path()).unwrap();
+            let mut options = git2::StatusOptions::new();
+            options.include_untracked(true);
+            let statuses = repo.statuses(Some(&mut options)).unwrap();
+            assert_eq!(dirty, !statuses.is_empty(), "{why}: libgit2 finds {} entries", statuses.len());
+            assert!(!shown.trim().is_empty(), "{why}: git status shows it");
+            continue;
+        }
+        assert_eq!(dirty, !shown.trim().is_empty(), "{why}: git status shows {shown:?}");
+    }
+}
+
 #[test]
 fn revisions_commits_and_files_at_a_revision() {
     let dir = empty_repo();
