@@ -165,6 +165,9 @@ struct Context {
     /// Started with the run's first process: a run that executes nothing
     /// starts no thread and no watchdog.
     spawner: std::sync::OnceLock<crate::exec::Spawner>,
+    /// A stage's process has exited: its job slot and GPUs are free while
+    /// its outputs are hashed and stored.
+    exited: tokio::sync::mpsc::UnboundedSender<usize>,
 }
 
 impl Context {
@@ -224,6 +227,7 @@ pub async fn run(
     let selected = dag.select(&pipeline, &options.targets)?;
     let jobs = options.jobs.max(1);
     let ws_dir = ws.gourd_dir.clone();
+    let (exited, mut exits) = tokio::sync::mpsc::unbounded_channel();
     let context = Arc::new(Context {
         ws,
         pipeline: pipeline.clone(),
@@ -237,6 +241,7 @@ pub async fn run(
         run_token: options.run_token.clone(),
         journal: Arc::new(crate::journal::Journal::new(&ws_dir)),
         spawner: std::sync::OnceLock::new(),
+        exited,
     });
     let position: BTreeMap<usize, usize> = dag.order().iter().enumerate().map(|(p, &i)| (i, p)).collect();
 
@@ -257,8 +262,13 @@ pub async fn run(
     let mut free_remote = options.remote_jobs.max(1);
     // Stages the remote failed, to run here, with why.
     let mut fallbacks: BTreeMap<usize, String> = BTreeMap::new();
-    // A finished stage gives back its local slots, or its remote slot (0).
-    let mut running: JoinSet<(StageReport, usize, Vec<usize>, usize)> = JoinSet::new();
+    let mut running: JoinSet<(StageReport, usize)> = JoinSet::new();
+    // What each launched stage holds: its local job slots (or its remote
+    // slot: 0) and GPUs, given back when its process exits or, without a
+    // process, when it finishes. Stages whose process exited and that are
+    // still storing their outputs: no more than `jobs` at once.
+    let mut held: BTreeMap<usize, (usize, Vec<usize>)> = BTreeMap::new();
+    let mut storing = 0usize;
     let mut summary = Summary::default();
     let mut cancel = options.cancel.clone();
     let mut stop = false;
@@ -319,7 +329,7 @@ pub async fn run(
             for &(pos, index) in &ready {
                 // Every slot taken: nothing more can start now, and
                 // thousands of stages may be ready, each finish a pass.
-                if free_slots == 0 && !remote_free && !refusals_possible {
+                if (free_slots == 0 || storing >= jobs) && !remote_free && !refusals_possible {
                     break;
                 }
                 let stage = &pipeline.stages[index];
@@ -342,7 +352,7 @@ pub async fn run(
                     // Not enough GPUs on this machine: run on the CPU.
                     want_gpus = 0;
                 }
-                if slots > free_slots {
+                if slots > free_slots || storing >= jobs {
                     continue;
                 }
                 let Some(devices) = gpus.take(want_gpus) else {
@@ -377,11 +387,11 @@ pub async fn run(
                         };
                         let context = context.clone();
                         let cancel = options.cancel.clone();
+                        held.insert(index, (slots, launch.devices.clone()));
                         running.spawn(async move {
-                            let devices = launch.devices.clone();
                             let index = launch.index;
                             let report = process_stage(&context, launch, cancel).await;
-                            (report, index, devices, slots)
+                            (report, index)
                         });
                     }
                 }
@@ -391,20 +401,29 @@ pub async fn run(
             break;
         }
         tokio::select! {
+            Some(index) = exits.recv() => {
+                if let Some((slots, devices)) = held.remove(&index) {
+                    free_slots += slots;
+                    gpus.give_back(&devices);
+                    storing += 1;
+                }
+            }
             joined = running.join_next() => {
                 let Some(joined) = joined else { continue };
-                let (report, index, devices, slots) = joined.expect("stage task panicked");
-                if slots == 0 {
-                    free_remote += 1;
-                } else {
-                    free_slots += slots;
+                let (report, index) = joined.expect("stage task panicked");
+                match held.remove(&index) {
+                    Some((0, _)) => free_remote += 1,
+                    Some((slots, devices)) => {
+                        free_slots += slots;
+                        gpus.give_back(&devices);
+                    }
+                    None => storing -= 1,
                 }
                 if report.requeue {
                     fallbacks.insert(index, report.message.unwrap_or_default());
                     ready.insert((position[&index], index));
                     continue;
                 }
-                gpus.give_back(&devices);
                 let ok = report.outcome != Outcome::Failed;
                 finish(&pipeline, report, index, dag, &selected, &mut done, &mut summary, on_event);
                 if ok {
@@ -931,7 +950,11 @@ async fn execute_stage(
             log: log.clone(),
             extra_env: prepared.extra_env,
         };
-        let outcome = execute(request, cancel).await?;
+        let outcome = execute(request, cancel).await;
+        // The process is gone: its slot can run the next stage while this
+        // one's outputs are checked, hashed and stored.
+        let _ = context.exited.send(launch.index);
+        let outcome = outcome?;
         // A stage that prints a secret must not leave it in its log.
         let secrets = crate::secrets::secret_values(stage);
         if !secrets.is_empty() {

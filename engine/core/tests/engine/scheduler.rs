@@ -319,6 +319,36 @@ fn jobs_run_stages_side_by_side_and_cpus_take_slots() {
     assert_eq!(summary.ran, 1);
 }
 
+/// A stage's job slot is free once its process exits, while its outputs
+/// are hashed and stored: never more processes at once than jobs.
+#[test]
+fn jobs_bound_the_processes_running_at_once_while_outputs_are_stored_beside_them() {
+    let fx = Fixture::new();
+    // Each notes its start and end in one shared file (appends of a line
+    // are whole); half write 16 MiB, which takes a while to store.
+    let pipeline: Vec<_> = (0..12)
+        .map(|i| {
+            let size = if i % 2 == 0 { 16 << 20 } else { 1 };
+            let cmd = format!("echo + >> trace; head -c {size} /dev/zero > o{i}.bin; sleep 0.05; echo - >> trace");
+            stage(&format!("s{i:02}"), &cmd, &[], &[&format!("o{i}.bin")])
+        })
+        .collect();
+    for jobs in [1, 2] {
+        let _ = std::fs::remove_file(fx.root().join("trace"));
+        let mut opts = options();
+        opts.jobs = jobs;
+        opts.force = pipeline.iter().map(|s| s.name.clone()).collect();
+        let (summary, _) = fx.run(&pipeline, opts);
+        assert_eq!(summary.ran, 12, "{:?}", summary.reports);
+        let (mut now, mut most) = (0i32, 0i32);
+        for line in fx.read("trace").lines() {
+            now += if line == "+" { 1 } else { -1 };
+            most = most.max(now);
+        }
+        assert_eq!(most, jobs as i32, "at most {jobs} at once, and that many");
+    }
+}
+
 #[test]
 fn what_a_stage_is_handed() {
     let fx = Fixture::new();
