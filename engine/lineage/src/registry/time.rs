@@ -26,7 +26,11 @@ pub fn parse_instant(text: &str) -> Option<i64> {
         _ => {
             let sign = if offset.starts_with('-') { -1 } else { 1 };
             let (h, m) = offset[1..].split_once(':')?;
-            sign * (number(h, 2)? * 3600 + number(m, 2)? * 60)
+            let (h, m) = (number(h, 2)?, number(m, 2)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            sign * (h * 3600 + m * 60)
         }
     };
     let clock = clock.split('.').next()?;
@@ -56,7 +60,9 @@ fn parse_date(date: &str) -> Option<i64> {
     if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
         return None;
     }
-    Some(days_from_civil(y, m, d))
+    // A day past its month's end (2026-02-30) would count on into the next.
+    let days = days_from_civil(y, m, d);
+    (civil_from_days(days) == (y, m, d)).then_some(days)
 }
 
 /// Howard Hinnant's `days_from_civil`.
@@ -101,7 +107,22 @@ mod tests {
         assert_eq!(parse_instant("2026-11-30"), Some(1_796_083_199));
         assert_eq!(parse_instant("@1796040000 +0000"), Some(1_796_040_000));
         assert_eq!(format_instant(1_796_040_000), "2026-11-30T12:00:00Z");
-        for bad in ["", "2026-13-01", "2026-11-30T12:00", "2026-11-30T25:00:00Z", "yesterday", "2026-1-30"] {
+        assert_eq!(parse_instant("2024-02-29"), Some(1_709_251_199));
+        for bad in [
+            "",
+            "2026-13-01",
+            "2026-11-30T12:00",
+            "2026-11-30T25:00:00Z",
+            "yesterday",
+            "2026-1-30",
+            "2026-02-29",
+            "2026-02-30",
+            "2026-04-31",
+            "2100-02-29",
+            "2026-11-31T00:00:00Z",
+            "2026-11-30T12:00:00+24:00",
+            "2026-11-30T12:00:00+01:60",
+        ] {
             assert_eq!(parse_instant(bad), None, "{bad}");
         }
         for seconds in [0, 951_782_400, 1_796_040_000, 4_102_444_800] {
