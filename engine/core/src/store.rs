@@ -768,6 +768,12 @@ impl Store {
         }
         if !dry_run {
             self.clean_tmp()?;
+            // The stamps of removed objects go with them (`gc` saves the
+            // state after collecting).
+            let mut stamps = self.stamps().lock().unwrap();
+            let before = stamps.objects.len();
+            stamps.objects.retain(|digest, _| live_objects.contains(digest));
+            stamps.dirty |= stamps.objects.len() != before;
         }
         Ok(report)
     }
@@ -889,8 +895,13 @@ mod tests {
         ];
         let tmp = dir.path().join(".gourd").join(Store::DIR).join("tmp");
         std::fs::write(tmp.join("left-over"), "x").unwrap();
+        let stamp = Stamp { size: 3, mtime_ns: 1, inode: 1 };
+        let one = Hasher::digest_bytes(DigestAlgorithm::Blake3, b"one");
+        let two = Hasher::digest_bytes(DigestAlgorithm::Blake3, b"two");
+        store.stamps().lock().unwrap().objects.extend([(one, stamp), (two, stamp)]);
         let dry = store.collect_garbage(&keep, true).unwrap();
         assert_eq!((dry.actions, dry.objects, dry.trees, dry.kept_actions), (1, 1, 1, 1));
+        assert_eq!(store.stamps().lock().unwrap().objects.len(), 2, "a dry run keeps every stamp");
         assert_eq!(dry.bytes, going.iter().sum::<u64>());
         // What the removed result alone held: its own file and its object.
         assert_eq!(dry.removed.len(), 1);
@@ -903,6 +914,9 @@ mod tests {
         assert!(store.action(&keys[1].0).is_none());
         assert!(store.has(keys[0].1.kind, &keys[0].1.digest));
         assert!(!store.has(keys[1].1.kind, &keys[1].1.digest));
+        let stamps = store.stamps().lock().unwrap();
+        assert_eq!(stamps.objects.keys().collect::<Vec<_>>(), [&one], "the removed object's stamp went with it");
+        assert!(stamps.dirty);
     }
 
     #[test]
