@@ -92,7 +92,7 @@ impl Lineage {
             if !(path == ".gitignore" || path.ends_with("/.gitignore")) {
                 return true;
             }
-            let Ok(now) = std::fs::read_to_string(workdir.join(path)) else { return true };
+            let Some(now) = read_regular(&workdir.join(path)) else { return true };
             without_gourd_block(&now) != without_gourd_block(&committed_text(path))
         };
         // Tracked files first: the index against HEAD and the work tree.
@@ -749,7 +749,7 @@ impl<'r> Untracked<'r> {
     ) -> Result<bool, Undecided> {
         let Ok(entries) = std::fs::read_dir(dir) else { return Ok(false) };
         let mut below_block = below_block;
-        if let Ok(text) = std::fs::read_to_string(dir.join(".gitignore")) {
+        if let Some(text) = read_regular(&dir.join(".gitignore")) {
             for line in text.lines() {
                 let line = line.trim_end();
                 if line == GITIGNORE_BEGIN {
@@ -793,6 +793,16 @@ impl<'r> Untracked<'r> {
         }
         Ok(false)
     }
+}
+
+/// The text of `path` if it is a regular file: a `.gitignore` that is a
+/// named pipe would block the read for ever.
+fn read_regular(path: &Path) -> Option<String> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    if !meta.file_type().is_file() {
+        return None;
+    }
+    std::fs::read_to_string(path).ok()
 }
 
 /// The paths a gourd block in `text` lists (each `/path` line, unescaped).
