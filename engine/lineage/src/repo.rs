@@ -688,6 +688,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert!(Lineage::open(dir.path()).unwrap().is_none());
     }
+
+    #[test]
+    fn a_blocks_literal_paths_are_read_back_unescaped_and_nothing_else() {
+        let text = format!(
+            "keep.me\n!negated\n/before.txt\n{GITIGNORE_BEGIN}\n/.gourd/\n/out/a.txt\n/out/we\\*ird\\#\\!\\[x\\].txt\n\
+             /trailing\\ \\ \n/dir/\n*.log\n/glob*\n/one?\n/set[ab]\n/\n{GITIGNORE_END}\n/after.txt\n"
+        );
+        let paths: Vec<String> = block_paths(&text).collect();
+        assert_eq!(paths, [".gourd", "out/a.txt", "out/we*ird#![x].txt", "trailing  ", "dir"]);
+        assert_eq!(block_paths("/no/block\n").count(), 0);
+        assert_eq!(
+            block_paths(&format!("{GITIGNORE_BEGIN}\r\n/crlf.txt\r\n{GITIGNORE_END}\r\n")).collect::<Vec<_>>(),
+            ["crlf.txt"]
+        );
+    }
 }
 
 /// The first line of the block of `.gitignore` that gourd keeps.

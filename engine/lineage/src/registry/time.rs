@@ -108,6 +108,8 @@ mod tests {
         assert_eq!(parse_instant("@1796040000 +0000"), Some(1_796_040_000));
         assert_eq!(format_instant(1_796_040_000), "2026-11-30T12:00:00Z");
         assert_eq!(parse_instant("2024-02-29"), Some(1_709_251_199));
+        assert_eq!(parse_instant("2026-11-30T23:59:59+23:59"), Some(1_796_083_199 - 86_340));
+        assert_eq!(parse_instant("2026-11-30T00:00:00-23:00"), Some(1_796_083_199 - 86_399 + 82_800));
         for bad in [
             "",
             "2026-13-01",
