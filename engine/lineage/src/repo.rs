@@ -47,8 +47,9 @@ pub struct Lineage {
 
 const ATTEMPTS: usize = 20;
 
-/// From this many records on, lineage is written with `git fast-import`.
-const FAST_IMPORT_FROM: usize = 64;
+/// From this many records on, a run's lineage objects are written as one
+/// pack rather than a loose file each.
+const PACK_FROM: usize = 64;
 
 impl Lineage {
     /// Opens the repository holding `workspace`; `None` outside any.
@@ -148,31 +149,16 @@ impl Lineage {
                 Err(err) if err.code() == ErrorCode::NotFound => None,
                 Err(err) => return Err(err.into()),
             };
-            // Many records: one pack through `git fast-import` rather than a
-            // loose object file each (1,000 stages meant 1,000 files).
-            let fast = if records.len() >= FAST_IMPORT_FROM {
-                self.fast_import(parent.as_ref().map(|c| c.id()), run, records, &signature, &message)
-            } else {
-                None
-            };
-            let commit = match fast {
+            let parent_id = parent.as_ref().map(|c| c.id());
+            // Many records: one pack rather than a loose object file each
+            // (1,000 stages meant 1,000 files). Should the pack fail, the
+            // objects are written loose.
+            let packed = (records.len() >= PACK_FROM)
+                .then(|| self.packed_commit(parent_id, run, records, &signature, &message).ok())
+                .flatten();
+            let commit = match packed {
                 Some(commit) => commit,
-                None => (|| -> Result<Oid, LineageError> {
-                    let run_blob = self.repo.blob(&json(run))?;
-                    let blobs: Vec<(String, Oid)> = records
-                        .iter()
-                        .map(|r| Ok((format!("{}.json", r.stage), self.repo.blob(&json(r))?)))
-                        .collect::<Result<_, git2::Error>>()?;
-                    let base = parent.as_ref().map(|c| c.tree()).transpose()?;
-                    let mut tree = base.as_ref().map(|t| t.id());
-                    let run_path = format!("{}run.json", self.prefix);
-                    tree = Some(self.insert(tree, &split(&run_path), run_blob, git2::FileMode::Blob)?);
-                    let stages = self.stages_tree(base.as_ref(), &blobs)?;
-                    tree = Some(self.insert(tree, &split(&self.stages_dir()), stages, git2::FileMode::Tree)?);
-                    let tree = self.repo.find_tree(tree.expect("at least run.json"))?;
-                    let parents: Vec<&git2::Commit> = parent.iter().collect();
-                    Ok(self.repo.commit(None, &signature, &signature, &message, &tree, &parents)?)
-                })()?,
+                None => self.build_commit(parent_id, run, records, &signature, &message)?,
             };
             let moved = match &parent {
                 Some(parent) => self.repo.reference_matching(LINEAGE_REF, commit, true, parent.id(), "gourd run"),
@@ -190,67 +176,58 @@ impl Lineage {
         Err(LineageError::Contended(ATTEMPTS))
     }
 
-    /// Writes the lineage commit with `git fast-import` (one pack file) on a
-    /// temporary ref; `None` when git is not there or fails, and the caller
-    /// writes objects itself.
-    fn fast_import(
+    /// The commit of a run: `parent`'s tree with `run.json` and `records`
+    /// laid over it.
+    fn build_commit(
         &self,
         parent: Option<Oid>,
         run: &RunInfo,
         records: &[Record],
         signature: &Signature<'_>,
         message: &str,
-    ) -> Option<Oid> {
-        use std::io::{BufRead, Write};
-        let temp = format!("refs/gourd/tmp/{}-{}", std::process::id(), run.recorded_at.replace([':', '.'], "-"));
-        let mut child = std::process::Command::new("git")
-            .arg("--git-dir")
-            .arg(self.repo.path())
-            .args(["fast-import", "--quiet", "--done"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .ok()?;
-        let mut stream = Vec::new();
-        let when = signature.when();
-        let who = format!(
-            "{} <{}> {} +0000",
-            signature.name().unwrap_or("gourd"),
-            signature.email().unwrap_or("gourd@localhost"),
-            when.seconds()
-        );
-        let _ = write!(
-            stream,
-            "commit {temp}\nmark :1\nauthor {who}\ncommitter {who}\ndata {}\n{message}\n",
-            message.len()
-        );
-        if let Some(parent) = parent {
-            let _ = writeln!(stream, "from {parent}");
-        }
-        let mut file = |path: String, bytes: Vec<u8>| {
-            let _ = write!(stream, "M 100644 inline {path}\ndata {}\n", bytes.len());
-            stream.extend_from_slice(&bytes);
-            stream.push(b'\n');
-        };
-        file(format!("{}run.json", self.prefix), json(run));
-        for record in records {
-            file(format!("{}/{}.json", self.stages_dir(), record.stage), json(record));
-        }
-        let _ = write!(stream, "get-mark :1\ndone\n");
-        let mut stdin = child.stdin.take()?;
-        let writer = std::thread::spawn(move || stdin.write_all(&stream));
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take()?).read_line(&mut line).ok()?;
-        let written = writer.join().ok()?.is_ok();
-        let ok = child.wait().ok()?.success() && written;
-        let commit = Oid::from_str(line.trim()).ok().filter(|_| ok)?;
-        if let Ok(mut reference) = self.repo.find_reference(&temp) {
-            let _ = reference.delete();
-        }
+    ) -> Result<Oid, LineageError> {
+        let parent = parent.map(|id| self.repo.find_commit(id)).transpose()?;
+        let run_blob = self.repo.blob(&json(run))?;
+        let blobs: Vec<(String, Oid)> = records
+            .iter()
+            .map(|r| Ok((format!("{}.json", r.stage), self.repo.blob(&json(r))?)))
+            .collect::<Result<_, git2::Error>>()?;
+        let base = parent.as_ref().map(|c| c.tree()).transpose()?;
+        let mut tree = base.as_ref().map(|t| t.id());
+        let run_path = format!("{}run.json", self.prefix);
+        tree = Some(self.insert(tree, &split(&run_path), run_blob, git2::FileMode::Blob)?);
+        let stages = self.stages_tree(base.as_ref(), &blobs)?;
+        tree = Some(self.insert(tree, &split(&self.stages_dir()), stages, git2::FileMode::Tree)?);
+        let tree = self.repo.find_tree(tree.expect("at least run.json"))?;
+        let parents: Vec<&git2::Commit> = parent.iter().collect();
+        Ok(self.repo.commit(None, signature, signature, message, &tree, &parents)?)
+    }
+
+    /// [`Lineage::build_commit`] with every new object written as one pack:
+    /// the objects are made in memory (libgit2's mempack, on a handle of
+    /// its own), then the pack goes in beside the others.
+    fn packed_commit(
+        &self,
+        parent: Option<Oid>,
+        run: &RunInfo,
+        records: &[Record],
+        signature: &Signature<'_>,
+        message: &str,
+    ) -> Result<Oid, LineageError> {
+        let scratch = Lineage { repo: Repository::open(self.repo.path())?, prefix: self.prefix.clone() };
+        let odb = scratch.repo.odb()?;
+        let memory = odb.add_new_mempack_backend(1000)?;
+        let commit = scratch.build_commit(parent, run, records, signature, message)?;
+        let mut pack = git2::Buf::new();
+        memory.dump(&scratch.repo, &mut pack)?;
+        let disk = self.repo.odb()?;
+        let mut writer = disk.packwriter()?;
+        std::io::Write::write_all(&mut writer, &pack)
+            .map_err(|err| git2::Error::from_str(&format!("writing the lineage pack: {err}")))?;
+        writer.commit()?;
         // The pack is new to this handle's object database.
-        self.repo.odb().ok()?.refresh().ok()?;
-        Some(commit)
+        disk.refresh()?;
+        Ok(commit)
     }
 
     /// Held while a lineage commit is built and the ref moved.

@@ -117,11 +117,22 @@ fn workspaces_in_subfolders_keep_their_own_records_side_by_side() {
     let history = one.history().unwrap();
     assert_eq!(history[0].run.as_ref().unwrap().stages, ["b"]);
     assert_eq!(history[0].records.len(), 1);
-    // Many records at once (written by `git fast-import`) land in the same places.
+    // Many records at once (written as one pack, no loose object) land in
+    // the same places.
     let many: Vec<Record> = (0..70).map(|i| record(&format!("s{i:03}"), &format!("k{i}"), "t")).collect();
     let names: Vec<String> = many.iter().map(|r| r.stage.clone()).collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let counts = || {
+        let text = git(dir.path(), &["count-objects", "-v"]);
+        let field =
+            |name: &str| -> u64 { text.lines().find_map(|l| l.strip_prefix(name)).unwrap().trim().parse().unwrap() };
+        (field("count:"), field("packs:"))
+    };
+    let (loose, packs) = counts();
     two.record(&run_info(&names), &many).unwrap();
+    assert_eq!(counts(), (loose, packs + 1), "one new pack and no loose object");
+    let fsck = std::process::Command::new("git").args(["fsck", "--strict"]).current_dir(dir.path()).output().unwrap();
+    assert!(fsck.status.success(), "{}", String::from_utf8_lossy(&fsck.stderr));
     assert_eq!(show::<Record>(dir.path(), &format!("{LINEAGE_REF}:ml/two/stages/s042.json")).key, "k42");
     assert_eq!(show::<RunInfo>(dir.path(), &format!("{LINEAGE_REF}:ml/two/run.json")).stages.len(), 70);
     assert_eq!(two.latest().unwrap().len(), 71);
