@@ -67,3 +67,27 @@ fn bad_settings_are_refused_before_anything_starts() {
         assert!(message.contains(expected), "{args:?}: {message}");
     }
 }
+
+/// A server killed outright leaves its scratch folder (the model versions
+/// it fetched); the next `gourd serve` removes it, and only it.
+#[test]
+fn folders_left_by_killed_servers_are_removed_and_live_ones_kept() {
+    let ws = TestWorkspace::new("{ stages = {} }");
+    ws.write(".gourd/serve/serve-killed/.alive", "");
+    ws.write(".gourd/serve/serve-killed/pumpkin-3/model.pt", "weights");
+    ws.write(".gourd/serve/serve-live/.alive", "");
+    ws.write(".gourd/serve/serve-starting/model.pt", "no lock yet, and new");
+    ws.write("elsewhere/keep.txt", "kept");
+    std::os::unix::fs::symlink(ws.path("elsewhere"), ws.path(".gourd/serve/serve-link")).unwrap();
+    let live = std::fs::File::open(ws.path(".gourd/serve/serve-live/.alive")).unwrap();
+    live.lock().unwrap();
+    refused(&ws, &["models/nothing"], &[]);
+    assert!(!ws.path(".gourd/serve/serve-killed").exists(), "the killed server's folder is removed");
+    assert!(ws.path(".gourd/serve/serve-live/.alive").exists(), "a running server's folder stays");
+    assert!(ws.path(".gourd/serve/serve-starting/model.pt").exists(), "an unlocked new folder stays");
+    assert!(ws.path("elsewhere/keep.txt").exists(), "a link is not followed");
+    assert!(std::fs::symlink_metadata(ws.path(".gourd/serve/serve-link")).is_ok());
+    drop(live);
+    refused(&ws, &["models/nothing"], &[]);
+    assert!(!ws.path(".gourd/serve/serve-live").exists(), "once its server is gone, it goes");
+}

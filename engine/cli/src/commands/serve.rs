@@ -124,13 +124,59 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     Ok(code)
 }
 
-fn scratch_dir(location: &Location) -> Result<tempfile::TempDir, CommandError> {
+/// A folder for the model versions a server fetches, removed when serving
+/// ends. A server killed outright (SIGKILL, a crash) leaves its folder: it
+/// holds a lock on `.alive` inside while it lives, which the kernel drops
+/// with the process, so the next `gourd serve` removes the folders whose
+/// lock it can take.
+struct Scratch {
+    dir: tempfile::TempDir,
+    _alive: std::fs::File,
+}
+
+impl Scratch {
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+const ALIVE: &str = ".alive";
+
+fn scratch_dir(location: &Location) -> Result<Scratch, CommandError> {
     let parent = match location.root() {
         Ok(root) if root.join(".gourd").is_dir() => root.join(".gourd").join("serve"),
         _ => std::env::temp_dir(),
     };
     fs_err::create_dir_all(&parent)?;
-    Ok(tempfile::Builder::new().prefix("serve-").tempdir_in(&parent)?)
+    remove_left_behind(&parent);
+    let dir = tempfile::Builder::new().prefix("serve-").tempdir_in(&parent)?;
+    let alive = fs_err::File::create(dir.path().join(ALIVE))?.into_parts().0;
+    alive.lock()?;
+    Ok(Scratch { dir, _alive: alive })
+}
+
+/// Removes the `serve-…` folders in `parent` whose server is gone: its
+/// `.alive` lock can be taken, or (a folder of an older gourd, or one
+/// killed before it locked) there is none and the folder is an hour old.
+fn remove_left_behind(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    for entry in entries.filter_map(Result::ok) {
+        let named = entry.file_name().to_str().is_some_and(|n| n.starts_with("serve-"));
+        if !named || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let gone = match std::fs::File::open(entry.path().join(ALIVE)) {
+            Ok(file) => file.try_lock().is_ok(),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|at| at.elapsed().is_ok_and(|age| age > std::time::Duration::from_secs(3600))),
+            Err(_) => false,
+        };
+        if gone {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn step_config(args: &Args, source: &Source) -> serde_json::Value {
