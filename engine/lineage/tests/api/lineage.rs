@@ -215,6 +215,13 @@ fn the_workspace_is_dirty_when_anything_but_gourds_gitignore_block_changed() {
     assert!(open(fresh.path()).workspace_state().unwrap().1);
 }
 
+/// `text` written at `path` and committed.
+fn committed(dir: &Path, path: &str, text: &str) {
+    write(dir, path, text);
+    git(dir, &["add", path]);
+    git(dir, &["commit", "-q", "-m", path]);
+}
+
 /// The workspace's state against `git status` itself, in work trees where
 /// gourd's blocks list outputs (which the state finds by lookup, not by
 /// git's matching) and where a rule could take a listed path back.
@@ -248,33 +255,23 @@ fn untracked_files_count_exactly_as_git_status_shows_them() {
         ("a negation after the block", |d| {
             write(d, "out/a.txt", "a");
             let text = std::fs::read_to_string(d.join(".gitignore")).unwrap();
-            write(d, ".gitignore", &format!("{text}!out/a.txt\n"));
-            git(d, &["add", ".gitignore"]);
-            git(d, &["commit", "-q", "-m", "negation"]);
+            committed(d, ".gitignore", &format!("{text}!out/a.txt\n"));
         }),
         ("a negation below the block", |d| {
             write(d, "out/a.txt", "a");
-            write(d, "out/.gitignore", "!a.txt\n");
-            git(d, &["add", "out/.gitignore"]);
-            git(d, &["commit", "-q", "-m", "negation"]);
+            committed(d, "out/.gitignore", "!a.txt\n");
         }),
         ("a negation before the block", |d| {
             write(d, "out/a.txt", "a");
             let text = std::fs::read_to_string(d.join(".gitignore")).unwrap();
-            write(d, ".gitignore", &format!("!out/a.txt\n{text}"));
-            git(d, &["add", ".gitignore"]);
-            git(d, &["commit", "-q", "-m", "negation"]);
+            committed(d, ".gitignore", &format!("!out/a.txt\n{text}"));
         }),
         ("a workspace in a subfolder", |d| {
-            write(d, "ws/.gitignore", &format!("{GITIGNORE_BEGIN}\n/out/a.txt\n{GITIGNORE_END}\n"));
-            git(d, &["add", "ws/.gitignore"]);
-            git(d, &["commit", "-q", "-m", "ws"]);
+            committed(d, "ws/.gitignore", &format!("{GITIGNORE_BEGIN}\n/out/a.txt\n{GITIGNORE_END}\n"));
             write(d, "ws/out/a.txt", "a");
         }),
         ("a subfolder's block does not reach its parent", |d| {
-            write(d, "ws/.gitignore", &format!("{GITIGNORE_BEGIN}\n/out/a.txt\n{GITIGNORE_END}\n"));
-            git(d, &["add", "ws/.gitignore"]);
-            git(d, &["commit", "-q", "-m", "ws"]);
+            committed(d, "ws/.gitignore", &format!("{GITIGNORE_BEGIN}\n/out/a.txt\n{GITIGNORE_END}\n"));
             write(d, "out/a.txt", "a");
             write(d, "ws/a.txt", "a");
         }),
