@@ -76,7 +76,7 @@ fn folders_left_by_killed_servers_are_removed_and_live_ones_kept() {
     ws.write(".gourd/serve/serve-killed/.alive", "");
     ws.write(".gourd/serve/serve-killed/pumpkin-3/model.pt", "weights");
     ws.write(".gourd/serve/serve-live/.alive", "");
-    ws.write(".gourd/serve/serve-starting/model.pt", "no lock yet, and new");
+    ws.write(".gourd/serve/serve-unknown/model.pt", "no .alive: not known to be a server's");
     ws.write("elsewhere/keep.txt", "kept");
     std::os::unix::fs::symlink(ws.path("elsewhere"), ws.path(".gourd/serve/serve-link")).unwrap();
     let live = std::fs::File::open(ws.path(".gourd/serve/serve-live/.alive")).unwrap();
@@ -84,10 +84,24 @@ fn folders_left_by_killed_servers_are_removed_and_live_ones_kept() {
     refused(&ws, &["models/nothing"], &[]);
     assert!(!ws.path(".gourd/serve/serve-killed").exists(), "the killed server's folder is removed");
     assert!(ws.path(".gourd/serve/serve-live/.alive").exists(), "a running server's folder stays");
-    assert!(ws.path(".gourd/serve/serve-starting/model.pt").exists(), "an unlocked new folder stays");
+    assert!(ws.path(".gourd/serve/serve-unknown/model.pt").exists(), "a folder without `.alive` stays");
     assert!(ws.path("elsewhere/keep.txt").exists(), "a link is not followed");
     assert!(std::fs::symlink_metadata(ws.path(".gourd/serve/serve-link")).is_ok());
     drop(live);
     refused(&ws, &["models/nothing"], &[]);
     assert!(!ws.path(".gourd/serve/serve-live").exists(), "once its server is gone, it goes");
+}
+
+/// `.gourd/serve` as a link out of the workspace: gourd neither puts its
+/// scratch folder there nor removes anything it finds there.
+#[test]
+fn a_link_at_gourd_serve_is_not_followed() {
+    let ws = TestWorkspace::new("{ stages = {} }");
+    ws.write("outside/serve-notes/.alive", "");
+    ws.write("outside/serve-notes/notes.txt", "the user's");
+    std::fs::create_dir_all(ws.path(".gourd")).unwrap();
+    std::os::unix::fs::symlink(ws.path("outside"), ws.path(".gourd/serve")).unwrap();
+    refused(&ws, &["models/nothing"], &[]);
+    assert!(ws.path("outside/serve-notes/notes.txt").exists(), "nothing removed through the link");
+    assert_eq!(std::fs::read_dir(ws.path("outside")).unwrap().count(), 1, "nothing made through the link");
 }

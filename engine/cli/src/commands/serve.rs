@@ -143,10 +143,19 @@ impl Scratch {
 const ALIVE: &str = ".alive";
 
 fn scratch_dir(location: &Location) -> Result<Scratch, CommandError> {
-    let parent = match location.root() {
-        Ok(root) if root.join(".gourd").is_dir() => root.join(".gourd").join("serve"),
-        _ => std::env::temp_dir(),
+    // `.gourd/serve` only as a folder of its own: a link there would send
+    // the scratch folders, and their removal, elsewhere.
+    let own_folder = |dir: &Path| match std::fs::symlink_metadata(dir) {
+        Ok(meta) => meta.file_type().is_dir(),
+        Err(err) => err.kind() == std::io::ErrorKind::NotFound,
     };
+    let parent = match location.root() {
+        Ok(root) if own_folder(&root.join(".gourd")) && root.join(".gourd").is_dir() => {
+            Some(root.join(".gourd").join("serve")).filter(|dir| own_folder(dir))
+        }
+        _ => None,
+    }
+    .unwrap_or_else(std::env::temp_dir);
     fs_err::create_dir_all(&parent)?;
     remove_left_behind(&parent);
     let dir = tempfile::Builder::new().prefix("serve-").tempdir_in(&parent)?;
@@ -155,9 +164,9 @@ fn scratch_dir(location: &Location) -> Result<Scratch, CommandError> {
     Ok(Scratch { dir, _alive: alive })
 }
 
-/// Removes the `serve-…` folders in `parent` whose server is gone: its
-/// `.alive` lock can be taken, or (a folder of an older gourd, or one
-/// killed before it locked) there is none and the folder is an hour old.
+/// Removes the `serve-…` folders in `parent` whose server is gone: their
+/// `.alive` lock can be taken. A folder without `.alive` is not known to be
+/// gourd's (the temporary folder is shared) and stays.
 fn remove_left_behind(parent: &Path) {
     let Ok(entries) = std::fs::read_dir(parent) else { return };
     for entry in entries.filter_map(Result::ok) {
@@ -165,14 +174,7 @@ fn remove_left_behind(parent: &Path) {
         if !named || !entry.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
-        let gone = match std::fs::File::open(entry.path().join(ALIVE)) {
-            Ok(file) => file.try_lock().is_ok(),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|at| at.elapsed().is_ok_and(|age| age > std::time::Duration::from_secs(3600))),
-            Err(_) => false,
-        };
+        let gone = std::fs::File::open(entry.path().join(ALIVE)).is_ok_and(|file| file.try_lock().is_ok());
         if gone {
             let _ = std::fs::remove_dir_all(entry.path());
         }
