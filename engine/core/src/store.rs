@@ -696,6 +696,10 @@ impl Store {
         let mut report = GcReport::default();
         let mut live_objects = std::collections::HashSet::new();
         let mut live_trees = std::collections::HashSet::new();
+        // Apart from `live_trees`: a folder met first as a dep (its listing
+        // only) and then as another kept result's output must still have
+        // its files marked, whichever result is listed first.
+        let mut dep_listings = std::collections::HashSet::new();
         let mut going = Vec::new();
         for (path, name) in self.list("actions")? {
             let key = name.trim_end_matches(".json").parse::<Digest>().ok();
@@ -709,7 +713,7 @@ impl Store {
                     // The listings of its folder deps, for `gourd explain`.
                     let deps = action.manifest.get("deps").and_then(|d| d.as_object());
                     for digest in deps.into_iter().flat_map(|d| d.values()).filter_map(|d| d.as_str()?.parse().ok()) {
-                        self.mark_listings(&digest, &mut live_trees);
+                        self.mark_listings(&digest, &mut dep_listings);
                     }
                 }
                 None => {
@@ -720,6 +724,7 @@ impl Store {
                 }
             }
         }
+        live_trees.extend(dep_listings);
         // What each removed result alone held, newest first.
         going.sort_by(|a, b| b.2.as_ref().map(|r| &r.finished_at).cmp(&a.2.as_ref().map(|r| &r.finished_at)));
         let (mut counted_objects, mut counted_trees) = (live_objects.clone(), live_trees.clone());
@@ -825,6 +830,9 @@ impl Store {
                 out.push((entry.path(), format!("{prefix}{}", entry.file_name().to_string_lossy())));
             }
         }
+        // In the order of the names, not the file system's: what `gc` does
+        // must not depend on it.
+        out.sort_unstable_by(|a, b| a.1.cmp(&b.1));
         Ok(out)
     }
 }
@@ -981,6 +989,46 @@ mod tests {
         assert!(store.tree_entries(&kept[0].digest).is_ok(), "listings under a kept one are kept");
         assert!(store.tree_entries(&keys[1].1.digest()).is_err());
         assert!(!store.has(EntryKind::Dir, &keys[0].1.digest()), "a listing alone is not a restorable output");
+    }
+
+    #[test]
+    fn garbage_collection_keeps_the_files_of_a_kept_output_that_a_kept_result_reads() {
+        // `prepare` writes the folder `prepared`; `train` reads it. Both
+        // results are kept, and the folder's files must stay, whichever of
+        // the two `gc` meets first: the keys put each first in turn.
+        for (prepare_key, train_key) in [(0xff, 0x00), (0x00, 0xff)] {
+            let (dir, store, hashing) = setup();
+            let prepared = dir.path().join("prepared");
+            std::fs::create_dir_all(prepared.join("sub")).unwrap();
+            std::fs::write(prepared.join("sub/p.txt"), "prepared bytes").unwrap();
+            let tree = hashing.hash(&prepared).unwrap().unwrap();
+            store.put(&prepared, &tree).unwrap();
+            let model = dir.path().join("model.bin");
+            std::fs::write(&model, "weights").unwrap();
+            let model_tree = hashing.hash(&model).unwrap().unwrap();
+            store.put(&model, &model_tree).unwrap();
+            let key = |byte: u8| format!("{byte:02x}").repeat(32).parse::<Digest>().unwrap();
+            let action = |key: Digest, deps: serde_json::Value, name: &str, out: &Tree| ActionResult {
+                key,
+                manifest: serde_json::json!({ "deps": deps }),
+                outputs: BTreeMap::from([(name.to_string(), OutputRecord::from_tree(out, true))]),
+                metrics: BTreeMap::new(),
+                exit_code: 0,
+                started_at: String::new(),
+                finished_at: String::new(),
+                duration_ms: 0,
+            };
+            store.put_action(&action(key(prepare_key), serde_json::json!({}), "prepared", &tree)).unwrap();
+            let deps = serde_json::json!({ "prepared": tree.digest().to_string() });
+            store.put_action(&action(key(train_key), deps, "model.bin", &model_tree)).unwrap();
+
+            let keep = std::collections::HashSet::from([key(prepare_key), key(train_key)]);
+            let done = store.collect_garbage(&keep, false).unwrap();
+            assert_eq!((done.actions, done.objects, done.trees), (0, 0, 0), "prepare first: {}", prepare_key == 0);
+            std::fs::remove_dir_all(&prepared).unwrap();
+            store.restore(&OutputRecord::from_tree(&tree, true), &prepared).unwrap();
+            assert_eq!(std::fs::read_to_string(prepared.join("sub/p.txt")).unwrap(), "prepared bytes");
+        }
     }
 
     #[test]
