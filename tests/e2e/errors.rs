@@ -393,6 +393,15 @@ fn mistyped_fields_elsewhere() {
         "{resources}"
     );
     assert!(resources.contains("hint: did you mean `gpus`?"), "{resources}");
+    // A misspelt `persist` would let the output be removed before the stage runs.
+    let output = rejected_for_the_user(
+        "{ stages = { a = {\n  cmd = \"echo a >> runs.log\",\n  outs = [\n    { path = \"log.txt\", persit = true },\n  ],\n} } }\n",
+    );
+    assert!(
+        output.starts_with("error: in `[WS]/gourd.ncl:4`: an output of stage `a` has no field `persit`"),
+        "{output}"
+    );
+    assert!(output.contains("hint: did you mean `persist`?"), "{output}");
     let top = rejected_for_the_user("{ stage = { a = { cmd = \"echo a >> runs.log\" } } }\n");
     assert!(top.starts_with("error: in `[WS]/gourd.ncl:1`: the pipeline has no field `stage`"), "{top}");
     assert!(top.contains("hint: did you mean `stages`?"), "{top}");

@@ -131,15 +131,21 @@ struct RawStep {
 #[serde(untagged)]
 enum RawOutput {
     Path(String),
-    Record {
-        path: String,
-        #[serde(default = "data")]
-        kind: OutputKind,
-        #[serde(default = "yes")]
-        cache: bool,
-        #[serde(default)]
-        persist: bool,
-    },
+    Record(RawOutputRecord),
+}
+
+/// `{ path, kind, cache, persist }`: a misspelt `persist` must not quietly
+/// let the output be removed before the stage runs.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutputRecord {
+    path: String,
+    #[serde(default = "data")]
+    kind: OutputKind,
+    #[serde(default = "yes")]
+    cache: bool,
+    #[serde(default)]
+    persist: bool,
 }
 
 fn data() -> OutputKind {
@@ -268,8 +274,13 @@ fn unknown_field(json: &str, file: &Path) -> Option<SpecError> {
                 let field = check::<RawStep>(stage.get("cmd").filter(|c| c.is_object())?)?;
                 Some((format!("the built-in step of stage `{name}`"), field))
             };
+            let output = || {
+                let outs = stage.get("outs")?.as_array()?;
+                let field = outs.iter().filter(|o| o.is_object()).find_map(check::<RawOutputRecord>)?;
+                Some((format!("an output of stage `{name}`"), field))
+            };
             let own = || Some((format!("stage `{name}`"), check::<RawStage>(stage)?));
-            let (place, field) = resources().or_else(step).or_else(own)?;
+            let (place, field) = resources().or_else(step).or_else(output).or_else(own)?;
             Some((name.clone(), place, field))
         });
     }
@@ -473,7 +484,7 @@ fn validate_stage(name: String, raw: RawStage) -> Result<(Stage, Vec<gourd_core:
             RawOutput::Path(p) => {
                 Output { path: path("outs", &p)?, kind: OutputKind::Data, cache: true, persist: false }
             }
-            RawOutput::Record { path: p, kind, cache, persist } => {
+            RawOutput::Record(RawOutputRecord { path: p, kind, cache, persist }) => {
                 if kind == OutputKind::Metrics {
                     return Err(problem(None, "field `outs`: declare metrics files in `metrics`".to_string()));
                 }
