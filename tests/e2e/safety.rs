@@ -335,3 +335,81 @@ fn a_missing_wdir_is_named_rather_than_blaming_sh() {
     assert!(line.contains("its `wdir` `nowhere` is not a folder in the workspace"), "{}", run.stderr);
     assert!(!run.stderr.contains("cannot start `sh`"), "{}", run.stderr);
 }
+
+/// The one folder under `.gourd/displaced` (one per `gourd run` that moved
+/// something aside).
+fn displaced(ws: &TestWorkspace) -> Vec<std::path::PathBuf> {
+    match std::fs::read_dir(ws.path(".gourd/displaced")) {
+        Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[test]
+fn what_a_first_run_finds_at_its_outputs_is_moved_aside_not_deleted() {
+    let ws = TestWorkspace::new(
+        "{ stages = { a = { cmd = \"echo a >> runs.log; mkdir -p data models; echo o > data/out; echo m > models/m\", outs = [\"data\", \"models\"] } } }\n",
+    );
+    // A tracked file, an untracked one and a nested repository, all where
+    // the stage's outputs go, before it ever ran.
+    ws.write("data/raw", "raw\n");
+    ws.git(&["add", "data/raw"]);
+    ws.git(&["commit", "-qm", "data"]);
+    ws.write("data/untracked", "mine\n");
+    ws.write("models/bert/weights", "w\n");
+    ws.git(&["-C", "models/bert", "init", "-q"]);
+
+    let run = ws.gourd(&["run"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("moved what gourd did not write at `data` to `.gourd/displaced/"), "{}", run.stdout);
+    assert_eq!(ws.read("data/out"), "o\n");
+    let [aside] = &displaced(&ws)[..] else { panic!("one folder: {:?}", displaced(&ws)) };
+    assert_eq!(std::fs::read_to_string(aside.join("data/raw")).unwrap(), "raw\n");
+    assert_eq!(std::fs::read_to_string(aside.join("data/untracked")).unwrap(), "mine\n");
+    assert_eq!(std::fs::read_to_string(aside.join("models/bert/weights")).unwrap(), "w\n");
+    assert!(aside.join("models/bert/.git/HEAD").is_file(), "the nested repository is kept whole");
+
+    // What gourd wrote itself is replaced without a copy: a forced run
+    // moves nothing aside.
+    let again = ws.gourd(&["run", "--force", "a"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(!again.stdout.contains("moved"), "{}", again.stdout);
+    assert_eq!(displaced(&ws).len(), 1);
+}
+
+#[test]
+fn a_hand_edited_output_is_moved_aside_before_a_restore_or_a_run_replaces_it() {
+    let ws = TestWorkspace::new(
+        "let n = 1 in { stages = { a = { cmd = \"echo a >> runs.log; echo %{std.to_string n} > out.txt\", outs = [\"out.txt\"] } } }\n",
+    );
+    assert_eq!(ws.gourd(&["run"]).code, 0);
+    ws.write("out.txt", "edited by hand\n");
+    // The key is the same: the cached result is restored over the edit.
+    let restore = ws.gourd(&["run"]);
+    assert!(restore.stdout.contains("restored a: moved what gourd did not write at `out.txt`"), "{}", restore.stdout);
+    assert_eq!(ws.read("out.txt"), "1\n");
+    // The key changed: the stage runs over it.
+    ws.write("out.txt", "edited again\n");
+    ws.write("gourd.ncl", &ws.read("gourd.ncl").replace("n = 1", "n = 2"));
+    let run = ws.gourd(&["run"]);
+    assert!(run.stdout.contains("ran a") && run.stdout.contains("moved what gourd did not write"), "{}", run.stdout);
+    assert_eq!(ws.read("out.txt"), "2\n");
+    let mut kept: Vec<String> =
+        displaced(&ws).iter().map(|aside| std::fs::read_to_string(aside.join("out.txt")).unwrap()).collect();
+    kept.sort();
+    assert_eq!(kept, ["edited again\n", "edited by hand\n"]);
+}
+
+#[test]
+fn what_a_failed_run_left_is_the_stages_own_and_is_not_kept() {
+    let ws = TestWorkspace::new(
+        "{ stages = { a = { cmd = \"echo a >> runs.log; echo partial > out.txt; test -f ok\", outs = [\"out.txt\"] } } }\n",
+    );
+    for _ in 0..2 {
+        assert_eq!(ws.gourd(&["run"]).code, 1);
+    }
+    ws.write("ok", "");
+    assert_eq!(ws.gourd(&["run"]).code, 0);
+    assert_eq!(ws.read("runs.log"), "a\na\na\n");
+    assert!(displaced(&ws).is_empty(), "{:?}", displaced(&ws));
+}

@@ -103,7 +103,7 @@ fn check_outputs(ws: &Workspace, action: ActionResult, stage: &str, manifest: &V
                     false
                 }
                 Err(StoreError::Io(err)) => return Err(err),
-                Err(StoreError::Foreign | StoreError::Link { .. }) => false,
+                Err(StoreError::Foreign | StoreError::Link { .. } | StoreError::Displace(_)) => false,
             };
     }
     if !reasons.is_empty() {

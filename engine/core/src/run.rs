@@ -19,6 +19,7 @@ use crate::gpu::GpuPool;
 use crate::graph::Dag;
 use crate::hash::Tree;
 use crate::model::{Executor, Pipeline, Stage};
+use crate::path::WsPath;
 use crate::plan::{Assessment, StageState, assess};
 use crate::remote::{RemoteCache, RemoteExecution, RemoteExecutor, RemoteFailure};
 use crate::store::{ActionResult, OutputRecord};
@@ -706,13 +707,16 @@ async fn from_local_cache(
             let (restoring, owned) = (action.clone(), stage.clone());
             let link = context.pipeline.link;
             match blocking(move || restore_outputs(&ws, &owned, &restoring, link)).await {
-                Ok(()) => {
+                Ok(notes) => {
                     record_last_run(&context.ws, stage, action, Outcome::Restored)?;
-                    Ok(Some(success(stage, Outcome::Restored, action.clone(), started)))
+                    let mut report = success(stage, Outcome::Restored, action.clone(), started);
+                    report.message = (!notes.is_empty()).then(|| notes.join("; "));
+                    Ok(Some(report))
                 }
-                // The file system cannot make the links asked for: running
-                // the stage would not help, and the result is sound.
-                Err(err @ crate::store::StoreError::Link { .. }) => {
+                // The file system cannot make the links asked for, or what
+                // is in the way cannot be moved: running the stage would
+                // not help, and the result is sound.
+                Err(err @ (crate::store::StoreError::Link { .. } | crate::store::StoreError::Displace(_))) => {
                     Ok(Some(failed(stage, Some(assessment.key), started.elapsed(), err.to_string(), None)))
                 }
                 // A missing or corrupt object: forget the result and run.
@@ -759,13 +763,14 @@ async fn from_remote_cache(
             let (restoring, owned) = (action.clone(), stage.clone());
             let link = context.pipeline.link;
             match blocking(move || restore_outputs(&ws, &owned, &restoring, link)).await {
-                Ok(()) => {
+                Ok(moved) => {
                     record_last_run(&context.ws, stage, &action, Outcome::Restored)?;
                     let mut report = success(stage, Outcome::Restored, action, started);
-                    report.message = Some(format!("from {}", remote.describe()));
+                    let from = std::iter::once(format!("from {}", remote.describe()));
+                    report.message = Some(from.chain(moved).collect::<Vec<_>>().join("; "));
                     return Ok(Some(report));
                 }
-                Err(err @ crate::store::StoreError::Link { .. }) => {
+                Err(err @ (crate::store::StoreError::Link { .. } | crate::store::StoreError::Displace(_))) => {
                     return Ok(Some(failed(stage, Some(key), started.elapsed(), err.to_string(), None)));
                 }
                 Err(err) => {
@@ -792,6 +797,8 @@ async fn from_remote_cache(
 /// What a stage's process is handed: its params file, its environment, and
 /// how to run a built-in step.
 struct Prepared {
+    /// What was found at output paths and moved aside (see [`displace`]).
+    displaced: Vec<String>,
     params_json: String,
     extra_env: BTreeMap<String, String>,
     step: Option<(Vec<std::ffi::OsString>, std::path::PathBuf)>,
@@ -802,10 +809,23 @@ struct Prepared {
 /// built-in step has no runner.
 fn prepare(context: &Context, stage: &Stage, launch: &Launch) -> io::Result<Result<Prepared, String>> {
     let ws = &context.ws;
+    let mut displaced = Vec::new();
+    // What a run of the stage that failed left is its own; from here on,
+    // what the stage's paths hold is its own until a run of it succeeds.
+    let leftovers = ws.was_cleared(&stage.name);
+    if stage.outputs().any(|output| !output.persist) {
+        ws.mark_cleared(&stage.name);
+    }
     for output in stage.outputs() {
         let path = ws.abs(&output.path);
         if !output.persist {
-            crate::fsutil::remove_path(&path)?;
+            match displace(ws, stage, &output.path, leftovers) {
+                Ok(Some(to)) => {
+                    displaced.push(format!("moved what gourd did not write at `{}` to `{to}`", output.path))
+                }
+                Ok(None) => crate::fsutil::remove_path(&path)?,
+                Err(message) => return Ok(Err(message)),
+            }
         }
         if let Some(parent) = path.parent() {
             fs_err::create_dir_all(parent)?;
@@ -845,7 +865,47 @@ fn prepare(context: &Context, stage: &Stage, launch: &Launch) -> io::Result<Resu
         }
         _ => None,
     };
-    Ok(Ok(Prepared { params_json, extra_env, step }))
+    Ok(Ok(Prepared { displaced, params_json, extra_env, step }))
+}
+
+/// Moves aside what is at an output path when gourd did not write it (the
+/// stage never ran here, or the file was changed since), instead of
+/// deleting it: a first run must not take a user's files, a nested
+/// repository or a hand-edited result with it. `leftovers`: what is there
+/// was left by a run of the stage that failed. Returns where it went
+/// (workspace-relative), `None` when there was nothing, or only what gourd
+/// or the stage wrote, to remove; `Err` when it could not be moved.
+fn displace(ws: &Workspace, stage: &Stage, path: &WsPath, leftovers: bool) -> Result<Option<String>, String> {
+    let abs = ws.abs(path);
+    if std::fs::symlink_metadata(&abs).is_err() || leftovers || written_by_gourd(ws, stage, path) {
+        return Ok(None);
+    }
+    let dest = displaced_root(ws).join(path.as_str());
+    let moved = dest.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| std::fs::rename(&abs, &dest));
+    match moved {
+        Ok(()) => Ok(Some(dest.strip_prefix(&ws.root).unwrap_or(&dest).display().to_string())),
+        Err(err) => Err(format!(
+            "`{path}` holds what gourd did not write, and it could not be moved aside to `{}` ({err}): move it away and run again",
+            dest.display()
+        )),
+    }
+}
+
+/// Whether what is at `path` is the output the stage's last run here left
+/// (or restored) there, byte for byte.
+fn written_by_gourd(ws: &Workspace, stage: &Stage, path: &WsPath) -> bool {
+    let Some(last) = ws.last_run(&stage.name) else { return false };
+    let Some(action) = ws.store.action(&last.key) else { return false };
+    let Some(record) = action.outputs.get(path.as_str()) else { return false };
+    matches!(ws.hash(path), Ok(Some(tree)) if tree.digest() == record.digest)
+}
+
+/// `.gourd/displaced/TIME-PID`: one folder per `gourd run` that moved
+/// something aside.
+fn displaced_root(ws: &Workspace) -> std::path::PathBuf {
+    static STAMP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let stamp = STAMP.get_or_init(|| format!("{}-{}", crate::time::now().replace(':', ""), std::process::id()));
+    ws.gourd_dir.join("displaced").join(stamp)
 }
 
 /// How executing on the remote service went.
@@ -917,10 +977,15 @@ async fn execute_stage(
     let key = assessment.key;
     let ws = &context.ws;
     let log = ws.log_path(&stage.name);
-    let fail = |message: String| Ok(failed(stage, Some(key), started.elapsed(), message, Some(log.clone())));
     let prepared = match prepare(context, stage, launch)? {
         Ok(prepared) => prepared,
         Err(message) => return Ok(failed(stage, Some(key), started.elapsed(), message, None)),
+    };
+    notes.extend(prepared.displaced.iter().cloned());
+    // A failure says too what was moved aside to run the stage.
+    let moved = prepared.displaced.iter().map(|note| format!("; {note}")).collect::<String>();
+    let fail = |message: String| {
+        Ok(failed(stage, Some(key), started.elapsed(), format!("{message}{moved}"), Some(log.clone())))
     };
     let started_at = SystemTime::now();
     let mut remotely = None;
@@ -1070,25 +1135,34 @@ fn names_declared_outputs(stage: &Stage, action: &ActionResult) -> bool {
     declared.iter().eq(action.outputs.keys())
 }
 
+/// Restores the result's outputs that are not in place already; returns
+/// notes of what was moved aside first (see [`displace`]).
 fn restore_outputs(
     ws: &Workspace,
     stage: &Stage,
     action: &ActionResult,
     link: crate::model::Link,
-) -> Result<(), crate::store::StoreError> {
+) -> Result<Vec<String>, crate::store::StoreError> {
     if !names_declared_outputs(stage, action) {
         return Err(crate::store::StoreError::Foreign);
     }
+    let mut notes = Vec::new();
+    let leftovers = ws.was_cleared(&stage.name);
     for output in stage.outputs() {
         let record = &action.outputs[output.path.as_str()];
         if ws.hash(&output.path)?.map(|t| t.digest()) != Some(record.digest) {
+            if let Some(to) =
+                displace(ws, stage, &output.path, leftovers).map_err(crate::store::StoreError::Displace)?
+            {
+                notes.push(format!("moved what gourd did not write at `{}` to `{to}`", output.path));
+            }
             // A persisted output is one the stage writes to again: never a
             // link into the cache.
             let link = if output.persist { crate::model::Link::Copy } else { link };
             ws.store.restore_linked(record, &ws.abs(&output.path), link)?;
         }
     }
-    Ok(())
+    Ok(notes)
 }
 
 type Stored = (BTreeMap<String, OutputRecord>, BTreeMap<String, serde_json::Value>);

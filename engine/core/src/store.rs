@@ -57,6 +57,10 @@ pub enum StoreError {
         .path.display()
     )]
     Link { link: Link, path: PathBuf, source: io::Error },
+    /// What is at an output path was not written by gourd and could not be
+    /// moved aside: the result is kept, and the stage fails.
+    #[error("{0}")]
+    Displace(String),
 }
 
 /// The format tag of stored action results; see `gourd_digest::seal`.

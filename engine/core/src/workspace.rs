@@ -39,6 +39,16 @@ pub struct Workspace {
     pub store: Store,
     pub hashing: Hashing,
     last_runs: Mutex<LastRuns>,
+    /// Stages whose outputs gourd cleared for a run that has not succeeded
+    /// since: what is at their output paths is theirs (a failed run's
+    /// leftovers), not a user's.
+    cleared: Mutex<Cleared>,
+}
+
+#[derive(Default)]
+struct Cleared {
+    stages: std::collections::BTreeSet<String>,
+    dirty: bool,
 }
 
 /// The key of a stage's last successful run in this workspace; its manifest
@@ -73,7 +83,12 @@ impl Workspace {
             .and_then(|bytes| serde_json::from_slice(gourd_digest::unseal(LAST_RUNS_FORMAT, &bytes)?).ok())
             .unwrap_or_default();
         let last_runs = Mutex::new(LastRuns { stages, dirty: false });
-        Ok(Workspace { root, gourd_dir, store, hashing, last_runs })
+        let cleared = std::fs::read(gourd_dir.join(CLEARED))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        let cleared = Mutex::new(Cleared { stages: cleared, dirty: false });
+        Ok(Workspace { root, gourd_dir, store, hashing, last_runs, cleared })
     }
 
     pub fn algorithm(&self) -> DigestAlgorithm {
@@ -135,6 +150,12 @@ impl Workspace {
 
     /// Remembers a stage's last run; written out by [`Workspace::save_state`].
     pub fn record_last_run(&self, stage: &str, last: LastRun) {
+        {
+            let mut cleared = self.cleared.lock().unwrap();
+            if cleared.stages.remove(stage) {
+                cleared.dirty = true;
+            }
+        }
         let mut runs = self.last_runs.lock().unwrap();
         if runs.stages.get(stage) != Some(&last) {
             runs.stages.insert(stage.to_string(), last);
@@ -142,9 +163,32 @@ impl Workspace {
         }
     }
 
+    /// Notes that gourd cleared the stage's outputs to run it; forgotten
+    /// when a run of it succeeds ([`Workspace::record_last_run`]).
+    pub fn mark_cleared(&self, stage: &str) {
+        let mut cleared = self.cleared.lock().unwrap();
+        if cleared.stages.insert(stage.to_string()) {
+            cleared.dirty = true;
+        }
+    }
+
+    /// Whether gourd cleared the stage's outputs for a run that has not
+    /// succeeded since.
+    pub fn was_cleared(&self, stage: &str) -> bool {
+        self.cleared.lock().unwrap().stages.contains(stage)
+    }
+
     /// Writes the state gathered in memory: last runs, the stamps of
     /// verified objects and the stat cache.
     pub fn save_state(&self) -> io::Result<()> {
+        {
+            let mut cleared = self.cleared.lock().unwrap();
+            if cleared.dirty {
+                let body = serde_json::to_vec(&cleared.stages).map_err(io::Error::other)?;
+                write_replace(&self.gourd_dir.join(CLEARED), &body, false)?;
+                cleared.dirty = false;
+            }
+        }
         {
             let mut runs = self.last_runs.lock().unwrap();
             if runs.dirty {
@@ -159,5 +203,6 @@ impl Workspace {
 }
 
 const LAST_RUNS: &str = "state-v1/last-runs.json";
+const CLEARED: &str = "state-v1/cleared.json";
 /// Sealed (see `gourd_digest::seal`): a damaged or edited file is ignored.
 const LAST_RUNS_FORMAT: &str = "gourd last-runs v2";
