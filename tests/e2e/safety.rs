@@ -413,3 +413,25 @@ fn what_a_failed_run_left_is_the_stages_own_and_is_not_kept() {
     assert_eq!(ws.read("runs.log"), "a\na\na\n");
     assert!(displaced(&ws).is_empty(), "{:?}", displaced(&ws));
 }
+
+#[test]
+fn deps_on_gourds_own_folders_and_outputs_it_writes_itself_are_refused() {
+    for dep in [".", ".gourd", ".gourd/logs", ".git", "sub/.git/HEAD"] {
+        let ws = TestWorkspace::new(&format!(
+            "{{ stages = {{ a = {{ cmd = \"echo a >> runs.log\", deps = [\"{dep}\"], outs = [\"x\"] }} }} }}\n"
+        ));
+        let message = refused(&ws);
+        assert!(message.contains("field `deps`") && message.contains("would never settle"), "{dep}: {message}");
+    }
+    // gourd keeps its ignore block in `.gitignore`.
+    let ws = TestWorkspace::new("{ stages = { a = { cmd = \"echo a >> runs.log\", outs = [\".gitignore\"] } } }\n");
+    ws.write(".gitignore", "secret.env\n");
+    let message = refused(&ws);
+    assert!(message.contains("`.gitignore` is where gourd keeps its ignore block"), "{message}");
+    assert_eq!(ws.read(".gitignore"), "secret.env\n");
+    // A newline in a path would be a line of its own in that block.
+    let ws = TestWorkspace::new("{ stages = { a = { cmd = \"echo a >> runs.log\", outs = [\"o\\nsrc\"] } } }\n");
+    let message = refused(&ws);
+    assert!(message.contains("holds a control character"), "{message}");
+    assert!(!ws.exists(".gitignore") || !ws.read(".gitignore").lines().any(|l| l == "src"));
+}

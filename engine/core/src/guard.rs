@@ -11,7 +11,8 @@
 //! - it is not, and does not lie in or above, `.git` or `.gourd` (anywhere
 //!   in the tree: a nested repository or workspace is not the stage's);
 //! - it is not, and does not lie above, the pipeline file or a file the
-//!   pipeline imports.
+//!   pipeline imports;
+//! - it is not the workspace's `.gitignore`, where gourd keeps its block.
 //!
 //! The output itself may be a symbolic link: gourd removes the link, never
 //! what it points to.
@@ -29,6 +30,8 @@ pub enum GuardError {
     ReservedFolder { path: String, reserved: String },
     #[error("`{path}` lies inside `{reserved}`, which gourd never writes to")]
     Reserved { path: String, reserved: String },
+    #[error("`.gitignore` is where gourd keeps its ignore block; a stage cannot own it")]
+    GitIgnore,
     #[error("`{path}` is a file the pipeline is read from")]
     PipelineFile { path: String },
     #[error("`{path}` would replace `{file}`, which the pipeline is read from")]
@@ -50,6 +53,9 @@ pub fn check_lexical(path: &WsPath, sources: &[WsPath]) -> Result<(), GuardError
             return Err(GuardError::ReservedFolder { path: path.to_string(), reserved: parts[at].to_string() });
         }
         return Err(GuardError::Reserved { path: path.to_string(), reserved: parts[at].to_string() });
+    }
+    if path.as_str() == ".gitignore" {
+        return Err(GuardError::GitIgnore);
     }
     if let Some(file) = sources.iter().find(|source| source.is_at_or_under(path)) {
         if file == path {
@@ -147,7 +153,8 @@ mod tests {
             let err = check_lexical(&p(bad), &[]).unwrap_err();
             assert!(matches!(err, GuardError::Reserved { .. } | GuardError::ReservedFolder { .. }), "{bad}");
         }
-        for good in ["git", ".github/x", ".gitignore", "gourd", "x.gourd"] {
+        assert_eq!(check_lexical(&p(".gitignore"), &[]), Err(GuardError::GitIgnore));
+        for good in ["git", ".github/x", "sub/.gitignore", "gourd", "x.gourd"] {
             assert_eq!(check_lexical(&p(good), &[]), Ok(()), "{good}");
         }
     }

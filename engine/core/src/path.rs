@@ -16,6 +16,11 @@ pub enum PathError {
     Absolute(String),
     #[error("path `{0}` escapes the workspace (`..`)")]
     Escapes(String),
+    /// A newline would split the path's line in gourd's `.gitignore` block
+    /// into two patterns (git has no escape for it), and a terminal would
+    /// act on the others.
+    #[error("path {0:?} holds a control character (such as a newline or a tab)")]
+    Control(String),
 }
 
 impl WsPath {
@@ -25,6 +30,9 @@ impl WsPath {
         }
         if raw.starts_with('/') {
             return Err(PathError::Absolute(raw.to_string()));
+        }
+        if raw.chars().any(char::is_control) {
+            return Err(PathError::Control(raw.to_string()));
         }
         let mut parts = Vec::new();
         for part in raw.split('/') {

@@ -478,6 +478,28 @@ fn validate_stage(name: String, raw: RawStage) -> Result<(Stage, Vec<gourd_core:
         ));
     }
     let deps = raw.deps.iter().map(|d| path("deps", d)).collect::<Result<Vec<_>, _>>()?;
+    // gourd writes under `.gourd` (and lineage under `.git`) while stages
+    // run: such a dep would change under every stage, or never settle.
+    if let Some((raw_dep, dep)) = raw
+        .deps
+        .iter()
+        .zip(&deps)
+        .find(|(_, dep)| dep.is_root() || dep.as_str().split('/').any(|part| part == ".gourd" || part == ".git"))
+    {
+        let what = if dep.is_root() {
+            "the whole workspace, which holds `.gourd`".to_string()
+        } else {
+            let reserved =
+                dep.as_str().split('/').find(|part| *part == ".gourd" || *part == ".git").unwrap_or_default();
+            format!("in a `{reserved}` folder")
+        };
+        return Err(problem(
+            Some(raw_dep),
+            format!(
+                "field `deps`: `{raw_dep}` is {what}, which gourd and git write to while stages run, so it would never settle: name the files or folders the stage reads"
+            ),
+        ));
+    }
     let mut outs = Vec::new();
     for out in raw.outs {
         outs.push(match out {

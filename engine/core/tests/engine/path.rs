@@ -48,6 +48,15 @@ fn joining_showing_and_placing_paths() {
         "path `/etc` is absolute; paths are relative to the workspace root"
     );
     assert_eq!(WsPath::new("a/../..").unwrap_err().to_string(), "path `a/../..` escapes the workspace (`..`)");
+    // A newline would add a line of its own to gourd's `.gitignore` block.
+    for raw in ["o\nsrc", "a\tb", "bell\u{7}", "del\u{7f}", "c1\u{85}"] {
+        assert!(matches!(WsPath::new(raw), Err(PathError::Control(_))), "{raw:?}");
+    }
+    assert_eq!(
+        WsPath::new("o\nsrc").unwrap_err().to_string(),
+        "path \"o\\nsrc\" holds a control character (such as a newline or a tab)"
+    );
+    assert_eq!(WsPath::new("données/é").unwrap().as_str(), "données/é");
 }
 
 #[test]
