@@ -435,3 +435,25 @@ fn deps_on_gourds_own_folders_and_outputs_it_writes_itself_are_refused() {
     assert!(message.contains("holds a control character"), "{message}");
     assert!(!ws.exists(".gitignore") || !ws.read(".gitignore").lines().any(|l| l == "src"));
 }
+
+#[test]
+fn a_dep_that_is_a_pipe_or_a_device_is_named_instead_of_read_forever() {
+    let ws =
+        TestWorkspace::new("{ stages = { a = { cmd = \"echo a >> runs.log\", deps = [\"z\"], outs = [\"x\"] } } }\n");
+    std::os::unix::fs::symlink("/dev/zero", ws.path("z")).unwrap();
+    let run = ws.gourd(&["run"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("z` is a character device"), "{}", run.stderr);
+    let status = ws.gourd(&["status"]);
+    assert_eq!(status.code, 1, "{}", status.stderr);
+    assert!(status.stderr.contains("z` is a character device"), "{}", status.stderr);
+
+    std::fs::remove_file(ws.path("z")).unwrap();
+    let fifo = std::ffi::CString::new(ws.path("z").into_os_string().into_encoded_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    let run = ws.gourd(&["run"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("z` is a named pipe"), "{}", run.stderr);
+    assert!(!ws.exists("runs.log"));
+}

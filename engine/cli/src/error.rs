@@ -94,6 +94,11 @@ pub fn suggest_subcommand(mut err: clap::Error, cli: &clap::Command) -> clap::Er
 
 impl From<std::io::Error> for CommandError {
     fn from(err: std::io::Error) -> Self {
+        // A path that is not what it must be (a dep that is a pipe or a
+        // device, say) is the pipeline's or the user's to fix.
+        if err.kind() == std::io::ErrorKind::InvalidInput {
+            return CommandError::user(err.to_string());
+        }
         CommandError::environment(err.to_string())
     }
 }

@@ -416,6 +416,20 @@ impl Hashing {
         if meta.is_dir() {
             return self.hash_dir(path);
         }
+        // Reading a pipe or a device (a link to `/dev/zero`, say) would
+        // wait or run forever.
+        let special = match meta.mode & libc::S_IFMT {
+            libc::S_IFREG => None,
+            libc::S_IFIFO => Some("a named pipe"),
+            libc::S_IFCHR => Some("a character device"),
+            libc::S_IFBLK => Some("a block device"),
+            libc::S_IFSOCK => Some("a socket"),
+            _ => Some("not a regular file"),
+        };
+        if let Some(kind) = special {
+            let message = format!("`{}` is {kind}: gourd hashes regular files and folders only", path.display());
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
+        }
         let executable = meta.mode & 0o111 != 0;
         let private = gourd_digest::is_private_mode(meta.mode);
         Ok(Tree::File { digest: self.hash_file(path, meta, nested)?, executable, private })
