@@ -457,3 +457,19 @@ fn a_dep_that_is_a_pipe_or_a_device_is_named_instead_of_read_forever() {
     assert!(run.stderr.contains("z` is a named pipe"), "{}", run.stderr);
     assert!(!ws.exists("runs.log"));
 }
+
+#[test]
+fn a_link_planted_at_a_stages_log_is_replaced_not_written_through() {
+    let ws = TestWorkspace::new("{ stages = { s = { cmd = \"echo hello; echo s >> runs.log\" } } }\n");
+    assert_eq!(ws.gourd(&["run"]).code, 0);
+    let victim = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(victim.path(), "precious\n").unwrap();
+    std::fs::remove_file(ws.path(".gourd/logs/s.log")).unwrap();
+    std::os::unix::fs::symlink(victim.path(), ws.path(".gourd/logs/s.log")).unwrap();
+    let run = ws.gourd(&["run", "--force", "s"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(std::fs::read_to_string(victim.path()).unwrap(), "precious\n");
+    let log = ws.path(".gourd/logs/s.log");
+    assert!(!std::fs::symlink_metadata(&log).unwrap().file_type().is_symlink());
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "hello\n");
+}

@@ -220,16 +220,27 @@ pub async fn execute(request: ExecRequest<'_>, mut cancel: watch::Receiver<bool>
     if let Some(parent) = request.log.parent() {
         fs_err::create_dir_all(parent)?;
     }
-    // Owner-only: a stage's output may hold what others must not read.
+    // Owner-only: a stage's output may hold what others must not read. A
+    // symbolic link planted at the log's path is replaced, never written
+    // through.
     let log = {
         use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&request.log)
-            .map_err(|e| crate::hash::with_path(e, &request.log))?
+        let open = || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&request.log)
+        };
+        match open() {
+            Err(err) if err.raw_os_error() == Some(libc::ELOOP) => {
+                std::fs::remove_file(&request.log).and_then(|()| open())
+            }
+            opened => opened,
+        }
+        .map_err(|e| crate::hash::with_path(e, &request.log))?
     };
     command
         .current_dir(stage.wdir.to_path(request.root))

@@ -56,7 +56,17 @@ pub fn write_replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()>
 pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| crate::hash::with_path(e, dir))?;
-    let mode = fs_err::metadata(dir)?.permissions().mode();
+    // A link there would take what gourd keeps private (and the chmod
+    // below) somewhere else.
+    let meta = fs_err::symlink_metadata(dir)?;
+    if meta.file_type().is_symlink() {
+        let message = format!(
+            "`{}` is a symbolic link; gourd keeps its private files in a folder of its own there: remove the link",
+            dir.display()
+        );
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
+    }
+    let mode = meta.permissions().mode();
     if mode & 0o077 == 0 {
         return Ok(());
     }

@@ -65,6 +65,15 @@ fn private_folders_are_made_and_made_private() {
     fs::write(&file, "").unwrap();
     let err = create_private_dir(&file).unwrap_err();
     assert!(err.to_string().contains(file.to_str().unwrap()), "{err}");
+    // A link to a folder elsewhere is refused, and that folder keeps its mode.
+    let elsewhere = dir.path().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    fs::set_permissions(&elsewhere, fs::Permissions::from_mode(0o755)).unwrap();
+    let link = dir.path().join("logs-link");
+    std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+    let err = create_private_dir(&link).unwrap_err();
+    assert!(err.to_string().contains("is a symbolic link"), "{err}");
+    assert_eq!(mode(&elsewhere), 0o755);
 }
 
 #[test]
