@@ -217,3 +217,38 @@ fn a_missing_source_is_a_reason_for_status_and_an_error_for_run() {
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("depends on `raw.txt`, which does not exist"), "{}", run.stderr);
 }
+
+#[test]
+fn json_events_carry_the_key_wherever_it_is_known_and_every_summary_has_every_count() {
+    let ws = TestWorkspace::new(
+        "{ stages = {\n  a = { cmd = \"exit 1\", outs = [\"a.txt\"] },\n  b = { cmd = \"cat a.txt > b.txt\", deps = [\"a.txt\"], outs = [\"b.txt\"] },\n  c = { cmd = [\"no-such-program-gourd-test\"], outs = [\"c.txt\"] },\n} }\n",
+    );
+    let hex =
+        |v: &serde_json::Value| v.as_str().is_some_and(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()));
+    let events = |run: &common::Run| -> Vec<serde_json::Value> {
+        run.stdout.lines().map(|line| serde_json::from_str(line).unwrap()).collect()
+    };
+    let dry = ws.gourd(&["run", "--dry-run", "--json"]);
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    let dry = events(&dry);
+    let run = ws.gourd(&["run", "--json"]);
+    assert_eq!(run.code, 1);
+    let run = events(&run);
+    for (name, events) in [("dry run", &dry), ("run", &run)] {
+        let summary = events.last().unwrap();
+        assert_eq!(summary["event"], "summary", "{name}");
+        for count in ["ran", "restored", "up_to_date", "failed", "skipped"] {
+            assert!(summary[count].is_u64(), "{name}: {count} in {summary}");
+        }
+        let stage = |stage: &str| events.iter().find(|e| e["stage"] == stage).unwrap().clone();
+        // A stage that cannot start was assessed: its key is known.
+        assert!(hex(&stage("a")["key"]) && hex(&stage("c")["key"]), "{name}: {events:?}");
+        // Below a stage that failed (or would run), what it reads is not made.
+        assert!(stage("b")["key"].is_null(), "{name}");
+    }
+    let stage = |stage: &str| run.iter().find(|e| e["stage"] == stage).unwrap().clone();
+    assert_eq!((stage("a")["status"].as_str(), stage("c")["status"].as_str()), (Some("failed"), Some("failed")));
+    assert_eq!(stage("b")["status"], "skipped");
+    assert_eq!((run.last().unwrap()["failed"].as_u64(), run.last().unwrap()["skipped"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(dry.last().unwrap()["would_run"], 3);
+}

@@ -602,9 +602,11 @@ async fn process_stage(context: &Context, mut launch: Launch, cancel: watch::Rec
     let stage = &context.pipeline.stages[launch.index];
     let started = Instant::now();
     let assessed = launch.assessment.take();
-    match process_stage_inner(context, stage, &launch, assessed, cancel, started).await {
+    // Known once the stage is assessed: a failure after that still names it.
+    let mut key = None;
+    match process_stage_inner(context, stage, &launch, assessed, cancel, started, &mut key).await {
         Ok(report) => report,
-        Err(err) => failed(stage, None, started.elapsed(), err.to_string(), None),
+        Err(err) => failed(stage, key, started.elapsed(), err.to_string(), None),
     }
 }
 
@@ -621,6 +623,7 @@ async fn process_stage_inner(
     assessed: Option<Assessment>,
     cancel: watch::Receiver<bool>,
     started: Instant,
+    key: &mut Option<Digest>,
 ) -> io::Result<StageReport> {
     let ws = context.ws.clone();
     let owned = stage.clone();
@@ -635,6 +638,7 @@ async fn process_stage_inner(
             return Ok(failed(stage, None, started.elapsed(), format!("dep `{missing}` is missing"), None));
         }
     };
+    *key = Some(assessment.key);
     // Up-to-date outputs are left alone; anything else deletes or writes them.
     if !matches!(assessment.state, StageState::UpToDate(_)) {
         if let Err(message) = guard_outputs(&context.ws, stage) {

@@ -255,7 +255,10 @@ fn dry_run(loaded: &Loaded, ws: &Workspace, args: &Args) -> Result<ExitCode, Com
     if args.json {
         println!(
             "{}",
-            json!({"event": "summary", "dry_run": true, "would_run": run, "would_restore": restore, "up_to_date": fresh})
+            // The counts every summary has (nothing ran, was restored,
+            // failed or was skipped), and what would happen.
+            json!({"event": "summary", "dry_run": true, "ran": 0, "restored": 0, "up_to_date": fresh, "failed": 0,
+                   "skipped": 0, "would_run": run, "would_restore": restore})
         );
     } else {
         println!("Dry run: {run} would run, {restore} would be restored, {fresh} up to date.");
