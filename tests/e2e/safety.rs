@@ -473,3 +473,22 @@ fn a_link_planted_at_a_stages_log_is_replaced_not_written_through() {
     assert!(!std::fs::symlink_metadata(&log).unwrap().file_type().is_symlink());
     assert_eq!(std::fs::read_to_string(&log).unwrap(), "hello\n");
 }
+
+#[test]
+fn the_repositorys_own_folder_under_another_name_is_refused_as_an_output() {
+    let ws = TestWorkspace::bare();
+    let git_dir = ws.path("repo.git");
+    ws.git(&["init", "-q", "--separate-git-dir", git_dir.to_str().unwrap()]);
+    ws.git(&["-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "first"]);
+    for out in ["repo.git", "repo.git/x"] {
+        ws.write(
+            "gourd.ncl",
+            &format!(
+                "{{ stages = {{ a = {{ cmd = \"echo a >> runs.log; mkdir -p repo.git\", outs = [\"{out}\"] }} }} }}\n"
+            ),
+        );
+        let message = refused(&ws);
+        assert!(message.contains("the folder git keeps this repository in"), "{out}: {message}");
+    }
+    assert_eq!(ws.git(&["log", "--format=%s"]).trim(), "first");
+}

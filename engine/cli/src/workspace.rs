@@ -96,9 +96,25 @@ fn check_outputs(root: &Path, file: &Path, sources: &[PathBuf], pipeline: &Pipel
         .filter_map(|source| source.strip_prefix(&canonical_root).ok().map(Path::to_path_buf))
         .filter_map(|rel| WsPath::new(&rel.to_string_lossy()).ok())
         .collect();
+    // The repository's own folder under another name than `.git`.
+    let git_dirs: Vec<WsPath> = gourd_lineage::Lineage::git_dirs(&canonical_root)
+        .iter()
+        .filter_map(|dir| dir.strip_prefix(&canonical_root).ok())
+        .filter_map(|rel| WsPath::new(&rel.to_string_lossy()).ok())
+        .collect();
     for stage in &pipeline.stages {
         for output in stage.outputs() {
-            if let Err(err) = gourd_core::guard::check(&canonical_root, &output.path, &sources) {
+            let checked =
+                gourd_core::guard::check(&canonical_root, &output.path, &sources).and_then(|()| {
+                    match git_dirs.iter().find(|dir| output.path.overlaps(dir)) {
+                        Some(dir) => Err(gourd_core::guard::GuardError::GitDir {
+                            path: output.path.to_string(),
+                            git_dir: dir.to_string(),
+                        }),
+                        None => Ok(()),
+                    }
+                });
+            if let Err(err) = checked {
                 let field = if output.kind == OutputKind::Metrics { "metrics" } else { "outs" };
                 let line = gourd_spec::line_of(file, &stage.name, Some(output.path.as_str()))
                     .map(|l| format!(":{l}"))

@@ -30,6 +30,8 @@ pub enum GuardError {
     ReservedFolder { path: String, reserved: String },
     #[error("`{path}` lies inside `{reserved}`, which gourd never writes to")]
     Reserved { path: String, reserved: String },
+    #[error("`{path}` is, holds or lies in `{git_dir}`, the folder git keeps this repository in")]
+    GitDir { path: String, git_dir: String },
     #[error("`.gitignore` is where gourd keeps its ignore block; a stage cannot own it")]
     GitIgnore,
     #[error("`{path}` is a file the pipeline is read from")]

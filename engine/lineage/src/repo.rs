@@ -70,6 +70,26 @@ impl Lineage {
         Ok(Some(Lineage { repo, prefix }))
     }
 
+    /// The folders git keeps the repository holding `workspace` in (its git
+    /// folder, and the common one of a linked worktree), canonical. Where
+    /// the workspace's `.git` is a folder, that is all there is and git is
+    /// not asked; otherwise (`git init --separate-git-dir`, a worktree, a
+    /// submodule) they can lie anywhere, in the workspace under another
+    /// name too.
+    pub fn git_dirs(workspace: &Path) -> Vec<std::path::PathBuf> {
+        let dot_git = workspace.join(".git");
+        if std::fs::symlink_metadata(&dot_git).is_ok_and(|meta| meta.is_dir()) {
+            return vec![dot_git.canonicalize().unwrap_or(dot_git)];
+        }
+        let Ok(repo) = Repository::discover(workspace) else { return Vec::new() };
+        let mut dirs: Vec<_> = [repo.path(), repo.commondir()]
+            .into_iter()
+            .map(|dir| dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()))
+            .collect();
+        dirs.dedup();
+        dirs
+    }
+
     /// HEAD's commit (`None` before the first commit) and whether the working
     /// tree differs from it (untracked files count; ignored ones do not).
     /// gourd's own block in a `.gitignore` (between [`GITIGNORE_BEGIN`] and
