@@ -492,3 +492,46 @@ fn the_repositorys_own_folder_under_another_name_is_refused_as_an_output() {
     }
     assert_eq!(ws.git(&["log", "--format=%s"]).trim(), "first");
 }
+
+#[test]
+fn a_pipeline_above_the_repository_or_owned_by_someone_else_is_not_run() {
+    let shared = TestWorkspace::bare();
+    shared.write("gourd.ncl", "{ stages = { evil = { cmd = \"echo evil >> runs.log\" } } }\n");
+    // A project of ours, without a pipeline, in a folder below it.
+    std::fs::create_dir_all(shared.path("proj/sub")).unwrap();
+    let git = std::process::Command::new("git").args(["init", "-q"]).current_dir(shared.path("proj")).status();
+    assert!(git.unwrap().success());
+    let run = std::process::Command::new(common::gourd_bin())
+        .arg("run")
+        .current_dir(shared.path("proj/sub"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("up to its repository's root"), "{stderr}");
+    assert!(!shared.exists("runs.log"));
+
+    // Outside any repository the search goes on up, but a file someone
+    // else owns is not run (a shared folder like /tmp).
+    // SAFETY: geteuid has no failure mode.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: cannot give the pipeline file to another user here");
+        return;
+    }
+    std::fs::create_dir_all(shared.path("other")).unwrap();
+    std::os::unix::fs::chown(shared.path("gourd.ncl"), Some(65534), None).unwrap();
+    let run =
+        std::process::Command::new(common::gourd_bin()).arg("run").current_dir(shared.path("other")).output().unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("belongs to another user (uid 65534)"), "{stderr}");
+    assert!(!shared.exists("runs.log"));
+    // Named on purpose, it runs.
+    let run = std::process::Command::new(common::gourd_bin())
+        .args(["-C", "..", "run"])
+        .current_dir(shared.path("other"))
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(shared.read("runs.log"), "evil\n");
+}

@@ -42,16 +42,27 @@ impl Location {
                 Err(err) => Err(CommandError::environment(format!("cannot read pipeline file `{shown}`: {err}"))),
             };
         }
+        // Up from here, but not past the root of the git repository that
+        // holds this folder: a pipeline above it is not this project's.
         let mut dir = Some(cwd.as_path());
         while let Some(d) = dir {
             let candidate = d.join(PIPELINE_FILE);
             if candidate.is_file() {
+                if d != cwd {
+                    owned_by_us(&candidate)?;
+                }
                 return Ok(candidate);
+            }
+            if std::fs::symlink_metadata(d.join(".git")).is_ok() {
+                break;
             }
             dir = d.parent();
         }
-        Err(CommandError::user(format!("no `{PIPELINE_FILE}` in `{}` or any parent folder", cwd.display()))
-            .with_hint("run `gourd init` to create one, or pass `-C DIR` or `--file PATH`"))
+        Err(CommandError::user(format!(
+            "no `{PIPELINE_FILE}` in `{}` or any parent folder up to its repository's root",
+            cwd.display()
+        ))
+        .with_hint("run `gourd init` to create one, or pass `-C DIR` or `--file PATH`"))
     }
 
     /// Evaluates and validates the pipeline, and builds its graph. Deps that
@@ -129,6 +140,25 @@ fn check_outputs(root: &Path, file: &Path, sources: &[PathBuf], pipeline: &Pipel
         }
     }
     Ok(())
+}
+
+/// A pipeline file found in a folder above the current one runs only when
+/// the current user owns it: anyone may write a `gourd.ncl` into a shared
+/// folder such as `/tmp`, and gourd runs its commands. `-C` and `--file`
+/// name a pipeline on purpose and are not asked.
+fn owned_by_us(file: &Path) -> Result<(), CommandError> {
+    use std::os::unix::fs::MetadataExt;
+    let owner = fs_err::metadata(file)?.uid();
+    // SAFETY: geteuid has no failure mode.
+    let us = unsafe { libc::geteuid() };
+    if owner == us {
+        return Ok(());
+    }
+    Err(CommandError::user(format!(
+        "`{}`, found in a folder above this one, belongs to another user (uid {owner}); gourd does not run it",
+        file.display()
+    ))
+    .with_hint("pass `-C DIR` or `--file PATH` to run a pipeline you trust"))
 }
 
 fn in_file(file: &Path, mut err: CommandError) -> CommandError {
