@@ -508,7 +508,7 @@ fn a_pipeline_above_the_repository_or_owned_by_someone_else_is_not_run() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("up to its repository's root"), "{stderr}");
+    assert!(stderr.contains("or a parent folder up to its repository's root"), "{stderr}");
     assert!(!shared.exists("runs.log"));
 
     // Outside any repository the search goes on up, but a file someone

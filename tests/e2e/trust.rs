@@ -124,6 +124,33 @@ fn private_outputs_stay_private_in_the_cache_and_when_restored() {
 }
 
 #[test]
+fn the_files_of_a_folder_closed_to_others_are_private_in_the_cache_and_when_restored() {
+    let ws = TestWorkspace::new(
+        r#"{ stages = { s = {
+      cmd = "echo s >> runs.log && mkdir -m 700 vault && mkdir vault/inner && echo TOPSECRET > vault/f && echo deeper > vault/inner/g",
+      outs = ["vault"],
+    } } }"#,
+    );
+    ws.gourd(&["run"]).success();
+    // The files' own modes are 0644: the closed folder is what keeps them.
+    let mode = |rel: &str| std::fs::metadata(ws.path(rel)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode("vault/f"), 0o644);
+    let objects = files_under(&ws.path(".gourd/cache-v1/objects"));
+    assert_eq!(objects.len(), 2);
+    for object in &objects {
+        let object_mode = std::fs::metadata(object).unwrap().permissions().mode() & 0o777;
+        assert_eq!(object_mode, 0o400, "{}", object.display());
+    }
+    ws.remove("vault");
+    ws.clear_executions();
+    assert_eq!(ws.run_json(&[]).success().statuses(), expect(&[("s", "restored")]));
+    assert!(ws.executions().is_empty());
+    assert_eq!(ws.read("vault/f"), "TOPSECRET\n");
+    assert_eq!((mode("vault/f"), mode("vault/inner/g")), (0o600, 0o600));
+    assert_eq!(ws.run_json(&[]).success().statuses(), expect(&[("s", "up-to-date")]));
+}
+
+#[test]
 fn names_holding_newlines_are_cached_and_restored_exactly() {
     let ws = TestWorkspace::new(
         r#"{ stages = { s = { cmd = "echo s >> runs.log && mkdir -p out && printf 1 > 'out/a\nf - x b' && printf 2 > out/a", outs = ["out"] } } }"#,

@@ -45,6 +45,7 @@ impl Location {
         // Up from here, but not past the root of the git repository that
         // holds this folder: a pipeline above it is not this project's.
         let mut dir = Some(cwd.as_path());
+        let mut repository = None;
         while let Some(d) = dir {
             let candidate = d.join(PIPELINE_FILE);
             if candidate.is_file() {
@@ -54,15 +55,21 @@ impl Location {
                 return Ok(candidate);
             }
             if std::fs::symlink_metadata(d.join(".git")).is_ok() {
+                repository = Some(d);
                 break;
             }
             dir = d.parent();
         }
-        Err(CommandError::user(format!(
-            "no `{PIPELINE_FILE}` in `{}` or any parent folder up to its repository's root",
-            cwd.display()
-        ))
-        .with_hint("run `gourd init` to create one, or pass `-C DIR` or `--file PATH`"))
+        let searched = match repository {
+            Some(root) if root == cwd => format!("no `{PIPELINE_FILE}` in `{}`, its repository's root", cwd.display()),
+            Some(root) => format!(
+                "no `{PIPELINE_FILE}` in `{}` or a parent folder up to its repository's root `{}`",
+                cwd.display(),
+                root.display()
+            ),
+            None => format!("no `{PIPELINE_FILE}` in `{}` or any parent folder", cwd.display()),
+        };
+        Err(CommandError::user(searched).with_hint("run `gourd init` to create one, or pass `-C DIR` or `--file PATH`"))
     }
 
     /// Evaluates and validates the pipeline, and builds its graph. Deps that

@@ -339,7 +339,7 @@ impl Hashing {
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(err) => return Err(with_path(err, path)),
         };
-        self.hash_with_meta(path, &meta, false).map(Some)
+        self.hash_with_meta(path, &meta, false, false).map(Some)
     }
 
     /// The digest of `path`, as [`Hashing::hash`] gives it; for a folder
@@ -353,18 +353,26 @@ impl Hashing {
             Err(err) => return Err(with_path(err, path)),
         };
         if !meta.is_dir() {
-            return self.hash_with_meta(path, &meta, false).map(|tree| Some(Hashed::Tree(tree)));
+            return self.hash_with_meta(path, &meta, false, false).map(|tree| Some(Hashed::Tree(tree)));
         }
         // The fingerprint is taken before the contents are read: a file
         // changed in between leaves a fingerprint that no longer matches,
         // never a digest of contents newer than its fingerprint says.
         let (fingerprint, newest_ns) = self.fingerprint(path)?;
+        // The folder's own mode too: closing it to others makes its files
+        // private (see `private_folder`).
+        let fingerprint = {
+            let mut hasher = Hasher::new_domain(self.algorithm, "gourd stat fingerprint v1 with mode");
+            hasher.update(fingerprint.as_bytes());
+            hasher.update(&meta.mode.to_le_bytes());
+            hasher.finalize()
+        };
         if let Some(entry) = self.folders.get(path) {
             if entry.fingerprint == fingerprint {
                 return Ok(Some(Hashed::Unchanged(entry.digest)));
             }
         }
-        let tree = self.hash_dir(path)?;
+        let tree = self.hash_dir(path, private_folder(meta.mode))?;
         if crate::time::now_ns() - newest_ns > RACY_WINDOW_NS {
             self.folders.insert(path, FolderEntry { fingerprint, digest: tree.digest() });
         }
@@ -412,9 +420,11 @@ impl Hashing {
         Ok((hasher.finalize(), newest))
     }
 
-    fn hash_with_meta(&self, path: &Path, meta: &Stat, nested: bool) -> io::Result<Tree> {
+    /// `private_above`: a folder above `path`, within what is hashed, is
+    /// closed to others.
+    fn hash_with_meta(&self, path: &Path, meta: &Stat, nested: bool, private_above: bool) -> io::Result<Tree> {
         if meta.is_dir() {
-            return self.hash_dir(path);
+            return self.hash_dir(path, private_above || private_folder(meta.mode));
         }
         // Reading a pipe or a device (a link to `/dev/zero`, say) would
         // wait or run forever.
@@ -431,7 +441,7 @@ impl Hashing {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
         }
         let executable = meta.mode & 0o111 != 0;
-        let private = gourd_digest::is_private_mode(meta.mode);
+        let private = private_above || gourd_digest::is_private_mode(meta.mode);
         Ok(Tree::File { digest: self.hash_file(path, meta, nested)?, executable, private })
     }
 
@@ -459,7 +469,9 @@ impl Hashing {
         Ok(digest)
     }
 
-    fn hash_dir(&self, path: &Path) -> io::Result<Tree> {
+    /// `private`: this folder, or one above it within what is hashed, is
+    /// closed to others, and so are its files (stored and restored so).
+    fn hash_dir(&self, path: &Path, private: bool) -> io::Result<Tree> {
         let names = list(path)?;
         let children: Vec<Option<(String, Tree)>> = names
             .into_par_iter()
@@ -474,13 +486,20 @@ impl Hashing {
                 if !meta.is_dir() && !meta.is_file() {
                     return Ok(None);
                 }
-                Ok(Some((name, self.hash_with_meta(&child, &meta, true)?)))
+                Ok(Some((name, self.hash_with_meta(&child, &meta, true, private)?)))
             })
             .collect::<io::Result<_>>()?;
         let children: Vec<(String, Tree)> = children.into_iter().flatten().collect();
         let digest = tree_digest(self.algorithm, &Tree::entries(&children));
         Ok(Tree::Dir { digest, children })
     }
+}
+
+/// Whether a folder with permission bits `mode` keeps its files from group
+/// or others (either may not list or enter it): its files are then private
+/// whatever their own modes, as the stage that closed it meant.
+fn private_folder(mode: u32) -> bool {
+    mode & 0o055 != 0o055
 }
 
 /// The names in the folder `path`, sorted.
