@@ -689,6 +689,63 @@ mod tests {
     }
 
     #[test]
+    fn the_files_of_a_folder_closed_to_others_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let hashing = Hashing::open(dir.path().join("stat.json"), DigestAlgorithm::Blake3);
+        let private_files = |tree: &Tree| -> Vec<(String, bool)> {
+            fn walk(prefix: &str, tree: &Tree, out: &mut Vec<(String, bool)>) {
+                if let Tree::Dir { children, .. } = tree {
+                    for (name, child) in children {
+                        match child {
+                            Tree::File { private, .. } => out.push((format!("{prefix}{name}"), *private)),
+                            dir => walk(&format!("{prefix}{name}/"), dir, out),
+                        }
+                    }
+                }
+            }
+            let mut out = Vec::new();
+            walk("", tree, &mut out);
+            out
+        };
+        let root = dir.path().join("out");
+        std::fs::create_dir_all(root.join("vault/inner")).unwrap();
+        for file in ["open", "vault/f", "vault/inner/g"] {
+            std::fs::write(root.join(file), file).unwrap();
+            std::fs::set_permissions(root.join(file), std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let set_mode =
+            |rel: &str, mode| std::fs::set_permissions(root.join(rel), std::fs::Permissions::from_mode(mode));
+        set_mode("", 0o755).unwrap();
+        set_mode("vault", 0o755).unwrap();
+        let open = hashing.hash(&root).unwrap().unwrap();
+        assert!(private_files(&open).iter().all(|(_, private)| !private), "{:?}", private_files(&open));
+        // Closed below: what is under the closed folder only.
+        set_mode("vault", 0o700).unwrap();
+        let below = hashing.hash(&root).unwrap().unwrap();
+        assert_eq!(
+            private_files(&below),
+            [("open".to_string(), false), ("vault/f".to_string(), true), ("vault/inner/g".to_string(), true)]
+        );
+        // Closed at the top: everything, and the folder's digest as
+        // `digest_of` gives it sees the change of mode.
+        set_mode("vault", 0o755).unwrap();
+        // Old enough for `digest_of` to keep the folder's digest by its
+        // fingerprint: closing the folder must still be seen.
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for file in ["open", "vault/f", "vault/inner/g"] {
+            std::fs::File::options().write(true).open(root.join(file)).unwrap().set_modified(hour_ago).unwrap();
+        }
+        let before = hashing.digest_of(&root).unwrap().unwrap().digest();
+        assert!(matches!(hashing.digest_of(&root).unwrap().unwrap(), Hashed::Unchanged(_)), "kept by fingerprint");
+        set_mode("", 0o750).unwrap();
+        let top = hashing.hash(&root).unwrap().unwrap();
+        assert!(private_files(&top).iter().all(|(_, private)| *private), "{:?}", private_files(&top));
+        assert_eq!(hashing.digest_of(&root).unwrap().unwrap().digest(), top.digest());
+        assert_ne!(before, top.digest());
+    }
+
+    #[test]
     fn an_edited_stat_cache_is_not_believed() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("f");
