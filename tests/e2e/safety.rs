@@ -535,3 +535,21 @@ fn a_pipeline_above_the_repository_or_owned_by_someone_else_is_not_run() {
     assert_eq!(run.status.code(), Some(0), "{}", String::from_utf8_lossy(&run.stderr));
     assert_eq!(shared.read("runs.log"), "evil\n");
 }
+
+#[test]
+fn two_names_for_one_output_through_a_link_in_the_workspace_are_refused() {
+    let ws = TestWorkspace::new(
+        "{ stages = {\n  a = { cmd = \"echo A > x/y; echo a >> runs.log\", outs = [\"x/y\"] },\n  b = { cmd = \"echo B > xl/y; echo b >> runs.log\", outs = [\"xl/y\"] },\n} }\n",
+    );
+    std::fs::create_dir(ws.path("x")).unwrap();
+    std::os::unix::fs::symlink("x", ws.path("xl")).unwrap();
+    let message = refused(&ws);
+    assert!(
+        message.contains("stage `b`: output `xl/y` is `x/y` through a symbolic link, and stage `a` writes `x/y`"),
+        "{message}"
+    );
+    // One name each, the link leading elsewhere: fine.
+    ws.write("gourd.ncl", &ws.read("gourd.ncl").replace("xl/y", "xl/z"));
+    assert_eq!(ws.gourd(&["run"]).code, 0);
+    assert_eq!(ws.read("x/z"), "B\n");
+}

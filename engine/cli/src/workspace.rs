@@ -120,18 +120,25 @@ fn check_outputs(root: &Path, file: &Path, sources: &[PathBuf], pipeline: &Pipel
         .filter_map(|dir| dir.strip_prefix(&canonical_root).ok())
         .filter_map(|rel| WsPath::new(&rel.to_string_lossy()).ok())
         .collect();
+    // Outputs named through a link inside the workspace, with where they are.
+    let mut aliases = Vec::new();
     for stage in &pipeline.stages {
         for output in stage.outputs() {
             let checked =
-                gourd_core::guard::check(&canonical_root, &output.path, &sources).and_then(|()| {
-                    match git_dirs.iter().find(|dir| output.path.overlaps(dir)) {
+                gourd_core::guard::check_resolving(&canonical_root, &output.path, &sources).and_then(|real| {
+                    let at_git_dir =
+                        |dir: &&WsPath| output.path.overlaps(dir) || real.as_ref().is_some_and(|r| r.overlaps(dir));
+                    match git_dirs.iter().find(at_git_dir) {
                         Some(dir) => Err(gourd_core::guard::GuardError::GitDir {
                             path: output.path.to_string(),
                             git_dir: dir.to_string(),
                         }),
-                        None => Ok(()),
+                        None => Ok(real),
                     }
                 });
+            if let Ok(Some(real)) = &checked {
+                aliases.push((stage, output.path.clone(), real.clone()));
+            }
             if let Err(err) = checked {
                 let field = if output.kind == OutputKind::Metrics { "metrics" } else { "outs" };
                 let line = gourd_spec::line_of(file, &stage.name, Some(output.path.as_str()))
@@ -144,6 +151,25 @@ fn check_outputs(root: &Path, file: &Path, sources: &[PathBuf], pipeline: &Pipel
                 ))
                 .with_hint("outputs live inside the workspace, outside `.git` and `.gourd`, and never replace the pipeline's own files"));
             }
+        }
+    }
+    // Two names for one file would be two stages writing it, or a stage
+    // writing what another reads, unseen by the graph.
+    for (stage, alias, real) in &aliases {
+        let other = pipeline.stages.iter().find_map(|other| {
+            other.outputs().find(|o| o.path != *alias && o.path.overlaps(real)).map(|o| (other, o.path))
+        });
+        if let Some((other, path)) = other {
+            let line = gourd_spec::line_of(file, &stage.name, Some(alias.as_str()))
+                .map(|l| format!(":{l}"))
+                .unwrap_or_default();
+            return Err(CommandError::user(format!(
+                "in `{}{line}`: stage `{}`: output `{alias}` is `{real}` through a symbolic link, and stage `{}` writes `{path}`",
+                file.display(),
+                stage.name,
+                other.name
+            ))
+            .with_hint("name each output by one path, without a link on the way"));
         }
     }
     Ok(())
@@ -206,6 +232,9 @@ pub fn workspace_path(root: &Path, typed: &Path) -> Result<gourd_core::path::WsP
     let rel = absolute.strip_prefix(&root).map_err(|_| {
         CommandError::user(format!("`{}` is outside the workspace `{}`", typed.display(), root.display()))
     })?;
+    if rel.as_os_str().is_empty() {
+        return Ok(gourd_core::path::WsPath::root());
+    }
     gourd_core::path::WsPath::new(&rel.to_string_lossy()).map_err(|e| CommandError::user(e.to_string()))
 }
 

@@ -72,8 +72,16 @@ pub fn check_lexical(path: &WsPath, sources: &[WsPath]) -> Result<(), GuardError
 /// and refuses a symbolic link among them that leads out of the workspace
 /// or into a reserved folder. `root` must be canonical.
 pub fn check_on_disk(root: &Path, path: &WsPath) -> Result<(), GuardError> {
+    walk_on_disk(root, path).map(drop)
+}
+
+/// [`check_on_disk`], and where `path` really is when a symbolic link
+/// inside the workspace lies on its way (`alias/x` for `data/x`), so that
+/// two spellings of one file are seen as one output.
+fn walk_on_disk(root: &Path, path: &WsPath) -> Result<Option<WsPath>, GuardError> {
     let parts: Vec<&str> = path.as_str().split('/').collect();
     let mut here = root.to_path_buf();
+    let mut through_link = false;
     // The output itself (the last part) may be a link: it is removed, not
     // followed. Every folder above it is followed when writing.
     for (i, part) in parts.iter().enumerate().take(parts.len().saturating_sub(1)) {
@@ -81,7 +89,7 @@ pub fn check_on_disk(root: &Path, path: &WsPath) -> Result<(), GuardError> {
         let meta = match std::fs::symlink_metadata(&here) {
             Ok(meta) => meta,
             // Nothing further exists: gourd creates plain folders from here.
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => break,
             Err(err) => {
                 return Err(GuardError::Unreadable { path: path.to_string(), message: err.to_string() });
             }
@@ -89,6 +97,7 @@ pub fn check_on_disk(root: &Path, path: &WsPath) -> Result<(), GuardError> {
         if !meta.file_type().is_symlink() {
             continue;
         }
+        through_link = true;
         let link = parts[..=i].join("/");
         let target = match std::fs::canonicalize(&here) {
             Ok(target) => target,
@@ -111,7 +120,17 @@ pub fn check_on_disk(root: &Path, path: &WsPath) -> Result<(), GuardError> {
             });
         }
     }
-    Ok(())
+    if !through_link {
+        return Ok(None);
+    }
+    // Where the folder holding the output really is (it exists: the link
+    // on the way resolved), with the output's own name.
+    let (parent, name) = path.as_str().rsplit_once('/').unwrap_or((".", path.as_str()));
+    let real = std::fs::canonicalize(root.join(parent)).ok();
+    let real =
+        real.as_deref().and_then(|real| real.strip_prefix(root).ok()).map(|rel| rel.to_string_lossy().into_owned());
+    let joined = |rel: String| if rel.is_empty() { name.to_string() } else { format!("{rel}/{name}") };
+    Ok(real.and_then(|rel| WsPath::new(&joined(rel)).ok()))
 }
 
 /// Where a dangling link points, made absolute (not canonical).
@@ -139,6 +158,13 @@ fn resolve_dangling(link: &Path) -> PathBuf {
 pub fn check(root: &Path, path: &WsPath, sources: &[WsPath]) -> Result<(), GuardError> {
     check_lexical(path, sources)?;
     check_on_disk(root, path)
+}
+
+/// Both parts of the rule; `Some(real)` where a symbolic link inside the
+/// workspace makes `path` another name for `real`.
+pub fn check_resolving(root: &Path, path: &WsPath, sources: &[WsPath]) -> Result<Option<WsPath>, GuardError> {
+    check_lexical(path, sources)?;
+    walk_on_disk(root, path)
 }
 
 #[cfg(test)]
@@ -186,8 +212,11 @@ mod tests {
         assert!(matches!(check_on_disk(&root, &p("away/x")), Err(GuardError::LeavesWorkspace { .. })));
         assert!(matches!(check_on_disk(&root, &p("hooks/pre-commit")), Err(GuardError::LinksIntoReserved { .. })));
         assert!(matches!(check_on_disk(&root, &p("dangling/x")), Err(GuardError::LeavesWorkspace { .. })));
-        // A link inside the workspace, to a plain folder, is fine.
+        // A link inside the workspace, to a plain folder, is fine: another
+        // name for what it leads to.
         assert_eq!(check_on_disk(&root, &p("alias/x")), Ok(()));
+        assert_eq!(check_resolving(&root, &p("alias/x"), &[]), Ok(Some(p("data/x"))));
+        assert_eq!(check_resolving(&root, &p("data/x"), &[]), Ok(None));
         // The output itself may be a link: it is removed, not followed.
         assert_eq!(check_on_disk(&root, &p("away")), Ok(()));
         assert_eq!(check_on_disk(&root, &p("not/yet/there")), Ok(()));
