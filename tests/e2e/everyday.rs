@@ -920,3 +920,17 @@ fn a_sources_file_naming_git_or_a_link_out_is_refused() {
     assert!(!outside.path().join("planted.csv").exists());
     assert!(ws.executions().is_empty(), "nothing ran");
 }
+
+#[test]
+fn add_counts_what_a_link_leads_to_and_refuses_the_whole_workspace() {
+    let ws = TestWorkspace::new("{ stages = { a = { cmd = \"true\" } } }\n");
+    ws.write("elsewhere/table.csv", &"row\n".repeat(100));
+    std::os::unix::fs::symlink("elsewhere/table.csv", ws.path("table.csv")).unwrap();
+    ws.gourd(&["add", "table.csv"]).success();
+    let sources: serde_json::Value = serde_json::from_str(&ws.read("gourd.sources.json")).unwrap();
+    // The bytes cached are the file's 400, not the link's 19 of text.
+    assert_eq!(sources["sources"]["table.csv"]["size"], 400, "{sources}");
+    let whole = ws.gourd(&["add", "."]);
+    assert_eq!(whole.code, 1, "{}", whole.stderr);
+    assert!(whole.stderr.contains("`.` is the whole workspace"), "{}", whole.stderr);
+}

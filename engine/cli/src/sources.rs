@@ -126,6 +126,11 @@ pub fn add(
     path: &WsPath,
     origin: Option<String>,
 ) -> Result<Source, CommandError> {
+    if path.is_root() {
+        return Err(CommandError::user(
+            "`.` is the whole workspace, which holds `.gourd`: add the files or folders of raw data in it",
+        ));
+    }
     let canonical_root = fs_err::canonicalize(&ws.root)?;
     gourd_core::guard::check(&canonical_root, path, &[]).map_err(|e| CommandError::user(format!("`{path}`: {e}")))?;
     for stage in &pipeline.stages {
@@ -171,8 +176,10 @@ pub fn add(
     Ok(source)
 }
 
+/// The bytes under `path`, links followed, as hashing and the cache take
+/// them (not the length of a link's own text).
 fn size_of(path: &Path) -> u64 {
-    match std::fs::symlink_metadata(path) {
+    match std::fs::metadata(path) {
         Ok(meta) if meta.is_dir() => std::fs::read_dir(path)
             .map(|entries| entries.filter_map(Result::ok).map(|e| size_of(&e.path())).sum())
             .unwrap_or(0),

@@ -11,7 +11,8 @@ pub fn line_of(source: &str, stage: &str, literal: Option<&str>) -> Option<usize
         Some(literal) => {
             let quoted = serde_json::to_string(literal).ok()?;
             let from = stage_at.unwrap_or(0);
-            source[from..].find(&quoted).map(|i| i + from).or_else(|| source.find(&quoted))
+            // Written another way (`./.git` for `.git`): the stage's line.
+            source[from..].find(&quoted).map(|i| i + from).or_else(|| source.find(&quoted)).or(stage_at)
         }
         None => stage_at,
     }?;
@@ -68,6 +69,8 @@ mod tests {
         assert_eq!(line_of(source, "a", Some("x")), Some(3));
         assert_eq!(line_of(source, "b", None), Some(4));
         assert_eq!(line_of(source, "c", Some("nowhere")), None);
+        // A literal written another way than the normalised path: the stage.
+        assert_eq!(line_of(source, "b", Some("nowhere")), Some(4));
         // An empty stage name (`"" = { .. }` is valid Nickel) used to loop forever.
         assert_eq!(line_of(source, "", Some("x")), Some(3));
         assert_eq!(line_of(source, "", None), None);
