@@ -336,11 +336,11 @@ fn a_missing_wdir_is_named_rather_than_blaming_sh() {
     assert!(!run.stderr.contains("cannot start `sh`"), "{}", run.stderr);
 }
 
-/// The one folder under `.gourd/displaced` (one per `gourd run` that moved
+/// The folders under `.gourd-displaced` (one per `gourd run` that moved
 /// something aside).
 fn displaced(ws: &TestWorkspace) -> Vec<std::path::PathBuf> {
-    match std::fs::read_dir(ws.path(".gourd/displaced")) {
-        Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
+    match std::fs::read_dir(ws.path(".gourd-displaced")) {
+        Ok(entries) => entries.map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect(),
         Err(_) => Vec::new(),
     }
 }
@@ -361,7 +361,9 @@ fn what_a_first_run_finds_at_its_outputs_is_moved_aside_not_deleted() {
 
     let run = ws.gourd(&["run"]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("moved what gourd did not write at `data` to `.gourd/displaced/"), "{}", run.stdout);
+    assert!(run.stdout.contains("moved `data` aside to `.gourd-displaced/"), "{}", run.stdout);
+    let status = ws.git(&["status", "--porcelain", "--untracked-files=all"]);
+    assert!(!status.contains(".gourd-displaced"), "what was moved aside is not listed by git: {status}");
     assert_eq!(ws.read("data/out"), "o\n");
     let [aside] = &displaced(&ws)[..] else { panic!("one folder: {:?}", displaced(&ws)) };
     assert_eq!(std::fs::read_to_string(aside.join("data/raw")).unwrap(), "raw\n");
@@ -386,13 +388,17 @@ fn a_hand_edited_output_is_moved_aside_before_a_restore_or_a_run_replaces_it() {
     ws.write("out.txt", "edited by hand\n");
     // The key is the same: the cached result is restored over the edit.
     let restore = ws.gourd(&["run"]);
-    assert!(restore.stdout.contains("restored a: moved what gourd did not write at `out.txt`"), "{}", restore.stdout);
+    assert!(restore.stdout.contains("restored a: moved `out.txt` aside"), "{}", restore.stdout);
     assert_eq!(ws.read("out.txt"), "1\n");
     // The key changed: the stage runs over it.
     ws.write("out.txt", "edited again\n");
     ws.write("gourd.ncl", &ws.read("gourd.ncl").replace("n = 1", "n = 2"));
     let run = ws.gourd(&["run"]);
-    assert!(run.stdout.contains("ran a") && run.stdout.contains("moved what gourd did not write"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("ran a") && run.stdout.contains("gourd had not written what was there"),
+        "{}",
+        run.stdout
+    );
     assert_eq!(ws.read("out.txt"), "2\n");
     let mut kept: Vec<String> =
         displaced(&ws).iter().map(|aside| std::fs::read_to_string(aside.join("out.txt")).unwrap()).collect();
@@ -552,4 +558,23 @@ fn two_names_for_one_output_through_a_link_in_the_workspace_are_refused() {
     ws.write("gourd.ncl", &ws.read("gourd.ncl").replace("xl/y", "xl/z"));
     assert_eq!(ws.gourd(&["run"]).code, 0);
     assert_eq!(ws.read("x/z"), "B\n");
+}
+
+#[test]
+fn after_a_failed_run_only_what_it_left_is_removed() {
+    let ws = TestWorkspace::new(
+        "{ stages = { a = { cmd = \"echo a >> runs.log; mkdir -p data; echo partial > data/x; test -f ok\", outs = [\"data\"] } } }\n",
+    );
+    assert_eq!(ws.gourd(&["run"]).code, 1);
+    // The user puts their own file where the failed run left its folder.
+    ws.write("data/labels.csv", "precious\n");
+    assert_eq!(ws.gourd(&["run"]).code, 1);
+    let [aside] = &displaced(&ws)[..] else { panic!("one folder: {:?}", displaced(&ws)) };
+    assert_eq!(std::fs::read_to_string(aside.join("data/labels.csv")).unwrap(), "precious\n");
+    // This run's leftovers, untouched since, are its own: removed.
+    ws.write("ok", "");
+    let run = ws.gourd(&["run"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stdout.contains("aside"), "{}", run.stdout);
+    assert_eq!(displaced(&ws).len(), 1);
 }

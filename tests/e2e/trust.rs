@@ -209,3 +209,31 @@ let message = import "m\u{73}g.txt" as 'Text in
     assert_eq!(ws.run_json(&[]).success().statuses(), expect(&[("s", "ran")]), "an edit two lines past `import`");
     assert_eq!(ws.run_json(&[]).success().statuses(), expect(&[("s", "up-to-date")]));
 }
+
+#[test]
+fn a_restore_under_a_closed_umask_settles() {
+    let ws = TestWorkspace::new(
+        "{ stages = { a = { cmd = \"mkdir -p d; echo x > d/f; echo a >> runs.log\", outs = [\"d\"] } } }\n",
+    );
+    ws.gourd(&["run"]).success();
+    ws.remove("d");
+    // The restore runs under umask 077 (a user who keeps their files closed).
+    let under_umask = |args: &str| {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("umask 077 && exec \"$0\" {args}"))
+            .arg(common::gourd_bin())
+            .current_dir(ws.root())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(under_umask("run").contains("restored a"));
+    for _ in 0..2 {
+        let again = under_umask("run");
+        assert!(again.contains("up-to-date a"), "{again}");
+    }
+    assert!(!ws.exists(".gourd-displaced"));
+    assert_eq!(ws.read("runs.log"), "a\n");
+}

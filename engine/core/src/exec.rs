@@ -220,28 +220,8 @@ pub async fn execute(request: ExecRequest<'_>, mut cancel: watch::Receiver<bool>
     if let Some(parent) = request.log.parent() {
         fs_err::create_dir_all(parent)?;
     }
-    // Owner-only: a stage's output may hold what others must not read. A
-    // symbolic link planted at the log's path is replaced, never written
-    // through.
-    let log = {
-        use std::os::unix::fs::OpenOptionsExt;
-        let open = || {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&request.log)
-        };
-        match open() {
-            Err(err) if err.raw_os_error() == Some(libc::ELOOP) => {
-                std::fs::remove_file(&request.log).and_then(|()| open())
-            }
-            opened => opened,
-        }
-        .map_err(|e| crate::hash::with_path(e, &request.log))?
-    };
+    // Owner-only: a stage's output may hold what others must not read.
+    let log = open_log(&request.log).map_err(|e| crate::hash::with_path(e, &request.log))?;
     command
         .current_dir(stage.wdir.to_path(request.root))
         .envs(&stage.env)
@@ -313,6 +293,35 @@ fn kill_group(pgid: i32, signal: i32) {
     // SAFETY: plain syscall; a group that no longer exists gives ESRCH.
     unsafe {
         libc::killpg(pgid, signal);
+    }
+}
+
+#[cfg(test)]
+mod log_tests {
+    use super::open_log;
+    use std::io::Write;
+
+    #[test]
+    fn a_log_is_emptied_and_what_is_planted_at_its_path_is_replaced_not_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("s.log");
+        let victim = dir.path().join("victim");
+        let write = |text: &str| open_log(&log).unwrap().write_all(text.as_bytes()).unwrap();
+        std::fs::write(&log, "the last run's long output\n").unwrap();
+        write("new\n");
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "new\n");
+        for plant in ["symlink", "hard link"] {
+            std::fs::write(&victim, "precious\n").unwrap();
+            std::fs::remove_file(&log).unwrap();
+            match plant {
+                "symlink" => std::os::unix::fs::symlink(&victim, &log).unwrap(),
+                _ => std::fs::hard_link(&victim, &log).unwrap(),
+            }
+            write("hello\n");
+            assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n", "{plant}");
+            assert_eq!(std::fs::read_to_string(&log).unwrap(), "hello\n", "{plant}");
+            assert!(!std::fs::symlink_metadata(&log).unwrap().file_type().is_symlink(), "{plant}");
+        }
     }
 }
 
@@ -405,4 +414,30 @@ mod tests {
         bystander.kill().unwrap();
         bystander.wait().unwrap();
     }
+}
+
+/// Opens a stage's log for writing, empty and owner-only. What is planted
+/// at its path is replaced, never written through: a symbolic link (not
+/// followed), or a hard link to a file elsewhere (the log would be written
+/// into that file).
+pub(crate) fn open_log(path: &std::path::Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let open =
+        || std::fs::OpenOptions::new().write(true).create(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(path);
+    let file = match open() {
+        Err(err) if err.raw_os_error() == Some(libc::ELOOP) => {
+            std::fs::remove_file(path)?;
+            open()?
+        }
+        opened => opened?,
+    };
+    let file = if file.metadata()?.nlink() > 1 {
+        drop(file);
+        std::fs::remove_file(path)?;
+        open()?
+    } else {
+        file
+    };
+    file.set_len(0)?;
+    Ok(file)
 }

@@ -21,8 +21,9 @@ use std::path::{Path, PathBuf};
 
 use crate::path::WsPath;
 
-/// Names no output may have as a component.
-const RESERVED: [&str; 2] = [".git", ".gourd"];
+/// Names no output may have as a component (`.gourd-displaced` holds what
+/// gourd moved aside from output paths: the user's, not a stage's).
+const RESERVED: [&str; 3] = [".git", ".gourd", ".gourd-displaced"];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GuardError {

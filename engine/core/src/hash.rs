@@ -746,6 +746,36 @@ mod tests {
     }
 
     #[test]
+    fn pipes_devices_and_sockets_are_named_not_read() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = tempfile::tempdir().unwrap();
+        let hashing = Hashing::open(dir.path().join("stat.json"), DigestAlgorithm::Blake3);
+        let fifo = dir.path().join("pipe");
+        let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o644) }, 0);
+        let socket = dir.path().join("socket");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero")).unwrap();
+        let mut cases = vec![("pipe", "a named pipe"), ("socket", "a socket"), ("zero", "a character device")];
+        // A block device, where the machine shows one.
+        let block = std::fs::read_dir("/dev")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .find(|entry| entry.file_type().is_ok_and(|t| t.is_block_device()));
+        if let Some(block) = block {
+            std::os::unix::fs::symlink(block.path(), dir.path().join("disk")).unwrap();
+            cases.push(("disk", "a block device"));
+        }
+        for (name, kind) in cases {
+            let err = hashing.hash(&dir.path().join(name)).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{name}");
+            assert!(err.to_string().contains(&format!("{name}` is {kind}")), "{name}: {err}");
+        }
+    }
+
+    #[test]
     fn an_edited_stat_cache_is_not_believed() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("f");

@@ -24,7 +24,7 @@ use crate::plan::{Assessment, StageState, assess};
 use crate::remote::{RemoteCache, RemoteExecution, RemoteExecutor, RemoteFailure};
 use crate::store::{ActionResult, OutputRecord};
 use crate::time::rfc3339;
-use crate::workspace::{LastRun, Workspace};
+use crate::workspace::{LastRun, Leftovers, Workspace};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -814,19 +814,17 @@ struct Prepared {
 fn prepare(context: &Context, stage: &Stage, launch: &Launch) -> io::Result<Result<Prepared, String>> {
     let ws = &context.ws;
     let mut displaced = Vec::new();
-    // What a run of the stage that failed left is its own; from here on,
-    // what the stage's paths hold is its own until a run of it succeeds.
-    let leftovers = ws.was_cleared(&stage.name);
+    // What a failed run of the stage left is its own to remove; what it
+    // leaves from here on is noted if this run fails too.
+    let leftovers = ws.leftovers(&stage.name);
     if stage.outputs().any(|output| !output.persist) {
         ws.mark_cleared(&stage.name);
     }
     for output in stage.outputs() {
         let path = ws.abs(&output.path);
         if !output.persist {
-            match displace(ws, stage, &output.path, leftovers) {
-                Ok(Some(to)) => {
-                    displaced.push(format!("moved what gourd did not write at `{}` to `{to}`", output.path))
-                }
+            match displace(ws, stage, &output.path, &leftovers) {
+                Ok(Some(to)) => displaced.push(displaced_note(&output.path, &to)),
                 Ok(None) => crate::fsutil::remove_path(&path)?,
                 Err(message) => return Ok(Err(message)),
             }
@@ -873,19 +871,38 @@ fn prepare(context: &Context, stage: &Stage, launch: &Launch) -> io::Result<Resu
 }
 
 /// Moves aside what is at an output path when gourd did not write it (the
-/// stage never ran here, or the file was changed since), instead of
-/// deleting it: a first run must not take a user's files, a nested
-/// repository or a hand-edited result with it. `leftovers`: what is there
-/// was left by a run of the stage that failed. Returns where it went
-/// (workspace-relative), `None` when there was nothing, or only what gourd
-/// or the stage wrote, to remove; `Err` when it could not be moved.
-fn displace(ws: &Workspace, stage: &Stage, path: &WsPath, leftovers: bool) -> Result<Option<String>, String> {
+/// stage never ran here, the file was changed since, or a run was killed
+/// while writing it), instead of deleting it: a first run must not take a
+/// user's files, a nested repository or a hand-edited result with it.
+/// `leftovers`: what failed runs of the stage left, byte for byte, which is
+/// removed. Returns where it went (workspace-relative); `None` when there
+/// was nothing, or only what gourd or the stage wrote, to remove; `Err`
+/// when it could not be moved.
+fn displace(ws: &Workspace, stage: &Stage, path: &WsPath, leftovers: &Leftovers) -> Result<Option<String>, String> {
     let abs = ws.abs(path);
-    if std::fs::symlink_metadata(&abs).is_err() || leftovers || written_by_gourd(ws, stage, path) {
+    if std::fs::symlink_metadata(&abs).is_err() {
         return Ok(None);
     }
-    let dest = displaced_root(ws).join(path.as_str());
-    let moved = dest.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| std::fs::rename(&abs, &dest));
+    let now = ws.hash(path).ok().flatten().map(|tree| tree.digest());
+    let left_by_a_failed_run = now.is_some() && leftovers.get(path.as_str()) == Some(&now);
+    if left_by_a_failed_run || now.is_some_and(|now| last_output(ws, stage, path) == Some(now)) {
+        return Ok(None);
+    }
+    let root = displaced_root(ws);
+    // One process may run more than once (`gourd watch`): a name already
+    // taken gets a number.
+    let mut dest = root.join(path.as_str());
+    for n in 1.. {
+        if std::fs::symlink_metadata(&dest).is_err() {
+            break;
+        }
+        dest = root.join(format!("{path}~{n}"));
+    }
+    let moved = dest
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| ignored_by_git(&root))
+        .and_then(|()| std::fs::rename(&abs, &dest));
     match moved {
         Ok(()) => Ok(Some(dest.strip_prefix(&ws.root).unwrap_or(&dest).display().to_string())),
         Err(err) => Err(format!(
@@ -895,21 +912,51 @@ fn displace(ws: &Workspace, stage: &Stage, path: &WsPath, leftovers: bool) -> Re
     }
 }
 
-/// Whether what is at `path` is the output the stage's last run here left
-/// (or restored) there, byte for byte.
-fn written_by_gourd(ws: &Workspace, stage: &Stage, path: &WsPath) -> bool {
-    let Some(last) = ws.last_run(&stage.name) else { return false };
-    let Some(action) = ws.store.action(&last.key) else { return false };
-    let Some(record) = action.outputs.get(path.as_str()) else { return false };
-    matches!(ws.hash(path), Ok(Some(tree)) if tree.digest() == record.digest)
+/// What the stage's line says of an output path moved aside.
+fn displaced_note(path: &WsPath, to: &str) -> String {
+    format!("moved `{path}` aside to `{to}` (gourd had not written what was there)")
 }
 
-/// `.gourd/displaced/TIME-PID`: one folder per `gourd run` that moved
-/// something aside.
+/// The digest of the output at `path` that the stage's last successful
+/// run here left (or restored).
+fn last_output(ws: &Workspace, stage: &Stage, path: &WsPath) -> Option<Digest> {
+    let last = ws.last_run(&stage.name)?;
+    let action = ws.store.action(&last.key)?;
+    action.outputs.get(path.as_str()).map(|record| record.digest)
+}
+
+/// Notes what a failed run of the stage left at its output paths: the
+/// next run removes exactly that, and moves anything else aside.
+fn note_leftovers(ws: &Workspace, stage: &Stage) {
+    let left = stage
+        .outputs()
+        .filter(|output| !output.persist)
+        .map(|output| (output.path.to_string(), ws.hash(&output.path).ok().flatten().map(|tree| tree.digest())))
+        .collect();
+    ws.note_leftovers(&stage.name, left);
+}
+
+/// Where user files are moved to, beside `.gourd` rather than in it
+/// (`.gourd` is safe to delete; these are not): one folder per `gourd run`
+/// under it, `.gourd-displaced/TIME-PID`.
+pub const DISPLACED: &str = ".gourd-displaced";
+
 fn displaced_root(ws: &Workspace) -> std::path::PathBuf {
     static STAMP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let stamp = STAMP.get_or_init(|| format!("{}-{}", crate::time::now().replace(':', ""), std::process::id()));
-    ws.gourd_dir.join("displaced").join(stamp)
+    ws.root.join(DISPLACED).join(stamp)
+}
+
+/// Keeps git from listing what was moved aside (it was ignored where it
+/// was, as an output path), with a `.gitignore` of `*` at the top of
+/// `.gourd-displaced`, as tools that keep caches in a repository do.
+fn ignored_by_git(run_folder: &std::path::Path) -> io::Result<()> {
+    let Some(top) = run_folder.parent() else { return Ok(()) };
+    let ignore = top.join(".gitignore");
+    if std::fs::symlink_metadata(&ignore).is_err() {
+        std::fs::write(&ignore, "# What gourd moved aside from output paths; see docs/running.md.\n*\n")?;
+    }
+    Ok(())
 }
 
 /// How executing on the remote service went.
@@ -989,6 +1036,7 @@ async fn execute_stage(
     // A failure says too what was moved aside to run the stage.
     let moved = prepared.displaced.iter().map(|note| format!("; {note}")).collect::<String>();
     let fail = |message: String| {
+        note_leftovers(ws, stage);
         Ok(failed(stage, Some(key), started.elapsed(), format!("{message}{moved}"), Some(log.clone())))
     };
     let started_at = SystemTime::now();
@@ -1151,14 +1199,14 @@ fn restore_outputs(
         return Err(crate::store::StoreError::Foreign);
     }
     let mut notes = Vec::new();
-    let leftovers = ws.was_cleared(&stage.name);
+    let leftovers = ws.leftovers(&stage.name);
     for output in stage.outputs() {
         let record = &action.outputs[output.path.as_str()];
         if ws.hash(&output.path)?.map(|t| t.digest()) != Some(record.digest) {
             if let Some(to) =
-                displace(ws, stage, &output.path, leftovers).map_err(crate::store::StoreError::Displace)?
+                displace(ws, stage, &output.path, &leftovers).map_err(crate::store::StoreError::Displace)?
             {
-                notes.push(format!("moved what gourd did not write at `{}` to `{to}`", output.path));
+                notes.push(displaced_note(&output.path, &to));
             }
             // A persisted output is one the stage writes to again: never a
             // link into the cache.

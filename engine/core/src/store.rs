@@ -457,6 +457,11 @@ impl Store {
             EntryKind::Dir => {
                 let entries = self.read_tree(&file.digest)?;
                 fs_err::create_dir(dest)?;
+                // Open whatever the umask: a folder closed to others makes
+                // its files private, which is in the digest, and a restore
+                // must give back the digest it was asked for. Private files
+                // are restored private on their own.
+                fs_err::set_permissions(dest, std::fs::Permissions::from_mode(0o755))?;
                 // The files of a folder are restored in parallel: a restore
                 // is mostly waiting on the file system, one file at a time.
                 use rayon::prelude::*;
@@ -847,27 +852,26 @@ impl Store {
 /// creates and removes an inode for every object where the file system
 /// makes none, and on ext4 without a journal every later create then skips
 /// the recently freed inodes one by one.
-#[cfg(target_os = "linux")]
 fn clone_or_copy(from: &Path, to: &Path) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut source = std::fs::File::open(from)?;
-    let mut dest = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(to)?;
-    // SAFETY: FICLONE takes the source descriptor as its argument; both
-    // descriptors are open for the whole call.
-    if unsafe { libc::ioctl(dest.as_raw_fd(), libc::FICLONE, source.as_raw_fd()) } == 0 {
-        return Ok(());
+    #[cfg(not(target_os = "linux"))]
+    return reflink_copy::reflink_or_copy(from, to).map(|_| ());
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut source = std::fs::File::open(from)?;
+        let mut dest = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(to)?;
+        // SAFETY: FICLONE takes the source descriptor as its argument; both
+        // descriptors are open for the whole call.
+        if unsafe { libc::ioctl(dest.as_raw_fd(), libc::FICLONE, source.as_raw_fd()) } == 0 {
+            return Ok(());
+        }
+        // std's copy between two files is copy_file_range (or sendfile) in
+        // the kernel.
+        io::copy(&mut source, &mut dest).map(|_| ()).inspect_err(|_| {
+            let _ = std::fs::remove_file(to);
+        })
     }
-    // std's copy between two files is copy_file_range (or sendfile) in the
-    // kernel.
-    io::copy(&mut source, &mut dest).map(|_| ()).inspect_err(|_| {
-        let _ = std::fs::remove_file(to);
-    })
-}
-
-#[cfg(not(target_os = "linux"))]
-fn clone_or_copy(from: &Path, to: &Path) -> io::Result<()> {
-    reflink_copy::reflink_or_copy(from, to).map(|_| ())
 }
 
 #[cfg(test)]

@@ -40,14 +40,19 @@ pub struct Workspace {
     pub hashing: Hashing,
     last_runs: Mutex<LastRuns>,
     /// Stages whose outputs gourd cleared for a run that has not succeeded
-    /// since: what is at their output paths is theirs (a failed run's
-    /// leftovers), not a user's.
+    /// since, with what a failed run left at each output path: that, and
+    /// only that, is the stage's own to remove.
     cleared: Mutex<Cleared>,
 }
 
+/// Output path → the digest of what a failed run left there (`None`:
+/// nothing). A stage with no entry for a path (its run is under way, or was
+/// killed) left nothing known there.
+pub type Leftovers = BTreeMap<String, Option<Digest>>;
+
 #[derive(Default)]
 struct Cleared {
-    stages: std::collections::BTreeSet<String>,
+    stages: BTreeMap<String, Leftovers>,
     dirty: bool,
 }
 
@@ -152,7 +157,7 @@ impl Workspace {
     pub fn record_last_run(&self, stage: &str, last: LastRun) {
         {
             let mut cleared = self.cleared.lock().unwrap();
-            if cleared.stages.remove(stage) {
+            if cleared.stages.remove(stage).is_some() {
                 cleared.dirty = true;
             }
         }
@@ -163,19 +168,27 @@ impl Workspace {
         }
     }
 
-    /// Notes that gourd cleared the stage's outputs to run it; forgotten
-    /// when a run of it succeeds ([`Workspace::record_last_run`]).
+    /// Notes that gourd cleared the stage's outputs to run it (what a failed
+    /// run of it left is forgotten); the whole note goes when a run of it
+    /// succeeds ([`Workspace::record_last_run`]).
     pub fn mark_cleared(&self, stage: &str) {
         let mut cleared = self.cleared.lock().unwrap();
-        if cleared.stages.insert(stage.to_string()) {
+        if cleared.stages.insert(stage.to_string(), Leftovers::new()).is_none_or(|before| !before.is_empty()) {
             cleared.dirty = true;
         }
     }
 
-    /// Whether gourd cleared the stage's outputs for a run that has not
-    /// succeeded since.
-    pub fn was_cleared(&self, stage: &str) -> bool {
-        self.cleared.lock().unwrap().stages.contains(stage)
+    /// Notes what a failed run of the stage left at its output paths.
+    pub fn note_leftovers(&self, stage: &str, leftovers: Leftovers) {
+        let mut cleared = self.cleared.lock().unwrap();
+        cleared.stages.insert(stage.to_string(), leftovers);
+        cleared.dirty = true;
+    }
+
+    /// What the last failed run of the stage left at its output paths, when
+    /// no run of it succeeded since.
+    pub fn leftovers(&self, stage: &str) -> Leftovers {
+        self.cleared.lock().unwrap().stages.get(stage).cloned().unwrap_or_default()
     }
 
     /// Writes the state gathered in memory: last runs, the stamps of

@@ -655,6 +655,44 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_field_is_named_with_where_it_is_and_the_nearest_known_one() {
+        let file = Path::new("gourd.ncl");
+        let cases = [
+            (
+                r#"{"stages": {"a": {"cmd": "true", "outs": ["x", {"path": "y", "persit": true}]}}}"#,
+                "an output of stage `a`",
+                "persit",
+            ),
+            (r#"{"stages": {"a": {"cmd": "true", "resources": {"gpu": 1}}}}"#, "the `resources` of stage `a`", "gpu"),
+            (r#"{"stages": {"a": {"cmdd": "true"}}}"#, "stage `a`", "cmdd"),
+            (r#"{"stage": {}}"#, "the pipeline", "stage"),
+        ];
+        for (json, place, field) in cases {
+            match validate(json, file).unwrap_err() {
+                SpecError::UnknownField { place: p, field: f, known, .. } => {
+                    assert_eq!((p.as_str(), f.as_str()), (place, field), "{json}");
+                    assert!(!known.is_empty(), "{json}");
+                }
+                other => panic!("{json}: {other}"),
+            }
+        }
+    }
+
+    #[test]
+    fn deps_on_the_workspace_or_gourds_and_gits_folders_are_refused() {
+        let file = Path::new("gourd.ncl");
+        for dep in [".", "./", ".gourd", ".gourd/logs", "sub/.gourd", ".git", "a/.git/HEAD"] {
+            let json = format!(r#"{{"stages": {{"a": {{"cmd": "true", "deps": ["{dep}"]}}}}}}"#);
+            let err = validate(&json, file).unwrap_err().to_string();
+            assert!(err.contains("field `deps`") && err.contains("would never settle"), "{dep}: {err}");
+        }
+        for dep in ["data", ".github/x", "gourd", "x.git", "a.gourd/b"] {
+            let json = format!(r#"{{"stages": {{"a": {{"cmd": "true", "deps": ["{dep}"]}}}}}}"#);
+            assert!(validate(&json, file).is_ok(), "{dep}");
+        }
+    }
+
+    #[test]
     fn rejects_what_the_contract_cannot() {
         let err = validate(r#"{"stages": {"a": {"cmd": "true", "outs": ["."]}}}"#, Path::new("gourd.ncl")).unwrap_err();
         assert!(err.to_string().contains("stage `a`"), "{err}");

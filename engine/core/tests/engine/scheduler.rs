@@ -495,7 +495,12 @@ fn metrics_are_parsed_into_the_result_and_uncached_outs_stay_out_of_the_store() 
     // With only a cached out gone, it is restored.
     fs::remove_file(fx.root().join("small.txt")).unwrap();
     let (summary, _) = fx.run(&[s], options());
-    assert_eq!(summary.restored, 1);
+    assert_eq!(
+        summary.restored,
+        1,
+        "{:?}",
+        summary.reports.iter().map(|r| (r.outcome, r.message.clone())).collect::<Vec<_>>()
+    );
     assert_eq!(fx.read("small.txt"), "small\n");
 }
 
@@ -689,4 +694,101 @@ fn a_stage_that_sets_path_gets_the_sh_on_its_path() {
     let (summary, _) = fx.run(&[s], options());
     assert_eq!(fx.report(&summary, "s").outcome, Outcome::Ran);
     assert_eq!(fx.read("out.txt"), "own sh: -c echo gourd's sh > out.txt\n");
+}
+
+/// The folders under `.gourd-displaced`, one per run that moved something.
+fn displaced(fx: &Fixture) -> Vec<std::path::PathBuf> {
+    let mut found: Vec<_> = fs::read_dir(fx.root().join(".gourd-displaced"))
+        .map(|entries| entries.map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect())
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
+fn message<'a>(summary: &'a gourd_core::run::Summary, stage: &str) -> &'a str {
+    summary.reports.iter().find(|r| r.stage == stage).and_then(|r| r.message.as_deref()).unwrap_or("")
+}
+
+#[test]
+fn what_gourd_did_not_write_at_an_output_path_is_moved_aside_not_deleted() {
+    let fx = Fixture::new();
+    fx.write("in.txt", "1\n");
+    fx.write("out/user.txt", "mine\n");
+    let s = stage("s", "mkdir -p out; cat in.txt > out/new", &["in.txt"], &["out"]);
+    let (summary, _) = fx.run(&[s.clone()], options());
+    assert_eq!(summary.ran, 1);
+    assert!(
+        message(&summary, "s").starts_with("moved `out` aside to `.gourd-displaced/"),
+        "{}",
+        message(&summary, "s")
+    );
+    let [first] = &displaced(&fx)[..] else { panic!("{:?}", displaced(&fx)) };
+    assert_eq!(fs::read_to_string(first.join("out/user.txt")).unwrap(), "mine\n");
+    assert!(!fx.root().join("out/user.txt").exists());
+    // Git is kept from listing it.
+    assert!(fs::read_to_string(fx.root().join(".gourd-displaced/.gitignore")).unwrap().ends_with("\n*\n"));
+
+    // What the last run wrote is replaced without a copy.
+    fx.write("in.txt", "2\n");
+    let (summary, _) = fx.run(&[s.clone()], options());
+    assert_eq!((summary.ran, message(&summary, "s")), (1, ""));
+    assert_eq!(displaced(&fx).len(), 1);
+
+    // A hand edit is moved aside before a restore writes over it.
+    fx.write("in.txt", "1\n");
+    fx.write("out/new", "edited\n");
+    let (summary, _) = fx.run(&[s], options());
+    assert_eq!(
+        summary.restored,
+        1,
+        "{:?}",
+        summary.reports.iter().map(|r| (r.outcome, r.message.clone())).collect::<Vec<_>>()
+    );
+    assert!(message(&summary, "s").starts_with("moved `out` aside"), "{}", message(&summary, "s"));
+    assert_eq!(fx.read("out/new"), "1\n");
+    // Kept under another name where this process moved `out` aside before.
+    let mut kept = Vec::new();
+    let mut pending = vec![fx.root().join(".gourd-displaced")];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.file_name().unwrap() != ".gitignore" {
+                kept.push(fs::read_to_string(path).unwrap());
+            }
+        }
+    }
+    kept.sort();
+    assert_eq!(kept, ["edited\n", "mine\n"]);
+}
+
+#[test]
+fn a_failed_runs_leftovers_are_removed_and_nothing_else() {
+    let fx = Fixture::new();
+    let f = stage("f", "echo partial > f.txt; test -f ok", &[], &["f.txt"]);
+    let (summary, _) = fx.run(&[f.clone()], options());
+    assert_eq!(summary.failed, 1);
+    let left = fx.ws.leftovers("f");
+    assert_eq!(left.len(), 1);
+    assert!(left["f.txt"].is_some(), "the failed run's file is noted by its digest");
+    // Its own leftovers: removed, not kept.
+    let (summary, _) = fx.run(&[f.clone()], options());
+    assert_eq!((summary.failed, message(&summary, "f").contains("aside")), (1, false));
+    assert!(displaced(&fx).is_empty());
+    // Someone else's file where it left one: kept.
+    fx.write("f.txt", "mine\n");
+    let (summary, _) = fx.run(&[f.clone()], options());
+    assert!(message(&summary, "f").contains("moved `f.txt` aside"), "{}", message(&summary, "f"));
+    assert_eq!(displaced(&fx).len(), 1);
+    // Success forgets the leftovers.
+    fx.write("ok", "");
+    let (summary, _) = fx.run(&[f], options());
+    assert_eq!(summary.ran, 1);
+    assert!(fx.ws.leftovers("f").is_empty());
+    // A persisted output is never cleared, so nothing is noted for it.
+    let mut p = stage("p", "echo more >> p.txt; exit 1", &[], &["p.txt"]);
+    p.outs[0].persist = true;
+    fx.run(&[p], options());
+    assert!(fx.ws.leftovers("p").is_empty());
 }

@@ -540,3 +540,31 @@ fn tips_and_every_reachable_commit() {
     assert_eq!(all, expected);
     assert!(!all.contains(&unreachable));
 }
+
+#[test]
+fn the_repositorys_folders_are_found_whatever_their_name() {
+    use gourd_lineage::Lineage;
+    // The usual `.git` folder: no question for libgit2.
+    let plain = crate::common::repo();
+    let dot_git = plain.path().join(".git").canonicalize().unwrap();
+    assert_eq!(Lineage::git_dirs(plain.path()), [dot_git]);
+    // `--separate-git-dir` inside the workspace, and from a subfolder.
+    let outer = tempfile::tempdir().unwrap();
+    let ws = outer.path().join("ws");
+    std::fs::create_dir_all(ws.join("sub")).unwrap();
+    std::fs::create_dir_all(ws.join("meta")).unwrap();
+    let separate = ws.join("meta/repo.git");
+    let status = std::process::Command::new("git")
+        .args(["init", "-q", "--separate-git-dir"])
+        .arg(&separate)
+        .arg(&ws)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let separate = separate.canonicalize().unwrap();
+    assert_eq!(Lineage::git_dirs(&ws), [separate.clone()]);
+    assert_eq!(Lineage::git_dirs(&ws.join("sub")), [separate]);
+    // Outside any repository: none.
+    let nowhere = tempfile::tempdir().unwrap();
+    assert!(Lineage::git_dirs(nowhere.path()).is_empty());
+}
