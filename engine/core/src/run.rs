@@ -216,6 +216,10 @@ struct Launch {
     /// Why a stage meant for the remote runs here (it was put back in the
     /// queue after the remote failed it).
     fallback: Option<String>,
+    /// Why the stage cannot execute here (it needs more GPUs than there
+    /// are): it is still restored from a cache, and fails only if it would
+    /// have to run.
+    no_gpu: Option<String>,
 }
 
 pub async fn run(
@@ -339,18 +343,19 @@ pub async fn run(
                 {
                     if free_remote > 0 {
                         free_remote -= 1;
-                        launched.push((pos, index, Some((0, Vec::new(), None))));
+                        launched.push((pos, index, (0, Vec::new(), None), None));
                     }
                     continue;
                 }
                 let slots = (stage.resources.cpus.max(1) as usize).min(jobs);
                 let mut want_gpus = gpus_needed(stage);
+                let mut no_gpu = None;
                 if want_gpus > gpus.total() {
+                    // Not enough GPUs on this machine: run on the CPU where
+                    // the stage allows it; else only a cached result will do.
                     if !stage.cpu_fallback {
-                        launched.push((pos, index, None));
-                        continue;
+                        no_gpu = Some(no_gpu_message(stage, &gpus));
                     }
-                    // Not enough GPUs on this machine: run on the CPU.
                     want_gpus = 0;
                 }
                 if slots > free_slots || storing >= jobs {
@@ -361,41 +366,30 @@ pub async fn run(
                 };
                 free_slots -= slots;
                 let visible = (want_gpus > 0).then(|| gpus.visible_devices(&devices));
-                launched.push((pos, index, Some((slots, devices, visible))));
+                launched.push((pos, index, (slots, devices, visible), no_gpu));
             }
-            for (pos, index, launch) in launched {
+            for (pos, index, (slots, devices, visible_devices), no_gpu) in launched {
                 ready.remove(&(pos, index));
                 let stage = &pipeline.stages[index];
                 on_event(Event::Started { stage: &stage.name });
-                match launch {
-                    None => {
-                        let message = no_gpu_message(stage, &gpus);
-                        let report = failed(stage, None, Duration::ZERO, message, None);
-                        finish(&pipeline, report, index, dag, &selected, &mut done, &mut summary, on_event);
-                        if !options.keep_going {
-                            stop = true;
-                        }
-                    }
-                    Some((slots, devices, visible_devices)) => {
-                        let launch = Launch {
-                            assessment: assessed.remove(&index),
-                            index,
-                            force: options.force.contains(&stage.name),
-                            devices,
-                            visible_devices,
-                            remote: slots == 0,
-                            fallback: fallbacks.get(&index).cloned(),
-                        };
-                        let context = context.clone();
-                        let cancel = options.cancel.clone();
-                        held.insert(index, (slots, launch.devices.clone()));
-                        running.spawn(async move {
-                            let index = launch.index;
-                            let report = process_stage(&context, launch, cancel).await;
-                            (report, index)
-                        });
-                    }
-                }
+                let launch = Launch {
+                    assessment: assessed.remove(&index),
+                    index,
+                    force: options.force.contains(&stage.name),
+                    devices,
+                    visible_devices,
+                    remote: slots == 0,
+                    fallback: fallbacks.get(&index).cloned(),
+                    no_gpu,
+                };
+                let context = context.clone();
+                let cancel = options.cancel.clone();
+                held.insert(index, (slots, launch.devices.clone()));
+                running.spawn(async move {
+                    let index = launch.index;
+                    let report = process_stage(&context, launch, cancel).await;
+                    (report, index)
+                });
             }
         }
         if running.is_empty() {
@@ -659,6 +653,9 @@ async fn process_stage_inner(
         if let Some(report) = from_remote_cache(context, stage, launch, assessment.key, &mut notes, started).await? {
             return Ok(report);
         }
+    }
+    if let Some(message) = &launch.no_gpu {
+        return Ok(failed(stage, Some(assessment.key), started.elapsed(), message.clone(), None));
     }
     execute_stage(context, stage, launch, assessment, notes, cancel, started).await
 }

@@ -69,6 +69,23 @@ fn gpus_and_secrets_from_the_environment() {
         )
     );
     assert_eq!(fx.report(&summary, "z").message.as_deref(), Some("upstream `a` failed"));
+    assert!(fx.report(&summary, "a").key.is_some(), "it was assessed: its key is known");
+
+    // A result made where there were GPUs is restored where there are none.
+    set_var("GOURD_GPUS", Some("0"));
+    let fx = Fixture::new();
+    let trained = vec![gpu_stage("train", 1, "true")];
+    assert_eq!(fx.run(&trained, options()).0.ran, 1);
+    std::fs::remove_file(fx.root().join("train.txt")).unwrap();
+    set_var("GOURD_GPUS", Some(""));
+    let (summary, _) = fx.run(&trained, options());
+    assert_eq!((summary.restored, summary.failed), (1, 0), "{:?}", summary.reports);
+    assert_eq!(fx.read("train.txt"), "0\n");
+    // Forced, it has to run, and cannot.
+    let mut opts = options();
+    opts.force.insert("train".to_string());
+    let (summary, _) = fx.run(&trained, opts);
+    assert_eq!(summary.failed, 1, "{:?}", summary.reports);
 
     // One device, two stages wanting it: one after the other, each alone
     // on it, whatever the free jobs.
