@@ -578,3 +578,31 @@ fn after_a_failed_run_only_what_it_left_is_removed() {
     assert!(!run.stdout.contains("aside"), "{}", run.stdout);
     assert_eq!(displaced(&ws).len(), 1);
 }
+
+#[test]
+fn an_output_that_is_a_link_into_the_repository_is_refused() {
+    let ws = TestWorkspace::new(
+        "{ stages = { b = { cmd = \"echo b >> runs.log\", outs = [{ path = \"gl\", persist = true }] } } }\n",
+    );
+    ws.git(&["remote", "add", "origin", "https://user:hunter2@example.com/r.git"]);
+    std::os::unix::fs::symlink(".git", ws.path("gl")).unwrap();
+    let message = refused(&ws);
+    assert!(message.contains("`gl` goes through the symbolic link `gl`"), "{message}");
+    assert!(
+        files_under(&ws.path(".gourd"))
+            .iter()
+            .all(|f| !std::fs::read(f).unwrap_or_default().windows(7).any(|w| w == b"hunter2"))
+    );
+
+    // The same with the repository's folder under another name.
+    let ws = TestWorkspace::bare();
+    let git_dir = ws.path("meta.git");
+    ws.git(&["init", "-q", "--separate-git-dir", git_dir.to_str().unwrap()]);
+    ws.write(
+        "gourd.ncl",
+        "{ stages = { b = { cmd = \"echo b >> runs.log\", outs = [{ path = \"rg\", persist = true }] } } }\n",
+    );
+    std::os::unix::fs::symlink("meta.git", ws.path("rg")).unwrap();
+    let message = refused(&ws);
+    assert!(message.contains("the folder git keeps this repository in"), "{message}");
+}

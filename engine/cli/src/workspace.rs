@@ -119,6 +119,8 @@ fn check_outputs(root: &Path, file: &Path, sources: &[PathBuf], pipeline: &Pipel
         .iter()
         .filter_map(|dir| dir.strip_prefix(&canonical_root).ok())
         .filter_map(|rel| WsPath::new(&rel.to_string_lossy()).ok())
+        // `.git` itself is the output rule's already.
+        .filter(|dir| dir.as_str() != ".git")
         .collect();
     // Outputs named through a link inside the workspace, with where they are.
     let mut aliases = Vec::new();
@@ -126,8 +128,21 @@ fn check_outputs(root: &Path, file: &Path, sources: &[PathBuf], pipeline: &Pipel
         for output in stage.outputs() {
             let checked =
                 gourd_core::guard::check_resolving(&canonical_root, &output.path, &sources).and_then(|real| {
-                    let at_git_dir =
-                        |dir: &&WsPath| output.path.overlaps(dir) || real.as_ref().is_some_and(|r| r.overlaps(dir));
+                    // Where the output, a link itself, leads (asked only
+                    // when the repository's folder has another name: a link
+                    // into `.git` is refused by the rule already).
+                    let own_target = || {
+                        let full = canonical_root.join(output.path.as_str());
+                        let link = std::fs::symlink_metadata(&full).ok()?.file_type().is_symlink();
+                        let target = std::fs::canonicalize(&full).ok().filter(|_| link)?;
+                        WsPath::new(&target.strip_prefix(&canonical_root).ok()?.to_string_lossy()).ok()
+                    };
+                    let own_target = if git_dirs.is_empty() { None } else { own_target() };
+                    let at_git_dir = |dir: &&WsPath| {
+                        output.path.overlaps(dir)
+                            || real.as_ref().is_some_and(|r| r.overlaps(dir))
+                            || own_target.as_ref().is_some_and(|t| t.overlaps(dir))
+                    };
                     match git_dirs.iter().find(at_git_dir) {
                         Some(dir) => Err(gourd_core::guard::GuardError::GitDir {
                             path: output.path.to_string(),

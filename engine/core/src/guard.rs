@@ -121,6 +121,22 @@ fn walk_on_disk(root: &Path, path: &WsPath) -> Result<Option<WsPath>, GuardError
             });
         }
     }
+    // The output itself may be a link, removed and never written through;
+    // but its bytes are stored from what it leads to, and a link into
+    // `.git` or `.gourd` would put the repository's files (its config's
+    // credentials, say) in the cache and on the remote.
+    let full = root.join(path.as_str());
+    if std::fs::symlink_metadata(&full).is_ok_and(|meta| meta.file_type().is_symlink())
+        && let Ok(target) = std::fs::canonicalize(&full)
+        && let Ok(inside) = target.strip_prefix(root)
+        && inside.to_string_lossy().split('/').any(|part| RESERVED.contains(&part))
+    {
+        return Err(GuardError::LinksIntoReserved {
+            path: path.to_string(),
+            link: path.to_string(),
+            target: target.display().to_string(),
+        });
+    }
     if !through_link {
         return Ok(None);
     }
@@ -218,8 +234,13 @@ mod tests {
         assert_eq!(check_on_disk(&root, &p("alias/x")), Ok(()));
         assert_eq!(check_resolving(&root, &p("alias/x"), &[]), Ok(Some(p("data/x"))));
         assert_eq!(check_resolving(&root, &p("data/x"), &[]), Ok(None));
-        // The output itself may be a link: it is removed, not followed.
+        // The output itself may be a link: it is removed, not followed;
+        // but not a link into `.git`, whose files it would store.
         assert_eq!(check_on_disk(&root, &p("away")), Ok(()));
+        assert!(matches!(check_on_disk(&root, &p("hooks")), Err(GuardError::LinksIntoReserved { .. })));
+        std::os::unix::fs::symlink(".git", root.join("git-alias")).unwrap();
+        assert!(matches!(check_on_disk(&root, &p("git-alias")), Err(GuardError::LinksIntoReserved { .. })));
+        assert_eq!(check_on_disk(&root, &p("alias")), Ok(()));
         assert_eq!(check_on_disk(&root, &p("not/yet/there")), Ok(()));
     }
 }
