@@ -395,7 +395,7 @@ fn a_hand_edited_output_is_moved_aside_before_a_restore_or_a_run_replaces_it() {
     ws.write("gourd.ncl", &ws.read("gourd.ncl").replace("n = 1", "n = 2"));
     let run = ws.gourd(&["run"]);
     assert!(
-        run.stdout.contains("ran a") && run.stdout.contains("gourd had not written what was there"),
+        run.stdout.contains("ran a") && run.stdout.contains("it was not what gourd last wrote there"),
         "{}",
         run.stdout
     );

@@ -911,7 +911,7 @@ fn displace(ws: &Workspace, stage: &Stage, path: &WsPath, leftovers: &Leftovers)
 
 /// What the stage's line says of an output path moved aside.
 fn displaced_note(path: &WsPath, to: &str) -> String {
-    format!("moved `{path}` aside to `{to}` (gourd had not written what was there)")
+    format!("moved `{path}` aside to `{to}` (it was not what gourd last wrote there)")
 }
 
 /// The digest of the output at `path` that the stage's last successful
