@@ -554,6 +554,12 @@ fn two_names_for_one_output_through_a_link_in_the_workspace_are_refused() {
         message.contains("stage `b`: output `xl/y` is `x/y` through a symbolic link, and stage `a` writes `x/y`"),
         "{message}"
     );
+    // Two links to one folder.
+    std::os::unix::fs::symlink("x", ws.path("xm")).unwrap();
+    ws.write("gourd.ncl", &ws.read("gourd.ncl").replace("x/y", "xm/y"));
+    let message = refused(&ws);
+    assert!(message.contains("is `x/y` through a symbolic link, and stage"), "{message}");
+    ws.write("gourd.ncl", &ws.read("gourd.ncl").replace("xm/y", "x/y"));
     // One name each, the link leading elsewhere: fine.
     ws.write("gourd.ncl", &ws.read("gourd.ncl").replace("xl/y", "xl/z"));
     assert_eq!(ws.gourd(&["run"]).code, 0);
@@ -581,18 +587,23 @@ fn after_a_failed_run_only_what_it_left_is_removed() {
 
 #[test]
 fn an_output_that_is_a_link_into_the_repository_is_refused() {
-    let ws = TestWorkspace::new(
-        "{ stages = { b = { cmd = \"echo b >> runs.log\", outs = [{ path = \"gl\", persist = true }] } } }\n",
-    );
-    ws.git(&["remote", "add", "origin", "https://user:hunter2@example.com/r.git"]);
-    std::os::unix::fs::symlink(".git", ws.path("gl")).unwrap();
-    let message = refused(&ws);
-    assert!(message.contains("`gl` goes through the symbolic link `gl`"), "{message}");
-    assert!(
-        files_under(&ws.path(".gourd"))
+    // The stage makes the link itself; or it was there, and persists.
+    for (cmd, persist) in [("ln -s .git gl", false), ("true", true)] {
+        let ws = TestWorkspace::new(&format!(
+            "{{ stages = {{ b = {{ cmd = \"{cmd}\", outs = [{{ path = \"gl\", persist = {persist} }}] }} }} }}\n"
+        ));
+        ws.git(&["remote", "add", "origin", "https://user:hunter2@example.com/r.git"]);
+        if persist {
+            std::os::unix::fs::symlink(".git", ws.path("gl")).unwrap();
+        }
+        let run = ws.gourd(&["run"]);
+        assert_eq!(run.code, 1, "{cmd}: {}", run.stdout);
+        assert!(run.stderr.contains("refusing to store out `gl`: `gl` is a symbolic link to"), "{cmd}: {}", run.stderr);
+        let leaked = files_under(&ws.path(".gourd"))
             .iter()
-            .all(|f| !std::fs::read(f).unwrap_or_default().windows(7).any(|w| w == b"hunter2"))
-    );
+            .any(|f| std::fs::read(f).unwrap_or_default().windows(7).any(|w| w == b"hunter2"));
+        assert!(!leaked, "{cmd}: the repository's config reached the cache");
+    }
 
     // The same with the repository's folder under another name.
     let ws = TestWorkspace::bare();
@@ -605,4 +616,20 @@ fn an_output_that_is_a_link_into_the_repository_is_refused() {
     std::os::unix::fs::symlink("meta.git", ws.path("rg")).unwrap();
     let message = refused(&ws);
     assert!(message.contains("the folder git keeps this repository in"), "{message}");
+}
+
+#[test]
+fn after_gourd_is_deleted_its_own_outputs_are_known_from_lineage_and_not_moved_aside() {
+    let ws = TestWorkspace::new(
+        "{ stages = { a = { cmd = \"echo a >> runs.log; mkdir -p d; echo x > d/f; echo y > o.txt\", outs = [\"d\", \"o.txt\"] } } }\n",
+    );
+    ws.git(&["add", "gourd.ncl"]);
+    ws.git(&["commit", "-qm", "pipeline"]);
+    ws.gourd(&["run"]).success();
+    // `.gourd` is safe to delete: it costs a re-run, and nothing piles up.
+    std::fs::remove_dir_all(ws.path(".gourd")).unwrap();
+    let run = ws.gourd(&["run"]).success();
+    assert!(!run.stdout.contains("aside"), "{}", run.stdout);
+    assert!(!ws.exists(".gourd-displaced"));
+    assert_eq!(ws.read("runs.log"), "a\na\n");
 }

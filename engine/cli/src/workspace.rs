@@ -50,7 +50,7 @@ impl Location {
             let candidate = d.join(PIPELINE_FILE);
             if candidate.is_file() {
                 if d != cwd {
-                    owned_by_us(&candidate)?;
+                    owned_by_us(&candidate, &cwd)?;
                 }
                 return Ok(candidate);
             }
@@ -171,9 +171,17 @@ fn check_outputs(root: &Path, file: &Path, sources: &[PathBuf], pipeline: &Pipel
     // Two names for one file would be two stages writing it, or a stage
     // writing what another reads, unseen by the graph.
     for (stage, alias, real) in &aliases {
-        let other = pipeline.stages.iter().find_map(|other| {
+        let declared = pipeline.stages.iter().find_map(|other| {
             other.outputs().find(|o| o.path != *alias && o.path.overlaps(real)).map(|o| (other, o.path))
         });
+        // Or two links to one folder.
+        let aliased = || {
+            aliases
+                .iter()
+                .find(|(_, other, other_real)| other != alias && other_real.overlaps(real))
+                .map(|(s, o, _)| (*s, o.clone()))
+        };
+        let other = declared.or_else(aliased);
         if let Some((other, path)) = other {
             let line = gourd_spec::line_of(file, &stage.name, Some(alias.as_str()))
                 .map(|l| format!(":{l}"))
@@ -191,15 +199,16 @@ fn check_outputs(root: &Path, file: &Path, sources: &[PathBuf], pipeline: &Pipel
 }
 
 /// A pipeline file found in a folder above the current one runs only when
-/// the current user owns it: anyone may write a `gourd.ncl` into a shared
-/// folder such as `/tmp`, and gourd runs its commands. `-C` and `--file`
-/// name a pipeline on purpose and are not asked.
-fn owned_by_us(file: &Path) -> Result<(), CommandError> {
+/// the current user owns it, or whoever owns the current folder does (a
+/// checkout owned by another uid in a container): anyone may write a
+/// `gourd.ncl` into a shared folder such as `/tmp`, and gourd runs its
+/// commands. `-C` and `--file` name a pipeline on purpose and are not asked.
+fn owned_by_us(file: &Path, cwd: &Path) -> Result<(), CommandError> {
     use std::os::unix::fs::MetadataExt;
     let owner = fs_err::metadata(file)?.uid();
     // SAFETY: geteuid has no failure mode.
     let us = unsafe { libc::geteuid() };
-    if owner == us {
+    if owner == us || std::fs::metadata(cwd).is_ok_and(|here| here.uid() == owner) {
         return Ok(());
     }
     Err(CommandError::user(format!(

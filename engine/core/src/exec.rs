@@ -296,6 +296,32 @@ fn kill_group(pgid: i32, signal: i32) {
     }
 }
 
+/// Opens a stage's log for writing, empty and owner-only. What is planted
+/// at its path is replaced, never written through: a symbolic link (not
+/// followed), or a hard link to a file elsewhere (the log would be written
+/// into that file).
+pub(crate) fn open_log(path: &std::path::Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let open =
+        || std::fs::OpenOptions::new().write(true).create(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(path);
+    let file = match open() {
+        Err(err) if err.raw_os_error() == Some(libc::ELOOP) => {
+            std::fs::remove_file(path)?;
+            open()?
+        }
+        opened => opened?,
+    };
+    let file = if file.metadata()?.nlink() > 1 {
+        drop(file);
+        std::fs::remove_file(path)?;
+        open()?
+    } else {
+        file
+    };
+    file.set_len(0)?;
+    Ok(file)
+}
+
 #[cfg(test)]
 mod log_tests {
     use super::open_log;
@@ -414,30 +440,4 @@ mod tests {
         bystander.kill().unwrap();
         bystander.wait().unwrap();
     }
-}
-
-/// Opens a stage's log for writing, empty and owner-only. What is planted
-/// at its path is replaced, never written through: a symbolic link (not
-/// followed), or a hard link to a file elsewhere (the log would be written
-/// into that file).
-pub(crate) fn open_log(path: &std::path::Path) -> io::Result<std::fs::File> {
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    let open =
-        || std::fs::OpenOptions::new().write(true).create(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(path);
-    let file = match open() {
-        Err(err) if err.raw_os_error() == Some(libc::ELOOP) => {
-            std::fs::remove_file(path)?;
-            open()?
-        }
-        opened => opened?,
-    };
-    let file = if file.metadata()?.nlink() > 1 {
-        drop(file);
-        std::fs::remove_file(path)?;
-        open()?
-    } else {
-        file
-    };
-    file.set_len(0)?;
-    Ok(file)
 }

@@ -33,6 +33,8 @@ pub enum GuardError {
     Reserved { path: String, reserved: String },
     #[error("`{path}` is, holds or lies in `{git_dir}`, the folder git keeps this repository in")]
     GitDir { path: String, git_dir: String },
+    #[error("`{path}` is a symbolic link to `{target}`, whose files gourd does not store")]
+    StoresReserved { path: String, target: String },
     #[error("`.gitignore` is where gourd keeps its ignore block; a stage cannot own it")]
     GitIgnore,
     #[error("`{path}` is a file the pipeline is read from")]
@@ -121,22 +123,6 @@ fn walk_on_disk(root: &Path, path: &WsPath) -> Result<Option<WsPath>, GuardError
             });
         }
     }
-    // The output itself may be a link, removed and never written through;
-    // but its bytes are stored from what it leads to, and a link into
-    // `.git` or `.gourd` would put the repository's files (its config's
-    // credentials, say) in the cache and on the remote.
-    let full = root.join(path.as_str());
-    if std::fs::symlink_metadata(&full).is_ok_and(|meta| meta.file_type().is_symlink())
-        && let Ok(target) = std::fs::canonicalize(&full)
-        && let Ok(inside) = target.strip_prefix(root)
-        && inside.to_string_lossy().split('/').any(|part| RESERVED.contains(&part))
-    {
-        return Err(GuardError::LinksIntoReserved {
-            path: path.to_string(),
-            link: path.to_string(),
-            target: target.display().to_string(),
-        });
-    }
     if !through_link {
         return Ok(None);
     }
@@ -148,6 +134,24 @@ fn walk_on_disk(root: &Path, path: &WsPath) -> Result<Option<WsPath>, GuardError
         real.as_deref().and_then(|real| real.strip_prefix(root).ok()).map(|rel| rel.to_string_lossy().into_owned());
     let joined = |rel: String| if rel.is_empty() { name.to_string() } else { format!("{rel}/{name}") };
     Ok(real.and_then(|rel| WsPath::new(&joined(rel)).ok()))
+}
+
+/// An output that is itself a symbolic link is removed, never written
+/// through; but its bytes are stored from what it leads to, and a link into
+/// `.git`, `.gourd` or `.gourd-displaced` would put the repository's files
+/// (its config's credentials, say) in the cache and on the remote. Checked
+/// when the output is stored, after the stage made it.
+pub fn check_output_link(root: &Path, path: &WsPath) -> Result<(), GuardError> {
+    let full = root.join(path.as_str());
+    if !std::fs::symlink_metadata(&full).is_ok_and(|meta| meta.file_type().is_symlink()) {
+        return Ok(());
+    }
+    let Ok(target) = std::fs::canonicalize(&full) else { return Ok(()) };
+    let Ok(inside) = target.strip_prefix(root) else { return Ok(()) };
+    if inside.to_string_lossy().split('/').any(|part| RESERVED.contains(&part)) {
+        return Err(GuardError::StoresReserved { path: path.to_string(), target: target.display().to_string() });
+    }
+    Ok(())
 }
 
 /// Where a dangling link points, made absolute (not canonical).
@@ -237,10 +241,13 @@ mod tests {
         // The output itself may be a link: it is removed, not followed;
         // but not a link into `.git`, whose files it would store.
         assert_eq!(check_on_disk(&root, &p("away")), Ok(()));
-        assert!(matches!(check_on_disk(&root, &p("hooks")), Err(GuardError::LinksIntoReserved { .. })));
+        assert_eq!(check_on_disk(&root, &p("hooks")), Ok(()));
+        assert!(matches!(check_output_link(&root, &p("hooks")), Err(GuardError::StoresReserved { .. })));
         std::os::unix::fs::symlink(".git", root.join("git-alias")).unwrap();
-        assert!(matches!(check_on_disk(&root, &p("git-alias")), Err(GuardError::LinksIntoReserved { .. })));
-        assert_eq!(check_on_disk(&root, &p("alias")), Ok(()));
+        assert!(matches!(check_output_link(&root, &p("git-alias")), Err(GuardError::StoresReserved { .. })));
+        for fine in ["alias", "away", "data", "not/yet/there"] {
+            assert_eq!(check_output_link(&root, &p(fine)), Ok(()), "{fine}");
+        }
         assert_eq!(check_on_disk(&root, &p("not/yet/there")), Ok(()));
     }
 }

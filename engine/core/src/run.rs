@@ -600,7 +600,14 @@ async fn process_stage(context: &Context, mut launch: Launch, cancel: watch::Rec
     let mut key = None;
     match process_stage_inner(context, stage, &launch, assessed, cancel, started, &mut key).await {
         Ok(report) => report,
-        Err(err) => failed(stage, key, started.elapsed(), err.to_string(), None),
+        Err(err) => {
+            // Failed after clearing its outputs (storing them ran out of
+            // space, say): what it left is its own, as for any failure.
+            if context.ws.clearing(&stage.name) {
+                note_leftovers(&context.ws, stage);
+            }
+            failed(stage, key, started.elapsed(), err.to_string(), None)
+        }
     }
 }
 
@@ -882,7 +889,10 @@ fn displace(ws: &Workspace, stage: &Stage, path: &WsPath, leftovers: &Leftovers)
     }
     let now = ws.hash(path).ok().flatten().map(|tree| tree.digest());
     let left_by_a_failed_run = now.is_some() && leftovers.get(path.as_str()) == Some(&now);
-    if left_by_a_failed_run || now.is_some_and(|now| last_output(ws, stage, path) == Some(now)) {
+    let gourds = |now: Digest| {
+        last_output(ws, stage, path) == Some(now) || ws.recorded_output(&stage.name, path.as_str()) == Some(now)
+    };
+    if left_by_a_failed_run || now.is_some_and(gourds) {
         return Ok(None);
     }
     let root = displaced_root(ws);
@@ -1223,6 +1233,9 @@ fn store_outputs(ws: &Workspace, stage: &Stage) -> io::Result<Result<Stored, Str
     let mut metrics = BTreeMap::new();
     for output in stage.outputs() {
         let path = ws.abs(&output.path);
+        if let Err(err) = crate::guard::check_output_link(&ws.root, &output.path) {
+            return Ok(Err(format!("refusing to store out `{}`: {err}", output.path)));
+        }
         let Some(tree) = ws.hashing.hash(&path)? else {
             return Ok(Err(format!("did not create declared out `{}`", output.path)));
         };

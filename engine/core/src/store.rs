@@ -457,11 +457,15 @@ impl Store {
             EntryKind::Dir => {
                 let entries = self.read_tree(&file.digest)?;
                 fs_err::create_dir(dest)?;
-                // Open whatever the umask: a folder closed to others makes
-                // its files private, which is in the digest, and a restore
-                // must give back the digest it was asked for. Private files
-                // are restored private on their own.
-                fs_err::set_permissions(dest, std::fs::Permissions::from_mode(0o755))?;
+                // Listable and enterable by group and others whatever the
+                // umask (its other bits kept: a group-writable umask stays
+                // so): a folder closed to others makes its files private,
+                // which is in the digest, and a restore must give back the
+                // digest asked for. Private files are restored private.
+                let mode = fs_err::metadata(dest)?.permissions().mode();
+                if mode & 0o055 != 0o055 {
+                    fs_err::set_permissions(dest, std::fs::Permissions::from_mode(mode | 0o055))?;
+                }
                 // The files of a folder are restored in parallel: a restore
                 // is mostly waiting on the file system, one file at a time.
                 use rayon::prelude::*;

@@ -43,7 +43,13 @@ pub struct Workspace {
     /// since, with what a failed run left at each output path: that, and
     /// only that, is the stage's own to remove.
     cleared: Mutex<Cleared>,
+    /// Where the digests of outputs recorded outside `.gourd` are found
+    /// (lineage, in git): what gourd wrote is known after `.gourd` is gone.
+    recorded: std::sync::OnceLock<RecordedOutputs>,
 }
+
+/// The digest recorded for a stage's output path, if any (`stage`, `path`).
+pub type RecordedOutputs = Box<dyn Fn(&str, &str) -> Option<Digest> + Send + Sync>;
 
 /// Output path → the digest of what a failed run left there (`None`:
 /// nothing). A stage with no entry for a path (its run is under way, or was
@@ -90,10 +96,10 @@ impl Workspace {
         let last_runs = Mutex::new(LastRuns { stages, dirty: false });
         let cleared = std::fs::read(gourd_dir.join(CLEARED))
             .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .and_then(|bytes| serde_json::from_slice(gourd_digest::unseal(CLEARED_FORMAT, &bytes)?).ok())
             .unwrap_or_default();
         let cleared = Mutex::new(Cleared { stages: cleared, dirty: false });
-        Ok(Workspace { root, gourd_dir, store, hashing, last_runs, cleared })
+        Ok(Workspace { root, gourd_dir, store, hashing, last_runs, cleared, recorded: std::sync::OnceLock::new() })
     }
 
     pub fn algorithm(&self) -> DigestAlgorithm {
@@ -178,6 +184,25 @@ impl Workspace {
         }
     }
 
+    /// Sets where the digests of outputs recorded outside `.gourd` are
+    /// looked up (see [`Workspace::recorded_output`]); once.
+    pub fn set_recorded_outputs(&self, recorded: RecordedOutputs) {
+        let _ = self.recorded.set(recorded);
+    }
+
+    /// The digest recorded outside `.gourd` (in lineage) for the stage's
+    /// output `path`: what the stage last wrote there, even when `.gourd`
+    /// was deleted since.
+    pub fn recorded_output(&self, stage: &str, path: &str) -> Option<Digest> {
+        self.recorded.get().and_then(|recorded| recorded(stage, path))
+    }
+
+    /// Whether gourd cleared the stage's outputs for a run that has not
+    /// ended yet (nothing noted of what it left).
+    pub fn clearing(&self, stage: &str) -> bool {
+        self.cleared.lock().unwrap().stages.get(stage).is_some_and(Leftovers::is_empty)
+    }
+
     /// Notes what a failed run of the stage left at its output paths.
     pub fn note_leftovers(&self, stage: &str, leftovers: Leftovers) {
         let mut cleared = self.cleared.lock().unwrap();
@@ -198,7 +223,7 @@ impl Workspace {
             let mut cleared = self.cleared.lock().unwrap();
             if cleared.dirty {
                 let body = serde_json::to_vec(&cleared.stages).map_err(io::Error::other)?;
-                write_replace(&self.gourd_dir.join(CLEARED), &body, false)?;
+                write_replace(&self.gourd_dir.join(CLEARED), &gourd_digest::seal(CLEARED_FORMAT, &body), false)?;
                 cleared.dirty = false;
             }
         }
@@ -217,5 +242,8 @@ impl Workspace {
 
 const LAST_RUNS: &str = "state-v1/last-runs.json";
 const CLEARED: &str = "state-v1/cleared.json";
+/// Sealed like the last runs: a damaged or edited file is ignored (what is
+/// at the stages' output paths is then moved aside, not removed).
+const CLEARED_FORMAT: &str = "gourd cleared v1";
 /// Sealed (see `gourd_digest::seal`): a damaged or edited file is ignored.
 const LAST_RUNS_FORMAT: &str = "gourd last-runs v2";

@@ -78,8 +78,13 @@ impl Lineage {
     /// name too.
     pub fn git_dirs(workspace: &Path) -> Vec<std::path::PathBuf> {
         let dot_git = workspace.join(".git");
-        if std::fs::symlink_metadata(&dot_git).is_ok_and(|meta| meta.is_dir()) {
-            return vec![dot_git.canonicalize().unwrap_or(dot_git)];
+        match std::fs::symlink_metadata(&dot_git) {
+            Ok(meta) if meta.is_dir() => return vec![dot_git.canonicalize().unwrap_or(dot_git)],
+            // A workspace in a subfolder of its repository: the repository's
+            // folder is above it, where no output can be.
+            Err(_) => return Vec::new(),
+            // A `.git` file (`gitdir: …`): git knows where it leads.
+            Ok(_) => {}
         }
         let Ok(repo) = Repository::discover(workspace) else { return Vec::new() };
         let mut dirs: Vec<_> = [repo.path(), repo.commondir()]
@@ -315,6 +320,14 @@ impl Lineage {
             Some(commit) => self.records_in(&commit),
             None => Ok(BTreeMap::new()),
         }
+    }
+
+    /// The latest record of one stage, read alone (the others' are not).
+    pub fn latest_of(&self, stage: &str) -> Result<Option<Record>, LineageError> {
+        let Some(commit) = self.tip()? else { return Ok(None) };
+        let path = format!("{}/{stage}.json", self.stages_dir());
+        let Ok(entry) = commit.tree()?.get_path(Path::new(&path)) else { return Ok(None) };
+        self.read_record(commit.id(), &path, entry.id()).map(Some)
     }
 
     /// The records in force after the lineage commit `id`: the latest record

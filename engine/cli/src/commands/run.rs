@@ -93,6 +93,17 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         gourd_core::secrets::check_set(&loaded.pipeline, selected)?;
     }
     let ws = Workspace::open(&loaded.root)?;
+    // What lineage recorded of each output, so that what gourd wrote is
+    // known after `.gourd` was deleted; the repository is opened on first
+    // use, which is rare (something not gourd's last output is in the way).
+    let lineage_root = loaded.root.clone();
+    let lineage = std::sync::Mutex::new(None::<Option<gourd_lineage::Lineage>>);
+    ws.set_recorded_outputs(Box::new(move |stage, path| {
+        let mut lineage = lineage.lock().unwrap();
+        let lineage = lineage.get_or_insert_with(|| gourd_lineage::Lineage::open(&lineage_root).ok().flatten());
+        let record = lineage.as_ref()?.latest_of(stage).ok()??;
+        record.outs.get(path)?.parse().ok()
+    }));
     let _lock = WorkspaceLock::acquire(&ws.gourd_dir, |holder| {
         let who = holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default();
         eprintln!("Waiting for another `gourd run`{who} in this workspace to finish...");
