@@ -821,9 +821,7 @@ fn prepare(context: &Context, stage: &Stage, launch: &Launch) -> io::Result<Resu
     // What a failed run of the stage left is its own to remove; what it
     // leaves from here on is noted if this run fails too.
     let leftovers = ws.leftovers(&stage.name);
-    if stage.outputs().any(|output| !output.persist) {
-        ws.mark_cleared(&stage.name);
-    }
+    ws.mark_cleared(&stage.name);
     for output in stage.outputs() {
         let path = ws.abs(&output.path);
         if !output.persist {
