@@ -179,9 +179,8 @@ impl Workspace {
     /// succeeds ([`Workspace::record_last_run`]).
     pub fn mark_cleared(&self, stage: &str) {
         let mut cleared = self.cleared.lock().unwrap();
-        if cleared.stages.insert(stage.to_string(), Leftovers::new()).is_none_or(|before| !before.is_empty()) {
-            cleared.dirty = true;
-        }
+        cleared.stages.insert(stage.to_string(), Leftovers::new());
+        cleared.dirty = true;
     }
 
     /// Sets where the digests of outputs recorded outside `.gourd` are

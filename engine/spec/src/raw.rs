@@ -681,10 +681,20 @@ mod tests {
     #[test]
     fn deps_on_the_workspace_or_gourds_and_gits_folders_are_refused() {
         let file = Path::new("gourd.ncl");
-        for dep in [".", "./", ".gourd", ".gourd/logs", "sub/.gourd", ".git", "a/.git/HEAD"] {
+        let cases = [
+            (".", "the whole workspace"),
+            ("./", "the whole workspace"),
+            (".gourd", "in a `.gourd` folder"),
+            (".gourd/logs", "in a `.gourd` folder"),
+            ("sub/.gourd", "in a `.gourd` folder"),
+            (".git", "in a `.git` folder"),
+            ("a/.git/HEAD", "in a `.git` folder"),
+        ];
+        for (dep, what) in cases {
             let json = format!(r#"{{"stages": {{"a": {{"cmd": "true", "deps": ["{dep}"]}}}}}}"#);
             let err = validate(&json, file).unwrap_err().to_string();
             assert!(err.contains("field `deps`") && err.contains("would never settle"), "{dep}: {err}");
+            assert!(err.contains(what), "{dep}: {err}");
         }
         for dep in ["data", ".github/x", "gourd", "x.git", "a.gourd/b"] {
             let json = format!(r#"{{"stages": {{"a": {{"cmd": "true", "deps": ["{dep}"]}}}}}}"#);

@@ -786,6 +786,20 @@ fn a_failed_runs_leftovers_are_removed_and_nothing_else() {
     let (summary, _) = fx.run(&[f], options());
     assert_eq!(summary.ran, 1);
     assert!(fx.ws.leftovers("f").is_empty());
+    // A failure on gourd's side after the outputs were cleared (here, the
+    // store cannot make the object's folder): what the stage left is noted
+    // all the same, and removed by the next run rather than moved aside.
+    let bad = stage("bad", "echo stored > b.txt", &[], &["b.txt"]);
+    let object = fx.ws.store.object_path(&gourd_digest::Hasher::digest_bytes(fx.ws.algorithm(), b"stored\n"));
+    let shard = object.parent().unwrap().to_path_buf();
+    let _ = fs::remove_dir_all(&shard);
+    fs::write(&shard, "in the way").unwrap();
+    let (summary, _) = fx.run(&[bad.clone()], options());
+    assert_eq!(summary.failed, 1, "{:?}", summary.reports);
+    assert!(fx.ws.leftovers("bad").get("b.txt").is_some_and(Option::is_some), "{:?}", fx.ws.leftovers("bad"));
+    fs::remove_file(&shard).unwrap();
+    let (summary, _) = fx.run(&[bad], options());
+    assert_eq!((summary.ran, message(&summary, "bad")), (1, ""), "{:?}", summary.reports);
     // A persisted output is never cleared, so nothing is noted for it.
     let mut p = stage("p", "echo more >> p.txt; exit 1", &[], &["p.txt"]);
     p.outs[0].persist = true;
