@@ -885,12 +885,18 @@ fn displace(ws: &Workspace, stage: &Stage, path: &WsPath, leftovers: &Leftovers)
     if std::fs::symlink_metadata(&abs).is_err() {
         return Ok(None);
     }
-    let now = ws.hash(path).ok().flatten().map(|tree| tree.digest());
-    let left_by_a_failed_run = now.is_some() && leftovers.get(path.as_str()) == Some(&now);
-    let gourds = |now: Digest| {
-        last_output(ws, stage, path) == Some(now) || ws.recorded_output(&stage.name, path.as_str()) == Some(now)
-    };
-    if left_by_a_failed_run || now.is_some_and(gourds) {
+    // Whether it is what gourd would have left there: a failed run's
+    // leftovers, the last run's output here, or the one lineage recorded
+    // (asked last: it reads git). The path is hashed only when there is
+    // something to compare with, once: a first run over a user's large
+    // folder moves it aside without reading it.
+    let now = std::cell::OnceCell::new();
+    let is_there =
+        |digest: Digest| *now.get_or_init(|| ws.hash(path).ok().flatten().map(|t| t.digest())) == Some(digest);
+    let gourds = leftovers.get(path.as_str()).copied().flatten().is_some_and(is_there)
+        || last_output(ws, stage, path).is_some_and(is_there)
+        || ws.recorded_output(&stage.name, path.as_str()).is_some_and(is_there);
+    if gourds {
         return Ok(None);
     }
     let root = displaced_root(ws);
