@@ -1,1 +1,0 @@
-/dev/fd/3: line 44: run: command not found
