@@ -133,8 +133,10 @@ fn check_outputs(root: &Path, file: &Path, sources: &[PathBuf], pipeline: &Pipel
                     // into `.git` is refused by the rule already).
                     let own_target = || {
                         let full = canonical_root.join(output.path.as_str());
-                        let link = std::fs::symlink_metadata(&full).ok()?.file_type().is_symlink();
-                        let target = std::fs::canonicalize(&full).ok().filter(|_| link)?;
+                        if !std::fs::symlink_metadata(&full).ok()?.file_type().is_symlink() {
+                            return None;
+                        }
+                        let target = std::fs::canonicalize(&full).ok()?;
                         WsPath::new(&target.strip_prefix(&canonical_root).ok()?.to_string_lossy()).ok()
                     };
                     let own_target = if git_dirs.is_empty() { None } else { own_target() };

@@ -323,35 +323,6 @@ pub(crate) fn open_log(path: &std::path::Path) -> io::Result<std::fs::File> {
 }
 
 #[cfg(test)]
-mod log_tests {
-    use super::open_log;
-    use std::io::Write;
-
-    #[test]
-    fn a_log_is_emptied_and_what_is_planted_at_its_path_is_replaced_not_written_through() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("s.log");
-        let victim = dir.path().join("victim");
-        let write = |text: &str| open_log(&log).unwrap().write_all(text.as_bytes()).unwrap();
-        std::fs::write(&log, "the last run's long output\n").unwrap();
-        write("new\n");
-        assert_eq!(std::fs::read_to_string(&log).unwrap(), "new\n");
-        for plant in ["symlink", "hard link"] {
-            std::fs::write(&victim, "precious\n").unwrap();
-            std::fs::remove_file(&log).unwrap();
-            match plant {
-                "symlink" => std::os::unix::fs::symlink(&victim, &log).unwrap(),
-                _ => std::fs::hard_link(&victim, &log).unwrap(),
-            }
-            write("hello\n");
-            assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n", "{plant}");
-            assert_eq!(std::fs::read_to_string(&log).unwrap(), "hello\n", "{plant}");
-            assert!(!std::fs::symlink_metadata(&log).unwrap().file_type().is_symlink(), "{plant}");
-        }
-    }
-}
-
-#[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
@@ -439,5 +410,28 @@ mod tests {
         assert!(alive(bystander.id() as i32));
         bystander.kill().unwrap();
         bystander.wait().unwrap();
+    }
+
+    #[test]
+    fn a_log_is_emptied_and_what_is_planted_at_its_path_is_replaced_not_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("s.log");
+        let victim = dir.path().join("victim");
+        let write = |text: &str| std::io::Write::write_all(&mut open_log(&log).unwrap(), text.as_bytes()).unwrap();
+        std::fs::write(&log, "the last run's long output\n").unwrap();
+        write("new\n");
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "new\n");
+        for plant in ["symlink", "hard link"] {
+            std::fs::write(&victim, "precious\n").unwrap();
+            std::fs::remove_file(&log).unwrap();
+            match plant {
+                "symlink" => std::os::unix::fs::symlink(&victim, &log).unwrap(),
+                _ => std::fs::hard_link(&victim, &log).unwrap(),
+            }
+            write("hello\n");
+            assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n", "{plant}");
+            assert_eq!(std::fs::read_to_string(&log).unwrap(), "hello\n", "{plant}");
+            assert!(!std::fs::symlink_metadata(&log).unwrap().file_type().is_symlink(), "{plant}");
+        }
     }
 }

@@ -900,8 +900,8 @@ fn displace(ws: &Workspace, stage: &Stage, path: &WsPath, leftovers: &Leftovers)
         return Ok(None);
     }
     let root = displaced_root(ws);
-    // One process may run more than once (`gourd watch`): a name already
-    // taken gets a number.
+    // A process that runs the engine more than once (its tests, a program
+    // embedding it) shares the folder: a name already taken gets a number.
     let mut dest = root.join(path.as_str());
     for n in 1.. {
         if std::fs::symlink_metadata(&dest).is_err() {

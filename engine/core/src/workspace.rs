@@ -59,7 +59,9 @@ pub type Leftovers = BTreeMap<String, Option<Digest>>;
 #[derive(Default)]
 struct Cleared {
     stages: BTreeMap<String, Leftovers>,
-    dirty: bool,
+    /// As read or last written: saved only when `stages` differs (a run
+    /// whose stages all succeed leaves it as it was).
+    saved: BTreeMap<String, Leftovers>,
 }
 
 /// The key of a stage's last successful run in this workspace; its manifest
@@ -94,11 +96,11 @@ impl Workspace {
             .and_then(|bytes| serde_json::from_slice(gourd_digest::unseal(LAST_RUNS_FORMAT, &bytes)?).ok())
             .unwrap_or_default();
         let last_runs = Mutex::new(LastRuns { stages, dirty: false });
-        let cleared = std::fs::read(gourd_dir.join(CLEARED))
+        let cleared: BTreeMap<String, Leftovers> = std::fs::read(gourd_dir.join(CLEARED))
             .ok()
             .and_then(|bytes| serde_json::from_slice(gourd_digest::unseal(CLEARED_FORMAT, &bytes)?).ok())
             .unwrap_or_default();
-        let cleared = Mutex::new(Cleared { stages: cleared, dirty: false });
+        let cleared = Mutex::new(Cleared { saved: cleared.clone(), stages: cleared });
         Ok(Workspace { root, gourd_dir, store, hashing, last_runs, cleared, recorded: std::sync::OnceLock::new() })
     }
 
@@ -162,10 +164,7 @@ impl Workspace {
     /// Remembers a stage's last run; written out by [`Workspace::save_state`].
     pub fn record_last_run(&self, stage: &str, last: LastRun) {
         {
-            let mut cleared = self.cleared.lock().unwrap();
-            if cleared.stages.remove(stage).is_some() {
-                cleared.dirty = true;
-            }
+            self.cleared.lock().unwrap().stages.remove(stage);
         }
         let mut runs = self.last_runs.lock().unwrap();
         if runs.stages.get(stage) != Some(&last) {
@@ -178,9 +177,7 @@ impl Workspace {
     /// run of it left is forgotten); the whole note goes when a run of it
     /// succeeds ([`Workspace::record_last_run`]).
     pub fn mark_cleared(&self, stage: &str) {
-        let mut cleared = self.cleared.lock().unwrap();
-        cleared.stages.insert(stage.to_string(), Leftovers::new());
-        cleared.dirty = true;
+        self.cleared.lock().unwrap().stages.insert(stage.to_string(), Leftovers::new());
     }
 
     /// Sets where the digests of outputs recorded outside `.gourd` are
@@ -204,9 +201,7 @@ impl Workspace {
 
     /// Notes what a failed run of the stage left at its output paths.
     pub fn note_leftovers(&self, stage: &str, leftovers: Leftovers) {
-        let mut cleared = self.cleared.lock().unwrap();
-        cleared.stages.insert(stage.to_string(), leftovers);
-        cleared.dirty = true;
+        self.cleared.lock().unwrap().stages.insert(stage.to_string(), leftovers);
     }
 
     /// What the last failed run of the stage left at its output paths, when
@@ -220,10 +215,10 @@ impl Workspace {
     pub fn save_state(&self) -> io::Result<()> {
         {
             let mut cleared = self.cleared.lock().unwrap();
-            if cleared.dirty {
+            if cleared.stages != cleared.saved {
                 let body = serde_json::to_vec(&cleared.stages).map_err(io::Error::other)?;
                 write_replace(&self.gourd_dir.join(CLEARED), &gourd_digest::seal(CLEARED_FORMAT, &body), false)?;
-                cleared.dirty = false;
+                cleared.saved = cleared.stages.clone();
             }
         }
         {
