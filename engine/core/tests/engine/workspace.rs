@@ -98,3 +98,39 @@ fn last_runs_reach_the_disk_when_saved_and_only_when_changed() {
     fs::write(&file, bytes).unwrap();
     assert!(Workspace::open(dir.path()).unwrap().last_run("train").is_none());
 }
+
+#[test]
+fn what_failed_runs_left_reaches_the_disk_when_saved_and_only_when_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = Workspace::open(dir.path()).unwrap();
+    let file = ws.gourd_dir.join("state-v1/cleared.json");
+    let left = Hasher::digest_bytes(DigestAlgorithm::Blake3, b"partial");
+    ws.mark_cleared("train");
+    assert!(ws.clearing("train"));
+    ws.note_leftovers("train", [("model.bin".to_string(), Some(left))].into());
+    assert!(!ws.clearing("train"), "noted: no longer under way");
+    ws.save_state().unwrap();
+    let again = Workspace::open(dir.path()).unwrap();
+    assert_eq!(again.leftovers("train")["model.bin"], Some(left));
+
+    // A run that marks and then succeeds leaves the note as read: nothing
+    // is written.
+    fs::remove_file(&file).unwrap();
+    again.mark_cleared("eval");
+    again.record_last_run("eval", LastRun { key: left, status: "ran".into(), finished_at: String::new() });
+    again.save_state().unwrap();
+    assert!(!file.exists());
+    // Success of the stage that failed forgets what it left.
+    again.record_last_run("train", LastRun { key: left, status: "ran".into(), finished_at: String::new() });
+    again.save_state().unwrap();
+    assert!(Workspace::open(dir.path()).unwrap().leftovers("train").is_empty());
+
+    // A damaged file reads as nothing noted.
+    ws.note_leftovers("train", [("model.bin".to_string(), Some(left))].into());
+    ws.save_state().unwrap();
+    let mut bytes = fs::read(&file).unwrap();
+    let last_byte = bytes.len() - 2;
+    bytes[last_byte] ^= 1;
+    fs::write(&file, bytes).unwrap();
+    assert!(Workspace::open(dir.path()).unwrap().leftovers("train").is_empty());
+}
