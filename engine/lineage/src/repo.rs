@@ -183,7 +183,7 @@ impl Lineage {
                 .flatten();
             let commit = match packed {
                 Some(commit) => commit,
-                None => self.build_commit(parent_id, run, records, &signature, &message)?,
+                None => self.build_commit(parent_id, run, records, &signature, &message)?.0,
             };
             let moved = match &parent {
                 Some(parent) => self.repo.reference_matching(LINEAGE_REF, commit, true, parent.id(), "gourd run"),
@@ -202,7 +202,7 @@ impl Lineage {
     }
 
     /// The commit of a run: `parent`'s tree with `run.json` and `records`
-    /// laid over it.
+    /// laid over it; with the blobs written for them.
     fn build_commit(
         &self,
         parent: Option<Oid>,
@@ -210,7 +210,7 @@ impl Lineage {
         records: &[Record],
         signature: &Signature<'_>,
         message: &str,
-    ) -> Result<Oid, LineageError> {
+    ) -> Result<(Oid, Vec<Oid>), LineageError> {
         let parent = parent.map(|id| self.repo.find_commit(id)).transpose()?;
         let run_blob = self.repo.blob(&json(run))?;
         let blobs: Vec<(String, Oid)> = records
@@ -225,12 +225,15 @@ impl Lineage {
         tree = Some(self.insert(tree, &split(&self.stages_dir()), stages, git2::FileMode::Tree)?);
         let tree = self.repo.find_tree(tree.expect("at least run.json"))?;
         let parents: Vec<&git2::Commit> = parent.iter().collect();
-        Ok(self.repo.commit(None, signature, signature, message, &tree, &parents)?)
+        let commit = self.repo.commit(None, signature, signature, message, &tree, &parents)?;
+        Ok((commit, std::iter::once(run_blob).chain(blobs.into_iter().map(|(_, blob)| blob)).collect()))
     }
 
     /// [`Lineage::build_commit`] with every new object written as one pack:
     /// the objects are made in memory (libgit2's mempack, on a handle of
-    /// its own), then the pack goes in beside the others.
+    /// its own), then the pack goes in beside the others. Only what the
+    /// commit adds goes in (see [`Lineage::new_objects`]): libgit2's own dump
+    /// packs the commit's whole tree, every stage's record again each run.
     fn packed_commit(
         &self,
         parent: Option<Oid>,
@@ -241,11 +244,18 @@ impl Lineage {
     ) -> Result<Oid, LineageError> {
         let scratch = Lineage { repo: Repository::open(self.repo.path())?, prefix: self.prefix.clone() };
         let odb = scratch.repo.odb()?;
-        let memory = odb.add_new_mempack_backend(1000)?;
-        let commit = scratch.build_commit(parent, run, records, signature, message)?;
-        let mut pack = git2::Buf::new();
-        memory.dump(&scratch.repo, &mut pack)?;
+        // New objects go to memory, not to loose files.
+        let _memory = odb.add_new_mempack_backend(1000)?;
+        let (commit, blobs) = scratch.build_commit(parent, run, records, signature, message)?;
         let disk = self.repo.odb()?;
+        let mut builder = scratch.repo.packbuilder()?;
+        // Delta search on every core.
+        builder.set_threads(0);
+        for id in scratch.new_objects(commit, &blobs, &disk)? {
+            builder.insert_object(id, None)?;
+        }
+        let mut pack = git2::Buf::new();
+        builder.write_buf(&mut pack)?;
         let mut writer = disk.packwriter()?;
         std::io::Write::write_all(&mut writer, &pack)
             .map_err(|err| git2::Error::from_str(&format!("writing the lineage pack: {err}")))?;
@@ -253,6 +263,26 @@ impl Lineage {
         // The pack is new to this handle's object database.
         disk.refresh()?;
         Ok(commit)
+    }
+
+    /// The objects of `commit` that `disk` lacks: the commit, the trees
+    /// under it not already there, and those of `blobs` (the blobs written
+    /// for it) not already there; any other blob came from the parent. A
+    /// tree already on disk has all it holds there too, so it is not walked.
+    fn new_objects(&self, commit: Oid, blobs: &[Oid], disk: &git2::Odb<'_>) -> Result<Vec<Oid>, git2::Error> {
+        let mut new = vec![commit];
+        let mut trees = vec![self.repo.find_commit(commit)?.tree_id()];
+        while let Some(id) = trees.pop() {
+            if disk.exists(id) || new.contains(&id) {
+                continue;
+            }
+            new.push(id);
+            let tree = self.repo.find_tree(id)?;
+            trees.extend(tree.iter().filter(|e| e.kind() == Some(ObjectType::Tree)).map(|e| e.id()));
+        }
+        let mut seen = std::collections::HashSet::new();
+        new.extend(blobs.iter().filter(|&&blob| seen.insert(blob) && !disk.exists(blob)));
+        Ok(new)
     }
 
     /// Held while a lineage commit is built and the ref moved.
@@ -691,6 +721,48 @@ mod tests {
         assert!(loose < 20, "records went to a pack, not loose files: {count}");
         assert!(git(dir.path(), &["log", "--format=%s", LINEAGE_REF]).lines().count() == 3);
         assert!(git(dir.path(), &["for-each-ref", "refs/gourd/tmp"]).is_empty(), "the temporary ref is gone");
+    }
+
+    /// Objects in the newest pack, and the number of packs.
+    fn newest_pack(dir: &Path) -> (usize, usize) {
+        let packs = dir.join(".git/objects/pack");
+        let mut idx: Vec<_> = std::fs::read_dir(&packs)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "idx"))
+            .collect();
+        idx.sort_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap());
+        let listed = git(dir, &["verify-pack", "-v", idx.last().unwrap().to_str().unwrap()]);
+        let objects = listed.lines().filter(|l| [" blob ", " tree ", " commit "].iter().any(|t| l.contains(t))).count();
+        (objects, idx.len())
+    }
+
+    /// A run that records part of a big pipeline packs those records, not
+    /// every stage's record again.
+    #[test]
+    fn a_pack_holds_only_what_its_run_added() {
+        let dir = tempfile::tempdir().unwrap();
+        git(dir.path(), &["init", "-q"]);
+        let lineage = Lineage::open(dir.path()).unwrap().unwrap();
+        let record_all = |range: std::ops::Range<usize>, key: &str| {
+            let many: Vec<Record> = range.map(|i| record(&format!("s{i:03}"), &format!("{key}{i}"))).collect();
+            let names: Vec<String> = many.iter().map(|r| r.stage.clone()).collect();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            lineage.record(&run_info(&names), &many).unwrap();
+        };
+        record_all(0..300, "a");
+        // 300 records, run.json, the stages folder, the root tree, the commit.
+        assert_eq!(newest_pack(dir.path()), (304, 1));
+        record_all(0..80, "b");
+        assert_eq!(newest_pack(dir.path()), (84, 2));
+        // Records equal to ones written before are not packed again.
+        record_all(0..80, "b");
+        let (objects, packs) = newest_pack(dir.path());
+        assert_eq!(packs, 3);
+        assert!(objects <= 4, "{objects} objects");
+        let latest = Lineage::open(dir.path()).unwrap().unwrap().latest().unwrap();
+        assert_eq!((latest.len(), latest["s010"].key.as_str(), latest["s200"].key.as_str()), (300, "b10", "a200"));
+        git(dir.path(), &["fsck", "--strict", "--no-dangling"]);
     }
 
     #[test]
