@@ -392,6 +392,7 @@ def bench_scheduler(n, repeat, results):
     loops = ["sh", "-c", "cut -f2 stages.txt > .cmds && split -n l/2 .cmds .half && "
              "for h in .halfaa .halfab; do (while IFS= read -r c; do sh -c \"$c\"; done < $h) & done; wait"]
     rows = {"gourd -j1": [], "gourd -j2": [], "shell loop": [], "two shell loops": []}
+    cpu = {label: [] for label in rows}
     commands = [("shell loop", loop), ("two shell loops", loops), ("gourd -j1", [GOURD, "run", "-j", "1"]),
                 ("gourd -j2", [GOURD, "run", "-j", "2"])]
     # Every run gets its own fresh copy, all made before any is timed, and
@@ -412,16 +413,22 @@ def bench_scheduler(n, repeat, results):
     time.sleep(2)
     for rep in range(repeat):
         for label, cmd in commands:
-            rows[label].append(timed(cmd, copies[(label, rep)], "gourd", 600)[0])
+            seconds, _, percent = timed(cmd, copies[(label, rep)], "gourd", 600)
+            rows[label].append(seconds)
+            cpu[label].append(percent)
     shutil.rmtree(base, ignore_errors=True)
     med = {k: statistics.median(v) for k, v in rows.items()}
     per_stage = (med["gourd -j1"] - med["shell loop"]) / n * 1000
     per_stage_j2 = (med["gourd -j2"] - med["two shell loops"]) / n * 1000
+    # CPU use (user + system over wall, of 100% per core): what keeps both
+    # cores busy on a parallel run, gourd's own work included.
+    cpu_med = {k: statistics.median(v) for k, v in cpu.items()}
     results["scheduler"] = {"stages": n, "seconds": med, "overhead_ms_per_stage": per_stage,
-                            "overhead_ms_per_stage_j2": per_stage_j2}
+                            "overhead_ms_per_stage_j2": per_stage_j2, "cpu_percent": cpu_med}
     print(f"\n== scheduler: {n} trivial stages: shell loop {med['shell loop']:.2f}s, two shell loops "
           f"{med['two shell loops']:.2f}s, gourd -j1 {med['gourd -j1']:.2f}s, -j2 {med['gourd -j2']:.2f}s: "
-          f"{per_stage:.2f} ms per stage beyond process spawn at -j1, {per_stage_j2:.2f} at -j2", flush=True)
+          f"{per_stage:.2f} ms per stage beyond process spawn at -j1, {per_stage_j2:.2f} at -j2; CPU use "
+          f"{cpu_med['gourd -j2']:.0f}% for gourd -j2, {cpu_med['two shell loops']:.0f}% for two shell loops", flush=True)
 
 
 def executed_text(entry):
@@ -510,6 +517,10 @@ def write_markdown(results, meta, args):
         if "two shell loops" in s["seconds"]:
             lines += [f"Two shell loops at once, each spawning half of the commands, {s['seconds']['two shell loops']:.2f} s; "
                       f"`gourd run -j2` {s['seconds']['gourd -j2']:.2f} s: **{s['overhead_ms_per_stage_j2']:.2f} ms per stage** beyond them."]
+        if "cpu_percent" in s:
+            c = s["cpu_percent"]
+            lines += [f"CPU use (user + system time over wall time; 200% is both cores): `gourd run -j2` **{c['gourd -j2']:.0f}%**, "
+                      f"two shell loops {c['two shell loops']:.0f}%."]
         lines += [""]
     lines += ["![no-op and incremental times against pipeline size](noop-incremental.svg)", ""]
     with open(os.path.join(RESULTS, "results.md"), "w") as f:

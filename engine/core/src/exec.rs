@@ -28,14 +28,12 @@ use crate::model::{Command, Stage};
 /// watchdog, a small `sh` loop started with the first stage in a process group of
 /// its own, reads `+PGID` and `-PGID` lines on a pipe from gourd, and at end
 /// of file, which comes when gourd exits or is killed, kills every group
-/// still listed. Spawning happens on a thread of the spawner's own, so the
-/// scheduler's thread goes on launching and reaping meanwhile.
+/// still listed. A stage is started on a blocking thread, with its outputs
+/// cleared and its log opened there too ([`start`]), so the scheduler's
+/// thread goes on launching and reaping meanwhile.
 pub struct Spawner {
-    jobs: Option<std::sync::mpsc::Sender<SpawnJob>>,
     watchdog: Option<Arc<Watchdog>>,
 }
-
-type SpawnJob = (tokio::process::Command, tokio::sync::oneshot::Sender<io::Result<tokio::process::Child>>);
 
 /// The watchdog's loop: `live` holds the listed groups, space-separated.
 const WATCHDOG: &str = r#"trap '' INT TERM HUP QUIT
@@ -107,42 +105,30 @@ fn find_program(name: &str, path: &std::ffi::OsStr) -> Option<PathBuf> {
 }
 
 impl Spawner {
-    /// Starts the thread, in the current runtime's context (a child is
-    /// reaped by the runtime that started it), and the watchdog. The thread
-    /// and the watchdog end when the spawner is dropped. Without a watchdog
-    /// (no `sh` to run it), stages left by a killed gourd are stopped by the
-    /// next run (see `crate::orphans`).
+    /// Starts the watchdog; it ends when the spawner is dropped. Without a
+    /// watchdog (no `sh` to run it), stages left by a killed gourd are
+    /// stopped by the next run (see `crate::orphans`).
     pub fn start() -> io::Result<Spawner> {
-        let runtime = tokio::runtime::Handle::current();
-        let watchdog = Watchdog::start().ok().map(Arc::new);
-        let (jobs, received) = std::sync::mpsc::channel::<SpawnJob>();
-        let listing = watchdog.clone();
-        std::thread::Builder::new().name("gourd-spawner".to_string()).spawn(move || {
-            let _entered = runtime.enter();
-            for (mut command, reply) in received {
-                let spawned = command.spawn();
-                if let (Ok(child), Some(watchdog)) = (&spawned, &listing) {
-                    if let Some(pid) = child.id() {
-                        watchdog.note('+', pid);
-                    }
-                }
-                let _ = reply.send(spawned);
-            }
-        })?;
-        Ok(Spawner { jobs: Some(jobs), watchdog })
+        Ok(Spawner { watchdog: Watchdog::start().ok().map(Arc::new) })
     }
 
-    async fn spawn(&self, command: tokio::process::Command) -> io::Result<tokio::process::Child> {
-        let (reply, spawned) = tokio::sync::oneshot::channel();
-        let gone = || io::Error::other("gourd's spawner thread is gone");
-        self.jobs.as_ref().ok_or_else(gone)?.send((command, reply)).map_err(|_| gone())?;
-        spawned.await.map_err(|_| gone())?
+    /// Spawns `command` and lists its group with the watchdog. Called in
+    /// the runtime's context (a child is reaped by the runtime that started
+    /// it): on its thread or one of its blocking threads.
+    fn spawn(&self, mut command: tokio::process::Command) -> io::Result<(tokio::process::Child, Option<Group>)> {
+        let child = command.spawn()?;
+        let group = child.id().map(|pid| {
+            if let Some(watchdog) = &self.watchdog {
+                watchdog.note('+', pid);
+            }
+            Group { pgid: pid as i32, watchdog: self.watchdog.clone() }
+        });
+        Ok((child, group))
     }
 }
 
 impl Drop for Spawner {
     fn drop(&mut self) {
-        drop(self.jobs.take());
         if let Some(watchdog) = &self.watchdog {
             watchdog.close();
         }
@@ -151,17 +137,17 @@ impl Drop for Spawner {
 
 /// A running stage's process group: killed, and unlisted from the
 /// watchdog, when the stage is over, however it ends.
-struct Group<'a> {
+struct Group {
     pgid: i32,
-    watchdog: Option<&'a Watchdog>,
+    watchdog: Option<Arc<Watchdog>>,
 }
 
-impl Drop for Group<'_> {
+impl Drop for Group {
     fn drop(&mut self) {
         // Anything the stage left behind in its group would otherwise keep
         // writing outputs.
         kill_group(self.pgid, libc::SIGKILL);
-        if let Some(watchdog) = self.watchdog {
+        if let Some(watchdog) = &self.watchdog {
             watchdog.note('-', self.pgid as u32);
         }
     }
@@ -190,7 +176,17 @@ pub enum ExecOutcome {
 /// Grace period between SIGTERM and SIGKILL when stopping a stage.
 const KILL_GRACE: Duration = Duration::from_secs(3);
 
-pub async fn execute(request: ExecRequest<'_>, mut cancel: watch::Receiver<bool>) -> io::Result<ExecOutcome> {
+/// A stage's process, started by [`start`]: its group is killed when this
+/// is dropped, however the stage ends.
+pub struct Started {
+    child: tokio::process::Child,
+    group: Option<Group>,
+}
+
+/// Opens the stage's log and spawns its process. Blocking: it runs on a
+/// blocking thread of the run's runtime, beside the work that clears the
+/// stage's outputs, so that the scheduler's thread only launches and reaps.
+pub fn start(request: ExecRequest<'_>) -> io::Result<Started> {
     let stage = request.stage;
     let mut command = match &stage.cmd {
         Command::Shell(script) => {
@@ -231,8 +227,7 @@ pub async fn execute(request: ExecRequest<'_>, mut cancel: watch::Receiver<bool>
         .stderr(Stdio::from(log))
         .process_group(0)
         .kill_on_drop(true);
-    let spawned = request.spawner.spawn(command).await;
-    let mut child = spawned.map_err(|err| {
+    let (child, group) = request.spawner.spawn(command).map_err(|err| {
         let program = match &stage.cmd {
             Command::Shell(_) => "sh".to_string(),
             Command::Argv(argv) => argv[0].clone(),
@@ -244,9 +239,15 @@ pub async fn execute(request: ExecRequest<'_>, mut cancel: watch::Receiver<bool>
         };
         io::Error::new(err.kind(), format!("cannot start `{program}`: {err}"))
     })?;
-    let pgid = child.id().map(|id| id as i32);
-    let _group = pgid.map(|pgid| Group { pgid, watchdog: request.spawner.watchdog.as_deref() });
+    Ok(Started { child, group })
+}
 
+/// Waits for a started stage to end: it exits, or its `timeout` passes, or
+/// the run is cancelled (then its group is stopped: SIGTERM, and SIGKILL
+/// after a grace period).
+pub async fn wait(started: Started, stage: &Stage, mut cancel: watch::Receiver<bool>) -> io::Result<ExecOutcome> {
+    let Started { mut child, group: _group } = started;
+    let pgid = child.id().map(|id| id as i32);
     let timeout = async {
         match stage.timeout {
             Some(limit) => tokio::time::sleep(limit).await,

@@ -14,7 +14,7 @@ use gourd_digest::Digest;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::exec::{ExecOutcome, ExecRequest, execute};
+use crate::exec::{ExecOutcome, ExecRequest, Started};
 use crate::gpu::GpuPool;
 use crate::graph::Dag;
 use crate::hash::Tree;
@@ -592,7 +592,7 @@ fn failed(
     }
 }
 
-async fn process_stage(context: &Context, mut launch: Launch, cancel: watch::Receiver<bool>) -> StageReport {
+async fn process_stage(context: &Arc<Context>, mut launch: Launch, cancel: watch::Receiver<bool>) -> StageReport {
     let stage = &context.pipeline.stages[launch.index];
     let started = Instant::now();
     let assessed = launch.assessment.take();
@@ -604,7 +604,7 @@ async fn process_stage(context: &Context, mut launch: Launch, cancel: watch::Rec
             // Failed after clearing its outputs (storing them ran out of
             // space, say): what it left is its own, as for any failure.
             if context.ws.clearing(&stage.name) {
-                note_leftovers(&context.ws, stage);
+                note_leftovers_aside(&context.ws, stage).await;
             }
             failed(stage, key, started.elapsed(), err.to_string(), None)
         }
@@ -618,7 +618,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 /// Tries, in order, each place a stage's result can come from: the local
 /// cache, the remote cache, remote execution, local execution.
 async fn process_stage_inner(
-    context: &Context,
+    context: &Arc<Context>,
     stage: &Stage,
     launch: &Launch,
     assessed: Option<Assessment>,
@@ -804,6 +804,15 @@ async fn from_remote_cache(
 
 /// What a stage's process is handed: its params file, its environment, and
 /// how to run a built-in step.
+/// A stage begun here: its outputs cleared, and its process started, or
+/// why it could not be (`Ok(None)`: it executes remotely).
+struct Begun {
+    prepared: Prepared,
+    process: Result<Option<Started>, String>,
+    /// When the stage started.
+    at: SystemTime,
+}
+
 struct Prepared {
     /// What was found at output paths and moved aside (see [`displace`]).
     displaced: Vec<String>,
@@ -815,7 +824,7 @@ struct Prepared {
 /// Clears the previous outputs (unless persisted), creates their folders,
 /// and writes what the stage reads besides its deps. `Err(message)` when a
 /// built-in step has no runner.
-fn prepare(context: &Context, stage: &Stage, launch: &Launch) -> io::Result<Result<Prepared, String>> {
+fn prepare(context: &Context, stage: &Stage, visible_devices: Option<&str>) -> io::Result<Result<Prepared, String>> {
     let ws = &context.ws;
     let mut displaced = Vec::new();
     // What a failed run of the stage left is its own to remove; what it
@@ -850,8 +859,8 @@ fn prepare(context: &Context, stage: &Stage, launch: &Launch) -> io::Result<Resu
     if let Some(token) = &context.run_token {
         extra_env.insert(crate::orphans::RUN_ENV.to_string(), token.clone());
     }
-    if let Some(visible) = &launch.visible_devices {
-        extra_env.insert("CUDA_VISIBLE_DEVICES".to_string(), visible.clone());
+    if let Some(visible) = visible_devices {
+        extra_env.insert("CUDA_VISIBLE_DEVICES".to_string(), visible.to_string());
     } else if stage.executor == Executor::Cuda {
         extra_env.insert("CUDA_VISIBLE_DEVICES".to_string(), String::new());
     }
@@ -938,6 +947,13 @@ fn last_output(ws: &Workspace, stage: &Stage, path: &WsPath) -> Option<Digest> {
 
 /// Notes what a failed run of the stage left at its output paths: the
 /// next run removes exactly that, and moves anything else aside.
+/// [`note_leftovers`] on a blocking thread: it hashes what the stage left,
+/// which may be large, and the scheduler's thread must go on reaping.
+async fn note_leftovers_aside(ws: &Arc<Workspace>, stage: &Stage) {
+    let (ws, stage) = (ws.clone(), stage.clone());
+    blocking(move || note_leftovers(&ws, &stage)).await
+}
+
 fn note_leftovers(ws: &Workspace, stage: &Stage) {
     let left = stage
         .outputs()
@@ -1028,7 +1044,7 @@ async fn execute_remotely(
 /// Executes the stage (remotely or here), then stores and records its
 /// outputs: only a complete success enters the cache.
 async fn execute_stage(
-    context: &Context,
+    context: &Arc<Context>,
     stage: &Stage,
     launch: &Launch,
     assessment: Assessment,
@@ -1039,46 +1055,58 @@ async fn execute_stage(
     let key = assessment.key;
     let ws = &context.ws;
     let log = ws.log_path(&stage.name);
-    let prepared = match prepare(context, stage, launch)? {
-        Ok(prepared) => prepared,
+    // Clearing the outputs, writing what the stage reads and starting its
+    // process all touch the disk: on a blocking thread, so that stages whose
+    // slots free at once start at once, on all cores.
+    let begun = {
+        let (context, owned, log) = (context.clone(), stage.clone(), log.clone());
+        let (visible, local) = (launch.visible_devices.clone(), !launch.remote);
+        blocking(move || -> io::Result<Result<Begun, String>> {
+            let mut prepared = match prepare(&context, &owned, visible.as_deref())? {
+                Ok(prepared) => prepared,
+                Err(message) => return Ok(Err(message)),
+            };
+            if !local {
+                return Ok(Ok(Begun { prepared, process: Ok(None), at: SystemTime::now() }));
+            }
+            if !context.ws.abs(&owned.wdir).is_dir() {
+                let message = format!("its `wdir` `{}` is not a folder in the workspace", owned.wdir);
+                return Ok(Ok(Begun { prepared, process: Err(message), at: SystemTime::now() }));
+            }
+            let extra_env = std::mem::take(&mut prepared.extra_env);
+            let step = prepared.step.as_ref().map(|(runner, config)| (runner.as_slice(), config.clone()));
+            let request = ExecRequest {
+                stage: &owned,
+                spawner: context.spawner()?,
+                step,
+                root: &context.ws.root,
+                log,
+                extra_env,
+            };
+            let at = SystemTime::now();
+            let process = crate::exec::start(request)?;
+            Ok(Ok(Begun { prepared, process: Ok(Some(process)), at }))
+        })
+        .await?
+    };
+    let Begun { prepared, process, at: started_at } = match begun {
+        Ok(begun) => begun,
         Err(message) => return Ok(failed(stage, Some(key), started.elapsed(), message, None)),
     };
     notes.extend(prepared.displaced.iter().cloned());
     // A failure says too what was moved aside to run the stage.
     let moved = prepared.displaced.iter().map(|note| format!("; {note}")).collect::<String>();
-    let fail = |message: String| {
-        note_leftovers(ws, stage);
+    let fail = async |message: String| {
+        note_leftovers_aside(ws, stage).await;
         Ok(failed(stage, Some(key), started.elapsed(), format!("{message}{moved}"), Some(log.clone())))
     };
-    let started_at = SystemTime::now();
+    let process = match process {
+        Ok(process) => process,
+        Err(message) => return fail(message).await,
+    };
     let mut remotely = None;
-    if launch.remote {
-        match execute_remotely(context, stage, launch, &prepared, &mut notes, cancel.clone()).await {
-            Remotely::Done(by) => remotely = Some(by),
-            Remotely::Failed(message) => return fail(message),
-            Remotely::Unavailable(failure) if context.remote_required => return fail(failure),
-            Remotely::Unavailable(failure) => {
-                // Back to the queue, to run here with local slots and GPUs.
-                notes.push(format!("{failure}; ran locally"));
-                let mut report = skipped(stage, notes.join("; "));
-                report.requeue = true;
-                return Ok(report);
-            }
-        }
-    } else {
-        if !ws.abs(&stage.wdir).is_dir() {
-            return fail(format!("its `wdir` `{}` is not a folder in the workspace", stage.wdir));
-        }
-        let step = prepared.step.as_ref().map(|(runner, config)| (runner.as_slice(), config.clone()));
-        let request = ExecRequest {
-            stage,
-            spawner: context.spawner()?,
-            step,
-            root: &ws.root,
-            log: log.clone(),
-            extra_env: prepared.extra_env,
-        };
-        let outcome = execute(request, cancel).await;
+    if let Some(process) = process {
+        let outcome = crate::exec::wait(process, stage, cancel).await;
         // The process is gone: its slot can run the next stage while this
         // one's outputs are checked, hashed and stored.
         let _ = context.exited.send(launch.index);
@@ -1090,10 +1118,23 @@ async fn execute_stage(
         }
         match outcome {
             ExecOutcome::Exited(0) => {}
-            ExecOutcome::Exited(code) => return fail(format!("exited with code {code}")),
-            ExecOutcome::Signaled(signal) => return fail(format!("killed by signal {signal}")),
-            ExecOutcome::TimedOut(limit) => return fail(format!("timed out after {}s", limit.as_secs_f64())),
-            ExecOutcome::Interrupted => return fail("interrupted".to_string()),
+            ExecOutcome::Exited(code) => return fail(format!("exited with code {code}")).await,
+            ExecOutcome::Signaled(signal) => return fail(format!("killed by signal {signal}")).await,
+            ExecOutcome::TimedOut(limit) => return fail(format!("timed out after {}s", limit.as_secs_f64())).await,
+            ExecOutcome::Interrupted => return fail("interrupted".to_string()).await,
+        }
+    } else {
+        match execute_remotely(context, stage, launch, &prepared, &mut notes, cancel.clone()).await {
+            Remotely::Done(by) => remotely = Some(by),
+            Remotely::Failed(message) => return fail(message).await,
+            Remotely::Unavailable(failure) if context.remote_required => return fail(failure).await,
+            Remotely::Unavailable(failure) => {
+                // Back to the queue, to run here with local slots and GPUs.
+                notes.push(format!("{failure}; ran locally"));
+                let mut report = skipped(stage, notes.join("; "));
+                report.requeue = true;
+                return Ok(report);
+            }
         }
     }
     let finished_at = SystemTime::now();
@@ -1134,7 +1175,7 @@ async fn execute_stage(
     .await?;
     let action = match recorded {
         Ok(action) => action,
-        Err(message) => return fail(message),
+        Err(message) => return fail(message).await,
     };
     if let (Some(remote), true) = (context.live_remote(), context.remote_writable) {
         if let Err(failure) = remote.publish(&action, &ws.store).await {
