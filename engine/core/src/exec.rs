@@ -112,17 +112,13 @@ impl Spawner {
         Ok(Spawner { watchdog: Watchdog::start().ok().map(Arc::new) })
     }
 
-    /// Spawns `command` and lists its group with the watchdog. Called in
-    /// the runtime's context (a child is reaped by the runtime that started
-    /// it): on its thread or one of its blocking threads.
-    fn spawn(&self, mut command: tokio::process::Command) -> io::Result<(tokio::process::Child, Option<Group>)> {
+    /// Spawns `command` and lists its group with the watchdog.
+    fn spawn(&self, mut command: std::process::Command) -> io::Result<(std::process::Child, Group)> {
         let child = command.spawn()?;
-        let group = child.id().map(|pid| {
-            if let Some(watchdog) = &self.watchdog {
-                watchdog.note('+', pid);
-            }
-            Group { pgid: pid as i32, watchdog: self.watchdog.clone() }
-        });
+        if let Some(watchdog) = &self.watchdog {
+            watchdog.note('+', child.id());
+        }
+        let group = Group { pgid: child.id() as i32, watchdog: self.watchdog.clone() };
         Ok((child, group))
     }
 }
@@ -176,28 +172,64 @@ pub enum ExecOutcome {
 /// Grace period between SIGTERM and SIGKILL when stopping a stage.
 const KILL_GRACE: Duration = Duration::from_secs(3);
 
-/// A stage's process, started by [`start`]: its group is killed when this
-/// is dropped, however the stage ends.
+/// A stage's process, started by [`start`] and waited for by [`wait`] on
+/// the same blocking thread. Dropped unwaited (an error came between), its
+/// group is killed and the process reaped.
 pub struct Started {
-    child: tokio::process::Child,
-    group: Option<Group>,
+    child: std::process::Child,
+    group: Group,
+    waited: bool,
 }
 
-/// Opens the stage's log and spawns its process. Blocking: it runs on a
-/// blocking thread of the run's runtime, beside the work that clears the
-/// stage's outputs, so that the scheduler's thread only launches and reaps.
+impl Drop for Started {
+    fn drop(&mut self) {
+        if !self.waited {
+            kill_group(self.group.pgid, libc::SIGKILL);
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// How the run stops a stage it no longer wants (Ctrl-C): shared by the
+/// stage's blocking thread, which waits for the process, and the
+/// scheduler's thread, which sees the cancel (see [`stop_on_cancel`]).
+#[derive(Default)]
+pub struct Stop {
+    /// The running stage's process group; 0 before it starts and once it
+    /// is over.
+    pgid: std::sync::atomic::AtomicI32,
+    interrupted: std::sync::atomic::AtomicBool,
+}
+
+impl Stop {
+    pub fn interrupted(&self) -> bool {
+        self.interrupted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Signals the running group, if there is one.
+    fn signal(&self, signal: i32) {
+        let pgid = self.pgid.load(std::sync::atomic::Ordering::SeqCst);
+        if pgid > 0 {
+            kill_group(pgid, signal);
+        }
+    }
+}
+
+/// Opens the stage's log and spawns its process. Blocking: it runs on the
+/// stage's blocking thread, after the work that clears its outputs and
+/// before [`wait`], so that the scheduler's thread only launches and reaps.
 pub fn start(request: ExecRequest<'_>) -> io::Result<Started> {
     let stage = request.stage;
     let mut command = match &stage.cmd {
         Command::Shell(script) => {
             // The stage's own `PATH`, if it sets one, finds `sh` itself.
             let own_path = stage.env.contains_key("PATH") || request.extra_env.contains_key("PATH");
-            let mut c = tokio::process::Command::new(if own_path { std::ffi::OsStr::new("sh") } else { shell() });
+            let mut c = std::process::Command::new(if own_path { std::ffi::OsStr::new("sh") } else { shell() });
             c.arg("-c").arg(script);
             c
         }
         Command::Argv(argv) => {
-            let mut c = tokio::process::Command::new(&argv[0]);
+            let mut c = std::process::Command::new(&argv[0]);
             c.args(&argv[1..]);
             c
         }
@@ -208,7 +240,7 @@ pub fn start(request: ExecRequest<'_>) -> io::Result<Started> {
             let Some((program, first)) = runner.split_first() else {
                 return Err(io::Error::other(format!("no runner for the built-in step `{name}`")));
             };
-            let mut c = tokio::process::Command::new(program);
+            let mut c = std::process::Command::new(program);
             c.args(first).arg(name).arg(config);
             c
         }
@@ -225,8 +257,7 @@ pub fn start(request: ExecRequest<'_>) -> io::Result<Started> {
         .stdin(Stdio::null())
         .stdout(Stdio::from(log.try_clone()?))
         .stderr(Stdio::from(log))
-        .process_group(0)
-        .kill_on_drop(true);
+        .process_group(0);
     let (child, group) = request.spawner.spawn(command).map_err(|err| {
         let program = match &stage.cmd {
             Command::Shell(_) => "sh".to_string(),
@@ -239,21 +270,91 @@ pub fn start(request: ExecRequest<'_>) -> io::Result<Started> {
         };
         io::Error::new(err.kind(), format!("cannot start `{program}`: {err}"))
     })?;
-    Ok(Started { child, group })
+    Ok(Started { child, group, waited: false })
 }
 
-/// Waits for a started stage to end: it exits, or its `timeout` passes, or
-/// the run is cancelled (then its group is stopped: SIGTERM, and SIGKILL
-/// after a grace period).
-pub async fn wait(started: Started, stage: &Stage, mut cancel: watch::Receiver<bool>) -> io::Result<ExecOutcome> {
-    let Started { mut child, group: _group } = started;
-    let pgid = child.id().map(|id| id as i32);
-    let timeout = async {
-        match stage.timeout {
-            Some(limit) => tokio::time::sleep(limit).await,
-            None => std::future::pending().await,
+/// Waits, blocking, for a started stage to end: it exits, or `timeout`
+/// passes (then its group is stopped: SIGTERM, and SIGKILL after a grace
+/// period), or `stop` interrupts it. Whatever the stage left running in
+/// its group is killed when it is over.
+pub fn wait(mut started: Started, timeout: Option<Duration>, stop: &Stop) -> io::Result<ExecOutcome> {
+    use std::sync::atomic::Ordering::SeqCst;
+    let pgid = started.group.pgid;
+    // Published before the flag is read, as the flag is set before the
+    // group is read (`stop_on_cancel`): one side or the other signals it.
+    stop.pgid.store(pgid, SeqCst);
+    if stop.interrupted() {
+        kill_group(pgid, libc::SIGTERM);
+    }
+    let status = match timeout {
+        None => Some(started.child.wait()),
+        Some(limit) => wait_until(&mut started.child, limit).transpose(),
+    };
+    let outcome = match status {
+        Some(status) => {
+            let status = status?;
+            match (status.code(), status.signal()) {
+                _ if stop.interrupted() => ExecOutcome::Interrupted,
+                (Some(code), _) => ExecOutcome::Exited(code),
+                (None, Some(signal)) => ExecOutcome::Signaled(signal),
+                (None, None) => ExecOutcome::Exited(-1),
+            }
+        }
+        None => {
+            kill_group(pgid, libc::SIGTERM);
+            if wait_until(&mut started.child, KILL_GRACE)?.is_none() {
+                kill_group(pgid, libc::SIGKILL);
+                started.child.wait()?;
+            }
+            ExecOutcome::TimedOut(timeout.unwrap_or_default())
         }
     };
+    started.waited = true;
+    stop.pgid.store(0, SeqCst);
+    // Anything the stage left behind in its group would otherwise keep
+    // writing outputs: killed as `started` (its group) is dropped.
+    drop(started);
+    Ok(outcome)
+}
+
+/// Waits for `child` for at most `limit`: its status, or `None` when the
+/// time is up. On a pidfd where the kernel has them (Linux 5.3), else by
+/// polling every 10 ms.
+fn wait_until(child: &mut std::process::Child, limit: Duration) -> io::Result<Option<std::process::ExitStatus>> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let deadline = std::time::Instant::now() + limit;
+    // SAFETY: pidfd_open takes a pid and flags, and returns a new fd or -1.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::pid_t, 0) };
+    // SAFETY: a new fd of our own, closed when this is dropped.
+    let pidfd = (raw >= 0).then(|| unsafe { OwnedFd::from_raw_fd(raw as i32) });
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        match &pidfd {
+            Some(fd) => {
+                let mut poll = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+                let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+                // SAFETY: one valid pollfd; an interrupted poll is retried.
+                unsafe { libc::poll(&mut poll, 1, ms) };
+            }
+            None => std::thread::sleep(left.min(Duration::from_millis(10))),
+        }
+    }
+}
+
+/// Awaits a stage's blocking `task` and, if the run is cancelled first,
+/// stops the stage: SIGTERM to its group, then SIGKILL after a grace
+/// period. The task sees `stop` and reports the stage interrupted.
+pub async fn stop_on_cancel<T>(
+    mut task: tokio::task::JoinHandle<T>,
+    stop: &Stop,
+    mut cancel: watch::Receiver<bool>,
+) -> T {
     let cancelled = async {
         loop {
             if *cancel.borrow() {
@@ -264,30 +365,17 @@ pub async fn wait(started: Started, stage: &Stage, mut cancel: watch::Receiver<b
             }
         }
     };
-
-    let outcome = tokio::select! {
-        status = child.wait() => {
-            // The stage's own process is gone; what it left behind in its
-            // group is stopped as `_group` is dropped.
-            let status = status?;
-            return Ok(match (status.code(), status.signal()) {
-                (Some(code), _) => ExecOutcome::Exited(code),
-                (None, Some(signal)) => ExecOutcome::Signaled(signal),
-                (None, None) => ExecOutcome::Exited(-1),
-            });
-        }
-        () = timeout => ExecOutcome::TimedOut(stage.timeout.unwrap_or_default()),
-        () = cancelled => ExecOutcome::Interrupted,
-    };
-    if let Some(pgid) = pgid {
-        kill_group(pgid, libc::SIGTERM);
-        if tokio::time::timeout(KILL_GRACE, child.wait()).await.is_err() {
-            kill_group(pgid, libc::SIGKILL);
-        }
-        kill_group(pgid, libc::SIGKILL);
+    tokio::select! {
+        done = &mut task => return done.expect("a stage's thread panicked"),
+        () = cancelled => {}
     }
-    let _ = child.wait().await;
-    Ok(outcome)
+    stop.interrupted.store(true, std::sync::atomic::Ordering::SeqCst);
+    stop.signal(libc::SIGTERM);
+    if let Ok(done) = tokio::time::timeout(KILL_GRACE, &mut task).await {
+        return done.expect("a stage's thread panicked");
+    }
+    stop.signal(libc::SIGKILL);
+    task.await.expect("a stage's thread panicked")
 }
 
 fn kill_group(pgid: i32, signal: i32) {
@@ -411,6 +499,127 @@ mod tests {
         assert!(alive(bystander.id() as i32));
         bystander.kill().unwrap();
         bystander.wait().unwrap();
+    }
+
+    /// Starts `script` as a stage would run, its output in `dir/s.log`.
+    fn start_script(spawner: &Spawner, dir: &Path, script: &str) -> Started {
+        let mut stage = crate::testing::stage("s", &[], &[]);
+        stage.cmd = Command::Shell(script.to_string());
+        let request = ExecRequest {
+            stage: &stage,
+            spawner,
+            step: None,
+            root: dir,
+            log: dir.join("s.log"),
+            extra_env: BTreeMap::from([("GREETING".to_string(), "hello".to_string())]),
+        };
+        start(request).unwrap()
+    }
+
+    /// The pid a script wrote to `dir/NAME.pid` once it is there.
+    fn pid_in(dir: &Path, name: &str) -> i32 {
+        for _ in 0..500 {
+            if let Some(pid) =
+                std::fs::read_to_string(dir.join(format!("{name}.pid"))).ok().and_then(|t| t.trim().parse().ok())
+            {
+                return pid;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("{name}.pid was never written");
+    }
+
+    #[test]
+    fn a_stage_runs_in_its_folder_with_its_environment_and_its_exit_code_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let spawner = Spawner::start().unwrap();
+        let stop = Stop::default();
+        let started = start_script(&spawner, dir.path(), "echo \"$GREETING from $PWD\"; echo oops >&2; exit 3");
+        assert!(matches!(wait(started, None, &stop).unwrap(), ExecOutcome::Exited(3)));
+        let log = std::fs::read_to_string(dir.path().join("s.log")).unwrap();
+        assert_eq!(log, format!("hello from {}\noops\n", dir.path().canonicalize().unwrap().display()));
+        let started = start_script(&spawner, dir.path(), "kill -s KILL $$");
+        assert!(matches!(wait(started, Some(Duration::from_secs(60)), &stop).unwrap(), ExecOutcome::Signaled(9)));
+        assert_eq!(stop.pgid.load(std::sync::atomic::Ordering::SeqCst), 0, "a stage that is over is not signalled");
+    }
+
+    /// A stage past its timeout is stopped, and so is what it started in
+    /// its group; one that ignores SIGTERM gets SIGKILL after the grace.
+    #[test]
+    fn a_stage_past_its_timeout_is_stopped_with_what_it_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let spawner = Spawner::start().unwrap();
+        let started = start_script(&spawner, dir.path(), "sleep 300 & echo $! > child.pid; wait");
+        let child = pid_in(dir.path(), "child");
+        let limit = Duration::from_millis(300);
+        let outcome = wait(started, Some(limit), &Stop::default()).unwrap();
+        assert!(matches!(outcome, ExecOutcome::TimedOut(l) if l == limit), "{outcome:?}");
+        assert!(!alive(child), "the stage's own child still runs");
+        let started =
+            start_script(&spawner, dir.path(), "trap '' TERM; echo $$ > stubborn.pid; while :; do sleep 0.05; done");
+        let stubborn = pid_in(dir.path(), "stubborn");
+        let outcome = wait(started, Some(Duration::from_millis(100)), &Stop::default()).unwrap();
+        assert!(matches!(outcome, ExecOutcome::TimedOut(_)), "{outcome:?}");
+        assert!(!alive(stubborn));
+    }
+
+    /// A stage waited for without a pidfd (an older kernel) ends the same.
+    #[test]
+    fn waiting_with_a_limit_sees_a_quick_exit_and_the_end_of_the_limit() {
+        let mut quick = std::process::Command::new("sh").arg("-c").arg("exit 4").spawn().unwrap();
+        let status = wait_until(&mut quick, Duration::from_secs(60)).unwrap().unwrap();
+        assert_eq!(status.code(), Some(4));
+        let mut slow = sleeper();
+        let before = std::time::Instant::now();
+        assert!(wait_until(&mut slow, Duration::from_millis(200)).unwrap().is_none());
+        assert!(before.elapsed() >= Duration::from_millis(200));
+        slow.kill().unwrap();
+        slow.wait().unwrap();
+    }
+
+    /// Ctrl-C: the run's cancel stops the stage's group, and the stage is
+    /// reported interrupted, not as whatever its exit code says.
+    #[test]
+    fn a_cancelled_run_interrupts_the_stage_and_its_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let spawner = Arc::new(Spawner::start().unwrap());
+        let stop = Arc::new(Stop::default());
+        let (cancel, cancelled) = watch::channel(false);
+        let (path, spawner2, stop2) = (dir.path().to_path_buf(), spawner.clone(), stop.clone());
+        let outcome = runtime.block_on(async move {
+            let task = tokio::task::spawn_blocking(move || {
+                let started =
+                    start_script(&spawner2, &path, "trap 'exit 0' TERM; sleep 300 & echo $! > child.pid; wait");
+                wait(started, None, &stop2)
+            });
+            let cancel_later = async {
+                pid_in(dir.path(), "child");
+                cancel.send(true).unwrap();
+            };
+            let (outcome, ()) = tokio::join!(stop_on_cancel(task, &stop, cancelled), cancel_later);
+            (outcome, dir)
+        });
+        let (outcome, dir) = outcome;
+        assert!(matches!(outcome.unwrap(), ExecOutcome::Interrupted));
+        assert!(!alive(pid_in(dir.path(), "child")));
+        // Cancelled before it starts: signalled as soon as it does.
+        let stop = Stop::default();
+        stop.interrupted.store(true, std::sync::atomic::Ordering::SeqCst);
+        let started = start_script(&spawner, dir.path(), "sleep 300");
+        assert!(matches!(wait(started, None, &stop).unwrap(), ExecOutcome::Interrupted));
+    }
+
+    /// An error between start and wait: the stage is killed and reaped as
+    /// it is dropped.
+    #[test]
+    fn a_started_stage_dropped_unwaited_is_killed_and_reaped() {
+        let dir = tempfile::tempdir().unwrap();
+        let spawner = Spawner::start().unwrap();
+        let started = start_script(&spawner, dir.path(), "echo $$ > me.pid; sleep 300");
+        let pid = pid_in(dir.path(), "me");
+        drop(started);
+        assert!(!Path::new(&format!("/proc/{pid}")).exists(), "not killed and reaped");
     }
 
     #[test]

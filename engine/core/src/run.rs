@@ -14,7 +14,7 @@ use gourd_digest::Digest;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::exec::{ExecOutcome, ExecRequest, Started};
+use crate::exec::{ExecOutcome, ExecRequest};
 use crate::gpu::GpuPool;
 use crate::graph::Dag;
 use crate::hash::Tree;
@@ -804,15 +804,6 @@ async fn from_remote_cache(
 
 /// What a stage's process is handed: its params file, its environment, and
 /// how to run a built-in step.
-/// A stage begun here: its outputs cleared, and its process started, or
-/// why it could not be (`Ok(None)`: it executes remotely).
-struct Begun {
-    prepared: Prepared,
-    process: Result<Option<Started>, String>,
-    /// When the stage started.
-    at: SystemTime,
-}
-
 struct Prepared {
     /// What was found at output paths and moved aside (see [`displace`]).
     displaced: Vec<String>,
@@ -1053,132 +1044,40 @@ async fn execute_stage(
     started: Instant,
 ) -> io::Result<StageReport> {
     let key = assessment.key;
-    let ws = &context.ws;
-    let log = ws.log_path(&stage.name);
-    // Clearing the outputs, writing what the stage reads and starting its
-    // process all touch the disk: on a blocking thread, so that stages whose
-    // slots free at once start at once, on all cores.
-    let begun = {
-        let (context, owned, log) = (context.clone(), stage.clone(), log.clone());
-        let (visible, local) = (launch.visible_devices.clone(), !launch.remote);
-        blocking(move || -> io::Result<Result<Begun, String>> {
-            let mut prepared = match prepare(&context, &owned, visible.as_deref())? {
-                Ok(prepared) => prepared,
-                Err(message) => return Ok(Err(message)),
-            };
-            if !local {
-                return Ok(Ok(Begun { prepared, process: Ok(None), at: SystemTime::now() }));
-            }
-            if !context.ws.abs(&owned.wdir).is_dir() {
-                let message = format!("its `wdir` `{}` is not a folder in the workspace", owned.wdir);
-                return Ok(Ok(Begun { prepared, process: Err(message), at: SystemTime::now() }));
-            }
-            let extra_env = std::mem::take(&mut prepared.extra_env);
-            let step = prepared.step.as_ref().map(|(runner, config)| (runner.as_slice(), config.clone()));
-            let request = ExecRequest {
-                stage: &owned,
-                spawner: context.spawner()?,
-                step,
-                root: &context.ws.root,
-                log,
-                extra_env,
-            };
-            let at = SystemTime::now();
-            let process = crate::exec::start(request)?;
-            Ok(Ok(Begun { prepared, process: Ok(Some(process)), at }))
-        })
-        .await?
-    };
-    let Begun { prepared, process, at: started_at } = match begun {
-        Ok(begun) => begun,
-        Err(message) => return Ok(failed(stage, Some(key), started.elapsed(), message, None)),
-    };
-    notes.extend(prepared.displaced.iter().cloned());
-    // A failure says too what was moved aside to run the stage.
-    let moved = prepared.displaced.iter().map(|note| format!("; {note}")).collect::<String>();
-    let fail = async |message: String| {
-        note_leftovers_aside(ws, stage).await;
-        Ok(failed(stage, Some(key), started.elapsed(), format!("{message}{moved}"), Some(log.clone())))
-    };
-    let process = match process {
-        Ok(process) => process,
-        Err(message) => return fail(message).await,
-    };
-    let mut remotely = None;
-    if let Some(process) = process {
-        let outcome = crate::exec::wait(process, stage, cancel).await;
-        // The process is gone: its slot can run the next stage while this
-        // one's outputs are checked, hashed and stored.
-        let _ = context.exited.send(launch.index);
-        let outcome = outcome?;
-        // A stage that prints a secret must not leave it in its log.
-        let secrets = crate::secrets::secret_values(stage);
-        if !secrets.is_empty() {
-            crate::secrets::redact_file(&log, &secrets)?;
-        }
-        match outcome {
-            ExecOutcome::Exited(0) => {}
-            ExecOutcome::Exited(code) => return fail(format!("exited with code {code}")).await,
-            ExecOutcome::Signaled(signal) => return fail(format!("killed by signal {signal}")).await,
-            ExecOutcome::TimedOut(limit) => return fail(format!("timed out after {}s", limit.as_secs_f64())).await,
-            ExecOutcome::Interrupted => return fail("interrupted".to_string()).await,
+    let log = context.ws.log_path(&stage.name);
+    let (displaced, result, remotely) = if launch.remote {
+        match execute_remotely_and_store(context, stage, launch, assessment, &mut notes, cancel, started).await? {
+            Ok(done) => done,
+            Err(report) => return Ok(report),
         }
     } else {
-        match execute_remotely(context, stage, launch, &prepared, &mut notes, cancel.clone()).await {
-            Remotely::Done(by) => remotely = Some(by),
-            Remotely::Failed(message) => return fail(message).await,
-            Remotely::Unavailable(failure) if context.remote_required => return fail(failure).await,
-            Remotely::Unavailable(failure) => {
-                // Back to the queue, to run here with local slots and GPUs.
-                notes.push(format!("{failure}; ran locally"));
-                let mut report = skipped(stage, notes.join("; "));
-                report.requeue = true;
-                return Ok(report);
-            }
-        }
-    }
-    let finished_at = SystemTime::now();
-
-    // Hash and store the outputs, then record the result, on a blocking
-    // thread: the scheduler's thread only launches and reaps. A dep that
-    // changed while the stage ran would file these outputs under the key of
-    // content they were not made from.
-    let (ws2, journal_of_run) = (context.ws.clone(), context.journal.clone());
-    let owned = stage.clone();
-    let manifest = assessment.manifest;
-    let executed_by = remotely.clone();
-    let recorded = blocking(move || -> io::Result<Result<ActionResult, String>> {
-        if let Some(dep) = changed_dep(&ws2, &owned, &manifest["deps"])? {
-            return Ok(Err(format!(
-                "dep `{dep}` changed while the stage ran; its outputs were not cached (run again)"
-            )));
-        }
-        let (outputs, metrics) = match store_outputs(&ws2, &owned)? {
-            Ok(stored) => stored,
-            Err(message) => return Ok(Err(message)),
+        // Everything from clearing the outputs to recording the result runs
+        // on one blocking thread, the process waited for there too: the
+        // scheduler's thread only launches, reaps and stops on Ctrl-C.
+        let stop = Arc::new(crate::exec::Stop::default());
+        let task = {
+            let (context, owned, stop) = (context.clone(), stage.clone(), stop.clone());
+            let (visible, index) = (launch.visible_devices.clone(), launch.index);
+            tokio::task::spawn_blocking(move || {
+                execute_here(&context, &owned, index, visible.as_deref(), assessment, &stop)
+            })
         };
-        let action = ActionResult {
-            key,
-            manifest,
-            outputs,
-            metrics,
-            exit_code: 0,
-            started_at: rfc3339(started_at),
-            finished_at: rfc3339(finished_at),
-            duration_ms: finished_at.duration_since(started_at).unwrap_or_default().as_millis() as u64,
-        };
-        journal(&journal_of_run, &owned, key, Outcome::Ran, started_at, executed_by)?;
-        ws2.store.put_action(&action)?;
-        record_last_run(&ws2, &owned, &action, Outcome::Ran)?;
-        Ok(Ok(action))
-    })
-    .await?;
-    let action = match recorded {
+        match crate::exec::stop_on_cancel(task, &stop, cancel).await? {
+            Here::NotBegun(message) => return Ok(failed(stage, Some(key), started.elapsed(), message, None)),
+            Here::Done { displaced, result } => (displaced, result, None),
+        }
+    };
+    notes.extend(displaced.iter().cloned());
+    let action = match result {
         Ok(action) => action,
-        Err(message) => return fail(message).await,
+        Err(message) => {
+            // A failure says too what was moved aside to run the stage.
+            let moved = displaced.iter().map(|note| format!("; {note}")).collect::<String>();
+            return Ok(failed(stage, Some(key), started.elapsed(), format!("{message}{moved}"), Some(log)));
+        }
     };
     if let (Some(remote), true) = (context.live_remote(), context.remote_writable) {
-        if let Err(failure) = remote.publish(&action, &ws.store).await {
+        if let Err(failure) = remote.publish(&action, &context.ws.store).await {
             if let RemoteFailure::Unavailable(_) = failure {
                 context.remote_down.store(true, std::sync::atomic::Ordering::SeqCst);
             }
@@ -1190,6 +1089,171 @@ async fn execute_stage(
     report.executed_by = remotely;
     report.message = (!notes.is_empty()).then(|| notes.join("; "));
     Ok(report)
+}
+
+/// How a stage executed here came out.
+enum Here {
+    /// It could not begin (a built-in step without a runner); nothing was
+    /// cleared.
+    NotBegun(String),
+    /// It ran: what was moved aside to run it, and its stored result or
+    /// why it failed (what it left is noted then).
+    Done { displaced: Vec<String>, result: Result<ActionResult, String> },
+}
+
+/// Executes a stage here, on a blocking thread: clears its outputs, starts
+/// its process and waits for it, gives its job slot back as it exits, then
+/// stores and records its outputs.
+fn execute_here(
+    context: &Context,
+    stage: &Stage,
+    index: usize,
+    visible_devices: Option<&str>,
+    assessment: Assessment,
+    stop: &crate::exec::Stop,
+) -> io::Result<Here> {
+    let ws = &context.ws;
+    let mut prepared = match prepare(context, stage, visible_devices)? {
+        Ok(prepared) => prepared,
+        Err(message) => return Ok(Here::NotBegun(message)),
+    };
+    let displaced = std::mem::take(&mut prepared.displaced);
+    let outcome = run_process(context, stage, index, &mut prepared, stop);
+    let result = match outcome? {
+        Ok(started_at) => store_and_record(context, stage, assessment, started_at, None)?,
+        Err(message) => Err(message),
+    };
+    if result.is_err() {
+        note_leftovers(ws, stage);
+    }
+    Ok(Here::Done { displaced, result })
+}
+
+/// Runs a prepared stage's process to its end: when it started, or why
+/// it failed.
+fn run_process(
+    context: &Context,
+    stage: &Stage,
+    index: usize,
+    prepared: &mut Prepared,
+    stop: &crate::exec::Stop,
+) -> io::Result<Result<SystemTime, String>> {
+    let ws = &context.ws;
+    if !ws.abs(&stage.wdir).is_dir() {
+        return Ok(Err(format!("its `wdir` `{}` is not a folder in the workspace", stage.wdir)));
+    }
+    if stop.interrupted() {
+        return Ok(Err("interrupted".to_string()));
+    }
+    let request = ExecRequest {
+        stage,
+        spawner: context.spawner()?,
+        step: prepared.step.as_ref().map(|(runner, config)| (runner.as_slice(), config.clone())),
+        root: &ws.root,
+        log: ws.log_path(&stage.name),
+        extra_env: std::mem::take(&mut prepared.extra_env),
+    };
+    let started_at = SystemTime::now();
+    let process = crate::exec::start(request)?;
+    let outcome = crate::exec::wait(process, stage.timeout, stop);
+    // The process is gone: its slot can run the next stage while this
+    // one's outputs are checked, hashed and stored.
+    let _ = context.exited.send(index);
+    let outcome = outcome?;
+    // A stage that prints a secret must not leave it in its log.
+    let secrets = crate::secrets::secret_values(stage);
+    if !secrets.is_empty() {
+        crate::secrets::redact_file(&ws.log_path(&stage.name), &secrets)?;
+    }
+    Ok(match outcome {
+        ExecOutcome::Exited(0) => Ok(started_at),
+        ExecOutcome::Exited(code) => Err(format!("exited with code {code}")),
+        ExecOutcome::Signaled(signal) => Err(format!("killed by signal {signal}")),
+        ExecOutcome::TimedOut(limit) => Err(format!("timed out after {}s", limit.as_secs_f64())),
+        ExecOutcome::Interrupted => Err("interrupted".to_string()),
+    })
+}
+
+/// Executes a stage remotely and stores its outputs here: what was moved
+/// aside, the result, and where it executed; or the report when it did not
+/// come to storing.
+async fn execute_remotely_and_store(
+    context: &Arc<Context>,
+    stage: &Stage,
+    launch: &Launch,
+    assessment: Assessment,
+    notes: &mut Vec<String>,
+    cancel: watch::Receiver<bool>,
+    started: Instant,
+) -> io::Result<Result<(Vec<String>, Result<ActionResult, String>, Option<String>), StageReport>> {
+    let key = assessment.key;
+    let prepared = {
+        let (context, owned) = (context.clone(), stage.clone());
+        blocking(move || prepare(&context, &owned, None)).await?
+    };
+    let prepared = match prepared {
+        Ok(prepared) => prepared,
+        Err(message) => return Ok(Err(failed(stage, Some(key), started.elapsed(), message, None))),
+    };
+    let started_at = SystemTime::now();
+    let failure = match execute_remotely(context, stage, launch, &prepared, notes, cancel).await {
+        Remotely::Done(by) => {
+            let (context, owned, by2) = (context.clone(), stage.clone(), by.clone());
+            let result =
+                blocking(move || store_and_record(&context, &owned, assessment, started_at, Some(by2))).await?;
+            if result.is_ok() {
+                return Ok(Ok((prepared.displaced, result, Some(by))));
+            }
+            result.err()
+        }
+        Remotely::Failed(message) => Some(message),
+        Remotely::Unavailable(failure) if context.remote_required => Some(failure),
+        Remotely::Unavailable(failure) => {
+            // Back to the queue, to run here with local slots and GPUs.
+            notes.push(format!("{failure}; ran locally"));
+            let mut report = skipped(stage, notes.join("; "));
+            report.requeue = true;
+            return Ok(Err(report));
+        }
+    };
+    note_leftovers_aside(&context.ws, stage).await;
+    Ok(Ok((prepared.displaced, Err(failure.unwrap_or_default()), None)))
+}
+
+/// Hashes and stores a finished stage's outputs, then records the result.
+/// A dep that changed while the stage ran would file these outputs under
+/// the key of content they were not made from: refused.
+fn store_and_record(
+    context: &Context,
+    stage: &Stage,
+    assessment: Assessment,
+    started_at: SystemTime,
+    executed_by: Option<String>,
+) -> io::Result<Result<ActionResult, String>> {
+    let finished_at = SystemTime::now();
+    let ws = &context.ws;
+    let manifest = assessment.manifest;
+    if let Some(dep) = changed_dep(ws, stage, &manifest["deps"])? {
+        return Ok(Err(format!("dep `{dep}` changed while the stage ran; its outputs were not cached (run again)")));
+    }
+    let (outputs, metrics) = match store_outputs(ws, stage)? {
+        Ok(stored) => stored,
+        Err(message) => return Ok(Err(message)),
+    };
+    let action = ActionResult {
+        key: assessment.key,
+        manifest,
+        outputs,
+        metrics,
+        exit_code: 0,
+        started_at: rfc3339(started_at),
+        finished_at: rfc3339(finished_at),
+        duration_ms: finished_at.duration_since(started_at).unwrap_or_default().as_millis() as u64,
+    };
+    journal(&context.journal, stage, assessment.key, Outcome::Ran, started_at, executed_by)?;
+    ws.store.put_action(&action)?;
+    record_last_run(ws, stage, &action, Outcome::Ran)?;
+    Ok(Ok(action))
 }
 
 /// The first dep whose content differs from `recorded` (the manifest's
