@@ -209,7 +209,8 @@ impl Stop {
     /// Signals the running group, if there is one.
     fn signal(&self, signal: i32) {
         let pgid = self.pgid.load(std::sync::atomic::Ordering::SeqCst);
-        if pgid > 0 {
+        // Never 0: `killpg(0)` would signal gourd's own group.
+        if pgid != 0 {
             kill_group(pgid, signal);
         }
     }
