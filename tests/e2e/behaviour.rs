@@ -200,6 +200,24 @@ fn independent_stages_run_concurrently() {
     ws.gourd(&["run", "-j", "2"]).success();
 }
 
+/// More stages at once than tokio's default of 512 blocking threads (each
+/// stage executing here holds one): all of them run side by side. Each
+/// waits until every one has started, and gives up after a minute.
+#[test]
+fn more_than_five_hundred_stages_run_at_once_when_jobs_allow() {
+    let n = 520;
+    let stages: String = (0..n)
+        .map(|i| {
+            format!(
+                r#"s{i} = {{ cmd = "touch on/{i}; for t in $(seq 60); do [ $(ls on | wc -l) -ge {n} ] && break; sleep 1; done; [ $(ls on | wc -l) -ge {n} ] && touch out/{i}", outs = ["out/{i}"] }},"#
+            )
+        })
+        .collect();
+    let ws = TestWorkspace::new(&format!("{{ stages = {{ {stages} }} }}"));
+    std::fs::create_dir_all(ws.path("on")).unwrap();
+    ws.gourd(&["run", "-j", &n.to_string()]).success();
+}
+
 #[test]
 fn one_job_runs_one_stage_at_a_time() {
     let stage = |name: &str| {

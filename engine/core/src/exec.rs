@@ -280,42 +280,43 @@ pub fn start(request: ExecRequest<'_>) -> io::Result<Started> {
 /// its group is killed when it is over.
 pub fn wait(mut started: Started, timeout: Option<Duration>, stop: &Stop) -> io::Result<ExecOutcome> {
     use std::sync::atomic::Ordering::SeqCst;
-    let pgid = started.group.pgid;
     // Published before the flag is read, as the flag is set before the
     // group is read (`stop_on_cancel`): one side or the other signals it.
-    stop.pgid.store(pgid, SeqCst);
-    if stop.interrupted() {
-        kill_group(pgid, libc::SIGTERM);
-    }
-    let status = match timeout {
-        None => Some(started.child.wait()),
-        Some(limit) => wait_until(&mut started.child, limit).transpose(),
-    };
-    let outcome = match status {
-        Some(status) => {
-            let status = status?;
-            match (status.code(), status.signal()) {
-                _ if stop.interrupted() => ExecOutcome::Interrupted,
-                (Some(code), _) => ExecOutcome::Exited(code),
-                (None, Some(signal)) => ExecOutcome::Signaled(signal),
-                (None, None) => ExecOutcome::Exited(-1),
-            }
-        }
-        None => {
-            kill_group(pgid, libc::SIGTERM);
-            if wait_until(&mut started.child, KILL_GRACE)?.is_none() {
-                kill_group(pgid, libc::SIGKILL);
-                started.child.wait()?;
-            }
-            ExecOutcome::TimedOut(timeout.unwrap_or_default())
-        }
-    };
-    started.waited = true;
+    stop.pgid.store(started.group.pgid, SeqCst);
+    let outcome = wait_for(&mut started, timeout, stop);
+    // However it went, the group is not signalled again (its id may be
+    // reused), and what the stage left in it is killed as `started` is
+    // dropped (reaped then if waiting failed).
     stop.pgid.store(0, SeqCst);
-    // Anything the stage left behind in its group would otherwise keep
-    // writing outputs: killed as `started` (its group) is dropped.
+    started.waited = outcome.is_ok();
     drop(started);
-    Ok(outcome)
+    outcome
+}
+
+fn wait_for(started: &mut Started, timeout: Option<Duration>, stop: &Stop) -> io::Result<ExecOutcome> {
+    let pgid = started.group.pgid;
+    // Cancelled while it started: stopped at once, as a stage past its
+    // time is (the cancel's own signals may have come before its group
+    // was known).
+    let limit = if stop.interrupted() { Some(Duration::ZERO) } else { timeout };
+    let status = match limit {
+        None => Some(started.child.wait()?),
+        Some(limit) => wait_until(&mut started.child, limit)?,
+    };
+    if let Some(status) = status {
+        return Ok(match status.code() {
+            _ if stop.interrupted() => ExecOutcome::Interrupted,
+            Some(code) => ExecOutcome::Exited(code),
+            // No exit code: a signal ended it (wait reports nothing else).
+            None => ExecOutcome::Signaled(status.signal().unwrap_or_default()),
+        });
+    }
+    kill_group(pgid, libc::SIGTERM);
+    if wait_until(&mut started.child, KILL_GRACE)?.is_none() {
+        kill_group(pgid, libc::SIGKILL);
+        started.child.wait()?;
+    }
+    Ok(if stop.interrupted() { ExecOutcome::Interrupted } else { ExecOutcome::TimedOut(timeout.unwrap_or_default()) })
 }
 
 /// Waits for `child` for at most `limit`: its status, or `None` when the
@@ -517,6 +518,18 @@ mod tests {
         start(request).unwrap()
     }
 
+    /// Whether `pid` is gone within a few seconds: a signal is delivered
+    /// when the process next runs, not when `kill` returns.
+    fn dies(pid: i32) -> bool {
+        (0..500).any(|_| {
+            let gone = !alive(pid);
+            if !gone {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            gone
+        })
+    }
+
     /// The pid a script wrote to `dir/NAME.pid` once it is there.
     fn pid_in(dir: &Path, name: &str) -> i32 {
         for _ in 0..500 {
@@ -555,13 +568,13 @@ mod tests {
         let limit = Duration::from_millis(300);
         let outcome = wait(started, Some(limit), &Stop::default()).unwrap();
         assert!(matches!(outcome, ExecOutcome::TimedOut(l) if l == limit), "{outcome:?}");
-        assert!(!alive(child), "the stage's own child still runs");
+        assert!(dies(child), "the stage's own child still runs");
         let started =
             start_script(&spawner, dir.path(), "trap '' TERM; echo $$ > stubborn.pid; while :; do sleep 0.05; done");
         let stubborn = pid_in(dir.path(), "stubborn");
         let outcome = wait(started, Some(Duration::from_millis(100)), &Stop::default()).unwrap();
         assert!(matches!(outcome, ExecOutcome::TimedOut(_)), "{outcome:?}");
-        assert!(!alive(stubborn));
+        assert!(dies(stubborn));
     }
 
     /// A stage waited for without a pidfd (an older kernel) ends the same.
@@ -603,12 +616,14 @@ mod tests {
         });
         let (outcome, dir) = outcome;
         assert!(matches!(outcome.unwrap(), ExecOutcome::Interrupted));
-        assert!(!alive(pid_in(dir.path(), "child")));
+        assert!(dies(pid_in(dir.path(), "child")));
         // Cancelled before it starts: signalled as soon as it does.
         let stop = Stop::default();
         stop.interrupted.store(true, std::sync::atomic::Ordering::SeqCst);
-        let started = start_script(&spawner, dir.path(), "sleep 300");
+        // (One that ignores SIGTERM once it can gets SIGKILL after the grace.)
+        let started = start_script(&spawner, dir.path(), "trap '' TERM; while :; do sleep 0.05; done");
         assert!(matches!(wait(started, None, &stop).unwrap(), ExecOutcome::Interrupted));
+        assert_eq!(stop.pgid.load(std::sync::atomic::Ordering::SeqCst), 0);
     }
 
     /// An error between start and wait: the stage is killed and reaped as

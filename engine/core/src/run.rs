@@ -1045,9 +1045,11 @@ async fn execute_stage(
 ) -> io::Result<StageReport> {
     let key = assessment.key;
     let log = context.ws.log_path(&stage.name);
-    let (displaced, result, remotely) = if launch.remote {
+    // `logged`: the stage's log is this run's (its process started, or the
+    // remote's log came back).
+    let (displaced, result, remotely, logged) = if launch.remote {
         match execute_remotely_and_store(context, stage, launch, assessment, &mut notes, cancel, started).await? {
-            Ok(done) => done,
+            Ok((displaced, result, remotely)) => (displaced, result, remotely, true),
             Err(report) => return Ok(report),
         }
     } else {
@@ -1064,7 +1066,7 @@ async fn execute_stage(
         };
         match crate::exec::stop_on_cancel(task, &stop, cancel).await? {
             Here::NotBegun(message) => return Ok(failed(stage, Some(key), started.elapsed(), message, None)),
-            Here::Done { displaced, result } => (displaced, result, None),
+            Here::Done { displaced, result, logged } => (displaced, result, None, logged),
         }
     };
     notes.extend(displaced.iter().cloned());
@@ -1073,7 +1075,8 @@ async fn execute_stage(
         Err(message) => {
             // A failure says too what was moved aside to run the stage.
             let moved = displaced.iter().map(|note| format!("; {note}")).collect::<String>();
-            return Ok(failed(stage, Some(key), started.elapsed(), format!("{message}{moved}"), Some(log)));
+            let log = logged.then_some(log);
+            return Ok(failed(stage, Some(key), started.elapsed(), format!("{message}{moved}"), log));
         }
     };
     if let (Some(remote), true) = (context.live_remote(), context.remote_writable) {
@@ -1096,9 +1099,11 @@ enum Here {
     /// It could not begin (a built-in step without a runner); nothing was
     /// cleared.
     NotBegun(String),
-    /// It ran: what was moved aside to run it, and its stored result or
-    /// why it failed (what it left is noted then).
-    Done { displaced: Vec<String>, result: Result<ActionResult, String> },
+    /// It ran, or failed once its outputs were cleared: what was moved
+    /// aside, its stored result or why it failed (what it left is noted
+    /// then), and whether its process started (else the log is the last
+    /// run's).
+    Done { displaced: Vec<String>, result: Result<ActionResult, String>, logged: bool },
 }
 
 /// Executes a stage here, on a blocking thread: clears its outputs, starts
@@ -1118,32 +1123,32 @@ fn execute_here(
         Err(message) => return Ok(Here::NotBegun(message)),
     };
     let displaced = std::mem::take(&mut prepared.displaced);
-    let outcome = run_process(context, stage, index, &mut prepared, stop);
-    let result = match outcome? {
+    let (outcome, logged) = run_process(context, stage, index, &mut prepared, stop)?;
+    let result = match outcome {
         Ok(started_at) => store_and_record(context, stage, assessment, started_at, None)?,
         Err(message) => Err(message),
     };
     if result.is_err() {
         note_leftovers(ws, stage);
     }
-    Ok(Here::Done { displaced, result })
+    Ok(Here::Done { displaced, result, logged })
 }
 
 /// Runs a prepared stage's process to its end: when it started, or why
-/// it failed.
+/// it failed; and whether it started at all.
 fn run_process(
     context: &Context,
     stage: &Stage,
     index: usize,
     prepared: &mut Prepared,
     stop: &crate::exec::Stop,
-) -> io::Result<Result<SystemTime, String>> {
+) -> io::Result<(Result<SystemTime, String>, bool)> {
     let ws = &context.ws;
     if !ws.abs(&stage.wdir).is_dir() {
-        return Ok(Err(format!("its `wdir` `{}` is not a folder in the workspace", stage.wdir)));
+        return Ok((Err(format!("its `wdir` `{}` is not a folder in the workspace", stage.wdir)), false));
     }
     if stop.interrupted() {
-        return Ok(Err("interrupted".to_string()));
+        return Ok((Err("interrupted".to_string()), false));
     }
     let request = ExecRequest {
         stage,
@@ -1165,13 +1170,14 @@ fn run_process(
     if !secrets.is_empty() {
         crate::secrets::redact_file(&ws.log_path(&stage.name), &secrets)?;
     }
-    Ok(match outcome {
+    let outcome = match outcome {
         ExecOutcome::Exited(0) => Ok(started_at),
         ExecOutcome::Exited(code) => Err(format!("exited with code {code}")),
         ExecOutcome::Signaled(signal) => Err(format!("killed by signal {signal}")),
         ExecOutcome::TimedOut(limit) => Err(format!("timed out after {}s", limit.as_secs_f64())),
         ExecOutcome::Interrupted => Err("interrupted".to_string()),
-    })
+    };
+    Ok((outcome, true))
 }
 
 /// Executes a stage remotely and stores its outputs here: what was moved
@@ -1209,7 +1215,9 @@ async fn execute_remotely_and_store(
         Remotely::Failed(message) => Some(message),
         Remotely::Unavailable(failure) if context.remote_required => Some(failure),
         Remotely::Unavailable(failure) => {
-            // Back to the queue, to run here with local slots and GPUs.
+            // Back to the queue, to run here with local slots and GPUs;
+            // what was moved aside for it is said when it has run.
+            notes.extend(prepared.displaced.iter().cloned());
             notes.push(format!("{failure}; ran locally"));
             let mut report = skipped(stage, notes.join("; "));
             report.requeue = true;

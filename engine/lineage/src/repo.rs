@@ -596,10 +596,10 @@ fn pack_without_deltas(odb: &git2::Odb<'_>, ids: &[Oid]) -> Result<Vec<u8>, git2
         // The type and size: 4 bits of size in the first byte, 7 in each
         // next one, a high bit on every byte but the last.
         let mut size = data.len();
-        let mut byte = (kind << 4) | (size & 0x0f) as u8;
+        let mut byte = (kind << 4) + (size & 0x0f) as u8;
         size >>= 4;
         while size > 0 {
-            pack.push(byte | 0x80);
+            pack.push(byte + 0x80);
             byte = (size & 0x7f) as u8;
             size >>= 7;
         }

@@ -148,7 +148,13 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     } else {
         engine::Placement::Marked
     };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    // A stage executing here holds a blocking thread from its start until
+    // its outputs are stored (at most `jobs` running and `jobs` storing);
+    // tokio's default of 512 would cap `-j` and queue every other blocking
+    // task behind the stages.
+    let blocking_threads = jobs.saturating_mul(2).saturating_add(512);
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().max_blocking_threads(blocking_threads).build()?;
     // Tracked sources missing here (a fresh clone): from the cache or the remote.
     let remote_cache = remote.as_ref().and_then(|r| r.cache.as_deref());
     let (restored, unavailable) = runtime.block_on(crate::sources::restore_missing(&ws, remote_cache))?;

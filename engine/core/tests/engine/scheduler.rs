@@ -806,3 +806,24 @@ fn a_failed_runs_leftovers_are_removed_and_nothing_else() {
     fx.run(&[p], options());
     assert!(fx.ws.leftovers("p").is_empty());
 }
+
+/// A stage that fails before its process starts (its `wdir` is gone) has
+/// no log of this run: the last run's log is not shown as this one's.
+#[test]
+fn a_stage_that_never_started_shows_no_log_of_an_earlier_run() {
+    let fx = Fixture::new();
+    fs::create_dir(fx.root().join("sub")).unwrap();
+    let mut s = stage("s", "echo the-earlier-run; echo s > ../s.txt", &[], &["s.txt"]);
+    s.wdir = WsPath::new("sub").unwrap();
+    let (summary, _) = fx.run(std::slice::from_ref(&s), options());
+    assert_eq!(summary.ran, 1, "{:?}", summary.reports);
+    let log = fx.report(&summary, "s").log.clone().expect("a log");
+    assert_eq!(fs::read_to_string(&log).unwrap(), "the-earlier-run\n");
+    fs::remove_dir_all(fx.root().join("sub")).unwrap();
+    s.cmd = crate::common::shell("echo s > ../s.txt");
+    let (summary, _) = fx.run(&[s], options());
+    let report = fx.report(&summary, "s");
+    assert_eq!(report.outcome, Outcome::Failed);
+    assert!(report.message.as_deref().unwrap().contains("is not a folder"), "{:?}", report.message);
+    assert_eq!(report.log, None);
+}
