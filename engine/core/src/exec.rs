@@ -577,7 +577,8 @@ mod tests {
         assert!(dies(stubborn));
     }
 
-    /// A stage waited for without a pidfd (an older kernel) ends the same.
+    /// Waiting with a limit returns a quick exit's status, and nothing once
+    /// the limit is up.
     #[test]
     fn waiting_with_a_limit_sees_a_quick_exit_and_the_end_of_the_limit() {
         let mut quick = std::process::Command::new("sh").arg("-c").arg("exit 4").spawn().unwrap();

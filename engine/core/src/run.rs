@@ -1205,15 +1205,13 @@ async fn execute_remotely_and_store(
     let failure = match execute_remotely(context, stage, launch, &prepared, notes, cancel).await {
         Remotely::Done(by) => {
             let (context, owned, by2) = (context.clone(), stage.clone(), by.clone());
-            let result =
-                blocking(move || store_and_record(&context, &owned, assessment, started_at, Some(by2))).await?;
-            if result.is_ok() {
-                return Ok(Ok((prepared.displaced, result, Some(by))));
+            match blocking(move || store_and_record(&context, &owned, assessment, started_at, Some(by2))).await? {
+                Ok(action) => return Ok(Ok((prepared.displaced, Ok(action), Some(by)))),
+                Err(message) => message,
             }
-            result.err()
         }
-        Remotely::Failed(message) => Some(message),
-        Remotely::Unavailable(failure) if context.remote_required => Some(failure),
+        Remotely::Failed(message) => message,
+        Remotely::Unavailable(failure) if context.remote_required => failure,
         Remotely::Unavailable(failure) => {
             // Back to the queue, to run here with local slots and GPUs;
             // what was moved aside for it is said when it has run.
@@ -1225,7 +1223,7 @@ async fn execute_remotely_and_store(
         }
     };
     note_leftovers_aside(&context.ws, stage).await;
-    Ok(Ok((prepared.displaced, Err(failure.unwrap_or_default()), None)))
+    Ok(Ok((prepared.displaced, Err(failure), None)))
 }
 
 /// Hashes and stores a finished stage's outputs, then records the result.
