@@ -240,39 +240,44 @@ impl Dag {
             None => std::fs::metadata(path).map(drop),
         };
         // A frozen stage's deps are not read once it has run; if it has
-        // not, running it says what is missing.
-        for stage in pipeline.stages.iter().filter(|s| !s.frozen) {
-            for dep in &stage.deps {
+        // not, running it says what is missing. Looked up on all cores (a
+        // pipeline of a thousand shards names a hundred thousand files); the
+        // first failing dep in the pipeline's order is the one reported.
+        use rayon::prelude::*;
+        let failure = pipeline
+            .stages
+            .par_iter()
+            .filter(|s| !s.frozen)
+            .flat_map_iter(|stage| stage.deps.iter().map(move |dep| (stage, dep)))
+            .find_map_first(|(stage, dep)| {
                 // A stage's output (the usual case, looked up first) or a
                 // path at, above or under one: written before it is read.
                 if self.outputs.contains_key(dep) || !overlapping_outputs(&self.outputs, dep).is_empty() {
-                    continue;
+                    return None;
                 }
                 let under = |t: &WsPath| {
                     dep == t || dep.as_str().starts_with(&format!("{t}/")) || t.as_str().starts_with(&format!("{dep}/"))
                 };
                 if tracked.iter().any(under) {
-                    continue;
+                    return None;
                 }
-                let Err(err) = stat(&dep.to_path(root)) else {
-                    continue;
-                };
-                let (stage, dep) = (stage.name.clone(), dep.to_string());
-                return Err(match err.raw_os_error() {
-                    Some(libc::ELOOP) => GraphError::DepIsLinkLoop { stage, dep },
-                    Some(libc::ENOENT | libc::ENOTDIR) => {
-                        let under_wdir = format!("{}/{dep}", stage_wdir(pipeline, &stage));
-                        let suggestion = if !stage_wdir(pipeline, &stage).is_empty() && root.join(&under_wdir).exists()
-                        {
-                            Some(Suggestion::UnderWdir { path: under_wdir, wdir: stage_wdir(pipeline, &stage) })
-                        } else {
-                            self.near_dep(pipeline, root, &dep)
-                        };
-                        GraphError::MissingDep { stage, dep, suggestion }
-                    }
-                    _ => GraphError::DepUnreadable { stage, dep, reason: err.to_string() },
-                });
-            }
+                stat(&dep.to_path(root)).err().map(|err| (stage, dep, err))
+            });
+        if let Some((stage, dep, err)) = failure {
+            let (stage, dep) = (stage.name.clone(), dep.to_string());
+            return Err(match err.raw_os_error() {
+                Some(libc::ELOOP) => GraphError::DepIsLinkLoop { stage, dep },
+                Some(libc::ENOENT | libc::ENOTDIR) => {
+                    let under_wdir = format!("{}/{dep}", stage_wdir(pipeline, &stage));
+                    let suggestion = if !stage_wdir(pipeline, &stage).is_empty() && root.join(&under_wdir).exists() {
+                        Some(Suggestion::UnderWdir { path: under_wdir, wdir: stage_wdir(pipeline, &stage) })
+                    } else {
+                        self.near_dep(pipeline, root, &dep)
+                    };
+                    GraphError::MissingDep { stage, dep, suggestion }
+                }
+                _ => GraphError::DepUnreadable { stage, dep, reason: err.to_string() },
+            });
         }
         Ok(())
     }
@@ -311,7 +316,7 @@ fn ancestor_outputs<'a>(outputs: &'a BTreeMap<WsPath, usize>, path: &WsPath) -> 
     let mut prefix = path.as_str();
     loop {
         // A prefix of a valid path that ends at a `/` is a valid path.
-        if let Some((key, &stage)) = outputs.get_key_value(&WsPath::unchecked(prefix.to_string())) {
+        if let Some((key, &stage)) = outputs.get_key_value(prefix) {
             found.push((key, stage));
         }
         match prefix.rfind('/') {
@@ -329,9 +334,14 @@ fn overlapping_outputs<'a>(outputs: &'a BTreeMap<WsPath, usize>, path: &WsPath) 
     }
     let mut found = ancestor_outputs(outputs, path);
     // Everything under `path/`: the range ["path/", "path0"), '0' being '/' + 1.
-    let start = WsPath::unchecked(format!("{path}/"));
-    let end = WsPath::unchecked(format!("{path}0"));
-    found.extend(outputs.range(start..end).map(|(p, &s)| (p, s)));
+    let mut bounds = String::with_capacity(2 * path.as_str().len() + 2);
+    bounds.push_str(path.as_str());
+    bounds.push('/');
+    bounds.push_str(path.as_str());
+    bounds.push('0');
+    let (start, end) = bounds.split_at(path.as_str().len() + 1);
+    let range = (std::ops::Bound::Included(start), std::ops::Bound::Excluded(end));
+    found.extend(outputs.range::<str, _>(range).map(|(p, &s)| (p, s)));
     found
 }
 

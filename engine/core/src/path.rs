@@ -48,11 +48,6 @@ impl WsPath {
         Ok(WsPath(parts.join("/")))
     }
 
-    /// A bound for range queries; not necessarily a valid path.
-    pub(crate) fn unchecked(raw: String) -> Self {
-        WsPath(raw)
-    }
-
     pub fn root() -> Self {
         WsPath(".".to_string())
     }
@@ -85,6 +80,14 @@ impl WsPath {
 
     pub fn join(&self, name: &str) -> WsPath {
         if self.is_root() { WsPath(name.to_string()) } else { WsPath(format!("{}/{name}", self.0)) }
+    }
+}
+
+/// A map keyed by paths is looked up by `&str` without allocating: the
+/// order, equality and hash are the string's.
+impl std::borrow::Borrow<str> for WsPath {
+    fn borrow(&self) -> &str {
+        &self.0
     }
 }
 

@@ -281,6 +281,7 @@ pub async fn run(
     // killed run loses at most a second of it (it only feeds the reasons
     // `gourd status` gives).
     let mut last_save = Instant::now();
+    let mut saving: Option<tokio::task::JoinHandle<()>> = None;
 
     // A no-op run should cost what `gourd status` costs. So stages whose
     // upstream stages are all done are first decided here, in order, on
@@ -318,8 +319,12 @@ pub async fn run(
     }
 
     loop {
-        if last_save.elapsed() > Duration::from_secs(1) {
-            let _ = context.ws.save_state();
+        // On a thread of its own: writing the stat cache of a large
+        // workspace takes tens of milliseconds, in which this thread would
+        // launch nothing.
+        if last_save.elapsed() > Duration::from_secs(1) && saving.as_ref().is_none_or(|s| s.is_finished()) {
+            let ws = context.ws.clone();
+            saving = Some(tokio::task::spawn_blocking(move || drop(ws.save_state())));
             last_save = Instant::now();
         }
         // Also after a failure stopped the run: a stage that Ctrl-C killed
@@ -452,6 +457,9 @@ pub async fn run(
             done.insert(index);
             summary.add(report);
         }
+    }
+    if let Some(saving) = saving {
+        let _ = saving.await;
     }
     let _ = context.ws.save_state();
     if summary.ran + summary.restored > 0 {

@@ -192,14 +192,20 @@ impl Store {
         let Some(stamps) = self.stamps.get() else {
             return Ok(());
         };
-        let mut stamps = stamps.lock().unwrap();
-        if !stamps.dirty {
-            return Ok(());
+        // Serialized under the lock, written outside it: objects are
+        // verified meanwhile.
+        let body = {
+            let mut stamps = stamps.lock().unwrap();
+            if !std::mem::take(&mut stamps.dirty) {
+                return Ok(());
+            }
+            serde_json::to_vec(&*stamps).map_err(io::Error::other)?
+        };
+        let written = crate::fsutil::write_replace(&self.stamps_file, &gourd_digest::seal(STAMPS_FORMAT, &body), false);
+        if written.is_err() {
+            stamps.lock().unwrap().dirty = true;
         }
-        let body = serde_json::to_vec(&*stamps).map_err(io::Error::other)?;
-        crate::fsutil::write_replace(&self.stamps_file, &gourd_digest::seal(STAMPS_FORMAT, &body), false)?;
-        stamps.dirty = false;
-        Ok(())
+        written
     }
 
     pub fn algorithm(&self) -> DigestAlgorithm {

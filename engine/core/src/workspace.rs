@@ -46,6 +46,8 @@ pub struct Workspace {
     /// Where the digests of outputs recorded outside `.gourd` are found
     /// (lineage, in git): what gourd wrote is known after `.gourd` is gone.
     recorded: std::sync::OnceLock<RecordedOutputs>,
+    /// Held while the state is saved (see [`Workspace::save_state`]).
+    saving: Mutex<()>,
 }
 
 /// The digest recorded for a stage's output path, if any (`stage`, `path`).
@@ -101,7 +103,16 @@ impl Workspace {
             .and_then(|bytes| serde_json::from_slice(gourd_digest::unseal(CLEARED_FORMAT, &bytes)?).ok())
             .unwrap_or_default();
         let cleared = Mutex::new(Cleared { saved: cleared.clone(), stages: cleared });
-        Ok(Workspace { root, gourd_dir, store, hashing, last_runs, cleared, recorded: std::sync::OnceLock::new() })
+        Ok(Workspace {
+            root,
+            gourd_dir,
+            store,
+            hashing,
+            last_runs,
+            cleared,
+            recorded: std::sync::OnceLock::new(),
+            saving: Mutex::new(()),
+        })
     }
 
     pub fn algorithm(&self) -> DigestAlgorithm {
@@ -211,23 +222,33 @@ impl Workspace {
     }
 
     /// Writes the state gathered in memory: last runs, the stamps of
-    /// verified objects and the stat cache.
+    /// verified objects and the stat cache. A run saves from a thread of
+    /// its own while stages go on: each file is serialized under its lock
+    /// and written outside it, and saves take turns, so that a slower
+    /// earlier save never lands after a later one.
     pub fn save_state(&self) -> io::Result<()> {
-        {
-            let mut cleared = self.cleared.lock().unwrap();
-            if cleared.stages != cleared.saved {
-                let body = serde_json::to_vec(&cleared.stages).map_err(io::Error::other)?;
-                write_replace(&self.gourd_dir.join(CLEARED), &gourd_digest::seal(CLEARED_FORMAT, &body), false)?;
-                cleared.saved = cleared.stages.clone();
-            }
+        let _turn = self.saving.lock().unwrap();
+        let cleared = {
+            let cleared = self.cleared.lock().unwrap();
+            (cleared.stages != cleared.saved).then(|| cleared.stages.clone())
+        };
+        if let Some(stages) = cleared {
+            let body = serde_json::to_vec(&stages).map_err(io::Error::other)?;
+            write_replace(&self.gourd_dir.join(CLEARED), &gourd_digest::seal(CLEARED_FORMAT, &body), false)?;
+            self.cleared.lock().unwrap().saved = stages;
         }
-        {
+        let runs = {
             let mut runs = self.last_runs.lock().unwrap();
-            if runs.dirty {
-                let body = serde_json::to_vec(&runs.stages).map_err(io::Error::other)?;
-                write_replace(&self.gourd_dir.join(LAST_RUNS), &gourd_digest::seal(LAST_RUNS_FORMAT, &body), false)?;
-                runs.dirty = false;
+            let dirty = std::mem::take(&mut runs.dirty);
+            dirty.then(|| serde_json::to_vec(&runs.stages).map_err(io::Error::other)).transpose()?
+        };
+        if let Some(body) = runs {
+            let written =
+                write_replace(&self.gourd_dir.join(LAST_RUNS), &gourd_digest::seal(LAST_RUNS_FORMAT, &body), false);
+            if written.is_err() {
+                self.last_runs.lock().unwrap().dirty = true;
             }
+            written?;
         }
         self.store.save_stamps()?;
         self.hashing.save()
@@ -241,3 +262,52 @@ const CLEARED: &str = "state-v1/cleared.json";
 const CLEARED_FORMAT: &str = "gourd cleared v1";
 /// Sealed (see `gourd_digest::seal`): a damaged or edited file is ignored.
 const LAST_RUNS_FORMAT: &str = "gourd last-runs v2";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Saves running on several threads while stages record their runs:
+    /// once `save_state` returns, every run recorded before it was called
+    /// is in the file, whichever save wrote it, and nothing is lost at the
+    /// end.
+    #[test]
+    fn a_save_that_returns_has_written_what_came_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = std::sync::Arc::new(Workspace::open(dir.path()).unwrap());
+        let file = ws.gourd_dir.join(LAST_RUNS);
+        let threads: Vec<_> = (0..4u8)
+            .map(|t| {
+                let (ws, file) = (ws.clone(), file.clone());
+                std::thread::spawn(move || {
+                    for i in 0..150u8 {
+                        let stage = format!("s{t}-{i:03}");
+                        let last = LastRun {
+                            key: Digest::from_bytes([t; 32]),
+                            status: "ran".into(),
+                            finished_at: i.to_string(),
+                        };
+                        ws.record_last_run(&stage, last);
+                        ws.save_state().unwrap();
+                        let saved = std::fs::read(&file).unwrap();
+                        let quoted = format!("\"{stage}\"");
+                        assert!(
+                            saved.windows(quoted.len()).any(|w| w == quoted.as_bytes()),
+                            "{stage} was recorded before the save returned, and is not in the file"
+                        );
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        ws.save_state().unwrap();
+        let again = Workspace::open(dir.path()).unwrap();
+        let missing: Vec<String> = (0..4)
+            .flat_map(|t| (0..150).map(move |i| format!("s{t}-{i:03}")))
+            .filter(|s| again.last_run(s).is_none())
+            .collect();
+        assert!(missing.is_empty(), "{} runs lost, such as {:?}", missing.len(), missing.first());
+    }
+}

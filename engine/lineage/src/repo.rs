@@ -583,30 +583,46 @@ fn pack_without_deltas(odb: &git2::Odb<'_>, ids: &[Oid]) -> Result<Vec<u8>, git2
     let mut pack = b"PACK".to_vec();
     pack.extend_from_slice(&2u32.to_be_bytes());
     pack.extend_from_slice(&count.to_be_bytes());
-    for &id in ids {
-        let object = odb.read(id)?;
-        let kind: u8 = match object.kind() {
-            ObjectType::Commit => 1,
-            ObjectType::Tree => 2,
-            ObjectType::Blob => 3,
-            // A run writes no tags.
-            other => return Err(git2::Error::from_str(&format!("cannot pack a {other} object"))),
-        };
-        let data = object.data();
-        // The type and size: 4 bits of size in the first byte, 7 in each
-        // next one, a high bit on every byte but the last.
-        let mut size = data.len();
-        let mut byte = (kind << 4) + (size & 0x0f) as u8;
-        size >>= 4;
-        while size > 0 {
-            pack.push(byte + 0x80);
-            byte = (size & 0x7f) as u8;
-            size >>= 7;
-        }
-        pack.push(byte);
-        let mut zlib = flate2::write::ZlibEncoder::new(&mut pack, flate2::Compression::fast());
-        zlib.write_all(data).map_err(failed)?;
-        zlib.finish().map_err(failed)?;
+    // Read in turn (the object database is one handle), compressed on all
+    // cores, written in order.
+    let objects = ids
+        .iter()
+        .map(|&id| {
+            let object = odb.read(id)?;
+            let kind: u8 = match object.kind() {
+                ObjectType::Commit => 1,
+                ObjectType::Tree => 2,
+                ObjectType::Blob => 3,
+                // A run writes no tags.
+                other => return Err(git2::Error::from_str(&format!("cannot pack a {other} object"))),
+            };
+            Ok((kind, object.data().to_vec()))
+        })
+        .collect::<Result<Vec<_>, git2::Error>>()?;
+    use rayon::prelude::*;
+    let entries = objects
+        .par_iter()
+        .map(|(kind, data)| {
+            // The type and size: 4 bits of size in the first byte, 7 in
+            // each next one, a high bit on every byte but the last.
+            let mut entry = Vec::with_capacity(data.len() / 2 + 16);
+            let mut size = data.len();
+            let mut byte = (kind << 4) + (size & 0x0f) as u8;
+            size >>= 4;
+            while size > 0 {
+                entry.push(byte + 0x80);
+                byte = (size & 0x7f) as u8;
+                size >>= 7;
+            }
+            entry.push(byte);
+            let mut zlib = flate2::write::ZlibEncoder::new(entry, flate2::Compression::fast());
+            zlib.write_all(data)?;
+            zlib.finish()
+        })
+        .collect::<Result<Vec<_>, std::io::Error>>()
+        .map_err(failed)?;
+    for entry in entries {
+        pack.extend_from_slice(&entry);
     }
     let trailer = sha1::Sha1::digest(&pack);
     pack.extend_from_slice(&trailer);
