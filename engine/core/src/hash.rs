@@ -452,7 +452,7 @@ impl Hashing {
                 return Ok(entry.digest);
             }
         }
-        let digest = Hasher::digest_file(self.algorithm, path).map_err(|e| with_path(e, path))?;
+        let digest = Hasher::digest_file_sized(self.algorithm, path, meta.size).map_err(|e| with_path(e, path))?;
         // Re-read the stat data: if the file changed while being hashed, do
         // not remember a digest for it.
         let after = self.stat(path).map_err(|e| with_path(e, path))?;

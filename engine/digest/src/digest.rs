@@ -160,27 +160,37 @@ impl Hasher {
     /// The content digest of a file. Large files are hashed with BLAKE3's
     /// memory-mapped, multi-threaded path.
     pub fn digest_file(algorithm: DigestAlgorithm, path: &Path) -> std::io::Result<Digest> {
-        let len = std::fs::metadata(path)?.len();
-        match algorithm {
-            DigestAlgorithm::Blake3 if len >= PARALLEL_HASH_THRESHOLD => {
-                let mut hasher = blake3::Hasher::new();
-                hasher.update_mmap_rayon(path)?;
-                Ok(Digest(*hasher.finalize().as_bytes()))
-            }
-            _ => {
-                let mut hasher = Hasher::new(algorithm);
-                let mut file = std::fs::File::open(path)?;
-                let mut buf = vec![0u8; 64 * 1024];
-                loop {
-                    let n = file.read(&mut buf)?;
-                    if n == 0 {
-                        break;
-                    }
-                    hasher.update(&buf[..n]);
-                }
-                Ok(hasher.finalize())
-            }
+        Hasher::digest_file_sized(algorithm, path, std::fs::metadata(path)?.len())
+    }
+
+    /// [`Hasher::digest_file`] for a file whose length the caller has just
+    /// read from its stat data, to choose how the file is read: the digest
+    /// covers what is read, to the end of the file, either way.
+    pub fn digest_file_sized(algorithm: DigestAlgorithm, path: &Path, len: u64) -> std::io::Result<Digest> {
+        if algorithm == DigestAlgorithm::Blake3 && len >= PARALLEL_HASH_THRESHOLD {
+            let mut hasher = blake3::Hasher::new();
+            hasher.update_mmap_rayon(path)?;
+            return Ok(Digest(*hasher.finalize().as_bytes()));
         }
+        // One buffer per thread: a workspace of small files is hashed a
+        // file at a time on each core, and a fresh zeroed 64 KiB for each
+        // file cost more than reading it.
+        thread_local! {
+            static BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 64 * 1024]);
+        }
+        let mut hasher = Hasher::new(algorithm);
+        let mut file = std::fs::File::open(path)?;
+        BUFFER.with_borrow_mut(|buf| {
+            loop {
+                let n = file.read(buf)?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+            }
+            Ok::<(), std::io::Error>(())
+        })?;
+        Ok(hasher.finalize())
     }
 }
 

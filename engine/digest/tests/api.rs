@@ -52,7 +52,7 @@ fn files_of_every_size_hash_to_their_contents_digest() {
     std::fs::create_dir_all(&dir).unwrap();
     // Empty, one byte, across the 64 KiB read buffer, and past the 4 MiB
     // memory-map threshold.
-    for len in [0usize, 1, 65_535, 65_536, 200_003, (4 << 20) + 17] {
+    for len in [0usize, 1, 3, 65_535, 65_536, 200_003, (4 << 20) + 17] {
         let bytes: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
         let path = dir.join(format!("f{len}"));
         std::fs::write(&path, &bytes).unwrap();
@@ -60,6 +60,21 @@ fn files_of_every_size_hash_to_their_contents_digest() {
             let digest = Hasher::digest_file(algorithm, &path).unwrap();
             assert_eq!(digest, Hasher::digest_bytes(algorithm, &bytes), "{algorithm:?}, {len} bytes");
             assert_eq!(digest.to_string(), reference(algorithm, &bytes), "{algorithm:?}, {len} bytes");
+        }
+    }
+    // The length a caller passes only chooses how the file is read.
+    for len in [3usize, (4 << 20) + 17] {
+        let path = dir.join(format!("f{len}"));
+        let bytes = std::fs::read(&path).unwrap();
+        for (algorithm, claimed) in
+            [(DigestAlgorithm::Blake3, 0), (DigestAlgorithm::Blake3, 1 << 40), (DigestAlgorithm::Sha256, 1 << 40)]
+        {
+            let digest = Hasher::digest_file_sized(algorithm, &path, claimed).unwrap();
+            assert_eq!(
+                digest,
+                Hasher::digest_bytes(algorithm, &bytes),
+                "{algorithm:?}, {len} bytes said to be {claimed}"
+            );
         }
     }
     assert!(Hasher::digest_file(DigestAlgorithm::Blake3, &dir.join("missing")).is_err());
