@@ -147,6 +147,25 @@ fn the_files_of_a_folder_closed_to_others_are_private_in_the_cache_and_when_rest
     assert!(ws.executions().is_empty());
     assert_eq!(ws.read("vault/f"), "TOPSECRET\n");
     assert_eq!((mode("vault/f"), mode("vault/inner/g")), (0o600, 0o600));
+    // Closed again: nobody else lists the names of what it holds.
+    assert_eq!((mode("vault") & 0o077, mode("vault/inner") & 0o077), (0, 0));
+    assert_eq!(ws.run_json(&[]).success().statuses(), expect(&[("s", "up-to-date")]));
+}
+
+#[test]
+fn a_folder_holding_files_others_may_read_comes_back_open_to_them() {
+    let ws = TestWorkspace::new(
+        r#"{ stages = { s = {
+      cmd = "echo s >> runs.log && mkdir -p out/keys && echo pub > out/keys/id.pub && echo secret > out/keys/id && chmod 600 out/keys/id",
+      outs = ["out"],
+    } } }"#,
+    );
+    ws.gourd(&["run"]).success();
+    ws.remove("out");
+    assert_eq!(ws.run_json(&[]).success().statuses(), expect(&[("s", "restored")]));
+    let mode = |rel: &str| std::fs::metadata(ws.path(rel)).unwrap().permissions().mode() & 0o777;
+    assert_eq!((mode("out") & 0o055, mode("out/keys") & 0o055), (0o055, 0o055));
+    assert_eq!((mode("out/keys/id"), mode("out/keys/id.pub")), (0o600, 0o644));
     assert_eq!(ws.run_json(&[]).success().statuses(), expect(&[("s", "up-to-date")]));
 }
 

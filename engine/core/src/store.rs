@@ -463,14 +463,18 @@ impl Store {
             EntryKind::Dir => {
                 let entries = self.read_tree(&file.digest)?;
                 fs_err::create_dir(dest)?;
-                // Listable and enterable by group and others whatever the
+                // A folder closed to others makes its files private, which
+                // is in the digest, and a restore must give back the digest
+                // asked for. So a folder whose files are all private (the
+                // files of a closed folder are) comes back closed: nobody
+                // else lists their names. Any other folder comes back
+                // listable and enterable by group and others whatever the
                 // umask (its other bits kept: a group-writable umask stays
-                // so): a folder closed to others makes its files private,
-                // which is in the digest, and a restore must give back the
-                // digest asked for. Private files are restored private.
+                // so). Private files are restored private.
                 let mode = fs_err::metadata(dest)?.permissions().mode();
-                if mode & 0o055 != 0o055 {
-                    fs_err::set_permissions(dest, std::fs::Permissions::from_mode(mode | 0o055))?;
+                let wanted = if self.all_private(&entries)? { mode & !0o077 } else { mode | 0o055 };
+                if wanted != mode {
+                    fs_err::set_permissions(dest, std::fs::Permissions::from_mode(wanted))?;
                 }
                 // The files of a folder are restored in parallel: a restore
                 // is mostly waiting on the file system, one file at a time.
@@ -482,6 +486,24 @@ impl Store {
                 })
             }
         }
+    }
+
+    /// Whether a folder holding `entries` holds files, and only private
+    /// ones, in it or in its folders.
+    fn all_private(&self, entries: &[TreeEntry]) -> Result<bool, StoreError> {
+        if entries.is_empty() {
+            return Ok(false);
+        }
+        for entry in entries {
+            let private = match entry.kind {
+                EntryKind::File => entry.private,
+                EntryKind::Dir => self.all_private(&self.read_tree(&entry.digest)?)?,
+            };
+            if !private {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// A file of its own at `dest`, holding the object's bytes, checked
