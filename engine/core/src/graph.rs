@@ -334,11 +334,7 @@ fn overlapping_outputs<'a>(outputs: &'a BTreeMap<WsPath, usize>, path: &WsPath) 
     }
     let mut found = ancestor_outputs(outputs, path);
     // Everything under `path/`: the range ["path/", "path0"), '0' being '/' + 1.
-    let mut bounds = String::with_capacity(2 * path.as_str().len() + 2);
-    bounds.push_str(path.as_str());
-    bounds.push('/');
-    bounds.push_str(path.as_str());
-    bounds.push('0');
+    let bounds = format!("{path}/{path}0");
     let (start, end) = bounds.split_at(path.as_str().len() + 1);
     let range = (std::ops::Bound::Included(start), std::ops::Bound::Excluded(end));
     found.extend(outputs.range::<str, _>(range).map(|(p, &s)| (p, s)));
