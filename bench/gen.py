@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generates one synthetic pipeline for gourd, DVC and Snakemake at once.
 
-    gen.py DIR --stages N --files F --shape chain|fan [--big-dir MB]
+    gen.py DIR --stages N --files F --shape chain|fan|shard [--big-dir-mb MB] [--trivial] [--work-ms MS]
 
 Every stage reads its own share of the F input files under `data/` (plus,
 for `chain`, the previous stage's output; for `fan`, the first stage's output,
@@ -24,6 +24,8 @@ def main():
                    help="shard: independent stages, one per shard of the input files")
     p.add_argument("--big-dir-mb", type=int, default=0, help="one large data folder (100 files) read by the first stage")
     p.add_argument("--trivial", action="store_true", help="stages that only create their output (scheduler overhead)")
+    p.add_argument("--work-ms", type=int, default=0,
+                   help="each stage also computes for about this long (an awk loop of 50,000 additions per ms)")
     a = p.parse_args()
     os.makedirs(a.dir, exist_ok=True)
     rng = random.Random(42)
@@ -83,7 +85,9 @@ def main():
         if dirs:
             parts.append("find " + " ".join(dirs) + " -type f | sort | xargs cat")
         body = "; ".join(parts) or "true"
-        return f"{{ {body}; }} | cksum > out/{name}.txt && echo {name} >> ran.log"
+        # CPU work, the same for every tool: what a light real stage adds.
+        work = f"awk 'BEGIN {{ for (i = 0; i < {a.work_ms * 50000}; i++) s += i }}' && " if a.work_ms else ""
+        return f"{{ {body}; }} | cksum > out/{name}.txt && {work}echo {name} >> ran.log"
 
     with open(os.path.join(a.dir, "gourd.ncl"), "w") as f:
         f.write("{\n  stages = {\n")
