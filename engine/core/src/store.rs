@@ -472,7 +472,7 @@ impl Store {
                 // umask (its other bits kept: a group-writable umask stays
                 // so). Private files are restored private.
                 let mode = fs_err::metadata(dest)?.permissions().mode();
-                let wanted = if self.all_private(&entries)? { mode & !0o077 } else { mode | 0o055 };
+                let wanted = if self.all_private(&entries)? == Some(true) { mode & !0o077 } else { mode | 0o055 };
                 if wanted != mode {
                     fs_err::set_permissions(dest, std::fs::Permissions::from_mode(wanted))?;
                 }
@@ -488,22 +488,22 @@ impl Store {
         }
     }
 
-    /// Whether a folder holding `entries` holds files, and only private
-    /// ones, in it or in its folders.
-    fn all_private(&self, entries: &[TreeEntry]) -> Result<bool, StoreError> {
-        if entries.is_empty() {
-            return Ok(false);
-        }
+    /// Whether the files in a folder holding `entries`, in it or in its
+    /// folders, are all private: `None` when it holds no file at all.
+    fn all_private(&self, entries: &[TreeEntry]) -> Result<Option<bool>, StoreError> {
+        let mut found = None;
         for entry in entries {
             let private = match entry.kind {
-                EntryKind::File => entry.private,
+                EntryKind::File => Some(entry.private),
                 EntryKind::Dir => self.all_private(&self.read_tree(&entry.digest)?)?,
             };
-            if !private {
-                return Ok(false);
+            match private {
+                Some(false) => return Ok(Some(false)),
+                Some(true) => found = Some(true),
+                None => {}
             }
         }
-        Ok(true)
+        Ok(found)
     }
 
     /// A file of its own at `dest`, holding the object's bytes, checked
@@ -935,6 +935,39 @@ mod tests {
         store.restore(&record, &out).unwrap();
         assert_eq!(hashing.hash(&out).unwrap().unwrap(), tree);
         assert_eq!(std::fs::read_to_string(out.join("nested/x")).unwrap(), "x");
+    }
+
+    #[test]
+    fn a_folder_whose_files_are_all_private_comes_back_closed_and_any_other_open() {
+        let (dir, store, hashing) = setup();
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        // Closed, holding a folder of files, an empty folder and a file.
+        let vault = dir.path().join("vault");
+        std::fs::create_dir_all(vault.join("inner")).unwrap();
+        std::fs::create_dir_all(vault.join("empty")).unwrap();
+        std::fs::write(vault.join("f"), "secret").unwrap();
+        std::fs::write(vault.join("inner/g"), "deeper").unwrap();
+        std::fs::set_permissions(&vault, std::fs::Permissions::from_mode(0o700)).unwrap();
+        // Open, holding a private file and a readable one.
+        let keys = dir.path().join("keys");
+        std::fs::create_dir_all(&keys).unwrap();
+        std::fs::write(keys.join("id"), "secret").unwrap();
+        std::fs::set_permissions(keys.join("id"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(keys.join("id.pub"), "public").unwrap();
+        for out in [&vault, &keys] {
+            let tree = hashing.hash(out).unwrap().unwrap();
+            store.put(out, &tree).unwrap();
+            let record = OutputRecord { kind: EntryKind::Dir, digest: tree.digest(), executable: false, cached: true };
+            std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o755)).unwrap();
+            std::fs::remove_dir_all(out).unwrap();
+            store.restore(&record, out).unwrap();
+            assert_eq!(hashing.hash(out).unwrap().unwrap(), tree, "{}", out.display());
+        }
+        assert_eq!((mode(&vault), mode(&vault.join("inner"))), (0o700, 0o700));
+        // A folder with no file is open: nothing in it says it was closed.
+        assert_eq!(mode(&vault.join("empty")) & 0o755, 0o755);
+        assert_eq!(mode(&keys) & 0o755, 0o755);
+        assert_eq!((mode(&keys.join("id")), mode(&keys.join("id.pub"))), (0o600, 0o644));
     }
 
     #[test]
