@@ -222,6 +222,16 @@ struct Launch {
     no_gpu: Option<String>,
 }
 
+/// How often a run writes its state (last runs, cleared outputs, the stat
+/// cache) while stages go on.
+const SAVE_EVERY: Duration = Duration::from_secs(1);
+
+/// Whether the state is to be written now: a second since the last save
+/// began, and that save is done.
+fn save_due(last_save: Instant, saving: Option<&tokio::task::JoinHandle<()>>) -> bool {
+    last_save.elapsed() >= SAVE_EVERY && saving.is_none_or(|s| s.is_finished())
+}
+
 pub async fn run(
     ws: Arc<Workspace>,
     pipeline: Arc<Pipeline>,
@@ -278,8 +288,8 @@ pub async fn run(
     let mut cancel = options.cancel.clone();
     let mut stop = false;
     // State is written in batches, not per stage, but often enough that a
-    // killed run loses at most a second of it (it only feeds the reasons
-    // `gourd status` gives).
+    // killed run loses at most a second of it (it feeds the reasons
+    // `gourd status` gives, and says which outputs gourd cleared).
     let mut last_save = Instant::now();
     let mut saving: Option<tokio::task::JoinHandle<()>> = None;
 
@@ -322,7 +332,7 @@ pub async fn run(
         // On a thread of its own: writing the stat cache of a large
         // workspace takes tens of milliseconds, in which this thread would
         // launch nothing.
-        if last_save.elapsed() > Duration::from_secs(1) && saving.as_ref().is_none_or(|s| s.is_finished()) {
+        if save_due(last_save, saving.as_ref()) {
             let ws = context.ws.clone();
             saving = Some(tokio::task::spawn_blocking(move || drop(ws.save_state())));
             last_save = Instant::now();
@@ -439,6 +449,10 @@ pub async fn run(
                     stop = true;
                 }
             }
+            // Nothing else may happen for a long while (one long stage):
+            // what finished meanwhile is saved all the same, so a run killed
+            // then loses at most a second of it.
+            () = tokio::time::sleep_until((last_save + SAVE_EVERY).into()), if saving.as_ref().is_none_or(|s| s.is_finished()) => {}
             changed = cancel.changed(), if !stop => {
                 if changed.is_err() || *cancel.borrow() {
                     stop = true;

@@ -827,3 +827,24 @@ fn a_stage_that_never_started_shows_no_log_of_an_earlier_run() {
     assert!(report.message.as_deref().unwrap().contains("is not a folder"), "{:?}", report.message);
     assert_eq!(report.log, None);
 }
+
+/// While a long stage runs and nothing else happens, what finished before
+/// it is written to the state within a second or so: a run killed then
+/// does not forget it.
+#[test]
+fn what_finished_is_saved_while_a_long_stage_runs() {
+    // `long` waits (up to 30 s) until the state file names `a`: `a` ends at
+    // once (before any save is due), or past the first second.
+    for a in ["echo a > a.txt", "sleep 1.2; echo a > a.txt"] {
+        let fx = Fixture::new();
+        let state = ".gourd/state-v1/last-runs.json";
+        let waits = format!(
+            "i=0; until grep -q '\"a\"' {state} 2>/dev/null; do i=$((i+1)); [ $i -gt 300 ] && exit 9; sleep 0.1; done; echo ok > long.txt"
+        );
+        let pipeline = vec![stage("a", a, &[], &["a.txt"]), stage("long", &waits, &[], &["long.txt"])];
+        let mut opts = options();
+        opts.jobs = 2;
+        let (summary, _) = fx.run(&pipeline, opts);
+        assert_eq!(summary.ran, 2, "a: `{a}`: {:?}", summary.reports);
+    }
+}
