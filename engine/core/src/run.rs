@@ -232,6 +232,14 @@ fn save_due(last_save: Instant, saving: Option<&tokio::task::JoinHandle<()>>) ->
     last_save.elapsed() >= SAVE_EVERY && saving.is_none_or(|s| s.is_finished())
 }
 
+/// When the run's loop is to look at saving again, with no other event.
+fn next_look(last_save: Instant, saving: Option<&tokio::task::JoinHandle<()>>) -> Instant {
+    match saving {
+        Some(save) if !save.is_finished() => Instant::now() + Duration::from_millis(100),
+        _ => last_save + SAVE_EVERY,
+    }
+}
+
 pub async fn run(
     ws: Arc<Workspace>,
     pipeline: Arc<Pipeline>,
@@ -451,8 +459,10 @@ pub async fn run(
             }
             // Nothing else may happen for a long while (one long stage):
             // what finished meanwhile is saved all the same, so a run killed
-            // then loses at most a second of it.
-            () = tokio::time::sleep_until((last_save + SAVE_EVERY).into()), if saving.as_ref().is_none_or(|s| s.is_finished()) => {}
+            // then loses at most a second of it. While a save is being
+            // written (it may have begun before the last stage's result was
+            // in), the loop looks again shortly, not at the next event.
+            () = tokio::time::sleep_until(next_look(last_save, saving.as_ref()).into()) => {}
             changed = cancel.changed(), if !stop => {
                 if changed.is_err() || *cancel.borrow() {
                     stop = true;
