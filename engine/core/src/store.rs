@@ -470,7 +470,9 @@ impl Store {
                 // else lists their names. Any other folder comes back
                 // listable and enterable by group and others whatever the
                 // umask (its other bits kept: a group-writable umask stays
-                // so). Private files are restored private.
+                // so), a closed one holding no file among them: its digest
+                // does not say it was closed. Private files are restored
+                // private.
                 let mode = fs_err::metadata(dest)?.permissions().mode();
                 let wanted = if self.all_private(&entries)? == Some(true) { mode & !0o077 } else { mode | 0o055 };
                 if wanted != mode {
