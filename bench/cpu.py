@@ -110,14 +110,7 @@ def main():
     p.add_argument("--timeout", type=float, default=600)
     p.add_argument("--gourd", help="a gourd binary to measure instead of building target/release/gourd")
     a = p.parse_args()
-    if a.gourd:
-        harness.GOURD = os.path.abspath(a.gourd)
-        for command in harness.COMMANDS["gourd"].values():
-            command[0] = harness.GOURD
-        if not os.path.exists(os.path.join(harness.VENV, "bin", "snakemake")):
-            sys.exit("bench/.venv has no DVC and Snakemake: run once without --gourd")
-    else:
-        harness.ensure_tools()
+    harness.use_gourd(a.gourd)
     tools = a.tools.split(",")
     os.makedirs(harness.WORK, exist_ok=True)
     info = {"stages": a.stages, "files_per_stage": a.files_per_stage, "work_ms": [int(w) for w in a.work_ms.split(",")],

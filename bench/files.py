@@ -487,14 +487,7 @@ def main():
     if os.path.exists(json_path):
         saved = json.load(open(json_path))
     if not a.render:
-        if a.gourd:
-            harness.GOURD = os.path.abspath(a.gourd)
-            for command in harness.COMMANDS["gourd"].values():
-                command[0] = harness.GOURD
-            if not os.path.exists(os.path.join(harness.VENV, "bin", "snakemake")):
-                sys.exit("bench/.venv has no DVC and Snakemake: run once without --gourd")
-        else:
-            harness.ensure_tools()
+        harness.use_gourd(a.gourd)
         os.makedirs(harness.WORK, exist_ok=True)
         global FILES_WORK, NICE
         FILES_WORK = os.path.abspath(a.work)

@@ -64,12 +64,7 @@ def main():
     p.add_argument("--timeout", type=float, default=600)
     p.add_argument("--gourd", help="a gourd binary to measure instead of building target/release/gourd")
     a = p.parse_args()
-    if a.gourd:
-        harness.GOURD = os.path.abspath(a.gourd)
-        for command in harness.COMMANDS["gourd"].values():
-            command[0] = harness.GOURD
-    else:
-        harness.ensure_tools()
+    harness.use_gourd(a.gourd, peers=False)
     cases = [("gourd", "copy"), ("gourd", "hardlink"), ("dvc", "copy"), ("dvc", "hardlink")]
     rows = []
     for tool, variant in cases:

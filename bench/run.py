@@ -55,6 +55,21 @@ def ensure_tools():
     sh(["cargo", "build", "--release", "-q", "-p", "gourd-cli"], cwd=ROOT)
 
 
+def use_gourd(binary, peers=True):
+    """Points the harness at `binary` (a path, or None: build
+    target/release/gourd and install the tools). `peers`: DVC and Snakemake
+    are measured too, so bench/.venv must have them."""
+    global GOURD
+    if not binary:
+        ensure_tools()
+        return
+    GOURD = os.path.abspath(binary)
+    for command in COMMANDS["gourd"].values():
+        command[0] = GOURD
+    if peers and not os.path.exists(os.path.join(VENV, "bin", "snakemake")):
+        sys.exit("bench/.venv has no DVC and Snakemake: run once without --gourd")
+
+
 def versions():
     def out(cmd):
         try:

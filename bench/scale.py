@@ -128,15 +128,7 @@ def main():
         saved = json.load(open(json_path))
         results, info = saved["results"], saved["info"]
     else:
-        if a.gourd:
-            # The harness's commands name its binary: point them at this one.
-            harness.GOURD = os.path.abspath(a.gourd)
-            for command in harness.COMMANDS["gourd"].values():
-                command[0] = harness.GOURD
-            if not os.path.exists(os.path.join(harness.VENV, "bin", "snakemake")):
-                sys.exit("bench/.venv has no DVC and Snakemake: run once without --gourd")
-        else:
-            harness.ensure_tools()
+        harness.use_gourd(a.gourd)
         info = {"sizes": [int(s) for s in a.sizes.split(",")], "shapes": a.shapes.split(","),
                 "tools": a.tools.split(","), "timeout": a.timeout,
                 "versions": harness.versions(), "machine": harness.machine()}
