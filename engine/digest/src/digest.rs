@@ -103,8 +103,18 @@ impl<'de> serde::Deserialize<'de> for Digest {
     }
 }
 
-/// Files at least this large are hashed with memory maps on all cores.
+/// Files at least this large are hashed on all cores, as BLAKE3 subtrees.
 const PARALLEL_HASH_THRESHOLD: u64 = 4 << 20;
+
+/// The largest subtree one thread reads and hashes in one piece: a power of
+/// two, so every piece the split below yields is a whole BLAKE3 subtree.
+const SUBTREE_LEAF: u64 = 1 << 20;
+
+/// Files up to this size are memory-mapped under a read lease. A lease
+/// holds a truncation back only for /proc/sys/fs/lease-break-time (45 s by
+/// default); a file this size is hashed well within that even from a slow
+/// disk.
+const LEASED_MAP_LIMIT: u64 = 1 << 30;
 
 /// An incremental hasher for one algorithm.
 pub enum Hasher {
@@ -157,20 +167,33 @@ impl Hasher {
         hasher.finalize()
     }
 
-    /// The content digest of a file. Large files are hashed with BLAKE3's
-    /// memory-mapped, multi-threaded path.
+    /// The content digest of a file. Large files are hashed with BLAKE3 on
+    /// all cores.
     pub fn digest_file(algorithm: DigestAlgorithm, path: &Path) -> std::io::Result<Digest> {
         Hasher::digest_file_sized(algorithm, path, std::fs::metadata(path)?.len())
     }
 
     /// [`Hasher::digest_file`] for a file whose length the caller has just
     /// read from its stat data, to choose how the file is read: the digest
-    /// covers what is read, to the end of the file, either way.
+    /// covers the whole file either way.
+    ///
+    /// A large file is hashed on all cores. A mapped file that another
+    /// process shortens kills its reader with SIGBUS, so a file is mapped
+    /// only under a read lease, which makes whoever would shorten or open it
+    /// for writing wait until the hash is done. Where no lease can be had
+    /// (the file is open for writing, belongs to another user, or lives on a
+    /// file system without leases), it is read in pieces by positioned reads,
+    /// and one shortened meanwhile is an error.
     pub fn digest_file_sized(algorithm: DigestAlgorithm, path: &Path, len: u64) -> std::io::Result<Digest> {
+        let mut file = std::fs::File::open(path)?;
         if algorithm == DigestAlgorithm::Blake3 && len >= PARALLEL_HASH_THRESHOLD {
-            let mut hasher = blake3::Hasher::new();
-            hasher.update_mmap_rayon(path)?;
-            return Ok(Digest(*hasher.finalize().as_bytes()));
+            if let Some(digest) = blake3_leased_map(&file)? {
+                return Ok(Digest(digest));
+            }
+            let len = file.metadata()?.len();
+            if len >= PARALLEL_HASH_THRESHOLD {
+                return Ok(Digest(blake3_parallel(&file, len)?));
+            }
         }
         // One buffer per thread: a workspace of small files is hashed a
         // file at a time on each core, and a fresh zeroed 64 KiB for each
@@ -179,7 +202,6 @@ impl Hasher {
             static BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 64 * 1024]);
         }
         let mut hasher = Hasher::new(algorithm);
-        let mut file = std::fs::File::open(path)?;
         BUFFER.with_borrow_mut(|buf| {
             loop {
                 let n = file.read(buf)?;
@@ -192,6 +214,97 @@ impl Hasher {
         })?;
         Ok(hasher.finalize())
     }
+}
+
+/// The BLAKE3 digest of `file` read through a memory map, on all cores,
+/// while a read lease keeps its length; `None` where no lease can be had or
+/// the file is too small or too large for this path.
+fn blake3_leased_map(file: &std::fs::File) -> std::io::Result<Option<[u8; 32]>> {
+    use std::os::fd::AsRawFd;
+    static IGNORE_LEASE_BREAKS: std::sync::Once = std::sync::Once::new();
+    // The kernel tells a lease holder that someone waits with SIGIO, whose
+    // default action ends the process; the lease is let go when the hash is
+    // done, so the signal itself is not needed.
+    IGNORE_LEASE_BREAKS.call_once(|| unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(libc::SIGIO, std::ptr::null(), &mut current) == 0 && current.sa_sigaction == libc::SIG_DFL {
+            libc::signal(libc::SIGIO, libc::SIG_IGN);
+        }
+    });
+    let fd = file.as_raw_fd();
+    if unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_RDLCK) } != 0 {
+        return Ok(None);
+    }
+    struct Leased<'a> {
+        fd: std::os::fd::BorrowedFd<'a>,
+        map: Option<(*mut libc::c_void, usize)>,
+    }
+    impl Drop for Leased<'_> {
+        fn drop(&mut self) {
+            if let Some((addr, len)) = self.map {
+                unsafe { libc::munmap(addr, len) };
+            }
+            unsafe { libc::fcntl(self.fd.as_raw_fd(), libc::F_SETLEASE, libc::F_UNLCK) };
+        }
+    }
+    let mut leased = Leased { fd: std::os::fd::AsFd::as_fd(file), map: None };
+    // The length under the lease: it cannot shrink until the lease is let go.
+    let len = file.metadata()?.len();
+    if !(PARALLEL_HASH_THRESHOLD..=LEASED_MAP_LIMIT).contains(&len) {
+        return Ok(None);
+    }
+    let len = len as usize;
+    let addr = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, fd, 0) };
+    if addr == libc::MAP_FAILED {
+        return Ok(None);
+    }
+    leased.map = Some((addr, len));
+    // SAFETY: the map is `len` readable bytes, unmapped only when `leased`
+    // drops, and the lease keeps the file at least that long meanwhile.
+    let bytes = unsafe { std::slice::from_raw_parts(addr as *const u8, len) };
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_rayon(bytes);
+    let digest = *hasher.finalize().as_bytes();
+    drop(leased);
+    Ok(Some(digest))
+}
+
+/// The BLAKE3 digest of the first `len` (> [`SUBTREE_LEAF`]) bytes of
+/// `file`, its two root subtrees hashed in parallel.
+fn blake3_parallel(file: &std::fs::File, len: u64) -> std::io::Result<[u8; 32]> {
+    use blake3::hazmat::{Mode, left_subtree_len, merge_subtrees_root};
+    let left = left_subtree_len(len);
+    let (l, r) = rayon::join(|| subtree(file, 0, left), || subtree(file, left, len - left));
+    Ok(*merge_subtrees_root(&l?, &r?, Mode::Hash).as_bytes())
+}
+
+/// The chaining value of the subtree of `len` bytes at `offset`: split the
+/// way BLAKE3's tree splits it until a piece fits one read.
+fn subtree(file: &std::fs::File, offset: u64, len: u64) -> std::io::Result<blake3::hazmat::ChainingValue> {
+    use blake3::hazmat::{HasherExt, Mode, left_subtree_len, merge_subtrees_non_root};
+    use std::os::unix::fs::FileExt;
+    if len <= SUBTREE_LEAF {
+        thread_local! {
+            static PIECE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        return PIECE.with_borrow_mut(|buf| {
+            buf.resize(len as usize, 0);
+            file.read_exact_at(buf, offset).map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => std::io::Error::new(
+                    e.kind(),
+                    "the file was shortened while it was read: another process is writing it",
+                ),
+                _ => e,
+            })?;
+            let mut hasher = blake3::Hasher::new();
+            hasher.set_input_offset(offset);
+            hasher.update(buf);
+            Ok(hasher.finalize_non_root())
+        });
+    }
+    let left = left_subtree_len(len);
+    let (l, r) = rayon::join(|| subtree(file, offset, left), || subtree(file, offset + left, len - left));
+    Ok(merge_subtrees_non_root(&l?, &r?, Mode::Hash))
 }
 
 #[cfg(test)]
@@ -215,6 +328,86 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
         let streamed = Hasher::digest_bytes(DigestAlgorithm::Blake3, &bytes);
         assert_eq!(Hasher::digest_file(DigestAlgorithm::Blake3, &path).unwrap(), streamed);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn large_files_of_any_length_hash_as_blake3_does() {
+        let dir = std::env::temp_dir().join(format!("gourd-digest-lengths-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("big");
+        let bytes: Vec<u8> = (0..(9u32 << 20) + 4099).map(|i| (i % 253) as u8).collect();
+        let whole = 4u64 << 20;
+        for len in [whole, whole + 1, whole + 1023, whole + 1024, (5 << 20) + 1, (8 << 20) + 1025, bytes.len() as u64] {
+            std::fs::write(&path, &bytes[..len as usize]).unwrap();
+            let expected = Digest(*blake3::hash(&bytes[..len as usize]).as_bytes());
+            assert_eq!(Hasher::digest_file(DigestAlgorithm::Blake3, &path).unwrap(), expected, "length {len}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_large_file_is_mapped_only_under_a_lease() {
+        let dir = std::env::temp_dir().join(format!("gourd-digest-lease-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("big");
+        let bytes: Vec<u8> = (0..(5u32 << 20) + 7).map(|i| (i % 249) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        assert_eq!(blake3_leased_map(&file).unwrap(), Some(*blake3::hash(&bytes).as_bytes()));
+        // Let go after the hash: a writer gets in without waiting 45 s.
+        std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        // Open for writing elsewhere: no lease, so no map.
+        let writer = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        assert_eq!(blake3_leased_map(&file).unwrap(), None);
+        let digest = Hasher::digest_file(DigestAlgorithm::Blake3, &path).unwrap();
+        assert_eq!(digest, Digest(*blake3::hash(&bytes).as_bytes()));
+        drop(writer);
+        // Too small to be worth a map.
+        std::fs::write(&path, &bytes[..(3 << 20)]).unwrap();
+        assert_eq!(blake3_leased_map(&std::fs::File::open(&path).unwrap()).unwrap(), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_large_file_shortened_and_rewritten_while_it_is_hashed_never_kills_the_hasher() {
+        // Through a map with no lease, this ended the test process with
+        // SIGBUS in most runs.
+        let dir = std::env::temp_dir().join(format!("gourd-digest-shrink-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("big");
+        let bytes = vec![3u8; 32 << 20];
+        std::fs::write(&path, &bytes).unwrap();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let mut file = std::fs::OpenOptions::new().write(true).truncate(true).open(&path).unwrap();
+                    std::io::Write::write_all(&mut file, &bytes).unwrap();
+                }
+            });
+            for _ in 0..30 {
+                // Whole, or an error saying the file was shortened.
+                if let Err(e) = Hasher::digest_file_sized(DigestAlgorithm::Blake3, &path, 32 << 20) {
+                    assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof, "{e}");
+                }
+            }
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_large_file_shortened_while_it_is_read_is_an_error() {
+        let dir = std::env::temp_dir().join(format!("gourd-digest-short-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("big");
+        std::fs::write(&path, vec![7u8; 5 << 20]).unwrap();
+        // Opened at 6 MiB, and 5 when read.
+        let file = std::fs::File::open(&path).unwrap();
+        let err = blake3_parallel(&file, 6 << 20).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+        assert!(err.to_string().contains("shortened while it was read"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

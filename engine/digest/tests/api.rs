@@ -1,5 +1,5 @@
 //! The digest API as other crates use it: names, bytes, printed forms, and
-//! files hashed by either path (streamed or memory-mapped) against the
+//! files hashed by either path (streamed, or read in pieces on all cores) against the
 //! algorithms' own crates (what `b3sum` and `sha256sum` print).
 
 use gourd_digest::{Digest, DigestAlgorithm, Hasher};
@@ -51,7 +51,7 @@ fn files_of_every_size_hash_to_their_contents_digest() {
     let dir = std::env::temp_dir().join(format!("gourd-digest-api-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     // Empty, one byte, across the 64 KiB read buffer, and past the 4 MiB
-    // memory-map threshold.
+    // threshold for hashing on all cores.
     for len in [0usize, 1, 3, 65_535, 65_536, 200_003, (4 << 20) + 17] {
         let bytes: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
         let path = dir.join(format!("f{len}"));
