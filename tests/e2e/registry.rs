@@ -401,6 +401,61 @@ fn a_gate_that_fails_refuses_with_the_reason_and_force_is_recorded() {
 }
 
 #[test]
+fn promotions_at_once_are_decided_one_after_the_other() {
+    let r = gated();
+    r.build("one", "0.95");
+    r.at(0, &["register", "pumpkin"]).success();
+    r.build("two", "0.91");
+    r.at(10, &["register", "pumpkin"]).success();
+    // Each gate is checked against the champion the move replaces, so the
+    // better model ends in `prod` whichever promotion comes first.
+    for trial in 0..6 {
+        let clone = TestWorkspace::clone_of(r.ws.root());
+        let start = |version: &str| {
+            let mut command = clone.command(&["registry", "promote", "pumpkin", version, "prod"]);
+            command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap()
+        };
+        let (better, worse) = (start("v0.0.1"), start("v0.0.2"));
+        let (better, worse) = (better.wait_with_output().unwrap(), worse.wait_with_output().unwrap());
+        let worse_err = String::from_utf8_lossy(&worse.stderr);
+        assert!(better.status.success(), "trial {trial}: {}", String::from_utf8_lossy(&better.stderr));
+        let resolved = clone.gourd(&["registry", "resolve", "pumpkin#prod", "--json"]).success();
+        let resolved: Value = serde_json::from_str(&resolved.stdout).unwrap();
+        assert_eq!(resolved["version"], "v0.0.1", "trial {trial}: {worse_err}");
+        let tags: Vec<String> = clone.git(&["tag", "-l"]).lines().map(String::from).collect();
+        if worse.status.success() {
+            // v0.0.2 came first, and v0.0.1 replaced it: GTO sees the move too.
+            assert!(tags.iter().any(|t| t.starts_with("pumpkin#prod!#")), "trial {trial}: {tags:?}");
+        } else {
+            assert!(worse_err.contains("short by 0.04"), "trial {trial}: {worse_err}");
+            assert_eq!(tags.iter().filter(|t| t.contains('#')).count(), 1, "trial {trial}: {tags:?}");
+        }
+    }
+}
+
+#[test]
+fn names_git_refuses_and_reserved_stages_are_refused_before_anything_is_written() {
+    let r = Registry::new();
+    r.build("one", "0.91");
+    for bad in ["a//b", "./m:p", "models/../x:p", "m/:p"] {
+        let run = r.ws.gourd(&["registry", "register", bad, "models/model.bin"]);
+        assert_eq!(run.code, 1, "{bad}: {}", run.stderr);
+        assert!(run.stderr.contains(&format!("`{bad}` is not a registry name")), "{}", run.stderr);
+    }
+    r.at(0, &["register", "pumpkin", "models/model.bin"]).success();
+    // A version that is not one is refused even where nothing would move.
+    let bad_version = r.ws.gourd(&["registry", "register", "pumpkin", "models/model.bin", "--version", "v1.0.0!"]);
+    assert_eq!(bad_version.code, 1, "{}", bad_version.stderr);
+    assert!(bad_version.stderr.contains("`v1.0.0!` is not a version"), "{}", bad_version.stderr);
+    for reserved in ["latest", "greatest"] {
+        let run = r.ws.gourd(&["registry", "promote", "pumpkin", "v0.0.1", reserved]);
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(run.stderr.contains(&format!("`{reserved}` is not a stage name")), "{}", run.stderr);
+    }
+    assert_eq!(r.tags(), ["pumpkin@v0.0.1"]);
+}
+
+#[test]
 fn a_malformed_gate_is_an_error_in_the_pipeline() {
     let r = gated();
     r.ws.write("gourd.ncl", &r.ws.read("gourd.ncl").replace("accuracy >= 0.5", "accuracy => 0.5"));
@@ -422,8 +477,26 @@ fn get_materialises_a_version_and_verifies_every_byte() {
     assert_eq!(got.stdout, "out/model.bin\n");
     assert!(got.stderr.contains("Restored pumpkin v0.0.1 from the local cache to `out/model.bin`"), "{}", got.stderr);
     assert_eq!(r.ws.read("out/model.bin"), "one");
-    r.ws.gourd(&["registry", "get", "pumpkin@latest", "-o", "out"]).success();
-    assert_eq!(r.ws.read("out/model.bin"), "two", "replaced");
+    // The same bytes again: nothing to do, and said so.
+    let again = r.ws.gourd(&["registry", "get", "pumpkin@prod", "-o", "out"]).success();
+    assert!(again.stderr.contains("pumpkin v0.0.1 is at `out/model.bin` already"), "{}", again.stderr);
+    // Other bytes are in the way: refused, and nothing is touched.
+    let refused = r.ws.gourd(&["registry", "get", "pumpkin@latest", "-o", "out"]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("`out/model.bin` holds something other than pumpkin v0.0.2 already; nothing was changed"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(r.ws.read("out/model.bin"), "one", "left as it was");
+    // Nor is a folder of the user's own where the artifact would go.
+    r.ws.write("mine/model.bin/notes.txt", "keep");
+    assert_eq!(r.ws.gourd(&["registry", "get", "pumpkin@prod", "-o", "mine"]).code, 1);
+    assert_eq!(r.ws.read("mine/model.bin/notes.txt"), "keep");
+    r.ws.gourd(&["registry", "get", "pumpkin@latest", "-o", "out", "--force"]).success();
+    assert_eq!(r.ws.read("out/model.bin"), "two", "replaced with --force");
     // A damaged cache object is found out, and nothing is written.
     let digest = r.json(&["resolve", "pumpkin@prod"])["digest"].as_str().unwrap().to_string();
     let object = r.ws.path(&format!(".gourd/cache-v1/objects/{}/{}", &digest[..2], &digest[2..]));
@@ -431,7 +504,7 @@ fn get_materialises_a_version_and_verifies_every_byte() {
     std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
     std::fs::set_permissions(&object, perms).unwrap();
     std::fs::write(&object, "tampered").unwrap();
-    let corrupt = r.ws.gourd(&["registry", "get", "pumpkin@prod", "-o", "out"]);
+    let corrupt = r.ws.gourd(&["registry", "get", "pumpkin@prod", "-o", "out", "--force"]);
     assert_eq!(corrupt.code, 2);
     assert!(corrupt.stderr.contains("is corrupt (its bytes do not match its digest)"), "{}", corrupt.stderr);
     assert_eq!(r.ws.read("out/model.bin"), "two", "left as it was");

@@ -264,7 +264,8 @@ fn from_registry(
         return Ok(None);
     }
     let into = scratch.join(format!("{}-{}", sanitise(&resolved.name), resolved.version));
-    let fetched = fetch(location, &root, &resolved, &into)?;
+    // The scratch folder is gourd's own: what is there is replaced.
+    let fetched = fetch(location, &root, &resolved, &into, true)?;
     if !fetched.path.join("model.json").is_file() {
         return Err(CommandError::user(format!("{} is not a model folder: it has no `model.json`", fetched.what))
             .with_hint("`gourd serve` serves what the built-in `train` and `select` steps write"));

@@ -7,9 +7,14 @@
 //! listed once (names and targets, no objects), every name is parsed (cheap),
 //! and only the tags of the artifact asked about are opened.
 //!
-//! Writers serialise on `.git/gourd-registry.lock`, so that two moves in one
-//! clone never take the same counter; moves made in two clones may, and
-//! [`Registry::integrate`] renumbers the local one when pulling.
+//! Writers serialise on `gourd-registry.lock` in the repository's common
+//! folder (`.git`, shared by its worktrees): a writer holds it from before
+//! it reads the registry until its tags are written (see [`Registry::lock`]),
+//! so that two moves in one clone never take the same counter, and a move is
+//! decided on the registry as it is when written (a promotion's gates
+//! against the champion it replaces). Moves made in two clones may take the
+//! same counter, and [`Registry::integrate`] renumbers the local one when
+//! pulling.
 
 mod index;
 pub mod record;
@@ -26,6 +31,12 @@ use git2::{ErrorCode, ObjectType, Oid, Repository, Signature};
 pub use record::{LineageRef, MoveRecord, Previous};
 pub use state::{ArtifactState, Event, Holder, VersionState};
 pub use tag::{Action, TagName};
+
+/// The registry's writer lock, held until dropped (see [`Registry::lock`]).
+#[must_use]
+pub struct WriterLock {
+    _file: std::fs::File,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -244,11 +255,24 @@ impl Registry {
         Ok(self.signature()?.when().seconds())
     }
 
+    /// Waits for, then holds, the registry's writer lock: taken before the
+    /// registry is read for a move, and given to [`Registry::write`].
+    pub fn lock(&self) -> Result<WriterLock, RegistryError> {
+        let path = self.repo.commondir().join("gourd-registry.lock");
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .and_then(|file| file.lock().map(|()| WriterLock { _file: file }))
+            .map_err(|e| RegistryError::Lock(format!("{}: {e}", path.display())))
+    }
+
     /// Writes `moves` of `artifact` as tags, all or none, numbering the
     /// counted ones after the highest counter of the artifact's tags.
-    /// Returns the tag names.
-    pub fn write(&self, artifact: &str, moves: &[NewMove]) -> Result<Vec<String>, RegistryError> {
-        let _lock = self.writer_lock()?;
+    /// Returns the tag names. The caller holds the writer lock since it
+    /// read what the moves were decided on.
+    pub fn write(&self, _lock: &WriterLock, artifact: &str, moves: &[NewMove]) -> Result<Vec<String>, RegistryError> {
         let signature = self.signature()?;
         let mut counter = self.max_counter(artifact)?;
         let mut named = Vec::new();
@@ -299,18 +323,6 @@ impl Registry {
         Ok(self.tags_under(TAGS, Some(artifact))?.iter().filter_map(|(n, _, _)| n.counter).max().unwrap_or(0))
     }
 
-    /// Held while moves are numbered and written.
-    fn writer_lock(&self) -> Result<std::fs::File, RegistryError> {
-        let path = self.repo.path().join("gourd-registry.lock");
-        std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .and_then(|file| file.lock().map(|()| file))
-            .map_err(|e| RegistryError::Lock(format!("{}: {e}", path.display())))
-    }
-
     /// The names of every local registry tag.
     pub fn local_tag_names(&self) -> Result<Vec<String>, RegistryError> {
         Ok(self.tags()?.into_iter().map(|(_, short, _)| short).collect())
@@ -325,7 +337,7 @@ impl Registry {
     /// version. Nothing is lost; the local move keeps its time, author and
     /// record. Fetched refs are deleted afterwards.
     pub fn integrate(&self, prefix: &str) -> Result<Integrated, RegistryError> {
-        let _lock = self.writer_lock()?;
+        let _lock = self.lock()?;
         let fetched = self.tags_under(prefix, None)?;
         let local: BTreeMap<String, (TagName, Oid)> =
             self.tags()?.into_iter().map(|(name, short, oid)| (short, (name, oid))).collect();

@@ -117,7 +117,11 @@ pub fn is_name(value: &str) -> bool {
         [] => false,
         [one] => edge(one),
         [first, middle @ .., last] => {
-            edge(first) && edge(last) && middle.iter().all(|b| b.is_ascii_alphanumeric() || b"-/_".contains(b))
+            edge(first)
+                && edge(last)
+                && middle.iter().all(|b| b.is_ascii_alphanumeric() || b"-/_".contains(b))
+                // An empty path component: git refuses the tag.
+                && !value.contains("//")
         }
     }
 }
@@ -138,8 +142,14 @@ fn is_fullname_in_tag(value: &str) -> bool {
     }
 }
 
+/// GTO's `[a-zA-Z0-9-_./]+`, less what git refuses in a tag's name: an
+/// empty component, one that begins with `.` or ends with `.lock`, `..`,
+/// and a `.` at the end.
 fn is_dirname(value: &str) -> bool {
-    !value.is_empty() && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
+    value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
+        && !value.contains("..")
+        && !value.ends_with('.')
+        && value.split('/').all(|part| !part.is_empty() && !part.starts_with('.') && !part.ends_with(".lock"))
 }
 
 /// `v` and a semantic version (GTO accepts exactly SemVer 2.0).

@@ -46,22 +46,25 @@ fn moves_are_gto_tags_and_read_back_in_order() {
     let dir = repo();
     let registry = Registry::open(dir.path()).unwrap().unwrap();
     let c1 = registry.head().unwrap();
-    let names = registry.write("pumpkin", &[mv(Action::Register, Some("v0.0.1"), None, &c1)]).unwrap();
+    let names = registry
+        .write(&registry.lock().unwrap(), "pumpkin", &[mv(Action::Register, Some("v0.0.1"), None, &c1)])
+        .unwrap();
     assert_eq!(names, ["pumpkin@v0.0.1"]);
     let names = registry
         .write(
+            &registry.lock().unwrap(),
             "pumpkin",
             &[mv(Action::Assign, None, Some("prod"), &c1), mv(Action::Assign, None, Some("staging"), &c1)],
         )
         .unwrap();
     assert_eq!(names, ["pumpkin#prod#1", "pumpkin#staging#2"]);
     assert_eq!(
-        registry.write("pumpkin", &[mv(Action::Unassign, None, Some("prod"), &c1)]).unwrap(),
+        registry.write(&registry.lock().unwrap(), "pumpkin", &[mv(Action::Unassign, None, Some("prod"), &c1)]).unwrap(),
         ["pumpkin#prod!#3"]
     );
     // Another artifact has counters of its own.
     assert_eq!(
-        registry.write("models:other", &[mv(Action::Deprecate, None, None, &c1)]).unwrap(),
+        registry.write(&registry.lock().unwrap(), "models:other", &[mv(Action::Deprecate, None, None, &c1)]).unwrap(),
         ["models=other@deprecated#1"]
     );
     assert!(git(dir.path(), &["cat-file", "-t", "pumpkin#prod#1"]).contains("tag"), "annotated");
@@ -77,6 +80,7 @@ fn moves_are_gto_tags_and_read_back_in_order() {
     assert_eq!(registry.artifacts().unwrap().into_iter().collect::<Vec<_>>(), ["models:other", "pumpkin"]);
     // A name taken already is refused, and nothing of the batch is written.
     let again = registry.write(
+        &registry.lock().unwrap(),
         "pumpkin",
         &[mv(Action::Assign, None, Some("dev"), &c1), mv(Action::Register, Some("v0.0.1"), None, &c1)],
     );
@@ -107,7 +111,7 @@ fn a_move_carries_the_time_it_was_made() {
     let registry = Registry::open(dir.path()).unwrap().unwrap();
     let c1 = registry.head().unwrap();
     let before = registry.now().unwrap();
-    registry.write("m", &[mv(Action::Register, Some("v0.0.1"), None, &c1)]).unwrap();
+    registry.write(&registry.lock().unwrap(), "m", &[mv(Action::Register, Some("v0.0.1"), None, &c1)]).unwrap();
     let event = &registry.events_full("m").unwrap()[0];
     assert!(event.time >= before && event.time <= before + 5);
 }
@@ -120,15 +124,15 @@ fn pulling_renumbers_a_local_move_that_took_a_fetched_name() {
     git(b.path(), &["config", "user.name", "B"]);
     let (ra, rb) = (Registry::open(a.path()).unwrap().unwrap(), Registry::open(b.path()).unwrap().unwrap());
     let c1 = ra.head().unwrap();
-    ra.write("m", &[mv(Action::Register, Some("v0.0.1"), None, &c1)]).unwrap();
+    ra.write(&ra.lock().unwrap(), "m", &[mv(Action::Register, Some("v0.0.1"), None, &c1)]).unwrap();
     git(b.path(), &["fetch", "-q", "origin", "+refs/tags/*:refs/tags/*"]);
     // Both clones register v0.0.2 and assign prod#1 at once.
     let ca = commit(a.path(), "a2");
     let cb = commit(b.path(), "b2");
-    ra.write("m", &[mv(Action::Register, Some("v0.0.2"), None, &ca)]).unwrap();
-    ra.write("m", &[mv(Action::Assign, None, Some("prod"), &ca)]).unwrap();
-    rb.write("m", &[mv(Action::Register, Some("v0.0.2"), None, &cb)]).unwrap();
-    rb.write("m", &[mv(Action::Assign, None, Some("prod"), &cb)]).unwrap();
+    ra.write(&ra.lock().unwrap(), "m", &[mv(Action::Register, Some("v0.0.2"), None, &ca)]).unwrap();
+    ra.write(&ra.lock().unwrap(), "m", &[mv(Action::Assign, None, Some("prod"), &ca)]).unwrap();
+    rb.write(&rb.lock().unwrap(), "m", &[mv(Action::Register, Some("v0.0.2"), None, &cb)]).unwrap();
+    rb.write(&rb.lock().unwrap(), "m", &[mv(Action::Assign, None, Some("prod"), &cb)]).unwrap();
     git(b.path(), &["fetch", "-q", "origin", "+refs/tags/*:refs/gourd-fetch/origin/tags/*"]);
     let report = rb.integrate("refs/gourd-fetch/origin/tags/").unwrap();
     let mut renamed = report.renamed.clone();
@@ -152,4 +156,27 @@ fn pulling_renumbers_a_local_move_that_took_a_fetched_name() {
     git(b.path(), &["fetch", "-q", "origin", "+refs/tags/*:refs/gourd-fetch/origin/tags/*"]);
     let again = rb.integrate("refs/gourd-fetch/origin/tags/").unwrap();
     assert_eq!((again.added, again.renamed.len(), again.dropped.len()), (0, 0, 0));
+}
+
+#[test]
+fn worktrees_of_one_repository_share_the_writer_lock() {
+    let dir = repo();
+    let other = tempfile::tempdir().unwrap();
+    let worktree = other.path().join("wt");
+    git(dir.path(), &["worktree", "add", "-q", "-b", "side", worktree.to_str().unwrap()]);
+    let here = Registry::open(dir.path()).unwrap().unwrap();
+    let held = here.lock().unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let there = Registry::open(&worktree).unwrap().unwrap();
+            let _lock = there.lock().unwrap();
+            sender.send(()).unwrap();
+        });
+        // The worktree waits while the main checkout holds the lock.
+        let waited = receiver.recv_timeout(std::time::Duration::from_millis(300));
+        assert!(waited.is_err(), "both held the lock at once");
+        drop(held);
+        receiver.recv_timeout(std::time::Duration::from_secs(30)).expect("taken once it was let go");
+    });
 }

@@ -55,7 +55,11 @@ fn each_artifact_reads_only_its_own_tags() {
     assert_eq!(c1, git(dir.path(), &["rev-parse", "HEAD"]));
     for artifact in ["m", "mx", "dir:m", "m-2"] {
         let names = registry
-            .write(artifact, &[mv(Action::Register, Some("v0.0.1"), None, &c1), assign("prod", "v0.0.1", &c1)])
+            .write(
+                &registry.lock().unwrap(),
+                artifact,
+                &[mv(Action::Register, Some("v0.0.1"), None, &c1), assign("prod", "v0.0.1", &c1)],
+            )
             .unwrap();
         let in_tag = artifact.replace(':', "=");
         assert_eq!(names, [format!("{in_tag}@v0.0.1"), format!("{in_tag}#prod#1")]);
@@ -94,6 +98,7 @@ fn counters_follow_the_highest_of_the_artifact() {
     git(dir.path(), &["tag", "-a", "m#dev#7", "-m", "Assigning stage dev"]);
     let names = registry
         .write(
+            &registry.lock().unwrap(),
             "m",
             &[
                 mv(Action::Register, Some("v0.0.1"), None, &c1),
@@ -103,10 +108,17 @@ fn counters_follow_the_highest_of_the_artifact() {
         )
         .unwrap();
     assert_eq!(names, ["m@v0.0.1", "m#prod#8", "m@deprecated#9"]);
-    assert_eq!(registry.write("other", &[assign("prod", "v1.0.0", &c1)]).unwrap(), ["other#prod#1"]);
+    assert_eq!(
+        registry.write(&registry.lock().unwrap(), "other", &[assign("prod", "v1.0.0", &c1)]).unwrap(),
+        ["other#prod#1"]
+    );
     // A tag written at a commit that is not one is refused, and nothing of
     // the batch lands.
-    let bad = registry.write("m", &[assign("qa", "v0.0.1", &c1), assign("qa", "v0.0.1", &"0".repeat(39))]);
+    let bad = registry.write(
+        &registry.lock().unwrap(),
+        "m",
+        &[assign("qa", "v0.0.1", &c1), assign("qa", "v0.0.1", &"0".repeat(39))],
+    );
     assert!(bad.is_err());
     assert!(git(dir.path(), &["tag", "-l", "m#qa*"]).is_empty());
 }
@@ -116,12 +128,12 @@ fn a_stage_move_at_a_commit_of_two_versions_is_read_at_once_and_others_stay_ligh
     let dir = repo();
     let registry = open(dir.path());
     let c1 = registry.head().unwrap();
-    registry.write("m", &[mv(Action::Register, Some("v1.0.0"), None, &c1)]).unwrap();
-    registry.write("m", &[mv(Action::Register, Some("v1.1.0"), None, &c1)]).unwrap();
-    registry.write("m", &[assign("prod", "v1.0.0", &c1)]).unwrap();
+    registry.write(&registry.lock().unwrap(), "m", &[mv(Action::Register, Some("v1.0.0"), None, &c1)]).unwrap();
+    registry.write(&registry.lock().unwrap(), "m", &[mv(Action::Register, Some("v1.1.0"), None, &c1)]).unwrap();
+    registry.write(&registry.lock().unwrap(), "m", &[assign("prod", "v1.0.0", &c1)]).unwrap();
     let c2 = commit(dir.path(), "two");
-    registry.write("m", &[mv(Action::Register, Some("v2.0.0"), None, &c2)]).unwrap();
-    registry.write("m", &[assign("staging", "v2.0.0", &c2)]).unwrap();
+    registry.write(&registry.lock().unwrap(), "m", &[mv(Action::Register, Some("v2.0.0"), None, &c2)]).unwrap();
+    registry.write(&registry.lock().unwrap(), "m", &[assign("staging", "v2.0.0", &c2)]).unwrap();
     let mut events = registry.events("m").unwrap();
     let find = |events: &[gourd_lineage::registry::Event], tag: &str| events.iter().position(|e| e.tag == tag).unwrap();
     let prod = find(&events, "m#prod#1");
@@ -182,8 +194,14 @@ fn the_index_orders_moves_without_reading_tags_and_forgets_deleted_ones() {
     let dir = repo();
     let registry = open(dir.path());
     let c1 = registry.head().unwrap();
-    registry.write("m", &[mv(Action::Register, Some("v0.0.1"), None, &c1), assign("prod", "v0.0.1", &c1)]).unwrap();
-    registry.write("other", &[mv(Action::Register, Some("v0.0.1"), None, &c1)]).unwrap();
+    registry
+        .write(
+            &registry.lock().unwrap(),
+            "m",
+            &[mv(Action::Register, Some("v0.0.1"), None, &c1), assign("prod", "v0.0.1", &c1)],
+        )
+        .unwrap();
+    registry.write(&registry.lock().unwrap(), "other", &[mv(Action::Register, Some("v0.0.1"), None, &c1)]).unwrap();
     let index = dir.path().join(".git").join(gourd_index_file());
     assert!(!index.exists());
     let events = registry.events("m").unwrap();
@@ -240,15 +258,15 @@ fn pulling_adds_new_tags_skips_taken_versions_and_drops_what_cannot_be_renamed()
     git(b.path(), &["config", "user.name", "B"]);
     let (ra, rb) = (open(a.path()), open(b.path()));
     let c1 = ra.head().unwrap();
-    ra.write("m", &[mv(Action::Register, Some("v0.0.1"), None, &c1)]).unwrap();
+    ra.write(&ra.lock().unwrap(), "m", &[mv(Action::Register, Some("v0.0.1"), None, &c1)]).unwrap();
     git(b.path(), &["fetch", "-q", "origin", "+refs/tags/*:refs/tags/*"]);
     let ca = commit(a.path(), "a2");
-    ra.write("m", &[mv(Action::Register, Some("v0.0.2"), None, &ca)]).unwrap();
-    ra.write("m", &[mv(Action::Register, Some("v0.0.3"), None, &ca)]).unwrap();
-    ra.write("m", &[mv(Action::Deregister, Some("v0.0.1"), None, &c1)]).unwrap();
+    ra.write(&ra.lock().unwrap(), "m", &[mv(Action::Register, Some("v0.0.2"), None, &ca)]).unwrap();
+    ra.write(&ra.lock().unwrap(), "m", &[mv(Action::Register, Some("v0.0.3"), None, &ca)]).unwrap();
+    ra.write(&ra.lock().unwrap(), "m", &[mv(Action::Deregister, Some("v0.0.1"), None, &c1)]).unwrap();
     let cb = commit(b.path(), "b2");
-    rb.write("m", &[mv(Action::Register, Some("v0.0.2"), None, &cb)]).unwrap();
-    rb.write("m", &[mv(Action::Deregister, Some("v0.0.1"), None, &c1)]).unwrap();
+    rb.write(&rb.lock().unwrap(), "m", &[mv(Action::Register, Some("v0.0.2"), None, &cb)]).unwrap();
+    rb.write(&rb.lock().unwrap(), "m", &[mv(Action::Deregister, Some("v0.0.1"), None, &c1)]).unwrap();
     git(b.path(), &["fetch", "-q", "--no-tags", "origin", "+refs/tags/*:refs/gourd-fetch/origin/tags/*"]);
     let report = rb.integrate("refs/gourd-fetch/origin/tags/").unwrap();
     assert_eq!(report.added, 1, "v0.0.3");
@@ -277,8 +295,8 @@ fn a_renumbered_stage_move_keeps_its_tagger_time_and_record() {
     git(b.path(), &["config", "user.name", "B"]);
     let (ra, rb) = (open(a.path()), open(b.path()));
     let c1 = ra.head().unwrap();
-    ra.write("m", &[assign("prod", "v0.0.1", &c1), assign("dev", "v0.0.1", &c1)]).unwrap();
-    rb.write("m", &[assign("prod", "v0.0.1", &c1)]).unwrap();
+    ra.write(&ra.lock().unwrap(), "m", &[assign("prod", "v0.0.1", &c1), assign("dev", "v0.0.1", &c1)]).unwrap();
+    rb.write(&rb.lock().unwrap(), "m", &[assign("prod", "v0.0.1", &c1)]).unwrap();
     let our_time = git(b.path(), &["for-each-ref", "--format=%(taggerdate:unix)", "refs/tags/m#prod#1"]);
     git(b.path(), &["fetch", "-q", "--no-tags", "origin", "+refs/tags/*:refs/gourd-fetch/origin/tags/*"]);
     let report = rb.integrate("refs/gourd-fetch/origin/tags/").unwrap();

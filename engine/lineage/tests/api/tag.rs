@@ -119,13 +119,35 @@ fn names_and_artifacts_follow_gto() {
         assert!(is_name(good), "{good}");
         assert!(is_artifact(good), "{good}");
     }
-    for bad in ["", "-", "-a", "a-", "_a", "a_", "/a", "a/", "a.b", "a b", "a:b:c"] {
+    for bad in ["", "-", "-a", "a-", "_a", "a_", "/a", "a/", "a.b", "a b", "a:b:c", "a//b"] {
         assert!(!is_name(bad), "{bad}");
     }
-    for good in ["models/cv:pumpkin-2", "a.b/c-d_e:m", ".:m", "d:m"] {
+    for good in ["models/cv:pumpkin-2", "a.b/c-d_e:m", "d:m", "m.x:p", "a/b.c/d:m"] {
         assert!(is_artifact(good), "{good}");
     }
-    for bad in [":pumpkin", "dir:", "a b:m", "a=b:m", "a:b:c", "pumpkin-", "Pump kin", "d:-m"] {
+    // What git refuses in a tag's name is refused before a tag is made.
+    for bad in [
+        ":pumpkin",
+        "dir:",
+        "a b:m",
+        "a=b:m",
+        "a:b:c",
+        "pumpkin-",
+        "Pump kin",
+        "d:-m",
+        ".:m",
+        "./m:p",
+        "models/../x:p",
+        "m/:p",
+        "/m:p",
+        "m//x:p",
+        "a..b:m",
+        "m.:p",
+        "m.lock:p",
+        "d/x.lock:m",
+        ".hidden:m",
+        "a//b",
+    ] {
         assert!(!is_artifact(bad), "{bad}");
     }
 }

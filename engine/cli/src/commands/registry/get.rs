@@ -25,21 +25,32 @@ pub struct GetArgs {
     /// As the registry was at this time.
     #[arg(long, value_name = "TIME")]
     at: Option<String>,
+    /// Replace what is at `DIR/NAME` already when it holds other bytes
+    /// (without it, that is refused and nothing is touched).
+    #[arg(long)]
+    force: bool,
 }
 
 pub fn get(location: &Location, args: &GetArgs) -> Result<ExitCode, CommandError> {
     let (root, registry) = open(location)?;
     let at = args.at.as_deref().map(instant).transpose()?;
     let resolved = resolve_reference(&registry, &args.reference, at)?;
-    let fetched = fetch(location, &root, &resolved, &args.output)?;
+    let fetched = fetch(location, &root, &resolved, &args.output, args.force)?;
     println!("{}", fetched.path.display());
-    eprintln!(
-        "Restored {} from {} to `{}`; every byte matches {}.",
-        fetched.what,
-        fetched.source,
-        fetched.path.display(),
-        short(&fetched.digest.to_string())
-    );
+    match &fetched.source {
+        Some(source) => eprintln!(
+            "Restored {} from {source} to `{}`; every byte matches {}.",
+            fetched.what,
+            fetched.path.display(),
+            short(&fetched.digest.to_string())
+        ),
+        None => eprintln!(
+            "{} is at `{}` already; every byte matches {}.",
+            fetched.what,
+            fetched.path.display(),
+            short(&fetched.digest.to_string())
+        ),
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -48,15 +59,23 @@ pub struct Fetched {
     /// `NAME vX.Y.Z`, for messages.
     pub what: String,
     pub path: PathBuf,
-    /// Where the bytes came from: the local cache or a remote's description.
-    pub source: String,
+    /// Where the bytes came from: the local cache or a remote's description;
+    /// `None` when they were in place already.
+    pub source: Option<String>,
     pub digest: Digest,
 }
 
 /// Puts the files of `resolved` in `into` (created if missing), under the
 /// artifact's own name, from the local cache or else the remote cache,
-/// verified against the digest its registration recorded.
-pub fn fetch(location: &Location, root: &Path, resolved: &Resolved, into: &Path) -> Result<Fetched, CommandError> {
+/// verified against the digest its registration recorded. Something else
+/// there already is replaced only with `replace`.
+pub fn fetch(
+    location: &Location,
+    root: &Path,
+    resolved: &Resolved,
+    into: &Path,
+    replace: bool,
+) -> Result<Fetched, CommandError> {
     let what = format!("{} {}", resolved.name, resolved.version);
     let record = resolved.registration.as_ref().and_then(|e| e.record.clone());
     let Some((record, digest)) = record.and_then(|r| Some((r.clone(), r.digest?))) else {
@@ -69,6 +88,27 @@ pub fn fetch(location: &Location, root: &Path, resolved: &Resolved, into: &Path)
     let kind = if record.kind.as_deref() == Some("dir") { EntryKind::Dir } else { EntryKind::File };
     let output = OutputRecord { kind, digest, executable: record.executable, cached: true };
     let ws = Workspace::open(root)?;
+    let name = record
+        .path
+        .as_deref()
+        .and_then(|p| p.rsplit('/').next())
+        .filter(|n| !n.is_empty())
+        .unwrap_or(resolved.name.as_str())
+        .to_string();
+    let dest = into.join(&name);
+    if std::fs::symlink_metadata(&dest).is_ok() {
+        let there = ws.hashing.hash(&dest).ok().flatten().map(|tree| OutputRecord::from_tree(&tree, true).digest);
+        if there == Some(digest) {
+            return Ok(Fetched { what, path: dest, source: None, digest });
+        }
+        if !replace {
+            return Err(CommandError::user(format!(
+                "`{}` holds something other than {what} already; nothing was changed",
+                dest.display()
+            ))
+            .with_hint("choose another folder with `-o`, or pass `--force` to replace it"));
+        }
+    }
     let mut source = "the local cache".to_string();
     if !ws.store.has(kind, &digest) {
         let key = record.lineage.as_ref().and_then(|l| l.key.parse::<Digest>().ok());
@@ -86,15 +126,7 @@ pub fn fetch(location: &Location, root: &Path, resolved: &Resolved, into: &Path)
             }
         }
     }
-    let name = record
-        .path
-        .as_deref()
-        .and_then(|p| p.rsplit('/').next())
-        .filter(|n| !n.is_empty())
-        .unwrap_or(resolved.name.as_str())
-        .to_string();
     fs_err::create_dir_all(into)?;
-    let dest = into.join(&name);
     match ws.store.restore(&output, &dest) {
         Ok(()) => {}
         Err(err @ StoreError::Corrupt { .. }) => {
@@ -104,7 +136,7 @@ pub fn fetch(location: &Location, root: &Path, resolved: &Resolved, into: &Path)
         Err(err @ StoreError::Missing { .. }) => return Err(CommandError::user(format!("{what}: {err}"))),
         Err(err) => return Err(CommandError::environment(format!("restoring {what} to `{}`: {err}", dest.display()))),
     }
-    Ok(Fetched { what, path: dest, source, digest })
+    Ok(Fetched { what, path: dest, source: Some(source), digest })
 }
 
 /// Fetches the result of stage key `key` (the run that built the version)

@@ -107,6 +107,12 @@ fn artifact_name(name: &str) -> Result<(), CommandError> {
 }
 
 fn stage_name(stage: &str) -> Result<(), CommandError> {
+    // `NAME@latest` and `NAME@greatest` are versions: a stage so named
+    // would read as one.
+    if matches!(stage, "latest" | "greatest") {
+        return Err(CommandError::user(format!("`{stage}` is not a stage name: `NAME@{stage}` means a version"))
+            .with_hint("name the stage otherwise: `prod`, `staging`, `canary`"));
+    }
     if registry::tag::is_name(stage) {
         return Ok(());
     }

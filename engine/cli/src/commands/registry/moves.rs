@@ -89,6 +89,9 @@ pub fn promote(location: &Location, args: &PromoteArgs) -> Result<ExitCode, Comm
 pub fn promote_with(location: &Location, args: &PromoteArgs, via: &str) -> Result<Promoted, CommandError> {
     let (_, registry) = open(location)?;
     stage_name(&args.stage)?;
+    // Held from the read to the write: the gates are checked against the
+    // champion the move replaces, not one another promotion replaced since.
+    let lock = registry.lock()?;
     let loaded = Loaded::read(&registry, &args.name)?.require(&registry)?;
     let target = loaded.active_version(&args.version)?.clone();
     let holder = loaded.state.stages.get(&args.stage).cloned();
@@ -161,7 +164,7 @@ pub fn promote_with(location: &Location, args: &PromoteArgs, via: &str) -> Resul
         message,
         record,
     });
-    let tags = registry.write(&args.name, &moves)?;
+    let tags = registry.write(&lock, &args.name, &moves)?;
     let was = previous.map(|p| format!(" (was {})", p.version)).unwrap_or_default();
     eprintln!("Promoted {} {} to `{}`{was}.{}", args.name, args.version, args.stage, evidence.suffix());
     Ok(Promoted::Moved { tags, gates: evidence.to_json() })
@@ -170,6 +173,7 @@ pub fn promote_with(location: &Location, args: &PromoteArgs, via: &str) -> Resul
 pub fn demote(location: &Location, args: &DemoteArgs) -> Result<ExitCode, CommandError> {
     let (_, registry) = open(location)?;
     stage_name(&args.stage)?;
+    let lock = registry.lock()?;
     let loaded = Loaded::read(&registry, &args.name)?.require(&registry)?;
     let Some(holder) = loaded.state.stages.get(&args.stage) else {
         return Err(CommandError::user(format!("`{}` holds no version of {}", args.stage, args.name)));
@@ -191,7 +195,7 @@ pub fn demote(location: &Location, args: &DemoteArgs) -> Result<ExitCode, Comman
         message,
         record,
     };
-    for tag in registry.write(&args.name, &[new])? {
+    for tag in registry.write(&lock, &args.name, &[new])? {
         println!("{tag}");
     }
     eprintln!("`{}` of {} holds nothing now (was {}).", args.stage, args.name, holder.version);
@@ -200,6 +204,7 @@ pub fn demote(location: &Location, args: &DemoteArgs) -> Result<ExitCode, Comman
 
 pub fn deprecate(location: &Location, args: &DeprecateArgs) -> Result<ExitCode, CommandError> {
     let (_, registry) = open(location)?;
+    let lock = registry.lock()?;
     let loaded = Loaded::read(&registry, &args.name)?.require(&registry)?;
     let now = registry.now()?;
     let new = match &args.version {
@@ -251,7 +256,7 @@ pub fn deprecate(location: &Location, args: &DeprecateArgs) -> Result<ExitCode, 
             }
         }
     };
-    for tag in registry.write(&args.name, &[new])? {
+    for tag in registry.write(&lock, &args.name, &[new])? {
         println!("{tag}");
     }
     match &args.version {

@@ -63,6 +63,10 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
 pub fn register(location: &Location, args: &Args, via: &str, soft: bool) -> Result<Registered, CommandError> {
     let (root, registry) = open(location)?;
     super::artifact_name(&args.name)?;
+    if let Some(v) = args.version.as_ref().filter(|v| !registry::tag::is_version(v)) {
+        return Err(CommandError::user(format!("`{v}` is not a version"))
+            .with_hint("versions are `v` and a semantic version: `v1.2.0`, `v2.0.0-rc.1`"));
+    }
     let pipeline = super::gates::pipeline(location)?;
     let declared = pipeline.as_ref().and_then(|p| p.registry.get(&args.name).cloned());
     let typed = match (&args.path, &declared) {
@@ -107,6 +111,9 @@ pub fn register(location: &Location, args: &Args, via: &str, soft: bool) -> Resu
         .with_hint(format!("declare it as `{{ path = \"{out}\", kind = 'model }}` in the stage's `outs`")));
     }
 
+    // Held from the read to the write: two registrations (from two
+    // worktrees, say) never pick the same version.
+    let lock = registry.lock()?;
     let loaded = Loaded::read(&registry, &args.name)?;
     if let Some(same) =
         loaded.state.versions.iter().find(|v| v.active && loaded.digest(&v.version) == Some(digest.clone()))
@@ -134,11 +141,7 @@ pub fn register(location: &Location, args: &Args, via: &str, soft: bool) -> Resu
         .with_hint("commit what changed (`git commit`), then register: GTO and gourd find a version by its commit"));
     }
     let version = match &args.version {
-        Some(v) if registry::tag::is_version(v) => v.clone(),
-        Some(v) => {
-            return Err(CommandError::user(format!("`{v}` is not a version"))
-                .with_hint("versions are `v` and a semantic version: `v1.2.0`, `v2.0.0-rc.1`"));
-        }
+        Some(v) => v.clone(),
         None => next_version(&loaded),
     };
     if loaded.registration(&version).is_some() {
@@ -191,7 +194,7 @@ pub fn register(location: &Location, args: &Args, via: &str, soft: bool) -> Resu
         message,
         record: move_record,
     };
-    let tag = registry.write(&args.name, &[new])?.remove(0);
+    let tag = registry.write(&lock, &args.name, &[new])?.remove(0);
     eprintln!(
         "Registered `{path}` as {} {version} ({}, built by stage `{}`, at commit {}).",
         args.name,
