@@ -243,6 +243,36 @@ fn an_empty_file_is_named() {
 }
 
 #[test]
+fn a_column_with_no_values_in_either_file_is_named() {
+    let ws = workspace();
+    ws.write("data/current.csv", &table(102, 50, 0.0));
+    let mut reference = String::from("age,income,city,flag\n");
+    for _ in 0..20 {
+        reference.push_str("NaN,20000,north,1\n");
+    }
+    ws.write("data/reference.csv", &reference);
+    let out = failing_run(&ws);
+    assert!(out.contains("column `age` has no values in `data/reference.csv`"), "{out}");
+    assert!(!ws.exists("metrics/drift.json"), "no report says all is well");
+    ws.write("data/reference.csv", &table(101, 800, 0.0));
+    let mut current = String::from("age,income,city,flag\n");
+    for _ in 0..20 {
+        current.push_str("41,NA,north,1\n");
+    }
+    ws.write("data/current.csv", &current);
+    let out = failing_run(&ws);
+    assert!(out.contains("column `income` has no values in `data/current.csv`"), "{out}");
+}
+
+#[test]
+fn a_column_named_twice_in_a_header_is_refused() {
+    let ws = workspace();
+    ws.write("data/current.csv", "age,income,city,age\n41,20000,north,1\n");
+    let out = failing_run(&ws);
+    assert!(out.contains("the header names column `age` twice (field 4 repeats it)"), "{out}");
+}
+
+#[test]
 fn an_unknown_test_is_refused_before_anything_runs() {
     let ws = TestWorkspace::new(&PIPELINE.replace(
         "decision = \"drift/decision.json\",",

@@ -231,6 +231,9 @@ pub fn compare(config: &Config, root: &Path) -> Result<Report, Error> {
         let Some(acc) = &column.acc else {
             return Err(Error::NoValues { path: reference.clone(), column: column.name.clone() });
         };
+        if acc.n()[REFERENCE] == 0 {
+            return Err(Error::NoValues { path: reference.clone(), column: column.name.clone() });
+        }
         if acc.n()[CURRENT] == 0 {
             return Err(Error::NoValues { path: current.clone(), column: column.name.clone() });
         }

@@ -167,6 +167,14 @@ fn read_csv(path: &Path, side: usize, columns: &mut Vec<Column>, categorical: &[
     if header.is_empty() {
         return Err(Error::Empty { path: path.to_path_buf() });
     }
+    // Two columns of one name: which one a test compared would be a guess.
+    let mut named = std::collections::HashSet::with_capacity(header.len());
+    if let Some((i, name)) = header.iter().enumerate().find(|(_, h)| !named.insert(*h)) {
+        return Err(Error::Csv {
+            path: path.to_path_buf(),
+            message: format!("the header names column `{name}` twice (field {} repeats it)", i + 1),
+        });
+    }
     if side == REFERENCE && columns.is_empty() {
         columns.extend(header.iter().map(|h| Column::new(h.to_string(), categorical.iter().any(|c| c == h))));
     }
