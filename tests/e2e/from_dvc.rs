@@ -203,6 +203,25 @@ fn a_dvc_yaml_that_is_not_yaml_is_named_with_its_line() {
 }
 
 #[test]
+fn a_pipeline_file_that_is_a_link_is_never_written_through() {
+    let ws = TestWorkspace::bare();
+    ws.write("dvc.yaml", "stages:\n  prepare:\n    cmd: echo hi > out.txt\n    outs:\n      - out.txt\n");
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim.txt");
+    std::os::unix::fs::symlink(&victim, ws.path("gourd.ncl")).unwrap();
+    let run = ws.gourd(&["import-dvc"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("`gourd.ncl` exists"), "{}", run.stderr);
+    assert!(!victim.exists(), "written through a dangling link");
+    // `--force` replaces the link, not what it points to.
+    std::fs::write(&victim, "keep").unwrap();
+    ws.gourd(&["import-dvc", "--force"]).success();
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+    assert!(!std::fs::symlink_metadata(ws.path("gourd.ncl")).unwrap().file_type().is_symlink());
+    assert!(ws.read("gourd.ncl").contains("prepare"));
+}
+
+#[test]
 fn what_has_no_equivalent_is_noted_and_the_rest_still_checks() {
     let ws = TestWorkspace::bare();
     ws.write("params.yaml", "lr: 0.1\n");

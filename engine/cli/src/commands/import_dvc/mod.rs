@@ -50,7 +50,9 @@ pub fn run(args: &Args) -> Result<ExitCode, CommandError> {
     let root = folder.unwrap_or(Path::new(".")).to_path_buf();
     let output =
         args.output.clone().unwrap_or_else(|| folder.map_or_else(|| "gourd.ncl".into(), |f| f.join("gourd.ncl")));
-    if output.exists() && !args.force {
+    // A link counts as there, even one to nothing: it is never written
+    // through (`--force` replaces the link itself).
+    if std::fs::symlink_metadata(&output).is_ok() && !args.force {
         return Err(CommandError::user(format!("`{}` exists", output.display()))
             .with_hint("`gourd import-dvc --force` overwrites it; `-o FILE` writes elsewhere"));
     }
@@ -62,7 +64,7 @@ pub fn run(args: &Args) -> Result<ExitCode, CommandError> {
     let name = source.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let written =
         render::render(&pipeline, &render::Extras { source: &name, remote: remote.as_deref(), sources: &sources });
-    fs_err::write(&output, written)?;
+    gourd_core::fsutil::write_atomic(&output, written.as_bytes())?;
     let folder_of = |path: &Path| std::path::absolute(path.parent().unwrap_or(Path::new("")).join("."));
     let added = if folder_of(&output)? == folder_of(&source.clone())? {
         track(&output, &sources, &mut notes)
