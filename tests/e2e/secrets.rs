@@ -100,6 +100,36 @@ fn a_secret_a_stage_prints_is_redacted_from_its_log() {
 }
 
 #[test]
+fn a_secret_is_never_shown_by_a_verbose_run_nor_left_in_a_log_by_a_killed_one() {
+    let ws = TestWorkspace::new(
+        r#"{ stages = {
+          fetch = { cmd = "echo \"using $DEMO_API_TOKEN\"; echo \"again $DEMO_API_TOKEN\" >&2; sleep 0.5; echo done > f.txt", outs = ["f.txt"], secrets = ["DEMO_API_TOKEN"] },
+        } }"#,
+    );
+    // `-v` streams the log while the stage runs, pauses included.
+    let run = ws.gourd_env(&["run", "-v"], &[("DEMO_API_TOKEN", SECRET)]).success();
+    assert!(!(run.stdout.clone() + &run.stderr).contains(SECRET), "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.stdout.matches("fetch | using ***").count(), 1, "{}", run.stdout);
+    assert_eq!(run.stdout.matches("fetch | again ***").count(), 1, "{}", run.stdout);
+    // Killed while the stage runs, gourd never redacts afterwards: the log
+    // must never have held the value.
+    ws.write("gourd.ncl", &ws.read("gourd.ncl").replace("sleep 0.5", "sleep 30"));
+    let mut gourd = ws.command(&["run"]);
+    gourd.env("DEMO_API_TOKEN", SECRET).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    let mut gourd = gourd.spawn().unwrap();
+    let log = ws.path(".gourd/logs/fetch.log");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("again")) {
+        assert!(std::time::Instant::now() < deadline, "the stage never printed");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    gourd.kill().unwrap();
+    gourd.wait().unwrap();
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "using ***\nagain ***\n");
+    assert_eq!(files_holding(&ws.path(".gourd"), SECRET.as_bytes()), Vec::<String>::new());
+}
+
+#[test]
 fn a_missing_secret_fails_the_run_before_anything_runs() {
     let ws = TestWorkspace::new(PIPELINE);
     ws.gourd(&["check"]).success();

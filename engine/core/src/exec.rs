@@ -159,6 +159,10 @@ pub struct ExecRequest<'a> {
     pub root: &'a Path,
     pub log: PathBuf,
     pub extra_env: BTreeMap<String, String>,
+    /// Values (the stage's secrets) never to be written to the log: the
+    /// stage then writes to a pipe that gourd copies into the log,
+    /// redacting as it goes.
+    pub redact: Vec<Vec<u8>>,
 }
 
 #[derive(Debug)]
@@ -179,7 +183,15 @@ pub struct Started {
     child: std::process::Child,
     group: Group,
     waited: bool,
+    /// Says when the redacting copy into the log is done (see
+    /// [`ExecRequest::redact`]).
+    copied: Option<std::sync::mpsc::Receiver<()>>,
 }
+
+/// How long a stage's redacting copy may go on once its group is killed:
+/// only a process that left the group (`setsid`) still holds the pipe
+/// then, and the copy goes on redacting, unwaited.
+const COPY_GRACE: Duration = Duration::from_secs(2);
 
 impl Drop for Started {
     fn drop(&mut self) {
@@ -251,13 +263,26 @@ pub fn start(request: ExecRequest<'_>) -> io::Result<Started> {
     }
     // Owner-only: a stage's output may hold what others must not read.
     let log = open_log(&request.log).map_err(|e| crate::hash::with_path(e, &request.log))?;
+    let (output, copied) = if request.redact.is_empty() {
+        (log, None)
+    } else {
+        let (reader, writer) = std::io::pipe()?;
+        let (done, copied) = std::sync::mpsc::channel();
+        let values = request.redact;
+        std::thread::Builder::new().name("gourd-redact".into()).spawn(move || {
+            // A log that cannot be written loses output, not a secret.
+            let _ = crate::secrets::redact_stream(reader, log, &values);
+            let _ = done.send(());
+        })?;
+        (std::fs::File::from(std::os::fd::OwnedFd::from(writer)), Some(copied))
+    };
     command
         .current_dir(stage.wdir.to_path(request.root))
         .envs(&stage.env)
         .envs(&request.extra_env)
         .stdin(Stdio::null())
-        .stdout(Stdio::from(log.try_clone()?))
-        .stderr(Stdio::from(log))
+        .stdout(Stdio::from(output.try_clone()?))
+        .stderr(Stdio::from(output))
         .process_group(0);
     let (child, group) = request.spawner.spawn(command).map_err(|err| {
         let program = match &stage.cmd {
@@ -271,7 +296,7 @@ pub fn start(request: ExecRequest<'_>) -> io::Result<Started> {
         };
         io::Error::new(err.kind(), format!("cannot start `{program}`: {err}"))
     })?;
-    Ok(Started { child, group, waited: false })
+    Ok(Started { child, group, waited: false, copied })
 }
 
 /// Waits, blocking, for a started stage to end: it exits, or `timeout`
@@ -289,7 +314,13 @@ pub fn wait(mut started: Started, timeout: Option<Duration>, stop: &Stop) -> io:
     // dropped (reaped then if waiting failed).
     stop.pgid.store(0, SeqCst);
     started.waited = outcome.is_ok();
+    let copied = started.copied.take();
     drop(started);
+    // The group is gone, and with it every writer of the pipe but one that
+    // left the group: the log is whole once the copy ends.
+    if let Some(copied) = copied {
+        let _ = copied.recv_timeout(COPY_GRACE);
+    }
     outcome
 }
 
@@ -514,6 +545,7 @@ mod tests {
             root: dir,
             log: dir.join("s.log"),
             extra_env: BTreeMap::from([("GREETING".to_string(), "hello".to_string())]),
+            redact: Vec::new(),
         };
         start(request).unwrap()
     }

@@ -1189,6 +1189,8 @@ fn run_process(
         root: &ws.root,
         log: ws.log_path(&stage.name),
         extra_env: std::mem::take(&mut prepared.extra_env),
+        // A stage that prints a secret must not leave it in its log.
+        redact: crate::secrets::secret_values(stage),
     };
     let started_at = SystemTime::now();
     let process = crate::exec::start(request)?;
@@ -1197,11 +1199,6 @@ fn run_process(
     // one's outputs are checked, hashed and stored.
     let _ = context.exited.send(index);
     let outcome = outcome?;
-    // A stage that prints a secret must not leave it in its log.
-    let secrets = crate::secrets::secret_values(stage);
-    if !secrets.is_empty() {
-        crate::secrets::redact_file(&ws.log_path(&stage.name), &secrets)?;
-    }
     let outcome = match outcome {
         ExecOutcome::Exited(0) => Ok(started_at),
         ExecOutcome::Exited(code) => Err(format!("exited with code {code}")),

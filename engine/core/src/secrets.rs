@@ -9,9 +9,8 @@
 //! nor the values enter the stage key: a secret grants access, it must not
 //! change what a stage produces (a value that does is a `param`).
 
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 
 use crate::model::{Pipeline, Stage};
 
@@ -105,46 +104,32 @@ pub fn is_env_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Replaces every occurrence of each of `values` (those of at least
-/// [`MIN_REDACTED_LEN`] bytes) in the file at `path` by [`REDACTED`].
-/// Byte-wise, so a log need not be UTF-8; where values overlap, the longest
-/// wins. The file is rewritten atomically (temp file, fsync, rename) and
-/// only when something was replaced; a missing file is fine.
-pub fn redact_file(path: &Path, values: &[impl AsRef<[u8]>]) -> io::Result<()> {
+/// The values worth redacting (at least [`MIN_REDACTED_LEN`] bytes),
+/// longest first.
+fn patterns(values: &[impl AsRef<[u8]>]) -> Vec<&[u8]> {
     let mut patterns: Vec<&[u8]> = values.iter().map(AsRef::as_ref).filter(|v| v.len() >= MIN_REDACTED_LEN).collect();
-    if patterns.is_empty() {
-        return Ok(());
-    }
     patterns.sort_by_key(|p| std::cmp::Reverse(p.len()));
     patterns.dedup();
-    let input = match fs_err::File::open(path) {
-        Ok(file) => file,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(err) => return Err(err),
-    };
-    let tmp = crate::fsutil::temp_beside(path);
-    let result = (|| {
-        let output = fs_err::File::create(&tmp)?;
-        let mut writer = BufWriter::new(output);
-        let replaced = redact(input, &mut writer, &patterns)?;
-        let output = writer.into_inner().map_err(io::IntoInnerError::into_error)?;
-        if replaced {
-            output.sync_data()?;
-            fs_err::rename(&tmp, path)?;
-        }
-        Ok(replaced)
-    })();
-    if !matches!(result, Ok(true)) {
-        let _ = std::fs::remove_file(&tmp);
+    patterns
+}
+
+/// Copies what a stage writes to `input` (a pipe) into its log `output` as
+/// it comes, every value of `values` replaced: neither the log nor anyone
+/// following it (`gourd run -v`) ever holds a value, even when gourd is
+/// killed while the stage runs.
+pub fn redact_stream(input: impl Read, mut output: std::fs::File, values: &[impl AsRef<[u8]>]) -> io::Result<()> {
+    let patterns = patterns(values);
+    if patterns.is_empty() {
+        io::copy(&mut { input }, &mut output)?;
+        return Ok(());
     }
-    result.map(drop)
+    redact(input, &mut output, &patterns).map(drop)
 }
 
 /// Copies `input` to `output` with `patterns` (longest first) replaced;
-/// says whether anything was. Reads in chunks, keeping back the tail that a
-/// pattern could still start in.
+/// says whether anything was. What each read brings is written at once,
+/// but for a tail that a value could still begin in.
 fn redact(mut input: impl Read, output: &mut impl Write, patterns: &[&[u8]]) -> io::Result<bool> {
-    let longest = patterns[0].len();
     let mut chunk = vec![0; 64 * 1024];
     let mut pending: Vec<u8> = Vec::new();
     let mut replaced = false;
@@ -157,8 +142,14 @@ fn redact(mut input: impl Read, output: &mut impl Write, patterns: &[&[u8]]) -> 
         let at_end = n == 0;
         pending.extend_from_slice(&chunk[..n]);
         let (mut at, mut copied) = (0, 0);
-        while at < pending.len() && (at_end || pending.len() - at >= longest) {
-            match patterns.iter().find(|p| pending[at..].starts_with(p)) {
+        while at < pending.len() {
+            let rest = &pending[at..];
+            // A value, or a longer one than matches here, may begin here
+            // once more is read.
+            if !at_end && patterns.iter().any(|p| p.len() > rest.len() && p.starts_with(rest)) {
+                break;
+            }
+            match patterns.iter().find(|p| rest.starts_with(p)) {
                 Some(pattern) => {
                     output.write_all(&pending[copied..at])?;
                     output.write_all(REDACTED)?;
@@ -170,6 +161,7 @@ fn redact(mut input: impl Read, output: &mut impl Write, patterns: &[&[u8]]) -> 
             }
         }
         output.write_all(&pending[copied..at])?;
+        output.flush()?;
         pending.drain(..at);
         if at_end {
             return Ok(replaced);
@@ -210,24 +202,50 @@ mod tests {
         assert_eq!(redact(broken, &mut Vec::new(), patterns).unwrap_err().kind(), io::ErrorKind::Other);
     }
 
-    #[test]
-    fn a_log_that_cannot_be_opened_is_an_error_and_a_missing_one_is_not() {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(redact_file(&dir.path().join("missing.log"), &["hunter22"]).is_ok());
-        std::fs::write(dir.path().join("file"), "x").unwrap();
-        // Under a file, not a folder: not "missing".
-        let err = redact_file(&dir.path().join("file/stage.log"), &["hunter22"]).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::NotADirectory, "{err}");
-    }
-
     fn redacted(text: &[u8], values: &[&str]) -> Vec<u8> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("stage.log");
-        std::fs::write(&path, text).unwrap();
-        redact_file(&path, values).unwrap();
-        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-        assert_eq!(leftovers.len(), 1, "no temp file is left behind");
+        redact_stream(text, std::fs::File::create(&path).unwrap(), values).unwrap();
         std::fs::read(&path).unwrap()
+    }
+
+    /// What a stage prints reaches the log at once, redacted, while the
+    /// stage still runs: a value is never written, and a line is not held
+    /// back waiting for more.
+    #[test]
+    fn a_stream_is_redacted_as_it_comes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stage.log");
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        let log = std::fs::File::create(&path).unwrap();
+        let copy = std::thread::spawn(move || redact_stream(reader, log, &["hunter22", "hunter22-longer"]));
+        let shows = |expected: &[u8]| {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while std::fs::read(&path).unwrap() != expected {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{:?}",
+                    String::from_utf8_lossy(&std::fs::read(&path).unwrap())
+                );
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        };
+        writer.write_all(b"token hunter22\n").unwrap();
+        shows(b"token ***\n");
+        // The start of a value waits for what follows; the rest is written.
+        writer.write_all(b"then hunt").unwrap();
+        shows(b"token ***\nthen ");
+        writer.write_all(b"er22-longer and hunter22").unwrap();
+        // `hunter22` here may yet become the longer value.
+        shows(b"token ***\nthen *** and ");
+        writer.write_all(b"!\n").unwrap();
+        shows(b"token ***\nthen *** and ***!\n");
+        drop(writer);
+        copy.join().unwrap().unwrap();
+        // Nothing to redact: copied as it is.
+        let plain = dir.path().join("plain.log");
+        redact_stream(&b"a 123"[..], std::fs::File::create(&plain).unwrap(), &["123"]).unwrap();
+        assert_eq!(std::fs::read(&plain).unwrap(), b"a 123");
     }
 
     #[test]
@@ -273,12 +291,6 @@ mod tests {
         log.extend_from_slice(&secret.as_bytes()[..10]);
         expected.extend_from_slice(&secret.as_bytes()[..10]);
         assert_eq!(redacted(&log, &[secret]), expected);
-    }
-
-    #[test]
-    fn a_missing_log_is_fine() {
-        let dir = tempfile::tempdir().unwrap();
-        redact_file(&dir.path().join("none.log"), &["hunter22"]).unwrap();
     }
 
     #[test]
