@@ -242,6 +242,15 @@ mod tests {
         shows(b"token ***\nthen *** and ***!\n");
         drop(writer);
         copy.join().unwrap().unwrap();
+        // A value that ends a read, which nothing longer may extend, is
+        // replaced at once.
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        let log = std::fs::File::create(&path).unwrap();
+        let copy = std::thread::spawn(move || redact_stream(reader, log, &["hunter22"]));
+        writer.write_all(b"x hunter22").unwrap();
+        shows(b"x ***");
+        drop(writer);
+        copy.join().unwrap().unwrap();
         // Nothing to redact: copied as it is.
         let plain = dir.path().join("plain.log");
         redact_stream(&b"a 123"[..], std::fs::File::create(&plain).unwrap(), &["123"]).unwrap();
