@@ -154,6 +154,9 @@ impl From<gourd_core::graph::GraphError> for CommandError {
         match err {
             GraphError::DepIsLinkLoop { dep, .. } => CommandError::user(message)
                 .with_hint(format!("make `{dep}` a link to a file or folder that exists, or replace it by one")),
+            GraphError::DepIsReserved { .. } => {
+                CommandError::user(message).with_hint("name the files or folders the stage reads")
+            }
             GraphError::UnknownStage { suggestion: Some(near), .. } => {
                 CommandError::user(message).with_hint(format!("did you mean `{near}`?"))
             }

@@ -37,6 +37,10 @@ pub enum GraphError {
     DepIsLinkLoop { stage: String, dep: String },
     #[error("stage `{stage}` depends on `{dep}`, which cannot be read: {reason}")]
     DepUnreadable { stage: String, dep: String, reason: String },
+    #[error(
+        "stage `{stage}` depends on `{dep}`, which is {what} through a symbolic link: gourd and git write there while stages run, so it would never settle"
+    )]
+    DepIsReserved { stage: String, dep: String, what: &'static str },
     #[error("no stage is named `{name}`")]
     UnknownStage {
         name: String,
@@ -234,11 +238,24 @@ impl Dag {
     /// or that are there but cannot be looked at, such as a link loop.
     /// `tracked`: paths that may be missing (sources `gourd run` restores).
     pub fn check_sources(&self, pipeline: &Pipeline, root: &Path, tracked: &[WsPath]) -> Result<(), GraphError> {
+        use std::os::unix::fs::MetadataExt;
         let dir = crate::fsutil::RootDir::open(root);
+        // Which file a path leads to: its device and inode.
         let stat = |path: &Path| match dir.as_ref().and_then(|d| d.stat(path)) {
-            Some(result) => result.map(drop),
-            None => std::fs::metadata(path).map(drop),
+            Some(result) => result.map(|st| (st.st_dev, st.st_ino)),
+            None => std::fs::metadata(path).map(|m| (m.dev(), m.ino())),
         };
+        // Where gourd and git write while stages run. A dep named so is
+        // refused when the pipeline is read; one that leads there through a
+        // link is found here.
+        let reserved: Vec<((u64, u64), &'static str)> = [
+            (root.to_path_buf(), "the whole workspace (which holds `.gourd`)"),
+            (root.join(".git"), "`.git`"),
+            (root.join(".gourd"), "`.gourd`"),
+        ]
+        .into_iter()
+        .filter_map(|(path, what)| std::fs::metadata(&path).ok().map(|m| ((m.dev(), m.ino()), what)))
+        .collect();
         // A frozen stage's deps are not read once it has run; if it has
         // not, running it says what is missing. Looked up on all cores (a
         // pipeline of a thousand shards names a hundred thousand files); the
@@ -261,10 +278,17 @@ impl Dag {
                 if tracked.iter().any(under) {
                     return None;
                 }
-                stat(&dep.to_path(root)).err().map(|err| (stage, dep, err))
+                match stat(&dep.to_path(root)) {
+                    Ok(found) => reserved.iter().find(|(id, _)| *id == found).map(|(_, what)| (stage, dep, Err(*what))),
+                    Err(err) => Some((stage, dep, Ok(err))),
+                }
             });
-        if let Some((stage, dep, err)) = failure {
+        if let Some((stage, dep, found)) = failure {
             let (stage, dep) = (stage.name.clone(), dep.to_string());
+            let err = match found {
+                Ok(err) => err,
+                Err(what) => return Err(GraphError::DepIsReserved { stage, dep, what }),
+            };
             return Err(match err.raw_os_error() {
                 Some(libc::ELOOP) => GraphError::DepIsLinkLoop { stage, dep },
                 Some(libc::ENOENT | libc::ENOTDIR) => {

@@ -168,6 +168,23 @@ fn deps_that_cannot_be_looked_at() {
     let err = check(&[stage("a", "", &["loop"], &[])], root, &[]).unwrap_err();
     assert_eq!(err, GraphError::DepIsLinkLoop { stage: "a".into(), dep: "loop".into() });
     assert_eq!(err.to_string(), "stage `a` depends on `loop`, a symbolic link that loops back on itself");
+    // Where gourd and git write while stages run, reached through a link.
+    std::fs::create_dir(root.join(".git")).unwrap();
+    std::fs::create_dir(root.join(".gourd")).unwrap();
+    for (link, target, what) in [
+        ("gl", ".git", "`.git`"),
+        ("gg", ".gourd", "`.gourd`"),
+        ("self", ".", "the whole workspace (which holds `.gourd`)"),
+    ] {
+        std::os::unix::fs::symlink(target, root.join(link)).unwrap();
+        let err = check(&[stage("a", "", &[link], &[])], root, &[]).unwrap_err();
+        assert_eq!(err, GraphError::DepIsReserved { stage: "a".into(), dep: link.into(), what }, "{link}");
+    }
+    assert!(check(&[stage("a", "", &["gl"], &[])], root, &[]).unwrap_err().to_string().contains("would never settle"));
+    // A link to anything else is a dep like any other.
+    std::fs::create_dir(root.join("data")).unwrap();
+    std::os::unix::fs::symlink("data", root.join("d")).unwrap();
+    check(&[stage("a", "", &["d"], &[])], root, &[]).unwrap();
     let long = "x".repeat(300);
     let err = check(&[stage("a", "", &[&long], &[])], root, &[]).unwrap_err();
     let GraphError::DepUnreadable { stage, dep, reason } = &err else { panic!("{err:?}") };
