@@ -1166,6 +1166,26 @@ fn execute_here(
     Ok(Here::Done { displaced, result, logged })
 }
 
+/// Why a stage cannot run in `wdir`: it is no folder, or it leads (through
+/// a symbolic link) out of the workspace or into `.git` or `.gourd`.
+fn wdir_problem(ws: &Workspace, wdir: &WsPath) -> Option<String> {
+    if wdir.is_root() {
+        return None;
+    }
+    let real = match std::fs::canonicalize(ws.abs(wdir)) {
+        Ok(real) if real.is_dir() => real,
+        _ => return Some(format!("its `wdir` `{wdir}` is not a folder in the workspace")),
+    };
+    let root = std::fs::canonicalize(&ws.root).unwrap_or_else(|_| ws.root.clone());
+    match real.strip_prefix(&root) {
+        Ok(rel) if rel.components().any(|c| c.as_os_str() == ".git" || c.as_os_str() == ".gourd") => {
+            Some(format!("its `wdir` `{wdir}` is in `.git` or `.gourd`, where gourd and git write"))
+        }
+        Ok(_) => None,
+        Err(_) => Some(format!("its `wdir` `{wdir}` leads out of the workspace through a symbolic link")),
+    }
+}
+
 /// Runs a prepared stage's process to its end: when it started, or why
 /// it failed; and whether it started at all.
 fn run_process(
@@ -1176,8 +1196,8 @@ fn run_process(
     stop: &crate::exec::Stop,
 ) -> io::Result<(Result<SystemTime, String>, bool)> {
     let ws = &context.ws;
-    if !ws.abs(&stage.wdir).is_dir() {
-        return Ok((Err(format!("its `wdir` `{}` is not a folder in the workspace", stage.wdir)), false));
+    if let Some(problem) = wdir_problem(ws, &stage.wdir) {
+        return Ok((Err(problem), false));
     }
     if stop.interrupted() {
         return Ok((Err("interrupted".to_string()), false));

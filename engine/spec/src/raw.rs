@@ -429,8 +429,7 @@ fn validate_remote(r: RawRemote) -> Result<gourd_core::model::Remote, String> {
     }
     let timeout = match r.timeout {
         None => Duration::from_secs(3600),
-        Some(t) if t.is_finite() && t > 0.0 => Duration::from_secs_f64(t),
-        Some(_) => return Err("`timeout`: expected a positive number of seconds".to_string()),
+        Some(t) => seconds(t).map_err(|e| format!("`timeout`: {e}"))?,
     };
     Ok(gourd_core::model::Remote {
         kind: r.kind,
@@ -541,11 +540,16 @@ fn validate_stage(name: String, raw: RawStage) -> Result<(Stage, Vec<gourd_core:
         Some(w) => path("wdir", &w)?,
         None => WsPath::root(),
     };
+    if let Some(reserved) = wdir.as_str().split('/').find(|part| *part == ".gourd" || *part == ".git") {
+        return Err(problem(
+            None,
+            format!(
+                "field `wdir`: `{wdir}` is in a `{reserved}` folder, where gourd and git write: a stage runs in the workspace"
+            ),
+        ));
+    }
     let timeout = match raw.timeout {
-        Some(t) if t.is_finite() && t > 0.0 => Some(Duration::from_secs_f64(t)),
-        Some(_) => {
-            return Err(problem(None, "field `timeout`: expected a positive number of seconds".to_string()));
-        }
+        Some(t) => Some(seconds(t).map_err(|e| problem(None, format!("field `timeout`: {e}")))?),
         None => None,
     };
     let secrets = validate_secrets(&name, &raw.env, raw.secrets, raw.remote)?;
@@ -589,6 +593,36 @@ fn validate_secrets(
         message: format!("stage `{stage}`: {message}"),
         hint,
     };
+    for (name, value) in env {
+        if !secrets::is_env_name(name) {
+            return Err(problem(
+                None,
+                Some(name),
+                format!(
+                    "field `env`: `{name}` is not an environment variable's name (letters, digits and `_`, not starting with a digit)"
+                ),
+                None,
+            ));
+        }
+        if name.starts_with("GOURD_") {
+            return Err(problem(
+                None,
+                Some(name),
+                format!(
+                    "field `env`: `{name}`: names starting with `GOURD_` are gourd's own (it sets `GOURD_STAGE`, `GOURD_PARAMS`, `GOURD_PARAM_*`, ...)"
+                ),
+                Some("a value a stage reads belongs in `params` (each is also `GOURD_PARAM_NAME`)".to_string()),
+            ));
+        }
+        if value.contains('\0') {
+            return Err(problem(
+                None,
+                Some(name),
+                format!("field `env`: the value of `{name}` holds a NUL byte, which no environment variable can"),
+                None,
+            ));
+        }
+    }
     if let Some(name) = env.keys().find(|name| secrets::looks_secret(name)) {
         return Err(problem(
             None,
@@ -630,6 +664,22 @@ fn validate_secrets(
         ));
     }
     Ok(names)
+}
+
+/// The longest `timeout`: ten years, far past any stage, and far from
+/// where adding it to the clock would overflow.
+const LONGEST_TIMEOUT_S: f64 = 10.0 * 365.0 * 24.0 * 3600.0;
+
+/// A `timeout` in seconds: positive and finite, at most
+/// [`LONGEST_TIMEOUT_S`].
+fn seconds(t: f64) -> Result<Duration, String> {
+    if !(t.is_finite() && t > 0.0) {
+        return Err("expected a positive number of seconds".to_string());
+    }
+    if t > LONGEST_TIMEOUT_S {
+        return Err(format!("more than ten years ({LONGEST_TIMEOUT_S} s); leave `timeout` out for no limit"));
+    }
+    Ok(Duration::from_secs_f64(t))
 }
 
 #[cfg(test)]
@@ -745,6 +795,24 @@ mod tests {
         assert!(message.contains("`T` is also set in `env`"), "{message}");
         let (message, _) = refused(r#"{"stages": {"a": {"cmd": "true", "secrets": ["T"], "remote": true}}}"#);
         assert!(message.contains("field `remote`: a stage with `secrets` executes on this machine"), "{message}");
+        // `env` names a shell can export, none of gourd's own, and values
+        // an environment can hold.
+        for (env, expected) in [
+            (r#"{"A=B": "x"}"#, "field `env`: `A=B` is not an environment variable's name"),
+            (r#"{"": "x"}"#, "field `env`: `` is not an environment variable's name"),
+            (r#"{"9A": "x"}"#, "field `env`: `9A` is not an environment variable's name"),
+            (r#"{"GOURD_STAGE": "spoof"}"#, "field `env`: `GOURD_STAGE`: names starting with `GOURD_` are gourd's own"),
+            (r#"{"A": "x\u0000y"}"#, "field `env`: the value of `A` holds a NUL byte"),
+        ] {
+            let (message, _) = refused(&format!(r#"{{"stages": {{"a": {{"cmd": "true", "env": {env}}}}}}}"#));
+            assert!(message.contains(expected), "{env}: {message}");
+        }
+        let fine = r#"{"stages": {"a": {"cmd": "true", "env": {"_A1": "x", "LANG": "C", "MY_GOURD_X": "y"}}}}"#;
+        assert!(validate(fine, Path::new("gourd.ncl")).is_ok());
+        for wdir in [".git", ".gourd/x", "a/.git"] {
+            let (message, _) = refused(&format!(r#"{{"stages": {{"a": {{"cmd": "true", "wdir": "{wdir}"}}}}}}"#));
+            assert!(message.contains(&format!("field `wdir`: `{wdir}` is in a")), "{wdir}: {message}");
+        }
     }
 
     #[test]

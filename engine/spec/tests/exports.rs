@@ -101,12 +101,22 @@ fn commands_and_timeouts_must_say_something() {
     let stage = |fields: &str| format!(r#"{{"stages": {{"s": {{{fields}}}}}}}"#);
     let pipeline = gourd_spec::validate(&stage(r#""cmd": ["echo", "hi"], "timeout": 0.5"#), &f).unwrap();
     assert_eq!(pipeline.stages[0].timeout, Some(std::time::Duration::from_millis(500)));
+    let pipeline = gourd_spec::validate(&stage(r#""cmd": ["echo", "hi"], "timeout": 315360000"#), &f).unwrap();
+    assert_eq!(pipeline.stages[0].timeout, Some(std::time::Duration::from_secs(315_360_000)));
     let cases = [
         (r#""cmd": "  ""#, "field `cmd`: the command is empty"),
         (r#""cmd": []"#, "field `cmd`: the command is empty"),
         (r#""cmd": ["", "x"]"#, "field `cmd`: the program (the first element of the array) is empty"),
         (r#""cmd": "true", "timeout": 0"#, "field `timeout`: expected a positive number of seconds"),
         (r#""cmd": "true", "timeout": -1"#, "field `timeout`: expected a positive number of seconds"),
+        (
+            r#""cmd": "true", "timeout": 1e20"#,
+            "field `timeout`: more than ten years (315360000 s); leave `timeout` out for no limit",
+        ),
+        (
+            r#""cmd": "true", "timeout": 315360000.5"#,
+            "field `timeout`: more than ten years (315360000 s); leave `timeout` out for no limit",
+        ),
     ];
     for (fields, expected) in cases {
         let (_, message) = invalid(gourd_spec::validate(&stage(fields), &f));
@@ -127,6 +137,10 @@ fn a_remote_timeout_must_be_positive_and_a_bucket_not_blank() {
             "`timeout`: expected a positive number of seconds",
         ),
         (r#""kind": "s3", "bucket": "b", "timeout": -2"#, "`timeout`: expected a positive number of seconds"),
+        (
+            r#""kind": "s3", "bucket": "b", "timeout": 1e300"#,
+            "`timeout`: more than ten years (315360000 s); leave `timeout` out for no limit",
+        ),
         (r#""kind": "s3", "bucket": "  ""#, "an 's3 remote needs a `bucket`"),
     ] {
         let (_, message) = invalid(gourd_spec::validate(&remote(fields), &f));

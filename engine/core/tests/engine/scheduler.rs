@@ -398,6 +398,15 @@ fn how_a_stage_can_fail() {
     timeout.timeout = Some(std::time::Duration::from_millis(500));
     let mut wdir = stage("wdir", "true", &[], &["w.txt"]);
     wdir.wdir = WsPath::new("nowhere").unwrap();
+    // Through links: out of the workspace, and into `.gourd`.
+    let outside = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), fx.root().join("out-link")).unwrap();
+    let mut escapes = stage("escapes", "echo x > w.txt", &[], &["e.txt"]);
+    escapes.wdir = WsPath::new("out-link").unwrap();
+    std::fs::create_dir_all(fx.root().join(".gourd")).unwrap();
+    std::os::unix::fs::symlink(".gourd", fx.root().join("gourd-link")).unwrap();
+    let mut inside = stage("inside", "echo x > w.txt", &[], &["i.txt"]);
+    inside.wdir = WsPath::new("gourd-link").unwrap();
     let mut step = stage("step", "true", &[], &["st.txt"]);
     step.cmd = Command::Step { name: "train".to_string(), config: serde_json::json!({}) };
     let mut bad_metrics = stage("bad-metrics", "echo '{oops' > m.json", &[], &[]);
@@ -411,6 +420,8 @@ fn how_a_stage_can_fail() {
         stage("changes-dep", "echo more >> dep.txt; echo x > cd.txt", &["dep.txt"], &["cd.txt"]),
         timeout,
         wdir,
+        escapes,
+        inside,
         step,
         bad_metrics,
         dir_metrics,
@@ -419,7 +430,7 @@ fn how_a_stage_can_fail() {
     let mut opts = options();
     opts.keep_going = true;
     let (summary, _) = fx.run(&pipeline, opts);
-    assert_eq!((summary.failed, summary.ran), (9, 0), "{:?}", summary.reports);
+    assert_eq!((summary.failed, summary.ran), (11, 0), "{:?}", summary.reports);
     let message = |name: &str| fx.report(&summary, name).message.clone().unwrap();
     assert_eq!(message("missing-dep"), "dep `nothing` is missing");
     assert_eq!(message("no-out"), "did not create declared out `never.txt`");
@@ -430,6 +441,10 @@ fn how_a_stage_can_fail() {
     );
     assert_eq!(message("timeout"), "timed out after 0.5s");
     assert_eq!(message("wdir"), "its `wdir` `nowhere` is not a folder in the workspace");
+    assert_eq!(message("escapes"), "its `wdir` `out-link` leads out of the workspace through a symbolic link");
+    assert!(!outside.path().join("w.txt").exists(), "ran outside the workspace");
+    assert_eq!(message("inside"), "its `wdir` `gourd-link` is in `.git` or `.gourd`, where gourd and git write");
+    assert!(!fx.root().join(".gourd/w.txt").exists());
     assert_eq!(message("step"), "this installation cannot run the built-in step `train`");
     assert!(
         message("bad-metrics").starts_with("metrics file `m.json` is not valid JSON"),
