@@ -253,3 +253,26 @@ fn read_only_commands_answer_when_their_state_cannot_be_saved() {
     assert!(dry_run.stdout.contains("up-to-date s"), "{}", dry_run.stdout);
     assert!(ws.path(".gourd/state-v1/stat-cache.json/blocker").exists());
 }
+
+/// `gourd run | head -1`: the reader goes away after the first line. The
+/// run goes on to the end (stages, lineage), not killed by SIGPIPE midway.
+#[test]
+fn a_run_whose_reader_goes_away_still_finishes_and_records_lineage() {
+    let ws = TestWorkspace::new(
+        r#"{ stages = {
+          first = { cmd = "echo 1 > a.txt", outs = ["a.txt"] },
+          second = { cmd = "sleep 0.5; cat a.txt > b.txt", deps = ["a.txt"], outs = ["b.txt"] },
+          third = { cmd = "sleep 0.5; cat b.txt > c.txt", deps = ["b.txt"], outs = ["c.txt"] },
+        } }"#,
+    );
+    let mut child = ws.command(&["run", "-j", "1"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 1];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    drop(stdout);
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(ws.read("c.txt"), "1\n");
+    assert_eq!(ws.git(&["rev-list", "--count", "refs/gourd/lineage"]).trim(), "1");
+    assert_eq!(ws.gourd(&["status", "--json"]).success().stdout.matches("\"fresh\"").count(), 3);
+}

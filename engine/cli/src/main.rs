@@ -111,7 +111,6 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    ui::reset_sigpipe();
     // A panic is a bug in gourd: say so, and exit 2 rather than Rust's 101.
     std::panic::set_hook(Box::new(|info| {
         let code = CommandError::internal(info.to_string()).report();
@@ -126,10 +125,16 @@ fn main() -> ExitCode {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
                 _ => 1,
             };
+            ui::reset_sigpipe();
             let _ = err.print();
             return ExitCode::from(code);
         }
     };
+    // `gourd dag | head` ends quietly. A run goes on when whoever reads its
+    // output goes away: its stages, their outputs and lineage matter more.
+    if !matches!(cli.command, Command::Run(_)) {
+        ui::reset_sigpipe();
+    }
     match dispatch(cli) {
         Ok(code) => code,
         Err(err) => err.report(),

@@ -18,6 +18,27 @@ use serde_json::json;
 
 use crate::ui::{self, Style};
 
+// What a run prints, written without panicking: a reader that went away
+// (`gourd run | head`) must not stop the run.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+macro_rules! err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 /// How often followed logs are read.
 const POLL: Duration = Duration::from_millis(100);
 /// At most this much of a log is read per stage per poll.
@@ -160,10 +181,10 @@ impl Printer {
                     self.metrics.iter().flat_map(|(_, m)| m.clone()).collect();
                 line["metrics"] = serde_json::Value::Object(by_file);
             }
-            println!("{line}");
+            outln!("{line}");
             return;
         }
-        println!(
+        outln!(
             "{} ran, {} restored, {} up-to-date, {} failed, {} skipped in {}{}",
             summary.ran,
             summary.restored,
@@ -174,7 +195,7 @@ impl Printer {
             if summary.interrupted { " (interrupted)" } else { "" }
         );
         if !self.metrics.is_empty() {
-            println!("Metrics:");
+            outln!("Metrics:");
             for (stage, files) in &self.metrics {
                 for (file, value) in files {
                     let mut leaves = Vec::new();
@@ -188,7 +209,7 @@ impl Printer {
                         })
                         .collect();
                     if !scalars.is_empty() {
-                        println!("  {stage}  {file}  {}", printable(&scalars.join("  ")));
+                        outln!("  {stage}  {file}  {}", printable(&scalars.join("  ")));
                     }
                 }
             }
@@ -198,12 +219,12 @@ impl Printer {
 
 fn emit(line: &str, log_tail: Option<&str>, to_stderr: bool) {
     if to_stderr {
-        eprintln!("{line}");
+        errln!("{line}");
     } else {
-        println!("{line}");
+        outln!("{line}");
     }
     if let Some(tail) = log_tail {
-        eprint!("{tail}");
+        err!("{tail}");
     }
 }
 
