@@ -45,6 +45,20 @@ fn init_writes_a_pipeline_that_runs() {
 }
 
 #[test]
+fn reading_a_pipeline_in_a_fresh_repository_leaves_nothing_for_git_to_list() {
+    let ws = TestWorkspace::bare();
+    ws.git(&["init", "-q"]);
+    ws.write("gourd.ncl", PIPELINE);
+    ws.write("raw.txt", "raw\n");
+    for command in ["check", "status", "dag"] {
+        ws.gourd(&[command]).success();
+    }
+    assert!(ws.exists(".gourd"));
+    assert_eq!(ws.git(&["status", "--porcelain", "--untracked-files=all"]), "?? gourd.ncl\n?? raw.txt\n");
+    assert!(!ws.exists(".gitignore"), "reading writes no file of the user's");
+}
+
+#[test]
 fn check_counts_stages_and_edges() {
     let ws = workspace();
     insta::assert_snapshot!(ws.gourd(&["check"]).success().stdout, @"gourd.ncl: ok, 3 stages, 3 edges");

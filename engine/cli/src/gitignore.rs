@@ -26,6 +26,25 @@ pub enum Synced {
     Refused(PathBuf),
 }
 
+/// Makes `.gourd` ignore itself (a `.gitignore` of `*` inside it, as
+/// Python's virtual environments do): `gourd check` or `status` in a fresh
+/// repository, before any `.gitignore` names `.gourd/`, must not leave
+/// `git status` listing it. Best effort: a read-only folder only costs that.
+pub fn ignore_own_folder(gourd_dir: &Path) {
+    if std::env::var("GOURD_GITIGNORE").is_ok_and(|v| matches!(v.as_str(), "0" | "false" | "off" | "no")) {
+        return;
+    }
+    let file = gourd_dir.join(".gitignore");
+    if std::fs::symlink_metadata(&file).is_ok() || std::fs::create_dir_all(gourd_dir).is_err() {
+        return;
+    }
+    // Created new: never written through a link, never replacing a file.
+    if let Ok(mut created) = std::fs::OpenOptions::new().write(true).create_new(true).open(&file) {
+        use std::io::Write;
+        let _ = created.write_all(b"# Written by gourd: nothing in .gourd belongs in git.\n*\n");
+    }
+}
+
 /// Brings the block in `ROOT/.gitignore` in step with `pipeline` (`None`:
 /// only `.gourd/`). Outside a git work tree it does so only when
 /// `outside_git` (`gourd init`, before a `git init`).

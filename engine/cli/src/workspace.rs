@@ -83,6 +83,7 @@ impl Location {
     pub fn load_checked(&self, check_sources: bool) -> Result<Loaded, CommandError> {
         let file = self.pipeline_file()?;
         let root = file.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        crate::gitignore::ignore_own_folder(&root.join(".gourd"));
         let stdlib = gourd_spec::install_stdlib(&root.join(".gourd").join("stdlib"))?;
         let exe = std::env::current_exe()?;
         let limits = gourd_spec::EvalLimits::from_env();
