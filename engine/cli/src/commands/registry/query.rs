@@ -363,8 +363,10 @@ fn history_at(loaded: &Loaded, state: &ArtifactState, args: &HistoryArgs, at: i6
         return Ok(ExitCode::SUCCESS);
     }
     if stages.is_empty() {
-        let what = args.stage.as_ref().map(|s| format!("`{s}`")).unwrap_or_else(|| "no stage".into());
-        println!("At {}, {what} held no version of {}.", format_instant(at), loaded.name);
+        match &args.stage {
+            Some(stage) => println!("At {}, `{stage}` held no version of {}.", format_instant(at), loaded.name),
+            None => println!("At {}, no stage held a version of {}.", format_instant(at), loaded.name),
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let mut table = Table::new(&["STAGE", "VERSION", "SINCE", "BY", "WHY", "GATES", "TAG"]);
