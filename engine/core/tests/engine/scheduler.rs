@@ -407,6 +407,8 @@ fn how_a_stage_can_fail() {
     std::os::unix::fs::symlink(".gourd", fx.root().join("gourd-link")).unwrap();
     let mut inside = stage("inside", "echo x > w.txt", &[], &["i.txt"]);
     inside.wdir = WsPath::new("gourd-link").unwrap();
+    let mut a_file = stage("a-file", "true", &[], &["af.txt"]);
+    a_file.wdir = WsPath::new("dep.txt").unwrap();
     let mut step = stage("step", "true", &[], &["st.txt"]);
     step.cmd = Command::Step { name: "train".to_string(), config: serde_json::json!({}) };
     let mut bad_metrics = stage("bad-metrics", "echo '{oops' > m.json", &[], &[]);
@@ -422,6 +424,7 @@ fn how_a_stage_can_fail() {
         wdir,
         escapes,
         inside,
+        a_file,
         step,
         bad_metrics,
         dir_metrics,
@@ -430,7 +433,7 @@ fn how_a_stage_can_fail() {
     let mut opts = options();
     opts.keep_going = true;
     let (summary, _) = fx.run(&pipeline, opts);
-    assert_eq!((summary.failed, summary.ran), (11, 0), "{:?}", summary.reports);
+    assert_eq!((summary.failed, summary.ran), (12, 0), "{:?}", summary.reports);
     let message = |name: &str| fx.report(&summary, name).message.clone().unwrap();
     assert_eq!(message("missing-dep"), "dep `nothing` is missing");
     assert_eq!(message("no-out"), "did not create declared out `never.txt`");
@@ -445,6 +448,7 @@ fn how_a_stage_can_fail() {
     assert!(!outside.path().join("w.txt").exists(), "ran outside the workspace");
     assert_eq!(message("inside"), "its `wdir` `gourd-link` is in `.git` or `.gourd`, where gourd and git write");
     assert!(!fx.root().join(".gourd/w.txt").exists());
+    assert_eq!(message("a-file"), "its `wdir` `dep.txt` is not a folder in the workspace");
     assert_eq!(message("step"), "this installation cannot run the built-in step `train`");
     assert!(
         message("bad-metrics").starts_with("metrics file `m.json` is not valid JSON"),
