@@ -110,12 +110,6 @@ const PARALLEL_HASH_THRESHOLD: u64 = 4 << 20;
 /// two, so every piece the split below yields is a whole BLAKE3 subtree.
 const SUBTREE_LEAF: u64 = 1 << 20;
 
-/// Files up to this size are memory-mapped under a read lease. A lease
-/// holds a truncation back only for /proc/sys/fs/lease-break-time (45 s by
-/// default); a file this size is hashed well within that even from a slow
-/// disk.
-const LEASED_MAP_LIMIT: u64 = 1 << 30;
-
 /// An incremental hasher for one algorithm.
 pub enum Hasher {
     Blake3(Box<blake3::Hasher>),
@@ -177,19 +171,15 @@ impl Hasher {
     /// read from its stat data, to choose how the file is read: the digest
     /// covers the whole file either way.
     ///
-    /// A large file is hashed on all cores. A mapped file that another
-    /// process shortens kills its reader with SIGBUS, so a file is mapped
-    /// only under a read lease, which makes whoever would shorten or open it
-    /// for writing wait until the hash is done. Where no lease can be had
-    /// (the file is open for writing, belongs to another user, or lives on a
-    /// file system without leases), it is read in pieces by positioned reads,
-    /// and one shortened meanwhile is an error.
+    /// A large file is hashed on all cores, as BLAKE3 subtrees read in
+    /// pieces by positioned reads; one shortened while it is read is an
+    /// error. It is not memory-mapped: a mapped file that another process
+    /// shortens kills the reader with SIGBUS, and a lease that would hold
+    /// such a writer back also stalls or fails every other writer of the
+    /// file while gourd hashes it.
     pub fn digest_file_sized(algorithm: DigestAlgorithm, path: &Path, len: u64) -> std::io::Result<Digest> {
         let mut file = std::fs::File::open(path)?;
         if algorithm == DigestAlgorithm::Blake3 && len >= PARALLEL_HASH_THRESHOLD {
-            if let Some(digest) = blake3_leased_map(&file)? {
-                return Ok(Digest(digest));
-            }
             let len = file.metadata()?.len();
             if len >= PARALLEL_HASH_THRESHOLD {
                 return Ok(Digest(blake3_parallel(&file, len)?));
@@ -214,56 +204,6 @@ impl Hasher {
         })?;
         Ok(hasher.finalize())
     }
-}
-
-/// The BLAKE3 digest of `file` read through a memory map, on all cores,
-/// while a read lease keeps its length; `None` where no lease can be had or
-/// the file is too small or too large for this path.
-fn blake3_leased_map(file: &std::fs::File) -> std::io::Result<Option<[u8; 32]>> {
-    use std::os::fd::AsRawFd;
-    static IGNORE_LEASE_BREAKS: std::sync::Once = std::sync::Once::new();
-    // The kernel tells a lease holder that someone waits with SIGIO, whose
-    // default action ends the process; the lease is let go when the hash is
-    // done, so the signal itself is not needed (gourd handles no SIGIO).
-    IGNORE_LEASE_BREAKS.call_once(|| unsafe {
-        libc::signal(libc::SIGIO, libc::SIG_IGN);
-    });
-    let fd = file.as_raw_fd();
-    if unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_RDLCK) } != 0 {
-        return Ok(None);
-    }
-    struct Leased<'a> {
-        fd: std::os::fd::BorrowedFd<'a>,
-        map: Option<(*mut libc::c_void, usize)>,
-    }
-    impl Drop for Leased<'_> {
-        fn drop(&mut self) {
-            if let Some((addr, len)) = self.map {
-                unsafe { libc::munmap(addr, len) };
-            }
-            unsafe { libc::fcntl(self.fd.as_raw_fd(), libc::F_SETLEASE, libc::F_UNLCK) };
-        }
-    }
-    let mut leased = Leased { fd: std::os::fd::AsFd::as_fd(file), map: None };
-    // The length under the lease: it cannot shrink until the lease is let go.
-    let len = file.metadata()?.len();
-    if !(PARALLEL_HASH_THRESHOLD..=LEASED_MAP_LIMIT).contains(&len) {
-        return Ok(None);
-    }
-    let len = len as usize;
-    let addr = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, fd, 0) };
-    if addr == libc::MAP_FAILED {
-        return Ok(None);
-    }
-    leased.map = Some((addr, len));
-    // SAFETY: the map is `len` readable bytes, unmapped only when `leased`
-    // drops, and the lease keeps the file at least that long meanwhile.
-    let bytes = unsafe { std::slice::from_raw_parts(addr as *const u8, len) };
-    let mut hasher = blake3::Hasher::new();
-    hasher.update_rayon(bytes);
-    let digest = *hasher.finalize().as_bytes();
-    drop(leased);
-    Ok(Some(digest))
 }
 
 /// The BLAKE3 digest of the first `len` (> [`SUBTREE_LEAF`]) bytes of
@@ -339,7 +279,7 @@ mod tests {
             std::fs::write(&path, &bytes[..len as usize]).unwrap();
             let expected = Digest(*blake3::hash(&bytes[..len as usize]).as_bytes());
             assert_eq!(Hasher::digest_file(DigestAlgorithm::Blake3, &path).unwrap(), expected, "length {len}");
-            // Where no lease can be had, as subtrees read in pieces.
+            // The pieces on their own.
             let file = std::fs::File::open(&path).unwrap();
             assert_eq!(Digest(blake3_parallel(&file, len).unwrap()), expected, "length {len}, read in pieces");
         }
@@ -347,32 +287,9 @@ mod tests {
     }
 
     #[test]
-    fn a_large_file_is_mapped_only_under_a_lease() {
-        let dir = std::env::temp_dir().join(format!("gourd-digest-lease-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("big");
-        let bytes: Vec<u8> = (0..(5u32 << 20) + 7).map(|i| (i % 249) as u8).collect();
-        std::fs::write(&path, &bytes).unwrap();
-        let file = std::fs::File::open(&path).unwrap();
-        assert_eq!(blake3_leased_map(&file).unwrap(), Some(*blake3::hash(&bytes).as_bytes()));
-        // Let go after the hash: a writer gets in without waiting 45 s.
-        std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-        // Open for writing elsewhere: no lease, so no map.
-        let writer = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
-        assert_eq!(blake3_leased_map(&file).unwrap(), None);
-        let digest = Hasher::digest_file(DigestAlgorithm::Blake3, &path).unwrap();
-        assert_eq!(digest, Digest(*blake3::hash(&bytes).as_bytes()));
-        drop(writer);
-        // Too small to be worth a map.
-        std::fs::write(&path, &bytes[..(3 << 20)]).unwrap();
-        assert_eq!(blake3_leased_map(&std::fs::File::open(&path).unwrap()).unwrap(), None);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
     fn a_large_file_shortened_and_rewritten_while_it_is_hashed_never_kills_the_hasher() {
-        // Through a map with no lease, this ended the test process with
-        // SIGBUS in most runs.
+        // Through a memory map, this ended the test process with SIGBUS in
+        // most runs.
         let dir = std::env::temp_dir().join(format!("gourd-digest-shrink-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("big");
