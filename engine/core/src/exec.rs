@@ -157,6 +157,9 @@ pub struct ExecRequest<'a> {
     /// configuration.
     pub step: Option<(&'a [std::ffi::OsString], PathBuf)>,
     pub root: &'a Path,
+    /// Where the process runs, resolved already; `None`: the stage's
+    /// `wdir` under `root`.
+    pub cwd: Option<PathBuf>,
     pub log: PathBuf,
     pub extra_env: BTreeMap<String, String>,
     /// Values (the stage's secrets) never to be written to the log: the
@@ -277,7 +280,7 @@ pub fn start(request: ExecRequest<'_>) -> io::Result<Started> {
         (std::fs::File::from(std::os::fd::OwnedFd::from(writer)), Some(copied))
     };
     command
-        .current_dir(stage.wdir.to_path(request.root))
+        .current_dir(request.cwd.unwrap_or_else(|| stage.wdir.to_path(request.root)))
         .envs(&stage.env)
         .envs(&request.extra_env)
         .stdin(Stdio::null())
@@ -543,6 +546,7 @@ mod tests {
             spawner,
             step: None,
             root: dir,
+            cwd: None,
             log: dir.join("s.log"),
             extra_env: BTreeMap::from([("GREETING".to_string(), "hello".to_string())]),
             redact: Vec::new(),

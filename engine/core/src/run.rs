@@ -1166,23 +1166,24 @@ fn execute_here(
     Ok(Here::Done { displaced, result, logged })
 }
 
-/// Why a stage cannot run in `wdir`: it is no folder, or it leads (through
-/// a symbolic link) out of the workspace or into `.git` or `.gourd`.
-fn wdir_problem(ws: &Workspace, wdir: &WsPath) -> Option<String> {
+/// The folder a stage runs in, with every link on the way resolved; or why
+/// it cannot run in `wdir`: it is no folder, or it leads (through a symbolic
+/// link) out of the workspace or into `.git` or `.gourd`.
+fn resolve_wdir(ws: &Workspace, wdir: &WsPath) -> Result<std::path::PathBuf, String> {
     if wdir.is_root() {
-        return None;
+        return Ok(ws.root.clone());
     }
     let real = match std::fs::canonicalize(ws.abs(wdir)) {
         Ok(real) if real.is_dir() => real,
-        _ => return Some(format!("its `wdir` `{wdir}` is not a folder in the workspace")),
+        _ => return Err(format!("its `wdir` `{wdir}` is not a folder in the workspace")),
     };
     let root = std::fs::canonicalize(&ws.root).unwrap_or_else(|_| ws.root.clone());
     match real.strip_prefix(&root) {
         Ok(rel) if rel.components().any(|c| c.as_os_str() == ".git" || c.as_os_str() == ".gourd") => {
-            Some(format!("its `wdir` `{wdir}` is in `.git` or `.gourd`, where gourd and git write"))
+            Err(format!("its `wdir` `{wdir}` is in `.git` or `.gourd`, where gourd and git write"))
         }
-        Ok(_) => None,
-        Err(_) => Some(format!("its `wdir` `{wdir}` leads out of the workspace through a symbolic link")),
+        Ok(_) => Ok(real),
+        Err(_) => Err(format!("its `wdir` `{wdir}` leads out of the workspace through a symbolic link")),
     }
 }
 
@@ -1196,9 +1197,12 @@ fn run_process(
     stop: &crate::exec::Stop,
 ) -> io::Result<(Result<SystemTime, String>, bool)> {
     let ws = &context.ws;
-    if let Some(problem) = wdir_problem(ws, &stage.wdir) {
-        return Ok((Err(problem), false));
-    }
+    // The folder the link leads to now: a link changed after this check
+    // cannot move the stage elsewhere.
+    let wdir = match resolve_wdir(ws, &stage.wdir) {
+        Ok(wdir) => wdir,
+        Err(problem) => return Ok((Err(problem), false)),
+    };
     if stop.interrupted() {
         return Ok((Err("interrupted".to_string()), false));
     }
@@ -1207,6 +1211,7 @@ fn run_process(
         spawner: context.spawner()?,
         step: prepared.step.as_ref().map(|(runner, config)| (runner.as_slice(), config.clone())),
         root: &ws.root,
+        cwd: Some(wdir),
         log: ws.log_path(&stage.name),
         extra_env: std::mem::take(&mut prepared.extra_env),
         // A stage that prints a secret must not leave it in its log.
