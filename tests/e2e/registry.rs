@@ -491,6 +491,14 @@ fn get_materialises_a_version_and_verifies_every_byte() {
         refused.stderr
     );
     assert_eq!(r.ws.read("out/model.bin"), "one", "left as it was");
+    // A link to the same bytes is not the version: refused too.
+    std::fs::create_dir_all(r.ws.path("linked")).unwrap();
+    std::os::unix::fs::symlink(r.ws.path("out/model.bin"), r.ws.path("linked/model.bin")).unwrap();
+    let linked = r.ws.gourd(&["registry", "get", "pumpkin@prod", "-o", "linked"]);
+    assert_eq!(linked.code, 1, "{}", linked.stderr);
+    r.ws.gourd(&["registry", "get", "pumpkin@prod", "-o", "linked", "--force"]).success();
+    assert!(!std::fs::symlink_metadata(r.ws.path("linked/model.bin")).unwrap().file_type().is_symlink());
+    assert_eq!(r.ws.read("out/model.bin"), "one", "not written through the link");
     // Nor is a folder of the user's own where the artifact would go.
     r.ws.write("mine/model.bin/notes.txt", "keep");
     assert_eq!(r.ws.gourd(&["registry", "get", "pumpkin@prod", "-o", "mine"]).code, 1);

@@ -643,6 +643,14 @@ fn validate_secrets(
                 None,
             ));
         }
+        if name.starts_with("GOURD_") {
+            return Err(problem(
+                Some(&name),
+                None,
+                format!("field `secrets`: `{name}`: names starting with `GOURD_` are gourd's own"),
+                None,
+            ));
+        }
         if env.contains_key(&name) {
             return Err(problem(
                 Some(&name),
@@ -789,6 +797,11 @@ mod tests {
             SpecError::Invalid { message, hint, .. } => (message, hint),
             other => panic!("{other}"),
         };
+        let (message, _) = refused(r#"{"stages": {"a": {"cmd": "true", "secrets": ["GOURD_RUN"]}}}"#);
+        assert!(
+            message.contains("field `secrets`: `GOURD_RUN`: names starting with `GOURD_` are gourd's own"),
+            "{message}"
+        );
         let (message, _) = refused(r#"{"stages": {"a": {"cmd": "true", "secrets": ["1X"]}}}"#);
         assert!(message.contains("field `secrets`: `1X` is not an environment variable's name"), "{message}");
         let (message, _) = refused(r#"{"stages": {"a": {"cmd": "true", "secrets": ["T"], "env": {"T": "x"}}}}"#);

@@ -258,11 +258,14 @@ impl Registry {
     /// Waits for, then holds, the registry's writer lock: taken before the
     /// registry is read for a move, and given to [`Registry::write`].
     pub fn lock(&self) -> Result<WriterLock, RegistryError> {
+        use std::os::unix::fs::OpenOptionsExt;
         let path = self.repo.commondir().join("gourd-registry.lock");
         std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            // Never created or opened through a link planted there.
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
             .and_then(|file| file.lock().map(|()| WriterLock { _file: file }))
             .map_err(|e| RegistryError::Lock(format!("{}: {e}", path.display())))

@@ -180,3 +180,14 @@ fn worktrees_of_one_repository_share_the_writer_lock() {
         receiver.recv_timeout(std::time::Duration::from_secs(30)).expect("taken once it was let go");
     });
 }
+
+#[test]
+fn the_writer_lock_is_never_taken_through_a_link() {
+    let dir = repo();
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("planted");
+    std::os::unix::fs::symlink(&target, dir.path().join(".git/gourd-registry.lock")).unwrap();
+    let registry = Registry::open(dir.path()).unwrap().unwrap();
+    assert!(matches!(registry.lock(), Err(RegistryError::Lock(_))));
+    assert!(!target.exists(), "created through the link");
+}

@@ -96,8 +96,13 @@ pub fn fetch(
         .unwrap_or(resolved.name.as_str())
         .to_string();
     let dest = into.join(&name);
-    if std::fs::symlink_metadata(&dest).is_ok() {
-        let there = ws.hashing.hash(&dest).ok().flatten().map(|tree| OutputRecord::from_tree(&tree, true).digest);
+    if let Ok(meta) = std::fs::symlink_metadata(&dest) {
+        // A link to the same bytes is not the version: it follows whatever
+        // it points to.
+        let there = (!meta.file_type().is_symlink())
+            .then(|| ws.hashing.hash(&dest).ok().flatten())
+            .flatten()
+            .map(|tree| OutputRecord::from_tree(&tree, true).digest);
         if there == Some(digest) {
             return Ok(Fetched { what, path: dest, source: None, digest });
         }
