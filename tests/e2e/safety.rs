@@ -633,3 +633,30 @@ fn after_gourd_is_deleted_its_own_outputs_are_known_from_lineage_and_not_moved_a
     assert!(!ws.exists(".gourd-displaced"));
     assert_eq!(ws.read("runs.log"), "a\na\n");
 }
+
+/// A dep that leads into `.git` or `.gourd`, or to the workspace, through a
+/// link on the way or inside a folder it names, never settles (lineage is
+/// written to `.git` by every run): refused, by `status` as by `run`, and
+/// nothing runs.
+#[test]
+fn deps_that_lead_where_gourd_and_git_write_through_links_are_refused() {
+    let ws = TestWorkspace::new(r#"{ stages = { s = { cmd = "echo hi > o.txt", deps = ["gl/refs"], outs = ["o.txt"] } } }"#);
+    std::os::unix::fs::symlink(".git", ws.path("gl")).unwrap();
+    for command in ["status", "run"] {
+        let refused = ws.gourd(&[command]);
+        assert_eq!(refused.code, 1, "{command}: {}", refused.stderr);
+        assert!(
+            refused.stderr.contains("stage `s` depends on `gl/refs`, which is in `.git` through a symbolic link"),
+            "{command}: {}",
+            refused.stderr
+        );
+    }
+    // A folder holding such a link.
+    std::fs::create_dir_all(ws.path("data")).unwrap();
+    std::os::unix::fs::symlink("../.git", ws.path("data/gl")).unwrap();
+    ws.write("gourd.ncl", r#"{ stages = { s = { cmd = "echo hi > o.txt", deps = ["data"], outs = ["o.txt"] } } }"#);
+    let refused = ws.gourd(&["run"]);
+    assert_ne!(refused.code, 0, "{}", refused.stderr);
+    assert!(refused.stderr.contains("data/gl` is `.git`, reached through a symbolic link"), "{}", refused.stderr);
+    assert!(!ws.exists("o.txt"), "nothing ran");
+}

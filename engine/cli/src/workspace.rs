@@ -99,6 +99,8 @@ impl Location {
             // A tracked source may be missing: `gourd run` restores it.
             let tracked = crate::sources::paths(&root);
             dag.check_sources(&pipeline, &root, &tracked).map_err(|e| in_file(&file, e.into()))?;
+        } else {
+            dag.check_dep_links(&pipeline, &root).map_err(|e| in_file(&file, e.into()))?;
         }
         Ok(Loaded { root, file, pipeline, dag })
     }

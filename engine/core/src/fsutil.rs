@@ -100,11 +100,15 @@ fn make_writable_and_remove_dir(path: &Path) -> io::Result<()> {
 /// `stat` of `rel`, relative to the open folder `dir`, following symbolic
 /// links as `std::fs::metadata` does.
 pub fn stat_at(dir: &std::fs::File, rel: &std::ffi::CStr) -> io::Result<libc::stat> {
+    stat_at_flags(dir, rel, 0)
+}
+
+fn stat_at_flags(dir: &std::fs::File, rel: &std::ffi::CStr, flags: libc::c_int) -> io::Result<libc::stat> {
     use std::os::fd::AsRawFd;
     let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: a valid directory fd, a NUL-terminated path and a buffer of the
     // right type; fstatat fills it in full when it returns 0.
-    if unsafe { libc::fstatat(dir.as_raw_fd(), rel.as_ptr(), st.as_mut_ptr(), 0) } != 0 {
+    if unsafe { libc::fstatat(dir.as_raw_fd(), rel.as_ptr(), st.as_mut_ptr(), flags) } != 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: fstatat returned 0.
@@ -127,6 +131,15 @@ impl RootDir {
         let rel = path.strip_prefix(&self.path).ok().filter(|r| !r.as_os_str().is_empty())?;
         let c = std::ffi::CString::new(rel.as_os_str().as_bytes()).ok()?;
         Some(stat_at(&self.fd, &c))
+    }
+
+    /// `lstat` of `path` (a link itself, not followed), if it lies under
+    /// this folder.
+    pub fn lstat(&self, path: &Path) -> Option<io::Result<libc::stat>> {
+        use std::os::unix::ffi::OsStrExt;
+        let rel = path.strip_prefix(&self.path).ok().filter(|r| !r.as_os_str().is_empty())?;
+        let c = std::ffi::CString::new(rel.as_os_str().as_bytes()).ok()?;
+        Some(stat_at_flags(&self.fd, &c, libc::AT_SYMLINK_NOFOLLOW))
     }
 
     /// Whether something exists at `path` (following symlinks).

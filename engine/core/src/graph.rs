@@ -235,32 +235,71 @@ impl Dag {
     }
 
     /// Deps that exist nowhere (not on disk and not written by any stage),
-    /// or that are there but cannot be looked at, such as a link loop.
+    /// or that are there but cannot be looked at, such as a link loop, or
+    /// that lead through a link where gourd and git write (see
+    /// [`Dag::check_dep_links`]).
     /// `tracked`: paths that may be missing (sources `gourd run` restores).
     pub fn check_sources(&self, pipeline: &Pipeline, root: &Path, tracked: &[WsPath]) -> Result<(), GraphError> {
-        use std::os::unix::fs::MetadataExt;
+        self.check_deps(pipeline, root, tracked, false)
+    }
+
+    /// Deps that lead, through a symbolic link on the way, into `.git` or
+    /// `.gourd`, to the workspace itself or a folder above it, or round a
+    /// link loop: gourd and git write there while stages run, so such a dep
+    /// never settles (or cannot be read at all). A dep missing is left for
+    /// the caller to report (`gourd status` gives it as a reason).
+    pub fn check_dep_links(&self, pipeline: &Pipeline, root: &Path) -> Result<(), GraphError> {
+        self.check_deps(pipeline, root, &[], true)
+    }
+
+    fn check_deps(
+        &self,
+        pipeline: &Pipeline,
+        root: &Path,
+        tracked: &[WsPath],
+        missing_ok: bool,
+    ) -> Result<(), GraphError> {
+        use rayon::prelude::*;
         let dir = crate::fsutil::RootDir::open(root);
-        // Which file a path leads to: its device and inode.
-        let stat = |path: &Path| match dir.as_ref().and_then(|d| d.stat(path)) {
-            Some(result) => result.map(|st| (st.st_dev, st.st_ino)),
-            None => std::fs::metadata(path).map(|m| (m.dev(), m.ino())),
+        // Whether a path is a link itself (not followed), and, for one that
+        // is not, the error that says it is not there.
+        let lstat = |path: &Path| match dir.as_ref().and_then(|d| d.lstat(path)) {
+            Some(result) => result.map(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK),
+            None => std::fs::symlink_metadata(path).map(|m| m.file_type().is_symlink()),
         };
-        // Where gourd and git write while stages run. A dep named so is
+        let canonical_root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+        // Where gourd and git write while stages run: a dep named so is
         // refused when the pipeline is read; one that leads there through a
-        // link is found here.
-        let reserved: Vec<((u64, u64), &'static str)> = [
-            (root.to_path_buf(), "the whole workspace (which holds `.gourd`)"),
-            (root.join(".git"), "`.git`"),
-            (root.join(".gourd"), "`.gourd`"),
-        ]
-        .into_iter()
-        .filter_map(|(path, what)| std::fs::metadata(&path).ok().map(|m| ((m.dev(), m.ino()), what)))
-        .collect();
+        // link is found here, by where it really is.
+        let reserved = |real: &Path| -> Option<&'static str> {
+            if canonical_root.starts_with(real) {
+                return Some("the whole workspace (which holds `.gourd`), or a folder above it");
+            }
+            match real.strip_prefix(&canonical_root).ok()?.components().next()?.as_os_str().to_str()? {
+                ".git" => Some("in `.git`"),
+                ".gourd" => Some("in `.gourd`"),
+                _ => None,
+            }
+        };
+        // The folders deps lie in, resolved once each: a link on the way
+        // there moves every dep under it.
+        let parents: BTreeSet<&str> = pipeline
+            .stages
+            .iter()
+            .flat_map(|s| &s.deps)
+            .filter_map(|dep| dep.as_str().rsplit_once('/').map(|(parent, _)| parent))
+            .collect();
+        let moved: BTreeMap<&str, std::path::PathBuf> = parents
+            .into_par_iter()
+            .filter_map(|parent| {
+                let real = std::fs::canonicalize(root.join(parent)).ok()?;
+                (real != canonical_root.join(parent)).then_some((parent, real))
+            })
+            .collect();
         // A frozen stage's deps are not read once it has run; if it has
         // not, running it says what is missing. Looked up on all cores (a
         // pipeline of a thousand shards names a hundred thousand files); the
         // first failing dep in the pipeline's order is the one reported.
-        use rayon::prelude::*;
         let failure = pipeline
             .stages
             .par_iter()
@@ -278,10 +317,25 @@ impl Dag {
                 if tracked.iter().any(under) {
                     return None;
                 }
-                match stat(&dep.to_path(root)) {
-                    Ok(found) => reserved.iter().find(|(id, _)| *id == found).map(|(_, what)| (stage, dep, Err(*what))),
-                    Err(err) => Some((stage, dep, Ok(err))),
-                }
+                // Not there or unreadable: an error, but for a missing dep
+                // with `missing_ok`.
+                let fails = |err: std::io::Error| {
+                    (!missing_ok || err.raw_os_error() == Some(libc::ELOOP)).then_some((stage, dep, Ok(err)))
+                };
+                let path = dep.to_path(root);
+                let real = match lstat(&path) {
+                    // A link: where it leads, if anywhere.
+                    Ok(true) => match std::fs::canonicalize(&path) {
+                        Ok(real) => real,
+                        Err(err) => return fails(err),
+                    },
+                    Ok(false) => match dep.as_str().rsplit_once('/') {
+                        Some((parent, name)) if moved.contains_key(parent) => moved[parent].join(name),
+                        _ => return None,
+                    },
+                    Err(err) => return fails(err),
+                };
+                reserved(&real).map(|what| (stage, dep, Err(what)))
             });
         if let Some((stage, dep, found)) = failure {
             let (stage, dep) = (stage.name.clone(), dep.to_string());

@@ -103,6 +103,7 @@ struct Stat {
     ctime_ns: i64,
     inode: u64,
     mode: u32,
+    device: u64,
 }
 
 impl Stat {
@@ -113,6 +114,7 @@ impl Stat {
             ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
             inode: meta.ino(),
             mode: meta.mode(),
+            device: meta.dev(),
         }
     }
 
@@ -123,6 +125,7 @@ impl Stat {
             ctime_ns: st.st_ctime * 1_000_000_000 + st.st_ctime_nsec,
             inode: st.st_ino,
             mode: st.st_mode,
+            device: st.st_dev,
         }
     }
 
@@ -213,6 +216,10 @@ pub struct Hashing {
     /// reads none.
     nested: Box<[std::sync::OnceLock<Entries<StatEntry>>]>,
     root: Option<RootDir>,
+    /// The workspace, its `.git` and `.gourd` (device, inode): a folder
+    /// walked into through a link must be none of them (see
+    /// [`Hashing::refuse_reserved`]).
+    reserved: Vec<((u64, u64), &'static str)>,
 }
 
 /// What [`Hashing::digest_of`] found.
@@ -250,6 +257,7 @@ impl Hashing {
             folders: Entries::new(cache.folders),
             nested: (0..NESTED_SHARDS).map(|_| std::sync::OnceLock::new()).collect(),
             root: None,
+            reserved: Vec::new(),
         }
     }
 
@@ -288,8 +296,34 @@ impl Hashing {
 
     /// Looks paths under `root` up relative to it (faster; same results).
     pub fn with_root(mut self, root: &Path) -> Hashing {
+        use std::os::unix::fs::MetadataExt;
         self.root = RootDir::open(root);
+        self.reserved = [
+            (root.to_path_buf(), "the whole workspace"),
+            (root.join(".git"), "`.git`"),
+            (root.join(".gourd"), "`.gourd`"),
+        ]
+        .into_iter()
+        .filter_map(|(path, what)| std::fs::metadata(path).ok().map(|m| ((m.dev(), m.ino()), what)))
+        .collect();
         self
+    }
+
+    /// A folder reached while walking a dep or an output, through a link
+    /// inside it, must not be the workspace, `.git` or `.gourd`: gourd and
+    /// git write there while stages run, so what holds it never settles
+    /// (and the workspace inside itself never ends).
+    fn refuse_reserved(&self, path: &Path, stat: &Stat) -> io::Result<()> {
+        match self.reserved.iter().find(|(id, _)| *id == (stat.device, stat.inode)) {
+            None => Ok(()),
+            Some((_, what)) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "`{}` is {what}, reached through a symbolic link: gourd and git write there while stages run, so what holds it would never settle (remove the link, or name what the stage reads)",
+                    path.display()
+                ),
+            )),
+        }
     }
 
     fn stat(&self, path: &Path) -> io::Result<Stat> {
@@ -405,6 +439,7 @@ impl Hashing {
             data.extend_from_slice(name.as_bytes());
             data.extend_from_slice(&stat.mode.to_le_bytes());
             if stat.is_dir() {
+                self.refuse_reserved(&path.join(&name), &stat)?;
                 let (sub, sub_newest) = self.fingerprint(&path.join(&name))?;
                 data.extend_from_slice(sub.as_bytes());
                 newest = newest.max(sub_newest);
@@ -424,6 +459,9 @@ impl Hashing {
     /// closed to others.
     fn hash_with_meta(&self, path: &Path, meta: &Stat, nested: bool, private_above: bool) -> io::Result<Tree> {
         if meta.is_dir() {
+            if nested {
+                self.refuse_reserved(path, meta)?;
+            }
             return self.hash_dir(path, private_above || private_folder(meta.mode));
         }
         // Reading a pipe or a device (a link to `/dev/zero`, say) would
@@ -585,9 +623,12 @@ mod tests {
         std::os::unix::fs::symlink(root.join("g"), root.join("d/link")).unwrap();
         let plain = Hashing::open(dir.path().join("a.json"), DigestAlgorithm::Blake3);
         let rooted = Hashing::open(dir.path().join("b.json"), DigestAlgorithm::Blake3).with_root(&root);
-        for path in [root.join("d"), root.join("g"), root.join("d/link"), dir.path().to_path_buf()] {
+        for path in [root.join("d"), root.join("g"), root.join("d/link")] {
             assert_eq!(plain.hash(&path).unwrap(), rooted.hash(&path).unwrap(), "{}", path.display());
         }
+        // A folder holding the workspace is never walked by a rooted hashing.
+        assert!(plain.hash(dir.path()).is_ok());
+        assert_eq!(rooted.hash(dir.path()).unwrap_err().kind(), io::ErrorKind::InvalidInput);
         assert_eq!(rooted.hash(&root.join("missing")).unwrap(), None);
         // A change deep in a folder reaches both, alike.
         let before = rooted.hash(&root.join("d")).unwrap();
@@ -686,6 +727,31 @@ mod tests {
         let private = hashing.hash(&root).unwrap().unwrap();
         assert_ne!(readable.digest(), private.digest());
         assert!(matches!(hashing.hash(&root.join("f")).unwrap().unwrap(), Tree::File { private: true, .. }));
+    }
+
+    #[test]
+    fn a_folder_walked_into_git_gourd_or_the_workspace_through_a_link_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for folder in [".git/refs", ".gourd", "data/real", "other"] {
+            std::fs::create_dir_all(root.join(folder)).unwrap();
+        }
+        std::fs::write(root.join("data/real/x"), "x").unwrap();
+        std::fs::write(root.join("other/y"), "y").unwrap();
+        let hashing = Hashing::open(root.join(".gourd/stat.json"), DigestAlgorithm::Blake3).with_root(root);
+        // Links to anything else are followed as before.
+        std::os::unix::fs::symlink("../other", root.join("data/other")).unwrap();
+        assert!(hashing.digest_of(&root.join("data")).unwrap().is_some());
+        for (target, what) in [("../.git", "`.git`"), ("../.gourd", "`.gourd`"), ("..", "the whole workspace")] {
+            let data = root.join(format!("data-{}", what.len()));
+            std::fs::create_dir_all(&data).unwrap();
+            std::os::unix::fs::symlink(target, data.join("link")).unwrap();
+            for err in [hashing.digest_of(&data).unwrap_err(), hashing.hash(&data).unwrap_err()] {
+                assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{target}: {err}");
+                let expected = format!("`{}` is {what}, reached through a symbolic link", data.join("link").display());
+                assert!(err.to_string().contains(&expected), "{target}: {err}");
+            }
+        }
     }
 
     #[test]

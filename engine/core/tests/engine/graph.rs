@@ -171,20 +171,52 @@ fn deps_that_cannot_be_looked_at() {
     // Where gourd and git write while stages run, reached through a link.
     std::fs::create_dir(root.join(".git")).unwrap();
     std::fs::create_dir(root.join(".gourd")).unwrap();
-    for (link, target, what) in [
-        ("gl", ".git", "`.git`"),
-        ("gg", ".gourd", "`.gourd`"),
-        ("self", ".", "the whole workspace (which holds `.gourd`)"),
+    std::fs::create_dir_all(root.join(".git/refs")).unwrap();
+    std::fs::create_dir_all(root.join(".git/objects")).unwrap();
+    std::fs::create_dir_all(root.join("data")).unwrap();
+    let workspace = "the whole workspace (which holds `.gourd`), or a folder above it";
+    for (link, target) in [
+        ("gl", ".git"),
+        ("gg", ".gourd"),
+        ("self", "."),
+        ("up", ".."),
+        ("go", ".git/objects"),
+        ("data/gl", "../.git"),
+        ("chain", "gl"),
     ] {
         std::os::unix::fs::symlink(target, root.join(link)).unwrap();
-        let err = check(&[stage("a", "", &[link], &[])], root, &[]).unwrap_err();
-        assert_eq!(err, GraphError::DepIsReserved { stage: "a".into(), dep: link.into(), what }, "{link}");
+    }
+    for (dep, what) in [
+        ("gl", "in `.git`"),
+        ("gg", "in `.gourd`"),
+        ("self", workspace),
+        ("up", workspace),
+        ("go", "in `.git`"),
+        ("gl/refs", "in `.git`"),
+        ("data/gl", "in `.git`"),
+        ("chain", "in `.git`"),
+    ] {
+        let err = check(&[stage("a", "", &[dep], &[])], root, &[]).unwrap_err();
+        assert_eq!(err, GraphError::DepIsReserved { stage: "a".into(), dep: dep.into(), what }, "{dep}");
+        // Also where missing deps are left to the caller (`gourd status`).
+        let p = pipeline(&[stage("a", "", &["nothing", dep], &[])]);
+        let err = Dag::build(&p).unwrap().check_dep_links(&p, root).unwrap_err();
+        assert!(matches!(err, GraphError::DepIsReserved { .. }), "{dep}: {err}");
     }
     assert!(check(&[stage("a", "", &["gl"], &[])], root, &[]).unwrap_err().to_string().contains("would never settle"));
-    // A link to anything else is a dep like any other.
-    std::fs::create_dir(root.join("data")).unwrap();
+    let p = pipeline(&[stage("a", "", &["nothing"], &[])]);
+    Dag::build(&p).unwrap().check_dep_links(&p, root).unwrap();
+    let p = pipeline(&[stage("a", "", &["loop"], &[])]);
+    assert!(matches!(Dag::build(&p).unwrap().check_dep_links(&p, root), Err(GraphError::DepIsLinkLoop { .. })));
+    // A link to anything else is a dep like any other, outside the
+    // workspace too (data kept elsewhere, linked in).
+    std::fs::write(root.join("data/x"), "x").unwrap();
     std::os::unix::fs::symlink("data", root.join("d")).unwrap();
-    check(&[stage("a", "", &["d"], &[])], root, &[]).unwrap();
+    check(&[stage("a", "", &["d", "d/x"], &[])], root, &[]).unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::write(elsewhere.path().join("y"), "y").unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), root.join("far")).unwrap();
+    check(&[stage("a", "", &["far", "far/y"], &[])], root, &[]).unwrap();
     let long = "x".repeat(300);
     let err = check(&[stage("a", "", &[&long], &[])], root, &[]).unwrap_err();
     let GraphError::DepUnreadable { stage, dep, reason } = &err else { panic!("{err:?}") };
