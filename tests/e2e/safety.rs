@@ -640,7 +640,8 @@ fn after_gourd_is_deleted_its_own_outputs_are_known_from_lineage_and_not_moved_a
 /// nothing runs.
 #[test]
 fn deps_that_lead_where_gourd_and_git_write_through_links_are_refused() {
-    let ws = TestWorkspace::new(r#"{ stages = { s = { cmd = "echo hi > o.txt", deps = ["gl/refs"], outs = ["o.txt"] } } }"#);
+    let ws =
+        TestWorkspace::new(r#"{ stages = { s = { cmd = "echo hi > o.txt", deps = ["gl/refs"], outs = ["o.txt"] } } }"#);
     std::os::unix::fs::symlink(".git", ws.path("gl")).unwrap();
     for command in ["status", "run"] {
         let refused = ws.gourd(&[command]);
