@@ -243,21 +243,24 @@ impl Dag {
         self.check_deps(pipeline, root, tracked, false)
     }
 
-    /// Deps that lead, through a symbolic link on the way, into `.git` or
-    /// `.gourd`, to the workspace itself or a folder above it, or round a
-    /// link loop: gourd and git write there while stages run, so such a dep
-    /// never settles (or cannot be read at all). A dep missing is left for
-    /// the caller to report (`gourd status` gives it as a reason).
+    /// Deps that lie in a folder a symbolic link on the way leads into
+    /// `.git` or `.gourd`, to the workspace itself or a folder above it:
+    /// gourd and git write there while stages run, so such a dep never
+    /// settles. Cheaper than [`Dag::check_sources`], for `gourd status`: only
+    /// the folders deps lie in are resolved (once each), not each dep; a dep
+    /// missing is left for the caller to report, and one that is itself a
+    /// link to the workspace, `.git` or `.gourd` is refused when it is hashed.
     pub fn check_dep_links(&self, pipeline: &Pipeline, root: &Path) -> Result<(), GraphError> {
         self.check_deps(pipeline, root, &[], true)
     }
 
+    /// `folders_only`: the cheaper check of [`Dag::check_dep_links`].
     fn check_deps(
         &self,
         pipeline: &Pipeline,
         root: &Path,
         tracked: &[WsPath],
-        missing_ok: bool,
+        folders_only: bool,
     ) -> Result<(), GraphError> {
         use rayon::prelude::*;
         let dir = crate::fsutil::RootDir::open(root);
@@ -317,23 +320,23 @@ impl Dag {
                 if tracked.iter().any(under) {
                     return None;
                 }
-                // Not there or unreadable: an error, but for a missing dep
-                // with `missing_ok`.
-                let fails = |err: std::io::Error| {
-                    (!missing_ok || err.raw_os_error() == Some(libc::ELOOP)).then_some((stage, dep, Ok(err)))
+                // Where the dep is, if a link on the way moved it.
+                let moved_to = || match dep.as_str().rsplit_once('/') {
+                    Some((parent, name)) => moved.get(parent).map(|real| real.join(name)),
+                    None => None,
                 };
+                if folders_only {
+                    return moved_to().and_then(|real| reserved(&real)).map(|what| (stage, dep, Err(what)));
+                }
                 let path = dep.to_path(root);
                 let real = match lstat(&path) {
                     // A link: where it leads, if anywhere.
                     Ok(true) => match std::fs::canonicalize(&path) {
                         Ok(real) => real,
-                        Err(err) => return fails(err),
+                        Err(err) => return Some((stage, dep, Ok(err))),
                     },
-                    Ok(false) => match dep.as_str().rsplit_once('/') {
-                        Some((parent, name)) if moved.contains_key(parent) => moved[parent].join(name),
-                        _ => return None,
-                    },
-                    Err(err) => return fails(err),
+                    Ok(false) => moved_to()?,
+                    Err(err) => return Some((stage, dep, Ok(err))),
                 };
                 reserved(&real).map(|what| (stage, dep, Err(what)))
             });

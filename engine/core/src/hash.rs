@@ -309,8 +309,8 @@ impl Hashing {
         self
     }
 
-    /// A folder reached while walking a dep or an output, through a link
-    /// inside it, must not be the workspace, `.git` or `.gourd`: gourd and
+    /// A folder hashed (a dep or an output, or one reached through a link
+    /// inside it) must not be the workspace, `.git` or `.gourd`: gourd and
     /// git write there while stages run, so what holds it never settles
     /// (and the workspace inside itself never ends).
     fn refuse_reserved(&self, path: &Path, stat: &Stat) -> io::Result<()> {
@@ -389,6 +389,7 @@ impl Hashing {
         if !meta.is_dir() {
             return self.hash_with_meta(path, &meta, false, false).map(|tree| Some(Hashed::Tree(tree)));
         }
+        self.refuse_reserved(path, &meta)?;
         // The fingerprint is taken before the contents are read: a file
         // changed in between leaves a fingerprint that no longer matches,
         // never a digest of contents newer than its fingerprint says.
@@ -459,9 +460,7 @@ impl Hashing {
     /// closed to others.
     fn hash_with_meta(&self, path: &Path, meta: &Stat, nested: bool, private_above: bool) -> io::Result<Tree> {
         if meta.is_dir() {
-            if nested {
-                self.refuse_reserved(path, meta)?;
-            }
+            self.refuse_reserved(path, meta)?;
             return self.hash_dir(path, private_above || private_folder(meta.mode));
         }
         // Reading a pipe or a device (a link to `/dev/zero`, say) would
@@ -742,6 +741,11 @@ mod tests {
         // Links to anything else are followed as before.
         std::os::unix::fs::symlink("../other", root.join("data/other")).unwrap();
         assert!(hashing.digest_of(&root.join("data")).unwrap().is_some());
+        // A dep that is such a link itself.
+        std::os::unix::fs::symlink(".git", root.join("gl")).unwrap();
+        let err = hashing.digest_of(&root.join("gl")).unwrap_err();
+        assert!(err.to_string().contains("gl` is `.git`, reached through a symbolic link"), "{err}");
+        assert!(hashing.hash(&root.join("gl")).is_err());
         for (target, what) in [("../.git", "`.git`"), ("../.gourd", "`.gourd`"), ("..", "the whole workspace")] {
             let data = root.join(format!("data-{}", what.len()));
             std::fs::create_dir_all(&data).unwrap();

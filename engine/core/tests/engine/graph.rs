@@ -198,16 +198,21 @@ fn deps_that_cannot_be_looked_at() {
     ] {
         let err = check(&[stage("a", "", &[dep], &[])], root, &[]).unwrap_err();
         assert_eq!(err, GraphError::DepIsReserved { stage: "a".into(), dep: dep.into(), what }, "{dep}");
-        // Also where missing deps are left to the caller (`gourd status`).
+        // `gourd status`'s cheaper check resolves only the folders deps lie
+        // in (a dep that is a link itself is refused when it is hashed),
+        // and leaves missing deps to the caller.
         let p = pipeline(&[stage("a", "", &["nothing", dep], &[])]);
-        let err = Dag::build(&p).unwrap().check_dep_links(&p, root).unwrap_err();
-        assert!(matches!(err, GraphError::DepIsReserved { .. }), "{dep}: {err}");
+        let links = Dag::build(&p).unwrap().check_dep_links(&p, root);
+        if dep == "gl/refs" {
+            assert_eq!(
+                links.unwrap_err(),
+                GraphError::DepIsReserved { stage: "a".into(), dep: dep.into(), what: "in `.git`" }
+            );
+        } else {
+            links.unwrap();
+        }
     }
     assert!(check(&[stage("a", "", &["gl"], &[])], root, &[]).unwrap_err().to_string().contains("would never settle"));
-    let p = pipeline(&[stage("a", "", &["nothing"], &[])]);
-    Dag::build(&p).unwrap().check_dep_links(&p, root).unwrap();
-    let p = pipeline(&[stage("a", "", &["loop"], &[])]);
-    assert!(matches!(Dag::build(&p).unwrap().check_dep_links(&p, root), Err(GraphError::DepIsLinkLoop { .. })));
     // A link to anything else is a dep like any other, outside the
     // workspace too (data kept elsewhere, linked in).
     std::fs::write(root.join("data/x"), "x").unwrap();
