@@ -258,16 +258,31 @@ impl Registry {
     /// Waits for, then holds, the registry's writer lock: taken before the
     /// registry is read for a move, and given to [`Registry::write`].
     pub fn lock(&self) -> Result<WriterLock, RegistryError> {
+        self.lock_or_wait(|| {})
+    }
+
+    /// [`Registry::lock`], calling `waiting` first when another move holds
+    /// the lock (to say why nothing happens meanwhile).
+    pub fn lock_or_wait(&self, waiting: impl FnOnce()) -> Result<WriterLock, RegistryError> {
         use std::os::unix::fs::OpenOptionsExt;
         let path = self.repo.commondir().join("gourd-registry.lock");
-        std::fs::OpenOptions::new()
+        let locked = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             // Never created or opened through a link planted there.
             .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
-            .and_then(|file| file.lock().map(|()| WriterLock { _file: file }))
+            .and_then(|file| match file.try_lock() {
+                Ok(()) => Ok(file),
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    waiting();
+                    file.lock().map(|()| file)
+                }
+                Err(std::fs::TryLockError::Error(err)) => Err(err),
+            });
+        locked
+            .map(|file| WriterLock { _file: file })
             .map_err(|e| RegistryError::Lock(format!("{}: {e}", path.display())))
     }
 

@@ -170,15 +170,20 @@ fn worktrees_of_one_repository_share_the_writer_lock() {
     std::thread::scope(|scope| {
         scope.spawn(|| {
             let there = Registry::open(&worktree).unwrap().unwrap();
-            let _lock = there.lock().unwrap();
+            let told = std::cell::Cell::new(false);
+            let _lock = there.lock_or_wait(|| told.set(true)).unwrap();
+            assert!(told.get(), "waited without being told");
             sender.send(()).unwrap();
         });
-        // The worktree waits while the main checkout holds the lock.
+        // The worktree waits while the main checkout holds the lock, and
+        // is told so.
         let waited = receiver.recv_timeout(std::time::Duration::from_millis(300));
         assert!(waited.is_err(), "both held the lock at once");
         drop(held);
         receiver.recv_timeout(std::time::Duration::from_secs(30)).expect("taken once it was let go");
     });
+    // Free: taken at once, nobody told.
+    let _lock = Registry::open(&worktree).unwrap().unwrap().lock_or_wait(|| panic!("waited for a free lock")).unwrap();
 }
 
 #[test]

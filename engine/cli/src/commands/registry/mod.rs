@@ -106,6 +106,11 @@ fn artifact_name(name: &str) -> Result<(), CommandError> {
     ))
 }
 
+/// The registry's writer lock, saying so while another move holds it.
+fn lock(registry: &Registry) -> Result<registry::WriterLock, CommandError> {
+    Ok(registry.lock_or_wait(|| eprintln!("Waiting for another registry move in this repository to finish..."))?)
+}
+
 fn stage_name(stage: &str) -> Result<(), CommandError> {
     // `NAME@latest` and `NAME@greatest` are versions: a stage so named
     // would read as one.

@@ -91,7 +91,7 @@ pub fn promote_with(location: &Location, args: &PromoteArgs, via: &str) -> Resul
     stage_name(&args.stage)?;
     // Held from the read to the write: the gates are checked against the
     // champion the move replaces, not one another promotion replaced since.
-    let lock = registry.lock()?;
+    let lock = super::lock(&registry)?;
     let loaded = Loaded::read(&registry, &args.name)?.require(&registry)?;
     let target = loaded.active_version(&args.version)?.clone();
     let holder = loaded.state.stages.get(&args.stage).cloned();
@@ -173,7 +173,7 @@ pub fn promote_with(location: &Location, args: &PromoteArgs, via: &str) -> Resul
 pub fn demote(location: &Location, args: &DemoteArgs) -> Result<ExitCode, CommandError> {
     let (_, registry) = open(location)?;
     stage_name(&args.stage)?;
-    let lock = registry.lock()?;
+    let lock = super::lock(&registry)?;
     let loaded = Loaded::read(&registry, &args.name)?.require(&registry)?;
     let Some(holder) = loaded.state.stages.get(&args.stage) else {
         return Err(CommandError::user(format!("`{}` holds no version of {}", args.stage, args.name)));
@@ -204,7 +204,7 @@ pub fn demote(location: &Location, args: &DemoteArgs) -> Result<ExitCode, Comman
 
 pub fn deprecate(location: &Location, args: &DeprecateArgs) -> Result<ExitCode, CommandError> {
     let (_, registry) = open(location)?;
-    let lock = registry.lock()?;
+    let lock = super::lock(&registry)?;
     let loaded = Loaded::read(&registry, &args.name)?.require(&registry)?;
     let now = registry.now()?;
     let new = match &args.version {

@@ -113,7 +113,7 @@ pub fn register(location: &Location, args: &Args, via: &str, soft: bool) -> Resu
 
     // Held from the read to the write: two registrations (from two
     // worktrees, say) never pick the same version.
-    let lock = registry.lock()?;
+    let lock = super::lock(&registry)?;
     let loaded = Loaded::read(&registry, &args.name)?;
     if let Some(same) =
         loaded.state.versions.iter().find(|v| v.active && loaded.digest(&v.version) == Some(digest.clone()))
