@@ -85,6 +85,14 @@ pub struct Dag {
     outputs: BTreeMap<WsPath, usize>,
 }
 
+/// What the check of a dep found wrong with it.
+enum Found {
+    /// Not there, or not readable (a link loop, say).
+    Unreadable(std::io::Error),
+    /// It leads where gourd and git write (what, for the message).
+    Reserved(&'static str),
+}
+
 impl Dag {
     pub fn build(pipeline: &Pipeline) -> Result<Dag, GraphError> {
         let mut graph = DiGraph::new();
@@ -326,25 +334,25 @@ impl Dag {
                     None => None,
                 };
                 if folders_only {
-                    return moved_to().and_then(|real| reserved(&real)).map(|what| (stage, dep, Err(what)));
+                    return moved_to().and_then(|real| reserved(&real)).map(|what| (stage, dep, Found::Reserved(what)));
                 }
                 let path = dep.to_path(root);
                 let real = match lstat(&path) {
                     // A link: where it leads, if anywhere.
                     Ok(true) => match std::fs::canonicalize(&path) {
                         Ok(real) => real,
-                        Err(err) => return Some((stage, dep, Ok(err))),
+                        Err(err) => return Some((stage, dep, Found::Unreadable(err))),
                     },
                     Ok(false) => moved_to()?,
-                    Err(err) => return Some((stage, dep, Ok(err))),
+                    Err(err) => return Some((stage, dep, Found::Unreadable(err))),
                 };
-                reserved(&real).map(|what| (stage, dep, Err(what)))
+                reserved(&real).map(|what| (stage, dep, Found::Reserved(what)))
             });
         if let Some((stage, dep, found)) = failure {
             let (stage, dep) = (stage.name.clone(), dep.to_string());
             let err = match found {
-                Ok(err) => err,
-                Err(what) => return Err(GraphError::DepIsReserved { stage, dep, what }),
+                Found::Unreadable(err) => err,
+                Found::Reserved(what) => return Err(GraphError::DepIsReserved { stage, dep, what }),
             };
             return Err(match err.raw_os_error() {
                 Some(libc::ELOOP) => GraphError::DepIsLinkLoop { stage, dep },

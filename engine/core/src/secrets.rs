@@ -117,10 +117,10 @@ fn patterns(values: &[impl AsRef<[u8]>]) -> Vec<&[u8]> {
 /// it comes, every value of `values` replaced: neither the log nor anyone
 /// following it (`gourd run -v`) ever holds a value, even when gourd is
 /// killed while the stage runs.
-pub fn redact_stream(input: impl Read, mut output: std::fs::File, values: &[impl AsRef<[u8]>]) -> io::Result<()> {
+pub fn redact_stream(mut input: impl Read, mut output: std::fs::File, values: &[impl AsRef<[u8]>]) -> io::Result<()> {
     let patterns = patterns(values);
     if patterns.is_empty() {
-        io::copy(&mut { input }, &mut output)?;
+        io::copy(&mut input, &mut output)?;
         return Ok(());
     }
     redact(input, &mut output, &patterns).map(drop)
