@@ -220,6 +220,11 @@ pub struct Hashing {
     /// walked into through a link must be none of them (see
     /// [`Hashing::refuse_reserved`]).
     reserved: Vec<((u64, u64), &'static str)>,
+    /// The workspace, resolved, and its `.git` and `.gourd`: a link inside
+    /// a hashed folder must not lead to the workspace or above it, nor into
+    /// `.git` or `.gourd` (see [`Hashing::refuse_reserved_link`]).
+    workspace: Option<PathBuf>,
+    reserved_paths: Vec<(PathBuf, &'static str)>,
 }
 
 /// What [`Hashing::digest_of`] found.
@@ -258,6 +263,8 @@ impl Hashing {
             nested: (0..NESTED_SHARDS).map(|_| std::sync::OnceLock::new()).collect(),
             root: None,
             reserved: Vec::new(),
+            workspace: None,
+            reserved_paths: Vec::new(),
         }
     }
 
@@ -298,15 +305,59 @@ impl Hashing {
     pub fn with_root(mut self, root: &Path) -> Hashing {
         use std::os::unix::fs::MetadataExt;
         self.root = RootDir::open(root);
-        self.reserved = [
+        let places = [
             (root.to_path_buf(), "the whole workspace"),
             (root.join(".git"), "`.git`"),
             (root.join(".gourd"), "`.gourd`"),
-        ]
-        .into_iter()
-        .filter_map(|(path, what)| std::fs::metadata(path).ok().map(|m| ((m.dev(), m.ino()), what)))
-        .collect();
+        ];
+        self.reserved = places
+            .iter()
+            .filter_map(|(path, what)| std::fs::metadata(path).ok().map(|m| ((m.dev(), m.ino()), *what)))
+            .collect();
+        self.workspace = std::fs::canonicalize(root).ok();
+        self.reserved_paths = places[1..]
+            .iter()
+            .filter(|(path, _)| std::fs::metadata(path).is_ok_and(|m| m.is_dir()))
+            .filter_map(|(path, what)| Some((std::fs::canonicalize(path).ok()?, *what)))
+            .collect();
         self
+    }
+
+    /// A symbolic link inside a hashed folder must not lead into `.git` or
+    /// `.gourd` (git and gourd write there while stages run: what holds it
+    /// would never settle), nor to the workspace or a folder above it
+    /// (which holds the workspace, so the walk would never end). Only links
+    /// are resolved, when the folder is listed: a folder that is none of
+    /// these places but holds a link can still lead into one.
+    fn refuse_reserved_link(&self, link: &Path) -> io::Result<()> {
+        // A dangling link is skipped by the walk, as before.
+        let Ok(target) = std::fs::canonicalize(link) else {
+            return Ok(());
+        };
+        // Inside the workspace is where links usually lead; to it or above
+        // it, never.
+        let above = self.workspace.as_ref().and_then(|workspace| match workspace.strip_prefix(&target) {
+            Ok(rest) if rest.as_os_str().is_empty() => Some("the whole workspace".to_string()),
+            Ok(_) => Some("a folder above the workspace".to_string()),
+            Err(_) => None,
+        });
+        let found = above.or_else(|| {
+            self.reserved_paths.iter().find_map(|(place, what)| match target.strip_prefix(place) {
+                Ok(rest) if rest.as_os_str().is_empty() => Some(what.to_string()),
+                Ok(_) => Some(format!("inside {what}")),
+                Err(_) => None,
+            })
+        });
+        match found {
+            None => Ok(()),
+            Some(what) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "`{}` is {what}, reached through a symbolic link: gourd and git write there while stages run, so what holds it would never settle (remove the link, or name what the stage reads)",
+                    link.display()
+                ),
+            )),
+        }
     }
 
     /// A folder hashed (a dep or an output, or one reached through a link
@@ -418,7 +469,7 @@ impl Hashing {
     /// `path`, as `hash_dir` would see it, and the newest mtime in it (the
     /// racy window applies to it as to a file's entry).
     fn fingerprint(&self, path: &Path) -> io::Result<(Digest, i64)> {
-        let names = list(path)?;
+        let names = list(path, |link| self.refuse_reserved_link(link))?;
         // Each name is looked up in the folder, by the folder's descriptor:
         // one path component per lookup, not the whole path from the root.
         let folder = std::fs::File::open(path).map_err(|e| with_path(e, path))?;
@@ -509,7 +560,7 @@ impl Hashing {
     /// `private`: this folder, or one above it within what is hashed, is
     /// closed to others, and so are its files (stored and restored so).
     fn hash_dir(&self, path: &Path, private: bool) -> io::Result<Tree> {
-        let names = list(path)?;
+        let names = list(path, |link| self.refuse_reserved_link(link))?;
         let children: Vec<Option<(String, Tree)>> = names
             .into_par_iter()
             .map(|name| {
@@ -539,11 +590,16 @@ fn private_folder(mode: u32) -> bool {
     mode & 0o055 != 0o055
 }
 
-/// The names in the folder `path`, sorted.
-fn list(path: &Path) -> io::Result<Vec<String>> {
+/// The names in the folder `path`, sorted; `on_link` is given the path of
+/// each symbolic link among them (the listing says which are, without a
+/// `stat` on most file systems).
+fn list(path: &Path, on_link: impl Fn(&Path) -> io::Result<()>) -> io::Result<Vec<String>> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(path).map_err(|e| with_path(e, path))? {
         let entry = entry.map_err(|e| with_path(e, path))?;
+        if entry.file_type().is_ok_and(|kind| kind.is_symlink()) {
+            on_link(&entry.path())?;
+        }
         let name = match entry.file_name().into_string() {
             Ok(name) => name,
             // Folder listings hold names as UTF-8 text; a lossy
@@ -732,21 +788,37 @@ mod tests {
     fn a_folder_walked_into_git_gourd_or_the_workspace_through_a_link_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        for folder in [".git/refs", ".gourd", "data/real", "other"] {
+        for folder in [".git/refs", ".gourd/cache", "data/real", "other"] {
             std::fs::create_dir_all(root.join(folder)).unwrap();
         }
         std::fs::write(root.join("data/real/x"), "x").unwrap();
         std::fs::write(root.join("other/y"), "y").unwrap();
         let hashing = Hashing::open(root.join(".gourd/stat.json"), DigestAlgorithm::Blake3).with_root(root);
-        // Links to anything else are followed as before.
+        // Links to anything else are followed as before; a dangling one is
+        // skipped.
         std::os::unix::fs::symlink("../other", root.join("data/other")).unwrap();
+        std::os::unix::fs::symlink("../gone", root.join("data/gone")).unwrap();
+        std::os::unix::fs::symlink("real/x", root.join("data/x")).unwrap();
+        let before = hashing.hash(&root.join("data")).unwrap().unwrap();
         assert!(hashing.digest_of(&root.join("data")).unwrap().is_some());
+        assert_eq!(hashing.hash(&root.join("data/other")).unwrap().unwrap().digest(), {
+            let Tree::Dir { children, .. } = &before else { panic!("{before:?}") };
+            assert!(children.iter().all(|(name, _)| name != "gone"), "{children:?}");
+            children.iter().find(|(name, _)| name == "other").unwrap().1.digest()
+        });
         // A dep that is such a link itself.
         std::os::unix::fs::symlink(".git", root.join("gl")).unwrap();
         let err = hashing.digest_of(&root.join("gl")).unwrap_err();
         assert!(err.to_string().contains("gl` is `.git`, reached through a symbolic link"), "{err}");
         assert!(hashing.hash(&root.join("gl")).is_err());
-        for (target, what) in [("../.git", "`.git`"), ("../.gourd", "`.gourd`"), ("..", "the whole workspace")] {
+        for (target, what) in [
+            ("../.git", "`.git`"),
+            ("../.gourd", "`.gourd`"),
+            ("..", "the whole workspace"),
+            ("../.git/refs", "inside `.git`"),
+            ("../.gourd/cache", "inside `.gourd`"),
+            ("../../..", "a folder above the workspace"),
+        ] {
             let data = root.join(format!("data-{}", what.len()));
             std::fs::create_dir_all(&data).unwrap();
             std::os::unix::fs::symlink(target, data.join("link")).unwrap();
