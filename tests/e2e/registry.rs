@@ -527,6 +527,38 @@ fn get_materialises_a_version_and_verifies_every_byte() {
     ");
 }
 
+/// A tag is anyone's to push: a recorded path whose last part is `..` or
+/// `.` would make `DIR/NAME` the folder above `DIR`, or `DIR` itself, and
+/// `--force` would replace it.
+#[test]
+fn get_refuses_a_recorded_path_that_names_no_file() {
+    let r = Registry::new();
+    r.build("one", "0.91");
+    r.at(0, &["register", "pumpkin", "models/model.bin"]).success();
+    let message = r.ws.git(&["tag", "-l", "--format=%(contents)", "pumpkin@v0.0.1"]);
+    assert!(message.contains(r#""path":"models/model.bin""#), "{message}");
+    r.ws.write("victim/precious.txt", "keep");
+    r.ws.write("victim/out/other.bin", "keep too");
+    for (n, path) in ["x/..", ".", "models/.."].iter().enumerate() {
+        let forged = message.replace(r#""path":"models/model.bin""#, &format!(r#""path":"{path}""#));
+        let tag = format!("evil{n}@v0.0.1");
+        r.ws.git(&["tag", "-a", &tag, "-m", &forged, "HEAD"]);
+        for force in [false, true] {
+            let mut args = vec!["registry", "get", tag.as_str(), "-o", "victim/out"];
+            args.extend(force.then_some("--force"));
+            let got = r.ws.gourd(&args);
+            assert_eq!(got.code, 1, "{path}: {}", got.stderr);
+            assert!(
+                got.stderr.contains(&format!("its registration records the path `{path}`, which does not end in a file or folder name; nothing was changed")),
+                "{}",
+                got.stderr
+            );
+            assert_eq!(r.ws.read("victim/precious.txt"), "keep");
+            assert_eq!(r.ws.read("victim/out/other.bin"), "keep too");
+        }
+    }
+}
+
 /// A bare repository as `origin` of `ws`, with `main` pushed.
 fn with_origin(ws: &TestWorkspace) -> tempfile::TempDir {
     let bare = tempfile::tempdir().unwrap();

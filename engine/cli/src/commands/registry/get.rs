@@ -95,6 +95,16 @@ pub fn fetch(
         .filter(|n| !n.is_empty())
         .unwrap_or(resolved.name.as_str())
         .to_string();
+    // The record comes from a tag, which anyone who can push may write:
+    // `x/..` or `.` would make `DIR/NAME` the folder above `DIR`, or `DIR`
+    // itself, which `--force` replaces.
+    if !is_file_name(&name) {
+        return Err(CommandError::user(format!(
+            "{what}: its registration records the path `{}`, which does not end in a file or folder name; nothing was changed",
+            record.path.as_deref().unwrap_or(&name)
+        ))
+        .with_hint("the tag was not written by gourd; check who pushed it (`git show` the tag)"));
+    }
     let dest = into.join(&name);
     if let Ok(meta) = std::fs::symlink_metadata(&dest) {
         // A link to the same bytes is not the version: it follows whatever
@@ -158,4 +168,12 @@ fn fetch_from_remote(location: &Location, ws: &Workspace, key: Option<Digest>) -
         Err(err) => return Err(CommandError::environment(format!("fetching from {}: {err}", cache.describe()))),
     }
     Ok(Some(cache.describe()))
+}
+
+/// Whether `name` names one entry of a folder: not `.`, `..` or empty, and
+/// holding no `/` or NUL.
+fn is_file_name(name: &str) -> bool {
+    use std::path::Component;
+    let mut parts = Path::new(name).components();
+    matches!(parts.next(), Some(Component::Normal(_))) && parts.next().is_none() && !name.contains(['/', '\0'])
 }
