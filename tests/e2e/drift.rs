@@ -205,6 +205,36 @@ fn tests_and_thresholds_can_be_chosen_per_column_and_json_lines_are_read() {
     assert_eq!(report["drift"], true, "kind and code drift: 2 of 4 >= 0.3");
 }
 
+/// JSON lines as Excel or PowerShell write them (a byte order mark) are
+/// read; a key given twice in one line, or a line that is no object, is
+/// refused with its line, as a CSV header naming a column twice is.
+#[test]
+fn json_lines_with_a_byte_order_mark_are_read_and_a_key_twice_is_refused() {
+    let ws = TestWorkspace::new(
+        r#"let gourd = import "gourd-std.ncl" in
+{ stages = { drift = gourd.steps.drift { reference = "reference.jsonl", current = "current.jsonl", output = "drift.json" } } }
+"#,
+    );
+    let mut rng = Rng(3);
+    let rows = |rng: &mut Rng| -> String {
+        (0..200).map(|_| format!("{{\"x\": {}, \"y\": {}}}\n", rng.normal(), rng.normal())).collect()
+    };
+    ws.write("reference.jsonl", &format!("\u{feff}{}", rows(&mut rng)));
+    let current = rows(&mut rng);
+    ws.write("current.jsonl", &current);
+    ws.run_json(&[]).success();
+    let report: serde_json::Value = serde_json::from_str(&ws.read("drift.json")).unwrap();
+    assert_eq!(report["columns"].as_object().unwrap().keys().collect::<Vec<_>>(), ["x", "y"], "{report:#}");
+    let mut lines: Vec<&str> = current.lines().collect();
+    lines.insert(2, r#"{"x": 1, "y": 2, "x": 3}"#);
+    ws.write("current.jsonl", &(lines.join("\n") + "\n"));
+    let out = failing_run(&ws);
+    assert!(out.contains("line 3 of `current.jsonl` is not valid: the key `x` appears twice"), "{out}");
+    ws.write("current.jsonl", &format!("{current}[1, 2]\n"));
+    let out = failing_run(&ws);
+    assert!(out.contains("line 201 of `current.jsonl` is not valid: the line is not a JSON object"), "{out}");
+}
+
 /// Runs the drift pipeline on `current` and returns its failure output.
 fn failing_run(ws: &TestWorkspace) -> String {
     let run = ws.gourd(&["run"]);

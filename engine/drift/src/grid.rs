@@ -10,6 +10,11 @@
 
 pub const BINS: usize = 1 << 16;
 
+/// The grid works on values divided by 8 (exact: a power of two), so that
+/// no span, bin edge or growth between the largest values of opposite sign
+/// (±1.8e308) overflows to infinity, which would leave a value in no bin.
+const SHRINK: f64 = 0.125;
+
 #[derive(Clone, Debug)]
 pub struct Grid {
     lo: f64,
@@ -22,6 +27,7 @@ pub struct Grid {
 impl Grid {
     /// A grid covering `[min, max]` (the first values seen).
     pub fn new(min: f64, max: f64) -> Self {
+        let (min, max) = (min * SHRINK, max * SHRINK);
         let span = max - min;
         let width = if span > 0.0 {
             // A little room, so that `max` itself falls inside.
@@ -32,12 +38,20 @@ impl Grid {
         Grid { lo: min, width, scale: 1.0 / width, counts: [vec![0; BINS], vec![0; BINS]] }
     }
 
-    /// Adds `values` to side 0 (reference) or 1 (current).
+    /// Adds `values` (finite: the readers take anything else as missing)
+    /// to side 0 (reference) or 1 (current).
     pub fn add(&mut self, side: usize, values: &[f64]) {
         for &x in values {
+            assert!(x.is_finite(), "a value that is not finite reached the grid: {x}");
+            let x = x * SHRINK;
             let mut index = (x - self.lo) * self.scale;
+            // From the narrowest width to the widest span there are fewer
+            // than 2,100 doublings.
+            let mut grown = 0;
             while !(0.0..BINS as f64).contains(&index) {
+                assert!(grown < 2100, "the grid cannot hold {x} (lo {}, width {})", self.lo, self.width);
                 self.grow(x);
+                grown += 1;
                 index = (x - self.lo) * self.scale;
             }
             self.counts[side][index as usize] += 1;
@@ -64,14 +78,18 @@ impl Grid {
     }
 
     pub fn width(&self) -> f64 {
-        self.width
+        self.width / SHRINK
     }
 
     /// Each bin's centre and its two counts, for non-empty bins.
     pub fn bins(&self) -> impl Iterator<Item = (f64, u32, u32)> + '_ {
         (0..BINS)
             .filter(|&i| self.counts[0][i] + self.counts[1][i] > 0)
-            .map(|i| (self.lo + (i as f64 + 0.5) * self.width, self.counts[0][i], self.counts[1][i]))
+            // The centre of a bin that holds `f64::MAX` may lie above it.
+            .map(|i| {
+                let centre = ((self.lo + (i as f64 + 0.5) * self.width) / SHRINK).clamp(f64::MIN, f64::MAX);
+                (centre, self.counts[0][i], self.counts[1][i])
+            })
     }
 
     /// The Wasserstein distance between the two sides, values read as their
@@ -85,7 +103,7 @@ impl Grid {
             c1 += u64::from(self.counts[1][i]);
             total += (c0 as f64 / n0 as f64 - c1 as f64 / n1 as f64).abs();
         }
-        total * self.width
+        total * self.width()
     }
 
     /// The largest gap between the two sides' distribution functions at the
@@ -139,5 +157,30 @@ mod tests {
         let centres: Vec<f64> = grid.bins().map(|(c, _, _)| c).collect();
         assert!(centres.windows(2).all(|w| w[0] < w[1]));
         assert!((centres[0] + 1000.0).abs() <= grid.width());
+    }
+
+    /// The span between the largest values of opposite sign is more than
+    /// a float holds; the grid still places every value, at once.
+    #[test]
+    fn the_widest_values_of_both_signs_are_placed() {
+        for (first, then) in [
+            ((0.0, 99.0), vec![1e308, -1e308, f64::MAX, f64::MIN]),
+            ((f64::MIN, f64::MAX), vec![0.0, 5e-324, -5e-324, 1.0]),
+            ((-1e308, -1e308), vec![1e308, f64::MAX]),
+            ((5e-324, 5e-324), vec![f64::MIN, f64::MAX]),
+        ] {
+            let mut grid = Grid::new(first.0, first.1);
+            grid.add(0, &[first.0, first.1]);
+            grid.add(1, &then);
+            assert_eq!(grid.totals(), (2, then.len() as u64));
+            // (The distance between such sides may itself be past what a
+            // float holds.)
+            assert!(grid.width().is_finite(), "{first:?} {then:?}");
+            let centres: Vec<f64> = grid.bins().map(|(c, _, _)| c).collect();
+            assert!(centres.iter().all(|c| c.is_finite()), "{centres:?}");
+            let (lowest, highest) = then.iter().fold((first.0, first.1), |(l, h), &x| (l.min(x), h.max(x)));
+            assert!((centres[0] - lowest).abs() <= grid.width(), "{centres:?} {lowest}");
+            assert!((centres[centres.len() - 1] - highest).abs() <= grid.width(), "{centres:?} {highest}");
+        }
     }
 }

@@ -227,6 +227,61 @@ fn read_csv(path: &Path, side: usize, columns: &mut Vec<Column>, categorical: &[
     Ok(rows)
 }
 
+/// One line of JSON lines: an object, whose keys must differ (which of two
+/// values of one key a test compared would be a guess, as with a CSV
+/// header naming a column twice), or anything else.
+enum Line {
+    Object(serde_json::Map<String, serde_json::Value>),
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for Line {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Line, D::Error> {
+        use serde::de::{Error, IgnoredAny, MapAccess, SeqAccess, Visitor};
+        struct Lines;
+        impl<'de> Visitor<'de> for Lines {
+            type Value = Line;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Line, A::Error> {
+                let mut map = serde_json::Map::new();
+                while let Some(key) = access.next_key::<String>()? {
+                    if map.contains_key(&key) {
+                        return Err(A::Error::custom(format_args!("the key `{key}` appears twice")));
+                    }
+                    let value = access.next_value()?;
+                    map.insert(key, value);
+                }
+                Ok(Line::Object(map))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut access: A) -> Result<Line, A::Error> {
+                while access.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Line::Other)
+            }
+            fn visit_bool<E: Error>(self, _: bool) -> Result<Line, E> {
+                Ok(Line::Other)
+            }
+            fn visit_i64<E: Error>(self, _: i64) -> Result<Line, E> {
+                Ok(Line::Other)
+            }
+            fn visit_u64<E: Error>(self, _: u64) -> Result<Line, E> {
+                Ok(Line::Other)
+            }
+            fn visit_f64<E: Error>(self, _: f64) -> Result<Line, E> {
+                Ok(Line::Other)
+            }
+            fn visit_str<E: Error>(self, _: &str) -> Result<Line, E> {
+                Ok(Line::Other)
+            }
+            fn visit_unit<E: Error>(self) -> Result<Line, E> {
+                Ok(Line::Other)
+            }
+        }
+        deserializer.deserialize_any(Lines)
+    }
+}
+
 fn read_json_lines(path: &Path, side: usize, columns: &mut Vec<Column>, categorical: &[String]) -> Result<u64, Error> {
     let file = std::fs::File::open(path).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
     let reader = std::io::BufReader::with_capacity(1 << 20, file);
@@ -241,6 +296,10 @@ fn read_json_lines(path: &Path, side: usize, columns: &mut Vec<Column>, categori
                     consumed += 1;
                     match line {
                         Ok(text) if text.trim().is_empty() => {}
+                        // A byte order mark, as Excel and PowerShell write.
+                        Ok(text) if number == 0 && text.starts_with('\u{feff}') => {
+                            batch.push((1, text['\u{feff}'.len_utf8()..].to_string()));
+                        }
                         Ok(text) => batch.push((number as u64 + 1, text)),
                         Err(e) => {
                             let _ = sender.send(Err(e));
@@ -258,9 +317,9 @@ fn read_json_lines(path: &Path, side: usize, columns: &mut Vec<Column>, categori
             let batch = batch.map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
             let objects: Vec<(u64, serde_json::Map<String, serde_json::Value>)> = batch
                 .par_iter()
-                .map(|(line, text)| match serde_json::from_str::<serde_json::Value>(text) {
-                    Ok(serde_json::Value::Object(map)) => Ok((*line, map)),
-                    Ok(_) => Err(Error::Json {
+                .map(|(line, text)| match serde_json::from_str::<Line>(text) {
+                    Ok(Line::Object(map)) => Ok((*line, map)),
+                    Ok(Line::Other) => Err(Error::Json {
                         path: path.to_path_buf(),
                         line: *line,
                         message: "the line is not a JSON object".to_string(),
