@@ -210,32 +210,65 @@ impl Stage {
     /// values as JSON; names are upper-cased, with every character that is
     /// not a letter or digit written `_`.
     pub fn param_env(&self) -> BTreeMap<String, String> {
-        fn walk(prefix: &str, value: &serde_json::Value, out: &mut BTreeMap<String, String>) {
+        let mut out = BTreeMap::new();
+        self.each_param_var(&mut |var, _, value| {
+            let value = match value {
+                serde_json::Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            // A value with a NUL cannot be passed in the environment.
+            if !value.contains('\0') {
+                out.insert(var, value);
+            }
+        });
+        out
+    }
+
+    /// Two params that [`Stage::param_env`] would give one variable
+    /// (`train.lr` and `train_lr`, `lr` and `LR`): their dotted names and
+    /// the variable. One value would silently replace the other.
+    pub fn param_env_clash(&self) -> Option<(String, String, String)> {
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        let mut clash = None;
+        self.each_param_var(&mut |var, path, _| {
+            if clash.is_none()
+                && let Some(first) = seen.insert(var.clone(), path.to_string())
+            {
+                clash = Some((first, path.to_string(), var));
+            }
+        });
+        clash
+    }
+
+    /// Calls `each` with the variable, the dotted name and the value of
+    /// every param that is not a record.
+    fn each_param_var(&self, each: &mut dyn FnMut(String, &str, &serde_json::Value)) {
+        fn walk(
+            var: &str,
+            path: &str,
+            value: &serde_json::Value,
+            each: &mut dyn FnMut(String, &str, &serde_json::Value),
+        ) {
             match value {
                 serde_json::Value::Object(fields) => {
                     for (name, value) in fields {
-                        let name: String = name
+                        let upper: String = name
                             .chars()
                             .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
                             .collect();
-                        let key = if prefix.is_empty() { name } else { format!("{prefix}_{name}") };
-                        walk(&key, value, out);
+                        let (var, path) = if path.is_empty() {
+                            (upper, name.clone())
+                        } else {
+                            (format!("{var}_{upper}"), format!("{path}.{name}"))
+                        };
+                        walk(&var, &path, value, each);
                     }
                 }
-                serde_json::Value::String(text) if !prefix.is_empty() => {
-                    out.insert(format!("GOURD_PARAM_{prefix}"), text.clone());
-                }
-                other if !prefix.is_empty() => {
-                    out.insert(format!("GOURD_PARAM_{prefix}"), other.to_string());
-                }
+                other if !path.is_empty() => each(format!("GOURD_PARAM_{var}"), path, other),
                 _ => {}
             }
         }
-        let mut out = BTreeMap::new();
-        walk("", &self.params, &mut out);
-        // A value with a NUL cannot be passed in the environment.
-        out.retain(|_, v| !v.contains('\0'));
-        out
+        walk("", "", &self.params, each);
     }
 
     /// The params the stage runs with, as lineage and `params diff` show
@@ -332,4 +365,30 @@ impl Executor {
 pub struct Resources {
     pub cpus: u32,
     pub gpus: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::stage;
+
+    #[test]
+    fn params_become_variables_and_clashes_are_found() {
+        let mut s = stage("a", &[], &[]);
+        s.params = serde_json::json!({"train": {"lr": 0.1, "name": "x\u{0}y", "opt": "adam"}, "a-b": [1, 2]});
+        let env = s.param_env();
+        assert_eq!(
+            env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>(),
+            [("GOURD_PARAM_A_B", "[1,2]"), ("GOURD_PARAM_TRAIN_LR", "0.1"), ("GOURD_PARAM_TRAIN_OPT", "adam")],
+            "strings as they are, others as JSON, none holding a NUL"
+        );
+        assert_eq!(s.param_env_clash(), None);
+        s.params = serde_json::json!({"train": {"lr": 0.1}, "train_lr": 99, "a": 1, "A": 2});
+        assert_eq!(
+            s.param_env_clash(),
+            Some(("A".to_string(), "a".to_string(), "GOURD_PARAM_A".to_string())),
+            "the first clash, in the params' order"
+        );
+        s.params = serde_json::json!(3);
+        assert!(s.param_env().is_empty());
+    }
 }

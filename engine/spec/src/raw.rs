@@ -554,28 +554,39 @@ fn validate_stage(name: String, raw: RawStage) -> Result<(Stage, Vec<gourd_core:
     };
     let secrets = validate_secrets(&name, &raw.env, raw.secrets, raw.remote)?;
     let gpus = raw.resources.gpus.unwrap_or(if raw.executor == Executor::Cuda { 1 } else { 0 });
-    Ok((
-        Stage {
-            cmd,
-            deps,
-            outs,
-            metrics,
-            params: serde_json::Value::Object(raw.params),
-            env: raw.env,
-            secrets,
-            executor: raw.executor,
-            resources: Resources { cpus: raw.resources.cpus.unwrap_or(1), gpus },
-            wdir,
-            always_run: raw.always_run,
-            frozen: raw.frozen,
-            cpu_fallback: raw.cpu_fallback,
-            remote: raw.remote,
-            timeout,
-            desc: raw.desc,
-            name,
-        },
-        plots,
-    ))
+    let stage = Stage {
+        cmd,
+        deps,
+        outs,
+        metrics,
+        params: serde_json::Value::Object(raw.params),
+        env: raw.env,
+        secrets,
+        executor: raw.executor,
+        resources: Resources { cpus: raw.resources.cpus.unwrap_or(1), gpus },
+        wdir,
+        always_run: raw.always_run,
+        frozen: raw.frozen,
+        cpu_fallback: raw.cpu_fallback,
+        remote: raw.remote,
+        timeout,
+        desc: raw.desc,
+        name: name.clone(),
+    };
+    if let Some((first, second, var)) = stage.param_env_clash() {
+        return Err(Problem {
+            hint: Some(
+                "rename one of them (the JSON file that `GOURD_PARAMS` names holds both as they are)".to_string(),
+            ),
+            ..problem(
+                None,
+                format!(
+                    "field `params`: `{first}` and `{second}` would both be `{var}`, and one value would replace the other"
+                ),
+            )
+        });
+    }
+    Ok((stage, plots))
 }
 
 /// Checks `env` for what looks like a secret, and `secrets` for names a
@@ -782,6 +793,40 @@ mod tests {
         assert!(validate(no_bucket, file).unwrap_err().to_string().contains("needs a `bucket`"));
         let step = r#"{"stages": {"a": {"cmd": {"step": "train"}, "remote": true}}}"#;
         assert!(validate(step, file).unwrap_err().to_string().contains("built-in steps run on this machine"));
+    }
+
+    /// `train.lr` and `train_lr` are both `GOURD_PARAM_TRAIN_LR`: one value
+    /// would silently replace the other in the stage's environment.
+    #[test]
+    fn params_that_would_share_a_variable_are_refused() {
+        let file = Path::new("gourd.ncl");
+        for (params, first, second, var) in [
+            (r#"{"train": {"lr": 0.1}, "train_lr": 99}"#, "train.lr", "train_lr", "GOURD_PARAM_TRAIN_LR"),
+            (r#"{"a-b": 1, "a_b": 2}"#, "a-b", "a_b", "GOURD_PARAM_A_B"),
+            (r#"{"LR": 1, "lr": 2}"#, "LR", "lr", "GOURD_PARAM_LR"),
+            (r#"{"x": {"y": {"z": 1}}, "x_y": {"z": 2}}"#, "x.y.z", "x_y.z", "GOURD_PARAM_X_Y_Z"),
+        ] {
+            let json = format!(r#"{{"stages": {{"a": {{"cmd": "true", "params": {params}}}}}}}"#);
+            match validate(&json, file).unwrap_err() {
+                SpecError::Invalid { message, hint, .. } => {
+                    let expected = format!(
+                        "stage `a`: field `params`: `{first}` and `{second}` would both be `{var}`, and one value would replace the other"
+                    );
+                    assert!(message.contains(&expected), "{params}: {message}");
+                    assert!(hint.unwrap().contains("rename one of them"));
+                }
+                other => panic!("{other}"),
+            }
+        }
+        // Names that differ in the environment too are fine, nested or not.
+        let fine = r#"{"stages": {"a": {"cmd": "true", "params": {"train": {"lr": 0.1, "epochs": 3}, "lr": 1, "tags": ["x"]}}}}"#;
+        let stage = &validate(fine, file).unwrap().stages[0];
+        let env = stage.param_env();
+        assert_eq!(
+            env.keys().collect::<Vec<_>>(),
+            ["GOURD_PARAM_LR", "GOURD_PARAM_TAGS", "GOURD_PARAM_TRAIN_EPOCHS", "GOURD_PARAM_TRAIN_LR"]
+        );
+        assert_eq!(env["GOURD_PARAM_TAGS"], r#"["x"]"#);
     }
 
     #[test]
