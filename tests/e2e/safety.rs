@@ -661,3 +661,33 @@ fn deps_that_lead_where_gourd_and_git_write_through_links_are_refused() {
     assert!(refused.stderr.contains("data/gl` is `.git`, reached through a symbolic link"), "{}", refused.stderr);
     assert!(!ws.exists("o.txt"), "nothing ran");
 }
+
+/// A dep that reaches another stage's output through a link in the
+/// workspace has no edge to that stage (the graph orders stages by the
+/// paths they name): `b` would run before `a`, or keep a result built from
+/// `a`'s old output. Refused, before and after the output exists (by
+/// `status` once the link leads somewhere: it resolves folders only), and
+/// the path to name instead is given.
+#[test]
+fn a_dep_that_reaches_an_output_through_a_link_is_refused() {
+    let ws = TestWorkspace::new(
+        r#"{ stages = { a = { cmd = "mkdir -p d; echo v1 > d/g", outs = ["d"] }, b = { cmd = "cat e/g > o", deps = ["e/g"], outs = ["o"] } } }"#,
+    );
+    std::os::unix::fs::symlink("d", ws.path("e")).unwrap();
+    for (round, commands) in [("before `d` exists", &["run"][..]), ("after", &["run", "status"])] {
+        for &command in commands {
+            let refused = ws.gourd(&[command]);
+            assert_eq!(refused.code, 1, "{round}, {command}: {}", refused.stderr);
+            assert!(
+                refused.stderr.contains(
+                    "stage `b` depends on `e/g`, which is `d/g` through a symbolic link, written by stage `a`"
+                ),
+                "{round}, {command}: {}",
+                refused.stderr
+            );
+            assert!(refused.stderr.contains("hint: name `d/g` in `deps` instead"), "{}", refused.stderr);
+        }
+        assert!(!ws.exists("o"), "nothing ran");
+        ws.write("d/g", "v0");
+    }
+}

@@ -157,6 +157,9 @@ impl From<gourd_core::graph::GraphError> for CommandError {
             GraphError::DepIsReserved { .. } => {
                 CommandError::user(message).with_hint("name the files or folders the stage reads")
             }
+            GraphError::DepIsAlias { real, .. } => {
+                CommandError::user(message).with_hint(format!("name `{real}` in `deps` instead"))
+            }
             GraphError::UnknownStage { suggestion: Some(near), .. } => {
                 CommandError::user(message).with_hint(format!("did you mean `{near}`?"))
             }

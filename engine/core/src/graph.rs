@@ -41,6 +41,10 @@ pub enum GraphError {
         "stage `{stage}` depends on `{dep}`, which is {what} through a symbolic link: gourd and git write there while stages run, so it would never settle"
     )]
     DepIsReserved { stage: String, dep: String, what: &'static str },
+    #[error(
+        "stage `{stage}` depends on `{dep}`, which is `{real}` through a symbolic link, written by stage `{producer}`: gourd orders stages by the paths they name, so `{stage}` could run before `{producer}` or keep an old result"
+    )]
+    DepIsAlias { stage: String, dep: String, real: String, producer: String },
     #[error("no stage is named `{name}`")]
     UnknownStage {
         name: String,
@@ -91,6 +95,9 @@ enum Found {
     Unreadable(std::io::Error),
     /// It leads where gourd and git write (what, for the message).
     Reserved(&'static str),
+    /// It leads, in the workspace, to `real`, at or under or above an
+    /// output of the stage `producer`.
+    Alias { real: String, producer: usize },
 }
 
 impl Dag {
@@ -292,6 +299,17 @@ impl Dag {
                 _ => None,
             }
         };
+        // Where a dep that a link moved really is, when that is somewhere
+        // it must not be read from: where gourd and git write, or another
+        // stage's output under a name the graph does not see.
+        let misplaced = |real: &Path| -> Option<Found> {
+            if let Some(what) = reserved(real) {
+                return Some(Found::Reserved(what));
+            }
+            let inside = WsPath::new(real.strip_prefix(&canonical_root).ok()?.to_str()?).ok()?;
+            let (_, producer) = overlapping_outputs(&self.outputs, &inside).into_iter().next()?;
+            Some(Found::Alias { real: inside.to_string(), producer })
+        };
         // The folders deps lie in, resolved once each: a link on the way
         // there moves every dep under it.
         let parents: BTreeSet<&str> = pipeline
@@ -334,7 +352,7 @@ impl Dag {
                     None => None,
                 };
                 if folders_only {
-                    return moved_to().and_then(|real| reserved(&real)).map(|what| (stage, dep, Found::Reserved(what)));
+                    return moved_to().and_then(|real| misplaced(&real)).map(|found| (stage, dep, found));
                 }
                 let path = dep.to_path(root);
                 let real = match lstat(&path) {
@@ -346,16 +364,24 @@ impl Dag {
                     Ok(false) => moved_to()?,
                     Err(err) => return Some((stage, dep, Found::Unreadable(err))),
                 };
-                reserved(&real).map(|what| (stage, dep, Found::Reserved(what)))
+                misplaced(&real).map(|found| (stage, dep, found))
             });
         if let Some((stage, dep, found)) = failure {
             let (stage, dep) = (stage.name.clone(), dep.to_string());
             let err = match found {
                 Found::Unreadable(err) => err,
                 Found::Reserved(what) => return Err(GraphError::DepIsReserved { stage, dep, what }),
+                Found::Alias { real, producer } => {
+                    let producer = pipeline.stages[producer].name.clone();
+                    return Err(GraphError::DepIsAlias { stage, dep, real, producer });
+                }
             };
             return Err(match err.raw_os_error() {
                 Some(libc::ELOOP) => GraphError::DepIsLinkLoop { stage, dep },
+                Some(libc::ENOENT | libc::ENOTDIR) if let Some((real, producer)) = self.dangling_alias(root, &dep) => {
+                    let producer = pipeline.stages[producer].name.clone();
+                    GraphError::DepIsAlias { stage, dep, real, producer }
+                }
                 Some(libc::ENOENT | libc::ENOTDIR) => {
                     let under_wdir = format!("{}/{dep}", stage_wdir(pipeline, &stage));
                     let suggestion = if !stage_wdir(pipeline, &stage).is_empty() && root.join(&under_wdir).exists() {
@@ -373,6 +399,42 @@ impl Dag {
 }
 
 impl Dag {
+    /// For a dep that is not there: a link on its way (read, not followed:
+    /// what it leads to may not be written yet) that leads, in the
+    /// workspace, to a stage's output; where, and the stage.
+    fn dangling_alias(&self, root: &Path, dep: &str) -> Option<(String, usize)> {
+        let parts: Vec<&str> = dep.split('/').collect();
+        for end in 1..=parts.len() {
+            let Ok(target) = std::fs::read_link(root.join(parts[..end].join("/"))) else {
+                continue;
+            };
+            // Where it leads, as a path from the root: `..` taken lexically,
+            // as the link is read.
+            let mut real: Vec<String> = if target.is_absolute() {
+                let canonical_root = std::fs::canonicalize(root).ok()?;
+                let inside = target.strip_prefix(&canonical_root).or_else(|_| target.strip_prefix(root)).ok()?;
+                inside.iter().map(|p| p.to_string_lossy().into_owned()).collect()
+            } else {
+                let mut from: Vec<String> = parts[..end - 1].iter().map(|p| p.to_string()).collect();
+                for part in target.iter().map(|p| p.to_string_lossy().into_owned()) {
+                    match part.as_str() {
+                        "." => {}
+                        ".." => {
+                            from.pop()?;
+                        }
+                        _ => from.push(part),
+                    }
+                }
+                from
+            };
+            real.extend(parts[end..].iter().map(|p| p.to_string()));
+            let inside = WsPath::new(&real.join("/")).ok()?;
+            let (_, producer) = overlapping_outputs(&self.outputs, &inside).into_iter().next()?;
+            return Some((inside.to_string(), producer));
+        }
+        None
+    }
+
     /// What a missing dep was probably meant to name: the nearest stage
     /// output, else the nearest entry of the folder it names.
     fn near_dep(&self, pipeline: &Pipeline, root: &Path, dep: &str) -> Option<Suggestion> {
@@ -467,6 +529,63 @@ mod tests {
     fn dep_on_own_output() {
         let p = pipeline(vec![stage("a", &["x/y"], &["x"])]);
         assert!(matches!(Dag::build(&p).unwrap_err(), GraphError::DepIsOwnOutput { .. }));
+    }
+
+    /// A dep that a link leads to another stage's output, or where gourd
+    /// and git write, is refused: the graph orders stages by the paths they
+    /// name, and would not order these.
+    #[test]
+    fn deps_that_links_lead_to_outputs_or_reserved_places_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for folder in ["d", "src", ".git/refs", ".gourd"] {
+            std::fs::create_dir_all(root.join(folder)).unwrap();
+        }
+        std::fs::write(root.join("d/g"), "v1").unwrap();
+        std::fs::write(root.join("src/s"), "s").unwrap();
+        for (link, target) in [("e", "d"), ("h", "d/g"), ("lib", "src"), ("gl", ".git"), ("up", "..")] {
+            std::os::unix::fs::symlink(target, root.join(link)).unwrap();
+        }
+        let check = |dep: &str, folders_only: bool| {
+            let p = pipeline(vec![stage("a", &[], &["d"]), stage("b", &[dep], &["o"])]);
+            let dag = Dag::build(&p).unwrap();
+            if folders_only { dag.check_dep_links(&p, root) } else { dag.check_sources(&p, root, &[]) }
+        };
+        let alias = |dep: &str, real: &str| GraphError::DepIsAlias {
+            stage: "b".into(),
+            dep: dep.into(),
+            real: real.into(),
+            producer: "a".into(),
+        };
+        // Through a folder that is a link, for `run` and `status` alike.
+        for folders_only in [false, true] {
+            assert_eq!(check("e/g", folders_only), Err(alias("e/g", "d/g")));
+            assert_eq!(check("lib/s", folders_only), Ok(()), "a link to sources is fine");
+            assert_eq!(
+                check("gl/refs", folders_only),
+                Err(GraphError::DepIsReserved { stage: "b".into(), dep: "gl/refs".into(), what: "in `.git`" })
+            );
+        }
+        // A dep that is a link itself, when the pipeline is read to run it.
+        assert_eq!(check("h", false), Err(alias("h", "d/g")));
+        assert_eq!(check("e", false), Err(alias("e", "d")));
+        assert!(matches!(check("up", false), Err(GraphError::DepIsReserved { .. })));
+        assert_eq!(check("lib", false), Ok(()));
+        assert_eq!(check("d/g", false), Ok(()), "the output as it is named");
+        // Before the output is written, the link is read, not followed.
+        std::fs::remove_dir_all(root.join("d")).unwrap();
+        assert_eq!(check("e/g", false), Err(alias("e/g", "d/g")));
+        assert_eq!(check("h", false), Err(alias("h", "d/g")));
+        std::fs::create_dir_all(root.join("x/y")).unwrap();
+        std::os::unix::fs::symlink("../../d/new", root.join("x/y/z")).unwrap();
+        assert_eq!(check("x/y/z/f", false), Err(alias("x/y/z/f", "d/new/f")));
+        std::os::unix::fs::symlink(root.join("d"), root.join("abs")).unwrap();
+        assert_eq!(check("abs/g", false), Err(alias("abs/g", "d/g")));
+        // A dangling link to anything else is a dep that is missing.
+        std::os::unix::fs::symlink("nowhere", root.join("n")).unwrap();
+        assert!(matches!(check("n/f", false), Err(GraphError::MissingDep { .. })));
+        std::os::unix::fs::symlink("../../..", root.join("x/out")).unwrap();
+        assert!(matches!(check("x/out/f", false), Err(GraphError::MissingDep { .. })));
     }
 
     #[test]
