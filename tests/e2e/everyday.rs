@@ -71,6 +71,41 @@ fn gc_in_a_git_repository_frees_what_the_workspace_no_longer_uses() {
     assert_eq!(ws.executions(), ["train"]);
 }
 
+/// Back on a branch after running another: the stage below one that would
+/// be restored has a known key, so `gc` keeps its result and `run` restores
+/// it, as `run --dry-run` says it will.
+#[test]
+fn gc_after_switching_back_keeps_what_every_stage_of_the_workspace_would_restore() {
+    let ws = TestWorkspace::new(
+        r#"let p = import "p.json" in { stages = {
+  a = { cmd = "echo $GOURD_PARAM_A > oa", params = { a = p.a }, outs = ["oa"] },
+  b = { cmd = "cat oa > ob; echo trained >> ob", deps = ["oa"], outs = ["ob"] },
+} }
+"#,
+    );
+    ws.write(".gitignore", ".gourd/\noa\nob\n");
+    ws.write("p.json", r#"{"a": 1}"#);
+    ws.git(&["add", "-A"]);
+    ws.git(&["commit", "-qm", "one"]);
+    ws.gourd(&["run"]).success();
+    ws.git(&["checkout", "-qb", "feature"]);
+    ws.write("p.json", r#"{"a": 2}"#);
+    ws.git(&["commit", "-qam", "two"]);
+    ws.gourd(&["run"]).success();
+    ws.git(&["checkout", "-q", "-"]);
+    let dry = ws.gourd(&["run", "--dry-run"]).success().stdout;
+    assert!(dry.contains("would-restore b"), "{dry}");
+    assert!(dry.contains("0 would run, 2 would be restored"), "{dry}");
+    let gc = ws.gourd(&["gc"]).success().stdout;
+    // The feature branch's two stay too: they are the last runs here.
+    assert!(gc.contains("Removed 0 results") && gc.contains("kept 4 results"), "{gc}");
+    ws.clear_executions();
+    let run = ws.gourd(&["run"]).success().stdout;
+    assert!(run.contains("0 ran, 2 restored"), "{run}");
+    assert!(ws.executions().is_empty(), "{:?}", ws.executions());
+    assert_eq!(ws.read("ob"), "1\ntrained\n");
+}
+
 #[test]
 fn gc_scopes_keep_branches_tags_commits_and_the_last_runs() {
     let ws = three_models();

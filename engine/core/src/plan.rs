@@ -18,7 +18,7 @@ use crate::graph::Dag;
 use crate::key;
 use crate::model::{Pipeline, Stage};
 use crate::path::WsPath;
-use crate::store::{ActionResult, StoreError};
+use crate::store::{ActionResult, OutputRecord, StoreError};
 use crate::workspace::Workspace;
 
 #[derive(Debug, Clone)]
@@ -42,6 +42,49 @@ pub enum StageState {
 /// Decides what `stage` needs, hashing its deps as they are in the workspace.
 /// `Err(dep)` names a dep that does not exist.
 pub fn assess(ws: &Workspace, stage: &Stage, force: bool) -> io::Result<Result<Assessment, WsPath>> {
+    Ok(assess_over(ws, stage, force, &[])?
+        .unwrap_or_else(|| unreachable!("with nothing restored, every dep is read from the workspace")))
+}
+
+/// What a dep will hold once the outputs of stages above it are restored.
+enum Restored {
+    /// It is none of them, nor in or above one: as in the workspace.
+    Untouched,
+    /// It is one of them, or in one whose listing the store keeps.
+    As(Digest),
+    /// It holds one, or lies in one whose listing the store lacks.
+    Unknown,
+}
+
+/// [`Restored`] for `dep`, given the outputs `restored` as their results
+/// recorded them.
+fn restored_dep(ws: &Workspace, restored: &[(WsPath, OutputRecord)], dep: &WsPath) -> Restored {
+    for (out, record) in restored {
+        if dep == out {
+            return Restored::As(record.digest);
+        }
+        if let Some(inside) = dep.as_str().strip_prefix(out.as_str()).and_then(|rest| rest.strip_prefix('/')) {
+            return match ws.store.find_in_tree(&record.digest, inside) {
+                Some((_, digest)) if record.kind == gourd_digest::EntryKind::Dir => Restored::As(digest),
+                _ => Restored::Unknown,
+            };
+        }
+        if out.as_str().strip_prefix(dep.as_str()).is_some_and(|rest| rest.starts_with('/')) {
+            return Restored::Unknown;
+        }
+    }
+    Restored::Untouched
+}
+
+/// [`assess`], with the outputs `restored` (of stages above it that would
+/// be restored, not run) read as their results recorded them rather than
+/// as the workspace holds them now. `None` when a dep cannot be known so.
+fn assess_over(
+    ws: &Workspace,
+    stage: &Stage,
+    force: bool,
+    restored: &[(WsPath, OutputRecord)],
+) -> io::Result<Option<Result<Assessment, WsPath>>> {
     if stage.frozen && !force {
         // Its last result stands: the deps are not even read (they may be
         // gone, as for an import whose origin is elsewhere).
@@ -54,12 +97,26 @@ pub fn assess(ws: &Workspace, stage: &Stage, force: bool) -> io::Result<Result<A
                 }
                 other => other,
             };
-            return Ok(Ok(Assessment { key, manifest, state }));
+            return Ok(Some(Ok(Assessment { key, manifest, state })));
         }
     }
-    let deps = match ws.hash_deps(&stage.deps)? {
-        Ok(deps) => deps,
-        Err(missing) => return Ok(Err(missing)),
+    let mut known = BTreeMap::new();
+    let mut on_disk = Vec::with_capacity(stage.deps.len());
+    for dep in &stage.deps {
+        match restored_dep(ws, restored, dep) {
+            Restored::Untouched => on_disk.push(dep.clone()),
+            Restored::As(digest) => {
+                known.insert(dep.clone(), digest);
+            }
+            Restored::Unknown => return Ok(None),
+        }
+    }
+    let deps = match ws.hash_deps(&on_disk)? {
+        Ok(mut deps) => {
+            deps.extend(known);
+            deps
+        }
+        Err(missing) => return Ok(Some(Err(missing))),
     };
     let manifest = key::manifest(stage, &deps, ws.algorithm());
     let key = key::key(&manifest, ws.algorithm());
@@ -73,7 +130,7 @@ pub fn assess(ws: &Workspace, stage: &Stage, force: bool) -> io::Result<Result<A
             None => StageState::Stale(reasons_against_last_run(ws, &stage.name, &manifest)),
         }
     };
-    Ok(Ok(Assessment { key, manifest, state }))
+    Ok(Some(Ok(Assessment { key, manifest, state })))
 }
 
 fn check_outputs(ws: &Workspace, action: ActionResult, stage: &str, manifest: &Value) -> io::Result<StageState> {
@@ -178,8 +235,21 @@ pub struct StageStatus {
     pub key: Option<Digest>,
 }
 
+/// What a stage will hold when the stages below it come to run, as
+/// [`status`] decided it.
+#[derive(Debug, Clone, Copy)]
+enum Upstream {
+    Fresh,
+    /// Restored from the result of this key.
+    Restored(Digest),
+    Stale,
+}
+
 /// The status of the selected stages, in topological order. A stage below a
 /// stale one is stale too: its deps are not known until the upstream runs.
+/// Below one that would be restored, the restored outputs are read as its
+/// result recorded them, so that the stage's key is known (`gc` keeps its
+/// result, `run --dry-run` says it would be restored).
 /// Stages are assessed on all cores, wave by wave: a wave holds the stages
 /// whose upstream stages are all decided, so each gets the answer it would
 /// get in its turn. Saving what hashing learnt ([`Workspace::save_state`]) is
@@ -192,7 +262,7 @@ pub fn status(
     selected: &BTreeSet<usize>,
 ) -> io::Result<Vec<StageStatus>> {
     use rayon::prelude::*;
-    let mut fresh = vec![false; pipeline.stages.len()];
+    let mut upstream = vec![Upstream::Stale; pipeline.stages.len()];
     let mut decided: Vec<Option<StageStatus>> = vec![None; pipeline.stages.len()];
     // An upstream stage left out of the selection counts as stale.
     let mut waiting_on: BTreeMap<usize, usize> = selected
@@ -202,11 +272,15 @@ pub fn status(
     let mut wave: Vec<usize> = dag.order().iter().copied().filter(|index| waiting_on.get(index) == Some(&0)).collect();
     while !wave.is_empty() {
         let statuses: Vec<io::Result<StageStatus>> =
-            wave.par_iter().map(|&index| stage_status(ws, pipeline, dag, index, &fresh)).collect();
+            wave.par_iter().map(|&index| stage_status(ws, pipeline, dag, index, &upstream)).collect();
         let mut next = Vec::new();
         for (&index, status) in wave.iter().zip(statuses) {
             let status = status?;
-            fresh[index] = status.fresh;
+            upstream[index] = match (status.fresh, status.restorable, status.key) {
+                (true, _, _) => Upstream::Fresh,
+                (false, true, Some(key)) => Upstream::Restored(key),
+                _ => Upstream::Stale,
+            };
             decided[index] = Some(status);
             for down in dag.downstream(index) {
                 if let Some(n) = waiting_on.get_mut(&down) {
@@ -222,31 +296,42 @@ pub fn status(
     Ok(dag.order().iter().filter_map(|&index| decided[index].take()).collect())
 }
 
-/// One stage's status, given which stages above it are fresh.
+/// One stage's status, given what the stages above it will hold.
 fn stage_status(
     ws: &Workspace,
     pipeline: &Pipeline,
     dag: &Dag,
     index: usize,
-    fresh: &[bool],
+    upstream: &[Upstream],
 ) -> io::Result<StageStatus> {
     let stage = &pipeline.stages[index];
-    let stale_upstream: Vec<String> = dag
-        .upstream(index)
-        .into_iter()
-        .filter(|&u| !fresh[u])
-        .map(|u| format!("upstream `{}` is stale", pipeline.stages[u].name))
-        .collect();
-    if !stale_upstream.is_empty() {
-        return Ok(StageStatus {
-            name: stage.name.clone(),
-            fresh: false,
-            restorable: false,
-            reasons: stale_upstream,
-            key: None,
-        });
+    let above = dag.upstream(index);
+    let unknown = |stages: &[usize]| StageStatus {
+        name: stage.name.clone(),
+        fresh: false,
+        restorable: false,
+        reasons: stages.iter().map(|&u| format!("upstream `{}` is stale", pipeline.stages[u].name)).collect(),
+        key: None,
+    };
+    let not_fresh: Vec<usize> = above.iter().copied().filter(|&u| !matches!(upstream[u], Upstream::Fresh)).collect();
+    let mut restored = Vec::new();
+    for &u in &not_fresh {
+        let result = match upstream[u] {
+            Upstream::Restored(key) => ws.store.action(&key),
+            _ => None,
+        };
+        let Some(result) = result else {
+            let stale: Vec<usize> =
+                not_fresh.iter().copied().filter(|&u| !matches!(upstream[u], Upstream::Restored(_))).collect();
+            return Ok(unknown(if stale.is_empty() { &not_fresh } else { &stale }));
+        };
+        restored
+            .extend(result.outputs.into_iter().filter_map(|(path, record)| Some((WsPath::new(&path).ok()?, record))));
     }
-    Ok(match assess(ws, stage, false)? {
+    let Some(assessment) = assess_over(ws, stage, false, &restored)? else {
+        return Ok(unknown(&not_fresh));
+    };
+    Ok(match assessment {
         Err(missing) => StageStatus {
             name: stage.name.clone(),
             fresh: false,

@@ -58,7 +58,68 @@ fn never_run_then_fresh_then_what_changed() {
     assert_eq!(reasons_of(&fx, &stages, "train"), (false, true, vec!["out `model.txt` was modified".to_string()]));
     fs::remove_file(fx.root().join("model.txt")).unwrap();
     assert_eq!(reasons_of(&fx, &stages, "train"), (false, true, vec!["out `model.txt` is missing".to_string()]));
-    assert_eq!(reasons_of(&fx, &stages, "eval").2, ["upstream `train` is stale"]);
+    // Once `train` is restored, `eval` has nothing to do.
+    assert_eq!(reasons_of(&fx, &stages, "eval"), (true, false, vec![]));
+    // Below a stage that must run, nothing is known.
+    fx.write("in.txt", "3\n");
+    assert_eq!(reasons_of(&fx, &stages, "eval"), (false, false, vec!["upstream `train` is stale".to_string()]));
+}
+
+/// Back on a branch whose results are all cached: a stage below one that
+/// would be restored is assessed on the restored outputs, as its result
+/// recorded them, so that its key is known (`gc` keeps its result) and it
+/// is said to be restorable (`run --dry-run`), as the run then finds.
+#[test]
+fn below_a_stage_that_would_be_restored_the_key_is_known() {
+    let fx = Fixture::new();
+    fx.write("in.txt", "1\n");
+    let at = |lr| {
+        vec![
+            train(lr),
+            stage("eval", "cat model.txt > score.txt", &["model.txt"], &["score.txt"]),
+            stage(
+                "report",
+                "mkdir -p report; cat score.txt > report/score; echo r > report/other",
+                &["score.txt"],
+                &["report"],
+            ),
+            // In a restored folder, and the folder itself.
+            stage("read", "cat report/score > read.txt", &["report/score"], &["read.txt"]),
+            stage("whole", "cat report/* > whole.txt", &["report"], &["whole.txt"]),
+            // Above a restored output: not known until it is restored.
+            stage("top", "mkdir -p top; cat score.txt > top/s", &["score.txt"], &["top/s"]),
+            stage("over", "ls top > over.txt", &["top"], &["over.txt"]),
+        ]
+    };
+    fx.run(&at(1), options());
+    let first = statuses(&fx, &at(1));
+    fx.run(&at(2), options());
+    let back = statuses(&fx, &at(1));
+    for (now, then) in back.iter().zip(&first) {
+        if now.name == "over" {
+            assert_eq!((now.fresh, now.restorable, now.key), (false, false, None), "{now:?}");
+            assert_eq!(now.reasons, ["upstream `top` is stale"]);
+            continue;
+        }
+        assert_eq!((now.fresh, now.restorable), (false, true), "{now:?}");
+        assert_eq!(now.key, then.key, "{}", now.name);
+    }
+    // A dep inside a restored folder whose listing the store lost.
+    let report_key = back.iter().find(|s| s.name == "report").unwrap().key.unwrap();
+    let folder = fx.ws.store.action(&report_key).unwrap().outputs["report"].digest.to_string();
+    let listing = fx.root().join(format!(".gourd/cache-v1/trees/{}/{}.json", &folder[..2], &folder[2..]));
+    assert!(listing.exists(), "{}", listing.display());
+    fs::remove_file(&listing).unwrap();
+    let all = statuses(&fx, &at(1));
+    let read = all.iter().find(|s| s.name == "read").unwrap();
+    assert_eq!((read.key, &read.reasons[..]), (None, &["upstream `report` is stale".to_string()][..]));
+    let whole = all.iter().find(|s| s.name == "whole").unwrap();
+    assert!(whole.restorable, "the folder itself is known by its digest: {whole:?}");
+    // The run agrees: everything is restored but `report`, whose listing
+    // is gone, and `over`, whose output is the same at both.
+    let (summary, events) = fx.run(&at(1), options());
+    assert_eq!((summary.ran, summary.restored, summary.up_to_date), (1, 5, 1), "{events:?}");
+    assert!(events.contains(&"finished report ran".to_string()), "{events:?}");
 }
 
 #[test]
