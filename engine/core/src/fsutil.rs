@@ -86,11 +86,42 @@ pub fn remove_path(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Removes the folder `path`; a folder in it closed to writing (a stage
+/// may `chmod 555` what it wrote) is opened to its owner first, as `rm -rf`
+/// does not but every re-run needs.
 fn make_writable_and_remove_dir(path: &Path) -> io::Result<()> {
     match std::fs::remove_dir_all(path) {
         Ok(()) => Ok(()),
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(err) if err.kind() == io::ErrorKind::PermissionDenied => {
+            open_folders(path);
+            match std::fs::remove_dir_all(path) {
+                Ok(()) => Ok(()),
+                Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(err) => Err(crate::hash::with_path(err, path)),
+            }
+        }
         Err(err) => Err(crate::hash::with_path(err, path)),
+    }
+}
+
+/// Gives the owner read, write and search on `dir` and every folder under
+/// it, never following a link; what cannot be changed is left for the
+/// removal to report.
+fn open_folders(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::symlink_metadata(dir) else { return };
+    if !meta.is_dir() {
+        return;
+    }
+    let mode = meta.permissions().mode();
+    if mode & 0o700 != 0o700 {
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o700));
+    }
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+            open_folders(&entry.path());
+        }
     }
 }
 

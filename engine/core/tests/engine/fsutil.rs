@@ -85,6 +85,42 @@ fn a_folder_that_is_not_ours_to_change_is_left_as_it_is() {
     create_private_dir(proc_dir).unwrap();
 }
 
+/// A stage may close what it wrote (`chmod 555`); re-running it removes
+/// its old outputs all the same. Run as another user when the tests run as
+/// root, whom no mode stops.
+#[test]
+fn a_folder_closed_to_writing_is_removed_all_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let owned = dir.path().join("owned");
+    fs::create_dir(&owned).unwrap();
+    // SAFETY: geteuid cannot fail and reads nothing of ours.
+    let as_root = unsafe { libc::geteuid() } == 0;
+    if as_root {
+        std::os::unix::fs::chown(&owned, Some(65534), Some(65534)).unwrap();
+    }
+    std::thread::spawn(move || {
+        if as_root {
+            // The raw system call changes this thread's credentials only
+            // (glibc's `setuid` would change every thread's).
+            // SAFETY: no memory is passed; the result is checked.
+            let changed = unsafe { libc::syscall(libc::SYS_setresuid, 65534, 65534, 65534) };
+            assert_eq!(changed, 0, "{}", std::io::Error::last_os_error());
+        }
+        let out = owned.join("out");
+        fs::create_dir_all(out.join("sub/deeper")).unwrap();
+        fs::write(out.join("sub/deeper/f"), "x").unwrap();
+        for folder in [out.join("sub/deeper"), out.join("sub"), out.clone()] {
+            fs::set_permissions(&folder, fs::Permissions::from_mode(0o555)).unwrap();
+        }
+        assert!(fs::remove_dir_all(&out).is_err(), "what `rm -rf` finds");
+        remove_path(&out).unwrap();
+        assert!(!out.exists());
+    })
+    .join()
+    .unwrap();
+}
+
 #[test]
 fn removing_files_folders_links_and_nothing() {
     let dir = tempfile::tempdir().unwrap();
