@@ -295,6 +295,21 @@ fn a_gitignore_that_is_a_link_is_left_alone() {
     assert!(std::fs::symlink_metadata(ws.path(".gitignore")).unwrap().file_type().is_symlink());
 }
 
+/// `.gourd` may be a link to a faster or larger disk; `.gitignore` is kept
+/// all the same, though no rename reaches from there.
+#[test]
+fn gitignore_is_kept_when_gourd_lives_on_another_file_system() {
+    let ws = TestWorkspace::new(&model_pipeline(1, ""));
+    let elsewhere = tempfile::tempdir_in("/dev/shm").unwrap();
+    let _ = std::fs::remove_dir_all(ws.path(".gourd"));
+    std::os::unix::fs::symlink(elsewhere.path(), ws.path(".gourd")).unwrap();
+    let run = ws.gourd(&["run"]).success();
+    assert!(!run.stderr.contains("could not update .gitignore"), "{}", run.stderr);
+    assert!(ws.read(".gitignore").contains("/model.bin\n"), "{}", ws.read(".gitignore"));
+    let left: Vec<_> = std::fs::read_dir(ws.root()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(!left.iter().any(|name| name.to_string_lossy().starts_with(".gitignore.")), "{left:?}");
+}
+
 #[test]
 fn an_out_that_is_not_cached_is_left_to_git() {
     let ws = TestWorkspace::new(

@@ -66,18 +66,27 @@ pub fn sync(root: &Path, pipeline: Option<&Pipeline>, outside_git: bool) -> std:
         return Ok(Synced::Unchanged);
     }
     // Written beside the cache when there is one, so a kill leaves nothing
-    // in the user's folder; renamed into place.
+    // in the user's folder; renamed into place. A `.gourd` that is a link
+    // (or a mount) may be on another file system, where no rename reaches:
+    // then beside `.gitignore`.
     let gourd_dir = root.join(".gourd");
-    let tmp_dir = if gourd_dir.is_dir() { gourd_dir } else { root.to_path_buf() };
-    let mut tmp = tempfile::Builder::new().prefix(".gitignore.").tempfile_in(tmp_dir)?;
-    std::io::Write::write_all(&mut tmp, wanted.as_bytes())?;
-    if let Ok(meta) = std::fs::metadata(&file) {
-        tmp.as_file().set_permissions(meta.permissions())?;
-    } else {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    let cache_beside = std::fs::symlink_metadata(&gourd_dir).is_ok_and(|meta| meta.is_dir());
+    let places = if cache_beside { vec![gourd_dir, root.to_path_buf()] } else { vec![root.to_path_buf()] };
+    for (n, place) in places.iter().enumerate() {
+        let mut tmp = tempfile::Builder::new().prefix(".gitignore.").tempfile_in(place)?;
+        std::io::Write::write_all(&mut tmp, wanted.as_bytes())?;
+        if let Ok(meta) = std::fs::metadata(&file) {
+            tmp.as_file().set_permissions(meta.permissions())?;
+        } else {
+            use std::os::unix::fs::PermissionsExt;
+            tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
+        }
+        match tmp.persist(&file) {
+            Ok(_) => break,
+            Err(err) if err.error.raw_os_error() == Some(libc::EXDEV) && n + 1 < places.len() => continue,
+            Err(err) => return Err(err.error),
+        }
     }
-    tmp.persist(&file).map_err(|e| e.error)?;
     Ok(Synced::Written(file))
 }
 
