@@ -166,7 +166,14 @@ fn a_diamond_looks_like_a_diamond() {
         } }"#,
     );
     ws.gourd(&["report", "-o", "report.html"]).success();
-    let boxes = assert_no_edge_under_a_box(&ws.read("report.html"));
+    let html = ws.read("report.html");
+    // Whatever a name or a metric holds, the page runs nothing and loads
+    // nothing.
+    assert!(
+        html.contains(r#"<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">"#),
+        "{html}"
+    );
+    let boxes = assert_no_edge_under_a_box(&html);
     // Split and join on one row, left and right in one column on either
     // side of it.
     let (split, left, right, join) = (boxes["split"], boxes["left"], boxes["right"], boxes["join"]);

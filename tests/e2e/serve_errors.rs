@@ -58,6 +58,9 @@ fn bad_settings_are_refused_before_anything_starts() {
     for (args, expected) in [
         (vec!["models/best", "--max-batch-size", "0"], "`--max-batch-size` must be at least 1"),
         (vec!["models/best", "--queue-size", "0"], "`--queue-size` must be at least 1"),
+        (vec!["models/best", "--max-request-rows", "0"], "`--max-request-rows` must be at least 1"),
+        (vec!["models/best", "--timeout-ms", "0"], "`--timeout-ms` must be at least 1"),
+        (vec!["models/best", "--max-body-bytes", "0"], "`--max-body-bytes` must be at least 1"),
         (vec!["models/best", "--poll", "0"], "`--poll` must be a positive number"),
         (vec!["models/best", "--max-queue-delay-ms=-1"], "`--max-queue-delay-ms` must be zero or more"),
         (vec!["models/best", "--log-dir", ".git/inputs"], "is inside `.git` or `.gourd`"),

@@ -95,6 +95,9 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         ("--max-batch-size", args.max_batch_size),
         ("--queue-size", args.queue_size),
         ("--max-request-rows", args.max_request_rows),
+        // Every request would get 504, or 400 for any body at all.
+        ("--timeout-ms", usize::try_from(args.timeout_ms).unwrap_or(usize::MAX)),
+        ("--max-body-bytes", args.max_body_bytes),
     ] {
         if value == 0 {
             return Err(CommandError::user(format!("`{flag}` must be at least 1")));
