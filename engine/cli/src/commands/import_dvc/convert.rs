@@ -147,6 +147,9 @@ pub fn convert(doc: &Value, files: &dyn Files) -> Result<Pipeline, String> {
     Ok(out)
 }
 
+/// The most stages one `matrix` is expanded to.
+const MAX_MATRIX_STAGES: usize = 10_000;
+
 /// A stage per `foreach` or `matrix` item, named as DVC names them.
 fn expand(name: &str, body: &Mapping, context: &Context, notes: &mut Vec<String>) -> Vec<(String, Mapping, Context)> {
     if let Some(foreach) = body.get("foreach") {
@@ -187,13 +190,26 @@ fn expand(name: &str, body: &Mapping, context: &Context, notes: &mut Vec<String>
             return vec![];
         };
         // Every combination, the first dimension varying slowest, as DVC does.
-        let mut points: Vec<(Vec<String>, Mapping)> = vec![(vec![], Mapping::new())];
+        let mut dimensions = Vec::with_capacity(matrix.len());
         for (dimension, values) in matrix {
             let dimension = dimension.as_str().unwrap_or_default().to_string();
             let Some(Value::Sequence(values)) = resolve_whole(values, context) else {
                 notes.push(format!("stage `{name}`: `matrix.{dimension}` is not a list; skipped"));
                 return vec![];
             };
+            dimensions.push((dimension, values));
+        }
+        // Counted before any is made: eight lists of ten are 10^8 stages.
+        let count = dimensions.iter().try_fold(1usize, |n, (_, values)| n.checked_mul(values.len()));
+        if count.is_none_or(|n| n > MAX_MATRIX_STAGES) {
+            let count = count.map_or_else(|| "more stages than can be counted".to_string(), |n| format!("{n} stages"));
+            notes.push(format!(
+                "stage `{name}`: `matrix` makes {count}, more than the {MAX_MATRIX_STAGES} gourd imports from one; skipped"
+            ));
+            return vec![];
+        }
+        let mut points: Vec<(Vec<String>, Mapping)> = vec![(vec![], Mapping::new())];
+        for (dimension, values) in dimensions {
             points = points
                 .into_iter()
                 .flat_map(|(parts, item)| {
@@ -255,7 +271,14 @@ fn load_vars(
                     Some((file, keys)) => (file, Some(keys.split(',').map(str::trim).collect::<Vec<_>>())),
                     None => (spec.as_str(), None),
                 };
-                let path = join(wdir, file).unwrap_or_else(|_| file.to_string());
+                // A file outside the workspace is not read: its values
+                // would be written into `gourd.ncl`.
+                let Ok(path) = join(wdir, file) else {
+                    notes.push(format!(
+                        "{what}: `{file}` is outside the workspace; not read, so its values are not known"
+                    ));
+                    continue;
+                };
                 let Some(values) = files.read(&path).and_then(|t| serde_yaml::from_str::<Mapping>(&t).ok()) else {
                     notes.push(format!("{what}: cannot read `{path}` as YAML or JSON; its values are not known"));
                     continue;
@@ -566,6 +589,9 @@ pub fn join(wdir: &str, path: &str) -> Result<String, String> {
             }
             other => parts.push(other),
         }
+    }
+    if let Some(reserved) = parts.first().filter(|first| [".git", ".gourd"].contains(first)) {
+        return Err(format!("is in `{reserved}`, where git and gourd write (gourd refuses it)"));
     }
     Ok(if parts.is_empty() { ".".to_string() } else { parts.join("/") })
 }

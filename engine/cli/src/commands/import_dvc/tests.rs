@@ -240,3 +240,70 @@ plots:
         "{rendered}"
     );
 }
+
+/// A `matrix` is counted before it is expanded: eight lists of ten would be
+/// 10^8 stages, and gigabytes before anything is written.
+#[test]
+fn a_matrix_too_large_to_import_is_skipped_with_a_note() {
+    let ten = "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]";
+    let dimensions: String = "abcdefgh".chars().map(|d| format!("      {d}: {ten}\n")).collect();
+    let p = convert(&format!(
+        "stages:\n  big:\n    matrix:\n{dimensions}    cmd: echo ${{item.a}}\n  small:\n    cmd: echo hi\n"
+    ));
+    assert_eq!(names(&p), [("small", "small")]);
+    assert!(
+        p.notes.iter().any(|n| n.contains(
+            "stage `big`: `matrix` makes 100000000 stages, more than the 10000 gourd imports from one; skipped"
+        )),
+        "{:?}",
+        p.notes
+    );
+    // At the limit, every stage.
+    let p = convert(&format!(
+        "stages:\n  edge:\n    matrix:\n{}    cmd: echo ${{item.a}}\n",
+        "abcd".chars().map(|d| format!("      {d}: {ten}\n")).collect::<String>()
+    ));
+    assert_eq!(p.stages.len(), 10_000);
+}
+
+/// `vars` naming a file outside the workspace is not read: its values (a
+/// secret, say) would be written into `gourd.ncl`.
+#[test]
+fn vars_files_outside_the_workspace_are_not_read() {
+    struct Everywhere;
+    impl Files for Everywhere {
+        fn read(&self, path: &str) -> Option<String> {
+            (path != "params.yaml").then(|| format!("leak: read {path}\n"))
+        }
+    }
+    for file in ["/etc/secret.yaml", "../secret.yaml", "sub/../../secret.yaml"] {
+        let yaml = format!("vars: [{file}]\nstages:\n  s:\n    cmd: echo ${{leak}}\n");
+        let p = convert::convert(&serde_yaml::from_str(&yaml).unwrap(), &Everywhere).unwrap();
+        assert_eq!(p.stages[0].cmd, "echo ${leak}", "{file}");
+        assert!(
+            p.notes.iter().any(|n| n.contains(&format!("`{file}` is outside the workspace; not read"))),
+            "{file}: {:?}",
+            p.notes
+        );
+    }
+    let p = convert::convert(
+        &serde_yaml::from_str("vars: [ok.yaml]\nstages:\n  s:\n    cmd: echo ${leak}\n").unwrap(),
+        &Everywhere,
+    )
+    .unwrap();
+    assert_eq!(p.stages[0].cmd, "echo read ok.yaml");
+}
+
+/// `gourd check` refuses outputs and deps in `.git` or `.gourd`; the import
+/// leaves them out and says so, rather than write a pipeline that fails.
+#[test]
+fn paths_in_git_or_gourd_are_left_out_with_a_note() {
+    let p =
+        convert("stages:\n  s:\n    cmd: echo\n    deps: [.git/HEAD, data]\n    outs: [.git, sub/../.gourd/x, out]\n");
+    let s = &p.stages[0];
+    assert_eq!(s.deps, ["data"]);
+    assert_eq!(s.outs.iter().map(|o| o.path.as_str()).collect::<Vec<_>>(), ["out"]);
+    for path in [".git/HEAD", ".git", "sub/../.gourd/x"] {
+        assert!(p.notes.iter().any(|n| n.contains(&format!("`{path}` is in `"))), "{path}: {:?}", p.notes);
+    }
+}
