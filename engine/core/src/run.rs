@@ -928,7 +928,9 @@ fn displace(ws: &Workspace, stage: &Stage, path: &WsPath, leftovers: &Leftovers)
     let gourds = leftovers.get(path.as_str()).copied().flatten().is_some_and(is_there)
         || last_output(ws, stage, path).is_some_and(is_there)
         || ws.recorded_output(&stage.name, path.as_str()).is_some_and(is_there);
-    if gourds {
+    // The digest leaves out what gourd never stores (dangling links, pipes,
+    // sockets): a folder that holds such a thing is not only gourd's.
+    if gourds && !holds_unhashed(&abs) {
         return Ok(None);
     }
     let root = displaced_root(ws);
@@ -953,6 +955,19 @@ fn displace(ws: &Workspace, stage: &Stage, path: &WsPath, leftovers: &Leftovers)
             dest.display()
         )),
     }
+}
+
+/// Whether the folder `dir` holds, at any depth, an entry that hashing
+/// skips: a link that leads nowhere, a named pipe, a socket or a device.
+/// Links are not followed (what they lead to is hashed as it is).
+fn holds_unhashed(dir: &std::path::Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    entries.flatten().any(|entry| match entry.file_type() {
+        Ok(kind) if kind.is_symlink() => std::fs::metadata(entry.path()).is_err(),
+        Ok(kind) if kind.is_dir() => holds_unhashed(&entry.path()),
+        Ok(kind) => !kind.is_file(),
+        Err(_) => false,
+    })
 }
 
 /// What the stage's line says of an output path moved aside.

@@ -782,6 +782,35 @@ fn what_gourd_did_not_write_at_an_output_path_is_moved_aside_not_deleted() {
     assert_eq!(kept, ["edited\n", "mine\n"]);
 }
 
+/// What a folder's digest leaves out (a link that leads nowhere, a named
+/// pipe) is not gourd's: a folder holding one is moved aside, not removed,
+/// though its digest is the last run's.
+#[test]
+fn what_the_digest_leaves_out_is_moved_aside_with_its_folder() {
+    let fx = Fixture::new();
+    let s = stage("s", "mkdir -p out/sub; echo x > out/sub/f", &[], &["out"]);
+    fx.run(&[s.clone()], options());
+    std::os::unix::fs::symlink("/nonexistent/mine", fx.root().join("out/sub/mylink")).unwrap();
+    let forced = || {
+        let mut forced = options();
+        forced.force.insert("s".to_string());
+        forced
+    };
+    let (summary, _) = fx.run(&[s.clone()], forced());
+    assert!(message(&summary, "s").starts_with("moved `out` aside"), "{}", message(&summary, "s"));
+    let [first] = &displaced(&fx)[..] else { panic!("{:?}", displaced(&fx)) };
+    assert_eq!(fs::read_link(first.join("out/sub/mylink")).unwrap(), std::path::Path::new("/nonexistent/mine"));
+    // A named pipe, likewise.
+    let fifo = std::ffi::CString::new(fx.root().join("out/pipe").into_os_string().into_encoded_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path; the result is checked.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let (summary, _) = fx.run(&[s.clone()], forced());
+    assert!(message(&summary, "s").starts_with("moved `out` aside"), "{}", message(&summary, "s"));
+    // With nothing of the kind, what the last run wrote is replaced.
+    let (summary, _) = fx.run(&[s], forced());
+    assert_eq!(message(&summary, "s"), "");
+}
+
 #[test]
 fn a_failed_runs_leftovers_are_removed_and_nothing_else() {
     let fx = Fixture::new();
