@@ -788,7 +788,8 @@ fn what_gourd_did_not_write_at_an_output_path_is_moved_aside_not_deleted() {
 #[test]
 fn what_the_digest_leaves_out_is_moved_aside_with_its_folder() {
     let fx = Fixture::new();
-    let s = stage("s", "mkdir -p out/sub; echo x > out/sub/f", &[], &["out"]);
+    // A link that leads somewhere is hashed as what it leads to: gourd's.
+    let s = stage("s", "mkdir -p out/sub; echo x > out/sub/f; ln -s sub/f out/ln", &[], &["out"]);
     fx.run(&[s.clone()], options());
     std::os::unix::fs::symlink("/nonexistent/mine", fx.root().join("out/sub/mylink")).unwrap();
     let forced = || {
@@ -806,7 +807,8 @@ fn what_the_digest_leaves_out_is_moved_aside_with_its_folder() {
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
     let (summary, _) = fx.run(&[s.clone()], forced());
     assert!(message(&summary, "s").starts_with("moved `out` aside"), "{}", message(&summary, "s"));
-    // With nothing of the kind, what the last run wrote is replaced.
+    // With nothing of the kind (the stage's own link included), what the
+    // last run wrote is replaced.
     let (summary, _) = fx.run(&[s], forced());
     assert_eq!(message(&summary, "s"), "");
 }
