@@ -344,6 +344,21 @@ fn yaml_colon_on_a_record() {
     );
 }
 
+/// An imported YAML file is YAML: its `key: value` is no mistake, and no
+/// hint says it is.
+#[test]
+fn a_broken_yaml_import_gets_no_hint_to_write_nickel() {
+    let ws = TestWorkspace::new(
+        "let p = import \"params.yaml\" in\n{ stages = { a = { cmd = \"echo a >> runs.log\", params = p } } }\n",
+    );
+    ws.write("params.yaml", "lr: 1\nnested:\n  bad: [\n");
+    let run = ws.gourd(&["run"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("params.yaml"), "{}", run.stderr);
+    assert!(!run.stderr.contains("is YAML: Nickel gives"), "{}", run.stderr);
+    assert!(!ws.exists("runs.log"));
+}
+
 #[test]
 fn python_quotes() {
     insta::assert_snapshot!(rejected_for_the_user(

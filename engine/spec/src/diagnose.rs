@@ -22,7 +22,9 @@ pub(crate) fn explain(diagnostics: &str, file: &Path, stdlib_dir: &Path) -> (Str
         hints.push(format!("did you mean `{near}`?"));
     }
     let mut files: Vec<PathBuf> = vec![file.to_path_buf()];
-    files.extend(user_files.into_iter().filter(|f| f != file));
+    // An imported YAML, JSON or TOML file is not Nickel: its `key: value`
+    // and quotes are right where they are.
+    files.extend(user_files.into_iter().filter(|f| f != file && f.extension().is_some_and(|e| e == "ncl")));
     for path in files {
         let Ok(source) = std::fs::read_to_string(&path) else { continue };
         let shown = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();

@@ -177,11 +177,20 @@ struct Problem {
 /// Turns the JSON export of `file` into a validated pipeline.
 pub fn validate(json: &str, file: &Path) -> Result<Pipeline, SpecError> {
     let raw: RawPipeline = serde_json::from_str(json).map_err(|e| {
-        unknown_field(json, file).unwrap_or_else(|| SpecError::Invalid {
-            file: file.to_path_buf(),
-            line: None,
-            message: e.to_string(),
-            hint: None,
+        unknown_field(json, file).unwrap_or_else(|| {
+            // The position is in gourd's JSON export of the pipeline, not in
+            // the user's file: it is left out.
+            let message = e.to_string();
+            let message = message
+                .strip_suffix(&format!(" at line {} column {}", e.line(), e.column()))
+                .unwrap_or(&message)
+                .to_string();
+            let message = if message == "recursion limit exceeded" {
+                "a value nests records or arrays more than 128 deep, more than gourd reads".to_string()
+            } else {
+                message
+            };
+            SpecError::Invalid { file: file.to_path_buf(), line: None, message, hint: None }
         })
     })?;
     let mut stages = Vec::with_capacity(raw.stages.len());
@@ -793,6 +802,24 @@ mod tests {
         assert!(validate(no_bucket, file).unwrap_err().to_string().contains("needs a `bucket`"));
         let step = r#"{"stages": {"a": {"cmd": {"step": "train"}, "remote": true}}}"#;
         assert!(validate(step, file).unwrap_err().to_string().contains("built-in steps run on this machine"));
+    }
+
+    /// A position in gourd's JSON export means nothing to the user.
+    #[test]
+    fn errors_in_the_export_say_no_position_in_it() {
+        let file = Path::new("gourd.ncl");
+        let deep = format!(
+            r#"{{"stages": {{"a": {{"cmd": "true", "params": {{"x": {}1{}}}}}}}}}"#,
+            "[".repeat(130),
+            "]".repeat(130)
+        );
+        let message = validate(&deep, file).unwrap_err().to_string();
+        assert!(message.contains("a value nests records or arrays more than 128 deep"), "{message}");
+        assert!(!message.contains("at line"), "{message}");
+        let wrong = r#"{"stages": {"a": {"cmd": "true", "frozen": "yes"}}}"#;
+        let message = validate(wrong, file).unwrap_err().to_string();
+        assert!(message.contains("invalid type: string \"yes\", expected a boolean"), "{message}");
+        assert!(!message.contains("column"), "{message}");
     }
 
     /// `train.lr` and `train_lr` are both `GOURD_PARAM_TRAIN_LR`: one value
