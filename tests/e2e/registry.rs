@@ -447,7 +447,7 @@ fn names_git_refuses_and_reserved_stages_are_refused_before_anything_is_written(
     let bad_version = r.ws.gourd(&["registry", "register", "pumpkin", "models/model.bin", "--version", "v1.0.0!"]);
     assert_eq!(bad_version.code, 1, "{}", bad_version.stderr);
     assert!(bad_version.stderr.contains("`v1.0.0!` is not a version"), "{}", bad_version.stderr);
-    for reserved in ["latest", "greatest"] {
+    for reserved in ["latest", "greatest", "Latest", "GREATEST"] {
         let run = r.ws.gourd(&["registry", "promote", "pumpkin", "v0.0.1", reserved]);
         assert_eq!(run.code, 1, "{}", run.stderr);
         assert!(run.stderr.contains(&format!("`{reserved}` is not a stage name")), "{}", run.stderr);

@@ -112,9 +112,9 @@ fn lock(registry: &Registry) -> Result<registry::WriterLock, CommandError> {
 }
 
 fn stage_name(stage: &str) -> Result<(), CommandError> {
-    // `NAME@latest` and `NAME@greatest` are versions: a stage so named
-    // would read as one.
-    if matches!(stage, "latest" | "greatest") {
+    // `NAME@latest` and `NAME@greatest` are versions: a stage so named, in
+    // any case, would read as one.
+    if stage.eq_ignore_ascii_case("latest") || stage.eq_ignore_ascii_case("greatest") {
         return Err(CommandError::user(format!("`{stage}` is not a stage name: `NAME@{stage}` means a version"))
             .with_hint("name the stage otherwise: `prod`, `staging`, `canary`"));
     }
