@@ -246,6 +246,32 @@ fn bad_input_names_the_file_and_the_field() {
     assert!(refused(&ws, &["plots", "show"]).contains("field `plots`"));
 }
 
+/// A per-step loss log of 300,000 rows draws what shows (a few thousand
+/// points), not 300,000 marks; values whose span no float holds are refused
+/// by name rather than drawn as `NaN`.
+#[test]
+fn long_series_are_thinned_and_spans_past_a_float_are_refused() {
+    let ws = TestWorkspace::new("{ stages = {} }\n");
+    let mut log = String::from("step,loss\n");
+    for step in 0..300_000u32 {
+        log.push_str(&format!("{step},{}\n", 1.0 / f64::from(step + 1) + f64::from(step % 7) * 0.01));
+    }
+    ws.write("loss.csv", &log);
+    ws.write(
+        "gourd.ncl",
+        "{ stages = {}, plots = { \"loss.csv\" = { x = \"step\", y = \"loss\", template = \"smooth\" } } }\n",
+    );
+    ws.gourd(&["plots", "show", "-o", "loss.html"]).success();
+    let page = ws.read("loss.html");
+    assert!(page.len() < 2_000_000, "{} bytes", page.len());
+    let (counts, _) = parse(&sections(&page)[0].1);
+    assert_eq!(count(&counts, "line"), 1, "{counts:?}");
+    ws.write("wide.csv", "x,y\n1,1\n4,1e308\n5,-1e308\n");
+    let err = refused(&ws, &["plots", "show", "wide.csv", "-o", "wide.html"]);
+    assert!(err.contains("field `y`: the values run from"), "{err}");
+    assert!(err.contains("a span wider than a float holds"), "{err}");
+}
+
 /// A stage writing `roc.csv` with `tpr` at 0.5, and `remote` in front.
 fn roc_pipeline(tpr: &str, remote: &str) -> String {
     format!(

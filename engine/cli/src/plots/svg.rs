@@ -146,6 +146,8 @@ fn xy(plot: &Plot, sources: &[Source]) -> Result<String, String> {
     let all: Vec<(f64, f64)> = series.iter().flat_map(|s| s.points.iter().copied()).collect();
     let (x_lo, x_hi) = extent(all.iter().map(|p| p.0));
     let (y_lo, y_hi) = extent(all.iter().map(|p| p.1));
+    drawable(plot, "x", x_lo, x_hi)?;
+    drawable(plot, "y", y_lo, y_hi)?;
     let x_ticks = ticks(x_lo, x_hi);
     let y_ticks = ticks(y_lo, y_hi);
     let (x_lo, x_hi) = (x_ticks[0].min(x_lo), x_ticks[x_ticks.len() - 1].max(x_hi));
@@ -163,8 +165,11 @@ fn xy(plot: &Plot, sources: &[Source]) -> Result<String, String> {
         if !matches!(plot.template, PlotTemplate::Scatter | PlotTemplate::ScatterJitter) {
             pts.sort_by(|a, b| a.0.total_cmp(&b.0));
         }
+        // At most the points that show: a line keeps, per column of pixels,
+        // where it enters, its lowest and highest, and where it leaves.
         let polyline = |points: &[(f64, f64)]| {
-            points.iter().map(|(x, y)| format!("{:.2},{:.2}", sx(*x), sy(*y))).collect::<Vec<_>>().join(" ")
+            let drawn: Vec<(f64, f64)> = points.iter().map(|(x, y)| (sx(*x), sy(*y))).collect();
+            thin_line(&drawn).iter().map(|(x, y)| format!("{x:.2},{y:.2}")).collect::<Vec<_>>().join(" ")
         };
         let name = escape(&s.name);
         let _ = write!(svg, "<g class=\"series\" data-name=\"{name}\">");
@@ -192,7 +197,9 @@ fn xy(plot: &Plot, sources: &[Source]) -> Result<String, String> {
             }
         }
         if matches!(plot.template, PlotTemplate::Linear | PlotTemplate::Scatter | PlotTemplate::ScatterJitter) {
-            for (x, y) in &pts {
+            // One mark per pixel: more would be drawn over each other.
+            let mut seen = std::collections::HashSet::new();
+            for (x, y) in pts.iter().filter(|(x, y)| seen.insert((sx(*x).round() as i64, sy(*y).round() as i64))) {
                 let _ = write!(
                     svg,
                     "<circle class=\"point\" cx=\"{:.2}\" cy=\"{:.2}\" r=\"3\" fill=\"{colour}\"><title>{name}: ({}, {})</title></circle>",
@@ -239,6 +246,7 @@ fn bars(plot: &Plot, sources: &[Source]) -> Result<String, String> {
         categories.sort_by(|a, b| value(b).total_cmp(&value(a)));
     }
     let (lo, hi) = extent(groups.iter().flat_map(|(_, rows)| rows.iter().map(|(_, v)| *v)).chain([0.0]));
+    drawable(plot, "x", lo, hi)?;
     let x_ticks = ticks(lo, hi);
     let (lo, hi) = (x_ticks[0].min(lo), x_ticks[x_ticks.len() - 1].max(hi));
     let band = 8.0 + 14.0 * groups.len() as f64;
@@ -494,6 +502,49 @@ fn extent(values: impl Iterator<Item = f64>) -> (f64, f64) {
     }
 }
 
+/// Values from `lo` to `hi` fit an axis: their span is a number a float
+/// holds (1e308 and -1e308 are each one, their span is not).
+fn drawable(plot: &Plot, field: &str, lo: f64, hi: f64) -> Result<(), String> {
+    if (hi - lo).is_finite() {
+        return Ok(());
+    }
+    Err(format!(
+        "plot `{}`: field `{field}`: the values run from {} to {}, a span wider than a float holds; nothing can be drawn at that scale",
+        plot.id,
+        fmt(lo),
+        fmt(hi)
+    ))
+}
+
+/// The points of a line (in drawing units, in order of x) that change
+/// what is seen: per column of pixels the first, the lowest, the highest
+/// and the last, in their order. A million-point loss curve is a few
+/// thousand points.
+fn thin_line(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < points.len() {
+        let pixel = points[at].0.floor();
+        let end = points[at..].iter().position(|p| p.0.floor() != pixel).map_or(points.len(), |n| at + n);
+        let column = &points[at..end];
+        let (mut low, mut high) = (0, 0);
+        for (i, p) in column.iter().enumerate() {
+            if p.1 < column[low].1 {
+                low = i;
+            }
+            if p.1 > column[high].1 {
+                high = i;
+            }
+        }
+        let mut keep = vec![0, low, high, column.len() - 1];
+        keep.sort_unstable();
+        keep.dedup();
+        out.extend(keep.into_iter().map(|i| column[i]));
+        at = end;
+    }
+    out
+}
+
 fn span(lo: f64, hi: f64) -> f64 {
     if hi > lo { hi - lo } else { 1.0 }
 }
@@ -515,14 +566,19 @@ fn ticks(lo: f64, hi: f64) -> Vec<f64> {
     out
 }
 
-/// A centred moving average over `half` points either side.
+/// A centred moving average over `half` points either side, from running
+/// sums: linear in the points (`half` is a tenth of them).
 fn smooth(points: &[(f64, f64)], half: usize) -> Vec<(f64, f64)> {
+    let mut sums = Vec::with_capacity(points.len() + 1);
+    sums.push(0.0);
+    for p in points {
+        sums.push(sums[sums.len() - 1] + p.1);
+    }
     (0..points.len())
         .map(|i| {
             let from = i.saturating_sub(half);
             let to = (i + half + 1).min(points.len());
-            let mean = points[from..to].iter().map(|p| p.1).sum::<f64>() / (to - from) as f64;
-            (points[i].0, mean)
+            (points[i].0, (sums[to] - sums[from]) / (to - from) as f64)
         })
         .collect()
 }
@@ -554,6 +610,32 @@ mod tests {
         let smoothed = smooth(&points, 1);
         assert_eq!(smoothed[0], (0.0, 1.5));
         assert_eq!(smoothed[2], (2.0, 2.0));
+    }
+
+    #[test]
+    fn smoothing_by_running_sums_is_the_plain_average() {
+        let points: Vec<(f64, f64)> = (0..200).map(|i| (i as f64, ((i * 37) % 11) as f64 * 0.5)).collect();
+        for half in [0, 1, 7, 20, 300] {
+            for (i, (x, mean)) in smooth(&points, half).into_iter().enumerate() {
+                let (from, to) = (i.saturating_sub(half), (i + half + 1).min(points.len()));
+                let plain = points[from..to].iter().map(|p| p.1).sum::<f64>() / (to - from) as f64;
+                assert_eq!(x, i as f64);
+                assert!((mean - plain).abs() < 1e-9, "{half} {i}: {mean} vs {plain}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_thinned_line_keeps_each_columns_ends_and_extremes() {
+        let points = [(0.1, 5.0), (0.5, 9.0), (0.7, 1.0), (0.9, 4.0), (0.95, 3.0), (1.2, 2.0), (3.0, 7.0), (3.5, 7.0)];
+        assert_eq!(
+            thin_line(&points),
+            [(0.1, 5.0), (0.5, 9.0), (0.7, 1.0), (0.95, 3.0), (1.2, 2.0), (3.0, 7.0), (3.5, 7.0)]
+        );
+        let many: Vec<(f64, f64)> = (0..100_000).map(|i| (i as f64 / 1000.0, (i % 13) as f64)).collect();
+        let thinned = thin_line(&many);
+        assert!(thinned.len() <= 4 * 100, "{}", thinned.len());
+        assert_eq!((thinned[0], thinned[thinned.len() - 1]), (many[0], many[many.len() - 1]));
     }
 
     #[test]
