@@ -172,6 +172,12 @@ impl Workspace {
         self.last_runs.lock().unwrap().stages.get(stage).cloned()
     }
 
+    /// The key of every stage's last run here, of any pipeline file that
+    /// ran in this folder (they share `.gourd`), in the order of the names.
+    pub fn last_run_keys(&self) -> Vec<Digest> {
+        self.last_runs.lock().unwrap().stages.values().map(|last| last.key).collect()
+    }
+
     /// Remembers a stage's last run; written out by [`Workspace::save_state`].
     pub fn record_last_run(&self, stage: &str, last: LastRun) {
         {

@@ -53,12 +53,9 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     let loaded = location.load_checked(false)?;
     let ws = Workspace::open(&loaded.root)?;
     let _lock = crate::workspace::lock(&ws)?;
-    let mut keep: HashSet<Digest> = HashSet::new();
-    for stage in &loaded.pipeline.stages {
-        if let Some(last) = ws.last_run(&stage.name) {
-            keep.insert(last.key);
-        }
-    }
+    // Every stage's last run here, of this pipeline file or another that
+    // ran in this folder (`--file`): they share `.gourd`.
+    let mut keep: HashSet<Digest> = ws.last_run_keys().into_iter().collect();
     let all: BTreeSet<usize> = (0..loaded.pipeline.stages.len()).collect();
     for status in gourd_core::plan::status(&ws, &loaded.pipeline, &loaded.dag, &all)? {
         keep.extend(status.key);

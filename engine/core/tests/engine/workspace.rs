@@ -75,9 +75,13 @@ fn last_runs_reach_the_disk_when_saved_and_only_when_changed() {
     ws.record_last_run("train", last.clone());
     assert_eq!(ws.last_run("train"), Some(last.clone()));
     assert!(ws.last_run("eval").is_none());
+    let other = Hasher::digest_bytes(DigestAlgorithm::Blake3, b"other");
+    ws.record_last_run("another", LastRun { key: other, ..last.clone() });
+    assert_eq!(ws.last_run_keys(), [other, key], "by name");
     assert!(Workspace::open(dir.path()).unwrap().last_run("train").is_none(), "not saved yet");
     ws.save_state().unwrap();
     assert_eq!(Workspace::open(dir.path()).unwrap().last_run("train"), Some(last.clone()));
+    assert_eq!(Workspace::open(dir.path()).unwrap().last_run_keys(), [other, key]);
 
     // The same record again changes nothing: nothing is written.
     let file = ws.gourd_dir.join("state-v1/last-runs.json");
