@@ -1,9 +1,11 @@
 //! `gourd run --set KEY=VALUE` on a params file, as `dvc exp run -S` does:
 //! when the workspace's `params.yaml` (or `params.json`) has KEY, the value
 //! is written there, so that scripts reading the file and the pipeline
-//! importing it both see it. YAML is edited line by line (comments, order
-//! and layout stay); the result is parsed back and checked before it is
-//! written, and a file whose layout this cannot edit is left alone.
+//! importing it both see it. Only the value's own text is replaced (YAML
+//! line by line, JSON by the value's place in the text): comments, order,
+//! layout and every other value stay as written. The result is parsed back
+//! and must equal the file with that one value changed, or nothing is
+//! written.
 
 use std::path::{Path, PathBuf};
 
@@ -29,19 +31,22 @@ pub fn set(root: &Path, key: &str, value: &Value) -> Result<Option<PathBuf>, Str
         if lookup(&parsed, &path).is_none() {
             continue;
         }
-        let edited = if json {
-            let mut whole = parsed;
-            *lookup_mut(&mut whole, &path).expect("found above") = value.clone();
-            format!("{}\n", serde_json::to_string_pretty(&whole).expect("serializable"))
+        let edited = if json { edit_json(&text, &path, value) } else { edit_yaml(&text, &path, value) }
+            .ok_or_else(|| format!("`{name}`: cannot edit `{key}` in place (flow style or an unusual layout)"))?;
+        let check: Value = if json {
+            serde_json::from_str(&edited).map_err(|e| format!("`{name}`: edit broke it: {e}"))?
         } else {
-            let edited = edit_yaml(&text, &path, value)
-                .ok_or_else(|| format!("`{name}`: cannot edit `{key}` in place (flow style or an unusual layout)"))?;
-            let check: Value = serde_yaml::from_str(&edited).map_err(|e| format!("`{name}`: edit broke it: {e}"))?;
-            if lookup(&check, &path) != Some(value) {
-                return Err(format!("`{name}`: editing `{key}` did not give the value asked for"));
-            }
-            edited
+            serde_yaml::from_str(&edited).map_err(|e| format!("`{name}`: edit broke it: {e}"))?
         };
+        // The edit changed that value and nothing else (a key of the same
+        // name elsewhere, say).
+        let mut expected = parsed;
+        *lookup_mut(&mut expected, &path).expect("found above") = value.clone();
+        if check != expected {
+            return Err(format!(
+                "`{name}`: `{key}` cannot be edited in place without changing something else (is it there twice?); nothing was written"
+            ));
+        }
         gourd_core::fsutil::write_replace(&file, edited.as_bytes(), false).map_err(|e| format!("`{name}`: {e}"))?;
         return Ok(Some(file));
     }
@@ -66,24 +71,28 @@ fn edit_yaml(text: &str, path: &[&str], value: &Value) -> Option<String> {
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let indent = |line: &str| line.len() - line.trim_start_matches(' ').len();
     let ignorable = |line: &str| line.trim().is_empty() || line.trim_start().starts_with('#');
-    let (mut start, mut end, mut parent_indent) = (0, lines.len(), None::<usize>);
+    let (mut start, mut end) = (0, lines.len());
     let mut target = None;
     for (depth, name) in path.iter().enumerate() {
+        // The keys of this level are the lines at the indent of its first
+        // line; deeper ones belong to a key's own block.
+        let level = indent(lines[(start..end).find(|&i| !ignorable(lines[i]))?]);
         let found = (start..end).find(|&i| {
             let line = lines[i];
             !ignorable(line)
-                && parent_indent.is_none_or(|p| indent(line) > p)
+                && indent(line) == level
                 && line.trim_start().strip_prefix(*name).is_some_and(|rest| rest.starts_with(':'))
         })?;
-        let own = indent(lines[found]);
         if depth + 1 == path.len() {
             target = Some(found);
             break;
         }
         // The block under it: the following lines indented deeper.
         start = found + 1;
-        end = (start..end).find(|&i| !ignorable(lines[i]) && indent(lines[i]) <= own).unwrap_or(end);
-        parent_indent = Some(own);
+        end = (start..end).find(|&i| !ignorable(lines[i]) && indent(lines[i]) <= level).unwrap_or(end);
+        if start >= end {
+            return None;
+        }
     }
     let line = lines[target?];
     let name_end = line.find(':')? + 1;
@@ -109,6 +118,104 @@ fn edit_yaml(text: &str, path: &[&str], value: &Value) -> Option<String> {
     Some(out)
 }
 
+/// `text` (JSON) with the value at `path` replaced by `value`, every other
+/// byte as it was: no reordering, no reformatting, and numbers beyond a
+/// float's precision kept as written.
+fn edit_json(text: &str, path: &[&str], value: &Value) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    skip_space(bytes, &mut at);
+    for name in path {
+        if bytes.get(at) != Some(&b'{') {
+            return None;
+        }
+        at += 1;
+        loop {
+            skip_space(bytes, &mut at);
+            let key_start = at;
+            skip_string(bytes, &mut at)?;
+            let key: String = serde_json::from_str(&text[key_start..at]).ok()?;
+            skip_space(bytes, &mut at);
+            if bytes.get(at) != Some(&b':') {
+                return None;
+            }
+            at += 1;
+            skip_space(bytes, &mut at);
+            if key == *name {
+                break;
+            }
+            skip_value(bytes, &mut at)?;
+            skip_space(bytes, &mut at);
+            match bytes.get(at) {
+                Some(b',') => at += 1,
+                _ => return None,
+            }
+        }
+    }
+    let start = at;
+    skip_value(bytes, &mut at)?;
+    Some(format!("{}{}{}", &text[..start], serde_json::to_string(value).ok()?, &text[at..]))
+}
+
+fn skip_space(bytes: &[u8], at: &mut usize) {
+    while bytes.get(*at).is_some_and(|b| b.is_ascii_whitespace()) {
+        *at += 1;
+    }
+}
+
+/// Past the string that starts at `at`.
+fn skip_string(bytes: &[u8], at: &mut usize) -> Option<()> {
+    if bytes.get(*at) != Some(&b'"') {
+        return None;
+    }
+    *at += 1;
+    loop {
+        match bytes.get(*at)? {
+            b'\\' => *at += 2,
+            b'"' => {
+                *at += 1;
+                return Some(());
+            }
+            _ => *at += 1,
+        }
+    }
+}
+
+/// Past the value that starts at `at`.
+fn skip_value(bytes: &[u8], at: &mut usize) -> Option<()> {
+    match bytes.get(*at)? {
+        b'"' => skip_string(bytes, at),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            loop {
+                match bytes.get(*at)? {
+                    b'"' => {
+                        skip_string(bytes, at)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            *at += 1;
+                            return Some(());
+                        }
+                    }
+                    _ => {}
+                }
+                *at += 1;
+            }
+        }
+        _ => {
+            let start = *at;
+            while bytes.get(*at).is_some_and(|b| !b",}] \t\r\n".contains(b)) {
+                *at += 1;
+            }
+            (*at > start).then_some(())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +231,41 @@ mod tests {
         );
         let edited = edit_yaml(text, &["train", "epochs"], &json!("five")).unwrap();
         assert!(edited.ends_with("  epochs: \"five\"\n"), "{edited}");
+    }
+
+    /// A key of the same name at another level is not the one asked for.
+    #[test]
+    fn only_a_key_at_its_own_level_is_edited() {
+        let text = "prepare:\n  lr: 9\nlr: 0.1\n";
+        assert_eq!(edit_yaml(text, &["lr"], &json!(0.5)).unwrap(), "prepare:\n  lr: 9\nlr: 0.5\n");
+        let text = "train:\n  opt:\n    lr: 9\n  lr: 0.1\n";
+        assert_eq!(edit_yaml(text, &["train", "lr"], &json!(0.5)).unwrap(), "train:\n  opt:\n    lr: 9\n  lr: 0.5\n");
+        assert_eq!(edit_yaml("train:\n  opt:\n    lr: 9\n", &["train", "lr"], &json!(0.5)), None);
+    }
+
+    #[test]
+    fn json_is_edited_in_place() {
+        let text = "{\n  \"seed\": 123456789012345678901234567890,\n  \"z\": {\"lr\": 0.1, \"s\": \"a\\\"}\"},\n  \"a\": [1, {\"lr\": 2}]\n}\n";
+        assert_eq!(edit_json(text, &["z", "lr"], &json!(0.25)).unwrap(), text.replace("\"lr\": 0.1", "\"lr\": 0.25"));
+        assert_eq!(edit_json(text, &["a"], &json!(3)).unwrap(), text.replace("[1, {\"lr\": 2}]", "3"));
+        assert_eq!(edit_json(text, &["z", "nope"], &json!(1)), None);
+        assert_eq!(edit_json("[1]", &["a"], &json!(1)), None);
+    }
+
+    /// The whole file is checked: what a line edit got wrong is never
+    /// written.
+    #[test]
+    fn an_edit_that_changes_anything_else_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("params.json"), "{\"lr\": 1, \"lr\": 2}").unwrap();
+        let err = set(dir.path(), "lr", &json!(3)).unwrap_err();
+        assert!(err.contains("`lr` cannot be edited in place without changing something else"), "{err}");
+        assert_eq!(std::fs::read_to_string(dir.path().join("params.json")).unwrap(), "{\"lr\": 1, \"lr\": 2}");
+        std::fs::remove_file(dir.path().join("params.json")).unwrap();
+        std::fs::write(dir.path().join("params.yaml"), "train:\n  lr: 0.1\nlr: 0.1\n").unwrap();
+        set(dir.path(), "lr", &json!(0.1)).unwrap();
+        set(dir.path(), "train.lr", &json!(0.3)).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.path().join("params.yaml")).unwrap(), "train:\n  lr: 0.3\nlr: 0.1\n");
     }
 
     #[test]
