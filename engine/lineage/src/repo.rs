@@ -390,11 +390,17 @@ impl Lineage {
         serde_json::from_slice(blob.content()).ok()
     }
 
-    /// Every lineage commit, newest first, with the records its run wrote.
+    /// Every lineage commit, newest first, with the records its run wrote:
+    /// both sides of a merge (`gourd pull` of another clone's runs), each
+    /// commit once.
     pub fn history(&self) -> Result<Vec<LineageCommit>, LineageError> {
         let mut out = Vec::new();
-        let mut next = self.tip()?;
-        while let Some(commit) = next {
+        let Some(tip) = self.tip()? else { return Ok(out) };
+        let mut walk = self.repo.revwalk()?;
+        walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::TIME)?;
+        walk.push(tip.id())?;
+        for id in walk {
+            let commit = self.repo.find_commit(id?)?;
             let run = self.run_info(&commit);
             let all = self.records_in(&commit)?;
             let records = match &run {
@@ -402,7 +408,6 @@ impl Lineage {
                 None => all.into_values().collect(),
             };
             out.push(LineageCommit { id: commit.id().to_string(), run, records });
-            next = commit.parents().next();
         }
         Ok(out)
     }
@@ -484,7 +489,7 @@ impl Lineage {
         let (head, dirty) = self.workspace_state()?;
         let run = RunInfo {
             stages: Vec::new(),
-            recorded_at: a.time().seconds().max(b.time().seconds()).to_string(),
+            recorded_at: crate::registry::time::format_instant(a.time().seconds().max(b.time().seconds())),
             workspace_commit: head,
             workspace_dirty: dirty,
             gourd_version: records.values().next().map(|r| r.gourd_version.clone()).unwrap_or_default(),
@@ -516,17 +521,16 @@ impl Lineage {
         let mut keys = std::collections::BTreeSet::new();
         let mut seen = std::collections::BTreeSet::new();
         for reference in self.repo.references_glob("refs/gourd/*")? {
-            let Some(mut next) = reference?.peel_to_commit().ok() else { continue };
-            loop {
-                if !seen.insert(next.id()) {
-                    break;
+            let Some(tip) = reference?.peel_to_commit().ok() else { continue };
+            // Every parent: a merge's other side holds another clone's runs.
+            let mut pending = vec![tip];
+            while let Some(commit) = pending.pop() {
+                if !seen.insert(commit.id()) {
+                    continue;
                 }
-                let all = self.records_in(&next).unwrap_or_default();
+                let all = self.records_in(&commit).unwrap_or_default();
                 keys.extend(all.into_values().map(|r| r.key));
-                match next.parents().next() {
-                    Some(parent) => next = parent,
-                    None => break,
-                }
+                pending.extend(commit.parents());
             }
         }
         Ok(keys)

@@ -404,10 +404,21 @@ fn pulling_lineage_merges_keeping_the_record_that_finished_last() {
     assert_eq!(run.gourd_version, "0.1.0");
     let times = git(dir.path(), &["log", "-1", "--format=%ct", &ours])
         .max(git(dir.path(), &["log", "-1", "--format=%ct", &theirs]));
-    assert_eq!(run.recorded_at, times);
+    assert_eq!(run.recorded_at, gourd_lineage::registry::time::format_instant(times.parse().unwrap()));
     let history = lineage.history().unwrap();
     assert!(history[0].records.is_empty(), "the merge ran nothing");
-    assert_eq!(history[1].id, ours, "first parents");
+    // Both sides, each once, the base last: the other clone's runs are
+    // history too (`lineage`, `registry register` and `gc` read it).
+    let ids: Vec<&str> = history.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids.len(), 4, "{ids:?}");
+    assert_eq!((ids[0], ids[3]), (merged.as_str(), base.as_str()));
+    assert!(ids.contains(&ours.as_str()) && ids.contains(&theirs.as_str()), "{ids:?}");
+    let recorded: Vec<&str> = history.iter().flat_map(|c| c.records.iter().map(|r| r.key.as_str())).collect();
+    for key in ["a-ours", "a-theirs", "d-theirs", "base"] {
+        assert!(recorded.contains(&key), "{key}: {recorded:?}");
+    }
+    let all = lineage.all_keys().unwrap();
+    assert!(all.contains("a-theirs") && all.contains("d-theirs") && all.contains("base"), "{all:?}");
     // Again, and an ancestor: nothing to do.
     assert_eq!(lineage.integrate(THEIRS).unwrap(), Integration::UpToDate);
     git(dir.path(), &["update-ref", "refs/gourd-fetch/base", &base]);
