@@ -276,3 +276,22 @@ fn a_run_whose_reader_goes_away_still_finishes_and_records_lineage() {
     assert_eq!(ws.git(&["rev-list", "--count", "refs/gourd/lineage"]).trim(), "1");
     assert_eq!(ws.gourd(&["status", "--json"]).success().stdout.matches("\"fresh\"").count(), 3);
 }
+
+/// A stage that runs gourd on its own workspace (`make`'s habit) would
+/// wait for the run that waits for it: it is refused at once, and says why.
+#[test]
+fn a_stage_that_runs_gourd_on_its_own_workspace_is_refused_not_left_waiting() {
+    let gourd = common::gourd_bin();
+    let ws = common::TestWorkspace::new(&format!(
+        r#"{{ stages = {{
+  a = {{ cmd = "echo a > a.txt", outs = ["a.txt"] }},
+  b = {{ cmd = "{gourd} run a && cat a.txt > b.txt", outs = ["b.txt"] }},
+}} }}"#
+    ));
+    // (Before, this call never returned.)
+    let run = ws.gourd(&["run", "b"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    let log = ws.read(".gourd/logs/b.log");
+    assert!(log.contains("a stage cannot run gourd on the workspace it runs in"), "{log}");
+    assert!(!log.contains("Waiting for another"), "{log}");
+}
