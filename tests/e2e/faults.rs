@@ -295,3 +295,30 @@ fn a_stage_that_runs_gourd_on_its_own_workspace_is_refused_not_left_waiting() {
     assert!(log.contains("a stage cannot run gourd on the workspace it runs in"), "{log}");
     assert!(!log.contains("Waiting for another"), "{log}");
 }
+
+/// A long list in `params` is in the params file only (one variable may
+/// hold at most 128 KiB), so the stage starts; a variable of `env` too
+/// large to start with is named.
+#[test]
+fn values_too_large_for_the_environment_are_not_what_keeps_a_stage_from_starting() {
+    let ws = TestWorkspace::new(
+        r#"{ stages = {
+  a = { cmd = "echo ${GOURD_PARAM_IDS:-unset} > o; wc -c < $GOURD_PARAMS >> o", outs = ["o"],
+        params = { ids = std.array.generate (fun i => i + 100000) 25000 } },
+} }"#,
+    );
+    ws.gourd(&["run"]).success();
+    let out = ws.read("o");
+    assert!(out.starts_with("unset\n"), "{out}");
+    let size: usize = out.lines().nth(1).unwrap().trim().parse().unwrap();
+    assert!(size > 150_000, "the file has them all: {size}");
+    let big = "x".repeat(200_000);
+    ws.write("gourd.ncl", &format!(r#"{{ stages = {{ b = {{ cmd = "true", env = {{ BIG = "{big}" }} }} }} }}"#));
+    let run = ws.gourd(&["run"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let said = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        said.contains("its environment is larger than the system allows; the largest variable is `BIG` (195 KiB)"),
+        "{said}"
+    );
+}

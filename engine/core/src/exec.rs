@@ -297,6 +297,25 @@ pub fn start(request: ExecRequest<'_>) -> io::Result<Started> {
                 .and_then(|(runner, _)| runner.first())
                 .map_or_else(|| "gourd-step".to_string(), |p| p.to_string_lossy().into_owned()),
         };
+        if err.raw_os_error() == Some(libc::E2BIG) {
+            // Say which variable: the system's message names the arguments.
+            let largest = stage
+                .env
+                .iter()
+                .chain(&request.extra_env)
+                .map(|(name, value)| (name.clone(), value.len()))
+                .chain(std::env::vars_os().map(|(n, v)| (n.to_string_lossy().into_owned(), v.len())))
+                .max_by_key(|(_, len)| *len);
+            if let Some((name, len)) = largest {
+                return io::Error::new(
+                    err.kind(),
+                    format!(
+                        "cannot start `{program}`: its environment is larger than the system allows; the largest variable is `{name}` ({} KiB): pass large values in a file",
+                        len / 1024
+                    ),
+                );
+            }
+        }
         io::Error::new(err.kind(), format!("cannot start `{program}`: {err}"))
     })?;
     Ok(Started { child, group, waited: false, copied })

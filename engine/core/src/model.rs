@@ -203,12 +203,19 @@ pub struct Stage {
     pub desc: Option<String>,
 }
 
+/// The largest param given as a `GOURD_PARAM_*` variable, in bytes.
+pub const MAX_PARAM_VAR: usize = 32 * 1024;
+
 impl Stage {
     /// Each param as an environment variable, so that shell stages need no
     /// JSON parser: `params = { train = { n_est = 50 } }` gives
     /// `GOURD_PARAM_TRAIN_N_EST=50`. Strings are given as they are, other
     /// values as JSON; names are upper-cased, with every character that is
     /// not a letter or digit written `_`.
+    /// A value with a NUL cannot be passed in the environment, and one over
+    /// [`MAX_PARAM_VAR`] bytes would keep the stage from starting at all
+    /// (Linux takes at most 128 KiB in one variable): such params are in
+    /// the `GOURD_PARAMS` file only.
     pub fn param_env(&self) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
         self.each_param_var(&mut |var, _, value| {
@@ -216,8 +223,7 @@ impl Stage {
                 serde_json::Value::String(text) => text.clone(),
                 other => other.to_string(),
             };
-            // A value with a NUL cannot be passed in the environment.
-            if !value.contains('\0') {
+            if !value.contains('\0') && value.len() <= MAX_PARAM_VAR {
                 out.insert(var, value);
             }
         });
@@ -390,5 +396,9 @@ mod tests {
         );
         s.params = serde_json::json!(3);
         assert!(s.param_env().is_empty());
+        // A list too large for the environment is in the params file only.
+        let ids: Vec<u32> = (100_000..110_000).collect();
+        s.params = serde_json::json!({"ids": ids, "small": "x".repeat(super::MAX_PARAM_VAR)});
+        assert_eq!(s.param_env().keys().collect::<Vec<_>>(), ["GOURD_PARAM_SMALL"]);
     }
 }

@@ -898,3 +898,18 @@ fn what_finished_is_saved_while_a_long_stage_runs() {
         assert_eq!(summary.ran, 2, "a: `{a}`: {:?}", summary.reports);
     }
 }
+
+/// A stage whose environment the system refuses (one variable over 128
+/// KiB) fails naming the variable, not "argument list too long".
+#[test]
+fn an_environment_too_large_to_start_names_its_largest_variable() {
+    let fx = Fixture::new();
+    let mut s = stage("s", "true", &[], &[]);
+    s.env.insert("SMALL".to_string(), "x".to_string());
+    s.env.insert("BIG".to_string(), "x".repeat(300 * 1024));
+    let (summary, _) = fx.run(&[s], options());
+    assert_eq!(summary.failed, 1);
+    let said = message(&summary, "s");
+    assert!(said.contains("cannot start `sh`: its environment is larger than the system allows"), "{said}");
+    assert!(said.contains("the largest variable is `BIG` (300 KiB)"), "{said}");
+}
