@@ -442,3 +442,24 @@ fn a_mistyped_field_under_a_contract_the_pipeline_applies() {
         "let gourd = import \"gourd-std.ncl\" in\n{\n  stages = {\n    a | gourd.Stage = {\n      cmdd = \"echo a >> runs.log\",\n    },\n  },\n}\n"
     ));
 }
+
+/// `gourd run 2>&1 | head -1` on a broken pipeline: the reader is gone
+/// before the error is written (`run` ignores SIGPIPE), and the exit code
+/// is still the error's, not an abort.
+#[test]
+fn an_error_written_to_a_closed_pipe_still_exits_1() {
+    let ws = TestWorkspace::new("{ stages = { a = { cmd = 5 } } }\n");
+    // (Other commands end by SIGPIPE, as `gourd dag | head` should.)
+    for command in ["run"] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let status = std::process::Command::new(common::gourd_bin())
+            .arg(command)
+            .current_dir(ws.root())
+            .stdout(writer.try_clone().unwrap())
+            .stderr(writer)
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(1), "{command}: {status:?}");
+    }
+}

@@ -44,17 +44,22 @@ impl CommandError {
         self
     }
 
+    /// Prints the error and gives its exit code. A closed stderr (`gourd
+    /// run 2>&1 | head -1`, where SIGPIPE is ignored) loses the text, never
+    /// the exit code: `eprintln!` would panic.
     pub fn report(&self) -> ExitCode {
-        if self.rendered {
-            eprintln!("{}", self.message.trim_end());
+        use std::io::Write;
+        let mut err = std::io::stderr().lock();
+        let _ = if self.rendered {
+            writeln!(err, "{}", self.message.trim_end())
         } else {
-            eprintln!("{} {}", ui::label("error:", ui::Style::Error), self.message);
-        }
+            writeln!(err, "{} {}", ui::label("error:", ui::Style::Error), self.message)
+        };
         for hint in &self.hints {
-            eprintln!("\n{} {hint}", ui::label("hint:", ui::Style::Hint));
+            let _ = writeln!(err, "\n{} {hint}", ui::label("hint:", ui::Style::Hint));
         }
         if self.kind == Kind::Internal {
-            eprintln!("\nThis is a bug in gourd {}; please report it.", env!("CARGO_PKG_VERSION"));
+            let _ = writeln!(err, "\nThis is a bug in gourd {}; please report it.", env!("CARGO_PKG_VERSION"));
         }
         ExitCode::from(match self.kind {
             Kind::User => 1,
