@@ -48,6 +48,9 @@ pub enum RegistryError {
     NoCommit,
     #[error("{0}")]
     Lock(String),
+    /// A counter or version at the end of its range (a tag pushed by hand).
+    #[error("{0}")]
+    Exhausted(String),
 }
 
 pub struct Registry {
@@ -81,9 +84,24 @@ pub struct Integrated {
     /// Local tags dropped because the other side made the same move
     /// (a simple tag such as `name@v1.0.0!` cannot be renumbered).
     pub dropped: Vec<String>,
+    /// Fetched moves not brought in: a local lightweight tag (not a move,
+    /// the user's own) has their name, and is left as it is.
+    pub blocked: Vec<String>,
 }
 
 const TAGS: &str = "refs/tags/";
+
+fn exhausted_counter(artifact: &str, counter: u64) -> RegistryError {
+    RegistryError::Exhausted(format!(
+        "{artifact}'s tags already count to {counter}, the largest counter there is (a tag such as `{artifact}#STAGE#{counter}` was made by hand): delete that tag to move {artifact} again"
+    ))
+}
+
+fn exhausted_version(artifact: &str, version: &str) -> RegistryError {
+    RegistryError::Exhausted(format!(
+        "{artifact} {version} has no next patch version (its patch is the largest number there is): register with `--version`"
+    ))
+}
 
 impl Registry {
     /// Opens the repository holding `workspace`; `None` outside any.
@@ -295,10 +313,13 @@ impl Registry {
         let mut counter = self.max_counter(artifact)?;
         let mut named = Vec::new();
         for m in moves {
-            let counter = m.counted.then(|| {
-                counter += 1;
-                counter
-            });
+            let counter = match m.counted {
+                true => {
+                    counter = counter.checked_add(1).ok_or_else(|| exhausted_counter(artifact, counter))?;
+                    Some(counter)
+                }
+                false => None,
+            };
             let name = TagName {
                 artifact: artifact.to_string(),
                 action: m.action,
@@ -369,12 +390,40 @@ impl Registry {
             }
         }
         let mut report = Integrated::default();
-        for (name, short, theirs) in &fetched {
+        let result = self.bring_in(&fetched, &local, &mut taken, &mut counters, &mut report);
+        // The fetched refs go, whatever happened: they are a copy of the
+        // remote's, fetched again next time.
+        let names: Vec<String> = self
+            .repo
+            .references_glob(&format!("{prefix}*"))?
+            .filter_map(|r| r.ok()?.name().ok().map(String::from))
+            .collect();
+        for name in names {
+            if let Ok(mut reference) = self.repo.find_reference(&name) {
+                let _ = reference.delete();
+            }
+        }
+        result.map(|()| report)
+    }
+
+    /// [`Registry::integrate`]'s moves into `refs/tags/`.
+    fn bring_in(
+        &self,
+        fetched: &[(TagName, String, Oid)],
+        local: &BTreeMap<String, (TagName, Oid)>,
+        taken: &mut BTreeSet<String>,
+        counters: &mut BTreeMap<String, u64>,
+        report: &mut Integrated,
+    ) -> Result<(), RegistryError> {
+        for (name, short, theirs) in fetched {
             let full = format!("{TAGS}{short}");
             match local.get(short) {
                 Some((_, ours)) if ours == theirs => {}
+                // A lightweight tag is no move (GTO's moves are annotated):
+                // the user's own, kept.
+                Some((_, ours)) if self.repo.find_tag(*ours).is_err() => report.blocked.push(short.clone()),
                 Some((_, ours)) => {
-                    match self.renamed(name, *ours, &mut counters, &taken)? {
+                    match self.renamed(name, *ours, counters, taken)? {
                         Some((new_name, new_oid)) => {
                             taken.insert(new_name.clone());
                             self.create_refs(&[(new_name.clone(), new_oid)], "gourd pull: renumbered")?;
@@ -390,17 +439,7 @@ impl Registry {
                 }
             }
         }
-        let names: Vec<String> = self
-            .repo
-            .references_glob(&format!("{prefix}*"))?
-            .filter_map(|r| r.ok()?.name().ok().map(String::from))
-            .collect();
-        for name in names {
-            if let Ok(mut reference) = self.repo.find_reference(&name) {
-                let _ = reference.delete();
-            }
-        }
-        Ok(report)
+        Ok(())
     }
 
     /// A copy of the local tag `ours` under a free name; `None` for a tag
@@ -418,13 +457,13 @@ impl Registry {
         let (mut human, mut record) = record::split(&original);
         if name.counter.is_some() {
             let next = counters.entry(name.artifact.clone()).or_default();
-            *next += 1;
+            *next = next.checked_add(1).ok_or_else(|| exhausted_counter(&name.artifact, *next))?;
             new.counter = Some(*next);
         } else if name.action == Action::Register {
             let Some(mut version) = name.version.as_deref().and_then(tag::parse_version) else { return Ok(None) };
             let old = name.version.clone().unwrap_or_default();
             loop {
-                let next = tag::next_patch(&version);
+                let next = tag::next_patch(&version).ok_or_else(|| exhausted_version(&name.artifact, &old))?;
                 version = tag::parse_version(&next).expect("a bumped version parses");
                 new.version = Some(next);
                 if !taken.contains(&new.render()) {

@@ -166,12 +166,12 @@ pub fn parse_version(value: &str) -> Option<semver::Version> {
 }
 
 /// The version after `version` by a patch bump (`v1.2.3` → `v1.2.4`;
-/// a pre-release `v1.3.0-rc.1` → `v1.3.0`).
-pub fn next_patch(version: &semver::Version) -> String {
+/// a pre-release `v1.3.0-rc.1` → `v1.3.0`); `None` past the largest patch.
+pub fn next_patch(version: &semver::Version) -> Option<String> {
     if !version.pre.is_empty() {
-        return format!("v{}.{}.{}", version.major, version.minor, version.patch);
+        return Some(format!("v{}.{}.{}", version.major, version.minor, version.patch));
     }
-    format!("v{}.{}.{}", version.major, version.minor, version.patch + 1)
+    Some(format!("v{}.{}.{}", version.major, version.minor, version.patch.checked_add(1)?))
 }
 
 #[cfg(test)]
@@ -252,7 +252,8 @@ mod tests {
 
     #[test]
     fn bumps_the_patch() {
-        assert_eq!(next_patch(&parse_version("v1.2.3").unwrap()), "v1.2.4");
-        assert_eq!(next_patch(&parse_version("v1.3.0-rc.1").unwrap()), "v1.3.0");
+        assert_eq!(next_patch(&parse_version("v1.2.3").unwrap()).unwrap(), "v1.2.4");
+        assert_eq!(next_patch(&parse_version("v1.3.0-rc.1").unwrap()).unwrap(), "v1.3.0");
+        assert_eq!(next_patch(&parse_version(&format!("v1.2.{}", u64::MAX)).unwrap()), None);
     }
 }

@@ -158,6 +158,42 @@ fn pulling_renumbers_a_local_move_that_took_a_fetched_name() {
     assert_eq!((again.added, again.renamed.len(), again.dropped.len()), (0, 0, 0));
 }
 
+/// A local lightweight tag with a fetched move's name is the user's own
+/// (not a move): kept, the fetched move reported as not brought in, and
+/// the fetched refs cleared all the same.
+#[test]
+fn pulling_keeps_a_local_lightweight_tag_that_has_a_fetched_moves_name() {
+    let (a, b) = (repo(), tempfile::tempdir().unwrap());
+    git(b.path(), &["clone", "-q", a.path().to_str().unwrap(), "."]);
+    let ra = Registry::open(a.path()).unwrap().unwrap();
+    let c1 = ra.head().unwrap();
+    ra.write(&ra.lock().unwrap(), "zz", &[mv(Action::Register, Some("v0.0.1"), None, &c1)]).unwrap();
+    ra.write(&ra.lock().unwrap(), "zz", &[mv(Action::Register, Some("v0.0.2"), None, &c1)]).unwrap();
+    git(b.path(), &["tag", "zz@v0.0.1"]);
+    let mine = git(b.path(), &["rev-parse", "zz@v0.0.1"]);
+    git(b.path(), &["fetch", "-q", "--no-tags", "origin", "+refs/tags/*:refs/gourd-fetch/origin/tags/*"]);
+    let rb = Registry::open(b.path()).unwrap().unwrap();
+    let report = rb.integrate("refs/gourd-fetch/origin/tags/").unwrap();
+    assert_eq!((report.added, report.blocked.clone()), (1, vec!["zz@v0.0.1".to_string()]));
+    assert_eq!(git(b.path(), &["rev-parse", "zz@v0.0.1"]), mine, "left as it was");
+    assert!(git(b.path(), &["for-each-ref", "refs/gourd-fetch"]).is_empty(), "fetched refs are gone");
+}
+
+/// A counter at the end of its range (a tag pushed by hand) is an error
+/// naming it, never a wrap to `#0`.
+#[test]
+fn a_counter_at_its_end_is_an_error_not_a_wrap() {
+    let dir = repo();
+    let registry = Registry::open(dir.path()).unwrap().unwrap();
+    let c1 = registry.head().unwrap();
+    registry.write(&registry.lock().unwrap(), "m", &[mv(Action::Register, Some("v0.0.1"), None, &c1)]).unwrap();
+    git(dir.path(), &["tag", "-a", "-m", "forged", &format!("m#prod#{}", u64::MAX), &c1]);
+    let err = registry.write(&registry.lock().unwrap(), "m", &[mv(Action::Assign, None, Some("staging"), &c1)]);
+    let Err(err @ RegistryError::Exhausted(_)) = err else { panic!("{err:?}") };
+    assert!(err.to_string().contains(&format!("m's tags already count to {}", u64::MAX)), "{err}");
+    assert!(git(dir.path(), &["tag", "-l", "m#staging*"]).is_empty());
+}
+
 #[test]
 fn worktrees_of_one_repository_share_the_writer_lock() {
     let dir = repo();

@@ -174,6 +174,7 @@ fn the_next_patch() {
         ("v1.3.0-rc.1", "v1.3.0"),
         ("v1.2.3+b5", "v1.2.4"),
     ] {
-        assert_eq!(next_patch(&parse_version(version).unwrap()), next, "{version}");
+        assert_eq!(next_patch(&parse_version(version).unwrap()).as_deref(), Some(next), "{version}");
     }
+    assert_eq!(next_patch(&parse_version(&format!("v0.0.{}", u64::MAX)).unwrap()), None);
 }

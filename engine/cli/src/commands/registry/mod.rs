@@ -72,6 +72,7 @@ impl From<RegistryError> for CommandError {
             err @ RegistryError::NoCommit => {
                 CommandError::user(err.to_string()).with_hint("commit the pipeline (`git commit`), then register")
             }
+            err @ RegistryError::Exhausted(_) => CommandError::user(err.to_string()),
             err => CommandError::environment(format!("registry: {err}")),
         }
     }

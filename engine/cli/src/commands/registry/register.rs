@@ -142,11 +142,14 @@ pub fn register(location: &Location, args: &Args, via: &str, soft: bool) -> Resu
     }
     let version = match &args.version {
         Some(v) => v.clone(),
-        None => next_version(&loaded),
+        None => next_version(&loaded)?,
     };
     if loaded.registration(&version).is_some() {
-        return Err(CommandError::user(format!("{} {version} is registered already", args.name))
-            .with_hint(format!("the next free patch is {}", next_version(&loaded))));
+        let err = CommandError::user(format!("{} {version} is registered already", args.name));
+        return Err(match next_version(&loaded) {
+            Ok(next) => err.with_hint(format!("the next free patch is {next}")),
+            Err(_) => err,
+        });
     }
     let (_, dirty) = lineage.workspace_state()?;
     if record.workspace_dirty || dirty {
@@ -207,15 +210,23 @@ pub fn register(location: &Location, args: &Args, via: &str, soft: bool) -> Resu
 
 /// The next patch after the greatest version ever registered (deregistered
 /// ones included: their tags keep the name), or `v0.0.1`, as GTO does.
-fn next_version(loaded: &Loaded) -> String {
-    loaded
+fn next_version(loaded: &Loaded) -> Result<String, CommandError> {
+    let greatest = loaded
         .events
         .iter()
         .filter(|e| e.action == Action::Register)
         .filter_map(|e| registry::tag::parse_version(e.version.as_deref()?))
-        .max()
-        .map(|v| registry::tag::next_patch(&v))
-        .unwrap_or_else(|| "v0.0.1".to_string())
+        .max();
+    match greatest {
+        None => Ok("v0.0.1".to_string()),
+        Some(v) => registry::tag::next_patch(&v).ok_or_else(|| {
+            CommandError::user(format!(
+                "{} v{v} has no next patch version (its patch is the largest number there is)",
+                loaded.name
+            ))
+            .with_hint("register with `--version vX.Y.Z`")
+        }),
+    }
 }
 
 /// The metrics that belong to this model: its own stage's, and those of

@@ -92,6 +92,11 @@ pub fn pull(root: &Path, remote: &str) -> Result<(), CommandError> {
     for tag in &done.dropped {
         eprintln!("note: `{remote}` made the move `{tag}` too; its tag replaces yours");
     }
+    for tag in &done.blocked {
+        eprintln!(
+            "note: `{remote}` has the move `{tag}`, and your lightweight tag `{tag}` has its name: yours is kept, theirs not brought in (rename yours with `git tag -m ... NEW {tag} && git tag -d {tag}`, then pull again)"
+        );
+    }
     if !done.renamed.is_empty() {
         eprintln!("Run `gourd push {remote}` to publish the renumbered moves.");
     }
