@@ -4,9 +4,9 @@
 //! Kept: what the local scopes keep and, unless `--force`, every result a
 //! lineage record on any `refs/gourd/*` ref names, since other clones' runs
 //! reach this clone through `gourd pull` and may still restore from them.
-//! Objects and listings written in the last hour stay whatever names them: a
-//! clone may be publishing them right now, before the result that will name
-//! them.
+//! Results, objects and listings written in the last hour stay whatever
+//! names them: a clone may be publishing them right now, before the lineage
+//! (or the result) that will name them reaches anyone.
 
 use std::collections::HashSet;
 use std::process::ExitCode;
@@ -75,8 +75,12 @@ async fn collect(objects: &ObjectCache, keep: &HashSet<Digest>, dry_run: bool) -
     let young = |at: SystemTime| now.duration_since(at).is_ok_and(|age| age < GRACE) || at > now;
     let (mut live_objects, mut live_trees) = (HashSet::new(), HashSet::new());
     let mut going = Vec::new();
-    for (key, size, _) in objects.list("ac").await.map_err(|e| e.to_string())? {
-        let action = if keep.contains(&key) { objects.action(&key).await.map_err(|e| e.to_string())? } else { None };
+    for (key, size, written) in objects.list("ac").await.map_err(|e| e.to_string())? {
+        let action = if keep.contains(&key) || young(written) {
+            objects.action(&key).await.map_err(|e| e.to_string())?
+        } else {
+            None
+        };
         match action {
             Some(action) => {
                 report.kept += 1;
