@@ -463,3 +463,15 @@ fn an_error_written_to_a_closed_pipe_still_exits_1() {
         assert_eq!(status.code(), Some(1), "{command}: {status:?}");
     }
 }
+
+/// An argv with a number in it is no built-in step (serde reads a struct
+/// from an array of its fields): the contract's error, at its line.
+#[test]
+fn an_array_is_never_read_as_a_record() {
+    let message = rejected("{ stages = {\n  wait = {\n    cmd = [\"sleep\", 5],\n  },\n} }\n");
+    assert!(message.contains("every element of an argv command must be a String"), "{message}");
+    assert!(message.contains("gourd.ncl:3:11"), "{message}");
+    assert!(!message.contains("built-in step"), "{message}");
+    let message = rejected("{ stages = { a = { cmd = \"true\", outs = [[\"o.txt\", \"model\", false, true]] } } }\n");
+    assert!(message.contains("contract broken"), "{message}");
+}

@@ -17,15 +17,39 @@ use serde::Deserialize;
 
 use crate::SpecError;
 
+/// `T` read from a JSON object only. Serde also reads a struct from an
+/// array of its fields in order, which would take `cmd = ["train", {...}]`
+/// for the built-in step `train`, or `outs = [["m", "model", false, true]]`
+/// for an output record; the `Pipeline` contract refuses both, and the
+/// evaluation with it then says where.
+struct Record<T>(T);
+
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Record<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = serde_json::Value::deserialize(deserializer)?;
+        if !value.is_object() {
+            return Err(D::Error::custom(format!("expected a record, found `{value}`")));
+        }
+        T::deserialize(value).map(Record).map_err(D::Error::custom)
+    }
+}
+
+impl<T: Default> Default for Record<T> {
+    fn default() -> Self {
+        Record(T::default())
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPipeline {
-    stages: BTreeMap<String, RawStage>,
-    remote: Option<RawRemote>,
+    stages: BTreeMap<String, Record<RawStage>>,
+    remote: Option<Record<RawRemote>>,
     #[serde(default)]
-    registry: BTreeMap<String, RawRegisteredModel>,
+    registry: BTreeMap<String, Record<RawRegisteredModel>>,
     plots: Option<serde_json::Value>,
-    cache: Option<RawCache>,
+    cache: Option<Record<RawCache>>,
 }
 
 #[derive(Deserialize)]
@@ -97,7 +121,7 @@ struct RawStage {
     #[serde(default)]
     executor: Executor,
     #[serde(default)]
-    resources: RawResources,
+    resources: Record<RawResources>,
     wdir: Option<String>,
     #[serde(default)]
     always_run: bool,
@@ -116,7 +140,7 @@ struct RawStage {
 enum RawCommand {
     Shell(String),
     Argv(Vec<String>),
-    Step(RawStep),
+    Step(Record<RawStep>),
 }
 
 #[derive(Deserialize)]
@@ -131,7 +155,7 @@ struct RawStep {
 #[serde(untagged)]
 enum RawOutput {
     Path(String),
-    Record(RawOutputRecord),
+    Record(Record<RawOutputRecord>),
 }
 
 /// `{ path, kind, cache, persist }`: a misspelt `persist` must not quietly
@@ -195,7 +219,7 @@ pub fn validate(json: &str, file: &Path) -> Result<Pipeline, SpecError> {
     })?;
     let mut stages = Vec::with_capacity(raw.stages.len());
     let mut plots = Vec::new();
-    for (name, raw) in raw.stages {
+    for (name, Record(raw)) in raw.stages {
         if !is_stage_name(&name) {
             let source = std::fs::read_to_string(file).unwrap_or_default();
             return Err(SpecError::Invalid {
@@ -228,7 +252,7 @@ pub fn validate(json: &str, file: &Path) -> Result<Pipeline, SpecError> {
         return Err(err);
     }
     let remote = match raw.remote {
-        Some(r) => Some(validate_remote(r).map_err(|message| {
+        Some(Record(r)) => Some(validate_remote(r).map_err(|message| {
             let source = std::fs::read_to_string(file).unwrap_or_default();
             let line = source
                 .lines()
@@ -259,7 +283,7 @@ pub fn validate(json: &str, file: &Path) -> Result<Pipeline, SpecError> {
             }
         })?);
     }
-    let link = raw.cache.map(|cache| cache.link).unwrap_or_default();
+    let link = raw.cache.map(|cache| cache.0.link).unwrap_or_default();
     Ok(Pipeline { stages, remote, registry, plots, link })
 }
 
@@ -373,7 +397,7 @@ fn is_registry_name(name: &str) -> bool {
 
 /// The `registry` record: paths inside the workspace, gates that parse.
 fn validate_registry(
-    raw: BTreeMap<String, RawRegisteredModel>,
+    raw: BTreeMap<String, Record<RawRegisteredModel>>,
     file: &Path,
 ) -> Result<BTreeMap<String, RegisteredModel>, SpecError> {
     let invalid = |name: &str, literal: &str, message: String| {
@@ -387,7 +411,7 @@ fn validate_registry(
         }
     };
     let mut registry = BTreeMap::new();
-    for (name, model) in raw {
+    for (name, Record(model)) in raw {
         if let Some(bad) = std::iter::once(&name).chain(model.gates.keys()).find(|n| !is_registry_name(n)) {
             return Err(invalid(&name, bad, format!("invalid registry name `{bad}`")));
         }
@@ -476,7 +500,7 @@ fn validate_stage(name: String, raw: RawStage) -> Result<(Stage, Vec<gourd_core:
             ));
         }
         RawCommand::Argv(argv) if !argv.is_empty() => Command::Argv(argv),
-        RawCommand::Step(step) => Command::Step { name: step.step, config: step.config },
+        RawCommand::Step(Record(step)) => Command::Step { name: step.step, config: step.config },
         _ => return Err(problem(None, "field `cmd`: the command is empty".to_string())),
     };
     if raw.remote && matches!(cmd, Command::Step { .. }) {
@@ -514,7 +538,7 @@ fn validate_stage(name: String, raw: RawStage) -> Result<(Stage, Vec<gourd_core:
             RawOutput::Path(p) => {
                 Output { path: path("outs", &p)?, kind: OutputKind::Data, cache: true, persist: false }
             }
-            RawOutput::Record(RawOutputRecord { path: p, kind, cache, persist }) => {
+            RawOutput::Record(Record(RawOutputRecord { path: p, kind, cache, persist })) => {
                 if kind == OutputKind::Metrics {
                     return Err(problem(None, "field `outs`: declare metrics files in `metrics`".to_string()));
                 }
@@ -562,7 +586,7 @@ fn validate_stage(name: String, raw: RawStage) -> Result<(Stage, Vec<gourd_core:
         None => None,
     };
     let secrets = validate_secrets(&name, &raw.env, raw.secrets, raw.remote)?;
-    let gpus = raw.resources.gpus.unwrap_or(if raw.executor == Executor::Cuda { 1 } else { 0 });
+    let gpus = raw.resources.0.gpus.unwrap_or(if raw.executor == Executor::Cuda { 1 } else { 0 });
     let stage = Stage {
         cmd,
         deps,
@@ -572,7 +596,7 @@ fn validate_stage(name: String, raw: RawStage) -> Result<(Stage, Vec<gourd_core:
         env: raw.env,
         secrets,
         executor: raw.executor,
-        resources: Resources { cpus: raw.resources.cpus.unwrap_or(1), gpus },
+        resources: Resources { cpus: raw.resources.0.cpus.unwrap_or(1), gpus },
         wdir,
         always_run: raw.always_run,
         frozen: raw.frozen,
@@ -802,6 +826,29 @@ mod tests {
         assert!(validate(no_bucket, file).unwrap_err().to_string().contains("needs a `bucket`"));
         let step = r#"{"stages": {"a": {"cmd": {"step": "train"}, "remote": true}}}"#;
         assert!(validate(step, file).unwrap_err().to_string().contains("built-in steps run on this machine"));
+    }
+
+    /// Serde reads a struct from an array of its fields in order; the
+    /// records of a pipeline are records only.
+    #[test]
+    fn records_are_not_read_from_arrays() {
+        let file = Path::new("gourd.ncl");
+        for json in [
+            r#"{"stages": {"a": {"cmd": ["sleep", 5]}}}"#,
+            r#"{"stages": {"a": {"cmd": ["train", {"lr": 1}]}}}"#,
+            r#"{"stages": {"a": {"cmd": "true", "outs": [["o.txt", "model", false, true]]}}}"#,
+            r#"{"stages": {"a": {"cmd": "true", "resources": [4, 0]}}}"#,
+            r#"{"stages": {"a": ["true"]}}"#,
+            r#"{"stages": {}, "cache": ["hardlink"]}"#,
+            r#"{"stages": {}, "remote": ["folder", null, null, "/tmp/r"]}"#,
+            r#"{"stages": {}, "registry": {"m": ["models/m"]}}"#,
+        ] {
+            assert!(validate(json, file).is_err(), "{json}");
+        }
+        let fine = r#"{"stages": {"a": {"cmd": {"step": "train", "config": {"lr": 1}}, "outs": [{"path": "o", "kind": "model"}], "resources": {"cpus": 2}}}, "cache": {"link": "copy"}}"#;
+        let stage = &validate(fine, file).unwrap().stages[0];
+        assert!(matches!(&stage.cmd, Command::Step { name, .. } if name == "train"));
+        assert_eq!((stage.outs[0].kind, stage.resources.cpus), (OutputKind::Model, 2));
     }
 
     /// A position in gourd's JSON export means nothing to the user.
