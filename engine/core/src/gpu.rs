@@ -43,7 +43,11 @@ impl GpuPool {
         GpuPool::new(devices, "nvidia-smi")
     }
 
-    pub fn new(devices: Vec<String>, source: &'static str) -> GpuPool {
+    /// A device listed twice (`GOURD_GPUS=0,0`) is one device: two stages
+    /// must never be given it at once.
+    pub fn new(mut devices: Vec<String>, source: &'static str) -> GpuPool {
+        let mut seen = std::collections::HashSet::new();
+        devices.retain(|device| seen.insert(device.clone()));
         let busy = vec![false; devices.len()];
         GpuPool { devices, busy, source }
     }
@@ -90,5 +94,14 @@ mod tests {
         pool.give_back(&a);
         let held = pool.take(2).unwrap();
         assert_eq!(pool.visible_devices(&held), "0,1");
+    }
+
+    #[test]
+    fn a_device_listed_twice_is_one_device() {
+        let mut pool = GpuPool::new(vec!["0".into(), "1".into(), "0".into()], "test");
+        assert_eq!(pool.total(), 2);
+        let held = pool.take(2).unwrap();
+        assert_eq!(pool.visible_devices(&held), "0,1");
+        assert!(pool.take(1).is_none());
     }
 }
