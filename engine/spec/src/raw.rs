@@ -226,9 +226,9 @@ pub fn validate(json: &str, file: &Path) -> Result<Pipeline, SpecError> {
                 file: file.to_path_buf(),
                 line: crate::locate::line_of(&source, &name, None),
                 message: format!("invalid stage name `{name}`"),
-                hint: Some(
-                    "stage names use letters, digits, `_`, `-` and `.`, and do not start with `-` or `.`".to_string(),
-                ),
+                hint: Some(format!(
+                    "stage names use letters, digits, `_`, `-` and `.`, do not start with `-` or `.`, and are at most {MAX_STAGE_NAME} bytes long"
+                )),
             });
         }
         match validate_stage(name, raw) {
@@ -368,7 +368,14 @@ fn python_quoted(stage: &Stage, file: &Path) -> Option<SpecError> {
 }
 
 /// `^[A-Za-z0-9_][A-Za-z0-9_.-]*$`, as the stdlib's `StageNames` says.
+/// The longest stage name: its log, `.gourd/logs/NAME.log`, must be a file
+/// name every file system takes (255 bytes).
+const MAX_STAGE_NAME: usize = 200;
+
 fn is_stage_name(name: &str) -> bool {
+    if name.len() > MAX_STAGE_NAME {
+        return false;
+    }
     let mut bytes = name.bytes();
     bytes.next().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
         && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
@@ -849,6 +856,15 @@ mod tests {
         let stage = &validate(fine, file).unwrap().stages[0];
         assert!(matches!(&stage.cmd, Command::Step { name, .. } if name == "train"));
         assert_eq!((stage.outs[0].kind, stage.resources.cpus), (OutputKind::Model, 2));
+    }
+
+    #[test]
+    fn stage_names_fit_a_file_name() {
+        let file = Path::new("gourd.ncl");
+        let named = |name: &str| validate(&format!(r#"{{"stages": {{"{name}": {{"cmd": "true"}}}}}}"#), file);
+        assert!(named(&"a".repeat(200)).is_ok());
+        let err = named(&"a".repeat(201)).unwrap_err();
+        assert!(err.to_string().contains("invalid stage name"), "{err}");
     }
 
     /// A position in gourd's JSON export means nothing to the user.
