@@ -841,6 +841,19 @@ fn add_refuses_outputs_reserved_folders_and_missing_paths() {
         assert!(out.stderr.contains(why), "{path}: {}", out.stderr);
     }
     assert!(!ws.exists("gourd.sources.json"));
+    // What the pipeline imports stays in git, where a clone reads it before
+    // anything is pulled: alone, or in a folder added whole.
+    ws.write("conf/params.yaml", "seed: 1\n");
+    ws.write("conf/notes.txt", "x\n");
+    ws.write("gourd.ncl", &model_pipeline(1, "").replacen("{", "let p = import \"conf/params.yaml\" in {", 1));
+    ws.gourd(&["check"]).success();
+    for path in ["conf/params.yaml", "conf", "./conf/"] {
+        let out = ws.gourd(&["add", path]);
+        assert_eq!(out.code, 1, "{path}: {}", out.stderr);
+        assert!(out.stderr.contains("holds `conf/params.yaml`, which the pipeline reads"), "{path}: {}", out.stderr);
+    }
+    assert!(!ws.exists("gourd.sources.json"));
+    ws.gourd(&["add", "conf/notes.txt"]).success();
 }
 
 /// A plain `git clone` carries no lineage: `metrics diff` says how to get
