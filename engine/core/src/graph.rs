@@ -45,6 +45,14 @@ pub enum GraphError {
         "stage `{stage}` depends on `{dep}`, which is `{real}` through a symbolic link, written by stage `{producer}`: gourd orders stages by the paths they name, so `{stage}` could run before `{producer}` or keep an old result"
     )]
     DepIsAlias { stage: String, dep: String, real: String, producer: String },
+    #[error(
+        "stage `{stage}` runs in `{wdir}` (its `wdir`), inside its own output `{out}`, which gourd removes before the stage runs"
+    )]
+    WdirInOwnOutput { stage: String, wdir: String, out: String },
+    #[error(
+        "stage `{stage}` runs in `{wdir}` (its `wdir`), inside `{out}`, an output of stage `{producer}`, but does not depend on it: list `{out}` in its `deps`, so that it runs after `{producer}`"
+    )]
+    WdirInOtherOutput { stage: String, wdir: String, out: String, producer: String },
     #[error("no stage is named `{name}`")]
     UnknownStage {
         name: String,
@@ -153,6 +161,20 @@ impl Dag {
                         });
                     }
                     edges.insert((producer, i));
+                }
+            }
+        }
+        // A stage runs in its `wdir`: inside an output, that folder is
+        // removed before its producer runs.
+        for (i, stage) in pipeline.stages.iter().enumerate().filter(|(_, s)| !s.wdir.is_root()) {
+            for (out, producer) in ancestor_outputs(&outputs, &stage.wdir) {
+                let (name, wdir, out) = (stage.name.clone(), stage.wdir.to_string(), out.to_string());
+                if producer == i {
+                    return Err(GraphError::WdirInOwnOutput { stage: name, wdir, out });
+                }
+                if !edges.contains(&(producer, i)) {
+                    let producer = pipeline.stages[producer].name.clone();
+                    return Err(GraphError::WdirInOtherOutput { stage: name, wdir, out, producer });
                 }
             }
         }
@@ -495,6 +517,7 @@ fn overlapping_outputs<'a>(outputs: &'a BTreeMap<WsPath, usize>, path: &WsPath) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Stage;
     use crate::testing::{pipeline, stage};
 
     #[test]
@@ -586,6 +609,36 @@ mod tests {
         assert!(matches!(check("n/f", false), Err(GraphError::MissingDep { .. })));
         std::os::unix::fs::symlink("../../..", root.join("x/out")).unwrap();
         assert!(matches!(check("x/out/f", false), Err(GraphError::MissingDep { .. })));
+    }
+
+    #[test]
+    fn a_wdir_inside_an_output_needs_its_producer_first() {
+        let in_gen = |mut s: Stage| {
+            s.wdir = WsPath::new("gen/sub").unwrap();
+            s
+        };
+        let p = pipeline(vec![in_gen(stage("b", &[], &["gen"]))]);
+        assert_eq!(
+            Dag::build(&p).unwrap_err(),
+            GraphError::WdirInOwnOutput { stage: "b".into(), wdir: "gen/sub".into(), out: "gen".into() }
+        );
+        let p = pipeline(vec![stage("mk", &[], &["gen"]), in_gen(stage("b", &[], &["o"]))]);
+        assert_eq!(
+            Dag::build(&p).unwrap_err(),
+            GraphError::WdirInOtherOutput {
+                stage: "b".into(),
+                wdir: "gen/sub".into(),
+                out: "gen".into(),
+                producer: "mk".into()
+            }
+        );
+        // Depending on it orders them.
+        let p = pipeline(vec![stage("mk", &[], &["gen"]), in_gen(stage("b", &["gen"], &["o"]))]);
+        assert_eq!(Dag::build(&p).unwrap().edges(), vec![(1, 0)]);
+        // A wdir beside or above outputs is no concern.
+        let mut beside = stage("c", &[], &["gen/x"]);
+        beside.wdir = WsPath::new("gen").unwrap();
+        assert!(Dag::build(&pipeline(vec![beside])).is_ok());
     }
 
     #[test]
