@@ -691,3 +691,26 @@ fn a_dep_that_reaches_an_output_through_a_link_is_refused() {
         ws.write("d/g", "v0");
     }
 }
+
+/// The other way round: an output named through a link, and a dep on where
+/// it really is. No edge would order the two stages.
+#[test]
+fn an_output_named_through_a_link_and_read_by_its_real_name_is_refused() {
+    let ws = TestWorkspace::new(
+        r#"{ stages = { a = { cmd = "echo v1 > inl/o", outs = ["inl/o"] }, b = { cmd = "cat real/o > b", deps = ["real/o"], outs = ["b"] } } }"#,
+    );
+    std::fs::create_dir_all(ws.path("real")).unwrap();
+    std::os::unix::fs::symlink("real", ws.path("inl")).unwrap();
+    for command in ["check", "run"] {
+        let refused = ws.gourd(&[command]);
+        assert_eq!(refused.code, 1, "{command}: {}", refused.stderr);
+        assert!(
+            refused.stderr.contains(
+                "stage `a`: output `inl/o` is `real/o` through a symbolic link, and stage `b` depends on `real/o`"
+            ),
+            "{command}: {}",
+            refused.stderr
+        );
+    }
+    assert!(!ws.exists("b") && !ws.exists("real/o"), "nothing ran");
+}

@@ -199,6 +199,22 @@ fn check_outputs(root: &Path, file: &Path, sources: &[PathBuf], pipeline: &Pipel
             ))
             .with_hint("name each output by one path, without a link on the way"));
         }
+        // Or a stage reading it by its real name: no edge orders the two.
+        let reader = pipeline.stages.iter().find_map(|other| {
+            other.deps.iter().find(|dep| dep.overlaps(real) && !dep.overlaps(alias)).map(|dep| (other, dep))
+        });
+        if let Some((other, dep)) = reader {
+            let line = gourd_spec::line_of(file, &stage.name, Some(alias.as_str()))
+                .map(|l| format!(":{l}"))
+                .unwrap_or_default();
+            return Err(CommandError::user(format!(
+                "in `{}{line}`: stage `{}`: output `{alias}` is `{real}` through a symbolic link, and stage `{}` depends on `{dep}`: no edge would order them",
+                file.display(),
+                stage.name,
+                other.name
+            ))
+            .with_hint("name each output by one path, without a link on the way"));
+        }
     }
     Ok(())
 }
