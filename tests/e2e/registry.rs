@@ -527,6 +527,26 @@ fn get_materialises_a_version_and_verifies_every_byte() {
     ");
 }
 
+/// A version points at a commit: registering bytes that commit does not
+/// build (its inputs changed since the run, without a new run) is said.
+#[test]
+fn registering_what_the_commit_does_not_build_is_warned_of() {
+    let r = Registry::new();
+    r.build("one", "0.91");
+    let fine = r.at(0, &["register", "pumpkin", "models/model.bin"]).success();
+    assert!(!fine.stderr.contains("warning"), "{}", fine.stderr);
+    // The input changes and is committed; the model is not rebuilt.
+    r.ws.write("seed.txt", "two");
+    r.ws.git(&["commit", "-qam", "two"]);
+    let stale = r.at(10, &["register", "other", "models/model.bin"]).success();
+    assert!(
+        stale.stderr.contains("warning: `models/model.bin` was built from other inputs than commit")
+            && stale.stderr.contains("(stage `train` is stale)"),
+        "{}",
+        stale.stderr
+    );
+}
+
 /// A tag is anyone's to push: a recorded path whose last part is `..` or
 /// `.` would make `DIR/NAME` the folder above `DIR`, or `DIR` itself, and
 /// `--force` would replace it.

@@ -152,9 +152,25 @@ pub fn register(location: &Location, args: &Args, via: &str, soft: bool) -> Resu
         });
     }
     let (_, dirty) = lineage.workspace_state()?;
-    if record.workspace_dirty || dirty {
+    // Whether the commit the version will point at builds these bytes: the
+    // stage's key from the inputs as they are now is the key of the run
+    // that wrote them. (A run made before committing its changes, then
+    // committed, is fine; one whose inputs changed since is not.)
+    let rebuilt_otherwise = pipeline.as_ref().and_then(|p| p.stage(&record.stage)).and_then(|stage| {
+        match gourd_core::plan::assess(&ws, stage, false) {
+            Ok(Ok(now)) if now.key.to_string() != record.key => Some(format!("stage `{}` is stale", stage.name)),
+            Ok(Err(missing)) => Some(format!("dep `{missing}` of stage `{}` is missing", stage.name)),
+            _ => None,
+        }
+    });
+    if dirty {
         eprintln!(
             "warning: the workspace has uncommitted changes; {version} points at commit {}, which may not hold what built it",
+            short(&commit)
+        );
+    } else if let Some(why) = rebuilt_otherwise {
+        eprintln!(
+            "warning: `{path}` was built from other inputs than commit {} holds ({why}); {version} points at that commit all the same\n         run `gourd run`, commit, and register what it builds, so that the version's commit is what built it",
             short(&commit)
         );
     }
