@@ -1309,7 +1309,21 @@ fn store_and_record(
     let ws = &context.ws;
     let manifest = assessment.manifest;
     if let Some(dep) = changed_dep(ws, stage, &manifest["deps"])? {
-        return Ok(Err(format!("dep `{dep}` changed while the stage ran; its outputs were not cached (run again)")));
+        let mut message = format!("dep `{dep}` changed while the stage ran; its outputs were not cached (run again)");
+        // The usual cause on a first run: Python caching the bytecode of
+        // the modules it imports, beside them.
+        let change = crate::key::FieldChange {
+            field: format!("deps.{dep}"),
+            old: manifest["deps"].get(&dep).cloned(),
+            new: None,
+        };
+        let changes = crate::plan::dep_folder_changes(ws, &change);
+        if changes.is_some_and(|c| c.added.iter().chain(&c.modified).any(|path| path.contains("__pycache__"))) {
+            message.push_str(&format!(
+                ": Python wrote `__pycache__` into it; set `PYTHONDONTWRITEBYTECODE = \"1\"` in the stage's `env`, or name the source files rather than `{dep}`"
+            ));
+        }
+        return Ok(Err(message));
     }
     let (outputs, metrics) = match store_outputs(ws, stage)? {
         Ok(stored) => stored,

@@ -913,3 +913,24 @@ fn an_environment_too_large_to_start_names_its_largest_variable() {
     assert!(said.contains("cannot start `sh`: its environment is larger than the system allows"), "{said}");
     assert!(said.contains("the largest variable is `BIG` (300 KiB)"), "{said}");
 }
+
+/// A dep folder that changes while its stage runs is not cached under a
+/// key it was not made from; when Python's bytecode cache is what changed
+/// it, the message says so and what to do.
+#[test]
+fn a_dep_changed_while_running_names_pythons_bytecode_cache() {
+    let fx = Fixture::new();
+    fx.write("src/m.py", "x = 1\n");
+    let python = stage("s", "mkdir -p src/__pycache__; echo b > src/__pycache__/m.pyc; echo o > o", &["src"], &["o"]);
+    let (summary, _) = fx.run(&[python], options());
+    assert_eq!(summary.failed, 1);
+    let said = message(&summary, "s");
+    assert!(said.starts_with("dep `src` changed while the stage ran"), "{said}");
+    assert!(said.contains("Python wrote `__pycache__` into it; set `PYTHONDONTWRITEBYTECODE = \"1\"`"), "{said}");
+    let other = stage("t", "echo y >> src/m.py; echo p > p", &["src"], &["p"]);
+    let (summary, _) = fx.run(&[other], options());
+    assert_eq!(
+        message(&summary, "t"),
+        "dep `src` changed while the stage ran; its outputs were not cached (run again)"
+    );
+}
