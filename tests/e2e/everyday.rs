@@ -171,6 +171,37 @@ fn a_folder_remote_shares_results_between_clones() {
     let run = poisoned.gourd(&["run"]).success();
     assert_eq!(poisoned.executions(), ["train"], "{}", run.stderr);
     assert!(!poisoned.read("model.bin").contains("poison"));
+    assert!(run.stdout.contains("and removed from there so that a push can replace it"), "{}", run.stdout);
+    assert!(files_under(&shared.path().join("cas")).iter().all(|o| std::fs::read(o).unwrap() != b"poison"));
+}
+
+/// Writes to a remote never overwrite, so a damaged object would stay
+/// damaged for good: the clone that finds it removes it, and its own run of
+/// the stage (the same bytes) writes it again; the next clone restores.
+#[test]
+fn a_damaged_remote_object_is_replaced_by_the_next_run_that_builds_it() {
+    let shared = tempfile::tempdir().unwrap();
+    let origin = TestWorkspace::new(&format!(
+        "{{ {} stages = {{ train = {{ cmd = \"echo train >> runs.log; echo model > model.bin\", outs = [\"model.bin\"] }} }} }}\n",
+        folder_remote(shared.path())
+    ));
+    origin.write(".gitignore", ".gourd/\nruns.log\nmodel.bin\n");
+    origin.git(&["add", "-A"]);
+    origin.git(&["commit", "-qm", "pipeline"]);
+    origin.gourd(&["run"]).success();
+    for object in files_under(&shared.path().join("cas")) {
+        let mut perms = std::fs::metadata(&object).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
+        std::fs::set_permissions(&object, perms).unwrap();
+        std::fs::write(object, "poison").unwrap();
+    }
+    let finder = TestWorkspace::clone_of(origin.root());
+    finder.gourd(&["run"]).success();
+    assert_eq!(finder.executions(), ["train"]);
+    let after = TestWorkspace::clone_of(origin.root());
+    after.gourd(&["run"]).success();
+    assert!(after.executions().is_empty(), "{:?}", after.executions());
+    assert_eq!(after.read("model.bin"), "model\n");
 }
 
 #[test]

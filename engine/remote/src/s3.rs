@@ -202,13 +202,23 @@ impl ObjectCache {
         Ok(())
     }
 
+    /// A remote object whose bytes do not match its name is rejected, and
+    /// removed (best effort: a read-only remote keeps it) so that the next
+    /// `gourd push` of a clone holding the right bytes writes it again;
+    /// writes never overwrite, so it would otherwise stay bad for good.
+    async fn reject(&self, digest: Digest) -> RemoteFailure {
+        let removed = self.remove("cas", &digest).await.is_ok();
+        RemoteFailure::Rejected(format!(
+            "object {digest} from {} does not match its digest: rejected{}",
+            self.label,
+            if removed { ", and removed from there so that a push can replace it" } else { "" }
+        ))
+    }
+
     async fn fetch_file(&self, digest: Digest, store: &Store) -> Result<(), RemoteFailure> {
         if store.object_path(&digest).exists() {
             return Ok(());
         }
-        let rejected = || {
-            RemoteFailure::Rejected(format!("object {digest} from {} does not match its digest: rejected", self.label))
-        };
         let backend = match &self.backend {
             Backend::Objects(backend) => backend,
             Backend::Ssh(ssh) => {
@@ -218,7 +228,7 @@ impl ObjectCache {
                 let outcome = match found {
                     Ok(true) => match store.adopt_object(&tmp) {
                         Ok(got) if got == digest => return Ok(()),
-                        Ok(_) => Err(rejected()),
+                        Ok(_) => Err(self.reject(digest).await),
                         Err(err) => Err(local(err)),
                     },
                     Ok(false) => Err(RemoteFailure::Rejected(format!(
@@ -243,7 +253,11 @@ impl ObjectCache {
         };
         if (result.meta.size as usize) < MULTIPART {
             let bytes = result.bytes().await.map_err(unavailable)?;
-            return store.put_object_bytes(&digest, &bytes).map_err(|_| rejected());
+            return match store.put_object_bytes(&digest, &bytes) {
+                Ok(()) => Ok(()),
+                Err(gourd_core::store::StoreError::Corrupt { .. }) => Err(self.reject(digest).await),
+                Err(err) => Err(local(err)),
+            };
         }
         // Large: chunk by chunk into a file, never whole in memory.
         let tmp = store.receiving_path();
@@ -263,7 +277,7 @@ impl ObjectCache {
         }
         match store.adopt_object(&tmp) {
             Ok(got) if got == digest => Ok(()),
-            Ok(_) => Err(rejected()),
+            Ok(_) => Err(self.reject(digest).await),
             Err(err) => Err(local(err)),
         }
     }
