@@ -217,6 +217,11 @@ fn a_folder_remote_is_configured_from_the_environment_and_relative_to_the_worksp
     let out = bad.gourd(&["check"]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains("needs a `path`"), "{}", out.stderr);
+    bad.write("a-file", "");
+    bad.write("gourd.ncl", &model_pipeline(1, "remote = { kind = 'folder, path = \"a-file\" },"));
+    let out = bad.gourd(&["run"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("a-file`: it is a file, not a folder"), "{}", out.stderr);
 }
 
 #[test]

@@ -71,6 +71,9 @@ impl ObjectCache {
     pub fn folder(path: &std::path::Path) -> Result<ObjectCache, RemoteError> {
         let label = format!("folder {}", path.display());
         let config = |message: String| RemoteError::Config { target: label.clone(), message };
+        if std::fs::metadata(path).is_ok_and(|meta| !meta.is_dir()) {
+            return Err(config("it is a file, not a folder".to_string()));
+        }
         std::fs::create_dir_all(path).map_err(|e| config(e.to_string()))?;
         let store = object_store::local::LocalFileSystem::new_with_prefix(path)
             .map_err(|e| config(e.to_string()))?
