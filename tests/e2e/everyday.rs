@@ -578,6 +578,15 @@ fn an_ssh_remote_shares_results_checks_them_and_is_collected() {
     origin.write("gourd.ncl", &model_pipeline(2, &remote));
     origin.gourd_env(&["run"], &env).success();
     assert_eq!(files_under(&shared.path().join("ac")).len(), 2);
+    // Written in the last hour, both stay whatever names them; aged, the
+    // first goes.
+    let young = origin.gourd_env(&["gc", "--remote", "--force"], &env).success().stdout;
+    assert!(young.contains("Removed 0 results"), "{young}");
+    let aged = std::process::Command::new("find")
+        .args([shared.path().to_str().unwrap(), "-type", "f", "-exec", "touch", "-d", "2 hours ago", "{}", "+"])
+        .status()
+        .unwrap();
+    assert!(aged.success());
     let forced = origin.gourd_env(&["gc", "--remote", "--force"], &env).success().stdout;
     assert!(forced.contains("Removed 1 results"), "{forced}");
     assert_eq!(files_under(&shared.path().join("ac")).len(), 1);
