@@ -33,11 +33,14 @@ pub fn open_or_note(root: &std::path::Path) -> Result<Option<Lineage>, CommandEr
 /// Records every stage that ran or was restored. Returns the lineage commit.
 /// `overridden`: params were set for this run only (`run --set`), so the run
 /// is not what the commit says, and is recorded as a run with changes.
+/// `state`: the workspace's commit and whether it had changes, when asked
+/// already (else asked here).
 pub fn record_run(
     lineage: &Lineage,
     pipeline: &Pipeline,
     summary: &Summary,
     overridden: bool,
+    state: Option<(Option<String>, bool)>,
 ) -> Result<Option<String>, CommandError> {
     let done: Vec<_> = summary
         .reports
@@ -48,7 +51,10 @@ pub fn record_run(
     if done.is_empty() {
         return Ok(None);
     }
-    let (workspace_commit, workspace_dirty) = lineage.workspace_state()?;
+    let (workspace_commit, workspace_dirty) = match state {
+        Some(state) => state,
+        None => lineage.workspace_state()?,
+    };
     let workspace_dirty = workspace_dirty || overridden;
     let now = SystemTime::now();
     let records: Vec<Record> = done

@@ -127,7 +127,6 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         Ok(_) => {}
         Err(err) => eprintln!("note: could not update `.gitignore`: {err}"),
     }
-
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if jobs == 0 {
         return Err(CommandError::user("`-j` must be at least 1"));
@@ -181,6 +180,15 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         remote: remote.and_then(|r| r.cache),
         run_token: Some(run_mark.token().to_string()),
     };
+    // Whether the work tree differs from its commit, as lineage records it
+    // with the run: asked now, beside the stages, rather than after them
+    // (git compares every tracked file). Stages write outputs, which git
+    // ignores, so the answer is the one the run starts from.
+    let lineage_root = loaded.root.clone();
+    let workspace_state = std::thread::Builder::new().name("gourd-git-state".into()).spawn(move || {
+        let lineage = gourd_lineage::Lineage::open(&lineage_root).ok().flatten()?;
+        lineage.workspace_state().ok()
+    })?;
     let total = loaded.dag.select(&loaded.pipeline, &args.stages)?.len();
     let mut printer =
         super::run_view::Printer::new(args.json, args.verbose, ws.root.clone(), ws.gourd_dir.clone(), total);
@@ -219,7 +227,13 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         eprintln!("note: stopped {stray} process(es) that stages left running");
     }
     match crate::lineage::open_or_note(&loaded.root)? {
-        Some(lineage) => match crate::lineage::record_run(&lineage, &loaded.pipeline, &summary, overridden) {
+        Some(lineage) => match crate::lineage::record_run(
+            &lineage,
+            &loaded.pipeline,
+            &summary,
+            overridden,
+            workspace_state.join().ok().flatten(),
+        ) {
             Ok(_) => Journal::clear(&ws.gourd_dir)?,
             // The journal keeps it: the next run records it.
             Err(err) => eprintln!("warning: the run finished but its lineage was not recorded: {}", err.message),
