@@ -958,9 +958,14 @@ fn push_without_a_git_remote_shares_results_and_says_lineage_waits() {
     assert!(push.stderr.contains("Pushed 1 results"), "{}", push.stderr);
     assert!(push.stderr.contains("no git remote `origin`"), "{}", push.stderr);
     assert_eq!(files_under(&shared.path().join("ac")).len(), 1);
+    // `pull` likewise: a note, not git's error.
+    let pull = ws.gourd(&["pull"]).success();
+    assert!(pull.stderr.contains("no git remote `origin`: there is no lineage or registry to pull"), "{}", pull.stderr);
+    assert!(!pull.stderr.contains("fatal"), "{}", pull.stderr);
     // A remote that is named but missing is still an error.
     ws.git(&["remote", "add", "upstream", "/nonexistent/repo"]);
     assert_eq!(ws.gourd(&["push", "elsewhere"]).code, 1);
+    assert_eq!(ws.gourd(&["pull", "elsewhere"]).code, 1);
 }
 
 /// `gourd import` and `gourd import-url`: data from elsewhere as tracked

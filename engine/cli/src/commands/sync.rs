@@ -143,23 +143,17 @@ pub fn push(location: &Location, args: &Args) -> Result<ExitCode, CommandError> 
 
 pub fn pull(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     let lineage = open(location)?;
-    crate::commands::registry::sync::pull(lineage.workdir(), &args.remote)?;
-    let fetched = format!("refs/gourd/remotes/{}/lineage", args.remote);
-    let refspec = format!("+{LINEAGE_REF}:{fetched}");
-    let (ok, output) = git(&lineage, &["fetch", "--no-tags", &args.remote, &refspec])?;
-    if ok {
-        let message = match lineage.integrate(&fetched)? {
-            Integration::Created => "Took the lineage of",
-            Integration::UpToDate => "Lineage already includes everything from",
-            Integration::FastForward => "Fast-forwarded lineage to",
-            Integration::Merged => "Merged lineage with",
-        };
-        eprintln!("{message} `{}`.", args.remote);
-    } else if output.contains("couldn't find remote ref") {
-        // Tracked sources may still be in the remote cache.
-        eprintln!("`{}` has no lineage yet.", args.remote);
+    // A repository with no git remote at all yet, as `push` says: nothing
+    // to fetch lineage or tags from; results may still be in the remote
+    // cache. (A remote named but missing, among others, is an error.)
+    let (listed, remotes) = git(&lineage, &["remote"])?;
+    if listed && remotes.is_empty() {
+        eprintln!(
+            "note: this repository has no git remote `{}`: there is no lineage or registry to pull (`git remote add origin URL` first)",
+            args.remote
+        );
     } else {
-        return Err(CommandError::user(format!("fetching lineage from `{}` failed:\n{output}", args.remote)));
+        pull_lineage(&lineage, &args.remote)?;
     }
     if let Some(cache) = remote_cache(location)? {
         let ws = gourd_core::workspace::Workspace::open(&location.root()?)?;
@@ -190,4 +184,27 @@ pub fn pull(location: &Location, args: &Args) -> Result<ExitCode, CommandError> 
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The registry's tags and the lineage of `remote`, brought in.
+fn pull_lineage(lineage: &Lineage, remote: &str) -> Result<(), CommandError> {
+    crate::commands::registry::sync::pull(lineage.workdir(), remote)?;
+    let fetched = format!("refs/gourd/remotes/{remote}/lineage");
+    let refspec = format!("+{LINEAGE_REF}:{fetched}");
+    let (ok, output) = git(lineage, &["fetch", "--no-tags", remote, &refspec])?;
+    if ok {
+        let message = match lineage.integrate(&fetched)? {
+            Integration::Created => "Took the lineage of",
+            Integration::UpToDate => "Lineage already includes everything from",
+            Integration::FastForward => "Fast-forwarded lineage to",
+            Integration::Merged => "Merged lineage with",
+        };
+        eprintln!("{message} `{remote}`.");
+    } else if output.contains("couldn't find remote ref") {
+        // Tracked sources may still be in the remote cache.
+        eprintln!("`{remote}` has no lineage yet.");
+    } else {
+        return Err(CommandError::user(format!("fetching lineage from `{remote}` failed:\n{output}")));
+    }
+    Ok(())
 }
