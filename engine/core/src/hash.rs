@@ -225,6 +225,10 @@ pub struct Hashing {
     /// `.git` or `.gourd` (see [`Hashing::refuse_reserved_link`]).
     workspace: Option<PathBuf>,
     reserved_paths: Vec<(PathBuf, &'static str)>,
+    /// Folders that links lead into, resolved once each: a data folder of
+    /// 20,000 links into one pool resolves the pool once, not each link
+    /// (a `readlink` per part of each path, on every `status`).
+    resolved_folders: std::sync::Mutex<HashMap<PathBuf, Option<PathBuf>>>,
 }
 
 /// What [`Hashing::digest_of`] found.
@@ -265,6 +269,7 @@ impl Hashing {
             reserved: Vec::new(),
             workspace: None,
             reserved_paths: Vec::new(),
+            resolved_folders: Default::default(),
         }
     }
 
@@ -330,10 +335,39 @@ impl Hashing {
     /// are resolved, when the folder is listed: a folder that is none of
     /// these places but holds a link can still lead into one.
     fn refuse_reserved_link(&self, link: &Path) -> io::Result<()> {
-        // A dangling link is skipped by the walk, as before.
-        let Ok(target) = std::fs::canonicalize(link) else {
+        if self.workspace.is_none() && self.reserved_paths.is_empty() {
             return Ok(());
+        }
+        // Where it leads: the folder its target names, resolved (once per
+        // folder), and the target's last part. A dangling link is skipped
+        // by the walk, as before.
+        let Ok(read) = std::fs::read_link(link) else { return Ok(()) };
+        let joined = link.parent().unwrap_or(Path::new("/")).join(&read);
+        let (Some(folder), Some(name)) = (joined.parent(), joined.file_name()) else {
+            // `..` or `/` last: resolved whole.
+            return match std::fs::canonicalize(link) {
+                Ok(target) => self.refuse_reserved_target(link, &target),
+                Err(_) => Ok(()),
+            };
         };
+        if name == ".." || name == "." {
+            return match std::fs::canonicalize(link) {
+                Ok(target) => self.refuse_reserved_target(link, &target),
+                Err(_) => Ok(()),
+            };
+        }
+        let folder = {
+            let mut known = self.resolved_folders.lock().unwrap();
+            known.entry(folder.to_path_buf()).or_insert_with(|| std::fs::canonicalize(folder).ok()).clone()
+        };
+        let Some(folder) = folder else { return Ok(()) };
+        self.refuse_reserved_target(link, &folder.join(name))
+    }
+
+    /// [`Hashing::refuse_reserved_link`] for the link `link` leading to
+    /// `target` (resolved).
+    fn refuse_reserved_target(&self, link: &Path, target: &Path) -> io::Result<()> {
+        let target = target.to_path_buf();
         // Inside the workspace is where links usually lead; to it or above
         // it, never.
         let above = self.workspace.as_ref().and_then(|workspace| match workspace.strip_prefix(&target) {
@@ -469,13 +503,20 @@ impl Hashing {
     /// `path`, as `hash_dir` would see it, and the newest mtime in it (the
     /// racy window applies to it as to a file's entry).
     fn fingerprint(&self, path: &Path) -> io::Result<(Digest, i64)> {
-        let names = list(path, |link| self.refuse_reserved_link(link))?;
+        let names = list(path)?;
         // Each name is looked up in the folder, by the folder's descriptor:
         // one path component per lookup, not the whole path from the root.
         let folder = std::fs::File::open(path).map_err(|e| with_path(e, path))?;
         let stats: Vec<Option<(String, Stat)>> = names
             .into_par_iter()
-            .map(|name| match stat_in(&folder, &name) {
+            .map(|(name, link)| match stat_in(&folder, &name) {
+                // A link to a folder is walked into: where it leads is
+                // checked first (a link to a file is checked when the folder
+                // is hashed; a fingerprint that matches was checked then).
+                Ok(stat) if stat.is_dir() && link => {
+                    self.refuse_reserved_link(&path.join(&name))?;
+                    Ok(Some((name, stat)))
+                }
                 Ok(stat) if stat.is_dir() || stat.is_file() => Ok(Some((name, stat))),
                 Ok(_) => Ok(None),
                 Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -560,11 +601,14 @@ impl Hashing {
     /// `private`: this folder, or one above it within what is hashed, is
     /// closed to others, and so are its files (stored and restored so).
     fn hash_dir(&self, path: &Path, private: bool) -> io::Result<Tree> {
-        let names = list(path, |link| self.refuse_reserved_link(link))?;
+        let names = list(path)?;
         let children: Vec<Option<(String, Tree)>> = names
             .into_par_iter()
-            .map(|name| {
+            .map(|(name, link)| {
                 let child = path.join(&name);
+                if link {
+                    self.refuse_reserved_link(&child)?;
+                }
                 let meta = match self.stat(&child) {
                     Ok(meta) => meta,
                     // A dangling symlink, or a file removed while we list.
@@ -590,16 +634,13 @@ fn private_folder(mode: u32) -> bool {
     mode & 0o055 != 0o055
 }
 
-/// The names in the folder `path`, sorted; `on_link` is given the path of
-/// each symbolic link among them (the listing says which are, without a
-/// `stat` on most file systems).
-fn list(path: &Path, on_link: impl Fn(&Path) -> io::Result<()>) -> io::Result<Vec<String>> {
+/// The names in the folder `path`, sorted, each with whether it is a
+/// symbolic link (the listing says, without a `stat` on most file systems).
+fn list(path: &Path) -> io::Result<Vec<(String, bool)>> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(path).map_err(|e| with_path(e, path))? {
         let entry = entry.map_err(|e| with_path(e, path))?;
-        if entry.file_type().is_ok_and(|kind| kind.is_symlink()) {
-            on_link(&entry.path())?;
-        }
+        let link = entry.file_type().is_ok_and(|kind| kind.is_symlink());
         let name = match entry.file_name().into_string() {
             Ok(name) => name,
             // Folder listings hold names as UTF-8 text; a lossy
@@ -614,7 +655,7 @@ fn list(path: &Path, on_link: impl Fn(&Path) -> io::Result<()>) -> io::Result<Ve
                 ));
             }
         };
-        names.push(name);
+        names.push((name, link));
     }
     names.sort();
     Ok(names)
@@ -791,6 +832,7 @@ mod tests {
         for folder in [".git/refs", ".gourd/cache", "data/real", "other"] {
             std::fs::create_dir_all(root.join(folder)).unwrap();
         }
+        std::fs::write(root.join(".git/HEAD"), "ref: refs/heads/main\n").unwrap();
         std::fs::write(root.join("data/real/x"), "x").unwrap();
         std::fs::write(root.join("other/y"), "y").unwrap();
         let hashing = Hashing::open(root.join(".gourd/stat.json"), DigestAlgorithm::Blake3).with_root(root);
@@ -811,15 +853,21 @@ mod tests {
         let err = hashing.digest_of(&root.join("gl")).unwrap_err();
         assert!(err.to_string().contains("gl` is `.git`, reached through a symbolic link"), "{err}");
         assert!(hashing.hash(&root.join("gl")).is_err());
-        for (target, what) in [
+        for (n, target, what) in [
             ("../.git", "`.git`"),
             ("../.gourd", "`.gourd`"),
             ("..", "the whole workspace"),
             ("../.git/refs", "inside `.git`"),
             ("../.gourd/cache", "inside `.gourd`"),
             ("../../..", "a folder above the workspace"),
-        ] {
-            let data = root.join(format!("data-{}", what.len()));
+            // A file, checked when its folder is hashed.
+            ("../.git/HEAD", "inside `.git`"),
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(n, (target, what))| (n, target, what))
+        {
+            let data = root.join(format!("data-{n}"));
             std::fs::create_dir_all(&data).unwrap();
             std::os::unix::fs::symlink(target, data.join("link")).unwrap();
             for err in [hashing.digest_of(&data).unwrap_err(), hashing.hash(&data).unwrap_err()] {
