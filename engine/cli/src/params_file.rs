@@ -39,10 +39,17 @@ pub fn set(root: &Path, key: &str, value: &Value) -> Result<Option<PathBuf>, Str
             serde_yaml::from_str(&edited).map_err(|e| format!("`{name}`: edit broke it: {e}"))?
         };
         // The edit changed that value and nothing else (a key of the same
-        // name elsewhere, say).
-        let mut expected = parsed;
-        *lookup_mut(&mut expected, &path).expect("found above") = value.clone();
-        if check != expected {
+        // name elsewhere, say), but what shares it through a YAML anchor.
+        let old = lookup(&parsed, &path).expect("found above").clone();
+        let mut changed = Vec::new();
+        differences(&parsed, &check, &mut Vec::new(), &mut changed);
+        let target: Vec<String> = path.iter().map(|p| p.to_string()).collect();
+        let only_that_value = (changed.contains(&target) || old == *value)
+            && changed.iter().all(|at| {
+                let at: Vec<&str> = at.iter().map(String::as_str).collect();
+                lookup(&parsed, &at) == Some(&old) && lookup(&check, &at) == Some(value)
+            });
+        if !only_that_value {
             return Err(format!(
                 "`{name}`: `{key}` cannot be edited in place without changing something else (is it there twice?); nothing was written"
             ));
@@ -51,6 +58,25 @@ pub fn set(root: &Path, key: &str, value: &Value) -> Result<Option<PathBuf>, Str
         return Ok(Some(file));
     }
     Ok(None)
+}
+
+/// The paths (lists of keys; an index of an array as its number) where
+/// `a` and `b` differ, as deep as both are records.
+fn differences(a: &Value, b: &Value, at: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            for key in a.keys().chain(b.keys().filter(|k| !a.contains_key(*k))) {
+                at.push(key.clone());
+                match (a.get(key), b.get(key)) {
+                    (Some(x), Some(y)) => differences(x, y, at, out),
+                    _ => out.push(at.clone()),
+                }
+                at.pop();
+            }
+        }
+        _ if a != b => out.push(at.clone()),
+        _ => {}
+    }
 }
 
 fn lookup<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
@@ -266,6 +292,20 @@ mod tests {
         set(dir.path(), "lr", &json!(0.1)).unwrap();
         set(dir.path(), "train.lr", &json!(0.3)).unwrap();
         assert_eq!(std::fs::read_to_string(dir.path().join("params.yaml")).unwrap(), "train:\n  lr: 0.3\nlr: 0.1\n");
+    }
+
+    /// A value shared through a YAML anchor changes wherever it is used,
+    /// as YAML means; nothing else may.
+    #[test]
+    fn a_value_under_an_anchor_changes_with_its_aliases() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("params.yaml");
+        std::fs::write(&file, "base: &base\n  lr: 0.1\ntrain: *base\nother:\n  lr: 0.1\n").unwrap();
+        set(dir.path(), "base.lr", &json!(0.2)).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "base: &base\n  lr: 0.2\ntrain: *base\nother:\n  lr: 0.1\n"
+        );
     }
 
     #[test]
