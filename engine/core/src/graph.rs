@@ -50,7 +50,7 @@ pub enum GraphError {
     )]
     WdirInOwnOutput { stage: String, wdir: String, out: String },
     #[error(
-        "stage `{stage}` runs in `{wdir}` (its `wdir`), inside `{out}`, an output of stage `{producer}`, but does not depend on it: list `{out}` in its `deps`, so that it runs after `{producer}`"
+        "stage `{stage}` runs in `{wdir}` (its `wdir`), inside `{out}`, an output of stage `{producer}`, but nothing makes it run after `{producer}`: list `{out}` in its `deps`"
     )]
     WdirInOtherOutput { stage: String, wdir: String, out: String, producer: String },
     #[error("no stage is named `{name}`")]
@@ -164,22 +164,23 @@ impl Dag {
                 }
             }
         }
+        for &(from, to) in &edges {
+            graph.add_edge(nodes[from], nodes[to], ());
+        }
         // A stage runs in its `wdir`: inside an output, that folder is
-        // removed before its producer runs.
+        // removed before its producer runs, so the producer must come first
+        // (directly or through other stages).
         for (i, stage) in pipeline.stages.iter().enumerate().filter(|(_, s)| !s.wdir.is_root()) {
             for (out, producer) in ancestor_outputs(&outputs, &stage.wdir) {
                 let (name, wdir, out) = (stage.name.clone(), stage.wdir.to_string(), out.to_string());
                 if producer == i {
                     return Err(GraphError::WdirInOwnOutput { stage: name, wdir, out });
                 }
-                if !edges.contains(&(producer, i)) {
+                if !petgraph::algo::has_path_connecting(&graph, nodes[producer], nodes[i], None) {
                     let producer = pipeline.stages[producer].name.clone();
                     return Err(GraphError::WdirInOtherOutput { stage: name, wdir, out, producer });
                 }
             }
-        }
-        for &(from, to) in &edges {
-            graph.add_edge(nodes[from], nodes[to], ());
         }
 
         let order = match toposort(&graph, None) {
@@ -632,9 +633,15 @@ mod tests {
                 producer: "mk".into()
             }
         );
-        // Depending on it orders them.
+        // Depending on it orders them, directly or through another stage.
         let p = pipeline(vec![stage("mk", &[], &["gen"]), in_gen(stage("b", &["gen"], &["o"]))]);
         assert_eq!(Dag::build(&p).unwrap().edges(), vec![(1, 0)]);
+        let p = pipeline(vec![
+            stage("mk", &[], &["gen"]),
+            stage("c", &["gen"], &["c.txt"]),
+            in_gen(stage("b", &["c.txt"], &["o"])),
+        ]);
+        assert!(Dag::build(&p).is_ok());
         // A wdir beside or above outputs is no concern.
         let mut beside = stage("c", &[], &["gen/x"]);
         beside.wdir = WsPath::new("gen").unwrap();
