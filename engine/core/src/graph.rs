@@ -603,6 +603,9 @@ mod tests {
         std::fs::create_dir_all(root.join("x/y")).unwrap();
         std::os::unix::fs::symlink("../../d/new", root.join("x/y/z")).unwrap();
         assert_eq!(check("x/y/z/f", false), Err(alias("x/y/z/f", "d/new/f")));
+        // `.` parts are nothing, and a `..` after one leaves the folder.
+        std::os::unix::fs::symlink("./../../d", root.join("x/y/dot")).unwrap();
+        assert_eq!(check("x/y/dot/g", false), Err(alias("x/y/dot/g", "d/g")));
         std::os::unix::fs::symlink(root.join("d"), root.join("abs")).unwrap();
         assert_eq!(check("abs/g", false), Err(alias("abs/g", "d/g")));
         // A dangling link to anything else is a dep that is missing.

@@ -335,7 +335,8 @@ impl Hashing {
     /// are resolved, when the folder is listed: a folder that is none of
     /// these places but holds a link can still lead into one.
     fn refuse_reserved_link(&self, link: &Path) -> io::Result<()> {
-        if self.workspace.is_none() && self.reserved_paths.is_empty() {
+        // Without a workspace (`with_root`), nothing is reserved.
+        if self.workspace.is_none() {
             return Ok(());
         }
         // Where it leads: the folder its target names, resolved (once per
@@ -343,19 +344,13 @@ impl Hashing {
         // by the walk, as before.
         let Ok(read) = std::fs::read_link(link) else { return Ok(()) };
         let joined = link.parent().unwrap_or(Path::new("/")).join(&read);
+        // (A path ending in `..`, or `/`, has no last name: resolved whole.)
         let (Some(folder), Some(name)) = (joined.parent(), joined.file_name()) else {
-            // `..` or `/` last: resolved whole.
             return match std::fs::canonicalize(link) {
                 Ok(target) => self.refuse_reserved_target(link, &target),
                 Err(_) => Ok(()),
             };
         };
-        if name == ".." || name == "." {
-            return match std::fs::canonicalize(link) {
-                Ok(target) => self.refuse_reserved_target(link, &target),
-                Err(_) => Ok(()),
-            };
-        }
         let folder = {
             let mut known = self.resolved_folders.lock().unwrap();
             known.entry(folder.to_path_buf()).or_insert_with(|| std::fs::canonicalize(folder).ok()).clone()

@@ -48,16 +48,13 @@ impl WorkspaceLock {
 /// from `/proc`; `false` where it cannot be read).
 pub fn started_by(pid: u32) -> bool {
     let mut current = std::process::id();
-    // A chain of parents ends at 0 (above init); a bound guards against a
-    // `/proc` that reads oddly.
+    // A chain of parents ends at 0, above init, which has no `/proc` entry;
+    // a bound guards against a `/proc` that reads oddly.
     for _ in 0..4096 {
         if current == pid {
             return true;
         }
         let Some(parent) = parent_of(current) else { return false };
-        if parent == 0 || parent == current {
-            return false;
-        }
         current = parent;
     }
     false

@@ -398,7 +398,7 @@ mod tests {
         assert!(s.param_env().is_empty());
         // A list too large for the environment is in the params file only.
         let ids: Vec<u32> = (100_000..110_000).collect();
-        s.params = serde_json::json!({"ids": ids, "small": "x".repeat(super::MAX_PARAM_VAR)});
-        assert_eq!(s.param_env().keys().collect::<Vec<_>>(), ["GOURD_PARAM_SMALL"]);
+        s.params = serde_json::json!({"ids": ids, "small": "x".repeat(super::MAX_PARAM_VAR), "some": "y".repeat(4096)});
+        assert_eq!(s.param_env().keys().collect::<Vec<_>>(), ["GOURD_PARAM_SMALL", "GOURD_PARAM_SOME"]);
     }
 }

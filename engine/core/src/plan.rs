@@ -64,9 +64,10 @@ fn restored_dep(ws: &Workspace, restored: &[(WsPath, OutputRecord)], dep: &WsPat
             return Restored::As(record.digest);
         }
         if let Some(inside) = dep.as_str().strip_prefix(out.as_str()).and_then(|rest| rest.strip_prefix('/')) {
+            // (A file output has no listing: nothing is inside it.)
             return match ws.store.find_in_tree(&record.digest, inside) {
-                Some((_, digest)) if record.kind == gourd_digest::EntryKind::Dir => Restored::As(digest),
-                _ => Restored::Unknown,
+                Some((_, digest)) => Restored::As(digest),
+                None => Restored::Unknown,
             };
         }
         if out.as_str().strip_prefix(dep.as_str()).is_some_and(|rest| rest.starts_with('/')) {
