@@ -142,12 +142,16 @@ mod tests {
         let mut child =
             std::process::Command::new("setsid").args(["sleep", "600"]).env(RUN_ENV, mark.token()).spawn().unwrap();
         let unrelated = std::process::Command::new("sleep").arg("600").spawn().unwrap();
-        // Until it has exec'd, the child shows its parent's environment:
-        // wait for the token to be there, as it is for a real stage.
+        // Until it has exec'd, the child shows its parent's environment, and
+        // while `setsid` execs `sleep` its environment cannot be read: wait
+        // for `sleep` with the token, as a real stage's process would be.
         let token = format!("{RUN_ENV}={}", mark.token());
         let environ = format!("/proc/{}/environ", child.id());
+        let comm = format!("/proc/{}/comm", child.id());
         let started = std::time::Instant::now();
-        while !std::fs::read(&environ).is_ok_and(|e| e.split(|b| *b == 0).any(|v| v == token.as_bytes())) {
+        while !(std::fs::read_to_string(&comm).is_ok_and(|c| c.trim() == "sleep")
+            && std::fs::read(&environ).is_ok_and(|e| e.split(|b| *b == 0).any(|v| v == token.as_bytes())))
+        {
             assert!(started.elapsed() < std::time::Duration::from_secs(30), "the child never started");
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
