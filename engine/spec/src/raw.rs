@@ -24,14 +24,21 @@ use crate::SpecError;
 /// evaluation with it then says where.
 struct Record<T>(T);
 
-impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Record<T> {
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Record<T> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        let value = serde_json::Value::deserialize(deserializer)?;
-        if !value.is_object() {
-            return Err(D::Error::custom(format!("expected a record, found `{value}`")));
+        // Read as a map, straight into `T`: no copy of the value, and an
+        // array is the deserializer's "invalid type" error.
+        struct Map<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Map<T> {
+            type Value = Record<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a record")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Record<T>, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Record)
+            }
         }
-        T::deserialize(value).map(Record).map_err(D::Error::custom)
+        deserializer.deserialize_map(Map(std::marker::PhantomData))
     }
 }
 
