@@ -186,29 +186,21 @@ fn check_outputs(root: &Path, file: &Path, sources: &[PathBuf], pipeline: &Pipel
                 .find(|(_, other, other_real)| other != alias && other_real.overlaps(real))
                 .map(|(s, o, _)| (*s, o.clone()))
         };
-        let other = declared.or_else(aliased);
-        if let Some((other, path)) = other {
-            let line = gourd_spec::line_of(file, &stage.name, Some(alias.as_str()))
-                .map(|l| format!(":{l}"))
-                .unwrap_or_default();
-            return Err(CommandError::user(format!(
-                "in `{}{line}`: stage `{}`: output `{alias}` is `{real}` through a symbolic link, and stage `{}` writes `{path}`",
-                file.display(),
-                stage.name,
-                other.name
-            ))
-            .with_hint("name each output by one path, without a link on the way"));
-        }
         // Or a stage reading it by its real name: no edge orders the two.
-        let reader = pipeline.stages.iter().find_map(|other| {
-            other.deps.iter().find(|dep| dep.overlaps(real) && !dep.overlaps(alias)).map(|dep| (other, dep))
-        });
-        if let Some((other, dep)) = reader {
+        let reader = || {
+            pipeline.stages.iter().find_map(|other| {
+                let dep = other.deps.iter().find(|dep| dep.overlaps(real) && !dep.overlaps(alias))?;
+                Some((other, format!("depends on `{dep}`: no edge would order them")))
+            })
+        };
+        let conflict =
+            declared.or_else(aliased).map(|(other, path)| (other, format!("writes `{path}`"))).or_else(reader);
+        if let Some((other, what)) = conflict {
             let line = gourd_spec::line_of(file, &stage.name, Some(alias.as_str()))
                 .map(|l| format!(":{l}"))
                 .unwrap_or_default();
             return Err(CommandError::user(format!(
-                "in `{}{line}`: stage `{}`: output `{alias}` is `{real}` through a symbolic link, and stage `{}` depends on `{dep}`: no edge would order them",
+                "in `{}{line}`: stage `{}`: output `{alias}` is `{real}` through a symbolic link, and stage `{}` {what}",
                 file.display(),
                 stage.name,
                 other.name
