@@ -363,9 +363,10 @@ impl Dag {
                 if self.outputs.contains_key(dep) || !overlapping_outputs(&self.outputs, dep).is_empty() {
                     return None;
                 }
-                let under = |t: &WsPath| {
-                    dep == t || dep.as_str().starts_with(&format!("{t}/")) || t.as_str().starts_with(&format!("{dep}/"))
+                let within = |inner: &str, outer: &str| {
+                    inner.strip_prefix(outer).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
                 };
+                let under = |t: &WsPath| within(dep.as_str(), t.as_str()) || within(t.as_str(), dep.as_str());
                 if tracked.iter().any(under) {
                     return None;
                 }
@@ -506,12 +507,21 @@ fn overlapping_outputs<'a>(outputs: &'a BTreeMap<WsPath, usize>, path: &WsPath) 
     if path.is_root() {
         return outputs.iter().map(|(p, &s)| (p, s)).collect();
     }
+    thread_local! {
+        // The bounds of the range below, written in place: this runs for
+        // every dep of the pipeline on all cores, and an allocation each
+        // made the cores wait on the allocator's lock.
+        static BOUNDS: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
     let mut found = ancestor_outputs(outputs, path);
     // Everything under `path/`: the range ["path/", "path0"), '0' being '/' + 1.
-    let bounds = format!("{path}/{path}0");
-    let (start, end) = bounds.split_at(path.as_str().len() + 1);
-    let range = (std::ops::Bound::Included(start), std::ops::Bound::Excluded(end));
-    found.extend(outputs.range::<str, _>(range).map(|(p, &s)| (p, s)));
+    BOUNDS.with_borrow_mut(|bounds| {
+        bounds.clear();
+        bounds.extend([path.as_str(), "/", path.as_str(), "0"]);
+        let (start, end) = bounds.split_at(path.as_str().len() + 1);
+        let range = (std::ops::Bound::Included(start), std::ops::Bound::Excluded(end));
+        found.extend(outputs.range::<str, _>(range).map(|(p, &s)| (p, s)));
+    });
     found
 }
 
