@@ -486,8 +486,10 @@ pub async fn run(
         let _ = saving.await;
     }
     let _ = context.ws.save_state();
+    // Durable by the time the process ends: the store waits for the flush
+    // when it is dropped, and what the caller does meanwhile overlaps it.
     if summary.ran + summary.restored > 0 {
-        let _ = context.ws.store.sync();
+        context.ws.store.sync_in_background();
     }
     Ok(summary)
 }

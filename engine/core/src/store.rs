@@ -121,6 +121,15 @@ pub struct Store {
     /// read on first use.
     stamps: std::sync::OnceLock<Mutex<Stamps>>,
     stamps_file: PathBuf,
+    /// A [`Store::sync_in_background`] under way: waited for when the
+    /// store is dropped.
+    syncing: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.wait_synced();
+    }
 }
 
 /// A read-only object's size, mtime and inode when it was last hashed
@@ -173,7 +182,14 @@ impl Store {
         }
         crate::fsutil::create_private_dir(&root.join("tmp"))?;
         let stamps_file = gourd_dir.join("state-v1").join("verified-objects.json");
-        Ok(Store { root, algorithm, verified: Mutex::default(), stamps: Default::default(), stamps_file })
+        Ok(Store {
+            root,
+            algorithm,
+            verified: Mutex::default(),
+            stamps: Default::default(),
+            stamps_file,
+            syncing: Mutex::default(),
+        })
     }
 
     fn stamps(&self) -> &Mutex<Stamps> {
@@ -691,19 +707,53 @@ impl Store {
 
     /// Flushes everything written to the store's file system (`syncfs`).
     pub fn sync(&self) -> io::Result<()> {
-        use std::os::fd::AsRawFd;
-        let dir = fs_err::File::open(&self.root)?;
-        // SAFETY: a valid fd; syncfs only flushes.
-        if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
-            return Err(io::Error::last_os_error());
+        sync_file_system(&self.root)
+    }
+
+    /// [`Store::sync`] on a thread of its own, so that what the process
+    /// does last (recording lineage) overlaps the wait for the disk. The
+    /// store waits for it when dropped, or at [`Store::wait_synced`].
+    pub fn sync_in_background(&self) {
+        let root = self.root.clone();
+        let started = std::thread::Builder::new().name("gourd-sync".into()).spawn(move || {
+            let _ = sync_file_system(&root);
+        });
+        let previous = match started {
+            Ok(handle) => self.syncing.lock().unwrap().replace(handle),
+            // No thread: flushed here and now.
+            Err(_) => {
+                let _ = self.sync();
+                None
+            }
+        };
+        if let Some(previous) = previous {
+            let _ = previous.join();
         }
-        Ok(())
+    }
+
+    /// Waits for a [`Store::sync_in_background`] under way, if any.
+    pub fn wait_synced(&self) {
+        let pending = self.syncing.lock().map(|mut syncing| syncing.take()).unwrap_or(None);
+        if let Some(pending) = pending {
+            let _ = pending.join();
+        }
     }
 
     /// Forgets the result for `key` (its objects turned out to be corrupt).
     pub fn drop_action(&self, key: &Digest) {
         let _ = std::fs::remove_file(self.action_path(key));
     }
+}
+
+/// Flushes everything written to the file system that holds `path`.
+fn sync_file_system(path: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let dir = fs_err::File::open(path)?;
+    // SAFETY: a valid fd; syncfs only flushes.
+    if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// What [`Store::collect_garbage`] removed (or would remove).

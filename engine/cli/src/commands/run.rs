@@ -240,6 +240,8 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         },
         None => Journal::clear(&ws.gourd_dir)?,
     }
+    // The run's writes reach the disk before gourd says it is done.
+    ws.store.wait_synced();
     Ok(if summary.interrupted {
         ExitCode::from(130)
     } else if summary.failed > 0 {
