@@ -3,8 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use gourd_core::graph::Dag;
+use gourd_core::hash::Hashing;
 use gourd_core::model::{OutputKind, Pipeline};
 use gourd_core::path::WsPath;
+use gourd_core::workspace::Workspace;
 
 use crate::error::CommandError;
 
@@ -81,8 +83,30 @@ impl Location {
     /// Like [`Location::load`]; without `check_sources`, a missing dep is
     /// left for the caller to report (`gourd status` lists it as a reason).
     pub fn load_checked(&self, check_sources: bool) -> Result<Loaded, CommandError> {
+        self.load_with(check_sources, false).map(|(loaded, _)| loaded)
+    }
+
+    /// Like [`Location::load_checked`]; while the pipeline is evaluated (on
+    /// one core), the files its source names literally are hashed on
+    /// another, and the hashing comes back for `Workspace::open_with`.
+    pub fn load_prefetching(&self, check_sources: bool) -> Result<(Loaded, Option<Hashing>), CommandError> {
+        self.load_with(check_sources, true)
+    }
+
+    fn load_with(&self, check_sources: bool, prefetch: bool) -> Result<(Loaded, Option<Hashing>), CommandError> {
         let file = self.pipeline_file()?;
         let root = file.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        let prefetch = prefetch
+            .then(|| std::fs::read(&file).ok())
+            .flatten()
+            .and_then(|text| Workspace::prefetch(&root, literal_paths(&String::from_utf8_lossy(&text))));
+        // However loading ends, the prefetch stops with it.
+        let loaded = self.load_from(file, root, check_sources);
+        let hashing = prefetch.and_then(|prefetch| prefetch.finish());
+        Ok((loaded?, hashing))
+    }
+
+    fn load_from(&self, file: PathBuf, root: PathBuf, check_sources: bool) -> Result<Loaded, CommandError> {
         crate::gitignore::ignore_own_folder(&root.join(".gourd"));
         let stdlib = gourd_spec::install_stdlib(&root.join(".gourd").join("stdlib"))?;
         let exe = std::env::current_exe()?;
@@ -104,6 +128,67 @@ impl Location {
         }
         Ok(Loaded { root, file, pipeline, dag })
     }
+}
+
+/// The strings a pipeline's source writes out in full (`"data/a.csv"`)
+/// that name a place in the workspace other than `.git` and `.gourd`: the
+/// deps of a pipeline written literally, and whatever else such a string
+/// names. Comments and multi-line strings (`m%"..."%`) are skipped, and
+/// so is a string with an escape or an interpolation; so are repeats. A
+/// guess: what is found is only hashed ahead of need (see
+/// `Workspace::prefetch`).
+fn literal_paths(text: &str) -> Vec<WsPath> {
+    let bytes = text.as_bytes();
+    let mut seen = std::collections::HashSet::new();
+    let mut found = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        match bytes[at] {
+            b'#' => at = memchr_from(bytes, b'\n', at).unwrap_or(bytes.len()),
+            b'%' if bytes[..at].ends_with(b"m") => {
+                // `m%"`, `m%%"`...: to the `"` followed by as many `%`.
+                let marks = bytes[at..].iter().take_while(|&&b| b == b'%').count();
+                if bytes.get(at + marks) != Some(&b'"') {
+                    at += marks;
+                    continue;
+                }
+                let close = [b"\"".as_slice(), &vec![b'%'; marks]].concat();
+                let body = at + marks + 1;
+                at = bytes[body..]
+                    .windows(close.len())
+                    .position(|w| w == close)
+                    .map_or(bytes.len(), |i| body + i + close.len());
+            }
+            b'"' => {
+                let body = at + 1;
+                let mut end = body;
+                let mut plain = true;
+                while end < bytes.len() && bytes[end] != b'"' {
+                    if bytes[end] == b'\\' {
+                        plain = false;
+                        end += 1;
+                    }
+                    end += 1;
+                }
+                let literal = &text[body..end.min(bytes.len())];
+                at = end + 1;
+                if !plain || literal.is_empty() || literal.len() > 4096 || literal.contains(['\n', '%']) {
+                    continue;
+                }
+                let Ok(path) = WsPath::new(literal) else { continue };
+                let reserved = matches!(path.as_str().split('/').next(), Some(".git" | ".gourd"));
+                if !path.is_root() && !reserved && seen.insert(literal) {
+                    found.push(path);
+                }
+            }
+            _ => at += 1,
+        }
+    }
+    found
+}
+
+fn memchr_from(bytes: &[u8], byte: u8, from: usize) -> Option<usize> {
+    bytes[from..].iter().position(|&b| b == byte).map(|i| from + i)
 }
 
 /// Refuses, before anything runs, an output where gourd must never write
@@ -282,4 +367,30 @@ pub fn lock(ws: &gourd_core::workspace::Workspace) -> Result<gourd_core::lock::W
     Ok(gourd_core::lock::WorkspaceLock::acquire(&ws.gourd_dir, |_| {
         eprintln!("Waiting for the `gourd run` in this workspace to finish...");
     })?)
+}
+
+#[cfg(test)]
+mod literal_tests {
+    use super::literal_paths;
+
+    #[test]
+    fn literal_paths_are_the_plain_strings_that_can_name_workspace_paths() {
+        let source = r#"
+            # "comment/path.txt" is not read, nor is this "quote
+            {
+              stages.a = { cmd = "cat data/a.csv > out/a", deps = ["data/a.csv", "data/b.csv", "data/a.csv"],
+                           outs = ["out/a"] },
+              stages.b = { deps = ["data/%{name}.csv", "esc\"aped", "/abs/path", "../up", ".git/config",
+                                   ".gourd/x", ".", "", "after", "a/./b"] },
+              stages.c = { cmd = m%"
+                  echo "multi"
+              "%, deps = [".gitignore"] },
+            }
+        "#;
+        let found: Vec<String> = literal_paths(source).iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            found,
+            vec!["cat data/a.csv > out/a", "data/a.csv", "data/b.csv", "out/a", "after", "a/b", ".gitignore"]
+        );
+    }
 }

@@ -147,6 +147,10 @@ fn stat_in(folder: &std::fs::File, name: &str) -> io::Result<Stat> {
 
 const RACY_WINDOW_NS: i64 = 2_000_000_000;
 
+/// The largest file [`Hashing::prefetch`] hashes: stopping is checked
+/// between files, and a guess that is wrong should cost little.
+pub const PREFETCH_MAX: u64 = 8 << 20;
+
 /// The stat cache decides which files are read at all, so a damaged or
 /// edited one must not be believed: it is sealed (see `gourd_digest::seal`)
 /// and a file that does not match its seal is an empty cache.
@@ -180,25 +184,60 @@ struct NestedFile {
     entries: HashMap<PathBuf, StatEntry>,
 }
 
-/// A map of entries and whether it gained any since it was read.
-#[derive(Default)]
+/// A map of entries and whether it gained any since it was read. Split in
+/// shards by path, each under its own lock: the deps of a run are hashed
+/// on all cores, and one lock over thousands of inserts kept the cores
+/// waiting on each other rather than hashing.
 struct Entries<T> {
-    map: RwLock<HashMap<PathBuf, T>>,
+    shards: Box<[RwLock<HashMap<PathBuf, T>>]>,
     dirty: std::sync::atomic::AtomicBool,
+}
+
+/// Shards of an [`Entries`] map.
+const ENTRY_SHARDS: usize = 64;
+
+impl<T: Copy> Default for Entries<T> {
+    fn default() -> Entries<T> {
+        Entries::new(HashMap::new())
+    }
 }
 
 impl<T: Copy> Entries<T> {
     fn new(map: HashMap<PathBuf, T>) -> Entries<T> {
-        Entries { map: RwLock::new(map), dirty: Default::default() }
+        let mut shards: Vec<HashMap<PathBuf, T>> = (0..ENTRY_SHARDS).map(|_| HashMap::new()).collect();
+        for (path, entry) in map {
+            shards[Self::shard(&path)].insert(path, entry);
+        }
+        Entries { shards: shards.into_iter().map(RwLock::new).collect(), dirty: Default::default() }
+    }
+
+    /// FNV-1a over the path's bytes: cheap, and the same in every process.
+    fn shard(path: &Path) -> usize {
+        use std::os::unix::ffi::OsStrExt;
+        let hash = path
+            .as_os_str()
+            .as_bytes()
+            .iter()
+            .fold(0xcbf2_9ce4_8422_2325u64, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3));
+        (hash % ENTRY_SHARDS as u64) as usize
     }
 
     fn get(&self, path: &Path) -> Option<T> {
-        self.map.read().unwrap().get(path).copied()
+        self.shards[Self::shard(path)].read().unwrap().get(path).copied()
     }
 
     fn insert(&self, path: &Path, entry: T) {
-        self.map.write().unwrap().insert(path.to_path_buf(), entry);
+        self.shards[Self::shard(path)].write().unwrap().insert(path.to_path_buf(), entry);
         self.dirty.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Every entry, in one map.
+    fn snapshot(&self) -> HashMap<PathBuf, T> {
+        let mut all = HashMap::new();
+        for shard in &self.shards {
+            all.extend(shard.read().unwrap().iter().map(|(path, &entry)| (path.clone(), entry)));
+        }
+        all
     }
 
     fn take_dirty(&self) -> bool {
@@ -422,7 +461,7 @@ impl Hashing {
         let mut wrote_nested = false;
         for (shard, nested) in self.nested.iter().enumerate() {
             if let Some(nested) = nested.get().filter(|nested| nested.take_dirty()) {
-                let file = NestedFile { algorithm: self.algorithm, entries: nested.map.read().unwrap().clone() };
+                let file = NestedFile { algorithm: self.algorithm, entries: nested.snapshot() };
                 let body = serde_json::to_vec(&file).map_err(io::Error::other)?;
                 write_replace(&self.nested_file(shard), &gourd_digest::seal(NESTED_FORMAT, &body), false)?;
                 wrote_nested = true;
@@ -439,11 +478,41 @@ impl Hashing {
         }
         let cache = StatCacheFile {
             algorithm: self.algorithm,
-            entries: self.entries.map.read().unwrap().clone(),
-            folders: self.folders.map.read().unwrap().clone(),
+            entries: self.entries.snapshot(),
+            folders: self.folders.snapshot(),
         };
         let body = serde_json::to_vec(&cache).map_err(io::Error::other)?;
         write_replace(&self.file, &gourd_digest::seal(STAT_CACHE_FORMAT, &body), false)
+    }
+
+    /// Hashes, one after the other, those of `paths` that are regular
+    /// files (not links) of at most [`PREFETCH_MAX`] bytes, remembering
+    /// their digests as [`Hashing::hash`] does; until `stop` is set. What a
+    /// run will hash anyway, done while the core would wait: see
+    /// `Workspace::prefetch`. Errors are left for the real hashing to meet.
+    pub fn prefetch(&self, paths: &[PathBuf], stop: &std::sync::atomic::AtomicBool) -> usize {
+        let mut hashed = 0;
+        for path in paths {
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                break;
+            }
+            let Ok(meta) = std::fs::symlink_metadata(path) else { continue };
+            if !meta.file_type().is_file() || meta.len() > PREFETCH_MAX {
+                continue;
+            }
+            if let Ok(meta) = self.stat(path) {
+                if meta.is_file() && self.hash_with_meta(path, &meta, false, false).is_ok() {
+                    hashed += 1;
+                }
+            }
+        }
+        hashed
+    }
+
+    /// How many file digests are remembered outside folders.
+    #[cfg(test)]
+    pub(crate) fn remembered(&self) -> usize {
+        self.entries.snapshot().len()
     }
 
     /// Hashes `path`; `None` when nothing is there.
@@ -740,13 +809,86 @@ mod tests {
         hashing.hash(&file).unwrap();
         hashing.save().unwrap();
         let reopened = Hashing::open(dir.path().join("stat.json"), DigestAlgorithm::Blake3);
-        assert_eq!(reopened.entries.map.read().unwrap().len(), 1);
+        assert_eq!(reopened.entries.snapshot().len(), 1);
 
         // A fresh file is hashed but not remembered.
         let fresh = dir.path().join("g");
         std::fs::write(&fresh, "y").unwrap();
         reopened.hash(&fresh).unwrap();
-        assert_eq!(reopened.entries.map.read().unwrap().len(), 1);
+        assert_eq!(reopened.entries.snapshot().len(), 1);
+    }
+
+    /// What a prefetch hashes is what hashing would find, remembered; a
+    /// file changed after it is hashed again; links, pipes, folders and
+    /// large files are left alone (a pipe read would wait for ever); and it
+    /// stops when told.
+    #[test]
+    fn a_prefetch_hashes_old_regular_files_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let old = SystemTime::now() - std::time::Duration::from_secs(60);
+        let aged = |path: &Path| {
+            std::fs::File::options().write(true).open(path).unwrap().set_modified(old).unwrap();
+        };
+        for name in ["a", "b"] {
+            std::fs::write(root.join(name), name).unwrap();
+            aged(&root.join(name));
+        }
+        std::fs::write(root.join("big"), vec![7u8; PREFETCH_MAX as usize + 1]).unwrap();
+        aged(&root.join("big"));
+        std::fs::write(root.join("edge"), vec![7u8; PREFETCH_MAX as usize]).unwrap();
+        aged(&root.join("edge"));
+        std::os::unix::fs::symlink("a", root.join("link")).unwrap();
+        std::fs::create_dir(root.join("folder")).unwrap();
+        let pipe = std::ffi::CString::new(root.join("pipe").as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid path; mkfifo only creates it.
+        assert_eq!(unsafe { libc::mkfifo(pipe.as_ptr(), 0o600) }, 0);
+        let names = ["a", "b", "big", "edge", "link", "folder", "pipe", "missing"];
+        let paths: Vec<PathBuf> = names.iter().map(|name| root.join(name)).collect();
+
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let hashing = Hashing::open(root.join("stat.json"), DigestAlgorithm::Blake3);
+        assert_eq!(hashing.prefetch(&paths, &stop), 3);
+        let mut remembered: Vec<PathBuf> = hashing.entries.snapshot().into_keys().collect();
+        remembered.sort();
+        assert_eq!(remembered, vec![root.join("a"), root.join("b"), root.join("edge")]);
+        let plain = Hashing::open(root.join("other.json"), DigestAlgorithm::Blake3);
+        assert_eq!(hashing.hash(&root.join("a")).unwrap(), plain.hash(&root.join("a")).unwrap());
+
+        // Changed after the prefetch: hashed again, not taken from it.
+        std::fs::write(root.join("b"), "changed").unwrap();
+        aged(&root.join("b"));
+        assert_eq!(hashing.hash(&root.join("b")).unwrap(), plain.hash(&root.join("b")).unwrap());
+        assert_ne!(hashing.hash(&root.join("b")).unwrap(), plain.hash(&root.join("a")).unwrap());
+
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let stopped = Hashing::open(root.join("third.json"), DigestAlgorithm::Blake3);
+        assert_eq!(stopped.prefetch(&paths, &stop), 0);
+        assert!(stopped.entries.snapshot().is_empty());
+    }
+
+    /// The entries are split in shards: every entry is found again, in this
+    /// process and after a save, and the shards are used.
+    #[test]
+    fn sharded_entries_keep_every_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = SystemTime::now() - std::time::Duration::from_secs(60);
+        let files: Vec<PathBuf> = (0..200).map(|i| dir.path().join(format!("f{i}"))).collect();
+        for (i, file) in files.iter().enumerate() {
+            std::fs::write(file, i.to_string()).unwrap();
+            std::fs::File::options().write(true).open(file).unwrap().set_modified(old).unwrap();
+        }
+        let hashing = Hashing::open(dir.path().join("stat.json"), DigestAlgorithm::Blake3);
+        let digests: Vec<_> = files.iter().map(|file| hashing.hash(file).unwrap()).collect();
+        let used = hashing.entries.shards.iter().filter(|shard| !shard.read().unwrap().is_empty()).count();
+        assert!(used > ENTRY_SHARDS / 2, "{used} shards used");
+        hashing.save().unwrap();
+        let reopened = Hashing::open(dir.path().join("stat.json"), DigestAlgorithm::Blake3);
+        assert_eq!(reopened.entries.snapshot().len(), files.len());
+        for (file, digest) in files.iter().zip(&digests) {
+            let Some(Tree::File { digest: remembered, .. }) = digest else { panic!("{file:?} is a file") };
+            assert_eq!(reopened.entries.get(file).map(|entry| entry.digest), Some(*remembered));
+        }
     }
 
     #[test]
@@ -772,7 +914,7 @@ mod tests {
         let shard_file = hashing.nested_file(shard);
         assert!(shard_file.exists());
         assert_eq!(std::fs::read_dir(hashing.nested_dir()).unwrap().count(), 1, "only that shard is written");
-        assert_eq!(hashing.entries.map.read().unwrap().len(), 0, "the files are nested entries");
+        assert_eq!(hashing.entries.snapshot().len(), 0, "the files are nested entries");
 
         let reopened = Hashing::open(cache.clone(), DigestAlgorithm::Blake3);
         assert_eq!(reopened.digest_of(&data).unwrap(), Some(Hashed::Unchanged(digest)));
@@ -780,7 +922,7 @@ mod tests {
         // One file changes: the other's digest comes from its entry.
         std::fs::write(data.join("a"), "A").unwrap();
         assert!(matches!(reopened.digest_of(&data).unwrap(), Some(Hashed::Tree(_))));
-        assert_eq!(reopened.nested(&data.join("b")).map.read().unwrap().len(), 2);
+        assert_eq!(reopened.nested(&data.join("b")).snapshot().len(), 2);
         assert!(reopened.nested(&data.join("b")).get(&data.join("b")).is_some());
         let loaded: Vec<usize> = (0..NESTED_SHARDS).filter(|&i| reopened.nested[i].get().is_some()).collect();
         assert_eq!(loaded, [shard], "only the folder's shard is read");

@@ -81,18 +81,30 @@ struct LastRuns {
     dirty: bool,
 }
 
+/// How a workspace's files are hashed.
+const ALGORITHM: DigestAlgorithm = DigestAlgorithm::Blake3;
+
 impl Workspace {
     pub fn open(root: &Path) -> io::Result<Workspace> {
+        Workspace::open_with(root, None)
+    }
+
+    /// Like [`Workspace::open`], hashing with `hashing` (from
+    /// [`Workspace::open_hashing`], with what it already hashed).
+    pub fn open_with(root: &Path, hashing: Option<Hashing>) -> io::Result<Workspace> {
         let root = fs_err::canonicalize(root)?;
         let gourd_dir = root.join(".gourd");
-        let algorithm = DigestAlgorithm::Blake3;
+        let algorithm = ALGORITHM;
         let store = Store::open(&gourd_dir, algorithm)?;
         // Logs, params and state may hold what a stage keeps private; only
         // the owner may look inside.
         for private in ["logs", "params", "steps", "state-v1"] {
             crate::fsutil::create_private_dir(&gourd_dir.join(private))?;
         }
-        let hashing = Hashing::open(gourd_dir.join("state-v1/stat-cache.json"), algorithm).with_root(&root);
+        let hashing = match hashing {
+            Some(hashing) => hashing,
+            None => Workspace::open_hashing(&root)?,
+        };
         let stages = std::fs::read(gourd_dir.join(LAST_RUNS))
             .ok()
             .and_then(|bytes| serde_json::from_slice(gourd_digest::unseal(LAST_RUNS_FORMAT, &bytes)?).ok())
@@ -113,6 +125,39 @@ impl Workspace {
             recorded: std::sync::OnceLock::new(),
             saving: Mutex::new(()),
         })
+    }
+
+    /// The hashing of the workspace at `root`, with its stat cache read;
+    /// nothing is written.
+    pub fn open_hashing(root: &Path) -> io::Result<Hashing> {
+        let root = fs_err::canonicalize(root)?;
+        Ok(Hashing::open(root.join(".gourd/state-v1/stat-cache.json"), ALGORITHM).with_root(&root))
+    }
+
+    /// Hashes `paths` (workspace paths, as a pipeline's source names them)
+    /// on a thread of its own until [`Prefetch::finish`]: what a cold run
+    /// would hash after evaluating its pipeline, hashed while it is
+    /// evaluated on another core. A path that turns out not to be a dep
+    /// costs a read of at most [`crate::hash::PREFETCH_MAX`] bytes.
+    pub fn prefetch(root: &Path, paths: Vec<WsPath>) -> Option<Prefetch> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // On one core the guess would slow the evaluation down.
+        if cores == 1 || paths.is_empty() {
+            return None;
+        }
+        let root = fs_err::canonicalize(root).ok()?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("gourd-prefetch".into())
+            .spawn(move || {
+                let hashing = Workspace::open_hashing(&root).ok()?;
+                let paths: Vec<PathBuf> = paths.iter().map(|path| path.to_path(&root)).collect();
+                hashing.prefetch(&paths, &stopped);
+                Some(hashing)
+            })
+            .ok()?;
+        Some(Prefetch { stop, thread })
     }
 
     pub fn algorithm(&self) -> DigestAlgorithm {
@@ -269,9 +314,54 @@ const CLEARED_FORMAT: &str = "gourd cleared v1";
 /// Sealed (see `gourd_digest::seal`): a damaged or edited file is ignored.
 const LAST_RUNS_FORMAT: &str = "gourd last-runs v2";
 
+/// Hashing that began before the workspace was opened: see
+/// [`Workspace::prefetch`].
+pub struct Prefetch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Option<Hashing>>,
+}
+
+impl Prefetch {
+    /// Stops hashing (after the file in hand) and gives the hashing, for
+    /// [`Workspace::open_with`].
+    pub fn finish(self) -> Option<Hashing> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().ok().flatten()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A prefetch hashes the workspace paths it is given, and the
+    /// workspace opened with its hashing has them; with nothing to hash
+    /// there is no prefetch.
+    #[test]
+    fn a_workspace_opened_after_a_prefetch_has_its_digests() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        std::fs::create_dir(dir.path().join("data")).unwrap();
+        for name in ["data/a", "data/b"] {
+            std::fs::write(dir.path().join(name), name).unwrap();
+            std::fs::File::options().write(true).open(dir.path().join(name)).unwrap().set_modified(old).unwrap();
+        }
+        assert!(Workspace::prefetch(dir.path(), Vec::new()).is_none());
+        let paths = ["data/a", "data/b", "data/missing"].map(|p| WsPath::new(p).unwrap()).to_vec();
+        let prefetch = Workspace::prefetch(dir.path(), paths).expect("a prefetch on two cores");
+        // Left to end on its own: `finish` stops it wherever it is.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !prefetch.thread.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let hashing = prefetch.finish();
+        let ws = Workspace::open_with(dir.path(), hashing).unwrap();
+        assert_eq!(ws.hashing.remembered(), 2);
+        assert_eq!(
+            ws.hash(&WsPath::new("data/a").unwrap()).unwrap(),
+            Workspace::open(dir.path()).unwrap().hash(&WsPath::new("data/a").unwrap()).unwrap()
+        );
+    }
 
     /// Saves running on several threads while stages record their runs:
     /// once `save_state` returns, every run recorded before it was called

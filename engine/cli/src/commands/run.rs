@@ -77,7 +77,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
             }
         }
     }
-    let mut loaded = location.load()?;
+    let (mut loaded, hashing) = location.load_prefetching(true)?;
     let overridden = !overrides.is_empty();
     for assignment in overrides {
         set_param(&mut loaded.pipeline, assignment)?;
@@ -92,7 +92,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         let selected = loaded.dag.select(&loaded.pipeline, &args.stages)?;
         gourd_core::secrets::check_set(&loaded.pipeline, selected)?;
     }
-    let ws = Workspace::open(&loaded.root)?;
+    let ws = Workspace::open_with(&loaded.root, hashing)?;
     // What lineage recorded of each output, so that what gourd wrote is
     // known after `.gourd` was deleted; the repository is opened on first
     // use, which is rare (something not gourd's last output is in the way).

@@ -24,8 +24,8 @@ pub struct Args {
 
 pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     // Every dep is statted while hashing anyway; a missing one is a reason.
-    let loaded = location.load_checked(false)?;
-    let ws = Workspace::open(&loaded.root)?;
+    let (loaded, hashing) = location.load_prefetching(false)?;
+    let ws = Workspace::open_with(&loaded.root, hashing)?;
     let selected = loaded.dag.select(&loaded.pipeline, &args.stages)?;
     let statuses = plan::status(&ws, &loaded.pipeline, &loaded.dag, &selected)?;
     save_state_if_possible(&ws);
