@@ -137,6 +137,12 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// Whether the run wrote to the cache (a stage ran or was restored):
+    /// then it ends with a flush.
+    fn stored_anything(&self) -> bool {
+        self.ran + self.restored > 0
+    }
+
     fn add(&mut self, report: StageReport) {
         match report.outcome {
             Outcome::Ran => self.ran += 1,
@@ -488,7 +494,7 @@ pub async fn run(
     let _ = context.ws.save_state();
     // Durable by the time the process ends: the store waits for the flush
     // when it is dropped, and what the caller does meanwhile overlaps it.
-    if summary.ran + summary.restored > 0 {
+    if summary.stored_anything() {
         context.ws.store.sync_in_background();
     }
     Ok(summary)
