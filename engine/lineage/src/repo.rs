@@ -213,9 +213,14 @@ impl Lineage {
     ) -> Result<(Oid, Vec<Oid>), LineageError> {
         let parent = parent.map(|id| self.repo.find_commit(id)).transpose()?;
         let run_blob = self.repo.blob(&json(run))?;
+        // Serialised on all cores (a run of thousands of stages records
+        // thousands), written in turn (the repository is one handle).
+        use rayon::prelude::*;
+        let texts: Vec<Vec<u8>> = records.par_iter().map(json).collect();
         let blobs: Vec<(String, Oid)> = records
             .iter()
-            .map(|r| Ok((format!("{}.json", r.stage), self.repo.blob(&json(r))?)))
+            .zip(&texts)
+            .map(|(r, text)| Ok((format!("{}.json", r.stage), self.repo.blob(text)?)))
             .collect::<Result<_, git2::Error>>()?;
         let base = parent.as_ref().map(|c| c.tree()).transpose()?;
         let mut tree = base.as_ref().map(|t| t.id());
