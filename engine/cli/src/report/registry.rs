@@ -18,8 +18,9 @@ use crate::error::CommandError;
 pub fn context(root: &Path) -> Result<Vec<Value>, CommandError> {
     let Some(registry) = Registry::open(root)? else { return Ok(Vec::new()) };
     let mut models = Vec::new();
-    for name in registry.artifacts()? {
-        let events = registry.events_full(&name)?;
+    for (name, mut events) in registry.all_events()? {
+        let all = 0..events.len();
+        registry.load(&mut events, all)?;
         models.push(model(&name, &events));
     }
     Ok(models)

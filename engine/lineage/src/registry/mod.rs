@@ -175,8 +175,40 @@ impl Registry {
     pub fn events(&self, artifact: &str) -> Result<Vec<Event>, RegistryError> {
         let mut index = index::Index::load(self.repo.path());
         let mut live = Vec::new();
+        let tags = self.tags_collecting(TAGS, Some(artifact), &mut live)?;
+        let events = self.events_of(tags, &mut index)?;
+        index.save(&live);
+        Ok(events)
+    }
+
+    /// [`Registry::events`] of every artifact, by name: the tags are listed
+    /// and the index read once, not once per artifact (a registry of
+    /// thousands of models, each listing every tag, took seconds; minutes
+    /// with loose refs).
+    pub fn all_events(&self) -> Result<BTreeMap<String, Vec<Event>>, RegistryError> {
+        let mut index = index::Index::load(self.repo.path());
+        let mut live = Vec::new();
+        let mut by_artifact: BTreeMap<String, Vec<(TagName, String, Oid)>> = BTreeMap::new();
+        for tag in self.tags_collecting(TAGS, None, &mut live)? {
+            by_artifact.entry(tag.0.artifact.clone()).or_default().push(tag);
+        }
+        let mut all = BTreeMap::new();
+        for (artifact, tags) in by_artifact {
+            all.insert(artifact, self.events_of(tags, &mut index)?);
+        }
+        index.save(&live);
+        Ok(all)
+    }
+
+    /// The moves the registry tags `tags` (of one artifact) make, in order,
+    /// light; `index` gains what it did not know.
+    fn events_of(
+        &self,
+        tags: Vec<(TagName, String, Oid)>,
+        index: &mut index::Index,
+    ) -> Result<Vec<Event>, RegistryError> {
         let mut events = Vec::new();
-        for (name, short, target) in self.tags_collecting(TAGS, Some(artifact), &mut live)? {
+        for (name, short, target) in tags {
             let (commit, time) = match index.get(&target) {
                 Some(known) => known,
                 None => {
@@ -203,7 +235,6 @@ impl Registry {
                 loaded: false,
             });
         }
-        index.save(&live);
         // A stage move at a commit holding two versions names its version in
         // its record only.
         let mut registered: BTreeMap<&str, usize> = BTreeMap::new();

@@ -232,3 +232,31 @@ fn the_writer_lock_is_never_taken_through_a_link() {
     assert!(matches!(registry.lock(), Err(RegistryError::Lock(_))));
     assert!(!target.exists(), "created through the link");
 }
+
+/// The moves of every artifact read at once are those read one artifact at
+/// a time, names that share a start (`m`, `m2`, `dir/m`) included.
+#[test]
+fn all_events_are_each_artifacts_events() {
+    let dir = repo();
+    let registry = Registry::open(dir.path()).unwrap().unwrap();
+    let c1 = registry.head().unwrap();
+    for artifact in ["m", "m2", "dir/m", "models:m"] {
+        registry
+            .write(&registry.lock().unwrap(), artifact, &[mv(Action::Register, Some("v1.0.0"), None, &c1)])
+            .unwrap();
+    }
+    let c2 = commit(dir.path(), "two");
+    registry.write(&registry.lock().unwrap(), "m", &[mv(Action::Register, Some("v1.0.1"), None, &c2)]).unwrap();
+    registry.write(&registry.lock().unwrap(), "m", &[mv(Action::Assign, None, Some("prod"), &c2)]).unwrap();
+    registry.write(&registry.lock().unwrap(), "m2", &[mv(Action::Deprecate, None, None, &c2)]).unwrap();
+    let all = registry.all_events().unwrap();
+    let names: Vec<&String> = all.keys().collect();
+    assert_eq!(names, ["dir/m", "m", "m2", "models:m"]);
+    assert_eq!(all.keys().cloned().collect::<BTreeSet<_>>(), registry.artifacts().unwrap());
+    for (artifact, events) in &all {
+        let one = registry.events(artifact).unwrap();
+        let tags = |events: &[Event]| events.iter().map(|e| (e.tag.clone(), e.commit.clone())).collect::<Vec<_>>();
+        assert_eq!(tags(events), tags(&one), "{artifact}");
+    }
+    assert_eq!(all["m"].len(), 3);
+}

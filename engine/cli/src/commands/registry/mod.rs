@@ -142,6 +142,18 @@ impl Loaded {
         Ok(loaded)
     }
 
+    /// Every artifact, every move read whole, by name.
+    fn read_all(registry: &Registry) -> Result<Vec<Loaded>, CommandError> {
+        let mut all = Vec::new();
+        for (name, mut events) in registry.all_events()? {
+            let moves = 0..events.len();
+            registry.load(&mut events, moves)?;
+            let state = registry::state::fold(&events, None);
+            all.push(Loaded { name, events, state });
+        }
+        Ok(all)
+    }
+
     /// Every move, light: enough to order them and know the state at any
     /// time; [`Loaded::load`] reads the moves a command shows.
     fn read_light(registry: &Registry, name: &str) -> Result<Loaded, CommandError> {

@@ -147,15 +147,10 @@ pub fn resolve(location: &Location, args: &ResolveArgs) -> Result<ExitCode, Comm
 
 pub fn show(location: &Location, args: &ShowArgs) -> Result<ExitCode, CommandError> {
     let (_, registry) = open(location)?;
-    let names: Vec<String> = match &args.name {
-        Some(name) => vec![name.clone()],
-        None => registry.artifacts()?.into_iter().collect(),
+    let artifacts = match &args.name {
+        Some(name) => vec![Loaded::read(&registry, name)?.require(&registry)?],
+        None => Loaded::read_all(&registry)?,
     };
-    let mut artifacts = Vec::new();
-    for name in &names {
-        let loaded = Loaded::read(&registry, name)?;
-        artifacts.push(if args.name.is_some() { loaded.require(&registry)? } else { loaded });
-    }
     if args.json {
         let value: Vec<Value> = artifacts.iter().map(artifact_json).collect();
         println!("{}", serde_json::to_string_pretty(&json!({ "artifacts": value })).unwrap());

@@ -108,8 +108,7 @@ pub fn pull(root: &Path, remote: &str) -> Result<(), CommandError> {
 pub fn registered_keys(root: &Path, ws: &Workspace) -> Result<Vec<Digest>, CommandError> {
     let Some(registry) = Registry::open(root)? else { return Ok(Vec::new()) };
     let mut keys = Vec::new();
-    for artifact in registry.artifacts()? {
-        let mut events = registry.events(&artifact)?;
+    for mut events in registry.all_events()?.into_values() {
         let registrations: Vec<usize> = (0..events.len()).filter(|&i| events[i].action == Action::Register).collect();
         registry.load(&mut events, registrations.iter().copied())?;
         for i in registrations {
