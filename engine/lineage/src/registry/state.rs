@@ -108,11 +108,16 @@ impl ArtifactState {
 /// wins), else its record's version, else the commit itself (GTO does
 /// the same for a stage assigned to an unregistered commit).
 pub fn prepare(events: &mut Vec<Event>) {
-    // Sort positions, then move each event once.
-    let mut order: Vec<((i64, u64, u8), usize)> = events.iter().enumerate().map(|(i, e)| (e.order_key(), i)).collect();
-    order.sort_unstable();
+    // Sort positions, then move each event once. Moves equal in time,
+    // counter and kind (two registrations in one second) are ordered by
+    // their tags' names: the tags are listed in no fixed order, and every
+    // read must give the same history.
+    let mut order: Vec<usize> = (0..events.len()).collect();
+    order.sort_unstable_by(|&a, &b| {
+        (events[a].order_key(), &events[a].tag).cmp(&(events[b].order_key(), &events[b].tag))
+    });
     let mut slots: Vec<Option<Event>> = events.drain(..).map(Some).collect();
-    events.extend(order.into_iter().filter_map(|(_, i)| slots[i].take()));
+    events.extend(order.into_iter().filter_map(|i| slots[i].take()));
     // Borrowed from the registrations, then written to the stage moves.
     let mut by_commit: HashMap<&str, &str> = HashMap::new();
     let mut pairs: HashSet<(&str, &str)> = HashSet::new();

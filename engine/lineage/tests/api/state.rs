@@ -61,6 +61,23 @@ fn moves_are_ordered_by_time_then_counter_then_gto_priority() {
     assert_eq!(events[4].order_key(), (6, 0, 1));
 }
 
+/// Moves equal in time, counter and kind (two versions registered in one
+/// second) come in the order of their tags, whatever order the tags were
+/// listed in: every read gives the same history.
+#[test]
+fn moves_of_one_second_and_kind_are_ordered_by_tag() {
+    let listed = ["m@v1.0.1", "m@v1.0.0", "m@v2.0.0", "m@v1.0.2"];
+    let mut orders = Vec::new();
+    for rotation in 0..listed.len() {
+        let mut tags_listed = listed.to_vec();
+        tags_listed.rotate_left(rotation);
+        let mut events: Vec<Event> = tags_listed.iter().map(|tag| event(tag, "c", 7)).collect();
+        prepare(&mut events);
+        orders.push(tags(&events).into_iter().map(String::from).collect::<Vec<_>>());
+    }
+    assert!(orders.iter().all(|order| order == &["m@v1.0.0", "m@v1.0.1", "m@v1.0.2", "m@v2.0.0"]), "{orders:?}");
+}
+
 #[test]
 fn a_stage_move_names_the_version_at_its_commit() {
     let mut events = vec![
