@@ -91,6 +91,38 @@ fn a_symbolic_link_out_of_the_workspace_is_refused() {
     assert!(message.contains("where gourd never writes"), "{message}");
 }
 
+/// While the pipeline is evaluated, gourd hashes ahead the files its
+/// source names in plain strings (docs/running.md). A string that reaches
+/// through a folder link must not lead it anywhere: `/proc/self/pagemap`
+/// reads for hundreds of gigabytes, and `.git` is git's. The command ends,
+/// and nothing there is read.
+#[test]
+fn strings_reaching_through_folder_links_are_not_read_ahead() {
+    let ws = TestWorkspace::new(
+        "let unused = [\"p/self/pagemap\", \"g/config\"] in\n\
+         { stages = { a = { cmd = \"cat data/x.txt > out.txt\", deps = [\"data/x.txt\"], outs = [\"out.txt\"] } } }\n",
+    );
+    ws.write("data/x.txt", "x");
+    std::os::unix::fs::symlink("/proc", ws.path("p")).unwrap();
+    std::os::unix::fs::symlink(".git", ws.path("g")).unwrap();
+    let mut child = ws.command(&["status"]).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(status.is_some_and(|s| s.success()), "`gourd status`: {status:?} (None: still running after 60 s)");
+    let cache = std::fs::read_to_string(ws.path(".gourd/state-v1/stat-cache.json")).unwrap_or_default();
+    assert!(!cache.contains("pagemap") && !cache.contains("config"), "{cache}");
+}
+
 #[test]
 fn a_link_planted_by_an_earlier_stage_is_refused_at_run_time() {
     let outside = tempfile::tempdir().unwrap();

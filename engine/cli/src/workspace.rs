@@ -131,7 +131,7 @@ impl Location {
 }
 
 /// The strings a pipeline's source writes out in full (`"data/a.csv"`)
-/// that name a place in the workspace other than `.git` and `.gourd`: the
+/// that can name a place in the workspace: the
 /// deps of a pipeline written literally, and whatever else such a string
 /// names. Comments and multi-line strings (`m%"..."%`) are skipped, and
 /// so is a string with an escape or an interpolation; so are repeats. A
@@ -176,8 +176,7 @@ fn literal_paths(text: &str) -> Vec<WsPath> {
                     continue;
                 }
                 let Ok(path) = WsPath::new(literal) else { continue };
-                let reserved = matches!(path.as_str().split('/').next(), Some(".git" | ".gourd"));
-                if !path.is_root() && !reserved && seen.insert(literal) {
+                if !path.is_root() && seen.insert(literal) {
                     found.push(path);
                 }
             }
@@ -390,7 +389,17 @@ mod literal_tests {
         let found: Vec<String> = literal_paths(source).iter().map(|p| p.to_string()).collect();
         assert_eq!(
             found,
-            vec!["cat data/a.csv > out/a", "data/a.csv", "data/b.csv", "out/a", "after", "a/b", ".gitignore"]
+            vec![
+                "cat data/a.csv > out/a",
+                "data/a.csv",
+                "data/b.csv",
+                "out/a",
+                ".git/config",
+                ".gourd/x",
+                "after",
+                "a/b",
+                ".gitignore"
+            ]
         );
     }
 }

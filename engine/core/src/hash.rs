@@ -486,7 +486,8 @@ impl Hashing {
     }
 
     /// Hashes, one after the other, those of `paths` that are regular
-    /// files (not links) of at most [`PREFETCH_MAX`] bytes, remembering
+    /// files of at most [`PREFETCH_MAX`] bytes, with no symbolic link on
+    /// the way (each path must be its own canonical form), remembering
     /// their digests as [`Hashing::hash`] does; until `stop` is set. What a
     /// run will hash anyway, done while the core would wait: see
     /// `Workspace::prefetch`. Errors are left for the real hashing to meet.
@@ -498,6 +499,12 @@ impl Hashing {
             }
             let Ok(meta) = std::fs::symlink_metadata(path) else { continue };
             if !meta.file_type().is_file() || meta.len() > PREFETCH_MAX {
+                continue;
+            }
+            // No link on the way either: a folder link could lead the guess
+            // into `.git`, out of the workspace, or to `/proc`, whose files
+            // claim no size and may never end.
+            if std::fs::canonicalize(path).ok().as_deref() != Some(path.as_path()) {
                 continue;
             }
             if let Ok(meta) = self.stat(path) {
@@ -819,13 +826,13 @@ mod tests {
     }
 
     /// What a prefetch hashes is what hashing would find, remembered; a
-    /// file changed after it is hashed again; links, pipes, folders and
-    /// large files are left alone (a pipe read would wait for ever); and it
-    /// stops when told.
+    /// file changed after it is hashed again; links (also a folder link on
+    /// the way), pipes, folders and large files are left alone (a pipe read
+    /// would wait for ever); and it stops when told.
     #[test]
     fn a_prefetch_hashes_old_regular_files_and_nothing_else() {
         let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
+        let root = &std::fs::canonicalize(dir.path()).unwrap();
         let old = SystemTime::now() - std::time::Duration::from_secs(60);
         let aged = |path: &Path| {
             std::fs::File::options().write(true).open(path).unwrap().set_modified(old).unwrap();
@@ -840,10 +847,16 @@ mod tests {
         aged(&root.join("edge"));
         std::os::unix::fs::symlink("a", root.join("link")).unwrap();
         std::fs::create_dir(root.join("folder")).unwrap();
+        std::fs::write(root.join("folder/c"), "c").unwrap();
+        aged(&root.join("folder/c"));
+        // Files reached through a folder link: one that could be hashed,
+        // and one of `/proc` (finite, but the kind that may not be).
+        std::os::unix::fs::symlink("folder", root.join("folder-link")).unwrap();
+        std::os::unix::fs::symlink("/proc", root.join("proc")).unwrap();
         let pipe = std::ffi::CString::new(root.join("pipe").as_os_str().as_encoded_bytes()).unwrap();
         // SAFETY: a valid path; mkfifo only creates it.
         assert_eq!(unsafe { libc::mkfifo(pipe.as_ptr(), 0o600) }, 0);
-        let names = ["a", "b", "big", "edge", "link", "folder", "pipe", "missing"];
+        let names = ["a", "b", "big", "edge", "link", "folder", "pipe", "missing", "folder-link/c", "proc/self/status"];
         let paths: Vec<PathBuf> = names.iter().map(|name| root.join(name)).collect();
 
         let stop = std::sync::atomic::AtomicBool::new(false);

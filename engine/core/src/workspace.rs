@@ -102,7 +102,9 @@ impl Workspace {
             crate::fsutil::create_private_dir(&gourd_dir.join(private))?;
         }
         let hashing = match hashing {
-            Some(hashing) => hashing,
+            // Made before `.gourd` may have existed: the places it must not
+            // walk into are found again, now that the store made it.
+            Some(hashing) => hashing.with_root(&root),
             None => Workspace::open_hashing(&root)?,
         };
         let stages = std::fs::read(gourd_dir.join(LAST_RUNS))
@@ -134,12 +136,14 @@ impl Workspace {
         Ok(Hashing::open(root.join(".gourd/state-v1/stat-cache.json"), ALGORITHM).with_root(&root))
     }
 
-    /// Hashes `paths` (workspace paths, as a pipeline's source names them)
-    /// on a thread of its own until [`Prefetch::finish`]: what a cold run
+    /// Hashes `paths` (workspace paths, as a pipeline's source names them;
+    /// those in a `.git` or `.gourd` folder are left out) on a thread of
+    /// its own until [`Prefetch::finish`]: what a cold run
     /// would hash after evaluating its pipeline, hashed while it is
     /// evaluated on another core. A path that turns out not to be a dep
     /// costs a read of at most [`crate::hash::PREFETCH_MAX`] bytes.
-    pub fn prefetch(root: &Path, paths: Vec<WsPath>) -> Option<Prefetch> {
+    pub fn prefetch(root: &Path, mut paths: Vec<WsPath>) -> Option<Prefetch> {
+        paths.retain(|path| !path.as_str().split('/').any(|part| part == ".git" || part == ".gourd"));
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         // On one core the guess would slow the evaluation down.
         if cores == 1 || paths.is_empty() {
@@ -361,6 +365,35 @@ mod tests {
             ws.hash(&WsPath::new("data/a").unwrap()).unwrap(),
             Workspace::open(dir.path()).unwrap().hash(&WsPath::new("data/a").unwrap()).unwrap()
         );
+    }
+
+    /// A prefetch may begin before `.gourd` exists (a fresh clone): the
+    /// workspace opened with its hashing still refuses a folder that leads
+    /// into `.gourd` through a link; and nothing in `.git` or `.gourd` is
+    /// prefetched.
+    #[test]
+    fn a_prefetch_before_gourd_exists_keeps_gourd_out_of_reach() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        std::fs::create_dir_all(dir.path().join("d")).unwrap();
+        std::fs::create_dir_all(dir.path().join("sub/.git")).unwrap();
+        for name in ["d/f", "sub/.git/config"] {
+            std::fs::write(dir.path().join(name), name).unwrap();
+            std::fs::File::options().write(true).open(dir.path().join(name)).unwrap().set_modified(old).unwrap();
+        }
+        let paths = ["d/f", "sub/.git/config"].map(|p| WsPath::new(p).unwrap()).to_vec();
+        let prefetch = Workspace::prefetch(dir.path(), paths).expect("a prefetch on two cores");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !prefetch.thread.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(!dir.path().join(".gourd").exists(), "the prefetch creates nothing");
+        let ws = Workspace::open_with(dir.path(), prefetch.finish()).unwrap();
+        assert_eq!(ws.hashing.remembered(), 1, "`sub/.git/config` is left out");
+        std::fs::create_dir_all(ws.gourd_dir.join("inside")).unwrap();
+        std::os::unix::fs::symlink("../.gourd/inside", dir.path().join("d/l")).unwrap();
+        let err = ws.hash(&WsPath::new("d").unwrap()).unwrap_err();
+        assert!(err.to_string().contains("`.gourd`"), "{err}");
     }
 
     /// Saves running on several threads while stages record their runs:
