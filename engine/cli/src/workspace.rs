@@ -96,10 +96,18 @@ impl Location {
     fn load_with(&self, check_sources: bool, prefetch: bool) -> Result<(Loaded, Option<Hashing>), CommandError> {
         let file = self.pipeline_file()?;
         let root = file.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        // The pipeline file is read and scanned on the prefetch's thread:
+        // nothing of it is in the way of the evaluation.
+        let source = file.clone();
         let prefetch = prefetch
-            .then(|| std::fs::read(&file).ok())
-            .flatten()
-            .and_then(|text| Workspace::prefetch(&root, literal_paths(&String::from_utf8_lossy(&text))));
+            .then(|| {
+                Workspace::prefetch(&root, move |stop| {
+                    let stopped = || stop.load(std::sync::atomic::Ordering::Relaxed);
+                    let text = std::fs::read(&source).unwrap_or_default();
+                    literal_paths(&String::from_utf8_lossy(&text), stopped)
+                })
+            })
+            .flatten();
         // However loading ends, the prefetch stops with it.
         let loaded = self.load_from(file, root, check_sources);
         let hashing = prefetch.and_then(|prefetch| prefetch.finish());
@@ -136,12 +144,13 @@ impl Location {
 /// names. Comments and multi-line strings (`m%"..."%`) are skipped, and
 /// so is a string with an escape or an interpolation; so are repeats. A
 /// guess: what is found is only hashed ahead of need (see
-/// `Workspace::prefetch`).
-fn literal_paths(text: &str) -> Vec<WsPath> {
+/// `Workspace::prefetch`). Ends early, with what it found, once `stopped`.
+fn literal_paths(text: &str, stopped: impl Fn() -> bool) -> Vec<WsPath> {
     let bytes = text.as_bytes();
     let mut seen = std::collections::HashSet::new();
     let mut found = Vec::new();
     let mut at = 0;
+    let mut strings = 0usize;
     while at < bytes.len() {
         match bytes[at] {
             b'#' => at = memchr_from(bytes, b'\n', at).unwrap_or(bytes.len()),
@@ -160,6 +169,11 @@ fn literal_paths(text: &str) -> Vec<WsPath> {
                     .map_or(bytes.len(), |i| body + i + close.len());
             }
             b'"' => {
+                // Asked now and then: the evaluation may be over already.
+                strings += 1;
+                if strings % 1024 == 0 && stopped() {
+                    break;
+                }
                 let body = at + 1;
                 let mut end = body;
                 let mut plain = true;
@@ -372,6 +386,17 @@ pub fn lock(ws: &gourd_core::workspace::Workspace) -> Result<gourd_core::lock::W
 mod literal_tests {
     use super::literal_paths;
 
+    /// Told to stop, the scan ends within about a thousand strings, with
+    /// what it found so far.
+    #[test]
+    fn a_stopped_scan_ends_early() {
+        let source: String = (0..5000).map(|i| format!("\"data/f{i}\",")).collect();
+        assert_eq!(literal_paths(&source, || false).len(), 5000);
+        let found = literal_paths(&source, || true);
+        assert_eq!(found.len(), 1023);
+        assert_eq!(found[0].as_str(), "data/f0");
+    }
+
     #[test]
     fn literal_paths_are_the_plain_strings_that_can_name_workspace_paths() {
         let source = r#"
@@ -386,7 +411,7 @@ mod literal_tests {
               "%, deps = [".gitignore"] },
             }
         "#;
-        let found: Vec<String> = literal_paths(source).iter().map(|p| p.to_string()).collect();
+        let found: Vec<String> = literal_paths(source, || false).iter().map(|p| p.to_string()).collect();
         assert_eq!(
             found,
             vec![

@@ -497,20 +497,18 @@ impl Hashing {
             if stop.load(std::sync::atomic::Ordering::Relaxed) {
                 break;
             }
-            let Ok(meta) = std::fs::symlink_metadata(path) else { continue };
-            if !meta.file_type().is_file() || meta.len() > PREFETCH_MAX {
+            let Ok(meta) = self.stat(path) else { continue };
+            if !meta.is_file() || meta.size > PREFETCH_MAX {
                 continue;
             }
-            // No link on the way either: a folder link could lead the guess
-            // into `.git`, out of the workspace, or to `/proc`, whose files
-            // claim no size and may never end.
+            // No link on the way, the last part included: a folder link
+            // could lead the guess into `.git`, out of the workspace, or to
+            // `/proc`, whose files claim no size and may never end.
             if std::fs::canonicalize(path).ok().as_deref() != Some(path.as_path()) {
                 continue;
             }
-            if let Ok(meta) = self.stat(path) {
-                if meta.is_file() && self.hash_with_meta(path, &meta, false, false).is_ok() {
-                    hashed += 1;
-                }
+            if self.hash_with_meta(path, &meta, false, false).is_ok() {
+                hashed += 1;
             }
         }
         hashed

@@ -733,7 +733,7 @@ impl Store {
 
     /// Waits for a [`Store::sync_in_background`] under way, if any.
     pub fn wait_synced(&self) {
-        let pending = self.syncing.lock().map(|mut syncing| syncing.take()).unwrap_or(None);
+        let pending = self.syncing.lock().ok().and_then(|mut syncing| syncing.take());
         if let Some(pending) = pending {
             let _ = pending.join();
         }

@@ -136,17 +136,20 @@ impl Workspace {
         Ok(Hashing::open(root.join(".gourd/state-v1/stat-cache.json"), ALGORITHM).with_root(&root))
     }
 
-    /// Hashes `paths` (workspace paths, as a pipeline's source names them;
-    /// those in a `.git` or `.gourd` folder are left out) on a thread of
-    /// its own until [`Prefetch::finish`]: what a cold run
-    /// would hash after evaluating its pipeline, hashed while it is
-    /// evaluated on another core. A path that turns out not to be a dep
-    /// costs a read of at most [`crate::hash::PREFETCH_MAX`] bytes.
-    pub fn prefetch(root: &Path, mut paths: Vec<WsPath>) -> Option<Prefetch> {
-        paths.retain(|path| !path.as_str().split('/').any(|part| part == ".git" || part == ".gourd"));
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        // On one core the guess would slow the evaluation down.
-        if cores == 1 || paths.is_empty() {
+    /// Hashes the paths `find` gives (workspace paths, as a pipeline's
+    /// source names them; those in a `.git` or `.gourd` folder are left
+    /// out) on a thread of its own, `find` included (given the flag that
+    /// [`Prefetch::finish`] sets, to stop early), until
+    /// [`Prefetch::finish`]: what a cold run would hash after evaluating
+    /// its pipeline, hashed while it is evaluated on another core. A path
+    /// that turns out not to be a dep costs a read of at most
+    /// [`crate::hash::PREFETCH_MAX`] bytes. None on one core, where the
+    /// guess would slow the evaluation down.
+    pub fn prefetch(
+        root: &Path,
+        find: impl FnOnce(&std::sync::atomic::AtomicBool) -> Vec<WsPath> + Send + 'static,
+    ) -> Option<Prefetch> {
+        if std::thread::available_parallelism().map_or(1, |n| n.get()) == 1 {
             return None;
         }
         let root = fs_err::canonicalize(root).ok()?;
@@ -156,7 +159,11 @@ impl Workspace {
             .name("gourd-prefetch".into())
             .spawn(move || {
                 let hashing = Workspace::open_hashing(&root).ok()?;
-                let paths: Vec<PathBuf> = paths.iter().map(|path| path.to_path(&root)).collect();
+                let paths: Vec<PathBuf> = find(&stopped)
+                    .iter()
+                    .filter(|path| !path.as_str().split('/').any(|part| part == ".git" || part == ".gourd"))
+                    .map(|path| path.to_path(&root))
+                    .collect();
                 hashing.prefetch(&paths, &stopped);
                 Some(hashing)
             })
@@ -338,9 +345,20 @@ impl Prefetch {
 mod tests {
     use super::*;
 
+    /// The hashing of a prefetch of `paths` in `root`, left to end on its
+    /// own (`finish` stops it wherever it is).
+    fn prefetched(root: &Path, paths: &[&str]) -> Option<Hashing> {
+        let paths: Vec<WsPath> = paths.iter().map(|p| WsPath::new(p).unwrap()).collect();
+        let prefetch = Workspace::prefetch(root, move |_| paths).expect("a prefetch on two cores");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !prefetch.thread.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        prefetch.finish()
+    }
+
     /// A prefetch hashes the workspace paths it is given, and the
-    /// workspace opened with its hashing has them; with nothing to hash
-    /// there is no prefetch.
+    /// workspace opened with its hashing has them.
     #[test]
     fn a_workspace_opened_after_a_prefetch_has_its_digests() {
         let dir = tempfile::tempdir().unwrap();
@@ -350,15 +368,7 @@ mod tests {
             std::fs::write(dir.path().join(name), name).unwrap();
             std::fs::File::options().write(true).open(dir.path().join(name)).unwrap().set_modified(old).unwrap();
         }
-        assert!(Workspace::prefetch(dir.path(), Vec::new()).is_none());
-        let paths = ["data/a", "data/b", "data/missing"].map(|p| WsPath::new(p).unwrap()).to_vec();
-        let prefetch = Workspace::prefetch(dir.path(), paths).expect("a prefetch on two cores");
-        // Left to end on its own: `finish` stops it wherever it is.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while !prefetch.thread.is_finished() && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        let hashing = prefetch.finish();
+        let hashing = prefetched(dir.path(), &["data/a", "data/b", "data/missing"]);
         let ws = Workspace::open_with(dir.path(), hashing).unwrap();
         assert_eq!(ws.hashing.remembered(), 2);
         assert_eq!(
@@ -381,14 +391,9 @@ mod tests {
             std::fs::write(dir.path().join(name), name).unwrap();
             std::fs::File::options().write(true).open(dir.path().join(name)).unwrap().set_modified(old).unwrap();
         }
-        let paths = ["d/f", "sub/.git/config"].map(|p| WsPath::new(p).unwrap()).to_vec();
-        let prefetch = Workspace::prefetch(dir.path(), paths).expect("a prefetch on two cores");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while !prefetch.thread.is_finished() && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
+        let hashing = prefetched(dir.path(), &["d/f", "sub/.git/config"]);
         assert!(!dir.path().join(".gourd").exists(), "the prefetch creates nothing");
-        let ws = Workspace::open_with(dir.path(), prefetch.finish()).unwrap();
+        let ws = Workspace::open_with(dir.path(), hashing).unwrap();
         assert_eq!(ws.hashing.remembered(), 1, "`sub/.git/config` is left out");
         std::fs::create_dir_all(ws.gourd_dir.join("inside")).unwrap();
         std::os::unix::fs::symlink("../.gourd/inside", dir.path().join("d/l")).unwrap();
