@@ -18,9 +18,7 @@ use crate::error::CommandError;
 pub fn context(root: &Path) -> Result<Vec<Value>, CommandError> {
     let Some(registry) = Registry::open(root)? else { return Ok(Vec::new()) };
     let mut models = Vec::new();
-    for (name, mut events) in registry.all_events()? {
-        let all = 0..events.len();
-        registry.load(&mut events, all)?;
+    for (name, events) in registry.all_events_full()? {
         models.push(model(&name, &events));
     }
     Ok(models)

@@ -252,6 +252,16 @@ impl Registry {
         Ok(events)
     }
 
+    /// [`Registry::all_events`], every move read whole.
+    pub fn all_events_full(&self) -> Result<BTreeMap<String, Vec<Event>>, RegistryError> {
+        let mut all = self.all_events()?;
+        for events in all.values_mut() {
+            let moves = 0..events.len();
+            self.load(events, moves)?;
+        }
+        Ok(all)
+    }
+
     /// [`Registry::events`], every move read whole.
     pub fn events_full(&self, artifact: &str) -> Result<Vec<Event>, RegistryError> {
         let mut events = self.events(artifact)?;

@@ -259,4 +259,15 @@ fn all_events_are_each_artifacts_events() {
         assert_eq!(tags(events), tags(&one), "{artifact}");
     }
     assert_eq!(all["m"].len(), 3);
+    // Read whole: as each artifact's moves read whole.
+    let full = registry.all_events_full().unwrap();
+    assert_eq!(full.keys().collect::<Vec<_>>(), all.keys().collect::<Vec<_>>());
+    for (artifact, events) in full {
+        let one = registry.events_full(&artifact).unwrap();
+        let read = |events: &[Event]| {
+            events.iter().map(|e| (e.tag.clone(), e.who.clone(), e.message.clone())).collect::<Vec<_>>()
+        };
+        assert!(events.iter().all(|e| e.loaded), "{artifact}");
+        assert_eq!(read(&events), read(&one), "{artifact}");
+    }
 }

@@ -144,14 +144,11 @@ impl Loaded {
 
     /// Every artifact, every move read whole, by name.
     fn read_all(registry: &Registry) -> Result<Vec<Loaded>, CommandError> {
-        let mut all = Vec::new();
-        for (name, mut events) in registry.all_events()? {
-            let moves = 0..events.len();
-            registry.load(&mut events, moves)?;
+        let all = registry.all_events_full()?.into_iter().map(|(name, events)| {
             let state = registry::state::fold(&events, None);
-            all.push(Loaded { name, events, state });
-        }
-        Ok(all)
+            Loaded { name, events, state }
+        });
+        Ok(all.collect())
     }
 
     /// Every move, light: enough to order them and know the state at any
