@@ -303,6 +303,45 @@ fn outputs_are_ignored_by_git_so_lineage_records_clean_commits() {
     );
 }
 
+/// Two pipeline files in one folder: each run keeps its own block, so
+/// neither drops the other's outputs from `.gitignore` (they showed up in
+/// `git status`, ready for a careless `git add -A`).
+#[test]
+fn two_pipeline_files_in_one_folder_keep_a_block_each() {
+    let ws = TestWorkspace::new(r#"{ stages = { a = { cmd = "echo a > a.txt", outs = ["a.txt"] } } }"#);
+    ws.write("other.ncl", r#"{ stages = { b = { cmd = "echo b > b.txt", outs = ["b.txt"] } } }"#);
+    ws.gourd(&["run"]).success();
+    ws.gourd(&["--file", "other.ncl", "run"]).success();
+    ws.gourd(&["run"]).success();
+    let ignore = ws.read(".gitignore");
+    assert!(
+        ignore.contains(&format!("{BEGIN}, kept")) && ignore.contains("/.gourd/\n/a.txt\n# <<< gourd\n"),
+        "{ignore}"
+    );
+    assert!(
+        ignore.contains("# >>> gourd: outputs of other.ncl, kept")
+            && ignore.contains("/.gourd/\n/b.txt\n# <<< gourd\n"),
+        "{ignore}"
+    );
+    let status = ws.git(&["status", "--porcelain", "--untracked-files=all"]);
+    assert!(!status.contains("a.txt") && !status.contains("b.txt"), "{status}");
+    // Lineage counts a change to either block as no change to the work
+    // tree: here the other file's block changes, the pipeline committed.
+    ws.git(&["add", "-A"]);
+    ws.git(&["commit", "-qm", "pipelines"]);
+    ws.write(
+        "other.ncl",
+        r#"{ stages = { b = { cmd = "echo b > b.txt && echo c > c.txt", outs = ["b.txt", "c.txt"] } } }"#,
+    );
+    ws.git(&["commit", "-qm", "c", "other.ncl"]);
+    ws.gourd(&["--file", "other.ncl", "run"]).success();
+    assert!(ws.read(".gitignore").contains("/.gourd/\n/b.txt\n/c.txt\n# <<< gourd\n"));
+    assert!(ws.git(&["status", "--porcelain"]).contains(".gitignore"), "the block changed");
+    let record: serde_json::Value =
+        serde_json::from_str(&ws.git(&["show", "refs/gourd/lineage:stages/b.json"])).unwrap();
+    assert_eq!(record["workspace_dirty"], false, "{record}");
+}
+
 #[test]
 fn init_on_an_existing_pipeline_keeps_it_and_repairs_the_ignore_file() {
     let ws = TestWorkspace::new(&model_pipeline(7, ""));

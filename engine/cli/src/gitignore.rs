@@ -5,15 +5,16 @@
 //! files, not data and models (lineage then records clean commits).
 //!
 //! The block sits between two marker lines; gourd rewrites only what is
-//! between them and leaves every other line as it was. `GOURD_GITIGNORE=0`
-//! turns it off.
+//! between them and leaves every other line as it was. Each pipeline file of
+//! a folder (`--file`) has a block of its own, named in its first line.
+//! `GOURD_GITIGNORE=0` turns it off.
 
 use std::path::{Path, PathBuf};
 
 use gourd_core::model::Pipeline;
 
 // Shared with lineage, which does not count this block as a change.
-use gourd_lineage::{GITIGNORE_BEGIN as BEGIN, GITIGNORE_END as END};
+use gourd_lineage::{GITIGNORE_END as END, gitignore_begin};
 
 /// What [`sync`] did.
 #[derive(Debug, PartialEq, Eq)]
@@ -45,10 +46,12 @@ pub fn ignore_own_folder(gourd_dir: &Path) {
     }
 }
 
-/// Brings the block in `ROOT/.gitignore` in step with `pipeline` (`None`:
-/// only `.gourd/`). Outside a git work tree it does so only when
-/// `outside_git` (`gourd init`, before a `git init`).
-pub fn sync(root: &Path, pipeline: Option<&Pipeline>, outside_git: bool) -> std::io::Result<Synced> {
+/// Brings the block of the pipeline file `file` in the `.gitignore` beside it
+/// in step with `pipeline` (`None`: only `.gourd/`). Outside a git work tree
+/// it does so only when `outside_git` (`gourd init`, before a `git init`).
+pub fn sync(file: &Path, pipeline: Option<&Pipeline>, outside_git: bool) -> std::io::Result<Synced> {
+    let root = file.parent().unwrap_or(Path::new("."));
+    let begin = gitignore_begin(&file.file_name().unwrap_or_default().to_string_lossy());
     if std::env::var("GOURD_GITIGNORE").is_ok_and(|v| matches!(v.as_str(), "0" | "false" | "off" | "no"))
         || !(outside_git || in_git_work_tree(root))
     {
@@ -61,7 +64,7 @@ pub fn sync(root: &Path, pipeline: Option<&Pipeline>, outside_git: bool) -> std:
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(err) => return Err(err),
     };
-    let wanted = render(&current, &entries(pipeline, &crate::sources::paths(root)));
+    let wanted = render(&current, &begin, &entries(pipeline, &crate::sources::paths(root)));
     if wanted == current {
         return Ok(Synced::Unchanged);
     }
@@ -135,20 +138,20 @@ fn escape(path: &str) -> String {
     out
 }
 
-/// `current` with the block replaced by (or, when there is none, ended with)
-/// one holding `lines`.
-fn render(current: &str, lines: &[String]) -> String {
-    let mut block = format!("{BEGIN}\n");
+/// `current` with the block that starts with `begin` replaced by (or, when
+/// there is none, ended with) one holding `lines`. Other blocks stay.
+fn render(current: &str, begin: &str, lines: &[String]) -> String {
+    let mut block = format!("{begin}\n");
     for line in lines {
         block.push_str(line);
         block.push('\n');
     }
     block.push_str(END);
     block.push('\n');
-    let begin = current.lines().position(|l| l.trim_end() == BEGIN);
-    let end = current.lines().position(|l| l.trim_end() == END);
-    match (begin, end) {
-        (Some(b), Some(e)) if b < e => {
+    let start = current.lines().position(|l| l.trim_end() == begin);
+    let end = start.and_then(|b| current.lines().skip(b).position(|l| l.trim_end() == END).map(|n| b + n));
+    match (start, end) {
+        (Some(b), Some(e)) => {
             let all: Vec<&str> = current.lines().collect();
             let mut out = String::new();
             for line in &all[..b] {
@@ -183,12 +186,34 @@ mod tests {
     #[test]
     fn the_block_is_replaced_in_place_and_other_lines_stay() {
         let lines = vec!["/.gourd/".to_string(), "/model.bin".to_string()];
-        let first = render("*.pyc\n", &lines);
-        assert_eq!(first, format!("*.pyc\n\n{BEGIN}\n/.gourd/\n/model.bin\n{END}\n"));
+        let begin = gourd_lineage::GITIGNORE_BEGIN;
+        let first = render("*.pyc\n", begin, &lines);
+        assert_eq!(first, format!("*.pyc\n\n{begin}\n/.gourd/\n/model.bin\n{END}\n"));
         let edited = format!("{first}notes/\n");
-        let again = render(&edited, &["/.gourd/".to_string()]);
-        assert_eq!(again, format!("*.pyc\n\n{BEGIN}\n/.gourd/\n{END}\nnotes/\n"));
-        assert_eq!(render(&again, &["/.gourd/".to_string()]), again);
+        let again = render(&edited, begin, &["/.gourd/".to_string()]);
+        assert_eq!(again, format!("*.pyc\n\n{begin}\n/.gourd/\n{END}\nnotes/\n"));
+        assert_eq!(render(&again, begin, &["/.gourd/".to_string()]), again);
+    }
+
+    #[test]
+    fn each_pipeline_file_has_a_block_of_its_own() {
+        let main = gitignore_begin("gourd.ncl");
+        assert_eq!(main, gourd_lineage::GITIGNORE_BEGIN, "the block of gourd.ncl keeps its first line");
+        let other = gitignore_begin("other.ncl");
+        let both = render(&render("", &main, &["/a.txt".to_string()]), &other, &["/b.txt".to_string()]);
+        assert_eq!(both, format!("{main}\n/a.txt\n{END}\n\n{other}\n/b.txt\n{END}\n"));
+        // Each rewrites its own, up to its own end line.
+        let again = render(&both, &main, &["/c.txt".to_string()]);
+        assert_eq!(again, format!("{main}\n/c.txt\n{END}\n\n{other}\n/b.txt\n{END}\n"));
+        let again = render(&again, &other, &[]);
+        assert_eq!(again, format!("{main}\n/c.txt\n{END}\n\n{other}\n{END}\n"));
+        // A first line with no end line after it is not a block: a new one
+        // is added after it, and nothing before it is taken.
+        let broken = format!("{END}\n{other}\nkeep\n");
+        assert_eq!(render(&broken, &other, &[]), format!("{broken}\n{other}\n{END}\n"));
+        // A control character in a file's name cannot split the line.
+        assert_eq!(gitignore_begin("a\nb.ncl").lines().count(), 1);
+        assert!(gourd_lineage::is_gitignore_begin(&gitignore_begin("a\nb.ncl")));
     }
 
     #[test]

@@ -24,7 +24,10 @@ pub mod registry;
 mod repo;
 
 pub use record::{Record, RunInfo};
-pub use repo::{GITIGNORE_BEGIN, GITIGNORE_END, Integration, Lineage, LineageCommit, LineageError};
+pub use repo::{
+    GITIGNORE_BEGIN, GITIGNORE_END, Integration, Lineage, LineageCommit, LineageError, gitignore_begin,
+    is_gitignore_begin,
+};
 
 /// The ref holding lineage.
 pub const LINEAGE_REF: &str = "refs/gourd/lineage";

@@ -862,11 +862,43 @@ mod tests {
             ["crlf.txt"]
         );
     }
+
+    #[test]
+    fn every_pipeline_files_block_is_gourds() {
+        assert_eq!(gitignore_begin("gourd.ncl"), GITIGNORE_BEGIN);
+        let other = gitignore_begin("ml/other.ncl");
+        assert!(other.contains("outputs of ml/other.ncl,") && is_gitignore_begin(&other), "{other}");
+        assert!(!is_gitignore_begin(&gitignore_begin("")), "a first line names a file");
+        assert!(!is_gitignore_begin("# >>> gourd"));
+        assert!(!is_gitignore_begin("/a.txt"));
+        assert_eq!(gitignore_begin("a\tb\n.ncl"), gitignore_begin("a?b?.ncl"), "one line, whatever the name");
+        let text =
+            format!("mine\n{GITIGNORE_BEGIN}\n/a.txt\n{GITIGNORE_END}\n{other}\n/b.txt\n{GITIGNORE_END}\ntheirs\n");
+        assert_eq!(block_paths(&text).collect::<Vec<_>>(), ["a.txt", "b.txt"]);
+        assert_eq!(without_gourd_block(&text), "mine\ntheirs");
+    }
 }
 
-/// The first line of the block of `.gitignore` that gourd keeps.
+/// The first line of the block of `.gitignore` that gourd keeps for the
+/// pipeline file `gourd.ncl`; see [`gitignore_begin`].
 pub const GITIGNORE_BEGIN: &str =
     "# >>> gourd: outputs of gourd.ncl, kept in step with the pipeline by gourd (edit the pipeline, not this block)";
+const BEGIN_HEAD: &str = "# >>> gourd: outputs of ";
+const BEGIN_TAIL: &str = ", kept in step with the pipeline by gourd (edit the pipeline, not this block)";
+
+/// The first line of the block gourd keeps for the pipeline file named
+/// `file`: each pipeline file of a folder has its own block, so that one's
+/// run does not drop the other's outputs from `.gitignore`.
+pub fn gitignore_begin(file: &str) -> String {
+    let file: String = file.chars().map(|c| if c.is_control() { '?' } else { c }).collect();
+    format!("{BEGIN_HEAD}{file}{BEGIN_TAIL}")
+}
+
+/// Whether `line` (its end trimmed) begins a block gourd keeps, for any
+/// pipeline file.
+pub fn is_gitignore_begin(line: &str) -> bool {
+    line.strip_prefix(BEGIN_HEAD).and_then(|rest| rest.strip_suffix(BEGIN_TAIL)).is_some_and(|file| !file.is_empty())
+}
 /// Its last line.
 pub const GITIGNORE_END: &str = "# <<< gourd";
 
@@ -926,7 +958,7 @@ impl<'r> Untracked<'r> {
         if let Some(text) = read_regular(&dir.join(".gitignore")) {
             for line in text.lines() {
                 let line = line.trim_end();
-                if line == GITIGNORE_BEGIN {
+                if is_gitignore_begin(line) {
                     below_block = true;
                 } else if below_block && line.starts_with('!') {
                     return Err(Undecided::Negation);
@@ -985,7 +1017,7 @@ fn block_paths(text: &str) -> impl Iterator<Item = String> + '_ {
     text.lines().filter_map(move |line| {
         let line = line.trim_end_matches(['\r', '\n']);
         match line.trim_end() {
-            GITIGNORE_BEGIN => {
+            begin if is_gitignore_begin(begin) => {
                 inside = true;
                 None
             }
@@ -1018,7 +1050,7 @@ fn without_gourd_block(text: &str) -> String {
     let mut inside = false;
     for line in text.lines() {
         match line.trim_end() {
-            GITIGNORE_BEGIN => inside = true,
+            begin if is_gitignore_begin(begin) => inside = true,
             GITIGNORE_END if inside => inside = false,
             _ if inside => {}
             _ => {

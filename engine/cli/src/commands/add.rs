@@ -43,7 +43,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         let source = crate::sources::add(&ws, &loaded.pipeline, &path, args.origin.clone())?;
         println!("Added `{path}` ({}, {})", source.kind, crate::ui::bytes(source.size));
     }
-    if let Err(err) = crate::gitignore::sync(&loaded.root, Some(&loaded.pipeline), false) {
+    if let Err(err) = crate::gitignore::sync(&loaded.file, Some(&loaded.pipeline), false) {
         eprintln!("note: could not update `.gitignore`: {err}");
     }
     eprintln!(

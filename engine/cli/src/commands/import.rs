@@ -127,7 +127,7 @@ fn bring_in(
     }
     copy(from, &dest)?;
     let source = crate::sources::add(&ws, &loaded.pipeline, &path, Some(origin.clone()))?;
-    if let Err(err) = crate::gitignore::sync(&loaded.root, Some(&loaded.pipeline), false) {
+    if let Err(err) = crate::gitignore::sync(&loaded.file, Some(&loaded.pipeline), false) {
         eprintln!("note: could not update `.gitignore`: {err}");
     }
     println!("Imported `{path}` ({}, {}) from {origin}", source.kind, crate::ui::bytes(source.size));

@@ -18,7 +18,6 @@ pub fn run(location: &Location, _args: &Args) -> Result<ExitCode, CommandError> 
         Some(file) => std::env::current_dir()?.join(file),
         None => std::env::current_dir()?.join(PIPELINE_FILE),
     };
-    let root = file.parent().expect("a file has a folder").to_path_buf();
     let existed = file.exists();
     if !existed {
         fs_err::write(&file, STARTER)?;
@@ -26,7 +25,7 @@ pub fn run(location: &Location, _args: &Args) -> Result<ExitCode, CommandError> 
     // The outputs come from the pipeline; one that does not load yet still
     // gets `.gourd/` ignored.
     let loaded = Location { file: Some(file.clone()) }.load_checked(false).ok();
-    let synced = gitignore::sync(&root, loaded.as_ref().map(|l| &l.pipeline), true)?;
+    let synced = gitignore::sync(&file, loaded.as_ref().map(|l| &l.pipeline), true)?;
     let ignore = match &synced {
         Synced::Written(path) => format!("; updated `{}`", path.display()),
         Synced::Refused(path) => {

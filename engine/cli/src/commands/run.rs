@@ -120,7 +120,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     }
     crate::lineage::recover(&loaded.root, &ws, &loaded.pipeline)?;
     // New outputs are ignored by git before they exist.
-    match crate::gitignore::sync(&loaded.root, Some(&loaded.pipeline), false) {
+    match crate::gitignore::sync(&loaded.file, Some(&loaded.pipeline), false) {
         Ok(crate::gitignore::Synced::Refused(path)) => {
             eprintln!("note: `{}` is not a plain file; outputs are not added to it", path.display())
         }

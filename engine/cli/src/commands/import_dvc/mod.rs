@@ -217,7 +217,7 @@ fn track(output: &Path, tracked: &[Tracked], notes: &mut Vec<String>) -> usize {
             Err(err) => notes.push(format!("`{}` (from `{}`): not tracked: {}", item.path, item.file, err.message)),
         }
     }
-    if let Err(err) = crate::gitignore::sync(&loaded.root, Some(&loaded.pipeline), false) {
+    if let Err(err) = crate::gitignore::sync(&loaded.file, Some(&loaded.pipeline), false) {
         notes.push(format!("could not update `.gitignore`: {err}"));
     }
     added
