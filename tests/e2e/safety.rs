@@ -598,6 +598,48 @@ fn two_names_for_one_output_through_a_link_in_the_workspace_are_refused() {
     assert_eq!(ws.read("x/z"), "B\n");
 }
 
+/// A link that stays inside the workspace is another name for the
+/// pipeline's own files: `P/gourd.ncl` through `P -> .` is the pipeline
+/// file, which a failing stage's first run moved aside.
+#[test]
+fn the_pipelines_files_through_a_link_in_the_workspace_are_refused() {
+    let pipeline = "{ stages = { a = { cmd = \"echo a >> runs.log; exit 1\", outs = [\"P/gourd.ncl\"] } } }\n";
+    let ws = TestWorkspace::new(pipeline);
+    std::os::unix::fs::symlink(".", ws.path("P")).unwrap();
+    let message = refused(&ws);
+    assert!(
+        message.contains(
+            "gourd.ncl:1`: stage `a`: field `outs`: `P/gourd.ncl` is `gourd.ncl` through a symbolic link, and `gourd.ncl` is a file the pipeline is read from"
+        ),
+        "{message}"
+    );
+    assert_eq!(ws.read("gourd.ncl"), pipeline);
+    // A file the pipeline imports, through a link to its folder.
+    ws.write("cfg/p.ncl", "{ lr = 1 }\n");
+    std::os::unix::fs::symlink("cfg", ws.path("C")).unwrap();
+    let pipeline = "{ stages = { a = { cmd = \"echo a >> runs.log; exit 1\", outs = [\"C/p.ncl\"], params = import \"cfg/p.ncl\" } } }\n";
+    ws.write("gourd.ncl", pipeline);
+    let message = refused(&ws);
+    assert!(message.contains("`C/p.ncl` is `cfg/p.ncl` through a symbolic link"), "{message}");
+    assert_eq!(ws.read("cfg/p.ncl"), "{ lr = 1 }\n");
+    // The link planted by an earlier stage of the same run: refused when
+    // the stage comes to run, before anything is moved.
+    std::fs::remove_file(ws.path("P")).unwrap();
+    let pipeline = "{ stages = {\n  plant = { cmd = \"ln -s . P && echo done > marker\", outs = [\"marker\"] },\n  harm = { cmd = \"echo harm >> runs.log; exit 1\", deps = [\"marker\"], outs = [\"P/gourd.ncl\"] },\n} }\n";
+    ws.write("gourd.ncl", pipeline);
+    let run = ws.run_json(&[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.statuses()["harm"], "failed");
+    assert!(
+        run.stdout.contains("refusing to write: `P/gourd.ncl` is `gourd.ncl` through a symbolic link"),
+        "{}",
+        run.stdout
+    );
+    assert!(!ws.exists("runs.log"), "the stage ran");
+    assert_eq!(ws.read("gourd.ncl"), pipeline);
+    assert!(displaced(&ws).is_empty(), "{:?}", displaced(&ws));
+}
+
 #[test]
 fn after_a_failed_run_only_what_it_left_is_removed() {
     let ws = TestWorkspace::new(

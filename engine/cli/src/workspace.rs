@@ -21,6 +21,9 @@ pub struct Loaded {
     pub file: PathBuf,
     pub pipeline: Pipeline,
     pub dag: Dag,
+    /// The files the pipeline was read from, workspace-relative: no output
+    /// may replace them (see `gourd_core::guard`).
+    pub sources: Vec<WsPath>,
 }
 
 impl Location {
@@ -125,7 +128,7 @@ impl Location {
         crate::commands::step::check(&pipeline, check_sources).map_err(|e| in_file(&file, e))?;
         // The files the evaluation read; found again only when not known.
         let sources = read.unwrap_or_else(|| gourd_spec::sources(&file));
-        check_outputs(&root, &file, &sources, &pipeline)?;
+        let sources = check_outputs(&root, &file, &sources, &pipeline)?;
         let dag = Dag::build(&pipeline).map_err(|e| in_file(&file, e.into()))?;
         if check_sources {
             // A tracked source may be missing: `gourd run` restores it.
@@ -134,7 +137,7 @@ impl Location {
         } else {
             dag.check_dep_links(&pipeline, &root).map_err(|e| in_file(&file, e.into()))?;
         }
-        Ok(Loaded { root, file, pipeline, dag })
+        Ok(Loaded { root, file, pipeline, dag, sources })
     }
 }
 
@@ -206,8 +209,14 @@ fn memchr_from(bytes: &[u8], byte: u8, from: usize) -> Option<usize> {
 
 /// Refuses, before anything runs, an output where gourd must never write
 /// (see `gourd_core::guard`): naming the file, line, stage and field.
-/// `sources` are the files the pipeline was read from, as absolute paths.
-fn check_outputs(root: &Path, file: &Path, sources: &[PathBuf], pipeline: &Pipeline) -> Result<(), CommandError> {
+/// `sources` are the files the pipeline was read from, as absolute paths;
+/// those in the workspace come back workspace-relative.
+fn check_outputs(
+    root: &Path,
+    file: &Path,
+    sources: &[PathBuf],
+    pipeline: &Pipeline,
+) -> Result<Vec<WsPath>, CommandError> {
     let canonical_root = fs_err::canonicalize(root)?;
     let sources: Vec<WsPath> = sources
         .iter()
@@ -306,7 +315,7 @@ fn check_outputs(root: &Path, file: &Path, sources: &[PathBuf], pipeline: &Pipel
             .with_hint("name each output by one path, without a link on the way"));
         }
     }
-    Ok(())
+    Ok(sources)
 }
 
 /// A pipeline file found in a folder above the current one runs only when

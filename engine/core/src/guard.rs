@@ -47,6 +47,10 @@ pub enum GuardError {
     LinksIntoReserved { path: String, link: String, target: String },
     #[error("cannot check `{path}`: {message}")]
     Unreadable { path: String, message: String },
+    /// A link inside the workspace makes `path` another name for `real`,
+    /// which the rule refuses.
+    #[error("`{path}` is `{real}` through a symbolic link, and {inner}")]
+    Alias { path: String, real: String, inner: Box<GuardError> },
 }
 
 /// The lexical part of the rule: reserved names and the pipeline's own
@@ -177,15 +181,23 @@ fn resolve_dangling(link: &Path) -> PathBuf {
 
 /// Both parts of the rule.
 pub fn check(root: &Path, path: &WsPath, sources: &[WsPath]) -> Result<(), GuardError> {
-    check_lexical(path, sources)?;
-    check_on_disk(root, path)
+    check_resolving(root, path, sources).map(drop)
 }
 
 /// Both parts of the rule; `Some(real)` where a symbolic link inside the
-/// workspace makes `path` another name for `real`.
+/// workspace makes `path` another name for `real`. The lexical part holds
+/// for `real` too: `P/gourd.ncl` through `P -> .` is the pipeline file.
 pub fn check_resolving(root: &Path, path: &WsPath, sources: &[WsPath]) -> Result<Option<WsPath>, GuardError> {
     check_lexical(path, sources)?;
-    walk_on_disk(root, path)
+    let real = walk_on_disk(root, path)?;
+    if let Some(real) = &real {
+        check_lexical(real, sources).map_err(|inner| GuardError::Alias {
+            path: path.to_string(),
+            real: real.to_string(),
+            inner: Box::new(inner),
+        })?;
+    }
+    Ok(real)
 }
 
 #[cfg(test)]
@@ -249,5 +261,37 @@ mod tests {
             assert_eq!(check_output_link(&root, &p(fine)), Ok(()), "{fine}");
         }
         assert_eq!(check_on_disk(&root, &p("not/yet/there")), Ok(()));
+    }
+
+    /// A link that stays inside the workspace gives a second name to the
+    /// pipeline's own files: the rule holds for what the name leads to.
+    #[test]
+    fn links_inside_the_workspace_to_the_pipelines_files() {
+        let ws = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(ws.path()).unwrap();
+        std::fs::create_dir_all(root.join("cfg")).unwrap();
+        std::fs::write(root.join("gourd.ncl"), "{}").unwrap();
+        std::fs::write(root.join("cfg/p.ncl"), "{}").unwrap();
+        std::os::unix::fs::symlink(".", root.join("P")).unwrap();
+        std::os::unix::fs::symlink("cfg", root.join("C")).unwrap();
+        let sources = [p("gourd.ncl"), p("cfg/p.ncl")];
+        let alias = |path: &str| match check_resolving(&root, &p(path), &sources) {
+            Err(GuardError::Alias { path, real, inner }) => Some((path, real, *inner)),
+            other => panic!("{path}: {other:?}"),
+        };
+        let (path, real, inner) = alias("P/gourd.ncl").unwrap();
+        assert_eq!((path.as_str(), real.as_str()), ("P/gourd.ncl", "gourd.ncl"));
+        assert_eq!(inner, GuardError::PipelineFile { path: "gourd.ncl".into() });
+        assert!(matches!(alias("C/p.ncl").unwrap().2, GuardError::PipelineFile { .. }));
+        assert!(matches!(alias("P/cfg").unwrap().2, GuardError::PipelineSource { .. }));
+        assert_eq!(alias("P/.gitignore").unwrap().2, GuardError::GitIgnore);
+        let message = check(&root, &p("P/gourd.ncl"), &sources).unwrap_err().to_string();
+        assert_eq!(
+            message,
+            "`P/gourd.ncl` is `gourd.ncl` through a symbolic link, and `gourd.ncl` is a file the pipeline is read from"
+        );
+        // Other files through the same links are fine.
+        assert_eq!(check_resolving(&root, &p("C/other.json"), &sources), Ok(Some(p("cfg/other.json"))));
+        assert_eq!(check(&root, &p("P/model.bin"), &sources), Ok(()));
     }
 }

@@ -712,7 +712,7 @@ async fn process_stage_inner(
 /// symbolic link on the way since the pipeline was checked.
 fn guard_outputs(ws: &Workspace, stage: &Stage) -> Result<(), String> {
     for output in stage.outputs() {
-        crate::guard::check(&ws.root, &output.path, &[]).map_err(|err| format!("refusing to write: {err}"))?;
+        crate::guard::check(&ws.root, &output.path, ws.sources()).map_err(|err| format!("refusing to write: {err}"))?;
     }
     Ok(())
 }

@@ -46,6 +46,8 @@ pub struct Workspace {
     /// Where the digests of outputs recorded outside `.gourd` are found
     /// (lineage, in git): what gourd wrote is known after `.gourd` is gone.
     recorded: std::sync::OnceLock<RecordedOutputs>,
+    /// The files the pipeline is read from (see [`Workspace::set_sources`]).
+    sources: std::sync::OnceLock<Vec<WsPath>>,
     /// Held while the state is saved (see [`Workspace::save_state`]).
     saving: Mutex<()>,
 }
@@ -125,6 +127,7 @@ impl Workspace {
             last_runs,
             cleared,
             recorded: std::sync::OnceLock::new(),
+            sources: std::sync::OnceLock::new(),
             saving: Mutex::new(()),
         })
     }
@@ -251,6 +254,17 @@ impl Workspace {
     /// succeeds ([`Workspace::record_last_run`]).
     pub fn mark_cleared(&self, stage: &str) {
         self.cleared.lock().unwrap().stages.insert(stage.to_string(), Leftovers::new());
+    }
+
+    /// Sets the files the pipeline is read from (workspace-relative): no
+    /// output may replace them, by any name (see [`crate::guard`]); once.
+    pub fn set_sources(&self, sources: Vec<WsPath>) {
+        let _ = self.sources.set(sources);
+    }
+
+    /// The files the pipeline is read from, as set by [`Workspace::set_sources`].
+    pub fn sources(&self) -> &[WsPath] {
+        self.sources.get().map(Vec::as_slice).unwrap_or_default()
     }
 
     /// Sets where the digests of outputs recorded outside `.gourd` are

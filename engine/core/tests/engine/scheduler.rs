@@ -585,6 +585,25 @@ fn an_output_behind_a_link_out_of_the_workspace_is_refused() {
 }
 
 #[test]
+fn an_output_that_is_a_pipeline_file_through_a_link_in_the_workspace_is_refused() {
+    let fx = Fixture::new();
+    fx.write("gourd.ncl", "{}");
+    assert!(fx.ws.sources().is_empty());
+    fx.ws.set_sources(vec![WsPath::new("gourd.ncl").unwrap()]);
+    assert_eq!(fx.ws.sources(), [WsPath::new("gourd.ncl").unwrap()]);
+    std::os::unix::fs::symlink(".", fx.root().join("P")).unwrap();
+    let pipeline = vec![stage("s", "echo x >> runs.log; exit 1", &[], &["P/gourd.ncl"])];
+    let (summary, _) = fx.run(&pipeline, options());
+    let message = fx.report(&summary, "s").message.clone().unwrap();
+    assert!(
+        message.starts_with("refusing to write: `P/gourd.ncl` is `gourd.ncl` through a symbolic link"),
+        "{message}"
+    );
+    assert_eq!(fx.read("gourd.ncl"), "{}");
+    assert!(!fx.root().join("runs.log").exists(), "the stage ran");
+}
+
+#[test]
 fn what_a_stage_leaves_running_in_its_group_is_killed_when_it_ends() {
     // A background process of the stage, in the stage's process group:
     // when the stage ends, or times out, it goes too (it would otherwise
