@@ -816,6 +816,61 @@ let p = import "params.yaml" in
     assert!(bad.stderr.contains("did you mean `m.json:score`?"), "{}", bad.stderr);
 }
 
+/// `--set` on a key of another params file the pipeline imports writes it
+/// there: set for one run only, a script reading the file would not see it,
+/// and its result would be cached under params it was not made with (then
+/// taken as up to date once the file really said so).
+#[test]
+fn set_writes_the_params_file_that_has_the_key() {
+    let ws = TestWorkspace::new(
+        r#"let gourd = import "gourd-std.ncl" in
+{
+  stages = {
+    train = { cmd = "grep opt custom.yaml > model.txt", params = gourd.params (import "custom.yaml") ["opt"], outs = ["model.txt"] },
+    other = { cmd = "grep seed src/params.yaml > seed.txt", params = gourd.params (import "src/params.yaml") ["seed"], outs = ["seed.txt"] },
+  },
+}
+"#,
+    );
+    ws.write("custom.yaml", "lr: 0.1\nopt: adam  # the optimiser\n");
+    ws.write("src/params.yaml", "seed: 1\nopt: adam\n");
+    ws.gourd(&["run"]).success();
+    // Two files have `opt`: which one is asked.
+    let both = ws.gourd(&["run", "-S", "opt=sgd"]);
+    assert_eq!(both.code, 1, "{}", both.stderr);
+    assert!(
+        both.stderr.contains("`opt` is in `custom.yaml` and `src/params.yaml`: name the file, as `custom.yaml:opt=…`"),
+        "{}",
+        both.stderr
+    );
+    assert_eq!(ws.read("custom.yaml"), "lr: 0.1\nopt: adam  # the optimiser\n");
+    let set = ws.gourd(&["run", "-S", "custom.yaml:opt=sgd"]).success();
+    assert!(set.stderr.contains("Set `custom.yaml:opt` to \"sgd\" in `custom.yaml`."), "{}", set.stderr);
+    assert_eq!(ws.read("custom.yaml"), "lr: 0.1\nopt: \"sgd\"  # the optimiser\n");
+    assert_eq!(ws.read("model.txt"), "opt: \"sgd\"  # the optimiser\n", "the script saw the value");
+    // One file has `seed`: that one is written.
+    ws.gourd(&["run", "-S", "seed=7"]).success();
+    assert_eq!(ws.read("src/params.yaml"), "seed: 7\nopt: adam\n");
+    assert_eq!(ws.read("seed.txt"), "seed: 7\n");
+    // A file without the key, or no such file: nothing written.
+    let missing = ws.gourd(&["run", "-S", "custom.yaml:nope=1"]);
+    assert_eq!(missing.code, 1);
+    assert!(missing.stderr.contains("`custom.yaml` has no `nope`"), "{}", missing.stderr);
+    let missing = ws.gourd(&["run", "-S", "gone.yaml:opt=1"]);
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing.stderr.contains("`gone.yaml` (in `gone.yaml:opt`) is not a file of the workspace"),
+        "{}",
+        missing.stderr
+    );
+    // A file that cannot be edited in place: refused, not set for one run.
+    ws.write("custom.yaml", "{lr: 0.1, opt: sgd}\n");
+    let flow = ws.gourd(&["run", "-S", "custom.yaml:opt=adam"]);
+    assert_eq!(flow.code, 1, "{}", flow.stderr);
+    assert!(flow.stderr.contains("cannot edit `opt` in place"), "{}", flow.stderr);
+    assert_eq!(ws.read("custom.yaml"), "{lr: 0.1, opt: sgd}\n");
+}
+
 /// DVC's `frozen`: the stage's last result stands whatever its deps say.
 #[test]
 fn a_frozen_stage_keeps_its_result_and_never_runs_again() {

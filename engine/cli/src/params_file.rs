@@ -1,63 +1,133 @@
 //! `gourd run --set KEY=VALUE` on a params file, as `dvc exp run -S` does:
 //! when the workspace's `params.yaml` (or `params.json`) has KEY, the value
 //! is written there, so that scripts reading the file and the pipeline
-//! importing it both see it. Only the value's own text is replaced (YAML
-//! line by line, JSON by the value's place in the text): comments, order,
-//! layout and every other value stay as written. The result is parsed back
-//! and must equal the file with that one value changed, or nothing is
-//! written.
+//! importing it both see it; else when exactly one other params file the
+//! pipeline imports has it (`custom.yaml`, a stage's `src/params.yaml`),
+//! there; `FILE:KEY` names the file, as DVC's `-S` does. Only the value's
+//! own text is replaced (YAML line by line, JSON by the value's place in
+//! the text): comments, order, layout and every other value stay as
+//! written. The result is parsed back and must equal the file with that one
+//! value changed, or nothing is written.
+//!
+//! A key that a params file holds is never set for one run only: the
+//! script reading the file would not see the value, and the result would
+//! be cached under params it was not made with.
 
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-/// The params files looked at, in order.
+/// The params files looked at first, in order.
 const FILES: [&str; 3] = ["params.yaml", "params.yml", "params.json"];
 
-/// Writes `value` at the dotted `key` of the workspace's params file, if it
-/// has that key. Returns the file written, `None` when no params file has
-/// the key, or an error saying why a file that has it could not be edited.
-pub fn set(root: &Path, key: &str, value: &Value) -> Result<Option<PathBuf>, String> {
-    let path: Vec<&str> = key.split('.').collect();
+/// Writes `value` at the dotted `key` of the params file that has it:
+/// `FILE:KEY` names the file; else the workspace's own params file, else
+/// the one of `imported` (the files the pipeline reads) that has it.
+/// Returns the file written, `None` when no params file has the key (it is
+/// then a param of the pipeline alone), or an error saying why a file that
+/// has it could not be edited, or which of several to edit.
+pub fn set(root: &Path, key: &str, value: &Value, imported: &[PathBuf]) -> Result<Option<PathBuf>, String> {
+    if let Some((name, inner)) = key.split_once(':') {
+        let file = root.join(name);
+        if !file.is_file() {
+            return Err(format!("`{name}` (in `{key}`) is not a file of the workspace"));
+        }
+        return match edit(&file, name, inner, value)? {
+            Some(()) => Ok(Some(file)),
+            None => Err(format!("`{name}` has no `{inner}`")),
+        };
+    }
     for name in FILES {
         let file = root.join(name);
-        let Ok(text) = std::fs::read_to_string(&file) else { continue };
-        let json = name.ends_with(".json");
-        let parsed: Value = if json {
-            serde_json::from_str(&text).map_err(|e| format!("`{name}`: {e}"))?
-        } else {
-            serde_yaml::from_str(&text).map_err(|e| format!("`{name}`: {e}"))?
-        };
-        if lookup(&parsed, &path).is_none() {
+        if edit(&file, name, key, value)?.is_some() {
+            return Ok(Some(file));
+        }
+    }
+    // The other params files the pipeline imports.
+    let canonical_root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let mut holding = Vec::new();
+    for file in imported {
+        let params_like = file.extension().is_some_and(|e| ["yaml", "yml", "json", "toml"].iter().any(|x| e == *x));
+        let rel = file.strip_prefix(&canonical_root).or_else(|_| file.strip_prefix(root));
+        let Ok(rel) = rel else { continue };
+        if !params_like || FILES.iter().any(|f| rel == Path::new(f)) {
             continue;
         }
-        let edited = if json { edit_json(&text, &path, value) } else { edit_yaml(&text, &path, value) }
-            .ok_or_else(|| format!("`{name}`: cannot edit `{key}` in place (flow style or an unusual layout)"))?;
-        let check: Value = if json {
-            serde_json::from_str(&edited).map_err(|e| format!("`{name}`: edit broke it: {e}"))?
-        } else {
-            serde_yaml::from_str(&edited).map_err(|e| format!("`{name}`: edit broke it: {e}"))?
-        };
-        // The edit changed that value and nothing else (a key of the same
-        // name elsewhere, say), but what shares it through a YAML anchor.
-        let old = lookup(&parsed, &path).expect("found above").clone();
-        let mut changed = Vec::new();
-        differences(&parsed, &check, &mut Vec::new(), &mut changed);
-        let target: Vec<String> = path.iter().map(|p| p.to_string()).collect();
-        let only_that_value = (changed.contains(&target) || old == *value)
-            && changed.iter().all(|at| {
-                let at: Vec<&str> = at.iter().map(String::as_str).collect();
-                lookup(&parsed, &at) == Some(&old) && lookup(&check, &at) == Some(value)
-            });
-        if !only_that_value {
-            return Err(format!(
-                "`{name}`: `{key}` cannot be edited in place without changing something else (is it there twice?); nothing was written"
-            ));
+        if has_key(file, key) {
+            holding.push((file.clone(), rel.display().to_string()));
         }
-        gourd_core::fsutil::write_replace(&file, edited.as_bytes(), false).map_err(|e| format!("`{name}`: {e}"))?;
-        return Ok(Some(file));
     }
-    Ok(None)
+    holding.sort_by(|a, b| a.1.cmp(&b.1));
+    holding.dedup_by(|a, b| a.1 == b.1);
+    match &holding[..] {
+        [] => Ok(None),
+        [(file, name)] => match edit(file, name, key, value)? {
+            Some(()) => Ok(Some(file.clone())),
+            None => Err(format!("`{name}`: cannot edit `{key}` in place")),
+        },
+        several => {
+            let names: Vec<String> = several.iter().map(|(_, name)| format!("`{name}`")).collect();
+            Err(format!("`{key}` is in {}: name the file, as `{}:{key}=…`", names.join(" and "), several[0].1))
+        }
+    }
+}
+
+/// Whether the params file `file` has the dotted `key`.
+fn has_key(file: &Path, key: &str) -> bool {
+    let path: Vec<&str> = key.split('.').collect();
+    let Ok(bytes) = std::fs::read(file) else { return false };
+    // Read as metrics files are: JSON, YAML or TOML by extension.
+    let parsed = gourd_core::metrics::parse(&file.to_string_lossy(), &bytes);
+    parsed.is_ok_and(|parsed| lookup(&parsed, &path).is_some())
+}
+
+/// Writes `value` at the dotted `key` of `file` (shown as `name`):
+/// `Some(())` when written, `None` when the file is missing or lacks the
+/// key, an error when it has the key and cannot be edited in place.
+fn edit(file: &Path, name: &str, key: &str, value: &Value) -> Result<Option<()>, String> {
+    let path: Vec<&str> = key.split('.').collect();
+    let Ok(text) = std::fs::read_to_string(file) else { return Ok(None) };
+    let json = name.ends_with(".json");
+    if name.ends_with(".toml") {
+        return if has_key(file, key) {
+            Err(format!("`{name}`: gourd edits YAML and JSON params files in place, not TOML; edit `{key}` there"))
+        } else {
+            Ok(None)
+        };
+    }
+    let parsed: Value = if json {
+        serde_json::from_str(&text).map_err(|e| format!("`{name}`: {e}"))?
+    } else {
+        serde_yaml::from_str(&text).map_err(|e| format!("`{name}`: {e}"))?
+    };
+    if lookup(&parsed, &path).is_none() {
+        return Ok(None);
+    }
+    let edited = if json { edit_json(&text, &path, value) } else { edit_yaml(&text, &path, value) }
+        .ok_or_else(|| format!("`{name}`: cannot edit `{key}` in place (flow style or an unusual layout)"))?;
+    let check: Value = if json {
+        serde_json::from_str(&edited).map_err(|e| format!("`{name}`: edit broke it: {e}"))?
+    } else {
+        serde_yaml::from_str(&edited).map_err(|e| format!("`{name}`: edit broke it: {e}"))?
+    };
+    // The edit changed that value and nothing else (a key of the same
+    // name elsewhere, say), but what shares it through a YAML anchor.
+    let old = lookup(&parsed, &path).expect("found above").clone();
+    let mut changed = Vec::new();
+    differences(&parsed, &check, &mut Vec::new(), &mut changed);
+    let target: Vec<String> = path.iter().map(|p| p.to_string()).collect();
+    let only_that_value = (changed.contains(&target) || old == *value)
+        && changed.iter().all(|at| {
+            let at: Vec<&str> = at.iter().map(String::as_str).collect();
+            lookup(&parsed, &at) == Some(&old) && lookup(&check, &at) == Some(value)
+        });
+    if !only_that_value {
+        return Err(format!(
+            "`{name}`: `{key}` cannot be edited in place without changing something else (is it there twice?); nothing was written"
+        ));
+    }
+    gourd_core::fsutil::write_replace(file, edited.as_bytes(), false).map_err(|e| format!("`{name}`: {e}"))?;
+    Ok(Some(()))
 }
 
 /// The paths (lists of keys; an index of an array as its number) where
@@ -284,13 +354,13 @@ mod tests {
     fn an_edit_that_changes_anything_else_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("params.json"), "{\"lr\": 1, \"lr\": 2}").unwrap();
-        let err = set(dir.path(), "lr", &json!(3)).unwrap_err();
+        let err = set(dir.path(), "lr", &json!(3), &[]).unwrap_err();
         assert!(err.contains("`lr` cannot be edited in place without changing something else"), "{err}");
         assert_eq!(std::fs::read_to_string(dir.path().join("params.json")).unwrap(), "{\"lr\": 1, \"lr\": 2}");
         std::fs::remove_file(dir.path().join("params.json")).unwrap();
         std::fs::write(dir.path().join("params.yaml"), "train:\n  lr: 0.1\nlr: 0.1\n").unwrap();
-        set(dir.path(), "lr", &json!(0.1)).unwrap();
-        set(dir.path(), "train.lr", &json!(0.3)).unwrap();
+        set(dir.path(), "lr", &json!(0.1), &[]).unwrap();
+        set(dir.path(), "train.lr", &json!(0.3), &[]).unwrap();
         assert_eq!(std::fs::read_to_string(dir.path().join("params.yaml")).unwrap(), "train:\n  lr: 0.3\nlr: 0.1\n");
     }
 
@@ -301,7 +371,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("params.yaml");
         std::fs::write(&file, "base: &base\n  lr: 0.1\ntrain: *base\nother:\n  lr: 0.1\n").unwrap();
-        set(dir.path(), "base.lr", &json!(0.2)).unwrap();
+        set(dir.path(), "base.lr", &json!(0.2), &[]).unwrap();
         assert_eq!(
             std::fs::read_to_string(&file).unwrap(),
             "base: &base\n  lr: 0.2\ntrain: *base\nother:\n  lr: 0.1\n"

@@ -46,9 +46,10 @@ pub struct Args {
     local: bool,
     /// Override a param for this run: `train.lr=0.1` sets `lr` under `train`
     /// in every stage whose params have it, `STAGE.NAME=VALUE` in one stage
-    /// (repeatable; VALUE is JSON, or else a string). A key of the
-    /// workspace's params.yaml is written there, as `dvc exp run -S` does;
-    /// other keys hold for this run only. Recorded in lineage.
+    /// (repeatable; VALUE is JSON, or else a string). A key of a params
+    /// file (params.yaml, another the pipeline imports, or `FILE:KEY`) is
+    /// written there, as `dvc exp run -S` does; other keys hold for this
+    /// run only. Recorded in lineage.
     #[arg(long = "set", short = 'S', value_name = "KEY=VALUE")]
     set: Vec<String>,
     /// Remote executions at once (default 32); they take no `-j` slot.
@@ -59,20 +60,24 @@ pub struct Args {
 pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     // `--set` on a key of the workspace's params file writes it there first,
     // as `dvc exp run -S` does; other keys override the loaded params.
+    // A key a params file holds is never set for this run only: a script
+    // reading the file would not see it, and its result would be cached
+    // under params it was not made with.
     let mut overrides = Vec::new();
     if !args.set.is_empty() {
         let root = location.root()?;
+        let imported = gourd_spec::sources(&location.pipeline_file()?);
         for assignment in &args.set {
             let (key, value) = parse_assignment(assignment)?;
-            match crate::params_file::set(&root, key, &value) {
+            match crate::params_file::set(&root, key, &value, &imported) {
                 Ok(Some(file)) => {
                     let shown = file.strip_prefix(&root).unwrap_or(&file).display().to_string();
                     eprintln!("Set `{key}` to {value} in `{shown}`.");
                 }
                 Ok(None) => overrides.push(assignment),
                 Err(message) => {
-                    eprintln!("note: {message}: `{key}` is set for this run only");
-                    overrides.push(assignment);
+                    return Err(CommandError::user(format!("--set `{assignment}`: {message}"))
+                        .with_hint("edit the params file yourself, then run again"));
                 }
             }
         }
