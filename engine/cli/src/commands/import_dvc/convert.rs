@@ -37,6 +37,9 @@ pub struct Out {
     pub path: String,
     pub cache: bool,
     pub persist: bool,
+    /// Registered as an artifact: a `'model` output, which the registry
+    /// takes versions of.
+    pub model: bool,
 }
 
 /// A stage's plot: its file, DVC's fields for drawing it, and `cache`.
@@ -142,6 +145,17 @@ pub fn convert(doc: &Value, files: &dyn Files) -> Result<Pipeline, String> {
             )),
             "artifacts" => artifacts(value, &mut out),
             other => out.notes.push(format!("top-level `{other}`: not translated")),
+        }
+    }
+    // An artifact's path is a model output: the registry takes versions of
+    // models only.
+    for (name, path) in &out.registry {
+        let made = out.stages.iter_mut().flat_map(|s| s.outs.iter_mut()).find(|o| o.path == *path);
+        match made {
+            Some(output) => output.model = true,
+            None => out.notes.push(format!(
+                "artifact `{name}`: `{path}` is no stage's output; `gourd registry register` needs it to be one"
+            )),
         }
     }
     Ok(out)
@@ -396,7 +410,7 @@ fn convert_stage(
                         }
                     }
                     match key {
-                        "outs" => stage.outs.push(Out { path, cache, persist }),
+                        "outs" => stage.outs.push(Out { path, cache, persist, model: false }),
                         "metrics" => stage.metrics.push(path),
                         _ => {
                             let props = plot_fields(&options, &wdir, &path, &mut note);

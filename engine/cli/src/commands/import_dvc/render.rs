@@ -212,10 +212,13 @@ fn value(v: &serde_yaml::Value) -> String {
 }
 
 fn output(out: &Out) -> String {
-    if out.cache && !out.persist {
+    if out.cache && !out.persist && !out.model {
         return string(&out.path);
     }
     let mut fields = vec![format!("path = {}", string(&out.path))];
+    if out.model {
+        fields.push("kind = 'model".to_string());
+    }
     if !out.cache {
         fields.push("cache = false".to_string());
     }

@@ -59,7 +59,7 @@ fn foreach_lists_and_dicts_expand_to_one_stage_per_item() {
         ]
     );
     assert_eq!(p.stages[1].cmd, "clean uk");
-    assert_eq!(p.stages[1].outs, [Out { path: "out/uk.csv".into(), cache: true, persist: false }]);
+    assert_eq!(p.stages[1].outs, [Out { path: "out/uk.csv".into(), cache: true, persist: false, model: false }]);
     assert_eq!(p.stages[3].cmd, "build mac 4");
     assert_eq!(p.stages[5].cmd, "fetch big 1000");
     assert!(p.notes.is_empty(), "{:?}", p.notes);
@@ -111,8 +111,8 @@ fn paths_under_wdir_become_workspace_paths() {
     assert_eq!(
         s.outs,
         [
-            Out { path: "models/m.pkl".into(), cache: false, persist: false },
-            Out { path: "logs".into(), cache: true, persist: true }
+            Out { path: "models/m.pkl".into(), cache: false, persist: false, model: false },
+            Out { path: "logs".into(), cache: true, persist: true, model: false }
         ]
     );
     assert_eq!(s.metrics, ["eval/m.json"]);
@@ -186,6 +186,7 @@ artifacts: {m: {path: model.pkl, type: model, desc: best}}
         "`custom.py` is not YAML",
         "`meta`",
         "artifact `m`: `desc: \"best\"` has no registry field",
+        "artifact `m`: `model.pkl` is no stage's output",
     ] {
         assert!(notes.contains(expected), "{expected} in {notes}");
     }
@@ -306,4 +307,23 @@ fn paths_in_git_or_gourd_are_left_out_with_a_note() {
     for path in [".git/HEAD", ".git", "sub/../.gourd/x"] {
         assert!(p.notes.iter().any(|n| n.contains(&format!("`{path}` is in `"))), "{path}: {:?}", p.notes);
     }
+}
+
+#[test]
+fn an_artifacts_path_is_a_model_output() {
+    let p = convert(
+        r#"stages:
+  train:
+    cmd: python train.py
+    outs: [model.pkl, {report.txt: {cache: false}}]
+artifacts: {clf: {path: model.pkl, type: model}}
+"#,
+    );
+    let outs = &p.stages[0].outs;
+    assert!(outs[0].model && !outs[1].model, "{outs:?}");
+    assert!(p.notes.is_empty(), "{:?}", p.notes);
+    let rendered = render::render(&p, &render::Extras { source: "dvc.yaml", remote: None, sources: &[] });
+    assert!(rendered.contains(r#"{ path = "model.pkl", kind = 'model },"#), "{rendered}");
+    assert!(rendered.contains(r#"{ path = "report.txt", cache = false },"#), "{rendered}");
+    assert!(rendered.contains(r#"clf = { path = "model.pkl" }"#), "{rendered}");
 }
