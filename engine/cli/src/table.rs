@@ -1,4 +1,9 @@
-//! Tables as aligned text or Markdown.
+//! Tables as aligned text or Markdown. Cells come from files a stage wrote
+//! (metrics, params, registry notes): every control character is written
+//! as an escape (`\x1b`), so that printing a table cannot move the cursor,
+//! retitle the terminal or clear the screen.
+
+use crate::commands::run_view::printable;
 
 pub struct Table {
     header: Vec<String>,
@@ -7,11 +12,11 @@ pub struct Table {
 
 impl Table {
     pub fn new(header: &[&str]) -> Table {
-        Table { header: header.iter().map(|s| s.to_string()).collect(), rows: Vec::new() }
+        Table { header: header.iter().map(|s| printable(s).into_owned()).collect(), rows: Vec::new() }
     }
 
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
+        self.rows.push(cells.into_iter().map(|c| printable(&c).into_owned()).collect());
     }
 
     pub fn is_empty(&self) -> bool {
@@ -67,5 +72,22 @@ pub fn cell(value: Option<&serde_json::Value>) -> String {
         None => "-".to_string(),
         Some(serde_json::Value::String(s)) => s.clone(),
         Some(v) => gourd_digest::canonical_json(v),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_in_cells_are_escaped() {
+        let mut table = Table::new(&["name", "value\x1b[2J"]);
+        table.row(vec!["k\x1b[31m".to_string(), "\x1b]0;PWNED\x07".to_string()]);
+        let text = table.text();
+        assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
+        assert!(text.contains("k\\x1b[31m") && text.contains("\\x1b]0;PWNED\\x07"), "{text}");
+        let markdown = table.markdown();
+        assert!(!markdown.chars().any(|c| c.is_control() && c != '\n'), "{markdown:?}");
+        assert!(markdown.contains("value\\x1b[2J"), "{markdown}");
     }
 }
