@@ -816,6 +816,27 @@ let p = import "params.yaml" in
     assert!(bad.stderr.contains("did you mean `m.json:score`?"), "{}", bad.stderr);
 }
 
+/// A param holding a list is a column of `exp show` like any other.
+#[test]
+fn exp_show_shows_params_that_are_lists() {
+    let ws = TestWorkspace::new(
+        r#"let gourd = import "gourd-std.ncl" in
+{ stages = { train = { cmd = "grep layers params.yaml > model.txt", params = gourd.params (import "params.yaml") ["train.layers"], outs = ["model.txt"] } } }
+"#,
+    );
+    ws.write("params.yaml", "train:\n  layers: [16, 32]\n");
+    ws.gourd(&["run"]).success();
+    ws.gourd(&["run", "-S", "train.layers=[8,8]"]).success();
+    assert_eq!(ws.read("params.yaml"), "train:\n  layers: [8,8]\n");
+    let shown: serde_json::Value =
+        serde_json::from_str(&ws.gourd(&["exp", "show", "--json"]).success().stdout).unwrap();
+    let layers: Vec<&serde_json::Value> =
+        shown["runs"].as_array().unwrap().iter().map(|r| &r["values"]["train:train.layers"]).collect();
+    assert_eq!(layers, [&serde_json::json!([8, 8]), &serde_json::json!([16, 32])], "{shown}");
+    let table = ws.gourd(&["exp", "show"]).success().stdout;
+    assert!(table.contains("train:train.layers") && table.contains("[8,8]") && table.contains("[16,32]"), "{table}");
+}
+
 /// `--set` on a key of another params file the pipeline imports writes it
 /// there: set for one run only, a script reading the file would not see it,
 /// and its result would be cached under params it was not made with (then

@@ -72,7 +72,8 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         for (stage, record) in lineage.records_at(&entry.id)? {
             let mut leaves = Vec::new();
             flatten("", &record.params, &mut leaves);
-            for (name, value) in leaves.into_iter().filter(|(n, v)| !n.is_empty() && scalar(v)) {
+            // A list is one param (`layers: [16, 32]`), shown whole.
+            for (name, value) in leaves.into_iter().filter(|(n, _)| !n.is_empty()) {
                 values.insert(format!("{stage}:{name}"), value);
             }
             for (file, metrics) in &record.metrics {
