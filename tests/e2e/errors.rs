@@ -325,7 +325,18 @@ fn a_field_defined_as_itself_in_a_function() {
         "let train = fun epochs => { cmd = \"echo t >> runs.log\", params = { epochs = epochs } } in\n{ stages = { a = train 5 } }\n",
     );
     assert!(message.contains("hint: `epochs = epochs` defines the field `epochs` as itself"), "{message}");
-    assert!(message.contains("`let base_epochs = … in … params = { epochs = base_epochs }`"), "{message}");
+    assert!(message.contains("`let base_epochs = … in` … `epochs = base_epochs`"), "{message}");
+}
+
+/// A stage's own field (`deps = deps @ [..]`): the hint's example must not
+/// move it under `params`.
+#[test]
+fn a_stage_field_defined_through_itself() {
+    let message = rejected_for_the_user(
+        "let deps = [\"data.csv\"] in\n{ stages = { train = { cmd = \"echo t >> runs.log\", deps = deps @ [\"x\"] } } }\n",
+    );
+    assert!(message.contains("`let base_deps = [\"data.csv\"] in` … `deps = base_deps`"), "{message}");
+    assert!(!message.contains("params ="), "{message}");
 }
 
 #[test]

@@ -201,7 +201,7 @@ fn self_reference_hint(text: &str) -> String {
     format!(
         "`{name} = {name}` defines the field `{name}` as itself: inside a record, `{name}` means the record's own \
          field, even when a `let` or a function argument outside the record is also named `{name}`. Give the \
-         outer value another name and use that: `let base_{name} = {value} in … params = {{ {name} = base_{name} }}`"
+         outer value another name and use that: `let base_{name} = {value} in` … `{name} = base_{name}`"
     )
 }
 
