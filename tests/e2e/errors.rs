@@ -339,6 +339,17 @@ fn a_stage_field_defined_through_itself() {
     assert!(!message.contains("params ="), "{message}");
 }
 
+/// An enum tag where a string belongs (`cmd = 'true'` is the tag `true'`):
+/// refused by the contract, not run as the string `true'`.
+#[test]
+fn an_enum_tag_where_a_string_belongs() {
+    let message = rejected_for_the_user("{ stages = { train = { cmd = 'hello, outs = [] } } }\n");
+    assert!(message.contains("contract broken by the value of `cmd`"), "{message}");
+    assert!(message.contains("gourd.ncl:1"), "{message}");
+    let message = rejected_for_the_user("{ stages = { train = { cmd = \"true\", outs = ['x] } } }\n");
+    assert!(message.contains("contract broken by the value of `outs`"), "{message}");
+}
+
 #[test]
 fn yaml_colons() {
     insta::assert_snapshot!(rejected_for_the_user(

@@ -27,7 +27,7 @@ use gourd_digest::{Digest, DigestAlgorithm, Hasher};
 
 use crate::sources::Source;
 
-const DOMAIN: &str = "gourd eval-cache v2";
+const DOMAIN: &str = "gourd eval-cache v3";
 const FORMAT: &str = "gourd eval-cache v2";
 
 pub struct EvalCache {

@@ -168,7 +168,61 @@ pub fn evaluate_here(file: &Path, stdlib_dir: &Path, color: bool, checked: bool)
         }
     };
     let expr = context.eval_deep_for_export(&source).map_err(render)?;
+    // JSON has no enum tags: `'cuda` and `"cuda"` export alike. Without the
+    // contract, a tag where a string belongs (`cmd = 'true'`) or a string
+    // where a tag belongs would pass: the checked evaluation says which.
+    if !checked {
+        if let Some(at) = misplaced_tag(&expr, &mut Vec::new()) {
+            return Err(format!("`{at}`: an enum tag where a string belongs, or a string where a tag belongs"));
+        }
+    }
     let export = context.expr_to_json(&expr).map_err(render)?;
     let after = sources::read_by(&entry, &source, &import_paths);
     Ok(Evaluation { export, read: before.filter(|before| Some(before) == after.as_ref()) })
+}
+
+/// The dotted path of the first enum tag (`'cuda`) in a pipeline's value
+/// where the `Pipeline` contract wants something else, or of a string
+/// where it wants a tag. Params, plots and a step's configuration take
+/// anything.
+fn misplaced_tag(expr: &nickel_lang::Expr, path: &mut Vec<String>) -> Option<String> {
+    let at = |path: &[String]| path.join(".");
+    let parts: Vec<&str> = path.iter().map(String::as_str).collect();
+    let tag_wanted = matches!(
+        parts.as_slice(),
+        ["stages", _, "executor"] | ["stages", _, "outs", _, "kind"] | ["remote", "kind"] | ["cache", "link"]
+    );
+    if expr.is_enum_tag() || expr.is_enum_variant() {
+        return (!tag_wanted).then(|| at(path));
+    }
+    if tag_wanted {
+        return expr.is_string().then(|| at(path));
+    }
+    if matches!(
+        parts.as_slice(),
+        ["stages", _, "params" | "plots", ..] | ["stages", _, "cmd", "config", ..] | ["plots", ..]
+    ) {
+        return None;
+    }
+    if let Some(record) = expr.as_record() {
+        for (name, value) in record.iter() {
+            let Some(value) = value else { continue };
+            path.push(name.to_string());
+            let found = misplaced_tag(&value, path);
+            path.pop();
+            if found.is_some() {
+                return found;
+            }
+        }
+    } else if let Some(array) = expr.as_array() {
+        for (i, value) in array.iter().enumerate() {
+            path.push(i.to_string());
+            let found = misplaced_tag(&value, path);
+            path.pop();
+            if found.is_some() {
+                return found;
+            }
+        }
+    }
+    None
 }

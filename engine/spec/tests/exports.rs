@@ -162,3 +162,49 @@ fn registry_names_are_checked_as_the_standard_library_says() {
         assert!(message.ends_with(&format!("invalid registry name `{bad}`")), "`{bad}`: {message}");
     }
 }
+
+/// JSON has no enum tags, so the fast evaluation (no contract) looks for
+/// them itself: a tag where a string belongs, or a string where a tag
+/// belongs, sends the pipeline to the checked evaluation, whose contract
+/// names the field.
+#[test]
+fn enum_tags_only_where_the_contract_takes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let stdlib = gourd_spec::install_stdlib(&dir.path().join("stdlib")).unwrap();
+    let fast = |stage: &str, rest: &str| {
+        let f = file(dir.path(), &format!("{{ stages = {{ a = {{ {stage} }} }}{rest} }}\n"));
+        gourd_spec::evaluate_here(&f, &stdlib, false, false).map(|e| e.export)
+    };
+    for (stage, rest, at) in [
+        ("cmd = 'hello", "", "stages.a.cmd"),
+        ("cmd = ['echo, \"hi\"]", "", "stages.a.cmd.0"),
+        ("cmd = \"true\", outs = ['x]", "", "stages.a.outs.0"),
+        ("cmd = \"true\", outs = [{ path = 'x }]", "", "stages.a.outs.0.path"),
+        ("cmd = \"true\", deps = ['x]", "", "stages.a.deps.0"),
+        ("cmd = \"true\", env = { A = 'val }", "", "stages.a.env.A"),
+        ("cmd = \"true\", wdir = 'sub", "", "stages.a.wdir"),
+        ("cmd = \"true\", desc = 'sub", "", "stages.a.desc"),
+        ("cmd = \"true\", executor = \"cuda\"", "", "stages.a.executor"),
+        ("cmd = \"true\", outs = [{ path = \"m\", kind = \"model\" }]", "", "stages.a.outs.0.kind"),
+        ("cmd = \"true\"", ", remote = { kind = \"folder\", path = \"/tmp\" }", "remote.kind"),
+        ("cmd = \"true\"", ", cache = { link = \"hardlink\" }", "cache.link"),
+        ("cmd = \"true\"", ", registry = { m = { path = 'm } }", "registry.m.path"),
+    ] {
+        let err = fast(stage, rest).expect_err(stage);
+        assert!(err.starts_with(&format!("`{at}`: an enum tag")), "{stage}{rest}: {err}");
+    }
+    // Where the contract takes a tag, or anything.
+    let fine = fast(
+        "cmd = { step = \"drift\", config = { mode = 'strict } }, executor = 'cuda, \
+         outs = [{ path = \"m\", kind = 'model }], params = { opt = 'adam, layers = ['a, 'b] }, \
+         plots = [{ path = \"p.json\", template = 'linear }]",
+        ", remote = { kind = 'folder, path = \"/tmp\" }, cache = { link = 'hardlink }, plots = { x = 'y }",
+    )
+    .unwrap();
+    let export: serde_json::Value = serde_json::from_str(&fine).unwrap();
+    assert_eq!(export["stages"]["a"]["params"]["opt"], "adam");
+    assert_eq!(export["stages"]["a"]["executor"], "cuda");
+    // The checked evaluation takes what the fast one sent it.
+    let f = file(dir.path(), "{ stages = { a = { cmd = \"true\", executor = 'cuda } } }\n");
+    assert!(gourd_spec::evaluate_here(&f, &stdlib, false, true).is_ok());
+}
