@@ -905,6 +905,19 @@ fn registry_moves_as_pipeline_stages() {
     assert_eq!(dirty.statuses()["publish"], "ran");
     assert!(receipt()["skipped"].as_str().unwrap().contains("holds v0.0.1 already, with other bytes: commit first"));
     assert_eq!(r.tags().len(), 3);
+    // The same at a commit that holds no version yet: a version of these
+    // bytes would point at a commit whose inputs do not build them.
+    r.ws.write("notes.txt", "unrelated");
+    r.ws.git(&["add", "notes.txt"]);
+    r.ws.git(&["commit", "-q", "-m", "notes"]);
+    let dirty = r.ws.gourd_env(&["run", "--json"], &[("PATH", &path)]).success();
+    assert_eq!(dirty.statuses()["publish"], "ran");
+    let skipped = receipt()["skipped"].as_str().unwrap().to_string();
+    assert!(
+        skipped.contains("the workspace has uncommitted changes") && skipped.ends_with("commit first"),
+        "{skipped}"
+    );
+    assert_eq!(r.tags().len(), 3, "nothing registered");
 
     // A worse model: registered and staged; prod's gate keeps the champion.
     let worse = run("two", "0.91");

@@ -163,6 +163,15 @@ pub fn register(location: &Location, args: &Args, via: &str, soft: bool) -> Resu
             _ => None,
         }
     });
+    // A pipeline stage registers only what the commit builds: with
+    // uncommitted changes, the bytes may come from inputs the commit does
+    // not hold (a params file edited since), and the version would say
+    // otherwise. The run after the commit registers them.
+    if soft && (dirty || rebuilt_otherwise.is_some()) {
+        let why = rebuilt_otherwise.unwrap_or_else(|| "the workspace has uncommitted changes".to_string());
+        let reason = format!("{why}; commit {} may not hold what built these bytes: commit first", short(&commit));
+        return Ok(Registered::Skipped { reason });
+    }
     if dirty {
         eprintln!(
             "warning: the workspace has uncommitted changes; {version} points at commit {}, which may not hold what built it",
