@@ -39,6 +39,18 @@ pub enum StageState {
     Stale(Vec<String>),
 }
 
+/// Whether `stage` is frozen, has never run here, and its outputs are all
+/// there already: they are kept as they are, as DVC keeps a frozen stage's
+/// (a project converted from DVC holds them), rather than run over. Once
+/// an output is missing, the stage runs once, as a frozen stage does
+/// before its first run; `--force` runs it.
+pub fn frozen_and_kept(ws: &Workspace, stage: &Stage) -> bool {
+    stage.frozen
+        && ws.last_run(&stage.name).is_none()
+        && stage.outputs().next().is_some()
+        && stage.outputs().all(|output| std::fs::symlink_metadata(ws.root.join(output.path.as_str())).is_ok())
+}
+
 /// Decides what `stage` needs, hashing its deps as they are in the workspace.
 /// `Err(dep)` names a dep that does not exist.
 pub fn assess(ws: &Workspace, stage: &Stage, force: bool) -> io::Result<Result<Assessment, WsPath>> {
@@ -328,6 +340,15 @@ fn stage_status(
         };
         restored
             .extend(result.outputs.into_iter().filter_map(|(path, record)| Some((WsPath::new(&path).ok()?, record))));
+    }
+    if frozen_and_kept(ws, stage) {
+        return Ok(StageStatus {
+            name: stage.name.clone(),
+            fresh: true,
+            restorable: false,
+            reasons: vec![],
+            key: None,
+        });
     }
     let Some(assessment) = assess_over(ws, stage, false, &restored)? else {
         return Ok(unknown(&not_fresh));

@@ -666,6 +666,19 @@ async fn process_stage_inner(
     started: Instant,
     key: &mut Option<Digest>,
 ) -> io::Result<StageReport> {
+    if !launch.force && crate::plan::frozen_and_kept(&context.ws, stage) {
+        return Ok(StageReport {
+            stage: stage.name.clone(),
+            outcome: Outcome::UpToDate,
+            key: None,
+            duration: started.elapsed(),
+            message: Some("frozen: kept the outputs that were there before gourd ran it".to_string()),
+            log: None,
+            action: None,
+            executed_by: None,
+            requeue: false,
+        });
+    }
     let ws = context.ws.clone();
     let owned = stage.clone();
     let force = launch.force;

@@ -272,3 +272,16 @@ fn statuses_come_in_topological_order_with_each_stale_upstream_named() {
         order.iter().copied().filter(|n| ["leaf00", "leaf01", "left", "right", "join"].contains(n)).collect();
     assert_eq!(names, expected);
 }
+
+#[test]
+fn a_frozen_stage_never_run_here_with_its_outputs_there_is_fresh() {
+    let fx = Fixture::new();
+    fx.write("data.csv", "a\n");
+    let mut fetch = stage("fetch", "exit 6", &["origin"], &["data.csv"]);
+    fetch.frozen = true;
+    let status = &statuses(&fx, std::slice::from_ref(&fetch))[0];
+    assert!(status.fresh && status.reasons.is_empty() && status.key.is_none(), "{status:?}");
+    fs::remove_file(fx.root().join("data.csv")).unwrap();
+    let (fresh, _, reasons) = reasons_of(&fx, &[fetch], "fetch");
+    assert!(!fresh, "{reasons:?}");
+}

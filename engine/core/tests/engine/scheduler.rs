@@ -542,6 +542,51 @@ fn a_restore_that_finds_its_object_gone_runs_the_stage() {
     assert_eq!(fx.read("a.txt"), "a\n");
 }
 
+/// DVC's frozen stage is never run; its outputs stand as they are. A
+/// frozen stage gourd never ran, whose outputs are all there (a project
+/// converted from DVC), keeps them instead of running over them; without
+/// them it runs once; `--force` runs it.
+#[test]
+fn a_frozen_stage_never_run_here_keeps_the_outputs_already_there() {
+    let fx = Fixture::new();
+    fx.write("data.csv", "a\nb\n");
+    let mut fetch = stage("fetch", "echo fetch >> runs; exit 6", &["https-origin"], &["data.csv"]);
+    fetch.frozen = true;
+    let count = stage("count", "wc -l < data.csv > n.txt", &["data.csv"], &["n.txt"]);
+    let pipeline = vec![fetch.clone(), count.clone()];
+    assert!(gourd_core::plan::frozen_and_kept(&fx.ws, &fetch));
+    let (summary, _) = fx.run(&pipeline, options());
+    let kept = fx.report(&summary, "fetch");
+    assert_eq!(kept.outcome, Outcome::UpToDate, "{kept:?}");
+    assert_eq!(kept.message.as_deref(), Some("frozen: kept the outputs that were there before gourd ran it"));
+    assert_eq!((summary.ran, summary.failed), (1, 0), "{:?}", summary.reports);
+    assert!(!fx.root().join("runs").exists(), "the frozen stage ran");
+    assert_eq!(fx.read("data.csv"), "a\nb\n");
+    assert_eq!(fx.read("n.txt").trim(), "2");
+    assert!(fx.ws.last_run("fetch").is_none(), "nothing recorded for it");
+    // Not frozen, or with an output missing, it runs (and fails here).
+    let unfrozen = stage("fetch", "echo fetch >> runs; exit 6", &[], &["data.csv"]);
+    assert!(!gourd_core::plan::frozen_and_kept(&fx.ws, &unfrozen));
+    let mut two = fetch.clone();
+    two.outs.push(Output {
+        path: WsPath::new("more.csv").unwrap(),
+        kind: OutputKind::Data,
+        cache: true,
+        persist: false,
+    });
+    assert!(!gourd_core::plan::frozen_and_kept(&fx.ws, &two));
+    let mut nothing = fetch.clone();
+    nothing.outs.clear();
+    assert!(!gourd_core::plan::frozen_and_kept(&fx.ws, &nothing), "nothing to keep");
+    // --force runs it.
+    fx.write("https-origin", "");
+    let mut opts = options();
+    opts.force = BTreeSet::from(["fetch".to_string()]);
+    let (summary, _) = fx.run(&pipeline, opts);
+    assert_eq!(fx.report(&summary, "fetch").outcome, Outcome::Failed);
+    assert_eq!(fx.read("runs"), "fetch\n");
+}
+
 #[test]
 fn a_frozen_stage_keeps_its_result_and_fails_when_it_cannot_restore_it() {
     let fx = Fixture::new();
