@@ -189,6 +189,13 @@ impl<'a> Replay<'a> {
                 }
             }
             Action::Assign => {
+                // A deregistered version holds no stage, as GTO reads it:
+                // whatever the order of the moves, which within one second
+                // put the deregistration (no counter) before the stage moves
+                // (counted) that came first.
+                if self.versions.get(version).is_some_and(|(_, active)| !active) {
+                    return;
+                }
                 let stage = event.stage.as_deref().unwrap_or_default();
                 self.active.entry(stage).or_default().insert(version, index);
                 self.deprecated = false;

@@ -127,6 +127,37 @@ fn the_state_at_an_instant_includes_the_moves_of_that_second() {
     assert!(at_30.latest().is_none());
 }
 
+/// Register v1, prod v1, register v2, prod v2, deregister v1, all in one
+/// second: the deregistration (no counter) sorts before the stage moves
+/// (counted), as GTO's history sorts it; the prod move of v1 that then
+/// follows it must not bring the deregistered version back. GTO leaves a
+/// deregistered version out of every stage.
+#[test]
+fn a_deregistered_version_holds_no_stage_whatever_the_order_in_its_second() {
+    let mut events = vec![
+        event("m@v0.0.1", "c1", 7),
+        event("m#prod#1", "c1", 7),
+        event("m@v0.0.2", "c2", 7),
+        event("m#prod#2", "c2", 7),
+        event("m@v0.0.1!", "c1", 7),
+    ];
+    prepare(&mut events);
+    assert_eq!(tags(&events), ["m@v0.0.1", "m@v0.0.2", "m@v0.0.1!", "m#prod#1", "m#prod#2"]);
+    let state = fold(&events, None);
+    assert_eq!(state.stages["prod"].version, "v0.0.2");
+    // Without the second version: prod is empty.
+    events.retain(|e| e.commit == "c1");
+    prepare(&mut events);
+    let state = fold(&events, None);
+    assert!(state.stages.is_empty(), "{:?}", state.stages);
+    assert!(!state.version("v0.0.1").unwrap().active);
+    // Registered again, it can be promoted again.
+    events.push(event("m@v0.0.1", "c1", 8));
+    events.push(event("m#prod#3", "c1", 9));
+    prepare(&mut events);
+    assert_eq!(fold(&events, None).stages["prod"].version, "v0.0.1");
+}
+
 #[test]
 fn versions_greatest_first_and_the_latest_active() {
     let mut events = vec![
