@@ -534,7 +534,27 @@ fn command(
         match piece {
             Piece::Text(text) => out.push_str(text),
             Piece::Ref(expr) => {
+                // The stage tracks the same key of another params file (its
+                // `wdir`'s params.yaml, say): both in its params would not
+                // merge, so the value DVC interpolates is written in.
+                let tracked_elsewhere = params.iter().any(|(file, keys)| {
+                    file != PARAMS_FILE
+                        && keys.as_ref().is_none_or(|keys| {
+                            keys.iter().any(|k| {
+                                k == expr || expr.starts_with(&format!("{k}.")) || k.starts_with(&format!("{expr}."))
+                            })
+                        })
+                });
                 match context.resolve(expr) {
+                    Some((value, Origin::ParamsFile))
+                        if tracked_elsewhere && interpolate::scalar_text(&value).is_some() =>
+                    {
+                        out.push_str(&interpolate::scalar_text(&value).unwrap_or_default());
+                        problems.push(format!(
+                            "`cmd`: `${{{expr}}}` is params.yaml's value, written into the command: the stage tracks \
+                             `{expr}` of another params file, so `gourd run --set` does not reach it"
+                        ));
+                    }
                     Some((value, Origin::ParamsFile))
                         if interpolate::is_dotted_key(expr) && interpolate::scalar_text(&value).is_some() =>
                     {

@@ -327,3 +327,34 @@ artifacts: {clf: {path: model.pkl, type: model}}
     assert!(rendered.contains(r#"{ path = "report.txt", cache = false },"#), "{rendered}");
     assert!(rendered.contains(r#"clf = { path = "model.pkl" }"#), "{rendered}");
 }
+
+/// A stage in `wdir: src` tracks `train.lr` of `src/params.yaml` while its
+/// command interpolates `train.lr` of the root params.yaml, as DVC does:
+/// both in its params would not merge, so the interpolated value is
+/// written into the command.
+#[test]
+fn an_interpolated_key_the_stage_tracks_in_another_file_is_written_in() {
+    let files = Memory(BTreeMap::from([
+        ("params.yaml", "train:\n  lr: 0.1\n  epochs: 5\n"),
+        ("src/params.yaml", "train:\n  lr: 0.7\n"),
+    ]));
+    let yaml = r#"stages:
+  train:
+    wdir: src
+    params: [train.lr]
+    cmd: python train.py --lr ${train.lr} --epochs ${train.epochs}
+    outs: [model.txt]
+"#;
+    let p = convert::convert(&serde_yaml::from_str(yaml).unwrap(), &files).unwrap();
+    let s = &p.stages[0];
+    assert_eq!(s.cmd, "python train.py --lr 0.1 --epochs $GOURD_PARAM_TRAIN_EPOCHS");
+    assert_eq!(
+        s.params,
+        [
+            ("params.yaml".to_string(), Some(vec!["train.epochs".to_string()])),
+            ("src/params.yaml".to_string(), Some(vec!["train.lr".to_string()]))
+        ]
+    );
+    let notes = p.notes.join("\n");
+    assert!(notes.contains("`${train.lr}` is params.yaml's value, written into the command"), "{notes}");
+}
