@@ -755,6 +755,11 @@ fn read_only_commands_work_on_a_clone_without_data() {
     }
     let params = clone.gourd(&["params", "diff", "HEAD~1", "HEAD"]).success().stdout;
     assert!(params.contains("split"), "{params}");
+    // Without lineage nothing is known, which is not "nothing differs".
+    let bare = TestWorkspace::clone_of(origin.root());
+    let diff = bare.gourd(&["metrics", "diff", "HEAD~1", "HEAD"]).success();
+    assert!(diff.stdout.contains("No metrics are known at HEAD~1 or HEAD."), "{}", diff.stdout);
+    assert!(diff.stderr.contains("no lineage yet"), "{}", diff.stderr);
     // `run` and `check` still say what is missing.
     let run = clone.gourd(&["run"]);
     assert_eq!(run.code, 1);

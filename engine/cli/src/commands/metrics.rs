@@ -116,7 +116,10 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
                 let change = change.map(|c| format!("{c:+}")).unwrap_or_else(|| "-".into());
                 table.row(vec![path.clone(), metric.clone(), cell(x.as_ref()), cell(y.as_ref()), change]);
             }
-            if table.is_empty() && !diff.format.md {
+            if table.is_empty() && !diff.format.md && left.is_empty() && right.is_empty() {
+                // Nothing to compare is not "nothing differs".
+                println!("No metrics are known at {} or {}.", a.label(), b.label());
+            } else if table.is_empty() && !diff.format.md {
                 println!("No metrics differ between {} and {}.", a.label(), b.label());
             } else {
                 print!("{}", if diff.format.md { table.markdown() } else { table.text() });
