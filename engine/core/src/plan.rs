@@ -203,7 +203,9 @@ fn changes_since_last_run(ws: &Workspace, stage: &str, key: &Digest, manifest: &
 
 fn reasons_against_last_run(ws: &Workspace, stage: &str, manifest: &Value) -> Vec<String> {
     let Some(last) = ws.last_run(stage) else {
-        return vec!["never run".to_string()];
+        let why =
+            if ws.attempted(stage) { "never run to the end (its last run failed or was stopped)" } else { "never run" };
+        return vec![why.to_string()];
     };
     let Some(previous) = ws.store.action(&last.key) else {
         return vec!["no cached result".to_string()];

@@ -286,6 +286,12 @@ impl Workspace {
         self.cleared.lock().unwrap().stages.get(stage).is_some_and(Leftovers::is_empty)
     }
 
+    /// Whether a run of the stage began here and none succeeded since (it
+    /// failed, or was stopped).
+    pub fn attempted(&self, stage: &str) -> bool {
+        self.cleared.lock().unwrap().stages.contains_key(stage)
+    }
+
     /// Notes what a failed run of the stage left at its output paths.
     pub fn note_leftovers(&self, stage: &str, leftovers: Leftovers) {
         self.cleared.lock().unwrap().stages.insert(stage.to_string(), leftovers);

@@ -285,3 +285,21 @@ fn a_frozen_stage_never_run_here_with_its_outputs_there_is_fresh() {
     let (fresh, _, reasons) = reasons_of(&fx, &[fetch], "fetch");
     assert!(!fresh, "{reasons:?}");
 }
+
+#[test]
+fn a_stage_whose_runs_all_failed_is_not_said_never_run() {
+    let fx = Fixture::new();
+    let failing = stage("f", "exit 3", &[], &["f.txt"]);
+    assert!(!fx.ws.attempted("f"));
+    assert_eq!(reasons_of(&fx, std::slice::from_ref(&failing), "f").2, ["never run"]);
+    fx.run(std::slice::from_ref(&failing), options());
+    assert!(fx.ws.attempted("f"));
+    assert_eq!(
+        reasons_of(&fx, std::slice::from_ref(&failing), "f").2,
+        ["never run to the end (its last run failed or was stopped)"]
+    );
+    // Once it succeeds, the note goes.
+    let fixed = stage("f", "echo ok > f.txt", &[], &["f.txt"]);
+    fx.run(std::slice::from_ref(&fixed), options());
+    assert!(!fx.ws.attempted("f"));
+}
