@@ -204,6 +204,93 @@ fn a_damaged_remote_object_is_replaced_by_the_next_run_that_builds_it() {
     assert_eq!(after.read("model.bin"), "model\n");
 }
 
+/// A stage whose bytes differ from run to run (most training): its result
+/// on the remote names an object that is lost or damaged, so nothing the
+/// next run builds can replace that object. The result itself goes too,
+/// and the next run publishes its own. A damaged folder listing is removed
+/// like a damaged object.
+#[test]
+fn a_result_whose_objects_are_lost_or_damaged_is_replaced_by_the_next_run() {
+    let shared = tempfile::tempdir().unwrap();
+    let origin = TestWorkspace::new(&format!(
+        "{{ {} stages = {{ train = {{ cmd = \"echo train >> runs.log; mkdir -p m; od -An -N16 -tx8 /dev/urandom > m/w.bin; echo fixed > m/conf\", outs = [\"m\"] }} }} }}\n",
+        folder_remote(shared.path())
+    ));
+    origin.write(".gitignore", ".gourd/\nruns.log\nm/\n");
+    origin.git(&["add", "-A"]);
+    origin.git(&["commit", "-qm", "pipeline"]);
+    origin.gourd(&["run"]).success();
+    let results = || files_under(&shared.path().join("ac"));
+    let [result] = &results()[..] else { panic!("one result: {:?}", results()) };
+    let weights = std::fs::read_to_string(origin.path("m/w.bin")).unwrap();
+
+    // A damaged folder listing: removed, and the run that builds the stage
+    // again publishes a whole new result.
+    let trees = files_under(&shared.path().join("trees"));
+    let [tree] = &trees[..] else { panic!("one listing: {trees:?}") };
+    let mut perms = std::fs::metadata(tree).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
+    std::fs::set_permissions(tree, perms).unwrap();
+    std::fs::write(tree, "[]").unwrap();
+    let finder = TestWorkspace::clone_of(origin.root());
+    let run = finder.gourd(&["run"]).success();
+    assert_eq!(finder.executions(), ["train"], "{}", run.stdout);
+    assert!(run.stdout.contains("folder listing") && run.stdout.contains("removed from there"), "{}", run.stdout);
+    assert!(run.stdout.contains("its result was removed from there, for the next run to publish"), "{}", run.stdout);
+    assert_ne!(finder.read("m/w.bin"), weights, "other bytes this run");
+    let after = TestWorkspace::clone_of(origin.root());
+    after.gourd(&["run"]).success();
+    assert!(after.executions().is_empty(), "restored from the new result: {:?}", after.executions());
+    assert_eq!(after.read("m/w.bin"), finder.read("m/w.bin"));
+    assert_eq!(results(), [result.clone()], "the new result, filed under the same key");
+
+    // A lost object: the same.
+    for object in files_under(&shared.path().join("cas")) {
+        if std::fs::read_to_string(&object).is_ok_and(|text| text == finder.read("m/w.bin")) {
+            std::fs::remove_file(object).unwrap();
+        }
+    }
+    let loser = TestWorkspace::clone_of(origin.root());
+    let run = loser.gourd(&["run"]).success();
+    assert_eq!(loser.executions(), ["train"], "{}", run.stdout);
+    assert!(run.stdout.contains("(evicted?); its result was removed from there"), "{}", run.stdout);
+    let last = TestWorkspace::clone_of(origin.root());
+    last.gourd(&["run"]).success();
+    assert!(last.executions().is_empty(), "{:?}", last.executions());
+    assert_eq!(last.read("m/w.bin"), loser.read("m/w.bin"));
+}
+
+/// `gourd pull` passes over a result it cannot use and pulls the others:
+/// one damaged object must not keep a clone from every other result.
+#[test]
+fn pull_passes_over_a_damaged_result_and_takes_the_others() {
+    let shared = tempfile::tempdir().unwrap();
+    let origin = TestWorkspace::new(&format!(
+        "{{ {} stages = {{\n  a = {{ cmd = \"echo a >> runs.log; echo one > a.txt\", outs = [\"a.txt\"] }},\n  b = {{ cmd = \"echo b >> runs.log; echo two > b.txt\", outs = [\"b.txt\"] }},\n}} }}\n",
+        folder_remote(shared.path())
+    ));
+    origin.write(".gitignore", ".gourd/\nruns.log\na.txt\nb.txt\n");
+    origin.git(&["add", "-A"]);
+    origin.git(&["commit", "-qm", "pipeline"]);
+    origin.gourd(&["run"]).success();
+    for object in files_under(&shared.path().join("cas")) {
+        if std::fs::read_to_string(&object).is_ok_and(|text| text == "one\n") {
+            let mut perms = std::fs::metadata(&object).unwrap().permissions();
+            std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
+            std::fs::set_permissions(&object, perms).unwrap();
+            std::fs::write(&object, "poison\n").unwrap();
+        }
+    }
+    let clone = TestWorkspace::clone_of(origin.root());
+    let pull = clone.gourd(&["pull"]).success();
+    assert!(pull.stderr.contains("Pulled 1 results"), "{}", pull.stderr);
+    assert!(pull.stderr.contains("warning: a result was not pulled: object"), "{}", pull.stderr);
+    let run = clone.gourd_env(&["run", "--json"], &[("GOURD_REMOTE", "off")]).success();
+    assert_eq!(run.statuses()["b"], "restored", "{}", run.stdout);
+    assert_eq!(clone.executions(), ["a"]);
+    assert_eq!(clone.read("a.txt"), "one\n");
+}
+
 #[test]
 fn a_folder_remote_is_configured_from_the_environment_and_relative_to_the_workspace() {
     let ws = TestWorkspace::new(&model_pipeline(1, ""));

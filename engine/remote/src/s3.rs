@@ -29,6 +29,20 @@ const PARALLEL: usize = 8;
 /// Objects at least this large go up in parts.
 const MULTIPART: usize = 16 << 20;
 
+/// Why fetching a result's objects failed: the remote's own entries are
+/// bad or missing (`Broken`: the result filed under the key is then of no
+/// use to anyone and goes), or something else (the network, the local disk).
+enum Fault {
+    Broken(RemoteFailure),
+    Other(RemoteFailure),
+}
+
+impl From<RemoteFailure> for Fault {
+    fn from(failure: RemoteFailure) -> Fault {
+        Fault::Other(failure)
+    }
+}
+
 pub struct ObjectCache {
     backend: Backend,
     prefix: String,
@@ -43,8 +57,13 @@ impl ObjectCache {
         // of retries: the stage then runs locally.
         let retry =
             RetryConfig { backoff: BackoffConfig::default(), max_retries: 3, retry_timeout: Duration::from_secs(20) };
-        let options =
-            ClientOptions::new().with_connect_timeout(Duration::from_secs(3)).with_timeout(Duration::from_secs(120));
+        // A server that accepts and never answers costs seconds too (the
+        // read timeout: idle time, reset by every read); a large model may
+        // take as long as it takes, so there is no limit on a whole request.
+        let options = ClientOptions::new()
+            .with_connect_timeout(Duration::from_secs(3))
+            .with_read_timeout(Duration::from_secs(15))
+            .with_timeout_disabled();
         let mut builder = AmazonS3Builder::from_env()
             .with_bucket_name(&settings.bucket)
             .with_retry(retry)
@@ -186,15 +205,19 @@ impl ObjectCache {
     }
 
     /// Downloads a folder listing and everything under it.
-    async fn fetch_tree(&self, digest: Digest, store: &Store) -> Result<(), RemoteFailure> {
+    async fn fetch_tree(&self, digest: Digest, store: &Store) -> Result<(), Fault> {
         let mut todo = vec![digest];
         while let Some(tree) = todo.pop() {
             let bytes = self.get(&self.path("trees", &tree)).await?.ok_or_else(|| {
-                RemoteFailure::Rejected(format!("folder listing {tree} is missing from {}", self.label))
+                Fault::Broken(RemoteFailure::Rejected(format!("folder listing {tree} is missing from {}", self.label)))
             })?;
-            let entries = store
-                .put_tree_bytes(&tree, &bytes)
-                .map_err(|e| RemoteFailure::Rejected(format!("{e} (from {})", self.label)))?;
+            let entries = match store.put_tree_bytes(&tree, &bytes) {
+                Ok(entries) => entries,
+                Err(gourd_core::store::StoreError::Corrupt { .. }) => {
+                    return Err(Fault::Broken(self.reject("trees", "folder listing", tree).await));
+                }
+                Err(err) => return Err(Fault::Other(local(err))),
+            };
             let files: Vec<Digest> = entries.iter().filter(|e| e.kind == EntryKind::File).map(|e| e.digest).collect();
             todo.extend(entries.iter().filter(|e| e.kind == EntryKind::Dir).map(|e| e.digest));
             futures::stream::iter(files.into_iter().map(|file| self.fetch_file(file, store)))
@@ -209,16 +232,16 @@ impl ObjectCache {
     /// removed (best effort: a read-only remote keeps it) so that the next
     /// `gourd push` of a clone holding the right bytes writes it again;
     /// writes never overwrite, so it would otherwise stay bad for good.
-    async fn reject(&self, digest: Digest) -> RemoteFailure {
-        let removed = self.remove("cas", &digest).await.is_ok();
+    async fn reject(&self, kind: &str, what: &str, digest: Digest) -> RemoteFailure {
+        let removed = self.remove(kind, &digest).await.is_ok();
         RemoteFailure::Rejected(format!(
-            "object {digest} from {} does not match its digest: rejected{}",
+            "{what} {digest} from {} does not match its digest: rejected{}",
             self.label,
             if removed { ", and removed from there so that a push can replace it" } else { "" }
         ))
     }
 
-    async fn fetch_file(&self, digest: Digest, store: &Store) -> Result<(), RemoteFailure> {
+    async fn fetch_file(&self, digest: Digest, store: &Store) -> Result<(), Fault> {
         if store.object_path(&digest).exists() {
             return Ok(());
         }
@@ -231,14 +254,14 @@ impl ObjectCache {
                 let outcome = match found {
                     Ok(true) => match store.adopt_object(&tmp) {
                         Ok(got) if got == digest => return Ok(()),
-                        Ok(_) => Err(self.reject(digest).await),
-                        Err(err) => Err(local(err)),
+                        Ok(_) => Err(Fault::Broken(self.reject("cas", "object", digest).await)),
+                        Err(err) => Err(Fault::Other(local(err))),
                     },
-                    Ok(false) => Err(RemoteFailure::Rejected(format!(
+                    Ok(false) => Err(Fault::Broken(RemoteFailure::Rejected(format!(
                         "object {digest} is missing from {} (evicted?)",
                         self.label
-                    ))),
-                    Err(failure) => Err(failure),
+                    )))),
+                    Err(failure) => Err(Fault::Other(failure)),
                 };
                 let _ = std::fs::remove_file(&tmp);
                 return outcome;
@@ -247,19 +270,21 @@ impl ObjectCache {
         let result = match backend.get(&self.path("cas", &digest)).await {
             Ok(result) => result,
             Err(object_store::Error::NotFound { .. }) => {
-                return Err(RemoteFailure::Rejected(format!(
+                return Err(Fault::Broken(RemoteFailure::Rejected(format!(
                     "object {digest} is missing from {} (evicted?)",
                     self.label
-                )));
+                ))));
             }
-            Err(err) => return Err(unavailable(err)),
+            Err(err) => return Err(Fault::Other(unavailable(err))),
         };
         if (result.meta.size as usize) < MULTIPART {
             let bytes = result.bytes().await.map_err(unavailable)?;
             return match store.put_object_bytes(&digest, &bytes) {
                 Ok(()) => Ok(()),
-                Err(gourd_core::store::StoreError::Corrupt { .. }) => Err(self.reject(digest).await),
-                Err(err) => Err(local(err)),
+                Err(gourd_core::store::StoreError::Corrupt { .. }) => {
+                    Err(Fault::Broken(self.reject("cas", "object", digest).await))
+                }
+                Err(err) => Err(Fault::Other(local(err))),
             };
         }
         // Large: chunk by chunk into a file, never whole in memory.
@@ -276,12 +301,12 @@ impl ObjectCache {
         .await;
         if let Err(failure) = received {
             let _ = std::fs::remove_file(&tmp);
-            return Err(failure);
+            return Err(Fault::Other(failure));
         }
         match store.adopt_object(&tmp) {
             Ok(got) if got == digest => Ok(()),
-            Ok(_) => Err(self.reject(digest).await),
-            Err(err) => Err(local(err)),
+            Ok(_) => Err(Fault::Broken(self.reject("cas", "object", digest).await)),
+            Err(err) => Err(Fault::Other(local(err))),
         }
     }
 
@@ -348,19 +373,35 @@ impl RemoteCache for ObjectCache {
     ) -> BoxFuture<'a, Result<Option<ActionResult>, RemoteFailure>> {
         Box::pin(async move {
             let Some(bytes) = self.get(&self.path("ac", &key)).await? else { return Ok(None) };
-            let action: ActionResult = serde_json::from_slice(&bytes).map_err(|e| {
-                RemoteFailure::Rejected(format!("the result for {key} in {} is not valid: {e}", self.label))
-            })?;
+            // A result that is damaged, or names objects the remote lost or
+            // holds damaged, is of no use to anyone: it is removed (best
+            // effort), so that the next run that executes the stage
+            // publishes its own. Results are written create-only, and a
+            // stage whose bytes differ from run to run could never replace
+            // it otherwise.
+            let broken = |why: String| async move {
+                let removed = self.remove("ac", &key).await.is_ok();
+                let tail =
+                    if removed { "; its result was removed from there, for the next run to publish" } else { "" };
+                RemoteFailure::Rejected(format!("{why}{tail}"))
+            };
+            let action: ActionResult = match serde_json::from_slice(&bytes) {
+                Ok(action) => action,
+                Err(e) => return Err(broken(format!("the result for {key} in {} is not valid: {e}", self.label)).await),
+            };
             if action.key != key {
-                return Err(RemoteFailure::Rejected(format!(
-                    "the result stored under {key} in {} is for another key",
-                    self.label
-                )));
+                let why = format!("the result stored under {key} in {} is for another key", self.label);
+                return Err(broken(why).await);
             }
             for output in action.outputs.values().filter(|o| o.cached) {
-                match output.kind {
-                    EntryKind::File => self.fetch_file(output.digest, store).await?,
-                    EntryKind::Dir => self.fetch_tree(output.digest, store).await?,
+                let fetched = match output.kind {
+                    EntryKind::File => self.fetch_file(output.digest, store).await,
+                    EntryKind::Dir => self.fetch_tree(output.digest, store).await,
+                };
+                match fetched {
+                    Ok(()) => {}
+                    Err(Fault::Broken(failure)) => return Err(broken(failure.to_string()).await),
+                    Err(Fault::Other(failure)) => return Err(failure),
                 }
             }
             Ok(Some(action))
@@ -390,10 +431,11 @@ fn local(err: impl std::fmt::Display) -> RemoteFailure {
     RemoteFailure::Rejected(err.to_string())
 }
 
-/// Error texts from the S3 client may quote request headers; keep anything
-/// that looks like a credential out of messages.
+/// Error texts from the S3 client may quote request headers and URLs; keep
+/// anything that looks like a credential out of messages: the secrets of
+/// the environment, and a password written in an endpoint's URL.
 fn scrub(message: &str) -> String {
-    let mut out = message.to_string();
+    let mut out = without_userinfo(message);
     for var in ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID"] {
         if let Ok(secret) = std::env::var(var) {
             if secret.len() >= 4 {
@@ -402,4 +444,43 @@ fn scrub(message: &str) -> String {
         }
     }
     out
+}
+
+/// `text` with the user and password of every URL in it (`http://bob:pw@host`)
+/// replaced by `[redacted]`.
+fn without_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        // The authority ends at the first `/`, `?`, `#` or space.
+        let end = tail.find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace()).unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(user_end) => {
+                out.push_str("[redacted]");
+                rest = &tail[user_end..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_in_urls_are_redacted() {
+        assert_eq!(
+            without_userinfo("Error performing GET http://bob:SECRETpw@127.0.0.1:5999/team/p/ac/x in 1s"),
+            "Error performing GET http://[redacted]@127.0.0.1:5999/team/p/ac/x in 1s"
+        );
+        assert_eq!(without_userinfo("s3://bucket/key and https://h/a@b"), "s3://bucket/key and https://h/a@b");
+        assert_eq!(without_userinfo("a https://u@h b ftp://x:y@z"), "a https://[redacted]@h b ftp://[redacted]@z");
+        assert_eq!(without_userinfo("no url here"), "no url here");
+        assert!(!scrub("GET http://bob:SECRETpw@host/x").contains("SECRETpw"));
+    }
 }

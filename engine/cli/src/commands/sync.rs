@@ -158,18 +158,47 @@ pub fn pull(location: &Location, args: &Args) -> Result<ExitCode, CommandError> 
     if let Some(cache) = remote_cache(location)? {
         let ws = gourd_core::workspace::Workspace::open(&location.root()?)?;
         let keys: Vec<gourd_digest::Digest> = lineage.latest()?.values().filter_map(|r| r.key.parse().ok()).collect();
+        use gourd_core::remote::RemoteFailure;
         let fetched = runtime()?.block_on(async {
             let missing = keys.into_iter().filter(|key| ws.store.action(key).is_none());
-            let downloads = missing.map(|key| cache.fetch(key, &ws.store)).collect();
-            let mut n = 0;
-            for action in transfer("pulling results", downloads).await?.into_iter().flatten() {
-                ws.store.put_action(&action).map_err(|e| gourd_core::remote::RemoteFailure::Rejected(e.to_string()))?;
-                n += 1;
+            // A damaged or incomplete result is passed over (`gourd run`
+            // runs its stage): one bad object must not keep every other
+            // result from a clone. A remote that cannot be reached stops it.
+            let downloads = missing
+                .map(|key| {
+                    let fetch = cache.fetch(key, &ws.store);
+                    async move {
+                        match fetch.await {
+                            Ok(found) => Ok(Ok(found)),
+                            Err(RemoteFailure::Rejected(why)) => Ok(Err(why)),
+                            Err(failure) => Err(failure),
+                        }
+                    }
+                })
+                .collect();
+            let (mut n, mut passed_over) = (0, Vec::new());
+            for outcome in transfer("pulling results", downloads).await? {
+                match outcome {
+                    Ok(Some(action)) => {
+                        ws.store.put_action(&action).map_err(|e| RemoteFailure::Rejected(e.to_string()))?;
+                        n += 1;
+                    }
+                    Ok(None) => {}
+                    Err(why) => passed_over.push(why),
+                }
             }
-            Ok::<usize, gourd_core::remote::RemoteFailure>(n)
+            Ok::<_, RemoteFailure>((n, passed_over))
         });
         match fetched {
-            Ok(n) => eprintln!("Pulled {n} results from {}.", cache.describe()),
+            Ok((n, passed_over)) => {
+                eprintln!("Pulled {n} results from {}.", cache.describe());
+                for why in &passed_over {
+                    eprintln!("warning: a result was not pulled: {why}");
+                }
+                if !passed_over.is_empty() {
+                    eprintln!("note: `gourd run` runs the stages whose results were not pulled");
+                }
+            }
             Err(err) => {
                 return Err(CommandError::environment(format!("pulling from {}: {err}", cache.describe())));
             }
