@@ -225,6 +225,12 @@ fn json_lines_with_a_byte_order_mark_are_read_and_a_key_twice_is_refused() {
     ws.run_json(&[]).success();
     let report: serde_json::Value = serde_json::from_str(&ws.read("drift.json")).unwrap();
     assert_eq!(report["columns"].as_object().unwrap().keys().collect::<Vec<_>>(), ["x", "y"], "{report:#}");
+    // Python's `json.dumps` writes `NaN` and `Infinity`: missing values.
+    let with_constants = format!("{current}{{\"x\": NaN, \"y\": Infinity}}\n{{\"x\": -Infinity, \"y\": \"a NaN\"}}\n");
+    ws.write("current.jsonl", &with_constants.replace("\"y\": \"a NaN\"", "\"y\": 0.5"));
+    ws.run_json(&[]).success();
+    let with_missing: serde_json::Value = serde_json::from_str(&ws.read("drift.json")).unwrap();
+    assert_eq!(with_missing["columns"]["x"], report["columns"]["x"], "the constants are left out of `x`");
     let mut lines: Vec<&str> = current.lines().collect();
     lines.insert(2, r#"{"x": 1, "y": 2, "x": 3}"#);
     ws.write("current.jsonl", &(lines.join("\n") + "\n"));
@@ -300,6 +306,26 @@ fn a_column_named_twice_in_a_header_is_refused() {
     ws.write("data/current.csv", "age,income,city,age\n41,20000,north,1\n");
     let out = failing_run(&ws);
     assert!(out.contains("the header names column `age` twice (field 4 repeats it)"), "{out}");
+}
+
+/// A p-value threshold of 7 would call every column drifted; a negative
+/// one, none: both are refused, naming the column and the test.
+#[test]
+fn a_threshold_out_of_its_range_is_refused() {
+    for (threshold, wanted) in
+        [("7", "a p-value, between 0 and 1, not 7"), ("-1", "a p-value, between 0 and 1, not -1")]
+    {
+        let ws = TestWorkspace::new(&PIPELINE.replace(
+            "decision = \"drift/decision.json\",",
+            &format!(
+                "decision = \"drift/decision.json\", tests = {{ age = \"ks\" }}, thresholds = {{ age = {threshold} }},"
+            ),
+        ));
+        ws.write("data/reference.csv", &table(1, 100, 0.0));
+        ws.write("data/current.csv", &table(2, 100, 0.0));
+        let out = failing_run(&ws);
+        assert!(out.contains(&format!("column `age`: the threshold of `ks` is {wanted}")), "{out}");
+    }
 }
 
 #[test]

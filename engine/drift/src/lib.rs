@@ -195,6 +195,7 @@ pub fn compare(config: &Config, root: &Path) -> Result<Report, Error> {
     let mut reports = BTreeMap::new();
     if let Some(prefix) = &config.embedding {
         let threshold = config.thresholds.get(embedding::COLUMN).copied().unwrap_or(0.05);
+        select::check_threshold(embedding::COLUMN, Test::Mmd, threshold)?;
         let report = embedding::compare(
             &reference,
             &current,

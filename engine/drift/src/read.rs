@@ -317,14 +317,20 @@ fn read_json_lines(path: &Path, side: usize, columns: &mut Vec<Column>, categori
             let batch = batch.map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
             let objects: Vec<(u64, serde_json::Map<String, serde_json::Value>)> = batch
                 .par_iter()
-                .map(|(line, text)| match serde_json::from_str::<Line>(text) {
-                    Ok(Line::Object(map)) => Ok((*line, map)),
-                    Ok(Line::Other) => Err(Error::Json {
-                        path: path.to_path_buf(),
-                        line: *line,
-                        message: "the line is not a JSON object".to_string(),
-                    }),
-                    Err(e) => Err(Error::Json { path: path.to_path_buf(), line: *line, message: e.to_string() }),
+                .map(|(line, text)| {
+                    match serde_json::from_str::<Line>(text).or_else(|err| {
+                        // Python's `json.dumps` writes `NaN` and `Infinity`:
+                        // missing values, as in CSV.
+                        constants_as_null(text).and_then(|text| serde_json::from_str(&text).ok()).ok_or(err)
+                    }) {
+                        Ok(Line::Object(map)) => Ok((*line, map)),
+                        Ok(Line::Other) => Err(Error::Json {
+                            path: path.to_path_buf(),
+                            line: *line,
+                            message: "the line is not a JSON object".to_string(),
+                        }),
+                        Err(e) => Err(Error::Json { path: path.to_path_buf(), line: *line, message: e.to_string() }),
+                    }
                 })
                 .collect::<Result<_, _>>()?;
             if side == REFERENCE
@@ -376,4 +382,37 @@ fn read_json_lines(path: &Path, side: usize, columns: &mut Vec<Column>, categori
         }
     }
     Ok(rows)
+}
+
+/// `text` (a line of JSON) with every `NaN`, `Infinity` and `-Infinity`
+/// outside a string written `null`; `None` when it has none.
+fn constants_as_null(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped, mut changed) = (false, false, false);
+    let mut at = 0;
+    while at < bytes.len() {
+        let byte = bytes[at];
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else if byte == b'"' {
+            in_string = true;
+        } else if let Some(constant) = ["-Infinity", "Infinity", "NaN"].into_iter().find(|c| text[at..].starts_with(c))
+        {
+            out.push_str("null");
+            at += constant.len();
+            changed = true;
+            continue;
+        }
+        // Whole characters: `at` only stops on ASCII bytes above.
+        let width = text[at..].chars().next().map_or(1, char::len_utf8);
+        out.push_str(&text[at..at + width]);
+        at += width;
+    }
+    changed.then_some(out)
 }

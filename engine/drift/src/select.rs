@@ -95,8 +95,22 @@ pub struct ColumnReport {
     pub drift: bool,
 }
 
+/// A test's threshold is a p-value (between 0 and 1) or a distance (above
+/// 0): `threshold = 7` on a p-value would call every column drifted, and a
+/// negative one none.
+pub fn check_threshold(name: &str, test: Test, threshold: f64) -> Result<(), Error> {
+    let p_value = matches!(test, Test::Ks | Test::Chi2 | Test::Z | Test::Mmd);
+    let fits = threshold.is_finite() && threshold > 0.0 && (!p_value || threshold < 1.0);
+    if fits {
+        return Ok(());
+    }
+    let wanted = if p_value { "a p-value, between 0 and 1" } else { "a distance, above 0" };
+    Err(Error::Config(format!("column `{name}`: the threshold of `{}` is {wanted}, not {threshold}", test.name())))
+}
+
 /// Runs `test` on `column`.
 pub fn run(name: &str, column: &Accumulator, test: Test, threshold: f64) -> Result<ColumnReport, Error> {
+    check_threshold(name, test, threshold)?;
     if test.numeric_only() && matches!(column, Accumulator::Categorical(_)) {
         return Err(Error::NeedsNumeric { column: name.to_string(), test: test.name() });
     }
