@@ -182,9 +182,10 @@ pub fn evaluate_here(file: &Path, stdlib_dir: &Path, color: bool, checked: bool)
 }
 
 /// The dotted path of the first enum tag (`'cuda`) in a pipeline's value
-/// where the `Pipeline` contract wants something else, or of a string
-/// where it wants a tag. Params, plots and a step's configuration take
-/// anything.
+/// where the `Pipeline` contract wants a string, or of a string where it
+/// wants a tag. Params, plots and a step's configuration take anything; a
+/// field the contract does not know is left to [`validate`], which names
+/// the nearest known one.
 fn misplaced_tag(expr: &nickel_lang::Expr, path: &mut Vec<String>) -> Option<String> {
     let at = |path: &[String]| path.join(".");
     let parts: Vec<&str> = path.iter().map(String::as_str).collect();
@@ -192,8 +193,20 @@ fn misplaced_tag(expr: &nickel_lang::Expr, path: &mut Vec<String>) -> Option<Str
         parts.as_slice(),
         ["stages", _, "executor"] | ["stages", _, "outs", _, "kind"] | ["remote", "kind"] | ["cache", "link"]
     );
+    let string_wanted = matches!(
+        parts.as_slice(),
+        ["stages", _, "cmd" | "wdir" | "desc"]
+            | ["stages", _, "cmd", _]
+            | ["stages", _, "deps" | "outs" | "metrics" | "secrets" | "env", _]
+            | ["stages", _, "outs", _, "path"]
+            | ["remote", "endpoint" | "bucket" | "path" | "instance" | "prefix" | "region"]
+            | ["remote", "platform", _]
+            | ["registry", _, "path"]
+            | ["registry", _, "metrics" | "card", _]
+            | ["registry", _, "gates" | "card", _, _]
+    );
     if expr.is_enum_tag() || expr.is_enum_variant() {
-        return (!tag_wanted).then(|| at(path));
+        return string_wanted.then(|| at(path));
     }
     if tag_wanted {
         return expr.is_string().then(|| at(path));

@@ -204,6 +204,11 @@ fn enum_tags_only_where_the_contract_takes_them() {
     let export: serde_json::Value = serde_json::from_str(&fine).unwrap();
     assert_eq!(export["stages"]["a"]["params"]["opt"], "adam");
     assert_eq!(export["stages"]["a"]["executor"], "cuda");
+    // A field the contract does not know is left to `validate`, which
+    // names the nearest known one; so is a tag where a Bool belongs.
+    assert!(fast("cmd = \"true\"", ", cache = { links = 'copy }").is_ok());
+    assert!(fast("cmd = \"true\", always_run = 'yes", "").is_ok());
+    assert!(fast("cmd = \"true\", dpes = ['x]", "").is_ok());
     // The checked evaluation takes what the fast one sent it.
     let f = file(dir.path(), "{ stages = { a = { cmd = \"true\", executor = 'cuda } } }\n");
     assert!(gourd_spec::evaluate_here(&f, &stdlib, false, true).is_ok());
