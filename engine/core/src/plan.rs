@@ -39,16 +39,19 @@ pub enum StageState {
     Stale(Vec<String>),
 }
 
-/// Whether `stage` is frozen, has never run here, and its outputs are all
-/// there already: they are kept as they are, as DVC keeps a frozen stage's
-/// (a project converted from DVC holds them), rather than run over. Once
-/// an output is missing, the stage runs once, as a frozen stage does
-/// before its first run; `--force` runs it.
+/// Whether `stage` is frozen, no run of it ever began here, and its outputs
+/// are all there already: they are kept as they are, as DVC keeps a frozen
+/// stage's (a project converted from DVC holds them), rather than run over.
+/// Once an output is missing, the stage runs once, as a frozen stage does
+/// before its first run; `--force` runs it. What a failed or stopped run
+/// of it left is not kept: that run is retried.
 pub fn frozen_and_kept(ws: &Workspace, stage: &Stage) -> bool {
     stage.frozen
         && ws.last_run(&stage.name).is_none()
+        && !ws.attempted(&stage.name)
         && stage.outputs().next().is_some()
-        && stage.outputs().all(|output| std::fs::symlink_metadata(ws.root.join(output.path.as_str())).is_ok())
+        // Followed: a dangling link is no output.
+        && stage.outputs().all(|output| std::fs::metadata(ws.root.join(output.path.as_str())).is_ok())
 }
 
 /// Decides what `stage` needs, hashing its deps as they are in the workspace.

@@ -578,6 +578,11 @@ fn a_frozen_stage_never_run_here_keeps_the_outputs_already_there() {
     let mut nothing = fetch.clone();
     nothing.outs.clear();
     assert!(!gourd_core::plan::frozen_and_kept(&fx.ws, &nothing), "nothing to keep");
+    // A dangling link is no output.
+    let mut linked = fetch.clone();
+    linked.outs[0].path = WsPath::new("link.csv").unwrap();
+    std::os::unix::fs::symlink("nowhere", fx.root().join("link.csv")).unwrap();
+    assert!(!gourd_core::plan::frozen_and_kept(&fx.ws, &linked));
     // --force runs it.
     fx.write("https-origin", "");
     let mut opts = options();
@@ -585,6 +590,12 @@ fn a_frozen_stage_never_run_here_keeps_the_outputs_already_there() {
     let (summary, _) = fx.run(&pipeline, opts);
     assert_eq!(fx.report(&summary, "fetch").outcome, Outcome::Failed);
     assert_eq!(fx.read("runs"), "fetch\n");
+    // What that failed run left is not kept: the next run retries it.
+    fx.write("data.csv", "partial\n");
+    assert!(!gourd_core::plan::frozen_and_kept(&fx.ws, &fetch));
+    let (summary, _) = fx.run(&pipeline, options());
+    assert_eq!(fx.report(&summary, "fetch").outcome, Outcome::Failed);
+    assert_eq!(fx.read("runs"), "fetch\nfetch\n");
 }
 
 #[test]
