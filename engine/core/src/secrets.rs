@@ -76,21 +76,27 @@ pub fn secret_values(stage: &Stage) -> Vec<Vec<u8>> {
 }
 
 /// Whether an environment variable's name says it holds a secret: it
-/// contains `SECRET`, `PASSWORD` or `PASSWD`, has a word (between `_`) that
-/// ends in `TOKEN`, or ends in `_KEY`, ignoring case. Words, not
-/// substrings, for tokens: `TOKENIZERS_PARALLELISM` and `MAX_TOKENS` are
-/// settings. Keys that name something public or a position in a table
-/// (`SSH_PUBLIC_KEY`, `SORT_KEY`, `PARTITION_KEY`) are settings too.
+/// contains `SECRET`, `PASSWORD`, `PASSWD` or `APIKEY`, has a word (between
+/// `_`) that ends in `TOKEN`, has the words `PRIVATE_KEY`, or ends in `_KEY`
+/// (or `_KEY_2`: a number after it), ignoring case. Words, not substrings,
+/// for tokens: `TOKENIZERS_PARALLELISM` and `MAX_TOKENS` are settings. Keys
+/// that name something public or a position in a table (`SSH_PUBLIC_KEY`,
+/// `SORT_KEY`, `PARTITION_KEY`) are settings too.
 pub fn looks_secret(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
-    if ["SECRET", "PASSWORD", "PASSWD"].iter().any(|word| upper.contains(word)) {
+    if ["SECRET", "PASSWORD", "PASSWD", "APIKEY"].iter().any(|word| upper.contains(word)) {
         return true;
     }
     let words: Vec<&str> = upper.split('_').collect();
-    if words.iter().any(|word| word.ends_with("TOKEN")) {
+    if words.iter().any(|word| word.ends_with("TOKEN")) || words.windows(2).any(|w| w == ["PRIVATE", "KEY"]) {
         return true;
     }
-    match words.as_slice() {
+    // A number after the key names another one of the same kind.
+    let words = match words.as_slice() {
+        [rest @ .., last] if !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()) => rest,
+        all => all,
+    };
+    match words {
         [.., before, "KEY"] => !["PUBLIC", "SORT", "PARTITION", "PRIMARY", "CACHE"].contains(before),
         _ => false,
     }
@@ -389,6 +395,10 @@ mod tests {
             "OPENAI_API_KEY",
             "CLIENT_SECRET",
             "SSH_PRIVATE_KEY",
+            "PRIVATE_KEY_PEM",
+            "OPENAI_API_KEY_2",
+            "APIKEY",
+            "MAPS_APIKEY",
         ] {
             assert!(looks_secret(name), "{name}");
         }
@@ -400,7 +410,10 @@ mod tests {
             "AWS_REGION",
             "KEY",
             "SSH_PUBLIC_KEY",
+            "SSH_PUBLIC_KEY_2",
             "SORT_KEY",
+            "SHARD_2",
+            "KEY_2",
             "CUDA_VISIBLE_DEVICES",
             "KEYBOARD",
         ] {
