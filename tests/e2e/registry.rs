@@ -914,7 +914,7 @@ fn registry_moves_as_pipeline_stages() {
     assert_eq!(dirty.statuses()["publish"], "ran");
     let skipped = receipt()["skipped"].as_str().unwrap().to_string();
     assert!(
-        skipped.contains("the workspace has uncommitted changes") && skipped.ends_with("commit first"),
+        skipped.contains("tracked files have uncommitted changes") && skipped.ends_with("commit first"),
         "{skipped}"
     );
     assert_eq!(r.tags().len(), 3, "nothing registered");
@@ -934,6 +934,23 @@ fn registry_moves_as_pipeline_stages() {
     assert_eq!(receipt()["stages"]["prod"]["outcome"], "promoted");
     let show = r.json(&["show"]);
     assert_eq!(show["artifacts"][0]["stages"], serde_json::json!({"prod": "v0.0.3", "staging": "v0.0.3"}));
+
+    // A file that is no input (a log a script leaves, `__pycache__`) and
+    // that git neither tracks nor ignores does not keep a commit from
+    // registering.
+    r.ws.write("seed.txt", "four");
+    r.ws.git(&["commit", "-q", "-am", "four"]);
+    r.ws.write("wandb/run.log", "scratch");
+    r.ws.gourd_env(&["run", "--json"], &[("PATH", &path)]).success();
+    assert_eq!(receipt()["version"], "v0.0.4", "{}", receipt());
+    // An input no commit holds does.
+    r.ws.write("seed.txt", "five");
+    r.ws.git(&["rm", "-q", "--cached", "seed.txt"]);
+    r.ws.git(&["commit", "-q", "-m", "seed.txt no longer tracked"]);
+    r.ws.gourd_env(&["run", "--json"], &[("PATH", &path)]).success();
+    let skipped = receipt()["skipped"].as_str().unwrap().to_string();
+    assert!(skipped.contains("input `seed.txt` is in no commit"), "{skipped}");
+    assert_eq!(r.json(&["show"])["artifacts"][0]["latest"], "v0.0.4");
 }
 
 /// A row of a Markdown table as its cells, trimmed.

@@ -122,13 +122,9 @@ impl Lineage {
             without_gourd_block(&now) != without_gourd_block(&committed_text(path))
         };
         // Tracked files first: the index against HEAD and the work tree.
-        let mut options = StatusOptions::new();
-        options.include_untracked(false).include_ignored(false).exclude_submodules(true);
-        let statuses = self.repo.statuses(Some(&mut options))?;
-        if statuses.iter().any(|entry| entry.path().map_or(true, changed)) {
+        if self.tracked_changes_with(&changed)? {
             return Ok((head, true));
         }
-        drop(statuses);
         // Then untracked files. git matches each one against every ignore
         // pattern, and gourd's block lists every output: 10,000 outputs
         // made that 10,000 x 10,000 matches (a second at the end of each
@@ -148,6 +144,48 @@ impl Lineage {
             Err(Undecided::Git(err)) => return Err(err.into()),
         };
         Ok((head, dirty))
+    }
+
+    /// Whether a tracked file differs from HEAD, in the index or the work
+    /// tree (untracked files do not count; a `.gitignore` that differs only
+    /// in gourd's block does not either).
+    pub fn tracked_changes(&self) -> Result<bool, LineageError> {
+        let head_commit = self.repo.head().ok().and_then(|head| head.peel_to_commit().ok());
+        let workdir = self.repo.workdir().map(Path::to_path_buf).unwrap_or_default();
+        let changed = |path: &str| {
+            if !(path == ".gitignore" || path.ends_with("/.gitignore")) {
+                return true;
+            }
+            let committed = head_commit
+                .as_ref()
+                .and_then(|c| c.tree().ok())
+                .and_then(|t| t.get_path(Path::new(path)).ok())
+                .and_then(|e| self.repo.find_blob(e.id()).ok())
+                .map(|b| String::from_utf8_lossy(b.content()).into_owned())
+                .unwrap_or_default();
+            let Some(now) = read_regular(&workdir.join(path)) else { return true };
+            without_gourd_block(&now) != without_gourd_block(&committed)
+        };
+        Ok(self.tracked_changes_with(&changed)?)
+    }
+
+    fn tracked_changes_with(&self, changed: &dyn Fn(&str) -> bool) -> Result<bool, git2::Error> {
+        let mut options = StatusOptions::new();
+        options.include_untracked(false).include_ignored(false).exclude_submodules(true);
+        let statuses = self.repo.statuses(Some(&mut options))?;
+        Ok(statuses.iter().any(|entry| entry.path().map_or(true, changed)))
+    }
+
+    /// Those of `paths` (files of the workspace) that git does not track
+    /// and does not ignore: inputs that no commit holds.
+    pub fn untracked_files<'p>(&self, paths: impl IntoIterator<Item = &'p str>) -> Vec<&'p str> {
+        paths
+            .into_iter()
+            .filter(|path| {
+                let in_repo = format!("{}{path}", self.prefix);
+                self.repo.status_file(Path::new(&in_repo)).is_ok_and(|status| status.contains(git2::Status::WT_NEW))
+            })
+            .collect()
     }
 
     fn stages_dir(&self) -> String {

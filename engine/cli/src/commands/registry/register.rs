@@ -167,10 +167,24 @@ pub fn register(location: &Location, args: &Args, via: &str, soft: bool) -> Resu
     // uncommitted changes, the bytes may come from inputs the commit does
     // not hold (a params file edited since), and the version would say
     // otherwise. The run after the commit registers them.
-    if soft && (dirty || rebuilt_otherwise.is_some()) {
-        let why = rebuilt_otherwise.unwrap_or_else(|| "the workspace has uncommitted changes".to_string());
-        let reason = format!("{why}; commit {} may not hold what built these bytes: commit first", short(&commit));
-        return Ok(Registered::Skipped { reason });
+    if soft {
+        // What the commit may not hold: changes to tracked files, and inputs
+        // of the model (or of the stages upstream of it) that git neither
+        // tracks nor ignores. Files a stage leaves beside its outputs (logs,
+        // `__pycache__`) are neither, and do not count.
+        let why = match &rebuilt_otherwise {
+            Some(why) => Some(why.clone()),
+            None if lineage.tracked_changes()? => Some("tracked files have uncommitted changes".to_string()),
+            None => {
+                let inputs = upstream_inputs(record, &records);
+                let untracked = lineage.untracked_files(inputs.iter().map(String::as_str));
+                untracked.first().map(|path| format!("input `{path}` is in no commit (git does not track it)"))
+            }
+        };
+        if let Some(why) = why {
+            let reason = format!("{why}; commit {} may not hold what built these bytes: commit first", short(&commit));
+            return Ok(Registered::Skipped { reason });
+        }
     }
     if dirty {
         eprintln!(
@@ -293,4 +307,25 @@ fn declared_metrics(records: &[Record], files: &[gourd_core::path::WsPath]) -> B
             Some((file.to_string(), value.clone()))
         })
         .collect()
+}
+
+/// The inputs of `record` and of the records upstream of it (the latest
+/// record writing each input), transitively.
+fn upstream_inputs(record: &Record, records: &[Record]) -> Vec<String> {
+    let mut inputs = std::collections::BTreeSet::new();
+    let mut todo = vec![record];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(record) = todo.pop() {
+        if !seen.insert((record.stage.as_str(), record.key.as_str())) {
+            continue;
+        }
+        for dep in record.deps.keys() {
+            if inputs.insert(dep.clone())
+                && let Some(writer) = records.iter().find(|r| r.output_holding(dep).is_some())
+            {
+                todo.push(writer);
+            }
+        }
+    }
+    inputs.into_iter().collect()
 }
