@@ -89,5 +89,9 @@ mod tests {
         let markdown = table.markdown();
         assert!(!markdown.chars().any(|c| c.is_control() && c != '\n'), "{markdown:?}");
         assert!(markdown.contains("value\\x1b[2J"), "{markdown}");
+        // A right-to-left override would show the rest of the row reversed.
+        let mut table = Table::new(&["name"]);
+        table.row(vec!["evil\u{202e}gnp.exe".to_string()]);
+        assert!(table.text().contains("evil\\u{202e}gnp.exe"), "{}", table.text());
     }
 }

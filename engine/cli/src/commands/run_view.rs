@@ -390,19 +390,26 @@ fn log_tail(log: &std::path::Path, lines: usize) -> Option<String> {
 
 /// `text` with every control character but the tab written as an escape
 /// (`\x1b`, `\u{9b}`), so that printing it cannot move the cursor, change
-/// colours or retitle the terminal.
+/// colours or retitle the terminal; and every bidirectional override or
+/// isolate (`\u{202e}`), which would show the rest of a line reversed.
 pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(|c| c.is_control() && c != '\t') {
+    let hidden = |c: char| (c.is_control() && c != '\t') || is_bidi_control(c);
+    if !text.chars().any(hidden) {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
         match c {
-            '\t' => out.push(c),
-            c if c.is_control() && (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if c.is_control() => out.extend(c.escape_unicode()),
-            c => out.push(c),
+            c if !hidden(c) => out.push(c),
+            c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.extend(c.escape_unicode()),
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// The characters that reorder what follows them on screen: embeddings,
+/// overrides and isolates, and the marks between them.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
