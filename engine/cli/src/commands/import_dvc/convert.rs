@@ -447,7 +447,8 @@ fn convert_stage(
             }
             "frozen" => stage.frozen = value.as_bool().unwrap_or(false),
             "always_changed" => stage.always_run = value.as_bool().unwrap_or(false),
-            "desc" => stage.desc = value.as_str().map(String::from),
+            // `${item}` in a foreach's description, as DVC shows it.
+            "desc" => stage.desc = value.as_str().map(|d| substitute(d, &context).unwrap_or_else(|_| d.to_string())),
             "wdir" | "vars" => {}
             "meta" => note(format!("`meta` ({}) has no gourd field; left out", compact(value))),
             other => note(format!("field `{other}` not translated")),

@@ -44,6 +44,7 @@ fn foreach_lists_and_dicts_expand_to_one_stage_per_item() {
       big: {rows: 1000}
     do:
       cmd: fetch ${key} ${item.rows}
+      desc: per size ${key}
       outs: ["raw/${key}"]
 "#,
     );
@@ -62,6 +63,7 @@ fn foreach_lists_and_dicts_expand_to_one_stage_per_item() {
     assert_eq!(p.stages[1].outs, [Out { path: "out/uk.csv".into(), cache: true, persist: false, model: false }]);
     assert_eq!(p.stages[3].cmd, "build mac 4");
     assert_eq!(p.stages[5].cmd, "fetch big 1000");
+    assert_eq!(p.stages[5].desc.as_deref(), Some("per size big"), "a description is interpolated too");
     assert!(p.notes.is_empty(), "{:?}", p.notes);
 }
 
