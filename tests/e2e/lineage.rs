@@ -246,6 +246,22 @@ fn params_and_metrics_diffs_across_commits() {
     // HEAD against the working state: nothing changed since the commit.
     assert!(ws.gourd(&["metrics", "diff"]).success().stdout.contains("No metrics differ"));
     assert!(ws.gourd(&["metrics", "show"]).success().stdout.contains("accuracy"));
+    // Against a commit from before the pipeline (a project switching from
+    // DVC): every param is new, not an error.
+    let branch = ws.git(&["rev-parse", "--abbrev-ref", "HEAD"]).trim().to_string();
+    ws.git(&["checkout", "-q", "--orphan", "before"]);
+    ws.git(&["rm", "-rq", "--cached", "."]);
+    ws.git(&["commit", "-q", "--allow-empty", "-m", "before gourd"]);
+    ws.git(&["checkout", "-q", "-f", &branch]);
+    let diff = ws.gourd(&["params", "diff", "before", "HEAD", "--json"]).success();
+    assert!(
+        diff.stderr.contains("`gourd.ncl` does not exist at revision `before`: no params there"),
+        "{}",
+        diff.stderr
+    );
+    let params = json(&diff.stdout);
+    let rows = params["params"].as_array().unwrap();
+    assert!(rows.iter().any(|r| r["param"] == "lr" && r["a"].is_null() && r["b"] == 0.25), "{params}");
 }
 
 #[test]

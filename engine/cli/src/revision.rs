@@ -33,8 +33,14 @@ impl Side {
 }
 
 /// Evaluates the pipeline file (and the Nickel files it imports) as they were
-/// at `revision`, in a temporary folder.
-pub fn pipeline_at(lineage: &Lineage, root: &Path, file: &Path, revision: &str) -> Result<Pipeline, CommandError> {
+/// at `revision`, in a temporary folder; `None` when the file did not exist
+/// then (a commit from before the project used gourd).
+pub fn pipeline_at(
+    lineage: &Lineage,
+    root: &Path,
+    file: &Path,
+    revision: &str,
+) -> Result<Option<Pipeline>, CommandError> {
     let rel = file.strip_prefix(root).unwrap_or(file).to_string_lossy().into_owned();
     let temp = tempfile::tempdir()?;
     let mut todo = vec![rel.clone()];
@@ -45,7 +51,7 @@ pub fn pipeline_at(lineage: &Lineage, root: &Path, file: &Path, revision: &str) 
         }
         let Some(bytes) = lineage.file_at(revision, &path)? else {
             if path == rel {
-                return Err(CommandError::user(format!("`{rel}` does not exist at revision `{revision}`")));
+                return Ok(None);
             }
             continue;
         };
@@ -62,7 +68,7 @@ pub fn pipeline_at(lineage: &Lineage, root: &Path, file: &Path, revision: &str) 
     let stdlib = gourd_spec::install_stdlib(&root.join(".gourd").join("stdlib"))?;
     let exe = std::env::current_exe()?;
     let limits = gourd_spec::EvalLimits::from_env();
-    Ok(gourd_spec::load(&exe, &temp.path().join(&rel), &stdlib, None, &limits, crate::ui::color_stderr())?)
+    Ok(Some(gourd_spec::load(&exe, &temp.path().join(&rel), &stdlib, None, &limits, crate::ui::color_stderr())?))
 }
 
 fn normalize(path: &Path) -> Option<String> {

@@ -51,7 +51,16 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     let b = Side::parse(args.b.as_ref(), Side::WorkingState);
     let params = |side: &Side| -> Result<BTreeMap<(String, String), Value>, CommandError> {
         let pipeline = match side {
-            Side::Revision(rev) => pipeline_at(&lineage, &root, &file, rev)?,
+            Side::Revision(rev) => match pipeline_at(&lineage, &root, &file, rev)? {
+                Some(pipeline) => pipeline,
+                None => {
+                    // A commit from before the switch (from DVC, say): every
+                    // param is new since.
+                    let rel = file.strip_prefix(&root).unwrap_or(&file).display().to_string();
+                    eprintln!("note: `{rel}` does not exist at revision `{rev}`: no params there");
+                    return Ok(BTreeMap::new());
+                }
+            },
             Side::WorkingState => location.load_checked(false)?.pipeline,
         };
         let mut out = BTreeMap::new();
