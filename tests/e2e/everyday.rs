@@ -231,6 +231,14 @@ fn a_result_whose_objects_are_lost_or_damaged_is_replaced_by_the_next_run() {
     let mut perms = std::fs::metadata(tree).unwrap().permissions();
     std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
     std::fs::set_permissions(tree, perms).unwrap();
+    // In a form this gourd cannot read (a newer gourd's): refused, but left
+    // for whoever can read it.
+    std::fs::write(tree, r#"[{"name": "w.bin", "kind": "socket", "digest": "x"}]"#).unwrap();
+    let newer = TestWorkspace::clone_of(origin.root());
+    let run = newer.gourd(&["run"]).success();
+    assert!(run.stdout.contains("in a form this gourd does not read"), "{}", run.stdout);
+    assert!(std::fs::read_to_string(tree).unwrap().contains("socket"), "left alone");
+    assert_eq!(results(), [result.clone()]);
     std::fs::write(tree, "[]").unwrap();
     let finder = TestWorkspace::clone_of(origin.root());
     let run = finder.gourd(&["run"]).success();
@@ -976,6 +984,35 @@ fn set_writes_the_params_file_that_has_the_key() {
         "{}",
         missing.stderr
     );
+    // Only params files of the workspace that the pipeline imports.
+    std::fs::write(ws.root().parent().unwrap().join("outside.yaml"), "opt: adam\n").unwrap();
+    for (named, why) in [
+        ("../outside.yaml:opt=x", "is not a file of the workspace"),
+        ("/etc/hostname:opt=x", "is not a file of the workspace"),
+        (".git/config:opt=x", "lies in `.git` or `.gourd`"),
+        ("gourd.ncl:opt=x", "is not a params file the pipeline imports"),
+    ] {
+        let refused = ws.gourd(&["run", "-S", named]);
+        assert_eq!(refused.code, 1, "{named}: {}", refused.stderr);
+        assert!(refused.stderr.contains(why), "{named}: {}", refused.stderr);
+    }
+    assert_eq!(std::fs::read_to_string(ws.root().parent().unwrap().join("outside.yaml")).unwrap(), "opt: adam\n");
+    // A params file that is a link: the file it leads to is edited, the
+    // link stays; one leading out of the workspace is refused.
+    ws.write("configs/exp1.yaml", "seed: 1\nopt: adam\n");
+    std::fs::remove_file(ws.path("src/params.yaml")).unwrap();
+    std::os::unix::fs::symlink("../configs/exp1.yaml", ws.path("src/params.yaml")).unwrap();
+    ws.gourd(&["run", "-S", "seed=9"]).success();
+    assert!(std::fs::symlink_metadata(ws.path("src/params.yaml")).unwrap().file_type().is_symlink());
+    assert_eq!(ws.read("configs/exp1.yaml"), "seed: 9\nopt: adam\n");
+    std::fs::remove_file(ws.path("src/params.yaml")).unwrap();
+    std::os::unix::fs::symlink(ws.root().parent().unwrap().join("outside.yaml"), ws.path("src/params.yaml")).unwrap();
+    ws.write("src/params.yaml.keep", "");
+    let out = ws.gourd(&["run", "-S", "src/params.yaml:opt=sgd"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("is outside the workspace"), "{}", out.stderr);
+    std::fs::remove_file(ws.path("src/params.yaml")).unwrap();
+    ws.write("src/params.yaml", "seed: 7\nopt: adam\n");
     // A file that cannot be edited in place: refused, not set for one run.
     ws.write("custom.yaml", "{lr: 0.1, opt: sgd}\n");
     let flow = ws.gourd(&["run", "-S", "custom.yaml:opt=adam"]);

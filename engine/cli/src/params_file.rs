@@ -22,54 +22,76 @@ const FILES: [&str; 3] = ["params.yaml", "params.yml", "params.json"];
 
 /// Writes `value` at the dotted `key` of the params file that has it:
 /// `FILE:KEY` names the file; else the workspace's own params file, else
-/// the one of `imported` (the files the pipeline reads) that has it.
-/// Returns the file written, `None` when no params file has the key (it is
-/// then a param of the pipeline alone), or an error saying why a file that
-/// has it could not be edited, or which of several to edit.
+/// the one of `imported` (the files the pipeline reads, canonical) that has
+/// it. Returns the file written, `None` when no params file has the key (it
+/// is then a param of the pipeline alone), or an error saying why a file
+/// that has it cannot be edited, or which of several to edit. gourd edits
+/// only files inside the workspace (links followed: the file a link leads
+/// to is edited, the link stays), outside `.git` and `.gourd`.
 pub fn set(root: &Path, key: &str, value: &Value, imported: &[PathBuf]) -> Result<Option<PathBuf>, String> {
+    let canonical_root = std::fs::canonicalize(root).map_err(|e| format!("`{}`: {e}", root.display()))?;
+    let shown = |real: &Path| real.strip_prefix(&canonical_root).unwrap_or(real).display().to_string();
+    // Where `file` really is, if gourd may write there.
+    let writable = |file: &Path, name: &str| -> Result<PathBuf, String> {
+        let real = std::fs::canonicalize(file).map_err(|e| format!("`{name}`: {e}"))?;
+        let Ok(rel) = real.strip_prefix(&canonical_root) else {
+            return Err(format!("`{name}` is outside the workspace (`{}`); gourd edits no file there", real.display()));
+        };
+        if rel.components().any(|c| matches!(c.as_os_str().to_str(), Some(".git" | ".gourd"))) {
+            return Err(format!("`{name}` lies in `.git` or `.gourd`; gourd edits no params file there"));
+        }
+        Ok(real)
+    };
+    let own: Vec<PathBuf> = FILES.iter().filter_map(|f| std::fs::canonicalize(root.join(f)).ok()).collect();
     if let Some((name, inner)) = key.split_once(':') {
         let file = root.join(name);
-        if !file.is_file() {
+        if Path::new(name).is_absolute() || name.split('/').any(|part| part == "..") || !file.is_file() {
             return Err(format!("`{name}` (in `{key}`) is not a file of the workspace"));
         }
-        return match edit(&file, name, inner, value)? {
-            Some(()) => Ok(Some(file)),
+        let real = writable(&file, name)?;
+        if !params_like(&real) || (!imported.contains(&real) && !own.contains(&real)) {
+            return Err(format!("`{name}` is not a params file the pipeline imports"));
+        }
+        return match edit(&real, &shown(&real), inner, value)? {
+            Some(()) => Ok(Some(real)),
             None => Err(format!("`{name}` has no `{inner}`")),
         };
     }
     for name in FILES {
         let file = root.join(name);
-        if edit(&file, name, key, value)?.is_some() {
-            return Ok(Some(file));
-        }
-    }
-    // The other params files the pipeline imports.
-    let canonical_root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
-    let mut holding = Vec::new();
-    for file in imported {
-        let params_like = file.extension().is_some_and(|e| ["yaml", "yml", "json", "toml"].iter().any(|x| e == *x));
-        let rel = file.strip_prefix(&canonical_root).or_else(|_| file.strip_prefix(root));
-        let Ok(rel) = rel else { continue };
-        if !params_like || FILES.iter().any(|f| rel == Path::new(f)) {
+        if std::fs::symlink_metadata(&file).is_err() || !has_key(&file, key) {
             continue;
         }
-        if has_key(file, key) {
-            holding.push((file.clone(), rel.display().to_string()));
+        let real = writable(&file, name)?;
+        if edit(&real, &shown(&real), key, value)?.is_some() {
+            return Ok(Some(real));
         }
     }
-    holding.sort_by(|a, b| a.1.cmp(&b.1));
-    holding.dedup_by(|a, b| a.1 == b.1);
+    // The other params files the pipeline imports, inside the workspace or
+    // not: one outside that has the key is refused, not overridden.
+    let mut holding: Vec<&PathBuf> =
+        imported.iter().filter(|file| params_like(file) && !own.contains(file) && has_key(file, key)).collect();
+    holding.sort();
+    holding.dedup();
     match &holding[..] {
         [] => Ok(None),
-        [(file, name)] => match edit(file, name, key, value)? {
-            Some(()) => Ok(Some(file.clone())),
-            None => Err(format!("`{name}`: cannot edit `{key}` in place")),
-        },
+        [file] => {
+            let real = writable(file, &shown(file))?;
+            match edit(&real, &shown(&real), key, value)? {
+                Some(()) => Ok(Some(real)),
+                None => Err(format!("`{}`: cannot edit `{key}` in place", shown(&real))),
+            }
+        }
         several => {
-            let names: Vec<String> = several.iter().map(|(_, name)| format!("`{name}`")).collect();
-            Err(format!("`{key}` is in {}: name the file, as `{}:{key}=…`", names.join(" and "), several[0].1))
+            let names: Vec<String> = several.iter().map(|file| format!("`{}`", shown(file))).collect();
+            Err(format!("`{key}` is in {}: name the file, as `{}:{key}=…`", names.join(" and "), shown(several[0])))
         }
     }
+}
+
+/// Whether `file` is named as a params file is: YAML, JSON or TOML.
+fn params_like(file: &Path) -> bool {
+    file.extension().is_some_and(|e| ["yaml", "yml", "json", "toml"].iter().any(|x| e == *x))
 }
 
 /// Whether the params file `file` has the dotted `key`.

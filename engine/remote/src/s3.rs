@@ -13,6 +13,7 @@ use object_store::path::Path;
 use object_store::{
     BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig,
 };
+use serde_json::Value;
 use std::time::Duration;
 
 use crate::ssh::SshStore;
@@ -213,6 +214,17 @@ impl ObjectCache {
             })?;
             let entries = match store.put_tree_bytes(&tree, &bytes) {
                 Ok(entries) => entries,
+                // A listing in a shape this gourd does not know (JSON, but
+                // not a list of entries it reads) may come from a newer
+                // gourd: refused, but left for those who can read it.
+                Err(gourd_core::store::StoreError::Corrupt { .. })
+                    if !parses_as::<Vec<gourd_digest::TreeEntry>>(&bytes) && parses_as::<Vec<Value>>(&bytes) =>
+                {
+                    return Err(Fault::Other(RemoteFailure::Rejected(format!(
+                        "folder listing {tree} in {} is in a form this gourd does not read (from a newer gourd?)",
+                        self.label
+                    ))));
+                }
                 Err(gourd_core::store::StoreError::Corrupt { .. }) => {
                     return Err(Fault::Broken(self.reject("trees", "folder listing", tree).await));
                 }
@@ -387,6 +399,14 @@ impl RemoteCache for ObjectCache {
             };
             let action: ActionResult = match serde_json::from_slice(&bytes) {
                 Ok(action) => action,
+                // A JSON object this gourd cannot read may be a newer
+                // gourd's result: refused, not removed.
+                Err(e) if parses_as::<serde_json::Map<String, Value>>(&bytes) => {
+                    return Err(RemoteFailure::Rejected(format!(
+                        "the result for {key} in {} is in a form this gourd does not read (from a newer gourd?): {e}",
+                        self.label
+                    )));
+                }
                 Err(e) => return Err(broken(format!("the result for {key} in {} is not valid: {e}", self.label)).await),
             };
             if action.key != key {
@@ -420,6 +440,13 @@ impl RemoteCache for ObjectCache {
             self.put(&self.path("ac", &action.key), bytes).await
         })
     }
+}
+
+/// Whether `bytes` are whole JSON of the shape `T`: an entry in a shape
+/// this gourd does not read, yet whole JSON, is another (newer) gourd's
+/// rather than a damaged one.
+fn parses_as<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<T>(bytes).is_ok()
 }
 
 fn unavailable(err: object_store::Error) -> RemoteFailure {

@@ -71,7 +71,8 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
             let (key, value) = parse_assignment(assignment)?;
             match crate::params_file::set(&root, key, &value, &imported) {
                 Ok(Some(file)) => {
-                    let shown = file.strip_prefix(&root).unwrap_or(&file).display().to_string();
+                    let real_root = std::fs::canonicalize(&root).unwrap_or_else(|_| root.clone());
+                    let shown = file.strip_prefix(&real_root).unwrap_or(&file).display().to_string();
                     eprintln!("Set `{key}` to {value} in `{shown}`.");
                 }
                 Ok(None) => overrides.push(assignment),
