@@ -529,6 +529,18 @@ fn the_repositorys_own_folder_under_another_name_is_refused_as_an_output() {
         assert!(message.contains("the folder git keeps this repository in"), "{out}: {message}");
     }
     assert_eq!(ws.git(&["log", "--format=%s"]).trim(), "first");
+    // Through a link an earlier stage of the run plants: refused when the
+    // later stage comes to run, before its output is moved aside.
+    ws.write(
+        "gourd.ncl",
+        "{ stages = {\n  a = { cmd = \"ln -sfn repo.git P; echo a > a.txt\", outs = [\"a.txt\"] },\n  b = { cmd = \"echo b >> runs.log; exit 1\", deps = [\"a.txt\"], outs = [\"P/config\"] },\n} }\n",
+    );
+    let run = ws.run_json(&[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stdout.contains("refusing to write: `P/config` is, holds or lies in `repo.git`"), "{}", run.stdout);
+    assert!(!ws.exists("runs.log"), "the stage ran");
+    assert!(git_dir.join("config").exists(), "the repository's config is in place");
+    assert_eq!(ws.git(&["log", "--format=%s"]).trim(), "first");
 }
 
 #[test]

@@ -24,6 +24,9 @@ pub struct Loaded {
     /// The files the pipeline was read from, workspace-relative: no output
     /// may replace them (see `gourd_core::guard`).
     pub sources: Vec<WsPath>,
+    /// Where git keeps the repository inside the workspace under another
+    /// name than `.git`, workspace-relative.
+    pub git_dirs: Vec<WsPath>,
 }
 
 impl Location {
@@ -128,7 +131,7 @@ impl Location {
         crate::commands::step::check(&pipeline, check_sources).map_err(|e| in_file(&file, e))?;
         // The files the evaluation read; found again only when not known.
         let sources = read.unwrap_or_else(|| gourd_spec::sources(&file));
-        let sources = check_outputs(&root, &file, &sources, &pipeline)?;
+        let (sources, git_dirs) = check_outputs(&root, &file, &sources, &pipeline)?;
         let dag = Dag::build(&pipeline).map_err(|e| in_file(&file, e.into()))?;
         if check_sources {
             // A tracked source may be missing: `gourd run` restores it.
@@ -137,7 +140,7 @@ impl Location {
         } else {
             dag.check_dep_links(&pipeline, &root).map_err(|e| in_file(&file, e.into()))?;
         }
-        Ok(Loaded { root, file, pipeline, dag, sources })
+        Ok(Loaded { root, file, pipeline, dag, sources, git_dirs })
     }
 }
 
@@ -210,13 +213,14 @@ fn memchr_from(bytes: &[u8], byte: u8, from: usize) -> Option<usize> {
 /// Refuses, before anything runs, an output where gourd must never write
 /// (see `gourd_core::guard`): naming the file, line, stage and field.
 /// `sources` are the files the pipeline was read from, as absolute paths;
-/// those in the workspace come back workspace-relative.
+/// those in the workspace come back workspace-relative, with the folders git
+/// keeps the repository in under another name than `.git`.
 fn check_outputs(
     root: &Path,
     file: &Path,
     sources: &[PathBuf],
     pipeline: &Pipeline,
-) -> Result<Vec<WsPath>, CommandError> {
+) -> Result<(Vec<WsPath>, Vec<WsPath>), CommandError> {
     let canonical_root = fs_err::canonicalize(root)?;
     let sources: Vec<WsPath> = sources
         .iter()
@@ -315,7 +319,7 @@ fn check_outputs(
             .with_hint("name each output by one path, without a link on the way"));
         }
     }
-    Ok(sources)
+    Ok((sources, git_dirs))
 }
 
 /// A pipeline file found in a folder above the current one runs only when

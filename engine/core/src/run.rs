@@ -725,7 +725,15 @@ async fn process_stage_inner(
 /// symbolic link on the way since the pipeline was checked.
 fn guard_outputs(ws: &Workspace, stage: &Stage) -> Result<(), String> {
     for output in stage.outputs() {
-        crate::guard::check(&ws.root, &output.path, ws.sources()).map_err(|err| format!("refusing to write: {err}"))?;
+        let real = crate::guard::check_resolving(&ws.root, &output.path, ws.sources())
+            .map_err(|err| format!("refusing to write: {err}"))?;
+        let names = std::iter::once(&output.path).chain(real.as_ref());
+        for name in names {
+            if let Some(dir) = ws.git_dirs().iter().find(|dir| name.overlaps(dir)) {
+                let err = crate::guard::GuardError::GitDir { path: output.path.to_string(), git_dir: dir.to_string() };
+                return Err(format!("refusing to write: {err}"));
+            }
+        }
     }
     Ok(())
 }

@@ -48,6 +48,9 @@ pub struct Workspace {
     recorded: std::sync::OnceLock<RecordedOutputs>,
     /// The files the pipeline is read from (see [`Workspace::set_sources`]).
     sources: std::sync::OnceLock<Vec<WsPath>>,
+    /// Where git keeps the repository under another name than `.git` (see
+    /// [`Workspace::set_git_dirs`]).
+    git_dirs: std::sync::OnceLock<Vec<WsPath>>,
     /// Held while the state is saved (see [`Workspace::save_state`]).
     saving: Mutex<()>,
 }
@@ -128,6 +131,7 @@ impl Workspace {
             cleared,
             recorded: std::sync::OnceLock::new(),
             sources: std::sync::OnceLock::new(),
+            git_dirs: std::sync::OnceLock::new(),
             saving: Mutex::new(()),
         })
     }
@@ -260,6 +264,19 @@ impl Workspace {
     /// output may replace them, by any name (see [`crate::guard`]); once.
     pub fn set_sources(&self, sources: Vec<WsPath>) {
         let _ = self.sources.set(sources);
+    }
+
+    /// Sets the folders inside the workspace where git keeps the repository
+    /// under another name than `.git` (`git init --separate-git-dir`, a
+    /// worktree's or a submodule's), workspace-relative: no output may be,
+    /// hold or lie in one; once.
+    pub fn set_git_dirs(&self, dirs: Vec<WsPath>) {
+        let _ = self.git_dirs.set(dirs);
+    }
+
+    /// The folders set by [`Workspace::set_git_dirs`].
+    pub fn git_dirs(&self) -> &[WsPath] {
+        self.git_dirs.get().map(Vec::as_slice).unwrap_or_default()
     }
 
     /// The files the pipeline is read from, as set by [`Workspace::set_sources`].

@@ -105,6 +105,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     let lineage_root = loaded.root.clone();
     let lineage = std::sync::Mutex::new(None::<Option<gourd_lineage::Lineage>>);
     ws.set_sources(loaded.sources.clone());
+    ws.set_git_dirs(loaded.git_dirs.clone());
     ws.set_recorded_outputs(Box::new(move |stage, path| {
         let mut lineage = lineage.lock().unwrap();
         let lineage = lineage.get_or_insert_with(|| gourd_lineage::Lineage::open(&lineage_root).ok().flatten());

@@ -659,6 +659,32 @@ fn an_output_that_is_a_pipeline_file_through_a_link_in_the_workspace_is_refused(
     assert!(!fx.root().join("runs.log").exists(), "the stage ran");
 }
 
+/// The folder git keeps the repository in under another name (`git init
+/// --separate-git-dir gd`): an output reaching it through a link an earlier
+/// stage planted is refused when its stage comes to run.
+#[test]
+fn an_output_reaching_the_repositorys_folder_through_a_link_is_refused() {
+    let fx = Fixture::new();
+    fx.write("gd/config", "[core]\n");
+    assert!(fx.ws.git_dirs().is_empty());
+    fx.ws.set_git_dirs(vec![WsPath::new("gd").unwrap()]);
+    assert_eq!(fx.ws.git_dirs(), [WsPath::new("gd").unwrap()]);
+    let plant = stage("plant", "ln -sfn gd P; echo a > a.txt", &[], &["a.txt"]);
+    let harm = stage("harm", "echo x >> runs.log; exit 1", &["a.txt"], &["P/config"]);
+    let (summary, _) = fx.run(&[plant, harm], options());
+    let message = fx.report(&summary, "harm").message.clone().unwrap();
+    assert_eq!(
+        message,
+        "refusing to write: `P/config` is, holds or lies in `gd`, the folder git keeps this repository in"
+    );
+    assert_eq!(fx.read("gd/config"), "[core]\n");
+    assert!(!fx.root().join("runs.log").exists(), "the stage ran");
+    // By its own name too.
+    let direct = stage("direct", "exit 1", &[], &["gd/hooks"]);
+    let (summary, _) = fx.run(&[direct], options());
+    assert!(fx.report(&summary, "direct").message.as_deref().unwrap().contains("lies in `gd`"));
+}
+
 #[test]
 fn what_a_stage_leaves_running_in_its_group_is_killed_when_it_ends() {
     // A background process of the stage, in the stage's process group:
