@@ -670,7 +670,8 @@ async fn process_stage_inner(
         return Ok(StageReport {
             stage: stage.name.clone(),
             outcome: Outcome::UpToDate,
-            key: None,
+            // The key its deps give now, when they are all there.
+            key: assessed.map(|assessment| assessment.key),
             duration: started.elapsed(),
             message: Some("frozen: kept the outputs that were there before gourd ran it".to_string()),
             log: None,

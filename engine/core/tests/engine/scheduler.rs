@@ -559,11 +559,21 @@ fn a_frozen_stage_never_run_here_keeps_the_outputs_already_there() {
     let kept = fx.report(&summary, "fetch");
     assert_eq!(kept.outcome, Outcome::UpToDate, "{kept:?}");
     assert_eq!(kept.message.as_deref(), Some("frozen: kept the outputs that were there before gourd ran it"));
+    assert_eq!(kept.key, None, "its dep is missing: no key");
     assert_eq!((summary.ran, summary.failed), (1, 0), "{:?}", summary.reports);
     assert!(!fx.root().join("runs").exists(), "the frozen stage ran");
     assert_eq!(fx.read("data.csv"), "a\nb\n");
     assert_eq!(fx.read("n.txt").trim(), "2");
     assert!(fx.ws.last_run("fetch").is_none(), "nothing recorded for it");
+    // With its deps there, it says the key they give.
+    let other = Fixture::new();
+    other.write("data.csv", "a\n");
+    let mut pinned = stage("pinned", "exit 6", &[], &["data.csv"]);
+    pinned.frozen = true;
+    let (summary, _) = other.run(std::slice::from_ref(&pinned), options());
+    let kept = other.report(&summary, "pinned");
+    assert_eq!(kept.outcome, Outcome::UpToDate);
+    assert_eq!(kept.key.map(|k| k.to_string().len()), Some(64), "{kept:?}");
     // Not frozen, or with an output missing, it runs (and fails here).
     let unfrozen = stage("fetch", "echo fetch >> runs; exit 6", &[], &["data.csv"]);
     assert!(!gourd_core::plan::frozen_and_kept(&fx.ws, &unfrozen));
