@@ -67,7 +67,9 @@ pub fn check(pipeline: &gourd_core::model::Pipeline, to_run: bool) -> Result<(),
                     "stage `{}` uses the built-in step `{name}`, but `gourd-step` was not found beside `gourd` (or at `GOURD_STEP`)",
                     stage.name
                 ))
-                .with_hint("build gourd with `--features torch`, which builds `gourd-step` (see docs/torch.md)"));
+                .with_hint(
+                    "install gourd with its torch steps: `pip install \"gourd-ml[torch]\"` (PyTorch from PyPI), or build it with `--features torch`, which builds `gourd-step` (see docs/torch.md)",
+                ));
             }
             if std::env::var_os("GOURD_STEP").is_none()
                 && let Some(step) = runner()
