@@ -319,6 +319,25 @@ fn a_field_defined_as_itself() {
     ));
 }
 
+/// `gourd.params` raises a missing key in the standard library; the hint
+/// names the user's line that asks for it.
+#[test]
+fn a_params_key_the_file_lacks_is_named_with_the_line_asking_for_it() {
+    let ws = TestWorkspace::new(
+        "let gourd = import \"gourd-std.ncl\" in\nlet p = import \"params.yaml\" in\n{\n  stages = {\n    train = { cmd = \"echo t >> runs.log\", params = gourd.params p [\"train.lrx\"] },\n  },\n}\n",
+    );
+    ws.write("params.yaml", "train:\n  lr: 0.1\n");
+    let out = ws.gourd(&["check"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("the params file has no key `train.lrx`"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("hint: `train.lrx` is asked for at `gourd.ncl:5`: check its spelling against the params file"),
+        "{}",
+        out.stderr
+    );
+}
+
 #[test]
 fn a_field_defined_as_itself_in_a_function() {
     let message = rejected_for_the_user(

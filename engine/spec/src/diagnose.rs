@@ -25,13 +25,33 @@ pub(crate) fn explain(diagnostics: &str, file: &Path, stdlib_dir: &Path) -> (Str
     // An imported YAML, JSON or TOML file is not Nickel: its `key: value`
     // and quotes are right where they are.
     files.extend(user_files.into_iter().filter(|f| f != file && f.extension().is_some_and(|e| e == "ncl")));
+    // `gourd.params file ["train.lrx"]`: the error is raised in the
+    // standard library; the line that asks for the key is the user's.
+    let missing_key = missing_params_key(&text);
     for path in files {
         let Ok(source) = std::fs::read_to_string(&path) else { continue };
         let shown = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if let Some(key) = &missing_key {
+            let quoted = format!("\"{key}\"");
+            if let Some(line) = source.lines().position(|line| line.contains(&quoted)) {
+                hints.push(format!(
+                    "`{key}` is asked for at `{shown}:{}`: check its spelling against the params file",
+                    line + 1
+                ));
+            }
+        }
         hints.extend(yaml_hint(&source, &shown));
         hints.extend(quote_hint(&source, &shown));
     }
     (text, hints)
+}
+
+/// The `KEY` of the standard library's "the params file has no key `KEY`".
+fn missing_params_key(text: &str) -> Option<String> {
+    text.lines().take(3).map(strip_ansi).find_map(|line| {
+        let rest = line.split_once("the params file has no key `")?.1;
+        Some(rest.split('`').next()?.to_string())
+    })
 }
 
 fn first_line(text: &str) -> String {
@@ -373,6 +393,28 @@ fn quote_hint(source: &str, file: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_missing_params_key_is_read_from_the_message() {
+        let text = "error: params: the params file has no key `train.lrx`\n  ┌─ <stdlib>:5340:1\n";
+        assert_eq!(missing_params_key(text).as_deref(), Some("train.lrx"));
+        assert_eq!(missing_params_key("error: contract broken\n"), None);
+    }
+
+    #[test]
+    fn a_missing_params_key_is_found_on_the_users_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gourd.ncl");
+        std::fs::write(
+            &file,
+            "{\n  stages = {\n    a = {\n      cmd = \"x\",\n      params = gourd.params p [\"train.lrx\"],\n}}}\n",
+        )
+        .unwrap();
+        let (_, hints) = explain("error: params: the params file has no key `train.lrx`\n", &file, dir.path());
+        assert_eq!(hints, ["`train.lrx` is asked for at `gourd.ncl:5`: check its spelling against the params file"]);
+        let (_, hints) = explain("error: params: the params file has no key `other`\n", &file, dir.path());
+        assert!(hints.is_empty(), "{hints:?}");
+    }
 
     #[test]
     fn yaml_fields_are_found_and_types_are_not() {
