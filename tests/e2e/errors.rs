@@ -182,13 +182,28 @@ fn unknown_built_in_step() {
 fn built_in_steps_need_gourd_step() {
     let ws = TestWorkspace::new(
         r#"let gourd = import "gourd-std.ncl" in
-        { stages = { images = gourd.steps.images { input = "photos", output = "data" } } }"#,
+        { stages = {
+          images = gourd.steps.images { input = "photos", output = "data" },
+          harvest = { cmd = "echo h >> runs.log; echo h > h.txt", outs = ["h.txt"] },
+        } }"#,
     );
-    let run = ws.gourd_env(&["run"], &[("GOURD_STEP", "/nonexistent/gourd-step")]);
+    ws.write("photos/a/1.png", "not an image");
+    let without = [("GOURD_STEP", "/nonexistent/gourd-step")];
+    let run = ws.gourd_env(&["run"], &without);
     assert_eq!(run.code, 1);
     let message = run.normalized(&ws);
-    assert!(message.contains("`gourd-step` was not found"), "{message}");
+    assert!(
+        message.contains("stage `images` uses the built-in step `images`, but `gourd-step` was not found"),
+        "{message}"
+    );
+    assert!(message.contains("pip install \"gourd-ml[torch]\""), "{message}");
     assert!(message.contains("--features torch"), "{message}");
+    assert!(!ws.exists("runs.log"), "refused before anything ran");
+    // Checking the pipeline, or running its plain stages, needs no `gourd-step`.
+    let check = ws.gourd_env(&["check"], &without);
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    ws.gourd_env(&["run", "harvest"], &without).success();
+    assert_eq!(ws.read("h.txt"), "h\n");
 }
 
 #[test]

@@ -128,7 +128,9 @@ impl Location {
         let eval_cache = root.join(".gourd/state-v1/eval");
         let (pipeline, read) =
             gourd_spec::load_with_sources(&exe, &file, &stdlib, Some(&eval_cache), &limits, crate::ui::color_stderr())?;
-        crate::commands::step::check(&pipeline, check_sources).map_err(|e| in_file(&file, e))?;
+        // What each step needs to run (`gourd-step`, its libtorch) is asked
+        // by `gourd run`, for the stages it runs.
+        crate::commands::step::check(&pipeline, false).map_err(|e| in_file(&file, e))?;
         // The files the evaluation read; found again only when not known.
         let sources = read.unwrap_or_else(|| gourd_spec::sources(&file));
         let (sources, git_dirs) = check_outputs(&root, &file, &sources, &pipeline)?;
@@ -342,7 +344,7 @@ fn owned_by_us(file: &Path, cwd: &Path) -> Result<(), CommandError> {
     .with_hint("pass `-C DIR` or `--file PATH` to run a pipeline you trust"))
 }
 
-fn in_file(file: &Path, mut err: CommandError) -> CommandError {
+pub(crate) fn in_file(file: &Path, mut err: CommandError) -> CommandError {
     err.message = format!("in `{}`: {}", file.display(), err.message);
     err
 }

@@ -93,9 +93,11 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
             return Err(gourd_core::graph::GraphError::unknown_stage(&loaded.pipeline, name).into());
         }
     }
-    // A dry run executes nothing and needs no secret.
+    // A dry run executes nothing and needs no secret, nor `gourd-step`.
     if !args.dry_run {
         let selected = loaded.dag.select(&loaded.pipeline, &args.stages)?;
+        let stages = selected.iter().map(|&i| &loaded.pipeline.stages[i]);
+        crate::commands::step::check_stages(stages, true).map_err(|e| crate::workspace::in_file(&loaded.file, e))?;
         gourd_core::secrets::check_set(&loaded.pipeline, selected)?;
     }
     let ws = Workspace::open_with(&loaded.root, hashing)?;

@@ -46,7 +46,16 @@ pub fn runner() -> Option<PathBuf> {
 /// `to_run` (`run`, `check`), that this installation can run it: commands
 /// that only read the pipeline and history need no `gourd-step`.
 pub fn check(pipeline: &gourd_core::model::Pipeline, to_run: bool) -> Result<(), CommandError> {
-    for stage in &pipeline.stages {
+    check_stages(pipeline.stages.iter(), to_run)
+}
+
+/// [`check`] for `stages` only: a run that selects plain stages of a
+/// pipeline with built-in steps needs no `gourd-step`.
+pub fn check_stages<'s>(
+    stages: impl IntoIterator<Item = &'s gourd_core::model::Stage>,
+    to_run: bool,
+) -> Result<(), CommandError> {
+    for stage in stages {
         if let gourd_core::model::Command::Step { name, config } = &stage.cmd {
             if !STEPS.contains(&name.as_str()) {
                 return Err(CommandError::user(format!(
