@@ -199,9 +199,12 @@ fn built_in_steps_need_gourd_step() {
     assert!(message.contains("pip install \"gourd-ml[torch]\""), "{message}");
     assert!(message.contains("--features torch"), "{message}");
     assert!(!ws.exists("runs.log"), "refused before anything ran");
-    // Checking the pipeline, or running its plain stages, needs no `gourd-step`.
+    // `check` says so too; running the pipeline's plain stages needs no
+    // `gourd-step`, nor do `status` and `dag`.
     let check = ws.gourd_env(&["check"], &without);
-    assert_eq!(check.code, 0, "{}", check.stderr);
+    assert_eq!(check.code, 1, "{}", check.stderr);
+    assert!(check.stderr.contains("`gourd-step` was not found"), "{}", check.stderr);
+    ws.gourd_env(&["status"], &without).success();
     ws.gourd_env(&["run", "harvest"], &without).success();
     assert_eq!(ws.read("h.txt"), "h\n");
 }
