@@ -132,6 +132,31 @@ fn gc_scopes_keep_branches_tags_commits_and_the_last_runs() {
     assert!(ws.executions().len() == 3, "seed 1 was kept, so restored: {:?}", ws.executions());
 }
 
+/// A tracked source is raw data nothing can build again: the versions the
+/// commits in scope record are kept (`-A`: every commit's), so a checkout
+/// of an older commit gets its data back.
+#[test]
+fn gc_keeps_the_tracked_sources_of_the_commits_in_scope() {
+    let ws = TestWorkspace::new(
+        "{ stages = { prep = { cmd = \"echo p >> runs.log; mkdir -p out && cat data/raw/* > out/all.txt\", deps = [\"data/raw\"], outs = [\"out\"] } } }\n",
+    );
+    ws.write("data/raw/a.txt", "a\n");
+    ws.gourd(&["add", "data/raw"]).success();
+    ws.gourd(&["run"]).success();
+    ws.git(&["add", "-A"]);
+    ws.git(&["commit", "-qm", "v1"]);
+    ws.write("data/raw/a.txt", "a2\n");
+    ws.gourd(&["add", "data/raw"]).success();
+    ws.git(&["commit", "-qam", "v2"]);
+    ws.gourd(&["gc", "--all-commits"]).success();
+    ws.git(&["checkout", "-q", "HEAD~1"]);
+    std::fs::remove_dir_all(ws.path("data/raw")).unwrap();
+    let run = ws.gourd_env(&["run"], &[("GOURD_REMOTE", "off")]).success();
+    assert!(!run.stderr.contains("is missing"), "{}", run.stderr);
+    assert_eq!(ws.read("data/raw/a.txt"), "a\n", "v1's data, back from the cache");
+    assert_eq!(ws.read("out/all.txt"), "a\n");
+}
+
 #[test]
 fn gc_scopes_beyond_the_workspace_need_git() {
     let ws = TestWorkspace::bare();

@@ -109,6 +109,15 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The cache keys of the tracked sources `gourd.sources.json` records at
+/// `commit` (none when it has no such file, or one this gourd cannot read).
+fn source_keys_at(lineage: &Lineage, commit: &str) -> Vec<String> {
+    let Ok(Some(bytes)) = lineage.file_at(commit, crate::sources::FILE) else { return Vec::new() };
+    serde_json::from_slice::<crate::sources::Sources>(&bytes)
+        .map(|sources| sources.sources.into_values().map(|source| source.key).collect())
+        .unwrap_or_default()
+}
+
 /// The stage keys the scopes beyond the workspace keep.
 fn scope_keys(lineage: &Lineage, args: &Args) -> Result<BTreeSet<String>, CommandError> {
     let mut keys = BTreeSet::new();
@@ -125,12 +134,18 @@ fn scope_keys(lineage: &Lineage, args: &Args) -> Result<BTreeSet<String>, Comman
     }
     for commit in &commits {
         keys.extend(records_in_force(lineage, &history, commit)?.into_values().map(|r| r.key));
+        // The tracked sources that commit records: raw data, which nothing
+        // can build again.
+        keys.extend(source_keys_at(lineage, commit));
     }
     if args.all_commits {
         // A commit with no run of its own has an ancestor's results in
         // force, and that ancestor is in scope too: every run recorded at
         // a commit of the repository is all it takes.
         let all = lineage.all_commits()?;
+        for commit in &all {
+            keys.extend(source_keys_at(lineage, commit));
+        }
         for entry in &history {
             let Some(run) = &entry.run else { continue };
             if run.workspace_commit.as_ref().is_some_and(|c| all.contains(c)) {
