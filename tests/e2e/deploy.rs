@@ -219,6 +219,13 @@ fn hostile_paths_are_quoted_in_every_format() {
         assert_eq!((out.code, out.stdout.as_str()), (1, ""), "{target}: {}", out.stderr);
         assert!(out.stderr.contains(r#"line\nExecStartPre=/bin/sh -c evil"#), "{}", out.stderr);
     }
+    // Nor a Unicode line separator, which YAML readers take for one.
+    let separated = "u\u{2028}x";
+    ws.write(&format!("{separated}/best/model.json"), "{}");
+    for target in ["docker", "kserve", "systemd"] {
+        let out = render(&ws, &["--target", target, &format!("{separated}/best")]);
+        assert_eq!((out.code, out.stdout.as_str()), (1, ""), "{target}: {}", out.stderr);
+    }
 }
 
 #[test]

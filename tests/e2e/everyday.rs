@@ -1314,4 +1314,48 @@ fn add_counts_what_a_link_leads_to_and_refuses_the_whole_workspace() {
     let whole = ws.gourd(&["add", "."]);
     assert_eq!(whole.code, 1, "{}", whole.stderr);
     assert!(whole.stderr.contains("`.` is the whole workspace"), "{}", whole.stderr);
+    // A link out of the workspace would put outside files in the cache and,
+    // at `gourd push`, on the remote; one to a stage's output is the output.
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.txt"), "s3cr3t").unwrap();
+    std::os::unix::fs::symlink(outside.path().join("secret.txt"), ws.path("lsec")).unwrap();
+    let out = ws.gourd(&["add", "lsec"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("`lsec` is a symbolic link out of the workspace"), "{}", out.stderr);
+    ws.write("gourd.ncl", "{ stages = { a = { cmd = \"mkdir -p out; echo o > out/o\", outs = [\"out\"] } } }\n");
+    ws.gourd(&["run"]).success();
+    std::os::unix::fs::symlink("out", ws.path("lout")).unwrap();
+    let out = ws.gourd(&["add", "lout"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("`lout` overlaps output `out` of stage `a`"), "{}", out.stderr);
+    let sources: serde_json::Value = serde_json::from_str(&ws.read("gourd.sources.json")).unwrap();
+    assert_eq!(sources["sources"].as_object().unwrap().len(), 1, "{sources}");
+}
+
+/// `import-url file://` of a private file keeps it private, as `gourd add`
+/// does (curl writes its copy by the umask).
+#[test]
+fn a_private_local_file_imported_by_url_stays_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = TestWorkspace::new("{ stages = {} }\n");
+    let outside = tempfile::tempdir().unwrap();
+    let private = outside.path().join("priv.txt");
+    std::fs::write(&private, "S\n").unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).unwrap();
+    ws.gourd(&["import-url", &format!("file://{}", private.display()), "priv.txt"]).success();
+    let mode = std::fs::metadata(ws.path("priv.txt")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{mode:o}");
+    assert_eq!(ws.read("priv.txt"), "S\n");
+}
+
+/// `gourd import` takes a repository, never an option for `git clone`.
+#[test]
+fn import_refuses_a_repository_that_reads_as_an_option() {
+    let ws = TestWorkspace::new("{ stages = {} }\n");
+    let marker = ws.path("pwned");
+    let repo = format!("--upload-pack=touch {};git-upload-pack", marker.display());
+    let out = ws.gourd(&["import", "--", &repo, "data/f.txt"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("a repository, not an option"), "{}", out.stderr);
+    assert!(!marker.exists());
 }

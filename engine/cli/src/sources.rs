@@ -132,16 +132,38 @@ pub fn add(
         ));
     }
     let canonical_root = fs_err::canonicalize(&ws.root)?;
-    gourd_core::guard::check(&canonical_root, path, &[]).map_err(|e| CommandError::user(format!("`{path}`: {e}")))?;
-    for stage in &pipeline.stages {
-        for output in stage.outputs() {
-            let (a, b) = (output.path.as_str(), path.as_str());
-            let overlap = a == b || b.starts_with(&format!("{a}/")) || a.starts_with(&format!("{b}/"));
-            if overlap || path.is_root() {
+    let real = gourd_core::guard::check_resolving(&canonical_root, path, &[])
+        .map_err(|e| CommandError::user(format!("`{path}`: {e}")))?;
+    // Every name the data has here: a link on the way, or the path itself a
+    // link, gives it another; one leading out of the workspace would put
+    // outside files in the cache (and on the remote, at `gourd push`).
+    let mut names: Vec<WsPath> = std::iter::once(path.clone()).chain(real).collect();
+    let full = canonical_root.join(path.as_str());
+    if std::fs::symlink_metadata(&full).is_ok_and(|meta| meta.file_type().is_symlink()) {
+        let target = std::fs::canonicalize(&full)
+            .map_err(|_| CommandError::user(format!("`{path}` is a symbolic link to nothing")))?;
+        let inside = target.strip_prefix(&canonical_root).ok().and_then(|rel| WsPath::new(&rel.to_string_lossy()).ok());
+        match inside {
+            Some(rel) => names.push(rel),
+            None => {
                 return Err(CommandError::user(format!(
-                    "`{path}` overlaps output `{}` of stage `{}`: gourd already keeps outputs; add only raw data",
-                    output.path, stage.name
+                    "`{path}` is a symbolic link out of the workspace (to `{}`): add the data itself, inside the workspace",
+                    target.display()
                 )));
+            }
+        }
+    }
+    for name in &names {
+        for stage in &pipeline.stages {
+            for output in stage.outputs() {
+                let (a, b) = (output.path.as_str(), name.as_str());
+                let overlap = a == b || b.starts_with(&format!("{a}/")) || a.starts_with(&format!("{b}/"));
+                if overlap || name.is_root() {
+                    return Err(CommandError::user(format!(
+                        "`{path}` overlaps output `{}` of stage `{}`: gourd already keeps outputs; add only raw data",
+                        output.path, stage.name
+                    )));
+                }
             }
         }
     }
@@ -160,7 +182,8 @@ pub fn add(
         digest: tree.digest().to_string(),
         size: size_of(&ws.abs(path)),
         key: result.key.to_string(),
-        origin,
+        // The file is committed: no password or token goes in.
+        origin: origin.map(|origin| public_origin(&origin)),
     };
     let mut sources = read(&ws.root)?;
     // A folder added replaces the sources inside it.
@@ -174,6 +197,44 @@ pub fn add(
     sources.sources.insert(path.to_string(), source.clone());
     write(&ws.root, &sources)?;
     Ok(source)
+}
+
+/// `origin` (a URL, or a repository and path) without what could be a
+/// secret: the user and password of a URL (`https://bob:pw@host`), and the
+/// value of a query parameter named like one (`?token=…`, `X-Amz-Signature`).
+pub fn public_origin(origin: &str) -> String {
+    let mut out = String::with_capacity(origin.len());
+    let mut rest = origin;
+    // The user and password of every URL in it.
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        let end = tail.find(['/', '?', '#']).unwrap_or(tail.len());
+        rest = match tail[..end].rfind('@') {
+            Some(user_end) => &tail[user_end + 1..],
+            None => tail,
+        };
+    }
+    out.push_str(rest);
+    let Some((before, query)) = out.split_once('?') else { return out };
+    let (query, fragment) = query.split_once('#').map_or((query, None), |(q, f)| (q, Some(f)));
+    let secret = |name: &str| {
+        let name = name.to_ascii_lowercase();
+        ["token", "key", "sig", "secret", "pass", "auth", "credential", "x-amz-"].iter().any(|w| name.contains(w))
+    };
+    let params: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if secret(name) => format!("{name}=[redacted]"),
+            _ => pair.to_string(),
+        })
+        .collect();
+    let mut public = format!("{before}?{}", params.join("&"));
+    if let Some(fragment) = fragment {
+        public.push('#');
+        public.push_str(fragment);
+    }
+    public
 }
 
 /// The bytes under `path`, links followed, as hashing and the cache take
@@ -235,4 +296,26 @@ pub async fn restore_missing(
         }
     }
     Ok((restored, unavailable))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::public_origin;
+
+    #[test]
+    fn origins_keep_no_secret() {
+        assert_eq!(public_origin("http://alice:s3cr3t@127.0.0.1:18777/f.txt"), "http://127.0.0.1:18777/f.txt");
+        assert_eq!(
+            public_origin("http://bob:ghp_TOKEN123@host/src.git@cecfdea:data/f.txt"),
+            "http://host/src.git@cecfdea:data/f.txt"
+        );
+        assert_eq!(
+            public_origin("https://b.s3.amazonaws.com/m.bin?X-Amz-Signature=abc&X-Amz-Credential=k&v=2#top"),
+            "https://b.s3.amazonaws.com/m.bin?X-Amz-Signature=[redacted]&X-Amz-Credential=[redacted]&v=2#top"
+        );
+        assert_eq!(public_origin("https://h/f?token=T&raw=true"), "https://h/f?token=[redacted]&raw=true");
+        // A repository and path with no URL secret stay as they are.
+        assert_eq!(public_origin("../repo@0a1b:data/x.csv"), "../repo@0a1b:data/x.csv");
+        assert_eq!(public_origin("git@github.com:me/repo.git@0a1b:x"), "git@github.com:me/repo.git@0a1b:x");
+    }
 }

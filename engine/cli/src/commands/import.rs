@@ -43,7 +43,10 @@ pub struct UrlArgs {
 pub fn repo(location: &Location, args: &RepoArgs) -> Result<ExitCode, CommandError> {
     let checkout = tempfile::Builder::new().prefix("gourd-import-").tempdir()?;
     let dir = checkout.path();
-    run_git(None, &["clone", "--quiet", "--no-checkout", &args.repo, &dir.to_string_lossy()])?;
+    if args.repo.starts_with('-') {
+        return Err(CommandError::user(format!("`{}`: a repository, not an option", args.repo)));
+    }
+    run_git(None, &["clone", "--quiet", "--no-checkout", "--", &args.repo, &dir.to_string_lossy()])?;
     let rev = args.rev.as_deref().unwrap_or("HEAD");
     run_git(Some(dir), &["checkout", "--quiet", rev])?;
     let commit = run_git(Some(dir), &["rev-parse", "HEAD"])?;
@@ -94,9 +97,17 @@ pub fn url(location: &Location, args: &UrlArgs) -> Result<ExitCode, CommandError
     if !fetched.status.success() {
         return Err(CommandError::user(format!(
             "downloading `{}` failed: {}",
-            args.url,
-            String::from_utf8_lossy(&fetched.stderr).trim()
+            crate::sources::public_origin(&args.url),
+            crate::sources::public_origin(String::from_utf8_lossy(&fetched.stderr).trim())
         )));
+    }
+    // A private local file stays private: `gourd add` keeps its mode, and
+    // the cache stores it owner-only (curl writes the copy by the umask).
+    if let Some(local) = args.url.strip_prefix("file://") {
+        use std::os::unix::fs::PermissionsExt;
+        if std::fs::metadata(local).is_ok_and(|meta| meta.permissions().mode() & 0o077 == 0) {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+        }
     }
     bring_in(location, &file, &out, args.url.clone(), args.force)
 }
@@ -130,7 +141,12 @@ fn bring_in(
     if let Err(err) = crate::gitignore::sync(&loaded.file, Some(&loaded.pipeline), false) {
         eprintln!("note: could not update `.gitignore`: {err}");
     }
-    println!("Imported `{path}` ({}, {}) from {origin}", source.kind, crate::ui::bytes(source.size));
+    println!(
+        "Imported `{path}` ({}, {}) from {}",
+        source.kind,
+        crate::ui::bytes(source.size),
+        source.origin.as_deref().unwrap_or_default()
+    );
     eprintln!("Commit `{}`; `gourd push` shares the data.", crate::sources::FILE);
     Ok(ExitCode::SUCCESS)
 }
@@ -179,7 +195,7 @@ fn run_git(dir: Option<&Path>, args: &[&str]) -> Result<String, CommandError> {
         return Err(CommandError::user(format!(
             "git {}: {}",
             args.first().unwrap_or(&""),
-            String::from_utf8_lossy(&output.stderr).trim()
+            crate::sources::public_origin(String::from_utf8_lossy(&output.stderr).trim())
         )));
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())

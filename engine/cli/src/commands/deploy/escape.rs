@@ -73,13 +73,18 @@ pub fn is_word(text: &str) -> bool {
 /// A YAML double-quoted scalar: JSON's string syntax is a subset of YAML's,
 /// and it escapes quotes, backslashes and every control character.
 pub fn yaml(text: &str) -> String {
-    serde_json::to_string(text).expect("a string serializes")
+    // JSON leaves U+2028 and U+2029 as they are; YAML readers take them for
+    // line breaks.
+    serde_json::to_string(text)
+        .expect("a string serializes")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
 }
 
 /// `text` with no control character (a line break would end a line of the
 /// file and start another).
 fn single_line(text: &str) -> Result<&str, String> {
-    match text.chars().find(|c| c.is_control()) {
+    match text.chars().find(|&c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')) {
         None => Ok(text),
         Some(c) => Err(format!("{text:?} holds the control character {c:?}")),
     }
@@ -157,6 +162,12 @@ pub fn shell(text: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unicode_line_separators_never_break_a_line() {
+        assert_eq!(yaml("a\u{2028}b\u{2029}c"), "\"a\\u2028b\\u2029c\"");
+        assert!(exec_arg("a\u{2028}b").is_err());
+    }
 
     #[test]
     fn exec_args_are_quoted_for_systemd() {

@@ -305,7 +305,8 @@ fn text(path: &Path) -> Result<String, CommandError> {
     let Some(text) = path.to_str() else {
         return Err(CommandError::user(format!("`{}` is not UTF-8", path.display())).with_hint(hint));
     };
-    if text.contains(char::is_control) {
+    // U+2028 and U+2029 end a line for YAML readers, as `\n` does.
+    if text.contains(|c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')) {
         return Err(CommandError::user(format!("the path {text:?} holds a control character (a line break, a tab)"))
             .with_hint(hint));
     }
