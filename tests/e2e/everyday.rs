@@ -150,11 +150,19 @@ fn gc_keeps_the_tracked_sources_of_the_commits_in_scope() {
     ws.git(&["commit", "-qam", "v2"]);
     ws.gourd(&["gc", "--all-commits"]).success();
     ws.git(&["checkout", "-q", "HEAD~1"]);
+    // The data on disk is still v2's: said, not taken for v1's.
+    let status = ws.gourd(&["status"]).success();
+    assert!(
+        status.stderr.contains("source `data/raw` differs from what `gourd.sources.json` records"),
+        "{}",
+        status.stderr
+    );
     std::fs::remove_dir_all(ws.path("data/raw")).unwrap();
     let run = ws.gourd_env(&["run"], &[("GOURD_REMOTE", "off")]).success();
     assert!(!run.stderr.contains("is missing"), "{}", run.stderr);
     assert_eq!(ws.read("data/raw/a.txt"), "a\n", "v1's data, back from the cache");
     assert_eq!(ws.read("out/all.txt"), "a\n");
+    assert!(!ws.gourd(&["status"]).success().stderr.contains("differs"));
 }
 
 #[test]

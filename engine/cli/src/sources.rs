@@ -249,6 +249,28 @@ fn size_of(path: &Path) -> u64 {
     }
 }
 
+/// The sources whose data here differs from what `gourd.sources.json`
+/// records (another commit's data after a `git checkout`, or an edit not
+/// added yet), with a line saying what to do. A missing one is not listed:
+/// `gourd run` restores it.
+pub fn differing(ws: &Workspace) -> Vec<String> {
+    let Ok(sources) = read(&ws.root) else { return Vec::new() };
+    sources
+        .sources
+        .iter()
+        .filter_map(|(path, source)| {
+            let ws_path = WsPath::new(path).ok()?;
+            let tree = ws.hash(&ws_path).ok()??;
+            (tree.digest().to_string() != source.digest).then(|| {
+                format!(
+                    "source `{path}` differs from what `{FILE}` records (another commit's data, or an edit): \
+                     `gourd add {path}` records it; or delete it, and `gourd run` brings back the recorded one"
+                )
+            })
+        })
+        .collect()
+}
+
 /// The cache keys of every source: what `push` sends and `gc` keeps.
 pub fn keys(root: &Path) -> Vec<Digest> {
     read(root).map(|s| s.sources.values().filter_map(|s| s.key.parse().ok()).collect()).unwrap_or_default()

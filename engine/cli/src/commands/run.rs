@@ -173,6 +173,9 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     for path in unavailable {
         eprintln!("warning: source `{path}` is missing, and neither the cache nor a remote cache has it");
     }
+    for line in crate::sources::differing(&ws) {
+        eprintln!("warning: {line}");
+    }
     let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
     let options = RunOptions {
         jobs,

@@ -28,6 +28,9 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     let ws = Workspace::open_with(&loaded.root, hashing)?;
     let selected = loaded.dag.select(&loaded.pipeline, &args.stages)?;
     let statuses = plan::status(&ws, &loaded.pipeline, &loaded.dag, &selected)?;
+    for line in crate::sources::differing(&ws) {
+        eprintln!("note: {line}");
+    }
     save_state_if_possible(&ws);
     let stale = statuses.iter().filter(|s| !s.fresh).count();
     if args.json {
