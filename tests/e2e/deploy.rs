@@ -231,6 +231,23 @@ fn hostile_paths_are_quoted_in_every_format() {
 #[test]
 fn what_cannot_be_rendered_is_an_error_naming_it() {
     let ws = with_model("models/best");
+    // `-o` never writes into `.git` or `.gourd`, even through a link, nor
+    // onto a folder.
+    if !ws.exists(".git/config") {
+        ws.write(".git/config", "[core]\n");
+    }
+    let config = ws.read(".git/config");
+    std::os::unix::fs::symlink(".git", ws.path("g")).unwrap();
+    for (target, why) in [
+        (".git/config", "lies in `.git` or `.gourd`"),
+        ("g/config", "lies in `.git` or `.gourd`"),
+        ("models", "is a folder: name a file"),
+    ] {
+        let out = render(&ws, &["--target", "docker", "models/best", "-o", target]);
+        assert_eq!(out.code, 1, "{target}: {}", out.stderr);
+        assert!(out.stderr.contains(why), "{target}: {}", out.stderr);
+    }
+    assert_eq!(ws.read(".git/config"), config);
     ws.write("models/empty/weights.bin", "");
     ws.write("models/Best_Model/model.json", "{}");
     let unknown = render(&ws, &["--target", "podman", "models/best"]);

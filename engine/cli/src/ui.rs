@@ -87,14 +87,31 @@ pub fn duration_short(d: std::time::Duration) -> String {
 }
 
 /// Writes `text` to `output` (atomically, then says so on stderr), or to
-/// stdout without one.
-pub fn write_or_print(output: Option<&std::path::Path>, text: &str) -> std::io::Result<()> {
-    match output {
-        Some(path) => {
-            gourd_core::fsutil::write_atomic(path, text.as_bytes())?;
-            eprintln!("Wrote `{}`.", path.display());
-        }
-        None => print!("{text}"),
+/// stdout without one. A file in `.git` or `.gourd` (a link on the way
+/// followed) is refused: `-o .git/config` would replace the repository's
+/// settings.
+pub fn write_or_print(output: Option<&std::path::Path>, text: &str) -> Result<(), crate::error::CommandError> {
+    use crate::error::CommandError;
+    let Some(path) = output else {
+        print!("{text}");
+        return Ok(());
+    };
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let real_parent = std::fs::canonicalize(parent).unwrap_or_else(|_| parent.to_path_buf());
+    let reserved = real_parent
+        .components()
+        .chain(path.file_name().map(std::path::Component::Normal))
+        .any(|part| matches!(part.as_os_str().to_str(), Some(".git" | ".gourd")));
+    if reserved {
+        return Err(CommandError::user(format!(
+            "`{}` lies in `.git` or `.gourd`, where gourd writes no report or deployment file",
+            path.display()
+        )));
     }
+    if path.is_dir() {
+        return Err(CommandError::user(format!("`{}` is a folder: name a file", path.display())));
+    }
+    gourd_core::fsutil::write_atomic(path, text.as_bytes())?;
+    eprintln!("Wrote `{}`.", path.display());
     Ok(())
 }
