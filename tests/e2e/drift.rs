@@ -325,7 +325,18 @@ fn a_threshold_out_of_its_range_is_refused() {
         ws.write("data/current.csv", &table(2, 100, 0.0));
         let out = failing_run(&ws);
         assert!(out.contains(&format!("column `age`: the threshold of `ks` is {wanted}")), "{out}");
+        // Said by `gourd check` too, before anything runs.
+        let check = ws.gourd(&["check"]);
+        assert_eq!(check.code, 1, "{}", check.stderr);
+        assert!(check.stderr.contains("the threshold of `ks`"), "{}", check.stderr);
     }
+    // With the test left to the data, only a threshold at or below 0.
+    let ws = TestWorkspace::new(
+        &PIPELINE.replace("decision = \"drift/decision.json\",", "decision = \"drift/decision.json\", threshold = -1,"),
+    );
+    let check = ws.gourd(&["check"]);
+    assert_eq!(check.code, 1, "{}", check.stderr);
+    assert!(check.stderr.contains("a threshold is above 0, not -1"), "{}", check.stderr);
 }
 
 #[test]

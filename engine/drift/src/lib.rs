@@ -180,6 +180,24 @@ impl Config {
         if config.max_rows < 2 {
             return Err(Error::Config("`max_rows` must be at least 2".into()));
         }
+        // Thresholds in range, before anything runs: against the test a
+        // column is given, else only above 0 (its test is chosen by the data).
+        let given = |column: &str| {
+            if config.embedding.is_some() && column == embedding::COLUMN {
+                return Some(Test::Mmd);
+            }
+            config.tests.get(column).or(config.test.as_ref()).and_then(|name| Test::parse(name))
+        };
+        let thresholds = config.threshold.map(|t| ("*", t)).into_iter();
+        for (column, threshold) in thresholds.chain(config.thresholds.iter().map(|(c, t)| (c.as_str(), *t))) {
+            match given(column) {
+                Some(test) => select::check_threshold(column, test, threshold)?,
+                None if !(threshold.is_finite() && threshold > 0.0) => {
+                    return Err(Error::Config(format!("column `{column}`: a threshold is above 0, not {threshold}")));
+                }
+                None => {}
+            }
+        }
         Ok(config)
     }
 
