@@ -1176,6 +1176,17 @@ fn add_refuses_outputs_reserved_folders_and_missing_paths() {
     }
     assert!(!ws.exists("gourd.sources.json"));
     ws.gourd(&["add", "conf/notes.txt"]).success();
+    // Data git keeps already, alone or in a folder: kept twice, and the
+    // ignore block would not take it out of git.
+    ws.write("raw/table.csv", "a,b\n");
+    ws.git(&["add", "raw/table.csv"]);
+    ws.git(&["commit", "-qm", "table"]);
+    for path in ["raw/table.csv", "raw"] {
+        let out = ws.gourd(&["add", path]);
+        assert_eq!(out.code, 1, "{path}: {}", out.stderr);
+        assert!(out.stderr.contains(&format!("`{path}` is tracked by git")), "{path}: {}", out.stderr);
+        assert!(out.stderr.contains("git rm -r --cached"), "{}", out.stderr);
+    }
 }
 
 /// A plain `git clone` carries no lineage: `metrics diff` says how to get

@@ -170,6 +170,12 @@ pub fn add(
     if path.as_str() == FILE || path.as_str() == crate::workspace::PIPELINE_FILE {
         return Err(CommandError::user(format!("`{path}` is gourd's own file; commit it to git instead")));
     }
+    // Data git already keeps would be kept twice, and the ignore block
+    // would not take it out of git (as DVC refuses it).
+    if gourd_lineage::Lineage::open(&ws.root).ok().flatten().is_some_and(|lineage| lineage.tracks(path.as_str())) {
+        return Err(CommandError::user(format!("`{path}` is tracked by git"))
+            .with_hint(format!("`git rm -r --cached {path}` first, to keep it with gourd instead of git")));
+    }
     let Some(tree) = ws.hash(path)? else {
         return Err(CommandError::user(format!("`{path}` does not exist")));
     };

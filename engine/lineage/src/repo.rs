@@ -176,6 +176,16 @@ impl Lineage {
         Ok(statuses.iter().any(|entry| entry.path().map_or(true, changed)))
     }
 
+    /// Whether git tracks `path` (a file of the workspace), or files inside
+    /// it (a folder): it is in the index.
+    pub fn tracks(&self, path: &str) -> bool {
+        let in_repo = format!("{}{path}", self.prefix);
+        let Ok(index) = self.repo.index() else { return false };
+        let folder = format!("{in_repo}/");
+        index.get_path(Path::new(&in_repo), 0).is_some()
+            || index.iter().any(|entry| entry.path.starts_with(folder.as_bytes()))
+    }
+
     /// Those of `paths` (files of the workspace) that git does not track
     /// and does not ignore: inputs that no commit holds.
     pub fn untracked_files<'p>(&self, paths: impl IntoIterator<Item = &'p str>) -> Vec<&'p str> {
@@ -899,6 +909,23 @@ mod tests {
             block_paths(&format!("{GITIGNORE_BEGIN}\r\n/crlf.txt\r\n{GITIGNORE_END}\r\n")).collect::<Vec<_>>(),
             ["crlf.txt"]
         );
+    }
+
+    #[test]
+    fn what_git_tracks_is_known_by_workspace_path() {
+        let dir = tempfile::tempdir().unwrap();
+        git(dir.path(), &["init", "-q"]);
+        std::fs::create_dir_all(dir.path().join("ml/raw")).unwrap();
+        std::fs::write(dir.path().join("ml/raw/t.csv"), "a\n").unwrap();
+        std::fs::write(dir.path().join("ml/loose.csv"), "b\n").unwrap();
+        git(dir.path(), &["add", "ml/raw/t.csv"]);
+        let lineage = Lineage::open(&dir.path().join("ml")).unwrap().unwrap();
+        assert!(lineage.tracks("raw/t.csv"));
+        assert!(lineage.tracks("raw"), "a folder holding a tracked file");
+        assert!(!lineage.tracks("ra"), "a name that only begins the same");
+        assert!(!lineage.tracks("loose.csv"));
+        assert!(!lineage.tracks("nothing"));
+        assert_eq!(lineage.untracked_files(["loose.csv", "raw/t.csv", "nothing"]), ["loose.csv"]);
     }
 
     #[test]
