@@ -89,17 +89,24 @@ impl Location {
     /// Like [`Location::load`]; without `check_sources`, a missing dep is
     /// left for the caller to report (`gourd status` lists it as a reason).
     pub fn load_checked(&self, check_sources: bool) -> Result<Loaded, CommandError> {
-        self.load_with(check_sources, false).map(|(loaded, _)| loaded)
+        self.load_with(check_sources, false, check_sources).map(|(loaded, _)| loaded)
     }
 
     /// Like [`Location::load_checked`]; while the pipeline is evaluated (on
     /// one core), the files its source names literally are hashed on
-    /// another, and the hashing comes back for `Workspace::open_with`.
+    /// another, and the hashing comes back for `Workspace::open_with`. What
+    /// the built-in steps need to run is left to the caller (`gourd run`
+    /// asks it for the stages it runs).
     pub fn load_prefetching(&self, check_sources: bool) -> Result<(Loaded, Option<Hashing>), CommandError> {
-        self.load_with(check_sources, true)
+        self.load_with(check_sources, true, false)
     }
 
-    fn load_with(&self, check_sources: bool, prefetch: bool) -> Result<(Loaded, Option<Hashing>), CommandError> {
+    fn load_with(
+        &self,
+        check_sources: bool,
+        prefetch: bool,
+        steps_to_run: bool,
+    ) -> Result<(Loaded, Option<Hashing>), CommandError> {
         let file = self.pipeline_file()?;
         let root = file.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
         // The pipeline file is read and scanned on the prefetch's thread:
@@ -115,12 +122,18 @@ impl Location {
             })
             .flatten();
         // However loading ends, the prefetch stops with it.
-        let loaded = self.load_from(file, root, check_sources);
+        let loaded = self.load_from(file, root, check_sources, steps_to_run);
         let hashing = prefetch.and_then(|prefetch| prefetch.finish());
         Ok((loaded?, hashing))
     }
 
-    fn load_from(&self, file: PathBuf, root: PathBuf, check_sources: bool) -> Result<Loaded, CommandError> {
+    fn load_from(
+        &self,
+        file: PathBuf,
+        root: PathBuf,
+        check_sources: bool,
+        steps_to_run: bool,
+    ) -> Result<Loaded, CommandError> {
         crate::gitignore::ignore_own_folder(&root.join(".gourd"));
         let stdlib = gourd_spec::install_stdlib(&root.join(".gourd").join("stdlib"))?;
         let exe = std::env::current_exe()?;
@@ -128,9 +141,9 @@ impl Location {
         let eval_cache = root.join(".gourd/state-v1/eval");
         let (pipeline, read) =
             gourd_spec::load_with_sources(&exe, &file, &stdlib, Some(&eval_cache), &limits, crate::ui::color_stderr())?;
-        // What each step needs to run (`gourd-step`, its libtorch) is asked
-        // by `gourd run`, for the stages it runs.
-        crate::commands::step::check(&pipeline, false).map_err(|e| in_file(&file, e))?;
+        // What each step needs to run (`gourd-step`, its libtorch), when
+        // asked (`gourd check`); `gourd run` asks for the stages it runs.
+        crate::commands::step::check(&pipeline, steps_to_run).map_err(|e| in_file(&file, e))?;
         // The files the evaluation read; found again only when not known.
         let sources = read.unwrap_or_else(|| gourd_spec::sources(&file));
         let (sources, git_dirs) = check_outputs(&root, &file, &sources, &pipeline)?;

@@ -9,10 +9,9 @@ use crate::workspace::Location;
 pub struct Args {}
 
 pub fn run(location: &Location, _args: &Args) -> Result<ExitCode, CommandError> {
+    // Says too what the built-in steps need to run (`gourd-step`, its
+    // libtorch), for every stage; `run` asks it for the stages it runs.
     let loaded = location.load()?;
-    // What the built-in steps need to run (`gourd-step`, its libtorch):
-    // `check` says so for every stage, `run` for the stages it runs.
-    crate::commands::step::check(&loaded.pipeline, true).map_err(|e| crate::workspace::in_file(&loaded.file, e))?;
     let stages = loaded.pipeline.stages.len();
     let edges = loaded.dag.edge_count();
     println!(
