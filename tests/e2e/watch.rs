@@ -75,10 +75,23 @@ fn a_changed_source_or_pipeline_runs_again_and_ctrl_c_stops_watching() {
     wait_until("the new stage to run", || holds(&ws, "loud.txt", "TWO\n"));
     wait_idle_after(&lines, 3);
 
+    // The pipeline file gone for a while (a checkout of a branch without
+    // it): said, and the watch goes on; back, it runs again.
+    let pipeline = ws.read("gourd.ncl");
+    std::fs::remove_file(ws.path("gourd.ncl")).unwrap();
+    wait_until("the missing pipeline to be said", || {
+        lines.lock().unwrap().iter().any(|l| l.contains("watching for it to come back"))
+    });
+    assert!(child.try_wait().unwrap().is_none(), "the watch ended");
+    ws.write("data/in.txt", "three\n");
+    ws.write("gourd.ncl", &pipeline);
+    wait_until("a run after the pipeline came back", || holds(&ws, "loud.txt", "THREE\n"));
+    wait_idle_after(&lines, 4);
+
     interrupt(&child);
     assert_eq!(exit_code(&mut child), 0, "Ctrl-C while watching is a clean stop");
     // Outputs written by the runs started nothing more: one run per change.
-    assert_eq!(ws.executions(), vec!["copy", "copy", "shout"]);
+    assert_eq!(ws.executions(), vec!["copy", "copy", "shout", "copy", "shout"]);
     // Nothing is left half-done: the next run has nothing to do.
     let run = ws.run_json(&[]).success();
     assert!(run.statuses().values().all(|s| s == "up-to-date"), "{:?}", run.statuses());

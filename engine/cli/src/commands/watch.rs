@@ -125,8 +125,29 @@ async fn watch(location: &Location, args: &Args) -> Result<ExitCode, CommandErro
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
     let exe = std::env::current_exe()?;
+    let mut watched_before = false;
     loop {
-        let sources = Sources::of(location)?;
+        let sources = match Sources::of(location) {
+            Ok(sources) => sources,
+            // The pipeline file gone since (deleted, or a checkout of a
+            // branch without it): said, and waited for, as a failed run is.
+            Err(err) if watched_before => {
+                eprintln!("note: {}; watching for it to come back (Ctrl-C to stop)", err.message);
+                loop {
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                        _ = interrupt.recv() => return Ok(ExitCode::SUCCESS),
+                        _ = terminate.recv() => return Ok(ExitCode::SUCCESS),
+                    }
+                    if location.pipeline_file().is_ok() {
+                        break;
+                    }
+                }
+                continue;
+            }
+            Err(err) => return Err(err),
+        };
+        watched_before = true;
         let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
         let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
             let _ = sender.send(event);
