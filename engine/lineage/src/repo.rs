@@ -103,24 +103,7 @@ impl Lineage {
         let head_commit = self.repo.head().ok().and_then(|head| head.peel_to_commit().ok());
         let head = head_commit.as_ref().map(|c| c.id().to_string());
         let workdir = self.repo.workdir().map(Path::to_path_buf).unwrap_or_default();
-        let committed_text = |path: &str| {
-            head_commit
-                .as_ref()
-                .and_then(|c| c.tree().ok())
-                .and_then(|t| t.get_path(Path::new(path)).ok())
-                .and_then(|e| self.repo.find_blob(e.id()).ok())
-                .map(|b| String::from_utf8_lossy(b.content()).into_owned())
-                .unwrap_or_default()
-        };
-        // A `.gitignore` that differs from HEAD only in gourd's block is
-        // unchanged.
-        let changed = |path: &str| {
-            if !(path == ".gitignore" || path.ends_with("/.gitignore")) {
-                return true;
-            }
-            let Some(now) = read_regular(&workdir.join(path)) else { return true };
-            without_gourd_block(&now) != without_gourd_block(&committed_text(path))
-        };
+        let changed = |path: &str| self.changed_beyond_block(head_commit.as_ref(), &workdir, path);
         // Tracked files first: the index against HEAD and the work tree.
         if self.tracked_changes_with(&changed)? {
             return Ok((head, true));
@@ -152,21 +135,24 @@ impl Lineage {
     pub fn tracked_changes(&self) -> Result<bool, LineageError> {
         let head_commit = self.repo.head().ok().and_then(|head| head.peel_to_commit().ok());
         let workdir = self.repo.workdir().map(Path::to_path_buf).unwrap_or_default();
-        let changed = |path: &str| {
-            if !(path == ".gitignore" || path.ends_with("/.gitignore")) {
-                return true;
-            }
-            let committed = head_commit
-                .as_ref()
-                .and_then(|c| c.tree().ok())
-                .and_then(|t| t.get_path(Path::new(path)).ok())
-                .and_then(|e| self.repo.find_blob(e.id()).ok())
-                .map(|b| String::from_utf8_lossy(b.content()).into_owned())
-                .unwrap_or_default();
-            let Some(now) = read_regular(&workdir.join(path)) else { return true };
-            without_gourd_block(&now) != without_gourd_block(&committed)
-        };
+        let changed = |path: &str| self.changed_beyond_block(head_commit.as_ref(), &workdir, path);
         Ok(self.tracked_changes_with(&changed)?)
+    }
+
+    /// Whether the change git sees at `path` counts: any change does, but
+    /// that of a `.gitignore` differing from `head` only in gourd's block.
+    fn changed_beyond_block(&self, head: Option<&git2::Commit<'_>>, workdir: &Path, path: &str) -> bool {
+        if !(path == ".gitignore" || path.ends_with("/.gitignore")) {
+            return true;
+        }
+        let committed = head
+            .and_then(|c| c.tree().ok())
+            .and_then(|t| t.get_path(Path::new(path)).ok())
+            .and_then(|e| self.repo.find_blob(e.id()).ok())
+            .map(|b| String::from_utf8_lossy(b.content()).into_owned())
+            .unwrap_or_default();
+        let Some(now) = read_regular(&workdir.join(path)) else { return true };
+        without_gourd_block(&now) != without_gourd_block(&committed)
     }
 
     fn tracked_changes_with(&self, changed: &dyn Fn(&str) -> bool) -> Result<bool, git2::Error> {
@@ -909,6 +895,29 @@ mod tests {
             block_paths(&format!("{GITIGNORE_BEGIN}\r\n/crlf.txt\r\n{GITIGNORE_END}\r\n")).collect::<Vec<_>>(),
             ["crlf.txt"]
         );
+    }
+
+    #[test]
+    fn tracked_changes_count_no_untracked_file_and_no_block_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        git(dir.path(), &["init", "-q"]);
+        std::fs::write(dir.path().join("a.txt"), "a\n").unwrap();
+        std::fs::write(dir.path().join(".gitignore"), "x\n").unwrap();
+        git(dir.path(), &["add", "-A"]);
+        git(dir.path(), &["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one"]);
+        let lineage = Lineage::open(dir.path()).unwrap().unwrap();
+        assert!(!lineage.tracked_changes().unwrap());
+        std::fs::write(dir.path().join("new.txt"), "untracked\n").unwrap();
+        assert!(!lineage.tracked_changes().unwrap(), "an untracked file is no tracked change");
+        assert!(lineage.workspace_state().unwrap().1, "but the workspace is dirty");
+        std::fs::write(dir.path().join(".gitignore"), format!("x\n{GITIGNORE_BEGIN}\n/out\n{GITIGNORE_END}\n"))
+            .unwrap();
+        assert!(!lineage.tracked_changes().unwrap(), "gourd's block alone");
+        std::fs::write(dir.path().join(".gitignore"), "y\n").unwrap();
+        assert!(lineage.tracked_changes().unwrap(), "a rule of the user's");
+        std::fs::write(dir.path().join(".gitignore"), "x\n").unwrap();
+        std::fs::write(dir.path().join("a.txt"), "b\n").unwrap();
+        assert!(lineage.tracked_changes().unwrap());
     }
 
     #[test]
