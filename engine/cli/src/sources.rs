@@ -206,22 +206,11 @@ pub fn add(
 }
 
 /// `origin` (a URL, or a repository and path) without what could be a
-/// secret: the user and password of a URL (`https://bob:pw@host`), and the
-/// value of a query parameter named like one (`?token=…`, `X-Amz-Signature`).
+/// secret: the user and password of a URL (`https://bob:pw@host` reads
+/// `https://[redacted]@host`), and the value of a query parameter named like
+/// one (`?token=…`, `X-Amz-Signature`).
 pub fn public_origin(origin: &str) -> String {
-    let mut out = String::with_capacity(origin.len());
-    let mut rest = origin;
-    // The user and password of every URL in it.
-    while let Some(at) = rest.find("://") {
-        let (head, tail) = rest.split_at(at + 3);
-        out.push_str(head);
-        let end = tail.find(['/', '?', '#']).unwrap_or(tail.len());
-        rest = match tail[..end].rfind('@') {
-            Some(user_end) => &tail[user_end + 1..],
-            None => tail,
-        };
-    }
-    out.push_str(rest);
+    let out = gourd_remote::without_userinfo(origin);
     let Some((before, query)) = out.split_once('?') else { return out };
     let (query, fragment) = query.split_once('#').map_or((query, None), |(q, f)| (q, Some(f)));
     let secret = |name: &str| {
@@ -332,10 +321,13 @@ mod tests {
 
     #[test]
     fn origins_keep_no_secret() {
-        assert_eq!(public_origin("http://alice:s3cr3t@127.0.0.1:18777/f.txt"), "http://127.0.0.1:18777/f.txt");
+        assert_eq!(
+            public_origin("http://alice:s3cr3t@127.0.0.1:18777/f.txt"),
+            "http://[redacted]@127.0.0.1:18777/f.txt"
+        );
         assert_eq!(
             public_origin("http://bob:ghp_TOKEN123@host/src.git@cecfdea:data/f.txt"),
-            "http://host/src.git@cecfdea:data/f.txt"
+            "http://[redacted]@host/src.git@cecfdea:data/f.txt"
         );
         assert_eq!(
             public_origin("https://b.s3.amazonaws.com/m.bin?X-Amz-Signature=abc&X-Amz-Credential=k&v=2#top"),

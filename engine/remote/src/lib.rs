@@ -26,7 +26,7 @@ mod s3;
 mod ssh;
 
 pub use reapi::{Reapi, ReapiSettings, platform_properties, stage_key_action};
-pub use s3::ObjectCache;
+pub use s3::{ObjectCache, without_userinfo};
 
 /// Where the remote cache is, as `gourd.ncl` (then the environment) says.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -475,7 +475,7 @@ fn scrub(message: &str) -> String {
 
 /// `text` with the user and password of every URL in it (`http://bob:pw@host`)
 /// replaced by `[redacted]`.
-fn without_userinfo(text: &str) -> String {
+pub fn without_userinfo(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find("://") {
