@@ -166,6 +166,84 @@ fn gc_keeps_the_tracked_sources_of_the_commits_in_scope() {
 }
 
 #[test]
+fn gc_keeps_the_sources_of_a_sources_file_in_a_merge_conflict_and_of_a_stash() {
+    let ws = TestWorkspace::new("{ stages = {} }\n");
+    ws.write("raw.csv", "base\n");
+    ws.gourd(&["add", "raw.csv"]).success();
+    ws.git(&["add", "-A"]);
+    ws.git(&["commit", "-qm", "base"]);
+    ws.git(&["checkout", "-qb", "feat"]);
+    ws.write("raw.csv", "feat only\n");
+    ws.gourd(&["add", "raw.csv"]).success();
+    ws.git(&["commit", "-qam", "feat"]);
+    ws.git(&["checkout", "-q", "main"]);
+    std::fs::remove_file(ws.path("raw.csv")).unwrap();
+    ws.gourd(&["run"]).success();
+    ws.write("raw.csv", "main only\n");
+    ws.gourd(&["add", "raw.csv"]).success();
+    ws.git(&["commit", "-qam", "main"]);
+    // Both sides changed the record: git leaves its conflict markers in it.
+    let merge =
+        std::process::Command::new("git").args(["merge", "-q", "feat"]).current_dir(ws.root()).output().unwrap();
+    assert!(!merge.status.success(), "the merge was meant to conflict");
+    assert!(ws.read("gourd.sources.json").contains("<<<<<<<"));
+    let gc = ws.gourd(&["gc"]).success();
+    assert!(gc.stderr.contains("cannot be read as a sources file"), "{}", gc.stderr);
+    ws.git(&["checkout", "--theirs", "gourd.sources.json"]);
+    ws.git(&["add", "gourd.sources.json"]);
+    ws.git(&["commit", "-qm", "merged"]);
+    std::fs::remove_file(ws.path("raw.csv")).unwrap();
+    ws.gourd_env(&["run"], &[("GOURD_REMOTE", "off")]).success();
+    assert_eq!(ws.read("raw.csv"), "feat only\n", "the other side's data, still in the cache");
+
+    // A version kept only in a stash: `git stash list` still has it.
+    ws.write("raw.csv", "stashed\n");
+    ws.gourd(&["add", "raw.csv"]).success();
+    ws.git(&["stash", "-q"]);
+    std::fs::remove_file(ws.path("raw.csv")).unwrap();
+    ws.gourd(&["run"]).success();
+    ws.gourd(&["gc", "--all-commits"]).success();
+    ws.git(&["stash", "pop", "-q"]);
+    std::fs::remove_file(ws.path("raw.csv")).unwrap();
+    ws.gourd_env(&["run"], &[("GOURD_REMOTE", "off")]).success();
+    assert_eq!(ws.read("raw.csv"), "stashed\n");
+}
+
+#[test]
+fn import_force_checks_everything_before_it_replaces_and_moves_edits_aside() {
+    let upstream = TestWorkspace::new("{ stages = {} }\n");
+    upstream.write("d/f.csv", "upstream\n");
+    upstream.git(&["add", "-A"]);
+    upstream.git(&["commit", "-qm", "data"]);
+    let repo = upstream.root().display().to_string();
+    let ws = TestWorkspace::new("{ stages = {} }\n");
+    ws.write("src/main.py", "code\n");
+    ws.git(&["add", "-A"]);
+    ws.git(&["commit", "-qm", "code"]);
+    ws.write("src/main.py", "code\nuncommitted work\n");
+    let pipeline = ws.read("gourd.ncl");
+    for (dest, said) in [("src", "is tracked by git"), ("gourd.ncl", "gourd's own file")] {
+        let out = ws.gourd(&["import", &repo, "d", "-o", dest, "--force"]);
+        assert_eq!(out.code, 1, "{dest}: {}", out.stderr);
+        assert!(out.stderr.contains(said), "{dest}: {}", out.stderr);
+    }
+    assert_eq!(ws.read("src/main.py"), "code\nuncommitted work\n", "nothing was touched");
+    assert_eq!(ws.read("gourd.ncl"), pipeline);
+
+    // The documented update: `--force` again. What was there besides the
+    // imported version (a file added by hand) is moved aside, not lost.
+    ws.gourd(&["import", &repo, "d", "-o", "data"]).success();
+    ws.gourd(&["import", &repo, "d", "-o", "data", "--force"]).success();
+    ws.write("data/notes.txt", "mine\n");
+    let out = ws.gourd(&["import", &repo, "d", "-o", "data", "--force"]).success();
+    assert!(out.stderr.contains("moved `data` aside to `.gourd-displaced/"), "{}", out.stderr);
+    let kept = files_under(&ws.path(".gourd-displaced"));
+    assert!(kept.iter().any(|p| p.ends_with("data/notes.txt")), "{kept:?}");
+    assert!(!ws.exists("data/notes.txt"));
+    assert_eq!(ws.read("data/f.csv"), "upstream\n");
+}
+
+#[test]
 fn gc_scopes_beyond_the_workspace_need_git() {
     let ws = TestWorkspace::bare();
     ws.write("gourd.ncl", &model_pipeline(1, ""));
@@ -350,6 +428,37 @@ fn a_folder_remote_is_configured_from_the_environment_and_relative_to_the_worksp
     let out = bad.gourd(&["run"]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains("a-file`: it is a file, not a folder"), "{}", out.stderr);
+}
+
+#[test]
+fn check_refuses_the_remote_settings_run_refuses_and_creates_nothing() {
+    let ws = TestWorkspace::new(&model_pipeline(1, "remote = { kind = 'folder, path = \"../not-yet\" },"));
+    ws.gourd(&["check"]).success();
+    assert!(!ws.root().parent().unwrap().join("not-yet").exists(), "check created the remote's folder");
+
+    for (remote, said) in [
+        ("remote = { kind = 'folder, path = \".gourd/shared\" },", "lies in `.gourd` or `.git`"),
+        ("remote = { kind = 'folder, path = \".git/shared\" },", "lies in `.gourd` or `.git`"),
+        ("remote = { kind = 'folder, path = \"a-file\" },", "a-file`: it is a file, not a folder"),
+        ("remote = { kind = 'ssh, endpoint = \"-oProxyCommand=touch pwned:/srv/x\" },", "expected `[user@]host:/path`"),
+        ("remote = { kind = 'reapi, endpoint = \"grpc://bad host\" },", "not a valid endpoint"),
+    ] {
+        ws.write("a-file", "");
+        ws.write("gourd.ncl", &model_pipeline(1, remote));
+        let check = ws.gourd(&["check"]);
+        let run = ws.gourd(&["run"]);
+        for (what, out) in [("check", &check), ("run", &run)] {
+            assert_eq!(out.code, 1, "{what} with {remote}: {}", out.stderr);
+            assert!(out.stderr.contains(said), "{what} with {remote}: {}", out.stderr);
+        }
+        assert!(!ws.path(".gourd/shared").exists() && !ws.path(".git/shared").exists());
+        assert!(!ws.path("pwned").exists() && !ws.path("runs.log").exists());
+    }
+    // The environment's settings too, as `run` reads them.
+    ws.write("gourd.ncl", &model_pipeline(1, ""));
+    let out = ws.gourd_env(&["check"], &[("GOURD_REMOTE_KIND", "nfs")]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("`nfs` is not a remote kind"), "{}", out.stderr);
 }
 
 #[test]

@@ -43,6 +43,22 @@ fn off(value: &str) -> bool {
 
 /// `root` is the workspace: a folder remote's relative path starts there.
 pub fn from_pipeline(pipeline: &Pipeline, root: &std::path::Path) -> Result<Option<Remote>, CommandError> {
+    resolve(pipeline, root, Opening::Open)
+}
+
+/// Refuses the remote settings `gourd run` would refuse, opening nothing:
+/// no folder is created, nothing is connected to.
+pub fn check(pipeline: &Pipeline, root: &std::path::Path) -> Result<(), CommandError> {
+    resolve(pipeline, root, Opening::CheckOnly).map(drop)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Opening {
+    Open,
+    CheckOnly,
+}
+
+fn resolve(pipeline: &Pipeline, root: &std::path::Path, opening: Opening) -> Result<Option<Remote>, CommandError> {
     if env("GOURD_REMOTE").is_some_and(|v| off(&v)) {
         return Ok(None);
     }
@@ -122,6 +138,11 @@ pub fn from_pipeline(pipeline: &Pipeline, root: &std::path::Path) -> Result<Opti
                 return Err(CommandError::user(format!(
                     "folder remote `{path}`: it lies in `.gourd` or `.git`; choose a folder outside them"
                 )));
+            }
+            // A folder that is not there yet, `run` creates; `check` leaves
+            // it (a file in its place is refused below, as by `run`).
+            if opening == Opening::CheckOnly && std::fs::metadata(&folder).map_or(true, |meta| meta.is_dir()) {
+                return Ok(None);
             }
             let cache = Arc::new(ObjectCache::folder(&folder).map_err(|e| CommandError::user(e.to_string()))?);
             Ok(Some(Remote { objects: Some(cache.clone()), cache: Some(cache), executor: None, push, required }))

@@ -118,14 +118,11 @@ fn kind_name(kind: EntryKind) -> &'static str {
     }
 }
 
-/// Puts `path` under gourd's control: its content into the cache, its
-/// digest into `gourd.sources.json`. Returns the source recorded.
-pub fn add(
-    ws: &Workspace,
-    pipeline: &gourd_core::model::Pipeline,
-    path: &WsPath,
-    origin: Option<String>,
-) -> Result<Source, CommandError> {
+/// Refuses `path` as a tracked source before anything is written there:
+/// the workspace itself, a path through a link out of the workspace, one
+/// overlapping a stage's output, gourd's own files, data git tracks; and
+/// stops when the sources file cannot be read (it is written last).
+pub fn admissible(ws: &Workspace, pipeline: &gourd_core::model::Pipeline, path: &WsPath) -> Result<(), CommandError> {
     if path.is_root() {
         return Err(CommandError::user(
             "`.` is the whole workspace, which holds `.gourd`: add the files or folders of raw data in it",
@@ -176,6 +173,19 @@ pub fn add(
         return Err(CommandError::user(format!("`{path}` is tracked by git"))
             .with_hint(format!("`git rm -r --cached {path}` first, to keep it with gourd instead of git")));
     }
+    read(&ws.root)?;
+    Ok(())
+}
+
+/// Puts `path` under gourd's control: its content into the cache, its
+/// digest into `gourd.sources.json`. Returns the source recorded.
+pub fn add(
+    ws: &Workspace,
+    pipeline: &gourd_core::model::Pipeline,
+    path: &WsPath,
+    origin: Option<String>,
+) -> Result<Source, CommandError> {
+    admissible(ws, pipeline, path)?;
     let Some(tree) = ws.hash(path)? else {
         return Err(CommandError::user(format!("`{path}` does not exist")));
     };
@@ -266,9 +276,32 @@ pub fn differing(ws: &Workspace) -> Vec<String> {
         .collect()
 }
 
-/// The cache keys of every source: what `push` sends and `gc` keeps.
+/// The cache keys of every source: what `push` sends and `gc` keeps. A
+/// sources file that cannot be read is said, and its keys kept all the same
+/// (see [`keys_in`]).
 pub fn keys(root: &Path) -> Vec<Digest> {
-    read(root).map(|s| s.sources.values().filter_map(|s| s.key.parse().ok()).collect()).unwrap_or_default()
+    let file = root.join(FILE);
+    let Ok(text) = std::fs::read_to_string(&file) else { return Vec::new() };
+    if read(root).is_err() {
+        eprintln!(
+            "warning: `{}` cannot be read as a sources file (a merge conflict?); keeping every key it names",
+            file.display()
+        );
+    }
+    keys_in(&text)
+}
+
+/// The cache keys a sources file's `text` records. Text that is not a
+/// sources file this gourd reads (a merge conflict's markers, a newer
+/// format) keeps every key-shaped word in it: raw data is what nothing can
+/// build again, so what is kept for it is never less than the file names.
+pub fn keys_in(text: &str) -> Vec<Digest> {
+    match serde_json::from_str::<Sources>(text) {
+        Ok(sources) if sources.gourd_sources == FORMAT => {
+            sources.sources.values().filter_map(|s| s.key.parse().ok()).collect()
+        }
+        _ => text.split(|c: char| !c.is_ascii_hexdigit()).filter_map(|word| word.parse().ok()).collect(),
+    }
 }
 
 /// Brings back every source missing from the workspace, from the cache or

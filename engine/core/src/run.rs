@@ -963,6 +963,19 @@ fn displace(ws: &Workspace, stage: &Stage, path: &WsPath, leftovers: &Leftovers)
     if gourds && !holds_unhashed(&abs) {
         return Ok(None);
     }
+    match move_aside(ws, path) {
+        Ok(moved) => Ok(Some(moved)),
+        Err((dest, err)) => Err(format!(
+            "`{path}` holds what gourd did not write, and it could not be moved aside to `{}` ({err}): move it away and run again",
+            dest.display()
+        )),
+    }
+}
+
+/// Moves what is at `path` into `.gourd-displaced/TIME-PID/` (see
+/// [`DISPLACED`]), and returns where it went, relative to the workspace;
+/// or where it was to go, with why it could not.
+pub fn move_aside(ws: &Workspace, path: &WsPath) -> Result<String, (std::path::PathBuf, io::Error)> {
     let root = displaced_root(ws);
     // A process that runs the engine more than once (its tests, a program
     // embedding it) shares the folder: a name already taken gets a number.
@@ -977,13 +990,10 @@ fn displace(ws: &Workspace, stage: &Stage, path: &WsPath, leftovers: &Leftovers)
         .parent()
         .map_or(Ok(()), std::fs::create_dir_all)
         .and_then(|()| ignored_by_git(&root))
-        .and_then(|()| std::fs::rename(&abs, &dest));
+        .and_then(|()| std::fs::rename(ws.abs(path), &dest));
     match moved {
-        Ok(()) => Ok(Some(dest.strip_prefix(&ws.root).unwrap_or(&dest).display().to_string())),
-        Err(err) => Err(format!(
-            "`{path}` holds what gourd did not write, and it could not be moved aside to `{}` ({err}): move it away and run again",
-            dest.display()
-        )),
+        Ok(()) => Ok(dest.strip_prefix(&ws.root).unwrap_or(&dest).display().to_string()),
+        Err(err) => Err((dest, err)),
     }
 }
 

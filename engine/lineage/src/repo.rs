@@ -589,17 +589,36 @@ impl Lineage {
         Ok(out)
     }
 
-    /// Every commit reachable from a branch, a tag or a remote-tracking
-    /// branch.
+    /// Every commit of the repository, as `git rev-list --all` and `git gc`
+    /// see them: reachable from any ref (branches, tags, remote-tracking
+    /// branches, the stash, others), from HEAD, from the HEAD of every other
+    /// worktree, or from an older stash (which only the stash's reflog
+    /// names). Not gourd's own refs: lineage history holds no workspace
+    /// commit.
     pub fn all_commits(&self) -> Result<std::collections::HashSet<String>, LineageError> {
         let mut walk = self.repo.revwalk()?;
-        for glob in ["refs/heads/*", "refs/tags/*", "refs/remotes/*"] {
-            walk.push_glob(glob)?;
-        }
-        if let Ok(head) = self.repo.head() {
-            if let Some(id) = head.target() {
-                walk.push(id)?;
+        for reference in self.repo.references()? {
+            let reference = reference?;
+            if reference.name().is_ok_and(|name| name.starts_with("refs/gourd/")) {
+                continue;
             }
+            // A tag of a tree or a blob names no commit.
+            if let Ok(commit) = reference.peel_to_commit() {
+                walk.push(commit.id())?;
+            }
+        }
+        let mut heads: Vec<Oid> = self.repo.head().ok().and_then(|head| head.target()).into_iter().collect();
+        for name in self.repo.worktrees()?.iter().flatten().flatten() {
+            let Ok(worktree) = self.repo.find_worktree(name) else { continue };
+            let Ok(repo) = Repository::open_from_worktree(&worktree) else { continue };
+            heads.extend(repo.head().ok().and_then(|head| head.target()));
+        }
+        if let Ok(stashes) = self.repo.reflog("refs/stash") {
+            heads.extend(stashes.iter().map(|entry| entry.id_new()));
+        }
+        for id in heads {
+            // A commit since pruned is no longer there to keep.
+            let _ = walk.push(id);
         }
         Ok(walk.filter_map(Result::ok).map(|id| id.to_string()).collect())
     }

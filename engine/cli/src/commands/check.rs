@@ -12,6 +12,9 @@ pub fn run(location: &Location, _args: &Args) -> Result<ExitCode, CommandError> 
     // Says too what the built-in steps need to run (`gourd-step`, its
     // libtorch), for every stage; `run` asks it for the stages it runs.
     let loaded = location.load()?;
+    // What `run` would refuse of the remote settings (the pipeline's
+    // `remote` record and the GOURD_REMOTE_* variables), `check` refuses.
+    crate::remote::check(&loaded.pipeline, &loaded.root)?;
     let stages = loaded.pipeline.stages.len();
     let edges = loaded.dag.edge_count();
     println!(

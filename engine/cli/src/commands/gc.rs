@@ -110,12 +110,11 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
 }
 
 /// The cache keys of the tracked sources `gourd.sources.json` records at
-/// `commit` (none when it has no such file, or one this gourd cannot read).
+/// `commit` (none when it has no such file; every key-shaped word in it when
+/// this gourd cannot read it, see `sources::keys_in`).
 fn source_keys_at(lineage: &Lineage, commit: &str) -> Vec<String> {
     let Ok(Some(bytes)) = lineage.file_at(commit, crate::sources::FILE) else { return Vec::new() };
-    serde_json::from_slice::<crate::sources::Sources>(&bytes)
-        .map(|sources| sources.sources.into_values().map(|source| source.key).collect())
-        .unwrap_or_default()
+    crate::sources::keys_in(&String::from_utf8_lossy(&bytes)).iter().map(ToString::to_string).collect()
 }
 
 /// The stage keys the scopes beyond the workspace keep.

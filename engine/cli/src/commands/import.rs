@@ -127,11 +127,26 @@ fn bring_in(
     let canonical_root = fs_err::canonicalize(&ws.root)?;
     gourd_core::guard::check(&canonical_root, &path, &[]).map_err(|e| CommandError::user(format!("`{path}`: {e}")))?;
     let dest = ws.abs(&path);
-    if std::fs::symlink_metadata(&dest).is_ok() {
-        if !force {
-            return Err(CommandError::user(format!("`{path}` exists")).with_hint("`--force` replaces it"));
+    let exists = std::fs::symlink_metadata(&dest).is_ok();
+    if exists && !force {
+        return Err(CommandError::user(format!("`{path}` exists")).with_hint("`--force` replaces it"));
+    }
+    // Everything that would refuse the new source, before the old is touched.
+    crate::sources::admissible(&ws, &loaded.pipeline, &path)?;
+    if exists {
+        // The version the sources file records is in the cache: replaced.
+        // Anything else there (local edits, files added by hand) is moved
+        // aside, as `gourd run` does with what it did not write.
+        let recorded = crate::sources::read(&ws.root)?.sources.get(path.as_str()).map(|s| s.digest.clone());
+        let now = ws.hash(&path)?.map(|tree| tree.digest().to_string());
+        if recorded.is_some() && recorded == now {
+            gourd_core::fsutil::remove_path(&dest)?;
+        } else {
+            let moved = gourd_core::run::move_aside(&ws, &path).map_err(|(to, err)| {
+                CommandError::environment(format!("moving `{path}` aside to `{}`: {err}", to.display()))
+            })?;
+            eprintln!("note: moved `{path}` aside to `{moved}` (it was not the imported version)");
         }
-        gourd_core::fsutil::remove_path(&dest)?;
     }
     if let Some(parent) = dest.parent() {
         fs_err::create_dir_all(parent)?;

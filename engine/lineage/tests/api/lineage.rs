@@ -547,8 +547,35 @@ fn tips_and_every_reachable_commit() {
     assert!(lineage.tips("refs/nothing/*").unwrap().is_empty());
     git(dir.path(), &["update-ref", "--no-deref", "HEAD", &detached]);
     let all = lineage.all_commits().unwrap();
-    let expected: std::collections::HashSet<String> = [c1, c2, tagged, remote, detached].into();
+    let expected: std::collections::HashSet<String> =
+        [c1.clone(), c2.clone(), tagged.clone(), remote.clone(), detached.clone()].into();
     assert_eq!(all, expected);
+    assert!(!all.contains(&unreachable));
+
+    // As `git rev-list --all` and `git gc` see them: any other ref, the
+    // stash and the older stashes its reflog holds, and the HEAD of another
+    // worktree; never the lineage ref's history.
+    let (custom, in_worktree, lineage_run) = (new(&c1, "c"), new(&c2, "w"), new(&c1, "lineage"));
+    git(dir.path(), &["update-ref", "refs/custom/keep", &custom]);
+    git(dir.path(), &["update-ref", LINEAGE_REF, &lineage_run]);
+    git(dir.path(), &["checkout", "-q", "main"]);
+    let mut stashes = Vec::new();
+    for text in ["stashed first", "stashed second"] {
+        std::fs::write(dir.path().join("file"), text).unwrap();
+        git(dir.path(), &["stash", "-q"]);
+        stashes.push(git(dir.path(), &["rev-parse", "refs/stash"]));
+    }
+    let worktree = tempfile::tempdir().unwrap();
+    let worktree = worktree.path().join("wt");
+    git(dir.path(), &["worktree", "add", "-q", "--detach", worktree.to_str().unwrap(), &in_worktree]);
+    let all = lineage.all_commits().unwrap();
+    for (what, commit) in [("custom ref", &custom), ("worktree HEAD", &in_worktree)]
+        .into_iter()
+        .chain(stashes.iter().map(|s| ("stash", s)))
+    {
+        assert!(all.contains(commit), "{what} {commit} left out");
+    }
+    assert!(!all.contains(&lineage_run), "lineage history is not the workspace's");
     assert!(!all.contains(&unreachable));
 }
 
