@@ -103,6 +103,16 @@ fn each_kind_is_drawn_from_json_csv_and_tsv() {
     ws.gourd(&["run"]).success();
     let out = ws.gourd(&["plots", "show", "-o", "page.html"]).success();
     assert_eq!(out.stdout.trim(), ws.path("page.html").to_str().unwrap());
+    // Never into `.git` or over the pipeline file.
+    let (config, pipeline) = (ws.read(".git/config"), ws.read("gourd.ncl"));
+    for (target, said) in
+        [(".git/config", "lies in `.git` or `.gourd`"), ("gourd.ncl", "would replace a pipeline file")]
+    {
+        let refused = ws.gourd(&["plots", "show", "-o", target]);
+        assert_eq!(refused.code, 1, "{target}: {}", refused.stderr);
+        assert!(refused.stderr.contains(said), "{target}: {}", refused.stderr);
+    }
+    assert_eq!((ws.read(".git/config"), ws.read("gourd.ncl")), (config, pipeline));
     let html = ws.read("page.html");
     assert!(!html.contains("<script"), "no JavaScript");
     let drawn = sections(&html);

@@ -849,6 +849,32 @@ fn a_model_card_is_written_from_lineage() {
     insta::assert_snapshot!(common::normalize(&normalized, &r.ws));
     r.ws.gourd(&["registry", "card", "pumpkin@prod", "-o", "models/README.md"]).success();
     assert_eq!(r.ws.read("models/README.md"), card);
+
+    // `-o` of the card, a publish receipt and `get` never write into `.git`
+    // or `.gourd` (even through a link), nor over the pipeline file.
+    std::os::unix::fs::symlink(".git", r.ws.path("g")).unwrap();
+    let (head, pipeline) = (r.ws.read(".git/HEAD"), r.ws.read("gourd.ncl"));
+    let tags = r.ws.git(&["tag", "--list"]);
+    for args in [
+        &["registry", "card", "pumpkin@prod", "-o", ".git/HEAD"][..],
+        &["registry", "card", "pumpkin@prod", "-o", "g/HEAD"],
+        &["registry", "card", "pumpkin@prod", "-o", ".gourd/card.md"],
+        &["registry", "card", "pumpkin@prod", "-o", "gourd.ncl"],
+        &["registry", "publish", "pumpkin", "models/model.bin", "--to", "staging", "--receipt", ".git/config"],
+        &["registry", "get", "pumpkin@prod", "-o", ".git/refs", "--force"],
+        &["registry", "get", "pumpkin@prod", "-o", "g", "--force"],
+    ] {
+        let out = r.ws.gourd(args);
+        assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("lies in `.git` or `.gourd`") || out.stderr.contains("would replace a pipeline file"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    assert_eq!((r.ws.read(".git/HEAD"), r.ws.read("gourd.ncl")), (head, pipeline));
+    assert_eq!(r.ws.git(&["tag", "--list"]), tags, "the refused publish moved nothing");
+    assert!(!r.ws.exists(".git/refs/model.bin") && !r.ws.exists(".gourd/card.md"));
 }
 
 #[test]

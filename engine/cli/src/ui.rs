@@ -90,24 +90,45 @@ pub fn duration_short(d: std::time::Duration) -> String {
 /// stdout without one. A file in `.git` or `.gourd` (a link on the way
 /// followed) is refused: `-o .git/config` would replace the repository's
 /// settings.
+/// Refuses a path given to `-o` (a report, a card, a receipt, a plot page,
+/// a deployment file, a registered version's folder) that lies in `.git` or
+/// `.gourd`, even through a link, or that names a pipeline file (`*.ncl`)
+/// or gourd's record of sources: none of these is written there.
+pub fn refuse_reserved_output(path: &std::path::Path) -> Result<(), crate::error::CommandError> {
+    use crate::error::CommandError;
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    // The nearest folder that exists, resolved: links on the way count.
+    let real_parent = parent
+        .ancestors()
+        .find_map(|dir| {
+            std::fs::canonicalize(if dir.as_os_str().is_empty() { std::path::Path::new(".") } else { dir }).ok()
+        })
+        .unwrap_or_else(|| parent.to_path_buf());
+    let parts =
+        real_parent.components().chain(parent.components()).chain(path.file_name().map(std::path::Component::Normal));
+    if parts.into_iter().any(|part| matches!(part.as_os_str().to_str(), Some(".git" | ".gourd"))) {
+        return Err(CommandError::user(format!(
+            "`{}` lies in `.git` or `.gourd`, where gourd writes none of its files",
+            path.display()
+        )));
+    }
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    if name.ends_with(".ncl") || name == crate::sources::FILE {
+        return Err(CommandError::user(format!(
+            "`{}` would replace a pipeline file or gourd's record of sources: name another file",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 pub fn write_or_print(output: Option<&std::path::Path>, text: &str) -> Result<(), crate::error::CommandError> {
     use crate::error::CommandError;
     let Some(path) = output else {
         print!("{text}");
         return Ok(());
     };
-    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let real_parent = std::fs::canonicalize(parent).unwrap_or_else(|_| parent.to_path_buf());
-    let reserved = real_parent
-        .components()
-        .chain(path.file_name().map(std::path::Component::Normal))
-        .any(|part| matches!(part.as_os_str().to_str(), Some(".git" | ".gourd")));
-    if reserved {
-        return Err(CommandError::user(format!(
-            "`{}` lies in `.git` or `.gourd`, where gourd writes no report or deployment file",
-            path.display()
-        )));
-    }
+    refuse_reserved_output(path)?;
     if path.is_dir() {
         return Err(CommandError::user(format!("`{}` is a folder: name a file", path.display())));
     }

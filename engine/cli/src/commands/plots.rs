@@ -93,7 +93,11 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     };
     let html = plots::page(&title, &sections);
     let out = match &output.out {
-        Some(path) => std::env::current_dir()?.join(path),
+        Some(path) => {
+            crate::ui::refuse_reserved_output(path)?;
+            std::env::current_dir()?.join(path)
+        }
+        // Gourd's own page, in `.gourd`.
         None => loaded.root.join(DEFAULT_OUTPUT),
     };
     if let Some(parent) = out.parent() {

@@ -112,6 +112,9 @@ struct RegistryVersion {
 
 fn render(location: &Location, args: &RenderArgs) -> Result<ExitCode, CommandError> {
     let model = resolve_model(location, &args.model)?;
+    // A model folder's own files (`model.json`, the weights): `-o` must not
+    // replace them.
+    let model_files = (model.workdir.is_none()).then(|| model.owned.clone());
     let name = match &args.name {
         Some(name) => checked_name(name, "--name")?,
         None => checked_name(&model.name, "the model's name")?,
@@ -178,6 +181,9 @@ fn render(location: &Location, args: &RenderArgs) -> Result<ExitCode, CommandErr
         .and_then(|()| env.get_template(template))
         .and_then(|t| t.render(minijinja::value::Serde(&context)))
         .map_err(|e| CommandError::internal(format!("cannot render {template}: {e}")))?;
+    if let Some(output) = &args.output {
+        refuse_model_file(output, &model_files)?;
+    }
     crate::ui::write_or_print(args.output.as_deref(), &rendered)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -192,6 +198,21 @@ struct Model {
     /// The path whose owner runs the systemd service.
     owned: PathBuf,
     registry: Option<RegistryVersion>,
+}
+
+/// Refuses `output` when it is a file already in the model folder `model`.
+fn refuse_model_file(output: &Path, model: &Option<PathBuf>) -> Result<(), CommandError> {
+    let Some(model) = model else { return Ok(()) };
+    let Ok(real) = std::fs::canonicalize(output) else { return Ok(()) };
+    if real.starts_with(model) {
+        return Err(CommandError::user(format!(
+            "`{}` is a file of the model folder `{}`: writing over it would break the model",
+            output.display(),
+            model.display()
+        ))
+        .with_hint("write the file beside the model folder, e.g. `-o Dockerfile`"));
+    }
+    Ok(())
 }
 
 /// A folder that exists is a model folder; anything else with `@` or `#`

@@ -83,6 +83,7 @@ pub fn card(location: &Location, args: &CardArgs) -> Result<ExitCode, CommandErr
     );
     match &args.output {
         Some(path) => {
+            crate::ui::refuse_reserved_output(path)?;
             fs_err::write(path, text)?;
             eprintln!("Wrote the card of {} {} to `{}`.", resolved.name, resolved.version, path.display());
         }

@@ -35,6 +35,9 @@ pub fn get(location: &Location, args: &GetArgs) -> Result<ExitCode, CommandError
     let (root, registry) = open(location)?;
     let at = args.at.as_deref().map(instant).transpose()?;
     let resolved = resolve_reference(&registry, &args.reference, at)?;
+    // What goes into the folder `-o` names follows the rule for `-o` files:
+    // nothing into `.git` or `.gourd`.
+    crate::ui::refuse_reserved_output(&args.output.join(&resolved.name))?;
     let fetched = fetch(location, &root, &resolved, &args.output, args.force)?;
     println!("{}", fetched.path.display());
     match &fetched.source {

@@ -39,6 +39,10 @@ pub fn publish(location: &Location, args: &PublishArgs) -> Result<ExitCode, Comm
     for stage in &args.to {
         super::stage_name(stage)?;
     }
+    // Before anything is registered or moved.
+    if let Some(receipt) = &args.receipt {
+        crate::ui::refuse_reserved_output(receipt)?;
+    }
     let via = match std::env::var("GOURD_STAGE") {
         Ok(stage) if !stage.is_empty() => format!("pipeline stage `{stage}`"),
         _ => "command line".to_string(),
