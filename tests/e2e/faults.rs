@@ -114,6 +114,36 @@ fn sigterm_stops_stages_politely_then_kills_those_that_ignore_it() {
 }
 
 #[test]
+fn sighup_stops_a_run_as_sigterm_does_and_keeps_what_finished() {
+    let ws = TestWorkspace::new(
+        r#"{ stages = {
+            quick = { cmd = "echo q > q.txt", outs = ["q.txt"] },
+            polite = { cmd = "trap 'echo term > polite.term; exit 1' TERM; touch polite.started; while true; do sleep 0.1; done", deps = ["q.txt"], outs = ["p"] },
+        } }"#,
+    );
+    let mut child = ws.command(&["run"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    wait_until("the second stage to start", || ws.exists("polite.started"));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    let mut status = None;
+    wait_until("gourd to exit", || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.unwrap().code(), Some(130), "{stderr}");
+    assert_eq!(ws.read("polite.term"), "term\n", "the stage was asked to stop: {stderr}");
+    assert!(stderr.contains("failed polite: interrupted"), "{stderr}");
+    // What finished before the hangup is kept, and known.
+    let status = ws.gourd(&["status", "--json"]).success().stdout;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let state =
+        |name: &str| status["stages"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap()["state"].clone();
+    assert_eq!((state("quick"), state("polite")), ("fresh".into(), "stale".into()), "{status}");
+}
+
+#[test]
 fn stages_die_with_gourd_when_it_is_killed() {
     let ws = TestWorkspace::new(
         r#"{ stages = { s = { cmd = "echo $$ > stage.pid; while true; do sleep 0.1; done", outs = ["x"] } } }"#,

@@ -118,3 +118,24 @@ fn ctrl_c_during_a_run_stops_the_run_and_its_stages() {
     let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
     assert_eq!(status["stages"][0]["state"], "stale");
 }
+
+#[test]
+fn a_closed_terminal_sighup_stops_the_run_and_its_stages_too() {
+    let ws = TestWorkspace::new(
+        r#"{ stages = {
+            slow = { cmd = "echo $$ > pid && sleep 60 && echo done > out.txt", deps = ["in.txt"], outs = ["out.txt"] },
+        } }"#,
+    );
+    ws.write("in.txt", "x\n");
+    let mut child = ws.command(&["watch"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    wait_until("the stage to start", || ws.exists("pid") && !ws.read("pid").trim().is_empty());
+    let stage: i32 = ws.read("pid").trim().parse().unwrap();
+    assert!(alive(stage));
+
+    // SAFETY: signals our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    assert_eq!(exit_code(&mut child), 130, "a run stopped by the hangup exits as interrupted");
+    // Not left running, orphaned, by the watch that started it.
+    wait_until("the stage's process to be gone", || !alive(stage));
+    assert!(!ws.exists("out.txt"));
+}

@@ -210,18 +210,24 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     let pipeline = Arc::new(loaded.pipeline.clone());
     let summary = runtime.block_on(async {
         tokio::spawn(async move {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            let terminated = async {
-                match term.as_mut() {
-                    Some(s) => {
-                        s.recv().await;
+            // SIGTERM, and SIGHUP (the terminal closed), stop the run as
+            // Ctrl-C does: stages are stopped, what finished is recorded.
+            use tokio::signal::unix::{SignalKind, signal};
+            let received = |kind: SignalKind| {
+                let mut stream = signal(kind).ok();
+                async move {
+                    match stream.as_mut() {
+                        Some(s) => {
+                            s.recv().await;
+                        }
+                        None => std::future::pending().await,
                     }
-                    None => std::future::pending().await,
                 }
             };
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
-                () = terminated => {}
+                () = received(SignalKind::terminate()) => {}
+                () = received(SignalKind::hangup()) => {}
             }
             let _ = cancel_tx.send(true);
         });

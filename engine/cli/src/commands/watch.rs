@@ -124,6 +124,8 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
 async fn watch(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
+    // The terminal closed: stop as for `kill`, the run included.
+    let mut hangup = signal(SignalKind::hangup())?;
     let exe = std::env::current_exe()?;
     let mut watched_before = false;
     loop {
@@ -138,6 +140,7 @@ async fn watch(location: &Location, args: &Args) -> Result<ExitCode, CommandErro
                         () = tokio::time::sleep(Duration::from_millis(200)) => {}
                         _ = interrupt.recv() => return Ok(ExitCode::SUCCESS),
                         _ = terminate.recv() => return Ok(ExitCode::SUCCESS),
+                        _ = hangup.recv() => return Ok(ExitCode::SUCCESS),
                     }
                     if location.pipeline_file().is_ok() {
                         break;
@@ -170,6 +173,7 @@ async fn watch(location: &Location, args: &Args) -> Result<ExitCode, CommandErro
                 tokio::select! {
                     _ = interrupt.recv() => libc::SIGINT,
                     _ = terminate.recv() => libc::SIGTERM,
+                    _ = hangup.recv() => libc::SIGHUP,
                 }
             } => {
                 // From a terminal the run got the Ctrl-C too; from `kill`,
@@ -198,6 +202,7 @@ async fn watch(location: &Location, args: &Args) -> Result<ExitCode, CommandErro
                 },
                 _ = interrupt.recv() => return Ok(ExitCode::SUCCESS),
                 _ = terminate.recv() => return Ok(ExitCode::SUCCESS),
+                _ = hangup.recv() => return Ok(ExitCode::SUCCESS),
             }
         }
         // ...and the changes that follow it, until sources have been quiet
@@ -216,6 +221,7 @@ async fn watch(location: &Location, args: &Args) -> Result<ExitCode, CommandErro
                 () = &mut quiet => break,
                 _ = interrupt.recv() => return Ok(ExitCode::SUCCESS),
                 _ = terminate.recv() => return Ok(ExitCode::SUCCESS),
+                _ = hangup.recv() => return Ok(ExitCode::SUCCESS),
             }
         }
         drop(watcher);
