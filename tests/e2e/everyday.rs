@@ -1259,6 +1259,27 @@ fn tracked_sources_travel_through_the_remote_cache_to_a_fresh_clone() {
 }
 
 #[test]
+fn a_stage_output_over_a_tracked_source_is_an_error_in_the_pipeline() {
+    let ws = TestWorkspace::new("{ stages = {} }\n");
+    ws.write("data/r.csv", "raw\n");
+    ws.gourd(&["add", "data/r.csv"]).success();
+    for outs in ["\"data/r.csv\"", "\"data\"", "{ path = \"data/r.csv\", kind = 'model }"] {
+        ws.write(
+            "gourd.ncl",
+            &format!("{{ stages = {{\n  s = {{ cmd = \"echo x > data/r.csv\", outs = [{outs}] }},\n}} }}\n"),
+        );
+        for command in ["check", "run"] {
+            let out = ws.gourd(&[command]);
+            assert_eq!(out.code, 1, "{command} {outs}: {}", out.stderr);
+            assert!(out.stderr.contains("gourd.ncl:2`: stage `s`: field `outs`"), "{command} {outs}: {}", out.stderr);
+            assert!(out.stderr.contains("overlaps `data/r.csv`, a tracked source"), "{command} {outs}: {}", out.stderr);
+        }
+        assert_eq!(ws.read("data/r.csv"), "raw\n");
+        assert!(!ws.exists(".gourd-displaced"));
+    }
+}
+
+#[test]
 fn add_refuses_outputs_reserved_folders_and_missing_paths() {
     let ws = TestWorkspace::new(&model_pipeline(1, ""));
     for (path, why) in [

@@ -147,6 +147,7 @@ impl Location {
         // The files the evaluation read; found again only when not known.
         let sources = read.unwrap_or_else(|| gourd_spec::sources(&file));
         let (sources, git_dirs) = check_outputs(&root, &file, &sources, &pipeline)?;
+        check_tracked_sources(&root, &file, &pipeline)?;
         let dag = Dag::build(&pipeline).map_err(|e| in_file(&file, e.into()))?;
         if check_sources {
             // A tracked source may be missing: `gourd run` restores it.
@@ -355,6 +356,34 @@ fn owned_by_us(file: &Path, cwd: &Path) -> Result<(), CommandError> {
         file.display()
     ))
     .with_hint("pass `-C DIR` or `--file PATH` to run a pipeline you trust"))
+}
+
+/// Refuses an output that is, holds or lies in a tracked source
+/// (`gourd.sources.json`): `gourd run` restores a source as it was added,
+/// and the stage would replace it, each run moving the other aside.
+fn check_tracked_sources(root: &Path, file: &Path, pipeline: &Pipeline) -> Result<(), CommandError> {
+    let tracked = crate::sources::paths(root);
+    if tracked.is_empty() {
+        return Ok(());
+    }
+    for stage in &pipeline.stages {
+        for output in stage.outputs() {
+            let Some(source) = tracked.iter().find(|source| output.path.overlaps(source)) else { continue };
+            let field = if output.kind == OutputKind::Metrics { "metrics" } else { "outs" };
+            let line = gourd_spec::line_of(file, &stage.name, Some(output.path.as_str()))
+                .map(|l| format!(":{l}"))
+                .unwrap_or_default();
+            return Err(CommandError::user(format!(
+                "in `{}{line}`: stage `{}`: field `{field}`: `{}` overlaps `{source}`, a tracked source (`{}`)",
+                file.display(),
+                stage.name,
+                output.path,
+                crate::sources::FILE
+            ))
+            .with_hint("a source is raw data that gourd keeps as added; write the stage's output elsewhere"));
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn in_file(file: &Path, mut err: CommandError) -> CommandError {
