@@ -286,6 +286,75 @@ fn a_folder_remote_shares_results_between_clones() {
     assert!(files_under(&shared.path().join("cas")).iter().all(|o| std::fs::read(o).unwrap() != b"poison"));
 }
 
+/// A read-only remote (`GOURD_REMOTE_PUSH=0`, or `push = false` in the
+/// pipeline) restores but never publishes.
+#[test]
+fn a_read_only_remote_restores_but_never_publishes() {
+    let shared = tempfile::tempdir().unwrap();
+    let published = || files_under(&shared.path().join("ac")).len();
+    let ws = TestWorkspace::new(&model_pipeline(1, &folder_remote(shared.path())));
+    ws.gourd_env(&["run"], &[("GOURD_REMOTE_PUSH", "0")]).success();
+    assert_eq!((ws.executions().len(), published()), (1, 0));
+    let read_only = format!("remote = {{ kind = 'folder, path = \"{}\", push = false }},", shared.path().display());
+    ws.write("gourd.ncl", &model_pipeline(2, &read_only));
+    ws.gourd(&["run"]).success();
+    assert_eq!((ws.executions().len(), published()), (2, 0));
+    // Overridden by the environment, and writable by default.
+    ws.write("gourd.ncl", &model_pipeline(3, &read_only));
+    ws.gourd_env(&["run"], &[("GOURD_REMOTE_PUSH", "1")]).success();
+    assert_eq!((ws.executions().len(), published()), (3, 1));
+    ws.write("gourd.ncl", &model_pipeline(4, &folder_remote(shared.path())));
+    ws.gourd(&["run"]).success();
+    assert_eq!((ws.executions().len(), published()), (4, 2));
+    // What is there is still restored by a read-only run.
+    let other = TestWorkspace::new(&model_pipeline(4, &read_only));
+    other.gourd(&["run"]).success();
+    assert!(other.executions().is_empty(), "restored, not executed");
+    assert_eq!(published(), 2);
+}
+
+/// The key a stage has now (`gourd status --json`).
+fn key_now(ws: &TestWorkspace) -> String {
+    let status: serde_json::Value = serde_json::from_str(&ws.gourd(&["status", "--json"]).success().stdout).unwrap();
+    status["stages"][0]["key"].as_str().unwrap().to_string()
+}
+
+/// A result is only ever used for the key it names: a valid result filed
+/// under another key (by a bug, a hand, or a hostile remote) is refused,
+/// here and from a remote, and the stage runs.
+#[test]
+fn a_result_filed_under_another_key_is_never_restored() {
+    let ws = TestWorkspace::new(&model_pipeline(1, ""));
+    ws.gourd(&["run"]).success();
+    let (first, model) = (key_now(&ws), ws.read("model.bin"));
+    ws.write("gourd.ncl", &model_pipeline(2, ""));
+    let second = key_now(&ws);
+    assert_ne!(first, second);
+    let action = |key: &str| ws.path(&format!(".gourd/cache-v1/actions/{}/{}.json", &key[..2], &key[2..]));
+    std::fs::create_dir_all(action(&second).parent().unwrap()).unwrap();
+    std::fs::copy(action(&first), action(&second)).unwrap();
+    let run = ws.run_json(&[]);
+    assert_eq!(run.statuses()["train"], "ran", "{}", run.stderr);
+    assert_eq!(ws.executions().len(), 2);
+    assert_ne!(ws.read("model.bin"), model);
+
+    let shared = tempfile::tempdir().unwrap();
+    let origin = TestWorkspace::new(&model_pipeline(1, &folder_remote(shared.path())));
+    origin.write(".gitignore", ".gourd/\nruns.log\nmodel.bin\n");
+    origin.git(&["add", "-A"]);
+    origin.git(&["commit", "-qm", "seed 1"]);
+    origin.gourd(&["run"]).success();
+    let first = key_now(&origin);
+    origin.write("gourd.ncl", &model_pipeline(2, &folder_remote(shared.path())));
+    origin.git(&["commit", "-qam", "seed 2"]);
+    let second = key_now(&origin);
+    std::fs::copy(shared.path().join("ac").join(&first), shared.path().join("ac").join(&second)).unwrap();
+    let clone = TestWorkspace::clone_of(origin.root());
+    let run = clone.run_json(&[]);
+    assert_eq!(run.statuses()["train"], "ran", "{}", run.stderr);
+    assert_eq!(clone.executions(), ["train"]);
+}
+
 /// Writes to a remote never overwrite, so a damaged object would stay
 /// damaged for good: the clone that finds it removes it, and its own run of
 /// the stage (the same bytes) writes it again; the next clone restores.
