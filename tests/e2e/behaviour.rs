@@ -200,6 +200,63 @@ fn independent_stages_run_concurrently() {
     ws.gourd(&["run", "-j", "2"]).success();
 }
 
+/// Without `-j`, as many stages at once as there are cores (SPEC): on a
+/// machine with two or more, the two stages above meet.
+#[test]
+fn by_default_as_many_stages_run_at_once_as_there_are_cores() {
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        eprintln!("skipped: one core");
+        return;
+    }
+    let ws = TestWorkspace::new(
+        r#"{ stages = {
+            a = { cmd = "touch a.started; for i in $(seq 100); do [ -e b.started ] && break; sleep 0.1; done; [ -e b.started ] && touch a.out", outs = ["a.out"] },
+            b = { cmd = "touch b.started; for i in $(seq 100); do [ -e a.started ] && break; sleep 0.1; done; [ -e a.started ] && touch b.out", outs = ["b.out"] },
+        } }"#,
+    );
+    ws.gourd(&["run"]).success();
+    // And `-j 1` runs one at a time: they never meet.
+    let one = TestWorkspace::new(
+        r#"{ stages = {
+            a = { cmd = "[ ! -e b.running ] && touch a.running && sleep 0.3 && [ ! -e b.running ] && rm a.running && touch a.out", outs = ["a.out"] },
+            b = { cmd = "[ ! -e a.running ] && touch b.running && sleep 0.3 && [ ! -e a.running ] && rm b.running && touch b.out", outs = ["b.out"] },
+        } }"#,
+    );
+    one.gourd(&["run", "-j", "1"]).success();
+}
+
+/// A stage's stdin is closed (docs/running.md): one that reads it sees its
+/// end at once, even while gourd's own stdin is open and never written to.
+#[test]
+fn a_stage_reads_end_of_file_from_stdin() {
+    use std::io::Write;
+    let ws = TestWorkspace::new(
+        r#"{ stages = { s = { cmd = "if read line; then echo got $line > o; else echo eof > o; fi", outs = ["o"] } } }"#,
+    );
+    let mut child = ws
+        .command(&["run"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let _ = stdin.write_all(b"hello\n");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "the stage waited on gourd's stdin");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    drop(stdin);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{stderr}");
+    assert_eq!(ws.read("o"), "eof\n");
+}
+
 /// More stages at once than tokio's default of 512 blocking threads (each
 /// stage executing here holds one): all of them run side by side. Each
 /// waits until every one has started, and gives up after a minute.

@@ -143,6 +143,40 @@ fn sighup_stops_a_run_as_sigterm_does_and_keeps_what_finished() {
     assert_eq!((state("quick"), state("polite")), ("fresh".into(), "stale".into()), "{status}");
 }
 
+/// `gc` holds the workspace lock: it waits for a running `gourd run`
+/// rather than dropping what the run has stored but not yet recorded.
+/// `status`, `check`, `explain` and `dag` take no lock: they answer at once.
+#[test]
+fn gc_waits_for_a_running_run_and_read_only_commands_do_not() {
+    let ws = TestWorkspace::new(
+        r#"{ stages = { s = { cmd = "touch started; while [ ! -e go ]; do sleep 0.05; done; echo x > o", outs = ["o"] } } }"#,
+    );
+    let mut run = ws.command(&["run"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    wait_until("the stage to start", || ws.exists("started"));
+    for args in [&["status"][..], &["check"], &["explain", "s"], &["dag"]] {
+        let started = Instant::now();
+        let out = ws.gourd(args);
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+        assert!(!out.stderr.contains("Waiting"), "{args:?}: {}", out.stderr);
+        assert!(started.elapsed() < Duration::from_secs(20), "{args:?} waited for the run");
+    }
+    let mut gc = ws.command(&["gc"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(gc.try_wait().unwrap().is_none(), "gc did not wait for the run");
+    ws.write("go", "");
+    assert!(run.wait().unwrap().success());
+    let gc = gc.wait_with_output().unwrap();
+    assert!(gc.status.success());
+    assert!(String::from_utf8_lossy(&gc.stderr).contains("Waiting for the `gourd run` in this workspace to finish"));
+    assert!(
+        String::from_utf8_lossy(&gc.stdout).contains("Removed 0 results"),
+        "{}",
+        String::from_utf8_lossy(&gc.stdout)
+    );
+    ws.write("gourd.ncl", "{ stages = { s = { cmd = \"touch started; while [ ! -e go ]; do sleep 0.05; done; echo x > o\", outs = [\"o\"] } } }");
+    assert_eq!(ws.gourd(&["status", "--exit-code"]).code, 0, "the run's result survived the gc");
+}
+
 #[test]
 fn stages_die_with_gourd_when_it_is_killed() {
     let ws = TestWorkspace::new(
