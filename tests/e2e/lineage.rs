@@ -83,6 +83,22 @@ fn a_run_records_one_commit_and_touches_nothing_else() {
     assert_eq!(record["workspace_commit"].as_str().unwrap(), head.trim());
     assert_eq!(record["workspace_dirty"], false);
     assert_eq!(record["params"]["lr"], 0.5);
+    // The values, not only the fields: a record of nulls is no lineage.
+    assert_eq!(record["stage"], "train");
+    assert_eq!(record["executor"], "local");
+    assert_eq!(record["exit_code"], 0);
+    assert_eq!(record["gourd_version"], env!("CARGO_PKG_VERSION"));
+    let (started, finished) = (record["started_at"].as_str().unwrap(), record["finished_at"].as_str().unwrap());
+    assert!(started.len() >= 20 && started <= finished, "{started} .. {finished}");
+    assert_eq!(record["cmd"]["shell"], "cat features.txt train.cfg $GOURD_PARAMS > model.bin");
+    assert!(record["deps"]["features.txt"].as_str().is_some_and(|d| d.len() == 64), "{record}");
+    let model = std::fs::read(ws.path("model.bin")).unwrap();
+    let digest = gourd_digest::Hasher::digest_bytes(gourd_digest::DigestAlgorithm::Blake3, &model);
+    assert_eq!(record["outs"]["model.bin"], digest.to_string(), "the output's digest");
+    assert_eq!(record["out_kinds"]["model.bin"], "model");
+    let status = json(&ws.gourd(&["status", "--json"]).success().stdout);
+    let key = status["stages"].as_array().unwrap().iter().find(|s| s["name"] == "train").unwrap()["key"].clone();
+    assert_eq!(record["key"], key, "the key the stage has");
     let evaluate = json(&ws.git(&["show", "refs/gourd/lineage:stages/evaluate.json"]));
     assert!(evaluate["metrics"]["metrics.json"]["accuracy"].is_number());
 
@@ -526,4 +542,17 @@ fn metrics_at_a_commit_include_stages_that_were_up_to_date_there() {
     }
     let shown = json(&ws.gourd(&["metrics", "show", "--json"]).success().stdout);
     assert_eq!(shown["metrics"]["a.json"]["accuracy"].as_f64(), Some(0.9888475857414213));
+}
+
+/// The executor a record names is the stage's: a `'cuda` stage (on the
+/// device `GOURD_GPUS` gives) is recorded as such, not as local.
+#[test]
+fn a_cuda_stage_is_recorded_with_its_executor() {
+    let ws = TestWorkspace::new(
+        "{ stages = { gpu = { cmd = \"echo $CUDA_VISIBLE_DEVICES > devices.txt\", executor = 'cuda, outs = [\"devices.txt\"] } } }",
+    );
+    ws.gourd_env(&["run"], &[("GOURD_GPUS", "0")]).success();
+    assert_eq!(ws.read("devices.txt"), "0\n");
+    let record = json(&ws.git(&["show", "refs/gourd/lineage:stages/gpu.json"]));
+    assert_eq!(record["executor"], "cuda", "{record}");
 }
