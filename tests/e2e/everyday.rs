@@ -286,6 +286,40 @@ fn a_folder_remote_shares_results_between_clones() {
     assert!(files_under(&shared.path().join("cas")).iter().all(|o| std::fs::read(o).unwrap() != b"poison"));
 }
 
+/// A private file (an output, a tracked source) stays private on every
+/// clone that gets it through a remote, which keeps no permissions.
+#[test]
+fn private_files_stay_private_through_a_remote() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let shared = tempfile::tempdir().unwrap();
+    let pipeline = format!(
+        "{{ {} stages = {{ s = {{ cmd = \"umask 077; echo secret > p.bin; echo open > o.bin; chmod 644 o.bin\", outs = [\"p.bin\", \"o.bin\"] }} }} }}",
+        folder_remote(shared.path())
+    );
+    let origin = TestWorkspace::new(&pipeline);
+    origin.write("src.csv", "raw\n");
+    std::fs::set_permissions(origin.path("src.csv"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    origin.gourd(&["add", "src.csv"]).success();
+    origin.gourd(&["run"]).success();
+    origin.gourd(&["push"]).success();
+    // gourd's `.gitignore` block keeps the outputs and the source out of git.
+    origin.git(&["add", "-A"]);
+    origin.git(&["commit", "-qm", "pipeline"]);
+    assert_eq!(mode(&origin.path("p.bin")), 0o600);
+
+    let clone = TestWorkspace::clone_of(origin.root());
+    assert!(!clone.exists("p.bin") && !clone.exists("src.csv"), "not in git");
+    let run = clone.run_json(&[]);
+    assert_eq!(run.statuses()["s"], "restored", "{}", run.stderr);
+    assert_eq!(clone.read("p.bin"), "secret\n");
+    assert_eq!((mode(&clone.path("p.bin")), mode(&clone.path("src.csv"))), (0o600, 0o600));
+    assert_eq!(mode(&clone.path("o.bin")), 0o644);
+    let objects = files_under(&clone.path(".gourd/cache-v1/objects"));
+    let secret = objects.iter().find(|o| std::fs::read(o).unwrap() == b"secret\n").unwrap();
+    assert_eq!(mode(secret), 0o400, "the clone's cache keeps the bytes private too");
+}
+
 /// A read-only remote (`GOURD_REMOTE_PUSH=0`, or `push = false` in the
 /// pipeline) restores but never publishes.
 #[test]

@@ -73,6 +73,11 @@ pub struct OutputRecord {
     pub digest: Digest,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub executable: bool,
+    /// A file not readable by group and others: restored so wherever the
+    /// result goes (a remote keeps no permissions). A folder's files carry
+    /// this in its listing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub private: bool,
     /// Whether the bytes are in the store (an out with `cache = false` is not).
     pub cached: bool,
 }
@@ -84,6 +89,7 @@ impl OutputRecord {
             kind: tree.kind(),
             digest: tree.digest(),
             executable: matches!(tree, Tree::File { executable: true, .. }),
+            private: matches!(tree, Tree::File { private: true, .. }),
             cached,
         }
     }
@@ -302,6 +308,18 @@ impl Store {
         fs_err::rename(&tmp, &target)
     }
 
+    /// Makes the object holding a private file's bytes readable by its
+    /// owner only (it may have come from elsewhere, stored readable).
+    fn keep_private(&self, digest: &Digest) -> io::Result<()> {
+        let target = self.object_path(digest);
+        match std::fs::metadata(&target) {
+            Ok(meta) if !gourd_digest::is_private_mode(meta.permissions().mode()) => {
+                fs_err::set_permissions(&target, std::fs::Permissions::from_mode(0o400))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Whether the object holding a file output's bytes is private: such an
     /// output is restored readable by its owner only.
     fn object_is_private(&self, digest: &Digest) -> bool {
@@ -423,7 +441,12 @@ impl Store {
         if let Some(parent) = dest.parent() {
             fs_err::create_dir_all(parent)?;
         }
-        let private = record.kind == EntryKind::File && self.object_is_private(&record.digest);
+        let private = record.kind == EntryKind::File && (record.private || self.object_is_private(&record.digest));
+        if record.private {
+            // Bytes received from a remote are stored readable: a private
+            // output's bytes never stay so.
+            self.keep_private(&record.digest)?;
+        }
         let staged = self.tmp_path();
         self.stage(record, private, link, &staged, dest)?;
         remove_path(dest)?;
@@ -980,7 +1003,13 @@ mod tests {
         std::fs::set_permissions(out.join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
         let tree = hashing.hash(&out).unwrap().unwrap();
         store.put(&out, &tree).unwrap();
-        let record = OutputRecord { kind: EntryKind::Dir, digest: tree.digest(), executable: false, cached: true };
+        let record = OutputRecord {
+            kind: EntryKind::Dir,
+            digest: tree.digest(),
+            executable: false,
+            private: false,
+            cached: true,
+        };
         assert!(store.has(record.kind, &record.digest));
 
         std::fs::remove_dir_all(&out).unwrap();
@@ -1009,7 +1038,13 @@ mod tests {
         for out in [&vault, &keys] {
             let tree = hashing.hash(out).unwrap().unwrap();
             store.put(out, &tree).unwrap();
-            let record = OutputRecord { kind: EntryKind::Dir, digest: tree.digest(), executable: false, cached: true };
+            let record = OutputRecord {
+                kind: EntryKind::Dir,
+                digest: tree.digest(),
+                executable: false,
+                private: false,
+                cached: true,
+            };
             std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o755)).unwrap();
             std::fs::remove_dir_all(out).unwrap();
             store.restore(&record, out).unwrap();
@@ -1033,7 +1068,13 @@ mod tests {
             let tree = hashing.hash(&out).unwrap().unwrap();
             store.put(&out, &tree).unwrap();
             let key = Hasher::digest_bytes(DigestAlgorithm::Blake3, content.as_bytes());
-            let record = OutputRecord { kind: EntryKind::Dir, digest: tree.digest(), executable: false, cached: true };
+            let record = OutputRecord {
+                kind: EntryKind::Dir,
+                digest: tree.digest(),
+                executable: false,
+                private: false,
+                cached: true,
+            };
             store
                 .put_action(&ActionResult {
                     key,
@@ -1157,6 +1198,32 @@ mod tests {
     }
 
     #[test]
+    fn a_private_files_record_keeps_it_private_when_its_object_came_readable() {
+        let (dir, store, hashing) = setup();
+        let key = dir.path().join("key.pem");
+        std::fs::write(&key, "private key").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let file = hashing.hash(&key).unwrap().unwrap();
+        let record = OutputRecord::from_tree(&file, true);
+        assert!(record.private);
+        // As a remote delivers it: the bytes alone, stored readable.
+        store.put_object_bytes(&file.digest(), b"private key").unwrap();
+        assert_eq!(mode(&store.object_path(&file.digest())), 0o444);
+        std::fs::remove_file(&key).unwrap();
+        store.restore(&record, &key).unwrap();
+        assert_eq!(mode(&key), 0o600);
+        assert_eq!(mode(&store.object_path(&file.digest())), 0o400);
+        // Written only when set: other results read as before.
+        assert_eq!(serde_json::to_value(&record).unwrap()["private"], true);
+        let open = OutputRecord { private: false, ..record.clone() };
+        assert!(serde_json::to_value(&open).unwrap().get("private").is_none());
+        let readable = dir.path().join("readable");
+        std::fs::write(&readable, "shared").unwrap();
+        std::fs::set_permissions(&readable, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(!OutputRecord::from_tree(&hashing.hash(&readable).unwrap().unwrap(), true).private);
+    }
+
+    #[test]
     fn corrupt_object_is_detected_and_removed() {
         let (dir, store, hashing) = setup();
         let file = dir.path().join("f");
@@ -1168,7 +1235,13 @@ mod tests {
         std::fs::write(&object, "evil").unwrap();
 
         std::fs::remove_file(&file).unwrap();
-        let record = OutputRecord { kind: EntryKind::File, digest: tree.digest(), executable: false, cached: true };
+        let record = OutputRecord {
+            kind: EntryKind::File,
+            digest: tree.digest(),
+            executable: false,
+            private: false,
+            cached: true,
+        };
         assert!(matches!(store.restore(&record, &file), Err(StoreError::Corrupt { .. })));
         assert!(!file.exists(), "nothing half-restored is left behind");
         assert!(!object.exists());
@@ -1576,7 +1649,13 @@ mod tests {
         assert!(matches!(err, StoreError::Io(_)), "{err}");
         let err = fresh.verify(EntryKind::Dir, &tree.digest()).unwrap_err();
         assert!(matches!(err, StoreError::Io(_)), "{err}");
-        let record = OutputRecord { kind: EntryKind::File, digest: file_digest, executable: false, cached: true };
+        let record = OutputRecord {
+            kind: EntryKind::File,
+            digest: file_digest,
+            executable: false,
+            private: false,
+            cached: true,
+        };
         let err = fresh.restore_linked(&record, &dir.path().join("linked"), Link::Hardlink).unwrap_err();
         assert!(matches!(err, StoreError::Io(_)), "{err}");
         // A listing that is simply not there is missing.

@@ -89,7 +89,7 @@ pub fn fetch(
         .parse()
         .map_err(|_| CommandError::user(format!("{what}: the recorded digest `{digest}` is not valid")))?;
     let kind = if record.kind.as_deref() == Some("dir") { EntryKind::Dir } else { EntryKind::File };
-    let output = OutputRecord { kind, digest, executable: record.executable, cached: true };
+    let output = OutputRecord { kind, digest, executable: record.executable, private: false, cached: true };
     let ws = Workspace::open(root)?;
     let name = record
         .path
