@@ -177,6 +177,18 @@ fn gc_waits_for_a_running_run_and_read_only_commands_do_not() {
     assert_eq!(ws.gourd(&["status", "--exit-code"]).code, 0, "the run's result survived the gc");
 }
 
+/// What the environment breaks is exit 2, not 1 (SPEC): the user's
+/// pipeline is fine, `.gourd` is a file where a folder must be.
+#[test]
+fn an_unusable_gourd_folder_is_an_environment_error() {
+    let ws = TestWorkspace::new(r#"{ stages = { s = { cmd = "echo x > o", outs = ["o"] } } }"#);
+    ws.write(".gourd", "");
+    let out = ws.gourd(&["run"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains(".gourd/"), "the path is named: {}", out.stderr);
+    assert!(!ws.exists("o"), "nothing ran");
+}
+
 #[test]
 fn stages_die_with_gourd_when_it_is_killed() {
     let ws = TestWorkspace::new(

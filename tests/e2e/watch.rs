@@ -139,3 +139,29 @@ fn a_closed_terminal_sighup_stops_the_run_and_its_stages_too() {
     wait_until("the stage's process to be gone", || !alive(stage));
     assert!(!ws.exists("out.txt"));
 }
+
+/// A failed run is said and the watch goes on; a change made while a run
+/// is going starts one more run after it (docs/monitoring.md).
+#[test]
+fn a_failed_run_does_not_end_the_watch_and_a_change_during_a_run_is_not_missed() {
+    let ws = TestWorkspace::new(
+        r#"{ stages = {
+            copy = { cmd = "v=$(cat in.txt); touch started.$v && sleep 0.5 && test $v != bad && printf $v > out.txt", deps = ["in.txt"], outs = ["out.txt"] },
+        } }"#,
+    );
+    ws.write("in.txt", "bad");
+    let mut child = ws.command(&["watch"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let lines = stderr_lines(&mut child);
+    wait_idle_after(&lines, 1);
+    assert!(lines.lock().unwrap().iter().any(|l| l.contains("the run failed; watching for the next change")));
+    assert!(child.try_wait().unwrap().is_none(), "the watch ended after a failed run");
+
+    ws.write("in.txt", "one");
+    wait_until("the run of `one` to start", || ws.exists("started.one"));
+    // Changed again while that run sleeps: the watch must see it.
+    ws.write("in.txt", "two");
+    wait_until("a run of the change made during the last", || holds(&ws, "out.txt", "two"));
+    wait_idle_after(&lines, 3);
+    interrupt(&child);
+    assert_eq!(exit_code(&mut child), 0);
+}
