@@ -845,6 +845,35 @@ fn on_a_terminal_the_live_line_counts_stages_and_times_the_running_ones() {
     assert!(drawn.contains("running slow 1s") || drawn.contains("running slow 2s"), "{drawn}");
 }
 
+/// On a terminal, statuses are coloured; with `NO_COLOR` set, nothing is
+/// (SPEC: `NO_COLOR` is honoured).
+#[test]
+fn no_color_turns_colours_off_on_a_terminal() {
+    let colours = |no_color: bool| {
+        let ws = TestWorkspace::new(
+            r#"{ stages = { ok = { cmd = "true", outs = [] }, bad = { cmd = "exit 3", outs = [] } } }"#,
+        );
+        let typescript = ws.path("typescript");
+        let mut script = std::process::Command::new("script");
+        script
+            .args(["-qfec", &format!("{} run", common::gourd_bin()), typescript.to_str().unwrap()])
+            .current_dir(ws.root())
+            .env_remove("NO_COLOR")
+            .env("TERM", "xterm")
+            .stdout(std::process::Stdio::null());
+        if no_color {
+            script.env("NO_COLOR", "1");
+        }
+        script.status().unwrap();
+        let drawn = std::fs::read_to_string(&typescript).unwrap();
+        assert!(drawn.contains("bad: exited with code 3"), "{drawn}");
+        let sgr = regex_lite::Regex::new("\x1b\\[[0-9;]*m").unwrap();
+        sgr.find_iter(&drawn).map(|m| m.as_str().to_string()).collect::<std::collections::BTreeSet<_>>()
+    };
+    assert!(colours(true).is_empty(), "{:?}", colours(true));
+    assert!(colours(false).iter().any(|c| c.contains("31")), "a failure in red: {:?}", colours(false));
+}
+
 /// A real OpenSSH server on loopback, for this test only, with its own host
 /// key and a client key it accepts; killed on drop.
 struct SshServer {
