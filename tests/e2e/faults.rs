@@ -177,6 +177,32 @@ fn gc_waits_for_a_running_run_and_read_only_commands_do_not() {
     assert_eq!(ws.gourd(&["status", "--exit-code"]).code, 0, "the run's result survived the gc");
 }
 
+/// Under `nohup` (SIGHUP ignored from the start) a hangup is not gourd's to
+/// act on: the run goes on to the end.
+#[test]
+fn under_nohup_a_hangup_does_not_stop_the_run() {
+    use std::os::unix::process::CommandExt;
+    let ws =
+        TestWorkspace::new(r#"{ stages = { s = { cmd = "touch started; sleep 1; echo hi > o", outs = ["o"] } } }"#);
+    let mut command = ws.command(&["run"]);
+    // SAFETY: between fork and exec, only async-signal-safe `signal`.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut child = command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    wait_until("the stage to start", || ws.exists("started"));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert_eq!(ws.read("o"), "hi\n");
+}
+
 /// What the environment breaks is exit 2, not 1 (SPEC): the user's
 /// pipeline is fine, `.gourd` is a file where a folder must be.
 #[test]

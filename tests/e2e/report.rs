@@ -280,3 +280,33 @@ fn metrics_tables_show_scalars_exact_numbers_and_changes_by_direction() {
     assert!(html.contains("<title>run 2: 0.9888475857414213</title>"), "{html}");
     assert!(!html.contains("200.0"), "{html}");
 }
+
+/// `-o` writes through a link to the file it leads to (the link kept), and
+/// to a device it is written to, never replaced by a file; a link into
+/// `.git` or to the pipeline's own files is refused.
+#[test]
+fn report_o_writes_through_links_and_devices_and_refuses_links_to_guarded_files() {
+    let ws = TestWorkspace::new(
+        r#"{ stages = { a = { cmd = "echo '[{\"x\": 1, \"y\": 2}]' > p.json", plots = ["p.json"] } } }"#,
+    );
+    ws.gourd(&["run"]).success();
+    std::os::unix::fs::symlink("/dev/null", ws.path("devnull")).unwrap();
+    ws.gourd(&["report", "-o", "devnull"]).success();
+    assert!(ws.path("devnull").symlink_metadata().unwrap().file_type().is_symlink(), "the link was replaced");
+    ws.write("reports/latest.html", "old");
+    std::os::unix::fs::symlink("reports/latest.html", ws.path("report.html")).unwrap();
+    ws.gourd(&["report", "-o", "report.html"]).success();
+    assert!(ws.path("report.html").symlink_metadata().unwrap().file_type().is_symlink());
+    assert!(ws.read("reports/latest.html").contains("<html"), "written where the link leads");
+    let (config, pipeline) = (ws.read(".git/config"), ws.read("gourd.ncl"));
+    std::os::unix::fs::symlink(".git/config", ws.path("c.html")).unwrap();
+    std::os::unix::fs::symlink("gourd.ncl", ws.path("p.html")).unwrap();
+    for (link, said) in [("c.html", "lies in `.git` or `.gourd`"), ("p.html", "a pipeline file or gourd's record")] {
+        for command in [&["report", "-o", link][..], &["plots", "show", "-o", link]] {
+            let out = ws.gourd(command);
+            assert_eq!(out.code, 1, "{command:?}: {}", out.stderr);
+            assert!(out.stderr.contains(said), "{command:?}: {}", out.stderr);
+        }
+    }
+    assert_eq!((ws.read(".git/config"), ws.read("gourd.ncl")), (config, pipeline));
+}

@@ -86,16 +86,36 @@ pub fn duration_short(d: std::time::Duration) -> String {
     if secs < 60 { format!("{secs}s") } else { format!("{}m{:02}s", secs / 60, secs % 60) }
 }
 
-/// Writes `text` to `output` (atomically, then says so on stderr), or to
-/// stdout without one. A file in `.git` or `.gourd` (a link on the way
-/// followed) is refused: `-o .git/config` would replace the repository's
-/// settings.
+/// Whether SIGHUP was ignored when gourd started (`nohup`, `trap '' HUP`):
+/// a hangup is then not gourd's to act on, and no handler may take its
+/// place. Ask before registering one.
+pub fn hangup_ignored() -> bool {
+    // SAFETY: a query only: no new action is given, the old one is written
+    // into `old`, a plain C struct.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    let queried = unsafe { libc::sigaction(libc::SIGHUP, std::ptr::null(), &mut old) } == 0;
+    queried && old.sa_sigaction == libc::SIG_IGN
+}
+
 /// Refuses a path given to `-o` (a report, a card, a receipt, a plot page,
 /// a deployment file, a registered version's folder) that lies in `.git` or
 /// `.gourd`, even through a link, or that names a pipeline file (`*.ncl`)
 /// or gourd's record of sources: none of these is written there.
 pub fn refuse_reserved_output(path: &std::path::Path) -> Result<(), crate::error::CommandError> {
     use crate::error::CommandError;
+    refuse_reserved_place(path)?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    if name.ends_with(".ncl") || name == crate::sources::FILE {
+        return Err(CommandError::user(format!(
+            "`{}` would replace a pipeline file or gourd's record of sources: name another file",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a path in `.git` or `.gourd`, a link on the way followed.
+fn refuse_reserved_place(path: &std::path::Path) -> Result<(), crate::error::CommandError> {
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
     // The nearest folder that exists, resolved: links on the way count.
     let real_parent = parent
@@ -107,21 +127,18 @@ pub fn refuse_reserved_output(path: &std::path::Path) -> Result<(), crate::error
     let parts =
         real_parent.components().chain(parent.components()).chain(path.file_name().map(std::path::Component::Normal));
     if parts.into_iter().any(|part| matches!(part.as_os_str().to_str(), Some(".git" | ".gourd"))) {
-        return Err(CommandError::user(format!(
+        return Err(crate::error::CommandError::user(format!(
             "`{}` lies in `.git` or `.gourd`, where gourd writes none of its files",
-            path.display()
-        )));
-    }
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    if name.ends_with(".ncl") || name == crate::sources::FILE {
-        return Err(CommandError::user(format!(
-            "`{}` would replace a pipeline file or gourd's record of sources: name another file",
             path.display()
         )));
     }
     Ok(())
 }
 
+/// Writes `text` to `output` (see [`write_through`], then says so on
+/// stderr), or to stdout without one. A path [`refuse_reserved_output`]
+/// refuses is refused: `-o .git/config` would replace the repository's
+/// settings.
 pub fn write_or_print(output: Option<&std::path::Path>, text: &str) -> Result<(), crate::error::CommandError> {
     use crate::error::CommandError;
     let Some(path) = output else {
@@ -132,7 +149,49 @@ pub fn write_or_print(output: Option<&std::path::Path>, text: &str) -> Result<()
     if path.is_dir() {
         return Err(CommandError::user(format!("`{}` is a folder: name a file", path.display())));
     }
-    gourd_core::fsutil::write_atomic(path, text.as_bytes())?;
+    write_through(path, text.as_bytes())?;
     eprintln!("Wrote `{}`.", path.display());
     Ok(())
+}
+
+/// Writes a file the user named: replaced whole (written beside, then
+/// renamed over) when it is a regular file or new; through a link, the file
+/// it leads to, the link kept; a device, a pipe or a socket (`/dev/null`,
+/// `/dev/stdout`) is written to, never replaced by a file.
+pub fn write_through(path: &std::path::Path, bytes: &[u8]) -> Result<(), crate::error::CommandError> {
+    use crate::error::CommandError;
+    let is_link = std::fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_symlink());
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => Err(CommandError::user(format!("`{}` is a folder: name a file", path.display()))),
+        Ok(meta) if !meta.is_file() => {
+            use std::io::Write;
+            let mut file = fs_err::OpenOptions::new().write(true).open(path)?;
+            file.write_all(bytes)?;
+            Ok(())
+        }
+        Ok(_) if is_link => {
+            let target = fs_err::canonicalize(path)?;
+            // `/dev/stdout` with stdout a file: that open file, in place.
+            if target.starts_with("/proc") || std::fs::read_link(path).is_ok_and(|to| to.starts_with("/proc")) {
+                return Ok(fs_err::write(path, bytes)?);
+            }
+            // The rule holds for where the link leads: a link named
+            // `report.html` to `.git/config` or to `gourd.ncl` is refused.
+            refuse_reserved_place(&target)?;
+            let named = |p: &std::path::Path| p.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            let (own, leads_to) = (named(path), named(&target));
+            if leads_to == crate::sources::FILE || (leads_to.ends_with(".ncl") && !own.ends_with(".ncl")) {
+                return Err(CommandError::user(format!(
+                    "`{}` leads to `{}`, a pipeline file or gourd's record of sources: name another file",
+                    path.display(),
+                    target.display()
+                )));
+            }
+            Ok(gourd_core::fsutil::write_atomic(&target, bytes)?)
+        }
+        Err(_) if is_link => {
+            Err(CommandError::user(format!("`{}` is a symbolic link to nothing: name a file", path.display())))
+        }
+        _ => Ok(gourd_core::fsutil::write_atomic(path, bytes)?),
+    }
 }

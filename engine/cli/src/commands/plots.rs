@@ -103,7 +103,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     if let Some(parent) = out.parent() {
         fs_err::create_dir_all(parent)?;
     }
-    fs_err::write(&out, html)?;
+    crate::ui::write_through(&out, html.as_bytes())?;
     println!("{}", out.display());
     if output.open {
         open(&out);

@@ -210,9 +210,11 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     let pipeline = Arc::new(loaded.pipeline.clone());
     let summary = runtime.block_on(async {
         tokio::spawn(async move {
-            // SIGTERM, and SIGHUP (the terminal closed), stop the run as
-            // Ctrl-C does: stages are stopped, what finished is recorded.
+            // SIGTERM, and SIGHUP (the terminal closed; not under `nohup`),
+            // stop the run as Ctrl-C does: stages are stopped, what finished
+            // is recorded.
             use tokio::signal::unix::{SignalKind, signal};
+            let hangup = !crate::ui::hangup_ignored();
             let received = |kind: SignalKind| {
                 let mut stream = signal(kind).ok();
                 async move {
@@ -227,7 +229,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 () = received(SignalKind::terminate()) => {}
-                () = received(SignalKind::hangup()) => {}
+                () = received(SignalKind::hangup()), if hangup => {}
             }
             let _ = cancel_tx.send(true);
         });

@@ -124,8 +124,9 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
 async fn watch(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
-    // The terminal closed: stop as for `kill`, the run included.
-    let mut hangup = signal(SignalKind::hangup())?;
+    // The terminal closed: stop as for `kill`, the run included (not under
+    // `nohup`: the run then inherits the hangup ignored).
+    let mut hangup = if crate::ui::hangup_ignored() { None } else { Some(signal(SignalKind::hangup())?) };
     let exe = std::env::current_exe()?;
     let mut watched_before = false;
     loop {
@@ -140,7 +141,7 @@ async fn watch(location: &Location, args: &Args) -> Result<ExitCode, CommandErro
                         () = tokio::time::sleep(Duration::from_millis(200)) => {}
                         _ = interrupt.recv() => return Ok(ExitCode::SUCCESS),
                         _ = terminate.recv() => return Ok(ExitCode::SUCCESS),
-                        _ = hangup.recv() => return Ok(ExitCode::SUCCESS),
+                        () = hung_up(&mut hangup) => return Ok(ExitCode::SUCCESS),
                     }
                     if location.pipeline_file().is_ok() {
                         break;
@@ -173,7 +174,7 @@ async fn watch(location: &Location, args: &Args) -> Result<ExitCode, CommandErro
                 tokio::select! {
                     _ = interrupt.recv() => libc::SIGINT,
                     _ = terminate.recv() => libc::SIGTERM,
-                    _ = hangup.recv() => libc::SIGHUP,
+                    () = hung_up(&mut hangup) => libc::SIGHUP,
                 }
             } => {
                 // From a terminal the run got the Ctrl-C too; from `kill`,
@@ -202,7 +203,7 @@ async fn watch(location: &Location, args: &Args) -> Result<ExitCode, CommandErro
                 },
                 _ = interrupt.recv() => return Ok(ExitCode::SUCCESS),
                 _ = terminate.recv() => return Ok(ExitCode::SUCCESS),
-                _ = hangup.recv() => return Ok(ExitCode::SUCCESS),
+                () = hung_up(&mut hangup) => return Ok(ExitCode::SUCCESS),
             }
         }
         // ...and the changes that follow it, until sources have been quiet
@@ -221,9 +222,19 @@ async fn watch(location: &Location, args: &Args) -> Result<ExitCode, CommandErro
                 () = &mut quiet => break,
                 _ = interrupt.recv() => return Ok(ExitCode::SUCCESS),
                 _ = terminate.recv() => return Ok(ExitCode::SUCCESS),
-                _ = hangup.recv() => return Ok(ExitCode::SUCCESS),
+                () = hung_up(&mut hangup) => return Ok(ExitCode::SUCCESS),
             }
         }
         drop(watcher);
+    }
+}
+
+/// A SIGHUP, when gourd listens for it; else never.
+async fn hung_up(hangup: &mut Option<tokio::signal::unix::Signal>) {
+    match hangup {
+        Some(signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending().await,
     }
 }

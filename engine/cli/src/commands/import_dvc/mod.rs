@@ -64,7 +64,7 @@ pub fn run(args: &Args) -> Result<ExitCode, CommandError> {
     let name = source.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let written =
         render::render(&pipeline, &render::Extras { source: &name, remote: remote.as_deref(), sources: &sources });
-    gourd_core::fsutil::write_atomic(&output, written.as_bytes())?;
+    crate::ui::write_through(&output, written.as_bytes())?;
     let folder_of = |path: &Path| std::path::absolute(path.parent().unwrap_or(Path::new("")).join("."));
     let added = if folder_of(&output)? == folder_of(&source.clone())? {
         track(&output, &sources, &mut notes)

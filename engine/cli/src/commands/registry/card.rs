@@ -84,7 +84,7 @@ pub fn card(location: &Location, args: &CardArgs) -> Result<ExitCode, CommandErr
     match &args.output {
         Some(path) => {
             crate::ui::refuse_reserved_output(path)?;
-            fs_err::write(path, text)?;
+            crate::ui::write_through(path, text.as_bytes())?;
             eprintln!("Wrote the card of {} {} to `{}`.", resolved.name, resolved.version, path.display());
         }
         None => print!("{text}"),

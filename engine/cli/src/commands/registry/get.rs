@@ -38,6 +38,12 @@ pub fn get(location: &Location, args: &GetArgs) -> Result<ExitCode, CommandError
     // What goes into the folder `-o` names follows the rule for `-o` files:
     // nothing into `.git` or `.gourd`.
     crate::ui::refuse_reserved_output(&args.output.join(&resolved.name))?;
+    if std::fs::symlink_metadata(&args.output).is_ok() && !args.output.is_dir() {
+        return Err(CommandError::user(format!(
+            "`-o {}` is not a folder: `-o` names the folder the version goes into",
+            args.output.display()
+        )));
+    }
     let fetched = fetch(location, &root, &resolved, &args.output, args.force)?;
     println!("{}", fetched.path.display());
     match &fetched.source {

@@ -42,6 +42,9 @@ pub fn publish(location: &Location, args: &PublishArgs) -> Result<ExitCode, Comm
     // Before anything is registered or moved.
     if let Some(receipt) = &args.receipt {
         crate::ui::refuse_reserved_output(receipt)?;
+        if receipt.is_dir() {
+            return Err(CommandError::user(format!("`--receipt {}` is a folder: name a file", receipt.display())));
+        }
     }
     let via = match std::env::var("GOURD_STAGE") {
         Ok(stage) if !stage.is_empty() => format!("pipeline stage `{stage}`"),
@@ -105,7 +108,7 @@ fn write_receipt(args: &PublishArgs, receipt: &serde_json::Value) -> Result<Exit
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 fs_err::create_dir_all(parent)?;
             }
-            fs_err::write(path, text)?;
+            crate::ui::write_through(path, text.as_bytes())?;
         }
         None => print!("{text}"),
     }
