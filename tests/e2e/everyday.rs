@@ -241,6 +241,44 @@ fn import_force_checks_everything_before_it_replaces_and_moves_edits_aside() {
     assert!(kept.iter().any(|p| p.ends_with("data/notes.txt")), "{kept:?}");
     assert!(!ws.exists("data/notes.txt"));
     assert_eq!(ws.read("data/f.csv"), "upstream\n");
+
+    // Into a folder that is a source: refused before anything is written.
+    ws.write("raw/a.csv", "mine\n");
+    ws.gourd(&["add", "raw"]).success();
+    let url = format!("file://{}", upstream.path("d/f.csv").display());
+    for args in [&["import-url", &url, "raw/new.csv"][..], &["import-url", &url, "raw/a.csv", "--force"]] {
+        let out = ws.gourd(args);
+        assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains("lies inside the source `raw`"), "{args:?}: {}", out.stderr);
+    }
+    assert!(!ws.exists("raw/new.csv"));
+    assert_eq!(ws.read("raw/a.csv"), "mine\n");
+    // A folder to import holding a link: refused before the old is removed.
+    std::os::unix::fs::symlink("f.csv", upstream.path("d/link")).unwrap();
+    upstream.git(&["add", "-A"]);
+    upstream.git(&["commit", "-qm", "a link"]);
+    let out = ws.gourd(&["import", &repo, "d", "-o", "data", "--force"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("is a symbolic link"), "{}", out.stderr);
+    assert_eq!(ws.read("data/f.csv"), "upstream\n", "the imported version is still there");
+    // A local folder is no file to download.
+    let out = ws.gourd(&["import-url", &format!("file://{}", upstream.path("d").display()), "x"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("is a folder"), "{}", out.stderr);
+    assert!(!ws.exists("x"));
+
+    // The recorded version, when no cache here holds it (a clone given the
+    // data by hand), is moved aside rather than deleted.
+    std::fs::remove_dir_all(ws.path(".gourd")).unwrap();
+    let out = ws.gourd(&["import-url", &url, "raw/a.csv"]);
+    assert_eq!(out.code, 1);
+    let before = files_under(&ws.path(".gourd-displaced")).len();
+    let out = ws.gourd(&["import", &repo, "d/f.csv", "-o", "single.csv"]).success();
+    assert!(!out.stderr.contains("moved"), "{}", out.stderr);
+    std::fs::remove_dir_all(ws.path(".gourd")).unwrap();
+    let out = ws.gourd(&["import", &repo, "d/f.csv", "-o", "single.csv", "--force"]).success();
+    assert!(out.stderr.contains("moved `single.csv` aside"), "{}", out.stderr);
+    assert_eq!(files_under(&ws.path(".gourd-displaced")).len(), before + 1);
 }
 
 #[test]

@@ -173,7 +173,14 @@ pub fn admissible(ws: &Workspace, pipeline: &gourd_core::model::Pipeline, path: 
         return Err(CommandError::user(format!("`{path}` is tracked by git"))
             .with_hint(format!("`git rm -r --cached {path}` first, to keep it with gourd instead of git")));
     }
-    read(&ws.root)?;
+    // The record is written last: one that cannot be read stops the
+    // command first, before anything is copied or replaced.
+    let sources = read(&ws.root)?;
+    if let Some(outer) = sources.sources.keys().find(|p| path.as_str().starts_with(&format!("{p}/"))) {
+        return Err(CommandError::user(format!(
+            "`{path}` lies inside the source `{outer}`: `gourd add {outer}` again"
+        )));
+    }
     Ok(())
 }
 
@@ -205,11 +212,6 @@ pub fn add(
     // A folder added replaces the sources inside it.
     let inside = format!("{path}/");
     sources.sources.retain(|p, _| !p.starts_with(&inside));
-    if let Some(outer) = sources.sources.keys().find(|p| path.as_str().starts_with(&format!("{p}/"))) {
-        return Err(CommandError::user(format!(
-            "`{path}` lies inside the source `{outer}`: `gourd add {outer}` again"
-        )));
-    }
     sources.sources.insert(path.to_string(), source.clone());
     write(&ws.root, &sources)?;
     Ok(source)

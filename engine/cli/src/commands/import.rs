@@ -86,6 +86,15 @@ pub fn url(location: &Location, args: &UrlArgs) -> Result<ExitCode, CommandError
     let name = args.url.trim_end_matches('/').rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("download");
     let name = name.split(['?', '#']).next().unwrap_or(name);
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from(name));
+    // curl reads a local folder as an empty file.
+    if let Some(local) = args.url.strip_prefix("file://") {
+        if std::path::Path::new(local).is_dir() {
+            return Err(CommandError::user(format!("`{}` is a folder; `import-url` downloads a file", args.url))
+                .with_hint(
+                    "`gourd add` the folder from inside the workspace, or `gourd import` it from a git repository",
+                ));
+        }
+    }
     let download = tempfile::Builder::new().prefix("gourd-import-").tempdir()?;
     let file = download.path().join("data");
     let fetched = Command::new("curl")
@@ -133,13 +142,21 @@ fn bring_in(
     }
     // Everything that would refuse the new source, before the old is touched.
     crate::sources::admissible(&ws, &loaded.pipeline, &path)?;
+    refuse_links(from)?;
     if exists {
-        // The version the sources file records is in the cache: replaced.
-        // Anything else there (local edits, files added by hand) is moved
-        // aside, as `gourd run` does with what it did not write.
-        let recorded = crate::sources::read(&ws.root)?.sources.get(path.as_str()).map(|s| s.digest.clone());
+        // The version the sources file records, when the cache holds it,
+        // is replaced. Anything else there (local edits, files added by
+        // hand, a version no cache here holds) is moved aside, as `gourd
+        // run` does with what it did not write.
+        let recorded = crate::sources::read(&ws.root)?.sources.get(path.as_str()).cloned();
         let now = ws.hash(&path)?.map(|tree| tree.digest().to_string());
-        if recorded.is_some() && recorded == now {
+        let cached =
+            |source: &crate::sources::Source| {
+                source.key.parse().ok().and_then(|key| ws.store.action(&key)).is_some_and(|action| {
+                    action.outputs.values().all(|output| ws.store.has(output.kind, &output.digest))
+                })
+            };
+        if recorded.as_ref().is_some_and(|source| Some(&source.digest) == now.as_ref() && cached(source)) {
             gourd_core::fsutil::remove_path(&dest)?;
         } else {
             let moved = gourd_core::run::move_aside(&ws, &path).map_err(|(to, err)| {
@@ -164,6 +181,27 @@ fn bring_in(
     );
     eprintln!("Commit `{}`; `gourd push` shares the data.", crate::sources::FILE);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses a file or folder to import that is or holds a link, before
+/// anything at the destination is touched (see [`copy`]).
+fn refuse_links(from: &Path) -> Result<(), CommandError> {
+    let meta = fs_err::symlink_metadata(from)?;
+    if meta.file_type().is_symlink() {
+        return Err(CommandError::user(format!(
+            "`{}` is a symbolic link; gourd imports files and folders",
+            from.display()
+        )));
+    }
+    if meta.is_dir() {
+        for entry in fs_err::read_dir(from)? {
+            let entry = entry?;
+            if entry.file_name() != ".git" {
+                refuse_links(&entry.path())?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A copy of a file or folder; links are not followed into, and are refused.
