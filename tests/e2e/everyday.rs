@@ -1281,6 +1281,20 @@ fn set_writes_the_params_file_that_has_the_key() {
     assert!(set.stderr.contains("Set `custom.yaml:opt` to \"sgd\" in `custom.yaml`."), "{}", set.stderr);
     assert_eq!(ws.read("custom.yaml"), "lr: 0.1\nopt: \"sgd\"  # the optimiser\n");
     assert_eq!(ws.read("model.txt"), "opt: \"sgd\"  # the optimiser\n", "the script saw the value");
+    // A run that does not start, and a dry run, leave the files as they
+    // were: a later `-S` refused, an unknown stage, `-j 0`.
+    for args in [
+        &["run", "-S", "seed=5", "-S", "opt=x"][..],
+        &["run", "nosuch", "-S", "seed=5"],
+        &["run", "-j", "0", "-S", "seed=5"],
+        &["run", "--dry-run", "-S", "seed=5"],
+    ] {
+        let out = ws.gourd(args);
+        assert_eq!(out.code, if args.contains(&"--dry-run") { 0 } else { 1 }, "{args:?}: {}", out.stderr);
+        assert_eq!(ws.read("src/params.yaml"), "seed: 1\nopt: adam\n", "{args:?}: {}", out.stderr);
+    }
+    let dry = ws.gourd(&["run", "--dry-run", "-S", "seed=5"]).success();
+    assert!(dry.stdout.contains("would-run other  param `seed` changed"), "what the value would run: {}", dry.stdout);
     // One file has `seed`: that one is written.
     ws.gourd(&["run", "-S", "seed=7"]).success();
     assert_eq!(ws.read("src/params.yaml"), "seed: 7\nopt: adam\n");

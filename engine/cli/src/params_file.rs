@@ -407,3 +407,55 @@ mod tests {
         assert!(edit_yaml("train:\n  lr: 0.1\n", &["train", "nope"], &json!(0.2)).is_none());
     }
 }
+
+/// The params files `--set` may write, as they are before it does, put
+/// back when dropped unless [`Undo::keep`] was called: a run that does not
+/// start (a later `--set` refused, an unknown stage, `-j 0`, a dry run)
+/// leaves them as they were.
+pub struct Undo {
+    saved: Vec<(PathBuf, Vec<u8>)>,
+    kept: bool,
+}
+
+impl Undo {
+    /// Saves every file `--set KEY=…` could write for `keys`: the
+    /// workspace's own params files, the params files of `imported`, and
+    /// the files `FILE:KEY` names.
+    pub fn save(root: &Path, keys: &[&str], imported: &[PathBuf]) -> Undo {
+        let mut files: Vec<PathBuf> = FILES.iter().map(|f| root.join(f)).collect();
+        files.extend(imported.iter().filter(|f| params_like(f)).cloned());
+        files.extend(keys.iter().filter_map(|key| key.split_once(':')).map(|(name, _)| root.join(name)));
+        let mut saved: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+        for file in files {
+            let Ok(real) = std::fs::canonicalize(&file) else { continue };
+            if saved.iter().any(|(done, _)| *done == real) {
+                continue;
+            }
+            if let Ok(bytes) = std::fs::read(&real) {
+                saved.push((real, bytes));
+            }
+        }
+        Undo { saved, kept: false }
+    }
+
+    /// The edits stay: the run starts.
+    pub fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
+        for (file, bytes) in &self.saved {
+            if std::fs::read(file).is_ok_and(|now| now != *bytes) {
+                match gourd_core::fsutil::write_replace(file, bytes, true) {
+                    Ok(()) => eprintln!("note: `{}` is as it was before `--set`", file.display()),
+                    Err(err) => eprintln!("warning: could not put `{}` back as it was: {err}", file.display()),
+                }
+            }
+        }
+    }
+}

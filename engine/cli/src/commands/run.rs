@@ -63,10 +63,19 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     // A key a params file holds is never set for this run only: a script
     // reading the file would not see it, and its result would be cached
     // under params it was not made with.
+    if args.jobs == Some(0) {
+        return Err(CommandError::user("`-j` must be at least 1"));
+    }
+    if args.remote_jobs == Some(0) {
+        return Err(CommandError::user("`--remote-jobs` must be at least 1"));
+    }
     let mut overrides = Vec::new();
+    let mut undo = None;
     if !args.set.is_empty() {
         let root = location.root()?;
         let imported = gourd_spec::sources(&location.pipeline_file()?);
+        let keys: Vec<&str> = args.set.iter().map(|a| a.split_once('=').map_or(a.as_str(), |(k, _)| k)).collect();
+        undo = Some(crate::params_file::Undo::save(&root, &keys, &imported));
         for assignment in &args.set {
             let (key, value) = parse_assignment(assignment)?;
             match crate::params_file::set(&root, key, &value, &imported) {
@@ -138,17 +147,15 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         Err(err) => eprintln!("note: could not update `.gitignore`: {err}"),
     }
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    if jobs == 0 {
-        return Err(CommandError::user("`-j` must be at least 1"));
-    }
-    if args.remote_jobs == Some(0) {
-        return Err(CommandError::user("`--remote-jobs` must be at least 1"));
-    }
     let remote = crate::remote::from_pipeline(&loaded.pipeline, &loaded.root)?;
     if args.remote_exec && remote.as_ref().is_none_or(|r| r.executor.is_none()) {
         return Err(CommandError::user(
             "`--remote-exec` needs a remote execution service: a `remote` record with `kind = 'reapi`",
         ));
+    }
+    // Everything checked: the params files `--set` wrote stay so.
+    if let Some(undo) = undo {
+        undo.keep();
     }
     let placement = if args.local {
         engine::Placement::Nothing
