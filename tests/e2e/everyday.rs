@@ -210,6 +210,19 @@ fn gc_keeps_the_sources_of_a_sources_file_in_a_merge_conflict_and_of_a_stash() {
 }
 
 #[test]
+fn gc_keeps_the_sources_of_a_sources_file_that_is_not_utf8() {
+    let ws = TestWorkspace::new("{ stages = {} }\n");
+    ws.write("raw.csv", "only copy\n");
+    ws.gourd(&["add", "raw.csv"]).success();
+    let mut bytes = std::fs::read(ws.path("gourd.sources.json")).unwrap();
+    bytes.splice(0..0, *b"\xe9");
+    std::fs::write(ws.path("gourd.sources.json"), &bytes).unwrap();
+    let gc = ws.gourd(&["gc"]).success();
+    assert!(gc.stderr.contains("cannot be read as a sources file"), "{}", gc.stderr);
+    assert!(gc.stdout.contains("Removed 0 results"), "{}", gc.stdout);
+}
+
+#[test]
 fn import_force_checks_everything_before_it_replaces_and_moves_edits_aside() {
     let upstream = TestWorkspace::new("{ stages = {} }\n");
     upstream.write("d/f.csv", "upstream\n");

@@ -283,7 +283,8 @@ pub fn differing(ws: &Workspace) -> Vec<String> {
 /// (see [`keys_in`]).
 pub fn keys(root: &Path) -> Vec<Digest> {
     let file = root.join(FILE);
-    let Ok(text) = std::fs::read_to_string(&file) else { return Vec::new() };
+    let Ok(bytes) = std::fs::read(&file) else { return Vec::new() };
+    let text = String::from_utf8_lossy(&bytes);
     if read(root).is_err() {
         eprintln!(
             "warning: `{}` cannot be read as a sources file (a merge conflict?); keeping every key it names",

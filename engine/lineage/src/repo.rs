@@ -589,12 +589,12 @@ impl Lineage {
         Ok(out)
     }
 
-    /// Every commit of the repository, as `git rev-list --all` and `git gc`
-    /// see them: reachable from any ref (branches, tags, remote-tracking
-    /// branches, the stash, others), from HEAD, from the HEAD of every other
-    /// worktree, or from an older stash (which only the stash's reflog
-    /// names). Not gourd's own refs: lineage history holds no workspace
-    /// commit.
+    /// Every commit of the repository that `git gc` keeps: reachable from
+    /// any ref (branches, tags, remote-tracking branches, the stash,
+    /// others), from the HEAD of every worktree (the main one too, asked
+    /// from a linked one), or from a reflog entry (a commit amended or
+    /// reset away, an older stash). Not gourd's own refs: lineage history
+    /// holds no workspace commit.
     pub fn all_commits(&self) -> Result<std::collections::HashSet<String>, LineageError> {
         let mut walk = self.repo.revwalk()?;
         for reference in self.repo.references()? {
@@ -608,13 +608,21 @@ impl Lineage {
             }
         }
         let mut heads: Vec<Oid> = self.repo.head().ok().and_then(|head| head.target()).into_iter().collect();
+        // The main worktree's HEAD, from a linked one (the common folder).
+        if let Ok(main) = Repository::open(self.repo.commondir()) {
+            heads.extend(main.head().ok().and_then(|head| head.target()));
+        }
         for name in self.repo.worktrees()?.iter().flatten().flatten() {
             let Ok(worktree) = self.repo.find_worktree(name) else { continue };
             let Ok(repo) = Repository::open_from_worktree(&worktree) else { continue };
             heads.extend(repo.head().ok().and_then(|head| head.target()));
         }
-        if let Ok(stashes) = self.repo.reflog("refs/stash") {
-            heads.extend(stashes.iter().map(|entry| entry.id_new()));
+        let mut logged: Vec<String> = vec!["HEAD".to_string()];
+        logged.extend(self.repo.references()?.flatten().filter_map(|r| r.name().ok().map(String::from)));
+        for name in logged.iter().filter(|name| !name.starts_with("refs/gourd/")) {
+            if let Ok(reflog) = self.repo.reflog(name) {
+                heads.extend(reflog.iter().flat_map(|entry| [entry.id_old(), entry.id_new()]));
+            }
         }
         for id in heads {
             // A commit since pruned is no longer there to keep.

@@ -577,6 +577,20 @@ fn tips_and_every_reachable_commit() {
     }
     assert!(!all.contains(&lineage_run), "lineage history is not the workspace's");
     assert!(!all.contains(&unreachable));
+
+    // A commit amended away: only the branch's reflog names it. And, asked
+    // from the linked worktree, the main worktree's detached HEAD.
+    std::fs::write(dir.path().join("file"), "to amend").unwrap();
+    git(dir.path(), &["commit", "-qam", "first wording"]);
+    let amended = git(dir.path(), &["rev-parse", "HEAD"]);
+    git(dir.path(), &["commit", "-q", "--amend", "-m", "second wording"]);
+    let main_detached = new(&c1, "main detached");
+    git(dir.path(), &["checkout", "-q", "--detach", &main_detached]);
+    let from_worktree = open(&worktree).all_commits().unwrap();
+    for (what, commit) in [("amended", &amended), ("main worktree HEAD", &main_detached), ("stash", &stashes[0])] {
+        assert!(from_worktree.contains(commit), "{what} {commit} left out, asked from the linked worktree");
+    }
+    assert!(!from_worktree.contains(&lineage_run) && !from_worktree.contains(&unreachable));
 }
 
 #[test]
