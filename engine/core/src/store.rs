@@ -309,15 +309,12 @@ impl Store {
     }
 
     /// Makes the object holding a private file's bytes readable by its
-    /// owner only (it may have come from elsewhere, stored readable).
-    fn keep_private(&self, digest: &Digest) -> io::Result<()> {
-        let target = self.object_path(digest);
-        match std::fs::metadata(&target) {
-            Ok(meta) if !gourd_digest::is_private_mode(meta.permissions().mode()) => {
-                fs_err::set_permissions(&target, std::fs::Permissions::from_mode(0o400))
-            }
-            _ => Ok(()),
-        }
+    /// owner only (it may have come from elsewhere, stored readable). An
+    /// object not there is the restore's to report; a failed change leaves
+    /// the bytes readable in the cache, and the restored file private all
+    /// the same.
+    fn keep_private(&self, digest: &Digest) {
+        let _ = std::fs::set_permissions(self.object_path(digest), std::fs::Permissions::from_mode(0o400));
     }
 
     /// Whether the object holding a file output's bytes is private: such an
@@ -445,7 +442,7 @@ impl Store {
         if record.private {
             // Bytes received from a remote are stored readable: a private
             // output's bytes never stay so.
-            self.keep_private(&record.digest)?;
+            self.keep_private(&record.digest);
         }
         let staged = self.tmp_path();
         self.stage(record, private, link, &staged, dest)?;
