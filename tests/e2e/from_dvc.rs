@@ -219,6 +219,12 @@ fn a_pipeline_file_that_is_a_link_is_never_written_through() {
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
     assert!(!std::fs::symlink_metadata(ws.path("gourd.ncl")).unwrap().file_type().is_symlink());
     assert!(ws.read("gourd.ncl").contains("prepare"));
+    // Nor is a pipe (or a device: `-o /dev/null` as root) replaced by a file.
+    assert!(std::process::Command::new("mkfifo").arg(ws.path("pipe")).status().unwrap().success());
+    let pipe = ws.gourd(&["import-dvc", "-o", "pipe", "--force"]);
+    assert_eq!(pipe.code, 1, "{}", pipe.stderr);
+    assert!(pipe.stderr.contains("is not a regular file"), "{}", pipe.stderr);
+    assert!(!std::fs::symlink_metadata(ws.path("pipe")).unwrap().is_file());
 }
 
 #[test]

@@ -374,7 +374,7 @@ fn convert_stage(
                         }
                     }
                 }
-                stage.cmd = cmd.join(" && ");
+                stage.cmd = commands_in_turn(&cmd);
             }
             "deps" => {
                 for dep in value.as_sequence().into_iter().flatten() {
@@ -737,4 +737,20 @@ fn plot_fields(fields: &Mapping, wdir: &str, plot: &str, note: &mut dyn FnMut(St
 /// A YAML value on one line (JSON, which YAML reads too).
 pub fn compact(value: &Value) -> String {
     serde_json::to_string(value).unwrap_or_default()
+}
+
+/// DVC's `cmd` list as one shell command: each in a subshell of its own,
+/// the next only when it succeeded, as DVC runs them (each its own process:
+/// a `cd` or a variable does not carry over, and `a || true` in one does
+/// not swallow another's failure, as a plain ` && ` join would).
+fn commands_in_turn(cmd: &[String]) -> String {
+    match cmd {
+        [one] => one.clone(),
+        several => several
+            .iter()
+            // A comment would swallow the closing parenthesis on its line.
+            .map(|part| if part.contains(['#', '\n']) { format!("({part}\n)") } else { format!("({part})") })
+            .collect::<Vec<_>>()
+            .join(" && "),
+    }
 }

@@ -64,7 +64,12 @@ pub fn run(args: &Args) -> Result<ExitCode, CommandError> {
     let name = source.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let written =
         render::render(&pipeline, &render::Extras { source: &name, remote: remote.as_deref(), sources: &sources });
-    crate::ui::write_through(&output, written.as_bytes())?;
+    // A link is replaced, never written through (it may lead anywhere); a
+    // device, pipe or socket is no pipeline file to replace.
+    if std::fs::symlink_metadata(&output).is_ok_and(|meta| !meta.is_file() && !meta.file_type().is_symlink()) {
+        return Err(CommandError::user(format!("`{}` is not a regular file: name a pipeline file", output.display())));
+    }
+    gourd_core::fsutil::write_atomic(&output, written.as_bytes())?;
     let folder_of = |path: &Path| std::path::absolute(path.parent().unwrap_or(Path::new("")).join("."));
     let added = if folder_of(&output)? == folder_of(&source.clone())? {
         track(&output, &sources, &mut notes)

@@ -145,7 +145,7 @@ stages:
     let s = &p.stages[0];
     assert_eq!(
         s.cmd,
-        "python train.py --lr $GOURD_PARAM_TRAIN_LR --epochs ${GOURD_PARAM_TRAIN_EPOCHS}x && echo ''\"$GOURD_PARAM_PREPARE_SPLIT\"'' > models/v2.txt"
+        "(python train.py --lr $GOURD_PARAM_TRAIN_LR --epochs ${GOURD_PARAM_TRAIN_EPOCHS}x) && (echo ''\"$GOURD_PARAM_PREPARE_SPLIT\"'' > models/v2.txt)"
     );
     // `train` covers `train.lr`; `prepare.split` is added, as DVC tracks the values it interpolates.
     assert_eq!(s.params, [("params.yaml".to_string(), Some(vec!["train".to_string(), "prepare.split".to_string()]))]);
@@ -359,4 +359,27 @@ fn an_interpolated_key_the_stage_tracks_in_another_file_is_written_in() {
     );
     let notes = p.notes.join("\n");
     assert!(notes.contains("`${train.lr}` is params.yaml's value, written into the command"), "{notes}");
+}
+
+#[test]
+fn a_cmd_list_runs_as_dvc_runs_it_each_command_on_its_own_while_they_succeed() {
+    let p = convert(
+        r#"stages:
+  fails:
+    cmd:
+      - exit 3
+      - echo after || true
+  moves:
+    cmd:
+      - cd /
+      - pwd  # where am I
+"#,
+    );
+    let run = |cmd: &str| std::process::Command::new("sh").args(["-c", cmd]).current_dir("/tmp").output().unwrap();
+    let fails = run(&p.stages[0].cmd);
+    assert_eq!(fails.status.code(), Some(3), "{}: the first failure stops it", p.stages[0].cmd);
+    assert!(fails.stdout.is_empty());
+    let moves = run(&p.stages[1].cmd);
+    assert!(moves.status.success(), "{}", p.stages[1].cmd);
+    assert_eq!(String::from_utf8_lossy(&moves.stdout), "/tmp\n", "a `cd` does not carry over: {}", p.stages[1].cmd);
 }
