@@ -248,12 +248,15 @@ fn what_cannot_be_rendered_is_an_error_naming_it() {
         assert!(out.stderr.contains(why), "{target}: {}", out.stderr);
     }
     assert_eq!(ws.read(".git/config"), config);
-    // Nor over the model's own files; a new file beside them is the user's call.
+    // Nor into the model folder (the model, a stage's output); beside it is fine.
     let weights = std::fs::read(ws.path("models/best/model.json")).unwrap();
     let out = render(&ws, &["--target", "docker", "models/best", "-o", "models/best/model.json"]);
     assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(out.stderr.contains("is a file of the model folder"), "{}", out.stderr);
+    assert!(out.stderr.contains("lies in the model folder"), "{}", out.stderr);
     assert_eq!(std::fs::read(ws.path("models/best/model.json")).unwrap(), weights);
+    let inside = render(&ws, &["--target", "docker", "models/best", "-o", "models/best/Dockerfile"]);
+    assert_eq!(inside.code, 1, "{}", inside.stderr);
+    assert!(!ws.exists("models/best/Dockerfile"));
     render(&ws, &["--target", "docker", "models/best", "-o", "models/Dockerfile"]).success();
     ws.write("models/empty/weights.bin", "");
     ws.write("models/Best_Model/model.json", "{}");

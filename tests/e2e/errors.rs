@@ -534,3 +534,31 @@ fn an_array_is_never_read_as_a_record() {
     let message = rejected("{ stages = { a = { cmd = \"true\", outs = [[\"o.txt\", \"model\", false, true]] } } }\n");
     assert!(message.contains("contract broken"), "{message}");
 }
+
+/// Command-line mistakes that no change of a source can make right are
+/// exit 1 at once, with what to fix: `watch` does not start watching, a
+/// revision or remote the user named must exist, and a template folder
+/// must hold the template.
+#[test]
+fn named_things_that_do_not_exist_are_user_errors() {
+    let ws = TestWorkspace::new(r#"{ stages = { a = { cmd = "echo '{\"x\": 1}' > m.json", metrics = ["m.json"] } } }"#);
+    ws.git(&["add", "-A"]);
+    ws.git(&["commit", "-qm", "pipeline"]);
+    ws.gourd(&["run"]).success();
+    for (args, said) in [
+        (&["watch", "-j", "0"][..], "`-j` must be at least 1"),
+        (&["watch", "nosuch"], "nosuch"),
+        (&["report", "--base", "nosuch"], "nosuch"),
+        (&["report", "--template-dir", "nowhere"], "`--template-dir nowhere`: cannot read `report.html.j2`"),
+        (&["push", "nosuch"], "no git remote `nosuch`"),
+        (&["pull", "nosuch"], "no git remote `nosuch`"),
+    ] {
+        let out = ws.gourd(args);
+        assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(said), "{args:?}: {}", out.stderr);
+        assert!(out.stdout.is_empty(), "{args:?}: {}", out.stdout);
+    }
+    // The default remote of a repository with none yet is a note.
+    let push = ws.gourd(&["push"]).success();
+    assert!(push.stderr.contains("has no git remote `origin`"), "{}", push.stderr);
+}

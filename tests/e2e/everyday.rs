@@ -594,6 +594,7 @@ fn check_refuses_the_remote_settings_run_refuses_and_creates_nothing() {
         ("remote = { kind = 'folder, path = \".gourd/shared\" },", "lies in `.gourd` or `.git`"),
         ("remote = { kind = 'folder, path = \".git/shared\" },", "lies in `.gourd` or `.git`"),
         ("remote = { kind = 'folder, path = \"a-file\" },", "a-file`: it is a file, not a folder"),
+        ("remote = { kind = 'folder, path = \"a-file/sub\" },", "Not a directory"),
         ("remote = { kind = 'ssh, endpoint = \"-oProxyCommand=touch pwned:/srv/x\" },", "expected `[user@]host:/path`"),
         ("remote = { kind = 'reapi, endpoint = \"grpc://bad host\" },", "not a valid endpoint"),
     ] {
@@ -1460,15 +1461,21 @@ fn a_stage_output_over_a_tracked_source_is_an_error_in_the_pipeline() {
     let ws = TestWorkspace::new("{ stages = {} }\n");
     ws.write("data/r.csv", "raw\n");
     ws.gourd(&["add", "data/r.csv"]).success();
-    for outs in ["\"data/r.csv\"", "\"data\"", "{ path = \"data/r.csv\", kind = 'model }"] {
+    for (field, outs) in [
+        ("outs", "\"data/r.csv\""),
+        ("outs", "\"data\""),
+        ("outs", "{ path = \"data/r.csv\", kind = 'model }"),
+        ("plots", "\"data/r.csv\""),
+    ] {
         ws.write(
             "gourd.ncl",
-            &format!("{{ stages = {{\n  s = {{ cmd = \"echo x > data/r.csv\", outs = [{outs}] }},\n}} }}\n"),
+            &format!("{{ stages = {{\n  s = {{ cmd = \"echo x > data/r.csv\", {field} = [{outs}] }},\n}} }}\n"),
         );
         for command in ["check", "run"] {
             let out = ws.gourd(&[command]);
             assert_eq!(out.code, 1, "{command} {outs}: {}", out.stderr);
-            assert!(out.stderr.contains("gourd.ncl:2`: stage `s`: field `outs`"), "{command} {outs}: {}", out.stderr);
+            let said = format!("gourd.ncl:2`: stage `s`: field `{field}`");
+            assert!(out.stderr.contains(&said), "{command} {outs}: {}", out.stderr);
             assert!(out.stderr.contains("overlaps `data/r.csv`, a tracked source"), "{command} {outs}: {}", out.stderr);
         }
         assert_eq!(ws.read("data/r.csv"), "raw\n");

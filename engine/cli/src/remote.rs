@@ -140,8 +140,10 @@ fn resolve(pipeline: &Pipeline, root: &std::path::Path, opening: Opening) -> Res
                 )));
             }
             // A folder that is not there yet, `run` creates; `check` leaves
-            // it (a file in its place is refused below, as by `run`).
-            if opening == Opening::CheckOnly && std::fs::metadata(&folder).map_or(true, |meta| meta.is_dir()) {
+            // it. A file in its place, or on its way, is refused below as
+            // `run` refuses it (nothing can be created under a file).
+            let nearest = folder.ancestors().find_map(|dir| std::fs::metadata(dir).ok());
+            if opening == Opening::CheckOnly && nearest.is_none_or(|meta| meta.is_dir()) {
                 return Ok(None);
             }
             let cache = Arc::new(ObjectCache::folder(&folder).map_err(|e| CommandError::user(e.to_string()))?);

@@ -369,7 +369,14 @@ fn check_tracked_sources(root: &Path, file: &Path, pipeline: &Pipeline) -> Resul
     for stage in &pipeline.stages {
         for output in stage.outputs() {
             let Some(source) = tracked.iter().find(|source| output.path.overlaps(source)) else { continue };
-            let field = if output.kind == OutputKind::Metrics { "metrics" } else { "outs" };
+            let plotted = |plot: &gourd_core::model::Plot| {
+                plot.stage.as_deref() == Some(stage.name.as_str()) && plot.id == output.path.as_str()
+            };
+            let field = match output.kind {
+                OutputKind::Metrics => "metrics",
+                _ if pipeline.plots.iter().any(plotted) => "plots",
+                _ => "outs",
+            };
             let line = gourd_spec::line_of(file, &stage.name, Some(output.path.as_str()))
                 .map(|l| format!(":{l}"))
                 .unwrap_or_default();

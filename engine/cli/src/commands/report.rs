@@ -40,7 +40,10 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         Format::Md => ("report.md.j2", report::MD_TEMPLATE),
     };
     let source = match &args.template_dir {
-        Some(dir) => fs_err::read_to_string(dir.join(name))?,
+        Some(dir) => std::fs::read_to_string(dir.join(name)).map_err(|err| {
+            CommandError::user(format!("`--template-dir {}`: cannot read `{name}` there: {err}", dir.display()))
+                .with_hint("the folder holds `report.html.j2` and `report.md.j2` (see docs/reports.md)")
+        })?,
         None => builtin.to_string(),
     };
     let mut env = minijinja::Environment::new();

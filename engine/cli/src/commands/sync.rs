@@ -112,6 +112,7 @@ pub fn push(location: &Location, args: &Args) -> Result<ExitCode, CommandError> 
     // but missing, among others, is an error from git below.)
     let (listed, remotes) = git(&lineage, &["remote"])?;
     if listed && remotes.is_empty() {
+        no_such_remote(&args.remote)?;
         let cache_note = if remote_cache(location)?.is_some() { "results are in the remote cache; " } else { "" };
         eprintln!(
             "note: this repository has no git remote `{}`: {cache_note}lineage and registry tags stay here \
@@ -148,6 +149,7 @@ pub fn pull(location: &Location, args: &Args) -> Result<ExitCode, CommandError> 
     // cache. (A remote named but missing, among others, is an error.)
     let (listed, remotes) = git(&lineage, &["remote"])?;
     if listed && remotes.is_empty() {
+        no_such_remote(&args.remote)?;
         eprintln!(
             "note: this repository has no git remote `{}`: there is no lineage or registry to pull (`git remote add origin URL` first)",
             args.remote
@@ -216,6 +218,17 @@ pub fn pull(location: &Location, args: &Args) -> Result<ExitCode, CommandError> 
 }
 
 /// The registry's tags and the lineage of `remote`, brought in.
+/// In a repository with no git remote yet, the default `origin` is said in
+/// a note (the results may still travel through the remote cache); a
+/// remote the user named is an error, as with `git push NAME`.
+fn no_such_remote(remote: &str) -> Result<(), CommandError> {
+    if remote == "origin" {
+        return Ok(());
+    }
+    Err(CommandError::user(format!("this repository has no git remote `{remote}`"))
+        .with_hint("`git remote -v` lists the remotes; `git remote add NAME URL` adds one"))
+}
+
 fn pull_lineage(lineage: &Lineage, remote: &str) -> Result<(), CommandError> {
     crate::commands::registry::sync::pull(lineage.workdir(), remote)?;
     let fetched = format!("refs/gourd/remotes/{remote}/lineage");

@@ -122,6 +122,17 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
 }
 
 async fn watch(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
+    // What no change of a source can make right is said once, not retried.
+    if args.jobs == Some(0) {
+        return Err(CommandError::user("`-j` must be at least 1"));
+    }
+    if let (false, Ok(loaded)) = (args.stages.is_empty(), location.load_checked(false)) {
+        for name in &args.stages {
+            if loaded.pipeline.stage(name).is_none() {
+                return Err(gourd_core::graph::GraphError::unknown_stage(&loaded.pipeline, name).into());
+            }
+        }
+    }
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
     // The terminal closed: stop as for `kill`, the run included (not under

@@ -88,6 +88,9 @@ pub fn context(loaded: &Loaded, base: &str) -> Result<Value, CommandError> {
         Some(_) if !paths.is_empty() => {
             match metrics_at(lineage.as_ref(), &loaded.root, &paths, &Side::Revision(base.into())) {
                 Ok(then) => (Some(base.to_string()), then),
+                // A revision the user named must be one; the default HEAD
+                // of a repository with no commit yet is compared with nothing.
+                Err(err) if base != "HEAD" => return Err(err),
                 Err(_) => (None, BTreeMap::new()),
             }
         }

@@ -200,17 +200,29 @@ struct Model {
     registry: Option<RegistryVersion>,
 }
 
-/// Refuses `output` when it is a file already in the model folder `model`.
+/// Refuses `output` when it lies in the model folder `model` (links on the
+/// way followed): the folder is the model, a stage's output that gourd
+/// checks against its digest, and rendering must not change it.
 fn refuse_model_file(output: &Path, model: &Option<PathBuf>) -> Result<(), CommandError> {
     let Some(model) = model else { return Ok(()) };
-    let Ok(real) = std::fs::canonicalize(output) else { return Ok(()) };
+    let absolute = std::path::absolute(output)?;
+    // The nearest folder that exists, resolved, with the rest of the path.
+    let real = absolute
+        .ancestors()
+        .find_map(|dir| {
+            let rest = absolute.strip_prefix(dir).ok()?;
+            std::fs::canonicalize(dir).ok().map(|real| real.join(rest))
+        })
+        .unwrap_or(absolute);
     if real.starts_with(model) {
         return Err(CommandError::user(format!(
-            "`{}` is a file of the model folder `{}`: writing over it would break the model",
+            "`{}` lies in the model folder `{}`: writing there would change the model",
             output.display(),
             model.display()
         ))
-        .with_hint("write the file beside the model folder, e.g. `-o Dockerfile`"));
+        .with_hint(
+            "write the file outside the model folder; `docker build -f FILE MODEL_FOLDER` reads it from there",
+        ));
     }
     Ok(())
 }
