@@ -371,6 +371,29 @@ fn private_files_stay_private_through_a_remote() {
     assert_eq!(mode(secret), 0o400, "the clone's cache keeps the bytes private too");
 }
 
+/// An output the cache never holds (`cache = false`), deleted, makes the
+/// stage run: no remote result is fetched for it, and no missing object is
+/// reported (none was ever stored).
+#[test]
+fn a_deleted_uncached_output_runs_the_stage_without_a_remote_lookup() {
+    let shared = tempfile::tempdir().unwrap();
+    let ws = TestWorkspace::new(&format!(
+        "{{ {} stages = {{ s = {{ cmd = \"echo s >> runs.log; echo 1 > kept.txt; echo 2 > big.txt\", outs = [\"kept.txt\", {{ path = \"big.txt\", cache = false }}] }} }} }}",
+        folder_remote(shared.path())
+    ));
+    ws.gourd(&["run"]).success();
+    std::fs::remove_file(ws.path("big.txt")).unwrap();
+    let run = ws.run_json(&[]);
+    assert_eq!(run.statuses()["s"], "ran", "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("could not be restored") && !run.stdout.contains("could not be restored"),
+        "{}{}",
+        run.stdout,
+        run.stderr
+    );
+    assert_eq!(ws.read("big.txt"), "2\n");
+}
+
 /// A read-only remote (`GOURD_REMOTE_PUSH=0`, or `push = false` in the
 /// pipeline) restores but never publishes.
 #[test]
@@ -1230,6 +1253,8 @@ let p = import "params.yaml" in
     let sorted = ws.gourd(&["exp", "show", "--sort-by", "m.json:score"]).success().stdout;
     let order: Vec<&str> = sorted.lines().skip(1).map(|l| l.split_whitespace().nth(3).unwrap()).collect();
     assert_eq!(order, ["0.3", "0.2", "0.1"], "{sorted}");
+    // By the metric's own name too, as DVC takes it, when no other column has it.
+    assert_eq!(ws.gourd(&["exp", "show", "--sort-by", "score"]).success().stdout, sorted);
     assert!(!sorted.contains("epochs"), "columns that never change are left out: {sorted}");
     assert!(ws.gourd(&["exp", "show", "--md", "--all-columns"]).success().stdout.contains("| train:train.epochs |"));
 

@@ -819,6 +819,11 @@ async fn from_remote_cache(
     if launch.force || stage.always_run {
         return Ok(None);
     }
+    // An output no cache holds (`cache = false`) that is not here can come
+    // only from a run: no remote result would restore it.
+    if stage.outputs().any(|out| !out.cache && std::fs::symlink_metadata(context.ws.abs(&out.path)).is_err()) {
+        return Ok(None);
+    }
     match remote.fetch(key, &context.ws.store).await {
         Ok(Some(action)) if !names_declared_outputs(stage, &action) => {
             notes.push(format!(

@@ -100,7 +100,22 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     }
 
     let mut columns: BTreeSet<String> = rows.iter().flat_map(|r| r.values.keys().cloned()).collect();
-    if let Some(column) = &show.sort_by {
+    // A metric or param by its own name (`accuracy` for
+    // `eval/metrics.json:accuracy`), as DVC takes it, when only one column
+    // has that name.
+    let sort_by = show.sort_by.as_ref().map(|wanted| {
+        let named: Vec<&String> = columns
+            .iter()
+            .filter(|c| {
+                c.rsplit_once(':').is_some_and(|(_, name)| name == wanted) || c.rsplit('.').next() == Some(wanted)
+            })
+            .collect();
+        match named[..] {
+            [one] if !columns.contains(wanted) => one.clone(),
+            _ => wanted.clone(),
+        }
+    });
+    if let Some(column) = &sort_by {
         if !columns.contains(column) {
             let known: Vec<&str> = columns.iter().map(String::as_str).collect();
             let mut err = CommandError::user(format!("no column `{column}`"));
@@ -127,7 +142,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         // Columns that never change say nothing about the runs.
         columns.retain(|c| {
             let first = rows[0].values.get(c);
-            rows.iter().any(|r| r.values.get(c) != first) || show.sort_by.as_deref() == Some(c)
+            rows.iter().any(|r| r.values.get(c) != first) || sort_by.as_deref() == Some(c)
         });
     }
 
