@@ -561,4 +561,41 @@ fn named_things_that_do_not_exist_are_user_errors() {
     // The default remote of a repository with none yet is a note.
     let push = ws.gourd(&["push"]).success();
     assert!(push.stderr.contains("has no git remote `origin`"), "{}", push.stderr);
+    let option = ws.gourd(&["import", ".", "m.json", "--rev=--upload-pack=touch pwned"]);
+    assert_eq!(option.code, 1, "{}", option.stderr);
+    assert!(option.stderr.contains("a revision, not an option"), "{}", option.stderr);
+    assert!(!ws.exists("pwned"));
+    let none = ws.gourd(&["log", "-n", "0"]);
+    assert_eq!(none.code, 1, "{}", none.stderr);
+    assert!(none.stderr.contains("`-n` must be at least 1"), "{}", none.stderr);
+    // A folder named as the pipeline file is said to be one, by both.
+    let folder = TestWorkspace::bare();
+    std::fs::create_dir(folder.path("gourd.ncl")).unwrap();
+    for command in ["check", "init"] {
+        let out = folder.gourd(&[command]);
+        assert_eq!(out.code, 1, "{command}: {}", out.stderr);
+        assert!(out.stderr.contains("gourd.ncl` is a folder, not a pipeline file"), "{command}: {}", out.stderr);
+    }
+    // A revision's pipeline that does not evaluate is named by revision.
+    let old = TestWorkspace::new("{ stages = { a = { cmd = 5 } } }\n");
+    old.git(&["add", "-A"]);
+    old.git(&["commit", "-qm", "broken"]);
+    old.write("gourd.ncl", "{ stages = { a = { cmd = \"true\" } } }\n");
+    let out = old.gourd(&["params", "diff"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("HEAD:gourd.ncl"), "{}", out.stderr);
+    assert!(!out.stderr.contains("/tmp/"), "{}", out.stderr);
+    // A pipeline file that is not text is said to be so, not "not found".
+    let binary = TestWorkspace::bare();
+    binary.write("gourd.ncl", "{ stages = {} } # \u{0}");
+    std::fs::write(binary.path("gourd.ncl"), b"{ stages = {} } # \xff").unwrap();
+    let out = binary.gourd(&["check"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("is not UTF-8 text (byte 18 is not valid)"), "{}", out.stderr);
+    // A metrics file there but unreadable is said, not taken for missing.
+    ws.write("m.json", "{bad");
+    for command in [&["metrics", "show"][..], &["metrics", "diff"]] {
+        let out = ws.gourd(command).success();
+        assert!(out.stderr.contains("warning: metrics file `m.json` cannot be read"), "{command:?}: {}", out.stderr);
+    }
 }

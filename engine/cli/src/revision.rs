@@ -68,7 +68,14 @@ pub fn pipeline_at(
     let stdlib = gourd_spec::install_stdlib(&root.join(".gourd").join("stdlib"))?;
     let exe = std::env::current_exe()?;
     let limits = gourd_spec::EvalLimits::from_env();
-    Ok(Some(gourd_spec::load(&exe, &temp.path().join(&rel), &stdlib, None, &limits, crate::ui::color_stderr())?))
+    let loaded = gourd_spec::load(&exe, &temp.path().join(&rel), &stdlib, None, &limits, crate::ui::color_stderr());
+    // Its diagnostics name the file as `REV:gourd.ncl`, not by the
+    // temporary folder it was evaluated in.
+    loaded.map(Some).map_err(|err| {
+        let mut err = CommandError::from(err);
+        err.message = err.message.replace(&format!("{}/", temp.path().display()), &format!("{revision}:"));
+        err
+    })
 }
 
 fn normalize(path: &Path) -> Option<String> {
@@ -100,10 +107,19 @@ pub fn metrics_at(
     match side {
         Side::WorkingState => {
             for path in paths {
-                if let Ok(bytes) = std::fs::read(root.join(path)) {
-                    if let Ok(value) = gourd_core::metrics::parse(path, &bytes) {
+                let file = root.join(path);
+                // Missing is normal (not run yet); there but unreadable is
+                // said, or it would read as missing.
+                let read = match std::fs::read(&file) {
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(err) => Err(err.to_string()),
+                    Ok(bytes) => gourd_core::metrics::parse(path, &bytes).map_err(|e| e.to_string()),
+                };
+                match read {
+                    Ok(value) => {
                         out.insert(path.clone(), value);
                     }
+                    Err(err) => eprintln!("warning: metrics file `{path}` cannot be read: {err}"),
                 }
             }
         }

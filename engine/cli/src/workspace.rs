@@ -56,6 +56,12 @@ impl Location {
         let mut repository = None;
         while let Some(d) = dir {
             let candidate = d.join(PIPELINE_FILE);
+            // A folder of that name is not skipped over: `gourd init` would
+            // say it exists.
+            if d == cwd && candidate.is_dir() {
+                return Err(CommandError::user(format!("`{}` is a folder, not a pipeline file", candidate.display()))
+                    .with_hint("rename the folder, then `gourd init`; or pass `--file PATH`"));
+            }
             if candidate.is_file() {
                 if d != cwd {
                     owned_by_us(&candidate, &cwd)?;
@@ -135,6 +141,20 @@ impl Location {
         steps_to_run: bool,
     ) -> Result<Loaded, CommandError> {
         crate::gitignore::ignore_own_folder(&root.join(".gourd"));
+        // Nickel says "could not find import" of a file it cannot read as
+        // text; what is wrong is said here instead.
+        match std::fs::read(&file) {
+            Ok(bytes) => {
+                if let Err(err) = std::str::from_utf8(&bytes) {
+                    return Err(CommandError::user(format!(
+                        "`{}` is not UTF-8 text (byte {} is not valid)",
+                        file.display(),
+                        err.valid_up_to()
+                    )));
+                }
+            }
+            Err(err) => return Err(CommandError::environment(format!("cannot read `{}`: {err}", file.display()))),
+        }
         let stdlib = gourd_spec::install_stdlib(&root.join(".gourd").join("stdlib"))?;
         let exe = std::env::current_exe()?;
         let limits = gourd_spec::EvalLimits::from_env();

@@ -46,6 +46,12 @@ pub fn repo(location: &Location, args: &RepoArgs) -> Result<ExitCode, CommandErr
     if args.repo.starts_with('-') {
         return Err(CommandError::user(format!("`{}`: a repository, not an option", args.repo)));
     }
+    if args.rev.as_deref().is_some_and(|rev| rev.starts_with('-')) {
+        return Err(CommandError::user(format!(
+            "`--rev {}`: a revision, not an option",
+            args.rev.as_deref().unwrap_or_default()
+        )));
+    }
     run_git(None, &["clone", "--quiet", "--no-checkout", "--", &args.repo, &dir.to_string_lossy()])?;
     let rev = args.rev.as_deref().unwrap_or("HEAD");
     run_git(Some(dir), &["checkout", "--quiet", rev])?;

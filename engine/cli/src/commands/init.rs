@@ -18,6 +18,10 @@ pub fn run(location: &Location, _args: &Args) -> Result<ExitCode, CommandError> 
         Some(file) => std::env::current_dir()?.join(file),
         None => std::env::current_dir()?.join(PIPELINE_FILE),
     };
+    if file.is_dir() {
+        return Err(CommandError::user(format!("`{}` is a folder, not a pipeline file", file.display()))
+            .with_hint("rename the folder, then `gourd init` again"));
+    }
     let existed = file.exists();
     if !existed {
         fs_err::write(&file, STARTER)?;

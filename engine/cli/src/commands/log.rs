@@ -21,6 +21,9 @@ pub struct Args {
 }
 
 pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
+    if args.max_count == Some(0) {
+        return Err(CommandError::user("`-n` must be at least 1"));
+    }
     let root = location.root()?;
     let Some(lineage) = Lineage::open(&root)? else {
         return Err(CommandError::user(format!("`{}` is not in a git repository; lineage is off", root.display())));

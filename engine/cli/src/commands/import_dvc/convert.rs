@@ -377,14 +377,14 @@ fn convert_stage(
                 stage.cmd = commands_in_turn(&cmd);
             }
             "deps" => {
-                for dep in value.as_sequence().into_iter().flatten() {
+                for dep in items(value) {
                     if let Some(path) = path_of(dep, "deps", &mut note) {
                         stage.deps.push(path);
                     }
                 }
             }
             "outs" | "metrics" | "plots" => {
-                for entry in value.as_sequence().into_iter().flatten() {
+                for entry in items(value) {
                     let (path_value, options) = match entry {
                         Value::Mapping(m) if m.len() == 1 => {
                             let (k, v) = m.iter().next().expect("one entry");
@@ -420,7 +420,7 @@ fn convert_stage(
                 }
             }
             "params" => {
-                for entry in value.as_sequence().into_iter().flatten() {
+                for entry in items(value) {
                     match entry {
                         Value::String(k) => {
                             add_param(&mut params, &join(&wdir, PARAMS_FILE).unwrap_or_default(), Some(k))
@@ -752,5 +752,16 @@ fn commands_in_turn(cmd: &[String]) -> String {
             .map(|part| if part.contains(['#', '\n']) { format!("({part}\n)") } else { format!("({part})") })
             .collect::<Vec<_>>()
             .join(" && "),
+    }
+}
+
+/// The entries of a list field (`deps`, `outs`, `params`...); one value
+/// written without the list (`outs: model.pkl`) is that one entry, not
+/// none.
+fn items(value: &Value) -> Vec<&Value> {
+    match value {
+        Value::Sequence(items) => items.iter().collect(),
+        Value::Null => Vec::new(),
+        one => vec![one],
     }
 }

@@ -383,3 +383,14 @@ fn a_cmd_list_runs_as_dvc_runs_it_each_command_on_its_own_while_they_succeed() {
     assert!(moves.status.success(), "{}", p.stages[1].cmd);
     assert_eq!(String::from_utf8_lossy(&moves.stdout), "/tmp\n", "a `cd` does not carry over: {}", p.stages[1].cmd);
 }
+
+#[test]
+fn a_list_field_written_as_one_value_is_that_one_entry() {
+    let p = convert(
+        "stages:\n  a:\n    cmd: echo hi > m.pkl\n    deps: x.csv\n    outs: m.pkl\n    metrics: {m.json: {cache: false}}\n",
+    );
+    let s = &p.stages[0];
+    assert_eq!(s.deps, ["x.csv"]);
+    assert_eq!(s.outs.iter().map(|o| o.path.as_str()).collect::<Vec<_>>(), ["m.pkl"]);
+    assert_eq!(s.metrics, ["m.json"]);
+}
