@@ -289,6 +289,10 @@ fn what_cannot_be_rendered_is_an_error_naming_it() {
 
     hint: pass `--name best-model`
     ");
+    ws.write("models/broken/model.json", "{not json");
+    let broken = render(&ws, &["--target", "docker", "models/broken"]);
+    assert_eq!(broken.code, 1);
+    assert!(broken.stderr.contains("model.json`: not JSON"), "{}", broken.stderr);
     let renamed = render(&ws, &["--target", "kserve", "models/Best_Model", "--name", "best-model"]).success();
     assert_eq!(yaml(&renamed.stdout)["metadata"]["name"], "best-model");
     let bad_flag = render(&ws, &["--target", "systemd", "models/best", "--name", "x; rm -rf /"]);

@@ -592,6 +592,10 @@ fn named_things_that_do_not_exist_are_user_errors() {
     let out = binary.gourd(&["check"]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains("is not UTF-8 text (byte 18 is not valid)"), "{}", out.stderr);
+    std::fs::write(binary.path("gourd.ncl"), b"\xef\xbb\xbf{ stages = {} }").unwrap();
+    let out = binary.gourd(&["check"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("starts with a byte order mark"), "{}", out.stderr);
     // A metrics file there but unreadable is said, not taken for missing.
     ws.write("m.json", "{bad");
     for command in [&["metrics", "show"][..], &["metrics", "diff"]] {

@@ -1338,6 +1338,12 @@ fn set_writes_the_params_file_that_has_the_key() {
     ws.gourd(&["run", "-S", "seed=7"]).success();
     assert_eq!(ws.read("src/params.yaml"), "seed: 7\nopt: adam\n");
     assert_eq!(ws.read("seed.txt"), "seed: 7\n");
+    assert!(!ws.gourd(&["run", "-S", "seed=8"]).success().stderr.contains("warning"));
+    // A key of the file that no stage's params hold: written, and said to
+    // make nothing run again (`lr` is in custom.yaml; `train` takes `opt`).
+    let unused = ws.gourd(&["run", "-S", "custom.yaml:lr=0.5"]).success();
+    assert!(unused.stderr.contains("warning: no stage's params hold `lr`"), "{}", unused.stderr);
+    assert!(ws.read("custom.yaml").starts_with("lr: 0.5\n"));
     // A file without the key, or no such file: nothing written.
     let missing = ws.gourd(&["run", "-S", "custom.yaml:nope=1"]);
     assert_eq!(missing.code, 1);

@@ -171,7 +171,7 @@ fn differences(a: &Value, b: &Value, at: &mut Vec<String>, out: &mut Vec<Vec<Str
     }
 }
 
-fn lookup<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
+pub fn lookup<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
     path.iter().try_fold(value, |here, name| here.as_object()?.get(*name))
 }
 

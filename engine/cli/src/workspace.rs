@@ -145,6 +145,13 @@ impl Location {
         // text; what is wrong is said here instead.
         match std::fs::read(&file) {
             Ok(bytes) => {
+                if bytes.starts_with(b"\xef\xbb\xbf") {
+                    return Err(CommandError::user(format!(
+                        "`{}` starts with a byte order mark, which Nickel does not read",
+                        file.display()
+                    ))
+                    .with_hint("save it as UTF-8 without a BOM"));
+                }
                 if let Err(err) = std::str::from_utf8(&bytes) {
                     return Err(CommandError::user(format!(
                         "`{}` is not UTF-8 text (byte {} is not valid)",

@@ -70,6 +70,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         return Err(CommandError::user("`--remote-jobs` must be at least 1"));
     }
     let mut overrides = Vec::new();
+    let mut written = Vec::new();
     let mut undo = None;
     if !args.set.is_empty() {
         let root = location.root()?;
@@ -83,6 +84,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
                     let real_root = std::fs::canonicalize(&root).unwrap_or_else(|_| root.clone());
                     let shown = file.strip_prefix(&real_root).unwrap_or(&file).display().to_string();
                     eprintln!("Set `{key}` to {value} in `{shown}`.");
+                    written.push(key);
                 }
                 Ok(None) => overrides.push(assignment),
                 Err(message) => {
@@ -93,6 +95,18 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         }
     }
     let (mut loaded, hashing) = location.load_prefetching(true)?;
+    // A key written to a file that no stage's params hold reaches no stage
+    // through its key (a value written into a command when the pipeline was
+    // made, say): nothing runs again for it, which is said.
+    for key in written {
+        let key = key.split_once(':').map_or(key, |(_, inner)| inner);
+        let path: Vec<&str> = key.split('.').collect();
+        if !loaded.pipeline.stages.iter().any(|stage| crate::params_file::lookup(&stage.params, &path).is_some()) {
+            eprintln!(
+                "warning: no stage's params hold `{key}`: no stage runs again for it (a value written into a command, as `gourd import-dvc` writes `foreach` items, is not a param)"
+            );
+        }
+    }
     let overridden = !overrides.is_empty();
     for assignment in overrides {
         set_param(&mut loaded.pipeline, assignment)?;

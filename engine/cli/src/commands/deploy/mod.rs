@@ -249,6 +249,11 @@ fn model_folder(path: &Path) -> Result<Model, CommandError> {
         ))
         .with_hint("a model folder is what the built-in `train` step writes (see docs/torch.md)"));
     }
+    let card = fs_err::read(path.join("model.json"))?;
+    if let Err(err) = serde_json::from_slice::<serde_json::Value>(&card) {
+        return Err(CommandError::user(format!("`{}`: not JSON: {err}", path.join("model.json").display()))
+            .with_hint("`model.json` is what the built-in `train` step writes beside the weights"));
+    }
     let absolute = fs_err::canonicalize(path)?;
     let serve = text(&absolute)?;
     let name = absolute.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
