@@ -565,6 +565,15 @@ fn named_things_that_do_not_exist_are_user_errors() {
     assert_eq!(option.code, 1, "{}", option.stderr);
     assert!(option.stderr.contains("a revision, not an option"), "{}", option.stderr);
     assert!(!ws.exists("pwned"));
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let name = std::ffi::OsStr::from_bytes(b"raw\xff");
+        std::fs::write(ws.root().join(name), "x").unwrap();
+        let out = ws.command(&["add"]).arg(name).output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("is not a UTF-8 name"));
+        std::fs::remove_file(ws.root().join(name)).unwrap();
+    }
     let none = ws.gourd(&["log", "-n", "0"]);
     assert_eq!(none.code, 1, "{}", none.stderr);
     assert!(none.stderr.contains("`-n` must be at least 1"), "{}", none.stderr);

@@ -461,7 +461,14 @@ pub fn workspace_path(root: &Path, typed: &Path) -> Result<gourd_core::path::WsP
     if rel.as_os_str().is_empty() {
         return Ok(gourd_core::path::WsPath::root());
     }
-    gourd_core::path::WsPath::new(&rel.to_string_lossy()).map_err(|e| CommandError::user(e.to_string()))
+    // Read lossily, it would name another file (`raw\u{fffd}`).
+    let Some(rel) = rel.to_str() else {
+        return Err(CommandError::user(format!(
+            "`{}` is not a UTF-8 name: gourd's paths are UTF-8 (rename it)",
+            typed.display()
+        )));
+    };
+    gourd_core::path::WsPath::new(rel).map_err(|e| CommandError::user(e.to_string()))
 }
 
 /// The workspace lock, for a command that changes the cache or the
