@@ -503,8 +503,12 @@ fn get_materialises_a_version_and_verifies_every_byte() {
     r.ws.write("mine/model.bin/notes.txt", "keep");
     assert_eq!(r.ws.gourd(&["registry", "get", "pumpkin@prod", "-o", "mine"]).code, 1);
     assert_eq!(r.ws.read("mine/model.bin/notes.txt"), "keep");
-    r.ws.gourd(&["registry", "get", "pumpkin@latest", "-o", "out", "--force"]).success();
+    let forced = r.ws.gourd(&["registry", "get", "pumpkin@latest", "-o", "out", "--force"]).success();
     assert_eq!(r.ws.read("out/model.bin"), "two", "replaced with --force");
+    // What was there is moved aside, not lost.
+    assert!(forced.stderr.contains("moved `out/model.bin` aside to `.gourd-displaced/"), "{}", forced.stderr);
+    let kept = common::files_under(&r.ws.path(".gourd-displaced"));
+    assert!(kept.iter().any(|p| std::fs::read_to_string(p).is_ok_and(|t| t == "one")), "{kept:?}");
     // A damaged cache object is found out, and nothing is written.
     let digest = r.json(&["resolve", "pumpkin@prod"])["digest"].as_str().unwrap().to_string();
     let object = r.ws.path(&format!(".gourd/cache-v1/objects/{}/{}", &digest[..2], &digest[2..]));

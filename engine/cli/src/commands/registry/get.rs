@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use gourd_core::path::WsPath;
 use gourd_core::store::{OutputRecord, StoreError};
 use gourd_core::workspace::Workspace;
 use gourd_digest::{Digest, EntryKind};
@@ -151,7 +152,37 @@ pub fn fetch(
         }
     }
     fs_err::create_dir_all(into)?;
-    match ws.store.restore(&output, &dest) {
+    // `--force` over something else: inside the workspace (not `.gourd`,
+    // where `gourd serve` keeps its versions) it ends in `.gourd-displaced/`
+    // (as with `gourd run`), not deleted; and a failed restore puts it back.
+    let displaced = std::fs::symlink_metadata(&dest).is_ok().then(|| inside_workspace(&ws, &dest)).flatten();
+    let held = displaced.as_ref().map(|_| gourd_core::fsutil::temp_beside(&dest));
+    if let Some(held) = &held {
+        fs_err::rename(&dest, held)?;
+    }
+    let restored = ws.store.restore(&output, &dest);
+    if let (Some(held), Some(rel)) = (&held, &displaced) {
+        if restored.is_err() {
+            fs_err::rename(held, &dest)?;
+        } else {
+            // The old one back at its name for a moment, to be moved aside.
+            let new = gourd_core::fsutil::temp_beside(&dest);
+            fs_err::rename(&dest, &new)?;
+            fs_err::rename(held, &dest)?;
+            let moved = gourd_core::run::move_aside(&ws, rel);
+            fs_err::rename(&new, &dest)?;
+            match moved {
+                Ok(to) => eprintln!("note: moved `{rel}` aside to `{to}` (`--force` replaced it)"),
+                Err((to, err)) => {
+                    return Err(CommandError::environment(format!(
+                        "moving `{rel}` aside to `{}`: {err}",
+                        to.display()
+                    )));
+                }
+            }
+        }
+    }
+    match restored {
         Ok(()) => {}
         Err(err @ StoreError::Corrupt { .. }) => {
             return Err(CommandError::environment(format!("{what}: {err}"))
@@ -161,6 +192,15 @@ pub fn fetch(
         Err(err) => return Err(CommandError::environment(format!("restoring {what} to `{}`: {err}", dest.display()))),
     }
     Ok(Fetched { what, path: dest, source: Some(source), digest })
+}
+
+/// `path` as a path of the workspace, when it lies in it (its folder's links
+/// followed) and not in `.gourd`.
+fn inside_workspace(ws: &Workspace, path: &Path) -> Option<WsPath> {
+    let absolute = std::path::absolute(path).ok()?;
+    let real = std::fs::canonicalize(absolute.parent()?).ok()?.join(absolute.file_name()?);
+    let rel = real.strip_prefix(std::fs::canonicalize(&ws.root).ok()?).ok()?;
+    WsPath::new(rel.to_str()?).ok().filter(|rel| !rel.as_str().starts_with(".gourd/"))
 }
 
 /// Fetches the result of stage key `key` (the run that built the version)
