@@ -607,17 +607,21 @@ impl Lineage {
                 walk.push(commit.id())?;
             }
         }
-        let mut heads: Vec<Oid> = self.repo.head().ok().and_then(|head| head.target()).into_iter().collect();
-        // The main worktree's HEAD, from a linked one (the common folder).
-        if let Ok(main) = Repository::open(self.repo.commondir()) {
-            heads.extend(main.head().ok().and_then(|head| head.target()));
-        }
+        let mut heads: Vec<Oid> = Vec::new();
+        // Every worktree's HEAD and its reflog: this one's, the main one's
+        // (the common folder, asked from a linked one) and the linked ones'.
+        let mut worktrees: Vec<Repository> = Repository::open(self.repo.commondir()).into_iter().collect();
         for name in self.repo.worktrees()?.iter().flatten().flatten() {
             let Ok(worktree) = self.repo.find_worktree(name) else { continue };
-            let Ok(repo) = Repository::open_from_worktree(&worktree) else { continue };
-            heads.extend(repo.head().ok().and_then(|head| head.target()));
+            worktrees.extend(Repository::open_from_worktree(&worktree));
         }
-        let mut logged: Vec<String> = vec!["HEAD".to_string()];
+        for repo in worktrees.iter().chain(std::iter::once(&self.repo)) {
+            heads.extend(repo.head().ok().and_then(|head| head.target()));
+            if let Ok(reflog) = repo.reflog("HEAD") {
+                heads.extend(reflog.iter().flat_map(|entry| [entry.id_old(), entry.id_new()]));
+            }
+        }
+        let mut logged: Vec<String> = Vec::new();
         logged.extend(self.repo.references()?.flatten().filter_map(|r| r.name().ok().map(String::from)));
         for name in logged.iter().filter(|name| !name.starts_with("refs/gourd/")) {
             if let Ok(reflog) = self.repo.reflog(name) {

@@ -586,9 +586,21 @@ fn tips_and_every_reachable_commit() {
     git(dir.path(), &["commit", "-q", "--amend", "-m", "second wording"]);
     let main_detached = new(&c1, "main detached");
     git(dir.path(), &["checkout", "-q", "--detach", &main_detached]);
+    // A commit the linked worktree left: only its own HEAD reflog names it.
+    std::fs::write(worktree.join("file"), "in the worktree").unwrap();
+    git(&worktree, &["commit", "-qam", "worktree only"]);
+    let left_in_worktree = git(&worktree, &["rev-parse", "HEAD"]);
+    git(&worktree, &["checkout", "-q", "--detach", &in_worktree]);
     let from_worktree = open(&worktree).all_commits().unwrap();
-    for (what, commit) in [("amended", &amended), ("main worktree HEAD", &main_detached), ("stash", &stashes[0])] {
+    let from_main = lineage.all_commits().unwrap();
+    for (what, commit) in [
+        ("amended", &amended),
+        ("main worktree HEAD", &main_detached),
+        ("stash", &stashes[0]),
+        ("left in the linked worktree", &left_in_worktree),
+    ] {
         assert!(from_worktree.contains(commit), "{what} {commit} left out, asked from the linked worktree");
+        assert!(from_main.contains(commit), "{what} {commit} left out, asked from the main worktree");
     }
     assert!(!from_worktree.contains(&lineage_run) && !from_worktree.contains(&unreachable));
 }
