@@ -580,6 +580,10 @@ fn named_things_that_do_not_exist_are_user_errors() {
     // A folder named as the pipeline file is said to be one, by both.
     let folder = TestWorkspace::bare();
     std::fs::create_dir(folder.path("gourd.ncl")).unwrap();
+    std::fs::create_dir(folder.path("sub")).unwrap();
+    let below = folder.command(&["check"]).current_dir(folder.path("sub")).output().unwrap();
+    assert_eq!(below.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&below.stderr).contains("gourd.ncl` is a folder, not a pipeline file"));
     for command in ["check", "init"] {
         let out = folder.gourd(&[command]);
         assert_eq!(out.code, 1, "{command}: {}", out.stderr);
@@ -601,6 +605,12 @@ fn named_things_that_do_not_exist_are_user_errors() {
     let out = binary.gourd(&["check"]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains("is not UTF-8 text (byte 18 is not valid)"), "{}", out.stderr);
+    binary.write("gourd.ncl", "let p = import \"params.yaml\" in { stages = {} }");
+    std::fs::write(binary.path("params.yaml"), b"lr: 0.1 # \xe9\n").unwrap();
+    let out = binary.gourd(&["check"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("params.yaml` (imported by"), "{}", out.stderr);
+    assert!(out.stderr.contains("is not UTF-8 text (byte 10 is not valid)"), "{}", out.stderr);
     std::fs::write(binary.path("gourd.ncl"), b"\xef\xbb\xbf{ stages = {} }").unwrap();
     let out = binary.gourd(&["check"]);
     assert_eq!(out.code, 1, "{}", out.stderr);

@@ -1255,6 +1255,14 @@ let p = import "params.yaml" in
     assert_eq!(order, ["0.3", "0.2", "0.1"], "{sorted}");
     // By the metric's own name too, as DVC takes it, when no other column has it.
     assert_eq!(ws.gourd(&["exp", "show", "--sort-by", "score"]).success().stdout, sorted);
+    // A name two columns share (a metric and a param, `epochs`) is asked about.
+    let both = ws.gourd(&["exp", "show", "--sort-by", "epochs"]);
+    assert_eq!(both.code, 1, "{}", both.stderr);
+    assert!(
+        both.stderr.contains("`epochs` names several columns: `m.json:epochs`, `train:train.epochs`"),
+        "{}",
+        both.stderr
+    );
     assert!(!sorted.contains("epochs"), "columns that never change are left out: {sorted}");
     assert!(ws.gourd(&["exp", "show", "--md", "--all-columns"]).success().stdout.contains("| train:train.epochs |"));
 
@@ -1338,7 +1346,15 @@ fn set_writes_the_params_file_that_has_the_key() {
     ws.gourd(&["run", "-S", "seed=7"]).success();
     assert_eq!(ws.read("src/params.yaml"), "seed: 7\nopt: adam\n");
     assert_eq!(ws.read("seed.txt"), "seed: 7\n");
-    assert!(!ws.gourd(&["run", "-S", "seed=8"]).success().stderr.contains("warning"));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = || std::fs::metadata(ws.path("src/params.yaml")).unwrap().permissions().mode() & 0o777;
+        std::fs::set_permissions(ws.path("src/params.yaml"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        ws.gourd(&["run", "--dry-run", "-S", "seed=8"]).success();
+        assert_eq!(mode(), 0o600, "put back with its mode");
+        assert!(!ws.gourd(&["run", "-S", "seed=8"]).success().stderr.contains("warning"));
+        assert_eq!(mode(), 0o600, "edited with its mode");
+    }
     // A key of the file that no stage's params hold: written, and said to
     // make nothing run again (`lr` is in custom.yaml; `train` takes `opt`).
     let unused = ws.gourd(&["run", "-S", "custom.yaml:lr=0.5"]).success();

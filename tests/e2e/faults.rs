@@ -121,7 +121,11 @@ fn sighup_stops_a_run_as_sigterm_does_and_keeps_what_finished() {
             polite = { cmd = "trap 'echo term > polite.term; exit 1' TERM; touch polite.started; while true; do sleep 0.1; done", deps = ["q.txt"], outs = ["p"] },
         } }"#,
     );
-    let mut child = ws.command(&["run"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    // As from a terminal: SIGHUP at its default, whatever this test runs
+    // under (`nohup` passes it on ignored).
+    let mut command = ws.command(&["run"]);
+    hangup_by_default(&mut command);
+    let mut child = command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     wait_until("the second stage to start", || ws.exists("polite.started"));
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
@@ -175,6 +179,31 @@ fn gc_waits_for_a_running_run_and_read_only_commands_do_not() {
     );
     ws.write("gourd.ncl", "{ stages = { s = { cmd = \"touch started; while [ ! -e go ]; do sleep 0.05; done; echo x > o\", outs = [\"o\"] } } }");
     assert_eq!(ws.gourd(&["status", "--exit-code"]).code, 0, "the run's result survived the gc");
+}
+
+/// `run -S` waits for a running `gourd run` before it writes the params
+/// file that run reads: the run already going is not broken, and the file
+/// changes only once the workspace is the new run's.
+#[test]
+fn run_set_waits_for_the_running_run_before_it_writes_params() {
+    let ws = TestWorkspace::new(
+        r#"let gourd = import "gourd-std.ncl" in
+{ stages = { train = { cmd = "touch started; while [ ! -e go ]; do sleep 0.05; done; grep lr params.yaml > model.txt", params = gourd.params (import "params.yaml") ["lr"], outs = ["model.txt"] } } }"#,
+    );
+    ws.write("params.yaml", "lr: 0.1\n");
+    let mut first = ws.command(&["run"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    wait_until("the stage to start", || ws.exists("started"));
+    let mut second = ws.command(&["run", "-S", "lr=0.9"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(ws.read("params.yaml"), "lr: 0.1\n", "written while the other run held the workspace");
+    ws.write("go", "");
+    let first = first.wait_with_output().unwrap();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert_eq!(ws.read("model.txt"), "lr: 0.1\n");
+    let second = second.wait_with_output().unwrap();
+    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
+    assert_eq!(ws.read("params.yaml"), "lr: 0.9\n");
+    assert_eq!(ws.read("model.txt"), "lr: 0.9\n");
 }
 
 /// Under `nohup` (SIGHUP ignored from the start) a hangup is not gourd's to
@@ -428,4 +457,16 @@ fn values_too_large_for_the_environment_are_not_what_keeps_a_stage_from_starting
         said.contains("its environment is larger than the system allows; the largest variable is `BIG` (195 KiB)"),
         "{said}"
     );
+}
+
+/// SIGHUP at its default in `command`'s process, as in a terminal session.
+fn hangup_by_default(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec, only async-signal-safe `signal`.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_DFL);
+            Ok(())
+        });
+    }
 }

@@ -308,5 +308,36 @@ fn report_o_writes_through_links_and_devices_and_refuses_links_to_guarded_files(
             assert!(out.stderr.contains(said), "{command:?}: {}", out.stderr);
         }
     }
-    assert_eq!((ws.read(".git/config"), ws.read("gourd.ncl")), (config, pipeline));
+    assert_eq!((ws.read(".git/config"), ws.read("gourd.ncl")), (config.clone(), pipeline));
+    // A link to a file not there yet: the file is made where it leads.
+    std::os::unix::fs::symlink("www/latest.html", ws.path("latest.html")).unwrap();
+    ws.gourd(&["report", "-o", "latest.html"]).success();
+    assert!(ws.path("latest.html").symlink_metadata().unwrap().file_type().is_symlink());
+    assert!(ws.read("www/latest.html").contains("<html"));
+    // Nor through /proc, which leads anywhere (a repository may commit such a link).
+    std::os::unix::fs::symlink("/proc/self/cwd/.git/config", ws.path("r.md")).unwrap();
+    let out = ws.gourd(&["report", "--format", "md", "-o", "r.md"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(ws.read(".git/config"), config);
+    // A link to the process's own stdout writes there, at its place: a log
+    // it is appended to keeps what it held.
+    std::os::unix::fs::symlink("/proc/self/fd/1", ws.path("so")).unwrap();
+    ws.write("log.txt", "HEADER\n");
+    let log = std::fs::OpenOptions::new().append(true).open(ws.path("log.txt")).unwrap();
+    let status = ws.command(&["report", "--format", "md", "-o", "so"]).stdout(log).status().unwrap();
+    assert!(status.success());
+    let logged = ws.read("log.txt");
+    assert!(logged.starts_with("HEADER\n") && logged.len() > 20, "{logged}");
+}
+
+/// A pipeline with no stage yet (as `gourd init` may leave it) still has a
+/// report.
+#[test]
+fn a_pipeline_without_stages_has_a_report() {
+    let ws = TestWorkspace::new("{ stages = {} }");
+    for format in ["html", "md"] {
+        let out = ws.gourd(&["report", "--format", format]);
+        assert_eq!(out.code, 0, "{format}: {}", out.stderr);
+        assert!(!out.stdout.is_empty());
+    }
 }

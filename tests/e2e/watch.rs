@@ -127,7 +127,17 @@ fn a_closed_terminal_sighup_stops_the_run_and_its_stages_too() {
         } }"#,
     );
     ws.write("in.txt", "x\n");
-    let mut child = ws.command(&["watch"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    // As from a terminal: SIGHUP at its default, whatever this test runs
+    // under (`nohup` passes it on ignored).
+    let mut command = ws.command(&["watch"]);
+    // SAFETY: between fork and exec, only async-signal-safe `signal`.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+            libc::signal(libc::SIGHUP, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     wait_until("the stage to start", || ws.exists("pid") && !ws.read("pid").trim().is_empty());
     let stage: i32 = ws.read("pid").trim().parse().unwrap();
     assert!(alive(stage));

@@ -148,7 +148,7 @@ fn edit(file: &Path, name: &str, key: &str, value: &Value) -> Result<Option<()>,
             "`{name}`: `{key}` cannot be edited in place without changing something else (is it there twice?); nothing was written"
         ));
     }
-    gourd_core::fsutil::write_replace(file, edited.as_bytes(), false).map_err(|e| format!("`{name}`: {e}"))?;
+    replace_keeping_mode(file, edited.as_bytes()).map_err(|e| format!("`{name}`: {e}"))?;
     Ok(Some(()))
 }
 
@@ -451,11 +451,19 @@ impl Drop for Undo {
         }
         for (file, bytes) in &self.saved {
             if std::fs::read(file).is_ok_and(|now| now != *bytes) {
-                match gourd_core::fsutil::write_replace(file, bytes, true) {
+                match replace_keeping_mode(file, bytes) {
                     Ok(()) => eprintln!("note: `{}` is as it was before `--set`", file.display()),
                     Err(err) => eprintln!("warning: could not put `{}` back as it was: {err}", file.display()),
                 }
             }
         }
     }
+}
+
+/// `file` replaced whole by `bytes`, with the mode it had (a 0600 params
+/// file stays 0600).
+fn replace_keeping_mode(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mode = std::fs::metadata(file)?.permissions();
+    gourd_core::fsutil::write_replace(file, bytes, true)?;
+    std::fs::set_permissions(file, mode)
 }

@@ -155,43 +155,96 @@ pub fn write_or_print(output: Option<&std::path::Path>, text: &str) -> Result<()
 }
 
 /// Writes a file the user named: replaced whole (written beside, then
-/// renamed over) when it is a regular file or new; through a link, the file
-/// it leads to, the link kept; a device, a pipe or a socket (`/dev/null`,
-/// `/dev/stdout`) is written to, never replaced by a file.
+/// renamed over, its mode kept) when it is a regular file or new; through a
+/// link, the file it leads to (created when it does not exist yet), the link
+/// kept; a device, a pipe or a socket is written to, never replaced by a
+/// file; `/dev/stdout` and `/dev/stderr` (or a link to them) write to the
+/// open stream, at its place. A link that leads into `.git` or `.gourd`, or
+/// to a pipeline file or `gourd.sources.json`, is refused.
 pub fn write_through(path: &std::path::Path, bytes: &[u8]) -> Result<(), crate::error::CommandError> {
+    use std::io::Write;
+
     use crate::error::CommandError;
+    if let Some(fd) = standard_stream(path) {
+        let written = if fd == 1 { std::io::stdout().write_all(bytes) } else { std::io::stderr().write_all(bytes) };
+        return Ok(written?);
+    }
     let is_link = std::fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_symlink());
-    match std::fs::metadata(path) {
+    // Where a link leads, resolved through every link on the way, checked
+    // as `-o` itself would be.
+    let target = if is_link {
+        let target = resolve_links(path).ok_or_else(|| {
+            CommandError::user(format!("`{}`: too many links, or one that cannot be read", path.display()))
+        })?;
+        refuse_reserved_place(&target)?;
+        let named = |p: &std::path::Path| p.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let (own, leads_to) = (named(path), named(&target));
+        if leads_to == crate::sources::FILE || (leads_to.ends_with(".ncl") && !own.ends_with(".ncl")) {
+            return Err(CommandError::user(format!(
+                "`{}` leads to `{}`, a pipeline file or gourd's record of sources: name another file",
+                path.display(),
+                target.display()
+            )));
+        }
+        target
+    } else {
+        path.to_path_buf()
+    };
+    match std::fs::metadata(&target) {
         Ok(meta) if meta.is_dir() => Err(CommandError::user(format!("`{}` is a folder: name a file", path.display()))),
         Ok(meta) if !meta.is_file() => {
-            use std::io::Write;
-            let mut file = fs_err::OpenOptions::new().write(true).open(path)?;
+            let mut file = fs_err::OpenOptions::new().write(true).open(&target)?;
             file.write_all(bytes)?;
             Ok(())
         }
-        Ok(_) if is_link => {
-            let target = fs_err::canonicalize(path)?;
-            // `/dev/stdout` with stdout a file: that open file, in place.
-            if target.starts_with("/proc") || std::fs::read_link(path).is_ok_and(|to| to.starts_with("/proc")) {
-                return Ok(fs_err::write(path, bytes)?);
-            }
-            // The rule holds for where the link leads: a link named
-            // `report.html` to `.git/config` or to `gourd.ncl` is refused.
-            refuse_reserved_place(&target)?;
-            let named = |p: &std::path::Path| p.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-            let (own, leads_to) = (named(path), named(&target));
-            if leads_to == crate::sources::FILE || (leads_to.ends_with(".ncl") && !own.ends_with(".ncl")) {
-                return Err(CommandError::user(format!(
-                    "`{}` leads to `{}`, a pipeline file or gourd's record of sources: name another file",
-                    path.display(),
-                    target.display()
-                )));
-            }
-            Ok(gourd_core::fsutil::write_atomic(&target, bytes)?)
+        Ok(meta) => {
+            gourd_core::fsutil::write_atomic(&target, bytes)?;
+            // The file keeps its mode (a 0640 report stays 0640).
+            fs_err::set_permissions(&target, meta.permissions())?;
+            Ok(())
         }
-        Err(_) if is_link => {
-            Err(CommandError::user(format!("`{}` is a symbolic link to nothing: name a file", path.display())))
-        }
-        _ => Ok(gourd_core::fsutil::write_atomic(path, bytes)?),
+        Err(_) => Ok(gourd_core::fsutil::write_atomic(&target, bytes)?),
     }
+}
+
+/// 1 or 2 when `path` is, or leads through links to, the process's own
+/// stdout or stderr (`/dev/stdout`, `/proc/self/fd/1`, `/dev/fd/2`).
+fn standard_stream(path: &std::path::Path) -> Option<u8> {
+    let mut here = std::path::absolute(path).ok()?;
+    for _ in 0..40 {
+        for fd in [1u8, 2] {
+            let names = [
+                format!("/dev/{}", if fd == 1 { "stdout" } else { "stderr" }),
+                format!("/proc/self/fd/{fd}"),
+                format!("/dev/fd/{fd}"),
+            ];
+            if names.iter().any(|name| here == std::path::Path::new(name)) {
+                return Some(fd);
+            }
+        }
+        let next = std::fs::read_link(&here).ok()?;
+        here = here.parent().unwrap_or(std::path::Path::new("/")).join(next);
+    }
+    None
+}
+
+/// Where the link `path` leads, every link on the way followed (its last
+/// part need not exist yet); `None` past 40 links.
+fn resolve_links(path: &std::path::Path) -> Option<std::path::PathBuf> {
+    let mut here = std::path::absolute(path).ok()?;
+    for _ in 0..40 {
+        match std::fs::read_link(&here) {
+            Ok(next) => here = here.parent().unwrap_or(std::path::Path::new("/")).join(next),
+            Err(_) => {
+                // Not a link: its folder resolved (links on the way there).
+                let parent = here.parent()?;
+                let name = here.file_name()?;
+                return Some(match std::fs::canonicalize(parent) {
+                    Ok(real) => real.join(name),
+                    Err(_) => here.clone(),
+                });
+            }
+        }
+    }
+    None
 }

@@ -58,7 +58,7 @@ impl Location {
             let candidate = d.join(PIPELINE_FILE);
             // A folder of that name is not skipped over: `gourd init` would
             // say it exists.
-            if d == cwd && candidate.is_dir() {
+            if candidate.is_dir() {
                 return Err(CommandError::user(format!("`{}` is a folder, not a pipeline file", candidate.display()))
                     .with_hint("rename the folder, then `gourd init`; or pass `--file PATH`"));
             }
@@ -167,7 +167,8 @@ impl Location {
         let limits = gourd_spec::EvalLimits::from_env();
         let eval_cache = root.join(".gourd/state-v1/eval");
         let (pipeline, read) =
-            gourd_spec::load_with_sources(&exe, &file, &stdlib, Some(&eval_cache), &limits, crate::ui::color_stderr())?;
+            gourd_spec::load_with_sources(&exe, &file, &stdlib, Some(&eval_cache), &limits, crate::ui::color_stderr())
+                .map_err(|err| unreadable_import(&file).unwrap_or_else(|| err.into()))?;
         // What each step needs to run (`gourd-step`, its libtorch), when
         // asked (`gourd check`); `gourd run` asks for the stages it runs.
         crate::commands::step::check(&pipeline, steps_to_run).map_err(|e| in_file(&file, e))?;
@@ -383,6 +384,21 @@ fn owned_by_us(file: &Path, cwd: &Path) -> Result<(), CommandError> {
         file.display()
     ))
     .with_hint("pass `-C DIR` or `--file PATH` to run a pipeline you trust"))
+}
+
+/// When an import of `file` is there but is not UTF-8 text (Nickel then
+/// says it "could not find" it), the error saying which and where.
+fn unreadable_import(file: &Path) -> Option<CommandError> {
+    gourd_spec::sources(file).into_iter().filter(|source| source != file).find_map(|source| {
+        let bytes = std::fs::read(&source).ok()?;
+        let bad = std::str::from_utf8(&bytes).err()?;
+        Some(CommandError::user(format!(
+            "`{}` (imported by `{}`) is not UTF-8 text (byte {} is not valid)",
+            source.display(),
+            file.display(),
+            bad.valid_up_to()
+        )))
+    })
 }
 
 /// Refuses an output that is, holds or lies in a tracked source

@@ -103,18 +103,26 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     // A metric or param by its own name (`accuracy` for
     // `eval/metrics.json:accuracy`), as DVC takes it, when only one column
     // has that name.
-    let sort_by = show.sort_by.as_ref().map(|wanted| {
-        let named: Vec<&String> = columns
-            .iter()
-            .filter(|c| {
-                c.rsplit_once(':').is_some_and(|(_, name)| name == wanted) || c.rsplit('.').next() == Some(wanted)
-            })
-            .collect();
-        match named[..] {
-            [one] if !columns.contains(wanted) => one.clone(),
-            _ => wanted.clone(),
+    let sort_by = match &show.sort_by {
+        Some(wanted) if !columns.contains(wanted) => {
+            let named: Vec<&String> = columns
+                .iter()
+                .filter(|c| {
+                    c.rsplit_once(':').is_some_and(|(_, name)| name == wanted) || c.rsplit('.').next() == Some(wanted)
+                })
+                .collect();
+            match named[..] {
+                [one] => Some(one.clone()),
+                [] => Some(wanted.clone()),
+                ref several => {
+                    let names: Vec<String> = several.iter().map(|c| format!("`{c}`")).collect();
+                    return Err(CommandError::user(format!("`{wanted}` names several columns: {}", names.join(", ")))
+                        .with_hint("name one of them in full"));
+                }
+            }
         }
-    });
+        other => other.clone(),
+    };
     if let Some(column) = &sort_by {
         if !columns.contains(column) {
             let known: Vec<&str> = columns.iter().map(String::as_str).collect();

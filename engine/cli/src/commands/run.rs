@@ -72,8 +72,13 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     let mut overrides = Vec::new();
     let mut written = Vec::new();
     let mut undo = None;
+    // `--set` writes files a running `gourd run` reads: the workspace is
+    // this run's before anything is written (a Ctrl-C while waiting leaves
+    // the files as they were).
+    let mut early_lock = None;
     if !args.set.is_empty() {
         let root = location.root()?;
+        early_lock = Some(WorkspaceLock::acquire(&root.join(".gourd"), waiting)?);
         let imported = gourd_spec::sources(&location.pipeline_file()?);
         let keys: Vec<&str> = args.set.iter().map(|a| a.split_once('=').map_or(a.as_str(), |(k, _)| k)).collect();
         undo = Some(crate::params_file::Undo::save(&root, &keys, &imported));
@@ -137,10 +142,10 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         let record = lineage.as_ref()?.latest_of(stage).ok()??;
         record.outs.get(path)?.parse().ok()
     }));
-    let _lock = WorkspaceLock::acquire(&ws.gourd_dir, |holder| {
-        let who = holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default();
-        eprintln!("Waiting for another `gourd run`{who} in this workspace to finish...");
-    })?;
+    let _lock = match early_lock {
+        Some(lock) => lock,
+        None => WorkspaceLock::acquire(&ws.gourd_dir, waiting)?,
+    };
     ws.store.clean_tmp()?;
     if args.dry_run {
         return dry_run(&loaded, &ws, args);
@@ -250,7 +255,11 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 () = received(SignalKind::terminate()) => {}
-                () = received(SignalKind::hangup()), if hangup => {}
+                () = async {
+                    // Only asked for when listened to: making the stream
+                    // installs the handler, under `nohup` too.
+                    if hangup { received(SignalKind::hangup()).await } else { std::future::pending().await }
+                } => {}
             }
             let _ = cancel_tx.send(true);
         });
@@ -342,6 +351,12 @@ fn dry_run(loaded: &Loaded, ws: &Workspace, args: &Args) -> Result<ExitCode, Com
 }
 
 /// `KEY=VALUE`, VALUE read as JSON or else taken as a string.
+/// Says what a run waits for.
+fn waiting(holder: Option<u32>) {
+    let who = holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default();
+    eprintln!("Waiting for another `gourd run`{who} in this workspace to finish...");
+}
+
 fn parse_assignment(assignment: &str) -> Result<(&str, serde_json::Value), CommandError> {
     let Some((key, text)) = assignment.split_once('=').filter(|(k, _)| !k.trim().is_empty()) else {
         return Err(CommandError::user(format!("--set `{assignment}`: expected KEY=VALUE, e.g. `train.lr=0.01`")));

@@ -26,6 +26,10 @@ const MARGIN: f64 = 10.0;
 /// own in each column it skips, so it never passes under a box. Each edge
 /// names its ends in `data-from` and `data-to`.
 pub fn dag(nodes: &[Node<'_>], order: &[usize], edges: &[(usize, usize)]) -> String {
+    // A pipeline with no stage yet draws nothing.
+    if nodes.is_empty() {
+        return String::new();
+    }
     let layout = Layout::new(nodes.len(), order, edges);
     let width_of = |i: usize| nodes[i].name.chars().count() as f64 * CHAR_WIDTH + 24.0;
     let column_width: Vec<f64> = layout

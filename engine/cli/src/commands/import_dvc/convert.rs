@@ -739,17 +739,18 @@ pub fn compact(value: &Value) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
-/// DVC's `cmd` list as one shell command: each in a subshell of its own,
-/// the next only when it succeeded, as DVC runs them (each its own process:
-/// a `cd` or a variable does not carry over, and `a || true` in one does
-/// not swallow another's failure, as a plain ` && ` join would).
+/// DVC's `cmd` list as one shell command: each given to a shell of its own
+/// (`sh -c '…'`), the next only when it succeeded, as DVC runs them. A `cd`
+/// or a variable does not carry over, `a || true` in one does not swallow
+/// another's failure (as a plain ` && ` join would), and whatever one
+/// holds (a comment, a trailing `\`, nothing) is read as DVC's shell reads
+/// it.
 fn commands_in_turn(cmd: &[String]) -> String {
     match cmd {
         [one] => one.clone(),
         several => several
             .iter()
-            // A comment would swallow the closing parenthesis on its line.
-            .map(|part| if part.contains(['#', '\n']) { format!("({part}\n)") } else { format!("({part})") })
+            .map(|part| format!("sh -c '{}'", part.replace('\'', "'\\''")))
             .collect::<Vec<_>>()
             .join(" && "),
     }

@@ -145,7 +145,11 @@ stages:
     let s = &p.stages[0];
     assert_eq!(
         s.cmd,
-        "(python train.py --lr $GOURD_PARAM_TRAIN_LR --epochs ${GOURD_PARAM_TRAIN_EPOCHS}x) && (echo ''\"$GOURD_PARAM_PREPARE_SPLIT\"'' > models/v2.txt)"
+        format!(
+            "{} && {}",
+            in_sh("python train.py --lr $GOURD_PARAM_TRAIN_LR --epochs ${GOURD_PARAM_TRAIN_EPOCHS}x"),
+            in_sh("echo ''\"$GOURD_PARAM_PREPARE_SPLIT\"'' > models/v2.txt")
+        )
     );
     // `train` covers `train.lr`; `prepare.split` is added, as DVC tracks the values it interpolates.
     assert_eq!(s.params, [("params.yaml".to_string(), Some(vec!["train".to_string(), "prepare.split".to_string()]))]);
@@ -393,4 +397,24 @@ fn a_list_field_written_as_one_value_is_that_one_entry() {
     assert_eq!(s.deps, ["x.csv"]);
     assert_eq!(s.outs.iter().map(|o| o.path.as_str()).collect::<Vec<_>>(), ["m.pkl"]);
     assert_eq!(s.metrics, ["m.json"]);
+}
+
+/// One command of a DVC list as the converter writes it.
+fn in_sh(command: &str) -> String {
+    format!("sh -c '{}'", command.replace('\'', "'\\''"))
+}
+
+#[test]
+fn whatever_a_cmd_list_entry_holds_is_read_as_dvc_reads_it() {
+    let p = convert(
+        "stages:\n  odd:\n    cmd:\n      - echo a \\\n      - '# a note'\n      - ''\n      - echo \"it's\"\n",
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &p.stages[0].cmd])
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}: {}", p.stages[0].cmd, String::from_utf8_lossy(&out.stderr));
+    // As `sh -c 'echo a \'` prints it: the backslash kept, the next entry its own.
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "a \\\nit's\n");
 }
