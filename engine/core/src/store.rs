@@ -1000,13 +1000,7 @@ mod tests {
         std::fs::set_permissions(out.join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
         let tree = hashing.hash(&out).unwrap().unwrap();
         store.put(&out, &tree).unwrap();
-        let record = OutputRecord {
-            kind: EntryKind::Dir,
-            digest: tree.digest(),
-            executable: false,
-            private: false,
-            cached: true,
-        };
+        let record = OutputRecord::from_tree(&tree, true);
         assert!(store.has(record.kind, &record.digest));
 
         std::fs::remove_dir_all(&out).unwrap();
@@ -1035,13 +1029,7 @@ mod tests {
         for out in [&vault, &keys] {
             let tree = hashing.hash(out).unwrap().unwrap();
             store.put(out, &tree).unwrap();
-            let record = OutputRecord {
-                kind: EntryKind::Dir,
-                digest: tree.digest(),
-                executable: false,
-                private: false,
-                cached: true,
-            };
+            let record = OutputRecord::from_tree(&tree, true);
             std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o755)).unwrap();
             std::fs::remove_dir_all(out).unwrap();
             store.restore(&record, out).unwrap();
@@ -1065,13 +1053,7 @@ mod tests {
             let tree = hashing.hash(&out).unwrap().unwrap();
             store.put(&out, &tree).unwrap();
             let key = Hasher::digest_bytes(DigestAlgorithm::Blake3, content.as_bytes());
-            let record = OutputRecord {
-                kind: EntryKind::Dir,
-                digest: tree.digest(),
-                executable: false,
-                private: false,
-                cached: true,
-            };
+            let record = OutputRecord::from_tree(&tree, true);
             store
                 .put_action(&ActionResult {
                     key,
@@ -1232,13 +1214,7 @@ mod tests {
         std::fs::write(&object, "evil").unwrap();
 
         std::fs::remove_file(&file).unwrap();
-        let record = OutputRecord {
-            kind: EntryKind::File,
-            digest: tree.digest(),
-            executable: false,
-            private: false,
-            cached: true,
-        };
+        let record = OutputRecord::from_tree(&tree, true);
         assert!(matches!(store.restore(&record, &file), Err(StoreError::Corrupt { .. })));
         assert!(!file.exists(), "nothing half-restored is left behind");
         assert!(!object.exists());
