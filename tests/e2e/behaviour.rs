@@ -187,16 +187,16 @@ fn checking_out_old_inputs_restores_their_outputs() {
     assert_eq!(ws.read("joined.txt"), "ALPHA\nateb\n");
 }
 
+/// Two stages that each wait for the other's marker: they finish only if
+/// both run at the same time.
+const MEETING: &str = r#"{ stages = {
+    a = { cmd = "touch a.started; for i in $(seq 100); do [ -e b.started ] && break; sleep 0.1; done; [ -e b.started ] && touch a.out", outs = ["a.out"] },
+    b = { cmd = "touch b.started; for i in $(seq 100); do [ -e a.started ] && break; sleep 0.1; done; [ -e a.started ] && touch b.out", outs = ["b.out"] },
+} }"#;
+
 #[test]
 fn independent_stages_run_concurrently() {
-    // Each stage waits for the other's marker: they finish only if both run
-    // at the same time.
-    let ws = TestWorkspace::new(
-        r#"{ stages = {
-            a = { cmd = "touch a.started; for i in $(seq 100); do [ -e b.started ] && break; sleep 0.1; done; [ -e b.started ] && touch a.out", outs = ["a.out"] },
-            b = { cmd = "touch b.started; for i in $(seq 100); do [ -e a.started ] && break; sleep 0.1; done; [ -e a.started ] && touch b.out", outs = ["b.out"] },
-        } }"#,
-    );
+    let ws = TestWorkspace::new(MEETING);
     ws.gourd(&["run", "-j", "2"]).success();
 }
 
@@ -208,12 +208,7 @@ fn by_default_as_many_stages_run_at_once_as_there_are_cores() {
         eprintln!("skipped: one core");
         return;
     }
-    let ws = TestWorkspace::new(
-        r#"{ stages = {
-            a = { cmd = "touch a.started; for i in $(seq 100); do [ -e b.started ] && break; sleep 0.1; done; [ -e b.started ] && touch a.out", outs = ["a.out"] },
-            b = { cmd = "touch b.started; for i in $(seq 100); do [ -e a.started ] && break; sleep 0.1; done; [ -e a.started ] && touch b.out", outs = ["b.out"] },
-        } }"#,
-    );
+    let ws = TestWorkspace::new(MEETING);
     ws.gourd(&["run"]).success();
     // And `-j 1` runs one at a time: they never meet.
     let one = TestWorkspace::new(

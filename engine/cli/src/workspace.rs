@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use gourd_core::graph::Dag;
 use gourd_core::hash::Hashing;
-use gourd_core::model::{OutputKind, Pipeline};
+use gourd_core::model::{Output, OutputKind, Pipeline, Stage};
 use gourd_core::path::WsPath;
 use gourd_core::workspace::Workspace;
 
@@ -141,34 +141,13 @@ impl Location {
         steps_to_run: bool,
     ) -> Result<Loaded, CommandError> {
         crate::gitignore::ignore_own_folder(&root.join(".gourd"));
-        // Nickel says "could not find import" of a file it cannot read as
-        // text; what is wrong is said here instead.
-        match std::fs::read(&file) {
-            Ok(bytes) => {
-                if bytes.starts_with(b"\xef\xbb\xbf") {
-                    return Err(CommandError::user(format!(
-                        "`{}` starts with a byte order mark, which Nickel does not read",
-                        file.display()
-                    ))
-                    .with_hint("save it as UTF-8 without a BOM"));
-                }
-                if let Err(err) = std::str::from_utf8(&bytes) {
-                    return Err(CommandError::user(format!(
-                        "`{}` is not UTF-8 text (byte {} is not valid)",
-                        file.display(),
-                        err.valid_up_to()
-                    )));
-                }
-            }
-            Err(err) => return Err(CommandError::environment(format!("cannot read `{}`: {err}", file.display()))),
-        }
         let stdlib = gourd_spec::install_stdlib(&root.join(".gourd").join("stdlib"))?;
         let exe = std::env::current_exe()?;
         let limits = gourd_spec::EvalLimits::from_env();
         let eval_cache = root.join(".gourd/state-v1/eval");
         let (pipeline, read) =
             gourd_spec::load_with_sources(&exe, &file, &stdlib, Some(&eval_cache), &limits, crate::ui::color_stderr())
-                .map_err(|err| unreadable_import(&file).unwrap_or_else(|| err.into()))?;
+                .map_err(|err| unreadable(&file).unwrap_or_else(|| err.into()))?;
         // What each step needs to run (`gourd-step`, its libtorch), when
         // asked (`gourd check`); `gourd run` asks for the stages it runs.
         crate::commands::step::check(&pipeline, steps_to_run).map_err(|e| in_file(&file, e))?;
@@ -315,16 +294,9 @@ fn check_outputs(
                 aliases.push((stage, output.path.clone(), real.clone()));
             }
             if let Err(err) = checked {
-                let field = if output.kind == OutputKind::Metrics { "metrics" } else { "outs" };
-                let line = gourd_spec::line_of(file, &stage.name, Some(output.path.as_str()))
-                    .map(|l| format!(":{l}"))
-                    .unwrap_or_default();
-                return Err(CommandError::user(format!(
-                    "in `{}{line}`: stage `{}`: field `{field}`: {err}",
-                    file.display(),
-                    stage.name
-                ))
-                .with_hint("outputs live inside the workspace, outside `.git` and `.gourd`, and never replace the pipeline's own files"));
+                return Err(output_error(file, pipeline, stage, &output, &err.to_string()).with_hint(
+                    "outputs live inside the workspace, outside `.git` and `.gourd`, and never replace the pipeline's own files",
+                ));
             }
         }
     }
@@ -386,19 +358,56 @@ fn owned_by_us(file: &Path, cwd: &Path) -> Result<(), CommandError> {
     .with_hint("pass `-C DIR` or `--file PATH` to run a pipeline you trust"))
 }
 
-/// When an import of `file` is there but is not UTF-8 text (Nickel then
-/// says it "could not find" it), the error saying which and where.
-fn unreadable_import(file: &Path) -> Option<CommandError> {
-    gourd_spec::sources(file).into_iter().filter(|source| source != file).find_map(|source| {
-        let bytes = std::fs::read(&source).ok()?;
-        let bad = std::str::from_utf8(&bytes).err()?;
+/// Why the pipeline file `file`, or a file it imports, cannot be read as
+/// Nickel reads text (Nickel then says it "could not find" it, or gives a
+/// bare "unexpected token" at a byte order mark); asked only once the
+/// evaluation failed, so that a pipeline that loads costs no extra read.
+fn unreadable(file: &Path) -> Option<CommandError> {
+    let bytes = match std::fs::read(file) {
+        Ok(bytes) => bytes,
+        Err(err) => return Some(CommandError::environment(format!("cannot read `{}`: {err}", file.display()))),
+    };
+    if bytes.starts_with(b"\xef\xbb\xbf") {
+        return Some(
+            CommandError::user(format!(
+                "`{}` starts with a byte order mark, which Nickel does not read",
+                file.display()
+            ))
+            .with_hint("save it as UTF-8 without a BOM"),
+        );
+    }
+    let not_text = |path: &Path, bytes: &[u8]| {
+        let bad = std::str::from_utf8(bytes).err()?;
+        let by = if path == file { String::new() } else { format!(" (imported by `{}`)", file.display()) };
         Some(CommandError::user(format!(
-            "`{}` (imported by `{}`) is not UTF-8 text (byte {} is not valid)",
-            source.display(),
-            file.display(),
+            "`{}`{by} is not UTF-8 text (byte {} is not valid)",
+            path.display(),
             bad.valid_up_to()
         )))
+    };
+    not_text(file, &bytes).or_else(|| {
+        gourd_spec::sources(file)
+            .into_iter()
+            .filter(|source| source != file)
+            .find_map(|source| not_text(&source, &std::fs::read(&source).ok()?))
     })
+}
+
+/// An error about one of `stage`'s outputs, naming the pipeline file and
+/// line, the stage and the field that declares it (`outs`, `metrics` or
+/// `plots`).
+fn output_error(file: &Path, pipeline: &Pipeline, stage: &Stage, output: &Output, message: &str) -> CommandError {
+    let plotted = |plot: &gourd_core::model::Plot| {
+        plot.stage.as_deref() == Some(stage.name.as_str()) && plot.id == output.path.as_str()
+    };
+    let field = match output.kind {
+        OutputKind::Metrics => "metrics",
+        _ if pipeline.plots.iter().any(plotted) => "plots",
+        _ => "outs",
+    };
+    let line =
+        gourd_spec::line_of(file, &stage.name, Some(output.path.as_str())).map(|l| format!(":{l}")).unwrap_or_default();
+    CommandError::user(format!("in `{}{line}`: stage `{}`: field `{field}`: {message}", file.display(), stage.name))
 }
 
 /// Refuses an output that is, holds or lies in a tracked source
@@ -412,25 +421,10 @@ fn check_tracked_sources(root: &Path, file: &Path, pipeline: &Pipeline) -> Resul
     for stage in &pipeline.stages {
         for output in stage.outputs() {
             let Some(source) = tracked.iter().find(|source| output.path.overlaps(source)) else { continue };
-            let plotted = |plot: &gourd_core::model::Plot| {
-                plot.stage.as_deref() == Some(stage.name.as_str()) && plot.id == output.path.as_str()
-            };
-            let field = match output.kind {
-                OutputKind::Metrics => "metrics",
-                _ if pipeline.plots.iter().any(plotted) => "plots",
-                _ => "outs",
-            };
-            let line = gourd_spec::line_of(file, &stage.name, Some(output.path.as_str()))
-                .map(|l| format!(":{l}"))
-                .unwrap_or_default();
-            return Err(CommandError::user(format!(
-                "in `{}{line}`: stage `{}`: field `{field}`: `{}` overlaps `{source}`, a tracked source (`{}`)",
-                file.display(),
-                stage.name,
-                output.path,
-                crate::sources::FILE
-            ))
-            .with_hint("a source is raw data that gourd keeps as added; write the stage's output elsewhere"));
+            let message =
+                format!("`{}` overlaps `{source}`, a tracked source (`{}`)", output.path, crate::sources::FILE);
+            return Err(output_error(file, pipeline, stage, &output, &message)
+                .with_hint("a source is raw data that gourd keeps as added; write the stage's output elsewhere"));
         }
     }
     Ok(())

@@ -189,15 +189,17 @@ fn bring_in(
     Ok(ExitCode::SUCCESS)
 }
 
+/// The refusal of a link to import (see [`refuse_links`]).
+fn a_link(path: &Path) -> CommandError {
+    CommandError::user(format!("`{}` is a symbolic link; gourd imports files and folders", path.display()))
+}
+
 /// Refuses a file or folder to import that is or holds a link, before
 /// anything at the destination is touched (see [`copy`]).
 fn refuse_links(from: &Path) -> Result<(), CommandError> {
     let meta = fs_err::symlink_metadata(from)?;
     if meta.file_type().is_symlink() {
-        return Err(CommandError::user(format!(
-            "`{}` is a symbolic link; gourd imports files and folders",
-            from.display()
-        )));
+        return Err(a_link(from));
     }
     if meta.is_dir() {
         for entry in fs_err::read_dir(from)? {
@@ -214,10 +216,7 @@ fn refuse_links(from: &Path) -> Result<(), CommandError> {
 fn copy(from: &Path, to: &Path) -> Result<(), CommandError> {
     let meta = fs_err::symlink_metadata(from)?;
     if meta.file_type().is_symlink() {
-        return Err(CommandError::user(format!(
-            "`{}` is a symbolic link; gourd imports files and folders",
-            from.display()
-        )));
+        return Err(a_link(from));
     }
     if meta.is_dir() {
         fs_err::create_dir_all(to)?;
