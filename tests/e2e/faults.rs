@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -204,6 +204,55 @@ fn run_set_waits_for_the_running_run_before_it_writes_params() {
     assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
     assert_eq!(ws.read("params.yaml"), "lr: 0.9\n");
     assert_eq!(ws.read("model.txt"), "lr: 0.9\n");
+}
+
+/// A signal while `run -S` loads the pipeline (after it wrote the params
+/// file, before the run starts) puts the file back before gourd stops. The
+/// pipeline imports a FIFO, so the load waits until the test feeds it.
+#[test]
+fn a_signal_while_run_set_loads_puts_the_params_file_back() {
+    use std::os::unix::process::ExitStatusExt;
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let ws = TestWorkspace::new(
+            r#"let gourd = import "gourd-std.ncl" in
+{ stages = { train = { cmd = "grep lr params.yaml > model.txt", desc = import "gate.ncl", params = gourd.params (import "params.yaml") ["lr"], outs = ["model.txt"] } } }"#,
+        );
+        ws.write("params.yaml", "lr: 0.1\n");
+        let gate = std::ffi::CString::new(ws.path("gate.ncl").into_os_string().into_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo(3) on a path of the test's own workspace.
+        assert_eq!(unsafe { libc::mkfifo(gate.as_ptr(), 0o644) }, 0);
+        // Whoever has the FIFO open for reading gets one evaluation's worth.
+        let feed = || {
+            let opened =
+                std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(ws.path("gate.ncl"));
+            if let Ok(mut fifo) = opened {
+                let _ = std::io::Write::write_all(&mut fifo, b"\"gated\"");
+            }
+        };
+        let mut child =
+            ws.command(&["run", "-S", "lr=0.9"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        wait_until("`-S` to write params.yaml", || {
+            feed();
+            ws.read("params.yaml") == "lr: 0.9\n"
+        });
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "gourd did not stop");
+            feed();
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert_eq!(status.signal(), Some(signal), "{stderr}");
+        assert_eq!(ws.read("params.yaml"), "lr: 0.1\n", "{stderr}");
+        assert!(stderr.contains("is as it was before `--set`"), "{stderr}");
+        assert!(!ws.exists("model.txt"), "the stage ran");
+    }
 }
 
 /// Under `nohup` (SIGHUP ignored from the start) a hangup is not gourd's to

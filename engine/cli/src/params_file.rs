@@ -415,13 +415,19 @@ mod tests {
 pub struct Undo {
     saved: Vec<(PathBuf, Vec<u8>)>,
     kept: bool,
+    // Dropped after the files are put back.
+    _held: Option<HeldSignals>,
 }
 
 impl Undo {
     /// Saves every file `--set KEY=…` could write for `keys`: the
     /// workspace's own params files, the params files of `imported`, and
     /// the files `FILE:KEY` names.
+    /// Until it is dropped or kept, SIGINT, SIGTERM and SIGHUP wait: a
+    /// Ctrl-C while the pipeline loads puts the files back, then stops
+    /// gourd.
     pub fn save(root: &Path, keys: &[&str], imported: &[PathBuf]) -> Undo {
+        let held = HeldSignals::hold();
         let mut files: Vec<PathBuf> = FILES.iter().map(|f| root.join(f)).collect();
         files.extend(imported.iter().filter(|f| params_like(f)).cloned());
         files.extend(keys.iter().filter_map(|key| key.split_once(':')).map(|(name, _)| root.join(name)));
@@ -435,12 +441,13 @@ impl Undo {
                 saved.push((real, bytes));
             }
         }
-        Undo { saved, kept: false }
+        Undo { saved, kept: false, _held: held }
     }
 
-    /// The edits stay: the run starts.
+    /// The edits stay: the run starts. Unless a signal came while the
+    /// pipeline loaded: then the files are put back and the signal acts.
     pub fn keep(mut self) {
-        self.kept = true;
+        self.kept = !self._held.as_ref().is_some_and(HeldSignals::pending);
     }
 }
 
@@ -457,6 +464,49 @@ impl Drop for Undo {
                 }
             }
         }
+    }
+}
+
+/// The signals that stop gourd, blocked on this thread (and so on the
+/// threads it starts; a child process starts with none blocked) until
+/// dropped: one that comes meanwhile waits, and acts when they are let
+/// through again.
+struct HeldSignals {
+    old: libc::sigset_t,
+}
+
+impl HeldSignals {
+    const STOPPING: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+    fn hold() -> Option<HeldSignals> {
+        // SAFETY: sigset_t is a plain C struct, filled by sigemptyset and
+        // sigaddset before use; pthread_sigmask writes the old mask into
+        // `old`.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for signal in Self::STOPPING {
+                libc::sigaddset(&mut set, signal);
+            }
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            (libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old) == 0).then_some(HeldSignals { old })
+        }
+    }
+
+    /// Whether one of them came while held (and was not ignored).
+    fn pending(&self) -> bool {
+        // SAFETY: sigpending fills `set`, a plain C struct.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigpending(&mut set) == 0 && Self::STOPPING.iter().any(|&s| libc::sigismember(&set, s) == 1)
+        }
+    }
+}
+
+impl Drop for HeldSignals {
+    fn drop(&mut self) {
+        // SAFETY: puts back the mask `hold` saved.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut()) };
     }
 }
 
