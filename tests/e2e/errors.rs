@@ -622,3 +622,16 @@ fn named_things_that_do_not_exist_are_user_errors() {
         assert!(out.stderr.contains("warning: metrics file `m.json` cannot be read"), "{command:?}: {}", out.stderr);
     }
 }
+
+/// A count past what gourd holds is the contract's error, at its line, not
+/// a message about `u32` naming no file.
+#[test]
+fn resource_count_too_large() {
+    for value in ["99999999999999999999", "4294967296"] {
+        let message = rejected(&format!(
+            "{{\n  stages = {{\n    a = {{ cmd = \"echo a >> runs.log\", resources = {{ cpus = {value} }} }},\n  }},\n}}\n"
+        ));
+        assert!(message.contains("`cpus`") && message.contains("gourd.ncl:3:"), "{message}");
+        assert!(message.contains("from 0 to 4294967295"), "{message}");
+    }
+}
