@@ -635,3 +635,26 @@ fn resource_count_too_large() {
         assert!(message.contains("from 0 to 4294967295"), "{message}");
     }
 }
+
+/// A wrong type says what was expected, at the value's line: `stages` that
+/// is not a record (not a frame of the standard library), a dep or a
+/// metrics file that is not a path.
+#[test]
+fn wrong_types_name_what_was_expected() {
+    for (pipeline, expected) in [
+        ("{\n  stages = 5,\n}\n", "expected a record of stages"),
+        (
+            "{\n  stages = {\n    a = { cmd = \"echo a >> runs.log\", deps = [5] },\n  },\n}\n",
+            "expected a path (a String), got a Number",
+        ),
+        (
+            "{\n  stages = {\n    a = { cmd = \"echo a >> runs.log\", metrics = [true] },\n  },\n}\n",
+            "expected a path (a String), got a Bool",
+        ),
+    ] {
+        let message = rejected(pipeline);
+        assert!(message.contains(expected), "{message}");
+        assert!(!message.contains("stdlib"), "{message}");
+        assert!(message.contains("gourd.ncl:2:") || message.contains("gourd.ncl:3:"), "{message}");
+    }
+}
