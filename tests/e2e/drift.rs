@@ -278,6 +278,31 @@ fn an_empty_file_is_named() {
     assert!(out.contains("`data/current.csv` holds no rows"), "{out}");
 }
 
+/// Rows with no fields, or `columns = []`, compare nothing: an error, never a
+/// report that says no column drifted.
+#[test]
+fn nothing_to_compare_is_refused() {
+    let ws = TestWorkspace::new(
+        r#"let gourd = import "gourd-std.ncl" in
+{ stages = { drift = gourd.steps.drift { reference = "reference.jsonl", current = "current.jsonl", output = "drift.json" } } }"#,
+    );
+    ws.write("reference.jsonl", "{}\n{}\n");
+    ws.write("current.jsonl", "{}\n");
+    let out = failing_run(&ws);
+    assert!(out.contains("`reference.jsonl` has no columns to compare"), "{out}");
+    assert!(!ws.exists("drift.json"), "no report says all is well");
+
+    let ws = TestWorkspace::new(
+        &PIPELINE.replace("decision = \"drift/decision.json\",", "decision = \"drift/decision.json\", columns = [],"),
+    );
+    ws.write("data/reference.csv", &table(1, 100, 0.0));
+    ws.write("data/current.csv", &table(2, 100, 0.0));
+    let out = failing_run(&ws);
+    assert!(out.contains("`columns` is empty"), "{out}");
+    assert!(!ws.exists("metrics/drift.json"));
+    assert!(ws.executions().is_empty());
+}
+
 #[test]
 fn a_column_with_no_values_in_either_file_is_named() {
     let ws = workspace();

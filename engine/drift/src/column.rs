@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use crate::grid::Grid;
+use crate::stats;
 
 /// Values of a column kept exactly, per file; past this, the histogram.
 pub const EXACT_LIMIT: usize = 20_000;
@@ -23,9 +24,12 @@ pub const CURRENT: usize = 1;
 #[derive(Debug, Default)]
 pub struct Numeric {
     pub n: [u64; 2],
-    /// The running mean and sum of squared deviations, per file.
+    /// The running mean and sum of squared deviations, per file; of the
+    /// values times `scale` (1, or [`stats::SCALE_DOWN`] from the first
+    /// huge value on).
     mean: [f64; 2],
     m2: [f64; 2],
+    scale: [f64; 2],
     pub min: f64,
     pub max: f64,
     pub exact: [Option<Vec<f64>>; 2],
@@ -60,6 +64,7 @@ impl Numeric {
             max: f64::NEG_INFINITY,
             exact: [Some(Vec::new()), Some(Vec::new())],
             distinct: Some(HashMap::new()),
+            scale: [1.0; 2],
             ..Default::default()
         }
     }
@@ -73,15 +78,21 @@ impl Numeric {
         // merged into the running ones (no division per value).
         let mut lo = f64::INFINITY;
         let mut hi = f64::NEG_INFINITY;
-        let mut sum = 0.0;
         for &x in values {
-            sum += x;
             lo = lo.min(x);
             hi = hi.max(x);
         }
+        if self.scale[side] == 1.0 && (hi > stats::HUGE || lo < -stats::HUGE) {
+            // From here on in scaled units (exact: a power of two).
+            self.scale[side] = stats::SCALE_DOWN;
+            self.mean[side] *= stats::SCALE_DOWN;
+            self.m2[side] *= stats::SCALE_DOWN * stats::SCALE_DOWN;
+        }
+        let scale = self.scale[side];
+        let sum: f64 = values.iter().map(|x| x * scale).sum();
         let count = values.len() as f64;
         let batch_mean = sum / count;
-        let batch_m2: f64 = values.iter().map(|x| (x - batch_mean) * (x - batch_mean)).sum();
+        let batch_m2: f64 = values.iter().map(|x| (x * scale - batch_mean) * (x * scale - batch_mean)).sum();
         let before = self.n[side] as f64;
         self.n[side] += values.len() as u64;
         let total = self.n[side] as f64;
@@ -170,7 +181,7 @@ impl Numeric {
     pub fn reference_std(&self) -> f64 {
         match &self.exact[REFERENCE] {
             Some(values) => crate::stats::std_dev(values),
-            None => (self.m2[REFERENCE] / self.n[REFERENCE] as f64).sqrt(),
+            None => (self.m2[REFERENCE] / self.n[REFERENCE] as f64).sqrt() / self.scale[REFERENCE],
         }
     }
 
@@ -270,5 +281,16 @@ mod tests {
         let binned = grid.wasserstein() / column.reference_std();
         assert!((binned - exact).abs() <= grid.width() / column.reference_std(), "{binned} vs {exact}");
         assert!((column.reference_std() - crate::stats::std_dev(&reference)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_huge_value_in_a_long_column_does_not_overflow_its_standard_deviation() {
+        let reference: Vec<f64> = (0..30_000).map(|i| f64::from(i % 100)).chain([1e300]).collect();
+        let mut column = Numeric::new();
+        for batch in reference.chunks(128) {
+            column.add(REFERENCE, batch);
+        }
+        let (streamed, exact) = (column.reference_std(), crate::stats::std_dev(&reference));
+        assert!(streamed.is_finite() && (streamed - exact).abs() <= 1e-9 * exact, "{streamed} vs {exact}");
     }
 }

@@ -33,6 +33,8 @@ pub enum Error {
     Json { path: PathBuf, line: u64, message: String },
     #[error("`{}` holds no rows", path.display())]
     Empty { path: PathBuf },
+    #[error("`{}` has no columns to compare (its rows have no fields)", path.display())]
+    NoColumns { path: PathBuf },
     #[error("`{}` has no column `{column}`", path.display())]
     MissingColumn { path: PathBuf, column: String },
     #[error("column `{column}` has no values in `{}` (every value is missing)", path.display())]
@@ -177,6 +179,11 @@ impl Config {
         {
             return Err(Error::Config("`embedding` is the prefix of the embedding fields, e.g. `emb_`".into()));
         }
+        if config.embedding.is_none() && config.columns.as_ref().is_some_and(Vec::is_empty) {
+            return Err(Error::Config(
+                "`columns` is empty: list the columns to compare, or leave it out to compare all of them".into(),
+            ));
+        }
         if config.max_rows < 2 {
             return Err(Error::Config("`max_rows` must be at least 2".into()));
         }
@@ -233,6 +240,9 @@ pub fn compare(config: &Config, root: &Path) -> Result<Report, Error> {
         None => Vec::new(),
     };
     read::read(&reference, config.format_of(&config.reference), REFERENCE, &mut columns, &config.categorical)?;
+    if columns.is_empty() {
+        return Err(Error::NoColumns { path: reference.clone() });
+    }
     for column in &mut columns {
         if let Some(column::Accumulator::Numeric(acc)) = &mut column.acc {
             acc.reference_done();

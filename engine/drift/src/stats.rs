@@ -93,11 +93,20 @@ pub fn wasserstein_normed(reference: &[f64], current: &[f64]) -> f64 {
     wasserstein_sorted(&u, &v) / std_dev(reference).max(0.001)
 }
 
-/// Population standard deviation (`numpy.std`), two passes.
+/// Above this magnitude a value's square, or a sum of such values, may
+/// pass `f64::MAX`: sums and squares are then taken of values scaled by
+/// [`SCALE_DOWN`] (a power of two, so that scaling is exact).
+pub const HUGE: f64 = 3.273390607896142e150; // 2^500
+pub const SCALE_DOWN: f64 = 2.409919865102884e-181; // 2^-600
+
+/// Population standard deviation (`numpy.std`), two passes; exact in
+/// scaled units where the values are huge.
 pub fn std_dev(values: &[f64]) -> f64 {
+    let huge = values.iter().any(|x| x.abs() > HUGE);
+    let scale = if huge { SCALE_DOWN } else { 1.0 };
     let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    (values.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n).sqrt()
+    let mean = values.iter().map(|x| x * scale).sum::<f64>() / n;
+    (values.iter().map(|x| (x * scale - mean) * (x * scale - mean)).sum::<f64>() / n).sqrt() / scale
 }
 
 /// `x ln(x / y)` with scipy's `rel_entr` conventions.
@@ -201,6 +210,20 @@ pub fn numeric_shares(reference: &[f64], current: &[f64]) -> (Vec<f64>, Vec<f64>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_huge_value_does_not_overflow_the_standard_deviation() {
+        assert_eq!(std_dev(&[1e300, -1e300]), 1e300);
+        assert_eq!(std_dev(&[f64::MAX, -f64::MAX]), f64::MAX);
+        assert_eq!(std_dev(&[-3.0, 1.0]), 2.0);
+        // The normalised distance does not depend on the unit.
+        let reference: Vec<f64> = (0..1000).map(f64::from).chain([1e300]).collect();
+        let current: Vec<f64> = (0..1000).map(|i| f64::from(i) + 0.5).collect();
+        let shrunk = |v: &[f64]| v.iter().map(|x| x * 1e-200).collect::<Vec<_>>();
+        let huge = wasserstein_normed(&reference, &current);
+        let small = wasserstein_normed(&shrunk(&reference), &shrunk(&current));
+        assert!(huge.is_finite() && (huge - small).abs() <= 1e-9 * small, "{huge} vs {small}");
+    }
 
     #[test]
     fn wasserstein_of_a_shift_is_the_shift() {
