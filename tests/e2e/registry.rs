@@ -825,6 +825,22 @@ fn gourd_reads_the_registry_gto_writes() {
     assert_eq!(gto(&r.ws, &["show", "pumpkin#staging", "--version"]).trim(), "v0.0.1");
 }
 
+/// A stage given to a commit that no version names (as `gto assign NAME
+/// HEAD --stage S` writes it) is listed by `show NAME`, as by `show`.
+#[test]
+fn show_lists_a_stage_held_by_a_bare_commit() {
+    let r = Registry::new();
+    r.build("one", "0.91");
+    r.at(0, &["register", "pumpkin", "models/model.bin"]).success();
+    r.ws.git(&["commit", "-q", "--allow-empty", "-m", "later"]);
+    r.ws.git(&["tag", "-a", "pumpkin#staging#1", "-m", "Assigning stage staging to artifact pumpkin", "HEAD"]);
+    let head = r.ws.git(&["rev-parse", "HEAD"]).trim().to_string();
+    let show = r.ws.gourd(&["registry", "show", "pumpkin"]).success().stdout;
+    let row = show.lines().find(|l| l.starts_with(&head)).unwrap_or_else(|| panic!("{show}"));
+    assert!(row.contains("staging") && row.contains("(not registered)"), "{show}");
+    assert_eq!(r.json(&["show"])["artifacts"][0]["stages"]["staging"], head.as_str());
+}
+
 #[test]
 fn a_model_card_is_written_from_lineage() {
     let r = gated();

@@ -187,6 +187,20 @@ pub fn show(location: &Location, args: &ShowArgs) -> Result<ExitCode, CommandErr
             registration.who.clone(),
         ]);
     }
+    // A stage GTO assigned to a bare commit: held by no registered version.
+    for (stage, holder) in &a.state.stages {
+        if a.state.versions.iter().all(|v| v.version != holder.version) {
+            let assignment = &a.events[holder.assigned_by];
+            table.row(vec![
+                holder.version.clone(),
+                stage.clone(),
+                "-".into(),
+                short(&assignment.commit).to_string(),
+                "(not registered)".into(),
+                assignment.who.clone(),
+            ]);
+        }
+    }
     print!("{}", table.text());
     Ok(ExitCode::SUCCESS)
 }
