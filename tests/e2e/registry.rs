@@ -654,6 +654,51 @@ fn push_and_pull_carry_the_registry_and_concurrent_promotions_both_survive() {
     assert_eq!(b.ws.git(&["for-each-ref", "refs/gourd-fetch"]), "");
 }
 
+/// Two clones replace the prod model at once: each writes an unassignment
+/// and an assignment under the same counters. The pulled pair keeps its
+/// order (unassignment first) and names as previous holder the version
+/// that held prod once the other clone's move came first.
+#[test]
+fn a_pulled_replacement_keeps_its_order_and_names_the_real_previous_holder() {
+    let a = Registry::new();
+    for (n, (seed, accuracy)) in [("one", "0.91"), ("two", "0.92"), ("three", "0.93")].into_iter().enumerate() {
+        a.build(seed, accuracy);
+        a.at(n as i64, &["register", "pumpkin", "models/model.bin"]).success();
+    }
+    a.at(10, &["promote", "pumpkin", "v0.0.3", "prod"]).success();
+    let origin = with_origin(&a.ws);
+    a.ws.gourd(&["push"]).success();
+    let b = Registry { ws: TestWorkspace::clone_of(origin.path()) };
+    b.ws.git(&["config", "user.name", "Bea"]);
+    b.ws.git(&["config", "user.email", "bea@example.com"]);
+    a.at(100, &["promote", "pumpkin", "v0.0.2", "prod", "--force", "-m", "ours"]).success();
+    b.at(110, &["promote", "pumpkin", "v0.0.1", "prod", "--force", "-m", "theirs"]).success();
+    a.ws.gourd(&["push"]).success();
+    b.ws.gourd(&["pull"]).success();
+    let tags = b.tags();
+    assert!(tags.contains(&"pumpkin#prod!#4".to_string()) && tags.contains(&"pumpkin#prod#5".to_string()), "{tags:?}");
+    let history = b.json(&["history", "pumpkin", "--stage", "prod"]);
+    let moves: Vec<(&str, &str, &str)> = history["moves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["action"] == "assign")
+        .map(|m| (m["tag"].as_str().unwrap(), m["version"].as_str().unwrap(), m["previous"].as_str().unwrap_or("-")))
+        .collect();
+    assert_eq!(
+        moves,
+        [
+            ("pumpkin#prod#1", "v0.0.3", "-"),
+            ("pumpkin#prod#3", "v0.0.2", "v0.0.3"),
+            ("pumpkin#prod#5", "v0.0.1", "v0.0.2")
+        ],
+        "{history:#}"
+    );
+    assert_eq!(b.json(&["show"])["artifacts"][0]["stages"]["prod"], "v0.0.1");
+    let text = b.ws.gourd(&["registry", "history", "pumpkin", "--stage", "prod"]).success().stdout;
+    assert!(text.contains("prod: v0.0.2 -> v0.0.1"), "{text}");
+}
+
 /// The S3 test server's address (`tests/servers/s3-up.sh`).
 fn s3_server() -> String {
     match std::env::var("GOURD_TEST_S3") {

@@ -63,6 +63,9 @@ fn bad_settings_are_refused_before_anything_starts() {
         (vec!["models/best", "--max-body-bytes", "0"], "`--max-body-bytes` must be at least 1"),
         (vec!["models/best", "--poll", "0"], "`--poll` must be a positive number"),
         (vec!["models/best", "--max-queue-delay-ms=-1"], "`--max-queue-delay-ms` must be zero or more"),
+        (vec!["models/best", "--max-queue-delay-ms", "1e300"], "is not below `--timeout-ms 30000`"),
+        (vec!["models/best", "--max-queue-delay-ms", "500", "--timeout-ms", "500"], "is not below `--timeout-ms 500`"),
+        (vec!["models/best", "--threads", "0"], "`--threads` must be at least 1"),
         (vec!["models/best", "--log-dir", ".git/inputs"], "is inside `.git` or `.gourd`"),
         (vec!["models/best", "--log-dir", "sub/../.gourd"], "is inside `.git` or `.gourd`"),
     ] {

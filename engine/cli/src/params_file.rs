@@ -334,80 +334,6 @@ fn skip_value(bytes: &[u8], at: &mut usize) -> Option<()> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn a_nested_value_is_replaced_and_everything_else_stays() {
-        let text = "# knobs\nprepare:\n  lr: 9 # not this one\ntrain:\n  # the rate\n  lr: 0.1  # tuned by hand\n  epochs: 3\n";
-        let edited = edit_yaml(text, &["train", "lr"], &json!(0.3)).unwrap();
-        assert_eq!(
-            edited,
-            "# knobs\nprepare:\n  lr: 9 # not this one\ntrain:\n  # the rate\n  lr: 0.3  # tuned by hand\n  epochs: 3\n"
-        );
-        let edited = edit_yaml(text, &["train", "epochs"], &json!("five")).unwrap();
-        assert!(edited.ends_with("  epochs: \"five\"\n"), "{edited}");
-    }
-
-    /// A key of the same name at another level is not the one asked for.
-    #[test]
-    fn only_a_key_at_its_own_level_is_edited() {
-        let text = "prepare:\n  lr: 9\nlr: 0.1\n";
-        assert_eq!(edit_yaml(text, &["lr"], &json!(0.5)).unwrap(), "prepare:\n  lr: 9\nlr: 0.5\n");
-        let text = "train:\n  opt:\n    lr: 9\n  lr: 0.1\n";
-        assert_eq!(edit_yaml(text, &["train", "lr"], &json!(0.5)).unwrap(), "train:\n  opt:\n    lr: 9\n  lr: 0.5\n");
-        assert_eq!(edit_yaml("train:\n  opt:\n    lr: 9\n", &["train", "lr"], &json!(0.5)), None);
-    }
-
-    #[test]
-    fn json_is_edited_in_place() {
-        let text = "{\n  \"seed\": 123456789012345678901234567890,\n  \"z\": {\"lr\": 0.1, \"s\": \"a\\\"}\"},\n  \"a\": [1, {\"lr\": 2}]\n}\n";
-        assert_eq!(edit_json(text, &["z", "lr"], &json!(0.25)).unwrap(), text.replace("\"lr\": 0.1", "\"lr\": 0.25"));
-        assert_eq!(edit_json(text, &["a"], &json!(3)).unwrap(), text.replace("[1, {\"lr\": 2}]", "3"));
-        assert_eq!(edit_json(text, &["z", "nope"], &json!(1)), None);
-        assert_eq!(edit_json("[1]", &["a"], &json!(1)), None);
-    }
-
-    /// The whole file is checked: what a line edit got wrong is never
-    /// written.
-    #[test]
-    fn an_edit_that_changes_anything_else_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("params.json"), "{\"lr\": 1, \"lr\": 2}").unwrap();
-        let err = set(dir.path(), "lr", &json!(3), &[]).unwrap_err();
-        assert!(err.contains("`lr` cannot be edited in place without changing something else"), "{err}");
-        assert_eq!(std::fs::read_to_string(dir.path().join("params.json")).unwrap(), "{\"lr\": 1, \"lr\": 2}");
-        std::fs::remove_file(dir.path().join("params.json")).unwrap();
-        std::fs::write(dir.path().join("params.yaml"), "train:\n  lr: 0.1\nlr: 0.1\n").unwrap();
-        set(dir.path(), "lr", &json!(0.1), &[]).unwrap();
-        set(dir.path(), "train.lr", &json!(0.3), &[]).unwrap();
-        assert_eq!(std::fs::read_to_string(dir.path().join("params.yaml")).unwrap(), "train:\n  lr: 0.3\nlr: 0.1\n");
-    }
-
-    /// A value shared through a YAML anchor changes wherever it is used,
-    /// as YAML means; nothing else may.
-    #[test]
-    fn a_value_under_an_anchor_changes_with_its_aliases() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("params.yaml");
-        std::fs::write(&file, "base: &base\n  lr: 0.1\ntrain: *base\nother:\n  lr: 0.1\n").unwrap();
-        set(dir.path(), "base.lr", &json!(0.2), &[]).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&file).unwrap(),
-            "base: &base\n  lr: 0.2\ntrain: *base\nother:\n  lr: 0.1\n"
-        );
-    }
-
-    #[test]
-    fn layouts_a_line_edit_cannot_handle_are_refused() {
-        assert!(edit_yaml("train: {lr: 0.1}\n", &["train", "lr"], &json!(0.2)).is_none());
-        assert!(edit_yaml("train:\n  lr: |\n    0.1\n", &["train", "lr"], &json!(0.2)).is_none());
-        assert!(edit_yaml("train:\n  lr: 0.1\n", &["train", "nope"], &json!(0.2)).is_none());
-    }
-}
-
 /// The params files `--set` may write, as they are before it does, put
 /// back when dropped unless [`Undo::keep`] was called: a run that does not
 /// start (a later `--set` refused, an unknown stage, `-j 0`, a dry run)
@@ -516,4 +442,78 @@ fn replace_keeping_mode(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mode = std::fs::metadata(file)?.permissions();
     gourd_core::fsutil::write_replace(file, bytes, true)?;
     std::fs::set_permissions(file, mode)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_nested_value_is_replaced_and_everything_else_stays() {
+        let text = "# knobs\nprepare:\n  lr: 9 # not this one\ntrain:\n  # the rate\n  lr: 0.1  # tuned by hand\n  epochs: 3\n";
+        let edited = edit_yaml(text, &["train", "lr"], &json!(0.3)).unwrap();
+        assert_eq!(
+            edited,
+            "# knobs\nprepare:\n  lr: 9 # not this one\ntrain:\n  # the rate\n  lr: 0.3  # tuned by hand\n  epochs: 3\n"
+        );
+        let edited = edit_yaml(text, &["train", "epochs"], &json!("five")).unwrap();
+        assert!(edited.ends_with("  epochs: \"five\"\n"), "{edited}");
+    }
+
+    /// A key of the same name at another level is not the one asked for.
+    #[test]
+    fn only_a_key_at_its_own_level_is_edited() {
+        let text = "prepare:\n  lr: 9\nlr: 0.1\n";
+        assert_eq!(edit_yaml(text, &["lr"], &json!(0.5)).unwrap(), "prepare:\n  lr: 9\nlr: 0.5\n");
+        let text = "train:\n  opt:\n    lr: 9\n  lr: 0.1\n";
+        assert_eq!(edit_yaml(text, &["train", "lr"], &json!(0.5)).unwrap(), "train:\n  opt:\n    lr: 9\n  lr: 0.5\n");
+        assert_eq!(edit_yaml("train:\n  opt:\n    lr: 9\n", &["train", "lr"], &json!(0.5)), None);
+    }
+
+    #[test]
+    fn json_is_edited_in_place() {
+        let text = "{\n  \"seed\": 123456789012345678901234567890,\n  \"z\": {\"lr\": 0.1, \"s\": \"a\\\"}\"},\n  \"a\": [1, {\"lr\": 2}]\n}\n";
+        assert_eq!(edit_json(text, &["z", "lr"], &json!(0.25)).unwrap(), text.replace("\"lr\": 0.1", "\"lr\": 0.25"));
+        assert_eq!(edit_json(text, &["a"], &json!(3)).unwrap(), text.replace("[1, {\"lr\": 2}]", "3"));
+        assert_eq!(edit_json(text, &["z", "nope"], &json!(1)), None);
+        assert_eq!(edit_json("[1]", &["a"], &json!(1)), None);
+    }
+
+    /// The whole file is checked: what a line edit got wrong is never
+    /// written.
+    #[test]
+    fn an_edit_that_changes_anything_else_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("params.json"), "{\"lr\": 1, \"lr\": 2}").unwrap();
+        let err = set(dir.path(), "lr", &json!(3), &[]).unwrap_err();
+        assert!(err.contains("`lr` cannot be edited in place without changing something else"), "{err}");
+        assert_eq!(std::fs::read_to_string(dir.path().join("params.json")).unwrap(), "{\"lr\": 1, \"lr\": 2}");
+        std::fs::remove_file(dir.path().join("params.json")).unwrap();
+        std::fs::write(dir.path().join("params.yaml"), "train:\n  lr: 0.1\nlr: 0.1\n").unwrap();
+        set(dir.path(), "lr", &json!(0.1), &[]).unwrap();
+        set(dir.path(), "train.lr", &json!(0.3), &[]).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.path().join("params.yaml")).unwrap(), "train:\n  lr: 0.3\nlr: 0.1\n");
+    }
+
+    /// A value shared through a YAML anchor changes wherever it is used,
+    /// as YAML means; nothing else may.
+    #[test]
+    fn a_value_under_an_anchor_changes_with_its_aliases() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("params.yaml");
+        std::fs::write(&file, "base: &base\n  lr: 0.1\ntrain: *base\nother:\n  lr: 0.1\n").unwrap();
+        set(dir.path(), "base.lr", &json!(0.2), &[]).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "base: &base\n  lr: 0.2\ntrain: *base\nother:\n  lr: 0.1\n"
+        );
+    }
+
+    #[test]
+    fn layouts_a_line_edit_cannot_handle_are_refused() {
+        assert!(edit_yaml("train: {lr: 0.1}\n", &["train", "lr"], &json!(0.2)).is_none());
+        assert!(edit_yaml("train:\n  lr: |\n    0.1\n", &["train", "lr"], &json!(0.2)).is_none());
+        assert!(edit_yaml("train:\n  lr: 0.1\n", &["train", "nope"], &json!(0.2)).is_none());
+    }
 }

@@ -222,20 +222,69 @@ async fn metrics(State(served): State<Shared>) -> Response {
     response
 }
 
-/// Reads the body, at most `max_body_bytes` of it.
+/// Reads the body, at most `max_body_bytes` of it, by `deadline`: a client
+/// that stops sending gets 408 then, and holds nothing (a stopping server
+/// included) past it.
 #[allow(clippy::result_large_err)]
-async fn read_body(served: &Served, body: Body) -> Result<Bytes, Response> {
+async fn read_body(served: &Served, body: Body, deadline: Instant) -> Result<Bytes, Response> {
     let limit = served.options.max_body_bytes;
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| error(StatusCode::BAD_REQUEST, &format!("the body is too large: at most {limit} bytes are taken")))
+    let too_large =
+        || error(StatusCode::BAD_REQUEST, &format!("the body is too large: at most {limit} bytes are taken"));
+    // A declared length past the limit is refused before anything is read.
+    if usize::try_from(axum::body::HttpBody::size_hint(&body).lower()).map_or(true, |n| n > limit) {
+        return Err(too_large());
+    }
+    match tokio::time::timeout_at(deadline.into(), axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(too_large()),
+        Err(_) => Err(error(
+            StatusCode::REQUEST_TIMEOUT,
+            &format!("the body did not arrive within the request timeout ({} ms)", served.options.timeout.as_millis()),
+        )),
+    }
 }
 
-/// Queues the rows and waits for their answer.
-async fn predict(served: &Served, rows: Rows) -> Result<Answer, Response> {
+/// Bodies past this size are decoded on a blocking thread, so that the
+/// request timeout holds while they are.
+const DECODE_INLINE_BYTES: usize = 64 << 10;
+
+/// `decode(body)`, by `deadline`.
+#[allow(clippy::result_large_err)]
+async fn decode<T: Send + 'static>(
+    served: &Served,
+    body: Bytes,
+    deadline: Instant,
+    decode: impl FnOnce(&[u8]) -> Result<T, BadRequest> + Send + 'static,
+) -> Result<T, Response> {
+    let decoded = if body.len() <= DECODE_INLINE_BYTES {
+        Ok(decode(&body))
+    } else {
+        match tokio::time::timeout_at(deadline.into(), tokio::task::spawn_blocking(move || decode(&body))).await {
+            Ok(Ok(decoded)) => Ok(decoded),
+            Ok(Err(_)) => return Err(error(StatusCode::INTERNAL_SERVER_ERROR, "decoding the request failed")),
+            Err(_) => Err(()),
+        }
+    };
+    match decoded {
+        _ if Instant::now() >= deadline => Err(timed_out(served)),
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(BadRequest(message))) => Err(error(StatusCode::BAD_REQUEST, &message)),
+        Err(()) => Err(timed_out(served)),
+    }
+}
+
+fn timed_out(served: &Served) -> Response {
+    error(
+        StatusCode::GATEWAY_TIMEOUT,
+        &format!("no answer within the request timeout ({} ms)", served.options.timeout.as_millis()),
+    )
+}
+
+/// Queues the rows and waits for their answer, until `deadline`.
+async fn predict(served: &Served, rows: Rows, deadline: Instant) -> Result<Answer, Response> {
     let now = Instant::now();
     let (reply, answer) = oneshot::channel();
-    let job = Job { x: rows.x, n: rows.n, enqueued: now, deadline: now + served.options.timeout, reply };
+    let job = Job { x: rows.x, n: rows.n, enqueued: now, deadline, reply };
     match served.queue.submit(job, &served.metrics) {
         Ok(()) => {}
         Err(Refused::Full) => {
@@ -248,17 +297,13 @@ async fn predict(served: &Served, rows: Rows) -> Result<Answer, Response> {
         }
         Err(Refused::Closed) => return Err(error(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping")),
     }
-    let timeout = served.options.timeout + Duration::from_millis(100);
-    match tokio::time::timeout(timeout, answer).await {
+    match tokio::time::timeout_at((deadline + Duration::from_millis(100)).into(), answer).await {
         Ok(Ok(Ok(answer))) => Ok(answer),
         Ok(Ok(Err(Failure::Shape(message)))) => Err(error(StatusCode::BAD_REQUEST, &message)),
         Ok(Ok(Err(Failure::Model(message)))) => {
             Err(error(StatusCode::INTERNAL_SERVER_ERROR, &format!("the model failed: {message}")))
         }
-        Ok(Ok(Err(Failure::TimedOut))) | Err(_) => Err(error(
-            StatusCode::GATEWAY_TIMEOUT,
-            &format!("no answer within the request timeout ({} ms)", served.options.timeout.as_millis()),
-        )),
+        Ok(Ok(Err(Failure::TimedOut))) | Err(_) => Err(timed_out(served)),
         Ok(Err(_)) => Err(error(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping")),
     }
 }
@@ -311,22 +356,24 @@ impl Drop for InFlight<'_> {
 }
 
 async fn infer_for(served: &Served, name: String, version: Option<String>, body: Body) -> Response {
+    let deadline = Instant::now() + served.options.timeout;
     let info = match find(served, &name, version.as_deref()) {
         Ok(info) => info,
         Err(response) => return response,
     };
-    let body = match read_body(served, body).await {
+    let body = match read_body(served, body, deadline).await {
         Ok(body) => body,
         Err(response) => return response,
     };
-    let request = match protocol::infer(&body, &info, served.images.as_ref(), served.options.max_request_rows) {
+    let (images, max_rows, model) = (served.images.clone(), served.options.max_request_rows, info.clone());
+    let decoded = decode(served, body, deadline, move |body| protocol::infer(body, &model, images.as_ref(), max_rows));
+    let request = match decoded.await {
         Ok(request) => request,
-        Err(BadRequest(message)) => return error(StatusCode::BAD_REQUEST, &message),
+        Err(response) => return response,
     };
-    drop(body);
     let stats = served.log.as_ref().map(|_| row_stats(&request.rows, info.input.first().copied().unwrap_or(1)));
     let n = request.rows.n;
-    let answer = match predict(served, request.rows).await {
+    let answer = match predict(served, request.rows, deadline).await {
         Ok(answer) => answer,
         Err(response) => return response,
     };
@@ -346,9 +393,9 @@ async fn infer_for(served: &Served, name: String, version: Option<String>, body:
         "model_version": answer.info.version,
         "outputs": outputs,
     });
-    if let Some(id) = &request.id {
-        response["id"] = json!(id);
-    }
+    // The protocol's answer always has an `id`: the request's, or one made
+    // for it (as KServe makes one).
+    response["id"] = json!(request.id.clone().unwrap_or_else(new_request_id));
     if let (Some(log), Some(stats)) = (&served.log, stats) {
         log.append(log_lines(&answer, &labels, &stats, request.id.as_deref()));
     }
@@ -360,18 +407,21 @@ async fn invocations(State(served): State<Shared>, body: Body) -> Response {
 }
 
 async fn invocations_for(served: &Served, body: Body) -> Response {
+    let deadline = Instant::now() + served.options.timeout;
     let info = served.queue.model();
-    let body = match read_body(served, body).await {
+    let body = match read_body(served, body, deadline).await {
         Ok(body) => body,
         Err(response) => return response,
     };
-    let rows = match protocol::scoring(&body, &info, served.images.as_ref(), served.options.max_request_rows) {
+    let (images, max_rows, model) = (served.images.clone(), served.options.max_request_rows, info.clone());
+    let decoded =
+        decode(served, body, deadline, move |body| protocol::scoring(body, &model, images.as_ref(), max_rows));
+    let rows = match decoded.await {
         Ok(rows) => rows,
-        Err(BadRequest(message)) => return error(StatusCode::BAD_REQUEST, &message),
+        Err(response) => return response,
     };
-    drop(body);
     let stats = served.log.as_ref().map(|_| row_stats(&rows, info.input.first().copied().unwrap_or(1)));
-    let answer = match predict(served, rows).await {
+    let answer = match predict(served, rows, deadline).await {
         Ok(answer) => answer,
         Err(response) => return response,
     };
@@ -385,6 +435,13 @@ async fn invocations_for(served: &Served, body: Body) -> Response {
         log.append(log_lines(&answer, &labels, &stats, None));
     }
     json_response(StatusCode::OK, &json!({ "predictions": predictions }))
+}
+
+/// A request id in UUID v4 form, for a request that came without one.
+fn new_request_id() -> String {
+    let bits = (fastrand::u128(..) & !(0xf000 << 64) & !(0xc << 60)) | (0x4000 << 64) | (0x8 << 60);
+    let hex = format!("{bits:032x}");
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
 }
 
 /// What the input log records of one row besides the model's answer.

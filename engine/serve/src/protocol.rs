@@ -171,6 +171,8 @@ fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, BadRequest> {
     serde_json::from_slice(body).map_err(|e| {
         if e.is_syntax() || e.is_eof() {
             bad(format!("the body is not valid JSON: {e}"))
+        } else if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            bad("the body is not a JSON object: send `{\"inputs\": …}`")
         } else {
             bad(format!("the body does not have the expected fields: {e}"))
         }
@@ -346,6 +348,11 @@ impl<'de> Deserialize<'de> for Items {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Items, A::Error> {
                 let mut found: Option<Items> = None;
                 while let Some(key) = map.next_key::<String>()? {
+                    if key != INPUT {
+                        return Err(de::Error::custom(format!(
+                            "`inputs` names the tensor `{key}`; the model's input is `{INPUT}`"
+                        )));
+                    }
                     if found.is_some() {
                         return Err(de::Error::custom(format!(
                             "`inputs` names more than one tensor (`{key}` too); the model takes one"

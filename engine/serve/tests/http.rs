@@ -301,6 +301,57 @@ fn bad_requests_get_400_naming_the_problem() {
     assert_eq!(http(server.address, "DELETE", "/v2/models/toy/infer", b"").status, 405);
 }
 
+#[test]
+fn wrong_shapes_of_body_and_names_are_named() {
+    let server = start(Options::default(), MeanModel::new("v1"), false);
+    for (path, body, expected) in [
+        ("/v2/models/toy/infer", "[]", "not a JSON object"),
+        ("/invocations", "null", "not a JSON object"),
+        (
+            "/invocations",
+            r#"{"inputs": {"pixels": [[1, 2]]}}"#,
+            "`inputs` names the tensor `pixels`; the model's input is `input`",
+        ),
+    ] {
+        let reply = http(server.address, "POST", path, body.as_bytes());
+        assert_eq!(reply.status, 400, "{body}: {}", reply.body);
+        assert!(reply.error().contains(expected), "{body}: {}", reply.body);
+        assert!(!reply.error().contains("struct"), "{body}: {}", reply.body);
+    }
+    // An answer always has an `id`: a request without one is given one.
+    let answer = post(&server, "/v2/models/toy/infer", &rows(&[1.0])).json();
+    let id = answer["id"].as_str().unwrap_or_else(|| panic!("{answer}"));
+    assert!(id.len() == 36 && id.as_bytes()[14] == b'4', "{id}");
+    assert_ne!(post(&server, "/v2/models/toy/infer", &rows(&[1.0])).json()["id"], id);
+}
+
+/// A client that stops sending its body holds nothing past the request
+/// timeout (a stopping server waits for it); a declared length past the
+/// limit is refused before any of the body is read.
+#[test]
+fn a_stalled_body_is_answered_408_at_the_request_timeout() {
+    let options = Options { timeout: Duration::from_millis(300), max_body_bytes: 4096, ..Options::default() };
+    let server = start(options, MeanModel::new("v1"), false);
+    let started = std::time::Instant::now();
+    let mut stream = TcpStream::connect(server.address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let head = "POST /v2/models/toy/infer HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\n{\"in";
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut raw = [0u8; 4096];
+    let read = stream.read(&mut raw).unwrap();
+    let reply = String::from_utf8_lossy(&raw[..read]).into_owned();
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(reply.contains("did not arrive within the request timeout (300 ms)"), "{reply}");
+    assert!(started.elapsed() < Duration::from_secs(15), "answered only after {:?}", started.elapsed());
+
+    let mut stream = TcpStream::connect(server.address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    stream.write_all(b"POST /invocations HTTP/1.1\r\nHost: test\r\nContent-Length: 99999999999\r\n\r\n").unwrap();
+    let read = stream.read(&mut raw).unwrap();
+    let reply = String::from_utf8_lossy(&raw[..read]).into_owned();
+    assert!(reply.starts_with("HTTP/1.1 400") && reply.contains("too large"), "{reply}");
+}
+
 /// Waits until `done` holds, or fails after 30 s.
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let start = std::time::Instant::now();

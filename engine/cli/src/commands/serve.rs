@@ -103,6 +103,15 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
             return Err(CommandError::user(format!("`{flag}` must be at least 1")));
         }
     }
+    if args.max_queue_delay_ms >= args.timeout_ms as f64 {
+        return Err(CommandError::user(format!(
+            "`--max-queue-delay-ms {}` is not below `--timeout-ms {}`: a request waiting that long for its batch would time out",
+            args.max_queue_delay_ms, args.timeout_ms
+        )));
+    }
+    if args.threads.is_some_and(|n| n < 1) {
+        return Err(CommandError::user("`--threads` must be at least 1"));
+    }
     if let Some(dir) = &args.log_dir
         && dir.components().any(|c| c.as_os_str() == ".git" || c.as_os_str() == ".gourd")
     {

@@ -160,7 +160,7 @@ fn moves(events: &[Event]) -> Vec<Value> {
         }
         let version = event.version.clone().unwrap_or_default();
         let stage = event.stage.clone().unwrap_or_default();
-        let previous = record.and_then(|r| r.previous.as_ref()).map(|p| p.version.clone()).or(before);
+        let previous = before.or_else(|| record.and_then(|r| r.previous.as_ref()).map(|p| p.version.clone()));
         let what = match event.action {
             Action::Register => format!("register {version}"),
             Action::Deregister => format!("deregister {version}"),

@@ -456,6 +456,10 @@ impl Registry {
         counters: &mut BTreeMap<String, u64>,
         report: &mut Integrated,
     ) -> Result<(), RegistryError> {
+        // Local moves to rename, renamed in the order they were made (by
+        // their counter), whatever order the fetched names come in: an
+        // unassignment and the assignment it made way for keep their order.
+        let mut colliding = Vec::new();
         for (name, short, theirs) in fetched {
             let full = format!("{TAGS}{short}");
             match local.get(short) {
@@ -463,22 +467,24 @@ impl Registry {
                 // A lightweight tag is no move (GTO's moves are annotated):
                 // the user's own, kept.
                 Some((_, ours)) if self.repo.find_tag(*ours).is_err() => report.blocked.push(short.clone()),
-                Some((_, ours)) => {
-                    match self.renamed(name, *ours, counters, taken)? {
-                        Some((new_name, new_oid)) => {
-                            taken.insert(new_name.clone());
-                            self.create_refs(&[(new_name.clone(), new_oid)], "gourd pull: renumbered")?;
-                            report.renamed.push((short.clone(), new_name));
-                        }
-                        None => report.dropped.push(short.clone()),
-                    }
-                    self.repo.reference(&full, *theirs, true, "gourd pull")?;
-                }
+                Some((_, ours)) => colliding.push((name, short, *theirs, *ours)),
                 None => {
                     self.repo.reference(&full, *theirs, false, "gourd pull")?;
                     report.added += 1;
                 }
             }
+        }
+        colliding.sort_by_key(|(name, short, _, _)| (name.counter.is_none(), name.counter, short.as_str()));
+        for (name, short, theirs, ours) in colliding {
+            match self.renamed(name, ours, counters, taken)? {
+                Some((new_name, new_oid)) => {
+                    taken.insert(new_name.clone());
+                    self.create_refs(&[(new_name.clone(), new_oid)], "gourd pull: renumbered")?;
+                    report.renamed.push((short.clone(), new_name));
+                }
+                None => report.dropped.push(short.clone()),
+            }
+            self.repo.reference(&format!("{TAGS}{short}"), theirs, true, "gourd pull")?;
         }
         Ok(())
     }

@@ -276,7 +276,7 @@ fn moves_with_previous(loaded: &Loaded) -> Vec<(&Event, Option<String>)> {
 
 fn event_json(event: &Event, previous: Option<&str>) -> Value {
     let record = event.record.as_ref();
-    let previous = record.and_then(|r| r.previous.as_ref()).map(|p| p.version.as_str()).or(previous);
+    let previous = previous.or_else(|| record.and_then(|r| r.previous.as_ref()).map(|p| p.version.as_str()));
     json!({
         "tag": event.tag,
         "action": event.action.name(),
@@ -316,7 +316,7 @@ fn history_all(loaded: &Loaded, args: &HistoryArgs) -> Result<ExitCode, CommandE
         }
         let version = event.version.clone().unwrap_or_default();
         let stage = event.stage.clone().unwrap_or_default();
-        let previous = record.and_then(|r| r.previous.as_ref()).map(|p| p.version.clone()).or(before.clone());
+        let previous = before.clone().or_else(|| record.and_then(|r| r.previous.as_ref()).map(|p| p.version.clone()));
         let what = match event.action {
             Action::Register => format!("register {version}"),
             Action::Deregister => format!("deregister {version}"),
