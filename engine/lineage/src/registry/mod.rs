@@ -280,6 +280,11 @@ impl Registry {
                 event.email = String::from_utf8_lossy(s.email_bytes()).into_owned();
             }
             let (message, record) = record::split(&String::from_utf8_lossy(tag.message_bytes().unwrap_or_default()));
+            // A registration's record names the version its tag does: one
+            // that names another (copied onto this tag by hand) is not this
+            // move's, and its digest is not this version's.
+            let named = matches!(event.action, Action::Register | Action::Deregister);
+            let record = record.filter(|r| !named || r.version.is_none() || r.version == event.version);
             event.message = message;
             event.record = record.map(Box::new);
             event.loaded = true;

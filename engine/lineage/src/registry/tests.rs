@@ -106,6 +106,31 @@ fn tags_gto_wrote_are_moves_too_and_lightweight_tags_are_not() {
 }
 
 #[test]
+fn a_registration_record_naming_another_version_is_not_read() {
+    let dir = repo();
+    let registry = Registry::open(dir.path()).unwrap().unwrap();
+    let c1 = registry.head().unwrap();
+    registry.write(&registry.lock().unwrap(), "pumpkin", &[mv(Action::Register, Some("v0.0.1"), None, &c1)]).unwrap();
+    let c2 = commit(dir.path(), "two");
+    let forged = |version: &str| {
+        let record =
+            MoveRecord { version: Some(version.into()), digest: Some("e".repeat(64)), ..MoveRecord::default() };
+        record::compose("by hand", &record)
+    };
+    git(dir.path(), &["tag", "-a", "pumpkin@v0.0.3", "-m", &forged("v9.9.9"), &c2]);
+    git(dir.path(), &["tag", "-a", "pumpkin#prod#1", "-m", &forged("v7.7.7"), &c2]);
+    let events = registry.events_full("pumpkin").unwrap();
+    let records: Vec<(&str, Option<&str>)> =
+        events.iter().map(|e| (e.tag.as_str(), e.record.as_ref().and_then(|r| r.version.as_deref()))).collect();
+    assert_eq!(
+        records,
+        [("pumpkin@v0.0.1", Some("v0.0.1")), ("pumpkin@v0.0.3", None), ("pumpkin#prod#1", Some("v7.7.7"))],
+        "a registration's record must name its version; an assignment's names the version it assigned"
+    );
+    assert!(events[1].record.is_none(), "no digest is taken from a record of another version");
+}
+
+#[test]
 fn a_move_carries_the_time_it_was_made() {
     let dir = repo();
     let registry = Registry::open(dir.path()).unwrap().unwrap();
