@@ -612,6 +612,12 @@ fn check_refuses_the_remote_settings_run_refuses_and_creates_nothing() {
     let ws = TestWorkspace::new(&model_pipeline(1, "remote = { kind = 'folder, path = \"../not-yet\" },"));
     ws.gourd(&["check"]).success();
     assert!(!ws.root().parent().unwrap().join("not-yet").exists(), "check created the remote's folder");
+    // Nor an ssh remote's folder for connection sockets (made on the first
+    // connection).
+    let tmp = tempfile::tempdir().unwrap();
+    ws.write("gourd.ncl", &model_pipeline(1, "remote = { kind = 'ssh, endpoint = \"cache.example:/srv/gourd\" },"));
+    ws.gourd_env(&["check"], &[("TMPDIR", tmp.path().to_str().unwrap())]).success();
+    assert!(files_under(tmp.path()).is_empty() && std::fs::read_dir(tmp.path()).unwrap().next().is_none());
 
     for (remote, said) in [
         ("remote = { kind = 'folder, path = \".gourd/shared\" },", "lies in `.gourd` or `.git`"),

@@ -21,8 +21,9 @@ pub struct SshStore {
     port: Option<u16>,
     /// The folder on the server.
     root: String,
-    /// Where OpenSSH keeps the shared connection's socket.
-    control: Option<PathBuf>,
+    /// Where OpenSSH keeps the shared connection's socket: made on the
+    /// first connection (`gourd check` makes none).
+    control: std::sync::OnceLock<Option<PathBuf>>,
 }
 
 impl SshStore {
@@ -30,7 +31,7 @@ impl SshStore {
     /// `ssh://[user@]host[:port]/path`.
     pub fn new(endpoint: &str) -> Result<SshStore, String> {
         let (host, port, root) = parse(endpoint)?;
-        Ok(SshStore { host, port, root, control: control_dir() })
+        Ok(SshStore { host, port, root, control: std::sync::OnceLock::new() })
     }
 
     pub fn describe(&self) -> String {
@@ -46,7 +47,7 @@ impl SshStore {
 
     fn command(&self, script: &str) -> tokio::process::Command {
         let mut args: Vec<String> = vec!["-o".into(), "BatchMode=yes".into(), "-o".into(), "ConnectTimeout=10".into()];
-        if let Some(dir) = &self.control {
+        if let Some(dir) = self.control.get_or_init(control_dir) {
             args.extend([
                 "-o".into(),
                 "ControlMaster=auto".into(),
