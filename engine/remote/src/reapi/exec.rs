@@ -693,6 +693,31 @@ mod tests {
     }
 
     #[test]
+    fn the_endpoints_user_and_password_are_never_said() {
+        let settings = crate::reapi::ReapiSettings {
+            endpoint: "grpc://bob:PWLEAK77@127.0.0.1:1".into(),
+            instance: "main".into(),
+            timeout: Duration::from_secs(5),
+            platform: BTreeMap::new(),
+            headers: vec![],
+        };
+        let reapi = Reapi::new(settings).unwrap();
+        assert_eq!(RemoteExecutor::describe(&reapi), "grpc://[redacted]@127.0.0.1:1 (instance `main`)");
+        assert_eq!(
+            gourd_core::remote::RemoteCache::describe(&reapi),
+            "grpc://[redacted]@127.0.0.1:1 (instance `main`)"
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        match runtime.block_on(reapi.connection()) {
+            Err(RemoteFailure::Unavailable(message)) => {
+                assert!(message.contains("cannot connect") && !message.contains("PWLEAK77"), "{message}")
+            }
+            Err(other) => panic!("{other:?}"),
+            Ok(_) => panic!("nothing listens on port 1"),
+        }
+    }
+
+    #[test]
     fn a_stage_with_secrets_is_refused_before_anything_is_sent() {
         let settings = crate::reapi::ReapiSettings {
             endpoint: "grpc://127.0.0.1:1".into(),

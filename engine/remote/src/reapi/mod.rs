@@ -165,9 +165,12 @@ fn transfer_timeout(bytes: i64) -> Duration {
 
 impl Reapi {
     pub fn new(settings: ReapiSettings) -> Result<Reapi, crate::RemoteError> {
+        // What messages, logs and lineage say: never the endpoint's user
+        // and password.
+        let shown = crate::s3::without_userinfo(&settings.endpoint);
         let label = match settings.instance.as_str() {
-            "" => settings.endpoint.clone(),
-            instance => format!("{} (instance `{instance}`)", settings.endpoint),
+            "" => shown,
+            instance => format!("{shown} (instance `{instance}`)"),
         };
         let config = |message: String| crate::RemoteError::Config { target: label.clone(), message };
         let (url, tls) = if let Some(rest) = settings.endpoint.strip_prefix("grpc://") {
@@ -205,7 +208,11 @@ impl Reapi {
         self.connection
             .get_or_try_init(|| async {
                 let channel = self.endpoint.connect().await.map_err(|e| {
-                    RemoteFailure::Unavailable(format!("cannot connect to {}: {}", self.label, error_chain(&e)))
+                    RemoteFailure::Unavailable(crate::s3::without_userinfo(&format!(
+                        "cannot connect to {}: {}",
+                        self.label,
+                        error_chain(&e)
+                    )))
                 })?;
                 let mut client = re::capabilities_client::CapabilitiesClient::new(channel.clone());
                 let request = re::GetCapabilitiesRequest { instance_name: self.settings.instance.clone() };
