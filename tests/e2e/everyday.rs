@@ -419,6 +419,22 @@ fn a_read_only_remote_restores_but_never_publishes() {
     other.gourd(&["run"]).success();
     assert!(other.executions().is_empty(), "restored, not executed");
     assert_eq!(published(), 2);
+    // A damaged object is rejected, and stays: a read-only user never
+    // writes the remote, removals included.
+    let objects = files_under(&shared.path().join("cas"));
+    for object in &objects {
+        let mut permissions = std::fs::metadata(object).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o644);
+        std::fs::set_permissions(object, permissions).unwrap();
+        std::fs::write(object, "damaged").unwrap();
+    }
+    let third = TestWorkspace::new(&model_pipeline(4, &read_only));
+    let run = third.gourd(&["run"]).success();
+    assert_eq!(third.executions().len(), 1, "the damaged result is not restored: {}", run.stdout);
+    assert!(run.stdout.contains("does not match its digest: rejected"), "{}", run.stdout);
+    assert!(!run.stdout.contains("removed from there"), "{}", run.stdout);
+    assert_eq!(files_under(&shared.path().join("cas")), objects, "nothing was removed");
+    assert_eq!(published(), 2);
 }
 
 /// The key a stage has now (`gourd status --json`).

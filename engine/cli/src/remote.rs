@@ -123,7 +123,8 @@ fn resolve(pipeline: &Pipeline, root: &std::path::Path, opening: Opening) -> Res
             if !use_cache {
                 return Ok(None);
             }
-            let cache = Arc::new(ObjectCache::ssh(&endpoint).map_err(|e| CommandError::user(e.to_string()))?);
+            let cache = ObjectCache::ssh(&endpoint).map_err(|e| CommandError::user(e.to_string()))?;
+            let cache = Arc::new(if push { cache } else { cache.read_only() });
             Ok(Some(Remote { objects: Some(cache.clone()), cache: Some(cache), executor: None, push, required }))
         }
         RemoteKind::Folder => {
@@ -146,7 +147,8 @@ fn resolve(pipeline: &Pipeline, root: &std::path::Path, opening: Opening) -> Res
             if opening == Opening::CheckOnly && nearest.is_none_or(|meta| meta.is_dir()) {
                 return Ok(None);
             }
-            let cache = Arc::new(ObjectCache::folder(&folder).map_err(|e| CommandError::user(e.to_string()))?);
+            let cache = ObjectCache::folder(&folder).map_err(|e| CommandError::user(e.to_string()))?;
+            let cache = Arc::new(if push { cache } else { cache.read_only() });
             Ok(Some(Remote { objects: Some(cache.clone()), cache: Some(cache), executor: None, push, required }))
         }
         RemoteKind::Reapi => {

@@ -48,6 +48,9 @@ pub struct ObjectCache {
     backend: Backend,
     prefix: String,
     label: String,
+    /// Whether an entry found damaged is removed from the remote: not from
+    /// a read-only one (`GOURD_REMOTE_PUSH=0`), whose users never write it.
+    removes_damaged: bool,
 }
 
 impl ObjectCache {
@@ -82,6 +85,7 @@ impl ObjectCache {
             backend: Backend::Objects(Arc::new(store)),
             prefix: settings.prefix.trim_matches('/').to_string(),
             label,
+            removes_damaged: settings.push,
         })
     }
 
@@ -98,7 +102,12 @@ impl ObjectCache {
         let store = object_store::local::LocalFileSystem::new_with_prefix(path)
             .map_err(|e| config(e.to_string()))?
             .with_automatic_cleanup(true);
-        Ok(ObjectCache { backend: Backend::Objects(Arc::new(store)), prefix: String::new(), label })
+        Ok(ObjectCache {
+            backend: Backend::Objects(Arc::new(store)),
+            prefix: String::new(),
+            label,
+            removes_damaged: true,
+        })
     }
 
     /// A folder on another machine, over ssh (`[user@]host:/path` or
@@ -107,7 +116,13 @@ impl ObjectCache {
         let ssh =
             SshStore::new(endpoint).map_err(|message| RemoteError::Config { target: endpoint.to_string(), message })?;
         let label = ssh.describe();
-        Ok(ObjectCache { backend: Backend::Ssh(ssh), prefix: String::new(), label })
+        Ok(ObjectCache { backend: Backend::Ssh(ssh), prefix: String::new(), label, removes_damaged: true })
+    }
+
+    /// This cache, read only: what it finds damaged stays there (it is
+    /// still rejected).
+    pub fn read_only(self) -> ObjectCache {
+        ObjectCache { removes_damaged: false, ..self }
     }
 
     /// Every entry of `kind` (`ac`, `cas`, `trees`) with its size and when
@@ -245,7 +260,7 @@ impl ObjectCache {
     /// `gourd push` of a clone holding the right bytes writes it again;
     /// writes never overwrite, so it would otherwise stay bad for good.
     async fn reject(&self, kind: &str, what: &str, digest: Digest) -> RemoteFailure {
-        let removed = self.remove(kind, &digest).await.is_ok();
+        let removed = self.removes_damaged && self.remove(kind, &digest).await.is_ok();
         RemoteFailure::Rejected(format!(
             "{what} {digest} from {} does not match its digest: rejected{}",
             self.label,
@@ -392,7 +407,7 @@ impl RemoteCache for ObjectCache {
             // stage whose bytes differ from run to run could never replace
             // it otherwise.
             let broken = |why: String| async move {
-                let removed = self.remove("ac", &key).await.is_ok();
+                let removed = self.removes_damaged && self.remove("ac", &key).await.is_ok();
                 let tail =
                     if removed { "; its result was removed from there, for the next run to publish" } else { "" };
                 RemoteFailure::Rejected(format!("{why}{tail}"))
