@@ -556,3 +556,78 @@ fn a_cuda_stage_is_recorded_with_its_executor() {
     let record = json(&ws.git(&["show", "refs/gourd/lineage:stages/gpu.json"]));
     assert_eq!(record["executor"], "cuda", "{record}");
 }
+
+/// A pipeline whose param `v` (and command) is set by `let bv = V`.
+fn versioned(v: u32) -> String {
+    format!(
+        r#"let bv = {v} in
+{{ stages = {{ train = {{ cmd = "echo %{{std.to_string bv}} > model.bin; echo '{{\"v\": %{{std.to_string bv}}}}' > m.json", params = {{ v = bv }}, outs = ["model.bin"], metrics = ["m.json"] }} }} }}
+"#
+    )
+}
+
+fn metric_v(ws: &TestWorkspace, a: &str, b: &str) -> (serde_json::Value, serde_json::Value) {
+    let diff = json(&ws.gourd(&["metrics", "diff", a, b, "--json", "--all"]).success().stdout);
+    let row = diff["metrics"].as_array().unwrap().iter().find(|r| r["metric"] == "v").cloned();
+    let row = row.unwrap_or_else(|| panic!("{diff}"));
+    (row["a"].clone(), row["b"].clone())
+}
+
+/// Which run's results are in force at a commit is checked against the
+/// pipeline there: two branches run and committed within a second, and an
+/// amended commit, each have their own values, and `gc -a` keeps each
+/// branch's result.
+#[test]
+fn the_results_at_a_commit_are_those_of_its_pipeline() {
+    let ws = TestWorkspace::new(&versioned(1));
+    ws.write(".gitignore", ".gourd/\nmodel.bin\nm.json\n");
+    ws.git(&["add", "-A"]);
+    ws.git(&["commit", "-qm", "base"]);
+    ws.git(&["checkout", "-qb", "b1"]);
+    ws.write("gourd.ncl", &versioned(5));
+    ws.gourd(&["run"]).success();
+    ws.git(&["commit", "-qam", "b1"]);
+    ws.git(&["checkout", "-q", "main"]);
+    ws.git(&["checkout", "-qb", "b2"]);
+    ws.write("gourd.ncl", &versioned(7));
+    ws.gourd(&["run"]).success();
+    ws.git(&["commit", "-qam", "b2"]);
+    assert_eq!(metric_v(&ws, "b1", "b2"), (serde_json::json!(5), serde_json::json!(7)));
+
+    // An amended commit: its values are the amended pipeline's.
+    ws.write("gourd.ncl", &versioned(8));
+    ws.gourd(&["run"]).success();
+    ws.git(&["commit", "-qam", "b2 next"]);
+    ws.write("gourd.ncl", &versioned(9));
+    ws.gourd(&["run"]).success();
+    ws.git(&["commit", "-q", "--amend", "-am", "b2 next, amended"]);
+    assert_eq!(metric_v(&ws, "HEAD~1", "HEAD"), (serde_json::json!(7), serde_json::json!(9)));
+
+    // Each branch's result stays through `gc -a`, and is restored there.
+    ws.gourd(&["gc", "-a"]).success();
+    ws.git(&["checkout", "-q", "b1"]);
+    let run = ws.run_json(&[]).success();
+    assert_eq!(run.statuses(), common::expect(&[("train", "restored")]), "{}", run.stdout);
+    assert_eq!(ws.read("model.bin"), "5\n");
+}
+
+/// A run made before the first commit is in force there: `gc -A` keeps it,
+/// as `gc -T` does.
+#[test]
+fn gc_all_commits_keeps_the_run_made_before_the_first_commit() {
+    let ws = TestWorkspace::new(&versioned(1));
+    ws.write(".gitignore", ".gourd/\nmodel.bin\nm.json\n");
+    ws.gourd(&["run"]).success();
+    ws.git(&["add", "-A"]);
+    ws.git(&["commit", "-qm", "v1"]);
+    for v in [2, 3] {
+        ws.write("gourd.ncl", &versioned(v));
+        ws.gourd(&["run"]).success();
+        ws.git(&["commit", "-qam", &format!("v{v}")]);
+    }
+    ws.gourd(&["gc", "-A"]).success();
+    ws.git(&["checkout", "-q", "HEAD~2"]);
+    let run = ws.run_json(&[]).success();
+    assert_eq!(run.statuses(), common::expect(&[("train", "restored")]), "{}", run.stdout);
+    assert_eq!(ws.read("model.bin"), "1\n");
+}

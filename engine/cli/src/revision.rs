@@ -100,6 +100,7 @@ fn normalize(path: &Path) -> Option<String> {
 pub fn metrics_at(
     lineage: Option<&Lineage>,
     root: &Path,
+    file: &Path,
     paths: &[String],
     side: &Side,
 ) -> Result<BTreeMap<String, serde_json::Value>, CommandError> {
@@ -135,7 +136,7 @@ pub fn metrics_at(
                     }
                 }
                 if in_force.is_none() {
-                    in_force = Some(records_in_force(lineage, &lineage.history()?, &commit)?);
+                    in_force = Some(records_at_commit(lineage, &lineage.history()?, root, file, &commit)?);
                 }
                 let records = in_force.as_ref().expect("just set");
                 if let Some(value) = records.values().find_map(|r| r.metrics.get(path)) {
@@ -143,6 +144,40 @@ pub fn metrics_at(
                 }
             }
         }
+    }
+    Ok(out)
+}
+
+/// [`records_in_force`], checked against the pipeline as it was at `commit`
+/// (`file` is the pipeline file): a stage's record whose command, params or
+/// env are not the stage's there gives way to the newest record of the stage
+/// that has them, or goes. Such a record is of another commit's run: a
+/// branch run about the same time, a commit amended or rebased since, a
+/// shallow clone's first commit. Where the pipeline does not evaluate at
+/// `commit`, the records are not checked.
+pub fn records_at_commit(
+    lineage: &Lineage,
+    history: &[gourd_lineage::LineageCommit],
+    root: &Path,
+    file: &Path,
+    commit: &str,
+) -> Result<BTreeMap<String, gourd_lineage::Record>, CommandError> {
+    let mut found = records_in_force(lineage, history, commit)?;
+    let Ok(Some(pipeline)) = pipeline_at(lineage, root, file, commit) else { return Ok(found) };
+    let mut out = BTreeMap::new();
+    for stage in &pipeline.stages {
+        let manifest = gourd_core::key::manifest(stage, &BTreeMap::new(), Default::default());
+        let fits = |r: &gourd_lineage::Record| {
+            r.stage == stage.name
+                && r.cmd == manifest["cmd"]
+                && r.params == manifest["params"]
+                && serde_json::to_value(&r.env).is_ok_and(|env| env == manifest["env"])
+        };
+        let record = found
+            .remove(&stage.name)
+            .filter(|r| fits(r))
+            .or_else(|| history.iter().flat_map(|c| &c.records).find(|r| fits(r)).cloned());
+        out.extend(record.map(|r| (stage.name.clone(), r)));
     }
     Ok(out)
 }

@@ -15,7 +15,7 @@ use gourd_digest::Digest;
 use gourd_lineage::Lineage;
 
 use crate::error::CommandError;
-use crate::revision::records_in_force;
+use crate::revision::{records_at_commit, records_in_force};
 use crate::workspace::Location;
 
 #[derive(clap::Args)]
@@ -68,7 +68,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     let wider = args.all_branches || args.all_tags || args.all_commits || args.keep_last.is_some();
     match &lineage {
         Some(lineage) => {
-            let scoped = scope_keys(lineage, args)?;
+            let scoped = scope_keys(lineage, &loaded, args)?;
             keep.extend(scoped.iter().filter_map(|k| k.parse::<Digest>().ok()));
             // `gourd registry get` restores from them.
             keep.extend(crate::commands::registry::sync::registered_keys(&loaded.root, &ws)?);
@@ -118,7 +118,11 @@ fn source_keys_at(lineage: &Lineage, commit: &str) -> Vec<String> {
 }
 
 /// The stage keys the scopes beyond the workspace keep.
-fn scope_keys(lineage: &Lineage, args: &Args) -> Result<BTreeSet<String>, CommandError> {
+fn scope_keys(
+    lineage: &Lineage,
+    loaded: &crate::workspace::Loaded,
+    args: &Args,
+) -> Result<BTreeSet<String>, CommandError> {
     let mut keys = BTreeSet::new();
     if !(args.all_branches || args.all_tags || args.all_commits || args.keep_last.is_some()) {
         return Ok(keys);
@@ -131,8 +135,17 @@ fn scope_keys(lineage: &Lineage, args: &Args) -> Result<BTreeSet<String>, Comman
     if args.all_tags {
         commits.extend(lineage.tips("refs/tags/*")?);
     }
+    if args.all_commits {
+        // Every commit's is at least every tip's.
+        commits.extend(lineage.tips("refs/heads/*")?);
+        commits.extend(lineage.tips("refs/tags/*")?);
+    }
     for commit in &commits {
+        // The records the heuristic finds, and those that have the
+        // pipeline's commands and params there: whichever is right, it stays.
         keys.extend(records_in_force(lineage, &history, commit)?.into_values().map(|r| r.key));
+        let checked = records_at_commit(lineage, &history, &loaded.root, &loaded.file, commit)?;
+        keys.extend(checked.into_values().map(|r| r.key));
         // The tracked sources that commit records: raw data, which nothing
         // can build again.
         keys.extend(source_keys_at(lineage, commit));
@@ -147,7 +160,9 @@ fn scope_keys(lineage: &Lineage, args: &Args) -> Result<BTreeSet<String>, Comman
         }
         for entry in &history {
             let Some(run) = &entry.run else { continue };
-            if run.workspace_commit.as_ref().is_some_and(|c| all.contains(c)) {
+            // A run made before the first commit (no commit to name) is in
+            // force at that commit.
+            if run.workspace_commit.as_ref().is_none_or(|c| all.contains(c)) {
                 keys.extend(lineage.records_at(&entry.id)?.into_values().map(|r| r.key));
             }
         }

@@ -55,7 +55,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     let lineage = Lineage::open(&loaded.root)?;
     match &args.command {
         Command::Show(format) => {
-            let metrics = metrics_at(lineage.as_ref(), &loaded.root, &paths, &Side::WorkingState)?;
+            let metrics = metrics_at(lineage.as_ref(), &loaded.root, &loaded.file, &paths, &Side::WorkingState)?;
             let mut rows = Vec::new();
             for (path, value) in &metrics {
                 let mut leaves = Vec::new();
@@ -85,8 +85,8 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         Command::Diff(diff) => {
             let a = Side::parse(diff.a.as_ref(), Side::Revision("HEAD".into()));
             let b = Side::parse(diff.b.as_ref(), Side::WorkingState);
-            let left = metrics_at(lineage.as_ref(), &loaded.root, &paths, &a)?;
-            let right = metrics_at(lineage.as_ref(), &loaded.root, &paths, &b)?;
+            let left = metrics_at(lineage.as_ref(), &loaded.root, &loaded.file, &paths, &a)?;
+            let right = metrics_at(lineage.as_ref(), &loaded.root, &loaded.file, &paths, &b)?;
             let revisions = [&a, &b].iter().any(|side| matches!(side, Side::Revision(_)));
             let no_lineage =
                 lineage.as_ref().is_some_and(|l| l.tips(gourd_lineage::LINEAGE_REF).is_ok_and(|t| t.is_empty()));

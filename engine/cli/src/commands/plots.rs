@@ -84,7 +84,10 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     let paths = plots::paths(&chosen);
     let mut read = Vec::new();
     for side in &sides {
-        read.push((side.label(), plots::files_at(lineage.as_ref(), &loaded.pipeline, &loaded.root, &paths, side)?));
+        read.push((
+            side.label(),
+            plots::files_at(lineage.as_ref(), &loaded.pipeline, &loaded.root, &loaded.file, &paths, side)?,
+        ));
     }
     let sections = sections(&chosen, &read, sides.len() > 1)?;
     let title = match &args.command {

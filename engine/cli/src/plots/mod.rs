@@ -14,7 +14,7 @@ use gourd_core::model::Plot;
 use gourd_lineage::Lineage;
 
 use crate::error::CommandError;
-use crate::revision::{Side, records_in_force};
+use crate::revision::{Side, records_at_commit};
 
 /// A plot's file as it was at one side: its bytes, or why there are none.
 pub type Files = BTreeMap<String, Result<Vec<u8>, String>>;
@@ -27,6 +27,7 @@ pub fn files_at(
     lineage: Option<&Lineage>,
     pipeline: &gourd_core::model::Pipeline,
     root: &Path,
+    file: &Path,
     paths: &[String],
     side: &Side,
 ) -> Result<Files, CommandError> {
@@ -52,7 +53,7 @@ pub fn files_at(
                     continue;
                 }
                 if in_force.is_none() {
-                    in_force = Some(records_in_force(lineage, &lineage.history()?, &commit)?);
+                    in_force = Some(records_at_commit(lineage, &lineage.history()?, root, file, &commit)?);
                 }
                 let records = in_force.as_ref().expect("just set");
                 let Some((record, (out_path, digest))) =
@@ -205,7 +206,7 @@ pub fn page(title: &str, sections: &[(String, String)]) -> String {
 /// `{id, heading, svg}`, or `{id, heading, error}` for a plot that cannot be
 /// drawn (its file not written yet, say), so that the report still renders.
 pub fn report_context(pipeline: &gourd_core::model::Pipeline, root: &Path) -> serde_json::Value {
-    let read = match files_at(None, pipeline, root, &paths(&pipeline.plots), &Side::WorkingState) {
+    let read = match files_at(None, pipeline, root, root, &paths(&pipeline.plots), &Side::WorkingState) {
         Ok(files) => files,
         Err(e) => return serde_json::json!([{ "id": "plots", "heading": "plots", "error": e.message }]),
     };

@@ -83,10 +83,10 @@ pub fn context(loaded: &Loaded, base: &str) -> Result<Value, CommandError> {
 
     // Metrics now, against the base revision.
     let paths: Vec<String> = pipeline.stages.iter().flat_map(|s| s.metrics.iter().map(|m| m.to_string())).collect();
-    let now = metrics_at(lineage.as_ref(), &loaded.root, &paths, &Side::WorkingState)?;
+    let now = metrics_at(lineage.as_ref(), &loaded.root, &loaded.file, &paths, &Side::WorkingState)?;
     let (base_label, then) = match &lineage {
         Some(_) if !paths.is_empty() => {
-            match metrics_at(lineage.as_ref(), &loaded.root, &paths, &Side::Revision(base.into())) {
+            match metrics_at(lineage.as_ref(), &loaded.root, &loaded.file, &paths, &Side::Revision(base.into())) {
                 Ok(then) => (Some(base.to_string()), then),
                 // A revision the user named must be one; the default HEAD
                 // of a repository with no commit yet is compared with nothing.
