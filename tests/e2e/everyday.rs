@@ -697,6 +697,43 @@ fn gc_remote_keeps_what_lineage_names_unless_forced() {
     assert!(clone.executions().is_empty());
 }
 
+/// A fresh clone that never pulled keeps what the other clones' lineage
+/// names: `gc --remote` fetches the git remotes' lineage first.
+#[test]
+fn gc_remote_in_a_fresh_clone_keeps_what_other_clones_lineage_names() {
+    let shared = tempfile::tempdir().unwrap();
+    let remote = folder_remote(shared.path());
+    let ws = TestWorkspace::new(&model_pipeline(1, &remote));
+    ws.write(".gitignore", ".gourd/\nruns.log\nmodel.bin\n");
+    ws.git(&["add", "-A"]);
+    ws.git(&["commit", "-qm", "seed 1"]);
+    ws.gourd(&["run"]).success();
+    ws.write("gourd.ncl", &model_pipeline(2, &remote));
+    ws.git(&["commit", "-qam", "seed 2"]);
+    ws.gourd(&["run"]).success();
+    let results = || files_under(&shared.path().join("ac")).len();
+    assert_eq!(results(), 2);
+    let aged = std::process::Command::new("find")
+        .args([shared.path().to_str().unwrap(), "-type", "f", "-exec", "touch", "-d", "2 hours ago", "{}", "+"])
+        .status()
+        .unwrap();
+    assert!(aged.success());
+
+    let clone = TestWorkspace::clone_of(ws.root());
+    let kept = clone.gourd(&["gc", "--remote"]).success().stdout;
+    assert!(kept.contains("Removed 0 results"), "the other clone's lineage names both: {kept}");
+    assert_eq!(results(), 2);
+    // The clone's own lineage is as it was: nothing was merged into it.
+    assert!(clone.git(&["for-each-ref", "refs/gourd/lineage"]).is_empty());
+    // A git remote that cannot be read: nothing is removed without `--force`.
+    clone.git(&["remote", "set-url", "origin", "/nonexistent/repo.git"]);
+    let refused = clone.gourd(&["gc", "--remote"]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.stderr.contains("fetching lineage from `origin` failed"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("--force"), "{}", refused.stderr);
+    assert_eq!(results(), 2);
+}
+
 const BEGIN: &str = "# >>> gourd: outputs of gourd.ncl";
 
 #[test]

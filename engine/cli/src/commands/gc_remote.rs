@@ -2,8 +2,9 @@
 //! or a folder remote).
 //!
 //! Kept: what the local scopes keep and, unless `--force`, every result a
-//! lineage record on any `refs/gourd/*` ref names, since other clones' runs
-//! reach this clone through `gourd pull` and may still restore from them.
+//! lineage record on any `refs/gourd/*` ref names, the git remotes' lineage
+//! fetched first: other clones' runs reach this clone through `gourd pull`
+//! and may still restore from them.
 //! Results, objects and listings written in the last hour stay whatever
 //! names them: a clone may be publishing them right now, before the lineage
 //! (or the result) that will name them reaches anyone.
@@ -40,6 +41,11 @@ pub fn run(
     let mut keep = keep.clone();
     if !force {
         if let Some(lineage) = lineage {
+            // Other clones' runs, as their pushes left them on the git
+            // remotes: a fresh clone has not pulled them.
+            crate::commands::sync::fetch_remote_lineages(lineage).map_err(|e| {
+                e.with_hint("`gc --remote` keeps what any clone's lineage names; `--force` removes regardless")
+            })?;
             keep.extend(lineage.all_keys()?.iter().filter_map(|k| k.parse::<Digest>().ok()));
         }
     }

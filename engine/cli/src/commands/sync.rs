@@ -221,6 +221,24 @@ pub fn pull(location: &Location, args: &Args) -> Result<ExitCode, CommandError> 
 /// In a repository with no git remote yet, the default `origin` is said in
 /// a note (the results may still travel through the remote cache); a
 /// remote the user named is an error, as with `git push NAME`.
+/// Fetches every git remote's lineage to `refs/gourd/remotes/NAME/lineage`
+/// (the local lineage is left as it is), so that what other clones' runs
+/// name is known here; a remote with no lineage yet is fine.
+pub fn fetch_remote_lineages(lineage: &Lineage) -> Result<(), CommandError> {
+    let (listed, remotes) = git(lineage, &["remote"])?;
+    if !listed {
+        return Err(CommandError::environment(format!("`git remote` failed: {remotes}")));
+    }
+    for remote in remotes.lines().map(str::trim).filter(|r| !r.is_empty()) {
+        let refspec = format!("+{LINEAGE_REF}:refs/gourd/remotes/{remote}/lineage");
+        let (ok, output) = git(lineage, &["fetch", "--no-tags", remote, &refspec])?;
+        if !ok && !output.contains("couldn't find remote ref") {
+            return Err(CommandError::user(format!("fetching lineage from `{remote}` failed:\n{output}")));
+        }
+    }
+    Ok(())
+}
+
 fn no_such_remote(remote: &str) -> Result<(), CommandError> {
     if remote == "origin" {
         return Ok(());
