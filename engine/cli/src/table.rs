@@ -43,7 +43,19 @@ impl Table {
     }
 
     pub fn markdown(&self) -> String {
-        let escape = |c: &String| c.replace('|', "\\|");
+        // Every character Markdown (GitHub's included) could read as markup
+        // is taken literally: a value from a params or metrics file never
+        // becomes a link, an image, HTML or emphasis in a pull request.
+        let escape = |c: &String| {
+            let mut out = String::with_capacity(c.len());
+            for ch in c.chars() {
+                if matches!(ch, '\\' | '`' | '*' | '_' | '~' | '[' | ']' | '<' | '>' | '|' | '!' | '&' | '#') {
+                    out.push('\\');
+                }
+                out.push(ch);
+            }
+            out
+        };
         let mut out = format!("| {} |\n", self.header.iter().map(escape).collect::<Vec<_>>().join(" | "));
         out.push_str(&format!("|{}\n", "---|".repeat(self.header.len())));
         for row in &self.rows {
@@ -88,7 +100,14 @@ mod tests {
         assert!(text.contains("k\\x1b[31m") && text.contains("\\x1b]0;PWNED\\x07"), "{text}");
         let markdown = table.markdown();
         assert!(!markdown.chars().any(|c| c.is_control() && c != '\n'), "{markdown:?}");
-        assert!(markdown.contains("value\\x1b[2J"), "{markdown}");
+        assert!(markdown.contains("value\\\\x1b\\[2J"), "{markdown}");
+        // A value is never markup where the table is read as Markdown.
+        let mut table = Table::new(&["param"]);
+        table.row(vec!["ü|[x](https://evil.example)`![i](y)<b>*em*_u_~~s~~&amp;#h".to_string()]);
+        assert_eq!(
+            table.markdown().lines().nth(2),
+            Some("| ü\\|\\[x\\](https://evil.example)\\`\\!\\[i\\](y)\\<b\\>\\*em\\*\\_u\\_\\~\\~s\\~\\~\\&amp;\\#h |")
+        );
         // A right-to-left override would show the rest of the row reversed.
         let mut table = Table::new(&["name"]);
         table.row(vec!["evil\u{202e}gnp.exe".to_string()]);
