@@ -234,6 +234,40 @@ fn two_clones_share_results_through_the_action_cache() {
     assert!(message(&run, "prepare").contains("from grpc://"), "{}", run.stdout);
 }
 
+/// A file the stage leaves private on the worker (0600), alone or in a
+/// folder, lands 0600 here, and a clone restores it so.
+#[test]
+#[ignore = "needs the REAPI test server: eval \"$(tests/servers/reapi-up.sh)\", then cargo test --test reapi -- --ignored"]
+fn a_private_file_made_remotely_stays_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let url = server();
+    let salt = salt();
+    let alice = origin(&format!(
+        r#"{{
+  remote = {{ kind = 'reapi, endpoint = "{url}", timeout = 60 }},
+  stages = {{
+    keygen = {{
+      cmd = "umask 077 && echo {salt} > api.key && mkdir -p keys && echo {salt} > keys/one.key && echo open > keys/readme.txt && chmod 644 keys/readme.txt",
+      outs = ["api.key", "keys"],
+      remote = true,
+    }},
+  }},
+}}
+"#
+    ));
+    let mode = |ws: &TestWorkspace, path: &str| std::fs::metadata(ws.path(path)).unwrap().permissions().mode() & 0o777;
+    let run = alice.run_json(&[]).success();
+    assert!(message(&run, "keygen").contains("executed by"), "{}", run.stdout);
+    assert_eq!((mode(&alice, "api.key"), mode(&alice, "keys/one.key")), (0o600, 0o600));
+    assert_eq!(mode(&alice, "keys/readme.txt"), 0o644);
+
+    let bob = TestWorkspace::clone_of(alice.root());
+    let run = bob.run_json(&[]).success();
+    assert_eq!(run.statuses(), expect(&[("keygen", "restored")]), "{}", run.stdout);
+    assert_eq!((mode(&bob, "api.key"), mode(&bob, "keys/one.key")), (0o600, 0o600));
+    assert_eq!(bob.read("api.key"), format!("{salt}\n"));
+}
+
 #[test]
 #[ignore = "needs the REAPI test server: eval \"$(tests/servers/reapi-up.sh)\", then cargo test --test reapi -- --ignored"]
 fn a_poisoned_result_is_rejected_and_the_stage_runs() {

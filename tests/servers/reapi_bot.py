@@ -126,18 +126,25 @@ def stage(dir_digest: re.Digest, path: str):
         stage(sub.digest, os.path.join(path, sub.name))
 
 
-def directory_of(path: str, children: list, uploads: list) -> re.Directory:
+def with_mode(node, path: str, command: re.Command):
+    """Gives `node` the file's mode when the command asks for it."""
+    if "unix_mode" in command.output_node_properties:
+        node.node_properties.unix_mode.value = os.stat(path).st_mode & 0o7777
+    return node
+
+
+def directory_of(path: str, children: list, uploads: list, command: re.Command) -> re.Directory:
     d = re.Directory()
     for name in sorted(os.listdir(path)):
         p = os.path.join(path, name)
         if os.path.isdir(p):
-            child = directory_of(p, children, uploads)
+            child = directory_of(p, children, uploads, command)
             children.append(child)
             d.directories.add(name=name, digest=digest(child.SerializeToString()))
         elif os.path.isfile(p):
             data = open(p, "rb").read()
             uploads.append(data)
-            d.files.add(name=name, digest=digest(data), is_executable=os.access(p, os.X_OK))
+            with_mode(d.files.add(name=name, digest=digest(data), is_executable=os.access(p, os.X_OK)), p, command)
     return d
 
 
@@ -179,10 +186,10 @@ def execute(action_digest: re.Digest):
             if os.path.isfile(p):
                 data = open(p, "rb").read()
                 uploads.append(data)
-                result.output_files.add(path=o, digest=digest(data), is_executable=os.access(p, os.X_OK))
+                with_mode(result.output_files.add(path=o, digest=digest(data), is_executable=os.access(p, os.X_OK)), p, command)
             elif os.path.isdir(p):
                 children = []
-                tree = re.Tree(root=directory_of(p, children, uploads), children=children)
+                tree = re.Tree(root=directory_of(p, children, uploads, command), children=children)
                 for child in children:
                     uploads.append(child.SerializeToString())
                 data = tree.SerializeToString()

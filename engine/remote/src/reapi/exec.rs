@@ -191,6 +191,8 @@ impl Reapi {
                 .map(|(name, value)| re::command::EnvironmentVariable { name, value })
                 .collect(),
             output_paths: outputs,
+            // A file the stage left private (0600) comes back so.
+            output_node_properties: vec!["unix_mode".to_string()],
             platform: Some(platform.clone()),
             ..Default::default()
         };
@@ -515,7 +517,8 @@ impl Reapi {
             }
             for file in &result.output_files {
                 let hash = file.digest.as_ref().map(|d| d.hash.as_str()).unwrap_or_default();
-                write_file(&request.root.join(&file.path), &sources, hash, file.is_executable).map_err(io)?;
+                let private = private_on_worker(file.node_properties.as_ref());
+                write_file(&request.root.join(&file.path), &sources, hash, file.is_executable, private).map_err(io)?;
             }
             for (path, tree, index) in indexes {
                 let Some(root) = tree.root.as_ref() else { continue };
@@ -589,7 +592,13 @@ struct Sources {
     files: HashMap<String, std::path::PathBuf>,
 }
 
-fn write_file(path: &Path, sources: &Sources, hash: &str, executable: bool) -> io::Result<()> {
+/// Whether an output file the service describes was private on the worker
+/// (its `unix_mode` node property, when the service gives it).
+fn private_on_worker(properties: Option<&re::NodeProperties>) -> bool {
+    properties.and_then(|p| p.unix_mode.as_ref()).is_some_and(|mode| gourd_digest::is_private_mode(mode.value))
+}
+
+fn write_file(path: &Path, sources: &Sources, hash: &str, executable: bool, private: bool) -> io::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
@@ -605,7 +614,13 @@ fn write_file(path: &Path, sources: &Sources, hash: &str, executable: bool) -> i
         }
         (None, None) => return Err(io::Error::other(format!("blob {hash} was not downloaded"))),
     }
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(if executable { 0o755 } else { 0o644 }))?;
+    let mode = match (executable, private) {
+        (true, true) => 0o700,
+        (true, false) => 0o755,
+        (false, true) => 0o600,
+        (false, false) => 0o644,
+    };
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
     std::fs::rename(&tmp, path)
 }
 
@@ -625,7 +640,8 @@ fn write_folder(
     for file in &directory.files {
         check_name(&file.name).map_err(WriteError::Remote)?;
         let hash = file.digest.as_ref().map(|d| d.hash.as_str()).unwrap_or_default();
-        write_file(&path.join(&file.name), sources, hash, file.is_executable).map_err(WriteError::Io)?;
+        let private = private_on_worker(file.node_properties.as_ref());
+        write_file(&path.join(&file.name), sources, hash, file.is_executable, private).map_err(WriteError::Io)?;
     }
     for node in &directory.directories {
         check_name(&node.name).map_err(WriteError::Remote)?;
