@@ -734,6 +734,37 @@ fn gc_remote_in_a_fresh_clone_keeps_what_other_clones_lineage_names() {
     assert_eq!(results(), 2);
 }
 
+/// `gourd pull` takes only results that hold the outputs their lineage
+/// record names: one that also claims `gourd.ncl` is passed over, said, and
+/// never reaches the local cache.
+#[test]
+fn pull_passes_over_a_result_naming_other_outputs() {
+    let shared = tempfile::tempdir().unwrap();
+    let ws = TestWorkspace::new(&model_pipeline(1, &folder_remote(shared.path())));
+    ws.write(".gitignore", ".gourd/\nruns.log\nmodel.bin\n");
+    ws.git(&["add", "-A"]);
+    ws.git(&["commit", "-qm", "seed 1"]);
+    ws.gourd(&["run"]).success();
+    let results = files_under(&shared.path().join("ac"));
+    assert_eq!(results.len(), 1);
+    let mut result: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&results[0]).unwrap()).unwrap();
+    result["outputs"]["gourd.ncl"] = result["outputs"]["model.bin"].clone();
+    let mut permissions = std::fs::metadata(&results[0]).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o644);
+    std::fs::set_permissions(&results[0], permissions).unwrap();
+    std::fs::write(&results[0], result.to_string()).unwrap();
+
+    let clone = TestWorkspace::clone_of(ws.root());
+    let pulled = clone.gourd(&["pull"]).success();
+    assert!(pulled.stderr.contains("Pulled 0 results"), "{}", pulled.stderr);
+    assert!(pulled.stderr.contains("names other outputs than its lineage record"), "{}", pulled.stderr);
+    assert!(files_under(&clone.path(".gourd/cache-v1/actions")).is_empty());
+    let before = clone.read("gourd.ncl");
+    clone.gourd(&["run"]).success();
+    assert_eq!(clone.read("gourd.ncl"), before);
+    assert_eq!(clone.executions().len(), 1, "the stage ran");
+}
+
 const BEGIN: &str = "# >>> gourd: outputs of gourd.ncl";
 
 #[test]

@@ -159,7 +159,12 @@ pub fn pull(location: &Location, args: &Args) -> Result<ExitCode, CommandError> 
     }
     if let Some(cache) = remote_cache(location)? {
         let ws = gourd_core::workspace::Workspace::open(&location.root()?)?;
-        let keys: Vec<gourd_digest::Digest> = lineage.latest()?.values().filter_map(|r| r.key.parse().ok()).collect();
+        let latest = lineage.latest()?;
+        let keys: Vec<gourd_digest::Digest> = latest.values().filter_map(|r| r.key.parse().ok()).collect();
+        // What each result must hold: the outputs its lineage record names,
+        // no others (as `gourd run` checks a result against the stage).
+        let named: std::collections::HashMap<String, Vec<&String>> =
+            latest.values().map(|r| (r.key.clone(), r.outs.keys().collect())).collect();
         use gourd_core::remote::RemoteFailure;
         let fetched = runtime()?.block_on(async {
             let missing = keys.into_iter().filter(|key| ws.store.action(key).is_none());
@@ -182,6 +187,15 @@ pub fn pull(location: &Location, args: &Args) -> Result<ExitCode, CommandError> 
             for outcome in transfer("pulling results", downloads).await? {
                 match outcome {
                     Ok(Some(action)) => {
+                        let holds: Vec<&String> = action.outputs.keys().collect();
+                        if named.get(&action.key.to_string()).is_some_and(|outs| *outs != holds) {
+                            passed_over.push(format!(
+                                "the result {} names other outputs than its lineage record ({}): rejected",
+                                action.key,
+                                holds.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
+                            ));
+                            continue;
+                        }
                         ws.store.put_action(&action).map_err(|e| RemoteFailure::Rejected(e.to_string()))?;
                         n += 1;
                     }
