@@ -221,20 +221,20 @@ fn a_signal_while_run_set_loads_puts_the_params_file_back() {
         let gate = std::ffi::CString::new(ws.path("gate.ncl").into_os_string().into_encoded_bytes()).unwrap();
         // SAFETY: mkfifo(3) on a path of the test's own workspace.
         assert_eq!(unsafe { libc::mkfifo(gate.as_ptr(), 0o644) }, 0);
-        // Whoever has the FIFO open for reading gets one evaluation's worth.
+        // Whoever has the FIFO open for reading gets one evaluation's worth;
+        // two writes a reader takes as one still read as one value (the
+        // rest of the line is a comment).
         let feed = || {
             let opened =
                 std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(ws.path("gate.ncl"));
             if let Ok(mut fifo) = opened {
-                let _ = std::io::Write::write_all(&mut fifo, b"\"gated\"");
+                let _ = std::io::Write::write_all(&mut fifo, b"\"gated\" # ");
             }
         };
         let mut child =
             ws.command(&["run", "-S", "lr=0.9"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-        wait_until("`-S` to write params.yaml", || {
-            feed();
-            ws.read("params.yaml") == "lr: 0.9\n"
-        });
+        // Only the evaluation reads the FIFO, after the edit: it waits there.
+        wait_until("`-S` to write params.yaml", || ws.read("params.yaml") == "lr: 0.9\n");
         // SAFETY: signalling our own child.
         unsafe { libc::kill(child.id() as i32, signal) };
         let started = Instant::now();

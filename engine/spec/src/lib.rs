@@ -47,7 +47,10 @@ pub fn sources(file: &Path) -> Vec<PathBuf> {
         if found.contains(&path) {
             continue;
         }
-        if let Ok(text) = std::fs::read_to_string(&path) {
+        // Only a plain file is read: a FIFO would block the scan until
+        // someone wrote to it (the evaluation reads it, once).
+        let plain = std::fs::metadata(&path).is_ok_and(|meta| meta.is_file());
+        if let Some(text) = plain.then(|| std::fs::read_to_string(&path).ok()).flatten() {
             let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
             todo.extend(imports(&text).into_iter().filter(|i| i != STDLIB_NAME).map(|i| dir.join(i)));
         }

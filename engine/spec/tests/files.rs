@@ -49,6 +49,31 @@ fn sources_follow_imports_transitively_once_and_skip_the_standard_library() {
     assert_eq!(gourd_spec::sources(&d.join("missing.ncl")), Vec::<PathBuf>::new());
 }
 
+/// An import that is a FIFO is a source, and is not read: the scan never
+/// waits for a writer.
+#[test]
+fn sources_list_a_fifo_without_reading_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let file = write(d, "gourd.ncl", "{ stages = {}, desc = import \"gate.ncl\" }\n");
+    let gate = std::ffi::CString::new(d.join("gate.ncl").into_os_string().into_encoded_bytes()).unwrap();
+    // SAFETY: mkfifo(3) on a path of the test's own folder.
+    assert_eq!(unsafe { libc::mkfifo(gate.as_ptr(), 0o644) }, 0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let scanned = file.clone();
+    std::thread::spawn(move || tx.send(gourd_spec::sources(&scanned)).unwrap());
+    let found = rx.recv_timeout(std::time::Duration::from_secs(20));
+    if found.is_err() {
+        // Unblock the scan's read before failing.
+        let _ = std::fs::write(d.join("gate.ncl"), "1");
+    }
+    let mut found = found.expect("the scan waited on the FIFO");
+    found.sort();
+    let mut expected = vec![file, d.join("gate.ncl").canonicalize().unwrap()];
+    expected.sort();
+    assert_eq!(found, expected);
+}
+
 #[test]
 fn the_standard_library_is_installed_in_a_folder_named_after_its_content() {
     let dir = tempfile::tempdir().unwrap();
