@@ -71,9 +71,9 @@ fn run_prints_one_line_per_stage_and_a_summary() {
            ran prepare ([TIME])
            ran train ([TIME])
            ran evaluate ([TIME])
-    3 ran, 0 restored, 0 up-to-date, 0 failed, 0 skipped in [TIME]
     Metrics:
       evaluate  metrics.json  accuracy 0.9
+    3 ran, 0 restored, 0 up-to-date, 0 failed, 0 skipped in [TIME]
     ");
 }
 

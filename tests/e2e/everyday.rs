@@ -970,6 +970,8 @@ fn the_summary_shows_the_metrics_the_run_produced() {
     let ws = TestWorkspace::new(TWO_STAGES);
     let out = ws.gourd(&["run"]).success().stdout;
     let metrics = out.split("Metrics:\n").nth(1).unwrap_or_else(|| panic!("{out}"));
+    // The summary stays the last line (SPEC: the run ends with it).
+    assert!(out.lines().last().is_some_and(|l| l.starts_with("2 ran, 0 restored")), "{out}");
     assert!(metrics.contains("second  m.json  accuracy 0.5  nested.loss 0.25"), "{out}");
     assert!(!metrics.contains("curve"), "arrays belong to plots: {out}");
     let json = ws.gourd(&["run", "--json", "--force", "second"]).success().stdout;

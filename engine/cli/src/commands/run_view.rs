@@ -2,8 +2,8 @@
 //! terminal a live line with how many stages are done out of how many and
 //! each running stage with its elapsed time. With `-v`, each executing
 //! stage's output as it is written, each line prefixed with the stage's name
-//! (plain lines when not a terminal, as in CI). The summary ends with the
-//! metrics the run produced.
+//! (plain lines when not a terminal, as in CI). The metrics the run
+//! produced come before the summary line, which is the last.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read, Seek};
@@ -184,16 +184,6 @@ impl Printer {
             outln!("{line}");
             return;
         }
-        outln!(
-            "{} ran, {} restored, {} up-to-date, {} failed, {} skipped in {}{}",
-            summary.ran,
-            summary.restored,
-            summary.up_to_date,
-            summary.failed,
-            summary.skipped,
-            ui::duration(elapsed),
-            if summary.interrupted { " (interrupted)" } else { "" }
-        );
         if !self.metrics.is_empty() {
             outln!("Metrics:");
             for (stage, files) in &self.metrics {
@@ -214,6 +204,16 @@ impl Printer {
                 }
             }
         }
+        outln!(
+            "{} ran, {} restored, {} up-to-date, {} failed, {} skipped in {}{}",
+            summary.ran,
+            summary.restored,
+            summary.up_to_date,
+            summary.failed,
+            summary.skipped,
+            ui::duration(elapsed),
+            if summary.interrupted { " (interrupted)" } else { "" }
+        );
     }
 }
 
