@@ -199,6 +199,10 @@ fn register_promote_demote_rollback_and_history() {
     assert_eq!(r.ws.gourd(&["registry", "resolve", "pumpkin#prod"]).success().stdout, resolved);
     assert_eq!(r.ws.gourd(&["registry", "resolve", "pumpkin@v0.0.1"]).success().stdout, resolved);
     assert!(r.ws.gourd(&["registry", "resolve", "pumpkin@latest"]).success().stdout.starts_with("v0.0.2 "));
+    // In any case, as no stage may be so named.
+    for latest in ["pumpkin@LATEST", "pumpkin@Greatest"] {
+        assert!(r.ws.gourd(&["registry", "resolve", latest]).success().stdout.starts_with("v0.0.2 "), "{latest}");
+    }
     let then = r.ws.gourd(&["registry", "resolve", "pumpkin@prod", "--at", "2026-11-30T12:00:45Z"]).success();
     assert!(then.stdout.starts_with("v0.0.2 "));
     let missing = r.ws.gourd(&["registry", "resolve", "pumpkin@staging"]);

@@ -87,7 +87,7 @@ pub fn resolve_reference(
             .filter(|v| v.active)
             .ok_or_else(|| CommandError::user(format!("{name} has no active version {what}{when}")))?;
         (v.version.clone(), None, loaded.events[v.registered_by].tag.clone())
-    } else if sign == "@" && (what == "latest" || what == "greatest") {
+    } else if sign == "@" && (what.eq_ignore_ascii_case("latest") || what.eq_ignore_ascii_case("greatest")) {
         let v = state.latest().ok_or_else(|| CommandError::user(format!("{name} has no active version{when}")))?;
         (v.version.clone(), None, loaded.events[v.registered_by].tag.clone())
     } else {
