@@ -319,6 +319,16 @@ fn diff_draws_both_revisions_from_the_cache() {
     assert_eq!(count(&counts, "point"), 6, "HEAD~1 and the working state");
     assert!(texts.iter().any(|t| t == "workspace: tpr"), "{texts:?}");
 
+    // A side without the plot (a plot new since) is left out, and said.
+    ws.write("gourd.ncl", &pipeline("0.9").replace("roc.csv", "curve.csv"));
+    ws.gourd(&["run"]).success();
+    let new = ws.gourd(&["plots", "diff", "HEAD", "-o", "new.html"]).success();
+    assert!(new.stderr.contains("note: plot `curve.csv`: `curve.csv`"), "{}", new.stderr);
+    assert!(new.stderr.contains("(at HEAD); drawn without that side"), "{}", new.stderr);
+    let (counts, _) = parse(&sections(&ws.read("new.html"))[0].1);
+    assert_eq!(count(&counts, "point"), 3, "the working state only");
+    ws.write("gourd.ncl", &pipeline("0.9"));
+
     // A revision whose output is not in the cache says so.
     std::fs::remove_dir_all(ws.path(".gourd/cache-v1/objects")).unwrap();
     std::fs::create_dir_all(ws.path(".gourd/cache-v1/objects")).unwrap();

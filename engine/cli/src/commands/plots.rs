@@ -125,6 +125,21 @@ pub fn sections(chosen: &[Plot], read: &[(String, Files)], diff: bool) -> Result
             .filter(|(_, files)| !diff || plot.y.iter().all(|(f, _)| matches!(files.get(f.as_str()), Some(Ok(_)))))
             .map(|(label, files)| (label.clone(), files))
             .collect();
+        // A side left out is said: the page alone would not tell a missing
+        // side from an unchanged one.
+        if diff && !present.is_empty() {
+            for (label, files) in read.iter().filter(|(label, _)| !present.iter().any(|(p, _)| p == label)) {
+                let (file, why) = plot
+                    .y
+                    .iter()
+                    .find_map(|(f, _)| match files.get(f.as_str()) {
+                        Some(Err(why)) => Some((f.as_str(), why.as_str())),
+                        _ => None,
+                    })
+                    .unwrap_or(("?", "was not read"));
+                eprintln!("note: plot `{}`: `{file}` {why} (at {label}); drawn without that side", plot.id);
+            }
+        }
         if present.is_empty() {
             let (label, files) = &read[0];
             let (file, why) = plot
