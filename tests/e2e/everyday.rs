@@ -1367,6 +1367,43 @@ let p = import "params.yaml" in
     assert!(bad.stderr.contains("did you mean `m.json:score`?"), "{}", bad.stderr);
 }
 
+/// A param whose name holds a dot is set by its whole name, alone or after
+/// its stage's.
+#[test]
+fn set_names_a_param_with_a_dot_in_its_name() {
+    let ws = TestWorkspace::new(
+        r#"{ stages = { s = { cmd = "cat $GOURD_PARAMS > out.json", params = { "a.b" = 1, c = { d = 2 } }, outs = ["out.json"] } } }"#,
+    );
+    for (set, expected) in [("a.b=5", 5), ("s.a.b=6", 6)] {
+        ws.gourd(&["run", "--set", set]).success();
+        let params: serde_json::Value = serde_json::from_str(&ws.read("out.json")).unwrap();
+        assert_eq!(params["a.b"], expected, "--set {set}: {params}");
+        assert_eq!(params["c"]["d"], 2);
+    }
+    ws.gourd(&["run", "--set", "c.d=7"]).success();
+    let params: serde_json::Value = serde_json::from_str(&ws.read("out.json")).unwrap();
+    assert_eq!((params["a.b"].clone(), params["c"]["d"].clone()), (serde_json::json!(1), serde_json::json!(7)));
+}
+
+/// A file a stage writes is never edited by `--set`, even when named like a
+/// params file (`params.json` as an output): refused, and left as it was.
+#[test]
+fn set_never_edits_a_stage_output() {
+    let ws = TestWorkspace::new(
+        r#"{ stages = { s = { cmd = "cat $GOURD_PARAMS > params.json", params = { c = { d = 2 } }, outs = ["params.json"] } } }"#,
+    );
+    ws.gourd(&["run"]).success();
+    let before = ws.read("params.json");
+    let refused = ws.gourd(&["run", "--set", "c.d=7"]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.stderr.contains("--set `c.d`: `params.json` is an output of stage `s`"), "{}", refused.stderr);
+    assert_eq!(ws.read("params.json"), before, "put back as it was");
+    assert!(!ws.exists(".gourd-displaced"), "{}", refused.stderr);
+    ws.gourd(&["run", "--set", "s.c.d=7"]).success();
+    let params: serde_json::Value = serde_json::from_str(&ws.read("params.json")).unwrap();
+    assert_eq!(params["c"]["d"], 7);
+}
+
 /// A param holding a list is a column of `exp show` like any other.
 #[test]
 fn exp_show_shows_params_that_are_lists() {

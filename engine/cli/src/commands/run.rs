@@ -89,7 +89,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
                     let real_root = std::fs::canonicalize(&root).unwrap_or_else(|_| root.clone());
                     let shown = file.strip_prefix(&real_root).unwrap_or(&file).display().to_string();
                     eprintln!("Set `{key}` to {value} in `{shown}`.");
-                    written.push(key);
+                    written.push((key, shown));
                 }
                 Ok(None) => overrides.push(assignment),
                 Err(message) => {
@@ -103,7 +103,20 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
     // A key written to a file that no stage's params hold reaches no stage
     // through its key (a value written into a command when the pipeline was
     // made, say): nothing runs again for it, which is said.
-    for key in written {
+    // A file a stage writes is that stage's, not a params file to edit
+    // (`params.json` as an output, say): refused, and put back.
+    for (key, file) in &written {
+        if let Some(stage) = loaded.pipeline.stages.iter().find(|stage| {
+            stage.outputs().any(|o| file == o.path.as_str() || file.starts_with(&format!("{}/", o.path.as_str())))
+        }) {
+            return Err(CommandError::user(format!(
+                "--set `{key}`: `{file}` is an output of stage `{}`; --set edits params files, never what a stage writes",
+                stage.name
+            ))
+            .with_hint("set the param in the pipeline (`STAGE.NAME=VALUE`), or in the params file the pipeline imports"));
+        }
+    }
+    for (key, _) in written {
         let key = key.split_once(':').map_or(key, |(_, inner)| inner);
         let path: Vec<&str> = key.split('.').collect();
         if !loaded.pipeline.stages.iter().any(|stage| crate::params_file::lookup(&stage.params, &path).is_some()) {
@@ -369,12 +382,16 @@ fn parse_assignment(assignment: &str) -> Result<(&str, serde_json::Value), Comma
 fn set_param(pipeline: &mut gourd_core::model::Pipeline, assignment: &str) -> Result<(), CommandError> {
     let (key, value) = parse_assignment(assignment)?;
     let path: Vec<&str> = key.split('.').collect();
+    // A param whose own name holds a dot (`"a.b" = 1`) is named whole.
+    let whole = [key];
+    let whole_own: Vec<&str> = key.split_once('.').map(|(_, rest)| rest).into_iter().collect();
     let mut hits = 0;
     for stage in &mut pipeline.stages {
         // `STAGE.NAME` names a param of that stage; otherwise the dotted
         // path is looked up in every stage's params.
         let own = path.len() > 1 && path[0] == stage.name;
-        for candidate in [if own { Some(&path[1..]) } else { None }, Some(&path[..])].into_iter().flatten() {
+        let candidates = [own.then_some(&path[1..]), own.then_some(&whole_own[..]), Some(&path[..]), Some(&whole[..])];
+        for candidate in candidates.into_iter().flatten() {
             if let Some(slot) = crate::params_file::lookup_mut(&mut stage.params, candidate) {
                 *slot = value.clone();
                 hits += 1;
