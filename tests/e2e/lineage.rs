@@ -631,3 +631,26 @@ fn gc_all_commits_keeps_the_run_made_before_the_first_commit() {
     assert_eq!(run.statuses(), common::expect(&[("train", "restored")]), "{}", run.stdout);
     assert_eq!(ws.read("model.bin"), "1\n");
 }
+
+/// A built-in step's record holds its configuration among its params: the
+/// check against the pipeline at a commit takes them so (a drift step's
+/// metrics stay known at every commit).
+#[test]
+fn a_steps_metrics_are_known_at_each_commit() {
+    let ws = TestWorkspace::new(
+        "let gourd = import \"gourd-std.ncl\" in\n{ stages = { drift = gourd.steps.drift { reference = \"ref.csv\", current = \"cur.csv\", output = \"drift.json\" } } }\n",
+    );
+    ws.write("ref.csv", "age\n1\n2\n3\n4\n5\n");
+    ws.write("cur.csv", "age\n1\n2\n3\n4\n9\n");
+    ws.write(".gitignore", ".gourd/\ndrift.json\n");
+    ws.git(&["add", "-A"]);
+    ws.git(&["commit", "-qm", "a"]);
+    ws.gourd(&["run"]).success();
+    ws.write("cur.csv", "age\n50\n60\n70\n80\n90\n");
+    ws.git(&["commit", "-qam", "b"]);
+    ws.gourd(&["run"]).success();
+    let diff = json(&ws.gourd(&["metrics", "diff", "HEAD~1", "HEAD", "--json", "--all"]).success().stdout);
+    let rows = diff["metrics"].as_array().unwrap();
+    let drift = rows.iter().find(|r| r["metric"] == "drift").unwrap_or_else(|| panic!("{diff}"));
+    assert_eq!((drift["a"].clone(), drift["b"].clone()), (serde_json::json!(false), serde_json::json!(true)), "{diff}");
+}

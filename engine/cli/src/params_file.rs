@@ -337,23 +337,43 @@ fn skip_value(bytes: &[u8], at: &mut usize) -> Option<()> {
 /// The params files `--set` may write, as they are before it does, put
 /// back when dropped unless [`Undo::keep`] was called: a run that does not
 /// start (a later `--set` refused, an unknown stage, `-j 0`, a dry run)
-/// leaves them as they were.
+/// leaves them as they were. So does a signal that stops gourd before the
+/// run starts (Ctrl-C while the pipeline loads): SIGINT, SIGTERM and SIGHUP
+/// are taken by a thread of their own meanwhile, which puts the files back,
+/// then lets the signal stop gourd.
 pub struct Undo {
-    saved: Vec<(PathBuf, Vec<u8>)>,
-    kept: bool,
+    state: std::sync::Arc<std::sync::Mutex<Saved>>,
     // Dropped after the files are put back.
     _held: Option<HeldSignals>,
+}
+
+struct Saved {
+    files: Vec<(PathBuf, Vec<u8>)>,
+    /// Kept (the run started) or put back: nothing more to do.
+    settled: bool,
+}
+
+impl Saved {
+    fn put_back(&mut self) {
+        if std::mem::replace(&mut self.settled, true) {
+            return;
+        }
+        for (file, bytes) in &self.files {
+            if std::fs::read(file).is_ok_and(|now| now != *bytes) {
+                match replace_keeping_mode(file, bytes) {
+                    Ok(()) => eprintln!("note: `{}` is as it was before `--set`", file.display()),
+                    Err(err) => eprintln!("warning: could not put `{}` back as it was: {err}", file.display()),
+                }
+            }
+        }
+    }
 }
 
 impl Undo {
     /// Saves every file `--set KEY=…` could write for `keys`: the
     /// workspace's own params files, the params files of `imported`, and
     /// the files `FILE:KEY` names.
-    /// Until it is dropped or kept, SIGINT, SIGTERM and SIGHUP wait: a
-    /// Ctrl-C while the pipeline loads puts the files back, then stops
-    /// gourd.
     pub fn save(root: &Path, keys: &[&str], imported: &[PathBuf]) -> Undo {
-        let held = HeldSignals::hold();
         let mut files: Vec<PathBuf> = FILES.iter().map(|f| root.join(f)).collect();
         files.extend(imported.iter().filter(|f| params_like(f)).cloned());
         files.extend(keys.iter().filter_map(|key| key.split_once(':')).map(|(name, _)| root.join(name)));
@@ -367,36 +387,35 @@ impl Undo {
                 saved.push((real, bytes));
             }
         }
-        Undo { saved, kept: false, _held: held }
+        let state = std::sync::Arc::new(std::sync::Mutex::new(Saved { files: saved, settled: false }));
+        let held = HeldSignals::hold(state.clone());
+        Undo { state, _held: held }
     }
 
-    /// The edits stay: the run starts. Unless a signal came while the
-    /// pipeline loaded: then the files are put back and the signal acts.
-    pub fn keep(mut self) {
-        self.kept = !self._held.as_ref().is_some_and(HeldSignals::pending);
+    /// Held while the files are written: a signal meanwhile puts them back
+    /// once the write is through.
+    pub fn editing(&self) -> impl Sized + '_ {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The edits stay: the run starts. (A signal that came first has
+    /// stopped gourd already, the files put back.)
+    pub fn keep(self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).settled = true;
     }
 }
 
 impl Drop for Undo {
     fn drop(&mut self) {
-        if self.kept {
-            return;
-        }
-        for (file, bytes) in &self.saved {
-            if std::fs::read(file).is_ok_and(|now| now != *bytes) {
-                match replace_keeping_mode(file, bytes) {
-                    Ok(()) => eprintln!("note: `{}` is as it was before `--set`", file.display()),
-                    Err(err) => eprintln!("warning: could not put `{}` back as it was: {err}", file.display()),
-                }
-            }
-        }
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).put_back();
     }
 }
 
 /// The signals that stop gourd, blocked on this thread (and so on the
 /// threads it starts; a child process starts with none blocked) until
-/// dropped: one that comes meanwhile waits, and acts when they are let
-/// through again.
+/// dropped, and taken meanwhile by a thread of their own: one that comes
+/// before the run starts puts the saved files back, then stops gourd as it
+/// would have.
 struct HeldSignals {
     old: libc::sigset_t,
 }
@@ -404,28 +423,55 @@ struct HeldSignals {
 impl HeldSignals {
     const STOPPING: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
-    fn hold() -> Option<HeldSignals> {
+    fn hold(saved: std::sync::Arc<std::sync::Mutex<Saved>>) -> Option<HeldSignals> {
         // SAFETY: sigset_t is a plain C struct, filled by sigemptyset and
         // sigaddset before use; pthread_sigmask writes the old mask into
         // `old`.
-        unsafe {
+        let (set, old) = unsafe {
             let mut set: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut set);
             for signal in Self::STOPPING {
                 libc::sigaddset(&mut set, signal);
             }
             let mut old: libc::sigset_t = std::mem::zeroed();
-            (libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old) == 0).then_some(HeldSignals { old })
+            if libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old) != 0 {
+                return None;
+            }
+            (set, old)
+        };
+        let taker = std::thread::Builder::new().name("gourd-set-signals".into()).spawn(move || {
+            let mut signal = 0;
+            // SAFETY: `set` is initialised above; sigwait writes `signal`.
+            if unsafe { libc::sigwait(&set, &mut signal) } != 0 {
+                return;
+            }
+            let mut saved = saved.lock().unwrap_or_else(|e| e.into_inner());
+            if saved.settled {
+                // Kept: the run is starting and listens for it (its thread
+                // lets it through once the mask is put back).
+                // SAFETY: a plain kill(2) of this process.
+                unsafe { libc::kill(libc::getpid(), signal) };
+                return;
+            }
+            saved.put_back();
+            // SAFETY: the signal's default action, let through on this
+            // thread only, then raised on it: gourd stops as it would
+            // have without the hold.
+            unsafe {
+                libc::signal(signal, libc::SIG_DFL);
+                let mut one: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut one);
+                libc::sigaddset(&mut one, signal);
+                libc::pthread_sigmask(libc::SIG_UNBLOCK, &one, std::ptr::null_mut());
+                libc::raise(signal);
+            }
+        });
+        if taker.is_err() {
+            // SAFETY: puts back the mask just saved.
+            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+            return None;
         }
-    }
-
-    /// Whether one of them came while held (and was not ignored).
-    fn pending(&self) -> bool {
-        // SAFETY: sigpending fills `set`, a plain C struct.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigpending(&mut set) == 0 && Self::STOPPING.iter().any(|&s| libc::sigismember(&set, s) == 1)
-        }
+        Some(HeldSignals { old })
     }
 }
 

@@ -65,17 +65,35 @@ pub fn pipeline_at(
             }
         }
     }
+    // Revisions whose pipeline files are the same bytes evaluate to the same
+    // pipeline: once per process (`gc -T` on hundreds of tags).
+    let mut text = Vec::new();
+    for path in &seen {
+        if let Ok(bytes) = std::fs::read(temp.path().join(path)) {
+            text.extend_from_slice(path.as_bytes());
+            text.push(0);
+            text.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+            text.extend_from_slice(&bytes);
+        }
+    }
+    let same = gourd_digest::Hasher::digest_bytes(Default::default(), &text);
+    static EVALUATED: std::sync::Mutex<BTreeMap<String, Pipeline>> = std::sync::Mutex::new(BTreeMap::new());
+    if let Some(pipeline) = EVALUATED.lock().unwrap_or_else(|e| e.into_inner()).get(&same.to_string()) {
+        return Ok(Some(pipeline.clone()));
+    }
     let stdlib = gourd_spec::install_stdlib(&root.join(".gourd").join("stdlib"))?;
     let exe = std::env::current_exe()?;
     let limits = gourd_spec::EvalLimits::from_env();
     let loaded = gourd_spec::load(&exe, &temp.path().join(&rel), &stdlib, None, &limits, crate::ui::color_stderr());
     // Its diagnostics name the file as `REV:gourd.ncl`, not by the
     // temporary folder it was evaluated in.
-    loaded.map(Some).map_err(|err| {
+    let pipeline = loaded.map_err(|err| {
         let mut err = CommandError::from(err);
         err.message = err.message.replace(&format!("{}/", temp.path().display()), &format!("{revision}:"));
         err
-    })
+    })?;
+    EVALUATED.lock().unwrap_or_else(|e| e.into_inner()).insert(same.to_string(), pipeline.clone());
+    Ok(Some(pipeline))
 }
 
 fn normalize(path: &Path) -> Option<String> {
@@ -151,7 +169,7 @@ pub fn metrics_at(
 /// [`records_in_force`], checked against the pipeline as it was at `commit`
 /// (`file` is the pipeline file): a stage's record whose command, params or
 /// env are not the stage's there gives way to the newest record of the stage
-/// that has them, or goes. Such a record is of another commit's run: a
+/// that has them, where one does. Such a record is of another commit's run: a
 /// branch run about the same time, a commit amended or rebased since, a
 /// shallow clone's first commit. Where the pipeline does not evaluate at
 /// `commit`, the records are not checked.
@@ -162,21 +180,32 @@ pub fn records_at_commit(
     file: &Path,
     commit: &str,
 ) -> Result<BTreeMap<String, gourd_lineage::Record>, CommandError> {
-    let mut found = records_in_force(lineage, history, commit)?;
+    let (mut found, exact) = found_in_force(lineage, history, commit)?;
+    // A run with a clean workspace at the commit itself ran what it holds
+    // (only its records of stages that ran then may be older, and those
+    // were up to date then): nothing to check, nothing to evaluate.
+    if exact {
+        return Ok(found);
+    }
     let Ok(Some(pipeline)) = pipeline_at(lineage, root, file, commit) else { return Ok(found) };
     let mut out = BTreeMap::new();
     for stage in &pipeline.stages {
         let manifest = gourd_core::key::manifest(stage, &BTreeMap::new(), Default::default());
+        // Params as records hold them: a built-in step's configuration in.
+        let params = stage.recorded_params();
         let fits = |r: &gourd_lineage::Record| {
             r.stage == stage.name
                 && r.cmd == manifest["cmd"]
-                && r.params == manifest["params"]
+                && r.params == params
                 && serde_json::to_value(&r.env).is_ok_and(|env| env == manifest["env"])
         };
-        let record = found
-            .remove(&stage.name)
-            .filter(|r| fits(r))
-            .or_else(|| history.iter().flat_map(|c| &c.records).find(|r| fits(r)).cloned());
+        // None fits (the stage never ran so): what the commit-and-time rule
+        // found stands, as before the check.
+        let heuristic = found.remove(&stage.name);
+        let record = match heuristic.as_ref().filter(|r| fits(r)) {
+            Some(r) => Some(r.clone()),
+            None => history.iter().flat_map(|c| &c.records).find(|r| fits(r)).cloned().or(heuristic),
+        };
         out.extend(record.map(|r| (stage.name.clone(), r)));
     }
     Ok(out)
@@ -196,7 +225,18 @@ pub fn records_in_force(
     history: &[gourd_lineage::LineageCommit],
     commit: &str,
 ) -> Result<BTreeMap<String, gourd_lineage::Record>, CommandError> {
+    Ok(found_in_force(lineage, history, commit)?.0)
+}
+
+/// [`records_in_force`], and whether they are of a run with a clean
+/// workspace at `commit` itself: what the commit holds, exactly.
+fn found_in_force(
+    lineage: &Lineage,
+    history: &[gourd_lineage::LineageCommit],
+    commit: &str,
+) -> Result<(BTreeMap<String, gourd_lineage::Record>, bool), CommandError> {
     let mut next = Some(commit.to_string());
+    let mut exact = true;
     for _ in 0..ANCESTORS_SEARCHED {
         let Some(commit) = next.take() else { break };
         let (parents, time) = lineage.commit_info(&commit)?;
@@ -211,14 +251,14 @@ pub fn records_in_force(
                 && run.recorded_at <= committed_at
         };
         // History is newest first: the first match is the last run.
-        let found = history
-            .iter()
-            .find(|c| c.run.as_ref().is_some_and(at_commit))
-            .or_else(|| history.iter().find(|c| c.run.as_ref().is_some_and(before_commit)));
-        if let Some(found) = found {
-            return Ok(lineage.records_at(&found.id)?);
+        if let Some(found) = history.iter().find(|c| c.run.as_ref().is_some_and(at_commit)) {
+            return Ok((lineage.records_at(&found.id)?, exact));
         }
+        if let Some(found) = history.iter().find(|c| c.run.as_ref().is_some_and(before_commit)) {
+            return Ok((lineage.records_at(&found.id)?, false));
+        }
+        exact = false;
         next = parents.into_iter().next();
     }
-    Ok(BTreeMap::new())
+    Ok((BTreeMap::new(), false))
 }

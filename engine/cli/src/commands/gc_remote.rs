@@ -43,9 +43,7 @@ pub fn run(
         if let Some(lineage) = lineage {
             // Other clones' runs, as their pushes left them on the git
             // remotes: a fresh clone has not pulled them.
-            crate::commands::sync::fetch_remote_lineages(lineage).map_err(|e| {
-                e.with_hint("`gc --remote` keeps what any clone's lineage names; `--force` removes regardless")
-            })?;
+            crate::commands::sync::fetch_remote_lineages(lineage)?;
             keep.extend(lineage.all_keys()?.iter().filter_map(|k| k.parse::<Digest>().ok()));
         }
     }

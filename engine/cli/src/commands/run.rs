@@ -82,6 +82,7 @@ pub fn run(location: &Location, args: &Args) -> Result<ExitCode, CommandError> {
         let imported = gourd_spec::sources(&location.pipeline_file()?);
         let keys: Vec<&str> = args.set.iter().map(|a| a.split_once('=').map_or(a.as_str(), |(k, _)| k)).collect();
         undo = Some(crate::params_file::Undo::save(&root, &keys, &imported));
+        let _editing = undo.as_ref().map(crate::params_file::Undo::editing);
         for assignment in &args.set {
             let (key, value) = parse_assignment(assignment)?;
             match crate::params_file::set(&root, key, &value, &imported) {

@@ -237,20 +237,29 @@ pub fn pull(location: &Location, args: &Args) -> Result<ExitCode, CommandError> 
 /// remote the user named is an error, as with `git push NAME`.
 /// Fetches every git remote's lineage to `refs/gourd/remotes/NAME/lineage`
 /// (the local lineage is left as it is), so that what other clones' runs
-/// name is known here; a remote with no lineage yet is fine.
-pub fn fetch_remote_lineages(lineage: &Lineage) -> Result<(), CommandError> {
+/// name is known here. A remote with no lineage yet is fine; one that cannot
+/// be fetched (offline, gone, asking for a password) is said and passed
+/// over: what it held when last fetched or pulled stays known. Returns the
+/// remotes passed over.
+pub fn fetch_remote_lineages(lineage: &Lineage) -> Result<Vec<String>, CommandError> {
     let (listed, remotes) = git(lineage, &["remote"])?;
     if !listed {
         return Err(CommandError::environment(format!("`git remote` failed: {remotes}")));
     }
+    let mut passed_over = Vec::new();
     for remote in remotes.lines().map(str::trim).filter(|r| !r.is_empty()) {
         let refspec = format!("+{LINEAGE_REF}:refs/gourd/remotes/{remote}/lineage");
-        let (ok, output) = git(lineage, &["fetch", "--no-tags", remote, &refspec])?;
+        // Never a prompt for a password: this is a read in passing.
+        let (ok, output) = git(lineage, &["-c", "core.askPass=true", "fetch", "--no-tags", "--", remote, &refspec])?;
         if !ok && !output.contains("couldn't find remote ref") {
-            return Err(CommandError::user(format!("fetching lineage from `{remote}` failed:\n{output}")));
+            let first = output.lines().find(|l| !l.trim().is_empty()).unwrap_or_default();
+            eprintln!(
+                "warning: could not fetch the lineage of git remote `{remote}` ({first}); what it held when last fetched is kept"
+            );
+            passed_over.push(remote.to_string());
         }
     }
-    Ok(())
+    Ok(passed_over)
 }
 
 fn no_such_remote(remote: &str) -> Result<(), CommandError> {
