@@ -1360,7 +1360,7 @@ let p = import "params.yaml" in
         both.stderr
     );
     assert!(!sorted.contains("epochs"), "columns that never change are left out: {sorted}");
-    assert!(ws.gourd(&["exp", "show", "--md", "--all-columns"]).success().stdout.contains("| train:train.epochs |"));
+    assert!(ws.gourd(&["exp", "show", "--md", "--all-columns"]).success().stdout.contains("| train\\:train.epochs |"));
 
     let bad = ws.gourd(&["run", "--set", "train.lrr=1"]);
     assert_eq!(bad.code, 1);

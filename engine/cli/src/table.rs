@@ -45,11 +45,15 @@ impl Table {
     pub fn markdown(&self) -> String {
         // Every character Markdown (GitHub's included) could read as markup
         // is taken literally: a value from a params or metrics file never
-        // becomes a link, an image, HTML or emphasis in a pull request.
+        // becomes a link (`:` too, or `https://…` would), an image, HTML,
+        // emphasis, math (`$`) or a mention (`@`) in a pull request.
         let escape = |c: &String| {
             let mut out = String::with_capacity(c.len());
             for ch in c.chars() {
-                if matches!(ch, '\\' | '`' | '*' | '_' | '~' | '[' | ']' | '<' | '>' | '|' | '!' | '&' | '#') {
+                if matches!(
+                    ch,
+                    '\\' | '`' | '*' | '_' | '~' | '[' | ']' | '<' | '>' | '|' | '!' | '&' | '#' | '$' | '@' | ':'
+                ) {
                     out.push('\\');
                 }
                 out.push(ch);
@@ -103,10 +107,12 @@ mod tests {
         assert!(markdown.contains("value\\\\x1b\\[2J"), "{markdown}");
         // A value is never markup where the table is read as Markdown.
         let mut table = Table::new(&["param"]);
-        table.row(vec!["ü|[x](https://evil.example)`![i](y)<b>*em*_u_~~s~~&amp;#h".to_string()]);
+        table.row(vec!["ü|[x](https://evil.example)`![i](y)<b>*em*_u_~~s~~&amp;#h $x$ @team".to_string()]);
         assert_eq!(
             table.markdown().lines().nth(2),
-            Some("| ü\\|\\[x\\](https://evil.example)\\`\\!\\[i\\](y)\\<b\\>\\*em\\*\\_u\\_\\~\\~s\\~\\~\\&amp;\\#h |")
+            Some(
+                "| ü\\|\\[x\\](https\\://evil.example)\\`\\!\\[i\\](y)\\<b\\>\\*em\\*\\_u\\_\\~\\~s\\~\\~\\&amp;\\#h \\$x\\$ \\@team |"
+            )
         );
         // A right-to-left override would show the rest of the row reversed.
         let mut table = Table::new(&["name"]);
