@@ -262,6 +262,51 @@ fn a_signal_while_run_set_loads_puts_the_params_file_back() {
     }
 }
 
+/// A signal ignored from the start (`nohup`: SIGHUP) stays ignored while
+/// `run -S` loads: the run goes on, the edit kept.
+#[test]
+fn under_nohup_a_hangup_while_run_set_loads_is_ignored() {
+    use std::os::unix::process::CommandExt;
+    let ws = TestWorkspace::new(
+        r#"let gourd = import "gourd-std.ncl" in
+{ stages = { train = { cmd = "grep lr params.yaml > model.txt", desc = import "gate.ncl", params = gourd.params (import "params.yaml") ["lr"], outs = ["model.txt"] } } }"#,
+    );
+    ws.write("params.yaml", "lr: 0.1\n");
+    let gate = std::ffi::CString::new(ws.path("gate.ncl").into_os_string().into_encoded_bytes()).unwrap();
+    // SAFETY: mkfifo(3) on a path of the test's own workspace.
+    assert_eq!(unsafe { libc::mkfifo(gate.as_ptr(), 0o644) }, 0);
+    let mut command = ws.command(&["run", "-S", "lr=0.9"]);
+    // SAFETY: between fork and exec, only async-signal-safe `signal`.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut child = command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    wait_until("`-S` to write params.yaml", || ws.read("params.yaml") == "lr: 0.9\n");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(child.try_wait().unwrap().is_none(), "a hangup under nohup stopped gourd");
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if let Ok(mut fifo) =
+            std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(ws.path("gate.ncl"))
+        {
+            let _ = std::io::Write::write_all(&mut fifo, b"\"gated\" # ");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert_eq!(ws.read("params.yaml"), "lr: 0.9\n");
+    assert_eq!(ws.read("model.txt"), "lr: 0.9\n");
+}
+
 /// Once the run has started, `run -S`'s edit is the run's: Ctrl-C stops it
 /// as any run (130, its stage stopped) and the edit stays, as DVC's does.
 #[test]

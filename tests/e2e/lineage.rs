@@ -654,3 +654,35 @@ fn a_steps_metrics_are_known_at_each_commit() {
     let drift = rows.iter().find(|r| r["metric"] == "drift").unwrap_or_else(|| panic!("{diff}"));
     assert_eq!((drift["a"].clone(), drift["b"].clone()), (serde_json::json!(false), serde_json::json!(true)), "{diff}");
 }
+
+/// A run at a commit that ran one stage (`gourd run a`) vouches for that
+/// stage's record only: another stage's latest record, of an earlier
+/// commit's pipeline, is checked against the commit's.
+#[test]
+fn a_partial_run_at_a_commit_vouches_for_its_own_stages_only() {
+    let pipeline = |a: u32, b: u32| {
+        format!(
+            "{{ stages = {{ a = {{ cmd = \"echo '{{\\\"ma\\\": {a}}}' > ma.json\", metrics = [\"ma.json\"] }}, b = {{ cmd = \"echo '{{\\\"mb\\\": {b}}}' > mb.json\", metrics = [\"mb.json\"] }} }} }}\n"
+        )
+    };
+    let ws = TestWorkspace::new(&pipeline(1, 1));
+    ws.write(".gitignore", ".gourd/\nma.json\nmb.json\n");
+    ws.git(&["add", "-A"]);
+    ws.git(&["commit", "-qm", "c1"]);
+    ws.gourd(&["run"]).success();
+    ws.write("gourd.ncl", &pipeline(1, 2));
+    ws.git(&["commit", "-qam", "c2"]);
+    ws.gourd(&["run"]).success();
+    // Back to b's first command, a changed, and only a run.
+    ws.write("gourd.ncl", &pipeline(3, 1));
+    ws.git(&["commit", "-qam", "c3"]);
+    ws.gourd(&["run", "a"]).success();
+    let diff = json(&ws.gourd(&["metrics", "diff", "HEAD~2", "HEAD", "--json", "--all"]).success().stdout);
+    let rows = diff["metrics"].as_array().unwrap();
+    let value = |metric: &str| {
+        let row = rows.iter().find(|r| r["metric"] == metric).unwrap_or_else(|| panic!("{diff}"));
+        (row["a"].clone(), row["b"].clone())
+    };
+    assert_eq!(value("ma"), (serde_json::json!(1), serde_json::json!(3)), "{diff}");
+    assert_eq!(value("mb"), (serde_json::json!(1), serde_json::json!(1)), "{diff}");
+}

@@ -430,8 +430,15 @@ impl HeldSignals {
         let (set, old) = unsafe {
             let mut set: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut set);
+            // A signal ignored from the start (`nohup`, `trap '' INT`) stays
+            // ignored: held, it would be queued and taken here.
             for signal in Self::STOPPING {
-                libc::sigaddset(&mut set, signal);
+                let mut action: libc::sigaction = std::mem::zeroed();
+                let ignored =
+                    libc::sigaction(signal, std::ptr::null(), &mut action) == 0 && action.sa_sigaction == libc::SIG_IGN;
+                if !ignored {
+                    libc::sigaddset(&mut set, signal);
+                }
             }
             let mut old: libc::sigset_t = std::mem::zeroed();
             if libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old) != 0 {

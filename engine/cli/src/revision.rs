@@ -180,11 +180,12 @@ pub fn records_at_commit(
     file: &Path,
     commit: &str,
 ) -> Result<BTreeMap<String, gourd_lineage::Record>, CommandError> {
-    let (mut found, exact) = found_in_force(lineage, history, commit)?;
-    // A run with a clean workspace at the commit itself ran what it holds
-    // (only its records of stages that ran then may be older, and those
-    // were up to date then): nothing to check, nothing to evaluate.
-    if exact {
+    let (mut found, trusted) = found_in_force(lineage, history, commit)?;
+    // What a run with a clean workspace at the commit itself ran or
+    // restored is what the commit holds: when that is every record, there
+    // is nothing to check, nor a pipeline to evaluate. (Its other records,
+    // of stages it did not run, may be of any earlier run.)
+    if found.keys().all(|stage| trusted.contains(stage)) {
         return Ok(found);
     }
     let Ok(Some(pipeline)) = pipeline_at(lineage, root, file, commit) else { return Ok(found) };
@@ -202,7 +203,7 @@ pub fn records_at_commit(
         // None fits (the stage never ran so): what the commit-and-time rule
         // found stands, as before the check.
         let heuristic = found.remove(&stage.name);
-        let record = match heuristic.as_ref().filter(|r| fits(r)) {
+        let record = match heuristic.as_ref().filter(|r| trusted.contains(&stage.name) || fits(r)) {
             Some(r) => Some(r.clone()),
             None => history.iter().flat_map(|c| &c.records).find(|r| fits(r)).cloned().or(heuristic),
         };
@@ -228,13 +229,14 @@ pub fn records_in_force(
     Ok(found_in_force(lineage, history, commit)?.0)
 }
 
-/// [`records_in_force`], and whether they are of a run with a clean
-/// workspace at `commit` itself: what the commit holds, exactly.
+/// [`records_in_force`], and the stages whose records are sure to be what
+/// `commit` holds: those a run with a clean workspace at `commit` itself
+/// ran or restored.
 fn found_in_force(
     lineage: &Lineage,
     history: &[gourd_lineage::LineageCommit],
     commit: &str,
-) -> Result<(BTreeMap<String, gourd_lineage::Record>, bool), CommandError> {
+) -> Result<(BTreeMap<String, gourd_lineage::Record>, std::collections::BTreeSet<String>), CommandError> {
     let mut next = Some(commit.to_string());
     let mut exact = true;
     for _ in 0..ANCESTORS_SEARCHED {
@@ -252,13 +254,17 @@ fn found_in_force(
         };
         // History is newest first: the first match is the last run.
         if let Some(found) = history.iter().find(|c| c.run.as_ref().is_some_and(at_commit)) {
-            return Ok((lineage.records_at(&found.id)?, exact));
+            let trusted = match exact {
+                true => found.records.iter().map(|r| r.stage.clone()).collect(),
+                false => Default::default(),
+            };
+            return Ok((lineage.records_at(&found.id)?, trusted));
         }
         if let Some(found) = history.iter().find(|c| c.run.as_ref().is_some_and(before_commit)) {
-            return Ok((lineage.records_at(&found.id)?, false));
+            return Ok((lineage.records_at(&found.id)?, Default::default()));
         }
         exact = false;
         next = parents.into_iter().next();
     }
-    Ok((BTreeMap::new(), false))
+    Ok((BTreeMap::new(), Default::default()))
 }

@@ -50,10 +50,14 @@ impl Table {
         let escape = |c: &String| {
             let mut out = String::with_capacity(c.len());
             for ch in c.chars() {
-                if matches!(
-                    ch,
-                    '\\' | '`' | '*' | '_' | '~' | '[' | ']' | '<' | '>' | '|' | '!' | '&' | '#' | '$' | '@' | ':'
-                ) {
+                // `www.` starts a link by itself too.
+                let www = ch == '.' && out.to_ascii_lowercase().ends_with("www");
+                if www
+                    || matches!(
+                        ch,
+                        '\\' | '`' | '*' | '_' | '~' | '[' | ']' | '<' | '>' | '|' | '!' | '&' | '#' | '$' | '@' | ':'
+                    )
+                {
                     out.push('\\');
                 }
                 out.push(ch);
@@ -107,11 +111,11 @@ mod tests {
         assert!(markdown.contains("value\\\\x1b\\[2J"), "{markdown}");
         // A value is never markup where the table is read as Markdown.
         let mut table = Table::new(&["param"]);
-        table.row(vec!["ü|[x](https://evil.example)`![i](y)<b>*em*_u_~~s~~&amp;#h $x$ @team".to_string()]);
+        table.row(vec!["ü|[x](https://evil.example)`![i](y)<b>*em*_u_~~s~~&amp;#h $x$ @team WWW.x.y".to_string()]);
         assert_eq!(
             table.markdown().lines().nth(2),
             Some(
-                "| ü\\|\\[x\\](https\\://evil.example)\\`\\!\\[i\\](y)\\<b\\>\\*em\\*\\_u\\_\\~\\~s\\~\\~\\&amp;\\#h \\$x\\$ \\@team |"
+                "| ü\\|\\[x\\](https\\://evil.example)\\`\\!\\[i\\](y)\\<b\\>\\*em\\*\\_u\\_\\~\\~s\\~\\~\\&amp;\\#h \\$x\\$ \\@team WWW\\.x.y |"
             )
         );
         // A right-to-left override would show the rest of the row reversed.

@@ -239,8 +239,8 @@ pub fn pull(location: &Location, args: &Args) -> Result<ExitCode, CommandError> 
 /// (the local lineage is left as it is), so that what other clones' runs
 /// name is known here. A remote with no lineage yet is fine; one that cannot
 /// be fetched (offline, gone, asking for a password) is said and passed
-/// over: what it held when last fetched or pulled stays known. Returns the
-/// remotes passed over.
+/// over when it was fetched before (what it held then stays known), and is
+/// an error when it never was. Returns the remotes passed over.
 pub fn fetch_remote_lineages(lineage: &Lineage) -> Result<Vec<String>, CommandError> {
     let (listed, remotes) = git(lineage, &["remote"])?;
     if !listed {
@@ -253,6 +253,17 @@ pub fn fetch_remote_lineages(lineage: &Lineage) -> Result<Vec<String>, CommandEr
         let (ok, output) = git(lineage, &["-c", "core.askPass=true", "fetch", "--no-tags", "--", remote, &refspec])?;
         if !ok && !output.contains("couldn't find remote ref") {
             let first = output.lines().find(|l| !l.trim().is_empty()).unwrap_or_default();
+            // Never fetched: nothing here says what its clones' runs name.
+            let known = format!("refs/gourd/remotes/{remote}/lineage");
+            let (known, _) = git(lineage, &["rev-parse", "--verify", "--quiet", &known])?;
+            if !known {
+                return Err(CommandError::user(format!(
+                    "cannot fetch the lineage of git remote `{remote}` ({first}), and it was never fetched: what its clones' runs name is not known here"
+                ))
+                .with_hint(format!(
+                    "make `{remote}` reachable, or remove it (`git remote remove {remote}`) if it is gone for good; `--force` removes regardless of any lineage"
+                )));
+            }
             eprintln!(
                 "warning: could not fetch the lineage of git remote `{remote}` ({first}); what it held when last fetched is kept"
             );
