@@ -315,7 +315,7 @@ fn report_compares_metrics_with_the_base_revision() {
         (lines.next().unwrap().to_string(), lines.next().unwrap().split(' ').map(String::from).collect())
     };
     let (base, row) = rows(&report(&["--base", "HEAD~1"]));
-    assert_eq!(base, "base=HEAD~1");
+    assert_eq!(base, "base=HEAD\\~1", "a tilde is escaped: two would strike out what lies between");
     assert_eq!(row[..4], ["metrics.json", "accuracy", &second.to_string(), &first.to_string()]);
     assert_eq!(row[4].parse::<f64>().unwrap(), second - first);
     // By default the base is HEAD, whose metrics are those on disk.

@@ -48,6 +48,9 @@ impl Table {
         // becomes a link (`:` too, or `https://…` would), an image, HTML,
         // emphasis, math (`$`) or a mention (`@`) in a pull request.
         let escape = |c: &String| {
+            if crate::report::markdown::links_itself(c) {
+                return crate::report::markdown::code_span(c, true);
+            }
             let mut out = String::with_capacity(c.len());
             for ch in c.chars() {
                 // `www.` starts a link by itself too.
@@ -111,12 +114,12 @@ mod tests {
         assert!(markdown.contains("value\\\\x1b\\[2J"), "{markdown}");
         // A value is never markup where the table is read as Markdown.
         let mut table = Table::new(&["param"]);
-        table.row(vec!["ü|[x](https://evil.example)`![i](y)<b>*em*_u_~~s~~&amp;#h $x$ @team WWW.x.y".to_string()]);
+        table.row(vec!["ü|[x](y)`![i](y)<b>*em*_u_~~s~~&amp;#h $x$ a:b".to_string()]);
+        table.row(vec!["[x](https://evil.example) a@b.co WWW.x.y".to_string()]);
+        assert_eq!(table.markdown().lines().nth(3), Some("| `[x](https://evil.example) a@b.co WWW.x.y` |"));
         assert_eq!(
             table.markdown().lines().nth(2),
-            Some(
-                "| ü\\|\\[x\\](https\\://evil.example)\\`\\!\\[i\\](y)\\<b\\>\\*em\\*\\_u\\_\\~\\~s\\~\\~\\&amp;\\#h \\$x\\$ \\@team WWW\\.x.y |"
-            )
+            Some("| ü\\|\\[x\\](y)\\`\\!\\[i\\](y)\\<b\\>\\*em\\*\\_u\\_\\~\\~s\\~\\~\\&amp;\\#h \\$x\\$ a\\:b |")
         );
         // A right-to-left override would show the rest of the row reversed.
         let mut table = Table::new(&["name"]);

@@ -48,9 +48,17 @@ fn format(out: &mut Output, state: &mut State, value: &Value) -> Result<(), Erro
 /// characters as entities, Markdown's link, code and table punctuation
 /// behind a backslash, line breaks as spaces.
 pub fn escape(text: &str) -> String {
+    if links_itself(text) {
+        return code_span(text, true);
+    }
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
+            // Emphasis and strikethrough.
+            '*' | '~' => {
+                out.push('\\');
+                out.push(c);
+            }
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
@@ -63,6 +71,14 @@ pub fn escape(text: &str) -> String {
         }
     }
     out
+}
+
+/// Whether GitHub's Markdown would make a link of `text` whatever is
+/// escaped: its autolinks (`www.`, `https://`, an e-mail address) act on the
+/// text once escapes are undone. Such text is shown as code, never linked.
+pub fn links_itself(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    lower.contains("www.") || lower.contains("://") || text.contains('@')
 }
 
 /// `{{ value | code }}`: `value` as a code span; `code(table=true)` in a
@@ -111,6 +127,12 @@ mod tests {
             "a\\|b \\[l\\](javascript:x) \\`c\\` \\\\ &amp;amp; d"
         );
         assert_eq!(escape("val_loss 0.25"), "val_loss 0.25");
+        assert_eq!(escape("*em* ~~s~~"), "\\*em\\* \\~\\~s\\~\\~");
+        // What GitHub links whatever is escaped is code.
+        for linked in ["see www.evil.com/path", "a@b.co", "http://e.co"] {
+            assert_eq!(escape(linked), format!("`{linked}`"));
+        }
+        assert_eq!(escape("x|y@z"), "`x\\|y@z`");
     }
 
     #[test]
