@@ -725,6 +725,13 @@ fn gc_remote_in_a_fresh_clone_keeps_what_other_clones_lineage_names() {
     assert_eq!(results(), 2);
     // The clone's own lineage is as it was: nothing was merged into it.
     assert!(clone.git(&["for-each-ref", "refs/gourd/lineage"]).is_empty());
+    // Remotes whose names would nest one ref under another both fetch.
+    for name in ["team", "team/lineage"] {
+        clone.git(&["remote", "add", name, ws.root().to_str().unwrap()]);
+    }
+    let both = clone.gourd(&["gc", "--remote"]).success();
+    assert!(!both.stderr.contains("could not fetch"), "{}", both.stderr);
+    assert!(both.stdout.contains("Removed 0 results"), "{}", both.stdout);
     // A git remote that cannot be read (gone, offline), or whose name reads
     // as an option, is said and passed over; what its lineage named when
     // last fetched is still kept.
@@ -740,6 +747,7 @@ fn gc_remote_in_a_fresh_clone_keeps_what_other_clones_lineage_names() {
     assert_eq!(refused.code, 1, "{}", refused.stderr);
     assert!(refused.stderr.contains("git remote `-x`"), "{}", refused.stderr);
     assert!(refused.stderr.contains("and it was never fetched"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("`git remote remove -- -x`"), "{}", refused.stderr);
     assert!(!refused.stderr.contains("usage:"), "{}", refused.stderr);
     assert_eq!(results(), 2);
 }

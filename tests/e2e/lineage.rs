@@ -686,3 +686,40 @@ fn a_partial_run_at_a_commit_vouches_for_its_own_stages_only() {
     assert_eq!(value("ma"), (serde_json::json!(1), serde_json::json!(3)), "{diff}");
     assert_eq!(value("mb"), (serde_json::json!(1), serde_json::json!(1)), "{diff}");
 }
+
+/// The check against a commit takes the dep files it holds too: a record of
+/// the same command on another branch's data is not the commit's.
+#[test]
+fn the_results_at_a_commit_are_those_of_its_committed_data() {
+    let pipeline = |a: u32| {
+        format!(
+            "{{ stages = {{ a = {{ cmd = \"echo '{{\\\"ma\\\": {a}}}' > ma.json\", metrics = [\"ma.json\"] }}, b = {{ cmd = \"cat data.txt > mb.json\", deps = [\"data.txt\"], metrics = [\"mb.json\"] }} }} }}\n"
+        )
+    };
+    let ws = TestWorkspace::new(&pipeline(1));
+    ws.write(".gitignore", ".gourd/\nma.json\nmb.json\n");
+    ws.write("data.txt", "{\"mb\": 1}\n");
+    ws.git(&["add", "-A"]);
+    ws.git(&["commit", "-qm", "c1"]);
+    ws.gourd(&["run"]).success();
+    ws.git(&["checkout", "-qb", "feat"]);
+    ws.write("data.txt", "{\"mb\": 2}\n");
+    ws.git(&["commit", "-qam", "f1"]);
+    ws.gourd(&["run"]).success();
+    ws.git(&["checkout", "-q", "main"]);
+    ws.write("gourd.ncl", &pipeline(3));
+    ws.git(&["commit", "-qam", "c2"]);
+    ws.gourd(&["run", "a"]).success();
+    let diff = json(&ws.gourd(&["metrics", "diff", "main~1", "main", "--json", "--all"]).success().stdout);
+    let rows = diff["metrics"].as_array().unwrap();
+    let row = rows.iter().find(|r| r["metric"] == "mb").unwrap_or_else(|| panic!("{diff}"));
+    assert_eq!((row["a"].clone(), row["b"].clone()), (serde_json::json!(1), serde_json::json!(1)), "{diff}");
+    // `gc -a` keeps main's result for `b`: back on main, it is restored.
+    ws.git(&["checkout", "-q", "--", ".gitignore"]);
+    ws.git(&["checkout", "-q", "feat"]);
+    ws.gourd(&["run"]).success();
+    ws.gourd(&["gc", "-a"]).success();
+    ws.git(&["checkout", "-q", "main"]);
+    let run = ws.run_json(&[]).success();
+    assert_eq!(run.statuses()["b"], "restored", "{}", run.stdout);
+}

@@ -167,11 +167,11 @@ pub fn metrics_at(
 }
 
 /// [`records_in_force`], checked against the pipeline as it was at `commit`
-/// (`file` is the pipeline file): a stage's record whose command, params or
-/// env are not the stage's there gives way to the newest record of the stage
-/// that has them, where one does. Such a record is of another commit's run: a
-/// branch run about the same time, a commit amended or rebased since, a
-/// shallow clone's first commit. Where the pipeline does not evaluate at
+/// (`file` is the pipeline file): a stage's record whose command, params,
+/// env or committed dep files are not the stage's there gives way to the
+/// newest record of the stage that has them, where one does. Such a record
+/// is of another commit's run: a branch run about the same time, a commit
+/// amended or rebased since, a shallow clone's first commit. Where the pipeline does not evaluate at
 /// `commit`, the records are not checked.
 pub fn records_at_commit(
     lineage: &Lineage,
@@ -189,6 +189,18 @@ pub fn records_at_commit(
         return Ok(found);
     }
     let Ok(Some(pipeline)) = pipeline_at(lineage, root, file, commit) else { return Ok(found) };
+    // A dep file the commit holds: its digest there (read once).
+    let committed = std::cell::RefCell::new(BTreeMap::<String, Option<String>>::new());
+    let dep_fits = |path: &str, digest: &str| {
+        let mut committed = committed.borrow_mut();
+        let there = committed.entry(path.to_string()).or_insert_with(|| {
+            let bytes = lineage.file_at(commit, path).ok().flatten()?;
+            Some(gourd_digest::Hasher::digest_bytes(Default::default(), &bytes).to_string())
+        });
+        // Not a file of the commit (a folder, an output, untracked data):
+        // nothing to hold it against.
+        there.as_deref().is_none_or(|there| there == digest)
+    };
     let mut out = BTreeMap::new();
     for stage in &pipeline.stages {
         let manifest = gourd_core::key::manifest(stage, &BTreeMap::new(), Default::default());
@@ -199,6 +211,7 @@ pub fn records_at_commit(
                 && r.cmd == manifest["cmd"]
                 && r.params == params
                 && serde_json::to_value(&r.env).is_ok_and(|env| env == manifest["env"])
+                && r.deps.iter().all(|(path, digest)| dep_fits(path, digest))
         };
         // None fits (the stage never ran so): what the commit-and-time rule
         // found stands, as before the check.

@@ -235,6 +235,13 @@ pub fn pull(location: &Location, args: &Args) -> Result<ExitCode, CommandError> 
 /// In a repository with no git remote yet, the default `origin` is said in
 /// a note (the results may still travel through the remote cache); a
 /// remote the user named is an error, as with `git push NAME`.
+/// Where a git remote's lineage is fetched to: `refs/gourd/remotes/NAME/lineage`,
+/// with `/` in NAME written `%2F` (and `%` as `%25`): remotes `team` and
+/// `team/lineage` would otherwise need one ref under another.
+fn remote_lineage_ref(remote: &str) -> String {
+    format!("refs/gourd/remotes/{}/lineage", remote.replace('%', "%25").replace('/', "%2F"))
+}
+
 /// Fetches every git remote's lineage to `refs/gourd/remotes/NAME/lineage`
 /// (the local lineage is left as it is), so that what other clones' runs
 /// name is known here. A remote with no lineage yet is fine; one that cannot
@@ -248,20 +255,21 @@ pub fn fetch_remote_lineages(lineage: &Lineage) -> Result<Vec<String>, CommandEr
     }
     let mut passed_over = Vec::new();
     for remote in remotes.lines().map(str::trim).filter(|r| !r.is_empty()) {
-        let refspec = format!("+{LINEAGE_REF}:refs/gourd/remotes/{remote}/lineage");
+        let refspec = format!("+{LINEAGE_REF}:{}", remote_lineage_ref(remote));
         // Never a prompt for a password: this is a read in passing.
         let (ok, output) = git(lineage, &["-c", "core.askPass=true", "fetch", "--no-tags", "--", remote, &refspec])?;
         if !ok && !output.contains("couldn't find remote ref") {
             let first = output.lines().find(|l| !l.trim().is_empty()).unwrap_or_default();
             // Never fetched: nothing here says what its clones' runs name.
-            let known = format!("refs/gourd/remotes/{remote}/lineage");
+            let known = remote_lineage_ref(remote);
             let (known, _) = git(lineage, &["rev-parse", "--verify", "--quiet", &known])?;
             if !known {
                 return Err(CommandError::user(format!(
                     "cannot fetch the lineage of git remote `{remote}` ({first}), and it was never fetched: what its clones' runs name is not known here"
                 ))
                 .with_hint(format!(
-                    "make `{remote}` reachable, or remove it (`git remote remove {remote}`) if it is gone for good; `--force` removes regardless of any lineage"
+                    "make `{remote}` reachable, or remove it (`git remote remove {}{remote}`) if it is gone for good; `--force` removes regardless of any lineage",
+                    if remote.starts_with('-') { "-- " } else { "" }
                 )));
             }
             eprintln!(
@@ -283,7 +291,7 @@ fn no_such_remote(remote: &str) -> Result<(), CommandError> {
 
 fn pull_lineage(lineage: &Lineage, remote: &str) -> Result<(), CommandError> {
     crate::commands::registry::sync::pull(lineage.workdir(), remote)?;
-    let fetched = format!("refs/gourd/remotes/{remote}/lineage");
+    let fetched = remote_lineage_ref(remote);
     let refspec = format!("+{LINEAGE_REF}:{fetched}");
     let (ok, output) = git(lineage, &["fetch", "--no-tags", remote, &refspec])?;
     if ok {
