@@ -1401,6 +1401,14 @@ fn set_names_a_param_with_a_dot_in_its_name() {
     ws.gourd(&["run", "--set", "c.d=7"]).success();
     let params: serde_json::Value = serde_json::from_str(&ws.read("out.json")).unwrap();
     assert_eq!((params["a.b"].clone(), params["c"]["d"].clone()), (serde_json::json!(1), serde_json::json!(7)));
+    // Inside a table, and a table whose name holds a dot.
+    ws.write(
+        "gourd.ncl",
+        r#"{ stages = { s = { cmd = "cat $GOURD_PARAMS > out.json", params = { x = { "y.z" = 8 }, "p.q" = { r = 1 } }, outs = ["out.json"] } } }"#,
+    );
+    ws.gourd(&["run", "--set", "s.x.y.z=10", "--set", "p.q.r=2"]).success();
+    let params: serde_json::Value = serde_json::from_str(&ws.read("out.json")).unwrap();
+    assert_eq!(params, serde_json::json!({ "x": { "y.z": 10 }, "p.q": { "r": 2 } }));
 }
 
 /// A file a stage writes is never edited by `--set`, even when named like a

@@ -180,6 +180,26 @@ pub fn lookup_mut<'a>(value: &'a mut Value, path: &[&str]) -> Option<&'a mut Val
     path.iter().try_fold(value, |here, name| here.as_object_mut()?.get_mut(*name))
 }
 
+/// The fields the dotted `key` names in `value`, a name holding dots
+/// (`"y.z" = 8`) read whole where it is one: at each level the whole rest
+/// first, then its longest dotted prefix that is a field.
+pub fn dotted_path(value: &Value, key: &str) -> Option<Vec<String>> {
+    let Value::Object(map) = value else { return None };
+    if map.contains_key(key) {
+        return Some(vec![key.to_string()]);
+    }
+    let mut cut = key.len();
+    while let Some(at) = key[..cut].rfind('.') {
+        let (head, rest) = (&key[..at], &key[at + 1..]);
+        if let Some(mut path) = map.get(head).and_then(|inner| dotted_path(inner, rest)) {
+            path.insert(0, head.to_string());
+            return Some(path);
+        }
+        cut = at;
+    }
+    None
+}
+
 /// `text` with the scalar at `path` replaced by `value` (in JSON form, which
 /// YAML reads), keeping everything else byte for byte.
 fn edit_yaml(text: &str, path: &[&str], value: &Value) -> Option<String> {

@@ -382,22 +382,20 @@ fn parse_assignment(assignment: &str) -> Result<(&str, serde_json::Value), Comma
 /// Applies one `--set KEY=VALUE` to the loaded params.
 fn set_param(pipeline: &mut gourd_core::model::Pipeline, assignment: &str) -> Result<(), CommandError> {
     let (key, value) = parse_assignment(assignment)?;
-    let path: Vec<&str> = key.split('.').collect();
-    // A param whose own name holds a dot (`"a.b" = 1`) is named whole.
-    let whole = [key];
-    let whole_own: Vec<&str> = key.split_once('.').map(|(_, rest)| rest).into_iter().collect();
     let mut hits = 0;
     for stage in &mut pipeline.stages {
         // `STAGE.NAME` names a param of that stage; otherwise the dotted
-        // path is looked up in every stage's params.
-        let own = path.len() > 1 && path[0] == stage.name;
-        let candidates = [own.then_some(&path[1..]), own.then_some(&whole_own[..]), Some(&path[..]), Some(&whole[..])];
-        for candidate in candidates.into_iter().flatten() {
-            if let Some(slot) = crate::params_file::lookup_mut(&mut stage.params, candidate) {
-                *slot = value.clone();
-                hits += 1;
-                break;
-            }
+        // path is looked up in every stage's params (a name holding dots,
+        // `"a.b" = 1`, read whole where it is one).
+        let own = key.strip_prefix(stage.name.as_str()).and_then(|rest| rest.strip_prefix('.'));
+        let found = own
+            .and_then(|rest| crate::params_file::dotted_path(&stage.params, rest))
+            .or_else(|| crate::params_file::dotted_path(&stage.params, key));
+        let Some(path) = found else { continue };
+        let path: Vec<&str> = path.iter().map(String::as_str).collect();
+        if let Some(slot) = crate::params_file::lookup_mut(&mut stage.params, &path) {
+            *slot = value.clone();
+            hits += 1;
         }
     }
     if hits == 0 {
