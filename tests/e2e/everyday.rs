@@ -661,8 +661,9 @@ fn check_refuses_the_remote_settings_run_refuses_and_creates_nothing() {
     assert!(out.stderr.contains("`nfs` is not a remote kind"), "{}", out.stderr);
 }
 
-#[test]
-fn gc_remote_keeps_what_lineage_names_unless_forced() {
+/// A workspace with two commits, each run, publishing to a folder remote:
+/// two results there.
+fn two_results_on_a_folder_remote() -> (tempfile::TempDir, TestWorkspace) {
     let shared = tempfile::tempdir().unwrap();
     let remote = folder_remote(shared.path());
     let ws = TestWorkspace::new(&model_pipeline(1, &remote));
@@ -673,6 +674,21 @@ fn gc_remote_keeps_what_lineage_names_unless_forced() {
     ws.write("gourd.ncl", &model_pipeline(2, &remote));
     ws.git(&["commit", "-qam", "seed 2"]);
     ws.gourd(&["run"]).success();
+    (shared, ws)
+}
+
+/// Everything in `dir` written two hours ago: past `gc --remote`'s hour.
+fn age_by_two_hours(dir: &std::path::Path) {
+    let aged = std::process::Command::new("find")
+        .args([dir.to_str().unwrap(), "-type", "f", "-exec", "touch", "-d", "2 hours ago", "{}", "+"])
+        .status()
+        .unwrap();
+    assert!(aged.success());
+}
+
+#[test]
+fn gc_remote_keeps_what_lineage_names_unless_forced() {
+    let (shared, ws) = two_results_on_a_folder_remote();
     let results = || files_under(&shared.path().join("ac")).len();
     assert_eq!(results(), 2);
 
@@ -682,11 +698,7 @@ fn gc_remote_keeps_what_lineage_names_unless_forced() {
     // not have reached anyone yet, so it stays for an hour, --force or not.
     let forced = ws.gourd(&["gc", "--remote", "--force"]).success().stdout;
     assert!(forced.contains("Removed 0 results, 0 objects"), "{forced}");
-    let aged = std::process::Command::new("find")
-        .args([shared.path().to_str().unwrap(), "-type", "f", "-exec", "touch", "-d", "2 hours ago", "{}", "+"])
-        .status()
-        .unwrap();
-    assert!(aged.success());
+    age_by_two_hours(shared.path());
     let swept = ws.gourd(&["gc", "--remote", "--force"]).success().stdout;
     assert!(swept.contains("Removed 1 results, 1 objects"), "{swept}");
     assert_eq!(results(), 1);
@@ -701,23 +713,10 @@ fn gc_remote_keeps_what_lineage_names_unless_forced() {
 /// names: `gc --remote` fetches the git remotes' lineage first.
 #[test]
 fn gc_remote_in_a_fresh_clone_keeps_what_other_clones_lineage_names() {
-    let shared = tempfile::tempdir().unwrap();
-    let remote = folder_remote(shared.path());
-    let ws = TestWorkspace::new(&model_pipeline(1, &remote));
-    ws.write(".gitignore", ".gourd/\nruns.log\nmodel.bin\n");
-    ws.git(&["add", "-A"]);
-    ws.git(&["commit", "-qm", "seed 1"]);
-    ws.gourd(&["run"]).success();
-    ws.write("gourd.ncl", &model_pipeline(2, &remote));
-    ws.git(&["commit", "-qam", "seed 2"]);
-    ws.gourd(&["run"]).success();
+    let (shared, ws) = two_results_on_a_folder_remote();
     let results = || files_under(&shared.path().join("ac")).len();
     assert_eq!(results(), 2);
-    let aged = std::process::Command::new("find")
-        .args([shared.path().to_str().unwrap(), "-type", "f", "-exec", "touch", "-d", "2 hours ago", "{}", "+"])
-        .status()
-        .unwrap();
-    assert!(aged.success());
+    age_by_two_hours(shared.path());
 
     let clone = TestWorkspace::clone_of(ws.root());
     let kept = clone.gourd(&["gc", "--remote"]).success().stdout;
@@ -1175,11 +1174,7 @@ fn an_ssh_remote_shares_results_checks_them_and_is_collected() {
     // first goes.
     let young = origin.gourd_env(&["gc", "--remote", "--force"], &env).success().stdout;
     assert!(young.contains("Removed 0 results"), "{young}");
-    let aged = std::process::Command::new("find")
-        .args([shared.path().to_str().unwrap(), "-type", "f", "-exec", "touch", "-d", "2 hours ago", "{}", "+"])
-        .status()
-        .unwrap();
-    assert!(aged.success());
+    age_by_two_hours(shared.path());
     let forced = origin.gourd_env(&["gc", "--remote", "--force"], &env).success().stdout;
     assert!(forced.contains("Removed 1 results"), "{forced}");
     assert_eq!(files_under(&shared.path().join("ac")).len(), 1);

@@ -191,9 +191,9 @@ fn run_set_waits_for_the_running_run_before_it_writes_params() {
 { stages = { train = { cmd = "touch started; while [ ! -e go ]; do sleep 0.05; done; grep lr params.yaml > model.txt", params = gourd.params (import "params.yaml") ["lr"], outs = ["model.txt"] } } }"#,
     );
     ws.write("params.yaml", "lr: 0.1\n");
-    let mut first = ws.command(&["run"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let first = ws.command(&["run"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     wait_until("the stage to start", || ws.exists("started"));
-    let mut second = ws.command(&["run", "-S", "lr=0.9"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let second = ws.command(&["run", "-S", "lr=0.9"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(700));
     assert_eq!(ws.read("params.yaml"), "lr: 0.1\n", "written while the other run held the workspace");
     ws.write("go", "");
@@ -206,6 +206,30 @@ fn run_set_waits_for_the_running_run_before_it_writes_params() {
     assert_eq!(ws.read("model.txt"), "lr: 0.9\n");
 }
 
+/// A pipeline whose load waits on a FIFO it imports (`gate.ncl`) until
+/// [`feed_gate`] writes to it; `params.yaml` holds `lr: 0.1`.
+fn gated_workspace() -> TestWorkspace {
+    let ws = TestWorkspace::new(
+        r#"let gourd = import "gourd-std.ncl" in
+{ stages = { train = { cmd = "grep lr params.yaml > model.txt", desc = import "gate.ncl", params = gourd.params (import "params.yaml") ["lr"], outs = ["model.txt"] } } }"#,
+    );
+    ws.write("params.yaml", "lr: 0.1\n");
+    let gate = std::ffi::CString::new(ws.path("gate.ncl").into_os_string().into_encoded_bytes()).unwrap();
+    // SAFETY: mkfifo(3) on a path of the test's own workspace.
+    assert_eq!(unsafe { libc::mkfifo(gate.as_ptr(), 0o644) }, 0);
+    ws
+}
+
+/// Whoever has the gate open for reading gets one evaluation's worth; two
+/// writes a reader takes as one still read as one value (the rest of the
+/// line is a comment).
+fn feed_gate(ws: &TestWorkspace) {
+    let opened = std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(ws.path("gate.ncl"));
+    if let Ok(mut fifo) = opened {
+        let _ = std::io::Write::write_all(&mut fifo, b"\"gated\" # ");
+    }
+}
+
 /// A signal while `run -S` loads the pipeline (after it wrote the params
 /// file, before the run starts) puts the file back before gourd stops. The
 /// pipeline imports a FIFO, so the load waits until the test feeds it.
@@ -213,24 +237,7 @@ fn run_set_waits_for_the_running_run_before_it_writes_params() {
 fn a_signal_while_run_set_loads_puts_the_params_file_back() {
     use std::os::unix::process::ExitStatusExt;
     for signal in [libc::SIGINT, libc::SIGTERM] {
-        let ws = TestWorkspace::new(
-            r#"let gourd = import "gourd-std.ncl" in
-{ stages = { train = { cmd = "grep lr params.yaml > model.txt", desc = import "gate.ncl", params = gourd.params (import "params.yaml") ["lr"], outs = ["model.txt"] } } }"#,
-        );
-        ws.write("params.yaml", "lr: 0.1\n");
-        let gate = std::ffi::CString::new(ws.path("gate.ncl").into_os_string().into_encoded_bytes()).unwrap();
-        // SAFETY: mkfifo(3) on a path of the test's own workspace.
-        assert_eq!(unsafe { libc::mkfifo(gate.as_ptr(), 0o644) }, 0);
-        // Whoever has the FIFO open for reading gets one evaluation's worth;
-        // two writes a reader takes as one still read as one value (the
-        // rest of the line is a comment).
-        let feed = || {
-            let opened =
-                std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(ws.path("gate.ncl"));
-            if let Ok(mut fifo) = opened {
-                let _ = std::io::Write::write_all(&mut fifo, b"\"gated\" # ");
-            }
-        };
+        let ws = gated_workspace();
         let mut child =
             ws.command(&["run", "-S", "lr=0.9"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
         // Only the evaluation reads the FIFO, after the edit: it waits there.
@@ -246,7 +253,7 @@ fn a_signal_while_run_set_loads_puts_the_params_file_back() {
             }
             if started.elapsed() > Duration::from_secs(30) {
                 while child.try_wait().unwrap().is_none() {
-                    feed();
+                    feed_gate(&ws);
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 panic!("gourd did not stop until the load was fed");
@@ -267,14 +274,7 @@ fn a_signal_while_run_set_loads_puts_the_params_file_back() {
 #[test]
 fn under_nohup_a_hangup_while_run_set_loads_is_ignored() {
     use std::os::unix::process::CommandExt;
-    let ws = TestWorkspace::new(
-        r#"let gourd = import "gourd-std.ncl" in
-{ stages = { train = { cmd = "grep lr params.yaml > model.txt", desc = import "gate.ncl", params = gourd.params (import "params.yaml") ["lr"], outs = ["model.txt"] } } }"#,
-    );
-    ws.write("params.yaml", "lr: 0.1\n");
-    let gate = std::ffi::CString::new(ws.path("gate.ncl").into_os_string().into_encoded_bytes()).unwrap();
-    // SAFETY: mkfifo(3) on a path of the test's own workspace.
-    assert_eq!(unsafe { libc::mkfifo(gate.as_ptr(), 0o644) }, 0);
+    let ws = gated_workspace();
     let mut command = ws.command(&["run", "-S", "lr=0.9"]);
     // SAFETY: between fork and exec, only async-signal-safe `signal`.
     unsafe {
@@ -293,11 +293,7 @@ fn under_nohup_a_hangup_while_run_set_loads_is_ignored() {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        if let Ok(mut fifo) =
-            std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(ws.path("gate.ncl"))
-        {
-            let _ = std::io::Write::write_all(&mut fifo, b"\"gated\" # ");
-        }
+        feed_gate(&ws);
         std::thread::sleep(Duration::from_millis(20));
     };
     let mut stderr = String::new();

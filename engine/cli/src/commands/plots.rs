@@ -129,27 +129,13 @@ pub fn sections(chosen: &[Plot], read: &[(String, Files)], diff: bool) -> Result
         // side from an unchanged one.
         if diff && !present.is_empty() {
             for (label, files) in read.iter().filter(|(label, _)| !present.iter().any(|(p, _)| p == label)) {
-                let (file, why) = plot
-                    .y
-                    .iter()
-                    .find_map(|(f, _)| match files.get(f.as_str()) {
-                        Some(Err(why)) => Some((f.as_str(), why.as_str())),
-                        _ => None,
-                    })
-                    .unwrap_or(("?", "was not read"));
+                let (file, why) = unread(plot, files);
                 eprintln!("note: plot `{}`: `{file}` {why} (at {label}); drawn without that side", plot.id);
             }
         }
         if present.is_empty() {
             let (label, files) = &read[0];
-            let (file, why) = plot
-                .y
-                .iter()
-                .find_map(|(f, _)| match files.get(f.as_str()) {
-                    Some(Err(why)) => Some((f.as_str(), why.as_str())),
-                    _ => None,
-                })
-                .unwrap_or(("?", "was not read"));
+            let (file, why) = unread(plot, files);
             return Err(CommandError::user(format!(
                 "plot `{}`: `{file}` {why} (at {label}, and on every side)",
                 plot.id
@@ -163,6 +149,17 @@ pub fn sections(chosen: &[Plot], read: &[(String, Files)], diff: bool) -> Result
         sections.push((heading, body));
     }
     Ok(sections)
+}
+
+/// The first of `plot`'s files that `files` could not read, and why.
+fn unread<'a>(plot: &'a Plot, files: &'a Files) -> (&'a str, &'a str) {
+    plot.y
+        .iter()
+        .find_map(|(f, _)| match files.get(f.as_str()) {
+            Some(Err(why)) => Some((f.as_str(), why.as_str())),
+            _ => None,
+        })
+        .unwrap_or(("?", "was not read"))
 }
 
 /// The plots `targets` name (all without targets): by id, data file or
